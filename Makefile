@@ -1,0 +1,26 @@
+# Two commands do all set-up: `make demo` (the main job) and `make test` (the suite).
+# Each creates or updates the local virtual environment .venv when setup.cfg changes.
+PYTHON ?= python3
+VENV   ?= .venv
+STAMP  := $(VENV)/.installed-stamp
+PY     := $(VENV)/bin/python
+
+.PHONY: venv test demo clean
+
+venv: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch/torchvision are pinned in setup.cfg; pip takes them from this machine's disk.
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(PY) -m pix2pix_aa.demo
+
+clean:
+	rm -rf $(VENV) *.egg-info
