@@ -1,0 +1,108 @@
+"""Peak signal-to-noise ratio for images in [-1, 1] (data range 2).
+
+PSNR = 10 * log10(data_range**2 / MSE). Computed in float64 so that it agrees with
+``skimage.metrics.peak_signal_noise_ratio`` to well below 1e-4 dB; hand-written because the
+stability metrics need the per-image MSE as well (for pooling), which library PSNRs hide.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+
+__all__ = ["DATA_RANGE", "MAX_PSNR_DB", "mse_per_image", "psnr", "psnr_from_mse", "pooled_psnr"]
+
+#: Images live in [-1, 1], so the peak-to-peak range is 2 (== range 1 for images in [0, 1]).
+DATA_RANGE: float = 2.0
+
+#: Cap used by the stability metrics: an MSE of exactly 0 (or anything above this) is reported
+#: as 200 dB. float32 round-off alone gives roughly 130-160 dB on 256x256 images, so 200 dB
+#: means "equal to float precision"; a finite cap keeps means, JSON and tables well defined.
+MAX_PSNR_DB: float = 200.0
+
+
+def _check_pair(a: torch.Tensor, b: torch.Tensor) -> None:
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
+        raise TypeError(f"psnr expects two tensors, got {type(a).__name__} and {type(b).__name__}")
+    if a.shape != b.shape:
+        raise ValueError(f"psnr needs tensors of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    if a.dim() < 1 or a.numel() == 0:
+        raise ValueError(f"psnr needs non-empty (N, ...) tensors, got shape {tuple(a.shape)}")
+
+
+def mse_per_image(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean squared error per image, in float64.
+
+    Args:
+        a, b: (N, ...) tensors of the same shape; dimension 0 indexes images.
+
+    Returns:
+        (N,) float64 tensor.
+    """
+    _check_pair(a, b)
+    diff = a.detach().to(torch.float64) - b.detach().to(torch.float64)
+    return diff.square().flatten(1).mean(1) if diff.dim() > 1 else diff.square()
+
+
+def psnr_from_mse(mse: torch.Tensor | float, data_range: float = DATA_RANGE,
+                  max_db: float | None = None) -> torch.Tensor:
+    """PSNR in dB from an MSE (tensor or float).
+
+    Args:
+        mse: any shape, >= 0.
+        data_range: peak-to-peak range of the images (2 for [-1, 1]).
+        max_db: if given, PSNR is clamped to at most this (so MSE == 0 gives ``max_db``
+            instead of ``inf``).
+
+    Returns:
+        float64 tensor of the same shape; ``inf`` where MSE == 0 and ``max_db`` is None.
+    """
+    if data_range <= 0:
+        raise ValueError(f"data_range must be > 0, got {data_range}")
+    mse_t = torch.as_tensor(mse, dtype=torch.float64)
+    if (mse_t < 0).any():
+        raise ValueError("MSE must be >= 0")
+    with torch.no_grad():
+        out = 10.0 * torch.log10(data_range ** 2 / mse_t)  # 1/0 -> inf, as skimage
+    if max_db is not None:
+        out = out.clamp(max=max_db)
+    return out
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = DATA_RANGE,
+         reduction: Literal["mean", "none"] = "mean") -> torch.Tensor:
+    """PSNR per image between ``a`` and ``b`` (as ``skimage.metrics.peak_signal_noise_ratio``
+    on each image).
+
+    Args:
+        a, b: (N, C, H, W) (or any (N, ...)) tensors, same shape.
+        data_range: 2.0 for images in [-1, 1].
+        reduction: ``"none"`` -> (N,) per-image PSNR; ``"mean"`` -> the mean of those (a
+            scalar; ``inf`` if any pair is identical). For the PSNR of the pooled MSE use
+            :func:`pooled_psnr`.
+
+    Returns:
+        float64 tensor.
+    """
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    per_image = psnr_from_mse(mse_per_image(a, b), data_range)
+    return per_image.mean() if reduction == "mean" else per_image
+
+
+def pooled_psnr(sse: torch.Tensor | float, count: torch.Tensor | int, data_range: float = DATA_RANGE,
+                max_db: float | None = None) -> float:
+    """PSNR of the pooled MSE = sum of squared errors / number of elements (StyleGAN3 EQ-T).
+
+    Args:
+        sse: summed squared errors (any shape; summed).
+        count: number of elements they were summed over (any shape; summed).
+    """
+    total = float(torch.as_tensor(count, dtype=torch.float64).sum())
+    if total <= 0:
+        raise ValueError("pooled_psnr needs a positive element count")
+    mse = float(torch.as_tensor(sse, dtype=torch.float64).sum()) / total
+    value = float(psnr_from_mse(mse, data_range, max_db))
+    return value if math.isfinite(value) or max_db is None else max_db

@@ -1,0 +1,62 @@
+"""Quality beside stability (DESIGN.md section 5): a model must not buy stability with blur.
+
+PSNR / SSIM / L1 to the ground truth and the total variation of the outputs. SSIM and TV come
+from kornia; PSNR is ours (float64, agrees with scikit-image).
+"""
+
+from __future__ import annotations
+
+import kornia
+import torch
+
+from pix2pix_aa.metrics.psnr import DATA_RANGE, psnr
+
+__all__ = ["quality", "total_variation"]
+
+
+def total_variation(x: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference between neighbouring pixels, per image.
+
+    Normalisation: ``kornia.losses.total_variation(reduction="mean")`` averages the vertical
+    differences over their (H-1)*W count and the horizontal ones over H*(W-1), and adds the
+    two, per image and channel; we then average over channels. Units are those of the
+    images ([-1, 1]), so a constant image has 0 and the value does not grow with resolution.
+
+    Args:
+        x: (N, C, H, W).
+    Returns:
+        (N,) float tensor.
+    """
+    return kornia.losses.total_variation(x, reduction="mean").mean(1)
+
+
+def quality(pred: torch.Tensor, target: torch.Tensor, window_size: int = 11) -> dict[str, float]:
+    """Image quality of generator outputs against the ground truth, means over images.
+
+    Args:
+        pred, target: (N, C, H, W) in [-1, 1], same shape.
+        window_size: SSIM Gaussian window (11, as Wang et al.).
+
+    Returns:
+        ``{"psnr": dB (data range 2), "ssim": in [-1, 1] (on images mapped to [0, 1]),
+        "l1": mean |pred - target| in [-1, 1] units, "tv": total variation of pred,
+        "tv_target": total variation of target}`` -- compare tv with tv_target: far below it
+        means over-smoothed outputs.
+    """
+    if not isinstance(pred, torch.Tensor) or not isinstance(target, torch.Tensor):
+        raise TypeError("quality expects two tensors")
+    if pred.shape != target.shape or pred.dim() != 4:
+        raise ValueError(f"quality needs pred and target of the same (N, C, H, W) shape, got "
+                         f"{tuple(pred.shape)} and {tuple(target.shape)}")
+    if min(pred.shape[-2:]) < window_size:
+        raise ValueError(f"SSIM window {window_size} larger than the images {tuple(pred.shape[-2:])}")
+    with torch.no_grad():
+        p, t = pred.detach().float(), target.detach().float()
+        ssim_map = kornia.metrics.ssim((p + 1) / 2, (t + 1) / 2, window_size, max_val=1.0)
+        return {
+            "psnr": float(psnr(p, t, DATA_RANGE, reduction="mean")),
+            "ssim": float(ssim_map.mean()),
+            "l1": float((p - t).abs().mean()),
+            "tv": float(total_variation(p).mean()),
+            "tv_target": float(total_variation(t).mean()),
+        }

@@ -1,0 +1,235 @@
+"""Generation stability: how much G's output changes when its input shifts (DESIGN.md section 5).
+
+Two protocols, both reported in dB of PSNR (images in [-1, 1], data range 2):
+
+* **crop** (non-circular, the realistic one): from a source of (H+S) x (W+S) take the window at
+  (0, 0) and at (dy, dx); compare G(x_0)[dy:, dx:] with G(x_s)[:H-dy, :W-dx], the region both
+  outputs show, minus an optional margin m on every border of that region.
+* **circular**: compare G(roll(x, (dy, dx))) with roll(G(x), (dy, dx)) over the whole image;
+  exact (>= 100 dB) for a circularly padded, shift-equivariant network.
+
+Choices (documented here and in :class:`StabilityResult`):
+
+* Shift (0, 0) compares an output with itself (infinite PSNR). It is skipped -- no forward
+  pass, left out of every mean, NaN in the per-shift array.
+* An MSE of 0 (or tiny float noise) would give infinite PSNR; every PSNR here is capped at
+  :data:`~pix2pix_aa.metrics.psnr.MAX_PSNR_DB` (200 dB), so means and JSON stay finite. The
+  raw MSEs are kept unclamped in ``mse``.
+* ``mean_psnr`` = mean over shifts and images of the per-image, per-shift PSNR;
+  ``pooled_psnr`` = PSNR of the MSE pooled over all images, shifts and compared pixels
+  (sum of squared errors / element count), as StyleGAN3's EQ-T. The pooled figure is
+  dominated by the worst pairs; the mean by the typical one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from pix2pix_aa.metrics._batching import Generator, check_batch_size, run_pairs, warn_if_training
+from pix2pix_aa.metrics.psnr import DATA_RANGE, MAX_PSNR_DB, psnr_from_mse
+from pix2pix_aa.metrics.shifts import Shift, grid_size_for, validate_shifts
+
+__all__ = ["StabilityResult", "stability_crop", "stability_circular", "nan_to_none"]
+
+
+def nan_to_none(a: Any) -> Any:
+    """Nested lists from an array / float with NaN replaced by None (strict JSON has no NaN)."""
+    if isinstance(a, np.ndarray):
+        a = a.tolist()
+    if isinstance(a, list):
+        return [nan_to_none(v) for v in a]
+    if isinstance(a, float) and not math.isfinite(a):
+        return None
+    return a
+
+
+@dataclass
+class StabilityResult:
+    """Stability PSNR over shifts.
+
+    Attributes:
+        protocol: ``"crop"`` or ``"circular"``.
+        shifts: the K evaluated shifts (dy, dx), (0, 0) excluded.
+        per_shift_psnr: (S, S) array, [dy, dx] = mean over images of the per-image PSNR for that
+            shift; NaN where not evaluated (not sampled, or (0, 0)).
+        mse: (N, K) per-image, per-shift MSE (float64, unclamped).
+        counts: (K,) number of elements compared per image for each shift (the common region
+            shrinks with the shift in the crop protocol).
+        mean_psnr: mean over shifts and images of the per-image PSNR (dB, capped at max_db).
+        pooled_psnr: PSNR of the MSE pooled over all images, shifts and pixels (dB, capped).
+        data_range: 2.0 for images in [-1, 1].
+        margin: border excluded from each side of the compared region (crop protocol).
+        max_db: the PSNR cap.
+    """
+
+    protocol: str
+    shifts: list[Shift]
+    per_shift_psnr: np.ndarray
+    mse: np.ndarray
+    counts: np.ndarray
+    mean_psnr: float
+    pooled_psnr: float
+    data_range: float = DATA_RANGE
+    margin: int = 0
+    max_db: float = MAX_PSNR_DB
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def num_images(self) -> int:
+        return int(self.mse.shape[0])
+
+    @property
+    def grid_size(self) -> int:
+        return int(self.per_shift_psnr.shape[0])
+
+    @property
+    def per_image_psnr(self) -> np.ndarray:
+        """(N, K) capped PSNR for every image and shift."""
+        return psnr_from_mse(torch.from_numpy(self.mse), self.data_range, self.max_db).numpy()
+
+    @property
+    def worst_shift(self) -> Shift:
+        """The shift with the lowest mean PSNR."""
+        return self.shifts[int(np.argmin(self.per_image_psnr.mean(0)))]
+
+    def to_dict(self, per_image: bool = False) -> dict:
+        """JSON-friendly summary (NaN -> None). ``per_image=True`` adds the (N, K) MSE table."""
+        d = {
+            "protocol": self.protocol,
+            "mean_psnr": self.mean_psnr,
+            "pooled_psnr": self.pooled_psnr,
+            "data_range": self.data_range,
+            "margin": self.margin,
+            "max_db": self.max_db,
+            "num_images": self.num_images,
+            "num_shifts": len(self.shifts),
+            "grid_size": self.grid_size,
+            "shifts": [list(s) for s in self.shifts],
+            "worst_shift": list(self.worst_shift),
+            "per_shift_psnr": nan_to_none(self.per_shift_psnr),
+            **self.extra,
+        }
+        if per_image:
+            d["mse"] = nan_to_none(self.mse)
+        return d
+
+
+def _drop_zero_shift(shifts: list[Shift]) -> list[Shift]:
+    kept = [s for s in shifts if s != (0, 0)]
+    if not kept:
+        raise ValueError("only the shift (0, 0) was given; it compares an output with itself. "
+                         "Give nonzero shifts, e.g. shift_grid(8)")
+    return kept
+
+
+def _summarise(protocol: str, shifts: list[Shift], mse: torch.Tensor, counts: torch.Tensor,
+               grid_size: Optional[int], margin: int, data_range: float, max_db: float,
+               extra: Optional[dict] = None) -> StabilityResult:
+    per_image = psnr_from_mse(mse, data_range, max_db)  # (N, K)
+    side = grid_size_for(shifts, grid_size)
+    grid = np.full((side, side), np.nan)
+    for k, (dy, dx) in enumerate(shifts):
+        grid[dy, dx] = float(per_image[:, k].mean())
+    sse = mse * counts.to(torch.float64)  # (N, K): per-pair sums of squared errors
+    pooled_count = counts.to(torch.float64).sum() * mse.shape[0]
+    pooled = float(psnr_from_mse(sse.sum() / pooled_count, data_range, max_db))
+    return StabilityResult(protocol=protocol, shifts=shifts, per_shift_psnr=grid, mse=mse.numpy(),
+                           counts=counts.numpy(), mean_psnr=float(per_image.mean()), pooled_psnr=pooled,
+                           data_range=data_range, margin=margin, max_db=max_db, extra=extra or {})
+
+
+def _sse(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, int]:
+    d = a.to(torch.float64) - b.to(torch.float64)
+    return d.square().sum().cpu(), d.numel()
+
+
+def _check_images(x: torch.Tensor, name: str) -> None:
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[0] == 0:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a non-empty (N, C, H, W) tensor, got {shape}")
+
+
+def stability_crop(G: Generator, source: torch.Tensor, crop_size: Union[int, Sequence[int]],
+                   shifts: Sequence[Sequence[int]], margin: int = 0, batch_size: Optional[int] = None,
+                   grid_size: Optional[int] = None, data_range: float = DATA_RANGE,
+                   max_db: float = MAX_PSNR_DB) -> StabilityResult:
+    """Crop-protocol stability PSNR (non-circular).
+
+    Args:
+        G: callable (N, C, H, W) -> (N, C', H, W), images in [-1, 1]; put it in eval mode and
+            under no_grad/inference_mode yourself (this function never changes its state).
+        source: (N, C, H + S, W + S); a larger original, or ``reflect_pad_source(x, S)``.
+        crop_size: (H, W) (or an int for square crops) of the windows fed to G.
+        shifts: (dy, dx) pairs with 0 <= dy <= S_h, 0 <= dx <= S_w (see ``shift_grid``).
+        margin: m >= 0 pixels dropped from every border of the common region.
+        batch_size: max images per forward pass; None -> from a 1 GiB activation budget.
+        grid_size: side of ``per_shift_psnr``; default 1 + the largest shift component.
+
+    Returns:
+        :class:`StabilityResult` with protocol ``"crop"``.
+    """
+    _check_images(source, "source")
+    h, w = (crop_size, crop_size) if isinstance(crop_size, int) else (int(crop_size[0]), int(crop_size[1]))
+    sh, sw = source.shape[-2] - h, source.shape[-1] - w
+    if h < 1 or w < 1 or sh < 0 or sw < 0:
+        raise ValueError(f"crop_size {(h, w)} must be positive and fit the source {tuple(source.shape[-2:])} "
+                         f"(the source is (H + S, W + S); pad it with reflect_pad_source(x, S))")
+    if not isinstance(margin, int) or margin < 0:
+        raise ValueError(f"margin must be an int >= 0, got {margin!r}")
+    shift_list = _drop_zero_shift(validate_shifts(shifts, limit=(sh, sw)))
+    max_dy, max_dx = max(s[0] for s in shift_list), max(s[1] for s in shift_list)
+    if h - max_dy - 2 * margin < 1 or w - max_dx - 2 * margin < 1:
+        raise ValueError(f"margin {margin} leaves no common region for shift {(max_dy, max_dx)} "
+                         f"on {h}x{w} crops")
+    warn_if_training(G)
+    bs = check_batch_size(batch_size, (source.shape[1], h, w), source.dtype)
+    m = margin
+
+    def make_input(i: int, k: Optional[int]) -> torch.Tensor:
+        dy, dx = (0, 0) if k is None else shift_list[k]
+        return source[i, :, dy:dy + h, dx:dx + w]
+
+    def compare(ref: torch.Tensor, out: torch.Tensor, k: int) -> tuple[torch.Tensor, int]:
+        dy, dx = shift_list[k]
+        # The window at (dy, dx) shows source pixel (r + dy, c + dx) at (r, c): the common
+        # region is ref[dy:, dx:] == out[:h - dy, :w - dx]; the margin trims all four sides.
+        return _sse(ref[:, dy + m:h - m, dx + m:w - m], out[:, m:h - dy - m, m:w - dx - m])
+
+    mse, counts = run_pairs(G, source.shape[0], len(shift_list), make_input, compare, bs)
+    return _summarise("crop", shift_list, mse, counts, grid_size, margin, data_range, max_db,
+                      extra={"crop_size": [h, w]})
+
+
+def stability_circular(G: Generator, x: torch.Tensor, shifts: Sequence[Sequence[int]],
+                       batch_size: Optional[int] = None, grid_size: Optional[int] = None,
+                       data_range: float = DATA_RANGE, max_db: float = MAX_PSNR_DB) -> StabilityResult:
+    """Circular-protocol stability PSNR: G(roll(x, s)) vs roll(G(x), s) on the whole image.
+
+    Args:
+        G: callable (N, C, H, W) -> (N, C', H, W), eval mode (not changed here).
+        x: (N, C, H, W) images in [-1, 1].
+        shifts: (dy, dx) pairs, 0 <= dy, dx (usually < S = 8).
+        batch_size: max images per forward pass; None -> from a 1 GiB activation budget.
+
+    Returns:
+        :class:`StabilityResult` with protocol ``"circular"``; exactly equivariant networks
+        reach the 200 dB cap (float32 round-off alone gives >= ~130 dB).
+    """
+    _check_images(x, "x")
+    shift_list = _drop_zero_shift(validate_shifts(shifts))
+    warn_if_training(G)
+    bs = check_batch_size(batch_size, tuple(x.shape[1:]), x.dtype)
+
+    def make_input(i: int, k: Optional[int]) -> torch.Tensor:
+        return x[i] if k is None else torch.roll(x[i], shift_list[k], dims=(-2, -1))
+
+    def compare(ref: torch.Tensor, out: torch.Tensor, k: int) -> tuple[torch.Tensor, int]:
+        return _sse(torch.roll(ref, shift_list[k], dims=(-2, -1)), out)
+
+    mse, counts = run_pairs(G, x.shape[0], len(shift_list), make_input, compare, bs)
+    return _summarise("circular", shift_list, mse, counts, grid_size, 0, data_range, max_db)
