@@ -1,0 +1,42 @@
+"""Data: pix2pix datasets (aligned A|B files, paired folders), procedural CMP facades, real
+photographs from scikit-image, and the Lightning datamodule. Knows nothing of the networks.
+
+``Pix2PixDataModule`` is imported lazily so that generating data (``python -m
+pix2pix_aa.data.facades``) does not pay for importing Lightning.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pix2pix_aa.data.datasets import (
+    DIRECTIONS,
+    SPLITS,
+    AlignedDataset,
+    ImageFolderDataset,
+    InputOnly,
+    PairedFolderDataset,
+)
+from pix2pix_aa.data.palette import CLASS_NAMES, PALETTE, colorize, decode_labels
+
+__all__ = [
+    "DIRECTIONS",
+    "SPLITS",
+    "AlignedDataset",
+    "PairedFolderDataset",
+    "ImageFolderDataset",
+    "InputOnly",
+    "Pix2PixDataModule",
+    "CLASS_NAMES",
+    "PALETTE",
+    "colorize",
+    "decode_labels",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Pix2PixDataModule":
+        from pix2pix_aa.data.datamodule import Pix2PixDataModule
+
+        return Pix2PixDataModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

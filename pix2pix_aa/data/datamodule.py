@@ -1,0 +1,213 @@
+"""``Pix2PixDataModule``: the Lightning side of the data (datasets, generation, loaders).
+
+Reproducibility: the training loader gets ``generator=torch.Generator().manual_seed(seed)``,
+which fixes the shuffle order and the seed of every worker's torch RNG (PyTorch seeds worker
+``k`` with ``base_seed + k``, ``base_seed`` drawn from that generator), hence the random crops
+and flips. With ``pytorch_lightning.seed_everything(seed, workers=True)`` numpy / random are
+seeded in the workers too. A run is then repeatable for a fixed ``seed`` and ``num_workers``
+(changing the worker count changes which worker RNG serves which sample). Under DDP Lightning
+swaps the sampler for a ``DistributedSampler`` (seeded, ``set_epoch`` per epoch); we do not
+set a sampler ourselves so that it can.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from pix2pix_aa.data.datasets import (
+    DIRECTIONS,
+    AlignedDataset,
+    ImageFolderDataset,
+    InputOnly,
+    PairedFolderDataset,
+    check_options,
+)
+
+__all__ = ["DATASETS", "Pix2PixDataModule"]
+
+#: ``dataset`` kinds: facades / photos are generated into ``data_dir`` if missing.
+DATASETS: tuple[str, ...] = ("facades", "aligned", "paired", "photos")
+
+
+class Pix2PixDataModule(pl.LightningDataModule):
+    """Train / val / test / predict loaders for pix2pix.
+
+    Args:
+        data_dir: data set folder (``train/ val/ test/``).
+        dataset: ``"facades"`` (aligned layout, procedural facades generated on demand),
+            ``"aligned"`` (existing A|B files), ``"paired"`` (``A/`` and ``B/`` folders),
+            ``"photos"`` (edges -> photo from scikit-image's photos, generated on demand).
+        direction: ``"AtoB"`` or ``"BtoA"`` (facades / photos: ``BtoA`` = labels/edges -> photo).
+        load_size, crop_size: training resize and random crop (pix2pix 286 / 256); val/test/
+            predict resize to ``crop_size``.
+        batch_size: pix2pix uses 1.
+        num_workers: DataLoader processes (persistent when > 0).
+        seed: seed of generation (facades/photos) and of the training loader's shuffling/augmentation.
+        generate_size: side of each half of generated images.
+        generate_counts: split -> count for generated sets (default: 400/100/106 facades,
+            32/4/4 photos); e.g. ``{"train": 8, "val": 2, "test": 2}`` for a tiny set.
+        predict_dir: folder of plain input images for ``predict``; default: the test split's inputs.
+        max_val_images: use only the first N validation images (cheap validation).
+        grayscale: ``"convert"`` or ``"error"`` for grayscale/RGBA files.
+    """
+
+    def __init__(
+        self,
+        data_dir: str = "data/facades",
+        dataset: str = "facades",
+        direction: str = "BtoA",
+        load_size: int = 286,
+        crop_size: int = 256,
+        batch_size: int = 1,
+        num_workers: int = 2,
+        seed: int = 0,
+        generate_size: int = 256,
+        generate_counts: dict[str, int] | None = None,
+        predict_dir: str | None = None,
+        max_val_images: int | None = None,
+        grayscale: str = "convert",
+    ) -> None:
+        super().__init__()
+        if dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+        check_options(direction, load_size, crop_size, grayscale)
+        for name, v, lo in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0), ("generate_size", generate_size, 16)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+        if max_val_images is not None and (not isinstance(max_val_images, int) or max_val_images < 1):
+            raise ValueError(f"max_val_images must be None or an integer >= 1, got {max_val_images!r}")
+        if generate_counts is not None:
+            bad = set(generate_counts) - {"train", "val", "test"}
+            if bad or any(not isinstance(n, int) or n < 0 for n in generate_counts.values()):
+                raise ValueError(
+                    f"generate_counts must map 'train'/'val'/'test' to non-negative integers, got {generate_counts!r}"
+                )
+        self.save_hyperparameters()
+        self.data_dir = Path(data_dir)
+        self.dataset = dataset
+        self.direction = direction
+        self.load_size = load_size
+        self.crop_size = crop_size
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.generate_size = generate_size
+        self.generate_counts = dict(generate_counts) if generate_counts is not None else None
+        self.predict_dir = predict_dir
+        self.max_val_images = max_val_images
+        self.grayscale = grayscale
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+        self.test_set: Dataset | None = None
+        self.predict_set: Dataset | None = None
+
+    # ------------------------------------------------------------------ data on disk
+    def prepare_data(self) -> None:
+        """Generate the procedural facades / photos into ``data_dir`` if it does not exist.
+
+        Runs once per node (Lightning calls it on local rank 0 only). Generation is atomic
+        (temporary folder, then rename), so a crashed run leaves no half-written data set.
+        """
+        if self.dataset not in ("facades", "photos"):
+            return
+        wanted = {"seed": self.seed, "size": self.generate_size}
+        if self.generate_counts is not None:
+            wanted["splits"] = self.generate_counts
+        if self.data_dir.exists():
+            self._warn_if_different(wanted)
+            return
+        if self.dataset == "facades":
+            from pix2pix_aa.data.facades import generate_facades
+
+            print(f"[pix2pix_aa] {self.data_dir} not found: generating procedural facades (seed {self.seed}, "
+                  f"{self.generate_size}px, counts {self.generate_counts or 'default 400/100/106'}) ...", flush=True)
+            generate_facades(self.data_dir, seed=self.seed, splits=self.generate_counts, size=self.generate_size)
+        else:
+            from pix2pix_aa.data.photos import generate_photos
+
+            print(f"[pix2pix_aa] {self.data_dir} not found: generating edges->photo pairs from scikit-image photos "
+                  f"(seed {self.seed}, {self.generate_size}px) ...", flush=True)
+            generate_photos(self.data_dir, seed=self.seed, splits=self.generate_counts, size=self.generate_size)
+        print(f"[pix2pix_aa] wrote {self.data_dir}", flush=True)
+
+    def _warn_if_different(self, wanted: dict[str, Any]) -> None:
+        meta_path = self.data_dir / "generation.json"
+        if not meta_path.is_file():
+            return
+        meta = json.loads(meta_path.read_text())
+        diff = {k: (meta.get(k), v) for k, v in wanted.items() if meta.get(k) != v}
+        if diff:
+            warnings.warn(
+                f"{self.data_dir} exists and was generated with different settings "
+                f"({', '.join(f'{k}: on disk {a}, asked {b}' for k, (a, b) in diff.items())}); using it as is. "
+                f"Delete it or choose another data_dir to regenerate.",
+                stacklevel=2,
+            )
+
+    # ------------------------------------------------------------------ datasets
+    def _make(self, split: str) -> Dataset:
+        cls = PairedFolderDataset if self.dataset == "paired" else AlignedDataset
+        return cls(
+            self.data_dir,
+            split=split,
+            direction=self.direction,
+            load_size=self.load_size,
+            crop_size=self.crop_size,
+            grayscale=self.grayscale,
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the datasets a stage needs (``fit``, ``validate``, ``test``, ``predict``; None = all)."""
+        if stage in (None, "fit") and self.train_set is None:
+            self.train_set = self._make("train")
+        if stage in (None, "fit", "validate") and self.val_set is None:
+            val = self._make("val")
+            if self.max_val_images is not None and self.max_val_images < len(val):
+                val = Subset(val, range(self.max_val_images))
+            self.val_set = val
+        if stage in (None, "test") and self.test_set is None:
+            self.test_set = self._make("test")
+        if stage in (None, "predict") and self.predict_set is None:
+            if self.predict_dir is not None:
+                self.predict_set = ImageFolderDataset(self.predict_dir, self.crop_size, self.grayscale)
+            else:
+                self.predict_set = InputOnly(self.test_set if self.test_set is not None else self._make("test"))
+
+    # ------------------------------------------------------------------ loaders
+    def _loader(self, ds: Dataset | None, stage: str, shuffle: bool = False) -> DataLoader:
+        if ds is None:
+            raise RuntimeError(f"no {stage} dataset: call datamodule.setup({stage!r}) first")
+        kwargs: dict[str, Any] = {}
+        if shuffle:
+            # Seeds the shuffle order and each worker's torch RNG (random crop / flip).
+            kwargs["generator"] = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            ds,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            drop_last=False,
+            **kwargs,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, "fit", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, "validate")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, "test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.predict_set, "predict")
