@@ -1,8 +1,10 @@
 """Reading images with checks: clear errors that name the file, never a silent black image.
 
-Decoding uses ``torchvision.io.decode_image`` (libpng / libjpeg), which raises on truncated or
-corrupt data; headers are checked cheaply with Pillow (``Image.open`` reads only the header)
-so a data set can be validated when it is built rather than in the middle of an epoch.
+Decoding uses Pillow with truncated-image loading forced off, so truncated or corrupt data
+raises instead of being padded with black. (``torchvision.io`` image decoding is deprecated
+since torchvision 0.29 in favour of torchcodec, which this project does not depend on.)
+Headers are checked cheaply (``Image.open`` reads only the header) so a data set can be
+validated when it is built rather than in the middle of an epoch.
 """
 
 from __future__ import annotations
@@ -12,10 +14,9 @@ import warnings
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
-from torchvision.io import ImageReadMode, decode_image
-from torchvision.transforms.v2 import functional as TF
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 __all__ = ["IMAGE_EXTENSIONS", "GRAYSCALE_POLICIES", "list_images", "natural_key", "image_header", "read_rgb"]
 
@@ -96,22 +97,27 @@ def read_rgb(path: Path, grayscale: str = "convert") -> torch.Tensor:
         raise ValueError(f"grayscale must be one of {GRAYSCALE_POLICIES}, got {grayscale!r}")
     if not path.is_file():
         raise FileNotFoundError(f"image file {path} does not exist")
-    data = path.read_bytes()
-    if not data:
+    if path.stat().st_size == 0:
         raise ValueError(f"{path}: file is empty (0 bytes); expected a PNG/JPEG image")
+    # Another library may have switched Pillow to pad truncated files (with black); not here.
+    previous, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
     try:
-        img = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.UNCHANGED)
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[-1][:200]
-        raise ValueError(f"{path}: cannot decode image, the file is truncated or corrupt ({first})") from None
-    c = img.shape[0]
-    if c != 3:
-        mode = {1: "L", 2: "LA", 4: "RGBA"}.get(c, f"{c} channels")
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            if mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit grayscale -> 8 bits
+                arr = (np.asarray(im, dtype=np.float64) / 257.0).round().clip(0, 255).astype(np.uint8)
+                im8 = Image.fromarray(arr)
+            else:
+                im8 = im
+            rgb = np.asarray(im8.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ValueError(f"{path}: cannot decode image, the file is truncated or corrupt ({err})") from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+    if not is_rgb_mode(mode):
         check_color_mode(path, mode, grayscale)
-        img = img[:1].expand(3, -1, -1) if c in (1, 2) else img[:3]
-    if img.dtype != torch.uint8:
-        img = TF.to_dtype(img, torch.uint8, scale=True)
-    return img.contiguous()
+    return torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()
 
 
 def paths_summary(paths: Iterable[Path], n: int = 5) -> str:
