@@ -11,6 +11,7 @@ from torch import nn
 
 from pix2pix_aa.layers import Blur, BlurPool, filter_size
 from pix2pix_aa.layers.blur_pool import FilterSpec, _pad_mode, _safe_pad
+from pix2pix_aa.layers.polyphase import APSConvTranspose2d, APSDown
 
 NORMS = ("batch", "instance", "none")
 #: How a strided conv is anti-aliased. ``conv_blur`` is the paper's ConvBlurPool (conv at
@@ -124,3 +125,33 @@ def up_conv(in_channels: int, out_channels: int, *, upsample: str, antialias: Fi
     if size:
         layers.append(Blur(out_channels, size, pad_type=blur_pad_type))
     return nn.Sequential(*layers)
+
+
+def aps_down_block(in_channels: int, out_channels: int, *, norm: str | None, act: nn.Module | None,
+                   filt_size: int = 0, aps_norm: str = "l2", bias: bool = True) -> nn.Sequential:
+    """The APS form of the 4x4 downsampling block (always circular padding):
+    conv(stride 1, circular (1, 2) padding) -> norm -> act -> [circular blur] -> APS(stride 2).
+
+    Phase 0 of the stride-1 conv is the sampling grid of the stride-2, padding-1 conv (see
+    PaddedConv2d). Module indices (conv 0, norm 1) match :func:`down_block`, so state_dict keys
+    are those of the baseline. Returns ``(features, phase)``: the last module is
+    :class:`~pix2pix_aa.layers.polyphase.APSDown`.
+
+    Shape: (N, in, H, W) -> ((N, out, H/2, W/2), (N,) int64).
+    """
+    layers: list[nn.Module] = [conv4(in_channels, out_channels, 1, "circular", bias)]
+    if norm is not None:
+        layers.append(norm_factory(norm)(out_channels))
+    if act is not None:
+        layers.append(act)
+    layers.append(APSDown(out_channels, filt_size, stride=2, norm=aps_norm))
+    return nn.Sequential(*layers)
+
+
+def aps_up_conv(in_channels: int, out_channels: int, *, filt_size: int, bias: bool) -> nn.Sequential:
+    """APS-U counterpart of :func:`up_conv` (``transpose``): the 4x4, stride-2, padding-1
+    transposed conv applied as zero insertion at the encoder's phase -> stride-1 transposed conv
+    with circular padding [-> circular blur]. Same parameters and state_dict keys as ``up_conv``;
+    call the layer as ``layer[0](x, phase)``."""
+    return nn.Sequential(APSConvTranspose2d(in_channels, out_channels, 4, 2, 1, bias=bias,
+                                            pad_type="circular", filt_size=filt_size))
