@@ -1,0 +1,155 @@
+"""Bad input gets a clear error naming the file / option and what was expected (one test per case)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pix2pix_aa.data import AlignedDataset, PairedFolderDataset
+from pix2pix_aa.data.image_io import read_rgb
+
+
+def _rgb(h: int = 32, w: int = 64, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+
+
+def _split(tmp_path: Path, *images: tuple[str, np.ndarray], split: str = "train") -> Path:
+    folder = tmp_path / split
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, arr in images:
+        Image.fromarray(arr).save(folder / name)
+    return tmp_path
+
+
+def _aligned(root: Path, **kw) -> AlignedDataset:
+    kw.setdefault("load_size", 32)
+    kw.setdefault("crop_size", 32)
+    return AlignedDataset(root, "train", **kw)
+
+
+def test_missing_root(tmp_path):
+    root = tmp_path / "nope"
+    with pytest.raises(FileNotFoundError, match=re.escape(str(root)) + ".*does not exist.*pix2pix_aa.data.facades"):
+        _aligned(root)
+
+
+def test_missing_split_folder(tmp_path):
+    _split(tmp_path, ("1.png", _rgb()), split="val")
+    with pytest.raises(FileNotFoundError, match=r"split folder .*train does not exist \(found folders: \['val'\]\)"):
+        _aligned(tmp_path)
+
+
+def test_empty_split(tmp_path):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "notes.txt").write_text("no images here")
+    with pytest.raises(FileNotFoundError, match=r"split 'train'.*no image files .* in .*train \(it holds 1 other entries\)"):
+        _aligned(tmp_path)
+
+
+def test_odd_width_aligned_image(tmp_path):
+    _split(tmp_path, ("odd.png", _rgb(32, 65)))
+    with pytest.raises(ValueError, match=r"odd\.png: aligned A\|B image must have an even width .* got 65x32"):
+        _aligned(tmp_path)
+
+
+def test_half_smaller_than_crop_size(tmp_path):
+    _split(tmp_path, ("small.png", _rgb(32, 48)))
+    with pytest.raises(ValueError, match=r"small\.png: each half \(A or B\) is 24x32 \(WxH\), smaller than crop_size=32"):
+        _aligned(tmp_path)
+
+
+def test_not_an_image_file(tmp_path):
+    _split(tmp_path, ("1.png", _rgb()))
+    (tmp_path / "train" / "2.jpg").write_bytes(b"this is not a jpeg")
+    with pytest.raises(ValueError, match=r"2\.jpg: not a readable image"):
+        _aligned(tmp_path)
+
+
+def test_empty_file(tmp_path):
+    _split(tmp_path, ("1.png", _rgb()))
+    (tmp_path / "train" / "2.png").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"2\.png: not a readable image"):
+        _aligned(tmp_path)
+    with pytest.raises(ValueError, match=r"2\.png: file is empty"):
+        read_rgb(tmp_path / "train" / "2.png")
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpg"])
+def test_truncated_file_raises_not_black(tmp_path, fmt):
+    _split(tmp_path, (f"1.{fmt}", _rgb()))
+    f = tmp_path / "train" / f"1.{fmt}"
+    data = f.read_bytes()
+    f.write_bytes(data[: len(data) // 2])  # header intact: passes the header scan
+    ds = _aligned(tmp_path)
+    with pytest.raises(ValueError, match=rf"1\.{fmt}: cannot decode image, the file is truncated or corrupt"):
+        ds[0]
+
+
+def test_grayscale_converted_with_warning(tmp_path):
+    gray = _rgb()[..., 0]
+    _split(tmp_path, ("g.png", gray))
+    with pytest.warns(UserWarning, match=r"1 grayscale/RGBA image\(s\) will be converted to RGB: .*g\.png"):
+        ds = _aligned(tmp_path, grayscale="convert")
+    item = ds[0]
+    assert item["input"].shape == (3, 32, 32)
+    assert (item["input"][0] == item["input"][1]).all() and (item["input"][1] == item["input"][2]).all()
+
+
+def test_grayscale_refused(tmp_path):
+    _split(tmp_path, ("g.png", _rgb()[..., 0]))
+    with pytest.raises(ValueError, match=r"g\.png: image is grayscale \(mode L\); expected 3-channel RGB"):
+        _aligned(tmp_path, grayscale="error")
+
+
+def test_rgba_converted_with_warning_and_refused(tmp_path):
+    rgba = np.concatenate([_rgb(), np.full((32, 64, 1), 128, np.uint8)], axis=-1)
+    _split(tmp_path, ("a.png", rgba))
+    with pytest.warns(UserWarning, match=r"converted to RGB: .*a\.png"):
+        ds = _aligned(tmp_path, train=False)
+    expected = np.asarray(Image.open(tmp_path / "train" / "a.png"))[:, :32, :3]
+    got = ((ds[0]["input"].permute(1, 2, 0).numpy() + 1) * 127.5).round()
+    np.testing.assert_array_equal(got, expected)  # alpha dropped, colour kept
+    with pytest.raises(ValueError, match=r"a\.png: image has an alpha channel \(mode RGBA\)"):
+        _aligned(tmp_path, grayscale="error")
+
+
+def test_paired_mismatched_names(tmp_path):
+    for side, stems in (("A", ["1", "2", "3"]), ("B", ["1", "2", "4"])):
+        (tmp_path / "train" / side).mkdir(parents=True)
+        for s in stems:
+            Image.fromarray(_rgb(32, 32)).save(tmp_path / "train" / side / f"{s}.png")
+    with pytest.raises(ValueError, match=r"A/ and B/ file names do not match; only in A: \['3'\], only in B: \['4'\]"):
+        PairedFolderDataset(tmp_path, "train", load_size=32, crop_size=32)
+
+
+def test_paired_size_mismatch(tmp_path):
+    for side, w in (("A", 32), ("B", 40)):
+        (tmp_path / "train" / side).mkdir(parents=True)
+        Image.fromarray(_rgb(32, w)).save(tmp_path / "train" / side / "x.png")
+    with pytest.raises(ValueError, match=r"paired images differ in size: .*A/x\.png is 32x32, .*B/x\.png is 40x32"):
+        PairedFolderDataset(tmp_path, "train", load_size=32, crop_size=32)
+
+
+def test_paired_missing_side_folder(tmp_path):
+    (tmp_path / "train" / "A").mkdir(parents=True)
+    Image.fromarray(_rgb(32, 32)).save(tmp_path / "train" / "A" / "x.png")
+    with pytest.raises(FileNotFoundError, match=r"\(B side\): folder .*train/B does not exist"):
+        PairedFolderDataset(tmp_path, "train", load_size=32, crop_size=32)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"crop_size": 300, "load_size": 286}, r"crop_size \(300\) must not exceed load_size \(286\)"),
+        ({"direction": "AtoC"}, r"direction must be one of \('AtoB', 'BtoA'\), got 'AtoC'"),
+        ({"grayscale": "drop"}, r"grayscale must be one of \('convert', 'error'\)"),
+        ({"load_size": 0}, r"load_size must be a positive integer"),
+    ],
+)
+def test_bad_options_raise_before_reading(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        AlignedDataset(tmp_path / "does-not-exist", "train", **kwargs)
