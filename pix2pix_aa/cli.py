@@ -1,0 +1,56 @@
+"""The training CLI (``train.py`` / ``pix2pix-aa-train``): LightningCLI with Pix2PixModule and
+Pix2PixDataModule, subcommands fit / validate / test / predict.
+
+Defaults a user of pix2pix expects: TensorBoard logging under ``runs/`` (no hp_metric),
+``last.ckpt`` plus the best checkpoint by validation L1, the resolved config saved beside the
+logs, seed 0, ``accelerator: auto``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from jsonargparse import lazy_instance
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.loggers import TensorBoardLogger
+
+from pix2pix_aa.callbacks import ImageWriter
+from pix2pix_aa.data import Pix2PixDataModule
+from pix2pix_aa.module import Pix2PixModule
+
+TRAINER_DEFAULTS = {
+    "accelerator": "auto",
+    "logger": lazy_instance(TensorBoardLogger, save_dir="runs", name="pix2pix", default_hp_metric=False),
+}
+
+
+class Pix2PixCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # Always checkpoint: last.ckpt (for resuming) and the best by validation L1. Configurable
+        # in YAML under `checkpoint:`.
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({"checkpoint.monitor": "val/l1", "checkpoint.mode": "min", "checkpoint.save_last": True,
+                             "checkpoint.filename": "best-{epoch:03d}", "checkpoint.auto_insert_metric_name": False})
+        parser.add_argument("--predict_output_dir", type=str, default="outputs/predictions",
+                            help="predict: folder the generated PNGs are written to")
+
+    def before_predict(self) -> None:
+        output_dir = self.config[self.subcommand].predict_output_dir
+        self.trainer.callbacks.append(ImageWriter(output_dir))
+
+
+def main(args: Optional[list[str]] = None, run: bool = True) -> Pix2PixCLI:
+    return Pix2PixCLI(
+        Pix2PixModule,
+        Pix2PixDataModule,
+        seed_everything_default=0,
+        trainer_defaults=TRAINER_DEFAULTS,
+        save_config_kwargs={"overwrite": True},
+        args=args,
+        run=run,
+    )
+
+
+if __name__ == "__main__":
+    main()

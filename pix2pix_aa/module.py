@@ -1,0 +1,232 @@
+"""Pix2PixModule: the pix2pix conditional GAN (Isola et al. 2017) as a LightningModule.
+
+``training_step`` reads as the algorithm: generate, one discriminator step on (input, real)
+vs (input, fake.detach()) with the loss halved, one generator step on GAN + lambda_L1 * L1.
+Manual optimisation, because the two players have their own optimisers and the D step must
+finish before the G step reads D.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Optional
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from pix2pix_aa.losses import GAN_MODES, gan_loss
+from pix2pix_aa.metrics import quality, reflect_pad_source, shift_grid, stability_crop
+from pix2pix_aa.networks import PatchGANDiscriminator, UNetGenerator, init_weights
+
+__all__ = ["Pix2PixModule", "linear_decay_factor"]
+
+
+def linear_decay_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
+    """pix2pix LR multiplier: 1 for ``n_epochs`` epochs, then linear decay reaching 0 after
+    ``n_epochs + n_epochs_decay`` epochs (reference: ``1 - max(0, e + 1 - n) / (n_decay + 1)``)."""
+    return 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
+
+
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> [0, 1] for image logging."""
+    return (x.detach().float().clamp(-1, 1) + 1) / 2
+
+
+class Pix2PixModule(pl.LightningModule):
+    """pix2pix GAN training with optional anti-aliased networks.
+
+    Args:
+        generator: any image -> image network (default ``UNetGenerator()``, the reference
+            ``unet_256``). From YAML: ``class_path`` / ``init_args``.
+        discriminator: conditional discriminator on concat(input, image) (default 70x70 PatchGAN).
+        gan_mode: ``vanilla`` | ``lsgan`` | ``hinge``.
+        lambda_l1: weight of the L1 reconstruction term (100 in pix2pix).
+        lr, beta1, beta2: Adam settings for both players.
+        n_epochs, n_epochs_decay: constant LR for ``n_epochs``, then linear decay to 0.
+        init_type, init_gain: weight initialisation (pix2pix: normal(0, 0.02)).
+        grad_clip_norm: clip each player's gradient norm (Trainer's gradient_clip_val is refused
+            under manual optimisation).
+        on_nonfinite: ``raise`` (stop with a message naming the loss and step) or ``skip`` the step.
+        log_images_every_n_batches: training image grids (input | generated | target); 0 = off.
+        num_log_images: images per grid.
+        val_stability_images / val_stability_shifts: a quick crop-protocol stability PSNR on the
+            first validation images over a few shifts, so training curves show stability too.
+    """
+
+    def __init__(
+        self,
+        generator: Optional[nn.Module] = None,
+        discriminator: Optional[nn.Module] = None,
+        gan_mode: str = "vanilla",
+        lambda_l1: float = 100.0,
+        lr: float = 2e-4,
+        beta1: float = 0.5,
+        beta2: float = 0.999,
+        n_epochs: int = 100,
+        n_epochs_decay: int = 100,
+        init_type: str = "normal",
+        init_gain: float = 0.02,
+        grad_clip_norm: Optional[float] = None,
+        on_nonfinite: str = "raise",
+        log_images_every_n_batches: int = 100,
+        num_log_images: int = 4,
+        val_stability_images: int = 2,
+        val_stability_shifts: int = 4,
+    ) -> None:
+        super().__init__()
+        if gan_mode not in GAN_MODES:
+            raise ValueError(f"unknown gan_mode {gan_mode!r}; valid: {', '.join(map(repr, GAN_MODES))}")
+        if on_nonfinite not in ("raise", "skip"):
+            raise ValueError(f"on_nonfinite must be 'raise' or 'skip', got {on_nonfinite!r}")
+        if n_epochs < 0 or n_epochs_decay < 0:
+            raise ValueError("n_epochs and n_epochs_decay must be >= 0")
+        with warnings.catch_warnings():
+            # From LightningCLI the networks arrive as class_path/init_args dicts, which must be kept
+            # (evaluate.py rebuilds the generator from them). Networks passed as objects from Python
+            # are dropped below instead of being pickled into hparams; silence Lightning's advice.
+            warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`")
+            self.save_hyperparameters()
+        for key in ("generator", "discriminator"):
+            if isinstance(self.hparams.get(key), nn.Module):
+                self.hparams.pop(key)
+        self.automatic_optimization = False
+        self.generator = generator if generator is not None else UNetGenerator()
+        self.discriminator = discriminator if discriminator is not None else PatchGANDiscriminator()
+        init_weights(self.generator, init_type, init_gain)
+        init_weights(self.discriminator, init_type, init_gain)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.generator(x)
+
+    # -- optimisation -------------------------------------------------------------------------
+    def configure_optimizers(self):
+        hp = self.hparams
+        betas = (hp.beta1, hp.beta2)
+        opt_g = torch.optim.Adam(self.generator.parameters(), lr=hp.lr, betas=betas)
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr, betas=betas)
+
+        def rule(epoch: int) -> float:
+            return linear_decay_factor(epoch, hp.n_epochs, hp.n_epochs_decay)
+
+        schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, rule) for opt in (opt_g, opt_d)]
+        return [opt_g, opt_d], schedulers
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        opt_g, opt_d = self.optimizers()
+        real_a, real_b = batch["input"], batch["target"]
+        fake_b = self.generator(real_a)
+
+        # 1. Discriminator: real pairs -> 1, generated pairs -> 0; halved as in pix2pix.
+        with self.toggled_optimizer(opt_d):
+            loss_d_real = self._gan(self.discriminator(torch.cat([real_a, real_b], 1)), True)
+            loss_d_fake = self._gan(self.discriminator(torch.cat([real_a, fake_b.detach()], 1)), False)
+            loss_d = 0.5 * (loss_d_real + loss_d_fake)
+            d_ok = self._check_finite("loss_D", loss_d, batch_idx)
+            if d_ok:
+                self._step(opt_d, loss_d, self.discriminator)
+
+        # 2. Generator: fool the (just updated) discriminator and stay close to the target in L1.
+        with self.toggled_optimizer(opt_g):
+            loss_g_gan = self._gan(self.discriminator(torch.cat([real_a, fake_b], 1)), True, for_d=False)
+            loss_g_l1 = F.l1_loss(fake_b, real_b) * self.hparams.lambda_l1
+            loss_g = loss_g_gan + loss_g_l1
+            g_ok = self._check_finite("loss_G", loss_g, batch_idx)
+            if g_ok:
+                self._step(opt_g, loss_g, self.generator)
+
+        n = real_a.shape[0]
+        self.log_dict({"train/loss_G_GAN": loss_g_gan, "train/loss_G_L1": loss_g_l1,
+                       "train/loss_D_real": loss_d_real, "train/loss_D_fake": loss_d_fake},
+                      on_step=True, on_epoch=True, batch_size=n)
+        self.log_dict({"train/loss_G": loss_g, "train/loss_D": loss_d}, on_step=True, on_epoch=True,
+                      prog_bar=True, batch_size=n)
+        every = self.hparams.log_images_every_n_batches
+        if every and batch_idx % every == 0:
+            self._log_grid("train/images", real_a, fake_b, real_b)
+
+    def _gan(self, logits: torch.Tensor, real: bool, for_d: bool = True) -> torch.Tensor:
+        return gan_loss(logits, real, self.hparams.gan_mode, for_discriminator=for_d)
+
+    def _step(self, opt, loss: torch.Tensor, net: nn.Module) -> None:
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if self.hparams.grad_clip_norm:
+            self.clip_gradients(opt, gradient_clip_val=self.hparams.grad_clip_norm, gradient_clip_algorithm="norm")
+        opt.step()
+
+    def _check_finite(self, name: str, loss: torch.Tensor, batch_idx: int) -> bool:
+        if torch.isfinite(loss).item():
+            return True
+        where = f"epoch {self.current_epoch}, batch {batch_idx} (logged step {self.logging_step})"
+        if self.hparams.on_nonfinite == "raise":
+            raise FloatingPointError(
+                f"non-finite {name} = {loss.item()} at {where}. Lower the learning rate, check the data "
+                "for NaNs, or set model.on_nonfinite=skip to skip such steps.")
+        self.print(f"warning: skipped the optimiser step: non-finite {name} = {loss.item()} at {where}")
+        self.log(f"train/skipped_{name}", 1.0, on_step=True, reduce_fx="sum")
+        return False
+
+    def on_train_epoch_end(self) -> None:
+        opt_g, opt_d = self.optimizers()
+        self.log_dict({"lr/G": opt_g.param_groups[0]["lr"], "lr/D": opt_d.param_groups[0]["lr"]})
+        for scheduler in self.lr_schedulers():
+            scheduler.step()
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, batch_idx, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, batch_idx, "test")
+
+    def _evaluate(self, batch: dict[str, Any], batch_idx: int, stage: str) -> None:
+        real_a, real_b = batch["input"], batch["target"]
+        fake_b = self.generator(real_a)
+        scores = quality(fake_b, real_b)
+        self.log_dict({f"{stage}/{k}": float(v) for k, v in scores.items()}, on_epoch=True,
+                      sync_dist=True, batch_size=real_a.shape[0])
+        if batch_idx == 0:
+            self._log_stability(real_a, stage)
+            self._log_grid(f"{stage}/images", real_a, fake_b, real_b)
+
+    def _log_stability(self, real_a: torch.Tensor, stage: str) -> None:
+        k, n_shifts = self.hparams.val_stability_images, self.hparams.val_stability_shifts
+        if not k or not n_shifts:
+            return
+        x = real_a[:k]
+        max_shift = 8
+        shifts = shift_grid(max_shift, num_shifts=n_shifts, seed=0)
+        result = stability_crop(self.generator, reflect_pad_source(x, max_shift), tuple(x.shape[-2:]), shifts)
+        self.log(f"{stage}/stability_psnr", float(result.mean_psnr), on_epoch=True, sync_dist=True,
+                 batch_size=x.shape[0])
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        return {"name": batch["name"], "image": to_unit(self.generator(batch["input"]))}
+
+    # -- logging helpers ----------------------------------------------------------------------
+    @property
+    def logging_step(self) -> int:
+        """The x-axis Lightning uses for ``self.log``: batches, not optimiser steps.
+
+        With two optimisers ``global_step`` advances twice per batch, so images logged at
+        ``global_step`` would not line up with the scalars in TensorBoard.
+        """
+        if self._trainer is None:
+            return 0
+        return self.trainer.fit_loop.epoch_loop._batches_that_stepped
+
+    def _log_grid(self, tag: str, real_a: torch.Tensor, fake_b: torch.Tensor, real_b: torch.Tensor) -> None:
+        if self._trainer is None or self.trainer.sanity_checking or not self.trainer.is_global_zero:
+            return
+        k = min(self.hparams.num_log_images, real_a.shape[0])
+        if k == 0:
+            return
+        # One row per sample: input | generated | target.
+        rows = torch.stack([to_unit(real_a[:k]), to_unit(fake_b[:k]), to_unit(real_b[:k])], 1).flatten(0, 1)
+        grid = torchvision.utils.make_grid(rows, nrow=3, padding=2)
+        for logger in self.loggers:
+            if hasattr(logger.experiment, "add_image"):
+                logger.experiment.add_image(tag, grid, global_step=self.logging_step)

@@ -1,0 +1,181 @@
+"""Training: Pix2PixModule + LightningCLI end to end on a tiny generated facades set."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from pix2pix_aa.cli import main as cli_main
+from pix2pix_aa.losses import gan_loss
+from pix2pix_aa.module import Pix2PixModule, linear_decay_factor
+from pix2pix_aa.networks import PatchGANDiscriminator, UNetGenerator
+
+TINY_CONFIG = {
+    "seed_everything": 0,
+    "trainer": {
+        "max_epochs": 2, "accelerator": "cpu", "devices": 1, "enable_model_summary": False,
+        "enable_progress_bar": False, "log_every_n_steps": 1,
+        "logger": {"class_path": "pytorch_lightning.loggers.TensorBoardLogger",
+                   "init_args": {"save_dir": "runs", "name": "tiny", "default_hp_metric": False}},
+    },
+    "model": {
+        "generator": {"class_path": "pix2pix_aa.networks.UNetGenerator",
+                      "init_args": {"num_downs": 6, "ngf": 8, "antialias": "bin5"}},
+        "discriminator": {"class_path": "pix2pix_aa.networks.PatchGANDiscriminator",
+                          "init_args": {"ndf": 8, "n_layers": 2}},
+        "n_epochs": 1, "n_epochs_decay": 2, "log_images_every_n_batches": 2,
+    },
+    "data": {"data_dir": "data/tiny", "dataset": "facades", "load_size": 72, "crop_size": 64,
+             "batch_size": 2, "num_workers": 0, "generate_size": 64,
+             "generate_counts": {"train": 8, "val": 2, "test": 2}},
+}
+
+
+def write_config(folder: Path, **overrides) -> Path:
+    cfg = copy.deepcopy(TINY_CONFIG)
+    for dotted, value in overrides.items():
+        node = cfg
+        *parents, leaf = dotted.split("__")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    path = folder / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """One 2-epoch fit shared by the tests below: (folder, run dir)."""
+    folder = tmp_path_factory.mktemp("train")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        cli_main(["fit", "--config", str(write_config(folder))])
+    return folder, folder / "runs" / "tiny" / "version_0"
+
+
+def test_fit_writes_checkpoints_config_and_tensorboard(trained_run):
+    folder, run = trained_run
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert list((run / "checkpoints").glob("best-*.ckpt")), "best checkpoint by val/l1 missing"
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["model"]["generator"]["init_args"]["antialias"] == "bin5"
+    events = EventAccumulator(str(run), size_guidance={"images": 0})
+    events.Reload()
+    scalars, images = set(events.Tags()["scalars"]), set(events.Tags()["images"])
+    for tag in ("train/loss_G_GAN_step", "train/loss_G_L1_step", "train/loss_D_real_step", "train/loss_D_fake_step",
+                "lr/G", "lr/D", "val/l1", "val/psnr", "val/ssim", "val/stability_psnr"):
+        assert tag in scalars, tag
+    assert {"train/images", "val/images"} <= images
+    # Images are logged on the scalars' x-axis (batches), not on global_step (2 per batch).
+    scalar_steps = {e.step for e in events.Scalars("train/loss_G_step")}
+    assert scalar_steps == set(range(8))  # 2 epochs x 4 batches
+    assert {e.step for e in events.Images("train/images")} <= scalar_steps
+    val_steps = {e.step for e in events.Scalars("val/l1")}
+    assert {e.step for e in events.Images("val/images")} == val_steps
+    # the LR of each epoch follows the schedule (n_epochs=1, n_epochs_decay=2)
+    lrs = [e.value for e in events.Scalars("lr/G")]
+    assert lrs == pytest.approx([2e-4 * linear_decay_factor(e, 1, 2) for e in range(2)])
+
+
+@pytest.mark.parametrize("subcommand", ["validate", "test", "predict"])
+def test_subcommands_run_from_checkpoint(trained_run, subcommand, monkeypatch, tmp_path):
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    args = [subcommand, "--config", str(folder / "tiny.yaml"), "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
+            "--trainer.logger", "false"]
+    if subcommand == "predict":
+        args += ["--predict_output_dir", str(tmp_path / "pred")]
+    cli = cli_main(args)
+    if subcommand == "predict":
+        written = sorted(p.name for p in (tmp_path / "pred").glob("*.png"))
+        assert len(written) == 2
+    else:
+        metrics = cli.trainer.callback_metrics
+        assert f"{'val' if subcommand == 'validate' else 'test'}/psnr" in metrics
+
+
+def test_resume_restores_epoch_optimizer_and_scheduler(trained_run, monkeypatch):
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    last = run / "checkpoints" / "last.ckpt"
+    before = torch.load(last, weights_only=True)
+    assert before["epoch"] == 1 and before["global_step"] == 16  # 8 batches x 2 optimiser steps
+    cli = cli_main(["fit", "--config", str(folder / "tiny.yaml"), "--trainer.max_epochs", "3",
+                    "--ckpt_path", str(last), "--trainer.logger.init_args.name", "resumed"])
+    assert cli.trainer.current_epoch == 3
+    assert cli.trainer.global_step == 24  # continued: 16 + 4 batches x 2 steps
+    sched_g, _ = cli.model.lr_schedulers()
+    assert sched_g.last_epoch == 3
+    # after epoch index 2 the LR has reached the decay's end: 1 - (3 + 1 - 1) / 3 = 0
+    opt_g, _ = cli.model.optimizers()
+    assert opt_g.param_groups[0]["lr"] == pytest.approx(2e-4 * linear_decay_factor(3, 1, 2))
+    # Adam state was restored (step count continues, not restarted)
+    state = next(iter(opt_g.optimizer.state.values()))
+    assert int(state["step"]) == 12
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
+@pytest.mark.parametrize("epoch,expected", [(0, 1.0), (99, 1.0), (100, 1 - 1 / 101), (150, 1 - 51 / 101),
+                                            (199, 1 - 100 / 101), (200, 0.0)])
+def test_lr_schedule_matches_the_pix2pix_formula(epoch, expected):
+    assert linear_decay_factor(epoch, 100, 100) == pytest.approx(expected)
+    module = Pix2PixModule(UNetGenerator(num_downs=2, ngf=2), PatchGANDiscriminator(ndf=2, n_layers=1))
+    (_, _), (sched_g, sched_d) = module.configure_optimizers()
+    for _ in range(epoch):
+        sched_g.step()
+    assert sched_g.get_last_lr()[0] == pytest.approx(2e-4 * expected)
+
+
+class _StepRecorder(pl.Callback):
+    """Snapshots G and D right before each optimiser step of the first batch."""
+
+    def __init__(self):
+        self.snapshots = []
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        if len(self.snapshots) < 2:
+            self.snapshots.append({k: v.detach().clone() for k, v in pl_module.state_dict().items()})
+
+
+def test_one_step_updates_both_players_and_the_d_step_leaves_g_alone(tmp_path):
+    torch.manual_seed(0)
+    module = Pix2PixModule(UNetGenerator(num_downs=3, ngf=4), PatchGANDiscriminator(ndf=4, n_layers=1),
+                           log_images_every_n_batches=0, val_stability_images=0)
+    start = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    batch = {"input": torch.rand(2, 3, 16, 16) * 2 - 1, "target": torch.rand(2, 3, 16, 16) * 2 - 1}
+    loader = torch.utils.data.DataLoader([{k: v[i] for k, v in batch.items()} for i in range(2)], batch_size=2)
+    recorder = _StepRecorder()
+    trainer = pl.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, callbacks=[recorder],
+                         default_root_dir=tmp_path)
+    trainer.fit(module, loader)
+    before_d, before_g = recorder.snapshots  # D steps first, then G
+    end = module.state_dict()
+
+    def changed(a, b, prefix):
+        return any(not torch.equal(a[k], b[k]) for k in a if k.startswith(prefix) and a[k].is_floating_point()
+                   and "running" not in k)
+
+    assert not changed(start, before_d, "discriminator.")  # nothing moved before D's step
+    assert changed(before_d, before_g, "discriminator.")  # the D step moved D ...
+    assert not changed(before_d, before_g, "generator.")  # ... and not G
+    assert changed(before_g, end, "generator.")  # the G step moved G ...
+    assert not changed(before_g, end, "discriminator.")  # ... and not D
+
+
+@pytest.mark.parametrize("mode", ["vanilla", "lsgan", "hinge"])
+def test_gan_losses_prefer_the_right_label(mode):
+    confident_real = torch.full((1, 1, 4, 4), 3.0)
+    assert gan_loss(confident_real, True, mode) < gan_loss(confident_real, False, mode)
+    assert gan_loss(-confident_real, False, mode) < gan_loss(-confident_real, True, mode)
+    g_good, g_bad = gan_loss(confident_real, True, mode, False), gan_loss(-confident_real, True, mode, False)
+    assert g_good < g_bad
+    with pytest.raises(ValueError, match="unknown gan_mode"):
+        gan_loss(confident_real, True, "wgan")
