@@ -152,7 +152,8 @@ def test_aliasing_net_scores_low_and_lower_than_with_blurpool():
     r_blur = stability_circular(blurred, x, shifts)
     assert r_alias.pooled_psnr < 25
     assert r_alias.pooled_psnr + 3 < r_blur.pooled_psnr
-    assert r_alias.mean_psnr < r_blur.mean_psnr
+    # (No assertion on mean_psnr: a mean of dB values is dominated by the shifts that are exact
+    # to the bit -- the even ones here -- and those depend on float round-off in the blur.)
     # Even shifts are exact for a stride-2 net; odd ones are where aliasing shows.
     assert r_alias.per_shift_psnr[2, 2] == MAX_PSNR_DB
     assert r_alias.per_shift_psnr[1, 1] + 3 < r_blur.per_shift_psnr[1, 1]

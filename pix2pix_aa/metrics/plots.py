@@ -45,14 +45,18 @@ def _save(fig, path: Optional[PathLike]):
     return fig
 
 
-def _heatmap(ax, grid: np.ndarray, vmin: float, vmax: float, cmap: str, annotate: bool, fmt: str):
+def _heatmap(ax, grid: np.ndarray, vmin: float, vmax: float, cmap: str, annotate: bool, fmt: str,
+             xlabel: bool = True, ylabel: bool = True):
     masked = np.ma.masked_invalid(grid)
     im = ax.imshow(masked, cmap=cmap, vmin=vmin, vmax=vmax, origin="upper", interpolation="nearest")
     side = grid.shape[0]
-    ax.set_xticks(range(side))
-    ax.set_yticks(range(side))
-    ax.set_xlabel("dx")
-    ax.set_ylabel("dy")
+    ticks = range(0, side, max(1, side // 8))
+    ax.set_xticks(ticks)
+    ax.set_yticks(ticks)
+    if xlabel:
+        ax.set_xlabel("dx")
+    if ylabel:
+        ax.set_ylabel("dy")
     if annotate and side <= 12:
         for (r, c), v in np.ndenumerate(grid):
             ax.text(c, r, "-" if not np.isfinite(v) else format(v, fmt), ha="center", va="center", fontsize=6)
@@ -103,8 +107,10 @@ def plot_feature_distance(result: FeatureDistanceResult, path: Optional[PathLike
     nrows = math.ceil(len(names) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(2.8 * ncols, 2.8 * nrows), squeeze=False)
     im = None
-    for ax, name in zip(axes.flat, names):
-        im = _heatmap(ax, result.distance[name], 0.0, top, "magma", annotate, ".2f")
+    for k, (ax, name) in enumerate(zip(axes.flat, names)):
+        # Axis labels only on the outer panels, so they do not run into the neighbours.
+        im = _heatmap(ax, result.distance[name], 0.0, top, "magma", annotate, ".2f",
+                      xlabel=k + ncols >= len(names), ylabel=k % ncols == 0)
         ax.set_title(f"{name} (s={result.strides[name]})\nmean {result.mean(name):.3g}", fontsize=8)
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
