@@ -125,6 +125,12 @@ class Pix2PixDataModule(pl.LightningDataModule):
         if self.data_dir.exists():
             self._warn_if_different(wanted)
             return
+        try:
+            self._generate()
+        except FileExistsError:  # another process generated it meanwhile: use theirs
+            self._warn_if_different(wanted)
+
+    def _generate(self) -> None:
         if self.dataset == "facades":
             from pix2pix_aa.data.facades import generate_facades
 

@@ -294,14 +294,15 @@ def _background(rng, st, layout: FacadeLayout) -> np.ndarray:
     """Sky gradient with faint clouds above, a darker neighbouring building at the sides."""
     S = layout.size
     t = np.linspace(0, 1, S, dtype=np.float32)[:, None, None]
-    sky = st["sky_top"] * (1 - t) + st["sky_bottom"] * t
-    clouds = 0.05 * sample_texture(rng, "gravel", (S, S), 0.15)
-    img = sky + clouds[..., None]
-    neighbour = st["neighbour"] * (1 + 0.1 * sample_texture(rng, "brick", (S, S), 0.8))[..., None]
-    rows = slice(layout.sky, S)
-    img[rows, : layout.left] = neighbour[rows, : layout.left]
-    img[rows, layout.right :] = neighbour[rows, layout.right :]
-    return img.astype(np.float32)
+    img = np.broadcast_to(st["sky_top"] * (1 - t) + st["sky_bottom"] * t, (S, S, 3)).copy()
+    # Textures only where background stays visible (the sky rows and the side strips).
+    sky = max(layout.sky, 1)
+    img[:sky] += 0.05 * sample_texture(rng, "gravel", (sky, S), 0.15)[..., None]
+    for x0, x1 in ((0, layout.left), (layout.right, S)):
+        if x1 > x0:
+            tex = sample_texture(rng, "brick", (S - layout.sky, x1 - x0), 0.8)
+            img[layout.sky :, x0:x1] = st["neighbour"] * (1 + 0.1 * tex)[..., None]
+    return img
 
 
 def _shadows(rng, st, layout: FacadeLayout) -> np.ndarray:

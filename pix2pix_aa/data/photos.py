@@ -127,9 +127,15 @@ def generate_photos(
                 Image.fromarray(pair).save(tmp / split / f"{i + 1}.png", compress_level=6)
         meta = {"generator": "pix2pix_aa.data.photos", "seed": int(seed), "splits": counts, "size": int(size), "sigma": sigma}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        shutil.rmtree(out, ignore_errors=True)
+        if overwrite:
+            shutil.rmtree(out, ignore_errors=True)
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.rename(out)
+        try:
+            tmp.rename(out)
+        except OSError:
+            if out.exists():  # another process finished first
+                raise FileExistsError(f"{out} was created by another process during generation") from None
+            raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
