@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pix2pix_aa.layers import _fast_blur
+
 __all__ = [
     "FILTER_SIZES",
     "PAD_TYPES",
@@ -113,7 +115,8 @@ def _safe_pad(x: torch.Tensor, pad: tuple[int, int, int, int], mode: str) -> tor
     """F.pad, except that reflect padding wider than the map falls back to replicate.
 
     Reflection needs pad < size; 2x2 (or 1x1) maps at the bottom of a U-Net break that rule,
-    and replicate is the closest mode that is defined there.
+    and replicate is the closest mode that is defined there. Circular padding wider than the
+    map wraps around as often as needed.
     """
     if not any(pad):
         return x
@@ -123,10 +126,28 @@ def _safe_pad(x: torch.Tensor, pad: tuple[int, int, int, int], mode: str) -> tor
             mode = "replicate"
     if mode == "constant":
         return F.pad(x, pad)
+    if mode == "circular":
+        h, w = x.shape[-2:]
+        if max(pad[0], pad[1]) > w or max(pad[2], pad[3]) > h:
+            # F.pad refuses to wrap more than once; gathering by index wraps any number of times.
+            rows = _fast_blur.index_map(h, -pad[2], h + pad[3], mode)[0]
+            cols = _fast_blur.index_map(w, -pad[0], w + pad[1], mode)[0]
+            idx = torch.tensor(rows, device=x.device), torch.tensor(cols, device=x.device)
+            return x.index_select(-2, idx[0]).index_select(-1, idx[1])
     return F.pad(x, pad, mode=mode)
 
 
+def _autocast_dtype(x: torch.Tensor) -> torch.dtype | None:
+    """The dtype autocast would run a conv in for ``x``, or None when autocast is off."""
+    kind = x.device.type
+    if not x.is_floating_point() or not torch.is_autocast_enabled(kind):
+        return None
+    return torch.get_autocast_dtype(kind)
+
+
 def _blur(x: torch.Tensor, filt: torch.Tensor, stride: int, pad_type: str, pad_off: int) -> torch.Tensor:
+    """Depthwise blur of (N, C, H, W) ``x`` with the (k, k) ``filt``, padded as the paper, then
+    subsampled by ``stride``. Chooses the cheapest exact route (see ``_fast_blur``)."""
     size = filt.shape[-1]
     if x.dim() != 4:
         raise ValueError(f"blur expects a (N, C, H, W) tensor, got shape {tuple(x.shape)}")
@@ -135,10 +156,25 @@ def _blur(x: torch.Tensor, filt: torch.Tensor, stride: int, pad_type: str, pad_o
     pad = _pad_amounts(size, pad_off)
     if size == 1:
         return _safe_pad(x, pad, mode)[:, :, ::stride, ::stride]
+    cast = _autocast_dtype(x)
+    if cast is not None:
+        # Run in autocast's dtype ourselves (as conv2d would), with autocast off inside, so the
+        # custom backward sees one dtype throughout.
+        with torch.autocast(x.device.type, enabled=False):
+            return _blur(x.to(cast), filt, stride, pad_type, pad_off)
     weight = filt.to(dtype=x.dtype, device=x.device).expand(channels, 1, size, size)
-    if mode == "constant" and pad[0] == pad[1]:
-        # Symmetric zero padding: let the convolution pad, which saves a copy of the input.
-        return F.conv2d(x, weight, stride=stride, padding=pad[0], groups=channels)
+    if mode == "constant":
+        if pad[0] == pad[1]:
+            # Symmetric zero padding: let the convolution pad, which saves a copy of the input.
+            return F.conv2d(x, weight, stride=stride, padding=pad[0], groups=channels)
+        return F.conv2d(F.pad(x, pad), weight, stride=stride, groups=channels)
+    if _fast_blur.fast_blur_supported(x):
+        h, w = x.shape[-2:]
+        if mode == "reflect" and (max(pad[0], pad[1]) >= w or max(pad[2], pad[3]) >= h):
+            mode = "replicate"  # same fallback as _safe_pad
+        y = _fast_blur.padded_blur(x, weight.contiguous(), stride, pad, mode)
+        if y is not None:
+            return y
     return F.conv2d(_safe_pad(x, pad, mode), weight, stride=stride, groups=channels)
 
 
