@@ -32,6 +32,11 @@ def test_shift_invariant_classifier_is_fully_consistent_and_positional_one_is_no
     r2 = consistency(corner_classifier, noise, max_shift=4, num_pairs=3, seed=0, batch_size=7)
     assert r2.consistency < 0.6  # chance is 1/3
     assert r2.to_dict()["total"] == 120
+    # A single-logit (binary) classifier is judged by its sign.
+    r3 = consistency(lambda x: x.mean((1, 2, 3)) - 10, noise, max_shift=4, num_pairs=2, seed=0)
+    assert r3.consistency == 1.0
+    r4 = consistency(lambda x: x[:, 0, :1, 0] - 0.5, noise, max_shift=4, num_pairs=3, seed=0)
+    assert r4.consistency < 0.8  # chance is 1/2
 
 
 def test_patch_consistency_aligns_patch_grids_by_the_shift():

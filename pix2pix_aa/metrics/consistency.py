@@ -102,7 +102,8 @@ def consistency(classifier: Callable[[torch.Tensor], torch.Tensor], x: torch.Ten
     """Share of (image, offset pair) samples whose argmax class is the same at both offsets.
 
     Args:
-        classifier: (N, C, h, w) -> (N, num_classes) logits; eval mode (not changed here).
+        classifier: (N, C, h, w) -> (N, num_classes) logits (the prediction is the argmax), or
+            (N,) / (N, 1) single logits (the prediction is logit > 0); eval mode (not changed here).
         x: (N, C, H, W) images.
         max_shift: S; offsets in [0, S)^2.
         num_pairs: pairs of different offsets per image.
@@ -113,7 +114,8 @@ def consistency(classifier: Callable[[torch.Tensor], torch.Tensor], x: torch.Ten
     warn_if_training(classifier)
     bs = check_batch_size(batch_size, (x.shape[1], h, w), x.dtype)
     outs = _predict_all(classifier, x, pairs, h, w, bs, "classifier")
-    labels = [o.reshape(-1).argmax() if o.dim() else o for o in outs]
+    # One logit per sample (a binary classifier): the prediction is its sign, not an argmax.
+    labels = [o.reshape(-1).argmax() if o.numel() > 1 else o.reshape(-1)[0] > 0 for o in outs]
     agree = sum(int(labels[2 * p] == labels[2 * p + 1]) for p in range(len(labels) // 2))
     total = len(labels) // 2
     return ConsistencyResult(agree / total, agree, total, max_shift, num_pairs, seed)
