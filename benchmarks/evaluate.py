@@ -41,6 +41,7 @@ def build_generator(args: argparse.Namespace) -> torch.nn.Module:
     except ImportError as err:  # the networks package is built in parallel with the metrics
         raise SystemExit(f"pix2pix_aa.networks.UNetGenerator is not available yet ({err}); "
                          "this benchmark needs it to build the unet_256 baseline.") from None
+    torch.manual_seed(args.seed)  # same weights every run, so the dB figures are comparable
     G = UNetGenerator(in_channels=3, out_channels=3, num_downs=args.num_downs, ngf=args.ngf, norm="batch",
                       antialias=args.antialias)
     try:
@@ -103,14 +104,17 @@ def main(argv=None) -> dict:
     p.add_argument("--ngf", type=int, default=64)
     p.add_argument("--antialias", default="none")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format (oneDNN)")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch.set_num_threads; on a CPU shared with other jobs 1 thread can beat 2 "
+                        "(OpenMP threads wait for each other when a core is taken)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the test crops")
     p.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = p.parse_args(argv)
 
     if args.threads:
         torch.set_num_threads(args.threads)
     G = build_generator(args)
-    x = test_images(args.num_images, args.size)
+    x = test_images(args.num_images, args.size, args.seed)
     source = reflect_pad_source(x, args.max_shift)
     if args.channels_last:
         source = source.contiguous(memory_format=torch.channels_last)
