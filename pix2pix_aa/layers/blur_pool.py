@@ -207,7 +207,8 @@ class BlurPool(nn.Module):
     """Blur-then-subsample (the paper's *BlurPool*), drop-in for ``antialiased_cnns.BlurPool``.
 
     Args:
-        channels: number of channels C (kept for API parity; the filter is depthwise).
+        channels: number of channels C, checked on every call; None accepts any C (the filter
+            is depthwise, so it does not depend on C; the model converter uses this for pools).
         filt_size: 1..7 or a filter name.
         stride: subsampling factor.
         pad_type: ``reflect`` (default, as the paper), ``replicate``, ``zero`` or ``circular``.
@@ -220,9 +221,11 @@ class BlurPool(nn.Module):
 
     filt: torch.Tensor
 
-    def __init__(self, channels: int, filt_size: FilterSpec = 4, stride: int = 2,
+    def __init__(self, channels: int | None, filt_size: FilterSpec = 4, stride: int = 2,
                  pad_type: str = "reflect", pad_off: int = 0) -> None:
         super().__init__()
+        if channels is not None and channels < 1:
+            raise ValueError(f"channels must be >= 1 (or None for any), got {channels}")
         size = filter_size(filt_size)
         if size == 0:
             raise ValueError("BlurPool needs a filter size 1..7; use create_blur_pool for 'none'")
@@ -235,7 +238,7 @@ class BlurPool(nn.Module):
         self.register_buffer("filt", binomial_filter(size), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[1] != self.channels:
+        if self.channels is not None and (x.dim() < 2 or x.shape[1] != self.channels):
             raise ValueError(f"BlurPool built for {self.channels} channels got input of shape {tuple(x.shape)}")
         return _blur(x, self.filt, self.stride, self.pad_type, self.pad_off)
 
