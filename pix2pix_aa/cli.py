@@ -8,6 +8,8 @@ logs, seed 0, ``accelerator: auto``.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Optional
 
 from jsonargparse import lazy_instance
@@ -35,21 +37,46 @@ class Pix2PixCLI(LightningCLI):
         parser.add_argument("--predict_output_dir", type=str, default="outputs/predictions",
                             help="predict: folder the generated PNGs are written to")
 
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        check_compatible(self.model, self.datamodule)
+
     def before_predict(self) -> None:
         output_dir = self.config[self.subcommand].predict_output_dir
         self.trainer.callbacks.append(ImageWriter(output_dir))
 
 
+def check_compatible(model: Pix2PixModule, datamodule: Pix2PixDataModule) -> None:
+    """Model/data options that only conflict together, checked before any data is read."""
+    multiple = getattr(model.generator, "size_multiple", None)
+    crop = datamodule.crop_size
+    if multiple and crop % multiple and not getattr(model.generator, "pad_input", False):
+        deepest = max(1, (crop & -crop).bit_length() - 1)  # largest k with crop % 2**k == 0
+        raise ValueError(
+            f"data.crop_size={crop} is not a multiple of 2**num_downs = {multiple} "
+            f"(model.generator.init_args.num_downs={model.generator.num_downs}); use a crop_size that is a multiple "
+            f"of {multiple} (e.g. {max(multiple, crop // multiple * multiple)}), num_downs <= {deepest}, or "
+            "model.generator.init_args.pad_input=true")
+
+
 def main(args: Optional[list[str]] = None, run: bool = True) -> Pix2PixCLI:
-    return Pix2PixCLI(
-        Pix2PixModule,
-        Pix2PixDataModule,
-        seed_everything_default=0,
-        trainer_defaults=TRAINER_DEFAULTS,
-        save_config_kwargs={"overwrite": True},
-        args=args,
-        run=run,
-    )
+    """Run the CLI. Configuration and data errors print one ``error:`` line and exit with code 2;
+    set ``PIX2PIX_AA_DEBUG=1`` for the traceback."""
+    try:
+        return Pix2PixCLI(
+            Pix2PixModule,
+            Pix2PixDataModule,
+            seed_everything_default=0,
+            trainer_defaults=TRAINER_DEFAULTS,
+            save_config_kwargs={"overwrite": True},
+            args=args,
+            run=run,
+        )
+    except (ValueError, FileNotFoundError, FloatingPointError) as e:
+        if os.environ.get("PIX2PIX_AA_DEBUG"):
+            raise
+        print(f"error: {e}\n(set PIX2PIX_AA_DEBUG=1 to see the traceback)", file=sys.stderr)
+        raise SystemExit(2) from e
 
 
 if __name__ == "__main__":

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-from pathlib import Path
-
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -15,49 +12,6 @@ from pix2pix_aa.cli import main as cli_main
 from pix2pix_aa.losses import gan_loss
 from pix2pix_aa.module import Pix2PixModule, linear_decay_factor
 from pix2pix_aa.networks import PatchGANDiscriminator, UNetGenerator
-
-TINY_CONFIG = {
-    "seed_everything": 0,
-    "trainer": {
-        "max_epochs": 2, "accelerator": "cpu", "devices": 1, "enable_model_summary": False,
-        "enable_progress_bar": False, "log_every_n_steps": 1,
-        "logger": {"class_path": "pytorch_lightning.loggers.TensorBoardLogger",
-                   "init_args": {"save_dir": "runs", "name": "tiny", "default_hp_metric": False}},
-    },
-    "model": {
-        "generator": {"class_path": "pix2pix_aa.networks.UNetGenerator",
-                      "init_args": {"num_downs": 6, "ngf": 8, "antialias": "bin5"}},
-        "discriminator": {"class_path": "pix2pix_aa.networks.PatchGANDiscriminator",
-                          "init_args": {"ndf": 8, "n_layers": 2}},
-        "n_epochs": 1, "n_epochs_decay": 2, "log_images_every_n_batches": 2,
-    },
-    "data": {"data_dir": "data/tiny", "dataset": "facades", "load_size": 72, "crop_size": 64,
-             "batch_size": 2, "num_workers": 0, "generate_size": 64,
-             "generate_counts": {"train": 8, "val": 2, "test": 2}},
-}
-
-
-def write_config(folder: Path, **overrides) -> Path:
-    cfg = copy.deepcopy(TINY_CONFIG)
-    for dotted, value in overrides.items():
-        node = cfg
-        *parents, leaf = dotted.split("__")
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    path = folder / "tiny.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    """One 2-epoch fit shared by the tests below: (folder, run dir)."""
-    folder = tmp_path_factory.mktemp("train")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(folder)
-        cli_main(["fit", "--config", str(write_config(folder))])
-    return folder, folder / "runs" / "tiny" / "version_0"
 
 
 def test_fit_writes_checkpoints_config_and_tensorboard(trained_run):

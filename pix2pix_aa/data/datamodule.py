@@ -160,7 +160,7 @@ class Pix2PixDataModule(pl.LightningDataModule):
             )
 
     # ------------------------------------------------------------------ datasets
-    def _make(self, split: str) -> Dataset:
+    def _make(self, split: str, train: bool | None = None) -> Dataset:
         cls = PairedFolderDataset if self.dataset == "paired" else AlignedDataset
         return cls(
             self.data_dir,
@@ -169,7 +169,13 @@ class Pix2PixDataModule(pl.LightningDataModule):
             load_size=self.load_size,
             crop_size=self.crop_size,
             grayscale=self.grayscale,
+            train=train,
         )
+
+    def eval_dataset(self, split: str = "test") -> Dataset:
+        """A deterministic dataset of ``split`` (resized to ``crop_size``, no crop, no flip), for
+        evaluation outside a Trainer (``evaluate.py``)."""
+        return self._make(split, train=False)
 
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets a stage needs (``fit``, ``validate``, ``test``, ``predict``; None = all)."""

@@ -1,0 +1,1 @@
+"""Stability evaluation of trained checkpoints (imports the training module to rebuild them)."""

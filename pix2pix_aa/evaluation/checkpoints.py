@@ -1,0 +1,138 @@
+"""Loading generators from Lightning checkpoints, safely and with one clear line per failure."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from pix2pix_aa.module import Pix2PixModule
+
+__all__ = ["CheckpointError", "LoadedGenerator", "find_checkpoints", "load_generator"]
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used; the message is one line meant for the user."""
+
+
+@dataclass
+class LoadedGenerator:
+    path: Path
+    label: str
+    generator: nn.Module
+    hparams: dict
+    datamodule_hparams: dict
+    epoch: Optional[int]
+
+    @property
+    def antialias(self) -> str:
+        args = (self.hparams.get("generator") or {})
+        return str(args.get("antialias", "none"))
+
+    @property
+    def run_dir(self) -> Path:
+        """The Lightning log dir of the run (``.../version_N``) when the checkpoint sits in it."""
+        return self.path.parent.parent if self.path.parent.name == "checkpoints" else self.path.parent
+
+
+def find_checkpoints(paths: list[str]) -> list[Path]:
+    """Expand folders of runs into their ``last.ckpt`` files (or their only checkpoint).
+
+    A file path is kept as given (even if missing: loading reports it). A folder is searched
+    recursively; per ``checkpoints/`` folder, ``last.ckpt`` is preferred.
+    """
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if not p.is_dir():
+            found.append(p)
+            continue
+        ckpt_dirs = sorted({c.parent for c in p.rglob("*.ckpt")})
+        if not ckpt_dirs:
+            raise CheckpointError(f"no .ckpt files under folder {p}")
+        for d in ckpt_dirs:
+            last = d / "last.ckpt"
+            found.append(last if last.exists() else sorted(d.glob("*.ckpt"))[-1])
+    return found
+
+
+def _label(path: Path) -> str:
+    parts = path.parts
+    if len(parts) >= 4 and parts[-2] == "checkpoints":  # runs/<name>/<version>/checkpoints/x.ckpt
+        return f"{parts[-4]}/{parts[-3]}/{path.stem}"
+    return path.stem
+
+
+def _read(path: Path, trust: bool) -> dict[str, Any]:
+    if not path.exists():
+        raise CheckpointError(f"{path}: file not found")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, expected a .ckpt file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=not trust)
+    except pickle.UnpicklingError as e:
+        if not trust:
+            raise CheckpointError(
+                f"{path}: refused to unpickle objects that are not plain weights ({str(e).splitlines()[0][:120]}); "
+                "if you trust this file, pass --trust-checkpoint") from e
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({e})") from e
+    except Exception as e:  # torch.load on junk raises many types (IndexError, EOFError, RuntimeError, ...)
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({str(e).splitlines()[0][:160]})") from e
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise CheckpointError(f"{path}: not a Lightning checkpoint (no 'state_dict')")
+    return ckpt
+
+
+def load_generator(path: str | Path, trust: bool = False) -> LoadedGenerator:
+    """Rebuild the generator of a ``Pix2PixModule`` checkpoint and load its weights.
+
+    The checkpoint is read with ``weights_only=True`` unless ``trust`` is given, so it cannot run
+    code. The generator is rebuilt from the ``class_path`` / ``init_args`` that LightningCLI saved
+    in the checkpoint's hyper-parameters; only classes under ``pix2pix_aa.`` or ``torch.nn.`` are
+    built without ``trust``.
+
+    Raises:
+        CheckpointError: one line naming the file and what is wrong.
+    """
+    path = Path(path)
+    ckpt = _read(path, trust)
+    hp = dict(ckpt.get("hyper_parameters") or {})
+    state = ckpt["state_dict"]
+    if not any(k.startswith("generator.") for k in state):
+        raise CheckpointError(f"{path}: no generator weights (is it a Pix2PixModule checkpoint?)")
+    class_path = hp.get("_class_path")
+    if class_path is not None and class_path.rsplit(".", 1)[-1] != Pix2PixModule.__name__:
+        raise CheckpointError(f"{path}: a checkpoint of {class_path}, expected a Pix2PixModule")
+    gen_cfg = hp.get("generator")
+    if not isinstance(gen_cfg, dict) or "class_path" not in gen_cfg:
+        raise CheckpointError(f"{path}: the generator's config (class_path/init_args) is not in the checkpoint; "
+                              "train with train.py (LightningCLI) so it is saved")
+    gen_path = gen_cfg["class_path"]
+    if not trust and not gen_path.startswith(("pix2pix_aa.", "torch.nn.")):
+        raise CheckpointError(f"{path}: generator class {gen_path} is outside pix2pix_aa; pass --trust-checkpoint "
+                              "to build it")
+    module_name, _, cls_name = gen_path.rpartition(".")
+    try:
+        cls = getattr(__import__(module_name, fromlist=[cls_name]), cls_name)
+        generator = cls(**(gen_cfg.get("init_args") or {}))
+    except (ImportError, AttributeError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: cannot build generator {gen_path}: {e}") from e
+    weights = {k[len("generator."):]: v for k, v in state.items() if k.startswith("generator.")}
+    try:
+        result = generator.load_state_dict(weights, strict=False)
+    except RuntimeError as e:  # shape mismatches are raised even with strict=False
+        first = next((ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln), str(e)[:200])
+        raise CheckpointError(f"{path}: generator config does not match the weights ({first})") from e
+    if result.missing_keys or result.unexpected_keys:
+        raise CheckpointError(
+            f"{path}: generator config does not match the weights (missing {len(result.missing_keys)} keys, e.g. "
+            f"{result.missing_keys[:2]}; unexpected {len(result.unexpected_keys)}, e.g. {result.unexpected_keys[:2]})")
+    flat = {**(gen_cfg.get("init_args") or {})}
+    hp_out = {k: v for k, v in hp.items() if k != "generator"}
+    hp_out["generator"] = flat
+    return LoadedGenerator(path=path, label=_label(path), generator=generator.eval(), hparams=hp_out,
+                           datamodule_hparams=dict(ckpt.get("datamodule_hyper_parameters") or {}),
+                           epoch=ckpt.get("epoch"))

@@ -1,0 +1,111 @@
+"""evaluate.py end to end on tiny checkpoints, and its handling of bad checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from pix2pix_aa.evaluation.checkpoints import CheckpointError, find_checkpoints, load_generator
+from pix2pix_aa.evaluation.cli import main as evaluate_main
+
+FAST = ["--max-images", "3", "--shifts", "4", "--noise", "0.05", "--no-progress"]
+
+
+def test_evaluate_two_checkpoints_writes_every_output(trained_run, baseline_run, monkeypatch, tmp_path, capsys):
+    folder, bin5_run = trained_run
+    monkeypatch.chdir(folder)
+    out = tmp_path / "eval"
+    code = evaluate_main([str(bin5_run), str(baseline_run), "--out", str(out), *FAST])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "| tiny/version_0/last | bin5 |" in printed and "| tiny_baseline/version_0/last | none |" in printed
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["models"]) == {"tiny/version_0/last", "tiny_baseline/version_0/last"}
+    model = results["models"]["tiny/version_0/last"]
+    assert model["crop"]["num_shifts"] == 15 and model["circular"]["num_shifts"] == 15  # 4x4 grid minus (0, 0)
+    assert set(model["features"]["layers"]) >= {"enc1", "enc6", "dec6", "dec2", "out"}
+    assert model["row"]["stability_crop_db"] > 10
+    with (out / "results.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == 2
+    assert (out / "results.md").read_text().count("\n| tiny") == 2
+    pngs = {p.name for p in out.glob("*.png")}
+    assert {"stability_crop_tiny_version_0_last.png", "stability_circular_tiny_version_0_last.png",
+            "features_tiny_version_0_last.png", "features_tiny_baseline_version_0_last.png"} <= pngs
+    events = EventAccumulator(str(bin5_run / "evaluation"), size_guidance={"images": 0})
+    events.Reload()
+    assert "eval/stability_crop_db" in events.Tags()["scalars"]
+    assert "eval/stability_crop_heatmap" in events.Tags()["images"]
+    assert "eval/table/text_summary" in events.Tags()["tensors"]
+
+
+def test_bad_checkpoint_is_one_line_and_the_others_still_run(trained_run, monkeypatch, tmp_path, capsys):
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"this is not a checkpoint")
+    code = evaluate_main([str(run / "checkpoints" / "last.ckpt"), str(junk), str(tmp_path / "missing.ckpt"),
+                          "--out", str(tmp_path / "eval"), "--no-tensorboard", "--layers", "none", *FAST])
+    assert code == 2  # some failed
+    err = capsys.readouterr().err
+    assert f"error: {junk}: not a readable PyTorch checkpoint" in err
+    assert f"error: {tmp_path / 'missing.ckpt'}: file not found" in err
+    assert "Traceback" not in err
+    assert (tmp_path / "eval" / "results.md").read_text().count("\n| tiny") == 1
+
+
+def _save_variant(src, dst, mutate):
+    ckpt = torch.load(src, weights_only=True)
+    mutate(ckpt)
+    torch.save(ckpt, dst)
+    return dst
+
+
+def test_checkpoint_errors_name_the_problem(trained_run, tmp_path):
+    _, run = trained_run
+    last = run / "checkpoints" / "last.ckpt"
+    loaded = load_generator(last)
+    assert loaded.antialias == "bin5" and not loaded.generator.training
+
+    def wrong_arch(c):
+        c["hyper_parameters"]["generator"]["init_args"]["ngf"] = 16
+
+    def no_config(c):
+        del c["hyper_parameters"]["generator"]
+
+    def other_class(c):
+        c["hyper_parameters"]["_class_path"] = "some.other.Model"
+
+    def foreign_generator(c):
+        c["hyper_parameters"]["generator"]["class_path"] = "os.system"
+
+    cases = {wrong_arch: "generator config does not match the weights", no_config: r"config \(class_path/init_args\)",
+             other_class: "a checkpoint of some.other.Model", foreign_generator: "outside pix2pix_aa"}
+    for mutate, message in cases.items():
+        path = _save_variant(last, tmp_path / f"{mutate.__name__}.ckpt", mutate)
+        with pytest.raises(CheckpointError, match=message):
+            load_generator(path)
+    torch.save({"state_dict": {}}, tmp_path / "empty.ckpt")
+    with pytest.raises(CheckpointError, match="no generator weights"):
+        load_generator(tmp_path / "empty.ckpt")
+
+
+class Payload:
+    """Stands for any pickled object that is not plain weights."""
+
+
+def test_untrusted_pickles_are_refused(tmp_path):
+    path = tmp_path / "pickled.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": Payload()}, path)
+    with pytest.raises(CheckpointError, match="--trust-checkpoint"):
+        load_generator(path)
+
+
+def test_run_folders_expand_to_last_checkpoints(trained_run):
+    folder, run = trained_run
+    assert find_checkpoints([str(run)]) == [run / "checkpoints" / "last.ckpt"]
+    with pytest.raises(CheckpointError, match="no .ckpt files"):
+        find_checkpoints([str(folder / "data")])
