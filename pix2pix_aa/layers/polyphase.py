@@ -118,11 +118,15 @@ def polyphase_norms(x: torch.Tensor, stride: int = 2, norm: str = "l2") -> torch
     if norm not in _APS_NORMS:
         raise ValueError(f"unknown APS norm {norm!r}; valid: {', '.join(map(repr, _APS_NORMS))}")
     n, c, h, w = x.shape
-    # float64 from the start: the squares of float32 values are exact in float64, so only the
-    # (tiny) float64 summation-order noise remains.
-    comps = x.detach().to(torch.float64).reshape(n, c, h // stride, stride, w // stride, stride)
+    x = x.detach()
+    if x.dtype in (torch.float16, torch.bfloat16):  # squares of half floats overflow at 256
+        x = x.float()
+    comps = x.reshape(n, c, h // stride, stride, w // stride, stride)
     vals = comps.square() if norm == "l2" else comps.abs()
-    return vals.sum(dim=(1, 2, 4)).reshape(n, stride * stride)
+    # Elementwise ops round each value the same way wherever it sits, so a component's values
+    # are the same multiset under any roll; the float64 accumulator leaves only summation-order
+    # noise (~1e-16 relative), far inside the tie tolerance.
+    return vals.sum(dim=(1, 2, 4), dtype=torch.float64).reshape(n, stride * stride)
 
 
 def aps_down(x: torch.Tensor, stride: int = 2, norm: str = "l2",
@@ -276,20 +280,39 @@ class APSDown(nn.Module):
         return f"{self.channels}, filt_size={self.filt_size}, stride={self.stride}, norm={self.norm!r}"
 
 
-def _fold(full: torch.Tensor, start: int, length: int, dim: int) -> torch.Tensor:
-    """``out[(t - start) mod length] += full[t]`` along ``dim``: wraps a 'full' (uncropped)
-    transposed-conv output onto a circle of ``length`` samples."""
-    n = full.shape[dim]
-    shape = list(full.shape)
-    shape[dim] = length
-    out = full.new_zeros(shape)
-    a = start - length * ((start + length - 1) // length)  # first chunk start <= 0
-    while a < n:
-        lo, hi = max(a, 0), min(a + length, n)
-        if hi > lo:
-            out.narrow(dim, lo - a, hi - lo).add_(full.narrow(dim, lo, hi - lo))
-        a += length
-    return out
+def _circular_pad_any(x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
+    """Circular padding: torch's native kernel where it applies, index wrapping otherwise."""
+    if not any(pad):
+        return x
+    h, w = x.shape[-2:]
+    if max(pad[:2]) <= w and max(pad[2:]) <= h:
+        return F.pad(x, pad, mode="circular")
+    return circular_pad(x, pad)
+
+
+def _circular_conv_transpose(y: torch.Tensor, weight: torch.Tensor, stride: int, padding: int,
+                             groups: int) -> torch.Tensor:
+    """Phase-0 circular transposed conv: ``out[o] = sum w[k] u[(o + P - k) mod s*h]`` with u the
+    zero-inserted y. Computed as a strided transposed conv of y padded circularly by (a_lo, a_hi)
+    samples, so every output sample gets all its (wrapped) terms inside one convolution: the
+    same arithmetic at every position, hence bit-exact under rolls, and no output-sized copies.
+    For the pix2pix layer (K=4, s=2, P=1): pad 1 on each side, transposed-conv padding 3."""
+    k = weight.shape[-1]
+    h, w = y.shape[-2:]
+
+    def amounts(size: int) -> tuple[int, int, int]:
+        a_lo = max(0, -((padding - k + 1) // stride))   # ceil((K - 1 - P) / s): lowest input index
+        a_hi = max(0, (padding - 1) // stride + 1)      # highest input index beyond the map
+        crop = padding + stride * a_lo
+        # the transposed conv crops `crop` on both sides; make the right side long enough
+        while stride * (size + a_lo + a_hi - 1) + k - 2 * crop < stride * size:
+            a_hi += 1
+        return a_lo, a_hi, crop
+
+    (tl, tr, ch), (ll, lr, cw) = amounts(h), amounts(w)
+    out = F.conv_transpose2d(_circular_pad_any(y, (ll, lr, tl, tr)), weight, None, stride=stride,
+                             padding=(ch, cw), groups=groups)
+    return out[..., :stride * h, :stride * w]
 
 
 def _window(full: torch.Tensor, start: int, length: int, dim: int) -> torch.Tensor:
@@ -304,13 +327,12 @@ def _window(full: torch.Tensor, start: int, length: int, dim: int) -> torch.Tens
     return F.pad(core, pad)
 
 
-def _per_sample(candidates: list[torch.Tensor], index: torch.Tensor) -> torch.Tensor:
-    """Pick ``candidates[index[n]][n]`` for every sample n (one ``where`` per candidate)."""
-    out = candidates[0]
-    mask_shape = (-1,) + (1,) * (out.dim() - 1)
-    for r in range(1, len(candidates)):
-        out = torch.where((index == r).view(mask_shape), candidates[r], out)
-    return out
+def _per_sample(fn, index_y: torch.Tensor, index_x: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``fn(x[n:n+1], iy, ix)`` for every sample n, computed once per distinct (iy, ix)."""
+    pairs = torch.stack([index_y, index_x], 1).tolist()
+    if all(p == pairs[0] for p in pairs):  # one phase for the batch (always for batch size 1)
+        return fn(x, *pairs[0])
+    return torch.cat([fn(x[n:n + 1], *p) for n, p in enumerate(pairs)])
 
 
 def aps_conv_transpose2d(y: torch.Tensor, phase: torch.Tensor, weight: torch.Tensor,
@@ -326,11 +348,12 @@ def aps_conv_transpose2d(y: torch.Tensor, phase: torch.Tensor, weight: torch.Ten
 
     With phase 0 and ``pad_type="zero"`` this is exactly ``nn.ConvTranspose2d(K, s, P)``.
 
-    How: the strided transposed conv without padding gives the 'full' output F (length
-    (h-1)*s + K) of phase-0 zero insertion on an infinite line; phase p moves it by p, so
-    ``out = F[P - p : P - p + L]`` (zero) or F wrapped onto the circle from P - p (circular).
-    This costs s*s times fewer multiplies than convolving the zero-inserted map (3/4 of whose
-    samples are zeros for s = 2). The bias is added after the wrap (once per output sample).
+    How: zero insertion at phase p is zero insertion at phase 0 moved by p samples. Circular:
+    the phase-0 result is the strided transposed conv of y padded circularly (so wrapped terms
+    are summed inside the convolution), then rolled by p. Zero: the unpadded strided transposed
+    conv gives the 'full' output F (length (h-1)*s + K) on the infinite line, and
+    ``out = F[P - p : P - p + L]``. Either way this costs s*s times fewer multiplies than
+    convolving the zero-inserted map (3/4 of whose samples are zeros for s = 2).
 
     Args:
         y: (N, C_in, h, w); phase: (N,) ints in [0, s*s); weight: (C_in, C_out/groups, K, K)
@@ -346,10 +369,13 @@ def aps_conv_transpose2d(y: torch.Tensor, phase: torch.Tensor, weight: torch.Ten
         raise ValueError(f"aps_conv_transpose2d expects a (N, C, H, W) tensor, got shape {tuple(y.shape)}")
     n, _, h, w = y.shape
     pi, pj = _split_phase(phase, n, stride, y.device)
-    full = F.conv_transpose2d(y, weight, None, stride=stride, groups=groups)
-    place = _fold if pad_type == "circular" else _window
-    out = _per_sample([place(full, padding - r, stride * h, -2) for r in range(stride)], pi)
-    out = _per_sample([place(out, padding - r, stride * w, -1) for r in range(stride)], pj)
+    if pad_type == "circular":  # phase 0, then move each sample to its phase (an exact roll)
+        base = _circular_conv_transpose(y, weight, stride, padding, groups)
+        out = _per_sample(lambda f, r, c: torch.roll(f, (r, c), (-2, -1)) if r or c else f, pi, pj, base)
+    else:
+        full = F.conv_transpose2d(y, weight, None, stride=stride, groups=groups)
+        out = _per_sample(lambda f, r, c: _window(_window(f, padding - r, stride * h, -2),
+                                                  padding - c, stride * w, -1), pi, pj, full)
     if bias is not None:
         out = out + bias.view(1, -1, 1, 1)
     return out
