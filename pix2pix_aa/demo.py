@@ -24,12 +24,12 @@ def _run(cmd: list[str]) -> None:
 
 
 def train(name: str, antialias: str, config: str, extra: list[str]) -> Path:
-    run_dir = ROOT / "runs" / f"cpu_quick_{name}" / "demo"
+    run_dir = ROOT / "runs" / f"cpu_quick_{name}" / "main"
     last = run_dir / "checkpoints" / "last.ckpt"
     cmd = [sys.executable, "train.py", "fit", "--config", config,
            "--model.generator.init_args.antialias", antialias,
            "--trainer.logger.init_args.name", f"cpu_quick_{name}",
-           "--trainer.logger.init_args.version", "demo", *extra]
+           "--trainer.logger.init_args.version", "main", *extra]
     if last.exists():
         # Lightning resumes an interrupted run and returns at once from a finished one.
         print(f"{name}: found {last.relative_to(ROOT)}; resuming from it", flush=True)
