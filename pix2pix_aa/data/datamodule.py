@@ -8,6 +8,14 @@ seeded in the workers too. A run is then repeatable for a fixed ``seed`` and ``n
 (changing the worker count changes which worker RNG serves which sample). Under DDP Lightning
 swaps the sampler for a ``DistributedSampler`` (seeded, ``set_epoch`` per epoch); we do not
 set a sampler ourselves so that it can.
+
+Per-rank augmentation under DDP: every rank runs ``seed_everything(seed)``, so without care all
+ranks would draw the *same* crop offsets and flips at the same step (for different images).
+Rank ``r > 0`` therefore seeds its loader generator from ``SeedSequence([seed, r])`` (worker
+seeds differ per rank even without Lightning's ``workers=True`` worker-init), and with
+``num_workers=0`` the training set draws its crops from its own per-rank RNG stream
+(:class:`RankSeededDataset`) instead of the global one shared with dropout. Rank 0 keeps the
+single-process loader seed.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+import numpy as np
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from pix2pix_aa.data.datasets import (
@@ -30,10 +39,54 @@ from pix2pix_aa.data.datasets import (
     check_options,
 )
 
-__all__ = ["DATASETS", "Pix2PixDataModule"]
+__all__ = ["DATASETS", "Pix2PixDataModule", "RankSeededDataset", "rank_seed"]
 
 #: ``dataset`` kinds: facades / photos are generated into ``data_dir`` if missing.
 DATASETS: tuple[str, ...] = ("facades", "aligned", "paired", "photos")
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The augmentation seed of process ``rank``: ``seed`` itself on rank 0 (so rank 0 of a
+    multi-process run draws like a single-process run), else a 63-bit value from
+    ``SeedSequence([seed, rank])`` (independent streams; no collision with ``seed + k``)."""
+    if rank == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, rank]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+class RankSeededDataset(Dataset):
+    """Wraps a training set so that its random transforms draw from a private torch RNG stream
+    seeded with ``seed`` rather than from the process-global RNG.
+
+    For ``num_workers=0`` under DDP only: samples are then made in the main process, where the
+    global RNG is seeded identically on every rank (and shared with dropout). The stream
+    advances with every ``__getitem__``, like the global RNG would. Not for worker processes:
+    each would copy the same state (there PyTorch/Lightning seed the workers per rank).
+    """
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset = dataset
+        self.seed = seed
+        self._state = torch.Generator().manual_seed(seed).get_state()
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Any:
+        with torch.random.fork_rng(devices=[]):  # restores the global RNG afterwards
+            torch.set_rng_state(self._state)
+            item = self.dataset[index]
+            self._state = torch.get_rng_state()
+        return item
+
+
+def _rank_and_world(trainer: Any) -> tuple[int, int]:
+    """(global rank, world size) from the attached Trainer, else torch.distributed, else (0, 1)."""
+    if trainer is not None:
+        return int(trainer.global_rank), int(trainer.world_size)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
 
 
 class Pix2PixDataModule(pl.LightningDataModule):
@@ -200,8 +253,13 @@ class Pix2PixDataModule(pl.LightningDataModule):
             raise RuntimeError(f"no {stage} dataset: call datamodule.setup({stage!r}) first")
         kwargs: dict[str, Any] = {}
         if shuffle:
-            # Seeds the shuffle order and each worker's torch RNG (random crop / flip).
-            kwargs["generator"] = torch.Generator().manual_seed(self.seed)
+            # Seeds the shuffle order (single process; DDP uses its DistributedSampler's seed) and
+            # each worker's torch RNG (random crop / flip): per rank, so ranks augment differently.
+            rank, world = _rank_and_world(self._trainer_or_none())
+            seed = rank_seed(self.seed, rank)
+            kwargs["generator"] = torch.Generator().manual_seed(seed)
+            if world > 1 and self.num_workers == 0:
+                ds = RankSeededDataset(ds, seed)
         return DataLoader(
             ds,
             batch_size=self.batch_size,
@@ -211,6 +269,10 @@ class Pix2PixDataModule(pl.LightningDataModule):
             drop_last=False,
             **kwargs,
         )
+
+    def _trainer_or_none(self) -> Any:
+        # LightningDataModule.trainer is None outside a Trainer (plain Python use, evaluate.py).
+        return getattr(self, "trainer", None)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, "fit", shuffle=True)
