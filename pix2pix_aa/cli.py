@@ -79,5 +79,11 @@ def main(args: Optional[list[str]] = None, run: bool = True) -> Pix2PixCLI:
         raise SystemExit(2) from e
 
 
+def console_main() -> int:
+    """Entry point of the ``pix2pix-aa-train`` console script (exit code 0 on success)."""
+    main()
+    return 0
+
+
 if __name__ == "__main__":
     main()
