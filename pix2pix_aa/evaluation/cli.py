@@ -5,6 +5,11 @@
 writes ``results.json``, ``results.csv``, ``results.md`` (one row per checkpoint), heatmaps as PNG,
 and logs the same to TensorBoard beside each run. A checkpoint that does not load is reported
 in one line and the others still run; the exit code is then 2.
+
+Data-parallel (same numbers as one process; see pix2pix_aa/evaluation/parallel.py):
+
+    python evaluate.py runs/... --num-processes 4          # a pool of 4 local processes
+    torchrun --nproc_per_node 4 evaluate.py runs/...       # 4 ranks (rank 0 writes the report)
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ import torch
 
 from pix2pix_aa.evaluation.checkpoints import CheckpointError, LoadedGenerator, find_checkpoints, load_generator
 from pix2pix_aa.evaluation.report import log_to_tensorboard, markdown_table, write_report
-from pix2pix_aa.evaluation.runner import EvalOptions, evaluate_generator, load_eval_images, options_dict
+from pix2pix_aa.evaluation.parallel import distributed_env, evaluate_distributed, evaluate_in_pool
+from pix2pix_aa.evaluation.runner import (EvalOptions, ModelResult, evaluate_chunks, load_eval_images, merge_chunks,
+                                          options_dict)
 
 EXIT_USAGE = 2
 
@@ -54,10 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--margin", type=int, default=0, help="crop protocol: border excluded from the comparison")
     m.add_argument("--batch-size", type=int, default=None, help="max images per forward pass (default: auto)")
     m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--chunk", type=int, default=4,
+                   help="images per chunk: the unit of progress and of work handed to a process (default 4)")
     o = p.add_argument_group("output")
     o.add_argument("--out", type=Path, default=None, help="output folder (default outputs/eval-<time>)")
     o.add_argument("--no-tensorboard", action="store_true", help="do not log to each run's TensorBoard folder")
     o.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    o.add_argument("--num-processes", type=int, default=1,
+                   help="evaluate chunks of images in N local processes (threads split between them; "
+                        "with --device cuda one GPU each). Under torchrun use --nproc_per_node instead")
     o.add_argument("--trust-checkpoint", action="store_true",
                    help="allow full unpickling of checkpoints (runs code from the file: only for files you trust)")
     o.add_argument("--no-progress", action="store_true")
@@ -99,11 +111,62 @@ def _progress(total: int, enabled: bool):
                     disable=not enabled, transient=False)
 
 
+def _evaluate_all(loaded: list[LoadedGenerator], inputs: torch.Tensor, targets: torch.Tensor, opts: EvalOptions,
+                  device: torch.device, num_processes: int, world_size: int, progress, task
+                  ) -> tuple[list[tuple[LoadedGenerator, ModelResult]], dict[str, str]]:
+    """Every loaded generator, in this process, a local pool, or across torchrun ranks; the chunk
+    results are merged identically in all three cases."""
+    def advance(_g: int, k: int) -> None:
+        progress.advance(task, k)
+
+    if world_size > 1:
+        outcomes = evaluate_distributed([i.generator for i in loaded], inputs, targets, opts, device, advance)
+    elif num_processes > 1:
+        outcomes = evaluate_in_pool([i.generator for i in loaded], inputs, targets, opts, num_processes, device,
+                                    advance)
+    else:
+        outcomes = None
+    results, errors = [], {}
+    for g, item in enumerate(loaded):
+        if outcomes is None:
+            progress.update(task, description=f"evaluating {item.label}")
+            start = time.perf_counter()
+            try:
+                parts = evaluate_chunks(item.generator, inputs, targets, opts, device=device,
+                                        on_images_done=lambda k: progress.advance(task, k))
+            except ValueError as e:  # e.g. an image size the generator does not take
+                parts, error = [], str(e)
+            else:
+                error = None
+            seconds = time.perf_counter() - start
+        else:
+            parts, error, seconds = outcomes[g].parts, outcomes[g].error, outcomes[g].seconds
+        if error is not None:
+            errors[item.label] = error
+            continue
+        results.append((item, merge_chunks(parts, label=item.label, antialias=item.antialias, epoch=item.epoch,
+                                           seconds=seconds)))
+    return results, errors
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.num_processes < 1:
+        raise ValueError(f"--num-processes must be >= 1, got {args.num_processes}")
+    rank, world_size, local_rank = distributed_env()
+    if world_size > 1 and args.num_processes > 1:
+        raise ValueError("--num-processes cannot be combined with torchrun (WORLD_SIZE > 1): "
+                         "use torchrun's --nproc_per_node to choose the number of processes")
     opts = EvalOptions(max_shift=args.shifts, num_shifts=args.num_shifts, protocol=args.protocol,
                        layers=None if args.layers == "none" else args.layers.split(","), noise=tuple(args.noise),
-                       margin=args.margin, batch_size=args.batch_size, seed=args.seed)
+                       margin=args.margin, batch_size=args.batch_size, seed=args.seed, chunk=args.chunk)
     device = _device(args.device)
+    if world_size > 1 and device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)  # one GPU per rank of the node
+
+    def report_error(message: str) -> None:  # all ranks compute; rank 0 speaks and writes files
+        if rank == 0:
+            print(f"error: {message}", file=sys.stderr)
+
     loaded: list[LoadedGenerator] = []
     errors: dict[str, str] = {}
     for path in find_checkpoints(args.checkpoints):
@@ -111,31 +174,29 @@ def run(args: argparse.Namespace) -> int:
             loaded.append(load_generator(path, trust=args.trust_checkpoint))
         except CheckpointError as e:
             errors[str(path)] = str(e)
-            print(f"error: {e}", file=sys.stderr)
+            report_error(str(e))
     if not loaded:
-        print("error: no checkpoint could be loaded", file=sys.stderr)
+        report_error("no checkpoint could be loaded")
         return EXIT_USAGE
     dataset = _dataset(args, loaded[0].datamodule_hparams)
     inputs, targets = load_eval_images(dataset, args.max_images)
     out_dir = args.out or Path("outputs") / time.strftime("eval-%Y%m%d-%H%M%S")
-    results = []
-    with _progress(len(loaded) * inputs.shape[0], not args.no_progress) as progress:
+    with _progress(len(loaded) * inputs.shape[0], not args.no_progress and rank == 0) as progress:
         task = progress.add_task("evaluating", total=len(loaded) * inputs.shape[0])
-        for item in loaded:
-            progress.update(task, description=f"evaluating {item.label}")
-            try:
-                results.append(evaluate_generator(
-                    item.generator, inputs, targets, opts, label=item.label, antialias=item.antialias,
-                    epoch=item.epoch, device=device, on_images_done=lambda k: progress.advance(task, k)))
-            except ValueError as e:  # e.g. an image size the generator does not take
-                errors[item.label] = str(e)
-                print(f"error: {item.label}: {e}", file=sys.stderr)
-    if not results:
+        done, model_errors = _evaluate_all(loaded, inputs, targets, opts, device, args.num_processes, world_size,
+                                           progress, task)
+    for label, message in model_errors.items():
+        report_error(f"{label}: {message}")
+    errors.update(model_errors)
+    if not done:
         return EXIT_USAGE
+    if rank != 0:
+        return EXIT_USAGE if errors else 0
+    results = [r for _, r in done]
     files = write_report(results, out_dir, options_dict(opts), errors)
     table = markdown_table(results)
     if not args.no_tensorboard:
-        for item, result in zip([i for i in loaded if i.label in {r.label for r in results}], results):
+        for item, result in done:
             log_to_tensorboard(result, item.run_dir / "evaluation", table, step=item.epoch or 0)
     print(table)
     print(f"\nwrote {', '.join(sorted({str(p.name) for p in files.values()})[:6])} ... to {out_dir}")

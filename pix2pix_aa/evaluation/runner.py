@@ -24,7 +24,8 @@ from pix2pix_aa.metrics import (
     stability_crop,
 )
 
-__all__ = ["EvalOptions", "ModelResult", "evaluate_generator", "load_eval_images"]
+__all__ = ["ChunkResult", "EvalOptions", "ModelResult", "chunk_starts", "evaluate_chunks", "evaluate_generator",
+           "load_eval_images", "merge_chunks"]
 
 PROTOCOLS = ("crop", "circular", "both")
 
@@ -117,51 +118,111 @@ def _feature_fn(generator: nn.Module, layers: Optional[Sequence[str]]) -> Option
     return select
 
 
-@torch.inference_mode()
-def evaluate_generator(generator: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, opts: EvalOptions,
-                       label: str = "model", antialias: str = "none", epoch: Optional[int] = None,
-                       device: torch.device | str = "cpu",
-                       on_images_done: Optional[Callable[[int], None]] = None) -> ModelResult:
-    """Every metric of DESIGN.md section 5 for one generator, in eval mode.
+@dataclass
+class ChunkResult:
+    """Every metric of one chunk of images ``[start, start + num_images)``: the unit of work that
+    is spread over processes and merged exactly (:func:`merge_chunks`)."""
 
-    Images go through in chunks of ``opts.chunk`` (for progress reporting); within a chunk the
-    shifted copies are batched by the metric functions. The results merge exactly over chunks,
-    except the noise draw, which is seeded per chunk (``seed + first image index``).
+    start: int
+    num_images: int
+    quality: dict
+    crop: Optional[StabilityResult] = None
+    circular: Optional[StabilityResult] = None
+    features: Optional[FeatureDistanceResult] = None
+    noise: dict = field(default_factory=dict)
+
+
+def chunk_starts(num_images: int, chunk: int, rank: int = 0, world_size: int = 1) -> list[int]:
+    """First image index of each chunk this process evaluates: chunks ``rank, rank + world, ...``.
+
+    Chunk boundaries do not depend on ``world_size`` (and the noise draw is seeded by the chunk's
+    first index), so any number of processes produces the same chunks as one process.
     """
-    start = time.perf_counter()
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+    return list(range(0, num_images, chunk))[rank::world_size]
+
+
+@torch.inference_mode()
+def evaluate_chunks(generator: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, opts: EvalOptions,
+                    starts: Optional[Sequence[int]] = None, device: torch.device | str = "cpu",
+                    on_images_done: Optional[Callable[[int], None]] = None) -> list[ChunkResult]:
+    """The metrics of the chunks of ``opts.chunk`` images that begin at ``starts`` (default: all).
+
+    ``inputs`` / ``targets``: (N, C, H, W) in [-1, 1], the *whole* evaluation set (chunks are
+    indexed into it). The generator is evaluated in eval mode; within a chunk the shifted copies
+    are batched by the metric functions.
+    """
     generator = generator.to(device).eval()
     shifts = opts.shifts
     h, w = inputs.shape[-2:]
     features_of = _feature_fn(generator, opts.layers)
-    crop, circ, feats, qual, noise = [], [], [], [], []
-    for lo in range(0, inputs.shape[0], opts.chunk):
+    if starts is None:
+        starts = chunk_starts(inputs.shape[0], opts.chunk)
+    out = []
+    for lo in starts:
         x = inputs[lo:lo + opts.chunk].to(device)
         y = targets[lo:lo + opts.chunk].to(device)
+        part = ChunkResult(start=lo, num_images=x.shape[0], quality=quality(generator(x), y))
         if opts.protocol in ("crop", "both"):
             source = reflect_pad_source(x, opts.max_shift)
-            crop.append(stability_crop(generator, source, (h, w), shifts, margin=opts.margin,
-                                       batch_size=opts.batch_size))
+            part.crop = stability_crop(generator, source, (h, w), shifts, margin=opts.margin,
+                                       batch_size=opts.batch_size)
         if opts.protocol in ("circular", "both"):
-            circ.append(stability_circular(generator, x, shifts, batch_size=opts.batch_size,
-                                           grid_size=opts.max_shift))
+            part.circular = stability_circular(generator, x, shifts, batch_size=opts.batch_size,
+                                               grid_size=opts.max_shift)
         if features_of is not None:
-            feats.append(feature_distance(features_of, x, shifts, max_shift=opts.max_shift,
-                                          batch_size=opts.batch_size))
+            part.features = feature_distance(features_of, x, shifts, max_shift=opts.max_shift,
+                                             batch_size=opts.batch_size)
         if opts.noise:
-            noise.append((x.shape[0], noise_robustness(generator, x, opts.noise, seed=opts.seed + lo,
-                                                       batch_size=opts.batch_size)))
-        qual.append((x.shape[0], quality(generator(x), y)))
+            part.noise = noise_robustness(generator, x, opts.noise, seed=opts.seed + lo, batch_size=opts.batch_size)
+        out.append(part)
         if on_images_done is not None:
             on_images_done(x.shape[0])
-    n = inputs.shape[0]
+    return out
+
+
+def merge_chunks(parts: Sequence[ChunkResult], label: str = "model", antialias: str = "none",
+                 epoch: Optional[int] = None, seconds: float = 0.0) -> ModelResult:
+    """One :class:`ModelResult` from the chunks of all images, in any order and from any process.
+
+    Chunks are put back in image order and must cover ``0..N-1`` exactly once; the merge is then
+    the same arithmetic in the same order as a single-process run (bit-identical given identical
+    per-chunk numbers).
+    """
+    if not parts:
+        raise ValueError("nothing to merge: no evaluated chunks")
+    parts = sorted(parts, key=lambda p: p.start)
+    expected = 0
+    for p in parts:
+        if p.start != expected:
+            raise ValueError(f"chunks do not tile the images: expected one starting at {expected}, got {p.start}")
+        expected += p.num_images
+    n = expected
+    first = parts[0]
     return ModelResult(
-        label=label, antialias=antialias, epoch=epoch, num_images=n, seconds=time.perf_counter() - start,
-        quality={k: sum(m * q[k] for m, q in qual) / n for k in qual[0][1]},
-        crop=merge_stability(crop) if crop else None,
-        circular=merge_stability(circ) if circ else None,
-        features=merge_feature_distance(feats) if feats else None,
-        noise={s: sum(m * d[s] for m, d in noise) / n for s in (noise[0][1] if noise else {})},
+        label=label, antialias=antialias, epoch=epoch, num_images=n, seconds=seconds,
+        quality={k: sum(p.num_images * p.quality[k] for p in parts) / n for k in first.quality},
+        crop=merge_stability([p.crop for p in parts]) if first.crop is not None else None,
+        circular=merge_stability([p.circular for p in parts]) if first.circular is not None else None,
+        features=merge_feature_distance([p.features for p in parts]) if first.features is not None else None,
+        noise={s: sum(p.num_images * p.noise[s] for p in parts) / n for s in first.noise},
     )
+
+
+def evaluate_generator(generator: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, opts: EvalOptions,
+                       label: str = "model", antialias: str = "none", epoch: Optional[int] = None,
+                       device: torch.device | str = "cpu",
+                       on_images_done: Optional[Callable[[int], None]] = None) -> ModelResult:
+    """Every metric of DESIGN.md section 5 for one generator, in eval mode, in this process.
+
+    Images go through in chunks of ``opts.chunk`` (for progress reporting and for sharding over
+    processes, see :mod:`pix2pix_aa.evaluation.parallel`); the results merge exactly over
+    chunks. The noise draw is seeded per chunk (``seed + first image index``).
+    """
+    start = time.perf_counter()
+    parts = evaluate_chunks(generator, inputs, targets, opts, device=device, on_images_done=on_images_done)
+    return merge_chunks(parts, label=label, antialias=antialias, epoch=epoch, seconds=time.perf_counter() - start)
 
 
 def options_dict(opts: EvalOptions) -> dict:

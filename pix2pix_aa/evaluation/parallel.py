@@ -1,0 +1,137 @@
+"""Data-parallel stability evaluation: the chunks of images are spread over processes and the
+per-chunk results merged exactly (:func:`pix2pix_aa.evaluation.runner.merge_chunks`), so the
+numbers equal a single-process run's.
+
+Two ways to get processes:
+
+- ``--num-processes N`` (:func:`evaluate_in_pool`): one machine, a spawn-started pool of N
+  workers, each with ``threads // N`` intra-op threads (or its own GPU). Chunks are handed out
+  one at a time, so a slow chunk does not hold back a whole shard.
+- ``torchrun --nproc_per_node N evaluate.py ...`` (:func:`evaluate_distributed`): ranks of a
+  ``torch.distributed`` job (also multi-node); rank r takes chunks r, r + N, ... and the results
+  are gathered with ``all_gather_object`` over gloo (small Python objects, not tensors on GPU).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+import torch
+from torch import nn
+
+from pix2pix_aa.evaluation.runner import ChunkResult, EvalOptions, chunk_starts, evaluate_chunks
+
+__all__ = ["JobOutcome", "distributed_env", "evaluate_distributed", "evaluate_in_pool"]
+
+
+@dataclass
+class JobOutcome:
+    """What happened to one generator: its chunks (any order), or the first error, and the wall
+    seconds from the start until its last chunk was done."""
+
+    parts: list[ChunkResult]
+    error: Optional[str]
+    seconds: float
+
+
+# --- a pool of worker processes ----------------------------------------------------------
+_WORKER: dict = {}
+
+
+def _init_worker(generators: Sequence[nn.Module], inputs: torch.Tensor, targets: torch.Tensor,
+                 opts: EvalOptions, device: str, threads: int) -> None:
+    import multiprocessing
+
+    torch.set_num_threads(threads)
+    dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is None and torch.cuda.device_count() > 1:
+        worker = multiprocessing.current_process()._identity[0] - 1  # 1-based pool index
+        dev = torch.device("cuda", worker % torch.cuda.device_count())
+    _WORKER.update(generators=[g.to(dev).eval() for g in generators], inputs=inputs, targets=targets,
+                   opts=opts, device=dev)
+
+
+def _run_chunk(task: tuple[int, int]) -> tuple[int, int, Optional[ChunkResult], Optional[str]]:
+    g, start = task
+    w = _WORKER
+    try:
+        part = evaluate_chunks(w["generators"][g], w["inputs"], w["targets"], w["opts"], starts=[start],
+                               device=w["device"])[0]
+    except ValueError as e:  # e.g. an image size this generator does not take: reported per model
+        return g, start, None, str(e)
+    return g, start, part, None
+
+
+def evaluate_in_pool(generators: Sequence[nn.Module], inputs: torch.Tensor, targets: torch.Tensor,
+                     opts: EvalOptions, num_processes: int, device: torch.device | str = "cpu",
+                     on_images_done: Optional[Callable[[int, int], None]] = None) -> list[JobOutcome]:
+    """Evaluate every generator on ``inputs`` (N, C, H, W) / ``targets`` with ``num_processes``
+    spawned workers. ``on_images_done(generator_index, k)`` is called as chunks finish."""
+    if num_processes < 1:
+        raise ValueError(f"num_processes must be >= 1, got {num_processes}")
+    threads = max(1, torch.get_num_threads() // num_processes)
+    tasks = [(g, lo) for g in range(len(generators)) for lo in chunk_starts(inputs.shape[0], opts.chunk)]
+    outcomes = [JobOutcome([], None, 0.0) for _ in generators]
+    ctx = torch.multiprocessing.get_context("spawn")  # fork is unsafe with OpenMP / CUDA state
+    start = time.perf_counter()
+    with ctx.Pool(num_processes, initializer=_init_worker,
+                  initargs=(list(generators), inputs, targets, opts, str(device), threads)) as pool:
+        for g, lo, part, error in pool.imap_unordered(_run_chunk, tasks):
+            out = outcomes[g]
+            if error is not None:
+                out.error = out.error or error
+            else:
+                out.parts.append(part)
+            out.seconds = time.perf_counter() - start
+            if on_images_done is not None:
+                on_images_done(g, min(opts.chunk, inputs.shape[0] - lo))
+    return outcomes
+
+
+# --- ranks of a torch.distributed job (torchrun, SLURM srun) ------------------------------
+def distributed_env() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from the variables torchrun sets; (0, 1, 0) otherwise."""
+    def get(name: str, default: int) -> int:
+        value = os.environ.get(name, str(default))
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
+
+    return get("RANK", 0), get("WORLD_SIZE", 1), get("LOCAL_RANK", 0)
+
+
+def evaluate_distributed(generators: Sequence[nn.Module], inputs: torch.Tensor, targets: torch.Tensor,
+                         opts: EvalOptions, device: torch.device | str = "cpu",
+                         on_images_done: Optional[Callable[[int, int], None]] = None) -> list[JobOutcome]:
+    """This rank's share of the chunks of every generator, then an all-gather: every rank returns
+    the outcomes of all chunks. Initialises the default process group (gloo) from torchrun's
+    environment if needed; every rank must call this with the same generators and images."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    starts = chunk_starts(inputs.shape[0], opts.chunk, rank, world)
+    local: list[tuple[list[ChunkResult], Optional[str], float]] = []
+    for g, generator in enumerate(generators):
+        t0 = time.perf_counter()
+        try:
+            parts = evaluate_chunks(generator, inputs, targets, opts, starts=starts, device=device,
+                                    on_images_done=None if on_images_done is None else
+                                    (lambda k, g=g: on_images_done(g, k)))
+            local.append((parts, None, time.perf_counter() - t0))
+        except ValueError as e:  # keep going: the other ranks wait for this rank's gather
+            local.append(([], str(e), time.perf_counter() - t0))
+    gathered: list = [None] * world
+    dist.all_gather_object(gathered, local)
+    outcomes = []
+    for g in range(len(generators)):
+        per_rank = [r[g] for r in gathered]
+        outcomes.append(JobOutcome(parts=[p for parts, _, _ in per_rank for p in parts],
+                                   error=next((e for _, e, _ in per_rank if e), None),
+                                   seconds=max(s for _, _, s in per_rank)))
+    return outcomes
