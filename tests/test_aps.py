@@ -157,7 +157,7 @@ def test_aps_gradients_reach_only_the_kept_component():
 
 
 @pytest.mark.parametrize("pad_type", ["zero", "circular"])
-@pytest.mark.parametrize("kernel,stride,padding", [(4, 2, 1), (3, 2, 1), (5, 3, 2)])
+@pytest.mark.parametrize("kernel,stride,padding", [(4, 2, 1), (3, 2, 1), (5, 3, 2), (8, 2, 3)])
 def test_aps_conv_transpose_is_zero_insertion_then_stride1_transposed_conv(pad_type, kernel, stride, padding):
     """The fast path (strided conv, then shift/wrap) equals its definition, for every phase,
     on maps down to 1x1 (where the circular wrap overlaps itself)."""

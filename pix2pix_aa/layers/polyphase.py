@@ -16,8 +16,9 @@ returns it rolled by an integer:
 (per axis). APS-U puts values back at the remembered phase, so a down/up pair is exactly
 equivariant, and so is a U-Net built from circular convolutions, pointwise layers and these.
 
-Tie-breaking: the phase index is ``i * s + j`` (row-major). Norms are accumulated in float64
-from a detached copy; a component counts as tied with the largest when its norm (the sum of
+Tie-breaking: the phase index is ``i * s + j`` (row-major). Norms are computed without
+gradient and accumulated in float64 (squares / absolute values in the input precision, float32
+for half inputs); a component counts as tied with the largest when its norm (the sum of
 squares for ``l2``, of absolute values for ``l1``) is within a relative ``rtol`` (default
 1e-9) of it, and the lowest tied index wins. 1e-9 is far above the float64 summation noise of
 maps of up to ~1e8 elements (so components that are equal as multisets of values, e.g. a
@@ -29,7 +30,7 @@ two components differ, yet have the same norm, which is a measure-zero event for
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -327,8 +328,10 @@ def _window(full: torch.Tensor, start: int, length: int, dim: int) -> torch.Tens
     return F.pad(core, pad)
 
 
-def _per_sample(fn, index_y: torch.Tensor, index_x: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``fn(x[n:n+1], iy, ix)`` for every sample n, computed once per distinct (iy, ix)."""
+def _per_sample(fn: Callable[[torch.Tensor, int, int], torch.Tensor], index_y: torch.Tensor,
+                index_x: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``fn(x[n:n+1], iy, ix)`` for every sample n: one call for the batch when all samples share
+    the phase (always at batch size 1), else one (cheap: a roll or a crop) per sample."""
     pairs = torch.stack([index_y, index_x], 1).tolist()
     if all(p == pairs[0] for p in pairs):  # one phase for the batch (always for batch size 1)
         return fn(x, *pairs[0])
