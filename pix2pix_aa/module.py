@@ -167,7 +167,17 @@ class Pix2PixModule(pl.LightningModule):
                 "for NaNs, or set model.on_nonfinite=skip to skip such steps.")
         self.print(f"warning: skipped the optimiser step: non-finite {name} = {loss.item()} at {where}")
         self.log(f"train/skipped_{name}", 1.0, on_step=True, reduce_fx="sum")
+        # The forward passes already updated BatchNorm's running statistics with this batch:
+        # put them back, or one NaN batch leaves every later eval output NaN.
+        for buf_name, buf in self.named_buffers():
+            saved = getattr(self, "_buffers_before_batch", {}).get(buf_name)
+            if saved is not None:
+                buf.copy_(saved)
         return False
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if self.hparams.on_nonfinite == "skip":  # snapshot for _check_finite (BatchNorm buffers: a few KB)
+            self._buffers_before_batch = {n: b.detach().clone() for n, b in self.named_buffers()}
 
     def on_train_epoch_end(self) -> None:
         opt_g, opt_d = self.optimizers()
