@@ -54,22 +54,28 @@ class _Converter:
     def __init__(self, filt_size: int, pad_type: str, keep_stem: bool) -> None:
         self.filt_size, self.pad_type = filt_size, pad_type
         self.stem_left = keep_stem  # True until the first strided conv has been skipped
+        self.kept: set[int] = set()  # ids of convs deliberately left strided (the stem)
         self.count = 0
 
     def blur(self, channels: int | None, stride: int) -> BlurPool:
         return BlurPool(channels, self.filt_size, stride=stride, pad_type=self.pad_type)
 
-    def skip_stem(self) -> bool:
+    def skip_stem(self, conv: nn.Conv2d) -> bool:
+        """True (once) for the first strided conv when ``keep_stem``; it is then left alone."""
         if self.stem_left:
             self.stem_left = False
+            self.kept.add(id(conv))
             return True
         return False
+
+    def todo(self, m: nn.Module) -> bool:
+        return _is_strided_conv(m) and id(m) not in self.kept
 
     # -- torchvision ResNet ------------------------------------------------------------------
     def resnet(self, model: nn.Module) -> None:
         conv1 = model.conv1
         s = _stride(conv1)
-        if s > 1 and not self.skip_stem():
+        if s > 1 and not self.skip_stem(conv1):
             conv1.stride = (1, 1)
             model.relu = nn.Sequential(model.relu, self.blur(conv1.out_channels, s).to(conv1.weight.device))
             self.count += 1
@@ -88,7 +94,7 @@ class _Converter:
                                                           self.pad_type, blur_stride=s))
             self.count += 1
         down = getattr(block, "downsample", None)
-        if isinstance(down, nn.Sequential) and len(down) and _is_strided_conv(down[0]):
+        if isinstance(down, nn.Sequential) and len(down) and self.todo(down[0]):
             down[0] = BlurConv2d.from_conv(down[0], self.filt_size, self.pad_type)
             self.count += 1
 
@@ -97,13 +103,13 @@ class _Converter:
         """``Conv(s) -> [norm] -> act`` in a Sequential: stride 1, BlurPool after the act."""
         mods = list(seq._modules.items())
         for i, (_, conv) in enumerate(mods):
-            if not _is_strided_conv(conv):
+            if not self.todo(conv):
                 continue
             j = i + 1
             while j < len(mods) and isinstance(mods[j][1], _NORMS):
                 j += 1
             if j < len(mods) and isinstance(mods[j][1], _ACTS) and not list(mods[j][1].parameters()):
-                if self.skip_stem():
+                if self.skip_stem(conv):
                     continue
                 s = _stride(conv)
                 conv.stride = (1, 1)
@@ -115,8 +121,8 @@ class _Converter:
         """Strided convs no rule above matched, and the pools."""
         for parent in list(model.modules()):
             for name, child in list(parent._modules.items()):
-                if _is_strided_conv(child):
-                    if self.skip_stem():
+                if self.todo(child):
+                    if self.skip_stem(child):
                         continue
                     parent._modules[name] = BlurConv2d.from_conv(child, self.filt_size, self.pad_type)
                 elif type(child) is nn.MaxPool2d and _int_stride(child.stride) > 1:
