@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-import torch
 from torch import nn
 
+from pix2pix_aa.checkpoint_io import CheckpointError, read_checkpoint
 from pix2pix_aa.module import Pix2PixModule
 
 __all__ = ["CheckpointError", "LoadedGenerator", "find_checkpoints", "load_generator"]
-
-
-class CheckpointError(Exception):
-    """A checkpoint that cannot be used; the message is one line meant for the user."""
 
 
 @dataclass
@@ -67,23 +62,8 @@ def _label(path: Path) -> str:
 
 
 def _read(path: Path, trust: bool) -> dict[str, Any]:
-    if not path.exists():
-        raise CheckpointError(f"{path}: file not found")
-    if path.is_dir():
-        raise CheckpointError(f"{path}: is a folder, expected a .ckpt file")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=not trust)
-    except pickle.UnpicklingError as e:
-        if not trust:
-            raise CheckpointError(
-                f"{path}: refused to unpickle objects that are not plain weights ({str(e).splitlines()[0][:120]}); "
-                "if you trust this file, pass --trust-checkpoint") from e
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({e})") from e
-    except Exception as e:  # torch.load on junk raises many types (IndexError, EOFError, RuntimeError, ...)
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({str(e).splitlines()[0][:160]})") from e
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise CheckpointError(f"{path}: not a Lightning checkpoint (no 'state_dict')")
-    return ckpt
+    # Shared with train.py: weights_only unless trusted, one CheckpointError line per failure.
+    return read_checkpoint(path, trust)
 
 
 def load_generator(path: str | Path, trust: bool = False) -> LoadedGenerator:
