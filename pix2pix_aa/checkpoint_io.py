@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -131,12 +132,20 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 # -- reading -------------------------------------------------------------------------------------
+def _first_line(e: BaseException, limit: int = 160) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()  # torch colours part of its message
+    return f"{type(e).__name__}: {text.splitlines()[0][:limit]}" if text else type(e).__name__
+
+
 def _unpickling_message(path: Path, e: Exception, weights_only: bool) -> str:
-    first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-    if weights_only and "weights_only" in str(e):
-        return (f"{path}: refused to unpickle objects that are not plain weights ({first}); if you trust this "
-                "file, pass --trust-checkpoint (evaluate.py) or --trust_checkpoint true (train.py)")
-    return f"{path}: not a PyTorch checkpoint ({first})"
+    if weights_only and "weights_only" in str(e).lower().replace(" ", "_"):
+        # torch's message is a page long; the line naming the refused object is what matters.
+        detail = next((ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln or "Unsupported" in ln),
+                      "")
+        detail = re.sub(r"^WeightsUnpickler error:\s*", "", detail).split(". ")[0][:160]
+        return (f"{path}: refused to unpickle objects that are not plain weights{f' ({detail})' if detail else ''}; "
+                "if you trust this file, pass --trust-checkpoint (evaluate.py) or --weights_only false (train.py)")
+    return f"{path}: not a PyTorch checkpoint ({_first_line(e)})"
 
 
 def read_checkpoint(path: str | os.PathLike, trust: bool = False) -> dict[str, Any]:
@@ -155,9 +164,8 @@ def read_checkpoint(path: str | os.PathLike, trust: bool = False) -> dict[str, A
         ckpt = torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as e:
         raise CheckpointError(_unpickling_message(path, e, not trust)) from e
-    except Exception as e:  # torch.load on junk raises many types (IndexError, EOFError, RuntimeError, ...)
-        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first})") from e
+    except Exception as e:  # torch.load on junk raises many types (KeyError, EOFError, RuntimeError, ...)
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_first_line(e)})") from e
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError(f"{path}: not a Lightning checkpoint (no 'state_dict')")
     return ckpt

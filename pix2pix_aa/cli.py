@@ -7,7 +7,7 @@ logs, seed 0, ``accelerator: auto``.
 
 Reliability (docs/RELIABILITY.md): checkpoints are written atomically (``AtomicCheckpointIO``,
 unless ``trainer.plugins`` names another CheckpointIO), read with ``weights_only=True`` (unless
-``--trust_checkpoint true``), checked against the model before Lightning loads them, never
+``--weights_only false``), checked against the model before Lightning loads them, never
 saved with a non-finite score as best, and carry the RNG state so that a resume continues the
 random stream. ``--ckpt_path last`` finds the newest ``last.ckpt`` of the logger's run folders and
 (fit) keeps logging into that run; a missing ``last.ckpt`` is reported, never silently ignored.
@@ -50,14 +50,20 @@ class Pix2PixCLI(LightningCLI):
                              "checkpoint.filename": "best-{epoch:03d}", "checkpoint.auto_insert_metric_name": False})
         parser.add_argument("--predict_output_dir", type=str, default="outputs/predictions",
                             help="predict: folder the generated PNGs are written to")
-        parser.add_argument("--trust_checkpoint", type=bool, default=False,
-                            help="allow full unpickling of --ckpt_path (runs code from the file: only for files you "
-                                 "trust); default: weights_only loading")
 
-    def before_instantiate_classes(self) -> None:
-        config = self.config[self.subcommand]
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        # Right after this, Lightning reads --ckpt_path to merge its hyper-parameters into the
+        # config; a missing, junk or foreign file would fail there with a traceback or a usage dump.
+        subcommand = self.config.get("subcommand")
+        if not subcommand:
+            return
+        config = self.config[subcommand]
         if config.get("ckpt_path") == "last":
-            resolve_last_checkpoint(config, self.subcommand)
+            resolve_last_checkpoint(config, subcommand)
+        path = config.get("ckpt_path")
+        if path and path not in ("best", "hpc", "registry") and "://" not in str(path):
+            check_is_pix2pix_checkpoint(path, read_checkpoint(path, trust=_trusted(config)))
 
     def instantiate_classes(self) -> None:
         try:
@@ -71,7 +77,7 @@ class Pix2PixCLI(LightningCLI):
         plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             # Atomic writes by default; a CheckpointIO given in trainer.plugins replaces this one.
-            kwargs.setdefault("plugins", [*plugins, AtomicCheckpointIO(trust=self.config[self.subcommand].trust_checkpoint)])
+            kwargs.setdefault("plugins", [*plugins, AtomicCheckpointIO()])
         trainer = super().instantiate_trainer(**kwargs)
         if not any(isinstance(c, ResumeRNGState) for c in trainer.callbacks):
             trainer.callbacks.append(ResumeRNGState())
@@ -83,8 +89,7 @@ class Pix2PixCLI(LightningCLI):
         path = self.config[self.subcommand].get("ckpt_path")
         if path is None or path in ("best", "last", "hpc", "registry") or "://" in str(path):
             return
-        ckpt = read_checkpoint(path, trust=self.config[self.subcommand].trust_checkpoint)
-        check_state_matches(path, ckpt, self.model)
+        check_state_matches(path, read_checkpoint(path, trust=_trusted(self.config[self.subcommand])), self.model)
 
     def before_fit(self) -> None:
         self._check_checkpoint()
@@ -99,6 +104,22 @@ class Pix2PixCLI(LightningCLI):
         self._check_checkpoint()
         output_dir = self.config[self.subcommand].predict_output_dir
         self.trainer.callbacks.append(ImageWriter(output_dir))
+
+
+def _trusted(config) -> bool:
+    """``--weights_only false`` (Lightning's own option) allows full unpickling of --ckpt_path."""
+    return config.get("weights_only") is False
+
+
+def check_is_pix2pix_checkpoint(path: str, ckpt: dict[str, Any]) -> None:
+    """Refuse checkpoints of other LightningModules before their hyper-parameters reach the parser."""
+    hp = ckpt.get("hyper_parameters")
+    saved_class = hp.get("_class_path") if isinstance(hp, dict) else None
+    if saved_class and saved_class.rsplit(".", 1)[-1] != Pix2PixModule.__name__:
+        raise CheckpointError(f"{path}: a checkpoint of {saved_class}, expected a {Pix2PixModule.__name__}")
+    if not any(str(k).startswith("generator.") for k in ckpt["state_dict"]):
+        raise CheckpointError(f"{path}: no generator weights (is it a {Pix2PixModule.__name__} checkpoint? it holds "
+                              f"e.g. {list(ckpt['state_dict'])[:2]})")
 
 
 def _run_folders(config) -> tuple[list[Path], Optional[Path]]:
