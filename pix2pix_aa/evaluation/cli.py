@@ -121,6 +121,7 @@ def _evaluate_all(loaded: list[LoadedGenerator], inputs: torch.Tensor, targets: 
 
     if world_size > 1:
         outcomes = evaluate_distributed([i.generator for i in loaded], inputs, targets, opts, device, advance)
+        progress.update(task, completed=len(loaded) * inputs.shape[0])  # the other ranks' chunks are done too
     elif num_processes > 1:
         outcomes = evaluate_in_pool([i.generator for i in loaded], inputs, targets, opts, num_processes, device,
                                     advance)
