@@ -154,7 +154,8 @@ def test_fast_path_equals_explicit_padding_everywhere() -> None:
             mode = "replicate"  # the documented fallback
         x = torch.randn(1, 2, h, w, dtype=torch.float64, requires_grad=True)
         if min(h, w) >= k:
-            fast_on_big.append(_fast_blur._plan(h, w, k, stride, (k - 1) // 2, k // 2, mode, "cpu") is not None)
+            kk, p = (k, k // 2) if k % 2 else (k + 1, k // 2)  # even k runs as a zero-led k+1 filter
+            fast_on_big.append(_fast_blur._plan(h, w, kk, stride, p, p, mode, "cpu") is not None)
         y = BlurPool(2, k, stride=stride, pad_type=mode)(x)
         ref = _padded_reference(x, k, stride, mode)
         g = torch.randn_like(ref)

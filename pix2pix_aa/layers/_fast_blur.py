@@ -82,8 +82,6 @@ class _Side:
 class _Plan:
     out_h: int
     out_w: int
-    conv_h: int  # rows produced by the zero-padded conv (== out_h unless even k leaves one short)
-    conv_w: int
     bands: tuple[_Band, ...]
     sides: tuple[_Side, ...]
 
@@ -104,8 +102,8 @@ def _axis_split(n: int, k: int, s: int, lo: int, hi: int, out_n: int) -> tuple[i
 def _plan(h: int, w: int, k: int, s: int, lo: int, hi: int, mode: str, device: str) -> _Plan | None:
     out_h, out_w = (h + lo + hi - k) // s + 1, (w + lo + hi - k) // s + 1
     conv_h, conv_w = (h + 2 * lo - k) // s + 1, (w + 2 * lo - k) // s + 1
-    if out_h < 1 or out_w < 1 or conv_h < 1 or conv_w < 1:
-        return None
+    if out_h < 1 or out_w < 1 or (conv_h, conv_w) != (out_h, out_w):
+        return None  # tiny map, or an asymmetric pad the caller should have made symmetric
     split_h = _axis_split(h, k, s, lo, hi, out_h)
     split_w = _axis_split(w, k, s, lo, hi, out_w)
     if split_h is None or split_w is None:
@@ -147,13 +145,9 @@ def _plan(h: int, w: int, k: int, s: int, lo: int, hi: int, mode: str, device: s
             bands.append(band(j0, j1, 0, out_w))
     if bottom > top:  # left/right bands between them
         for i0, i1 in ((0, left), (right, out_w)):
-            if i1 <= i0:
-                continue
-            if i1 <= conv_w:
+            if i1 > i0:
                 sides.append(side(i0, i1))
-            else:  # columns the zero-padded conv did not produce: recompute them whole
-                bands.append(band(top, bottom, i0, i1))
-    return _Plan(out_h, out_w, conv_h, conv_w, tuple(bands), tuple(sides))
+    return _Plan(out_h, out_w, tuple(bands), tuple(sides))
 
 
 def _runs(index: list[int]) -> tuple[tuple[int, int, bool], ...]:
@@ -201,18 +195,6 @@ def _put(grad: torch.Tensor, dim: int, index: slice | tuple, value: torch.Tensor
     return grad
 
 
-def _beyond_conv(gb: torch.Tensor, reg: _Band, plan: _Plan) -> torch.Tensor | None:
-    """``gb`` with the outputs that the zero-padded conv did produce zeroed, or None if the
-    region lies entirely inside the conv's output."""
-    r0, c0 = reg.out_rows.start, reg.out_cols.start
-    in_h, in_w = plan.conv_h - r0, plan.conv_w - c0  # rows/cols of this block inside the conv
-    if in_h >= gb.shape[2] and in_w >= gb.shape[3]:
-        return None
-    out = gb.clone()
-    out[:, :, :max(in_h, 0), :max(in_w, 0)] = 0
-    return out
-
-
 def _vertical(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The separable filter's (C, 1, k, 1) column and its 1-D row (k,): ``weight`` is the outer
     product of a row that sums to 1, so its column sums are the row itself."""
@@ -228,12 +210,6 @@ class _PaddedBlur(torch.autograd.Function):
                 plan: _Plan) -> torch.Tensor:
         channels = x.shape[1]
         y = F.conv2d(x, weight, stride=stride, padding=lo, groups=channels)
-        if (plan.conv_h, plan.conv_w) != (plan.out_h, plan.out_w):
-            # Even filters (stride 1, or odd sizes) leave the zero-padded conv one row/col short;
-            # copying the output once is still cheaper than padding the input.
-            full = y.new_empty(y.shape[:2] + (plan.out_h, plan.out_w))
-            full[:, :, :plan.conv_h, :plan.conv_w] = y
-            y = full
         if plan.sides:
             column, row = _vertical(weight)
             for sd in plan.sides:
@@ -255,11 +231,10 @@ class _PaddedBlur(torch.autograd.Function):
         h, w = ctx.in_hw
         channels = grad.shape[1]
         k = weight.shape[-1]
-        g = grad[:, :, :plan.conv_h, :plan.conv_w]
-        # Adjoint of the zero-padded conv: a transposed conv (the filter is symmetric).
-        op_h = h - ((plan.conv_h - 1) * stride - 2 * lo + k)
-        op_w = w - ((plan.conv_w - 1) * stride - 2 * lo + k)
-        gx = F.conv_transpose2d(g, weight, stride=stride, padding=lo, output_padding=(op_h, op_w),
+        # Adjoint of the zero-padded conv: the transposed conv (exact for any filter).
+        op_h = h - ((plan.out_h - 1) * stride - 2 * lo + k)
+        op_w = w - ((plan.out_w - 1) * stride - 2 * lo + k)
+        gx = F.conv_transpose2d(grad, weight, stride=stride, padding=lo, output_padding=(op_h, op_w),
                                 groups=channels)
         if plan.sides:
             column, row = _vertical(weight)
@@ -274,13 +249,8 @@ class _PaddedBlur(torch.autograd.Function):
             gb = grad[:, :, bd.out_rows, bd.out_cols]
             rs, cs = bd.pad_mask.shape
             op = (rs - ((gb.shape[2] - 1) * stride + k), cs - ((gb.shape[3] - 1) * stride + k))
-            mask = bd.pad_mask.to(gb.dtype)
-            gs = F.conv_transpose2d(gb, weight, stride=stride, output_padding=op, groups=channels) * mask
-            beyond = _beyond_conv(gb, bd, plan)
-            if beyond is not None:
-                # Outputs the zero-padded conv never produced: their in-map part is not in gx yet.
-                gs = gs + F.conv_transpose2d(beyond, weight, stride=stride, output_padding=op,
-                                             groups=channels) * (1 - mask)
+            gs = F.conv_transpose2d(gb, weight, stride=stride, output_padding=op, groups=channels)
+            gs = gs * bd.pad_mask.to(gs.dtype)
             if isinstance(bd.rows, slice):  # no padded rows: scatter columns only
                 _put(gx.narrow(2, bd.rows.start, bd.rows.stop - bd.rows.start), 3, bd.cols, gs)
             else:  # fold the padded columns, then the padded rows
@@ -301,18 +271,30 @@ def fast_blur_supported(x: torch.Tensor) -> bool:
     return x.dim() == 4
 
 
+def symmetric_filter(weight: torch.Tensor, lo: int, hi: int) -> tuple[torch.Tensor, int]:
+    """An even filter padded (lo, hi = lo + 1) as the same filter with a leading zero row and
+    column padded (hi, hi): symmetric padding, which ``conv2d(padding=...)`` can fold in, so no
+    padded or cropped copy is needed. Returns (weight of size k + 1, pad)."""
+    if lo == hi:
+        return weight, lo
+    if hi != lo + 1:
+        raise ValueError(f"expected pads differing by at most one, got ({lo}, {hi})")
+    return F.pad(weight, (1, 0, 1, 0)), hi
+
+
 def padded_blur(x: torch.Tensor, weight: torch.Tensor, stride: int, pad: tuple[int, int, int, int],
                 mode: str) -> torch.Tensor | None:
-    """``conv2d(F.pad(x, pad, mode), weight, stride, groups=C)`` for symmetric pads
-    ``(lo, hi, lo, hi)`` and ``mode`` in reflect/replicate/circular, or None when the map is too
+    """``conv2d(F.pad(x, pad, mode), weight, stride, groups=C)`` for pads ``(lo, hi, lo, hi)``
+    (hi - lo in {0, 1}) and ``mode`` in reflect/replicate/circular, or None when the map is too
     small for the border split (the caller then pads explicitly).
 
     Args:
-        x: (N, C, H, W); weight: (C, 1, k, k), symmetric, same dtype/device as ``x``.
+        x: (N, C, H, W); weight: (C, 1, k, k), the outer product of a row summing to 1, same
+            dtype/device as ``x``.
     """
-    lo, hi = pad[0], pad[1]
+    weight, p = symmetric_filter(weight, pad[0], pad[1])
     h, w = x.shape[-2:]
-    plan = _plan(h, w, weight.shape[-1], stride, lo, hi, mode, str(x.device))
+    plan = _plan(h, w, weight.shape[-1], stride, p, p, mode, str(x.device))
     if plan is None:
         return None
-    return _PaddedBlur.apply(x, weight, stride, lo, plan)
+    return _PaddedBlur.apply(x, weight.contiguous(), stride, p, plan)

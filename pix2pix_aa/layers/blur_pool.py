@@ -164,15 +164,21 @@ def _blur(x: torch.Tensor, filt: torch.Tensor, stride: int, pad_type: str, pad_o
             return _blur(x.to(cast), filt, stride, pad_type, pad_off)
     weight = filt.to(dtype=x.dtype, device=x.device).expand(channels, 1, size, size)
     if mode == "constant":
-        if pad[0] == pad[1]:
-            # Symmetric zero padding: let the convolution pad, which saves a copy of the input.
-            return F.conv2d(x, weight, stride=stride, padding=pad[0], groups=channels)
-        return F.conv2d(F.pad(x, pad), weight, stride=stride, groups=channels)
+        # Let the convolution pad (no padded copy of the input). Even sizes pad one more at the
+        # end: padding lo on both sides gives the same outputs when the last window does not
+        # reach the extra pixel (even maps at stride 2), else a zero-led (k+1) filter with
+        # symmetric padding hi does.
+        h, w = x.shape[-2:]
+        lo, hi = pad[0], pad[1]
+        if lo != hi and ((h + 2 * lo - size) // stride, (w + 2 * lo - size) // stride) != \
+                ((h + lo + hi - size) // stride, (w + lo + hi - size) // stride):
+            weight, lo = _fast_blur.symmetric_filter(weight, lo, hi)
+        return F.conv2d(x, weight, stride=stride, padding=lo, groups=channels)
     if _fast_blur.fast_blur_supported(x):
         h, w = x.shape[-2:]
         if mode == "reflect" and (max(pad[0], pad[1]) >= w or max(pad[2], pad[3]) >= h):
             mode = "replicate"  # same fallback as _safe_pad
-        y = _fast_blur.padded_blur(x, weight.contiguous(), stride, pad, mode)
+        y = _fast_blur.padded_blur(x, weight, stride, pad, mode)
         if y is not None:
             return y
     return F.conv2d(_safe_pad(x, pad, mode), weight, stride=stride, groups=channels)
