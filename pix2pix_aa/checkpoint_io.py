@@ -145,7 +145,7 @@ def _unpickling_message(path: Path, e: Exception, weights_only: bool) -> str:
         detail = re.sub(r"^WeightsUnpickler error:\s*", "", detail).split(". ")[0][:160]
         return (f"{path}: refused to unpickle objects that are not plain weights{f' ({detail})' if detail else ''}; "
                 "if you trust this file, pass --trust-checkpoint (evaluate.py) or --weights_only false (train.py)")
-    return f"{path}: not a PyTorch checkpoint ({_first_line(e)})"
+    return f"{path}: not a readable PyTorch checkpoint ({_first_line(e)})"
 
 
 def read_checkpoint(path: str | os.PathLike, trust: bool = False) -> dict[str, Any]:

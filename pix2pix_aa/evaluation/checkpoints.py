@@ -81,11 +81,11 @@ def load_generator(path: str | Path, trust: bool = False) -> LoadedGenerator:
     ckpt = _read(path, trust)
     hp = dict(ckpt.get("hyper_parameters") or {})
     state = ckpt["state_dict"]
-    if not any(k.startswith("generator.") for k in state):
-        raise CheckpointError(f"{path}: no generator weights (is it a Pix2PixModule checkpoint?)")
     class_path = hp.get("_class_path")
     if class_path is not None and class_path.rsplit(".", 1)[-1] != Pix2PixModule.__name__:
         raise CheckpointError(f"{path}: a checkpoint of {class_path}, expected a Pix2PixModule")
+    if not any(k.startswith("generator.") for k in state):
+        raise CheckpointError(f"{path}: no generator weights (is it a Pix2PixModule checkpoint?)")
     gen_cfg = hp.get("generator")
     if not isinstance(gen_cfg, dict) or "class_path" not in gen_cfg:
         raise CheckpointError(f"{path}: the generator's config (class_path/init_args) is not in the checkpoint; "

@@ -1,0 +1,399 @@
+"""Reliability (issue 11): checkpoints that are never half-written or NaN, exact and reproducible
+runs, and one clear line for every bad config or checkpoint. docs/RELIABILITY.md lists each case
+with the test that covers it; the kill-and-resume subprocess test is in test_reliability_resume.py.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from pytorch_lightning.callbacks import ModelCheckpoint
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch import nn
+
+from pix2pix_aa.checkpoint_io import (AtomicCheckpointIO, CheckpointError, FiniteModelCheckpoint, ResumeRNGState,
+                                      atomic_torch_save, nonfinite_tensors)
+from pix2pix_aa.cli import main as cli_main
+from pix2pix_aa.evaluation.cli import main as evaluate_main
+from pix2pix_aa.module import Pix2PixModule
+from pix2pix_aa.networks import PatchGANDiscriminator, UNetGenerator
+
+#: The smallest useful run: 32 px, 5-level U-Net with ngf 4, 1-layer PatchGAN, no image logging.
+MICRO = {
+    "model__generator__init_args__num_downs": 5, "model__generator__init_args__ngf": 4,
+    "model__discriminator__init_args__ndf": 4, "model__discriminator__init_args__n_layers": 1,
+    "model__log_images_every_n_batches": 0, "model__val_stability_images": 0,
+    "data__load_size": 36, "data__crop_size": 32, "data__generate_size": 32,
+    "data__generate_counts": {"train": 4, "val": 1, "test": 1},
+}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Two cores shared by several jobs: one intra-op thread is ~10x faster here and keeps
+    results independent of the machine's load."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory, write_tiny_config):
+    """(folder, config writer): configs share one generated data set in ``folder/data``."""
+    folder = tmp_path_factory.mktemp("reliability")
+
+    def write(name: str = "micro.yaml", **overrides) -> Path:
+        return write_tiny_config(folder, name, **{**MICRO, "data__data_dir": str(folder / "data" / "micro"),
+                                                  **overrides})
+
+    return folder, write
+
+
+@pytest.fixture(scope="module")
+def micro_run(micro):
+    """One 1-epoch micro fit: (folder, config, last.ckpt)."""
+    folder, write = micro
+    cfg = write(trainer__max_epochs=1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        torch.set_num_threads(1)
+        cli = cli_main(["fit", "--config", str(cfg), "--trainer.logger.init_args.name", "micro"])
+        last = Path(cli.trainer.checkpoint_callback.last_model_path).resolve()
+    return folder, cfg, last
+
+
+def _fit(folder: Path, cfg: Path, *args: str):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        return cli_main(["fit", "--config", str(cfg), *args])
+
+
+def _weights(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# -- 1. checkpoints are never half-written ------------------------------------------------------
+class _Killed(Exception):
+    """Stands for the process dying in the middle of a write."""
+
+
+def _write_half_then_die(obj, f):
+    f.write(b"PK\x03\x04 half a checkpoint")
+    raise _Killed
+
+
+def test_crash_mid_write_leaves_the_previous_checkpoint_intact(tmp_path):
+    target = tmp_path / "checkpoints" / "last.ckpt"
+    atomic_torch_save({"epoch": 1, "w": torch.arange(4.0)}, target)
+    with pytest.raises(_Killed):
+        atomic_torch_save({"epoch": 2, "w": torch.zeros(4)}, target, _write=_write_half_then_die)
+    kept = torch.load(target, weights_only=True)
+    assert kept["epoch"] == 1 and torch.equal(kept["w"], torch.arange(4.0))
+    assert sorted(p.name for p in target.parent.iterdir()) == ["last.ckpt"]  # the temp file is gone
+    # SIGKILL cannot run the cleanup: the next save of that name removes the orphan.
+    orphan = target.parent / ".last.ckpt.99999.tmp"
+    orphan.write_bytes(b"half")
+    AtomicCheckpointIO().save_checkpoint({"epoch": 3}, target)
+    assert torch.load(target, weights_only=True)["epoch"] == 3 and not orphan.exists()
+
+
+def test_checkpoint_plugin_is_atomic_by_default_and_replaceable(micro):
+    folder, write = micro
+    cfg = write()
+    default = cli_main(["--config", str(cfg), "--trainer.logger", "false"], run=False)
+    assert type(default.trainer.strategy.checkpoint_io) is AtomicCheckpointIO
+    assert any(isinstance(c, ResumeRNGState) for c in default.trainer.callbacks)
+    assert isinstance(default.trainer.checkpoint_callback, FiniteModelCheckpoint)
+    other = cli_main(["--config", str(cfg), "--trainer.logger", "false",
+                      "--trainer.plugins", "lightning_fabric.plugins.TorchCheckpointIO"], run=False)
+    assert type(other.trainer.strategy.checkpoint_io) is TorchCheckpointIO
+
+
+# -- 2. reproducibility and exact resume --------------------------------------------------------
+def _scalars(run_dir: Path, tag: str) -> list[float]:
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    return [e.value for e in events.Scalars(tag)]
+
+
+def test_same_seed_same_losses_and_weights(micro):
+    folder, write = micro
+    cfg = write("repro.yaml", trainer__max_epochs=2)
+    runs = [_fit(folder, cfg, "--trainer.logger.init_args.name", f"repro_{i}") for i in range(2)]
+    other_seed = _fit(folder, cfg, "--trainer.logger.init_args.name", "repro_seed1", "--seed_everything", "1",
+                      "--trainer.max_epochs", "1")
+    logs = [folder / r.trainer.log_dir for r in runs]
+    for tag in ("train/loss_G_step", "train/loss_D_step"):
+        a, b = (_scalars(d, tag) for d in logs)
+        assert len(a) == 4 and a == b  # 2 epochs x 2 batches, bit-identical
+    assert runs[0].trainer.global_step == runs[1].trainer.global_step == 8
+    assert _same(_weights(runs[0].model.generator), _weights(runs[1].model.generator))
+    assert _scalars(folder / other_seed.trainer.log_dir, "train/loss_G_step")[0] != _scalars(logs[0], "train/loss_G_step")[0]
+
+
+def test_resume_from_last_is_exact_at_epoch_boundaries(micro):
+    """``--ckpt_path last`` continues the same run folder and, with the RNG state restored,
+    gives the same weights as an uninterrupted run (one training image, so the DataLoader's
+    shuffle order, which the data module re-seeds on every fit, plays no part; see the xfail
+    below)."""
+    folder, write = micro
+    one = {"data__data_dir": str(folder / "data" / "one"), "data__generate_counts": {"train": 1, "val": 1, "test": 1},
+           "data__batch_size": 1}
+    cfg = write("one.yaml", **one)
+    full = _fit(folder, cfg, "--trainer.max_epochs", "3", "--trainer.logger.init_args.name", "one_full")
+    _fit(folder, cfg, "--trainer.max_epochs", "1", "--trainer.logger.init_args.name", "one_cut")
+    resumed = _fit(folder, cfg, "--trainer.max_epochs", "3", "--trainer.logger.init_args.name", "one_cut",
+                   "--ckpt_path", "last")
+    assert resumed.trainer.logger.version == 0  # continued runs/one_cut/version_0, no version_1
+    assert not (folder / "runs" / "one_cut" / "version_1").exists()
+    assert resumed.trainer.current_epoch == full.trainer.current_epoch == 3
+    assert resumed.trainer.global_step == full.trainer.global_step == 6
+    assert _same(_weights(resumed.model), _weights(full.model))
+
+
+@pytest.mark.xfail(strict=True, reason="Pix2PixDataModule.train_dataloader seeds a new shuffle generator on every "
+                   "fit, so epoch k after a resume sees epoch 0's order (fix belongs in pix2pix_aa/data)")
+def test_resume_is_exact_with_shuffled_batches(micro):
+    folder, write = micro
+    cfg = write("shuffle.yaml")
+    full = _fit(folder, cfg, "--trainer.max_epochs", "2", "--trainer.logger.init_args.name", "shuffle_full")
+    _fit(folder, cfg, "--trainer.max_epochs", "1", "--trainer.logger.init_args.name", "shuffle_cut")
+    resumed = _fit(folder, cfg, "--trainer.max_epochs", "2", "--trainer.logger.init_args.name", "shuffle_cut",
+                   "--ckpt_path", "last")
+    assert resumed.trainer.global_step == full.trainer.global_step == 8  # true today
+    assert _same(_weights(resumed.model), _weights(full.model))  # false today
+
+
+def test_ckpt_path_last_without_a_checkpoint(micro, capsys):
+    folder, write = micro
+    cfg = write()
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(SystemExit) as exit_info:
+        mp.chdir(folder)
+        cli_main(["predict", "--config", str(cfg), "--ckpt_path", "last", "--trainer.logger.init_args.name", "never"])
+    assert exit_info.value.code == 2
+    assert "error: --ckpt_path last: no last.ckpt found under" in capsys.readouterr().err
+
+
+# -- 3. non-finite losses -----------------------------------------------------------------------
+def test_exploding_lr_stops_with_step_and_loss_named(micro, capsys):
+    folder, write = micro
+    cfg = write()
+    with pytest.raises(SystemExit) as exit_info:
+        _fit(folder, cfg, "--model.lr", "1e30", "--trainer.logger.init_args.name", "explode")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "error: non-finite loss_G = nan at epoch 0, batch 0 (logged step 0)" in err and "Traceback" not in err
+    assert not list((folder / "runs" / "explode").rglob("*.ckpt"))  # nothing saved from the broken run
+
+
+class _ListData(pl.LightningDataModule):
+    def __init__(self, train, val):
+        super().__init__()
+        self.train, self.val = train, val
+
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(self.train, batch_size=2)
+
+    def val_dataloader(self):
+        return torch.utils.data.DataLoader(self.val, batch_size=1)
+
+
+def _pairs(n: int, nan_at: int | None = None, seed: int = 0) -> list[dict[str, torch.Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    items = [{"input": torch.rand(3, 16, 16, generator=g) * 2 - 1, "target": torch.rand(3, 16, 16, generator=g) * 2 - 1}
+             for _ in range(n)]
+    if nan_at is not None:
+        items[nan_at]["input"][0, 0, 0] = math.nan
+    return items
+
+
+def _small_module(**kw) -> Pix2PixModule:
+    torch.manual_seed(0)
+    return Pix2PixModule(UNetGenerator(num_downs=3, ngf=4), PatchGANDiscriminator(ndf=4, n_layers=1),
+                         log_images_every_n_batches=0, val_stability_images=0, **kw)
+
+
+def test_skip_mode_skips_the_nan_batch_and_keeps_the_model_finite(tmp_path, capsys):
+    module = _small_module(on_nonfinite="skip")
+    ckpt = FiniteModelCheckpoint(dirpath=tmp_path, monitor="val/l1", save_last=True, filename="best")
+    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, callbacks=[ckpt], enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=tmp_path)
+    trainer.fit(module, datamodule=_ListData(_pairs(6, nan_at=2), _pairs(1, seed=1)))
+    out = capsys.readouterr().out
+    assert "skipped the optimiser step: non-finite loss_D = nan at epoch 0, batch 1" in out
+    assert trainer.global_step == 4  # batches 0 and 2 stepped G and D; batch 1 stepped nothing
+    assert nonfinite_tensors(module) == []  # BatchNorm statistics of the NaN batch were rolled back
+    assert math.isfinite(float(ckpt.best_model_score)) and (tmp_path / "best.ckpt").is_file()
+
+
+class _ScoreModule(pl.LightningModule):
+    """Logs a scripted val/l1 per epoch; optionally breaks its own weights in one epoch."""
+
+    def __init__(self, scores, nan_weights_at=None):
+        super().__init__()
+        self.layer, self.scores, self.nan_weights_at = nn.Linear(2, 1), scores, nan_weights_at
+
+    def training_step(self, batch, batch_idx):
+        return self.layer(batch).sum()
+
+    def validation_step(self, batch, batch_idx):
+        if self.current_epoch == self.nan_weights_at:
+            with torch.no_grad():
+                self.layer.weight.fill_(math.nan)
+        self.log("val/l1", self.scores[self.current_epoch])
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(torch.ones(2, 2), batch_size=2)
+
+    def val_dataloader(self):
+        return torch.utils.data.DataLoader(torch.ones(1, 2), batch_size=1)
+
+
+def _fit_scores(tmp_path: Path, callback: ModelCheckpoint, scores, max_epochs: int, **kw):
+    trainer = pl.Trainer(max_epochs=max_epochs, accelerator="cpu", logger=False, callbacks=[callback],
+                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                         default_root_dir=tmp_path)
+    trainer.fit(_ScoreModule(scores, **kw))
+    return trainer
+
+
+@pytest.mark.filterwarnings("ignore:.*not finite.*:UserWarning", "ignore:not saving.*:UserWarning")
+def test_nan_score_or_nan_weights_never_become_best(tmp_path):
+    # Plain ModelCheckpoint: a NaN first score is stored as +inf and its model saved as the best.
+    plain = ModelCheckpoint(dirpath=tmp_path / "plain", monitor="val/l1", filename="best-{epoch}")
+    _fit_scores(tmp_path, plain, [math.nan], max_epochs=1)
+    assert plain.best_model_path.endswith("best-epoch=0.ckpt") and math.isinf(float(plain.best_model_score))
+    # FiniteModelCheckpoint: no best until a finite score ...
+    guarded = FiniteModelCheckpoint(dirpath=tmp_path / "guarded", monitor="val/l1", filename="best-{epoch}",
+                                    save_last=True)
+    _fit_scores(tmp_path, guarded, [math.nan, 0.5], max_epochs=2)
+    assert Path(guarded.best_model_path).name == "best-epoch=1.ckpt" and float(guarded.best_model_score) == 0.5
+    assert not (tmp_path / "guarded" / "best-epoch=0.ckpt").exists()
+    # ... and weights that went NaN are not saved at all, not even as last.ckpt.
+    broken = FiniteModelCheckpoint(dirpath=tmp_path / "broken", monitor="val/l1", filename="best-{epoch}",
+                                   save_last=True)
+    _fit_scores(tmp_path, broken, [0.9, 0.1], max_epochs=2, nan_weights_at=1)
+    assert Path(broken.best_model_path).name == "best-epoch=0.ckpt" and float(broken.best_model_score) == pytest.approx(0.9)
+    last = torch.load(tmp_path / "broken" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 0 and torch.isfinite(last["state_dict"]["layer.weight"]).all()
+
+
+# -- 4. checkpoint loading in train.py predict and evaluate.py ----------------------------------
+class _Payload:
+    """Unpickling this would create a file: proof that no code ran."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def _bad_checkpoints(folder: Path, last: Path) -> dict[str, tuple[Path, str]]:
+    """name -> (file, expected message) for every way a checkpoint can be unusable."""
+    bad = folder / "bad"
+    bad.mkdir(exist_ok=True)
+    good = torch.load(last, weights_only=True)
+    (bad / "junk.ckpt").write_bytes(b"this is not a checkpoint")
+    torch.save({"state_dict": {"backbone.weight": torch.zeros(3)}, "hyper_parameters": {"_class_path": "x.ResNet"}},
+               bad / "other_class.ckpt")
+    torch.save({"state_dict": {"fc.weight": torch.zeros(3)}, "hyper_parameters": {}}, bad / "no_generator.ckpt")
+    mismatch = {**good, "hyper_parameters": {k: v for k, v in good["hyper_parameters"].items() if k != "generator"}}
+    torch.save(mismatch, bad / "mismatch.ckpt")  # weights of ngf=4, config says ngf=8 (YAML default below)
+    torch.save({"state_dict": {}, "hyper_parameters": _Payload(bad / "code_ran")}, bad / "pickled.ckpt")
+    return {
+        "missing": (bad / "missing.ckpt", "missing.ckpt: file not found"),
+        "folder": (bad, "bad: is a folder, expected a .ckpt file"),
+        "junk": (bad / "junk.ckpt", "junk.ckpt: not a readable PyTorch checkpoint ("),
+        "other_class": (bad / "other_class.ckpt", "a checkpoint of x.ResNet, expected a Pix2PixModule"),
+        "no_generator": (bad / "no_generator.ckpt", "no generator weights (is it a Pix2PixModule checkpoint?"),
+        "mismatch": (bad / "mismatch.ckpt", "the model config does not match the weights ("),
+        "pickled": (bad / "pickled.ckpt", "refused to unpickle objects that are not plain weights"),
+    }
+
+
+CASES = ["missing", "folder", "junk", "other_class", "no_generator", "mismatch", "pickled"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_predict_with_a_bad_checkpoint_is_one_line(micro_run, case, capsys, tmp_path):
+    folder, cfg, last = micro_run
+    path, message = _bad_checkpoints(folder, last)[case]
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(SystemExit) as exit_info:
+        mp.chdir(folder)
+        cli_main(["predict", "--config", str(cfg), "--ckpt_path", str(path), "--trainer.logger", "false",
+                  "--model.generator.init_args.ngf", "8", "--predict_output_dir", str(tmp_path / "pred")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    error_lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(error_lines) == 1 and message in error_lines[0], err
+    assert "Traceback" not in err and "usage:" not in err
+    assert not (folder / "bad" / "code_ran").exists() and not (tmp_path / "pred").exists()
+    if case == "mismatch":  # names a weight, both shapes and the option to check
+        assert "generator.encoder.0.0.weight: checkpoint (4, 3, 4, 4), model (8, 3, 4, 4)" in err
+        assert "model.generator.init_args" in err
+
+
+def test_debug_flag_shows_the_exception(micro_run):
+    folder, cfg, _ = micro_run
+    with pytest.raises(CheckpointError, match="file not found"):
+        cli_main(["predict", "--config", str(cfg), "--ckpt_path", str(folder / "nope.ckpt"), "--debug"])
+
+
+def test_predict_reads_a_good_checkpoint_weights_only(micro_run, tmp_path):
+    folder, cfg, last = micro_run
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        cli_main(["predict", "--config", str(cfg), "--ckpt_path", str(last), "--trainer.logger", "false",
+                  "--predict_output_dir", str(tmp_path / "pred")])
+    assert len(list((tmp_path / "pred").glob("*.png"))) == 1
+
+
+@pytest.mark.parametrize("case", ["other_class", "no_generator", "pickled", "folder"])
+def test_evaluate_with_a_bad_checkpoint_is_one_line(micro_run, case, capsys):
+    folder, _, last = micro_run
+    path, _ = _bad_checkpoints(folder, last)[case]
+    expected = {"other_class": "a checkpoint of x.ResNet, expected a Pix2PixModule", "no_generator": "no generator weights",
+                "pickled": "--trust-checkpoint", "folder": "no .ckpt files under folder"}[case]
+    if case == "folder":
+        (folder / "empty_run").mkdir(exist_ok=True)
+        path = folder / "empty_run"
+    code = evaluate_main([str(path), "--no-progress", "--no-tensorboard", "--out", str(folder / "eval")])
+    err = capsys.readouterr().err
+    assert code == 2 and expected in err and "Traceback" not in err
+    assert not (folder / "bad" / "code_ran").exists()
+
+
+# -- 5. config errors: at start-up, naming the option, before any data is read ------------------
+@pytest.mark.parametrize("args, message", [
+    (["--model.generator.init_args.antialias", "bin9"], "error: model.generator.init_args: unknown antialias filter 'bin9'"),
+    (["--model.generator.init_args.num_downs", "7"],
+     "error: data.crop_size=32 is not a multiple of 2**num_downs = 128 (model.generator.init_args.num_downs=7)"),
+    (["--data.crop_size", "64"], "error: crop_size (64) must not exceed load_size (36)"),
+    (["--data.batch_size", "0"], "error: batch_size must be an integer >= 1, got 0"),
+    (["--model.on_nonfinite", "ignore"], "error: on_nonfinite must be 'raise' or 'skip', got 'ignore'"),
+])
+def test_config_errors_stop_before_any_data_is_read(micro, args, message, capsys, tmp_path):
+    _, write = micro
+    data_dir = tmp_path / "data" / "never"
+    cfg = write("bad.yaml", data__data_dir=str(data_dir))
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(SystemExit) as exit_info:
+        mp.chdir(tmp_path)
+        cli_main(["fit", "--config", str(cfg), *args])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert message in err and "Traceback" not in err
+    assert not data_dir.exists() and not (tmp_path / "runs").exists()  # nothing generated, no run folder
