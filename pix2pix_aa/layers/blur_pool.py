@@ -6,8 +6,13 @@ constant image stays constant. Sizes 1..7; the paper's named filters are Rect-2 
 Tri-3 ([1, 2, 1]), Bin-4 ([1, 3, 3, 1]) and Bin-5 ([1, 4, 6, 4, 1]).
 
 Written by hand rather than taken from kornia because kornia's ``BlurPool2D`` only pads with
-zeros and only takes odd sizes, while the paper (and ``antialiased-cnns``, which we match to
-float precision) uses reflect padding and even sizes such as Rect-2 and Bin-4.
+zeros, while the paper (and ``antialiased-cnns``, which we match to float precision) uses
+reflect padding; with ``pad_type="zero"`` the two are the same operator (tested).
+
+Speed: ``antialiased-cnns`` pads with a copy of the input, then convolves. Here zero padding is
+folded into the conv, and reflect / replicate / circular padding take a padding-free path
+(``_fast_blur``: zero-padded conv plus an exact recomputation of the thin output border) that
+costs about what kornia's zero-padded conv costs; see ``benchmarks/blurpool.py``.
 """
 
 from __future__ import annotations
@@ -218,11 +223,16 @@ class BlurPool(nn.Module):
         filt_size: 1..7 or a filter name.
         stride: subsampling factor.
         pad_type: ``reflect`` (default, as the paper), ``replicate``, ``zero`` or ``circular``.
-            Reflect padding wider than the map falls back to replicate.
+            Reflect padding as wide as the map (2x2 or 1x1 maps deep in a U-Net with Bin-4 and
+            up) is undefined and crashes ``antialiased-cnns``; here it falls back to replicate
+            for that call. Circular padding wider than the map wraps around repeatedly.
         pad_off: extra padding on every side.
 
     Shape:
         (N, C, H, W) -> (N, C, ceil(H / stride), ceil(W / stride)).
+
+    The filter is a non-persistent buffer (not in the state_dict), cast to the input's
+    dtype/device on use; under autocast the blur runs in autocast's dtype, as a conv would.
     """
 
     filt: torch.Tensor
@@ -249,7 +259,8 @@ class BlurPool(nn.Module):
         return _blur(x, self.filt, self.stride, self.pad_type, self.pad_off)
 
     def extra_repr(self) -> str:
-        return (f"{self.channels}, filt_size={self.filt_size}, stride={self.stride}, "
+        channels = "any" if self.channels is None else self.channels
+        return (f"{channels}, filt_size={self.filt_size}, stride={self.stride}, "
                 f"pad_type={self.pad_type!r}")
 
 
