@@ -174,6 +174,36 @@ def test_resume_is_exact_with_shuffled_batches(micro):
     assert _same(_weights(resumed.model), _weights(full.model))  # false today
 
 
+class CrashAtStep(pl.Callback):
+    """Raises in the middle of an epoch (the in-process stand-in for a crash)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step:
+            raise RuntimeError("simulated crash")
+
+
+def test_mid_epoch_resume_keeps_the_step_count_but_not_the_data_order(micro):
+    """What is true for a checkpoint taken mid-epoch (``every_n_train_steps``): the resumed run
+    stops at the same epoch and global_step, but Lightning restarts the epoch's DataLoader from
+    its first batch (plain DataLoaders are not resumable), so the weights differ."""
+    folder, write = micro
+    cfg = write("mid.yaml", data__batch_size=1, trainer__max_epochs=2)
+    no_monitor = ("--checkpoint.monitor", "null")  # with a monitor, step checkpoints wait for validation
+    full = _fit(folder, cfg, "--trainer.logger.init_args.name", "mid_full", *no_monitor)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _fit(folder, cfg, "--trainer.logger.init_args.name", "mid_cut", "--checkpoint.every_n_train_steps", "4",
+             "--trainer.callbacks+=test_reliability.CrashAtStep", "--trainer.callbacks.step=6", *no_monitor)
+    mid = torch.load(folder / "runs" / "mid_cut" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert mid["global_step"] == 4 and mid["epoch"] == 0  # 2 of epoch 0's 4 batches (2 optimiser steps each)
+    resumed = _fit(folder, cfg, "--trainer.logger.init_args.name", "mid_cut", "--ckpt_path", "last", *no_monitor)
+    assert resumed.trainer.global_step == full.trainer.global_step == 16
+    assert resumed.trainer.current_epoch == full.trainer.current_epoch == 2
+    assert not _same(_weights(resumed.model), _weights(full.model))
+
+
 def test_ckpt_path_last_without_a_checkpoint(micro, capsys):
     folder, write = micro
     cfg = write()
