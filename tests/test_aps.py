@@ -28,6 +28,15 @@ from pix2pix_aa.networks import UNetGenerator, init_weights
 GRID = shift_grid(8)  # every shift on the 8x8 grid
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one thread is as fast, and far steadier on a shared, oversubscribed box."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def n_params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
 
@@ -312,10 +321,10 @@ def test_trained_circular_stability_every_shift_float32(trained_aps):
 
 def test_trained_and_untrained_circular_stability_float64():
     import copy
-    trained = train_a_few_steps(make_aps("aps", "instance", num_downs=5, ngf=4), steps=2, size=32)
-    for g in (make_aps("aps_bin5", "batch", num_downs=5, ngf=4), trained):
+    trained = train_a_few_steps(make_aps("aps", "instance", num_downs=4, ngf=4), steps=2, size=16)
+    for g in (make_aps("aps_bin5", "batch", num_downs=4, ngf=4), trained):
         g = copy.deepcopy(g).double().eval()
-        assert circular_psnr_min(g, smooth_images(1, 32, dtype=torch.float64)) >= 200.0
+        assert circular_psnr_min(g, smooth_images(1, 16, dtype=torch.float64)) >= 200.0
 
 
 def test_every_feature_is_an_exact_integer_roll_at_every_shift():
