@@ -427,3 +427,19 @@ def test_config_errors_stop_before_any_data_is_read(micro, args, message, capsys
     assert exit_info.value.code == 2
     assert message in err and "Traceback" not in err
     assert not data_dir.exists() and not (tmp_path / "runs").exists()  # nothing generated, no run folder
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data.dataset", "aligned"], "does not exist"),  # a folder that is not there (no generation for 'aligned')
+    (["--data.dataset", "paired"], "does not exist"),
+])
+def test_data_errors_through_the_cli_are_one_line(micro, args, message, capsys, tmp_path):
+    _, write = micro
+    cfg = write("nodata.yaml", data__data_dir=str(tmp_path / "no_such_set"))
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(SystemExit) as exit_info:
+        mp.chdir(tmp_path)
+        cli_main(["fit", "--config", str(cfg), "--trainer.logger", "false", *args])
+    err = capsys.readouterr().err
+    error_lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert exit_info.value.code == 2 and len(error_lines) == 1
+    assert str(tmp_path / "no_such_set") in error_lines[0] and message in error_lines[0] and "Traceback" not in err
