@@ -225,18 +225,18 @@ class CircularBlur(Blur):
     Shape: (N, C, H, W) -> (N, C, H, W).
     """
 
-    def __init__(self, channels: int, filt_size: FilterSpec = 5) -> None:
-        super().__init__(channels, filt_size, pad_type="circular")
+    def __init__(self, channels: Optional[int], filt_size: FilterSpec = 5) -> None:
+        super().__init__(channels, filt_size, pad_type="circular")  # channels None: any
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != self.channels:
+        if x.dim() != 4 or (self.channels is not None and x.shape[1] != self.channels):
             raise ValueError(f"CircularBlur built for {self.channels} channels got input of shape {tuple(x.shape)}")
-        size = self.filt_size
+        size, channels = self.filt_size, x.shape[1]
         if size == 1:
             return x
         lo, hi = (size - 1) // 2, size // 2
-        weight = self.filt.to(dtype=x.dtype, device=x.device).expand(self.channels, 1, size, size)
-        return F.conv2d(circular_pad(x, (lo, hi, lo, hi)), weight, groups=self.channels)
+        weight = self.filt.to(dtype=x.dtype, device=x.device).expand(channels, 1, size, size)
+        return F.conv2d(circular_pad(x, (lo, hi, lo, hi)), weight, groups=channels)
 
 
 class APSDown(nn.Module):
