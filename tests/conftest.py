@@ -5,6 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+
+# The tests run tiny tensors, where intra-op threading costs more than it saves, and on a busy
+# 2-core machine 2 threads can make a small op ~60x slower. One thread keeps the suite fast and
+# its timings steady. Subprocess tests (DDP, crash/resume) set their own.
+torch.set_num_threads(1)
 
 
 # --- data fixtures (pix2pix_aa.data) -----------------------------------------------------

@@ -1,0 +1,41 @@
+"""Every shipped config parses and builds its model and data module (no data is read)."""
+
+from pathlib import Path
+
+import pytest
+
+from pix2pix_aa.cli import main as cli_main
+
+CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+
+
+def test_there_are_configs():
+    names = {p.stem for p in CONFIGS}
+    assert {"facades_baseline", "facades_rect2", "facades_tri3", "facades_bin5", "facades_aps", "cpu_quick",
+            "cpu_quick_aps"} <= names
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+def test_config_builds(config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing may be generated or read at build time
+    cli = cli_main(["--config", str(config), "--trainer.logger", "false"], run=False)
+    init = cli.config["model"]["generator"]["init_args"]
+    assert cli.model.generator.num_downs == init["num_downs"]
+    assert cli.datamodule.crop_size % 2 ** init["num_downs"] == 0
+    assert not (tmp_path / "data").exists()
+
+
+def _settings(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+@pytest.mark.parametrize("name", ["rect2", "tri3", "bin5", "aps"])
+def test_facades_configs_differ_only_in_what_the_experiment_changes(name):
+    folder = CONFIGS[0].parent
+    base, other = _settings(folder / "facades_baseline.yaml"), _settings(folder / f"facades_{name}.yaml")
+    assert len(base) == len(other)
+    changed = {b.split(":")[0].strip(): b.split(":", 1)[1].strip() for a, b in zip(base, other) if a != b}
+    allowed = {"name": f"facades_{name}", "antialias": name}
+    if name == "aps":
+        allowed["pad_type"] = "circular"  # APS is exact only with circular padding
+    assert changed == allowed
