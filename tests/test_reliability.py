@@ -212,6 +212,11 @@ def test_ckpt_path_last_without_a_checkpoint(micro, capsys):
         cli_main(["predict", "--config", str(cfg), "--ckpt_path", "last", "--trainer.logger.init_args.name", "never"])
     assert exit_info.value.code == 2
     assert "error: --ckpt_path last: no last.ckpt found under" in capsys.readouterr().err
+    # fit: set-and-forget for job scripts: says so and starts a fresh run
+    cli = _fit(folder, cfg, "--ckpt_path", "last", "--trainer.logger.init_args.name", "fresh",
+               "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "0", "--trainer.max_epochs", "1")
+    assert "--ckpt_path last: no last.ckpt under" in capsys.readouterr().err
+    assert cli.trainer.global_step == 2 and cli.trainer.logger.version == 0
 
 
 # -- 3. non-finite losses -----------------------------------------------------------------------
