@@ -161,17 +161,17 @@ def test_resume_from_last_is_exact_at_epoch_boundaries(micro):
     assert _same(_weights(resumed.model), _weights(full.model))
 
 
-@pytest.mark.xfail(strict=True, reason="Pix2PixDataModule.train_dataloader seeds a new shuffle generator on every "
-                   "fit, so epoch k after a resume sees epoch 0's order (fix belongs in pix2pix_aa/data)")
 def test_resume_is_exact_with_shuffled_batches(micro):
+    """The data module checkpoints its shuffle generator, so epoch k after a resume sees the
+    order an uninterrupted run would (num_workers=0; see Pix2PixDataModule.state_dict)."""
     folder, write = micro
     cfg = write("shuffle.yaml")
     full = _fit(folder, cfg, "--trainer.max_epochs", "2", "--trainer.logger.init_args.name", "shuffle_full")
     _fit(folder, cfg, "--trainer.max_epochs", "1", "--trainer.logger.init_args.name", "shuffle_cut")
     resumed = _fit(folder, cfg, "--trainer.max_epochs", "2", "--trainer.logger.init_args.name", "shuffle_cut",
                    "--ckpt_path", "last")
-    assert resumed.trainer.global_step == full.trainer.global_step == 8  # true today
-    assert _same(_weights(resumed.model), _weights(full.model))  # false today
+    assert resumed.trainer.global_step == full.trainer.global_step == 8
+    assert _same(_weights(resumed.model), _weights(full.model))
 
 
 class CrashAtStep(pl.Callback):

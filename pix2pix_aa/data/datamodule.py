@@ -162,6 +162,10 @@ class Pix2PixDataModule(pl.LightningDataModule):
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
         self.predict_set: Dataset | None = None
+        # One shuffle generator for the whole fit, saved in checkpoints (state_dict), so that a
+        # resumed run continues the epoch order instead of replaying epoch 0's.
+        self._shuffle_generator: torch.Generator | None = None
+        self._pending_generator_state: torch.Tensor | None = None
 
     # ------------------------------------------------------------------ data on disk
     def prepare_data(self) -> None:
@@ -257,7 +261,11 @@ class Pix2PixDataModule(pl.LightningDataModule):
             # each worker's torch RNG (random crop / flip): per rank, so ranks augment differently.
             rank, world = _rank_and_world(self._trainer_or_none())
             seed = rank_seed(self.seed, rank)
-            kwargs["generator"] = torch.Generator().manual_seed(seed)
+            if self._shuffle_generator is None:
+                self._shuffle_generator = torch.Generator().manual_seed(seed)
+                if self._pending_generator_state is not None:
+                    self._shuffle_generator.set_state(self._pending_generator_state)
+            kwargs["generator"] = self._shuffle_generator
             if world > 1 and self.num_workers == 0:
                 ds = RankSeededDataset(ds, seed)
         return DataLoader(
@@ -269,6 +277,24 @@ class Pix2PixDataModule(pl.LightningDataModule):
             drop_last=False,
             **kwargs,
         )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in checkpoints by Lightning: the shuffle generator's state (exact resume of the
+        epoch order; crops with ``num_workers=0`` come from the global RNG, which the
+        ``ResumeRNGState`` callback restores. Worker processes are re-seeded on resume, so with
+        ``num_workers > 0`` the crops after a resume differ from an uninterrupted run)."""
+        if self._shuffle_generator is None:
+            return {}
+        return {"shuffle_generator": self._shuffle_generator.get_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state = state_dict.get("shuffle_generator")
+        if state is None:
+            return
+        if self._shuffle_generator is not None:
+            self._shuffle_generator.set_state(state)
+        else:
+            self._pending_generator_state = state
 
     def _trainer_or_none(self) -> Any:
         # LightningDataModule.trainer is None outside a Trainer (plain Python use, evaluate.py).
