@@ -59,6 +59,7 @@ class Pix2PixCLI(LightningCLI):
         if not subcommand:
             return
         config = self.config[subcommand]
+        config.trainer.strategy = gan_strategy(config.trainer.get("strategy"))
         if config.get("ckpt_path") == "last":
             resolve_last_checkpoint(config, subcommand)
         path = config.get("ckpt_path")
@@ -104,6 +105,22 @@ class Pix2PixCLI(LightningCLI):
         self._check_checkpoint()
         output_dir = self.config[self.subcommand].predict_output_dir
         self.trainer.callbacks.append(ImageWriter(output_dir))
+
+
+#: DDP strategies a two-optimiser GAN cannot use as they are (see gan_strategy).
+_DDP_NAMES = ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook")
+
+
+def gan_strategy(strategy: Any) -> Any:
+    """``ddp`` (and its spawn/fork/notebook forms) -> the same with find_unused_parameters=True.
+
+    Each of the two backward passes leaves one player's parameters out of the graph (D's loss
+    never reaches G; the G step switches D's gradients off), so DDP's reducer must be told that
+    parameters may go unused, or the first G step fails. Other values pass through unchanged.
+    """
+    if isinstance(strategy, str) and strategy in _DDP_NAMES:
+        return f"{strategy}_find_unused_parameters_true"
+    return strategy
 
 
 def _trusted(config) -> bool:

@@ -26,7 +26,7 @@ TESTS = Path(__file__).resolve().parent
 #: reaches G's parameters (fake.detach()) and the G backward skips D's (toggled off), so DDP's
 #: reducer would wait for gradients that never come. Lightning's registered variant enables
 #: unused-parameter detection; see docs/SCALING.md.
-DDP_STRATEGY = "ddp_find_unused_parameters_true"
+DDP_STRATEGY = "ddp"  # the CLI turns it into ddp_find_unused_parameters_true (cli.gan_strategy)
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +186,12 @@ def test_sync_batchnorm_converts_generator_and_checkpoints_stay_loadable():
     plain.load_state_dict(synced.generator.state_dict())  # strict: same keys and shapes
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     assert torch.equal(plain.eval()(x), synced.generator.eval()(x))  # eval needs no process group
+
+
+def test_plain_ddp_names_get_find_unused_parameters():
+    from pix2pix_aa.cli import gan_strategy
+
+    assert gan_strategy("ddp") == "ddp_find_unused_parameters_true"
+    assert gan_strategy("ddp_spawn") == "ddp_spawn_find_unused_parameters_true"
+    assert gan_strategy("auto") == "auto"
+    assert gan_strategy("ddp_find_unused_parameters_false") == "ddp_find_unused_parameters_false"  # explicit choice kept
