@@ -1,0 +1,49 @@
+"""Speed options keep results: bf16-mixed works with the manual optimisation of Pix2PixModule,
+and channels-last memory format gives the same generator outputs (see docs/PERFORMANCE.md)."""
+
+from __future__ import annotations
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from pix2pix_aa.module import Pix2PixModule
+from pix2pix_aa.networks import PatchGANDiscriminator, UNetGenerator
+
+
+def _loader(n: int = 2, size: int = 16) -> torch.utils.data.DataLoader:
+    gen = torch.Generator().manual_seed(0)
+    items = [{"input": torch.rand(3, size, size, generator=gen) * 2 - 1,
+              "target": torch.rand(3, size, size, generator=gen) * 2 - 1} for _ in range(n)]
+    return torch.utils.data.DataLoader(items, batch_size=n)
+
+
+def test_bf16_mixed_precision_trains_both_players_with_manual_optimisation(tmp_path):
+    torch.manual_seed(0)
+    module = Pix2PixModule(UNetGenerator(num_downs=3, ngf=4, antialias="bin5"),
+                           PatchGANDiscriminator(ndf=4, n_layers=1), log_images_every_n_batches=0,
+                           val_stability_images=0)
+    start = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    trainer = pl.Trainer(max_epochs=2, precision="bf16-mixed", accelerator="cpu", logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=tmp_path)
+    trainer.fit(module, _loader())
+    end = module.state_dict()
+    for prefix in ("generator.", "discriminator."):
+        weights = [k for k in end if k.startswith(prefix) and k.endswith("weight")]
+        assert any(not torch.equal(start[k], end[k]) for k in weights), f"{prefix} did not move"
+        assert all(end[k].dtype == torch.float32 for k in weights)  # master weights stay float32
+    for name in ("train/loss_G", "train/loss_D"):
+        assert torch.isfinite(trainer.callback_metrics[name])
+
+
+@pytest.mark.parametrize("antialias", ["none", "bin5", "aps"])
+def test_channels_last_leaves_generator_outputs_unchanged(antialias):
+    torch.manual_seed(0)
+    g = UNetGenerator(num_downs=3, ngf=4, antialias=antialias).eval()
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        ref = g(x)
+        g.to(memory_format=torch.channels_last)
+        out = g(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
