@@ -83,15 +83,15 @@ class Pix2PixModule(pl.LightningModule):
             raise ValueError(f"on_nonfinite must be 'raise' or 'skip', got {on_nonfinite!r}")
         if n_epochs < 0 or n_epochs_decay < 0:
             raise ValueError("n_epochs and n_epochs_decay must be >= 0")
+        # From LightningCLI the networks arrive as class_path/init_args dicts, which must be kept
+        # (evaluate.py rebuilds the generator from them). Networks passed as objects from Python are
+        # ignored: otherwise Lightning deep-copies them into hparams_initial and the logger writes
+        # every weight to hparams.yaml at each fit (minutes for unet_256; see docs/PERFORMANCE.md).
+        ignore = [k for k, v in (("generator", generator), ("discriminator", discriminator))
+                  if isinstance(v, nn.Module)]
         with warnings.catch_warnings():
-            # From LightningCLI the networks arrive as class_path/init_args dicts, which must be kept
-            # (evaluate.py rebuilds the generator from them). Networks passed as objects from Python
-            # are dropped below instead of being pickled into hparams; silence Lightning's advice.
             warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`")
-            self.save_hyperparameters()
-        for key in ("generator", "discriminator"):
-            if isinstance(self.hparams.get(key), nn.Module):
-                self.hparams.pop(key)
+            self.save_hyperparameters(ignore=ignore)
         self.automatic_optimization = False
         self.generator = generator if generator is not None else UNetGenerator()
         self.discriminator = discriminator if discriminator is not None else PatchGANDiscriminator()

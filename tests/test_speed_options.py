@@ -47,3 +47,12 @@ def test_channels_last_leaves_generator_outputs_unchanged(antialias):
         g.to(memory_format=torch.channels_last)
         out = g(x.contiguous(memory_format=torch.channels_last))
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_networks_passed_as_objects_stay_out_of_the_logged_hyperparameters():
+    # Lightning logs hparams_initial to hparams.yaml at every fit: network objects there meant a
+    # deep copy of G and D and a YAML dump of every weight.
+    module = Pix2PixModule(UNetGenerator(num_downs=3, ngf=4), PatchGANDiscriminator(ndf=4, n_layers=1))
+    for hp in (module.hparams, module.hparams_initial):
+        assert "generator" not in hp and "discriminator" not in hp
+        assert hp["lambda_l1"] == 100.0
