@@ -72,9 +72,9 @@ def training_minutes(name: str) -> float:
     return (steps[-1].wall_time - steps[0].wall_time) / 60
 
 
-def evaluate(names: list[str], out: Path, max_images: int, extra: list[str]) -> dict:
+def evaluate(names: list[str], out: Path, max_images: int, processes: int, extra: list[str]) -> dict:
     cmd = [sys.executable, "evaluate.py", *[str(run_dir(n)) for n in names], "--max-images", str(max_images),
-           "--out", str(out), "--no-progress", *extra]
+           "--out", str(out), "--no-progress", "--num-processes", str(processes), *extra]
     print(f"[evaluate] {' '.join(cmd[1:])}", flush=True)
     subprocess.run(cmd, cwd=ROOT, check=True)
     return json.loads((out / "results.json").read_text())
@@ -293,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parallel", type=int, default=1, help="trainings at a time")
     p.add_argument("--threads", type=int, default=2, help="torch threads per training")
     p.add_argument("--max-images", type=int, default=50, help="test images to evaluate")
+    p.add_argument("--eval-processes", type=int, default=2, help="evaluate.py --num-processes")
     p.add_argument("--skip-train", action="store_true", help="evaluate existing runs only")
     args = p.parse_args(argv)
     args.passthrough = [a for a in (argv if argv is not None else sys.argv[1:])]
@@ -308,10 +309,10 @@ def main(argv: list[str] | None = None) -> int:
     ensure_data()
     names = [n for n in VARIANTS if n in args.variants]  # tables in the canonical order
     out = ROOT / "outputs" / "repro"
-    main_res = evaluate(names, out / "facades", args.max_images, [])
-    seed1 = evaluate(names, out / "facades_seed1", args.max_images,
+    main_res = evaluate(names, out / "facades", args.max_images, args.eval_processes, [])
+    seed1 = evaluate(names, out / "facades_seed1", args.max_images, args.eval_processes,
                      ["--dataset", "aligned", "--data-dir", "data/facades_seed1", "--layers", "none", "--no-tensorboard"])
-    photos = evaluate(names, out / "photos", args.max_images,
+    photos = evaluate(names, out / "photos", args.max_images, args.eval_processes,
                       ["--dataset", "photos", "--data-dir", "data/photos", "--layers", "none", "--no-tensorboard"])
     labels = {n: f"cpu_quick_{n}/{VERSION}/last" for n in names}
     FIGS.mkdir(parents=True, exist_ok=True)

@@ -46,8 +46,16 @@ class Pix2PixCLI(LightningCLI):
         # in YAML under `checkpoint:`.
         # FiniteModelCheckpoint: a ModelCheckpoint that never ranks a NaN score or saves NaN weights.
         parser.add_lightning_class_args(FiniteModelCheckpoint, "checkpoint")
-        parser.set_defaults({"checkpoint.monitor": "val/l1", "checkpoint.mode": "min", "checkpoint.save_last": True,
+        parser.set_defaults({"checkpoint.monitor": "val/l1", "checkpoint.mode": "min", "checkpoint.save_last": False,
                              "checkpoint.filename": "best-{epoch:03d}", "checkpoint.auto_insert_metric_name": False})
+        # last.ckpt comes from a callback of its own: Lightning 2.6's `save_last` only writes it when
+        # the monitored checkpoint was saved in the same step, so with a monitor it goes stale as soon
+        # as val/l1 stops improving (resume would restart from an old epoch). Without a monitor,
+        # save_top_k=1 keeps exactly the newest checkpoint, at every training epoch's end.
+        parser.add_lightning_class_args(FiniteModelCheckpoint, "last_checkpoint")
+        parser.set_defaults({"last_checkpoint.monitor": None, "last_checkpoint.filename": "last",
+                             "last_checkpoint.save_top_k": 1, "last_checkpoint.save_on_train_epoch_end": True,
+                             "last_checkpoint.enable_version_counter": False})
         parser.add_argument("--predict_output_dir", type=str, default="outputs/predictions",
                             help="predict: folder the generated PNGs are written to")
 

@@ -30,6 +30,18 @@ def linear_decay_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float
     return 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
 
 
+def _built_by_cli() -> bool:
+    """True while LightningCLI instantiates the module. It then hands save_hyperparameters the
+    config (networks as class_path/init_args), which must be kept; the networks themselves
+    arrive as objects in both cases, so their type cannot tell the two apart. Reads Lightning's
+    private context variable; if it moves, we fall back to keeping the CLI's config."""
+    try:
+        from pytorch_lightning.core.mixins.hparams_mixin import _given_hyperparameters
+    except ImportError:  # pragma: no cover - Lightning moved it
+        return True
+    return _given_hyperparameters.get() is not None
+
+
 def to_unit(x: torch.Tensor) -> torch.Tensor:
     """[-1, 1] -> [0, 1] for image logging."""
     return (x.detach().float().clamp(-1, 1) + 1) / 2
@@ -87,8 +99,8 @@ class Pix2PixModule(pl.LightningModule):
         # (evaluate.py rebuilds the generator from them). Networks passed as objects from Python are
         # ignored: otherwise Lightning deep-copies them into hparams_initial and the logger writes
         # every weight to hparams.yaml at each fit (minutes for unet_256; see docs/PERFORMANCE.md).
-        ignore = [k for k, v in (("generator", generator), ("discriminator", discriminator))
-                  if isinstance(v, nn.Module)]
+        ignore = [] if _built_by_cli() else [
+            k for k, v in (("generator", generator), ("discriminator", discriminator)) if isinstance(v, nn.Module)]
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`")
             self.save_hyperparameters(ignore=ignore)
