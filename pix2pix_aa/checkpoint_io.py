@@ -44,6 +44,7 @@ __all__ = [
     "AtomicCheckpointIO",
     "CheckpointError",
     "FiniteModelCheckpoint",
+    "LastCheckpoint",
     "ResumeRNGState",
     "atomic_torch_save",
     "check_state_matches",
@@ -270,3 +271,23 @@ class ResumeRNGState(Callback):
         random.setstate((version, tuple(py_state), py_gauss))
         if "cuda" in state_dict and torch.cuda.is_available() and len(state_dict["cuda"]) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+
+class LastCheckpoint(FiniteModelCheckpoint):
+    """``last.ckpt``: always the newest state (the file ``--ckpt_path last`` resumes from).
+
+    Its own callback, because Lightning 2.6's ``ModelCheckpoint(save_last=True)`` only writes
+    last.ckpt in a step where the monitored checkpoint was saved too, so it goes stale once the
+    monitored metric stops improving. A class of its own also gives it a state key of its own
+    beside the monitored ``FiniteModelCheckpoint``. Configure it under ``last_checkpoint:``
+    (e.g. ``every_n_train_steps`` for mid-epoch snapshots).
+    """
+
+    def __init__(self, dirpath=None, filename: str = "last", save_on_train_epoch_end: bool = True,
+                 every_n_train_steps: int | None = None, every_n_epochs: int | None = None,
+                 train_time_interval=None) -> None:
+        super().__init__(dirpath=dirpath, filename=filename, monitor=None, save_top_k=1, save_last=False,
+                         save_on_train_epoch_end=save_on_train_epoch_end, every_n_train_steps=every_n_train_steps,
+                         every_n_epochs=every_n_epochs, train_time_interval=train_time_interval,
+                         enable_version_counter=False)
+

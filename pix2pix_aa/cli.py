@@ -29,8 +29,8 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from pix2pix_aa.callbacks import ImageWriter
-from pix2pix_aa.checkpoint_io import (AtomicCheckpointIO, CheckpointError, FiniteModelCheckpoint, ResumeRNGState,
-                                      check_state_matches, read_checkpoint)
+from pix2pix_aa.checkpoint_io import (AtomicCheckpointIO, CheckpointError, FiniteModelCheckpoint, LastCheckpoint,
+                                      ResumeRNGState, check_state_matches, read_checkpoint)
 from pix2pix_aa.data import Pix2PixDataModule
 from pix2pix_aa.module import Pix2PixModule
 
@@ -48,14 +48,9 @@ class Pix2PixCLI(LightningCLI):
         parser.add_lightning_class_args(FiniteModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.monitor": "val/l1", "checkpoint.mode": "min", "checkpoint.save_last": False,
                              "checkpoint.filename": "best-{epoch:03d}", "checkpoint.auto_insert_metric_name": False})
-        # last.ckpt comes from a callback of its own: Lightning 2.6's `save_last` only writes it when
-        # the monitored checkpoint was saved in the same step, so with a monitor it goes stale as soon
-        # as val/l1 stops improving (resume would restart from an old epoch). Without a monitor,
-        # save_top_k=1 keeps exactly the newest checkpoint, at every training epoch's end.
-        parser.add_lightning_class_args(FiniteModelCheckpoint, "last_checkpoint")
-        parser.set_defaults({"last_checkpoint.monitor": None, "last_checkpoint.filename": "last",
-                             "last_checkpoint.save_top_k": 1, "last_checkpoint.save_on_train_epoch_end": True,
-                             "last_checkpoint.enable_version_counter": False})
+        # last.ckpt comes from a callback of its own (LastCheckpoint: Lightning 2.6's save_last goes
+        # stale once the monitored metric stops improving).
+        parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
         parser.add_argument("--predict_output_dir", type=str, default="outputs/predictions",
                             help="predict: folder the generated PNGs are written to")
 

@@ -64,7 +64,8 @@ def micro_run(micro):
         mp.chdir(folder)
         torch.set_num_threads(1)
         cli = cli_main(["fit", "--config", str(cfg), "--trainer.logger.init_args.name", "micro"])
-        last = Path(cli.trainer.checkpoint_callback.last_model_path).resolve()
+        last = (folder / "runs" / "micro" / "version_0" / "checkpoints" / "last.ckpt").resolve()
+        assert last.is_file()
     return folder, cfg, last
 
 
@@ -194,7 +195,7 @@ def test_mid_epoch_resume_keeps_the_step_count_but_not_the_data_order(micro):
     no_monitor = ("--checkpoint.monitor", "null")  # with a monitor, step checkpoints wait for validation
     full = _fit(folder, cfg, "--trainer.logger.init_args.name", "mid_full", *no_monitor)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        _fit(folder, cfg, "--trainer.logger.init_args.name", "mid_cut", "--checkpoint.every_n_train_steps", "4",
+        _fit(folder, cfg, "--trainer.logger.init_args.name", "mid_cut", "--last_checkpoint.every_n_train_steps", "4",
              "--trainer.callbacks+=test_reliability.CrashAtStep", "--trainer.callbacks.step=6", *no_monitor)
     mid = torch.load(folder / "runs" / "mid_cut" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
     assert mid["global_step"] == 4 and mid["epoch"] == 0  # 2 of epoch 0's 4 batches (2 optimiser steps each)

@@ -133,3 +133,17 @@ def test_gan_losses_prefer_the_right_label(mode):
     assert g_good < g_bad
     with pytest.raises(ValueError, match="unknown gan_mode"):
         gan_loss(confident_real, True, "wgan")
+
+
+def test_last_checkpoint_follows_training_when_the_best_stops_improving(tmp_path, monkeypatch, write_tiny_config):
+    """Regression: Lightning 2.6 writes save_last only when the monitored checkpoint is saved, so
+    last.ckpt went stale once val/l1 stopped improving. A monitor that can never improve after
+    epoch 0 (min of 'epoch') must still leave last.ckpt at the final epoch."""
+    monkeypatch.chdir(tmp_path)
+    cfg = write_tiny_config(tmp_path, trainer__max_epochs=3, data__generate_counts={"train": 2, "val": 1, "test": 1},
+                            data__data_dir=str(tmp_path / "data"))
+    cli_main(["fit", "--config", str(cfg), "--checkpoint.monitor", "epoch", "--checkpoint.mode", "min"])
+    ckpts = tmp_path / "runs" / "tiny" / "version_0" / "checkpoints"
+    assert torch.load(ckpts / "best-000.ckpt", weights_only=True)["epoch"] == 0
+    last = torch.load(ckpts / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 2 and last["global_step"] == 3 * 2 * 1  # 3 epochs x 1 batch x 2 optimiser steps
