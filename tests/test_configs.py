@@ -39,3 +39,18 @@ def test_facades_configs_differ_only_in_what_the_experiment_changes(name):
     if name == "aps":
         allowed["pad_type"] = "circular"  # APS is exact only with circular padding
     assert changed == allowed
+
+
+def test_print_config_gives_a_reusable_config(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    quick = CONFIGS[0].parent / "cpu_quick.yaml"
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["fit", "--config", str(quick), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert "antialias: none" in printed and "last_checkpoint:" in printed
+    (tmp_path / "printed.yaml").write_text(printed)
+    with pytest.raises(SystemExit):
+        cli_main(["fit", "--config", str(tmp_path / "printed.yaml"), "--print_config"])
+    assert capsys.readouterr().out == printed  # the printed config reproduces itself
+    assert not (tmp_path / "data").exists()
