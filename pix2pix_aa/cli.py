@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -245,6 +246,9 @@ def main(args: Optional[list[str]] = None, run: bool = True) -> Pix2PixCLI:
     """Run the CLI. Configuration, data, checkpoint and non-finite-loss errors print one ``error:``
     line and exit with code 2; ``--debug`` (or ``PIX2PIX_AA_DEBUG=1``) shows the traceback."""
     debug = bool(os.environ.get("PIX2PIX_AA_DEBUG"))
+    # Lightning 2.6 calls a torch pytree API that torch 2.14 deprecates, once per fit: not the
+    # user's to act on.
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     if args is None:  # LightningCLI reads sys.argv itself (it warns when given both)
         if "--debug" in sys.argv[1:]:
             sys.argv.remove("--debug")
