@@ -29,8 +29,8 @@ __all__ = ["JobOutcome", "distributed_env", "evaluate_distributed", "evaluate_in
 
 @dataclass
 class JobOutcome:
-    """What happened to one generator: its chunks (any order), or the first error, and the wall
-    seconds from the start until its last chunk was done."""
+    """What happened to one generator: its chunks (any order), or the first error, and the
+    seconds its chunks took, summed over workers (comparable between models; not wall time)."""
 
     parts: list[ChunkResult]
     error: Optional[str]
@@ -54,15 +54,16 @@ def _init_worker(generators: Sequence[nn.Module], inputs: torch.Tensor, targets:
                    opts=opts, device=dev)
 
 
-def _run_chunk(task: tuple[int, int]) -> tuple[int, int, Optional[ChunkResult], Optional[str]]:
+def _run_chunk(task: tuple[int, int]) -> tuple[int, int, Optional[ChunkResult], Optional[str], float]:
     g, start = task
     w = _WORKER
+    t0 = time.perf_counter()
     try:
         part = evaluate_chunks(w["generators"][g], w["inputs"], w["targets"], w["opts"], starts=[start],
                                device=w["device"])[0]
     except ValueError as e:  # e.g. an image size this generator does not take: reported per model
-        return g, start, None, str(e)
-    return g, start, part, None
+        return g, start, None, str(e), time.perf_counter() - t0
+    return g, start, part, None, time.perf_counter() - t0
 
 
 def evaluate_in_pool(generators: Sequence[nn.Module], inputs: torch.Tensor, targets: torch.Tensor,
@@ -76,16 +77,15 @@ def evaluate_in_pool(generators: Sequence[nn.Module], inputs: torch.Tensor, targ
     tasks = [(g, lo) for g in range(len(generators)) for lo in chunk_starts(inputs.shape[0], opts.chunk)]
     outcomes = [JobOutcome([], None, 0.0) for _ in generators]
     ctx = torch.multiprocessing.get_context("spawn")  # fork is unsafe with OpenMP / CUDA state
-    start = time.perf_counter()
     with ctx.Pool(num_processes, initializer=_init_worker,
                   initargs=(list(generators), inputs, targets, opts, str(device), threads)) as pool:
-        for g, lo, part, error in pool.imap_unordered(_run_chunk, tasks):
+        for g, lo, part, error, seconds in pool.imap_unordered(_run_chunk, tasks):
             out = outcomes[g]
             if error is not None:
                 out.error = out.error or error
             else:
                 out.parts.append(part)
-            out.seconds = time.perf_counter() - start
+            out.seconds += seconds
             if on_images_done is not None:
                 on_images_done(g, min(opts.chunk, inputs.shape[0] - lo))
     return outcomes
