@@ -204,6 +204,9 @@ def write_page(main: dict, seed1: dict, photos: dict, labels: dict[str, str], mi
     rows_main = table(main, labels, minutes)
     base_q = main["models"][labels["baseline"]]["row"]["quality_psnr"]
     q_spread = {n: main["models"][l]["row"]["quality_psnr"] - base_q for n, l in labels.items()}
+    base_row = main["models"][labels["baseline"]]["row"]
+    tv_change = {n: main["models"][l]["row"]["quality_tv"] / base_row["quality_tv"] - 1 for n, l in labels.items()}
+    tv_target_change = base_row["quality_tv_target"] / base_row["quality_tv"] - 1
     aps = main["models"].get(labels.get("aps", ""), {}).get("circular")
     aps_min = None
     if aps:
@@ -222,12 +225,14 @@ Setup: {len(labels)} generators ({', '.join(labels)}) trained with `configs/cpu_
 `configs/cpu_quick_aps.yaml`, the same with circular padding): procedural facades, labels -> photo,
 128x128 (num_downs 7), ngf = ndf = 32, batch 4, 12 epochs (6 constant + 6 decay), seed 0, same data
 and order for every model. Stability: every shift of the {opts['max_shift']}x{opts['max_shift']} grid
-({len(opts['shifts'])} nonzero shifts), generators in eval mode, PSNR with data range 2; crop protocol
+({sum(1 for s in opts['shifts'] if tuple(s) != (0, 0))} nonzero shifts), generators in eval mode, PSNR with data range 2; crop protocol
 = shifted windows of the reflect-padded test image compared on their common region; circular =
 torch.roll. Quality: PSNR / SSIM / L1 to the ground-truth photo, total variation of the outputs (TV of
 the targets in brackets). Study wall time: {seconds / 60:.0f} min on this machine (2 CPU cores, trainings
-{args.parallel} at a time with {args.threads} thread(s) each; the training times are therefore
-comparable with each other, not with a quiet machine).
+{args.parallel} at a time with {args.threads} thread(s) each). Training minutes are wall time from the
+run's TensorBoard events; with `--parallel` > 1 a model that ran alone (here the last one started)
+had a core to itself and looks faster than its FLOPs say: see docs/PERFORMANCE.md for the
+interleaved per-mode costs.
 
 ## Main table: facades test split ({main['models'][labels['baseline']]['crop']['num_images']} images, same generator seed as training)
 
@@ -239,8 +244,9 @@ Facades drawn with another seed (seed 1: layouts and textures never seen in trai
 
 {table(seed1, labels, None)}
 
-Real photographs bundled with scikit-image, as edge maps -> photo (a different distribution: the
-models never saw edge maps; stability still measures how the output moves with the input):
+Real photographs bundled with scikit-image ({photos['models'][labels['baseline']]['crop']['num_images']} test images), as edge maps -> photo (a different
+distribution: the models never saw edge maps, so quality is meaningless here; stability still
+measures how the output moves with the input):
 
 {table(photos, labels, None)}
 
@@ -257,13 +263,20 @@ models never saw edge maps; stability still measures how the output moves with t
 - APS circular stability, worst shift: {f'{aps_min:.1f} dB' if aps_min is not None else 'n/a'}
   (expected >= 80 dB: **{'agrees' if aps_min is not None and aps_min >= 80 else 'does not agree'}**).
 - Quality beside stability, PSNR to target relative to the baseline:
-  {', '.join(f'{n} {d:+.2f} dB' for n, d in q_spread.items())}.
+  {', '.join(f'{n} {d:+.2f} dB' for n, d in q_spread.items())}
+  (within 0.5 dB of the baseline for every model: **{'yes' if all(abs(d) <= 0.5 for d in q_spread.values()) else 'no'}**).
+- Smoothness beside stability (a blurrier output is more stable for free): total variation of the
+  outputs relative to the baseline: {', '.join(f'{n} {t:+.0%}' for n, t in tv_change.items())}; the
+  targets' TV is {tv_target_change:+.0%} from the baseline's outputs. Where a model's outputs are much
+  smoother than the targets, part of its stability gain is smoothing, not equivariance.
 
 How to read these: the crop protocol is what a user sees when an image is re-cropped; its
 differences between filters are the paper's claim. The circular protocol isolates the network's
-own equivariance (no new content enters at the border) and is where APS is exact. The untrained
-and briefly trained networks here are far from the paper's 200-epoch models, so absolute dB
+own equivariance (no new content enters at the border) and is where APS is exact. These
+briefly trained 128 px networks are far from the paper's 200-epoch 256 px models, so absolute dB
 values are not comparable with the paper's table; the order between filters is what is tested.
+One seed per model: differences of a dB or less between filters are within what another seed
+could change (not measured here); large gaps are not.
 
 ## Figures
 
@@ -295,12 +308,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-images", type=int, default=50, help="test images to evaluate")
     p.add_argument("--eval-processes", type=int, default=2, help="evaluate.py --num-processes")
     p.add_argument("--skip-train", action="store_true", help="evaluate existing runs only")
+    p.add_argument("--render-only", action="store_true",
+                   help="redraw figures and the page from the results already in outputs/repro (no training or evaluation)")
     args = p.parse_args(argv)
     args.passthrough = [a for a in (argv if argv is not None else sys.argv[1:])]
     args.figure_models = [n for n in ("baseline", "bin5", "aps") if n in args.variants]
     if "baseline" not in args.variants:
         p.error("the study needs the baseline")
     start = time.perf_counter()
+    if args.render_only:
+        args.skip_train = True
     if not args.skip_train:
         # Longest first (anti-aliased models are slower), so parallel slots finish together.
         order = sorted(args.variants, key=lambda n: n == "baseline")
@@ -309,11 +326,11 @@ def main(argv: list[str] | None = None) -> int:
     ensure_data()
     names = [n for n in VARIANTS if n in args.variants]  # tables in the canonical order
     out = ROOT / "outputs" / "repro"
-    main_res = evaluate(names, out / "facades", args.max_images, args.eval_processes, [])
-    seed1 = evaluate(names, out / "facades_seed1", args.max_images, args.eval_processes,
-                     ["--dataset", "aligned", "--data-dir", "data/facades_seed1", "--layers", "none", "--no-tensorboard"])
-    photos = evaluate(names, out / "photos", args.max_images, args.eval_processes,
-                      ["--dataset", "photos", "--data-dir", "data/photos", "--layers", "none", "--no-tensorboard"])
+    if args.render_only:
+        main_res, seed1, photos = (json.loads((out / d / "results.json").read_text())
+                                   for d in ("facades", "facades_seed1", "photos"))
+    else:
+        main_res, seed1, photos = run_evaluations(names, out, args)
     labels = {n: f"cpu_quick_{n}/{VERSION}/last" for n in names}
     FIGS.mkdir(parents=True, exist_ok=True)
     figure_feature_distance(main_res, labels, FIGS / "feature_distance.png")
@@ -321,10 +338,27 @@ def main(argv: list[str] | None = None) -> int:
         figure_stability_vs_shift(main_res, labels, protocol, FIGS / f"stability_vs_shift_{protocol}.png")
     figure_shifted_outputs(args.figure_models, FIGS / "shifted_outputs.png")
     minutes = {n: training_minutes(n) for n in names}
-    write_page(main_res, seed1, photos, labels, minutes, args, time.perf_counter() - start)
+    if args.render_only:  # keep the wall time and command of the run that produced the numbers
+        study = json.loads((out / "study.json").read_text())
+        seconds, args.passthrough = study["seconds"], study["argv"]
+        stored = p.parse_args(study["argv"])
+        args.parallel, args.threads = stored.parallel, stored.threads
+    else:
+        seconds = time.perf_counter() - start
+        (out / "study.json").write_text(json.dumps({"seconds": seconds, "argv": args.passthrough}))
+    write_page(main_res, seed1, photos, labels, minutes, args, seconds)
     shutil.copy(out / "facades" / "results.json", FIGS / "results_facades.json")
     print(f"wrote {DOCS / 'RESULTS.md'} and {FIGS}", flush=True)
     return 0
+
+
+def run_evaluations(names: list[str], out: Path, args: argparse.Namespace) -> tuple[dict, dict, dict]:
+    main_res = evaluate(names, out / "facades", args.max_images, args.eval_processes, [])
+    seed1 = evaluate(names, out / "facades_seed1", args.max_images, args.eval_processes,
+                     ["--dataset", "aligned", "--data-dir", "data/facades_seed1", "--layers", "none", "--no-tensorboard"])
+    photos = evaluate(names, out / "photos", args.max_images, args.eval_processes,
+                      ["--dataset", "photos", "--data-dir", "data/photos", "--layers", "none", "--no-tensorboard"])
+    return main_res, seed1, photos
 
 
 if __name__ == "__main__":
