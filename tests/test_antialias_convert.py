@@ -18,15 +18,6 @@ from pix2pix_aa.layers import BlurConv2d, BlurPool, MaxBlurPool, antialias, coun
 torchvision = pytest.importorskip("torchvision")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add OpenMP barriers, which cost ~40 ms per op when
-    the 2 cores are oversubscribed (measured: gradcheck 46 s with 2 threads, 0.6 s with 1)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @functools.lru_cache(maxsize=None)
 def _original(name: str) -> nn.Module:

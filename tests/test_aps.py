@@ -28,15 +28,6 @@ from pix2pix_aa.networks import UNetGenerator, init_weights
 GRID = shift_grid(8)  # every shift on the 8x8 grid
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is as fast, and far steadier on a shared, oversubscribed box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def n_params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
 

@@ -41,15 +41,6 @@ STRIDES = (1, 2, 3)
 SHAPES = ((9, 8), (16, 13), (6, 7), (12, 12))  # odd and even H and W
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add OpenMP barriers, which cost ~40 ms per op when
-    the 2 cores are oversubscribed (measured: gradcheck 46 s with 2 threads, 0.6 s with 1)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _padded_reference(x: torch.Tensor, k: int, stride: int, mode: str) -> torch.Tensor:
     """The textbook route: explicit pad, then a strided depthwise conv (float64 gradients)."""
