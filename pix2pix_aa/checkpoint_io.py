@@ -48,6 +48,7 @@ __all__ = [
     "ResumeRNGState",
     "atomic_torch_save",
     "check_state_matches",
+    "check_module_checkpoint",
     "read_checkpoint",
 ]
 
@@ -170,6 +171,21 @@ def read_checkpoint(path: str | os.PathLike, trust: bool = False) -> dict[str, A
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError(f"{path}: not a Lightning checkpoint (no 'state_dict')")
     return ckpt
+
+
+def check_module_checkpoint(path: str | os.PathLike, ckpt: dict[str, Any], class_name: str, submodule: str) -> None:
+    """Refuse a checkpoint of another LightningModule class, or one without ``<submodule>.`` weights.
+
+    Raises:
+        CheckpointError: naming the checkpoint's class, or what the state_dict holds instead.
+    """
+    hp = ckpt.get("hyper_parameters")
+    saved_class = hp.get("_class_path") if isinstance(hp, dict) else None
+    if saved_class and saved_class.rsplit(".", 1)[-1] != class_name:
+        raise CheckpointError(f"{path}: a checkpoint of {saved_class}, expected a {class_name}")
+    if not any(str(k).startswith(f"{submodule}.") for k in ckpt["state_dict"]):
+        raise CheckpointError(f"{path}: no {submodule} weights (is it a {class_name} checkpoint? it holds "
+                              f"e.g. {list(ckpt['state_dict'])[:2]})")
 
 
 def check_state_matches(path: str | os.PathLike, ckpt: dict[str, Any], model: nn.Module) -> None:

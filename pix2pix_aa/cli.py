@@ -22,8 +22,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Optional
 
-from jsonargparse import lazy_instance
 import torch
+from jsonargparse import lazy_instance
 from lightning_fabric.plugins import CheckpointIO
 from pytorch_lightning import Trainer
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
@@ -31,7 +31,8 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from pix2pix_aa.callbacks import ImageWriter
 from pix2pix_aa.checkpoint_io import (AtomicCheckpointIO, CheckpointError, FiniteModelCheckpoint, LastCheckpoint,
-                                      ResumeRNGState, check_state_matches, read_checkpoint)
+                                      ResumeRNGState, check_module_checkpoint, check_state_matches,
+                                      read_checkpoint)
 from pix2pix_aa.data import Pix2PixDataModule
 from pix2pix_aa.module import Pix2PixModule
 
@@ -68,7 +69,14 @@ class Pix2PixCLI(LightningCLI):
             resolve_last_checkpoint(config, subcommand)
         path = config.get("ckpt_path")
         if path and path not in ("best", "hpc", "registry") and "://" not in str(path):
-            check_is_pix2pix_checkpoint(path, read_checkpoint(path, trust=_trusted(config)))
+            ckpt = read_checkpoint(path, trust=_trusted(config))
+            check_module_checkpoint(path, ckpt, Pix2PixModule.__name__, "generator")
+            # _check_checkpoint needs only names and shapes: keep those (meta tensors, no memory),
+            # not a second read of the file nor the whole dict held through start-up.
+            self._read_ckpt = (path, {"hyper_parameters": ckpt.get("hyper_parameters"),
+                                      "state_dict": {k: torch.empty(v.shape, device="meta")
+                                                     if isinstance(v, torch.Tensor) else v
+                                                     for k, v in ckpt["state_dict"].items()}})
 
     def instantiate_classes(self) -> None:
         try:
@@ -94,7 +102,11 @@ class Pix2PixCLI(LightningCLI):
         path = self.config[self.subcommand].get("ckpt_path")
         if path is None or path in ("best", "last", "hpc", "registry") or "://" in str(path):
             return
-        check_state_matches(path, read_checkpoint(path, trust=_trusted(self.config[self.subcommand])), self.model)
+        cached_path, ckpt = getattr(self, "_read_ckpt", None) or (None, None)
+        self._read_ckpt = None
+        if cached_path != path:
+            ckpt = read_checkpoint(path, trust=_trusted(self.config[self.subcommand]))
+        check_state_matches(path, ckpt, self.model)
 
     def before_fit(self) -> None:
         self._check_checkpoint()
@@ -130,17 +142,6 @@ def gan_strategy(strategy: Any) -> Any:
 def _trusted(config) -> bool:
     """``--weights_only false`` (Lightning's own option) allows full unpickling of --ckpt_path."""
     return config.get("weights_only") is False
-
-
-def check_is_pix2pix_checkpoint(path: str, ckpt: dict[str, Any]) -> None:
-    """Refuse checkpoints of other LightningModules before their hyper-parameters reach the parser."""
-    hp = ckpt.get("hyper_parameters")
-    saved_class = hp.get("_class_path") if isinstance(hp, dict) else None
-    if saved_class and saved_class.rsplit(".", 1)[-1] != Pix2PixModule.__name__:
-        raise CheckpointError(f"{path}: a checkpoint of {saved_class}, expected a {Pix2PixModule.__name__}")
-    if not any(str(k).startswith("generator.") for k in ckpt["state_dict"]):
-        raise CheckpointError(f"{path}: no generator weights (is it a {Pix2PixModule.__name__} checkpoint? it holds "
-                              f"e.g. {list(ckpt['state_dict'])[:2]})")
 
 
 def _run_folders(config) -> tuple[list[Path], Optional[Path]]:

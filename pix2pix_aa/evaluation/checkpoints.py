@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from torch import nn
 
-from pix2pix_aa.checkpoint_io import CheckpointError, read_checkpoint
+from pix2pix_aa.checkpoint_io import CheckpointError, check_module_checkpoint, read_checkpoint
 from pix2pix_aa.module import Pix2PixModule
 
 __all__ = ["CheckpointError", "LoadedGenerator", "find_checkpoints", "load_generator"]
@@ -61,11 +61,6 @@ def _label(path: Path) -> str:
     return path.stem
 
 
-def _read(path: Path, trust: bool) -> dict[str, Any]:
-    # Shared with train.py: weights_only unless trusted, one CheckpointError line per failure.
-    return read_checkpoint(path, trust)
-
-
 def load_generator(path: str | Path, trust: bool = False) -> LoadedGenerator:
     """Rebuild the generator of a ``Pix2PixModule`` checkpoint and load its weights.
 
@@ -78,14 +73,10 @@ def load_generator(path: str | Path, trust: bool = False) -> LoadedGenerator:
         CheckpointError: one line naming the file and what is wrong.
     """
     path = Path(path)
-    ckpt = _read(path, trust)
+    ckpt = read_checkpoint(path, trust)  # shared with train.py: weights_only unless trusted
+    check_module_checkpoint(path, ckpt, Pix2PixModule.__name__, "generator")
     hp = dict(ckpt.get("hyper_parameters") or {})
     state = ckpt["state_dict"]
-    class_path = hp.get("_class_path")
-    if class_path is not None and class_path.rsplit(".", 1)[-1] != Pix2PixModule.__name__:
-        raise CheckpointError(f"{path}: a checkpoint of {class_path}, expected a Pix2PixModule")
-    if not any(k.startswith("generator.") for k in state):
-        raise CheckpointError(f"{path}: no generator weights (is it a Pix2PixModule checkpoint?)")
     gen_cfg = hp.get("generator")
     if not isinstance(gen_cfg, dict) or "class_path" not in gen_cfg:
         raise CheckpointError(f"{path}: the generator's config (class_path/init_args) is not in the checkpoint; "

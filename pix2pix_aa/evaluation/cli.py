@@ -26,7 +26,7 @@ from pix2pix_aa.evaluation.checkpoints import CheckpointError, LoadedGenerator, 
 from pix2pix_aa.evaluation.report import log_to_tensorboard, markdown_table, write_report
 from pix2pix_aa.evaluation.parallel import distributed_env, evaluate_distributed, evaluate_in_pool
 from pix2pix_aa.evaluation.runner import (EvalOptions, ModelResult, evaluate_chunks, load_eval_images, merge_chunks,
-                                          options_dict)
+                                          options_dict, output_dir_default)
 
 EXIT_USAGE = 2
 
@@ -181,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     dataset = _dataset(args, loaded[0].datamodule_hparams)
     inputs, targets = load_eval_images(dataset, args.max_images)
-    out_dir = args.out or Path("outputs") / time.strftime("eval-%Y%m%d-%H%M%S")
+    out_dir = args.out or output_dir_default()
     with _progress(len(loaded) * inputs.shape[0], not args.no_progress and rank == 0) as progress:
         task = progress.add_task("evaluating", total=len(loaded) * inputs.shape[0])
         done, model_errors = _evaluate_all(loaded, inputs, targets, opts, device, args.num_processes, world_size,
