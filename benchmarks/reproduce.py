@@ -30,6 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from pix2pix_aa.demo import VERSION, run_dir, train_command  # noqa: E402  (the same runs as `make demo`)
+
 VARIANTS = {  # name -> (config, antialias)
     "baseline": ("configs/cpu_quick.yaml", "none"),
     "rect2": ("configs/cpu_quick.yaml", "rect2"),
@@ -37,23 +39,13 @@ VARIANTS = {  # name -> (config, antialias)
     "bin5": ("configs/cpu_quick.yaml", "bin5"),
     "aps": ("configs/cpu_quick_aps.yaml", "aps"),
 }
-VERSION = "main"
 DOCS = ROOT / "docs"
 FIGS = DOCS / "images" / "results"
 
 
-def run_dir(name: str) -> Path:
-    return ROOT / "runs" / f"cpu_quick_{name}" / VERSION
-
-
 def train(name: str, threads: int) -> None:
     config, antialias = VARIANTS[name]
-    cmd = [sys.executable, "train.py", "fit", "--config", config, "--model.generator.init_args.antialias", antialias,
-           "--trainer.logger.init_args.name", f"cpu_quick_{name}", "--trainer.logger.init_args.version", VERSION,
-           "--trainer.enable_progress_bar", "false"]
-    last = run_dir(name) / "checkpoints" / "last.ckpt"
-    if last.exists():
-        cmd += ["--ckpt_path", str(last)]
+    cmd = train_command(name, antialias, config, ["--trainer.enable_progress_bar", "false"])
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     log = ROOT / "logs" / f"repro_{name}.log"
     log.parent.mkdir(exist_ok=True)

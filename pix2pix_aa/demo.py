@@ -13,9 +13,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = {"baseline": "none", "bin5": "bin5"}
+VERSION = "main"
 
 
 def _run(cmd: list[str]) -> None:
@@ -23,19 +25,23 @@ def _run(cmd: list[str]) -> None:
     subprocess.run(cmd, cwd=ROOT, check=True)
 
 
-def train(name: str, antialias: str, config: str, extra: list[str]) -> Path:
-    run_dir = ROOT / "runs" / f"cpu_quick_{name}" / "main"
-    last = run_dir / "checkpoints" / "last.ckpt"
-    cmd = [sys.executable, "train.py", "fit", "--config", config,
-           "--model.generator.init_args.antialias", antialias,
-           "--trainer.logger.init_args.name", f"cpu_quick_{name}",
-           "--trainer.logger.init_args.version", "main", *extra]
+def run_dir(name: str) -> Path:
+    """The run folder of variant ``name`` (shared with benchmarks/reproduce.py, which trains the
+    same runs, so the demo re-uses a finished study and vice versa)."""
+    return ROOT / "runs" / f"cpu_quick_{name}" / VERSION
+
+
+def train_command(name: str, antialias: str, config: str, extra: Sequence[str] = ()) -> list[str]:
+    """``train.py fit`` for one variant, resuming from its last.ckpt when there is one
+    (Lightning resumes an interrupted run and returns at once from a finished one)."""
+    cmd = [sys.executable, "train.py", "fit", "--config", config, "--model.generator.init_args.antialias", antialias,
+           "--trainer.logger.init_args.name", f"cpu_quick_{name}", "--trainer.logger.init_args.version", VERSION,
+           *extra]
+    last = run_dir(name) / "checkpoints" / "last.ckpt"
     if last.exists():
-        # Lightning resumes an interrupted run and returns at once from a finished one.
         print(f"{name}: found {last.relative_to(ROOT)}; resuming from it", flush=True)
         cmd += ["--ckpt_path", str(last)]
-    _run(cmd)
-    return run_dir
+    return cmd
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="extra train.py arguments, e.g. --trainer.max_epochs 1")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    runs = [train(name, aa, args.config, args.train_args) for name, aa in VARIANTS.items()]
+    runs = []
+    for name, antialias in VARIANTS.items():
+        _run(train_command(name, antialias, args.config, args.train_args))
+        runs.append(run_dir(name))
     _run([sys.executable, "evaluate.py", *map(str, runs), "--max-images", str(args.max_images),
           "--out", "outputs/demo"])
     print(f"\nDemo finished in {(time.perf_counter() - start) / 60:.1f} min. Results: outputs/demo/results.md. "
