@@ -57,6 +57,10 @@ class Pix2PixModule(pl.LightningModule):
         gan_mode: ``vanilla`` | ``lsgan`` | ``hinge``.
         lambda_l1: weight of the L1 reconstruction term (100 in pix2pix).
         lr, beta1, beta2: Adam settings for both players.
+        fused_adam: use PyTorch's fused Adam kernel (one kernel for all of a player's parameters):
+            the same update to float32 rounding (max |diff| 7e-9 after 20 steps), 4.5x faster
+            optimiser step for unet_256 on CPU (docs/PERFORMANCE.md). Falls back to the default
+            implementation, with a warning, on devices without the fused kernel.
         n_epochs, n_epochs_decay: constant LR for ``n_epochs``, then linear decay to 0.
         init_type, init_gain: weight initialisation (pix2pix: normal(0, 0.02)).
         grad_clip_norm: clip each player's gradient norm (Trainer's gradient_clip_val is refused
@@ -77,6 +81,7 @@ class Pix2PixModule(pl.LightningModule):
         lr: float = 2e-4,
         beta1: float = 0.5,
         beta2: float = 0.999,
+        fused_adam: bool = True,
         n_epochs: int = 100,
         n_epochs_decay: int = 100,
         init_type: str = "normal",
@@ -117,14 +122,23 @@ class Pix2PixModule(pl.LightningModule):
     def configure_optimizers(self):
         hp = self.hparams
         betas = (hp.beta1, hp.beta2)
-        opt_g = torch.optim.Adam(self.generator.parameters(), lr=hp.lr, betas=betas)
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr, betas=betas)
+        opt_g = self._adam(self.generator, betas)
+        opt_d = self._adam(self.discriminator, betas)
 
         def rule(epoch: int) -> float:
             return linear_decay_factor(epoch, hp.n_epochs, hp.n_epochs_decay)
 
         schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, rule) for opt in (opt_g, opt_d)]
         return [opt_g, opt_d], schedulers
+
+    def _adam(self, net: nn.Module, betas: tuple[float, float]) -> torch.optim.Adam:
+        params = list(net.parameters())
+        if self.hparams.fused_adam:
+            try:
+                return torch.optim.Adam(params, lr=self.hparams.lr, betas=betas, fused=True)
+            except RuntimeError as err:  # e.g. a device type without the fused kernel
+                warnings.warn(f"fused Adam unavailable ({err}); using the default Adam implementation")
+        return torch.optim.Adam(params, lr=self.hparams.lr, betas=betas)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
@@ -168,6 +182,9 @@ class Pix2PixModule(pl.LightningModule):
         if self.hparams.grad_clip_norm:
             self.clip_gradients(opt, gradient_clip_val=self.hparams.grad_clip_norm, gradient_clip_algorithm="norm")
         opt.step()
+        # Free the gradients now rather than at the next step: G's are 218 MB for unet_256, and
+        # keeping them through the next forward passes raised the batch-1 peak memory past 2 GB.
+        opt.zero_grad(set_to_none=True)
 
     def _check_finite(self, name: str, loss: torch.Tensor, batch_idx: int) -> bool:
         if torch.isfinite(loss).item():
