@@ -116,6 +116,15 @@ def _pad_amounts(size: int, pad_off: int = 0) -> tuple[int, int, int, int]:
     return lo, hi, lo, hi
 
 
+def _gather_pad(x: torch.Tensor, pad: tuple[int, int, int, int], mode: str) -> torch.Tensor:
+    """``F.pad(x, pad, mode)`` as an index gather on the last two axes (any pad width)."""
+    h, w = x.shape[-2:]
+    rows = _fast_blur.index_map(h, -pad[2], h + pad[3], mode)[0]
+    cols = _fast_blur.index_map(w, -pad[0], w + pad[1], mode)[0]
+    return x.index_select(-2, torch.tensor(rows, device=x.device)).index_select(
+        -1, torch.tensor(cols, device=x.device))
+
+
 def _safe_pad(x: torch.Tensor, pad: tuple[int, int, int, int], mode: str) -> torch.Tensor:
     """F.pad, except that reflect padding wider than the map falls back to replicate.
 
@@ -131,14 +140,16 @@ def _safe_pad(x: torch.Tensor, pad: tuple[int, int, int, int], mode: str) -> tor
             mode = "replicate"
     if mode == "constant":
         return F.pad(x, pad)
+    if mode == "replicate" and torch.compiler.is_compiling():
+        # Inductor (torch 2.14, CPU) declares contiguous strides for replication_pad2d_backward
+        # while the kernel returns channels-last ones, and the compiled backward fails its
+        # stride assertion; the same padding as a gather compiles (docs/PERFORMANCE.md).
+        return _gather_pad(x, pad, mode)
     if mode == "circular":
         h, w = x.shape[-2:]
         if max(pad[0], pad[1]) > w or max(pad[2], pad[3]) > h:
             # F.pad refuses to wrap more than once; gathering by index wraps any number of times.
-            rows = _fast_blur.index_map(h, -pad[2], h + pad[3], mode)[0]
-            cols = _fast_blur.index_map(w, -pad[0], w + pad[1], mode)[0]
-            idx = torch.tensor(rows, device=x.device), torch.tensor(cols, device=x.device)
-            return x.index_select(-2, idx[0]).index_select(-1, idx[1])
+            return _gather_pad(x, pad, mode)
     return F.pad(x, pad, mode=mode)
 
 
