@@ -8,10 +8,12 @@ Ways, for each generator (baseline, bin5, aps) and batch size (1, 4):
                  (junyanz/pytorch-CycleGAN-and-pix2pix): G forward, D step with set_requires_grad
                  toggling, G step; Adam(2e-4, (0.5, 0.999)) for both players
   (b) lightning  ``Pix2PixModule`` driven by a ``Trainer`` (progress bar on, TensorBoard logger,
-                 no image logging, no validation), i.e. what ``train.py fit`` runs
+                 no image logging, no validation), i.e. what ``train.py fit`` runs (its defaults:
+                 fused Adam, gradients freed after each step)
   (c) lightning with one speed option each: ``channels_last``, ``bf16`` (Trainer precision
-                 ``bf16-mixed``: CPU autocast), ``compile`` (``torch.compile`` of G and D); the
-                 channels_last and compile options are applied by this script (see make_module)
+                 ``bf16-mixed``: CPU autocast), ``compile`` (``torch.compile`` of G and D),
+                 ``unfused_adam`` (the module with ``fused_adam=False``: the default Adam, as the
+                 bare loop uses); channels_last and compile are applied by this script (make_module)
 
 How it measures: the same networks (same seed), the same in-memory batches (random pairs in
 [-1, 1], so data loading is not part of the comparison; see ``--loader`` for that). Ways run
@@ -23,7 +25,7 @@ fetching the batch, the progress bar and logging); the bare loop by the same two
 ``optimize_parameters``. Medians of wall and process CPU time are printed, with ratios to (a).
 The compile option's one-off compile time is reported separately (its first fit's warm-up).
 Peak RSS: each (way, generator, batch) runs again in a child process for a few iterations and
-reports ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (the whole process: Python, torch, Lightning).
+reports its peak RSS (``VmHWM``: the whole process, Python, torch and Lightning included).
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ OPTIONS: dict[str, tuple[dict[str, Any], str]] = {
     "lightning+channels_last": ({"channels_last": True}, "32-true"),
     "lightning+bf16": ({}, "bf16-mixed"),
     "lightning+compile": ({"compile": True}, "32-true"),
+    # The module's default is PyTorch's fused Adam; this way shows what that default gains.
+    "lightning+unfused_adam": ({"fused_adam": False}, "32-true"),
 }
 
 
@@ -167,7 +171,8 @@ def run_bare(nets: tuple[nn.Module, nn.Module], size: int, batch: int, warmup: i
 
 
 # -- (b)/(c) Lightning ---------------------------------------------------------------------------
-def make_module(nets: tuple[nn.Module, nn.Module], channels_last: bool = False, compile: bool = False):
+def make_module(nets: tuple[nn.Module, nn.Module], channels_last: bool = False, compile: bool = False,
+                **module_kwargs: Any):
     """Pix2PixModule over ``nets``, with a speed option applied from outside the module.
 
     The options live here, not in ``Pix2PixModule``, because neither won on CPU
@@ -184,7 +189,8 @@ def make_module(nets: tuple[nn.Module, nn.Module], channels_last: bool = False, 
             return batch
 
     # Pix2PixModule re-initialises the networks (same normal(0, 0.02) scheme; values do not affect speed).
-    module = Module(generator=nets[0], discriminator=nets[1], log_images_every_n_batches=0, val_stability_images=0)
+    module = Module(generator=nets[0], discriminator=nets[1], log_images_every_n_batches=0, val_stability_images=0,
+                    **module_kwargs)
     for net in (module.generator, module.discriminator):
         if channels_last:
             net.to(memory_format=torch.channels_last)
@@ -296,7 +302,20 @@ def rss_child(way: str, gen: str, batch: int, size: int, ngf: int) -> None:
     else:
         opts, precision = OPTIONS[way]
         run_lightning(make_module(nets, **opts), size, batch, 1, 2, precision, progress_bar=False)
-    print(json.dumps({"maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"maxrss_mb": peak_rss_self_mb()}))
+
+
+def peak_rss_self_mb() -> float:
+    """This process's peak RSS. Linux's ``ru_maxrss`` survives fork + exec, so a child started by
+    a big parent reports the parent's peak; ``VmHWM`` belongs to the new address space."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def loader_table(args: argparse.Namespace) -> None:
@@ -336,14 +355,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--generators", nargs="+", default=list(GENERATORS), choices=list(GENERATORS))
-    ap.add_argument("--options", nargs="*", default=["channels_last", "bf16", "compile"],
-                    choices=["channels_last", "bf16", "compile"], help="speed options to time (c)")
+    option_names = [w.split("+")[1] for w in OPTIONS if "+" in w]
+    ap.add_argument("--options", nargs="*", default=option_names, choices=option_names,
+                    help="speed options to time (c)")
     ap.add_argument("--option-generators", nargs="*", default=["baseline", "bin5"])
     ap.add_argument("--option-batches", type=int, nargs="*", default=[1])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1, help="untimed iterations per way per round")
     ap.add_argument("--iters", type=int, default=2, help="timed iterations per way per round")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-RSS child processes")
+    ap.add_argument("--memory-only", action="store_true", help="only the peak-RSS table (no timing)")
     ap.add_argument("--loader", action="store_true", help="also time the facades DataLoader settings")
     ap.add_argument("--loader-batches", type=int, default=20)
     ap.add_argument("--no-progress-bar", action="store_true")
@@ -357,6 +378,15 @@ def main() -> None:
         rss_child(way, gen, int(batch), args.size, args.ngf)
         return
 
+    if args.memory_only:
+        print(f"Peak RSS MB ({args.size}x{args.size}, ngf=ndf={args.ngf}, 3 iterations in a child process)\n")
+        print("| generator | batch | bare | lightning |")
+        print("|---|---|---|---|")
+        for gen in args.generators:
+            for batch in args.batches:
+                print(f"| {gen} | {batch} | {peak_rss(args, gen, batch, 'bare'):.0f} "
+                      f"| {peak_rss(args, gen, batch, 'lightning'):.0f} |", flush=True)
+        return
     load0 = os.getloadavg()
     results, compile_s = time_all(args)
     load1 = os.getloadavg()
