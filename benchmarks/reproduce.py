@@ -43,9 +43,16 @@ DOCS = ROOT / "docs"
 FIGS = DOCS / "images" / "results"
 
 
-def train(name: str, threads: int) -> None:
-    config, antialias = VARIANTS[name]
-    cmd = train_command(name, antialias, config, ["--trainer.enable_progress_bar", "false"])
+def run_name(variant: str, seed: int = 0) -> str:
+    """Seed 0 is the study's own run; other seeds (benchmarks/seeds.py) get their own folder."""
+    return variant if seed == 0 else f"{variant}_seed{seed}"
+
+
+def train(variant: str, threads: int, seed: int = 0, extra: tuple[str, ...] = ()) -> None:
+    config, antialias = VARIANTS[variant]
+    name = run_name(variant, seed)
+    seed_args = ["--seed_everything", str(seed)] if seed else []
+    cmd = train_command(name, antialias, config, ["--trainer.enable_progress_bar", "false", *seed_args, *extra])
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     log = ROOT / "logs" / f"repro_{name}.log"
     log.parent.mkdir(exist_ok=True)
