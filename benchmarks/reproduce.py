@@ -274,8 +274,8 @@ differences between filters are the paper's claim. The circular protocol isolate
 own equivariance (no new content enters at the border) and is where APS is exact. These
 briefly trained 128 px networks are far from the paper's 200-epoch 256 px models, so absolute dB
 values are not comparable with the paper's table; the order between filters is what is tested.
-One seed per model: differences of a dB or less between filters are within what another seed
-could change (not measured here); large gaps are not.
+One seed per model here; [RESULTS_SEEDS.md](RESULTS_SEEDS.md) trains every model again with two
+more seeds (`benchmarks/seeds.py`) and says which gaps survive the seed-to-seed spread.
 
 ## Figures
 

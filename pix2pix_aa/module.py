@@ -15,6 +15,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 import torchvision
+from pytorch_lightning.plugins.precision import MixedPrecision
 from torch import nn
 
 from pix2pix_aa.losses import GAN_MODES, gan_loss
@@ -60,7 +61,9 @@ class Pix2PixModule(pl.LightningModule):
         fused_adam: use PyTorch's fused Adam kernel (one kernel for all of a player's parameters):
             the same update to float32 rounding (max |diff| 7e-9 after 20 steps), 4.5x faster
             optimiser step for unet_256 on CPU (docs/PERFORMANCE.md). Falls back to the default
-            implementation, with a warning, on devices without the fused kernel.
+            implementation, with a warning, on devices without the fused kernel, and silently
+            when ``grad_clip_norm`` is combined with mixed precision (Lightning refuses to clip a
+            fused optimiser's gradients there).
         n_epochs, n_epochs_decay: constant LR for ``n_epochs``, then linear decay to 0.
         init_type, init_gain: weight initialisation (pix2pix: normal(0, 0.02)).
         grad_clip_norm: clip each player's gradient norm (Trainer's gradient_clip_val is refused
@@ -133,6 +136,11 @@ class Pix2PixModule(pl.LightningModule):
 
     def _adam(self, net: nn.Module, betas: tuple[float, float]) -> torch.optim.Adam:
         params = list(net.parameters())
+        precision = getattr(self._trainer, "precision_plugin", None)
+        if self.hparams.grad_clip_norm and isinstance(precision, MixedPrecision):
+            # Lightning's mixed precision refuses to clip the gradients of a fused optimiser (it
+            # would unscale them inside its step, after the clipping); clipping wins.
+            return torch.optim.Adam(params, lr=self.hparams.lr, betas=betas)
         if self.hparams.fused_adam:
             try:
                 return torch.optim.Adam(params, lr=self.hparams.lr, betas=betas, fused=True)

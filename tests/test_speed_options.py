@@ -111,3 +111,18 @@ def test_torch_compile_trains_the_antialiased_generator_like_eager():
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
     for p, r in zip(g.parameters(), ref_grads):
         torch.testing.assert_close(p.grad, r, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("precision, fused", [("bf16-mixed", False), ("32-true", True)])
+def test_gradient_clipping_works_with_mixed_precision_and_the_fused_default(tmp_path, precision, fused):
+    # Lightning's mixed precision refuses to clip a fused optimiser's gradients (RuntimeError at
+    # the first step); the module then falls back to the default Adam.
+    torch.manual_seed(0)
+    module = Pix2PixModule(UNetGenerator(num_downs=3, ngf=4), PatchGANDiscriminator(ndf=4, n_layers=1),
+                           grad_clip_norm=1.0, log_images_every_n_batches=0, val_stability_images=0)
+    trainer = pl.Trainer(max_epochs=1, precision=precision, accelerator="cpu", logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=tmp_path)
+    trainer.fit(module, _loader())
+    assert trainer.global_step > 0
+    assert [bool(opt.optimizer.defaults["fused"]) for opt in module.optimizers()] == [fused, fused]
