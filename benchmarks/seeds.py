@@ -85,6 +85,7 @@ def write_page(results: dict, variants: list[str], seeds: list[int], argv: list[
     means = {v: mean_sd([rows[v][s]["stability_crop_db"] for s in seeds])[0] for v in expected}
     mean_order = sorted(expected, key=lambda v: means[v])
     opts = results["options"]
+    n_images = results["models"][label(variants[0], seeds[0])]["crop"]["num_images"]
     text = f"""# Seed variation of the reproduction study
 
 Regenerate with `python benchmarks/seeds.py {' '.join(argv)}` ({seconds / 60:.0f} min on this
@@ -92,9 +93,8 @@ Regenerate with `python benchmarks/seeds.py {' '.join(argv)}` ({seconds / 60:.0f
 ngf = ndf = 32, batch 4, 12 epochs; APS with `configs/cpu_quick_aps.yaml`); seed 0 is the study's
 own run, seeds {', '.join(map(str, seeds[1:]))} change the initialisation, data order, crops, flips and
 dropout (`--seed_everything k --data.seed k`) and nothing else (same Adam implementation as the
-seed-0 runs: `--model.fused_adam false`). Evaluation: facades test split,
-{results['models'][label(variants[0], seeds[0])]['crop']['num_images']} images, every shift of the
-{opts['max_shift']}x{opts['max_shift']} grid, generators in eval mode.
+seed-0 runs: `--model.fused_adam false`). Evaluation: facades test split, {n_images} images, every
+shift of the {opts['max_shift']}x{opts['max_shift']} grid, generators in eval mode, PSNR with data range 2.
 
 ## Mean +- standard deviation over seeds {', '.join(map(str, seeds))}
 
@@ -111,8 +111,10 @@ seed-0 runs: `--model.fused_adam false`). Evaluation: facades test split,
 {chr(10).join(verdicts)}
 
 Expected order baseline < rect2 < tri3 < bin5 (the paper's: stronger low-pass, more stable):
-{'; '.join(orders)}. On the means over seeds: {' < '.join(f'{v} ({means[v]:.2f})' for v in mean_order)}
-(**{'agrees' if mean_order == expected else 'does not agree'}**).
+
+- {(chr(10) + '- ').join(orders)}
+- means over seeds: {' < '.join(f'{v} ({means[v]:.2f})' for v in mean_order)}
+  (**{'agrees' if mean_order == expected else 'does not agree'}**)
 
 With {len(seeds)} seeds a gap is only called real when every seed shows it; the standard deviations
 above are what one more training run can move a number by at this scale.
