@@ -83,6 +83,11 @@ def write_page(results: dict, variants: list[str], seeds: list[int], argv: list[
         observed = sorted(expected, key=lambda v: rows[v][s]["stability_crop_db"])
         orders.append(f"seed {s}: {' < '.join(observed)} ({'agrees' if observed == expected else 'does not agree'})")
     means = {v: mean_sd([rows[v][s]["stability_crop_db"] for s in seeds])[0] for v in expected}
+    holds = [v for v in variants[1:] if all(rows[v][s]["stability_crop_db"] > rows["baseline"][s]["stability_crop_db"]
+                                           for s in seeds)]
+    mixed = [v for v in variants[1:] if v not in holds]
+    tv = {v: mean_sd([rows[v][s]["quality_tv"] for s in seeds])[0] for v in variants}
+    tv_target = rows["baseline"][seeds[0]]["quality_tv_target"]
     mean_order = sorted(expected, key=lambda v: means[v])
     opts = results["options"]
     n_images = results["models"][label(variants[0], seeds[0])]["crop"]["num_images"]
@@ -116,8 +121,15 @@ Expected order baseline < rect2 < tri3 < bin5 (the paper's: stronger low-pass, m
 - means over seeds: {' < '.join(f'{v} ({means[v]:.2f})' for v in mean_order)}
   (**{'agrees' if mean_order == expected else 'does not agree'}**)
 
-With {len(seeds)} seeds a gap is only called real when every seed shows it; the standard deviations
-above are what one more training run can move a number by at this scale.
+## Reading
+
+- More stable than the baseline on every seed (crop mean): {', '.join(holds) or 'none'}; not on every
+  seed (the gap is within what another seed changes): {', '.join(mixed) or 'none'}. With {len(seeds)} seeds a gap
+  is only called real when every seed shows it; the standard deviations above are what one more
+  training run can move a number by at this scale.
+- Output smoothness beside it (a smoother output is more stable for free): TV of the outputs, mean
+  over seeds, relative to the baseline's: {', '.join(f'{v} {tv[v] / tv["baseline"] - 1:+.0%}' for v in variants[1:])};
+  the targets' TV is {tv_target:.4f} ({tv_target / tv["baseline"] - 1:+.0%} from the baseline's outputs).
 """
     (DOCS / "RESULTS_SEEDS.md").write_text(text)
 
