@@ -190,7 +190,7 @@ def _blur(x: torch.Tensor, filt: torch.Tensor, stride: int, pad_type: str, pad_o
                 ((h + lo + hi - size) // stride, (w + lo + hi - size) // stride):
             weight, lo = _fast_blur.symmetric_filter(weight, lo, hi)
         return F.conv2d(x, weight, stride=stride, padding=lo, groups=channels)
-    if _fast_blur.fast_blur_supported(x):
+    if _fast_blur.fast_blur_supported(x) and x.numel() >= _fast_blur.MIN_NUMEL:
         h, w = x.shape[-2:]
         if mode == "reflect" and (max(pad[0], pad[1]) >= w or max(pad[2], pad[3]) >= h):
             mode = "replicate"  # same fallback as _safe_pad
