@@ -16,10 +16,12 @@ Ways, for each generator (baseline, bin5, aps) and batch size (1, 4):
                  bare loop uses); channels_last and compile are applied by this script (make_module)
 
 How it measures: the same networks (same seed), the same in-memory batches (random pairs in
-[-1, 1], so data loading is not part of the comparison; see ``--loader`` for that). Ways run
-interleaved in ``--rounds`` rounds with a rotating start; in each round a way runs ``--warmup``
-untimed iterations then ``--iters`` timed ones (a fresh Trainer per round for (b)/(c), fresh Adam
-states for (a)). Lightning is timed by a callback from ``on_train_batch_start`` to
+[-1, 1], so data loading is not part of the comparison; see ``--loader`` for that). Every
+(generator, batch, way) runs once per round, in ``--rounds`` rounds (rounds outermost, rotating
+start, alternating generator order), so a drifting machine biases neither ways nor generators; in
+each round a way runs ``--warmup`` untimed iterations then ``--iters`` timed ones (a fresh module
+and Trainer per round for (b)/(c), except that a compiled module is kept; fresh Adam states for
+(a)). Lightning is timed by a callback from ``on_train_batch_start`` to
 ``on_train_batch_end`` ("step") and from one batch start to the next ("period": includes
 fetching the batch, the progress bar and logging); the bare loop by the same two windows around
 ``optimize_parameters``. Medians of wall and process CPU time are printed, with ratios to (a).
@@ -237,49 +239,58 @@ failures: dict[tuple[str, int, str], str] = {}
 
 
 def time_all(args: argparse.Namespace) -> tuple[dict, dict]:
-    """Interleaved timing of every (generator, batch, way); returns results and compile times."""
+    """Interleaved timing of every (generator, batch, way); returns results and compile times.
+
+    Rounds are the outer loop, so every generator and way is measured in every round: a machine
+    that slows down during the run (shared hosts do) biases neither the ways nor the generators.
+    """
     results: dict[tuple[str, int, str], dict[str, list]] = {}
     compile_s: dict[tuple[str, int], float] = {}
+    compiled: dict[tuple[str, int, str], Any] = {}  # compile once per (generator, batch), reuse
     failures.clear()
+    groups = []
     for gen in args.generators:
         for batch in args.batches:
             ways = ["bare", "lightning"]
             if batch in args.option_batches and gen in args.option_generators:
                 ways += [w for w in OPTIONS if w != "lightning" and w.split("+")[1] in args.options]
-            state: dict[str, Any] = {}
-            failed: dict[str, str] = {}
+            groups.append((gen, batch, ways))
             for way in ways:
                 results[(gen, batch, way)] = {"step": [], "period": []}
-            for r in range(args.rounds):
-                for way in ways[r % len(ways):] + ways[:r % len(ways)]:
-                    if way in failed:
-                        continue
-                    if way == "bare":
-                        clock = run_bare(build_nets(gen, args.size, args.ngf), args.size, batch,
-                                         args.warmup, args.iters)
+    for r in range(args.rounds):
+        for gen, batch, ways in (groups if r % 2 == 0 else groups[::-1]):
+            for way in ways[r % len(ways):] + ways[:r % len(ways)]:
+                key = (gen, batch, way)
+                if key in failures:
+                    continue
+                if way == "bare":
+                    clock = run_bare(build_nets(gen, args.size, args.ngf), args.size, batch, args.warmup, args.iters)
+                else:
+                    opts, precision = OPTIONS[way]
+                    if key in compiled:
+                        module = compiled[key]
                     else:
-                        opts, precision = OPTIONS[way]
-                        if way not in state:  # one module per way: compile once, reuse across rounds
-                            torch.manual_seed(0)
-                            state[way] = make_module(build_nets(gen, args.size, args.ngf), **opts)
-                        first = time.perf_counter()
-                        try:
-                            clock = run_lightning(state[way], args.size, batch, args.warmup, args.iters,
-                                                  precision, progress_bar=not args.no_progress_bar)
-                        except Exception as err:  # e.g. a compiler bug: report it, keep measuring the rest
-                            failed[way] = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
-                            failures[(gen, batch, way)] = failed[way]
-                            print(f"  {gen} b{batch} {way} FAILED: {failed[way]}", file=sys.stderr, flush=True)
-                            continue
-                        if way.endswith("compile") and (gen, batch) not in compile_s:
-                            total = time.perf_counter() - first
-                            compile_s[(gen, batch)] = total - sum(s[0] for s in clock.step) * \
-                                (args.warmup + args.iters) / max(len(clock.step), 1)
-                    results[(gen, batch, way)]["step"] += clock.step
-                    results[(gen, batch, way)]["period"] += clock.period
-                    print(f"  round {r + 1}/{args.rounds} {gen} b{batch} {way}: step "
-                          f"{median(clock.step, 0):.3f} s wall, {median(clock.step, 1):.3f} s cpu",
-                          file=sys.stderr, flush=True)
+                        torch.manual_seed(0)
+                        module = make_module(build_nets(gen, args.size, args.ngf), **opts)
+                        if opts.get("compile"):
+                            compiled[key] = module
+                    first = time.perf_counter()
+                    try:
+                        clock = run_lightning(module, args.size, batch, args.warmup, args.iters,
+                                              precision, progress_bar=not args.no_progress_bar)
+                    except Exception as err:  # e.g. a compiler bug: report it, keep measuring the rest
+                        failures[key] = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
+                        print(f"  {gen} b{batch} {way} FAILED: {failures[key]}", file=sys.stderr, flush=True)
+                        continue
+                    if opts.get("compile") and (gen, batch) not in compile_s:
+                        total = time.perf_counter() - first
+                        compile_s[(gen, batch)] = total - sum(s[0] for s in clock.step) * \
+                            (args.warmup + args.iters) / max(len(clock.step), 1)
+                results[key]["step"] += clock.step
+                results[key]["period"] += clock.period
+                print(f"  round {r + 1}/{args.rounds} {gen} b{batch} {way}: step "
+                      f"{median(clock.step, 0):.3f} s wall, {median(clock.step, 1):.3f} s cpu",
+                      file=sys.stderr, flush=True)
     return results, compile_s
 
 
