@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from reproduce import DOCS, ROOT, VARIANTS, evaluate, run_name, train  # noqa: E402
+from reproduce import DOCS, ROOT, VARIANTS, evaluate, run_dir, run_name, train  # noqa: E402
 
 from pix2pix_aa.demo import VERSION  # noqa: E402
 
@@ -158,8 +158,6 @@ def main(argv: list[str] | None = None) -> int:
         write_page(results, variants, seeds, study["argv"], study["seconds"])
         print(f"wrote {DOCS / 'RESULTS_SEEDS.md'}")
         return 0
-    from reproduce import run_dir
-
     missing = [v for v in variants if not (run_dir(v) / "checkpoints" / "last.ckpt").exists()]
     if missing:
         p.error(f"no seed-0 run for {missing}: run benchmarks/reproduce.py first")

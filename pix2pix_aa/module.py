@@ -136,12 +136,11 @@ class Pix2PixModule(pl.LightningModule):
 
     def _adam(self, net: nn.Module, betas: tuple[float, float]) -> torch.optim.Adam:
         params = list(net.parameters())
-        precision = getattr(self._trainer, "precision_plugin", None)
-        if self.hparams.grad_clip_norm and isinstance(precision, MixedPrecision):
-            # Lightning's mixed precision refuses to clip the gradients of a fused optimiser (it
-            # would unscale them inside its step, after the clipping); clipping wins.
-            return torch.optim.Adam(params, lr=self.hparams.lr, betas=betas)
-        if self.hparams.fused_adam:
+        # Lightning's mixed precision refuses to clip the gradients of a fused optimiser (it would
+        # unscale them inside its step, after the clipping); clipping wins.
+        clip_in_mixed = bool(self.hparams.grad_clip_norm) and isinstance(
+            getattr(self._trainer, "precision_plugin", None), MixedPrecision)
+        if self.hparams.fused_adam and not clip_in_mixed:
             try:
                 return torch.optim.Adam(params, lr=self.hparams.lr, betas=betas, fused=True)
             except RuntimeError as err:  # e.g. a device type without the fused kernel

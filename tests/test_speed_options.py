@@ -60,14 +60,16 @@ def test_networks_passed_as_objects_stay_out_of_the_logged_hyperparameters():
         assert hp["lambda_l1"] == 100.0
 
 
-def _fit(tmp_path, **module_kwargs) -> Pix2PixModule:
+def _fit(tmp_path, precision: str = "32-true", max_epochs: int = 3, **module_kwargs) -> Pix2PixModule:
     torch.manual_seed(0)
     module = Pix2PixModule(UNetGenerator(num_downs=3, ngf=4, antialias="bin5"),
                            PatchGANDiscriminator(ndf=4, n_layers=1), log_images_every_n_batches=0,
                            val_stability_images=0, **module_kwargs)
-    trainer = pl.Trainer(max_epochs=3, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = pl.Trainer(max_epochs=max_epochs, precision=precision, accelerator="cpu", logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=tmp_path)
     trainer.fit(module, _loader())
+    assert trainer.global_step > 0
     return module
 
 
@@ -117,12 +119,5 @@ def test_torch_compile_trains_the_antialiased_generator_like_eager():
 def test_gradient_clipping_works_with_mixed_precision_and_the_fused_default(tmp_path, precision, fused):
     # Lightning's mixed precision refuses to clip a fused optimiser's gradients (RuntimeError at
     # the first step); the module then falls back to the default Adam.
-    torch.manual_seed(0)
-    module = Pix2PixModule(UNetGenerator(num_downs=3, ngf=4), PatchGANDiscriminator(ndf=4, n_layers=1),
-                           grad_clip_norm=1.0, log_images_every_n_batches=0, val_stability_images=0)
-    trainer = pl.Trainer(max_epochs=1, precision=precision, accelerator="cpu", logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         default_root_dir=tmp_path)
-    trainer.fit(module, _loader())
-    assert trainer.global_step > 0
+    module = _fit(tmp_path, precision=precision, max_epochs=1, grad_clip_norm=1.0)
     assert [bool(opt.optimizer.defaults["fused"]) for opt in module.optimizers()] == [fused, fused]

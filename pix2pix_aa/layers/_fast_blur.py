@@ -267,14 +267,15 @@ class _PaddedBlur(torch.autograd.Function):
 
 
 def fast_blur_supported(x: torch.Tensor) -> bool:
-    """Whether the padding-free path may run: not while tracing/exporting/compiling, where
-    plain ops (pad + conv) are easier for the tools to handle."""
+    """Whether the padding-free path should run: on 4-D inputs of at least ``MIN_NUMEL``
+    elements, and not while tracing/exporting/compiling, where plain ops (pad + conv) are
+    easier for the tools to handle."""
     if torch.jit.is_scripting() or torch.jit.is_tracing():
         return False
     compiler = getattr(torch, "compiler", None)
     if compiler is not None and compiler.is_compiling():
         return False
-    return x.dim() == 4
+    return x.dim() == 4 and x.numel() >= MIN_NUMEL
 
 
 def symmetric_filter(weight: torch.Tensor, lo: int, hi: int) -> tuple[torch.Tensor, int]:

@@ -125,19 +125,27 @@ def _gather_pad(x: torch.Tensor, pad: tuple[int, int, int, int], mode: str) -> t
         -1, torch.tensor(cols, device=x.device))
 
 
-def _safe_pad(x: torch.Tensor, pad: tuple[int, int, int, int], mode: str) -> torch.Tensor:
-    """F.pad, except that reflect padding wider than the map falls back to replicate.
+def _defined_mode(x: torch.Tensor, pad: tuple[int, int, int, int], mode: str) -> str:
+    """``mode``, except that reflect padding wider than the map falls back to replicate.
 
     Reflection needs pad < size; 2x2 (or 1x1) maps at the bottom of a U-Net break that rule,
-    and replicate is the closest mode that is defined there. Circular padding wider than the
-    map wraps around as often as needed.
+    and replicate is the closest mode that is defined there.
     """
-    if not any(pad):
-        return x
     if mode == "reflect":
         h, w = x.shape[-2:]
         if max(pad[0], pad[1]) >= w or max(pad[2], pad[3]) >= h:
-            mode = "replicate"
+            return "replicate"
+    return mode
+
+
+def _safe_pad(x: torch.Tensor, pad: tuple[int, int, int, int], mode: str) -> torch.Tensor:
+    """F.pad, except that reflect padding wider than the map falls back to replicate
+    (:func:`_defined_mode`) and circular padding wider than the map wraps around as often as
+    needed.
+    """
+    if not any(pad):
+        return x
+    mode = _defined_mode(x, pad, mode)
     if mode == "constant":
         return F.pad(x, pad)
     if mode == "replicate" and torch.compiler.is_compiling():
@@ -190,11 +198,8 @@ def _blur(x: torch.Tensor, filt: torch.Tensor, stride: int, pad_type: str, pad_o
                 ((h + lo + hi - size) // stride, (w + lo + hi - size) // stride):
             weight, lo = _fast_blur.symmetric_filter(weight, lo, hi)
         return F.conv2d(x, weight, stride=stride, padding=lo, groups=channels)
-    if _fast_blur.fast_blur_supported(x) and x.numel() >= _fast_blur.MIN_NUMEL:
-        h, w = x.shape[-2:]
-        if mode == "reflect" and (max(pad[0], pad[1]) >= w or max(pad[2], pad[3]) >= h):
-            mode = "replicate"  # same fallback as _safe_pad
-        y = _fast_blur.padded_blur(x, weight, stride, pad, mode)
+    if _fast_blur.fast_blur_supported(x):
+        y = _fast_blur.padded_blur(x, weight, stride, pad, _defined_mode(x, pad, mode))
         if y is not None:
             return y
     return F.conv2d(_safe_pad(x, pad, mode), weight, stride=stride, groups=channels)
