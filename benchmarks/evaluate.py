@@ -1,6 +1,6 @@
 """Benchmark: time crop-protocol stability evaluation of the unet_256 baseline.
 
-Issue 7's target: N = 100 images x 64 shifts (the 8x8 grid) at 256x256 in eval mode, < 5 min
+The project's evaluation target: N = 100 images x 64 shifts (the 8x8 grid) at 256x256 in eval mode, < 5 min
 on 2 CPU cores. This script times
 
 * **batched**: ``stability_crop`` with shifted copies stacked along the batch (the metric's
@@ -164,7 +164,7 @@ def main(argv=None) -> dict:
               f"{naive_full / t_batched:.2f}x vs the naive loop")
     per_image = t_batched / args.num_images
     print(f"projected for 100 images x {len(shifts)} shifts at this size, batched: "
-          f"{per_image * 100 / 60:.1f} min (issue 7 target for 256x256 unet_256: < 5 min)")
+          f"{per_image * 100 / 60:.1f} min (target for 256x256 unet_256: < 5 min)")
     report["projected_100_images_minutes"] = per_image * 100 / 60
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

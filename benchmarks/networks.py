@@ -55,7 +55,7 @@ VARIANTS: dict[str, dict] = {
     "bin5-cheap-enc": {"antialias": "bin5", "antialias_mode": "blur_conv", "upsample_antialias": False},
     "aps": {"antialias": "aps"},
 }
-#: Issue 4 targets: paper-faithful AA <= 1.5x the baseline, cheap mode <= 1.1x.
+#: Project targets (docs/PERFORMANCE.md): paper-faithful AA <= 1.5x the baseline, cheap mode <= 1.1x.
 TARGETS = {"rect2": 1.5, "tri3": 1.5, "bin5": 1.5, "bin5-enc": 1.5, "bin5-cheap": 1.1, "bin5-cheap-enc": 1.1}
 
 

@@ -1,4 +1,4 @@
-"""Reliability (issue 11): checkpoints that are never half-written or NaN, exact and reproducible
+"""Reliability: checkpoints that are never half-written or NaN, exact and reproducible
 runs, and one clear line for every bad config or checkpoint. docs/RELIABILITY.md lists each case
 with the test that covers it; the kill-and-resume subprocess test is in test_reliability_resume.py.
 """

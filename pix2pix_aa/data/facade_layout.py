@@ -5,7 +5,7 @@ A layout is one building seen front-on, as in the CMP Facades photos: a dark-nav
 floors with a regular grid of ``window`` s (per-building spacing), thin ``cornice`` heads above
 and ``sill`` s below them, orange ``molding`` bands between floors, ``pillar`` s, ``blind`` s
 (shutters), ``balcony`` s, small ``deco`` ornaments, and a ground floor with ``door`` s and
-dark-red ``shop`` fronts. Rectangles are painted in the order of DESIGN.md section 4, so a
+dark-red ``shop`` fronts. Rectangles are painted in the order of docs/DESIGN.md section 4, so a
 later class covers an earlier one exactly as in the real annotations.
 
 Only the geometry lives here; :mod:`pix2pix_aa.data.facade_render` turns a layout into a photo.

@@ -42,7 +42,7 @@ def _floats(text: str) -> list[float]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="evaluate.py", description="Measure generation stability (DESIGN.md section 5) of pix2pix checkpoints.")
+        prog="evaluate.py", description="Measure generation stability (docs/DESIGN.md section 5) of pix2pix checkpoints.")
     p.add_argument("checkpoints", nargs="+", help=".ckpt files, or run folders (their last.ckpt is used)")
     d = p.add_argument_group("data (default: what the first checkpoint was trained on)")
     d.add_argument("--data-dir", help="data set root (default: the checkpoint's data.data_dir)")

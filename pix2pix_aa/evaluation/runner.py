@@ -1,4 +1,4 @@
-"""Stability evaluation of trained generators: the numbers of DESIGN.md section 5 for each
+"""Stability evaluation of trained generators: the numbers of docs/DESIGN.md section 5 for each
 checkpoint, over the same images and shifts."""
 
 from __future__ import annotations
@@ -214,7 +214,7 @@ def evaluate_generator(generator: nn.Module, inputs: torch.Tensor, targets: torc
                        label: str = "model", antialias: str = "none", epoch: Optional[int] = None,
                        device: torch.device | str = "cpu",
                        on_images_done: Optional[Callable[[int], None]] = None) -> ModelResult:
-    """Every metric of DESIGN.md section 5 for one generator, in eval mode, in this process.
+    """Every metric of docs/DESIGN.md section 5 for one generator, in eval mode, in this process.
 
     Images go through in chunks of ``opts.chunk`` (for progress reporting and for sharding over
     processes, see :mod:`pix2pix_aa.evaluation.parallel`); the results merge exactly over

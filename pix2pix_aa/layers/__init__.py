@@ -1,4 +1,4 @@
-"""Anti-aliasing layers (no Lightning here): BlurPool and friends (DESIGN.md section 2)."""
+"""Anti-aliasing layers (no Lightning here): BlurPool and friends (docs/DESIGN.md section 2)."""
 
 from pix2pix_aa.layers.blur_pool import (
     FILTER_SIZES,

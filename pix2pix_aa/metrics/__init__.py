@@ -1,4 +1,4 @@
-"""Shift-stability metrics (pure torch; no Lightning, no networks). Definitions: DESIGN.md section 5.
+"""Shift-stability metrics (pure torch; no Lightning, no networks). Definitions: docs/DESIGN.md section 5.
 
 Generators are any callable ``G(x: (N, C, H, W)) -> (N, C', H, W)`` on images in [-1, 1]; the
 caller puts a model in eval mode (and under no_grad / inference_mode); nothing here changes it.

@@ -1,6 +1,6 @@
 """Batched evaluation of (reference, shifted) pairs: the engine behind the stability metrics.
 
-Design rule (DESIGN.md section 6): never one forward pass per shift per image when a batch fits.
+Design rule (docs/DESIGN.md section 6): never one forward pass per shift per image when a batch fits.
 All inputs of all (image, shift) jobs are laid out image-major and cut into chunks of
 ``batch_size``; each chunk is one forward pass. The reference output of an image is kept only
 until its last shift has been compared, so memory stays at O(batch_size) outputs.

@@ -1,4 +1,4 @@
-"""Consistency under shifts (Zhang 2019's classification consistency; DESIGN.md section 5).
+"""Consistency under shifts (Zhang 2019's classification consistency; docs/DESIGN.md section 5).
 
 Protocol (as Zhang's ImageNet consistency, which compares random crops): for every image draw
 ``num_pairs`` pairs of two *different* offsets (dy, dx) in [0, S)^2 with a seeded RNG, take the

@@ -1,4 +1,4 @@
-"""Internal feature distance (Zhang 2019, figure of per-layer heatmaps; DESIGN.md section 5).
+"""Internal feature distance (Zhang 2019, figure of per-layer heatmaps; docs/DESIGN.md section 5).
 
 For a layer with cumulative stride s and an input shift (dy, dx), the cosine distance
 ``1 - cos(F(roll(x, (dy, dx))), shift(F(x), (dy / s, dx / s)))``, with the cosine taken over the

@@ -1,4 +1,4 @@
-"""Quality beside stability (DESIGN.md section 5): a model must not buy stability with blur.
+"""Quality beside stability (docs/DESIGN.md section 5): a model must not buy stability with blur.
 
 PSNR / SSIM / L1 to the ground truth and the total variation of the outputs. SSIM and TV come
 from kornia; PSNR is ours (float64, agrees with scikit-image).

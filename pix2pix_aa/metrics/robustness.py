@@ -1,4 +1,4 @@
-"""Noise robustness: stability PSNR between G(x) and G(x + noise) (DESIGN.md section 5)."""
+"""Noise robustness: stability PSNR between G(x) and G(x + noise) (docs/DESIGN.md section 5)."""
 
 from __future__ import annotations
 

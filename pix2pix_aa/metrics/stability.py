@@ -1,4 +1,4 @@
-"""Generation stability: how much G's output changes when its input shifts (DESIGN.md section 5).
+"""Generation stability: how much G's output changes when its input shifts (docs/DESIGN.md section 5).
 
 Two protocols, both reported in dB of PSNR (images in [-1, 1], data range 2):
 
