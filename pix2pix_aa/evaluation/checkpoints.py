@@ -22,6 +22,7 @@ class LoadedGenerator:
     hparams: dict
     datamodule_hparams: dict
     epoch: Optional[int]
+    step: Optional[int] = None
 
     @property
     def antialias(self) -> str:
@@ -106,4 +107,16 @@ def load_generator(path: str | Path, trust: bool = False) -> LoadedGenerator:
     hp_out["generator"] = flat
     return LoadedGenerator(path=path, label=_label(path), generator=generator.eval(), hparams=hp_out,
                            datamodule_hparams=dict(ckpt.get("datamodule_hyper_parameters") or {}),
-                           epoch=ckpt.get("epoch"))
+                           epoch=ckpt.get("epoch"), step=_batches_trained(ckpt))
+
+
+def _batches_trained(ckpt: dict) -> Optional[int]:
+    """Training batches seen (the x-axis of the run's TensorBoard scalars).
+
+    Lightning's ``global_step`` counts optimiser steps: two per batch for pix2pix (G and D), a
+    different unit, so it is not used; None when the fit loop's batch counter is not saved.
+    """
+    try:
+        return int(ckpt["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"])
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -23,10 +23,11 @@ from typing import Optional
 import torch
 
 from pix2pix_aa.evaluation.checkpoints import CheckpointError, LoadedGenerator, find_checkpoints, load_generator
-from pix2pix_aa.evaluation.report import log_to_tensorboard, markdown_table, write_report
+from pix2pix_aa.evaluation.data import DataSettings, code_version, data_settings, load_data
+from pix2pix_aa.evaluation.report import data_note, log_to_tensorboard, markdown_table, write_report
 from pix2pix_aa.evaluation.parallel import distributed_env, evaluate_distributed, evaluate_in_pool
-from pix2pix_aa.evaluation.runner import (EvalOptions, ModelResult, evaluate_chunks, load_eval_images, merge_chunks,
-                                          options_dict, output_dir_default)
+from pix2pix_aa.evaluation.runner import (EvalOptions, ModelResult, evaluate_chunks, merge_chunks, options_dict,
+                                          output_dir_default)
 
 EXIT_USAGE = 2
 
@@ -44,12 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="evaluate.py", description="Measure generation stability (docs/DESIGN.md section 5) of pix2pix checkpoints.")
     p.add_argument("checkpoints", nargs="+", help=".ckpt files, or run folders (their last.ckpt is used)")
-    d = p.add_argument_group("data (default: what the first checkpoint was trained on)")
-    d.add_argument("--data-dir", help="data set root (default: the checkpoint's data.data_dir)")
-    d.add_argument("--dataset", choices=["facades", "aligned", "paired", "photos"], help="data set kind")
+    d = p.add_argument_group(
+        "data (default: each checkpoint is scored on the data it was trained on, read from the checkpoint; "
+        "a flag given here overrides that for every checkpoint)")
+    d.add_argument("--data-dir", help="data set root (default: each checkpoint's data.data_dir)")
+    d.add_argument("--dataset", choices=["facades", "aligned", "paired", "photos"],
+                   help="data set kind (default: each checkpoint's)")
     d.add_argument("--split", default="test", help="split to evaluate on (default: test)")
-    d.add_argument("--direction", choices=["AtoB", "BtoA"], help="default: the checkpoint's")
-    d.add_argument("--size", type=int, help="image size (default: the checkpoint's crop_size)")
+    d.add_argument("--direction", choices=["AtoB", "BtoA"], help="default: each checkpoint's")
+    d.add_argument("--size", type=int, help="image size (default: each checkpoint's crop_size)")
     d.add_argument("--max-images", type=int, default=None, help="evaluate the first N images only")
     m = p.add_argument_group("metrics")
     m.add_argument("--shifts", type=int, default=8, help="S: shifts (dy, dx) in [0, S)^2 (default 8)")
@@ -89,21 +93,6 @@ def _device(name: str) -> torch.device:
     return device
 
 
-def _dataset(args: argparse.Namespace, dm_hp: dict):
-    from pix2pix_aa.data import Pix2PixDataModule
-
-    size = args.size or dm_hp.get("crop_size", 256)
-    dm = Pix2PixDataModule(
-        data_dir=args.data_dir or dm_hp.get("data_dir", "data/facades"),
-        dataset=args.dataset or dm_hp.get("dataset", "facades"),
-        direction=args.direction or dm_hp.get("direction", "BtoA"),
-        load_size=size, crop_size=size, batch_size=1, num_workers=0,
-        generate_size=dm_hp.get("generate_size", 256), generate_counts=dm_hp.get("generate_counts"),
-    )
-    dm.prepare_data()
-    return dm.eval_dataset(args.split)
-
-
 def _progress(total: int, enabled: bool):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -112,10 +101,11 @@ def _progress(total: int, enabled: bool):
 
 
 def _evaluate_all(loaded: list[LoadedGenerator], inputs: torch.Tensor, targets: torch.Tensor, opts: EvalOptions,
-                  device: torch.device, num_processes: int, world_size: int, progress, task
+                  device: torch.device, num_processes: int, world_size: int, progress, task, data: dict
                   ) -> tuple[list[tuple[LoadedGenerator, ModelResult]], dict[str, str]]:
-    """Every loaded generator, in this process, a local pool, or across torchrun ranks; the chunk
-    results are merged identically in all three cases."""
+    """Every loaded generator (all evaluated on the same ``inputs``), in this process, a local
+    pool, or across torchrun ranks; the chunk results are merged identically in all three cases.
+    ``data``: the provenance recorded with each result."""
     def advance(_g: int, k: int) -> None:
         progress.advance(task, k)
 
@@ -146,7 +136,7 @@ def _evaluate_all(loaded: list[LoadedGenerator], inputs: torch.Tensor, targets: 
             errors[item.label] = error
             continue
         results.append((item, merge_chunks(parts, label=item.label, antialias=item.antialias, epoch=item.epoch,
-                                           seconds=seconds)))
+                                           seconds=seconds, step=item.step, data=data)))
     return results, errors
 
 
@@ -179,27 +169,58 @@ def run(args: argparse.Namespace) -> int:
     if not loaded:
         report_error("no checkpoint could be loaded")
         return EXIT_USAGE
-    dataset = _dataset(args, loaded[0].datamodule_hparams)
-    inputs, targets = load_eval_images(dataset, args.max_images)
+    # Each checkpoint on its own data settings; checkpoints with equal settings share the images.
+    groups: dict[str, tuple[DataSettings, list[LoadedGenerator]]] = {}
+    for item in loaded:
+        try:
+            settings = data_settings(item, split=args.split, data_dir=args.data_dir, dataset=args.dataset,
+                                     direction=args.direction, size=args.size)
+        except ValueError as e:
+            errors[item.label] = str(e)
+            report_error(str(e))
+            continue
+        groups.setdefault(settings.key, (settings, []))[1].append(item)
+    batches = []
+    for settings, items in groups.values():
+        try:
+            inputs, targets = load_data(settings, args.max_images)
+        except (ValueError, FileNotFoundError) as e:
+            if args.debug:
+                raise
+            for item in items:
+                errors[item.label] = f"data {settings.describe()}: {e}"
+                report_error(f"{item.label}: data {settings.describe()}: {e}")
+            continue
+        batches.append((settings, items, inputs, targets))
+    if not batches:
+        return EXIT_USAGE
     out_dir = args.out or output_dir_default()
-    with _progress(len(loaded) * inputs.shape[0], not args.no_progress and rank == 0) as progress:
-        task = progress.add_task("evaluating", total=len(loaded) * inputs.shape[0])
-        done, model_errors = _evaluate_all(loaded, inputs, targets, opts, device, args.num_processes, world_size,
-                                           progress, task)
-    for label, message in model_errors.items():
-        report_error(f"{label}: {message}")
-    errors.update(model_errors)
+    total = sum(len(items) * inputs.shape[0] for _, items, inputs, _ in batches)
+    done: list[tuple[LoadedGenerator, ModelResult]] = []
+    with _progress(total, not args.no_progress and rank == 0) as progress:
+        task = progress.add_task("evaluating", total=total)
+        for settings, items, inputs, targets in batches:
+            group_done, model_errors = _evaluate_all(items, inputs, targets, opts, device, args.num_processes,
+                                                     world_size, progress, task, settings.provenance(inputs))
+            done += group_done
+            for label, message in model_errors.items():
+                report_error(f"{label}: {message}")
+            errors.update(model_errors)
+    order = {id(item): k for k, item in enumerate(loaded)}
+    done.sort(key=lambda pair: order[id(pair[0])])  # rows in the order the checkpoints were given
     if not done:
         return EXIT_USAGE
     if rank != 0:
         return EXIT_USAGE if errors else 0
     results = [r for _, r in done]
-    files = write_report(results, out_dir, options_dict(opts), errors)
+    files = write_report(results, out_dir, {**options_dict(opts), "code": code_version()}, errors)
     table = markdown_table(results)
     if not args.no_tensorboard:
         for item, result in done:
             log_to_tensorboard(result, item.run_dir / "evaluation", table, step=item.epoch or 0)
     print(table)
+    if data_note(results):
+        print("\n" + data_note(results))
     print(f"\nwrote {', '.join(sorted({str(p.name) for p in files.values()})[:6])} ... to {out_dir}")
     return EXIT_USAGE if errors else 0
 

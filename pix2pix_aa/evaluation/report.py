@@ -14,7 +14,7 @@ import numpy as np
 from pix2pix_aa.evaluation.runner import ModelResult
 from pix2pix_aa.metrics.plots import plot_feature_distance, plot_stability_heatmap
 
-__all__ = ["markdown_table", "write_report", "log_to_tensorboard", "TABLE_COLUMNS"]
+__all__ = ["data_note", "markdown_table", "write_report", "log_to_tensorboard", "TABLE_COLUMNS"]
 
 #: (row key, header) of the Markdown table, one row per checkpoint.
 TABLE_COLUMNS = [
@@ -49,6 +49,37 @@ def markdown_table(results: Sequence[ModelResult]) -> str:
     return "\n".join([head, rule, *body])
 
 
+def markdown_report(results: Sequence[ModelResult], options: dict, errors: dict[str, str]) -> str:
+    """results.md: the table, its footnotes (data, definitions) and the checkpoints that failed."""
+    parts = ["# Stability evaluation", markdown_table(results)]
+    note = data_note(results)
+    if note:
+        parts.append(note)
+    parts.append(f"Shifts: {len(options['shifts'])} of the {options['max_shift']}x{options['max_shift']} grid; "
+                 f"crop protocol margin {options['margin']}; PSNR data range 2 ([-1, 1] images).")
+    if errors:
+        parts.append("Failed:\n" + "\n".join(f"- {label}: {msg}" for label, msg in errors.items()))
+    return "\n\n".join(parts) + "\n"
+
+
+def data_note(results: Sequence[ModelResult]) -> str:
+    """A footnote when the rows were measured on different data (empty when they share it)."""
+    described = {r.label: _describe_data(r.data) for r in results}
+    if len(set(described.values())) <= 1:
+        return ""
+    lines = [f"- {label}: {text}" for label, text in described.items()]
+    return ("Note: the rows were measured on different data (each checkpoint on its own data settings), "
+            "so their numbers are not directly comparable:\n" + "\n".join(lines))
+
+
+def _describe_data(data: dict) -> str:
+    if not data:
+        return "data not recorded"
+    size = data.get("image_size") or ["?", "?"]
+    return (f"{data.get('data_dir')} ({data.get('dataset')}), split {data.get('split')}, {data.get('direction')}, "
+            f"{size[0]}x{size[1]} px, {data.get('images')} images")
+
+
 def slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or "model"
 
@@ -77,14 +108,8 @@ def write_report(results: Sequence[ModelResult], out_dir: Path, options: dict, e
         writer = csv.DictWriter(f, fieldnames=keys)
         writer.writeheader()
         writer.writerows(rows)
-    table = markdown_table(results)
     files["md"] = out_dir / "results.md"
-    notes = [f"- {label}: {msg}" for label, msg in errors.items()]
-    files["md"].write_text(
-        "# Stability evaluation\n\n" + table + "\n\n"
-        f"Shifts: {len(options['shifts'])} of the {options['max_shift']}x{options['max_shift']} grid; "
-        f"crop protocol margin {options['margin']}; PSNR data range 2 ([-1, 1] images).\n"
-        + ("\nFailed to load:\n" + "\n".join(notes) + "\n" if notes else ""))
+    files["md"].write_text(markdown_report(results, options, errors))
     for attr in ("crop", "circular"):
         vmin, vmax = _shared_range(results, attr)
         for r in results:

@@ -70,10 +70,17 @@ class ModelResult:
     circular: Optional[StabilityResult] = None
     features: Optional[FeatureDistanceResult] = None
     noise: dict = field(default_factory=dict)
+    step: Optional[int] = None
+    data: dict = field(default_factory=dict)
 
     def row(self) -> dict:
-        """One flat table row (dB, SSIM, L1, TV, seconds)."""
-        row = {"model": self.label, "filter": self.antialias, "epoch": self.epoch, "images": self.num_images}
+        """One flat table row (dB, SSIM, L1, TV, seconds) with the data it was measured on."""
+        row = {"model": self.label, "filter": self.antialias, "epoch": self.epoch, "step": self.step,
+               "images": self.num_images}
+        for key in ("data_dir", "dataset", "split", "direction"):
+            row[key] = self.data.get(key)
+        size = self.data.get("image_size")
+        row["image_size"] = None if size is None else f"{size[0]}x{size[1]}"
         for name, res in (("crop", self.crop), ("circular", self.circular)):
             row[f"stability_{name}_db"] = None if res is None else round(res.mean_psnr, 3)
             row[f"stability_{name}_pooled_db"] = None if res is None else round(res.pooled_psnr, 3)
@@ -85,7 +92,7 @@ class ModelResult:
         return row
 
     def to_dict(self) -> dict:
-        return {"row": self.row(), "quality": self.quality,
+        return {"row": self.row(), "data": self.data, "quality": self.quality,
                 "crop": self.crop.to_dict() if self.crop else None,
                 "circular": self.circular.to_dict() if self.circular else None,
                 "features": self.features.to_dict() if self.features else None,
@@ -183,7 +190,8 @@ def evaluate_chunks(generator: nn.Module, inputs: torch.Tensor, targets: torch.T
 
 
 def merge_chunks(parts: Sequence[ChunkResult], label: str = "model", antialias: str = "none",
-                 epoch: Optional[int] = None, seconds: float = 0.0) -> ModelResult:
+                 epoch: Optional[int] = None, seconds: float = 0.0, step: Optional[int] = None,
+                 data: Optional[dict] = None) -> ModelResult:
     """One :class:`ModelResult` from the chunks of all images, in any order and from any process.
 
     Chunks are put back in image order and must cover ``0..N-1`` exactly once; the merge is then
@@ -201,7 +209,8 @@ def merge_chunks(parts: Sequence[ChunkResult], label: str = "model", antialias: 
     n = expected
     first = parts[0]
     return ModelResult(
-        label=label, antialias=antialias, epoch=epoch, num_images=n, seconds=seconds,
+        label=label, antialias=antialias, epoch=epoch, num_images=n, seconds=seconds, step=step,
+        data=dict(data or {}),
         quality={k: sum(p.num_images * p.quality[k] for p in parts) / n for k in first.quality},
         crop=merge_stability([p.crop for p in parts]) if first.crop is not None else None,
         circular=merge_stability([p.circular for p in parts]) if first.circular is not None else None,

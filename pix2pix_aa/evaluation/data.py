@@ -1,0 +1,144 @@
+"""Which data each checkpoint is evaluated on, and the provenance recorded with its numbers.
+
+Every checkpoint is scored on *its own* data settings (data dir, data set kind, direction, image
+size, generation settings), read from the datamodule hyper-parameters Lightning saves in the
+checkpoint, or, for a checkpoint without them, from the ``config.yaml`` of its run. A command-line
+flag overrides the recorded value for every checkpoint. Nothing falls back to a library default:
+a default can change between versions (the data module's default direction did), and a model
+scored on data in the other direction gives plausible, wrong numbers without any error.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from pix2pix_aa.evaluation.checkpoints import LoadedGenerator
+
+__all__ = ["DataSettings", "code_version", "data_settings", "load_data"]
+
+#: Settings without which the evaluation data is not defined -> the flag that sets them.
+REQUIRED = {"data_dir": "--data-dir", "dataset": "--dataset", "direction": "--direction", "crop_size": "--size"}
+
+
+@dataclass
+class DataSettings:
+    """The data one checkpoint is evaluated on.
+
+    Attributes:
+        kwargs: keyword arguments of ``Pix2PixDataModule`` (resize to ``crop_size``, no crop).
+        split: ``"test"``, ``"val"``, ...
+        source: where the recorded settings came from (``"checkpoint"`` or a config.yaml path).
+        overridden: the settings given on the command line instead of the recorded ones.
+    """
+
+    kwargs: dict
+    split: str
+    source: str
+    overridden: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        """Equal for checkpoints that are evaluated on the very same images."""
+        return json.dumps({"split": self.split, **self.kwargs}, sort_keys=True, default=str)
+
+    def provenance(self, inputs: torch.Tensor) -> dict:
+        """What results.json / results.csv record about the data of a row.
+
+        Args:
+            inputs: (N, C, H, W) the evaluated input images.
+        """
+        return {"data_dir": str(self.kwargs["data_dir"]),
+                "data_dir_resolved": str(Path(self.kwargs["data_dir"]).resolve()),
+                "dataset": self.kwargs["dataset"], "split": self.split, "direction": self.kwargs["direction"],
+                "image_size": [int(inputs.shape[-2]), int(inputs.shape[-1])], "images": int(inputs.shape[0]),
+                "settings_from": self.source, "overridden": list(self.overridden)}
+
+    def describe(self) -> str:
+        k = self.kwargs
+        return f"{k['data_dir']} ({k['dataset']}, {self.split}, {k['direction']}, {k['crop_size']} px)"
+
+
+def _recorded(item: LoadedGenerator) -> tuple[dict, str]:
+    """The data hyper-parameters of the checkpoint, else of its run's config.yaml, else {}."""
+    if item.datamodule_hparams:
+        return dict(item.datamodule_hparams), "checkpoint"
+    cfg = item.run_dir / "config.yaml"
+    if cfg.is_file():
+        import yaml
+
+        try:
+            data = (yaml.safe_load(cfg.read_text()) or {}).get("data")
+        except (yaml.YAMLError, AttributeError):
+            data = None
+        if isinstance(data, dict):
+            data = data.get("init_args", data) if "class_path" in data else data
+            return dict(data), str(cfg)
+    return {}, "none"
+
+
+def data_settings(item: LoadedGenerator, split: str = "test", data_dir: Optional[str] = None,
+                  dataset: Optional[str] = None, direction: Optional[str] = None,
+                  size: Optional[int] = None) -> DataSettings:
+    """The evaluation data of ``item``: its recorded settings, with the given flags overriding them.
+
+    Raises:
+        ValueError: one line naming the checkpoint, the settings it does not record and the
+            flags that set them (no default is assumed).
+    """
+    from pix2pix_aa.data import Pix2PixDataModule
+
+    recorded, source = _recorded(item)
+    flags = {"data_dir": data_dir, "dataset": dataset, "direction": direction, "crop_size": size}
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    merged = {**recorded, **overrides}
+    missing = [k for k in REQUIRED if merged.get(k) is None]
+    if missing:
+        raise ValueError(f"{item.path}: the checkpoint does not record its data settings {', '.join(missing)} "
+                         f"(no datamodule hyper-parameters, no config.yaml); pass "
+                         f"{' '.join(REQUIRED[k] for k in missing)}")
+    accepted = set(inspect.signature(Pix2PixDataModule.__init__).parameters) - {"self"}
+    kwargs: dict[str, Any] = {k: v for k, v in merged.items() if k in accepted}
+    size_px = int(merged["crop_size"])
+    evaluation = {"load_size": size_px, "crop_size": size_px, "batch_size": 1, "num_workers": 0,
+                  "predict_dir": None, "max_val_images": None}
+    kwargs.update({k: v for k, v in evaluation.items() if k in accepted})
+    return DataSettings(kwargs=kwargs, split=split, source=source,
+                        overridden=[REQUIRED[k] for k in overrides if recorded.get(k) != overrides[k]])
+
+
+def load_data(settings: DataSettings, max_images: Optional[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, targets), each (N, C, H, W) in [-1, 1], of the first ``max_images`` samples of
+    ``settings.split`` (procedural sets are generated first if missing, as in training).
+
+    Raises:
+        ValueError, FileNotFoundError: from the data module (bad settings, missing folder).
+    """
+    from pix2pix_aa.data import Pix2PixDataModule
+    from pix2pix_aa.evaluation.runner import load_eval_images
+
+    dm = Pix2PixDataModule(**settings.kwargs)
+    dm.prepare_data()
+    return load_eval_images(dm.eval_dataset(settings.split), max_images)
+
+
+def code_version() -> dict:
+    """``{"version": pix2pix_aa.__version__, "git_commit": short hash or None}`` of the code
+    that computed the numbers (git only when the package runs from a git checkout)."""
+    import pix2pix_aa
+
+    commit = None
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(pix2pix_aa.__file__).parent,
+                             capture_output=True, text=True, timeout=10)
+        if out.returncode == 0:
+            commit = out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"version": pix2pix_aa.__version__, "git_commit": commit}
