@@ -1,16 +1,16 @@
 """The training CLI (``train.py`` / ``pix2pix-aa-train``): LightningCLI with Pix2PixModule and
 Pix2PixDataModule, subcommands fit / validate / test / predict.
 
-Defaults a user of pix2pix expects: TensorBoard logging under ``runs/`` (no hp_metric),
-``last.ckpt`` plus the best checkpoint by validation L1, the resolved config saved beside the
-logs, seed 0, ``accelerator: auto``.
+This module only wires the parser and Lightning together; each rule lives where it belongs:
+option checks in :mod:`pix2pix_aa.options`, resuming (``--ckpt_path last``, which options win
+over the checkpoint's) in :mod:`pix2pix_aa.resume`, checkpoint reading and writing in
+:mod:`pix2pix_aa.checkpoint_io`, uses of Lightning internals in :mod:`pix2pix_aa.compat`.
 
-Reliability (docs/RELIABILITY.md): checkpoints are written atomically (``AtomicCheckpointIO``,
-unless ``trainer.plugins`` names another CheckpointIO), read with ``weights_only=True`` (unless
-``--weights_only false``), checked against the model before Lightning loads them, never
-saved with a non-finite score as best, and carry the RNG state so that a resume continues the
-random stream. ``--ckpt_path last`` finds the newest ``last.ckpt`` of the logger's run folders and
-(fit) keeps logging into that run; a missing ``last.ckpt`` is reported, never silently ignored.
+Defaults a user of pix2pix expects: TensorBoard logging under ``runs/`` (no hp_metric),
+``last.ckpt`` plus the best checkpoint by validation L1, a reusable ``config.yaml`` saved beside
+the logs of ``fit`` (never with run-specific keys, never by validate/test/predict), seed 0,
+``accelerator: auto``, ``trainer.max_epochs`` derived from the LR schedule, ``trainer.max_steps``
+counted in training iterations (batches). Errors are one ``error:`` line (exit code 2).
 """
 
 from __future__ import annotations
@@ -20,26 +20,100 @@ import re
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 import torch
 from jsonargparse import lazy_instance
 from lightning_fabric.plugins import CheckpointIO
-from pytorch_lightning import Trainer
-from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning import Callback, LightningModule, Trainer
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from pix2pix_aa.callbacks import ImageWriter
+from pix2pix_aa.compat import batches_that_stepped
 from pix2pix_aa.checkpoint_io import (AtomicCheckpointIO, CheckpointError, FiniteModelCheckpoint, LastCheckpoint,
                                       ResumeRNGState, check_module_checkpoint, check_state_matches,
                                       read_checkpoint)
 from pix2pix_aa.data import Pix2PixDataModule
 from pix2pix_aa.module import Pix2PixModule
+from pix2pix_aa.options import check_model_and_data, check_schedule, refuse_unsupported, suggest_option
+from pix2pix_aa.resume import explicit_keys, merge_checkpoint_options, resolve_last_checkpoint
 
 TRAINER_DEFAULTS = {
     "accelerator": "auto",
     "logger": lazy_instance(TensorBoardLogger, save_dir="runs", name="pix2pix", default_hp_metric=False),
 }
+
+#: Values of --ckpt_path that are Lightning's keywords, not files.
+_CKPT_KEYWORDS = ("best", "last", "hpc", "registry")
+
+
+class Pix2PixArgumentParser(LightningArgumentParser):
+    """LightningArgumentParser whose errors are one line (plus a hint), not a usage dump.
+
+    An unrecognised flag gets the reference pix2pix's name for it (``--netG`` -> ours) or the
+    closest option name (difflib).
+    """
+
+    def error(self, message: str, ex: Optional[Exception] = None) -> NoReturn:
+        from jsonargparse._common import debug_mode_active  # noqa: PLC0415 (jsonargparse's own switch)
+
+        if not self.exit_on_error or debug_mode_active():
+            super().error(message, ex)
+        parser = getattr(ex, "subcommand_parser", None) or self
+        lines = [ln.strip() for ln in str(message).splitlines() if ln.strip()]
+        text = " ".join(lines[:3])[:400]
+        hints = []
+        if "nrecognized arguments" in text:
+            known = [o.lstrip("-") for a in parser._actions for o in a.option_strings if o.startswith("--")]
+            for flag in re.findall(r"--[\w.\-]+", text):
+                hint = suggest_option(flag, known)
+                if hint:
+                    hints.append(hint)
+        sys.stderr.write(f"error: {text}\n" + "".join(f"  {h}\n" for h in hints)
+                         + f"(run `{parser.prog.replace(' [options]', '')} --help` for the options)\n")
+        raise SystemExit(2)
+
+
+class ReusableConfig(SaveConfigCallback):
+    """Saves ``config.yaml`` for ``fit`` only, without the keys that tie it to one run.
+
+    ``ckpt_path``, the logger's ``version`` and ``purge_step`` are set when resuming; kept in
+    the file, ``fit --config that.yaml --model... --trainer.logger.init_args.name new`` would
+    resume the old run and its checkpoint instead of starting the new one, and a later resume
+    from it would purge the steps logged since. validate/test/predict never write into a
+    training run's folder.
+    """
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        config = self.config.clone()
+        config.ckpt_path = None
+        logger = config.get("trainer", {}).get("logger")
+        if hasattr(logger, "get") and logger.get("init_args") is not None:
+            for key in ("version", "purge_step"):
+                if key in logger.init_args:
+                    logger.init_args[key] = None
+        self.config = config
+        super().setup(trainer, pl_module, stage)
+
+
+class StopAfterIterations(Callback):
+    """``trainer.max_steps`` as users read it: training iterations (batches).
+
+    Lightning counts optimiser steps, and each GAN iteration takes two (D, then G), so
+    ``max_steps=6`` trained 3 batches. The CLI hands Lightning ``max_steps=-1`` and this
+    callback stops after ``iterations`` batches (counted as the logging x-axis, so a resumed
+    run continues the count).
+    """
+
+    def __init__(self, iterations: int) -> None:
+        self.iterations = iterations
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
+        if batches_that_stepped(trainer) >= self.iterations:
+            trainer.should_stop = True
 
 
 class Pix2PixCLI(LightningCLI):
@@ -55,52 +129,96 @@ class Pix2PixCLI(LightningCLI):
         parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
         parser.add_argument("--predict_output_dir", type=str, default="outputs/predictions",
                             help="predict: folder the generated PNGs are written to")
+        parser.add_argument("--norm", type=Optional[str], default=None,
+                            help="batch | instance | none for both networks (the reference's --norm); "
+                                 "default: each network's own norm option")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
-        # Right after this, Lightning reads --ckpt_path to merge its hyper-parameters into the
-        # config; a missing, junk or foreign file would fail there with a traceback or a usage dump.
         subcommand = self.config.get("subcommand")
         if not subcommand:
             return
         config = self.config[subcommand]
+        argv = sys.argv[1:] if args is None else list(args) if isinstance(args, (list, tuple)) else []
+        explicit = explicit_keys(argv)
         config.trainer.strategy = gan_strategy(config.trainer.get("strategy"))
+        refuse_unsupported(config)
+        if config.get("norm") is not None:
+            for net in ("generator", "discriminator"):
+                config.model[net].init_args.norm = config.norm
+            explicit |= {"model.generator.norm", "model.discriminator.norm"}
         if config.get("ckpt_path") == "last":
             resolve_last_checkpoint(config, subcommand)
         path = config.get("ckpt_path")
-        if path and path not in ("best", "hpc", "registry") and "://" not in str(path):
+        if path and path not in _CKPT_KEYWORDS and "://" not in str(path):
             ckpt = read_checkpoint(path, trust=_trusted(config))
             check_module_checkpoint(path, ckpt, Pix2PixModule.__name__, "generator")
+            # What Lightning's own merge did (checkpoint over command line), by our rules:
+            # command-line flags win, the rest comes from the checkpoint, and both are printed.
+            merge, updates = merge_checkpoint_options(config, ckpt, subcommand, explicit)
+            if updates:
+                self.config = parser.parse_object({subcommand: updates}, self.config)
+                config = self.config[subcommand]
+            merge.report(str(path))
             # _check_checkpoint needs only names and shapes: keep those (meta tensors, no memory),
             # not a second read of the file nor the whole dict held through start-up.
             self._read_ckpt = (path, {"hyper_parameters": ckpt.get("hyper_parameters"),
                                       "state_dict": {k: torch.empty(v.shape, device="meta")
                                                      if isinstance(v, torch.Tensor) else v
                                                      for k, v in ckpt["state_dict"].items()}})
+        if subcommand == "fit":
+            check_schedule(config)
+            steps = config.trainer.get("max_steps")
+            if steps is not None and steps > 0:
+                print(f"[pix2pix_aa] trainer.max_steps={steps} counts training iterations (batches); each "
+                      "iteration makes one D and one G optimiser step", file=sys.stderr, flush=True)
+        elif subcommand in ("validate", "test", "predict"):
+            data = config.data
+            print(f"[pix2pix_aa] {subcommand} data: {data.dataset} at {data.data_dir}, direction {data.direction}, "
+                  f"crop_size {data.crop_size}" + (f", predict_dir {data.predict_dir}"
+                                                   if subcommand == "predict" and data.get("predict_dir") else ""),
+                  file=sys.stderr, flush=True)
+
+    def _parse_ckpt_path(self) -> None:
+        """Replaced by :func:`pix2pix_aa.resume.merge_checkpoint_options` in ``parse_arguments``
+        (Lightning's merge lets the checkpoint override the command line, silently)."""
 
     def instantiate_classes(self) -> None:
         try:
             super().instantiate_classes()
         except ValueError as e:
             raise ValueError(explain_instantiation_error(e, self.config[self.subcommand])) from e
-        check_compatible(self.model, self.datamodule)
+        check_model_and_data(self.model.generator, self.model.discriminator, self.datamodule)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand
         plugins = self._get(self.config_init, "trainer", default={}).get("plugins")
         plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             # Atomic writes by default; a CheckpointIO given in trainer.plugins replaces this one.
             kwargs.setdefault("plugins", [*plugins, AtomicCheckpointIO()])
+        steps = config.trainer.get("max_steps")
+        if self.subcommand == "fit" and steps is not None and steps > 0:
+            kwargs["max_steps"] = -1  # counted in batches by StopAfterIterations instead
+        if self.subcommand == "predict":
+            kwargs["logger"] = False  # predict logs nothing: no empty run folder
+        elif self.subcommand in ("validate", "test"):
+            run_dir = _run_dir_of(config.get("ckpt_path"))
+            if run_dir is not None:  # beside the training run's events, never into them
+                kwargs["logger"] = TensorBoardLogger(save_dir=str(run_dir), name=self.subcommand,
+                                                     default_hp_metric=False)
         trainer = super().instantiate_trainer(**kwargs)
         if not any(isinstance(c, ResumeRNGState) for c in trainer.callbacks):
             trainer.callbacks.append(ResumeRNGState())
+        if kwargs.get("max_steps") == -1:
+            trainer.callbacks.append(StopAfterIterations(int(steps)))
         return trainer
 
     def _check_checkpoint(self) -> None:
         """Read ``--ckpt_path`` (weights only) and compare it with the model before Lightning loads it,
         so that a wrong file is one line, not a traceback from ``load_state_dict``."""
         path = self.config[self.subcommand].get("ckpt_path")
-        if path is None or path in ("best", "last", "hpc", "registry") or "://" in str(path):
+        if path is None or path in _CKPT_KEYWORDS or "://" in str(path):
             return
         cached_path, ckpt = getattr(self, "_read_ckpt", None) or (None, None)
         self._read_ckpt = None
@@ -121,6 +239,14 @@ class Pix2PixCLI(LightningCLI):
         self._check_checkpoint()
         output_dir = self.config[self.subcommand].predict_output_dir
         self.trainer.callbacks.append(ImageWriter(output_dir))
+
+
+def _run_dir_of(ckpt_path: Optional[str]) -> Optional[Path]:
+    """``runs/<name>/version_N`` for a checkpoint inside a training run's ``checkpoints/``."""
+    if not ckpt_path or ckpt_path in _CKPT_KEYWORDS:
+        return None
+    path = Path(ckpt_path)
+    return path.parent.parent if path.parent.name == "checkpoints" else None
 
 
 #: DDP strategies a two-optimiser GAN cannot use as they are (see gan_strategy).
@@ -144,62 +270,6 @@ def _trusted(config) -> bool:
     return config.get("weights_only") is False
 
 
-def _run_folders(config) -> tuple[list[Path], Optional[Path]]:
-    """Folders that may hold this run's ``last.ckpt``, and the logger's ``save_dir/name`` (None
-    when checkpoints do not follow the logger's ``version_N`` layout)."""
-    dirpath = config.get("checkpoint", {}).get("dirpath")
-    if dirpath:
-        return [Path(dirpath)], None
-    logger = config.trainer.get("logger")
-    root_dir = Path(config.trainer.get("default_root_dir") or ".")
-    if logger is False or logger is None:
-        return [root_dir / "checkpoints"], None
-    if logger is True:  # Lightning's default TensorBoardLogger
-        save_dir, name = root_dir, "lightning_logs"
-    else:
-        init = logger.get("init_args") or {}
-        if "save_dir" not in init:
-            return [], None
-        save_dir, name = Path(init.get("save_dir") or root_dir), init.get("name")
-    base = save_dir / name if name else save_dir
-    return sorted(base.glob("version_*/checkpoints")) + sorted(p for p in base.glob("*/checkpoints")
-                                                                 if not p.parent.name.startswith("version_")), base
-
-
-def resolve_last_checkpoint(config, subcommand: str) -> None:
-    """Turn ``ckpt_path: last`` into the newest ``last*.ckpt`` of this run's folders.
-
-    Lightning looks for ``last.ckpt`` only in the *new* run's folder (``version_{N+1}``), finds
-    nothing, warns and trains from scratch (or predicts with random weights). Here: found -> the
-    path, and for ``fit`` the logger is pinned to that run's version so checkpoints and logs
-    continue in place (and ModelCheckpoint keeps its best score). Not found -> ``fit`` says so
-    and starts fresh (so ``--ckpt_path last`` can be set once for every restart of a job); other
-    subcommands raise ``FileNotFoundError``.
-    """
-    folders, base = _run_folders(config)
-    found = [p for folder in folders if folder.is_dir() for p in folder.glob("last*.ckpt")
-             if re.fullmatch(r"last(-v?\d+)?\.ckpt", p.name)]
-    where = ", ".join(str(f) for f in folders[:3]) or "the logger's folder"
-    if not found:
-        if subcommand != "fit":
-            raise FileNotFoundError(f"--ckpt_path last: no last.ckpt found under {where}; pass the checkpoint path")
-        print(f"[pix2pix_aa] --ckpt_path last: no last.ckpt under {where} yet: training from scratch",
-              file=sys.stderr, flush=True)
-        config.ckpt_path = None
-        return
-    newest = max(found, key=lambda p: p.stat().st_mtime)
-    config.ckpt_path = str(newest)
-    print(f"[pix2pix_aa] --ckpt_path last: {newest}", file=sys.stderr, flush=True)
-    logger = config.trainer.get("logger")
-    if subcommand == "fit" and base is not None and hasattr(logger, "get") and logger.get("init_args") is not None:
-        run = newest.parent.parent.name
-        match = re.fullmatch(r"version_(\d+)", run)
-        logger.init_args.version = int(match.group(1)) if match else run
-        if "purge_step" in logger.init_args and logger.init_args.get("purge_step") is None:
-            # TensorBoard hides events the killed run logged after this checkpoint.
-            logger.init_args.purge_step = _logged_step(newest)
-
-
 def explain_instantiation_error(error: ValueError, config) -> str:
     """One line for a class that failed to build from the config.
 
@@ -219,28 +289,6 @@ def explain_instantiation_error(error: ValueError, config) -> str:
             if key.endswith(".class_path") and value == match.group(1):
                 return f"{key.removesuffix('.class_path')}.init_args: {message}"
     return message
-
-
-def check_compatible(model: Pix2PixModule, datamodule: Pix2PixDataModule) -> None:
-    """Model/data options that only conflict together, checked before any data is read."""
-    multiple = getattr(model.generator, "size_multiple", None)
-    crop = datamodule.crop_size
-    if multiple and crop % multiple and not getattr(model.generator, "pad_input", False):
-        deepest = max(1, (crop & -crop).bit_length() - 1)  # largest k with crop % 2**k == 0
-        raise ValueError(
-            f"data.crop_size={crop} is not a multiple of 2**num_downs = {multiple} "
-            f"(model.generator.init_args.num_downs={model.generator.num_downs}); use a crop_size that is a multiple "
-            f"of {multiple} (e.g. {max(multiple, crop // multiple * multiple)}), num_downs <= {deepest}, or "
-            "model.generator.init_args.pad_input=true")
-
-
-def _logged_step(path: Path) -> Optional[int]:
-    """The logging x-axis (batches) at which a checkpoint was written, if it can be read cheaply."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        return int(ckpt["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"])
-    except Exception:  # best effort: without it TensorBoard just shows the replayed steps twice
-        return None
 
 
 def main(args: Optional[list[str]] = None, run: bool = True) -> Pix2PixCLI:
@@ -263,7 +311,12 @@ def main(args: Optional[list[str]] = None, run: bool = True) -> Pix2PixCLI:
             Pix2PixDataModule,
             seed_everything_default=0,
             trainer_defaults=TRAINER_DEFAULTS,
+            parser_class=Pix2PixArgumentParser,
+            save_config_callback=ReusableConfig,
             save_config_kwargs={"overwrite": True},
+            # Both players use Adam with the pix2pix schedule (--model.lr, --model.lr_policy);
+            # LightningCLI's --optimizer / --lr_scheduler would be ignored or break the GAN.
+            auto_configure_optimizers=False,
             args=args,
             run=run,
         )

@@ -18,29 +18,36 @@ import torchvision
 from pytorch_lightning.plugins.precision import MixedPrecision
 from torch import nn
 
+from pix2pix_aa.compat import batches_that_stepped, built_by_cli
 from pix2pix_aa.losses import GAN_MODES, gan_loss
 from pix2pix_aa.metrics import quality, reflect_pad_source, shift_grid, stability_crop
 from pix2pix_aa.networks import PatchGANDiscriminator, UNetGenerator, init_weights
 
-__all__ = ["Pix2PixModule", "linear_decay_factor"]
+__all__ = ["LR_POLICIES", "Pix2PixModule", "linear_decay_factor"]
+
+#: LR schedules as the reference pix2pix names them (``--lr_policy``).
+LR_POLICIES: tuple[str, ...] = ("linear", "step", "plateau", "cosine")
 
 
 def linear_decay_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
-    """pix2pix LR multiplier: 1 for ``n_epochs`` epochs, then linear decay reaching 0 after
-    ``n_epochs + n_epochs_decay`` epochs (reference: ``1 - max(0, e + 1 - n) / (n_decay + 1)``)."""
-    return 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
+    """pix2pix LR multiplier: 1 for ``n_epochs`` epochs, then linear decay towards 0 over
+    ``n_epochs_decay`` epochs (reference: ``1 - max(0, e + 1 - n) / (n_decay + 1)``), and never
+    below 0: an epoch past the schedule keeps LR 0 instead of a negative one, which Adam would
+    turn into ascent."""
+    return max(0.0, 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1))
 
 
-def _built_by_cli() -> bool:
-    """True while LightningCLI instantiates the module. It then hands save_hyperparameters the
-    config (networks as class_path/init_args), which must be kept; the networks themselves
-    arrive as objects in both cases, so their type cannot tell the two apart. Reads Lightning's
-    private context variable; if it moves, we fall back to keeping the CLI's config."""
-    try:
-        from pytorch_lightning.core.mixins.hparams_mixin import _given_hyperparameters
-    except ImportError:  # pragma: no cover - Lightning moved it
-        return True
-    return _given_hyperparameters.get() is not None
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Reflect-pad ``x`` on the bottom/right so that H and W are multiples of ``multiple``.
+
+    Shape: (N, C, H, W) -> (N, C, ceil(H / m) * m, ceil(W / m) * m). Replicate padding where the
+    pad is not smaller than the side (reflect needs pad < size).
+    """
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if not (ph or pw):
+        return x
+    return F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:
@@ -64,7 +71,13 @@ class Pix2PixModule(pl.LightningModule):
             implementation, with a warning, on devices without the fused kernel, and silently
             when ``grad_clip_norm`` is combined with mixed precision (Lightning refuses to clip a
             fused optimiser's gradients there).
-        n_epochs, n_epochs_decay: constant LR for ``n_epochs``, then linear decay to 0.
+        n_epochs, n_epochs_decay: constant LR for ``n_epochs``, then linear decay to 0 over
+            ``n_epochs_decay`` (``lr_policy=linear``). The Trainer's ``max_epochs`` must equal
+            their sum (train.py derives it when unset and refuses a mismatch).
+        lr_policy: the reference pix2pix's schedules: ``linear`` (above), ``step`` (x0.1 every
+            ``lr_decay_iters`` epochs), ``plateau`` (x0.2 when ``val/l1`` has not improved by 1%
+            for 5 validations), ``cosine`` (cosine annealing to 0 over ``n_epochs`` epochs).
+        lr_decay_iters: the step of ``lr_policy=step``, in epochs (reference: 50).
         init_type, init_gain: weight initialisation (pix2pix: normal(0, 0.02)).
         grad_clip_norm: clip each player's gradient norm (Trainer's gradient_clip_val is refused
             under manual optimisation).
@@ -87,6 +100,8 @@ class Pix2PixModule(pl.LightningModule):
         fused_adam: bool = True,
         n_epochs: int = 100,
         n_epochs_decay: int = 100,
+        lr_policy: str = "linear",
+        lr_decay_iters: int = 50,
         init_type: str = "normal",
         init_gain: float = 0.02,
         grad_clip_norm: Optional[float] = None,
@@ -103,11 +118,15 @@ class Pix2PixModule(pl.LightningModule):
             raise ValueError(f"on_nonfinite must be 'raise' or 'skip', got {on_nonfinite!r}")
         if n_epochs < 0 or n_epochs_decay < 0:
             raise ValueError("n_epochs and n_epochs_decay must be >= 0")
+        if lr_policy not in LR_POLICIES:
+            raise ValueError(f"lr_policy must be one of {', '.join(LR_POLICIES)}, got {lr_policy!r}")
+        if lr_decay_iters < 1:
+            raise ValueError(f"lr_decay_iters must be >= 1, got {lr_decay_iters}")
         # From LightningCLI the networks arrive as class_path/init_args dicts, which must be kept
         # (evaluate.py rebuilds the generator from them). Networks passed as objects from Python are
         # ignored: otherwise Lightning deep-copies them into hparams_initial and the logger writes
         # every weight to hparams.yaml at each fit (minutes for unet_256; see docs/PERFORMANCE.md).
-        ignore = [] if _built_by_cli() else [
+        ignore = [] if built_by_cli() else [
             k for k, v in (("generator", generator), ("discriminator", discriminator)) if isinstance(v, nn.Module)]
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`")
@@ -127,12 +146,35 @@ class Pix2PixModule(pl.LightningModule):
         betas = (hp.beta1, hp.beta2)
         opt_g = self._adam(self.generator, betas)
         opt_d = self._adam(self.discriminator, betas)
+        return [opt_g, opt_d], [self._scheduler(opt) for opt in (opt_g, opt_d)]
 
-        def rule(epoch: int) -> float:
-            return linear_decay_factor(epoch, hp.n_epochs, hp.n_epochs_decay)
+    def _scheduler(self, opt: torch.optim.Optimizer):
+        """The reference pix2pix's ``get_scheduler`` (models/networks.py), per player."""
+        hp = self.hparams
+        sched = torch.optim.lr_scheduler
+        if hp.lr_policy == "linear":
+            return sched.LambdaLR(opt, lambda epoch: linear_decay_factor(epoch, hp.n_epochs, hp.n_epochs_decay))
+        if hp.lr_policy == "step":
+            return sched.StepLR(opt, step_size=hp.lr_decay_iters, gamma=0.1)
+        if hp.lr_policy == "plateau":
+            return sched.ReduceLROnPlateau(opt, mode="min", factor=0.2, threshold=0.01, patience=5)
+        return sched.CosineAnnealingLR(opt, T_max=max(1, hp.n_epochs), eta_min=0)
 
-        schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, rule) for opt in (opt_g, opt_d)]
-        return [opt_g, opt_d], schedulers
+    def on_train_start(self) -> None:
+        # A resumed run restores each optimiser's lr/betas and each scheduler's base LR from the
+        # checkpoint, which would silently drop a changed --model.lr / --model.beta1 (train.py
+        # lets schedule and optimiser options change on resume). Re-apply them: for an unchanged
+        # run this recomputes the very value the checkpoint holds.
+        hp = self.hparams
+        for opt, scheduler in zip(self.optimizers(), self.lr_schedulers()):
+            for group in opt.param_groups:
+                group["betas"] = (hp.beta1, hp.beta2)
+                group["initial_lr"] = hp.lr
+            if isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+                scheduler.base_lrs = [hp.lr] * len(opt.param_groups)
+                factor = linear_decay_factor(self.current_epoch, hp.n_epochs, hp.n_epochs_decay)
+                for group in opt.param_groups:
+                    group["lr"] = hp.lr * factor
 
     def _adam(self, net: nn.Module, betas: tuple[float, float]) -> torch.optim.Adam:
         params = list(net.parameters())
@@ -219,7 +261,13 @@ class Pix2PixModule(pl.LightningModule):
         opt_g, opt_d = self.optimizers()
         self.log_dict({"lr/G": opt_g.param_groups[0]["lr"], "lr/D": opt_d.param_groups[0]["lr"]})
         for scheduler in self.lr_schedulers():
-            scheduler.step()
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                # Steps on the latest validation L1; before any validation there is nothing to judge.
+                metric = self.trainer.callback_metrics.get("val/l1")
+                if metric is not None:
+                    scheduler.step(float(metric))
+            else:
+                scheduler.step()
 
     # -- evaluation ---------------------------------------------------------------------------
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -246,11 +294,17 @@ class Pix2PixModule(pl.LightningModule):
         max_shift = 8
         shifts = shift_grid(max_shift, num_shifts=n_shifts, seed=0)
         result = stability_crop(self.generator, reflect_pad_source(x, max_shift), tuple(x.shape[-2:]), shifts)
-        self.log(f"{stage}/stability_psnr", float(result.mean_psnr), on_epoch=True, sync_dist=True,
+        self.log(f"{stage}/stability_psnr", float(result.pooled_psnr), on_epoch=True, sync_dist=True,
                  batch_size=x.shape[0])
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        return {"name": batch["name"], "image": to_unit(self.generator(batch["input"]))}
+        """Each input at its own size: padded to the generator's size multiple (2**num_downs for
+        the U-Net) by reflection, generated, and cropped back to the input's H x W."""
+        x = batch["input"]
+        h, w = x.shape[-2:]
+        multiple = getattr(self.generator, "size_multiple", 1)
+        fake = self.generator(pad_to_multiple(x, multiple))[..., :h, :w]
+        return {"name": batch["name"], "image": to_unit(fake)}
 
     # -- logging helpers ----------------------------------------------------------------------
     @property
@@ -262,7 +316,7 @@ class Pix2PixModule(pl.LightningModule):
         """
         if self._trainer is None:
             return 0
-        return self.trainer.fit_loop.epoch_loop._batches_that_stepped
+        return batches_that_stepped(self.trainer)
 
     def _log_grid(self, tag: str, real_a: torch.Tensor, fake_b: torch.Tensor, real_b: torch.Tensor) -> None:
         if self._trainer is None or self.trainer.sanity_checking or not self.trainer.is_global_zero:

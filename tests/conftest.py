@@ -28,7 +28,7 @@ def tiny_facades(tmp_path_factory: pytest.TempPathFactory) -> Path:
 TINY_CONFIG = {
     "seed_everything": 0,
     "trainer": {
-        "max_epochs": 2, "accelerator": "cpu", "devices": 1, "enable_model_summary": False,
+        "accelerator": "cpu", "devices": 1, "enable_model_summary": False,
         "enable_progress_bar": False, "log_every_n_steps": 1,
         "logger": {"class_path": "pytorch_lightning.loggers.TensorBoardLogger",
                    "init_args": {"save_dir": "runs", "name": "tiny", "default_hp_metric": False}},
@@ -38,16 +38,20 @@ TINY_CONFIG = {
                       "init_args": {"num_downs": 6, "ngf": 8, "antialias": "bin5"}},
         "discriminator": {"class_path": "pix2pix_aa.networks.PatchGANDiscriminator",
                           "init_args": {"ndf": 8, "n_layers": 2}},
-        "n_epochs": 1, "n_epochs_decay": 2, "log_images_every_n_batches": 2,
+        # 2 epochs: trainer.max_epochs is derived from the schedule (n_epochs + n_epochs_decay).
+        "n_epochs": 1, "n_epochs_decay": 1, "log_images_every_n_batches": 2,
     },
-    "data": {"data_dir": "data/tiny", "dataset": "facades", "load_size": 72, "crop_size": 64,
+    "data": {"data_dir": "data/tiny", "dataset": "facades", "direction": "BtoA", "load_size": 72, "crop_size": 64,
              "batch_size": 2, "num_workers": 0, "generate_size": 64,
              "generate_counts": {"train": 8, "val": 2, "test": 2}},
 }
 
 
 def _write_tiny_config(folder: Path, name: str = "tiny.yaml", **overrides) -> Path:
-    """Write TINY_CONFIG with overrides given as ``section__key__leaf=value``."""
+    """Write TINY_CONFIG with overrides given as ``section__key__leaf=value``.
+
+    ``trainer__max_epochs=N`` alone means "train N epochs": the LR decay then takes the epochs
+    after ``model.n_epochs`` (train.py refuses a max_epochs that disagrees with the schedule)."""
     import copy
 
     import yaml
@@ -59,6 +63,10 @@ def _write_tiny_config(folder: Path, name: str = "tiny.yaml", **overrides) -> Pa
         for p in parents:
             node = node[p]
         node[leaf] = value
+    if "trainer__max_epochs" in overrides and "model__n_epochs_decay" not in overrides:
+        model = cfg["model"]
+        model["n_epochs"] = min(model["n_epochs"], overrides["trainer__max_epochs"])
+        model["n_epochs_decay"] = overrides["trainer__max_epochs"] - model["n_epochs"]
     path = Path(folder) / name
     path.write_text(yaml.safe_dump(cfg))
     return path

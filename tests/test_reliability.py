@@ -121,6 +121,12 @@ def test_checkpoint_plugin_is_atomic_by_default_and_replaceable(micro):
 
 
 # -- 2. reproducibility and exact resume --------------------------------------------------------
+def _epochs(n: int) -> list[str]:
+    """Flags for an n-epoch run: train.py wants max_epochs = n_epochs + n_epochs_decay."""
+    return ["--trainer.max_epochs", str(n), "--model.n_epochs", str(min(1, n)), "--model.n_epochs_decay",
+            str(n - min(1, n))]
+
+
 def _scalars(run_dir: Path, tag: str) -> list[float]:
     events = EventAccumulator(str(run_dir))
     events.Reload()
@@ -132,7 +138,7 @@ def test_same_seed_same_losses_and_weights(micro):
     cfg = write("repro.yaml", trainer__max_epochs=2)
     runs = [_fit(folder, cfg, "--trainer.logger.init_args.name", f"repro_{i}") for i in range(2)]
     other_seed = _fit(folder, cfg, "--trainer.logger.init_args.name", "repro_seed1", "--seed_everything", "1",
-                      "--trainer.max_epochs", "1")
+                      *_epochs(1))
     logs = [folder / r.trainer.log_dir for r in runs]
     for tag in ("train/loss_G_step", "train/loss_D_step"):
         a, b = (_scalars(d, tag) for d in logs)
@@ -151,9 +157,9 @@ def test_resume_from_last_is_exact_at_epoch_boundaries(micro):
     one = {"data__data_dir": str(folder / "data" / "one"), "data__generate_counts": {"train": 1, "val": 1, "test": 1},
            "data__batch_size": 1}
     cfg = write("one.yaml", **one)
-    full = _fit(folder, cfg, "--trainer.max_epochs", "3", "--trainer.logger.init_args.name", "one_full")
-    _fit(folder, cfg, "--trainer.max_epochs", "1", "--trainer.logger.init_args.name", "one_cut")
-    resumed = _fit(folder, cfg, "--trainer.max_epochs", "3", "--trainer.logger.init_args.name", "one_cut",
+    full = _fit(folder, cfg, *_epochs(3), "--trainer.logger.init_args.name", "one_full")
+    _fit(folder, cfg, *_epochs(1), "--trainer.logger.init_args.name", "one_cut")
+    resumed = _fit(folder, cfg, *_epochs(3), "--trainer.logger.init_args.name", "one_cut",
                    "--ckpt_path", "last")
     assert resumed.trainer.logger.version == 0  # continued runs/one_cut/version_0, no version_1
     assert not (folder / "runs" / "one_cut" / "version_1").exists()
@@ -167,9 +173,9 @@ def test_resume_is_exact_with_shuffled_batches(micro):
     order an uninterrupted run would (num_workers=0; see Pix2PixDataModule.state_dict)."""
     folder, write = micro
     cfg = write("shuffle.yaml")
-    full = _fit(folder, cfg, "--trainer.max_epochs", "2", "--trainer.logger.init_args.name", "shuffle_full")
-    _fit(folder, cfg, "--trainer.max_epochs", "1", "--trainer.logger.init_args.name", "shuffle_cut")
-    resumed = _fit(folder, cfg, "--trainer.max_epochs", "2", "--trainer.logger.init_args.name", "shuffle_cut",
+    full = _fit(folder, cfg, *_epochs(2), "--trainer.logger.init_args.name", "shuffle_full")
+    _fit(folder, cfg, *_epochs(1), "--trainer.logger.init_args.name", "shuffle_cut")
+    resumed = _fit(folder, cfg, *_epochs(2), "--trainer.logger.init_args.name", "shuffle_cut",
                    "--ckpt_path", "last")
     assert resumed.trainer.global_step == full.trainer.global_step == 8
     assert _same(_weights(resumed.model), _weights(full.model))
@@ -215,7 +221,7 @@ def test_ckpt_path_last_without_a_checkpoint(micro, capsys):
     assert "error: --ckpt_path last: no last.ckpt found under" in capsys.readouterr().err
     # fit: set-and-forget for job scripts: says so and starts a fresh run
     cli = _fit(folder, cfg, "--ckpt_path", "last", "--trainer.logger.init_args.name", "fresh",
-               "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "0", "--trainer.max_epochs", "1")
+               "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "0", *_epochs(1))
     assert "--ckpt_path last: no last.ckpt under" in capsys.readouterr().err
     assert cli.trainer.global_step == 2 and cli.trainer.logger.version == 0
 

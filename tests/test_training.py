@@ -33,9 +33,9 @@ def test_fit_writes_checkpoints_config_and_tensorboard(trained_run):
     assert {e.step for e in events.Images("train/images")} <= scalar_steps
     val_steps = {e.step for e in events.Scalars("val/l1")}
     assert {e.step for e in events.Images("val/images")} == val_steps
-    # the LR of each epoch follows the schedule (n_epochs=1, n_epochs_decay=2)
+    # the LR of each epoch follows the schedule (n_epochs=1, n_epochs_decay=1)
     lrs = [e.value for e in events.Scalars("lr/G")]
-    assert lrs == pytest.approx([2e-4 * linear_decay_factor(e, 1, 2) for e in range(2)])
+    assert lrs == pytest.approx([2e-4 * linear_decay_factor(e, 1, 1) for e in range(2)])
 
 
 @pytest.mark.parametrize("subcommand", ["validate", "test", "predict"])
@@ -62,7 +62,8 @@ def test_resume_restores_epoch_optimizer_and_scheduler(trained_run, monkeypatch)
     before = torch.load(last, weights_only=True)
     assert before["epoch"] == 1 and before["global_step"] == 16  # 8 batches x 2 optimiser steps
     cli = cli_main(["fit", "--config", str(folder / "tiny.yaml"), "--trainer.max_epochs", "3",
-                    "--ckpt_path", str(last), "--trainer.logger.init_args.name", "resumed"])
+                    "--model.n_epochs_decay", "2", "--ckpt_path", str(last),
+                    "--trainer.logger.init_args.name", "resumed"])
     assert cli.trainer.current_epoch == 3
     assert cli.trainer.global_step == 24  # continued: 16 + 4 batches x 2 steps
     sched_g, _ = cli.model.lr_schedulers()

@@ -1,0 +1,41 @@
+"""Every use of a private Lightning or jsonargparse attribute, in one place.
+
+Each is used because no public API gives the same thing; ``tests/test_compat.py`` fails loudly
+if an upgrade moves one, so the breakage shows up as one named test rather than as a wrong
+number somewhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["PRIVATE_ATTRIBUTES", "batches_that_stepped", "built_by_cli"]
+
+#: (object path, attribute, why) for each private attribute the project relies on.
+PRIVATE_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
+    ("pytorch_lightning.loops.training_epoch_loop._TrainingEpochLoop", "_batches_that_stepped",
+     "training iterations done (Lightning's logging x-axis); global_step counts both players' optimiser steps"),
+    ("pytorch_lightning.cli.LightningCLI", "_parse_ckpt_path",
+     "replaced: Lightning's merge lets the checkpoint's hyper-parameters override the command line"),
+    ("pytorch_lightning.core.mixins.hparams_mixin", "_given_hyperparameters",
+     "tells LightningCLI's instantiation of the module from a plain Python one"),
+    ("jsonargparse._common", "debug_mode_active",
+     "the parser's one-line errors defer to jsonargparse's debug mode"),
+)
+
+
+def batches_that_stepped(trainer: Any) -> int:
+    """Training iterations (batches) done so far in this fit, resumed runs included."""
+    return int(trainer.fit_loop.epoch_loop._batches_that_stepped)
+
+
+def built_by_cli() -> bool:
+    """True while LightningCLI instantiates the module. It then hands save_hyperparameters the
+    config (networks as class_path/init_args), which must be kept; the networks themselves
+    arrive as objects in both cases, so their type cannot tell the two apart. If Lightning
+    moves its context variable, fall back to keeping the CLI's config."""
+    try:
+        from pytorch_lightning.core.mixins.hparams_mixin import _given_hyperparameters
+    except ImportError:  # pragma: no cover - Lightning moved it (tests/test_compat.py says so)
+        return True
+    return _given_hyperparameters.get() is not None

@@ -1,0 +1,241 @@
+"""Start-up checks of the training CLI's options, each failing in one line that names the option.
+
+Everything here runs before any data is read or weight is trained, so a wrong combination
+costs a second, not a run:
+
+* :func:`check_schedule`: ``trainer.max_epochs`` against the pix2pix LR schedule
+  (``model.n_epochs + model.n_epochs_decay``): past its end the LR would be 0 for the remaining
+  epochs, short of it the decay is skipped; unset, it is derived.
+* :func:`refuse_unsupported`: Lightning options that this manually optimised GAN would ignore
+  or break on, with the option to use instead.
+* :func:`suggest_option`: the reference pix2pix's flag names (``--netG``, ``--direction``, ...)
+  mapped to ours, for the parser's "unrecognized arguments" error.
+* :func:`check_model_and_data`: channels and image size against the networks.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+__all__ = ["REFERENCE_FLAGS", "check_model_and_data", "check_schedule", "refuse_unsupported", "suggest_option"]
+
+
+def _say(message: str) -> None:
+    print(f"[pix2pix_aa] {message}", file=sys.stderr, flush=True)
+
+
+# -- schedule -----------------------------------------------------------------------------------
+def check_schedule(config) -> None:
+    """``trainer.max_epochs`` must equal ``model.n_epochs + model.n_epochs_decay``; None -> derived.
+
+    The reference pix2pix trains exactly ``n_epochs + n_epochs_decay`` epochs. A Trainer that
+    stops later keeps training at LR 0 (formerly at a negative LR); one that stops earlier never
+    decays the LR. ``fast_dev_run`` is exempt.
+
+    Raises:
+        ValueError: one line naming both options and the fix.
+    """
+    trainer, model = config.trainer, config.model
+    if trainer.get("fast_dev_run"):
+        return
+    n, n_decay = int(model.n_epochs), int(model.n_epochs_decay)
+    total = n + n_decay
+    max_epochs = trainer.get("max_epochs")
+    if max_epochs is None:
+        trainer.max_epochs = total
+        _say(f"trainer.max_epochs = {total} (model.n_epochs {n} + model.n_epochs_decay {n_decay})")
+        return
+    if max_epochs == total:
+        return
+    if max_epochs == -1:
+        raise ValueError(f"trainer.max_epochs=-1 (no limit) but the LR schedule ends after model.n_epochs + "
+                         f"model.n_epochs_decay = {n} + {n_decay} = {total} epochs; leave trainer.max_epochs unset")
+    extra = max_epochs - n
+    fix = (f"--model.n_epochs_decay {extra} to train {max_epochs} epochs with the decay at the end"
+           if extra >= 0 else f"--model.n_epochs {max_epochs} --model.n_epochs_decay 0")
+    where = "would keep training at LR 0 after epoch" if max_epochs > total else "would stop before the LR decay ends at epoch"
+    raise ValueError(
+        f"trainer.max_epochs={max_epochs} but model.n_epochs + model.n_epochs_decay = {n} + {n_decay} = {total}: "
+        f"the run {where} {total}. Pass --trainer.max_epochs {total}, or {fix}, or leave trainer.max_epochs unset "
+        "(it is then derived from the schedule)")
+
+
+# -- options this GAN cannot honour ---------------------------------------------------------------
+def refuse_unsupported(config) -> None:
+    """Lightning options that the two-optimiser, manually optimised module would not honour.
+
+    Raises:
+        ValueError: naming the option and the one to use instead.
+    """
+    trainer = config.trainer
+    if trainer.get("gradient_clip_val") is not None:
+        raise ValueError("trainer.gradient_clip_val cannot be used with the GAN's manual optimisation (two "
+                         "optimisers); use --model.grad_clip_norm VALUE (clips each player's gradient norm)")
+    if trainer.get("accumulate_grad_batches") not in (None, 1):
+        raise ValueError("trainer.accumulate_grad_batches is not supported by the GAN's manual optimisation; "
+                         "raise --data.batch_size instead")
+
+
+#: The reference pix2pix's options (``options/*.py`` of junyanz/pytorch-CycleGAN-and-pix2pix)
+#: and what to pass here instead.
+REFERENCE_FLAGS: dict[str, str] = {
+    "direction": "--data.direction AtoB|BtoA",
+    "dataroot": "--data.data_dir PATH",
+    "dataset_mode": "--data.dataset aligned|paired|facades|photos",
+    "name": "--trainer.logger.init_args.name NAME",
+    "checkpoints_dir": "--trainer.logger.init_args.save_dir DIR",
+    "netG": "--model.generator.init_args.num_downs 8 (unet_256) or 7 (unet_128)",
+    "netD": "--model.discriminator.init_args.n_layers 3 (basic, 70x70) or --model.discriminator "
+            "pix2pix_aa.networks.PixelDiscriminator (pixel)",
+    "n_layers_D": "--model.discriminator.init_args.n_layers N",
+    "ngf": "--model.generator.init_args.ngf N",
+    "ndf": "--model.discriminator.init_args.ndf N",
+    "norm": "--norm batch|instance|none (sets both networks)",
+    "no_dropout": "--model.generator.init_args.dropout 0",
+    "init_type": "--model.init_type normal|xavier|kaiming|orthogonal",
+    "init_gain": "--model.init_gain X",
+    "input_nc": "--data.input_nc N and --model.generator.init_args.in_channels N",
+    "output_nc": "--data.output_nc N and --model.generator.init_args.out_channels N",
+    "no_flip": "--data.no_flip true",
+    "load_size": "--data.load_size N",
+    "crop_size": "--data.crop_size N",
+    "batch_size": "--data.batch_size N",
+    "num_threads": "--data.num_workers N",
+    "serial_batches": "(not supported: the training loader always shuffles, seeded by --data.seed)",
+    "gan_mode": "--model.gan_mode vanilla|lsgan|hinge",
+    "lambda_L1": "--model.lambda_l1 X",
+    "lr": "--model.lr X",
+    "beta1": "--model.beta1 X",
+    "n_epochs": "--model.n_epochs N",
+    "n_epochs_decay": "--model.n_epochs_decay N",
+    "lr_policy": "--model.lr_policy linear|step|plateau|cosine",
+    "lr_decay_iters": "--model.lr_decay_iters N",
+    "continue_train": "--ckpt_path last",
+    "epoch_count": "--ckpt_path last (the epoch comes from the checkpoint)",
+    "gpu_ids": "--trainer.accelerator gpu --trainer.devices N",
+    "display_freq": "--model.log_images_every_n_batches N",
+    "print_freq": "--trainer.log_every_n_steps N",
+    "save_epoch_freq": "--checkpoint.every_n_epochs N",
+    "optimizer": "--model.lr / --model.beta1 / --model.beta2 (both players use Adam, as in pix2pix)",
+    "lr_scheduler": "--model.lr_policy linear|step|plateau|cosine",
+}
+
+
+def suggest_option(flag: str, known: Optional[list[str]] = None) -> Optional[str]:
+    """A hint for an unrecognised ``--flag``: the reference pix2pix's name, else the closest of
+    ``known`` option names (difflib), else None."""
+    name = flag.lstrip("-").split("=", 1)[0]
+    if name in REFERENCE_FLAGS:
+        return f"{flag.split('=', 1)[0]} is the reference pix2pix's option; here: {REFERENCE_FLAGS[name]}"
+    if known:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        tail = [k for k in known if k.rsplit(".", 1)[-1] == name.rsplit(".", 1)[-1]]
+        if tail:
+            return f"did you mean --{tail[0]}?"
+        if close:
+            return f"did you mean --{close[0]}?"
+    return None
+
+
+# -- networks against data ----------------------------------------------------------------------
+def _option(config_key: str, value: Any) -> str:
+    return f"{config_key}={value}"
+
+
+def check_model_and_data(generator: nn.Module, discriminator: nn.Module, datamodule: Any) -> None:
+    """Channels and image size of the data against the networks, before anything is read.
+
+    * generator ``in_channels`` / ``out_channels`` = data ``input_nc`` / ``output_nc``; the
+      (conditional) discriminator's ``in_channels`` = their sum;
+    * ``crop_size`` a multiple of the generator's ``size_multiple`` (2**num_downs), unless the
+      generator pads its input;
+    * the discriminator's output at ``crop_size`` is at least 1x1 and no BatchNorm in it sees a
+      single value per channel (a batch of 1 at 1x1 fails mid-run with PyTorch's own message):
+      checked by one forward pass of a zero image on the meta device (shapes only, no compute).
+
+    Raises:
+        ValueError: one line naming the options to change.
+    """
+    in_nc, out_nc = getattr(datamodule, "input_nc", 3), getattr(datamodule, "output_nc", 3)
+    g_in, g_out = getattr(generator, "in_channels", None), getattr(generator, "out_channels", None)
+    if g_in is not None and g_in != in_nc:
+        raise ValueError(f"model.generator.init_args.in_channels={g_in} but data.input_nc={in_nc}: "
+                         f"set both to the number of input channels (1 grayscale, 3 RGB)")
+    if g_out is not None and g_out != out_nc:
+        raise ValueError(f"model.generator.init_args.out_channels={g_out} but data.output_nc={out_nc}: "
+                         f"set both to the number of target channels (1 grayscale, 3 RGB)")
+    d_in = getattr(discriminator, "in_channels", None)
+    if d_in is not None and d_in != in_nc + out_nc:
+        raise ValueError(f"model.discriminator.init_args.in_channels={d_in} but the discriminator sees the input "
+                         f"and the image concatenated: data.input_nc + data.output_nc = {in_nc} + {out_nc} = "
+                         f"{in_nc + out_nc}; set --model.discriminator.init_args.in_channels {in_nc + out_nc}")
+    crop = datamodule.crop_size
+    multiple = getattr(generator, "size_multiple", None)
+    if multiple and crop % multiple and not getattr(generator, "pad_input", False):
+        deepest = max(1, (crop & -crop).bit_length() - 1)  # largest k with crop % 2**k == 0
+        raise ValueError(
+            f"data.crop_size={crop} is not a multiple of 2**num_downs = {multiple} "
+            f"(model.generator.init_args.num_downs={generator.num_downs}); use a crop_size that is a multiple "
+            f"of {multiple} (e.g. {max(multiple, crop // multiple * multiple)}), num_downs <= {deepest}, or "
+            "model.generator.init_args.pad_input=true")
+    _check_discriminator_size(discriminator, d_in or in_nc + out_nc, crop)
+
+
+def _discriminator_size_problem(discriminator: nn.Module, channels: int, crop: int) -> Optional[str]:
+    """Why ``discriminator`` cannot train on ``crop`` x ``crop`` images at batch 1, or None."""
+    small: list[str] = []
+
+    def watch(module: nn.Module, inputs: tuple) -> None:
+        x = inputs[0]
+        if x.shape[-2] * x.shape[-1] < 2:
+            small.append(f"{module.__class__.__name__} at {x.shape[-2]}x{x.shape[-1]}")
+
+    hooks = [m.register_forward_pre_hook(watch) for m in discriminator.modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    try:
+        # Meta tensors carry shapes through every layer without memory or arithmetic.
+        with torch.device("meta"):
+            x = torch.zeros(1, channels, crop, crop)
+        out = _meta_forward(discriminator, x)
+    except RuntimeError as err:
+        return f"a layer's input would be smaller than its kernel ({' '.join(str(err).split())[:100]})"
+    finally:
+        for h in hooks:
+            h.remove()
+    if out is not None and (out.shape[-2] < 1 or out.shape[-1] < 1):
+        return f"its output would be {out.shape[-2]}x{out.shape[-1]}"
+    if small:
+        return f"its {small[0]} would normalise a single value per channel at batch 1"
+    return None
+
+
+def _check_discriminator_size(discriminator: nn.Module, channels: int, crop: int) -> None:
+    problem = _discriminator_size_problem(discriminator, channels, crop)
+    if problem is None:
+        return
+    smallest = next((c for c in range(crop + 1, 4097) if _discriminator_size_problem(discriminator, channels, c)
+                     is None), None)
+    fix = f"use data.crop_size >= {smallest}" if smallest else "use a larger data.crop_size"
+    raise ValueError(f"data.crop_size={crop} is too small for the discriminator: {problem}; {fix} or fewer "
+                     "model.discriminator.init_args.n_layers")
+
+
+def _meta_forward(module: nn.Module, x: torch.Tensor) -> Optional[torch.Tensor]:
+    """Run ``module`` on a meta tensor with meta copies of its parameters and buffers (the real
+    ones stay where they are)."""
+    from torch.func import functional_call
+
+    state = {k: torch.empty_like(v, device="meta") for k, v in
+             list(module.named_parameters()) + list(module.named_buffers())}
+    was_training = module.training
+    module.eval()  # no running-statistics update; shapes are the same as in training
+    try:
+        with torch.no_grad():
+            return functional_call(module, state, (x,))
+    finally:
+        module.train(was_training)

@@ -1,0 +1,223 @@
+"""Continuing from a checkpoint: which file ``--ckpt_path last`` means, and which options win.
+
+LightningCLI (2.6) merges the checkpoint's model hyper-parameters *over* the command line, so
+``--ckpt_path last --model.n_epochs_decay 3`` silently kept the checkpoint's schedule, and
+``test --config x.yaml --ckpt_path c.ckpt`` took the model from the checkpoint but the data
+from the YAML. Here the rule is one and printed:
+
+* An option given **on the command line** wins over the checkpoint's, except a network option
+  (``model.generator``, ``model.discriminator``) on ``fit``: resuming cannot change the networks
+  the optimiser state belongs to, so that is refused in one line naming the options.
+* Every other option the checkpoint recorded comes from the checkpoint (model options always;
+  for ``validate`` / ``test`` / ``predict`` the data options too, so a model is scored on the
+  data it was trained for), and each value that differs from the config is printed.
+* ``fit`` keeps the data options of the config (training on other data is legitimate) and
+  prints those that differ from the checkpoint's.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import torch
+
+__all__ = ["OptionMerge", "explicit_keys", "logged_step", "merge_checkpoint_options", "resolve_last_checkpoint",
+           "run_folders"]
+
+#: Model options that define the networks (and so the shapes and meaning of the weights).
+NETWORK_KEYS = ("generator", "discriminator")
+#: Data options that only matter to the run that made the checkpoint, never to its evaluation.
+_DATA_KEYS_NOT_INHERITED = ("num_workers", "predict_dir", "batch_size")
+
+
+def _say(message: str) -> None:
+    print(f"[pix2pix_aa] {message}", file=sys.stderr, flush=True)
+
+
+# -- which checkpoint ---------------------------------------------------------------------------
+def run_folders(config) -> tuple[list[Path], Optional[Path]]:
+    """Folders that may hold this run's ``last.ckpt``, and the logger's ``save_dir/name`` (None
+    when checkpoints do not follow the logger's ``version_N`` layout)."""
+    dirpath = config.get("checkpoint", {}).get("dirpath")
+    if dirpath:
+        return [Path(dirpath)], None
+    logger = config.trainer.get("logger")
+    root_dir = Path(config.trainer.get("default_root_dir") or ".")
+    if logger is False or logger is None:
+        return [root_dir / "checkpoints"], None
+    if logger is True:  # Lightning's default TensorBoardLogger
+        save_dir, name = root_dir, "lightning_logs"
+    else:
+        init = logger.get("init_args") or {}
+        if "save_dir" not in init:
+            return [], None
+        save_dir, name = Path(init.get("save_dir") or root_dir), init.get("name")
+    base = save_dir / name if name else save_dir
+    return sorted(base.glob("version_*/checkpoints")) + sorted(p for p in base.glob("*/checkpoints")
+                                                                 if not p.parent.name.startswith("version_")), base
+
+
+def resolve_last_checkpoint(config, subcommand: str) -> None:
+    """Turn ``ckpt_path: last`` into the newest ``last*.ckpt`` of this run's folders.
+
+    Lightning looks for ``last.ckpt`` only in the *new* run's folder (``version_{N+1}``), finds
+    nothing, warns and trains from scratch (or predicts with random weights). Here: found -> the
+    path, and for ``fit`` the logger is pinned to that run's version so checkpoints and logs
+    continue in place (and ModelCheckpoint keeps its best score), with ``purge_step`` set to the
+    checkpoint's step so TensorBoard hides only what the interrupted run logged after it. Not
+    found -> ``fit`` says so and starts fresh (so ``--ckpt_path last`` can be set once for every
+    restart of a job); other subcommands raise ``FileNotFoundError``.
+    """
+    folders, base = run_folders(config)
+    found = [p for folder in folders if folder.is_dir() for p in folder.glob("last*.ckpt")
+             if re.fullmatch(r"last(-v?\d+)?\.ckpt", p.name)]
+    where = ", ".join(str(f) for f in folders[:3]) or "the logger's folder"
+    if not found:
+        if subcommand != "fit":
+            raise FileNotFoundError(f"--ckpt_path last: no last.ckpt found under {where}; pass the checkpoint path")
+        _say(f"--ckpt_path last: no last.ckpt under {where} yet: training from scratch")
+        config.ckpt_path = None
+        return
+    newest = max(found, key=lambda p: p.stat().st_mtime)
+    config.ckpt_path = str(newest)
+    _say(f"--ckpt_path last: {newest}")
+    logger = config.trainer.get("logger")
+    if subcommand == "fit" and base is not None and hasattr(logger, "get") and logger.get("init_args") is not None:
+        run = newest.parent.parent.name
+        match = re.fullmatch(r"version_(\d+)", run)
+        logger.init_args.version = int(match.group(1)) if match else run
+        if "purge_step" in logger.init_args:
+            # Always this checkpoint's step: a purge_step inherited from an older resume would
+            # erase everything logged since that older resume.
+            logger.init_args.purge_step = logged_step(newest)
+
+
+def logged_step(path: Path) -> Optional[int]:
+    """The logging x-axis (batches) at which a checkpoint was written, if it can be read cheaply."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return int(ckpt["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"])
+    except Exception:  # best effort: without it TensorBoard just shows the replayed steps twice
+        return None
+
+
+# -- which options ------------------------------------------------------------------------------
+def explicit_keys(argv: Iterable[str]) -> set[str]:
+    """Dotted option names given as ``--a.b.c`` flags on the command line, with ``init_args``
+    dropped (jsonargparse accepts ``--model.generator.antialias`` for
+    ``--model.generator.init_args.antialias``). Config files do not count: a shipped YAML says
+    what a *new* run should be, not what to change in an existing one."""
+    keys = set()
+    for token in argv:
+        if isinstance(token, str) and token.startswith("--") and len(token) > 2:
+            keys.add(_normal(token[2:].split("=", 1)[0]))
+    return keys
+
+
+def _normal(key: str) -> str:
+    return ".".join(part for part in key.split(".") if part != "init_args")
+
+
+def _is_explicit(key: str, explicit: set[str]) -> bool:
+    key = _normal(key)
+    return any(key == e or key.startswith(e + ".") or e.startswith(key + ".") for e in explicit)
+
+
+def _flatten(value: Any, prefix: str) -> dict[str, Any]:
+    """{"a.b": leaf} of nested dicts / Namespaces (lists and other values are leaves)."""
+    if hasattr(value, "as_dict"):
+        value = value.as_dict()
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}"))
+        return out
+    return {prefix: value}
+
+
+def _show(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+class OptionMerge:
+    """What :func:`merge_checkpoint_options` decided, for printing and for tests."""
+
+    def __init__(self) -> None:
+        self.from_checkpoint: dict[str, tuple[Any, Any]] = {}   # key -> (config value, checkpoint value)
+        self.from_command_line: dict[str, tuple[Any, Any]] = {}  # key -> (command-line value, checkpoint value)
+        self.data_differs: dict[str, tuple[Any, Any]] = {}      # fit only: key -> (config, checkpoint)
+        self.refused: dict[str, tuple[Any, Any]] = {}
+
+    def report(self, path: str) -> None:
+        if self.from_checkpoint:
+            _say(f"{path}: kept from the checkpoint (pass the flag on the command line to change it): "
+                 + ", ".join(f"{k}={_show(c)} (config: {_show(v)})" for k, (v, c) in self.from_checkpoint.items()))
+        if self.from_command_line:
+            _say(f"{path}: changed from the checkpoint by the command line: "
+                 + ", ".join(f"{k}={_show(v)} (checkpoint: {_show(c)})" for k, (v, c) in self.from_command_line.items()))
+        if self.data_differs:
+            _say(f"{path}: training on other data options than the checkpoint's: "
+                 + ", ".join(f"{k}={_show(v)} (checkpoint: {_show(c)})" for k, (v, c) in self.data_differs.items()))
+
+
+def merge_checkpoint_options(config, ckpt: dict[str, Any], subcommand: str, explicit: set[str]) -> tuple[
+        OptionMerge, dict[str, Any]]:
+    """Decide, option by option, between the config and the checkpoint (rules in the module doc).
+
+    Args:
+        config: the subcommand's parsed config (jsonargparse Namespace with ``model``, ``data``).
+        ckpt: the checkpoint dict (``hyper_parameters``, ``datamodule_hyper_parameters``).
+        subcommand: ``fit``, ``validate``, ``test`` or ``predict``.
+        explicit: :func:`explicit_keys` of the command line.
+
+    Returns:
+        (decisions, updates) where ``updates`` is ``{"model": {...}, "data": {...}}`` of the
+        checkpoint values to parse into the config (whole top-level options, so a network's
+        ``class_path`` / ``init_args`` come together).
+
+    Raises:
+        ValueError: ``fit`` with a network option changed on the command line.
+    """
+    merge = OptionMerge()
+    updates: dict[str, dict[str, Any]] = {"model": {}, "data": {}}
+    sections = [("model", dict(ckpt.get("hyper_parameters") or {}))]
+    if subcommand != "fit":
+        sections.append(("data", dict(ckpt.get("datamodule_hyper_parameters") or {})))
+    for section, saved in sections:
+        saved.pop("_instantiator", None)
+        current = config.get(section)
+        for key, ckpt_value in saved.items():
+            if current is None or key not in current or (section == "data" and key in _DATA_KEYS_NOT_INHERITED):
+                continue
+            name = f"{section}.{key}"
+            here = _flatten(current[key], name)
+            there = _flatten(ckpt_value, name)
+            differs = {k: (here.get(k), there.get(k)) for k in sorted(set(here) | set(there))
+                       if here.get(k) != there.get(k)}
+            if not differs:
+                continue
+            given = {k: v for k, v in differs.items() if _is_explicit(k, explicit)}
+            if given and section == "model" and key in NETWORK_KEYS and subcommand == "fit":
+                merge.refused.update(given)
+                continue
+            if given:
+                merge.from_command_line.update(given)
+                continue
+            merge.from_checkpoint.update(differs)
+            updates[section][key] = ckpt_value
+    if subcommand == "fit":
+        saved = dict(ckpt.get("datamodule_hyper_parameters") or {})
+        current = config.get("data") or {}
+        for key, ckpt_value in saved.items():
+            if key in current and key not in _DATA_KEYS_NOT_INHERITED and current[key] != ckpt_value:
+                merge.data_differs[f"data.{key}"] = (current[key], ckpt_value)
+    if merge.refused:
+        raise ValueError(
+            "--ckpt_path: resuming cannot change the networks (the weights and optimiser state belong to the "
+            "checkpoint's): " + ", ".join(f"{k}={_show(v)} (checkpoint: {_show(c)})"
+                                          for k, (v, c) in merge.refused.items())
+            + "; drop these flags to resume, or start a new run without --ckpt_path")
+    return merge, {k: v for k, v in updates.items() if v}
