@@ -9,22 +9,27 @@ from pix2pix_aa.metrics._batching import default_batch_size
 from pix2pix_aa.metrics.consistency import ConsistencyResult, consistency, patch_consistency
 from pix2pix_aa.metrics.features import FeatureDistanceResult, cosine_distance, feature_distance
 from pix2pix_aa.metrics.psnr import DATA_RANGE, MAX_PSNR_DB, mse_per_image, pooled_psnr, psnr, psnr_from_mse
-from pix2pix_aa.metrics.quality import quality, total_variation
+from pix2pix_aa.metrics.bandwidth import LOWPASS_SIZES, band_energy, high_frequency_energy, lowpass
+from pix2pix_aa.metrics.quality import quality, sharpness, total_variation
 from pix2pix_aa.metrics.robustness import noise_robustness
 from pix2pix_aa.metrics.shifts import fourier_shift, reflect_pad_source, shift_features, shift_grid
 from pix2pix_aa.metrics.stability import StabilityResult, stability_circular, stability_crop
 
 __all__ = [
     "DATA_RANGE",
+    "LOWPASS_SIZES",
     "MAX_PSNR_DB",
     "ConsistencyResult",
     "FeatureDistanceResult",
     "StabilityResult",
+    "band_energy",
     "consistency",
     "cosine_distance",
     "default_batch_size",
     "feature_distance",
     "fourier_shift",
+    "high_frequency_energy",
+    "lowpass",
     "mse_per_image",
     "noise_robustness",
     "patch_consistency",
@@ -33,6 +38,7 @@ __all__ = [
     "psnr_from_mse",
     "quality",
     "reflect_pad_source",
+    "sharpness",
     "shift_features",
     "shift_grid",
     "stability_circular",

@@ -73,7 +73,9 @@ def forward(fn: Generator, batch: torch.Tensor, name: str = "generator") -> torc
 def run_pairs(G: Generator, num_images: int, num_shifts: int,
               make_input: Callable[[int, Optional[int]], torch.Tensor],
               compare: Callable[[torch.Tensor, torch.Tensor, int], tuple[torch.Tensor, int]],
-              batch_size: int, same_size: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+              batch_size: int, same_size: bool = True,
+              on_pair: Optional[Callable[[int, int, torch.Tensor, torch.Tensor], None]] = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run G on each image's reference input and its shifted inputs, batched, and compare.
 
     Args:
@@ -82,6 +84,8 @@ def run_pairs(G: Generator, num_images: int, num_shifts: int,
             (sum of squared errors as a float64 scalar tensor, number of elements compared).
         batch_size: max images per forward pass.
         same_size: require G to keep the spatial size (needed to align pixels).
+        on_pair: optional (image index, shift index, reference output, shifted output) -> None,
+            called for every compared pair (further figures from the same forward passes).
 
     Returns:
         mse: (num_images, num_shifts) float64, and counts: (num_shifts,) int64.
@@ -102,6 +106,8 @@ def run_pairs(G: Generator, num_images: int, num_shifts: int,
                 refs[i] = o
                 continue
             sse, n = compare(refs[i], o, k)
+            if on_pair is not None:
+                on_pair(i, k, refs[i], o)
             mse[i, k] = sse / n
             counts[k] = n
             if k == num_shifts - 1:

@@ -1,7 +1,8 @@
 """Merging results computed on disjoint chunks of images into the result for all of them.
 
-Exact: stability keeps the per-image MSEs, so means, per-shift grids and the pooled PSNR are
-recomputed from the concatenation; feature distances are image means, merged by weight.
+Exact: stability keeps the per-image MSEs (and, when computed, the per-image equal-bandwidth
+MSEs and per-image band energies of the spectrum), so means, per-shift grids, the pooled PSNR
+and the spectrum are recomputed from the concatenation; feature distances are image means, merged by weight.
 Used by the evaluation to show progress per chunk of images without changing any number.
 """
 
@@ -28,9 +29,16 @@ def merge_stability(results: Sequence[StabilityResult]) -> StabilityResult:
                                                                 first.data_range) \
                 or not np.array_equal(r.counts, first.counts):
             raise ValueError("cannot merge stability results of different protocols, shifts, margins or sizes")
+    if any((r.equal_bandwidth is None) != (first.equal_bandwidth is None) or r.lowpass != first.lowpass
+           or (r.band_output is None) != (first.band_output is None) for r in results):
+        raise ValueError("cannot merge stability results with and without the equal-bandwidth figure or spectrum")
     mse = torch.from_numpy(np.concatenate([r.mse for r in results], axis=0))
+    eb = merge_stability([r.equal_bandwidth for r in results]) if first.equal_bandwidth is not None else None
+    bands = [np.concatenate([getattr(r, a) for r in results], axis=0) if first.band_output is not None else None
+             for a in ("band_output", "band_error")]
     return _summarise(first.protocol, list(first.shifts), mse, torch.from_numpy(first.counts), first.grid_size,
-                      first.margin, first.data_range, first.max_db, dict(first.extra))
+                      first.margin, first.data_range, first.max_db, dict(first.extra), lowpass=first.lowpass,
+                      equal_bandwidth=eb, band_output=bands[0], band_error=bands[1])
 
 
 def merge_feature_distance(results: Sequence[FeatureDistanceResult]) -> FeatureDistanceResult:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import kornia
 import torch
 
+from pix2pix_aa.metrics.bandwidth import high_frequency_energy
 from pix2pix_aa.metrics.psnr import DATA_RANGE, psnr
 
-__all__ = ["quality", "total_variation"]
+__all__ = ["quality", "sharpness", "total_variation"]
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:
@@ -60,3 +61,32 @@ def quality(pred: torch.Tensor, target: torch.Tensor, window_size: int = 11) -> 
             "tv": float(total_variation(p).mean()),
             "tv_target": float(total_variation(t).mean()),
         }
+
+
+def sharpness(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """Sharpness of outputs and targets, means over images (docs/DESIGN.md section 5b).
+
+    The ratios TV ratio = tv / tv_target and high-frequency ratio = hf / hf_target are formed
+    from these means (so they merge exactly over chunks of images): well below 1 means
+    over-smoothed outputs, near 0 a collapsed, near-constant output.
+
+    Args:
+        pred, target: (N, C, H, W), same shape.
+
+    Returns:
+        ``{"tv", "tv_target"}``: :func:`total_variation` ([-1, 1] units per pixel);
+        ``{"hf", "hf_target"}``: spectral energy above half Nyquist (0.25 cycles/pixel) of the
+        Hann-windowed images, per pixel and channel
+        (:func:`pix2pix_aa.metrics.bandwidth.high_frequency_energy`).
+
+    Raises:
+        ValueError: different or non-4-D shapes.
+    """
+    if not isinstance(pred, torch.Tensor) or not isinstance(target, torch.Tensor) or pred.shape != target.shape \
+            or pred.dim() != 4:
+        raise ValueError(f"sharpness needs pred and target of the same (N, C, H, W) shape, got "
+                         f"{tuple(getattr(pred, 'shape', ()))} and {tuple(getattr(target, 'shape', ()))}")
+    with torch.no_grad():
+        p, t = pred.detach(), target.detach()
+        return {"tv": float(total_variation(p).mean()), "tv_target": float(total_variation(t).mean()),
+                "hf": float(high_frequency_energy(p).mean()), "hf_target": float(high_frequency_energy(t).mean())}

@@ -18,7 +18,18 @@ Choices (documented here and in :class:`StabilityResult`):
 * ``mean_psnr`` = mean over shifts and images of the per-image, per-shift PSNR;
   ``pooled_psnr`` = PSNR of the MSE pooled over all images, shifts and compared pixels
   (sum of squared errors / element count), as StyleGAN3's EQ-T. The pooled figure is
-  dominated by the worst pairs; the mean by the typical one.
+  dominated by the worst pairs; the mean by the typical one. The pooled figure is the headline
+  (a few exact shifts at the cap inflate the mean); the mean is a secondary figure.
+* Optional, computed from the same forward passes (docs/DESIGN.md section 5b):
+  ``lowpass`` gives an *equal-bandwidth* result (:attr:`StabilityResult.equal_bandwidth`): both
+  compared outputs low-passed by one common filter at full resolution before the error. The crop
+  protocol filters with reflect padding and then leaves the filter's radius r out of every
+  border of the common region (margin m + r), so only pixels whose filter support lies inside
+  both outputs are compared; the circular protocol filters with circular padding (the filter
+  then commutes exactly with the roll).
+  ``spectrum=True`` gives the *stability spectrum*: per radial octave band,
+  10 log10(energy of the reference output y / energy of the inconsistency e) on the compared
+  (Hann-windowed) region, energies pooled over images and shifts (:mod:`.bandwidth`).
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ import numpy as np
 import torch
 
 from pix2pix_aa.metrics._batching import Generator, check_batch_size, run_pairs, warn_if_training
+from pix2pix_aa.metrics.bandwidth import NUM_BANDS, LowpassFn, band_edges, band_energy, resolve_lowpass, spectrum_db
 from pix2pix_aa.metrics.psnr import DATA_RANGE, MAX_PSNR_DB, psnr_from_mse
 from pix2pix_aa.metrics.shifts import Shift, grid_size_for, validate_shifts
 
@@ -65,6 +77,10 @@ class StabilityResult:
         data_range: 2.0 for images in [-1, 1].
         margin: border excluded from each side of the compared region (crop protocol).
         max_db: the PSNR cap.
+        lowpass: name of the common filter when this is an equal-bandwidth result, else None.
+        equal_bandwidth: the same protocol with both outputs low-passed first (or None).
+        band_output, band_error: (N, B) windowed spectral energy of the reference output and of
+            the inconsistency per radial octave band, summed over shifts (or None).
     """
 
     protocol: str
@@ -78,6 +94,24 @@ class StabilityResult:
     margin: int = 0
     max_db: float = MAX_PSNR_DB
     extra: dict = field(default_factory=dict)
+    lowpass: Optional[str] = None
+    equal_bandwidth: Optional["StabilityResult"] = None
+    band_output: Optional[np.ndarray] = None
+    band_error: Optional[np.ndarray] = None
+
+    @property
+    def band_edges(self) -> Optional[list[float]]:
+        """Radial band edges (cycles/pixel) of the spectrum, low to high."""
+        return None if self.band_output is None else band_edges(self.band_output.shape[1])
+
+    @property
+    def spectrum_db(self) -> Optional[np.ndarray]:
+        """(B,) stability spectrum: 10 log10(sum y energy / sum e energy) per band, pooled over
+        images and shifts, capped at ``max_db``; None if not computed."""
+        if self.band_output is None or self.band_error is None:
+            return None
+        return spectrum_db(torch.from_numpy(self.band_output).sum(0), torch.from_numpy(self.band_error).sum(0),
+                           self.max_db).numpy()
 
     @property
     def num_images(self) -> int:
@@ -114,6 +148,15 @@ class StabilityResult:
             "per_shift_psnr": nan_to_none(self.per_shift_psnr),
             **self.extra,
         }
+        if self.lowpass is not None:
+            d["lowpass"] = self.lowpass
+        if self.equal_bandwidth is not None:
+            d["equal_bandwidth"] = self.equal_bandwidth.to_dict()
+        if self.band_output is not None:
+            d["spectrum"] = {"band_edges_cycles_per_pixel": self.band_edges,
+                             "stability_db": nan_to_none(self.spectrum_db),
+                             "output_energy": self.band_output.sum(0).tolist(),
+                             "error_energy": self.band_error.sum(0).tolist()}
         if per_image:
             d["mse"] = nan_to_none(self.mse)
         return d
@@ -129,7 +172,9 @@ def _drop_zero_shift(shifts: list[Shift]) -> list[Shift]:
 
 def _summarise(protocol: str, shifts: list[Shift], mse: torch.Tensor, counts: torch.Tensor,
                grid_size: Optional[int], margin: int, data_range: float, max_db: float,
-               extra: Optional[dict] = None) -> StabilityResult:
+               extra: Optional[dict] = None, lowpass: Optional[str] = None,
+               equal_bandwidth: Optional[StabilityResult] = None, band_output: Optional[np.ndarray] = None,
+               band_error: Optional[np.ndarray] = None) -> StabilityResult:
     per_image = psnr_from_mse(mse, data_range, max_db)  # (N, K)
     side = grid_size_for(shifts, grid_size)
     grid = np.full((side, side), np.nan)
@@ -140,7 +185,45 @@ def _summarise(protocol: str, shifts: list[Shift], mse: torch.Tensor, counts: to
     pooled = float(psnr_from_mse(sse.sum() / pooled_count, data_range, max_db))
     return StabilityResult(protocol=protocol, shifts=shifts, per_shift_psnr=grid, mse=mse.numpy(),
                            counts=counts.numpy(), mean_psnr=float(per_image.mean()), pooled_psnr=pooled,
-                           data_range=data_range, margin=margin, max_db=max_db, extra=extra or {})
+                           data_range=data_range, margin=margin, max_db=max_db, extra=extra or {},
+                           lowpass=lowpass, equal_bandwidth=equal_bandwidth, band_output=band_output,
+                           band_error=band_error)
+
+
+class _Extras:
+    """The optional figures of one protocol run, filled pair by pair from the same outputs.
+
+    ``regions(ref, out, k, trim)`` -> the two compared (C, h, w) regions of shift k with ``trim``
+    extra pixels left out of every border (the low-pass radius in the crop protocol).
+    """
+
+    def __init__(self, num_images: int, num_shifts: int, lowpass_fn: Optional[LowpassFn], trim: int,
+                 spectrum: bool, regions) -> None:
+        self.lowpass_fn, self.trim, self.regions = lowpass_fn, trim, regions
+        self.mse = torch.full((num_images, num_shifts), float("nan"), dtype=torch.float64) if lowpass_fn else None
+        self.counts = torch.zeros(num_shifts, dtype=torch.int64)
+        self.band_y = np.zeros((num_images, NUM_BANDS)) if spectrum else None
+        self.band_e = np.zeros((num_images, NUM_BANDS)) if spectrum else None
+
+    def add(self, i: int, k: int, ref: torch.Tensor, out: torch.Tensor) -> None:
+        if self.band_y is not None:
+            a, b = self.regions(ref, out, k, 0)
+            a64 = a.to(torch.float64)
+            self.band_y[i] += band_energy(a64).numpy()
+            self.band_e[i] += band_energy(b.to(torch.float64) - a64).numpy()
+        if self.lowpass_fn is not None:
+            a, b = self.regions(self.lowpass_fn(ref[None])[0], self.lowpass_fn(out[None])[0], k, self.trim)
+            sse, n = _sse(a, b)
+            self.mse[i, k] = sse / n
+            self.counts[k] = n
+
+    def equal_bandwidth(self, protocol: str, shifts: list[Shift], grid_size: Optional[int], margin: int,
+                        data_range: float, max_db: float, name: Optional[str],
+                        extra: Optional[dict] = None) -> Optional[StabilityResult]:
+        if self.mse is None:
+            return None
+        return _summarise(protocol, shifts, self.mse, self.counts, grid_size, margin, data_range, max_db,
+                          extra=extra, lowpass=name)
 
 
 def _sse(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -157,7 +240,8 @@ def _check_images(x: torch.Tensor, name: str) -> None:
 def stability_crop(G: Generator, source: torch.Tensor, crop_size: Union[int, Sequence[int]],
                    shifts: Sequence[Sequence[int]], margin: int = 0, batch_size: Optional[int] = None,
                    grid_size: Optional[int] = None, data_range: float = DATA_RANGE,
-                   max_db: float = MAX_PSNR_DB) -> StabilityResult:
+                   max_db: float = MAX_PSNR_DB, lowpass: Union[str, LowpassFn, None] = None,
+                   spectrum: bool = False) -> StabilityResult:
     """Crop-protocol stability PSNR (non-circular).
 
     Args:
@@ -169,9 +253,18 @@ def stability_crop(G: Generator, source: torch.Tensor, crop_size: Union[int, Seq
         margin: m >= 0 pixels dropped from every border of the common region.
         batch_size: max images per forward pass; None -> from a 1 GiB activation budget.
         grid_size: side of ``per_shift_psnr``; default 1 + the largest shift component.
+        lowpass: a filter name (``"bin5"``, see ``bandwidth.LOWPASS_SIZES``), a callable or None:
+            also compute the equal-bandwidth result (module docstring).
+        spectrum: also accumulate the stability spectrum (module docstring).
+
+    Shape:
+        source (N, C, H + S, W + S); G maps (B, C, H, W) -> (B, C', H, W).
 
     Returns:
-        :class:`StabilityResult` with protocol ``"crop"``.
+        :class:`StabilityResult` with protocol ``"crop"`` (PSNR in dB, data range ``data_range``).
+
+    Raises:
+        ValueError: shapes, shifts or margin that leave nothing to compare; an unknown low-pass.
     """
     _check_images(source, "source")
     h, w = (crop_size, crop_size) if isinstance(crop_size, int) else (int(crop_size[0]), int(crop_size[1]))
@@ -186,6 +279,10 @@ def stability_crop(G: Generator, source: torch.Tensor, crop_size: Union[int, Seq
     if h - max_dy - 2 * margin < 1 or w - max_dx - 2 * margin < 1:
         raise ValueError(f"margin {margin} leaves no common region for shift {(max_dy, max_dx)} "
                          f"on {h}x{w} crops")
+    lp_name, lp_crop, _, radius = resolve_lowpass(lowpass)
+    if lp_crop is not None and (h - max_dy - 2 * (margin + radius) < 1 or w - max_dx - 2 * (margin + radius) < 1):
+        raise ValueError(f"margin {margin} plus the low-pass radius {radius} leaves no common region for shift "
+                         f"{(max_dy, max_dx)} on {h}x{w} crops")
     warn_if_training(G)
     bs = check_batch_size(batch_size, (source.shape[1], h, w), source.dtype)
     m = margin
@@ -198,16 +295,27 @@ def stability_crop(G: Generator, source: torch.Tensor, crop_size: Union[int, Seq
         dy, dx = shift_list[k]
         # The window at (dy, dx) shows source pixel (r + dy, c + dx) at (r, c): the common
         # region is ref[dy:, dx:] == out[:h - dy, :w - dx]; the margin trims all four sides.
-        return _sse(ref[:, dy + m:h - m, dx + m:w - m], out[:, m:h - dy - m, m:w - dx - m])
+        return _sse(*regions(ref, out, k, 0))
 
-    mse, counts = run_pairs(G, source.shape[0], len(shift_list), make_input, compare, bs)
+    def regions(ref: torch.Tensor, out: torch.Tensor, k: int, trim: int) -> tuple[torch.Tensor, torch.Tensor]:
+        dy, dx = shift_list[k]
+        t = m + trim
+        return ref[:, dy + t:h - t, dx + t:w - t], out[:, t:h - dy - t, t:w - dx - t]
+
+    extras = _Extras(source.shape[0], len(shift_list), lp_crop, radius, spectrum, regions)
+    on_pair = extras.add if (lp_crop is not None or spectrum) else None
+    mse, counts = run_pairs(G, source.shape[0], len(shift_list), make_input, compare, bs, on_pair=on_pair)
+    eb = extras.equal_bandwidth("crop", shift_list, grid_size, margin, data_range, max_db, lp_name,
+                                extra={"crop_size": [h, w], "lowpass_radius": radius})
     return _summarise("crop", shift_list, mse, counts, grid_size, margin, data_range, max_db,
-                      extra={"crop_size": [h, w]})
+                      extra={"crop_size": [h, w]}, equal_bandwidth=eb,
+                      band_output=extras.band_y, band_error=extras.band_e)
 
 
 def stability_circular(G: Generator, x: torch.Tensor, shifts: Sequence[Sequence[int]],
                        batch_size: Optional[int] = None, grid_size: Optional[int] = None,
-                       data_range: float = DATA_RANGE, max_db: float = MAX_PSNR_DB) -> StabilityResult:
+                       data_range: float = DATA_RANGE, max_db: float = MAX_PSNR_DB,
+                       lowpass: Union[str, LowpassFn, None] = None, spectrum: bool = False) -> StabilityResult:
     """Circular-protocol stability PSNR: G(roll(x, s)) vs roll(G(x), s) on the whole image.
 
     Args:
@@ -215,13 +323,23 @@ def stability_circular(G: Generator, x: torch.Tensor, shifts: Sequence[Sequence[
         x: (N, C, H, W) images in [-1, 1].
         shifts: (dy, dx) pairs, 0 <= dy, dx (usually < S = 8).
         batch_size: max images per forward pass; None -> from a 1 GiB activation budget.
+        lowpass: a filter name, a callable or None: also compute the equal-bandwidth result
+            (named filters use circular padding here).
+        spectrum: also accumulate the stability spectrum on the whole (windowed) image.
+
+    Shape:
+        x (N, C, H, W); G maps (B, C, H, W) -> (B, C', H, W).
 
     Returns:
         :class:`StabilityResult` with protocol ``"circular"``; exactly equivariant networks
         reach the 200 dB cap (float32 round-off alone gives >= ~130 dB).
+
+    Raises:
+        ValueError: bad shapes or shifts; an unknown low-pass.
     """
     _check_images(x, "x")
     shift_list = _drop_zero_shift(validate_shifts(shifts))
+    lp_name, _, lp_circular, _ = resolve_lowpass(lowpass)
     warn_if_training(G)
     bs = check_batch_size(batch_size, tuple(x.shape[1:]), x.dtype)
 
@@ -229,7 +347,14 @@ def stability_circular(G: Generator, x: torch.Tensor, shifts: Sequence[Sequence[
         return x[i] if k is None else torch.roll(x[i], shift_list[k], dims=(-2, -1))
 
     def compare(ref: torch.Tensor, out: torch.Tensor, k: int) -> tuple[torch.Tensor, int]:
-        return _sse(torch.roll(ref, shift_list[k], dims=(-2, -1)), out)
+        return _sse(*regions(ref, out, k, 0))
 
-    mse, counts = run_pairs(G, x.shape[0], len(shift_list), make_input, compare, bs)
-    return _summarise("circular", shift_list, mse, counts, grid_size, 0, data_range, max_db)
+    def regions(ref: torch.Tensor, out: torch.Tensor, k: int, trim: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.roll(ref, shift_list[k], dims=(-2, -1)), out  # nothing to trim: no border
+
+    extras = _Extras(x.shape[0], len(shift_list), lp_circular, 0, spectrum, regions)
+    on_pair = extras.add if (lp_circular is not None or spectrum) else None
+    mse, counts = run_pairs(G, x.shape[0], len(shift_list), make_input, compare, bs, on_pair=on_pair)
+    eb = extras.equal_bandwidth("circular", shift_list, grid_size, 0, data_range, max_db, lp_name)
+    return _summarise("circular", shift_list, mse, counts, grid_size, 0, data_range, max_db, equal_bandwidth=eb,
+                      band_output=extras.band_y, band_error=extras.band_e)

@@ -1,0 +1,188 @@
+"""Bandwidth-aware views of stability and sharpness (docs/DESIGN.md section 5b).
+
+* :func:`lowpass`: the common filter of the *equal-bandwidth* stability (both compared outputs
+  go through it before the error), a binomial blur named as the anti-aliasing filters.
+* :func:`band_energy`: windowed spectral energy of images in radial octave bands, the building
+  block of the *stability spectrum* (10 log10 of output energy / inconsistency energy per band).
+* :func:`high_frequency_energy`: energy above half Nyquist, for the sharpness ratio to targets.
+
+Frequencies are radial, rho = sqrt(fy^2 + fx^2) in cycles per pixel (Nyquist = 0.5). Octave band
+edges: 0, 0.5 / 2^(B-1), ..., 0.125, 0.25, sqrt(0.5); the top band (0.25, sqrt(0.5)] also holds
+the spectrum's corners beyond 0.5. Spectra use a separable Hann window (``torch.hann_window``,
+symmetric) so that the edges of a non-periodic region do not leak energy into every band;
+torch.fft is used for the transforms.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional, Union
+
+import torch
+
+__all__ = ["LOWPASS_SIZES", "NUM_BANDS", "band_edges", "band_energy", "band_index", "high_frequency_energy",
+           "lowpass", "lowpass_radius", "resolve_lowpass", "spectrum_db"]
+
+#: Names of the equal-bandwidth filters -> binomial size (as the anti-aliasing filters of
+#: Zhang 2019: Rect-2 [1, 1] ... Bin-7); ``none`` turns the equal-bandwidth figure off.
+LOWPASS_SIZES: dict[str, int] = {"rect2": 2, "tri3": 3, "bin4": 4, "bin5": 5, "bin6": 6, "bin7": 7}
+
+#: Octave bands of the stability spectrum.
+NUM_BANDS: int = 5
+
+#: A low-pass: (N, C, H, W) -> (N, C, H, W). A callable may carry ``radius`` (pixels of support
+#: on each side) so the crop protocol can leave out the pixels its padding touches.
+LowpassFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _binomial(size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    row = torch.tensor([math.comb(size - 1, k) for k in range(size)], dtype=dtype, device=device)
+    k2 = row[:, None] * row[None, :]
+    return k2 / k2.sum()
+
+
+def lowpass(x: torch.Tensor, name: str = "bin5", border: str = "reflect") -> torch.Tensor:
+    """Depthwise binomial blur at full resolution (stride 1), the equal-bandwidth filter.
+
+    Source: the binomial filters of Zhang, "Making Convolutional Networks Shift-Invariant Again"
+    (ICML 2019), Bin-5 = [1, 4, 6, 4, 1] / 16 in each direction. Applied with
+    ``kornia.filters.filter2d`` (``same`` padding); re-implemented here rather than imported from
+    ``pix2pix_aa.layers`` because the metrics do not depend on the layers (docs/DESIGN.md
+    section 1).
+
+    Args:
+        x: images.
+        name: a key of :data:`LOWPASS_SIZES`.
+        border: ``reflect`` (crop protocol), ``circular`` (circular protocol: the filter then
+            commutes exactly with ``torch.roll``), ``replicate`` or ``constant``.
+
+    Shape:
+        (N, C, H, W) -> (N, C, H, W) (also (C, H, W) -> (C, H, W)).
+
+    Raises:
+        ValueError: unknown name, or an image smaller than the filter.
+    """
+    if name not in LOWPASS_SIZES:
+        raise ValueError(f"unknown low-pass filter {name!r}; valid: {', '.join(LOWPASS_SIZES)} or none")
+    import kornia
+
+    size = LOWPASS_SIZES[name]
+    squeeze = x.dim() == 3
+    x4 = x[None] if squeeze else x
+    if min(x4.shape[-2:]) <= size:
+        raise ValueError(f"low-pass {name} needs images larger than {size} px, got {tuple(x4.shape[-2:])}")
+    k = _binomial(size, x4.dtype, x4.device)[None]
+    out = kornia.filters.filter2d(x4, k, border_type=border)
+    return out[0] if squeeze else out
+
+
+def lowpass_radius(name: str) -> int:
+    """Pixels on each side that a ``lowpass(name)`` output pixel depends on (size // 2)."""
+    return LOWPASS_SIZES[name] // 2
+
+
+def resolve_lowpass(spec: Union[str, LowpassFn, None]) -> tuple[Optional[str], Optional[LowpassFn],
+                                                                 Optional[LowpassFn], int]:
+    """(name, crop-protocol filter, circular-protocol filter, radius) of a low-pass spec.
+
+    ``spec``: a :data:`LOWPASS_SIZES` name, ``None`` / ``"none"`` (no equal-bandwidth figure), or
+    a callable used for both protocols (its ``radius`` attribute, default 0, is trimmed in the
+    crop protocol).
+
+    Raises:
+        ValueError: unknown name.
+    """
+    if spec is None or (isinstance(spec, str) and spec.lower() == "none"):
+        return None, None, None, 0
+    if isinstance(spec, str):
+        if spec not in LOWPASS_SIZES:
+            raise ValueError(f"unknown low-pass filter {spec!r}; valid: {', '.join(LOWPASS_SIZES)} or none")
+        return (spec, lambda t: lowpass(t, spec, "reflect"), lambda t: lowpass(t, spec, "circular"),
+                lowpass_radius(spec))
+    if not callable(spec):
+        raise ValueError(f"lowpass must be a filter name, none or a callable, got {type(spec).__name__}")
+    return getattr(spec, "__name__", "custom"), spec, spec, int(getattr(spec, "radius", 0))
+
+
+def band_edges(num_bands: int = NUM_BANDS) -> list[float]:
+    """Radial band edges in cycles/pixel, low to high: [0, 0.5/2^(B-1), ..., 0.25, sqrt(0.5)]."""
+    if num_bands < 1:
+        raise ValueError(f"num_bands must be >= 1, got {num_bands}")
+    return [0.0] + [0.5 / 2 ** k for k in range(num_bands - 1, 0, -1)] + [math.sqrt(0.5)]
+
+
+def band_index(h: int, w: int, num_bands: int = NUM_BANDS, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Band of every bin of an (h, w) ``torch.fft.fft2``: band b holds edges[b] < rho <= edges[b+1]
+    (band 0 also holds rho = 0).
+
+    Shape:
+        () -> (h, w) int64 in [0, num_bands).
+    """
+    fy = torch.fft.fftfreq(h, dtype=torch.float64, device=device)
+    fx = torch.fft.fftfreq(w, dtype=torch.float64, device=device)
+    rho = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
+    inner = torch.tensor(band_edges(num_bands)[1:-1], dtype=torch.float64, device=device)
+    return torch.bucketize(rho, inner, right=False)  # rho <= edge -> lower band
+
+
+def _window(h: int, w: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    wy = torch.hann_window(h, periodic=False, dtype=dtype, device=device) if h > 1 else torch.ones(1, dtype=dtype)
+    wx = torch.hann_window(w, periodic=False, dtype=dtype, device=device) if w > 1 else torch.ones(1, dtype=dtype)
+    return wy[:, None] * wx[None, :]
+
+
+def _power(x: torch.Tensor, window: bool) -> torch.Tensor:
+    x = x.detach().to(torch.float64)
+    if window:
+        x = x * _window(x.shape[-2], x.shape[-1], x.dtype, x.device)
+    return torch.fft.fft2(x).abs().square()
+
+
+def band_energy(x: torch.Tensor, num_bands: int = NUM_BANDS, window: bool = True) -> torch.Tensor:
+    """Spectral energy of ``x`` per radial octave band, summed over channels (float64).
+
+    Energy is sum |FFT2(w * x)|^2 / (H * W) over the band's bins (Parseval: without a window the
+    bands sum to the sum of squares of x).
+
+    Shape:
+        (..., C, H, W) -> (..., num_bands).
+    """
+    if x.dim() < 3:
+        raise ValueError(f"band_energy expects (..., C, H, W), got shape {tuple(x.shape)}")
+    h, w = x.shape[-2:]
+    p = _power(x, window).sum(-3) / (h * w)  # (..., H, W)
+    idx = band_index(h, w, num_bands, p.device).flatten()
+    flat = p.flatten(-2)
+    out = torch.zeros(*flat.shape[:-1], num_bands, dtype=torch.float64, device=p.device)
+    return out.index_add_(-1, idx, flat).cpu()
+
+
+def high_frequency_energy(x: torch.Tensor, window: bool = True) -> torch.Tensor:
+    """Per-image spectral energy above half Nyquist (rho > 0.25 cycles/pixel), Hann-windowed, per
+    pixel and channel (sum |FFT2(w * x)|^2 / (C * H * W) over those bins).
+
+    Shape:
+        (N, C, H, W) -> (N,) float64.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"high_frequency_energy expects (N, C, H, W), got shape {tuple(x.shape)}")
+    c, h, w = x.shape[-3:]
+    fy = torch.fft.fftfreq(h, dtype=torch.float64, device=x.device)
+    fx = torch.fft.fftfreq(w, dtype=torch.float64, device=x.device)
+    mask = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2) > 0.25
+    return (_power(x, window) * mask).sum((-3, -2, -1)).cpu() / (c * h * w)
+
+
+def spectrum_db(output_energy: torch.Tensor, error_energy: torch.Tensor, max_db: float = 200.0) -> torch.Tensor:
+    """10 log10(output energy / inconsistency energy) per band, capped at ``max_db`` (an error
+    energy of 0 gives the cap; an output energy of 0 with error 0 also gives the cap).
+
+    Shape:
+        (B,) and (B,) -> (B,) float64 dB.
+    """
+    y = torch.as_tensor(output_energy, dtype=torch.float64)
+    e = torch.as_tensor(error_energy, dtype=torch.float64)
+    with torch.no_grad():
+        ratio = 10.0 * torch.log10(y / e)
+    ratio = torch.where(e == 0, torch.full_like(ratio, max_db), ratio)
+    return ratio.clamp(max=max_db)
