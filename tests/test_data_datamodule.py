@@ -15,7 +15,7 @@ TINY = {"train": 4, "val": 2, "test": 2}
 
 def _dm(tmp_path, **kw) -> Pix2PixDataModule:
     args = dict(data_dir=str(tmp_path / "facades"), generate_size=32, generate_counts=TINY, load_size=36,
-                crop_size=32, batch_size=2, num_workers=0)
+                crop_size=32, batch_size=2, num_workers=0, direction="BtoA")
     args.update(kw)
     return Pix2PixDataModule(**args)
 
@@ -38,8 +38,12 @@ def test_invalid_arguments_fail_before_any_data_is_read(tmp_path, kwargs, match)
     assert not (tmp_path / "facades").exists()
 
 
+def test_default_direction_is_the_references_atob():
+    assert Pix2PixDataModule().direction == "AtoB"
+
+
 def test_end_to_end_facades_generated_on_demand(tmp_path, capsys):
-    dm = _dm(tmp_path, max_val_images=1)
+    dm = _dm(tmp_path, max_val_images=1, predict_resize=True)
     assert dm.hparams["crop_size"] == 32 and dm.hparams["direction"] == "BtoA" and dm.hparams["dataset"] == "facades"
     dm.prepare_data()
     assert "not found: generating procedural facades" in capsys.readouterr().out
@@ -57,9 +61,10 @@ def test_end_to_end_facades_generated_on_demand(tmp_path, capsys):
     dm.setup("predict")
     pred = next(iter(dm.predict_dataloader()))
     assert set(pred) == {"input", "name"} and pred["input"].shape == (2, 3, 32, 32)
-    # Prediction inputs are the test inputs (label maps for BtoA).
+    # Prediction inputs are the test inputs (label maps for BtoA), named by file (with extension).
     first_test = next(iter(test))
-    assert torch.equal(pred["input"], first_test["input"]) and pred["name"] == first_test["name"]
+    assert torch.equal(pred["input"], first_test["input"])
+    assert pred["name"] == [f"{n}.png" for n in first_test["name"]]
 
 
 def test_prepare_data_reuses_existing_and_warns_on_different_settings(tmp_path):
@@ -77,10 +82,10 @@ def test_predict_dir_of_plain_images(tmp_path):
     pdir.mkdir()
     for name in ("b", "a"):
         Image.fromarray(np.full((40, 50, 3), 255, np.uint8)).save(pdir / f"{name}.png")
-    dm = _dm(tmp_path, predict_dir=str(pdir), batch_size=1)
+    dm = _dm(tmp_path, predict_dir=str(pdir), batch_size=1, predict_resize=True)
     dm.setup("predict")
     batches = list(dm.predict_dataloader())
-    assert [b["name"] for b in batches] == [["a"], ["b"]]
+    assert [b["name"] for b in batches] == [["a.png"], ["b.png"]]
     assert batches[0]["input"].shape == (1, 3, 32, 32) and torch.all(batches[0]["input"] == 1)
 
 
@@ -118,3 +123,83 @@ def test_photos_edges_to_photo(tmp_path):
     assert share_bw > 0.8, "edge map should be (nearly) black and white"
     assert (edges < 0).any(), "some edges expected"
     assert photo.std() > 0.1 and (photo[0] != photo[1]).any(), "target should be a colour photo"
+
+
+# --- defaults a pix2pix user expects: flip switch, no val/ with validation off, no test/ --------
+def _aligned_set(root, splits=("train",), n: int = 2, w: int = 32):
+    """A|B files whose A is asymmetric left/right (a flip shows) and B = 255 - A."""
+    a = np.zeros((32, w, 3), np.uint8)
+    a[:, : w // 4] = 255
+    for split in splits:
+        (root / split).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(np.concatenate([a, 255 - a], axis=1)).save(root / split / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("no_flip", [False, True])
+def test_no_flip_switches_the_random_flip_off(tmp_path, no_flip):
+    root = _aligned_set(tmp_path / "set")
+    dm = Pix2PixDataModule(data_dir=str(root), dataset="aligned", load_size=32, crop_size=32, num_workers=0,
+                           no_flip=no_flip)
+    dm.setup("fit")
+    torch.manual_seed(0)
+    left_bright = [bool(dm.train_set[0]["input"][0, 0, 0] > 0) for _ in range(16)]
+    assert all(left_bright) if no_flip else not all(left_bright)  # 16 draws without a flip: p = 2**-16
+    assert dm.hparams["no_flip"] is no_flip
+
+
+class _Tiny(__import__("pytorch_lightning").LightningModule):
+    """A 1x1 conv 'generator' with validation: just enough to drive Trainer.fit over the loaders."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Conv2d(3, 3, 1)
+
+    def training_step(self, batch, batch_idx):
+        return (self.net(batch["input"]) - batch["target"]).abs().mean()
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val/l1", (self.net(batch["input"]) - batch["target"]).abs().mean())
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def _trainer(tmp_path, **kw):
+    import pytorch_lightning as pl
+
+    return pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path), **kw)
+
+
+def test_fit_without_val_folder_when_validation_is_off(tmp_path, capsys):
+    root = _aligned_set(tmp_path / "noval")
+    dm = Pix2PixDataModule(data_dir=str(root), dataset="aligned", load_size=32, crop_size=32, num_workers=0)
+    trainer = _trainer(tmp_path, limit_val_batches=0)
+    trainer.fit(_Tiny(), datamodule=dm)
+    assert trainer.current_epoch == 1
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if "pix2pix_aa" in ln]
+    assert lines == [f"[pix2pix_aa] {root} has no val/ folder: no validation set (train with "
+                     f"--trainer.limit_val_batches 0, or add one)"]
+
+
+def test_fit_without_val_folder_with_validation_on_says_what_to_do(tmp_path):
+    root = _aligned_set(tmp_path / "noval")
+    dm = Pix2PixDataModule(data_dir=str(root), dataset="aligned", load_size=32, crop_size=32, num_workers=0)
+    with pytest.raises(FileNotFoundError, match=r"no validation data: .*noval has no val/ folder; train without "
+                                                r"validation with --trainer\.limit_val_batches 0, or add .*noval/val"):
+        _trainer(tmp_path).fit(_Tiny(), datamodule=dm)
+
+
+def test_missing_test_split_suggests_val_or_predict_dir(tmp_path):
+    root = _aligned_set(tmp_path / "set", splits=("train", "val"))
+    dm = Pix2PixDataModule(data_dir=str(root), dataset="aligned", load_size=32, crop_size=32, num_workers=0)
+    with pytest.raises(FileNotFoundError, match=r"split folder .*test does not exist \(found folders: \['train', "
+                                                r"'val'\]\); score the val split with `train\.py validate` "
+                                                r"\(or `evaluate\.py --split val`\)"):
+        dm.setup("test")
+    with pytest.raises(FileNotFoundError, match=r"test does not exist .*pass --data\.predict_dir FOLDER_OR_FILE"):
+        dm.setup("predict")
+    with pytest.raises(FileNotFoundError, match=r"test does not exist .*evaluate\.py --split val"):
+        dm.eval_dataset("test")

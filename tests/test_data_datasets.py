@@ -115,5 +115,7 @@ def test_image_folder_dataset_for_prediction(tmp_path):
     Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "x.png")
     ds = ImageFolderDataset(tmp_path, size=16)
     item = ds[0]
-    assert set(item) == {"input", "name"} and item["input"].shape == (3, 16, 16) and item["name"] == "x"
+    assert set(item) == {"input", "name"} and item["input"].shape == (3, 16, 16) and item["name"] == "x.png"
     assert torch.all(item["input"] == -1)
+    kept = ImageFolderDataset(tmp_path)[0]  # default: the input's own size
+    assert kept["input"].shape == (3, 20, 30) and torch.all(kept["input"] == -1)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from pix2pix_aa.data import AlignedDataset, PairedFolderDataset
-from pix2pix_aa.data.image_io import read_rgb
+from pix2pix_aa.data.image_io import decode_image
 
 
 def _rgb(h: int = 32, w: int = 64, seed: int = 0) -> np.ndarray:
@@ -58,7 +58,9 @@ def test_odd_width_aligned_image(tmp_path):
 
 def test_half_smaller_than_crop_size(tmp_path):
     _split(tmp_path, ("small.png", _rgb(32, 48)))
-    with pytest.raises(ValueError, match=r"small\.png: each half \(A or B\) is 24x32 \(WxH\), smaller than crop_size=32"):
+    with pytest.raises(ValueError, match=r"small\.png: each half \(A or B\) is 24x32 \(WxH\), smaller than crop_size=32; "
+                                         r"use larger images, or set crop_size \(--data\.crop_size\) to at most 24 "
+                                         r"with load_size \(--data\.load_size\) >= crop_size"):
         _aligned(tmp_path)
 
 
@@ -75,7 +77,7 @@ def test_empty_file(tmp_path):
     with pytest.raises(ValueError, match=r"2\.png: not a readable image"):
         _aligned(tmp_path)
     with pytest.raises(ValueError, match=r"2\.png: file is empty"):
-        read_rgb(tmp_path / "train" / "2.png")
+        decode_image(tmp_path / "train" / "2.png")
 
 
 @pytest.mark.parametrize("fmt", ["png", "jpg"])
@@ -89,11 +91,23 @@ def test_truncated_file_raises_not_black(tmp_path, fmt):
         ds[0]
 
 
-def test_grayscale_converted_with_warning(tmp_path):
+def _one_plain_line(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert "Warning" not in err and "warn(" not in err  # no warning class, no source line
+    return lines[0]
+
+
+def test_grayscale_converted_with_one_line(tmp_path, capsys, recwarn):
     gray = _rgb()[..., 0]
-    _split(tmp_path, ("g.png", gray))
-    with pytest.warns(UserWarning, match=r"1 grayscale/RGBA image\(s\) will be converted to RGB: .*g\.png"):
-        ds = _aligned(tmp_path, grayscale="convert")
+    _split(tmp_path, ("g.png", gray), ("h.png", gray))
+    ds = _aligned(tmp_path, grayscale="convert")
+    line = _one_plain_line(capsys.readouterr().err)
+    assert re.fullmatch(r"\[pix2pix_aa\] split 'train' of aligned data set .*: converting 2 image\(s\) "
+                        r"\(2 is grayscale -> 3-channel RGB\): .*g\.png, .*h\.png", line), line
+    assert not recwarn.list
+    ds[0], ds[1]  # reading them adds nothing
+    assert capsys.readouterr().err == "" and not recwarn.list
     item = ds[0]
     assert item["input"].shape == (3, 32, 32)
     assert (item["input"][0] == item["input"][1]).all() and (item["input"][1] == item["input"][2]).all()
@@ -101,15 +115,17 @@ def test_grayscale_converted_with_warning(tmp_path):
 
 def test_grayscale_refused(tmp_path):
     _split(tmp_path, ("g.png", _rgb()[..., 0]))
-    with pytest.raises(ValueError, match=r"g\.png: image is grayscale \(mode L\); expected 3-channel RGB"):
+    with pytest.raises(ValueError, match=r"g\.png: image is grayscale \(mode L\); expected 3-channel RGB\. "
+                                         r"Pass grayscale='convert' to convert such files, or input_nc/output_nc=1"):
         _aligned(tmp_path, grayscale="error")
 
 
-def test_rgba_converted_with_warning_and_refused(tmp_path):
+def test_rgba_converted_with_one_line_and_refused(tmp_path, capsys):
     rgba = np.concatenate([_rgb(), np.full((32, 64, 1), 128, np.uint8)], axis=-1)
     _split(tmp_path, ("a.png", rgba))
-    with pytest.warns(UserWarning, match=r"converted to RGB: .*a\.png"):
-        ds = _aligned(tmp_path, train=False)
+    ds = _aligned(tmp_path, train=False)
+    assert re.search(r"converting 1 image\(s\) \(1 has an alpha channel -> 3-channel RGB\): .*a\.png",
+                     _one_plain_line(capsys.readouterr().err))
     expected = np.asarray(Image.open(tmp_path / "train" / "a.png"))[:, :32, :3]
     got = ((ds[0]["input"].permute(1, 2, 0).numpy() + 1) * 127.5).round()
     np.testing.assert_array_equal(got, expected)  # alpha dropped, colour kept

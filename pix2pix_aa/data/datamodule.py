@@ -38,6 +38,7 @@ from pix2pix_aa.data.datasets import (
     PairedFolderDataset,
     check_options,
 )
+from pix2pix_aa.data.image_io import notice
 
 __all__ = ["DATASETS", "Pix2PixDataModule", "RankSeededDataset", "rank_seed"]
 
@@ -97,25 +98,37 @@ class Pix2PixDataModule(pl.LightningDataModule):
         dataset: ``"facades"`` (aligned layout, procedural facades generated on demand),
             ``"aligned"`` (existing A|B files), ``"paired"`` (``A/`` and ``B/`` folders),
             ``"photos"`` (edges -> photo from scikit-image's photos, generated on demand).
-        direction: ``"AtoB"`` or ``"BtoA"`` (facades / photos: ``BtoA`` = labels/edges -> photo).
-        load_size, crop_size: training resize and random crop (pix2pix 286 / 256); val/test/
-            predict resize to ``crop_size``.
-        batch_size: pix2pix uses 1.
+        direction: ``"AtoB"`` (default, as in the pix2pix reference) or ``"BtoA"`` (facades /
+            photos: ``BtoA`` = labels/edges -> photo; the shipped configs say so).
+        load_size, crop_size: training resize and random crop (pix2pix 286 / 256); val/test
+            resize to ``crop_size``, predict too with ``predict_resize``.
+        batch_size: pix2pix uses 1. ``predict`` batches one image at a time unless
+            ``predict_resize`` (inputs of different sizes cannot share a batch).
         num_workers: DataLoader processes (persistent when > 0).
         seed: seed of generation (facades/photos) and of the training loader's shuffling/augmentation.
         generate_size: side of each half of generated images.
         generate_counts: split -> count for generated sets (default: 400/100/106 facades,
             32/4/4 photos); e.g. ``{"train": 8, "val": 2, "test": 2}`` for a tiny set.
-        predict_dir: folder of plain input images for ``predict``; default: the test split's inputs.
+        predict_dir: a folder of plain input images (not recursive), or one image file, for
+            ``predict``; default: the test split's inputs.
         max_val_images: use only the first N validation images (cheap validation).
-        grayscale: ``"convert"`` or ``"error"`` for grayscale/RGBA files.
+        grayscale: ``"convert"`` or ``"error"`` for files whose mode does not match the channel
+            count (grayscale or RGBA when RGB is asked, colour when grayscale is asked).
+        input_nc, output_nc: channels of the input and the target images, 1 (grayscale) or 3
+            (RGB); they must match the generator's ``in_channels`` / ``out_channels``.
+        no_flip: no random horizontal flip in training (the reference's ``--no_flip``).
+        predict_resize: ``predict`` resizes every input to ``crop_size`` x ``crop_size``;
+            default False: each output has its input's size and aspect ratio.
+
+    Raises:
+        ValueError: a bad option, naming it (before any file is read).
     """
 
     def __init__(
         self,
         data_dir: str = "data/facades",
         dataset: str = "facades",
-        direction: str = "BtoA",
+        direction: str = "AtoB",
         load_size: int = 286,
         crop_size: int = 256,
         batch_size: int = 1,
@@ -126,13 +139,20 @@ class Pix2PixDataModule(pl.LightningDataModule):
         predict_dir: str | None = None,
         max_val_images: int | None = None,
         grayscale: str = "convert",
+        input_nc: int = 3,
+        output_nc: int = 3,
+        no_flip: bool = False,
+        predict_resize: bool = False,
     ) -> None:
         super().__init__()
         if dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-        check_options(direction, load_size, crop_size, grayscale)
+        check_options(direction, load_size, crop_size, grayscale, input_nc=input_nc, output_nc=output_nc)
+        for name, v in (("no_flip", no_flip), ("predict_resize", predict_resize)):
+            if not isinstance(v, bool):
+                raise ValueError(f"{name} must be true or false, got {v!r}")
         for name, v, lo in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0), ("generate_size", generate_size, 16)):
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
@@ -158,7 +178,12 @@ class Pix2PixDataModule(pl.LightningDataModule):
         self.predict_dir = predict_dir
         self.max_val_images = max_val_images
         self.grayscale = grayscale
+        self.input_nc = input_nc
+        self.output_nc = output_nc
+        self.no_flip = no_flip
+        self.predict_resize = predict_resize
         self.train_set: Dataset | None = None
+        self._val_missing: str | None = None  # why there is no validation set (fit without val/)
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
         self.predict_set: Dataset | None = None
@@ -217,7 +242,7 @@ class Pix2PixDataModule(pl.LightningDataModule):
             )
 
     # ------------------------------------------------------------------ datasets
-    def _make(self, split: str, train: bool | None = None) -> Dataset:
+    def _make(self, split: str, train: bool | None = None, keep_size: bool = False, hint: str = "") -> Dataset:
         cls = PairedFolderDataset if self.dataset == "paired" else AlignedDataset
         return cls(
             self.data_dir,
@@ -227,33 +252,73 @@ class Pix2PixDataModule(pl.LightningDataModule):
             crop_size=self.crop_size,
             grayscale=self.grayscale,
             train=train,
+            flip=not self.no_flip,
+            input_nc=self.input_nc,
+            output_nc=self.output_nc,
+            keep_size=keep_size,
+            missing_hint=hint,
         )
 
     def eval_dataset(self, split: str = "test") -> Dataset:
         """A deterministic dataset of ``split`` (resized to ``crop_size``, no crop, no flip), for
-        evaluation outside a Trainer (``evaluate.py``)."""
-        return self._make(split, train=False)
+        evaluation outside a Trainer (``evaluate.py``).
+
+        Raises:
+            FileNotFoundError: the split folder is missing (the message names the splits present).
+        """
+        others = [s for s in ("val", "test", "train") if s != split and (self.data_dir / s).is_dir()]
+        hint = f"choose a split that exists (evaluate.py --split {others[0]})" if others else ""
+        return self._make(split, train=False, hint=hint)
+
+    def _val_folder_missing(self) -> bool:
+        return self.data_dir.is_dir() and not (self.data_dir / "val").is_dir()
 
     def setup(self, stage: str | None = None) -> None:
-        """Build the datasets a stage needs (``fit``, ``validate``, ``test``, ``predict``; None = all)."""
+        """Build the datasets a stage needs (``fit``, ``validate``, ``test``, ``predict``; None = all).
+
+        ``fit`` without a ``val/`` folder builds no validation set and says so in one line; that
+        is fine with validation off (``--trainer.limit_val_batches 0``), and
+        :meth:`val_dataloader` raises if validation runs anyway.
+        """
         if stage in (None, "fit") and self.train_set is None:
             self.train_set = self._make("train")
         if stage in (None, "fit", "validate") and self.val_set is None:
-            val = self._make("val")
-            if self.max_val_images is not None and self.max_val_images < len(val):
-                val = Subset(val, range(self.max_val_images))
-            self.val_set = val
+            if stage == "fit" and self._val_folder_missing():
+                if self._val_missing is None:
+                    self._val_missing = (
+                        f"no validation data: {self.data_dir} has no val/ folder; train without validation with "
+                        f"--trainer.limit_val_batches 0, or add {self.data_dir / 'val'}"
+                    )
+                    notice(f"{self.data_dir} has no val/ folder: no validation set (train with "
+                           f"--trainer.limit_val_batches 0, or add one)")
+            else:
+                val = self._make("val", hint="validate needs a val/ split folder")
+                if self.max_val_images is not None and self.max_val_images < len(val):
+                    val = Subset(val, range(self.max_val_images))
+                self.val_set = val
+                self._val_missing = None
         if stage in (None, "test") and self.test_set is None:
-            self.test_set = self._make("test")
+            self.test_set = self._make(
+                "test", hint="score the val split with `train.py validate` (or `evaluate.py --split val`), "
+                             "or add a test/ folder")
         if stage in (None, "predict") and self.predict_set is None:
             if self.predict_dir is not None:
-                self.predict_set = ImageFolderDataset(self.predict_dir, self.crop_size, self.grayscale)
+                self.predict_set = ImageFolderDataset(
+                    self.predict_dir, None if not self.predict_resize else self.crop_size, self.grayscale,
+                    channels=self.input_nc)
             else:
-                self.predict_set = InputOnly(self.test_set if self.test_set is not None else self._make("test"))
+                self.predict_set = InputOnly(self._make(
+                    "test", train=False, keep_size=not self.predict_resize,
+                    hint="pass --data.predict_dir FOLDER_OR_FILE to predict on your own images"))
+            if not self.predict_resize and self.batch_size > 1:
+                notice(f"predict: batch size 1, not {self.batch_size} (each input keeps its own size; "
+                       f"--data.predict_resize true resizes them to crop_size {self.crop_size} and batches them)")
 
     # ------------------------------------------------------------------ loaders
-    def _loader(self, ds: Dataset | None, stage: str, shuffle: bool = False) -> DataLoader:
+    def _loader(self, ds: Dataset | None, stage: str, shuffle: bool = False, batch_size: int | None = None) -> DataLoader:
         if ds is None:
+            if stage == "validate" and self._val_missing is not None:
+                raise FileNotFoundError(self._val_missing)
             raise RuntimeError(f"no {stage} dataset: call datamodule.setup({stage!r}) first")
         kwargs: dict[str, Any] = {}
         if shuffle:
@@ -270,7 +335,7 @@ class Pix2PixDataModule(pl.LightningDataModule):
                 ds = RankSeededDataset(ds, seed)
         return DataLoader(
             ds,
-            batch_size=self.batch_size,
+            batch_size=self.batch_size if batch_size is None else batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
@@ -310,4 +375,6 @@ class Pix2PixDataModule(pl.LightningDataModule):
         return self._loader(self.test_set, "test")
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.predict_set, "predict")
+        """Batches of ``{"input": (N, input_nc, H, W), "name": list of file names}``; N = 1 unless
+        ``predict_resize`` (then ``batch_size``, all at ``crop_size``)."""
+        return self._loader(self.predict_set, "predict", batch_size=self.batch_size if self.predict_resize else 1)

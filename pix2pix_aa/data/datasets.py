@@ -1,8 +1,11 @@
 """pix2pix datasets: aligned A|B files, paired A/ B/ folders, plain input folders.
 
-Every sample is a dict ``{"input": (3, H, W) float32 in [-1, 1], "target": same, "name": stem}``
-with ``input``/``target`` taken after ``direction``: ``AtoB`` -> input = A, target = B;
-``BtoA`` -> input = B, target = A (for facades, whose labels are B: labels -> photo).
+Every sample is a dict ``{"input": (input_nc, H, W) float32 in [-1, 1], "target": (output_nc,
+H, W), "name": stem}`` with ``input``/``target`` taken after ``direction``: ``AtoB`` -> input = A,
+target = B; ``BtoA`` -> input = B, target = A (for facades, whose labels are B: labels -> photo).
+``input_nc`` / ``output_nc`` (1 = grayscale, 3 = RGB; the reference's names) set how each side
+is read. Every file is read by :func:`pix2pix_aa.data.image_io.decode_image` (or its building
+blocks): EXIF orientation applied, mode converted explicitly.
 
 Files are validated when the dataset is built (header only: fast), so a bad file fails at
 start-up with its name rather than in a worker mid-epoch; truncated data, which only a full
@@ -12,7 +15,6 @@ decode reveals, fails in ``__getitem__`` with the file's name.
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Union
 
@@ -20,15 +22,29 @@ import torch
 from torch.utils.data import Dataset
 
 from pix2pix_aa.data.image_io import (
+    CHANNELS,
     GRAYSCALE_POLICIES,
+    IMAGE_EXTENSIONS,
     check_color_mode,
+    decode_image,
+    expected_kind,
     image_header,
-    is_rgb_mode,
+    is_image_file,
     list_images,
+    notice,
+    open_oriented,
     paths_summary,
-    read_rgb,
+    pil_to_tensor,
+    to_mode,
+    unexpected_mode,
 )
-from pix2pix_aa.data.transforms import INTERPOLATIONS, as_image, pair_transform, single_transform
+from pix2pix_aa.data.transforms import (
+    INTERPOLATIONS,
+    as_image,
+    pair_transform,
+    single_transform,
+    unit_range_transform,
+)
 
 __all__ = [
     "DIRECTIONS",
@@ -52,8 +68,13 @@ def check_options(
     crop_size: int = 256,
     grayscale: str = "convert",
     interpolation: str = "bicubic",
+    input_nc: int = 3,
+    output_nc: int = 3,
 ) -> None:
     """Validate the shared options; raise ``ValueError`` naming the bad one."""
+    for name, v in (("input_nc", input_nc), ("output_nc", output_nc)):
+        if v not in CHANNELS or isinstance(v, bool):
+            raise ValueError(f"{name} must be 1 (grayscale) or 3 (RGB), got {v!r}")
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     for name, v in (("load_size", load_size), ("crop_size", crop_size)):
@@ -67,7 +88,7 @@ def check_options(
         raise ValueError(f"interpolation must be one of {tuple(INTERPOLATIONS)}, got {interpolation!r}")
 
 
-def _split_dir(root: PathLike, split: str, kind: str) -> Path:
+def _split_dir(root: PathLike, split: str, kind: str, hint: str = "") -> Path:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(
@@ -78,7 +99,10 @@ def _split_dir(root: PathLike, split: str, kind: str) -> Path:
     folder = root / split
     if not folder.is_dir():
         present = sorted(p.name for p in root.iterdir() if p.is_dir())
-        raise FileNotFoundError(f"{kind} data set {root}: split folder {folder} does not exist (found folders: {present or 'none'})")
+        raise FileNotFoundError(
+            f"{kind} data set {root}: split folder {folder} does not exist (found folders: {present or 'none'})"
+            + (f"; {hint}" if hint else "")
+        )
     return folder
 
 
@@ -98,8 +122,11 @@ class _PairDataset(Dataset):
         grayscale: str,
         flip: bool,
         interpolation: str,
+        input_nc: int,
+        output_nc: int,
+        keep_size: bool,
     ) -> None:
-        check_options(direction, load_size, crop_size, grayscale, interpolation)
+        check_options(direction, load_size, crop_size, grayscale, interpolation, input_nc, output_nc)
         self.root = Path(root)
         self.split = split
         self.direction = direction
@@ -107,30 +134,47 @@ class _PairDataset(Dataset):
         self.crop_size = crop_size
         self.train = (split == "train") if train is None else bool(train)
         self.grayscale = grayscale
-        self.transform = pair_transform(load_size, crop_size, self.train, flip, interpolation)
+        self.input_nc, self.output_nc = input_nc, output_nc
+        # Channels of the A and B sides (the input is A for AtoB, B for BtoA).
+        self.a_nc, self.b_nc = (input_nc, output_nc) if direction == "AtoB" else (output_nc, input_nc)
+        self.keep_size = bool(keep_size) and not self.train
+        if self.keep_size:
+            self.transform = unit_range_transform()
+        else:
+            self.transform = pair_transform(load_size, crop_size, self.train, flip, interpolation)
+        self.what = f"split {split!r} of {self.kind} data set {self.root}"
 
-    def _scan(self, paths: list[Path]) -> list[tuple[int, int]]:
-        """Read headers: (width, height) per file; refuse or report (once) grayscale/RGBA files."""
-        sizes, converted = [], []
-        for p in paths:
+    def _scan(self, paths: list[Path], channels: list[int]) -> list[tuple[int, int]]:
+        """Read headers: oriented (width, height) per file; refuse (``grayscale="error"``) or report
+        in one line (``"convert"``) the files whose mode is not the channel count asked for."""
+        sizes, converted, kinds = [], [], {}
+        for p, nc in zip(paths, channels):
             w, h, mode = image_header(p)
-            if not is_rgb_mode(mode):
-                if self.grayscale == "error":
-                    check_color_mode(p, mode, "error")  # raises, naming the file
+            kind = unexpected_mode(mode, nc)
+            if kind is not None:
+                check_color_mode(p, mode, self.grayscale, nc)  # raises with "error", naming the file
                 converted.append(p)
+                key = f"{kind} -> {expected_kind(nc)}"
+                kinds[key] = kinds.get(key, 0) + 1
             sizes.append((w, h))
         if converted:
-            warnings.warn(f"{len(converted)} grayscale/RGBA image(s) will be converted to RGB: {paths_summary(converted)}", stacklevel=3)
+            notice(f"{self.what}: converting {len(converted)} image(s) ("
+                   f"{'; '.join(f'{n} {k}' for k, n in kinds.items())}): {paths_summary(converted, 3)}")
         return sizes
 
     def _check_min_size(self, path: Path, w: int, h: int, part: str) -> None:
         if w < self.crop_size or h < self.crop_size:
             raise ValueError(
                 f"{path}: {part} is {w}x{h} (WxH), smaller than crop_size={self.crop_size}; "
-                f"use larger images or a smaller crop_size"
+                f"use larger images, or set crop_size (--data.crop_size) to at most {min(w, h)} "
+                f"with load_size (--data.load_size) >= crop_size"
             )
 
     def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor, str]:
+        raise NotImplementedError
+
+    def source_name(self, index: int) -> str:
+        """File name (with extension) of sample ``index``: what ``predict`` names its output after."""
         raise NotImplementedError
 
     def __getitem__(self, index: int) -> dict:
@@ -141,24 +185,30 @@ class _PairDataset(Dataset):
 
 
 class AlignedDataset(_PairDataset):
-    """The pix2pix aligned layout: ``root/<split>/*.{png,jpg}``, each image A (left) | B (right).
+    """The pix2pix aligned layout: ``root/<split>/*.{png,jpg,...}``, each image A (left) | B (right).
 
     Args:
         root: data set folder holding ``train/``, ``val/``, ``test/``.
         split: sub-folder to read.
-        direction: ``"AtoB"`` or ``"BtoA"`` (facades labels -> photo is ``BtoA``).
+        direction: ``"AtoB"`` (the pix2pix reference's default) or ``"BtoA"`` (facades labels
+            -> photo is ``BtoA``).
         load_size: training resize (square) before the random crop (pix2pix: 286).
         crop_size: output size; evaluation resizes straight to it (pix2pix: 256).
         train: random crop + flip; default ``split == "train"``.
-        grayscale: ``"convert"`` (warn and convert grayscale/RGBA to RGB) or ``"error"``.
+        grayscale: ``"convert"`` (convert files whose mode does not match the channel count,
+            reported in one line per data set) or ``"error"``.
         flip: random horizontal flip in training.
         interpolation: ``"bicubic"`` (pix2pix), ``"bilinear"`` or ``"nearest"``.
         check_files: read every header now (size, mode) to fail early with the file's name.
+        input_nc / output_nc: channels of the input / target, 1 (grayscale) or 3 (RGB). A file
+            is expected to be RGB if either side is RGB (each half is then converted to its
+            side's channels without a report), grayscale if both are.
+        keep_size: evaluation only: no resize, each image at its own size (``predict``).
 
     Raises:
         FileNotFoundError: missing root / split folder, or no images in it.
         ValueError: bad option, odd width, half smaller than ``crop_size``, unreadable file,
-            grayscale/RGBA with ``grayscale="error"``.
+            a file of the wrong mode with ``grayscale="error"``.
     """
 
     kind = "aligned"
@@ -175,12 +225,18 @@ class AlignedDataset(_PairDataset):
         flip: bool = True,
         interpolation: str = "bicubic",
         check_files: bool = True,
+        input_nc: int = 3,
+        output_nc: int = 3,
+        keep_size: bool = False,
+        missing_hint: str = "",
     ) -> None:
-        super().__init__(root, split, direction, load_size, crop_size, train, grayscale, flip, interpolation)
-        folder = _split_dir(root, split, self.kind)
-        self.files = list_images(folder, f"split {split!r} of aligned data set {self.root}")
+        super().__init__(root, split, direction, load_size, crop_size, train, grayscale, flip, interpolation,
+                         input_nc, output_nc, keep_size)
+        self.file_nc = max(self.a_nc, self.b_nc)
+        folder = _split_dir(root, split, self.kind, missing_hint)
+        self.files = list_images(folder, self.what)
         if check_files:
-            for p, (w, h) in zip(self.files, self._scan(self.files)):
+            for p, (w, h) in zip(self.files, self._scan(self.files, [self.file_nc] * len(self.files))):
                 if w % 2:
                     raise ValueError(
                         f"{p}: aligned A|B image must have an even width (A = left half, B = right half), got {w}x{h}"
@@ -190,26 +246,33 @@ class AlignedDataset(_PairDataset):
     def __len__(self) -> int:
         return len(self.files)
 
+    def source_name(self, index: int) -> str:
+        return self.files[index].name
+
     def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor, str]:
         path = self.files[index]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # already reported once in __init__
-            ab = read_rgb(path, self.grayscale)
-        w = ab.shape[-1]
+        im, mode = open_oriented(path)
+        check_color_mode(path, mode, self.grayscale, self.file_nc)
+        im = to_mode(im, self.file_nc)
+        w, h = im.size
         if w % 2:
-            raise ValueError(f"{path}: aligned A|B image must have an even width, got {w}")
-        return ab[..., : w // 2], ab[..., w // 2 :], path.stem
+            raise ValueError(f"{path}: aligned A|B image must have an even width, got {w}x{h}")
+        a = pil_to_tensor(to_mode(im.crop((0, 0, w // 2, h)), self.a_nc))
+        b = pil_to_tensor(to_mode(im.crop((w // 2, 0, w, h)), self.b_nc))
+        return a, b, path.stem
 
 
 class PairedFolderDataset(_PairDataset):
     """Paired folders: ``root/<split>/A/*`` and ``root/<split>/B/*`` matched by file stem.
 
-    Same arguments and item format as :class:`AlignedDataset`. A and B of a pair must have the
-    same size (they are resized and cropped together, so a size mismatch would misalign them).
+    Same arguments and item format as :class:`AlignedDataset`; each side is read with its own
+    channel count. A and B of a pair must have the same (oriented) size: they are resized and
+    cropped together, so a size mismatch would misalign them.
 
     Raises:
         ValueError: if the stems of ``A/`` and ``B/`` differ (the unmatched ones are listed),
-            or a pair differs in size; plus everything :class:`AlignedDataset` raises.
+            a side holds two files with one stem (``x.png``, ``x.jpg``), or a pair differs in
+            size; plus everything :class:`AlignedDataset` raises.
     """
 
     kind = "paired"
@@ -226,11 +289,28 @@ class PairedFolderDataset(_PairDataset):
         flip: bool = True,
         interpolation: str = "bicubic",
         check_files: bool = True,
+        input_nc: int = 3,
+        output_nc: int = 3,
+        keep_size: bool = False,
+        missing_hint: str = "",
     ) -> None:
-        super().__init__(root, split, direction, load_size, crop_size, train, grayscale, flip, interpolation)
-        folder = _split_dir(root, split, self.kind)
-        a_files = list_images(folder / "A", f"split {split!r} of paired data set {self.root} (A side)")
-        b_files = list_images(folder / "B", f"split {split!r} of paired data set {self.root} (B side)")
+        super().__init__(root, split, direction, load_size, crop_size, train, grayscale, flip, interpolation,
+                         input_nc, output_nc, keep_size)
+        folder = _split_dir(root, split, self.kind, missing_hint)
+        a_files = list_images(folder / "A", f"{self.what} (A side)")
+        b_files = list_images(folder / "B", f"{self.what} (B side)")
+        for side, files in (("A", a_files), ("B", b_files)):
+            by_stem: dict[str, list[str]] = {}
+            for p in files:
+                by_stem.setdefault(p.stem, []).append(p.name)
+            dup = {k: v for k, v in by_stem.items() if len(v) > 1}
+            if dup:
+                stem, names = next(iter(dup.items()))
+                raise ValueError(
+                    f"paired data set {folder}: {side}/ holds {len(names)} files with the stem {stem!r} "
+                    f"({', '.join(names)}){f' and {len(dup) - 1} more such stems' if len(dup) > 1 else ''}; "
+                    "pairs are matched by stem: rename or remove all but one"
+                )
         a_by, b_by = {p.stem: p for p in a_files}, {p.stem: p for p in b_files}
         only_a, only_b = sorted(set(a_by) - set(b_by)), sorted(set(b_by) - set(a_by))
         if only_a or only_b:
@@ -241,49 +321,102 @@ class PairedFolderDataset(_PairDataset):
             )
         self.pairs = [(a_by[p.stem], b_by[p.stem]) for p in a_files]
         if check_files:
-            sizes = self._scan([p for pair in self.pairs for p in pair])
+            sizes = self._scan([p for pair in self.pairs for p in pair], [self.a_nc, self.b_nc] * len(self.pairs))
             for i, (pa, pb) in enumerate(self.pairs):
                 sa, sb = sizes[2 * i], sizes[2 * i + 1]
                 if sa != sb:
-                    raise ValueError(f"paired images differ in size: {pa} is {sa[0]}x{sa[1]}, {pb} is {sb[0]}x{sb[1]} (WxH)")
+                    raise ValueError(_size_mismatch(pa, sa, pb, sb))
                 self._check_min_size(pa, *sa, "image")
 
     def __len__(self) -> int:
         return len(self.pairs)
 
+    def source_name(self, index: int) -> str:
+        return self.pairs[index][0].name
+
     def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor, str]:
         pa, pb = self.pairs[index]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # already reported once in __init__
-            return read_rgb(pa, self.grayscale), read_rgb(pb, self.grayscale), pa.stem
+        a, b = decode_image(pa, self.a_nc, self.grayscale), decode_image(pb, self.b_nc, self.grayscale)
+        if a.shape[-2:] != b.shape[-2:]:  # the header check could not see it (e.g. late EXIF in a PNG)
+            raise ValueError(_size_mismatch(pa, (a.shape[-1], a.shape[-2]), pb, (b.shape[-1], b.shape[-2])))
+        return a, b, pa.stem
+
+
+def _size_mismatch(pa: Path, sa: tuple[int, int], pb: Path, sb: tuple[int, int]) -> str:
+    return (f"paired images differ in size: {pa} is {sa[0]}x{sa[1]}, {pb} is {sb[0]}x{sb[1]} (WxH, after EXIF "
+            "orientation); A and B of a pair must have the same size")
 
 
 class ImageFolderDataset(Dataset):
-    """Plain input images (one per file) for prediction: ``{"input", "name"}``.
+    """Plain input images for prediction: a folder (not recursive) or one image file.
 
-    Each image is resized to ``size`` x ``size`` (the evaluation transform) and mapped to [-1, 1].
+    Items are ``{"input": (channels, H, W) float32 in [-1, 1], "name": file name}``; the name
+    keeps the extension (``scene.jpg``), so inputs that share a stem stay apart.
+
+    Args:
+        root: a folder of images, or one image file. Subfolders and other files in the folder
+            are reported in one line each, not read.
+        size: ``None`` (default): each image keeps its own size and aspect ratio (batch such
+            items one at a time, or group them by size); an int: resize to ``size`` x ``size``.
+        grayscale: ``"convert"`` (files of another mode are converted, reported in one line) or
+            ``"error"``.
+        interpolation: the resize's interpolation (with ``size``).
+        channels: 1 (grayscale) or 3 (RGB), the generator's input channels.
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist, or the folder holds no image.
+        ValueError: ``root`` is a file that is not an image type listed in IMAGE_EXTENSIONS,
+            an unreadable file, a file of the wrong mode with ``grayscale="error"``.
     """
 
-    def __init__(self, root: PathLike, size: int = 256, grayscale: str = "convert", interpolation: str = "bicubic") -> None:
-        check_options(load_size=size, crop_size=size, grayscale=grayscale, interpolation=interpolation)
+    def __init__(self, root: PathLike, size: int | None = None, grayscale: str = "convert",
+                 interpolation: str = "bicubic", channels: int = 3) -> None:
+        if size is not None:
+            check_options(load_size=size, crop_size=size, grayscale=grayscale, interpolation=interpolation)
+        check_options(grayscale=grayscale, interpolation=interpolation, input_nc=channels)
         self.root = Path(root)
         self.grayscale = grayscale
-        self.files = list_images(self.root, "prediction input folder")
+        self.channels = channels
+        self.size = size
+        what = f"prediction input folder {self.root}"
+        if self.root.is_file():
+            if not is_image_file(self.root):
+                raise ValueError(f"prediction input {self.root} is not an image file of a supported type "
+                                 f"({', '.join(IMAGE_EXTENSIONS)})")
+            self.files = [self.root]
+        elif self.root.is_dir():
+            self.files = list_images(self.root, what, report_skipped=True)
+        else:
+            raise FileNotFoundError(f"prediction input {self.root} does not exist (expected a folder of images "
+                                    f"or one image file)")
+        converted = []
+        self.sizes: list[tuple[int, int]] = []
         for p in self.files:
-            image_header(p)  # fail early on unreadable files
-        self.transform = single_transform(size, interpolation)
+            w, h, mode = image_header(p)  # fail early on unreadable files
+            self.sizes.append((w, h))
+            if unexpected_mode(mode, channels) is not None:
+                check_color_mode(p, mode, grayscale, channels)
+                converted.append(p)
+        if converted:
+            notice(f"{what}: converting {len(converted)} image(s) to {expected_kind(channels)}: "
+                   f"{paths_summary(converted, 3)}")
+        self.transform = unit_range_transform() if size is None else single_transform(size, interpolation)
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index: int) -> dict:
         path = self.files[index]
-        x = self.transform(as_image(read_rgb(path, self.grayscale)))
-        return {"input": x.as_subclass(torch.Tensor), "name": path.stem}
+        x = self.transform(as_image(decode_image(path, self.channels, self.grayscale)))
+        return {"input": x.as_subclass(torch.Tensor), "name": path.name}
 
 
 class InputOnly(Dataset):
-    """A view of a pair dataset that yields only ``{"input", "name"}`` (for prediction)."""
+    """A view of a pair dataset that yields only ``{"input", "name"}`` (for prediction).
+
+    ``name`` is the source file's name with its extension (as :class:`ImageFolderDataset`
+    gives it) when the dataset knows it (``source_name``), else the item's own name.
+    """
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
@@ -293,4 +426,5 @@ class InputOnly(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         item = self.dataset[index]
-        return {"input": item["input"], "name": item["name"]}
+        source = getattr(self.dataset, "source_name", None)
+        return {"input": item["input"], "name": source(index) if source is not None else item["name"]}

@@ -1,31 +1,67 @@
-"""Reading images with checks: clear errors that name the file, never a silent black image.
+"""Reading images with checks: one decode function, clear errors that name the file.
 
-Decoding uses Pillow with truncated-image loading forced off, so truncated or corrupt data
-raises instead of being padded with black. (``torchvision.io`` image decoding is deprecated
-since torchvision 0.29 in favour of torchcodec, which this project does not depend on.)
-Headers are checked cheaply (``Image.open`` reads only the header) so a data set can be
-validated when it is built rather than in the middle of an epoch.
+Every image the project reads (training, validation and test sets, ``predict`` inputs, the
+evaluation's data) goes through :func:`decode_image`, which
+
+- decodes with Pillow, truncated-image loading forced off, so truncated or corrupt data raises
+  instead of being padded with black;
+- applies the EXIF orientation (``PIL.ImageOps.exif_transpose``), so a photo tagged "rotate 180"
+  loads upright and one tagged "rotate 90" has its width and height swapped, as every image
+  viewer shows it;
+- converts the mode explicitly to what was asked: 3-channel RGB or 1-channel grayscale (16-bit
+  images are scaled to 8 bits first).
+
+(``torchvision.io`` image decoding is deprecated since torchvision 0.29 in favour of
+torchcodec, which this project does not depend on.) Headers are checked cheaply with
+:func:`image_header` (``Image.open`` reads only the header; it reports the oriented size too),
+so a data set is validated when it is built rather than in the middle of an epoch.
+
+One limit: an EXIF block that a PNG stores *after* its pixel data is seen by the decode but not
+by the header check (reading it would mean decoding the file). Pillow and cameras write it
+before; datasets re-check the decoded sizes where a mismatch would misalign a pair.
 """
 
 from __future__ import annotations
 
 import re
-import warnings
+import sys
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 import torch
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
-__all__ = ["IMAGE_EXTENSIONS", "GRAYSCALE_POLICIES", "list_images", "natural_key", "image_header", "read_rgb"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "GRAYSCALE_POLICIES",
+    "CHANNELS",
+    "decode_image",
+    "image_header",
+    "list_images",
+    "natural_key",
+    "unexpected_mode",
+    "notice",
+]
 
-#: File types torchvision can decode.
-IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp")
-#: What to do with grayscale / RGBA files: convert to RGB with a warning, or raise.
+#: File types Pillow decodes that the data sets accept (lower-case; matched case-insensitively).
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+#: What to do with a file whose mode is not the one asked for (grayscale or RGBA when RGB is
+#: asked, colour when grayscale is asked): convert it (reported once per data set), or raise.
 GRAYSCALE_POLICIES: tuple[str, ...] = ("convert", "error")
+#: Channel counts an image can be read with: 1 (grayscale, Pillow mode ``L``) or 3 (``RGB``).
+CHANNELS: tuple[int, ...] = (1, 3)
 
 _COLOUR_MODES = {"RGB", "YCbCr", "CMYK", "P"}
+_GRAY_MODES = {"L", "1", "I", "I;16", "I;16B", "I;16L", "I;16N"}
+_SIXTEEN_BIT = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
+# EXIF orientations 5-8 are a transpose or a 90/270-degree rotation: width and height swap.
+_SWAPS_AXES = {5, 6, 7, 8}
+
+
+def notice(message: str) -> None:
+    """Print one plain ``[pix2pix_aa] ...`` line to stderr (no warning machinery, no source line)."""
+    print(f"[pix2pix_aa] {message}", file=sys.stderr, flush=True)
 
 
 def natural_key(path: Path) -> list:
@@ -33,35 +69,77 @@ def natural_key(path: Path) -> list:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
 
 
-def list_images(folder: Path, what: str) -> list[Path]:
+def is_image_file(path: Path) -> bool:
+    """Whether ``path`` has one of :data:`IMAGE_EXTENSIONS` (case-insensitive)."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def list_images(folder: Path, what: str, report_skipped: bool = False) -> list[Path]:
     """Image files in ``folder`` (not recursive), naturally sorted.
 
+    Args:
+        folder: the folder to list.
+        what: describes the folder in messages (e.g. "split 'train' of aligned data set").
+        report_skipped: print one line naming the subfolders and one naming the other files
+            that are not read (they are never read: the listing is not recursive).
+
     Raises:
-        FileNotFoundError: if ``folder`` is missing or holds no image file. ``what`` describes
-            the folder in the message (e.g. "split 'train' of aligned data set").
+        FileNotFoundError: if ``folder`` is missing or holds no image file.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{what}: folder {folder} does not exist")
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    entries = sorted(folder.iterdir(), key=natural_key)
+    files = [p for p in entries if p.is_file() and is_image_file(p)]
     if not files:
-        others = sum(1 for p in folder.iterdir())
         raise FileNotFoundError(
             f"{what}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in {folder}"
-            + (f" (it holds {others} other entries)" if others else " (it is empty)")
+            + (f" (it holds {len(entries)} other entries)" if entries else " (it is empty)")
         )
-    return sorted(files, key=natural_key)
+    if report_skipped:
+        folders = [p for p in entries if p.is_dir()]
+        others = [p for p in entries if not p.is_dir() and p not in files]
+        if folders:
+            notice(f"{what}: skipped {len(folders)} subfolder(s): {_names(folders, '/')} "
+                   f"(reads the images of one folder, not recursive)")
+        if others:
+            notice(f"{what}: skipped {len(others)} file(s) that are not {'/'.join(IMAGE_EXTENSIONS)} images: "
+                   f"{_names(others)}")
+    return files
+
+
+def _names(paths: list[Path], suffix: str = "", n: int = 5) -> str:
+    names = ", ".join(p.name + suffix for p in paths[:n])
+    return names + (f", ... ({len(paths)} in all)" if len(paths) > n else "")
+
+
+def _orientation(im: Image.Image) -> int:
+    """The EXIF orientation (1-8; 1 = none) still to apply to ``im``, read without decoding the pixels."""
+    if im.format == "TIFF":  # Pillow's TIFF reader reports the oriented size and orients on load itself
+        return 1
+    try:
+        # Image.getexif reads what the header holds; PngImageFile.getexif would decode the whole
+        # file to look for an EXIF chunk after the pixel data.
+        value = Image.Image.getexif(im).get(ExifTags.Base.Orientation, 1)
+    except Exception:  # a malformed EXIF block: Pillow ignores it on decode as well
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def image_header(path: Path) -> tuple[int, int, str]:
-    """``(width, height, mode)`` of an image from its header only (fast).
+    """``(width, height, mode)`` of an image as :func:`decode_image` returns it, from the header only.
+
+    The size is the *oriented* one: a 40x20 JPEG tagged "rotate 90" reports ``(20, 40, mode)``.
 
     Raises:
-        ValueError: if the file is not a readable image.
+        ValueError: if the file is not a readable image (the message names it).
     """
     try:
         with Image.open(path) as im:
-            return im.width, im.height, im.mode
+            w, h = im.size
+            if _orientation(im) in _SWAPS_AXES:
+                w, h = h, w
+            return w, h, im.mode
     except (UnidentifiedImageError, OSError) as err:
         raise ValueError(f"{path}: not a readable image ({err})") from None
 
@@ -71,30 +149,58 @@ def is_rgb_mode(mode: str) -> bool:
     return mode in _COLOUR_MODES
 
 
-def check_color_mode(path: Path, mode: str, grayscale: str) -> None:
-    """Warn (``grayscale="convert"``) or raise (``"error"``) for grayscale / alpha images."""
-    if is_rgb_mode(mode):
+def unexpected_mode(mode: str, channels: int = 3) -> str | None:
+    """Why a file of Pillow ``mode`` needs converting to ``channels``, or None if it does not.
+
+    Returns e.g. ``"is grayscale"``, ``"has an alpha channel"``, ``"is colour"``.
+    """
+    if "A" in mode or mode.endswith("a"):  # RGBA, LA, PA, RGBa, La
+        return "has an alpha channel"
+    if channels == 3:
+        return None if mode in _COLOUR_MODES else ("is grayscale" if mode in _GRAY_MODES else f"has mode {mode}")
+    return None if mode in _GRAY_MODES else ("is colour" if mode in _COLOUR_MODES else f"has mode {mode}")
+
+
+def expected_kind(channels: int) -> str:
+    """``"3-channel RGB"`` or ``"1-channel grayscale"``."""
+    return "3-channel RGB" if channels == 3 else "1-channel grayscale"
+
+
+def check_color_mode(path: Path, mode: str, grayscale: str, channels: int = 3) -> None:
+    """Raise for a file whose mode is not ``channels`` when ``grayscale="error"``; else nothing.
+
+    Raises:
+        ValueError: naming the file, its mode, what was expected and the options to change.
+    """
+    kind = unexpected_mode(mode, channels)
+    if kind is None or grayscale != "error":
         return
-    kind = "has an alpha channel" if "A" in mode else "is grayscale"
-    if grayscale == "error":
-        raise ValueError(f"{path}: image {kind} (mode {mode}); expected 3-channel RGB (or pass grayscale='convert')")
-    warnings.warn(f"{path}: image {kind} (mode {mode}); converting to RGB", stacklevel=3)
+    other = 1 if channels == 3 else 3
+    raise ValueError(
+        f"{path}: image {kind} (mode {mode}); expected {expected_kind(channels)}. "
+        f"Pass grayscale='convert' to convert such files, or input_nc/output_nc={other} "
+        f"if the data set is {expected_kind(other)}"
+    )
 
 
-def read_rgb(path: Path, grayscale: str = "convert") -> torch.Tensor:
-    """Decode an image file to a (3, H, W) uint8 RGB tensor.
+def _check_args(channels: int, grayscale: str) -> None:
+    if grayscale not in GRAYSCALE_POLICIES:
+        raise ValueError(f"grayscale must be one of {GRAYSCALE_POLICIES}, got {grayscale!r}")
+    if channels not in CHANNELS:
+        raise ValueError(f"channels must be one of {CHANNELS}, got {channels!r}")
 
-    Grayscale is replicated to 3 channels and alpha is dropped (with a warning), or refused
-    with ``grayscale="error"``. 16-bit images are scaled to 8 bits.
+
+def open_oriented(path: Path) -> tuple[Image.Image, str]:
+    """Decode ``path`` fully and apply its EXIF orientation: ``(image, mode of the file)``.
+
+    16-bit grayscale is scaled to 8 bits (mode ``L``); other modes are returned as they are.
+    The building block of :func:`decode_image` (use that unless you need the Pillow image).
 
     Raises:
         FileNotFoundError: missing file.
-        ValueError: truncated, corrupt or otherwise undecodable file; or grayscale/RGBA with
-            ``grayscale="error"``.
+        ValueError: empty, truncated, corrupt or otherwise undecodable file.
     """
     path = Path(path)
-    if grayscale not in GRAYSCALE_POLICIES:
-        raise ValueError(f"grayscale must be one of {GRAYSCALE_POLICIES}, got {grayscale!r}")
     if not path.is_file():
         raise FileNotFoundError(f"image file {path} does not exist")
     if path.stat().st_size == 0:
@@ -105,23 +211,60 @@ def read_rgb(path: Path, grayscale: str = "convert") -> torch.Tensor:
         with Image.open(path) as im:
             im.load()
             mode = im.mode
-            if mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit grayscale -> 8 bits
-                arr = (np.asarray(im, dtype=np.float64) / 257.0).round().clip(0, 255).astype(np.uint8)
-                im8 = Image.fromarray(arr)
-            else:
-                im8 = im
-            rgb = np.asarray(im8.convert("RGB"))
+            out = ImageOps.exif_transpose(im)  # an oriented copy, detached from the file
+            if mode in _SIXTEEN_BIT:  # 16-bit grayscale -> 8 bits, rounded
+                out = Image.fromarray((np.asarray(out, dtype=np.float64) / 257.0).round().clip(0, 255).astype(np.uint8))
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f"{path}: cannot decode image, the file is truncated or corrupt ({err})") from None
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = previous
-    if not is_rgb_mode(mode):
-        check_color_mode(path, mode, grayscale)
-    return torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()
+    return out, mode
+
+
+def to_mode(im: Image.Image, channels: int) -> Image.Image:
+    """Convert a Pillow image to ``RGB`` (``channels=3``) or ``L`` (``channels=1``; ITU-R 601 luma).
+
+    Alpha is dropped (not composited): the colour values are kept as they are.
+    """
+    target = "RGB" if channels == 3 else "L"
+    if im.mode == target:
+        return im
+    if channels == 1 and im.mode in ("RGBA", "RGBa", "P", "PA", "CMYK", "YCbCr"):
+        im = im.convert("RGB")  # through RGB, so that alpha is dropped, not blended
+    return im.convert(target)
+
+
+def pil_to_tensor(im: Image.Image) -> torch.Tensor:
+    """An ``L`` / ``RGB`` Pillow image as a (C, H, W) uint8 tensor (C = 1 / 3)."""
+    arr = np.asarray(im)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+
+
+def decode_image(path: Path, channels: int = 3, grayscale: str = "convert") -> torch.Tensor:
+    """Decode an image file, upright, to a ``(channels, H, W)`` uint8 tensor.
+
+    H and W are the oriented size (EXIF orientation applied; the same as :func:`image_header`
+    reports). ``channels=3``: RGB (grayscale replicated, alpha dropped); ``channels=1``:
+    grayscale (colour converted with ITU-R 601 luma, alpha dropped). A file that needs such a
+    conversion is converted silently with ``grayscale="convert"`` (the data sets report them
+    once per data set) and refused with ``grayscale="error"``.
+
+    Raises:
+        FileNotFoundError: missing file.
+        ValueError: bad ``channels`` / ``grayscale``; empty, truncated, corrupt or otherwise
+            undecodable file; a mode that needs converting with ``grayscale="error"``. Every
+            message names the file.
+    """
+    _check_args(channels, grayscale)
+    im, mode = open_oriented(path)
+    check_color_mode(Path(path), mode, grayscale, channels)
+    return pil_to_tensor(to_mode(im, channels))
 
 
 def paths_summary(paths: Iterable[Path], n: int = 5) -> str:
-    """Up to ``n`` names, for error messages."""
+    """Up to ``n`` names, for messages."""
     paths = list(paths)
     names = ", ".join(str(p) for p in paths[:n])
     return names + (f", ... ({len(paths)} in all)" if len(paths) > n else "")

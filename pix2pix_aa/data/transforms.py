@@ -23,7 +23,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import InterpolationMode
 
-__all__ = ["INTERPOLATIONS", "pair_transform", "single_transform"]
+__all__ = ["INTERPOLATIONS", "pair_transform", "single_transform", "unit_range_transform"]
 
 INTERPOLATIONS: dict[str, InterpolationMode] = {
     "bicubic": InterpolationMode.BICUBIC,  # the pix2pix reference uses bicubic
@@ -33,15 +33,18 @@ INTERPOLATIONS: dict[str, InterpolationMode] = {
 
 
 def _to_unit_range() -> list[v2.Transform]:
-    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=[0.5] * 3, std=[0.5] * 3)]
+    # One mean/std value broadcasts over any channel count: 1 (grayscale) and 3 (RGB), also
+    # within one call (a grayscale input with an RGB target).
+    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=[0.5], std=[0.5])]
 
 
 def pair_transform(
     load_size: int, crop_size: int, train: bool, flip: bool = True, interpolation: str = "bicubic"
 ) -> v2.Transform:
-    """Transform called as ``t(a, b)`` on two ``tv_tensors.Image`` uint8 (3, H, W) tensors.
+    """Transform called as ``t(a, b)`` on two ``tv_tensors.Image`` uint8 (C, H, W) tensors
+    (C = 1 or 3, each its own).
 
-    Returns a pair of float32 (3, crop_size, crop_size) tensors in [-1, 1].
+    Returns a pair of float32 (C, crop_size, crop_size) tensors in [-1, 1].
     """
     mode = INTERPOLATIONS[interpolation]
     if train:
@@ -63,6 +66,14 @@ def single_transform(size: int, interpolation: str = "bicubic") -> v2.Transform:
     )
 
 
+def unit_range_transform() -> v2.Transform:
+    """No resize: uint8 (C, H, W) -> float32 (C, H, W) in [-1, 1] (prediction at the input's size).
+
+    Callable on one image or on a pair, like the others.
+    """
+    return v2.Compose(_to_unit_range())
+
+
 def as_image(t: torch.Tensor) -> tv_tensors.Image:
-    """Wrap a (3, H, W) tensor so v2 transforms treat it as an image (same params for all)."""
+    """Wrap a (C, H, W) tensor so v2 transforms treat it as an image (same params for all)."""
     return tv_tensors.Image(t)

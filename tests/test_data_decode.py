@@ -1,0 +1,120 @@
+"""The one decode function: EXIF orientation, explicit modes, the file types accepted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pix2pix_aa.data import AlignedDataset, PairedFolderDataset, decode_image, image_header
+from pix2pix_aa.data.image_io import IMAGE_EXTENSIONS, list_images
+
+ORIENTATION = 0x0112  # the EXIF tag
+
+
+def _photo(h: int = 32, w: int = 48) -> np.ndarray:
+    """A non-square RGB image with a bright top-left quadrant: any flip or rotation shows."""
+    img = np.zeros((h, w, 3), np.uint8)
+    img[..., 2] = 60
+    img[: h // 2, : w // 2] = (250, 200, 40)
+    return img
+
+
+def _save_tagged(arr: np.ndarray, path: Path, orientation: int) -> Path:
+    """Save ``arr``'s pixels with an EXIF orientation tag (what a camera writes)."""
+    im = Image.fromarray(arr)
+    exif = im.getexif()
+    exif[ORIENTATION] = orientation
+    kwargs = {"quality": 98} if path.suffix in (".jpg", ".jpeg") else {"lossless": True} if path.suffix == ".webp" else {}
+    im.save(path, exif=exif.tobytes(), **kwargs)
+    return path
+
+
+def _hwc(t: torch.Tensor) -> np.ndarray:
+    return t.permute(1, 2, 0).numpy()
+
+
+def test_jpeg_tagged_rotate_180_loads_upright(tmp_path):
+    upright = _photo()
+    stored = np.rot90(upright, 2)  # the camera stores the pixels upside down and tags "rotate 180"
+    path = _save_tagged(np.ascontiguousarray(stored), tmp_path / "r180.jpg", orientation=3)
+    got = _hwc(decode_image(path))
+    assert got.shape == upright.shape
+    assert np.abs(got.astype(int) - upright).mean() < 3  # JPEG rounding only
+    assert image_header(path)[:2] == (48, 32)
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png", ".webp", ".tif"])
+def test_rotate_90_tag_on_a_non_square_photo_gives_the_transposed_size(tmp_path, ext):
+    upright = _photo(32, 48)  # viewed: 48 wide, 32 high
+    stored = np.ascontiguousarray(np.rot90(upright, 1))  # stored 32 wide, 48 high; tag 6 = rotate 90 CW to view
+    path = _save_tagged(stored, tmp_path / f"r90{ext}", orientation=6)
+    assert image_header(path) == (48, 32, "RGB")  # the header check reports the oriented size too
+    got = _hwc(decode_image(path))
+    assert got.shape == (32, 48, 3)
+    err = np.abs(got.astype(int) - upright)
+    if ext == ".jpg":
+        assert err.mean() < 3  # JPEG rounding (any other orientation is off by ~50 on average)
+    else:
+        assert err.max() == 0
+
+
+def test_tagged_jpeg_half_of_an_aligned_pair_is_aligned_with_its_label(tmp_path):
+    """An aligned A|B file whose JPEG is tagged rotate-180: the pair comes out aligned and upright."""
+    a = _photo(32, 32)
+    b = 255 - a
+    ab = np.concatenate([a, b], axis=1)
+    (tmp_path / "train").mkdir()
+    _save_tagged(np.ascontiguousarray(np.rot90(ab, 2)), tmp_path / "train" / "1.jpg", orientation=3)
+    item = AlignedDataset(tmp_path, "train", "AtoB", load_size=32, crop_size=32, train=False)[0]
+    got_a = ((item["input"] + 1) * 127.5).permute(1, 2, 0).numpy()
+    assert np.abs(got_a - a).mean() < 3
+
+
+def test_paired_rotate_90_photo_matches_its_upright_label(tmp_path):
+    """A 90-degree tag on a non-square photo: used to be a size-mismatch error, now the pair loads."""
+    photo = _photo(32, 48)
+    for side in ("A", "B"):
+        (tmp_path / "train" / side).mkdir(parents=True)
+    _save_tagged(np.ascontiguousarray(np.rot90(photo, 1)), tmp_path / "train" / "A" / "p.jpg", orientation=6)
+    Image.fromarray(255 - photo).save(tmp_path / "train" / "B" / "p.png")
+    ds = PairedFolderDataset(tmp_path, "train", "AtoB", load_size=32, crop_size=32, train=False)
+    item = ds[0]
+    assert item["input"].shape == item["target"].shape == (3, 32, 32)
+    assert (item["input"] + item["target"]).abs().mean() < 0.05  # B = 255 - A, so aligned pixels sum to ~0
+
+
+@pytest.mark.parametrize("ext", [".bmp", ".tif", ".tiff", ".TIF"])
+def test_bmp_and_tiff_are_accepted(tmp_path, ext):
+    assert {".bmp", ".tif", ".tiff"} <= set(IMAGE_EXTENSIONS)
+    img = _photo(32, 64)
+    (tmp_path / "train").mkdir()
+    Image.fromarray(img).save(tmp_path / "train" / f"x{ext}", format="BMP" if ext == ".bmp" else "TIFF")
+    ds = AlignedDataset(tmp_path, "train", "AtoB", load_size=32, crop_size=32, train=False)
+    assert [p.name for p in ds.files] == [f"x{ext}"]
+    np.testing.assert_array_equal(_hwc(decode_image(ds.files[0])), img)
+
+
+def test_sixteen_bit_grayscale_is_scaled_to_eight_bits(tmp_path):
+    arr = (np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) * 64).astype(np.uint16)
+    Image.fromarray(arr).save(tmp_path / "g16.png")
+    got = decode_image(tmp_path / "g16.png", channels=1)
+    assert got.shape == (1, 32, 32) and got.dtype == torch.uint8
+    np.testing.assert_array_equal(got[0].numpy(), np.round(arr / 257.0).astype(np.uint8))
+
+
+def test_decode_image_bad_arguments_name_the_option(tmp_path):
+    Image.fromarray(_photo()).save(tmp_path / "x.png")
+    with pytest.raises(ValueError, match=r"channels must be one of \(1, 3\), got 2"):
+        decode_image(tmp_path / "x.png", channels=2)
+    with pytest.raises(FileNotFoundError, match=r"image file .*nope\.png does not exist"):
+        decode_image(tmp_path / "nope.png")
+
+
+def test_listing_is_natural_and_case_insensitive(tmp_path):
+    for name in ("10.png", "2.JPG", "1.tiff", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert [p.name for p in list_images(tmp_path, "x")] == ["1.tiff", "2.JPG", "10.png"]
