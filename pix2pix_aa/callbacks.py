@@ -2,27 +2,72 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 import pytorch_lightning as pl
-import torchvision
+import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
+from torchvision.transforms.v2.functional import to_pil_image
+
+from pix2pix_aa.data.image_io import IMAGE_EXTENSIONS
+
+__all__ = ["ImageWriter", "output_file_name"]
+
+
+def output_file_name(name: str) -> str:
+    """The PNG a prediction for input ``name`` is written to: the input's extension is kept in
+    the name, so inputs that share a stem never overwrite each other.
+
+    ``scene.jpg`` -> ``scene_jpg.png``, ``scene.png`` -> ``scene_png.png``; a name without an
+    image extension (a stem) -> ``<name>.png``.
+    """
+    path = Path(name)
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        return f"{path.stem}_{path.suffix[1:]}.png"
+    return f"{name}.png"
 
 
 class ImageWriter(BasePredictionWriter):
-    """Writes each predicted image as ``<output_dir>/<name>.png`` (``predict`` subcommand).
+    """Writes each predicted image as ``<output_dir>/<stem>_<ext>.png`` (``predict`` subcommand),
+    at the size ``predict_step`` returns, 1-channel outputs as grayscale PNGs, and prints one line
+    at the end: how many files were written where.
 
-    Expects ``predict_step`` to return ``{"name": list[str], "image": Tensor (N, 3, H, W) in [0, 1]}``.
+    Expects ``predict_step`` to return ``{"name": list[str] (input file names),
+    "image": Tensor (N, C, H, W) in [0, 1], C = 1 or 3}``.
+
+    Raises:
+        ValueError: two predictions of one run would be written to the same file (the names
+            are listed): nothing is overwritten silently.
     """
 
     def __init__(self, output_dir: str = "outputs/predict") -> None:
         super().__init__(write_interval="batch")
         self.output_dir = Path(output_dir)
+        self.written: dict[str, str] = {}  # output file name -> input name, this run
+
+    def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.written = {}
 
     def write_on_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, prediction: Any,
                            batch_indices: Sequence[int] | None, batch: Any, batch_idx: int,
                            dataloader_idx: int) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        for name, image in zip(prediction["name"], prediction["image"]):
-            torchvision.utils.save_image(image, self.output_dir / f"{name}.png")
+        images = prediction["image"]
+        if images.dim() != 4 or images.shape[1] not in (1, 3):
+            raise ValueError(f"predict_step returned images of shape {tuple(images.shape)}; expected (N, 1 or 3, H, W)")
+        for name, image in zip(prediction["name"], images):
+            out = output_file_name(str(name))
+            if out in self.written:
+                raise ValueError(f"predict: inputs {self.written[out]!r} and {name!r} would both be written to "
+                                 f"{self.output_dir / out}; rename one")
+            self.written[out] = str(name)
+            # Round to 8 bits as torchvision.utils.save_image does; 1 channel -> mode L.
+            pixels = image.detach().float().clamp(0, 1).mul(255).add(0.5).floor().to(torch.uint8).cpu()
+            to_pil_image(pixels).save(self.output_dir / out)
+
+    def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        where = f" (rank {trainer.global_rank})" if trainer.world_size > 1 else ""
+        print(f"[pix2pix_aa] predict: wrote {len(self.written)} image(s) to {self.output_dir}{where}",
+              file=sys.stderr, flush=True)

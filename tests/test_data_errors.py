@@ -142,6 +142,17 @@ def test_paired_mismatched_names(tmp_path):
         PairedFolderDataset(tmp_path, "train", load_size=32, crop_size=32)
 
 
+def test_paired_duplicate_stems_refused(tmp_path):
+    """x.png and x.jpg in A/: pairs are matched by stem, so one of them used to be dropped silently."""
+    for side in ("A", "B"):
+        (tmp_path / "train" / side).mkdir(parents=True)
+    for name in ("A/x.png", "A/x.jpg", "B/x.png"):
+        Image.fromarray(_rgb(32, 32)).save(tmp_path / "train" / name)
+    with pytest.raises(ValueError, match=r"A/ holds 2 files with the stem 'x' \(x\.jpg, x\.png\); pairs are "
+                                         r"matched by stem: rename or remove all but one"):
+        PairedFolderDataset(tmp_path, "train", load_size=32, crop_size=32)
+
+
 def test_paired_size_mismatch(tmp_path):
     for side, w in (("A", 32), ("B", 40)):
         (tmp_path / "train" / side).mkdir(parents=True)

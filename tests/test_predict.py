@@ -1,0 +1,172 @@
+"""predict's data and writer: a file or a folder, each input at its own size, nothing overwritten."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from PIL import Image
+
+from pix2pix_aa.callbacks import ImageWriter, output_file_name
+from pix2pix_aa.data import ImageFolderDataset, Pix2PixDataModule
+
+
+def _img(h: int, w: int, seed: int = 0, gray: bool = False) -> np.ndarray:
+    shape = (h, w) if gray else (h, w, 3)
+    return np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
+
+
+def _dm(tmp_path: Path, predict_dir: Path, **kw) -> Pix2PixDataModule:
+    args = dict(data_dir=str(tmp_path / "unused"), dataset="aligned", load_size=64, crop_size=64, batch_size=4,
+                num_workers=0, predict_dir=str(predict_dir))
+    args.update(kw)
+    return Pix2PixDataModule(**args)
+
+
+class _Identity(pl.LightningModule):
+    """predict_step returning the input in [0, 1]: checks the loader -> writer path on its own."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def predict_step(self, batch, batch_idx):
+        return {"name": batch["name"], "image": (batch["input"] + 1) / 2}
+
+
+def _predict(tmp_path: Path, dm: Pix2PixDataModule, out: Path) -> pl.Trainer:
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=str(tmp_path), callbacks=[ImageWriter(str(out))])
+    trainer.predict(_Identity(), datamodule=dm, return_predictions=False)
+    return trainer
+
+
+# --- what is read -------------------------------------------------------------------------
+def test_a_single_file_is_accepted(tmp_path):
+    Image.fromarray(_img(40, 56)).save(tmp_path / "photo.png")
+    dm = _dm(tmp_path, tmp_path / "photo.png")
+    dm.setup("predict")
+    batches = list(dm.predict_dataloader())
+    assert len(batches) == 1 and batches[0]["name"] == ["photo.png"]
+    assert batches[0]["input"].shape == (1, 3, 40, 56)  # its own size, not crop_size
+
+
+def test_missing_path_and_non_image_file_are_one_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"prediction input .*nope\.png does not exist \(expected a folder "
+                                                r"of images or one image file\)"):
+        ImageFolderDataset(tmp_path / "nope.png")
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match=r"notes\.txt is not an image file of a supported type \(\.png, \.jpg, "
+                                         r"\.jpeg, \.webp, \.bmp, \.tif, \.tiff\)"):
+        ImageFolderDataset(tmp_path / "notes.txt")
+
+
+def test_tiff_read_and_subfolders_and_other_files_reported(tmp_path, capsys):
+    Image.fromarray(_img(32, 32)).save(tmp_path / "a.tif")
+    Image.fromarray(_img(32, 32, 1)).save(tmp_path / "b.png")
+    (tmp_path / "notes.txt").write_text("x")
+    for sub in ("more", "old"):
+        (tmp_path / sub).mkdir()
+        Image.fromarray(_img(32, 32)).save(tmp_path / sub / "c.png")
+    ds = ImageFolderDataset(tmp_path)
+    assert [p.name for p in ds.files] == ["a.tif", "b.png"]
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2, lines
+    assert re.fullmatch(r"\[pix2pix_aa\] prediction input folder .*: skipped 2 subfolder\(s\): more/, old/ "
+                        r"\(reads the images of one folder, not recursive\)", lines[0]), lines[0]
+    assert re.fullmatch(r"\[pix2pix_aa\] prediction input folder .*: skipped 1 file\(s\) that are not "
+                        r"\.png/.*/\.tiff images: notes\.txt", lines[1]), lines[1]
+
+
+def test_keep_size_is_the_default_and_batches_one_at_a_time(tmp_path, capsys):
+    Image.fromarray(_img(40, 56)).save(tmp_path / "wide.png")
+    Image.fromarray(_img(72, 48, 1)).save(tmp_path / "tall.jpg")
+    dm = _dm(tmp_path, tmp_path, batch_size=4)
+    dm.setup("predict")
+    assert "predict: batch size 1, not 4 (each input keeps its own size; --data.predict_resize true" \
+        in capsys.readouterr().err
+    shapes = {b["name"][0]: tuple(b["input"].shape) for b in dm.predict_dataloader()}
+    assert shapes == {"tall.jpg": (1, 3, 72, 48), "wide.png": (1, 3, 40, 56)}
+
+
+def test_predict_resize_resizes_to_crop_size_and_batches(tmp_path):
+    for i, (h, w) in enumerate([(40, 56), (72, 48), (64, 64)]):
+        Image.fromarray(_img(h, w, i)).save(tmp_path / f"{i}.png")
+    dm = _dm(tmp_path, tmp_path, batch_size=2, crop_size=32, load_size=32, predict_resize=True)
+    dm.setup("predict")
+    assert [tuple(b["input"].shape) for b in dm.predict_dataloader()] == [(2, 3, 32, 32), (1, 3, 32, 32)]
+
+
+def test_test_split_inputs_keep_their_size_too(tmp_path):
+    (tmp_path / "set" / "test").mkdir(parents=True)
+    Image.fromarray(_img(48, 80)).save(tmp_path / "set" / "test" / "1.png")  # two 40x48 halves
+    dm = Pix2PixDataModule(data_dir=str(tmp_path / "set"), dataset="aligned", load_size=40, crop_size=32,
+                           num_workers=0)
+    dm.setup("predict")
+    batch = next(iter(dm.predict_dataloader()))
+    assert batch["name"] == ["1.png"] and batch["input"].shape == (1, 3, 48, 40)
+
+
+# --- what is written -----------------------------------------------------------------------
+def test_output_names_keep_the_extension():
+    assert output_file_name("scene.jpg") == "scene_jpg.png"
+    assert output_file_name("scene.png") == "scene_png.png"
+    assert output_file_name("a.b.TIF") == "a.b_TIF.png"
+    assert output_file_name("12") == "12.png"  # a stem, from a custom dataset
+
+
+def test_same_stem_inputs_are_both_written_at_their_own_size(tmp_path, capsys):
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    png, jpg = _img(40, 56, 0), _img(24, 72, 1)
+    Image.fromarray(png).save(inputs / "scene.png")
+    Image.fromarray(jpg).save(inputs / "scene.jpg", quality=95)
+    _predict(tmp_path, _dm(tmp_path, inputs), out)
+    assert sorted(p.name for p in out.iterdir()) == ["scene_jpg.png", "scene_png.png"]
+    assert Image.open(out / "scene_png.png").size == (56, 40) and Image.open(out / "scene_jpg.png").size == (72, 24)
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "scene_png.png")), png)  # identity: exact round trip
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"[pix2pix_aa] predict: wrote 2 image(s) to {out}"
+
+
+def test_one_channel_outputs_are_grayscale_pngs(tmp_path):
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    gray = _img(40, 24, gray=True)
+    Image.fromarray(gray).save(inputs / "g.png")
+    _predict(tmp_path, _dm(tmp_path, inputs, input_nc=1, output_nc=1), out)
+    written = Image.open(out / "g_png.png")
+    assert written.mode == "L"
+    np.testing.assert_array_equal(np.asarray(written), gray)
+
+
+def test_writer_refuses_to_overwrite_within_a_run(tmp_path):
+    writer = ImageWriter(str(tmp_path / "out"))
+    pred = {"name": ["x.png", "x.png"], "image": torch.zeros(2, 3, 8, 8)}
+    with pytest.raises(ValueError, match=r"inputs 'x\.png' and 'x\.png' would both be written to .*x_png\.png"):
+        writer.write_on_batch_end(None, None, pred, None, None, 0, 0)
+
+
+# --- end to end through train.py predict (the module pads to the generator's size multiple) --
+def test_train_py_predict_keeps_sizes_that_are_not_multiples_of_the_generator(trained_run, tmp_path, capsys):
+    from pix2pix_aa.cli import main as cli_main
+
+    folder, run = trained_run
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    Image.fromarray(_img(40, 100)).save(inputs / "wide.png")  # the tiny U-Net needs multiples of 64
+    Image.fromarray(_img(64, 64, 1)).save(inputs / "wide.jpg")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        cli_main(["predict", "--config", str(folder / "tiny.yaml"), "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
+                  "--data.predict_dir", str(inputs / "wide.png"), "--predict_output_dir", str(out)])
+        cli_main(["predict", "--config", str(folder / "tiny.yaml"), "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
+                  "--data.predict_dir", str(inputs), "--predict_output_dir", str(out)])
+    assert sorted(p.name for p in out.iterdir()) == ["wide_jpg.png", "wide_png.png"]
+    assert Image.open(out / "wide_png.png").size == (100, 40) and Image.open(out / "wide_jpg.png").size == (64, 64)
+    err = capsys.readouterr().err
+    assert f"[pix2pix_aa] predict: wrote 1 image(s) to {out}" in err
+    assert f"[pix2pix_aa] predict: wrote 2 image(s) to {out}" in err
