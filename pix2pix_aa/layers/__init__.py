@@ -1,4 +1,7 @@
-"""Anti-aliasing layers (no Lightning here): BlurPool and friends (docs/DESIGN.md section 2)."""
+"""Anti-aliasing layers (no Lightning here): BlurPool and friends (docs/DESIGN.md section 2).
+
+filters.py: the low-pass filters (binomial, Kaiser sinc); padding.py: padding for every layer
+that pads; blur_pool.py: BlurPool / Blur; polyphase.py: APS."""
 
 from pix2pix_aa.layers.blur_pool import (
     FILTER_SIZES,
@@ -11,6 +14,14 @@ from pix2pix_aa.layers.blur_pool import (
     create_blur_pool,
     filter_size,
 )
+from pix2pix_aa.layers.filters import (
+    LowPass,
+    frequency_response,
+    kaiser_sinc_row,
+    lowpass_filter,
+    parse_filter,
+)
+from pix2pix_aa.layers.padding import pad_amounts, pad_mode, safe_pad
 from pix2pix_aa.layers.conv_blur_pool import BlurConv2d, ConvBlurPool, conv_blur_pool2d
 from pix2pix_aa.layers.convert import antialias, count_parameters
 from pix2pix_aa.layers.pooling import (
@@ -32,6 +43,7 @@ __all__ = [
     "BlurConv2d",
     "BlurPool",
     "ConvBlurPool",
+    "LowPass",
     "MaxBlurPool",
     "antialias",
     "binomial_filter",
@@ -42,7 +54,14 @@ __all__ = [
     "count_parameters",
     "create_blur_pool",
     "filter_size",
+    "frequency_response",
+    "kaiser_sinc_row",
+    "lowpass_filter",
     "max_blur_pool2d",
     "max_blur_pool_from_max_pool",
+    "pad_amounts",
+    "pad_mode",
+    "parse_filter",
+    "safe_pad",
     *_polyphase.__all__,
 ]

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from pix2pix_aa.layers.blur_pool import BlurPool, FilterSpec, _pad_mode, filter_size
+from pix2pix_aa.layers.blur_pool import BlurPool, FilterSpec, filter_size
+from pix2pix_aa.layers.padding import pad_mode
 from pix2pix_aa.layers.conv_blur_pool import BlurConv2d
 from pix2pix_aa.layers.pooling import blur_pool_from_avg_pool, max_blur_pool_from_max_pool
 
@@ -167,7 +168,7 @@ def antialias(model: nn.Module, filt_size: FilterSpec = 4, pad_type: str = "refl
     size = filter_size(filt_size)
     if size == 0:
         raise ValueError("antialias needs a filter (1..7 or a name such as 'bin4'), got 'none'")
-    _pad_mode(pad_type)
+    pad_mode(pad_type)
     before = count_parameters(model)
     conv = _Converter(size, pad_type, keep_stem)
     if _is_torchvision_resnet(model):

@@ -37,6 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from pix2pix_aa.layers.blur_pool import FILTER_SIZES, Blur, FilterSpec, filter_size
+from pix2pix_aa.layers.filters import is_filter_name
+from pix2pix_aa.layers.padding import circular_pad
 
 __all__ = [
     "APS_VARIANTS",
@@ -74,7 +76,8 @@ def parse_antialias(spec: FilterSpec) -> tuple[bool, int]:
 
     ``"none"``/``None`` -> (False, 0); ``"bin5"`` or ``5`` -> (False, 5); ``"aps"`` -> (True, 0);
     ``"aps_bin5"`` -> (True, 5) (a stride-1 Bin-5 blur, then APS); likewise ``aps_rect2``,
-    ``aps_tri3``, ``aps_bin4`` ... ``aps_bin7``.
+    ``aps_tri3``, ``aps_bin4`` ... ``aps_bin7``. Any other filter name (``"kaiser7"``) ->
+    (False, its number of taps).
 
     Raises:
         ValueError: for an unknown name, listing every valid value; for an int outside 0..7.
@@ -83,7 +86,7 @@ def parse_antialias(spec: FilterSpec) -> tuple[bool, int]:
         key = spec.strip().lower()
         if key in APS_VARIANTS:
             return True, APS_VARIANTS[key]
-        if key not in FILTER_SIZES and not key.isdigit():
+        if not is_filter_name(key):
             valid = ", ".join(repr(k) for k in FILTER_SIZES)
             aps = ", ".join(repr(k) for k in APS_VARIANTS)
             raise ValueError(f"unknown antialias filter {spec!r}; valid: {valid} or a size 1..7; "
@@ -194,28 +197,6 @@ def aps_up(y: torch.Tensor, phase: torch.Tensor, stride: int = 2) -> torch.Tenso
     out = y.new_zeros(n, c, h, stride, w, stride)
     out[torch.arange(n, device=y.device), :, :, pi, :, pj] = y
     return out.reshape(n, c, h * stride, w * stride)
-
-
-def _wrap_index(size: int, lo: int, hi: int, device: torch.device) -> torch.Tensor:
-    return torch.arange(-lo, size + hi, device=device) % size
-
-
-def circular_pad(x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
-    """Circular padding (left, right, top, bottom) of any width, also wider than the map.
-
-    ``F.pad(mode="circular")`` refuses padding larger than the map (2x2 or 1x1 maps deep in a
-    U-Net with a 6- or 7-tap blur); indexing with a wrapped range has no such limit and gives
-    the same values where both work.
-    """
-    left, right, top, bottom = pad
-    if min(pad) < 0:
-        raise ValueError(f"padding must be non-negative, got {pad}")
-    h, w = x.shape[-2:]
-    if left or right:
-        x = x.index_select(-1, _wrap_index(w, left, right, x.device))
-    if top or bottom:
-        x = x.index_select(-2, _wrap_index(h, top, bottom, x.device))
-    return x
 
 
 class CircularBlur(Blur):

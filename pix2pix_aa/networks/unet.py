@@ -15,6 +15,23 @@ at full resolution *before* the blur-subsample, and the next level starts with a
 nonlinearity follows the subsampling before the next low-pass. The skip tensors are the
 anti-aliased h_i. ``upsample_antialias`` adds a blur after each transposed conv.
 
+Per level: ``antialias``, ``antialias_mode``, ``upsample_antialias`` and ``upsample`` each take
+one value for every level or a list with one value per level, outermost first (index 0 is
+encoder level 1, which reads the input, and decoder level 1, which writes the output), e.g.
+``antialias: [none, bin5, bin5, bin5, bin5, bin5, bin5]``. The filters may be binomial
+(``bin5``) or Kaiser-windowed sinc (``kaiser7``; pix2pix_aa.layers.filters).
+
+Full-resolution path (``fullres_channels`` = c > 0): in an anti-aliased U-Net the finest
+features sit at half resolution, and the top octave of the output can only come from the last
+upsampling, which either blurs it away or aliases. The path adds features computed at the input
+resolution by stride-1 convolutions only (exactly shift-equivariant away from the border):
+
+    f = lrelu(norm(conv3(lrelu(conv3(x)))))           (in -> c -> c, full resolution)
+    u_1 = norm(up(relu(cat(h_1, u_2))))               (last decoder level, -> c channels)
+    y = tanh(conv3(relu(norm(conv3(cat(u_1, f))))))   (2c -> c -> out)
+
+With c = ngf this adds 0.4-0.6% parameters (docs/DESIGN_STUDY.md).
+
 Adaptive polyphase sampling (``antialias="aps"``, ``"aps_bin5"``, ...; Chaman & Dokmanic 2021)
 makes the network exactly equivariant to circular shifts (up to float rounding):
 
@@ -28,29 +45,72 @@ there only for ``aps_<filter>`` variants. Every conv pads circularly; see ``pad_
 
 from __future__ import annotations
 
-import functools
 import math
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pix2pix_aa.layers.blur_pool import FilterSpec, _pad_mode
-from pix2pix_aa.layers.polyphase import APSConvTranspose2d, parse_antialias
+from pix2pix_aa.layers.filters import FilterSpec, filter_size
+from pix2pix_aa.layers.padding import pad_mode
+from pix2pix_aa.layers.polyphase import parse_antialias
 from pix2pix_aa.networks.blocks import (
     ANTIALIAS_MODES,
     NORMS,
-    aps_down_block,
-    aps_up_conv,
+    UPSAMPLE_MODES,
+    Downsample,
+    Level,
+    Upsample,
     check_choice,
+    conv3,
     default_blur_pad,
     down_block,
     norm_factory,
     up_conv,
 )
 
-__all__ = ["UNetGenerator"]
+__all__ = ["UNetGenerator", "per_level"]
+
+#: A value for every level, or a list with one per level (outermost first).
+PerLevel = Union[FilterSpec, Sequence[FilterSpec]]
+UpsampleAntialias = Union[bool, FilterSpec, Sequence[Union[bool, FilterSpec]]]
+
+
+def per_level(value: object, num_levels: int, name: str) -> list:
+    """``value`` repeated for every level, or the list itself after a length check.
+
+    Raises:
+        ValueError: when a list does not have one entry per level.
+    """
+    if isinstance(value, (list, tuple)):
+        if len(value) != num_levels:
+            raise ValueError(f"{name} lists one value per level, outermost first: num_downs = {num_levels} "
+                             f"values, got {len(value)}: {list(value)!r}")
+        return list(value)
+    return [value] * num_levels
+
+
+def _up_filters(upsample_antialias: Optional[UpsampleAntialias], down: list, num_levels: int) -> list:
+    """The anti-imaging filter of every decoder level. None / True: the level's encoder filter
+    (True requires one); False: none; a filter: that filter; a list: per level."""
+    values = per_level(upsample_antialias, num_levels, "upsample_antialias")
+    if upsample_antialias is True and not any(filter_size(f) for f in down):
+        raise ValueError("upsample_antialias=True needs an antialias filter (got 'none')")
+    out = []
+    for i, v in enumerate(values):
+        if v is None or v is True:
+            if v is True and not filter_size(down[i]):
+                raise ValueError(f"upsample_antialias=True at level {i + 1} needs an antialias filter there "
+                                 f"(got {down[i]!r})")
+            out.append(down[i])
+        elif v is False:
+            out.append("none")
+        else:
+            filter_size(v)
+            out.append(v)
+    return out
+
 
 
 class UNetGenerator(nn.Module):
@@ -62,23 +122,31 @@ class UNetGenerator(nn.Module):
         ngf: filters in the first conv layer.
         norm: ``batch`` | ``instance`` | ``none``.
         dropout: dropout rate in the three innermost non-bottleneck decoder levels (0 = off).
-        antialias: ``none`` (the reference) or a BlurPool filter: ``rect2``, ``tri3``, ``bin4``,
-            ``bin5`` (or a size 1..7); or adaptive polyphase sampling: ``aps``, ``aps_rect2``,
-            ``aps_tri3``, ``aps_bin4``, ``aps_bin5``, ... (blur of that size before each APS
-            downsampling and, unless ``upsample_antialias=False``, after each APS-U).
+        antialias: ``none`` (the reference) or a low-pass filter: ``rect2``, ``tri3``, ``bin4``,
+            ``bin5`` (or a size 1..7), ``kaiser7`` ... (Kaiser-windowed sinc); or a list of
+            those, one per encoder level, outermost first. Or adaptive polyphase sampling (all
+            levels): ``aps``, ``aps_rect2``, ``aps_tri3``, ``aps_bin4``, ``aps_bin5``, ... (blur of
+            that size before each APS downsampling and, unless ``upsample_antialias=False``,
+            after each APS-U).
         antialias_mode: ``conv_blur`` (the paper: conv s1 -> act -> BlurPool) or ``blur_conv``
-            (cheap: blur -> strided conv; not the paper's method).
-        upsample_antialias: blur after each upsampling; ``None`` = on whenever ``antialias``
-            is on. Set False for encoder-only anti-aliasing.
+            (cheap: blur -> strided conv; not the paper's method); or a list per level.
+        upsample_antialias: the blur after each upsampling. ``None`` = the level's ``antialias``
+            filter (off where that is ``none``); ``True`` = the same, requiring a filter;
+            ``False`` = no blur (encoder-only anti-aliasing, which aliases more than the
+            baseline: docs/DESIGN_STUDY.md); a filter name = that filter at every level; or a
+            list per decoder level (outermost, i.e. the last upsampling, first) of those values.
         pad_type: conv padding, ``zero`` (reference), ``reflect``, ``replicate``, ``circular``.
             ``None`` (default) means ``zero``, and ``circular`` for APS. APS requires circular
             padding (its exactness rests on it): any other value raises ValueError.
         blur_pad_type: padding of the blurs; default reflect (circular with circular convs).
             APS: must be ``None`` or ``circular``.
-        upsample: ``transpose`` (reference), ``nearest`` or ``bilinear`` (+ 3x3 conv).
+        upsample: ``transpose`` (reference), ``nearest`` or ``bilinear`` (+ 3x3 conv); or a list
+            per decoder level.
         pad_input: if True, inputs whose size is not a multiple of 2**num_downs are reflect-
             padded up to one and the output is cropped back; if False (default) they raise.
         aps_norm: APS only: the norm that picks the polyphase component, ``l2`` or ``l1``.
+        fullres_channels: width c of the full-resolution path (module docstring); 0 = off (the
+            reference).
 
     APS features: with an input rolled by (dy, dx), each tap of :meth:`features` at stride s is
     the unshifted tap rolled by an *integer* (dy_s, dx_s), dy_s = (dy + P - P') / s where P, P'
@@ -93,10 +161,12 @@ class UNetGenerator(nn.Module):
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int = 8, ngf: int = 64,
-                 norm: str = "batch", dropout: float = 0.5, antialias: FilterSpec = "none",
-                 antialias_mode: str = "conv_blur", upsample_antialias: Optional[bool] = None,
+                 norm: str = "batch", dropout: float = 0.5, antialias: PerLevel = "none",
+                 antialias_mode: Union[str, Sequence[str]] = "conv_blur",
+                 upsample_antialias: Optional[UpsampleAntialias] = None,
                  pad_type: Optional[str] = None, blur_pad_type: Optional[str] = None,
-                 upsample: str = "transpose", pad_input: bool = False, aps_norm: str = "l2") -> None:
+                 upsample: Union[str, Sequence[str]] = "transpose", pad_input: bool = False,
+                 aps_norm: str = "l2", fullres_channels: int = 0) -> None:
         super().__init__()
         if num_downs < 2:
             raise ValueError(f"num_downs must be >= 2, got {num_downs}")
@@ -104,64 +174,92 @@ class UNetGenerator(nn.Module):
             raise ValueError("ngf, in_channels and out_channels must be positive")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if fullres_channels < 0:
+            raise ValueError(f"fullres_channels must be >= 0 (0 = no full-resolution path), got {fullres_channels}")
         check_choice("norm", norm, NORMS)
-        check_choice("antialias_mode", antialias_mode, ANTIALIAS_MODES)
-        is_aps, aa_size = parse_antialias(antialias)
+        n = num_downs
+        modes = per_level(antialias_mode, n, "antialias_mode")
+        for mode in modes:
+            check_choice("antialias_mode", mode, ANTIALIAS_MODES)
+        is_aps = not isinstance(antialias, (list, tuple)) and parse_antialias(antialias)[0]
         if is_aps:
             pad_type = _check_aps_options(pad_type, blur_pad_type, upsample, antialias_mode, aps_norm)
         elif pad_type is None:
             pad_type = "zero"
-        _pad_mode(pad_type)
-        if upsample_antialias is None:
-            upsample_antialias = aa_size > 0
-        if upsample_antialias and not aa_size:
-            raise ValueError("upsample_antialias=True needs an antialias filter (got 'none')")
+        pad_mode(pad_type)
         blur_pad = blur_pad_type or default_blur_pad(pad_type)
-        _pad_mode(blur_pad)
+        pad_mode(blur_pad)
+        ups = per_level(upsample, n, "upsample")
+        for up in ups:
+            if up not in UPSAMPLE_MODES:
+                raise ValueError(f"unknown upsample {up!r}; valid: 'transpose', 'nearest', 'bilinear'")
+
+        # Resolve the anti-aliasing of every level once; the blocks only assemble what it gives.
+        if is_aps:
+            size = parse_antialias(antialias)[1]
+            if upsample_antialias is True and not size:
+                raise ValueError("upsample_antialias=True needs an antialias filter (got 'none')")
+            if upsample_antialias not in (None, True, False):
+                raise ValueError("APS generators take upsample_antialias None, True or False (the blur is the "
+                                 f"APS filter), got {upsample_antialias!r}")
+            up_size = 0 if upsample_antialias is False else size
+            downs = [Downsample(size, "aps", "circular", "circular", aps_norm)] * n
+            upsamplers = [Upsample("aps", up_size)] * n
+        else:
+            filters = per_level(antialias, n, "antialias")
+            for f in filters:
+                if parse_antialias(f)[0]:
+                    raise ValueError(f"adaptive polyphase sampling ({f!r}) applies to every level: pass it as "
+                                     "a single antialias value, not in a list")
+            downs = [Downsample(f, m, pad_type, blur_pad) for f, m in zip(filters, modes)]
+            upsamplers = [Upsample(u, f, "zero", blur_pad)
+                          for u, f in zip(ups, _up_filters(upsample_antialias, filters, n))]
 
         self.in_channels, self.out_channels, self.num_downs = in_channels, out_channels, num_downs
         self.pad_input, self.is_aps = pad_input, is_aps
+        self.fullres_channels = fullres_channels
         # pix2pix gives convs a bias only when the norm has no affine shift of its own.
         bias = norm == "instance" or norm == "none"
+        norm_layer = norm_factory(norm)
 
         # Channels: in -> ngf -> 2ngf -> 4ngf -> 8ngf -> 8ngf ... (capped at 8 * ngf).
-        widths = [min(ngf * 2 ** i, ngf * 8) for i in range(num_downs)]
+        widths = [min(ngf * 2 ** i, ngf * 8) for i in range(n)]
         ins = [in_channels] + widths[:-1]
-        last = num_downs - 1
-        if is_aps:
-            make_down = functools.partial(aps_down_block, filt_size=aa_size, aps_norm=aps_norm)
-        else:
-            make_down = functools.partial(down_block, antialias=antialias, mode=antialias_mode,
-                                          pad_type=pad_type, blur_pad_type=blur_pad)
+        last = n - 1
         self.encoder = nn.ModuleList(
-            make_down(ins[i], widths[i],
-                      norm=None if i in (0, last) else norm,
-                      act=nn.ReLU(True) if i == last else nn.LeakyReLU(0.2, True),
-                      bias=bias)
-            for i in range(num_downs))
+            down_block(ins[i], widths[i], norm=None if i in (0, last) else norm,
+                       act=nn.ReLU(True) if i == last else nn.LeakyReLU(0.2, True),
+                       antialias=downs[i], bias=bias)
+            for i in range(n))
 
-        up_aa = antialias if upsample_antialias else "none"
-        if is_aps:
-            make_up = functools.partial(aps_up_conv, filt_size=aa_size if upsample_antialias else 0)
-        else:
-            make_up = functools.partial(up_conv, upsample=upsample, antialias=up_aa, blur_pad_type=blur_pad)
-        norm_layer = norm_factory(norm)
+        c = fullres_channels
         decoder = []
-        for i in range(num_downs):
-            outermost, innermost = i == 0, i == last
+        for i in range(n):
+            image_out = i == 0 and not c  # the reference's outermost level writes the image
+            innermost = i == last
+            out_ch = out_channels if image_out else (c if i == 0 else ins[i])
             layers: list[nn.Module] = [] if innermost else [nn.ReLU(True)]
-            layers.append(make_up(widths[i] * (1 if innermost else 2), out_channels if outermost else ins[i],
-                                  bias=True if outermost else bias))
-            if outermost:
+            layers.append(up_conv(widths[i] * (1 if innermost else 2), out_ch, upsample=upsamplers[i],
+                                  bias=True if image_out else bias))
+            if image_out:
                 layers.append(nn.Tanh())
             else:
-                layers.append(norm_layer(ins[i]))
+                layers.append(norm_layer(out_ch))
                 # The reference puts dropout in the 8ngf->8ngf levels between the first four and
                 # the innermost: num_downs - 5 of them (three for unet_256).
                 if dropout > 0 and 4 <= i < last:
                     layers.append(nn.Dropout(dropout))
-            decoder.append(nn.Sequential(*layers))
+            decoder.append(Level(*layers))
         self.decoder = nn.ModuleList(decoder)
+
+        self.fullres: Optional[Level] = None
+        self.head: Optional[Level] = None
+        if c:
+            conv_pad = pad_type
+            self.fullres = Level(conv3(in_channels, c, conv_pad, True), nn.LeakyReLU(0.2, True),
+                                 conv3(c, c, conv_pad, bias), norm_layer(c), nn.LeakyReLU(0.2, True))
+            self.head = Level(conv3(2 * c, c, conv_pad, bias), norm_layer(c), nn.ReLU(True),
+                              conv3(c, out_channels, conv_pad, True), nn.Tanh())
 
     # -- shapes ---------------------------------------------------------------------------
     @property
@@ -186,13 +284,14 @@ class UNetGenerator(nn.Module):
 
     # -- forward --------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._run(x, None)
+        return self._run(x)
 
     def features(self, x: torch.Tensor) -> dict[str, tuple[torch.Tensor, int]]:
         """Named intermediate maps with their cumulative stride, for the feature-distance metric.
 
-        Keys: ``enc1..encN`` (encoder level outputs, stride 2**i), ``dec N..dec1`` (decoder level
-        outputs, stride 2**(i-1)) and ``out`` (stride 1). Same computation as ``forward``.
+        Keys: ``enc1..encN`` (encoder level outputs, stride 2**i), ``dec N..dec2`` (decoder level
+        outputs, stride 2**(i-1)), with the full-resolution path also ``dec1`` and ``fullres``
+        (stride 1), and ``out`` (stride 1). Same computation as ``forward``.
         """
         taps: dict[str, tuple[torch.Tensor, int]] = {}
         taps["out"] = (self._run(x, taps), 1)
@@ -211,8 +310,10 @@ class UNetGenerator(nn.Module):
         self._run(x, None, out)
         return out
 
-    def _run(self, x: torch.Tensor, taps: Optional[dict],
+    def _run(self, x: torch.Tensor, taps: Optional[dict] = None,
              phases_out: Optional[list] = None) -> torch.Tensor:
+        """The one forward pass of every variant; APS phases travel from encoder level i to
+        decoder level i (None for BlurPool levels)."""
         self._check_input(x)
         h, w = x.shape[-2:]
         if self.pad_input:
@@ -220,56 +321,29 @@ class UNetGenerator(nn.Module):
             ph, pw = (-h) % m, (-w) % m
             if ph or pw:
                 x = F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
-        if self.is_aps:
-            return self._run_aps(x, taps, phases_out)[..., :h, :w]
-        skips = []
-        feat = x
-        for i, level in enumerate(self.encoder):
-            feat = level(feat)
-            skips.append(feat)
-            if taps is not None:
-                taps[f"enc{i + 1}"] = (feat, 2 ** (i + 1))
-        feat = self.decoder[-1](skips[-1])
-        if taps is not None:
-            taps[f"dec{self.num_downs}"] = (feat, 2 ** (self.num_downs - 1))
-        for i in range(self.num_downs - 2, -1, -1):
-            feat = self.decoder[i](torch.cat([skips[i], feat], dim=1))
-            if taps is not None and i > 0:
-                taps[f"dec{i + 1}"] = (feat, 2 ** i)
-        return feat[..., :h, :w]
-
-    def _run_aps(self, x: torch.Tensor, taps: Optional[dict], phases_out: Optional[list]) -> torch.Tensor:
-        """The APS forward pass: the phase of encoder level i goes to decoder level i."""
         skips, phases = [], []
         feat = x
         for i, level in enumerate(self.encoder):
-            feat, phase = level(feat)
+            feat, phase = level.run(feat)
             skips.append(feat)
             phases.append(phase)
             if taps is not None:
                 taps[f"enc{i + 1}"] = (feat, 2 ** (i + 1))
         if phases_out is not None:
             phases_out.extend(phases)
-        feat = _apply_aps_level(self.decoder[-1], skips[-1], phases[-1])
+        feat, _ = self.decoder[-1].run(skips[-1], phases[-1])
         if taps is not None:
             taps[f"dec{self.num_downs}"] = (feat, 2 ** (self.num_downs - 1))
         for i in range(self.num_downs - 2, -1, -1):
-            feat = _apply_aps_level(self.decoder[i], torch.cat([skips[i], feat], dim=1), phases[i])
-            if taps is not None and i > 0:
+            feat, _ = self.decoder[i].run(torch.cat([skips[i], feat], dim=1), phases[i])
+            if taps is not None and (i > 0 or self.head is not None):
                 taps[f"dec{i + 1}"] = (feat, 2 ** i)
-        return feat
-
-
-def _apply_aps_level(level: nn.Sequential, x: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
-    """Run a decoder level, handing ``phase`` to its APS-U layer (which nn.Sequential cannot)."""
-    for layer in level:
-        if isinstance(layer, nn.Sequential):
-            x = _apply_aps_level(layer, x, phase)
-        elif isinstance(layer, APSConvTranspose2d):
-            x = layer(x, phase)
-        else:
-            x = layer(x)
-    return x
+        if self.fullres is not None and self.head is not None:
+            full, _ = self.fullres.run(x)
+            if taps is not None:
+                taps["fullres"] = (full, 1)
+            feat, _ = self.head.run(torch.cat([feat, full], dim=1))
+        return feat[..., :h, :w]
 
 
 def _check_aps_options(pad_type: Optional[str], blur_pad_type: Optional[str], upsample: str,

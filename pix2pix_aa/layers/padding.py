@@ -1,0 +1,136 @@
+"""Padding shared by every layer that pads: BlurPool and blurs, the U-Net's convs, APS.
+
+One home for the padding modes and their edge cases, so that the blur, the convs and the
+polyphase layers pad the same way:
+
+* :func:`pad_mode` turns a config name (``reflect``, ``zero``, ``circular`` ... and the
+  ``antialiased-cnns`` aliases ``refl`` / ``repl``) into the mode ``F.pad`` understands;
+* :func:`pad_amounts` is the paper's blur padding, floor/ceil((k - 1) / 2) (Zhang 2019,
+  reference code ``antialiased_cnns.BlurPool``);
+* :func:`safe_pad` is ``F.pad`` made total: reflect padding as wide as the map (2x2 maps deep in
+  a U-Net) falls back to replicate, and circular padding wider than the map wraps around as
+  often as needed (``F.pad`` refuses both);
+* :func:`circular_pad` is circular padding of any width by index wrapping (APS).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from pix2pix_aa.layers import _fast_blur
+
+__all__ = ["PAD_TYPES", "pad_mode", "pad_amounts", "defined_mode", "safe_pad", "gather_pad", "circular_pad"]
+
+#: Padding modes; aliases accepted for compatibility with ``antialiased-cnns``.
+PAD_TYPES: dict[str, str] = {
+    "reflect": "reflect",
+    "refl": "reflect",
+    "replicate": "replicate",
+    "repl": "replicate",
+    "zero": "constant",
+    "zeros": "constant",
+    "constant": "constant",
+    "circular": "circular",
+}
+
+Pad = tuple[int, int, int, int]
+
+
+def pad_mode(pad_type: str) -> str:
+    """The ``F.pad`` mode of a config padding name (``zero`` -> ``constant``).
+
+    Raises:
+        ValueError: for an unknown name, listing the valid ones.
+    """
+    try:
+        return PAD_TYPES[pad_type]
+    except (KeyError, TypeError):
+        valid = ", ".join(sorted({"reflect", "replicate", "zero", "circular"}))
+        raise ValueError(f"unknown pad_type {pad_type!r}; valid: {valid}") from None
+
+
+def pad_amounts(size: int, pad_off: int = 0) -> Pad:
+    """(left, right, top, bottom) padding of a ``size``-tap filter: floor/ceil((k - 1) / 2) +
+    ``pad_off``, as ``antialiased_cnns.BlurPool`` (even sizes pad one more at the end)."""
+    lo, hi = (size - 1) // 2 + pad_off, size // 2 + pad_off
+    return lo, hi, lo, hi
+
+
+def gather_pad(x: torch.Tensor, pad: Pad, mode: str) -> torch.Tensor:
+    """``F.pad(x, pad, mode)`` as an index gather on the last two axes (any pad width).
+
+    Shape:
+        (..., H, W) -> (..., H + top + bottom, W + left + right).
+    """
+    h, w = x.shape[-2:]
+    rows = _fast_blur.index_map(h, -pad[2], h + pad[3], mode)[0]
+    cols = _fast_blur.index_map(w, -pad[0], w + pad[1], mode)[0]
+    return x.index_select(-2, torch.tensor(rows, device=x.device)).index_select(
+        -1, torch.tensor(cols, device=x.device))
+
+
+def defined_mode(x: torch.Tensor, pad: Pad, mode: str) -> str:
+    """``mode``, except that reflect padding wider than the map falls back to replicate.
+
+    Reflection needs pad < size; 2x2 (or 1x1) maps at the bottom of a U-Net break that rule,
+    and replicate is the closest mode that is defined there.
+    """
+    if mode == "reflect":
+        h, w = x.shape[-2:]
+        if max(pad[0], pad[1]) >= w or max(pad[2], pad[3]) >= h:
+            return "replicate"
+    return mode
+
+
+def safe_pad(x: torch.Tensor, pad: Pad, mode: str) -> torch.Tensor:
+    """``F.pad`` that is defined for every map size.
+
+    Args:
+        x: (..., H, W).
+        pad: (left, right, top, bottom).
+        mode: an ``F.pad`` mode (see :func:`pad_mode`).
+
+    Reflect padding wider than the map falls back to replicate (:func:`defined_mode`) and
+    circular padding wider than the map wraps around as often as needed.
+
+    Shape:
+        (..., H, W) -> (..., H + top + bottom, W + left + right).
+    """
+    if not any(pad):
+        return x
+    mode = defined_mode(x, pad, mode)
+    if mode == "constant":
+        return F.pad(x, pad)
+    if mode == "replicate" and torch.compiler.is_compiling():
+        # Inductor (torch 2.14, CPU) declares contiguous strides for replication_pad2d_backward
+        # while the kernel returns channels-last ones, and the compiled backward fails its
+        # stride assertion; the same padding as a gather compiles (docs/PERFORMANCE.md).
+        return gather_pad(x, pad, mode)
+    if mode == "circular":
+        h, w = x.shape[-2:]
+        if max(pad[0], pad[1]) > w or max(pad[2], pad[3]) > h:
+            # F.pad refuses to wrap more than once; gathering by index wraps any number of times.
+            return gather_pad(x, pad, mode)
+    return F.pad(x, pad, mode=mode)
+
+
+def circular_pad(x: torch.Tensor, pad: Pad) -> torch.Tensor:
+    """Circular padding (left, right, top, bottom) of any width, also wider than the map.
+
+    ``F.pad(mode="circular")`` refuses padding larger than the map (2x2 or 1x1 maps deep in a
+    U-Net with a 6- or 7-tap blur); indexing with a wrapped range has no such limit and gives
+    the same values where both work.
+
+    Shape:
+        (..., H, W) -> (..., H + top + bottom, W + left + right).
+    """
+    left, right, top, bottom = pad
+    if min(pad) < 0:
+        raise ValueError(f"padding must be non-negative, got {pad}")
+    h, w = x.shape[-2:]
+    if left or right:
+        x = x.index_select(-1, torch.arange(-left, w + right, device=x.device) % w)
+    if top or bottom:
+        x = x.index_select(-2, torch.arange(-top, h + bottom, device=x.device) % h)
+    return x
