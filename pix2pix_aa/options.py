@@ -22,7 +22,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-__all__ = ["REFERENCE_FLAGS", "check_model_and_data", "check_schedule", "refuse_unsupported", "suggest_option"]
+__all__ = ["LIGHTNING_FLAGS", "REFERENCE_FLAGS", "check_model_and_data", "check_schedule", "refuse_unsupported", "suggest_option"]
 
 
 def _say(message: str) -> None:
@@ -121,8 +121,12 @@ REFERENCE_FLAGS: dict[str, str] = {
     "display_freq": "--model.log_images_every_n_batches N",
     "print_freq": "--trainer.log_every_n_steps N",
     "save_epoch_freq": "--checkpoint.every_n_epochs N",
+}
+
+#: LightningCLI / Trainer options this GAN does not take, and what to pass instead.
+LIGHTNING_FLAGS: dict[str, str] = {
     "optimizer": "--model.lr / --model.beta1 / --model.beta2 (both players use Adam, as in pix2pix)",
-    "lr_scheduler": "--model.lr_policy linear|step|plateau|cosine",
+    "lr_scheduler": "--model.lr_policy linear|step|plateau|cosine (and --model.lr_decay_iters)",
 }
 
 
@@ -130,8 +134,13 @@ def suggest_option(flag: str, known: Optional[list[str]] = None) -> Optional[str
     """A hint for an unrecognised ``--flag``: the reference pix2pix's name, else the closest of
     ``known`` option names (difflib), else None."""
     name = flag.lstrip("-").split("=", 1)[0]
+    root = name.split(".", 1)[0]
+    if root in LIGHTNING_FLAGS:
+        return f"--{root} (LightningCLI's) is not used by this GAN; use {LIGHTNING_FLAGS[root]}"
     if name in REFERENCE_FLAGS:
         return f"{flag.split('=', 1)[0]} is the reference pix2pix's option; here: {REFERENCE_FLAGS[name]}"
+    if name.rsplit(".", 1)[-1] in REFERENCE_FLAGS and "." in name:
+        return f"did you mean {REFERENCE_FLAGS[name.rsplit('.', 1)[-1]]}?"
     if known:
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
         tail = [k for k in known if k.rsplit(".", 1)[-1] == name.rsplit(".", 1)[-1]]

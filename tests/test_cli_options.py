@@ -1,0 +1,230 @@
+"""train.py options that used to be accepted and then silently wrong: the LR schedule, resuming
+with changed options, max_steps, configs reused after a resume, evaluation subcommands' data and
+folders, options LightningCLI accepts but the GAN cannot honour, reference-style flags, and
+start-up checks of the image size and channels against the networks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from pix2pix_aa.cli import main as cli_main
+from pix2pix_aa.module import Pix2PixModule, linear_decay_factor
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cli_options")
+
+
+@pytest.fixture
+def fit(folder, monkeypatch, write_tiny_config):
+    """fit(name, *flags, config=None, **overrides) in ``folder`` on one shared tiny data set."""
+    monkeypatch.chdir(folder)
+
+    def run(name: str, *flags: str, config: Path | None = None, subcommand: str = "fit", **overrides):
+        cfg = config or write_tiny_config(folder, f"{name}.yaml", data__data_dir=str(folder / "data"),
+                                          data__generate_counts={"train": 4, "val": 1, "test": 1}, **overrides)
+        return cli_main([subcommand, "--config", str(cfg), "--trainer.logger.init_args.name", name, *flags])
+
+    return run
+
+
+def _error(capsys, call) -> str:
+    with pytest.raises(SystemExit) as info:
+        call()
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, err
+    return err
+
+
+def _scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    return [(e.step, e.value) for e in events.Scalars(tag)]
+
+
+# -- LR schedule ----------------------------------------------------------------------------------
+def test_lr_multiplier_never_goes_negative():
+    assert [linear_decay_factor(e, 1, 1) for e in range(5)] == pytest.approx([1.0, 0.5, 0.0, 0.0, 0.0])
+
+
+def test_max_epochs_past_or_short_of_the_schedule_is_refused(fit, capsys):
+    err = _error(capsys, lambda: fit("past", "--trainer.max_epochs", "5", "--model.n_epochs", "1",
+                                     "--model.n_epochs_decay", "1"))
+    assert "trainer.max_epochs=5" in err and "model.n_epochs + model.n_epochs_decay = 1 + 1 = 2" in err
+    assert "--model.n_epochs_decay 4" in err  # the fix for "train 5 epochs"
+    err = _error(capsys, lambda: fit("short", "--trainer.max_epochs", "1"))
+    assert "would stop before the LR decay ends" in err
+
+
+def test_max_epochs_unset_is_derived_from_the_schedule(fit, capsys):
+    cli = fit("derived", "--model.n_epochs", "1", "--model.n_epochs_decay", "0")
+    assert cli.trainer.max_epochs == 1 and cli.trainer.current_epoch == 1
+    assert "trainer.max_epochs = 1 (model.n_epochs 1 + model.n_epochs_decay 0)" in capsys.readouterr().err
+
+
+def test_extending_a_finished_run_continues_with_the_new_schedule(fit, folder, capsys):
+    """Train N more epochs: the command line's schedule wins over the checkpoint's, is printed,
+    is written to config.yaml, and the logged LR follows it."""
+    fit("extend")  # 2 epochs, n_epochs 1 + n_epochs_decay 1: LR 2e-4, 1e-4
+    capsys.readouterr()
+    cli = fit("extend", "--ckpt_path", "last", "--trainer.max_epochs", "4", "--model.n_epochs_decay", "3")
+    err = capsys.readouterr().err
+    assert "changed from the checkpoint by the command line: model.n_epochs_decay=3 (checkpoint: 1)" in err
+    assert cli.model.hparams.n_epochs_decay == 3 and cli.trainer.current_epoch == 4
+    run = folder / "runs" / "extend" / "version_0"
+    lrs = [v for _, v in _scalars(run, "lr/G")]
+    expected = [2e-4 * linear_decay_factor(e, 1, 1) for e in range(2)] + \
+               [2e-4 * linear_decay_factor(e, 1, 3) for e in range(2, 4)]
+    assert lrs == pytest.approx(expected)
+    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["n_epochs_decay"] == 3
+
+
+def test_resume_keeps_unflagged_checkpoint_options_and_says_so(fit, folder, capsys, write_tiny_config):
+    fit("keep", "--model.lr", "0.001")
+    capsys.readouterr()
+    cli = fit("keep", "--ckpt_path", "last", "--trainer.max_epochs", "3", "--model.n_epochs_decay", "2")
+    assert cli.model.hparams.lr == pytest.approx(1e-3)  # the config file says 2e-4; the run was 1e-3
+    assert "kept from the checkpoint" in capsys.readouterr().err
+    opt_g, _ = cli.model.optimizers()
+    assert opt_g.param_groups[0]["initial_lr"] == pytest.approx(1e-3)
+
+
+def test_resume_with_a_changed_lr_uses_it(fit, capsys):
+    fit("newlr")
+    cli = fit("newlr", "--ckpt_path", "last", "--trainer.max_epochs", "3", "--model.n_epochs_decay", "2",
+              "--model.lr", "0.001")
+    opt_g, _ = cli.model.optimizers()
+    # epoch 2 of n_epochs 1 + decay 2: factor 1 - 2/3, applied to the new base LR
+    assert opt_g.param_groups[0]["lr"] == pytest.approx(1e-3 * linear_decay_factor(3, 1, 2))
+
+
+def test_resume_refuses_changed_networks_in_one_line(fit, capsys):
+    fit("nets")
+    err = _error(capsys, lambda: fit("nets", "--ckpt_path", "last", "--model.generator.init_args.antialias", "none"))
+    assert "resuming cannot change the networks" in err and "model.generator.init_args.antialias='none'" in err
+
+
+# -- max_steps ------------------------------------------------------------------------------------
+def test_max_steps_counts_training_iterations(fit, capsys):
+    cli = fit("steps", "--trainer.max_steps", "3", "--trainer.limit_val_batches", "0",
+              data__batch_size=1)  # 4 batches per epoch: stops inside epoch 0
+    assert cli.trainer.global_step == 6  # 3 batches x (D step + G step)
+    assert "counts training iterations (batches)" in capsys.readouterr().err
+    saved = yaml.safe_load((Path(cli.trainer.log_dir) / "config.yaml").read_text())
+    assert saved["trainer"]["max_steps"] == 3  # the user's value, not the -1 handed to Lightning
+
+
+# -- configs reused after a resume; evaluation subcommands leave training runs alone --------------
+def test_a_resumed_runs_config_starts_a_new_run(fit, folder):
+    fit("base")
+    fit("base", "--ckpt_path", "last", "--trainer.max_epochs", "3", "--model.n_epochs_decay", "2")
+    saved_path = folder / "runs" / "base" / "version_0" / "config.yaml"
+    saved = yaml.safe_load(saved_path.read_text())
+    assert saved["ckpt_path"] is None
+    assert saved["trainer"]["logger"]["init_args"].get("version") is None
+    assert saved["trainer"]["logger"]["init_args"].get("purge_step") is None
+    cli = fit("variant_none", "--model.generator.init_args.antialias", "none", config=saved_path)
+    new_run = folder / "runs" / "variant_none" / "version_0"
+    assert yaml.safe_load((new_run / "config.yaml").read_text())["model"]["generator"]["init_args"]["antialias"] == "none"
+    assert not any("Blur" in type(m).__name__ for m in cli.model.generator.modules())
+    assert cli.trainer.current_epoch == 3 and cli.trainer.global_step == 3 * 2 * 2  # from scratch: 3 epochs x 2 batches
+    assert (new_run / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_test_and_predict_leave_the_training_run_alone(fit, folder, tmp_path):
+    fit("evalme")
+    run = folder / "runs" / "evalme" / "version_0"
+    config_before = (run / "config.yaml").read_text()
+    events_before = sorted(p.name for p in run.glob("events.out.tfevents.*"))
+    ckpt = str(run / "checkpoints" / "last.ckpt")
+    cli = fit("evalme", "--ckpt_path", ckpt, subcommand="test")
+    assert "test/psnr" in cli.trainer.callback_metrics
+    fit("evalme", "--ckpt_path", ckpt, "--predict_output_dir", str(tmp_path / "pred"), subcommand="predict")
+    assert (run / "config.yaml").read_text() == config_before
+    assert sorted(p.name for p in run.glob("events.out.tfevents.*")) == events_before
+    assert list((run / "test").glob("version_*/events.out.tfevents.*"))  # test events beside, not inside
+    assert sorted(p.name for p in (folder / "runs" / "evalme").iterdir()) == ["version_0"]  # no empty version_1
+
+
+def test_test_uses_the_checkpoints_data_unless_overridden(fit, folder, capsys, write_tiny_config):
+    fit("dataof")
+    ckpt = str(folder / "runs" / "dataof" / "version_0" / "checkpoints" / "last.ckpt")
+    other = write_tiny_config(folder, "other.yaml", data__data_dir=str(folder / "never_generated"),
+                              data__direction="AtoB")
+    capsys.readouterr()
+    cli = fit("dataof", "--ckpt_path", ckpt, config=other, subcommand="test")
+    assert cli.datamodule.data_dir == folder / "data" and cli.datamodule.direction == "BtoA"
+    assert not (folder / "never_generated").exists()
+    err = capsys.readouterr().err
+    assert f"test data: facades at {folder / 'data'}, direction BtoA" in err
+    assert "kept from the checkpoint" in err and "data.direction='BtoA' (config: 'AtoB')" in err
+    cli = fit("dataof", "--ckpt_path", ckpt, "--data.direction", "AtoB", config=other, subcommand="test")
+    assert cli.datamodule.direction == "AtoB"  # explicit flag wins
+
+
+# -- options refused at start-up, with the option to use --------------------------------------------
+@pytest.mark.parametrize("flags,expected", [
+    (["--optimizer", "torch.optim.SGD"], "--model.lr"),
+    (["--lr_scheduler", "torch.optim.lr_scheduler.StepLR"], "--model.lr_policy"),
+    (["--trainer.gradient_clip_val", "1.0"], "--model.grad_clip_norm"),
+    (["--direction", "AtoB"], "--data.direction"),
+    (["--netG", "unet_128"], "--model.generator.init_args.num_downs"),
+    (["--no_flip"], "--data.no_flip"),
+    (["--model.ngf", "8"], "--model.generator.init_args.ngf"),
+])
+def test_unsupported_and_reference_flags_get_one_line_and_the_option_to_use(fit, capsys, flags, expected):
+    err = _error(capsys, lambda: fit("refused", *flags))
+    assert expected in err
+    assert len(err.splitlines()) <= 4, err  # no usage dump
+
+
+def test_fit_help_is_short(capsys, monkeypatch):
+    with pytest.raises(SystemExit):
+        cli_main(["fit", "--help"])
+    text = capsys.readouterr().out
+    assert len(text.splitlines()) < 1000
+    assert "torch.nn.modules" not in text
+
+
+@pytest.mark.parametrize("policy,cls", [("linear", "LambdaLR"), ("step", "StepLR"),
+                                        ("plateau", "ReduceLROnPlateau"), ("cosine", "CosineAnnealingLR")])
+def test_lr_policies_are_the_references(policy, cls):
+    module = Pix2PixModule(lr_policy=policy, n_epochs=4)
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=2e-4)
+    assert type(module._scheduler(opt)).__name__ == cls
+
+
+def test_lr_policy_step_trains_end_to_end(fit, folder):
+    cli = fit("steplr", "--model.lr_policy", "step", "--model.lr_decay_iters", "1")
+    lrs = [v for _, v in _scalars(folder / "runs" / "steplr" / "version_0", "lr/G")]
+    assert lrs == pytest.approx([2e-4, 2e-5])
+    assert cli.trainer.current_epoch == 2
+
+
+def test_norm_sets_both_networks(fit):
+    cli = fit("norm", "--norm", "instance", "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0")
+    kinds = {type(m).__name__ for m in cli.model.modules()}
+    assert "InstanceNorm2d" in kinds and "BatchNorm2d" not in kinds
+
+
+# -- networks against data, at start-up ---------------------------------------------------------------
+def test_image_too_small_for_the_discriminator_is_caught_at_start_up(fit, capsys):
+    err = _error(capsys, lambda: fit("small", "--data.crop_size", "16", "--data.load_size", "16",
+                                     "--model.generator.init_args.num_downs", "4",
+                                     "--model.discriminator.init_args.n_layers", "3", "--data.batch_size", "1"))
+    assert "data.crop_size=16 is too small for the discriminator" in err and "crop_size >= 24" in err
+
+
+def test_channels_must_match_the_networks(fit, capsys):
+    err = _error(capsys, lambda: fit("chan", "--model.generator.init_args.in_channels", "1"))
+    assert "model.generator.init_args.in_channels=1 but data.input_nc=3" in err
+    err = _error(capsys, lambda: fit("chan", "--model.discriminator.init_args.in_channels", "4"))
+    assert "data.input_nc + data.output_nc = 3 + 3 = 6" in err
