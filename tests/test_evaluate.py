@@ -22,13 +22,14 @@ def test_evaluate_two_checkpoints_writes_every_output(trained_run, baseline_run,
     code = evaluate_main([str(bin5_run), str(baseline_run), "--out", str(out), *FAST])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "| tiny/version_0/last | bin5 |" in printed and "| tiny_baseline/version_0/last | none |" in printed
+    # (2-epoch tiny models have near-constant outputs: they may carry the "(collapsed)" flag)
+    assert "| tiny/version_0/last" in printed and "| tiny_baseline/version_0/last" in printed
     results = json.loads((out / "results.json").read_text())
     assert set(results["models"]) == {"tiny/version_0/last", "tiny_baseline/version_0/last"}
     model = results["models"]["tiny/version_0/last"]
     assert model["crop"]["num_shifts"] == 15 and model["circular"]["num_shifts"] == 15  # 4x4 grid minus (0, 0)
     assert set(model["features"]["layers"]) >= {"enc1", "enc6", "dec6", "dec2", "out"}
-    assert model["row"]["stability_crop_db"] > 10
+    assert model["row"]["stability_crop_pooled_db"] > 10
     with (out / "results.csv").open() as f:
         assert len(list(csv.DictReader(f))) == 2
     assert (out / "results.md").read_text().count("\n| tiny") == 2
@@ -37,7 +38,7 @@ def test_evaluate_two_checkpoints_writes_every_output(trained_run, baseline_run,
             "features_tiny_version_0_last.png", "features_tiny_baseline_version_0_last.png"} <= pngs
     events = EventAccumulator(str(bin5_run / "evaluation"), size_guidance={"images": 0})
     events.Reload()
-    assert "eval/stability_crop_db" in events.Tags()["scalars"]
+    assert "eval/stability_crop_pooled_db" in events.Tags()["scalars"]
     assert "eval/stability_crop_heatmap" in events.Tags()["images"]
     assert "eval/table/text_summary" in events.Tags()["tensors"]
 

@@ -24,10 +24,12 @@ import torch
 
 from pix2pix_aa.evaluation.checkpoints import CheckpointError, LoadedGenerator, find_checkpoints, load_generator
 from pix2pix_aa.evaluation.data import DataSettings, code_version, data_settings, load_data
-from pix2pix_aa.evaluation.report import data_note, log_to_tensorboard, markdown_table, write_report
+from pix2pix_aa.evaluation.report import (DEFINITIONS, heatmap_ranges, log_to_tensorboard, markdown_table,
+                                          table_notes, write_report)
 from pix2pix_aa.evaluation.parallel import distributed_env, evaluate_distributed, evaluate_in_pool
 from pix2pix_aa.evaluation.runner import (EvalOptions, ModelResult, evaluate_chunks, merge_chunks, options_dict,
                                           output_dir_default)
+from pix2pix_aa.metrics.bandwidth import LOWPASS_SIZES
 
 EXIT_USAGE = 2
 
@@ -43,7 +45,8 @@ def _floats(text: str) -> list[float]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="evaluate.py", description="Measure generation stability (docs/DESIGN.md section 5) of pix2pix checkpoints.")
+        prog="evaluate.py", description="Measure generation stability (docs/DESIGN.md section 5) of pix2pix checkpoints.",
+        epilog=DEFINITIONS)
     p.add_argument("checkpoints", nargs="+", help=".ckpt files, or run folders (their last.ckpt is used)")
     d = p.add_argument_group(
         "data (default: each checkpoint is scored on the data it was trained on, read from the checkpoint; "
@@ -58,7 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     m = p.add_argument_group("metrics")
     m.add_argument("--shifts", type=int, default=8, help="S: shifts (dy, dx) in [0, S)^2 (default 8)")
     m.add_argument("--num-shifts", type=int, default=None, help="a seeded sample of the S*S shifts (default: all)")
-    m.add_argument("--protocol", choices=["crop", "circular", "both"], default="both")
+    m.add_argument("--protocol", choices=["crop", "circular", "both"], default="both",
+                   help="crop: windows of a larger source, compared on their common region; circular: rolled "
+                        "inputs, compared after undoing the roll (default both)")
+    m.add_argument("--lowpass", default="bin5", metavar="NAME|none",
+                   help="filter of the equal-bandwidth stability: both compared outputs are low-passed by it at "
+                        f"full resolution before the PSNR ({', '.join(LOWPASS_SIZES)}; none: not computed; "
+                        "default bin5)")
     m.add_argument("--layers", default="all",
                    help="feature-distance layers: 'all', 'none' or names such as enc1,enc3,dec2")
     m.add_argument("--noise", type=_floats, default=[0.01, 0.05, 0.1], help="noise sigmas, e.g. 0.01,0.05 ('none')")
@@ -149,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
                          "use torchrun's --nproc_per_node to choose the number of processes")
     opts = EvalOptions(max_shift=args.shifts, num_shifts=args.num_shifts, protocol=args.protocol,
                        layers=None if args.layers == "none" else args.layers.split(","), noise=tuple(args.noise),
-                       margin=args.margin, batch_size=args.batch_size, seed=args.seed, chunk=args.chunk)
+                       margin=args.margin, batch_size=args.batch_size, seed=args.seed, chunk=args.chunk,
+                       lowpass=args.lowpass)
     device = _device(args.device)
     if world_size > 1 and device.type == "cuda" and device.index is None:
         device = torch.device("cuda", local_rank)  # one GPU per rank of the node
@@ -216,11 +226,12 @@ def run(args: argparse.Namespace) -> int:
     files = write_report(results, out_dir, {**options_dict(opts), "code": code_version()}, errors)
     table = markdown_table(results)
     if not args.no_tensorboard:
+        ranges = heatmap_ranges(results)
         for item, result in done:
-            log_to_tensorboard(result, item.run_dir / "evaluation", table, step=item.epoch or 0)
+            log_to_tensorboard(result, item.run_dir / "evaluation", table, step=item.epoch or 0, ranges=ranges,
+                               all_results=results)
     print(table)
-    if data_note(results):
-        print("\n" + data_note(results))
+    print("\n" + table_notes(results, options_dict(opts)))
     print(f"\nwrote {', '.join(sorted({str(p.name) for p in files.values()})[:6])} ... to {out_dir}")
     return EXIT_USAGE if errors else 0
 

@@ -11,52 +11,97 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from pix2pix_aa.evaluation.runner import ModelResult
-from pix2pix_aa.metrics.plots import plot_feature_distance, plot_stability_heatmap
+from pix2pix_aa.evaluation.runner import COLLAPSE_TV_RATIO, ModelResult
+from pix2pix_aa.metrics.plots import plot_feature_distance, plot_stability_heatmap, plot_stability_spectrum
 
-__all__ = ["data_note", "markdown_table", "write_report", "log_to_tensorboard", "TABLE_COLUMNS"]
+__all__ = ["DEFINITIONS", "TABLE_COLUMNS", "data_note", "heatmap_ranges", "log_to_tensorboard", "markdown_report",
+           "markdown_table", "table_notes", "write_report"]
 
-#: (row key, header) of the Markdown table, one row per checkpoint.
+#: (row key, header) of the Markdown table, one row per checkpoint. Stability headline: pooled.
 TABLE_COLUMNS = [
     ("model", "model"),
     ("filter", "filter"),
-    ("stability_crop_db", "stability crop (dB)"),
+    ("epoch", "epoch"),
+    ("step", "step"),
     ("stability_crop_pooled_db", "crop pooled (dB)"),
-    ("stability_circular_db", "stability circular (dB)"),
+    ("stability_crop_eb_pooled_db", "crop pooled, equal bandwidth (dB)"),
+    ("stability_crop_mean_db", "crop mean (dB)"),
+    ("stability_circular_pooled_db", "circular pooled (dB)"),
+    ("stability_circular_eb_pooled_db", "circular pooled, equal bandwidth (dB)"),
     ("quality_psnr", "PSNR to target (dB)"),
     ("quality_ssim", "SSIM"),
     ("quality_l1", "L1"),
-    ("quality_tv", "TV (target TV)"),
+    ("tv_ratio", "TV ratio"),
+    ("hf_ratio", "HF ratio"),
     ("seconds", "seconds"),
 ]
+
+#: What the table's words mean: printed under every table and in ``evaluate.py --help``.
+DEFINITIONS = (
+    "Stability: PSNR (dB, data range 2) between the generator's outputs for an input and its shifted "
+    "copies, on the region both outputs show (crop) or after undoing a circular roll (circular). "
+    "pooled = squared error pooled over every compared pixel, shift and image, then converted to dB once "
+    "(the headline; StyleGAN3's EQ-T convention). mean = mean over images and shifts of each pair's PSNR, "
+    "capped at 200 dB (secondary: a few exact shifts inflate it). equal bandwidth = pooled, with both "
+    "compared outputs low-passed by one common filter first, so a blurrier model gains nothing from its "
+    "blur alone. TV ratio = total variation of the outputs / that of the targets; HF ratio = spectral "
+    "energy above half Nyquist of the outputs / that of the targets (below 1: smoother than the targets). "
+    "epoch = the checkpoint's 0-based epoch index (1 after two full epochs); step = training batches "
+    "seen (one G and one D update each).")
 
 
 def _fmt(value, key: str, row: dict) -> str:
     if value is None:
         return "-"
-    if key == "quality_tv":
-        return f"{value:.4f} ({row['quality_tv_target']:.4f})"
     if isinstance(value, float):
-        return f"{value:.2f}" if key.endswith("_db") or key in ("quality_psnr", "seconds") else f"{value:.4f}"
+        text = f"{value:.2f}" if key.endswith("_db") or key in ("quality_psnr", "seconds") else f"{value:.4f}"
+        if row.get("collapsed") and key.startswith("stability_"):
+            text += " (collapsed)"
+        return text
+    if key == "model" and row.get("collapsed"):
+        return f"{value} (collapsed)"
     return str(value)
 
 
+def _order(results: Sequence[ModelResult]) -> list[ModelResult]:
+    """The given order, with collapsed models last: a near-constant output must not top a table."""
+    return [r for r in results if not r.collapsed] + [r for r in results if r.collapsed]
+
+
 def markdown_table(results: Sequence[ModelResult]) -> str:
-    rows = [r.row() for r in results]
+    """One row per checkpoint (:data:`TABLE_COLUMNS`); collapsed models last and marked."""
+    rows = [r.row() for r in _order(results)]
     head = "| " + " | ".join(h for _, h in TABLE_COLUMNS) + " |"
     rule = "|" + "|".join("---" for _ in TABLE_COLUMNS) + "|"
     body = ["| " + " | ".join(_fmt(row.get(k), k, row) for k, _ in TABLE_COLUMNS) + " |" for row in rows]
     return "\n".join([head, rule, *body])
 
 
-def markdown_report(results: Sequence[ModelResult], options: dict, errors: dict[str, str]) -> str:
-    """results.md: the table, its footnotes (data, definitions) and the checkpoints that failed."""
-    parts = ["# Stability evaluation", markdown_table(results)]
+def table_notes(results: Sequence[ModelResult], options: dict) -> str:
+    """The lines printed under the table: data, collapsed models, shifts, definitions."""
+    notes = []
     note = data_note(results)
     if note:
-        parts.append(note)
-    parts.append(f"Shifts: {len(options['shifts'])} of the {options['max_shift']}x{options['max_shift']} grid; "
-                 f"crop protocol margin {options['margin']}; PSNR data range 2 ([-1, 1] images).")
+        notes.append(note)
+    collapsed = [r for r in results if r.collapsed]
+    if collapsed:
+        named = ", ".join(f"{r.label} (TV ratio {r.tv_ratio:.3f})" for r in collapsed)
+        notes.append(f"Collapsed (listed last): {named}"
+                     + f". TV ratio below {COLLAPSE_TV_RATIO}: the outputs are near-constant, which is trivially "
+                     "stable, so their stability numbers are no result.")
+    compared = next((len(res.shifts) for r in results for res in (r.crop, r.circular) if res is not None),
+                    len([s for s in options.get("shifts", []) if tuple(s) != (0, 0)]))
+    s = options.get("max_shift")
+    lowpass = options.get("lowpass") or "none (not computed)"
+    notes.append(f"Shifts: {compared} compared shifts (dy, dx) of the {s}x{s} grid, (0, 0) excluded; crop protocol "
+                 f"margin {options.get('margin', 0)}; equal-bandwidth filter: {lowpass}.")
+    notes.append(DEFINITIONS)
+    return "\n\n".join(notes)
+
+
+def markdown_report(results: Sequence[ModelResult], options: dict, errors: dict[str, str]) -> str:
+    """results.md: the table, its footnotes (data, definitions) and the checkpoints that failed."""
+    parts = ["# Stability evaluation", markdown_table(results), table_notes(results, options)]
     if errors:
         parts.append("Failed:\n" + "\n".join(f"- {label}: {msg}" for label, msg in errors.items()))
     return "\n\n".join(parts) + "\n"
@@ -90,6 +135,25 @@ def _shared_range(results: Sequence[ModelResult], attr: str) -> tuple[Optional[f
     return (float(finite.min()), float(finite.max())) if finite.size else (None, None)
 
 
+def heatmap_ranges(results: Sequence[ModelResult]) -> dict[str, tuple[Optional[float], Optional[float]]]:
+    """{protocol: (vmin, vmax)} in dB over every model's per-shift grid: one colour scale per
+    protocol for all heatmaps of an evaluation (PNG and TensorBoard alike)."""
+    return {attr: _shared_range(results, attr) for attr in ("crop", "circular")}
+
+
+def _heatmap_title(r: ModelResult, attr: str) -> str:
+    res = getattr(r, attr)
+    return f"{r.label} [{r.antialias}]: {attr} pooled {res.pooled_psnr:.2f} dB (mean {res.mean_psnr:.2f})"
+
+
+def spectrum_curves(results: Sequence[ModelResult]) -> dict:
+    """{protocol: {label: StabilityResult}} of the results that have a stability spectrum."""
+    curves = {attr: {r.label: getattr(r, attr) for r in results
+                     if getattr(r, attr) is not None and getattr(r, attr).band_output is not None}
+              for attr in ("crop", "circular")}
+    return {k: v for k, v in curves.items() if v}
+
+
 def write_report(results: Sequence[ModelResult], out_dir: Path, options: dict, errors: dict[str, str]) -> dict:
     """Write results.json / results.csv / results.md and PNG heatmaps into ``out_dir``.
 
@@ -110,15 +174,19 @@ def write_report(results: Sequence[ModelResult], out_dir: Path, options: dict, e
         writer.writerows(rows)
     files["md"] = out_dir / "results.md"
     files["md"].write_text(markdown_report(results, options, errors))
+    ranges = heatmap_ranges(results)
     for attr in ("crop", "circular"):
-        vmin, vmax = _shared_range(results, attr)
+        vmin, vmax = ranges[attr]
         for r in results:
             res = getattr(r, attr)
             if res is not None:
                 path = out_dir / f"stability_{attr}_{slug(r.label)}.png"
-                _close(plot_stability_heatmap(res, path, vmin=vmin, vmax=vmax,
-                                              title=f"{r.label} [{r.antialias}]: {attr} {res.mean_psnr:.2f} dB"))
+                _close(plot_stability_heatmap(res, path, vmin=vmin, vmax=vmax, title=_heatmap_title(r, attr)))
                 files[f"stability_{attr}_{r.label}"] = path
+    curves = spectrum_curves(results)
+    if curves:
+        files["spectrum"] = out_dir / "stability_spectrum.png"
+        _close(plot_stability_spectrum(curves, files["spectrum"], title="Stability spectrum"))
     tops = [max(float(np.nanmax(g)) for g in r.features.distance.values()) for r in results if r.features]
     for r in results:
         if r.features is not None:
@@ -143,20 +211,36 @@ def _json_default(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def log_to_tensorboard(result: ModelResult, log_dir: Path, table: str, step: int = 0) -> None:
-    """Scalars, heatmap images and the comparison table under ``log_dir`` (a run's folder)."""
+def log_to_tensorboard(result: ModelResult, log_dir: Path, table: str, step: int = 0,
+                       ranges: Optional[dict] = None, all_results: Optional[Sequence[ModelResult]] = None) -> None:
+    """Scalars, heatmap images, the spectrum plot and the comparison table under ``log_dir`` (a
+    run's folder).
+
+    ``ranges``: :func:`heatmap_ranges` of the whole evaluation, so every run's heatmaps share the
+    colour scale of the PNGs; ``all_results``: the models whose curves go on the spectrum plot
+    (default: this one). Scalar names are the row keys (``eval/stability_crop_pooled_db``, ...) plus
+    ``eval/spectrum_<protocol>_band<b>_db`` per band.
+    """
     from torch.utils.tensorboard import SummaryWriter
 
+    ranges = ranges or heatmap_ranges([result])
     with SummaryWriter(log_dir=str(log_dir)) as writer:
         for key, value in result.row().items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("epoch", "images") \
-                    and math.isfinite(value):
+            if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                    and key not in ("epoch", "step", "images") and math.isfinite(value):
                 writer.add_scalar(f"eval/{key}", value, step)
         for attr in ("crop", "circular"):
             res = getattr(result, attr)
             if res is not None:
-                fig = plot_stability_heatmap(res)
+                vmin, vmax = ranges.get(attr, (None, None))
+                fig = plot_stability_heatmap(res, vmin=vmin, vmax=vmax, title=_heatmap_title(result, attr))
                 writer.add_figure(f"eval/stability_{attr}_heatmap", fig, step)  # closes the figure
+                if res.spectrum_db is not None:
+                    for b, db in enumerate(res.spectrum_db):
+                        writer.add_scalar(f"eval/spectrum_{attr}_band{b}_db", float(db), step)
+        curves = spectrum_curves(all_results if all_results is not None else [result])
+        if curves:
+            writer.add_figure("eval/stability_spectrum", plot_stability_spectrum(curves), step)
         if result.features is not None:
             fig = plot_feature_distance(result.features)
             writer.add_figure("eval/feature_distance", fig, step)

@@ -3,6 +3,7 @@ checkpoint, over the same images and shifts."""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import nn
 
+from pix2pix_aa.metrics.bandwidth import resolve_lowpass
 from pix2pix_aa.metrics.merge import merge_feature_distance, merge_stability
 from pix2pix_aa.metrics import (
     FeatureDistanceResult,
@@ -19,21 +21,28 @@ from pix2pix_aa.metrics import (
     noise_robustness,
     quality,
     reflect_pad_source,
+    sharpness,
     shift_grid,
     stability_circular,
     stability_crop,
 )
 
-__all__ = ["ChunkResult", "EvalOptions", "ModelResult", "chunk_starts", "evaluate_chunks", "evaluate_generator",
+__all__ = ["COLLAPSE_TV_RATIO", "ChunkResult", "EvalOptions", "ModelResult", "chunk_starts", "evaluate_chunks",
+           "evaluate_generator",
            "load_eval_images", "merge_chunks"]
 
 PROTOCOLS = ("crop", "circular", "both")
+
+#: A model whose outputs' total variation is below this fraction of the targets' is flagged as
+#: collapsed (near-constant output): it is trivially stable, so its stability is no result.
+COLLAPSE_TV_RATIO = 0.1
 
 
 @dataclass
 class EvalOptions:
     """What to measure. ``max_shift`` S: shifts (dy, dx) in [0, S)^2; ``num_shifts``: a seeded
-    sample of them (None = all S*S - 1 nonzero shifts)."""
+    sample of them (None = all S*S - 1 nonzero shifts). ``lowpass``: the common filter of the
+    equal-bandwidth stability (None: not computed); ``spectrum``: the stability spectrum."""
 
     max_shift: int = 8
     num_shifts: Optional[int] = None
@@ -44,6 +53,8 @@ class EvalOptions:
     batch_size: Optional[int] = None
     chunk: int = 4
     seed: int = 0
+    lowpass: Optional[str] = "bin5"
+    spectrum: bool = True
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -52,6 +63,9 @@ class EvalOptions:
             raise ValueError(f"max_shift must be >= 2 (shifts 0..S-1), got {self.max_shift}")
         if self.chunk < 1:
             raise ValueError("chunk must be >= 1")
+        if isinstance(self.lowpass, str) and self.lowpass.lower() == "none":
+            self.lowpass = None
+        resolve_lowpass(self.lowpass)  # an unknown name fails here, before any model runs
 
     @property
     def shifts(self) -> list[tuple[int, int]]:
@@ -73,8 +87,26 @@ class ModelResult:
     step: Optional[int] = None
     data: dict = field(default_factory=dict)
 
+    @property
+    def tv_ratio(self) -> float:
+        """TV(outputs) / TV(targets), from the means over images (nan if the targets are flat)."""
+        return _ratio(self.quality.get("tv"), self.quality.get("tv_target"))
+
+    @property
+    def hf_ratio(self) -> float:
+        """Energy above half Nyquist of the outputs / that of the targets (means over images)."""
+        return _ratio(self.quality.get("hf"), self.quality.get("hf_target"))
+
+    @property
+    def collapsed(self) -> bool:
+        """Near-constant outputs: TV ratio below :data:`COLLAPSE_TV_RATIO`."""
+        return math.isfinite(self.tv_ratio) and self.tv_ratio < COLLAPSE_TV_RATIO
+
     def row(self) -> dict:
-        """One flat table row (dB, SSIM, L1, TV, seconds) with the data it was measured on."""
+        """One flat table row with the data it was measured on. Stability in dB: ``*_pooled_db``
+        (the headline: PSNR of the MSE pooled over images, shifts and pixels), ``*_mean_db`` (mean
+        of per-image, per-shift PSNRs), ``*_eb_pooled_db`` (pooled, equal bandwidth); quality
+        (PSNR dB, SSIM, L1, TV, high-frequency energy) and sharpness ratios to the targets."""
         row = {"model": self.label, "filter": self.antialias, "epoch": self.epoch, "step": self.step,
                "images": self.num_images}
         for key in ("data_dir", "dataset", "split", "direction"):
@@ -82,10 +114,16 @@ class ModelResult:
         size = self.data.get("image_size")
         row["image_size"] = None if size is None else f"{size[0]}x{size[1]}"
         for name, res in (("crop", self.crop), ("circular", self.circular)):
-            row[f"stability_{name}_db"] = None if res is None else round(res.mean_psnr, 3)
+            eb = None if res is None else res.equal_bandwidth
             row[f"stability_{name}_pooled_db"] = None if res is None else round(res.pooled_psnr, 3)
-        for k in ("psnr", "ssim", "l1", "tv", "tv_target"):
-            row[f"quality_{k}"] = round(float(self.quality[k]), 4)
+            row[f"stability_{name}_eb_pooled_db"] = None if eb is None else round(eb.pooled_psnr, 3)
+            row[f"stability_{name}_mean_db"] = None if res is None else round(res.mean_psnr, 3)
+        for k in ("psnr", "ssim", "l1", "tv", "tv_target", "hf", "hf_target"):
+            if k in self.quality:
+                row[f"quality_{k}"] = round(float(self.quality[k]), 6 if k.startswith("hf") else 4)
+        row["tv_ratio"] = _round(self.tv_ratio, 4)
+        row["hf_ratio"] = _round(self.hf_ratio, 4)
+        row["collapsed"] = self.collapsed
         for sigma, db in self.noise.items():
             row[f"noise_{sigma:g}_db"] = round(db, 3)
         row["seconds"] = round(self.seconds, 2)
@@ -93,10 +131,22 @@ class ModelResult:
 
     def to_dict(self) -> dict:
         return {"row": self.row(), "data": self.data, "quality": self.quality,
+                "sharpness": {"tv_ratio": _round(self.tv_ratio, 6), "hf_ratio": _round(self.hf_ratio, 6),
+                              "collapsed": self.collapsed, "collapse_tv_ratio": COLLAPSE_TV_RATIO},
                 "crop": self.crop.to_dict() if self.crop else None,
                 "circular": self.circular.to_dict() if self.circular else None,
                 "features": self.features.to_dict() if self.features else None,
                 "noise": {f"{k:g}": v for k, v in self.noise.items()}}
+
+
+def _ratio(a: Optional[float], b: Optional[float]) -> float:
+    if a is None or b is None or not b > 0:
+        return float("nan")
+    return float(a) / float(b)
+
+
+def _round(v: float, digits: int) -> Optional[float]:
+    return round(v, digits) if math.isfinite(v) else None
 
 
 def load_eval_images(dataset: torch.utils.data.Dataset, max_images: Optional[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,14 +220,16 @@ def evaluate_chunks(generator: nn.Module, inputs: torch.Tensor, targets: torch.T
     for lo in starts:
         x = inputs[lo:lo + opts.chunk].to(device)
         y = targets[lo:lo + opts.chunk].to(device)
-        part = ChunkResult(start=lo, num_images=x.shape[0], quality=quality(generator(x), y))
+        fake = generator(x)
+        part = ChunkResult(start=lo, num_images=x.shape[0], quality={**quality(fake, y), **sharpness(fake, y)})
         if opts.protocol in ("crop", "both"):
             source = reflect_pad_source(x, opts.max_shift)
             part.crop = stability_crop(generator, source, (h, w), shifts, margin=opts.margin,
-                                       batch_size=opts.batch_size)
+                                       batch_size=opts.batch_size, lowpass=opts.lowpass, spectrum=opts.spectrum)
         if opts.protocol in ("circular", "both"):
             part.circular = stability_circular(generator, x, shifts, batch_size=opts.batch_size,
-                                               grid_size=opts.max_shift)
+                                               grid_size=opts.max_shift, lowpass=opts.lowpass,
+                                               spectrum=opts.spectrum)
         if features_of is not None:
             part.features = feature_distance(features_of, x, shifts, max_shift=opts.max_shift,
                                              batch_size=opts.batch_size)

@@ -1,6 +1,8 @@
 """Heatmaps of the stability metrics (matplotlib, headless).
 
 * :func:`plot_stability_heatmap`: per-shift PSNR over (dy, dx) for one StabilityResult.
+* :func:`plot_stability_spectrum`: the stability spectrum (dB per radial octave band) of several
+  models, one curve each, one panel per protocol.
 * :func:`plot_feature_distance`: a grid of per-layer cosine-distance heatmaps, like the figure
   in Zhang (2019), on one shared colour scale so layers can be compared.
 
@@ -12,14 +14,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from pix2pix_aa.metrics.features import FeatureDistanceResult
 from pix2pix_aa.metrics.stability import StabilityResult
 
-__all__ = ["plot_stability_heatmap", "plot_feature_distance"]
+__all__ = ["plot_stability_heatmap", "plot_feature_distance", "plot_stability_spectrum"]
 
 PathLike = Union[str, Path]
 
@@ -117,4 +119,42 @@ def plot_feature_distance(result: FeatureDistanceResult, path: Optional[PathLike
     fig.colorbar(im, ax=axes.ravel().tolist(), label="cosine distance", shrink=0.8)
     if title:
         fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_stability_spectrum(curves: Mapping[str, Mapping[str, StabilityResult]], path: Optional[PathLike] = None,
+                            title: Optional[str] = None):
+    """Stability spectrum of every model: dB of output / inconsistency energy per radial octave
+    band (higher = more stable in that band), one curve per model, one panel per protocol.
+
+    Args:
+        curves: {protocol: {model label: StabilityResult with a spectrum}}; results without a
+            spectrum are skipped.
+        path: save a PNG there if given.
+
+    Raises:
+        ValueError: no result has a spectrum.
+    """
+    plt = _pyplot()
+    panels = {p: {k: r for k, r in models.items() if r is not None and r.spectrum_db is not None}
+              for p, models in curves.items()}
+    panels = {p: m for p, m in panels.items() if m}
+    if not panels:
+        raise ValueError("no stability spectrum to plot (evaluate with the spectrum on)")
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
+    for ax, (protocol, models) in zip(axes.flat, panels.items()):
+        for label, res in models.items():
+            edges = res.band_edges
+            centres = np.arange(len(edges) - 1)
+            ax.plot(centres, res.spectrum_db, marker="o", label=label)
+        ax.set_xticks(centres)
+        ax.set_xticklabels([f"{lo:.3f}-{hi:.3f}" for lo, hi in zip(edges[:-1], edges[1:])], fontsize=7)
+        ax.set_xlabel("radial frequency band (cycles/pixel; Nyquist 0.5)")
+        ax.set_ylabel("output / inconsistency energy (dB)")
+        ax.set_title(f"{protocol} protocol", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     return _save(fig, path)

@@ -1,0 +1,126 @@
+"""The evaluation report a user acts on: epoch/step, shift counts, definitions, collapsed models,
+one colour scale for all heatmaps, the stability spectrum and sharpness in every table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pix2pix_aa.evaluation import report
+from pix2pix_aa.evaluation.cli import main as evaluate_main
+from pix2pix_aa.evaluation.runner import EvalOptions, evaluate_generator, options_dict
+
+
+class Flat(nn.Module):
+    """A collapsed generator: the same grey image whatever the input (trivially stable)."""
+
+    def forward(self, x):
+        return torch.full_like(x, 0.1)
+
+
+class Aliasing(nn.Module):
+    """Stride-2 subsampling then nearest upsampling: sharp but not shift-equivariant."""
+
+    def forward(self, x):
+        return F.interpolate(x[..., ::2, ::2], scale_factor=2, mode="nearest")
+
+
+def _images(n: int = 2, size: int = 32) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return F.avg_pool2d(torch.rand(n, 3, size + 1, size + 1, generator=g) * 2 - 1, 2, 1)  # some spatial correlation
+
+
+@pytest.fixture(scope="module")
+def results():
+    x = _images()
+    opts = EvalOptions(max_shift=4, layers=None, noise=(), chunk=1)
+    models = (("flat", Flat()), ("aliasing", Aliasing()))
+    return [evaluate_generator(G, x, x, opts, label=name) for name, G in models], opts
+
+
+def test_a_collapsed_model_is_flagged_and_listed_last_instead_of_topping_the_table(results):
+    (flat, aliasing), opts = results
+    assert flat.row()["stability_crop_pooled_db"] == 200.0 > aliasing.row()["stability_crop_pooled_db"]
+    assert flat.collapsed and flat.tv_ratio == 0 and not aliasing.collapsed
+    table = report.markdown_table([flat, aliasing])
+    rows = [ln for ln in table.splitlines() if ln.startswith("| flat") or ln.startswith("| aliasing")]
+    assert rows[0].startswith("| aliasing |") and rows[1].startswith("| flat (collapsed) |")
+    assert "200.00 (collapsed)" in rows[1]
+    notes = report.table_notes([flat, aliasing], options_dict(opts))
+    assert "Collapsed (listed last): flat (TV ratio 0.000)" in notes
+    assert flat.to_dict()["sharpness"]["collapsed"] is True
+
+
+def test_table_has_sharpness_equal_bandwidth_and_pooled_headline_columns(results):
+    (flat, aliasing), _ = results
+    header = report.markdown_table([aliasing]).splitlines()[0]
+    for column in ("| epoch | step |", "crop pooled (dB)", "crop pooled, equal bandwidth (dB)", "crop mean (dB)",
+                   "SSIM", "TV ratio", "HF ratio"):
+        assert column in header
+    assert header.index("crop pooled (dB)") < header.index("crop mean (dB)")  # headline first
+    row = aliasing.row()
+    assert row["tv_ratio"] == pytest.approx(aliasing.quality["tv"] / aliasing.quality["tv_target"], abs=1e-4)
+    # Equal bandwidth: both outputs low-passed, so the inconsistency shrinks and the figure rises.
+    assert row["stability_crop_eb_pooled_db"] > row["stability_crop_pooled_db"]
+
+
+def test_footer_counts_the_compared_shifts_and_defines_mean_and_pooled(results):
+    (_, aliasing), _ = results
+    opts8 = EvalOptions(max_shift=8, layers=None, noise=())
+    notes = report.table_notes([], options_dict(opts8))
+    assert "63 compared shifts (dy, dx) of the 8x8 grid, (0, 0) excluded" in notes
+    notes4 = report.table_notes([aliasing], options_dict(EvalOptions(max_shift=4)))
+    assert "15 compared shifts" in notes4 and len(aliasing.crop.shifts) == 15
+    assert "pooled = squared error pooled over every compared pixel" in notes4 and "mean = mean over images" in notes4
+
+
+def test_help_defines_mean_pooled_and_the_lowpass(capsys):
+    with pytest.raises(SystemExit):
+        evaluate_main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "pooled = squared error pooled" in text and "mean = mean over images" in text
+    assert "--lowpass NAME|none" in text and "equal-bandwidth" in text
+
+
+def test_unknown_lowpass_is_one_error_line(trained_run, monkeypatch, tmp_path, capsys):
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    assert evaluate_main([str(run), "--lowpass", "gauss", "--no-progress", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown low-pass filter 'gauss'") and "Traceback" not in err
+
+
+def test_tensorboard_heatmaps_share_the_colour_scale_of_the_pngs(results, monkeypatch, tmp_path):
+    (flat, aliasing), opts = results
+    seen: list[tuple] = []
+    real = report.plot_stability_heatmap
+
+    def recording(res, path=None, title=None, vmin=None, vmax=None, **kw):
+        seen.append((res.protocol, vmin, vmax))
+        return real(res, path, title=title, vmin=vmin, vmax=vmax, **kw)
+
+    monkeypatch.setattr(report, "plot_stability_heatmap", recording)
+    report.write_report([flat, aliasing], tmp_path / "out", options_dict(opts), {})
+    png = sorted(set(seen))
+    seen.clear()
+    ranges = report.heatmap_ranges([flat, aliasing])
+    for r in (flat, aliasing):
+        report.log_to_tensorboard(r, tmp_path / r.label, "table", ranges=ranges, all_results=[flat, aliasing])
+    assert sorted(set(seen)) == png and len(png) == 2  # one scale per protocol, the same in both places
+    lo, hi = ranges["crop"]
+    assert hi == 200.0 and lo < 100  # spans both models (flat at the cap, aliasing far below)
+
+
+def test_report_writes_the_spectrum_plot_and_numbers(results, tmp_path):
+    (flat, aliasing), opts = results
+    files = report.write_report([flat, aliasing], tmp_path, options_dict(opts), {})
+    assert files["spectrum"].name == "stability_spectrum.png" and files["spectrum"].stat().st_size > 1000
+    model = json.loads((tmp_path / "results.json").read_text())["models"]["aliasing"]
+    spectrum = model["crop"]["spectrum"]
+    assert len(spectrum["stability_db"]) == 5 and spectrum["band_edges_cycles_per_pixel"][-2] == 0.25
+    assert model["crop"]["equal_bandwidth"]["lowpass"] == "bin5"
+    assert model["row"]["hf_ratio"] is not None and model["row"]["collapsed"] is False
