@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="configs/cpu_quick.yaml")
     parser.add_argument("--max-images", type=int, default=20, help="test images to evaluate stability on")
     parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
-                        help="extra train.py arguments, e.g. --trainer.max_epochs 1")
+                        help="extra train.py arguments, e.g. --model.n_epochs 1 --model.n_epochs_decay 0")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     runs = []
