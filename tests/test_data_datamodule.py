@@ -203,3 +203,17 @@ def test_missing_test_split_suggests_val_or_predict_dir(tmp_path):
         dm.setup("predict")
     with pytest.raises(FileNotFoundError, match=r"test does not exist .*evaluate\.py --split val"):
         dm.eval_dataset("test")
+
+
+def test_shipped_facades_configs_say_btoa_explicitly():
+    """The default is AtoB now; labels -> photo on the procedural sets needs BtoA, written out."""
+    import yaml
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+    assert configs
+    for path in configs:
+        data = yaml.safe_load(path.read_text())["data"]
+        data = data.get("init_args", data)
+        if data.get("dataset", "facades") in ("facades", "photos"):
+            assert data.get("direction") == "BtoA", path
