@@ -26,6 +26,7 @@ import torch
 from jsonargparse import DefaultHelpFormatter, lazy_instance
 from lightning_fabric.plugins import CheckpointIO
 from pytorch_lightning import Callback, LightningModule, Trainer
+from pytorch_lightning.callbacks import ProgressBar, TQDMProgressBar
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.loggers import TensorBoardLogger
 
@@ -144,6 +145,16 @@ class StopAfterIterations(Callback):
             trainer.should_stop = True
 
 
+class QuietProgressBar(TQDMProgressBar):
+    """Lightning's progress bar without ``v_num``: a run is named by its folder (printed by the
+    logger), and a bare version number beside the losses tells nothing."""
+
+    def get_metrics(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, Any]:
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        return items
+
+
 class Pix2PixCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Always checkpoint: last.ckpt (for resuming) and the best by validation L1. Configurable
@@ -235,6 +246,11 @@ class Pix2PixCLI(LightningCLI):
             if run_dir is not None:  # beside the training run's events, never into them
                 kwargs["logger"] = TensorBoardLogger(save_dir=str(run_dir), name=self.subcommand,
                                                      default_hp_metric=False)
+        callbacks = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
+        callbacks = list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
+        if config.trainer.get("enable_progress_bar") is not False and not any(
+                isinstance(c, ProgressBar) for c in callbacks):
+            kwargs["callbacks"] = [*callbacks, QuietProgressBar()]
         trainer = super().instantiate_trainer(**kwargs)
         if not any(isinstance(c, ResumeRNGState) for c in trainer.callbacks):
             trainer.callbacks.append(ResumeRNGState())

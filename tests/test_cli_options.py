@@ -228,3 +228,38 @@ def test_channels_must_match_the_networks(fit, capsys):
     assert "model.generator.init_args.in_channels=1 but data.input_nc=3" in err
     err = _error(capsys, lambda: fit("chan", "--model.discriminator.init_args.in_channels", "4"))
     assert "data.input_nc + data.output_nc = 3 + 3 = 6" in err
+
+
+def test_progress_bar_shows_no_version_number(fit):
+    from pix2pix_aa.cli import QuietProgressBar
+
+    cli = fit("bar", "--trainer.enable_progress_bar", "true", "--trainer.max_epochs", "1",
+              "--model.n_epochs_decay", "0")
+    bar = cli.trainer.progress_bar_callback
+    assert isinstance(bar, QuietProgressBar)
+    assert "v_num" not in bar.get_metrics(cli.trainer, cli.model)
+
+
+def test_one_channel_data_trains_end_to_end(folder, monkeypatch, write_tiny_config, tmp_path):
+    """Grayscale A|B pairs, 1 -> 1 channels: G in_channels 1, D in_channels 2, fit + predict."""
+    from PIL import Image
+    import numpy as np
+
+    root = tmp_path / "gray"
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 2), ("val", 1), ("test", 1)):
+        (root / split).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (64, 128), dtype=np.uint8), mode="L").save(root / split / f"{i}.png")
+    monkeypatch.chdir(tmp_path)
+    cfg = write_tiny_config(tmp_path, "gray.yaml", data__data_dir=str(root), data__dataset="aligned",
+                            trainer__max_epochs=1)
+    flags = ["--data.input_nc", "1", "--data.output_nc", "1", "--model.generator.init_args.in_channels", "1",
+             "--model.generator.init_args.out_channels", "1", "--model.discriminator.init_args.in_channels", "2",
+             "--trainer.logger.init_args.name", "gray"]
+    cli = cli_main(["fit", "--config", str(cfg), *flags])
+    assert cli.trainer.current_epoch == 1
+    ckpt = tmp_path / "runs" / "gray" / "version_0" / "checkpoints" / "last.ckpt"
+    cli_main(["predict", "--config", str(cfg), "--ckpt_path", str(ckpt), "--predict_output_dir", str(tmp_path / "out")])
+    written = list((tmp_path / "out").glob("*.png"))
+    assert written and Image.open(written[0]).mode == "L"
