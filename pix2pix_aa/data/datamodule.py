@@ -292,7 +292,8 @@ class Pix2PixDataModule(pl.LightningDataModule):
                     notice(f"{self.data_dir} has no val/ folder: no validation set (train with "
                            f"--trainer.limit_val_batches 0, or add one)")
             else:
-                val = self._make("val", hint="validate needs a val/ split folder")
+                val = self._make("val", hint="validation reads val/: add it, train with --trainer.limit_val_batches 0, "
+                                               "or score test/ with `train.py test`")
                 if self.max_val_images is not None and self.max_val_images < len(val):
                     val = Subset(val, range(self.max_val_images))
                 self.val_set = val

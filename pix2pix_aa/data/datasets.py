@@ -390,10 +390,8 @@ class ImageFolderDataset(Dataset):
             raise FileNotFoundError(f"prediction input {self.root} does not exist (expected a folder of images "
                                     f"or one image file)")
         converted = []
-        self.sizes: list[tuple[int, int]] = []
         for p in self.files:
-            w, h, mode = image_header(p)  # fail early on unreadable files
-            self.sizes.append((w, h))
+            _, _, mode = image_header(p)  # fail early on unreadable files
             if unexpected_mode(mode, channels) is not None:
                 check_color_mode(p, mode, grayscale, channels)
                 converted.append(p)

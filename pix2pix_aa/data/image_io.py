@@ -60,7 +60,10 @@ _SWAPS_AXES = {5, 6, 7, 8}
 
 
 def notice(message: str) -> None:
-    """Print one plain ``[pix2pix_aa] ...`` line to stderr (no warning machinery, no source line)."""
+    """Print one plain ``[pix2pix_aa] ...`` line to stderr (no warning machinery, no source line);
+    under torch.distributed only on rank 0, so a line is not repeated once per process."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
+        return
     print(f"[pix2pix_aa] {message}", file=sys.stderr, flush=True)
 
 
