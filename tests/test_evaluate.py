@@ -35,11 +35,15 @@ def test_evaluate_two_checkpoints_writes_every_output(trained_run, baseline_run,
     assert (out / "results.md").read_text().count("\n| tiny") == 2
     pngs = {p.name for p in out.glob("*.png")}
     assert {"stability_crop_tiny_version_0_last.png", "stability_circular_tiny_version_0_last.png",
-            "features_tiny_version_0_last.png", "features_tiny_baseline_version_0_last.png"} <= pngs
+            "features_tiny_version_0_last.png", "features_tiny_baseline_version_0_last.png",
+            "stability_spectrum.png", "samples_tiny_baseline_version_0_last.png"} <= pngs
+    assert (out / "panning.gif").is_file() and "panning.gif" in (out / "index.html").read_text()
+    assert model["flicker"]["num_frames"] == 32 and len(model["crop"]["spectrum"]["stability_db"]) == 5
     events = EventAccumulator(str(bin5_run / "evaluation"), size_guidance={"images": 0})
     events.Reload()
     assert "eval/stability_crop_pooled_db" in events.Tags()["scalars"]
     assert "eval/stability_crop_heatmap" in events.Tags()["images"]
+    assert "eval/stability_spectrum" in events.Tags()["images"] and "eval/spectrum_crop_band4_db" in events.Tags()["scalars"]
     assert "eval/table/text_summary" in events.Tags()["tensors"]
 
 

@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="filter of the equal-bandwidth stability: both compared outputs are low-passed by it at "
                         f"full resolution before the PSNR ({', '.join(LOWPASS_SIZES)}; none: not computed; "
                         "default bin5)")
+    m.add_argument("--flicker-frames", type=int, default=32,
+                   help="panning flicker: frames of a 1-pixel diagonal path over the reflect-padded image, "
+                        "consecutive outputs compared after undoing the motion (pooled dB; 0: off; default 32)")
+    m.add_argument("--flicker-images", type=int, default=4,
+                   help="images the panning flicker is measured on (the first N; default 4)")
+    m.add_argument("--samples", type=int, default=3, help="input | output | target samples per model in index.html")
     m.add_argument("--layers", default="all",
                    help="feature-distance layers: 'all', 'none' or names such as enc1,enc3,dec2")
     m.add_argument("--noise", type=_floats, default=[0.01, 0.05, 0.1], help="noise sigmas, e.g. 0.01,0.05 ('none')")
@@ -159,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
     opts = EvalOptions(max_shift=args.shifts, num_shifts=args.num_shifts, protocol=args.protocol,
                        layers=None if args.layers == "none" else args.layers.split(","), noise=tuple(args.noise),
                        margin=args.margin, batch_size=args.batch_size, seed=args.seed, chunk=args.chunk,
-                       lowpass=args.lowpass)
+                       lowpass=args.lowpass, flicker_frames=args.flicker_frames,
+                       flicker_images=args.flicker_images, samples=args.samples)
     device = _device(args.device)
     if world_size > 1 and device.type == "cuda" and device.index is None:
         device = torch.device("cuda", local_rank)  # one GPU per rank of the node

@@ -28,6 +28,7 @@ TABLE_COLUMNS = [
     ("stability_crop_mean_db", "crop mean (dB)"),
     ("stability_circular_pooled_db", "circular pooled (dB)"),
     ("stability_circular_eb_pooled_db", "circular pooled, equal bandwidth (dB)"),
+    ("flicker_pooled_db", "panning flicker (dB)"),
     ("quality_psnr", "PSNR to target (dB)"),
     ("quality_ssim", "SSIM"),
     ("quality_l1", "L1"),
@@ -44,7 +45,8 @@ DEFINITIONS = (
     "(the headline; StyleGAN3's EQ-T convention). mean = mean over images and shifts of each pair's PSNR, "
     "capped at 200 dB (secondary: a few exact shifts inflate it). equal bandwidth = pooled, with both "
     "compared outputs low-passed by one common filter first, so a blurrier model gains nothing from its "
-    "blur alone. TV ratio = total variation of the outputs / that of the targets; HF ratio = spectral "
+    "blur alone. panning flicker = pooled PSNR between consecutive outputs of a window moving 1 pixel "
+    "per frame along a diagonal, after undoing the known motion (higher = steadier). TV ratio = total variation of the outputs / that of the targets; HF ratio = spectral "
     "energy above half Nyquist of the outputs / that of the targets (below 1: smoother than the targets). "
     "epoch = the checkpoint's 0-based epoch index (1 after two full epochs); step = training batches "
     "seen (one G and one D update each).")
@@ -55,7 +57,7 @@ def _fmt(value, key: str, row: dict) -> str:
         return "-"
     if isinstance(value, float):
         text = f"{value:.2f}" if key.endswith("_db") or key in ("quality_psnr", "seconds") else f"{value:.4f}"
-        if row.get("collapsed") and key.startswith("stability_"):
+        if row.get("collapsed") and (key.startswith("stability_") or key.startswith("flicker_")):
             text += " (collapsed)"
         return text
     if key == "model" and row.get("collapsed"):
@@ -155,14 +157,15 @@ def spectrum_curves(results: Sequence[ModelResult]) -> dict:
 
 
 def write_report(results: Sequence[ModelResult], out_dir: Path, options: dict, errors: dict[str, str]) -> dict:
-    """Write results.json / results.csv / results.md and PNG heatmaps into ``out_dir``.
+    """Write results.json / results.csv / results.md, PNG heatmaps, the stability spectrum, the
+    panning animation (panning.gif), samples and the offline page index.html into ``out_dir``.
 
     Heatmaps of all models share one colour scale per protocol, so they can be compared by eye.
     Returns ``{name: path}`` of the written files.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
-    payload = {"options": options, "models": {r.label: r.to_dict() for r in results}, "errors": errors}
+    payload = _finite({"options": options, "models": {r.label: r.to_dict() for r in results}, "errors": errors})
     files["json"] = out_dir / "results.json"
     files["json"].write_text(json.dumps(payload, indent=2, allow_nan=False, default=_json_default))
     rows = [r.row() for r in results]
@@ -194,6 +197,17 @@ def write_report(results: Sequence[ModelResult], out_dir: Path, options: dict, e
             _close(plot_feature_distance(r.features, path, title=f"{r.label} [{r.antialias}]: feature distance",
                                          vmax=max(tops) if tops else None))
             files[f"features_{r.label}"] = path
+    from pix2pix_aa.evaluation.page import write_index_html, write_panning_gif, write_samples
+
+    gif = write_panning_gif(results, out_dir / "panning.gif")
+    if gif is not None:
+        files["gif"] = gif
+    for r in results:
+        samples = write_samples(r, out_dir / f"samples_{slug(r.label)}.png")
+        if samples is not None:
+            files[f"samples_{r.label}"] = samples
+    files["html"] = write_index_html(results, out_dir, files, table_notes(results, options), options.get("code", {}),
+                                     errors)
     return files
 
 
@@ -201,6 +215,17 @@ def _close(fig) -> None:
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def _finite(obj):
+    """Strict JSON has no inf / NaN (e.g. the PSNR of an output equal to its target): None instead."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, (float, np.floating)) and not math.isfinite(float(obj)):
+        return None
+    return obj
 
 
 def _json_default(obj):

@@ -9,10 +9,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
 from pix2pix_aa.metrics.bandwidth import resolve_lowpass
+from pix2pix_aa.metrics.flicker import FlickerResult, merge_flicker, panning_flicker, to_uint8_frames
 from pix2pix_aa.metrics.merge import merge_feature_distance, merge_stability
 from pix2pix_aa.metrics import (
     FeatureDistanceResult,
@@ -42,7 +44,9 @@ COLLAPSE_TV_RATIO = 0.1
 class EvalOptions:
     """What to measure. ``max_shift`` S: shifts (dy, dx) in [0, S)^2; ``num_shifts``: a seeded
     sample of them (None = all S*S - 1 nonzero shifts). ``lowpass``: the common filter of the
-    equal-bandwidth stability (None: not computed); ``spectrum``: the stability spectrum."""
+    equal-bandwidth stability (None: not computed); ``spectrum``: the stability spectrum.
+    ``flicker_frames``: frames of the panning path (0: no flicker), measured on the first
+    ``flicker_images`` images; ``samples``: input | output | target strips kept of the first images."""
 
     max_shift: int = 8
     num_shifts: Optional[int] = None
@@ -55,6 +59,9 @@ class EvalOptions:
     seed: int = 0
     lowpass: Optional[str] = "bin5"
     spectrum: bool = True
+    flicker_frames: int = 32
+    flicker_images: int = 4
+    samples: int = 3
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -66,6 +73,9 @@ class EvalOptions:
         if isinstance(self.lowpass, str) and self.lowpass.lower() == "none":
             self.lowpass = None
         resolve_lowpass(self.lowpass)  # an unknown name fails here, before any model runs
+        if self.flicker_frames == 1 or self.flicker_frames < 0 or self.flicker_images < 0 or self.samples < 0:
+            raise ValueError(f"flicker frames must be 0 (off) or >= 2, flicker images and samples >= 0; got "
+                             f"{self.flicker_frames}, {self.flicker_images}, {self.samples}")
 
     @property
     def shifts(self) -> list[tuple[int, int]]:
@@ -86,6 +96,8 @@ class ModelResult:
     noise: dict = field(default_factory=dict)
     step: Optional[int] = None
     data: dict = field(default_factory=dict)
+    flicker: Optional[FlickerResult] = None
+    samples: Optional[np.ndarray] = None
 
     @property
     def tv_ratio(self) -> float:
@@ -123,6 +135,7 @@ class ModelResult:
                 row[f"quality_{k}"] = round(float(self.quality[k]), 6 if k.startswith("hf") else 4)
         row["tv_ratio"] = _round(self.tv_ratio, 4)
         row["hf_ratio"] = _round(self.hf_ratio, 4)
+        row["flicker_pooled_db"] = None if self.flicker is None else round(self.flicker.pooled_psnr, 3)
         row["collapsed"] = self.collapsed
         for sigma, db in self.noise.items():
             row[f"noise_{sigma:g}_db"] = round(db, 3)
@@ -136,6 +149,7 @@ class ModelResult:
                 "crop": self.crop.to_dict() if self.crop else None,
                 "circular": self.circular.to_dict() if self.circular else None,
                 "features": self.features.to_dict() if self.features else None,
+                "flicker": self.flicker.to_dict() if self.flicker else None,
                 "noise": {f"{k:g}": v for k, v in self.noise.items()}}
 
 
@@ -187,6 +201,8 @@ class ChunkResult:
     circular: Optional[StabilityResult] = None
     features: Optional[FeatureDistanceResult] = None
     noise: dict = field(default_factory=dict)
+    flicker: Optional[FlickerResult] = None
+    samples: Optional[np.ndarray] = None
 
 
 def chunk_starts(num_images: int, chunk: int, rank: int = 0, world_size: int = 1) -> list[int]:
@@ -233,6 +249,19 @@ def evaluate_chunks(generator: nn.Module, inputs: torch.Tensor, targets: torch.T
         if features_of is not None:
             part.features = feature_distance(features_of, x, shifts, max_shift=opts.max_shift,
                                              batch_size=opts.batch_size)
+        n_flicker = min(x.shape[0], opts.flicker_images - lo) if opts.flicker_frames else 0
+        if n_flicker > 0:
+            if opts.flicker_frames - 1 >= min(h, w):
+                raise ValueError(f"a panning path of {opts.flicker_frames} frames needs images larger than "
+                                 f"{opts.flicker_frames - 1} px (reflect padding); got {h}x{w}: lower --flicker-frames")
+            part.flicker = panning_flicker(generator, reflect_pad_source(x[:n_flicker], opts.flicker_frames - 1),
+                                           (h, w), opts.flicker_frames, batch_size=opts.batch_size,
+                                           keep_frames=lo == 0)
+        n_samples = min(x.shape[0], opts.samples - lo)
+        if n_samples > 0:  # input | output | target side by side, (k, H, 3W, C) uint8
+            part.samples = to_uint8_frames(torch.cat([x[:n_samples], fake[:n_samples], y[:n_samples]], dim=-1)
+                                           if fake.shape[1] == x.shape[1] else
+                                           torch.cat([fake[:n_samples], y[:n_samples]], dim=-1))
         if opts.noise:
             part.noise = noise_robustness(generator, x, opts.noise, seed=opts.seed + lo, batch_size=opts.batch_size)
         out.append(part)
@@ -260,6 +289,8 @@ def merge_chunks(parts: Sequence[ChunkResult], label: str = "model", antialias: 
         expected += p.num_images
     n = expected
     first = parts[0]
+    flickers = [p.flicker for p in parts if p.flicker is not None]
+    samples = [p.samples for p in parts if p.samples is not None]
     return ModelResult(
         label=label, antialias=antialias, epoch=epoch, num_images=n, seconds=seconds, step=step,
         data=dict(data or {}),
@@ -268,6 +299,8 @@ def merge_chunks(parts: Sequence[ChunkResult], label: str = "model", antialias: 
         circular=merge_stability([p.circular for p in parts]) if first.circular is not None else None,
         features=merge_feature_distance([p.features for p in parts]) if first.features is not None else None,
         noise={s: sum(p.num_images * p.noise[s] for p in parts) / n for s in first.noise},
+        flicker=merge_flicker(flickers) if flickers else None,
+        samples=np.concatenate(samples, axis=0) if samples else None,
     )
 
 
