@@ -194,9 +194,11 @@ def finished_epochs(name: str) -> int | None:
         ckpt = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # a checkpoint being written or from another format: treat as unfinished
         return None
+    # Lightning saves last.ckpt in the epoch-end hooks, after the epoch's batches were processed
+    # but before it counts the epoch as completed: "processed" is the number of whole epochs.
     progress = ckpt.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
-    if "completed" in progress:
-        return int(progress["completed"])
+    if "processed" in progress:
+        return int(progress["processed"])
     return int(ckpt.get("epoch", -1)) + 1
 
 
