@@ -9,6 +9,7 @@ subprocess. A finished run is not trained again; an interrupted one resumes from
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
@@ -44,6 +45,40 @@ def train_command(name: str, antialias: str, config: str, extra: Sequence[str] =
     return cmd
 
 
+#: (results.json row key, header) of the demo's summary: stability (pooled; equal bandwidth) beside
+#: sharpness, so no stability gain is read without what the smoothing costs.
+DEMO_COLUMNS = [
+    ("model", "model"),
+    ("stability_crop_pooled_db", "crop pooled (dB)"),
+    ("stability_crop_eb_pooled_db", "crop pooled, equal bandwidth (dB)"),
+    ("flicker_pooled_db", "panning flicker (dB)"),
+    ("quality_psnr", "PSNR (dB)"),
+    ("quality_ssim", "SSIM"),
+    ("tv_ratio", "TV ratio"),
+    ("hf_ratio", "HF ratio"),
+]
+
+
+def demo_table(results_json: Path) -> str:
+    """The demo's Markdown summary from an evaluation's results.json (one row per model;
+    collapsed models marked)."""
+    payload = json.loads(Path(results_json).read_text())
+    lines = ["| " + " | ".join(h for _, h in DEMO_COLUMNS) + " |", "|" + "|".join("---" for _ in DEMO_COLUMNS) + "|"]
+    for label, model in payload["models"].items():
+        row = model["row"]
+        cells = []
+        for key, _ in DEMO_COLUMNS:
+            v = row.get(key)
+            if key == "model":
+                cells.append(f"{label} [{row.get('filter')}]" + (" (collapsed)" if row.get("collapsed") else ""))
+            elif v is None:
+                cells.append("-")
+            else:
+                cells.append(f"{v:.2f}" if key.endswith("_db") or key == "quality_psnr" else f"{v:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="configs/cpu_quick.yaml")
@@ -58,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(run_dir(name))
     _run([sys.executable, "evaluate.py", *map(str, runs), "--max-images", str(args.max_images),
           "--out", "outputs/demo"])
-    print(f"\nDemo finished in {(time.perf_counter() - start) / 60:.1f} min. Results: outputs/demo/results.md. "
+    print("\n" + demo_table(ROOT / "outputs" / "demo" / "results.json"), flush=True)
+    print(f"\nDemo finished in {(time.perf_counter() - start) / 60:.1f} min. Results: outputs/demo/index.html, "
+          f"outputs/demo/results.md. "
           f"TensorBoard: tensorboard --logdir runs", flush=True)
     return 0
 

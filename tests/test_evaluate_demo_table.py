@@ -1,0 +1,38 @@
+"""The demo's summary table is read from results.json: stability beside sharpness."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pix2pix_aa.demo import DEMO_COLUMNS, demo_table
+from pix2pix_aa.evaluation.report import write_report
+from pix2pix_aa.evaluation.runner import EvalOptions, evaluate_generator, options_dict
+
+
+class Aliasing(nn.Module):
+    def forward(self, x):
+        return F.interpolate(x[..., ::2, ::2], scale_factor=2, mode="nearest")
+
+
+class Flat(nn.Module):
+    def forward(self, x):
+        return torch.zeros_like(x)
+
+
+def test_demo_table_has_the_new_columns_and_the_written_numbers(tmp_path):
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    opts = EvalOptions(max_shift=3, layers=None, noise=(), flicker_frames=4, flicker_images=1, samples=0)
+    results = [evaluate_generator(G, x, x.flip(-1), opts, label=n, antialias=a)
+               for n, G, a in (("alias", Aliasing(), "none"), ("flat", Flat(), "bin5"))]
+    write_report(results, tmp_path, options_dict(opts), {})
+    lines = demo_table(tmp_path / "results.json").splitlines()
+    assert lines[0] == ("| model | crop pooled (dB) | crop pooled, equal bandwidth (dB) | panning flicker (dB) | "
+                        "PSNR (dB) | SSIM | TV ratio | HF ratio |") and len(DEMO_COLUMNS) == 8
+    row = results[0].row()
+    expected = (f"| alias [none] | {row['stability_crop_pooled_db']:.2f} | {row['stability_crop_eb_pooled_db']:.2f} | "
+                f"{row['flicker_pooled_db']:.2f} | {row['quality_psnr']:.2f} | {row['quality_ssim']:.3f} | "
+                f"{row['tv_ratio']:.3f} | {row['hf_ratio']:.3f} |")
+    assert lines[2] == expected
+    assert lines[3].startswith("| flat [bin5] (collapsed) | 200.00 |")
