@@ -45,6 +45,14 @@ def test_evaluate_two_checkpoints_writes_every_output(trained_run, baseline_run,
     assert "eval/stability_crop_heatmap" in events.Tags()["images"]
     assert "eval/stability_spectrum" in events.Tags()["images"] and "eval/spectrum_crop_band4_db" in events.Tags()["scalars"]
     assert "eval/table/text_summary" in events.Tags()["tensors"]
+    # HPARAMS dashboard: the generator's options with the headline numbers.
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    assert "hparam/stability_crop_pooled_db" in events.Tags()["scalars"]
+    content = events.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    assert start.hparams["generator/antialias"].string_value == "bin5"
+    assert start.hparams["generator/ngf"].number_value == 8
 
 
 def test_bad_checkpoint_is_one_line_and_the_others_still_run(trained_run, monkeypatch, tmp_path, capsys):

@@ -236,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
         ranges = heatmap_ranges(results)
         for item, result in done:
             log_to_tensorboard(result, item.run_dir / "evaluation", table, step=item.epoch or 0, ranges=ranges,
-                               all_results=results)
+                               all_results=results, hparams=item.hparams)
     print(table)
     print("\n" + table_notes(results, options_dict(opts)))
     print(f"\nwrote {', '.join(sorted({str(p.name) for p in files.values()})[:6])} ... to {out_dir}")

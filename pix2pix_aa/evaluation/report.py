@@ -14,7 +14,8 @@ import numpy as np
 from pix2pix_aa.evaluation.runner import COLLAPSE_TV_RATIO, ModelResult
 from pix2pix_aa.metrics.plots import plot_feature_distance, plot_stability_heatmap, plot_stability_spectrum
 
-__all__ = ["DEFINITIONS", "TABLE_COLUMNS", "data_note", "heatmap_ranges", "log_to_tensorboard", "markdown_report",
+__all__ = ["DEFINITIONS", "HPARAM_METRICS", "TABLE_COLUMNS", "data_note", "generator_hparams", "heatmap_ranges",
+           "log_to_tensorboard", "markdown_report",
            "markdown_table", "table_notes", "write_report"]
 
 #: (row key, header) of the Markdown table, one row per checkpoint. Stability headline: pooled.
@@ -236,15 +237,32 @@ def _json_default(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+#: Row keys logged as the metrics of the HPARAMS dashboard (one row per evaluated run).
+HPARAM_METRICS = ("stability_crop_pooled_db", "stability_crop_eb_pooled_db", "stability_circular_pooled_db",
+                  "flicker_pooled_db", "quality_psnr", "quality_ssim", "tv_ratio", "hf_ratio")
+
+
+def generator_hparams(hparams: dict) -> dict:
+    """The generator's options (filter, mode, padding, upsampling, ...) as flat TensorBoard
+    hyper-parameters ``generator/<name>``: scalars and strings only (others as their text)."""
+    out = {}
+    for k, v in sorted((hparams.get("generator") or {}).items()):
+        out[f"generator/{k}"] = v if isinstance(v, (bool, int, float, str)) else str(v)
+    return out
+
+
 def log_to_tensorboard(result: ModelResult, log_dir: Path, table: str, step: int = 0,
-                       ranges: Optional[dict] = None, all_results: Optional[Sequence[ModelResult]] = None) -> None:
+                       ranges: Optional[dict] = None, all_results: Optional[Sequence[ModelResult]] = None,
+                       hparams: Optional[dict] = None) -> None:
     """Scalars, heatmap images, the spectrum plot and the comparison table under ``log_dir`` (a
     run's folder).
 
     ``ranges``: :func:`heatmap_ranges` of the whole evaluation, so every run's heatmaps share the
     colour scale of the PNGs; ``all_results``: the models whose curves go on the spectrum plot
     (default: this one). Scalar names are the row keys (``eval/stability_crop_pooled_db``, ...) plus
-    ``eval/spectrum_<protocol>_band<b>_db`` per band.
+    ``eval/spectrum_<protocol>_band<b>_db`` per band. ``hparams``: the checkpoint's module
+    hyper-parameters; its generator options and the evaluation's headline numbers go to the
+    HPARAMS dashboard (``torch.utils.tensorboard.summary.hparams``), so runs can be compared there.
     """
     from torch.utils.tensorboard import SummaryWriter
 
@@ -270,3 +288,14 @@ def log_to_tensorboard(result: ModelResult, log_dir: Path, table: str, step: int
             fig = plot_feature_distance(result.features)
             writer.add_figure("eval/feature_distance", fig, step)
         writer.add_text("eval/table", table, step)
+        if hparams is not None:
+            from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+            row = result.row()
+            metrics = {f"hparam/{k}": float(row[k]) for k in HPARAM_METRICS
+                       if isinstance(row.get(k), (int, float)) and math.isfinite(row[k])}
+            hp = {"filter": result.antialias, **generator_hparams(hparams)}
+            for summary in hparams_summary(hp, metrics):  # the experiment, session start and end
+                writer.file_writer.add_summary(summary)
+            for k, v in metrics.items():
+                writer.add_scalar(k, v, step)
