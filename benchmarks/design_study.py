@@ -303,7 +303,7 @@ def extract_row(results: dict) -> dict:
             "mean_db": first("stability_crop_mean_db", "stability_crop_db"),
             "eb_pooled_db": first(*EB_KEYS),
             "psnr": first("quality_psnr"), "ssim": first("quality_ssim"), "tv_ratio": tv_ratio,
-            "hf_ratio": first("hf_ratio"), "collapsed": row.get("collapsed"),
+            "hf_ratio": first("hf_ratio"), "flicker_db": first("flicker_pooled_db"), "collapsed": row.get("collapsed"),
             "num_images": crop.get("num_images") or row.get("num_images")}
 
 
@@ -650,7 +650,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--candidates", nargs="+", default=DEFAULT_CANDIDATES, choices=list(CANDIDATES))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--threads", type=int, default=1, help="torch threads per training / evaluation")
-    p.add_argument("--max-images", type=int, default=30, help="images per evaluation set")
+    p.add_argument("--max-images", type=int, default=20, help="images per evaluation set")
     p.add_argument("--retries", type=int, default=1, help="retries of a failed training or evaluation")
     args = p.parse_args(argv)
     args.passthrough = list(argv if argv is not None else sys.argv[1:])
