@@ -47,11 +47,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 from pix2pix_aa.demo import run_dir, train_command  # noqa: E402  (the runs `make demo` trains)
-from reproduce import ensure_data  # noqa: E402  (the unseen-seed facades set)
+
+
+def ensure_data() -> None:
+    """The facades sets: the training one and the unseen generator seed, made as
+    benchmarks/reproduce.py makes it (its function, loaded without putting benchmarks/ on the
+    import path, where evaluate.py and networks.py would shadow the project's)."""
+    import importlib.util
+
+    if not (ROOT / "data" / "facades" / "test").exists():
+        subprocess.run([sys.executable, "-m", "pix2pix_aa.data.facades", "--out", "data/facades"], cwd=ROOT, check=True)
+    spec = importlib.util.spec_from_file_location("_reproduce", ROOT / "benchmarks" / "reproduce.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.ensure_data()
 
 CONFIG = "configs/cpu_quick.yaml"
 OUT = ROOT / "outputs" / "design_study"
@@ -97,6 +110,8 @@ CANDIDATES: dict[str, Candidate] = {
                               {"antialias": "kaiser7", "fullres_channels": 16}),
     "bc_kaiser7_fr16": Candidate("kaiser7 blur_conv + full-resolution path, c = 16",
                                  {"antialias": "kaiser7", "antialias_mode": "blur_conv", "fullres_channels": 16}),
+    "bin5_enc": Candidate("Bin-5 in the encoder only (upsample_antialias false)",
+                          {"antialias": "bin5", "upsample_antialias": False}),
     # Not in the default set (see DEFAULT_CANDIDATES): options the study can train on request.
     "bilinear_bin5": Candidate("bin5 encoder, bilinear x2 + 3x3 conv + Bin-5 blur in the decoder",
                                {"antialias": "bin5", "upsample": "bilinear"}),
@@ -107,7 +122,17 @@ CANDIDATES: dict[str, Candidate] = {
                           {"antialias": "aps_bin5", "pad_type": "circular"}),
 }
 DEFAULT_CANDIDATES = ["baseline", "bin5", "bin5_fr16", "bc_bin5_fr16", "kaiser7_fr16", "bc_kaiser7_fr16",
-                      "bin5_fr32"]
+                      "bin5_fr32", "bin5_enc"]
+#: Design effects read off the study: (what changes, candidate, the same without the change).
+EFFECTS = [
+    ("Bin-5 as the paper places it, vs none", "bin5", "baseline"),
+    ("Bin-5 in the encoder only, vs none", "bin5_enc", "baseline"),
+    ("full-resolution path (c = 16) on Bin-5", "bin5_fr16", "bin5"),
+    ("path width 32 instead of 16", "bin5_fr32", "bin5_fr16"),
+    ("Kaiser7 instead of Bin-5 (with the path)", "kaiser7_fr16", "bin5_fr16"),
+    ("blur_conv instead of conv_blur (Bin-5, path)", "bc_bin5_fr16", "bin5_fr16"),
+    ("blur_conv instead of conv_blur (Kaiser7, path)", "bc_kaiser7_fr16", "kaiser7_fr16"),
+]
 #: Evaluation sets -> extra evaluate.py arguments.
 EVAL_SETS = {
     "facades": [],
@@ -509,6 +534,24 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
         sr = "n/a" if s["step_ratio"] is None else f"{s['step_ratio']:.2f}x"
         cost_lines.append(f"| {c} | {CANDIDATES[c].summary} | {params} | {pr} | {sr} | {fmt(s['train_time_ratio'])} |")
 
+    effect_lines = ["| change | set | seeds | pooled crop (dB) | equal bandwidth (dB) | PSNR (dB) | SSIM | TV ratio |",
+                    "|---|---|---|---|---|---|---|---|"]
+    for what, a, b in EFFECTS:
+        if a not in trained or b not in trained:
+            continue
+        for set_name in EVAL_SETS:
+            ra, rb = (data["eval"][x].get(set_name, {}) for x in (a, b))
+            common = sorted(set(ra) & set(rb))
+            if not common:
+                continue
+            cells = []
+            for k, digits in (("pooled_db", 2), ("eb_pooled_db", 2), ("psnr", 2), ("ssim", 3), ("tv_ratio", 2)):
+                diffs = [ra[x][k] - rb[x][k] for x in common if ra[x].get(k) is not None and rb[x].get(k) is not None]
+                m, sd = mean_sd(diffs)
+                cells.append("n/a" if math.isnan(m) else f"{m:+.{digits}f}" + ("" if math.isnan(sd) else f" ± {sd:.{digits}f}"))
+            effect_lines.append(f"| {what} (`{a}` - `{b}`) | {set_name} | {','.join(map(str, common))} | "
+                                + " | ".join(cells) + " |")
+
     goal_lines = []
     scores = {}
     for c in trained:
@@ -611,6 +654,10 @@ stopband at 0.375.
 {table('facades_seed1')}
 
 ![Pareto plot](images/design_study/pareto.png)
+
+## Design effects (seed-matched differences)
+
+{chr(10).join(effect_lines)}
 
 ## Goal check
 

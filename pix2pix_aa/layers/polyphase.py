@@ -203,6 +203,11 @@ class CircularBlur(Blur):
     """Stride-1 binomial blur with circular padding of any width (see :func:`circular_pad`).
 
     Same filter and alignment (pad floor/ceil((k-1)/2)) as ``Blur(..., pad_type="circular")``.
+    Why a class of its own: APS is exact only if every output position is computed by the same
+    arithmetic (then a roll of the input rolls the output bit for bit). ``Blur`` may take the
+    padding-free route, which computes the border by another summation order; this pads
+    circularly, then runs one convolution over the whole map.
+
     Shape: (N, C, H, W) -> (N, C, H, W).
     """
 

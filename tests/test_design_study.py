@@ -1,0 +1,91 @@
+"""benchmarks/design_study.py: its bookkeeping on known inputs (no training here)."""
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def study():
+    spec = importlib.util.spec_from_file_location("design_study", ROOT / "benchmarks" / "design_study.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["design_study"] = module  # dataclasses look their module up there
+    path = list(sys.path)
+    spec.loader.exec_module(module)
+    sys.path[:] = path
+    yield module
+    sys.modules.pop("design_study", None)
+
+
+def test_every_candidate_builds_within_the_parameter_budget(study):
+    from pix2pix_aa.networks import UNetGenerator
+
+    with torch.device("meta"):
+        base = sum(p.numel() for p in UNetGenerator(num_downs=7, ngf=32).parameters())
+        for name, cand in study.CANDIDATES.items():
+            g = UNetGenerator(num_downs=7, ngf=32, **cand.init_args)
+            assert sum(p.numel() for p in g.parameters()) <= 1.02 * base, name
+    assert set(study.DEFAULT_CANDIDATES) <= set(study.CANDIDATES)
+    assert all(a in study.CANDIDATES and b in study.CANDIDATES for _, a, b in study.EFFECTS)
+
+
+def test_train_args_are_cli_values(study):
+    cand = study.Candidate("x", {"antialias": "bin5", "fullres_channels": 16, "upsample_antialias": ["tri3", False],
+                                 "antialias_mode": "blur_conv"})
+    assert cand.antialias == "bin5"
+    assert cand.train_args() == ["--model.generator.init_args.fullres_channels", "16",
+                                 "--model.generator.init_args.upsample_antialias", '["tri3", false]',
+                                 "--model.generator.init_args.antialias_mode", "blur_conv"]
+
+
+def test_extract_row_reads_old_and_new_results(study):
+    old = {"models": {"m": {"row": {"stability_crop_db": 20.0, "stability_crop_pooled_db": 19.0, "quality_psnr": 15.0,
+                                    "quality_ssim": 0.5, "quality_tv": 0.3, "quality_tv_target": 0.25},
+                            "crop": {"num_images": 20}}}}
+    row = study.extract_row(old)
+    assert row["mean_db"] == 20.0 and row["pooled_db"] == 19.0 and row["eb_pooled_db"] is None
+    assert math.isclose(row["tv_ratio"], 1.2) and row["num_images"] == 20
+    new = {"models": {"m": {"row": {"stability_crop_mean_db": 21.0, "stability_crop_eb_pooled_db": 25.0,
+                                    "tv_ratio": 0.9, "hf_ratio": 0.5, "quality_tv": 1.0, "quality_tv_target": 2.0}}}}
+    row = study.extract_row(new)
+    assert (row["mean_db"], row["eb_pooled_db"], row["tv_ratio"], row["hf_ratio"]) == (21.0, 25.0, 0.9, 0.5)
+    assert study.extract_row({}) == {}
+
+
+def test_summary_gaps_are_seed_matched_and_goal_is_checked(study):
+    def row(pooled, psnr, ssim, tv):
+        return {"pooled_db": pooled, "psnr": psnr, "ssim": ssim, "tv_ratio": tv}
+
+    data = {"train": {}, "eval": {
+        "baseline": {s: {0: row(20, 15, 0.5, 1.2), 1: row(22, 15, 0.5, 1.2), 2: row(21, 15, 0.5, 1.2)}
+                     for s in study.EVAL_SETS},
+        "good": {s: {0: row(29, 14.9, 0.5, 1.05), 1: row(30, 15.0, 0.52, 0.95), 2: row(29.5, 14.8, 0.51, 1.0)}
+                 for s in study.EVAL_SETS}}}
+    cost = {"baseline": {"params": 100, "step_seconds": 1.0}, "good": {"params": 101, "step_seconds": 1.5}}
+    summary = study.summarise(data, ["baseline", "good"], cost)
+    m = summary["good"]["sets"]["facades"]
+    assert m["gap_pooled_db"][0] == pytest.approx(8.5) and m["gap_pooled_db"][2] == [9, 8, 8.5]
+    assert m["gap_psnr"][0] == pytest.approx(-0.1)
+    assert all(ok for ok, _ in summary["good"]["goal"].values()), summary["good"]["goal"]
+    cost["good"]["step_seconds"] = 1.7
+    goal = study.summarise(data, ["baseline", "good"], cost)["good"]["goal"]
+    assert [k for k, (ok, _) in goal.items() if not ok] == ["time <= 1.6x"]
+
+
+def test_finished_epochs_reads_the_fit_loop(study, tmp_path, monkeypatch):
+    folder = tmp_path / "runs" / "cpu_quick_x" / "main" / "checkpoints"
+    folder.mkdir(parents=True)
+    monkeypatch.setattr(study, "run_dir", lambda name: tmp_path / "runs" / f"cpu_quick_{name}" / "main")
+    assert study.finished_epochs("x") is None
+    progress = {"ready": 12, "started": 12, "processed": 12, "completed": 11}  # what last.ckpt holds at the end
+    torch.save({"epoch": 11, "loops": {"fit_loop": {"epoch_progress": {"current": progress}}}}, folder / "last.ckpt")
+    assert study.finished_epochs("x") == 12 and study.is_finished("x")
+    progress.update(processed=5)
+    torch.save({"epoch": 5, "loops": {"fit_loop": {"epoch_progress": {"current": progress}}}}, folder / "last.ckpt")
+    assert not study.is_finished("x")
