@@ -99,6 +99,8 @@ def safe_pad(x: torch.Tensor, pad: Pad, mode: str) -> torch.Tensor:
     """
     if not any(pad):
         return x
+    if mode == "reflect" and torch.compiler.is_exporting():
+        return _reflect_or_replicate(x, pad)
     mode = defined_mode(x, pad, mode)
     if mode == "constant":
         return F.pad(x, pad)
@@ -113,6 +115,30 @@ def safe_pad(x: torch.Tensor, pad: Pad, mode: str) -> torch.Tensor:
             # F.pad refuses to wrap more than once; gathering by index wraps any number of times.
             return gather_pad(x, pad, mode)
     return F.pad(x, pad, mode=mode)
+
+
+def _axis_indices(n, lo: int, hi: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Source indices of the padded positions along one axis of (symbolic) length ``n``:
+    (reflection, clamped to the axis; replication)."""
+    i = torch.arange(-lo, n + hi, device=device)
+    reflected = torch.where(i < 0, -i, torch.where(i >= n, 2 * (n - 1) - i, i)).clamp(0, n - 1)
+    return reflected, i.clamp(0, n - 1)
+
+
+def _reflect_or_replicate(x: torch.Tensor, pad: Pad) -> torch.Tensor:
+    """:func:`safe_pad`'s reflect mode (with :func:`defined_mode`'s replicate fallback) without a
+    Python branch on the map size, for ``torch.export``: a branch on a symbolic size would
+    freeze the exported graph to the example's sizes (an ONNX U-Net exported at 128 px then
+    failed at 64 px). Same values as the eager path (tests/test_export.py)."""
+    h, w = x.shape[-2:]
+    rows_ref, rows_rep = _axis_indices(h, pad[2], pad[3], x.device)
+    cols_ref, cols_rep = _axis_indices(w, pad[0], pad[1], x.device)
+    # defined_mode's rule, as a tensor: reflect only if both axes are wider than their pads.
+    fits = ((torch.full_like(rows_ref[:1], max(pad[2], pad[3])) < h)
+            & (torch.full_like(cols_ref[:1], max(pad[0], pad[1])) < w))
+    rows = torch.where(fits, rows_ref, rows_rep)
+    cols = torch.where(fits, cols_ref, cols_rep)
+    return x.index_select(-2, rows).index_select(-1, cols)
 
 
 def circular_pad(x: torch.Tensor, pad: Pad) -> torch.Tensor:

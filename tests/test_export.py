@@ -1,0 +1,86 @@
+"""pix2pix-aa-export: ONNX (checked with onnxruntime) and TorchScript files that match eager, and
+APS generators refused rather than exported wrong."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pix2pix_aa.export import ExportError, export_generator, main, verify_inputs
+from pix2pix_aa.networks import UNetGenerator
+
+onnxruntime = pytest.importorskip("onnxruntime", reason="the export extra (pip install -e '.[export]')")
+
+
+@pytest.mark.parametrize("fixture", ["baseline_run", "trained_run"])
+def test_onnx_export_of_a_checkpoint_matches_eager_on_two_sizes(request, fixture, tmp_path, capsys):
+    run = request.getfixturevalue(fixture)
+    run = run[1] if isinstance(run, tuple) else run
+    out = tmp_path / "netG.onnx"
+    assert main([str(run / "checkpoints" / "last.ckpt"), "--format", "onnx", "--out", str(out)]) == 0
+    assert "max |export - eager|" in capsys.readouterr().out
+    # Independently of the command's own check: a size it was not verified on.
+    from pix2pix_aa.evaluation.checkpoints import load_generator
+
+    generator = load_generator(run / "checkpoints" / "last.ckpt").generator
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    x = torch.rand(3, 3, 128, 192) * 2 - 1
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    with torch.inference_mode():
+        assert float((torch.from_numpy(got) - generator(x)).abs().max()) < 1e-4
+
+
+def test_torchscript_export_matches_eager(tmp_path):
+    generator = UNetGenerator(num_downs=4, ngf=8, antialias="bin5").eval()
+    worst = export_generator(generator, tmp_path / "g.pt", "torchscript")
+    assert worst < 1e-5
+    loaded = torch.jit.load(str(tmp_path / "g.pt"))
+    x = torch.rand(1, 3, 48, 80) * 2 - 1
+    with torch.inference_mode():
+        assert torch.allclose(loaded(x), generator(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_aps_is_refused_not_exported_wrong(tmp_path, fmt):
+    generator = UNetGenerator(num_downs=4, ngf=8, antialias="aps", pad_type="circular").eval()
+    out = tmp_path / f"aps.{fmt}"
+    with pytest.raises(ExportError, match="APS chooses its sampling phase"):
+        export_generator(generator, out, fmt)
+    assert not out.exists()
+
+
+def test_verification_catches_a_wrong_export(tmp_path):
+    """The check is what refuses: a trace of a model whose behaviour depends on the input's
+    values (here: its sign) is frozen to the example's branch."""
+
+    class Branchy(torch.nn.Module):
+        size_multiple, in_channels = 1, 3
+
+        def forward(self, x):
+            return x if float(x.mean()) > 0 else -x
+
+    inputs = [torch.ones(1, 3, 8, 8), -torch.ones(1, 3, 8, 8)]
+    with pytest.raises(ExportError, match="differs from the eager generator by up to 2"):
+        export_generator(Branchy(), tmp_path / "b.pt", "torchscript", inputs=inputs)
+
+
+def test_verify_inputs_are_multiples_of_the_generator(tmp_path):
+    shapes = [tuple(x.shape) for x in verify_inputs(UNetGenerator(num_downs=5, ngf=4))]
+    assert shapes == [(1, 3, 64, 64), (2, 3, 64, 128), (1, 3, 64, 64)]
+
+
+def test_bad_checkpoint_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "junk.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    assert main([str(bad), "--out", str(tmp_path / "x.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 8])
+def test_export_padding_equals_the_eager_reflect_with_fallback(size):
+    from pix2pix_aa.layers.padding import _reflect_or_replicate, safe_pad
+
+    x = torch.arange(2 * size * (size + 1), dtype=torch.float32).reshape(1, 2, size, size + 1)
+    for pad in ((2, 2, 2, 2), (1, 2, 1, 2), (0, 1, 3, 0)):
+        assert torch.equal(_reflect_or_replicate(x, pad), safe_pad(x, pad, "reflect")), (size, pad)
