@@ -150,8 +150,9 @@ def _unpickling_message(path: Path, e: Exception, weights_only: bool) -> str:
     return f"{path}: not a readable PyTorch checkpoint ({_first_line(e)})"
 
 
-def read_checkpoint(path: str | os.PathLike, trust: bool = False) -> dict[str, Any]:
+def read_checkpoint(path: str | os.PathLike, trust: bool = False, lightning: bool = True) -> dict[str, Any]:
     """Load a Lightning checkpoint dict on the CPU, with ``weights_only=True`` unless ``trust``.
+    ``lightning=False`` accepts any dict (e.g. a bare state_dict ``.pth``).
 
     Raises:
         CheckpointError: missing file, a folder, not a PyTorch file (junk, truncated), pickled
@@ -168,7 +169,7 @@ def read_checkpoint(path: str | os.PathLike, trust: bool = False) -> dict[str, A
         raise CheckpointError(_unpickling_message(path, e, not trust)) from e
     except Exception as e:  # torch.load on junk raises many types (KeyError, EOFError, RuntimeError, ...)
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_first_line(e)})") from e
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+    if not isinstance(ckpt, dict) or (lightning and "state_dict" not in ckpt):
         raise CheckpointError(f"{path}: not a Lightning checkpoint (no 'state_dict')")
     return ckpt
 

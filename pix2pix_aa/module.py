@@ -23,7 +23,7 @@ from pix2pix_aa.losses import GAN_MODES, gan_loss
 from pix2pix_aa.metrics import quality, reflect_pad_source, shift_grid, stability_crop
 from pix2pix_aa.networks import PatchGANDiscriminator, UNetGenerator, init_weights
 
-__all__ = ["LR_POLICIES", "Pix2PixModule", "linear_decay_factor"]
+__all__ = ["LR_POLICIES", "Pix2PixModule", "linear_decay_factor", "load_weights", "pad_to_multiple"]
 
 #: LR schedules as the reference pix2pix names them (``--lr_policy``).
 LR_POLICIES: tuple[str, ...] = ("linear", "step", "plateau", "cosine")
@@ -35,6 +35,40 @@ def linear_decay_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float
     below 0: an epoch past the schedule keeps LR 0 instead of a negative one, which Adam would
     turn into ascent."""
     return max(0.0, 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1))
+
+
+def load_weights(net: nn.Module, path: str, name: str) -> None:
+    """Load ``net``'s weights from a train.py checkpoint (its ``<name>.*`` entries) or a bare
+    state_dict file, exactly (every key, every shape).
+
+    Raises:
+        ValueError: one line naming the file, the option and what did not match.
+    """
+    from pix2pix_aa.checkpoint_io import CheckpointError, read_checkpoint
+
+    option = f"model.{name}_weights"
+    try:
+        data = read_checkpoint(path, lightning=False)
+    except CheckpointError as err:
+        raise ValueError(f"{option}: {err}") from None
+    if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
+        prefix = f"{name}."
+        state = {k[len(prefix):]: v for k, v in data["state_dict"].items() if k.startswith(prefix)}
+        if not state:
+            raise ValueError(f"{option}: {path} holds no {name} weights (no '{prefix}*' entries in its state_dict)")
+    elif isinstance(data, dict) and data and all(isinstance(v, torch.Tensor) for v in data.values()):
+        state = data
+    else:
+        raise ValueError(f"{option}: {path} is neither a train.py checkpoint nor a state_dict of tensors")
+    own = net.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or wrong:
+        detail = (f"{len(missing)} missing (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}), "
+                  f"{len(wrong)} of another shape (e.g. {[(k, tuple(state[k].shape), tuple(own[k].shape)) for k in wrong[:1]]})")
+        raise ValueError(f"{option}: {path} does not fit model.{name} ({detail}); the network options (ngf, "
+                         "num_downs, norm, channels) must be those the weights were trained with")
+    net.load_state_dict(state)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -79,6 +113,11 @@ class Pix2PixModule(pl.LightningModule):
             for 5 validations), ``cosine`` (cosine annealing to 0 over ``n_epochs`` epochs).
         lr_decay_iters: the step of ``lr_policy=step``, in epochs (reference: 50).
         init_type, init_gain: weight initialisation (pix2pix: normal(0, 0.02)).
+        generator_weights, discriminator_weights: start a new fit from these weights instead of
+            the initialisation: a train.py checkpoint (``.ckpt``) or a bare state_dict file
+            (``.pth``, e.g. a baseline's weights for an anti-aliased generator: anti-aliasing adds
+            no parameters, so the names and shapes are the same). Loaded when a fit starts from
+            scratch; a resumed fit (``--ckpt_path``) takes its checkpoint's weights instead.
         grad_clip_norm: clip each player's gradient norm (Trainer's gradient_clip_val is refused
             under manual optimisation).
         on_nonfinite: ``raise`` (stop with a message naming the loss and step) or ``skip`` the step.
@@ -104,6 +143,8 @@ class Pix2PixModule(pl.LightningModule):
         lr_decay_iters: int = 50,
         init_type: str = "normal",
         init_gain: float = 0.02,
+        generator_weights: Optional[str] = None,
+        discriminator_weights: Optional[str] = None,
         grad_clip_norm: Optional[float] = None,
         on_nonfinite: str = "raise",
         log_images_every_n_batches: int = 100,
@@ -159,6 +200,15 @@ class Pix2PixModule(pl.LightningModule):
         if hp.lr_policy == "plateau":
             return sched.ReduceLROnPlateau(opt, mode="min", factor=0.2, threshold=0.01, patience=5)
         return sched.CosineAnnealingLR(opt, T_max=max(1, hp.n_epochs), eta_min=0)
+
+    def on_fit_start(self) -> None:
+        if self.trainer.ckpt_path is not None:  # resuming: the checkpoint's weights win
+            return
+        for name, path in (("generator", self.hparams.generator_weights),
+                           ("discriminator", self.hparams.discriminator_weights)):
+            if path:
+                load_weights(getattr(self, name), path, name)
+                self.print(f"[pix2pix_aa] model.{name}_weights: initialised the {name} from {path}")
 
     def on_train_start(self) -> None:
         # A resumed run restores each optimiser's lr/betas and each scheduler's base LR from the

@@ -263,3 +263,26 @@ def test_one_channel_data_trains_end_to_end(folder, monkeypatch, write_tiny_conf
     cli_main(["predict", "--config", str(cfg), "--ckpt_path", str(ckpt), "--predict_output_dir", str(tmp_path / "out")])
     written = list((tmp_path / "out").glob("*.png"))
     assert written and Image.open(written[0]).mode == "L"
+
+
+# -- initialising a new fit from other weights ---------------------------------------------------------
+def test_generator_weights_initialise_an_antialiased_fit_from_a_baseline(fit, folder, tmp_path, capsys):
+    """Anti-aliasing adds no parameters: a baseline's weights (a .ckpt, or a bare state_dict) load
+    into a Bin-5 generator; the first logged L1 is the baseline's, not a fresh init's."""
+    base = fit("ft_base", "--model.generator.init_args.antialias", "none")
+    ckpt = folder / "runs" / "ft_base" / "version_0" / "checkpoints" / "last.ckpt"
+    bare = tmp_path / "latest_net_G.pth"
+    torch.save(base.model.generator.state_dict(), bare)
+    capsys.readouterr()
+    for source, name in ((ckpt, "ft_ckpt"), (bare, "ft_pth")):
+        cli = fit(name, "--model.generator_weights", str(source), "--trainer.max_steps", "0")
+        captured = capsys.readouterr()
+        assert f"initialised the generator from {source}" in captured.out + captured.err
+        for key, value in base.model.generator.state_dict().items():
+            assert torch.equal(cli.model.generator.state_dict()[key], value), key
+
+
+def test_generator_weights_that_do_not_fit_are_one_line(fit, folder, tmp_path, capsys):
+    torch.save({"encoder.0.0.weight": torch.zeros(1)}, tmp_path / "bad.pth")
+    err = _error(capsys, lambda: fit("ft_bad", "--model.generator_weights", str(tmp_path / "bad.pth")))
+    assert "model.generator_weights:" in err and "does not fit model.generator" in err
