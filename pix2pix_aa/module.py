@@ -349,11 +349,21 @@ class Pix2PixModule(pl.LightningModule):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Each input at its own size: padded to the generator's size multiple (2**num_downs for
-        the U-Net) by reflection, generated, and cropped back to the input's H x W."""
+        the U-Net) by reflection, generated, and cropped back to the input's H x W. With the data
+        module's ``tile`` set, generated tile by tile on that grid and blended
+        (:func:`pix2pix_aa.tiling.tiled_generate`)."""
         x = batch["input"]
         h, w = x.shape[-2:]
         multiple = getattr(self.generator, "size_multiple", 1)
-        fake = self.generator(pad_to_multiple(x, multiple))[..., :h, :w]
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        tile = getattr(datamodule, "tile", None)
+        if tile:
+            from pix2pix_aa.tiling import tiled_generate
+
+            fake = tiled_generate(self.generator, pad_to_multiple(x, multiple), tile,
+                                  getattr(datamodule, "tile_overlap", None), multiple)[..., :h, :w]
+        else:
+            fake = self.generator(pad_to_multiple(x, multiple))[..., :h, :w]
         return {"name": batch["name"], "image": to_unit(fake)}
 
     # -- logging helpers ----------------------------------------------------------------------

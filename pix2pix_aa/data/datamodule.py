@@ -39,6 +39,7 @@ from pix2pix_aa.data.datasets import (
     check_options,
 )
 from pix2pix_aa.data.image_io import notice
+from pix2pix_aa.data.transforms import PREPROCESS, VARIABLE_SIZE
 
 __all__ = ["DATASETS", "Pix2PixDataModule", "RankSeededDataset", "rank_seed"]
 
@@ -102,6 +103,13 @@ class Pix2PixDataModule(pl.LightningDataModule):
             photos: ``BtoA`` = labels/edges -> photo; the shipped configs say so).
         load_size, crop_size: training resize and random crop (pix2pix 286 / 256); val/test
             resize to ``crop_size``, predict too with ``predict_resize``.
+        preprocess: the reference pix2pix's ``--preprocess``: ``resize_and_crop`` (default, as
+            above), ``crop``, ``scale_width``, ``scale_width_and_crop`` or ``none`` (each image at
+            its own size; the generator pads to 2**num_downs and crops back: it needs
+            ``pad_input=true`` unless every image is a multiple). Training and evaluation
+            transforms: :mod:`pix2pix_aa.data.transforms`. With ``scale_width`` / ``none``,
+            images of different sizes cannot share a batch: training then needs ``batch_size``
+            1 (refused otherwise), validation / test run one image per batch.
         batch_size: pix2pix uses 1. ``predict`` batches one image at a time unless
             ``predict_resize`` (inputs of different sizes cannot share a batch).
         num_workers: DataLoader processes (persistent when > 0).
@@ -119,6 +127,11 @@ class Pix2PixDataModule(pl.LightningDataModule):
         no_flip: no random horizontal flip in training (the reference's ``--no_flip``).
         predict_resize: ``predict`` resizes every input to ``crop_size`` x ``crop_size``;
             default False: each output has its input's size and aspect ratio.
+        tile, tile_overlap: ``predict`` only: generate in ``tile`` x ``tile`` tiles overlapping by
+            ``tile_overlap`` pixels, blended (:mod:`pix2pix_aa.tiling`), for images too large to
+            generate at once; both multiples of 2**num_downs (tile offsets on the generator's
+            grid); ``tile_overlap`` defaults to half a tile rounded down to such a multiple.
+            Default None: the whole image at once.
 
     Raises:
         ValueError: a bad option, naming it (before any file is read).
@@ -143,8 +156,21 @@ class Pix2PixDataModule(pl.LightningDataModule):
         output_nc: int = 3,
         no_flip: bool = False,
         predict_resize: bool = False,
+        preprocess: str = "resize_and_crop",
+        tile: int | None = None,
+        tile_overlap: int | None = None,
     ) -> None:
         super().__init__()
+        if preprocess not in PREPROCESS:
+            raise ValueError(f"preprocess must be one of {PREPROCESS} (the reference pix2pix's --preprocess), "
+                             f"got {preprocess!r}")
+        for name, v, lo in (("tile", tile, 1), ("tile_overlap", tile_overlap, 0)):
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < lo):
+                raise ValueError(f"{name} must be None or an integer >= {lo}, got {v!r}")
+        if tile is None and tile_overlap is not None:
+            raise ValueError(f"tile_overlap={tile_overlap} needs tile (--data.tile N): the overlap of what?")
+        if tile is not None and tile_overlap is not None and tile_overlap >= tile:
+            raise ValueError(f"tile_overlap ({tile_overlap}) must be smaller than tile ({tile})")
         if dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
         if direction not in DIRECTIONS:
@@ -182,7 +208,12 @@ class Pix2PixDataModule(pl.LightningDataModule):
         self.output_nc = output_nc
         self.no_flip = no_flip
         self.predict_resize = predict_resize
+        self.preprocess = preprocess
+        self.tile = tile
+        self.tile_overlap = tile_overlap
         self.train_set: Dataset | None = None
+        # Loaders that run one image per batch because their images differ in size (stage -> why).
+        self._one_per_batch: dict[str, str] = {}
         self._val_missing: str | None = None  # why there is no validation set (fit without val/)
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
@@ -257,11 +288,14 @@ class Pix2PixDataModule(pl.LightningDataModule):
             output_nc=self.output_nc,
             keep_size=keep_size,
             missing_hint=hint,
+            preprocess=self.preprocess,
         )
 
     def eval_dataset(self, split: str = "test") -> Dataset:
-        """A deterministic dataset of ``split`` (resized to ``crop_size``, no crop, no flip), for
-        evaluation outside a Trainer (``evaluate.py``).
+        """A deterministic dataset of ``split`` (the evaluation transform of ``preprocess``: for
+        the default, resized to ``crop_size``, no crop, no flip), for evaluation outside a Trainer
+        (``evaluate.py``). With ``preprocess`` ``scale_width`` / ``none`` its images may differ
+        in size.
 
         Raises:
             FileNotFoundError: the split folder is missing (the message names the splits present).
@@ -314,6 +348,75 @@ class Pix2PixDataModule(pl.LightningDataModule):
             if not self.predict_resize and self.batch_size > 1:
                 notice(f"predict: batch size 1, not {self.batch_size} (each input keeps its own size; "
                        f"--data.predict_resize true resizes them to crop_size {self.crop_size} and batches them)")
+        self._check_sizes(stage)
+
+    # ------------------------------------------------------------------ sizes against batches and the generator
+    @staticmethod
+    def _sized(ds: Dataset | None) -> list[tuple[str, tuple[int, int]]]:
+        """(file, (width, height) as the network sees it) per sample of a pair dataset (or a
+        Subset of one); empty for anything else."""
+        indices = None
+        if isinstance(ds, Subset):
+            ds, indices = ds.dataset, list(ds.indices)
+        sizes_of = getattr(ds, "network_sizes", None)
+        if sizes_of is None or getattr(ds, "sizes", None) is None:
+            return []
+        sizes = sizes_of()
+        return [(str(ds.source_path(i)), sizes[i]) for i in (indices if indices is not None else range(len(sizes)))]
+
+    def _check_sizes(self, stage: str | None) -> None:
+        """Start-up checks of image sizes, from the headers (nothing decoded):
+
+        * ``preprocess`` ``scale_width`` / ``none`` with ``batch_size > 1``: training images of
+          different sizes are refused (a batch needs one size); validation / test run one image
+          per batch (one line says so);
+        * under a Trainer whose module has a ``generator`` with a ``size_multiple`` and no
+          ``pad_input``: every training / evaluation size must be a multiple of it (``none`` and
+          ``scale_width`` make sizes per image: the generator would fail mid-run);
+        * ``predict`` with ``tile``: ``tile`` / ``tile_overlap`` on the generator's grid.
+
+        Raises:
+            ValueError: one line naming the options, a file and its size.
+        """
+        sets = {"fit": [("train", self.train_set, "fit"), ("val", self.val_set, "validate")],
+                "validate": [("val", self.val_set, "validate")], "test": [("test", self.test_set, "test")]}
+        todo = [t for st in ((stage,) if stage in sets else ("fit", "test") if stage is None else ()) for t in sets[st]]
+        generator = getattr(getattr(self._trainer_or_none(), "lightning_module", None), "generator", None)
+        multiple = getattr(generator, "size_multiple", None)
+        if stage == "predict" and self.tile is not None and multiple:
+            from pix2pix_aa.tiling import resolve_overlap
+
+            resolve_overlap(self.tile, self.tile_overlap, int(multiple))  # raises naming data.tile(_overlap)
+        if self.preprocess in VARIABLE_SIZE and self.batch_size > 1:
+            for split, ds, loader_stage in todo:
+                sized = self._sized(ds)
+                distinct = {}
+                for path, size in sized:
+                    distinct.setdefault(size, path)
+                if len(distinct) < 2:
+                    continue
+                found = ", ".join(f"{w}x{h} ({p})" for (w, h), p in list(distinct.items())[:2])
+                if split == "train":
+                    raise ValueError(
+                        f"data.preprocess={self.preprocess} keeps each image's own size, and a batch needs one size: "
+                        f"data.batch_size={self.batch_size} but {split}/ holds {len(distinct)} sizes (WxH: {found}"
+                        f"{', ...' if len(distinct) > 2 else ''}); use --data.batch_size 1 (the reference's default), "
+                        f"images of one size, or --data.preprocess resize_and_crop / scale_width_and_crop")
+                if loader_stage not in self._one_per_batch:
+                    self._one_per_batch[loader_stage] = split
+                    notice(f"{split}: batch size 1, not {self.batch_size}: preprocess {self.preprocess} keeps each "
+                           f"image's size and {split}/ holds {len(distinct)} sizes ({found})")
+        if not multiple or getattr(generator, "pad_input", False):
+            return
+        m = int(multiple)
+        for split, ds, _ in todo:
+            for path, (w, h) in self._sized(ds):
+                if w % m or h % m:
+                    raise ValueError(
+                        f"data.preprocess={self.preprocess}: {path} reaches the generator as {w}x{h} (WxH), not a "
+                        f"multiple of its size multiple {m} (2**num_downs); set "
+                        f"--model.generator.init_args.pad_input true (reflect-pads to a multiple and crops back), "
+                        f"or use images whose sides are multiples of {m}")
 
     # ------------------------------------------------------------------ loaders
     def _loader(self, ds: Dataset | None, stage: str, shuffle: bool = False, batch_size: int | None = None) -> DataLoader:
@@ -370,10 +473,10 @@ class Pix2PixDataModule(pl.LightningDataModule):
         return self._loader(self.train_set, "fit", shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, "validate")
+        return self._loader(self.val_set, "validate", batch_size=1 if "validate" in self._one_per_batch else None)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, "test")
+        return self._loader(self.test_set, "test", batch_size=1 if "test" in self._one_per_batch else None)
 
     def predict_dataloader(self) -> DataLoader:
         """Batches of ``{"input": (N, input_nc, H, W), "name": list of file names}``; N = 1 unless

@@ -40,7 +40,9 @@ from pix2pix_aa.data.image_io import (
 )
 from pix2pix_aa.data.transforms import (
     INTERPOLATIONS,
+    PREPROCESS,
     as_image,
+    network_size,
     pair_transform,
     single_transform,
     unit_range_transform,
@@ -70,8 +72,12 @@ def check_options(
     interpolation: str = "bicubic",
     input_nc: int = 3,
     output_nc: int = 3,
+    preprocess: str = "resize_and_crop",
 ) -> None:
     """Validate the shared options; raise ``ValueError`` naming the bad one."""
+    if preprocess not in PREPROCESS:
+        raise ValueError(f"preprocess must be one of {PREPROCESS} (the reference pix2pix's --preprocess), "
+                         f"got {preprocess!r}")
     for name, v in (("input_nc", input_nc), ("output_nc", output_nc)):
         if v not in CHANNELS or isinstance(v, bool):
             raise ValueError(f"{name} must be 1 (grayscale) or 3 (RGB), got {v!r}")
@@ -125,8 +131,10 @@ class _PairDataset(Dataset):
         input_nc: int,
         output_nc: int,
         keep_size: bool,
+        preprocess: str = "resize_and_crop",
     ) -> None:
-        check_options(direction, load_size, crop_size, grayscale, interpolation, input_nc, output_nc)
+        check_options(direction, load_size, crop_size, grayscale, interpolation, input_nc, output_nc, preprocess)
+        self.preprocess = preprocess
         self.root = Path(root)
         self.split = split
         self.direction = direction
@@ -141,8 +149,23 @@ class _PairDataset(Dataset):
         if self.keep_size:
             self.transform = unit_range_transform()
         else:
-            self.transform = pair_transform(load_size, crop_size, self.train, flip, interpolation)
+            self.transform = pair_transform(load_size, crop_size, self.train, flip, interpolation, preprocess)
         self.what = f"split {split!r} of {self.kind} data set {self.root}"
+        #: Oriented (width, height) of each sample's A (= B) image, from the headers (check_files).
+        self.sizes: list[tuple[int, int]] | None = None
+
+    def network_sizes(self) -> list[tuple[int, int]]:
+        """(width, height) of each sample as the network sees it (after the transform), from the
+        headers read at construction.
+
+        Raises:
+            RuntimeError: the dataset was built with ``check_files=False`` (no sizes read).
+        """
+        if self.sizes is None:
+            raise RuntimeError(f"{self.what}: sizes unknown (built with check_files=False)")
+        if self.keep_size:
+            return list(self.sizes)
+        return [network_size(self.preprocess, w, h, self.load_size, self.crop_size, self.train) for w, h in self.sizes]
 
     def _scan(self, paths: list[Path], channels: list[int]) -> list[tuple[int, int]]:
         """Read headers: oriented (width, height) per file; refuse (``grayscale="error"``) or report
@@ -163,7 +186,16 @@ class _PairDataset(Dataset):
         return sizes
 
     def _check_min_size(self, path: Path, w: int, h: int, part: str) -> None:
+        # scale_width* scale every image to at least crop_size; none uses no crop_size at all.
+        if self.preprocess not in ("resize_and_crop", "crop"):
+            return
         if w < self.crop_size or h < self.crop_size:
+            if self.preprocess == "crop":
+                raise ValueError(
+                    f"{path}: {part} is {w}x{h} (WxH), smaller than crop_size={self.crop_size}, and "
+                    f"preprocess=crop crops without resizing; set crop_size (--data.crop_size) to at most "
+                    f"{min(w, h)}, or use --data.preprocess resize_and_crop / scale_width_and_crop / none"
+                )
             raise ValueError(
                 f"{path}: {part} is {w}x{h} (WxH), smaller than crop_size={self.crop_size}; "
                 f"use larger images, or set crop_size (--data.crop_size) to at most {min(w, h)} "
@@ -204,10 +236,16 @@ class AlignedDataset(_PairDataset):
             is expected to be RGB if either side is RGB (each half is then converted to its
             side's channels without a report), grayscale if both are.
         keep_size: evaluation only: no resize, each image at its own size (``predict``).
+        preprocess: ``resize_and_crop`` (default), ``crop``, ``scale_width``,
+            ``scale_width_and_crop`` or ``none``, the reference pix2pix's ``--preprocess``
+            (:mod:`pix2pix_aa.data.transforms` says what each does in training and evaluation).
+            With ``scale_width`` / ``none`` samples differ in size: batch them one at a time, or
+            use images of one size.
 
     Raises:
         FileNotFoundError: missing root / split folder, or no images in it.
-        ValueError: bad option, odd width, half smaller than ``crop_size``, unreadable file,
+        ValueError: bad option, odd width, half smaller than ``crop_size`` (``resize_and_crop``,
+            ``crop``), unreadable file,
             a file of the wrong mode with ``grayscale="error"``.
     """
 
@@ -229,25 +267,32 @@ class AlignedDataset(_PairDataset):
         output_nc: int = 3,
         keep_size: bool = False,
         missing_hint: str = "",
+        preprocess: str = "resize_and_crop",
     ) -> None:
         super().__init__(root, split, direction, load_size, crop_size, train, grayscale, flip, interpolation,
-                         input_nc, output_nc, keep_size)
+                         input_nc, output_nc, keep_size, preprocess)
         self.file_nc = max(self.a_nc, self.b_nc)
         folder = _split_dir(root, split, self.kind, missing_hint)
         self.files = list_images(folder, self.what)
         if check_files:
+            self.sizes = []
             for p, (w, h) in zip(self.files, self._scan(self.files, [self.file_nc] * len(self.files))):
                 if w % 2:
                     raise ValueError(
                         f"{p}: aligned A|B image must have an even width (A = left half, B = right half), got {w}x{h}"
                     )
                 self._check_min_size(p, w // 2, h, "each half (A or B)")
+                self.sizes.append((w // 2, h))
 
     def __len__(self) -> int:
         return len(self.files)
 
     def source_name(self, index: int) -> str:
         return self.files[index].name
+
+    def source_path(self, index: int) -> Path:
+        """The file of sample ``index`` (for messages)."""
+        return self.files[index]
 
     def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor, str]:
         path = self.files[index]
@@ -293,9 +338,10 @@ class PairedFolderDataset(_PairDataset):
         output_nc: int = 3,
         keep_size: bool = False,
         missing_hint: str = "",
+        preprocess: str = "resize_and_crop",
     ) -> None:
         super().__init__(root, split, direction, load_size, crop_size, train, grayscale, flip, interpolation,
-                         input_nc, output_nc, keep_size)
+                         input_nc, output_nc, keep_size, preprocess)
         folder = _split_dir(root, split, self.kind, missing_hint)
         a_files = list_images(folder / "A", f"{self.what} (A side)")
         b_files = list_images(folder / "B", f"{self.what} (B side)")
@@ -327,12 +373,17 @@ class PairedFolderDataset(_PairDataset):
                 if sa != sb:
                     raise ValueError(_size_mismatch(pa, sa, pb, sb))
                 self._check_min_size(pa, *sa, "image")
+            self.sizes = [sizes[2 * i] for i in range(len(self.pairs))]
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def source_name(self, index: int) -> str:
         return self.pairs[index][0].name
+
+    def source_path(self, index: int) -> Path:
+        """The A file of sample ``index`` (for messages)."""
+        return self.pairs[index][0]
 
     def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor, str]:
         pa, pb = self.pairs[index]
