@@ -333,7 +333,7 @@ def extract_row(results: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------- cost
-def measure_cost(names: list[str], rounds: int = 5) -> dict:
+def measure_cost(names: list[str], rounds: int = 7) -> dict:
     """Parameters and G + D forward/backward seconds at the recipe's size, interleaved rounds."""
     import torch
 
@@ -346,11 +346,13 @@ def measure_cost(names: list[str], rounds: int = 5) -> dict:
     gens = {n: UNetGenerator(num_downs=7, ngf=32, **CANDIDATES[n].init_args) for n in names}
 
     def step(g) -> float:
-        t = time.perf_counter()
+        # CPU time of this process (1 thread): what the step costs, less sensitive than wall
+        # time to other jobs on a shared machine.
+        t = time.process_time()
         y = g(x)
         (disc(torch.cat([x, y], 1)).mean() + y.abs().mean()).backward()
         (disc(torch.cat([x, y.detach()], 1)).mean() + disc(torch.cat([x, x], 1)).mean()).backward()
-        return time.perf_counter() - t
+        return time.process_time() - t
 
     times: dict[str, list[float]] = {n: [] for n in names}
     for g in gens.values():
@@ -490,10 +492,18 @@ def shipped_config(path: str) -> dict | None:
     return yaml.safe_load(p.read_text())["model"]["generator"]["init_args"]
 
 
-def matches(init_args: dict, candidate: str) -> bool:
-    want = {"antialias": "none", "antialias_mode": "conv_blur", "fullres_channels": 0, "upsample": "transpose",
-            "upsample_antialias": None, **CANDIDATES[candidate].init_args}
-    return all(init_args.get(k, v if k != "antialias" else "none") == v for k, v in want.items())
+#: UNetGenerator defaults of the options the candidates set.
+GENERATOR_DEFAULTS = {"antialias": "none", "antialias_mode": "conv_blur", "upsample": "transpose",
+                      "upsample_antialias": None}
+
+
+def matches(init_args: dict, candidate: str, recipe_ngf: int = 32) -> bool:
+    """Whether a config's generator is ``candidate``'s design; the full-resolution width is
+    compared relative to ngf (c = ngf / 2 at ngf 32 is c = 32 at ngf 64)."""
+    want = {**GENERATOR_DEFAULTS, **CANDIDATES[candidate].init_args}
+    c_want = want.pop("fullres_channels", 0) / recipe_ngf
+    c_have = init_args.get("fullres_channels", 0) / init_args.get("ngf", 64)
+    return c_want == c_have and all(init_args.get(k, GENERATOR_DEFAULTS.get(k)) == v for k, v in want.items())
 
 
 def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -> None:
@@ -634,14 +644,14 @@ rewrites this page from the cached results). Page written {time.strftime('%Y-%m-
 
 {chr(10).join(cost_lines)}
 
-The controlled step time is G + D forward and backward of one batch (4 x 128x128, 1 thread),
-median of 5 interleaved rounds on this machine (no optimiser step); the training column is the
+The controlled step time is the CPU time of G + D forward and backward of one batch (4 x 128x128,
+1 thread, no optimiser step), median of 7 interleaved rounds on this machine; the training column is the
 median seconds per iteration of each run's log, seed-matched to the baseline, measured while
 other jobs shared the 2 cores (read it as a rough check).
 
-Filters (magnitude response of the 1-D row; 0.25 cycles/px is the Nyquist frequency after 2x
-subsampling): Kaiser7 keeps the passband (0.98 at 0.125 where Bin-5 has 0.73) and has the same
-stopband at 0.375.
+Filters (magnitude response of the 1-D row, `pix2pix_aa.layers.frequency_response`; 0.25
+cycles/px is the Nyquist frequency after 2x subsampling): Kaiser7 keeps more of the passband
+than Bin-5 at 0.125 cycles/px, with about the same stopband from 0.375 on.
 
 {chr(10).join(filt_lines)}
 
