@@ -7,11 +7,12 @@ what another training seed changes?
 Seed 0 is the study's own run (benchmarks/reproduce.py, docs/RESULTS.md); this script trains
 each variant again with seeds 1, 2 (``--seed_everything k --data.seed k``: initialisation, data
 order, crops, flips and dropout all change), otherwise exactly the study's recipe, including the
-optimiser implementation the seed-0 runs were trained with (``--model.fused_adam false``: those
-runs predate the fused default, so the comparison stays like for like). Every run, seed 0
-included, is then evaluated the same way (facades test split, crop and circular protocols, all
-63 shifts, quality beside them) and the page docs/RESULTS_SEEDS.md reports mean +- standard
-deviation over seeds, per-seed values, and whether each gap to the baseline exceeds the spread.
+optimiser implementation each seed-0 run was trained with (``--model.fused_adam`` read from its
+config.yaml, so the comparison stays like for like). Every run, seed 0 included, is then
+evaluated the same way (facades test split, crop and circular protocols, all 63 shifts, the
+equal-bandwidth figure, panning flicker, quality and sharpness beside them) and the page
+docs/RESULTS_SEEDS.md reports mean +- standard deviation over seeds, per-seed values, and whether
+each gap to the baseline (pooled headline, equal bandwidth, TV ratio, SSIM) exceeds the spread.
 """
 
 from __future__ import annotations
@@ -31,91 +32,139 @@ from reproduce import DOCS, ROOT, VARIANTS, evaluate, run_dir, run_name, train  
 from pix2pix_aa.demo import VERSION  # noqa: E402
 
 OUT = ROOT / "outputs" / "repro" / "seeds"
-KEYS = {  # results row key -> column title
-    "stability_crop_db": "crop mean (dB)",
-    "stability_crop_pooled_db": "crop pooled (dB)",
-    "stability_circular_db": "circular mean (dB)",
-    "quality_psnr": "PSNR to target (dB)",
-    "quality_ssim": "SSIM",
-    "quality_tv": "TV",
+#: The headline: crop protocol, squared error pooled over pixels, shifts and images, then in dB.
+HEADLINE = "stability_crop_pooled_db"
+EQUAL_BANDWIDTH = "stability_crop_eb_pooled_db"
+KEYS = {  # results row key -> (column title, format); panning flicker only when measured
+    HEADLINE: ("crop pooled (dB)", ".2f"),
+    "stability_crop_mean_db": ("crop mean (dB)", ".2f"),
+    EQUAL_BANDWIDTH: ("crop pooled, equal bandwidth (dB)", ".2f"),
+    "stability_circular_pooled_db": ("circular pooled (dB)", ".2f"),
+    "flicker_pooled_db": ("panning flicker (dB)", ".2f"),
+    "quality_psnr": ("PSNR to target (dB)", ".2f"),
+    "quality_ssim": ("SSIM", ".3f"),
+    "tv_ratio": ("TV ratio", ".3f"),
+    "hf_ratio": ("HF ratio", ".3f"),
 }
-#: A seed-0 run trained before the fused-Adam default must be compared with runs using the same Adam.
-TRAIN_EXTRA = ("--data.seed", "{seed}", "--model.fused_adam", "false")
 
 
 def label(variant: str, seed: int) -> str:
     return f"cpu_quick_{run_name(variant, seed)}/{VERSION}/last"
 
 
+def seed0_fused_adam(variant: str) -> str:
+    """``model.fused_adam`` of the study's own (seed-0) run, so the other seeds use the same Adam
+    implementation: its config.yaml's value, ``false`` for a run that predates the option."""
+    import yaml
+
+    config = run_dir(run_name(variant, 0)) / "config.yaml"
+    value = (yaml.safe_load(config.read_text()) or {}).get("model", {}).get("fused_adam", False) \
+        if config.exists() else False
+    return "true" if value else "false"
+
+
+def train_extra(variant: str, seed: int) -> tuple[str, ...]:
+    return ("--data.seed", str(seed), "--model.fused_adam", seed0_fused_adam(variant))
+
+
 def mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else float("nan"))
 
 
-def write_page(results: dict, variants: list[str], seeds: list[int], argv: list[str], seconds: float) -> None:
-    rows = {v: {s: results["models"][label(v, s)]["row"] for s in seeds} for v in variants}
-    fmt = {k: (".3f" if k in ("quality_ssim",) else ".4f" if k == "quality_tv" else ".2f") for k in KEYS}
-    head = "| model | " + " | ".join(KEYS.values()) + " |"
-    lines = [head, "|" + "---|" * (len(KEYS) + 1)]
-    for v in variants:
-        cells = []
-        for k in KEYS:
-            m, sd = mean_sd([rows[v][s][k] for s in seeds])
-            cells.append(f"{m:{fmt[k]}} +- {sd:{fmt[k]}}")
-        lines.append(f"| {v} | " + " | ".join(cells) + " |")
-    per_seed = ["| model | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|" + "---|" * (len(seeds) + 1)]
-    for v in variants:
-        per_seed.append(f"| {v} | " + " | ".join(f"{rows[v][s]['stability_crop_db']:.2f}" for s in seeds) + " |")
-    # Gap to the baseline vs seed spread (crop mean): Welch's t statistic, and the paired view
-    # (same seed index: same data order, so seed-matched differences are the fairer comparison).
-    verdicts = []
-    base = [rows["baseline"][s]["stability_crop_db"] for s in seeds]
+def _gap_rows(rows: dict, variants: list[str], seeds: list[int], key: str, fmt: str) -> list[str]:
+    """Seed-matched gap to the baseline (same seed index: same data order), its sd and sign."""
+    out = []
     for v in variants:
         if v == "baseline":
             continue
-        vals = [rows[v][s]["stability_crop_db"] for s in seeds]
-        diffs = [a - b for a, b in zip(vals, base)]
+        diffs = [rows[v][s][key] - rows["baseline"][s][key] for s in seeds]
         dm, dsd = mean_sd(diffs)
         sign = "all seeds" if all(d > 0 for d in diffs) else "no seed" if all(d < 0 for d in diffs) else "mixed"
-        verdicts.append(f"| {v} | {dm:+.2f} | {dsd:.2f} | {', '.join(f'{d:+.2f}' for d in diffs)} | {sign} |")
+        out.append(f"| {v} | {dm:+{fmt}} | {dsd:{fmt}} | {', '.join(f'{d:+{fmt}}' for d in diffs)} | {sign} |")
+    return out
+
+
+def write_page(results: dict, variants: list[str], seeds: list[int], argv: list[str], seconds: float) -> None:
+    rows = {v: {s: results["models"][label(v, s)]["row"] for s in seeds} for v in variants}
+    keys = {k: c for k, c in KEYS.items() if all(rows[v][s].get(k) is not None for v in variants for s in seeds)}
+    missing = [k for k in (HEADLINE, EQUAL_BANDWIDTH, "tv_ratio", "quality_ssim") if k not in keys]
+    if missing:
+        raise SystemExit(f"results.json has no {', '.join(missing)} for every run (written by an older evaluate.py "
+                         "or with --lowpass none): evaluate again")
+    head = "| model | " + " | ".join(t for t, _ in keys.values()) + " |"
+    lines = [head, "|" + "---|" * (len(keys) + 1)]
+    for v in variants:
+        cells = []
+        for k, (_, f) in keys.items():
+            m, sd = mean_sd([rows[v][s][k] for s in seeds])
+            cells.append(f"{m:{f}} +- {sd:{f}}")
+        lines.append(f"| {v} | " + " | ".join(cells) + " |")
+    per_seed = ["| model | " + " | ".join(f"seed {s}" for s in seeds) + " | " + " | ".join(
+        f"seed {s}, equal bandwidth" for s in seeds) + " |", "|" + "---|" * (2 * len(seeds) + 1)]
+    for v in variants:
+        per_seed.append(f"| {v} | " + " | ".join(f"{rows[v][s][HEADLINE]:.2f}" for s in seeds) + " | "
+                        + " | ".join(f"{rows[v][s][EQUAL_BANDWIDTH]:.2f}" for s in seeds) + " |")
+    gap_head = ["| model | mean gap | sd of the gap | per seed | better than the baseline on |", "|---|---|---|---|---|"]
     orders = []
     expected = [v for v in ("baseline", "rect2", "tri3", "bin5") if v in variants]
     for s in seeds:
-        observed = sorted(expected, key=lambda v: rows[v][s]["stability_crop_db"])
+        observed = sorted(expected, key=lambda v: rows[v][s][HEADLINE])
         orders.append(f"seed {s}: {' < '.join(observed)} ({'agrees' if observed == expected else 'does not agree'})")
-    means = {v: mean_sd([rows[v][s]["stability_crop_db"] for s in seeds])[0] for v in expected}
-    holds = [v for v in variants[1:] if all(rows[v][s]["stability_crop_db"] > rows["baseline"][s]["stability_crop_db"]
-                                           for s in seeds)]
-    mixed = [v for v in variants[1:] if v not in holds]
-    tv = {v: mean_sd([rows[v][s]["quality_tv"] for s in seeds])[0] for v in variants}
-    tv_target = rows["baseline"][seeds[0]]["quality_tv_target"]
+    means = {v: mean_sd([rows[v][s][HEADLINE] for s in seeds])[0] for v in expected}
     mean_order = sorted(expected, key=lambda v: means[v])
+
+    def every_seed(key: str) -> list[str]:
+        return [v for v in variants[1:] if all(rows[v][s][key] > rows["baseline"][s][key] for s in seeds)]
+
+    holds, holds_eb = every_seed(HEADLINE), every_seed(EQUAL_BANDWIDTH)
+    mixed = [v for v in variants[1:] if v not in holds]
+    tv = {v: mean_sd([rows[v][s]["tv_ratio"] for s in seeds]) for v in variants}
+    ssim = {v: mean_sd([rows[v][s]["quality_ssim"] for s in seeds]) for v in variants}
     opts = results["options"]
+    code = opts.get("code") or {}
     n_images = results["models"][label(variants[0], seeds[0])]["crop"]["num_images"]
+    data = rows[variants[0]][seeds[0]]
     text = f"""# Seed variation of the reproduction study
 
 Regenerate with `python benchmarks/seeds.py {' '.join(argv)}` ({seconds / 60:.0f} min on this
 2-core machine). Same recipe as [RESULTS.md](RESULTS.md) (`configs/cpu_quick.yaml`, 128x128,
 ngf = ndf = 32, batch 4, 12 epochs; APS with `configs/cpu_quick_aps.yaml`); seed 0 is the study's
 own run, seeds {', '.join(map(str, seeds[1:]))} change the initialisation, data order, crops, flips and
-dropout (`--seed_everything k --data.seed k`) and nothing else (same Adam implementation as the
-seed-0 runs: `--model.fused_adam false`). Evaluation: facades test split, {n_images} images, every
-shift of the {opts['max_shift']}x{opts['max_shift']} grid, generators in eval mode, PSNR with data range 2.
+dropout (`--seed_everything k --data.seed k`) and nothing else (same Adam implementation as each
+seed-0 run, read from its config.yaml). Evaluation: {n_images} images of `{data['data_dir']}` (split
+{data['split']}, {data['direction']}, {data['image_size']} px), every shift of the
+{opts['max_shift']}x{opts['max_shift']} grid, generators in eval mode, PSNR with data range 2,
+equal-bandwidth filter {opts.get('lowpass')}; pix2pix-aa {code.get('version', '?')}, commit
+{code.get('git_commit', '?')}. Headline: crop pooled (squared error pooled over pixels, shifts and
+images, then in dB); definitions of every column: docs/DESIGN.md section 5b.
 
 ## Mean +- standard deviation over seeds {', '.join(map(str, seeds))}
 
 {chr(10).join(lines)}
 
-## Stability (crop mean, dB) per seed
+## Stability (crop pooled, dB) per seed, raw and at equal bandwidth
 
 {chr(10).join(per_seed)}
 
-## Gap to the baseline, seed-matched (crop mean, dB)
+## Gap to the baseline, seed-matched (crop pooled, dB)
 
-| model | mean gap | sd of the gap | per seed | better than the baseline on |
-|---|---|---|---|---|
-{chr(10).join(verdicts)}
+{chr(10).join(gap_head + _gap_rows(rows, variants, seeds, HEADLINE, '.2f'))}
 
-Expected order baseline < rect2 < tri3 < bin5 (the paper's: stronger low-pass, more stable):
+At equal bandwidth (both compared outputs low-passed by {opts.get('lowpass')} first):
+
+{chr(10).join(gap_head + _gap_rows(rows, variants, seeds, EQUAL_BANDWIDTH, '.2f'))}
+
+Sharpness beside it, seed-matched gaps. TV ratio (output TV / target TV):
+
+{chr(10).join([gap_head[0].replace('better than the baseline on', 'higher than the baseline on'), gap_head[1]]
+              + _gap_rows(rows, variants, seeds, 'tv_ratio', '.3f'))}
+
+SSIM to the target:
+
+{chr(10).join([gap_head[0].replace('better than the baseline on', 'higher than the baseline on'), gap_head[1]]
+              + _gap_rows(rows, variants, seeds, 'quality_ssim', '.3f'))}
+
+Expected order baseline < rect2 < tri3 < bin5 (the paper's: stronger low-pass, more stable), crop pooled:
 
 - {(chr(10) + '- ').join(orders)}
 - means over seeds: {' < '.join(f'{v} ({means[v]:.2f})' for v in mean_order)}
@@ -123,13 +172,15 @@ Expected order baseline < rect2 < tri3 < bin5 (the paper's: stronger low-pass, m
 
 ## Reading
 
-- More stable than the baseline on every seed (crop mean): {', '.join(holds) or 'none'}; not on every
-  seed (the gap is within what another seed changes): {', '.join(mixed) or 'none'}. With {len(seeds)} seeds a gap
-  is only called real when every seed shows it; the standard deviations above are what one more
-  training run can move a number by at this scale.
-- Output smoothness beside it (a smoother output is more stable for free): TV of the outputs, mean
-  over seeds, relative to the baseline's: {', '.join(f'{v} {tv[v] / tv["baseline"] - 1:+.0%}' for v in variants[1:])};
-  the targets' TV is {tv_target:.4f} ({tv_target / tv["baseline"] - 1:+.0%} from the baseline's outputs).
+- More stable than the baseline on every seed (crop pooled): {', '.join(holds) or 'none'}; not on every
+  seed (the gap is within what another seed changes): {', '.join(mixed) or 'none'}. At equal
+  bandwidth, on every seed: {', '.join(holds_eb) or 'none'}. With {len(seeds)} seeds a gap is only called
+  real when every seed shows it; the standard deviations above are what one more training run can
+  move a number by at this scale.
+- Sharpness beside it (a smoother output is more stable for free): TV ratio, mean +- sd over seeds:
+  {', '.join(f'{v} {tv[v][0]:.3f} +- {tv[v][1]:.3f}' for v in variants)}; SSIM:
+  {', '.join(f'{v} {ssim[v][0]:.3f} +- {ssim[v][1]:.3f}' for v in variants)}. A stability gain is at
+  equal quality only where these gaps are within their seed-to-seed spread (tables above).
 """
     (DOCS / "RESULTS_SEEDS.md").write_text(text)
 
@@ -164,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [(v, s) for s in args.seeds for v in variants]
     jobs.sort(key=lambda j: j[0] == "baseline")  # the slower anti-aliased models first
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-        list(pool.map(lambda j: train(j[0], args.threads, j[1],
-                                      tuple(a.format(seed=j[1]) for a in TRAIN_EXTRA)), jobs))
+        list(pool.map(lambda j: train(j[0], args.threads, j[1], train_extra(j[0], j[1])), jobs))
     names = [run_name(v, s) for s in seeds for v in variants]
     results = evaluate(names, OUT, args.max_images, args.eval_processes,
                        ["--layers", "none", "--noise", "none", "--no-tensorboard"])

@@ -1,0 +1,158 @@
+"""benchmarks/reproduce.py and benchmarks/seeds.py: their pages are computed from an evaluation's
+results.json (no training here: small fixed operators stand in for generators)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pix2pix_aa.evaluation.report import write_report
+from pix2pix_aa.evaluation.runner import EvalOptions, evaluate_generator, options_dict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load(name: str):
+    path = list(sys.path)
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    sys.path[:] = path
+    return module
+
+
+@pytest.fixture(scope="module")
+def reproduce():
+    yield _load("reproduce")
+    sys.modules.pop("reproduce", None)
+
+
+@pytest.fixture(scope="module")
+def seeds(reproduce):
+    yield _load("seeds")
+    sys.modules.pop("seeds", None)
+
+
+class Op(nn.Module):
+    def features(self, x):  # one "layer", so the feature-distance figure has something to draw
+        return {"out": (self(x), 1)}
+
+
+class Aliasing(Op):
+    """Sub-sampling then nearest up-sampling: sharp and shift-unstable."""
+
+    def forward(self, x):
+        return F.interpolate(x[..., ::2, ::2], scale_factor=2, mode="nearest")
+
+
+class Smoothed(Op):
+    """The same operator, then a 5x5 box blur: more stable and visibly smoother."""
+
+    def forward(self, x):
+        y = Aliasing()(x)
+        return F.avg_pool2d(F.pad(y, (2, 2, 2, 2), mode="reflect"), 5, stride=1)
+
+
+class Identity(Op):
+    """Exactly shift-equivariant."""
+
+    def forward(self, x):
+        return x
+
+
+OPS = {"baseline": Aliasing, "bin5": Smoothed, "aps": Identity}
+OPTS = EvalOptions(max_shift=3, layers=("all",), noise=(), flicker_frames=4, flicker_images=1, samples=0)
+
+
+def _evaluate(out: Path, labels: dict[str, str], ops: dict[str, type]) -> dict:
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    results = [evaluate_generator(ops[n](), x, x.flip(-1), OPTS, label=label) for n, label in labels.items()]
+    write_report(results, out, {**options_dict(OPTS), "code": {"version": "test", "git_commit": "abc1234"}}, {})
+    return json.loads((out / "results.json").read_text())
+
+
+def test_results_page_states_the_figures_of_results_json(reproduce, tmp_path):
+    labels = {n: f"cpu_quick_{n}/main/last" for n in OPS}
+    res = _evaluate(tmp_path, labels, OPS)
+    page = reproduce.render_page(res, res, res, labels, {n: None for n in labels}, ["--parallel", "1"], 60.0, 1, 1,
+                                 ["baseline", "bin5"])
+    rows = {n: res["models"][l]["row"] for n, l in labels.items()}
+    b, s = rows["baseline"], rows["bin5"]
+    head = next(line for line in page.splitlines() if line.startswith("| model | crop pooled (dB) |"))
+    for title in ("crop mean (dB)", "crop pooled, equal bandwidth (dB)", "circular pooled (dB)",
+                  "panning flicker (dB)", "SSIM", "TV ratio", "HF ratio"):
+        assert f"| {title} |" in head
+    raw = s["stability_crop_pooled_db"] - b["stability_crop_pooled_db"]
+    eb = s["stability_crop_eb_pooled_db"] - b["stability_crop_eb_pooled_db"]
+    sentence = next(line for line in page.splitlines() if line.startswith("bin5's gain over the baseline"))
+    assert f"{raw:+.2f} dB raw, {eb:+.2f} dB at equal bandwidth" in sentence
+    assert f"TV ratio is {s['tv_ratio']:.3f} vs the baseline's {b['tv_ratio']:.3f}" in sentence
+    assert abs(s["tv_ratio"] - b["tv_ratio"]) > reproduce.NOISE["tv_ratio"]  # the blur is visible ...
+    assert "the output quality is not the same" in sentence and "within the noise" not in sentence  # ... and said
+    flat = " ".join(page.split())  # the only "equal quality" is the rule for reading the page
+    assert flat.count("equal quality") == 1 and "is only a gain at equal quality when SSIM and TV ratio" in flat
+    assert f"{rows['aps']['stability_crop_pooled_db']:.2f}" in page
+    assert "`data/tiny`" not in page and "commit abc1234" in page
+
+
+def test_results_page_refuses_an_older_results_json(reproduce):
+    old = {"models": {"m": {"row": {"stability_crop_db": 20.0, "quality_psnr": 15.0}}}}
+    with pytest.raises(SystemExit, match="older evaluate.py"):
+        reproduce.table(old, {"baseline": "m"})
+
+
+def test_render_only_redraws_from_stored_results(reproduce, tmp_path, monkeypatch):
+    labels = {n: f"cpu_quick_{n}/{reproduce.VERSION}/last" for n in OPS}
+    out = tmp_path / "outputs" / "repro"
+    for d in ("facades", "facades_seed1", "photos"):
+        _evaluate(out / d, labels, OPS)
+    (out / "study.json").write_text(json.dumps({"seconds": 120.0, "argv": ["--parallel", "2", "--threads", "1"]}))
+    monkeypatch.setattr(reproduce, "ROOT", tmp_path)
+    monkeypatch.setattr(reproduce, "DOCS", tmp_path / "docs")
+    monkeypatch.setattr(reproduce, "FIGS", tmp_path / "docs" / "images" / "results")
+    monkeypatch.setattr(reproduce, "run_dir", lambda name: tmp_path / "runs" / name)  # no runs: figure skipped
+    (tmp_path / "docs").mkdir()
+    assert reproduce.main(["--render-only", "--variants", *OPS]) == 0
+    page = (tmp_path / "docs" / "RESULTS.md").read_text()
+    assert "python benchmarks/reproduce.py --parallel 2 --threads 1" in page
+    figs = tmp_path / "docs" / "images" / "results"
+    for name in ("feature_distance.png", "stability_vs_shift_crop.png", "stability_spectrum.png", "panning.gif",
+                 "results_facades.json"):
+        assert (figs / name).is_file(), name
+    for link in (line.split("](")[1].rstrip(")") for line in page.splitlines() if line.startswith("![")):
+        assert link == "images/results/shifted_outputs.png" or (tmp_path / "docs" / link).is_file(), link
+
+
+def test_seed_page_uses_the_pooled_headline_and_sharpness(seeds, tmp_path, monkeypatch):
+    ops = {"baseline": Aliasing, "bin5": Smoothed}
+    labels = {seeds.label(v, s): v for s in (0, 1) for v in ops}
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    results = [evaluate_generator(ops[v](), x + 0.01 * k, (x + 0.01 * k).flip(-1), OPTS, label=lab)
+               for k, (lab, v) in enumerate(labels.items())]
+    write_report(results, tmp_path, options_dict(OPTS), {})
+    payload = json.loads((tmp_path / "results.json").read_text())
+    monkeypatch.setattr(seeds, "DOCS", tmp_path)
+    seeds.write_page(payload, list(ops), [0, 1], ["--seeds", "1"], 60.0)
+    page = (tmp_path / "RESULTS_SEEDS.md").read_text()
+    assert "## Gap to the baseline, seed-matched (crop pooled, dB)" in page and "TV ratio" in page
+    rows = {(v, s): payload["models"][seeds.label(v, s)]["row"] for v in ops for s in (0, 1)}
+    gap0 = rows[("bin5", 0)]["stability_crop_pooled_db"] - rows[("baseline", 0)]["stability_crop_pooled_db"]
+    assert f"{gap0:+.2f}" in page
+
+
+def test_seed_runs_use_the_adam_of_their_seed0_run(seeds, tmp_path, monkeypatch):
+    monkeypatch.setattr(seeds, "run_dir", lambda name: tmp_path / name)
+    (tmp_path / "baseline").mkdir()
+    (tmp_path / "baseline" / "config.yaml").write_text("model:\n  fused_adam: true\n")
+    (tmp_path / "bin5").mkdir()
+    (tmp_path / "bin5" / "config.yaml").write_text("model:\n  lr: 0.0002\n")  # predates the option
+    assert seeds.train_extra("baseline", 2) == ("--data.seed", "2", "--model.fused_adam", "true")
+    assert seeds.train_extra("bin5", 1)[-1] == "false"
