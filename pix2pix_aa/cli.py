@@ -15,6 +15,7 @@ counted in training iterations (batches). Errors are one ``error:`` line (exit c
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -273,14 +274,22 @@ class Pix2PixCLI(LightningCLI):
     def before_fit(self) -> None:
         self._check_checkpoint()
 
+    def _quiet_checkpoint_callbacks(self) -> None:
+        # validate/test/predict restore the checkpoint callbacks' state and warn that their
+        # folder "changed": true and irrelevant, since these subcommands write no checkpoint.
+        warnings.filterwarnings("ignore", message="The dirpath has changed from")
+
     def before_validate(self) -> None:
         self._check_checkpoint()
+        self._quiet_checkpoint_callbacks()
 
     def before_test(self) -> None:
         self._check_checkpoint()
+        self._quiet_checkpoint_callbacks()
 
     def before_predict(self) -> None:
         self._check_checkpoint()
+        self._quiet_checkpoint_callbacks()
         output_dir = self.config[self.subcommand].predict_output_dir
         self.trainer.callbacks.append(ImageWriter(output_dir))
 
@@ -335,6 +344,11 @@ def explain_instantiation_error(error: ValueError, config) -> str:
     return message
 
 
+class _NoTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip: For seamless cloud logging" not in str(record.msg)
+
+
 def main(args: Optional[list[str]] = None, run: bool = True) -> Pix2PixCLI:
     """Run the CLI. Configuration, data, checkpoint and non-finite-loss errors print one ``error:``
     line and exit with code 2; ``--debug`` (or ``PIX2PIX_AA_DEBUG=1``) shows the traceback."""
@@ -342,6 +356,10 @@ def main(args: Optional[list[str]] = None, run: bool = True) -> Pix2PixCLI:
     # Lightning 2.6 calls a torch pytree API that torch 2.14 deprecates, once per fit: not the
     # user's to act on.
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    # Lightning 2.6 prints an advertisement for a cloud logger at every Trainer start.
+    for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero"):
+        if not any(isinstance(f, _NoTips) for f in logging.getLogger(name).filters):
+            logging.getLogger(name).addFilter(_NoTips())
     if args is None:  # LightningCLI reads sys.argv itself (it warns when given both)
         if "--debug" in sys.argv[1:]:
             sys.argv.remove("--debug")
