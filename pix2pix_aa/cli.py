@@ -208,6 +208,11 @@ class Pix2PixCLI(LightningCLI):
                                                      for k, v in ckpt["state_dict"].items()}})
         if subcommand == "fit":
             check_schedule(config)
+            if config.trainer.get("limit_val_batches") in (0, 0.0) and config.checkpoint.get("monitor") == "val/l1":
+                # No validation, no val/l1: ModelCheckpoint would warn at every epoch and keep nothing useful.
+                config.checkpoint.monitor, config.checkpoint.save_top_k = None, 0
+                print("[pix2pix_aa] validation is off (trainer.limit_val_batches=0): no best checkpoint by val/l1, "
+                      "last.ckpt only", file=sys.stderr, flush=True)
             steps = config.trainer.get("max_steps")
             if steps is not None and steps > 0:
                 print(f"[pix2pix_aa] trainer.max_steps={steps} counts training iterations (batches); each "

@@ -286,3 +286,10 @@ def test_generator_weights_that_do_not_fit_are_one_line(fit, folder, tmp_path, c
     torch.save({"encoder.0.0.weight": torch.zeros(1)}, tmp_path / "bad.pth")
     err = _error(capsys, lambda: fit("ft_bad", "--model.generator_weights", str(tmp_path / "bad.pth")))
     assert "model.generator_weights:" in err and "does not fit model.generator" in err
+
+
+def test_validation_off_keeps_last_ckpt_only_and_says_so(fit, folder, capsys):
+    cli = fit("noval", "--trainer.limit_val_batches", "0", "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0")
+    assert "validation is off" in capsys.readouterr().err
+    ckpts = sorted(p.name for p in (folder / "runs" / "noval" / "version_0" / "checkpoints").iterdir())
+    assert ckpts == ["last.ckpt"] and cli.trainer.current_epoch == 1
