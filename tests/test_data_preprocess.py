@@ -243,3 +243,23 @@ def test_non_square_images_fit_test_and_predict_end_to_end(tmp_path):
     _trainer(tmp_path, callbacks=[ImageWriter(str(out))]).predict(
         module, datamodule=_dm(tmp_path, batch_size=1), return_predictions=False)
     assert {p.name: Image.open(p).size for p in out.iterdir()} == {"wide_png.png": (36, 20), "tall_png.png": (28, 44)}
+
+
+def test_train_py_fit_test_predict_with_preprocess_none_on_non_square_images(write_tiny_config, tmp_path, capsys):
+    from pix2pix_aa.cli import main as cli_main
+
+    for split in ("train", "val", "test"):
+        _write_pair(tmp_path / "data" / split / "wide.png", h=40, w=72, seed=1)
+        _write_pair(tmp_path / "data" / split / "tall.png", h=80, w=48, seed=2)
+    cfg = write_tiny_config(tmp_path, data__dataset="aligned", data__data_dir=str(tmp_path / "data"),
+                            data__preprocess="none", data__batch_size=1, trainer__max_epochs=1,
+                            model__generator__init_args__pad_input=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path)
+        cli_main(["fit", "--config", str(cfg)])
+        (ckpt,) = tmp_path.glob("runs/tiny/*/checkpoints/last.ckpt")
+        cli_main(["test", "--config", str(cfg), "--ckpt_path", str(ckpt)])
+        cli_main(["predict", "--config", str(cfg), "--ckpt_path", str(ckpt), "--predict_output_dir", "out",
+                  "--data.tile", "64", "--data.tile_overlap", "0"])
+    assert {p.name: Image.open(p).size for p in (tmp_path / "out").iterdir()} == \
+        {"wide_png.png": (72, 40), "tall_png.png": (48, 80)}
