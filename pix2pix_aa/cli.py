@@ -220,7 +220,7 @@ class Pix2PixCLI(LightningCLI):
         elif subcommand in ("validate", "test", "predict"):
             data = config.data
             print(f"[pix2pix_aa] {subcommand} data: {data.dataset} at {data.data_dir}, direction {data.direction}, "
-                  f"crop_size {data.crop_size}" + (f", predict_dir {data.predict_dir}"
+                  f"crop_size {data.crop_size}, preprocess {data.get('preprocess', 'resize_and_crop')}" + (f", predict_dir {data.predict_dir}"
                                                    if subcommand == "predict" and data.get("predict_dir") else ""),
                   file=sys.stderr, flush=True)
 

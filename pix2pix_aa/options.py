@@ -103,6 +103,7 @@ REFERENCE_FLAGS: dict[str, str] = {
     "output_nc": "--data.output_nc N and --model.generator.init_args.out_channels N",
     "no_flip": "--data.no_flip true",
     "load_size": "--data.load_size N",
+    "preprocess": "--data.preprocess resize_and_crop|crop|scale_width|scale_width_and_crop|none",
     "crop_size": "--data.crop_size N",
     "batch_size": "--data.batch_size N",
     "num_threads": "--data.num_workers N",
@@ -185,6 +186,11 @@ def check_model_and_data(generator: nn.Module, discriminator: nn.Module, datamod
                          f"{in_nc + out_nc}; set --model.discriminator.init_args.in_channels {in_nc + out_nc}")
     crop = datamodule.crop_size
     multiple = getattr(generator, "size_multiple", None)
+    # With these, the networks see each image's own (scaled) size, not crop_size; the data
+    # module checks every image's size against the generator when it reads the headers.
+    variable = getattr(datamodule, "preprocess", "resize_and_crop") in ("none", "scale_width")
+    if variable:
+        return
     if multiple and crop % multiple and not getattr(generator, "pad_input", False):
         deepest = max(1, (crop & -crop).bit_length() - 1)  # largest k with crop % 2**k == 0
         raise ValueError(

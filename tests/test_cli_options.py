@@ -164,7 +164,7 @@ def test_test_uses_the_checkpoints_data_unless_overridden(fit, folder, capsys, w
     assert cli.datamodule.data_dir == folder / "data" and cli.datamodule.direction == "BtoA"
     assert not (folder / "never_generated").exists()
     err = capsys.readouterr().err
-    assert f"test data: facades at {folder / 'data'}, direction BtoA" in err
+    assert f"test data: facades at {folder / 'data'}, direction BtoA, crop_size 64, preprocess resize_and_crop" in err
     assert "kept from the checkpoint" in err and "data.direction='BtoA' (config: 'AtoB')" in err
     cli = fit("dataof", "--ckpt_path", ckpt, "--data.direction", "AtoB", config=other, subcommand="test")
     assert cli.datamodule.direction == "AtoB"  # explicit flag wins
