@@ -690,14 +690,32 @@ Shipped configurations:
 
 The paper-faithful design stays available as `antialias: bin5` (configs/facades_bin5.yaml).
 """
-    DOC.write_text(text + "\n" + discussion())
+    DOC.write_text(text + "\n" + READING)
     log(f"wrote {DOC.relative_to(ROOT)} and {FIGS.relative_to(ROOT)}/")
 
 
-def discussion() -> str:
-    """The hand-written reading of the design space (no figures: those are in the tables)."""
-    path = ROOT / "benchmarks" / "design_study_notes.md"
-    return path.read_text() if path.exists() else ""
+#: How to read the design space; deliberately free of figures (those are in the tables above).
+READING = """## How to read it
+
+- Bin-5 as the paper places it buys its stability in two parts: real equivariance (the equal
+  bandwidth column, where both outputs are low-passed alike) and smoothing (the TV and HF ratios
+  well below 1). In a U-Net anti-aliased this way the finest features sit at half resolution, so
+  the top octave of the output can only come from the last upsampling, which either blurs it
+  away (the paper's design) or aliases (without that blur).
+- The full-resolution path gives that octave to stride-1 convolutions of the input, which are
+  exactly shift-equivariant away from the border; the equal-bandwidth column shows whether the
+  low-pass part of the network kept its equivariance, the pooled column whether the sharp part
+  added instability back.
+- `blur_conv` blurs before a strided conv (a linear anti-aliased subsampling) but applies the
+  activation after the subsampling; `conv_blur` (the paper) applies it before the blur. The cost
+  table shows what each costs, the effects table what each buys.
+- Stability is judged under the crop protocol, where new content enters at the border of every
+  shifted window: no design is exactly equivariant there, APS included (it is exact only for
+  circular shifts), so the attainable pooled figure is bounded by how far the border's
+  influence reaches into the common region.
+- The figures come from briefly trained 128 px models (12 epochs); the 256 px recipe of
+  configs/facades_aa.yaml has not been trained here.
+"""
 
 
 # ---------------------------------------------------------------------------- main

@@ -86,8 +86,10 @@ def conv4(in_channels: int, out_channels: int, stride: int, pad_type: str, bias:
 
 
 def conv3(in_channels: int, out_channels: int, pad_type: str, bias: bool) -> nn.Conv2d:
-    """A stride-1 3x3 conv padded by 1 on every side (shape-preserving); zero padding uses
-    ``nn.Conv2d``'s own padding."""
+    """A stride-1 3x3 conv padded by 1 on every side; zero padding uses ``nn.Conv2d``'s own.
+
+    Shape: (N, in, H, W) -> (N, out, H, W).
+    """
     if pad_type in ("zero", "zeros"):
         return nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=bias)
     return PaddedConv2d(in_channels, out_channels, 3, pad=(1, 1, 1, 1), pad_type=pad_type, bias=bias)
