@@ -29,8 +29,9 @@ import pickle
 import random
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 import pytorch_lightning as pl

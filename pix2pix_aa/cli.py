@@ -32,10 +32,17 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveCon
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from pix2pix_aa.callbacks import ImageWriter
+from pix2pix_aa.checkpoint_io import (
+    AtomicCheckpointIO,
+    CheckpointError,
+    FiniteModelCheckpoint,
+    LastCheckpoint,
+    ResumeRNGState,
+    check_module_checkpoint,
+    check_state_matches,
+    read_checkpoint,
+)
 from pix2pix_aa.compat import batches_that_stepped
-from pix2pix_aa.checkpoint_io import (AtomicCheckpointIO, CheckpointError, FiniteModelCheckpoint, LastCheckpoint,
-                                      ResumeRNGState, check_module_checkpoint, check_state_matches,
-                                      read_checkpoint)
 from pix2pix_aa.data import Pix2PixDataModule
 from pix2pix_aa.module import Pix2PixModule
 from pix2pix_aa.options import check_model_and_data, check_schedule, refuse_unsupported, suggest_option
@@ -219,9 +226,9 @@ class Pix2PixCLI(LightningCLI):
                       "iteration makes one D and one G optimiser step", file=sys.stderr, flush=True)
         elif subcommand in ("validate", "test", "predict"):
             data = config.data
+            where = f", predict_dir {data.predict_dir}" if subcommand == "predict" and data.get("predict_dir") else ""
             print(f"[pix2pix_aa] {subcommand} data: {data.dataset} at {data.data_dir}, direction {data.direction}, "
-                  f"crop_size {data.crop_size}, preprocess {data.get('preprocess', 'resize_and_crop')}" + (f", predict_dir {data.predict_dir}"
-                                                   if subcommand == "predict" and data.get("predict_dir") else ""),
+                  f"crop_size {data.crop_size}, preprocess {data.get('preprocess', 'resize_and_crop')}{where}",
                   file=sys.stderr, flush=True)
 
     def _parse_ckpt_path(self) -> None:

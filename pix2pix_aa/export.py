@@ -22,8 +22,9 @@ import re
 import sys
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 from torch import nn
@@ -120,8 +121,10 @@ def export_generator(generator: nn.Module, out: str | Path, fmt: str = "onnx", a
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     generator = generator.cpu().float().eval()
     checks = list(inputs) if inputs is not None else verify_inputs(generator)
-    why = (" APS chooses its sampling phase from the input's values, which this format cannot follow (a trace "
-           "freezes the example's phases); evaluate APS models in PyTorch" if getattr(generator, "is_aps", False) else "")
+    why = ""
+    if getattr(generator, "is_aps", False):
+        why = (" APS chooses its sampling phase from the input's values, which this format cannot follow (a trace "
+               "freezes the example's phases); evaluate APS models in PyTorch")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:

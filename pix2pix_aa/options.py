@@ -22,7 +22,8 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-__all__ = ["LIGHTNING_FLAGS", "REFERENCE_FLAGS", "check_model_and_data", "check_schedule", "refuse_unsupported", "suggest_option"]
+__all__ = ["LIGHTNING_FLAGS", "REFERENCE_FLAGS", "check_model_and_data", "check_schedule", "refuse_unsupported",
+           "suggest_option"]
 
 
 def _say(message: str) -> None:
@@ -58,7 +59,8 @@ def check_schedule(config) -> None:
     extra = max_epochs - n
     fix = (f"--model.n_epochs_decay {extra} to train {max_epochs} epochs with the decay at the end"
            if extra >= 0 else f"--model.n_epochs {max_epochs} --model.n_epochs_decay 0")
-    where = "would keep training at LR 0 after epoch" if max_epochs > total else "would stop before the LR decay ends at epoch"
+    where = ("would keep training at LR 0 after epoch" if max_epochs > total
+             else "would stop before the LR decay ends at epoch")
     raise ValueError(
         f"trainer.max_epochs={max_epochs} but model.n_epochs + model.n_epochs_decay = {n} + {n_decay} = {total}: "
         f"the run {where} {total}. Pass --trainer.max_epochs {total}, or {fix}, or leave trainer.max_epochs unset "

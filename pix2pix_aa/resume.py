@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 import torch
 
@@ -156,8 +157,9 @@ class OptionMerge:
             _say(f"{path}: kept from the checkpoint (pass the flag on the command line to change it): "
                  + ", ".join(f"{k}={_show(c)} (config: {_show(v)})" for k, (v, c) in self.from_checkpoint.items()))
         if self.from_command_line:
+            changed = self.from_command_line.items()
             _say(f"{path}: changed from the checkpoint by the command line: "
-                 + ", ".join(f"{k}={_show(v)} (checkpoint: {_show(c)})" for k, (v, c) in self.from_command_line.items()))
+                 + ", ".join(f"{k}={_show(v)} (checkpoint: {_show(c)})" for k, (v, c) in changed))
         if self.data_differs:
             _say(f"{path}: training on other data options than the checkpoint's: "
                  + ", ".join(f"{k}={_show(v)} (checkpoint: {_show(c)})" for k, (v, c) in self.data_differs.items()))

@@ -133,7 +133,8 @@ def test_a_resumed_runs_config_starts_a_new_run(fit, folder):
     assert saved["trainer"]["logger"]["init_args"].get("purge_step") is None
     cli = fit("variant_none", "--model.generator.init_args.antialias", "none", config=saved_path)
     new_run = folder / "runs" / "variant_none" / "version_0"
-    assert yaml.safe_load((new_run / "config.yaml").read_text())["model"]["generator"]["init_args"]["antialias"] == "none"
+    saved_new = yaml.safe_load((new_run / "config.yaml").read_text())
+    assert saved_new["model"]["generator"]["init_args"]["antialias"] == "none"
     assert not any("Blur" in type(m).__name__ for m in cli.model.generator.modules())
     assert cli.trainer.current_epoch == 3 and cli.trainer.global_step == 3 * 2 * 2  # from scratch: 3 epochs x 2 batches
     assert (new_run / "checkpoints" / "last.ckpt").is_file()
@@ -242,8 +243,8 @@ def test_progress_bar_shows_no_version_number(fit):
 
 def test_one_channel_data_trains_end_to_end(folder, monkeypatch, write_tiny_config, tmp_path):
     """Grayscale A|B pairs, 1 -> 1 channels: G in_channels 1, D in_channels 2, fit + predict."""
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     root = tmp_path / "gray"
     rng = np.random.default_rng(0)
