@@ -1,0 +1,321 @@
+"""The ResNet generator of pix2pix / CycleGAN (Johnson et al. 2016, as used by Isola et al. 2017
+and Zhu et al. 2017), with the anti-aliasing of Zhang (2019).
+
+The reference (junyanz/pytorch-CycleGAN-and-pix2pix, ``models/networks.py``, ``ResnetGenerator``
+with ``n_blocks`` = 9 for ``resnet_9blocks``, 6 for ``resnet_6blocks``) is this chain:
+
+    stem:       relu(norm(conv7(reflect_pad3(x))))                   in -> ngf
+    encoder i:  relu(norm(conv3_s2(h)))     (zero padding 1)         ngf -> 2ngf -> 4ngf
+    block j:    h + norm(conv3(pad1(dropout(relu(norm(conv3(pad1(h))))))))   (reflect padding)
+    decoder i:  relu(norm(convT3_s2(h)))    (padding 1, output_padding 1)   4ngf -> 2ngf -> ngf
+    head:       tanh(conv7(reflect_pad3(h)))                          ngf -> out
+
+Convs have a bias only where the norm has no affine shift (instance norm), except the head's,
+which always has one: 11,383,427 parameters for resnet_9blocks (ngf 64, 3 -> 3, batch norm),
+11,378,179 with instance norm.
+
+Anti-aliasing reuses the U-Net's resolved layer factories (:class:`~pix2pix_aa.networks.blocks.
+Downsample`): ``antialias`` = a filter turns each strided conv into the paper's ConvBlurPool,
+conv3(stride 1) -> norm -> relu -> BlurPool(stride 2) (the stride-1, padding-1 3x3 conv sampled
+at even positions is exactly the reference's stride-2 conv, so the weights keep their meaning);
+``upsample_antialias`` blurs after each transposed conv (anti-imaging). Adaptive polyphase
+sampling (``antialias="aps"``, ``"aps_bin5"`` ...; Chaman & Dokmanic 2021) replaces both
+subsamplings by APS and both transposed convs by APS-U at the remembered phase; with every conv
+padded circularly the generator is then exactly equivariant to circular shifts (up to float
+rounding). No option adds parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pix2pix_aa.layers.blur_pool import Blur
+from pix2pix_aa.layers.filters import FilterSpec, filter_size
+from pix2pix_aa.layers.padding import pad_mode
+from pix2pix_aa.layers.polyphase import APSConvTranspose2d, parse_antialias
+from pix2pix_aa.networks.blocks import (
+    ANTIALIAS_MODES,
+    NORMS,
+    UPSAMPLE_MODES,
+    Downsample,
+    Level,
+    PaddedConv2d,
+    Upsample,
+    check_choice,
+    conv3,
+    default_blur_pad,
+    norm_factory,
+)
+from pix2pix_aa.networks.unet import per_level
+
+__all__ = ["ResNetGenerator", "ResidualBlock"]
+
+#: Downsamplings of the reference ResNet generator (fixed there: ``n_downsampling = 2``).
+NUM_DOWNS = 2
+
+
+def _conv(in_channels: int, out_channels: int, kernel_size: int, stride: int, pad_type: str,
+          bias: bool) -> nn.Conv2d:
+    """A conv padded by (k - 1) / 2 on every side; zero padding uses ``nn.Conv2d``'s own."""
+    p = (kernel_size - 1) // 2
+    if pad_type in ("zero", "zeros"):
+        return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=p, bias=bias)
+    return PaddedConv2d(in_channels, out_channels, kernel_size, stride=stride, pad=(p, p, p, p),
+                        pad_type=pad_type, bias=bias)
+
+
+def _without_identity(*layers: nn.Module) -> Level:
+    return Level(*[layer for layer in layers if not isinstance(layer, nn.Identity)])
+
+
+class ResidualBlock(nn.Module):
+    """The reference ``ResnetBlock``: ``x + norm(conv3(dropout(relu(norm(conv3(x))))))``, the
+    3x3 convs padded by 1 (``pad_type``: reflect in the reference).
+
+    ``conv_block`` always holds the dropout (``nn.Dropout(0)`` when off), so the state_dict keys
+    do not depend on it.
+
+    Shape: (N, C, H, W) -> (N, C, H, W).
+    """
+
+    def __init__(self, channels: int, norm: str, pad_type: str = "reflect", dropout: float = 0.0,
+                 bias: bool = False) -> None:
+        super().__init__()
+        norm_layer = norm_factory(norm)
+        self.conv_block = nn.Sequential(
+            conv3(channels, channels, pad_type, bias), norm_layer(channels), nn.ReLU(True),
+            nn.Dropout(dropout),
+            conv3(channels, channels, pad_type, bias), norm_layer(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)
+
+
+class ResNetGenerator(nn.Module):
+    """pix2pix / CycleGAN ResNet generator (``resnet_9blocks`` / ``resnet_6blocks``) with
+    optional anti-aliasing.
+
+    Source: Johnson et al., "Perceptual losses for real-time style transfer" (ECCV 2016), as in
+    junyanz/pytorch-CycleGAN-and-pix2pix ``models/networks.py`` (``ResnetGenerator``,
+    ``ResnetBlock``); anti-aliasing: Zhang, "Making Convolutional Networks Shift-Invariant
+    Again" (ICML 2019); APS: Chaman & Dokmanic (CVPR 2021).
+
+    Args:
+        in_channels / out_channels: image channels.
+        n_blocks: residual blocks at 1/4 resolution: 9 (``resnet_9blocks``) or 6
+            (``resnet_6blocks``); any n >= 0 is accepted.
+        ngf: filters of the stem conv (2ngf and 4ngf after the two downsamplings).
+        norm: ``batch`` | ``instance`` (no affine, no running stats, as the reference) | ``none``.
+        dropout: dropout rate between the two convs of each residual block (0 = off). The
+            reference's pix2pix training uses 0.5 unless ``--no_dropout``; CycleGAN uses none.
+        antialias: ``none`` (the reference), a low-pass filter (``bin5``, ``tri3``, ``kaiser7``
+            ...; or a list of two, one per downsampling, outermost first) for ConvBlurPool, or an
+            APS variant (``aps``, ``aps_bin5`` ...) for both downsamplings.
+        antialias_mode: ``conv_blur`` (the paper) or ``blur_conv`` (blur -> strided conv; cheap,
+            not the paper's method); or a list of two.
+        upsample_antialias: blur after each upsampling: ``None`` = the filter of the matching
+            downsampling (off where that is ``none``), ``True`` = the same but requiring one,
+            ``False`` = none, a filter name = that filter; or a list of two (outermost, i.e. the
+            last upsampling, first).
+        upsample: ``transpose`` (the reference's 3x3 transposed conv, stride 2, padding 1,
+            output_padding 1), ``nearest`` or ``bilinear`` (resize x2, then a 3x3 conv; not the
+            reference, fewer parameters); or a list of two.
+        pad_type: ``None`` = the reference's paddings (reflect for the 7x7 and residual convs,
+            zero for the strided convs); a mode (``reflect``, ``replicate``, ``zero``,
+            ``circular``) pads every conv with it. APS needs (and defaults to) ``circular``.
+        blur_pad_type: padding of the blurs; default reflect (circular with circular convs).
+        pad_input: reflect-pad inputs to a multiple of 4 and crop the output back (default:
+            sizes off the multiple raise).
+        aps_norm: APS only: ``l2`` or ``l1``.
+
+    Attributes:
+        size_multiple: 4 (= 2**num_downs with num_downs = 2): input sizes must be multiples.
+
+    Shape:
+        (N, in_channels, H, W) -> (N, out_channels, H, W) in [-1, 1], H and W multiples of 4.
+    """
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, n_blocks: int = 9, ngf: int = 64,
+                 norm: str = "batch", dropout: float = 0.5,
+                 antialias: Union[FilterSpec, Sequence[FilterSpec]] = "none",
+                 antialias_mode: Union[str, Sequence[str]] = "conv_blur",
+                 upsample_antialias: Optional[Union[bool, FilterSpec, Sequence[Union[bool, FilterSpec]]]] = None,
+                 upsample: Union[str, Sequence[str]] = "transpose", pad_type: Optional[str] = None,
+                 blur_pad_type: Optional[str] = None, pad_input: bool = False, aps_norm: str = "l2") -> None:
+        super().__init__()
+        if n_blocks < 0:
+            raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
+        if ngf < 1 or in_channels < 1 or out_channels < 1:
+            raise ValueError("ngf, in_channels and out_channels must be positive")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        check_choice("norm", norm, NORMS)
+        n = NUM_DOWNS
+        modes = per_level(antialias_mode, n, "antialias_mode")
+        for mode in modes:
+            check_choice("antialias_mode", mode, ANTIALIAS_MODES)
+        ups = per_level(upsample, n, "upsample")
+        for up in ups:
+            if up not in UPSAMPLE_MODES:
+                raise ValueError(f"unknown upsample {up!r}; valid: 'transpose', 'nearest', 'bilinear'")
+        is_aps = not isinstance(antialias, (list, tuple)) and parse_antialias(antialias)[0]
+
+        if is_aps:
+            if pad_type not in (None, "circular"):
+                raise ValueError(f"antialias={antialias!r} needs pad_type='circular' (APS is exactly shift-"
+                                 f"equivariant only with circular padding), got pad_type={pad_type!r}")
+            if blur_pad_type not in (None, "circular"):
+                raise ValueError(f"antialias={antialias!r} blurs with circular padding; got "
+                                 f"blur_pad_type={blur_pad_type!r}")
+            if any(u != "transpose" for u in ups):
+                raise ValueError(f"antialias={antialias!r} upsamples with APS-U transposed convs; got "
+                                 f"upsample={upsample!r} (use 'transpose')")
+            if any(m != "conv_blur" for m in modes):
+                raise ValueError(f"antialias_mode={antialias_mode!r} applies to BlurPool filters, not to APS")
+            if aps_norm not in ("l2", "l1"):
+                raise ValueError(f"unknown aps_norm {aps_norm!r}; valid: 'l2', 'l1'")
+            if upsample_antialias not in (None, True, False):
+                raise ValueError("APS generators take upsample_antialias None, True or False (the blur is the "
+                                 f"APS filter), got {upsample_antialias!r}")
+            size = parse_antialias(antialias)[1]
+            if upsample_antialias is True and not size:
+                raise ValueError("upsample_antialias=True needs an antialias filter (got 'aps' without one)")
+            conv_pad = down_pad = blur_pad = "circular"
+            downs = [Downsample(size, "aps", "circular", "circular", aps_norm)] * n
+            up_filters: list = [0 if upsample_antialias is False else size] * n
+        else:
+            filters = per_level(antialias, n, "antialias")
+            for f in filters:
+                if parse_antialias(f)[0]:
+                    raise ValueError(f"adaptive polyphase sampling ({f!r}) applies to both downsamplings: pass "
+                                     "it as a single antialias value, not in a list")
+            conv_pad = "reflect" if pad_type is None else pad_type
+            down_pad = "zero" if pad_type is None else pad_type
+            pad_mode(conv_pad)
+            blur_pad = blur_pad_type or default_blur_pad(down_pad)
+            pad_mode(blur_pad)
+            downs = [Downsample(f, m, down_pad, blur_pad) for f, m in zip(filters, modes)]
+            up_filters = _up_filters(upsample_antialias, filters)
+
+        self.in_channels, self.out_channels, self.n_blocks, self.ngf = in_channels, out_channels, n_blocks, ngf
+        self.num_downs, self.pad_input, self.is_aps = n, pad_input, bool(is_aps)
+        bias = norm in ("instance", "none")
+        norm_layer = norm_factory(norm)
+        widths = [ngf * 2 ** i for i in range(n + 1)]  # ngf, 2ngf, 4ngf
+
+        self.stem = Level(_conv(in_channels, ngf, 7, 1, conv_pad, bias), norm_layer(ngf), nn.ReLU(True))
+        self.encoder = nn.ModuleList(
+            _without_identity(d.pre(widths[i]), _conv(widths[i], widths[i + 1], 3, d.conv_stride, d.pad_type, bias),
+                              norm_layer(widths[i + 1]), nn.ReLU(True), d.post(widths[i + 1]))
+            for i, d in enumerate(downs))
+        self.blocks = nn.Sequential(*[ResidualBlock(widths[-1], norm, conv_pad, dropout, bias)
+                                      for _ in range(n_blocks)])
+        # decoder[i] mirrors encoder[i] (index 0 is the last upsampling, which writes ngf maps).
+        decoder = []
+        for i in range(n):
+            c_in, c_out = widths[i + 1], widths[i]
+            if is_aps:
+                up: nn.Module = Level(APSConvTranspose2d(c_in, c_out, 3, 2, 1, bias=bias, pad_type="circular",
+                                                         filt_size=up_filters[i]))
+            elif ups[i] == "transpose":
+                blur = Blur(c_out, up_filters[i], pad_type=blur_pad) if filter_size(up_filters[i]) else nn.Identity()
+                up = _without_identity(nn.ConvTranspose2d(c_in, c_out, 3, 2, 1, output_padding=1, bias=bias), blur)
+            else:
+                up = _without_identity(*Upsample(ups[i], up_filters[i], conv_pad, blur_pad).layers(c_in, c_out, bias))
+            decoder.append(Level(up, norm_layer(c_out), nn.ReLU(True)))
+        self.decoder = nn.ModuleList(decoder)
+        self.head = Level(_conv(ngf, out_channels, 7, 1, conv_pad, True), nn.Tanh())
+
+    # -- shapes ---------------------------------------------------------------------------
+    @property
+    def size_multiple(self) -> int:
+        """Input sizes must be multiples of this (2 ** 2)."""
+        return 2 ** self.num_downs
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"ResNetGenerator expects (N, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        if self.pad_input:
+            return
+        m = self.size_multiple
+        bad = [s for s in x.shape[-2:] if s % m]
+        if bad:
+            near = "; ".join(f"{s} -> {(s // m) * m or m} or {math.ceil(s / m) * m}" for s in bad)
+            raise ValueError(f"input size {tuple(x.shape[-2:])} is not a multiple of {m} (the ResNet generator "
+                             f"downsamples twice); nearest valid: {near}. Resize/crop the input or pass "
+                             "pad_input=True to pad and crop.")
+
+    # -- forward --------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(x)
+
+    def features(self, x: torch.Tensor) -> dict[str, tuple[torch.Tensor, int]]:
+        """Named intermediate maps with their cumulative stride, for the feature-distance metric.
+
+        Keys: ``stem`` (stride 1), ``enc1`` (2), ``enc2`` (4), ``res`` (after the residual blocks,
+        4), ``dec2`` (2), ``dec1`` (1), ``out`` (1). Same computation as ``forward``.
+        """
+        taps: dict[str, tuple[torch.Tensor, int]] = {}
+        taps["out"] = (self._run(x, taps), 1)
+        return taps
+
+    def phases(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """APS only: the polyphase index chosen at each downsampling, ``[p_1, p_2]``, each (N,)
+        int64 (``i * 2 + j`` for the component ``[..., i::2, j::2]``)."""
+        if not self.is_aps:
+            raise ValueError("phases() is only defined for APS generators (antialias='aps...')")
+        out: list[torch.Tensor] = []
+        self._run(x, None, out)
+        return out
+
+    def _run(self, x: torch.Tensor, taps: Optional[dict] = None, phases_out: Optional[list] = None) -> torch.Tensor:
+        self._check_input(x)
+        h, w = x.shape[-2:]
+        if self.pad_input:
+            m = self.size_multiple
+            ph, pw = (-h) % m, (-w) % m
+            if ph or pw:
+                x = F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
+        feat, _ = self.stem.run(x)
+        if taps is not None:
+            taps["stem"] = (feat, 1)
+        phases = []
+        for i, level in enumerate(self.encoder):
+            feat, phase = level.run(feat)
+            phases.append(phase)
+            if taps is not None:
+                taps[f"enc{i + 1}"] = (feat, 2 ** (i + 1))
+        if phases_out is not None:
+            phases_out.extend(phases)
+        feat = self.blocks(feat)
+        if taps is not None:
+            taps["res"] = (feat, 2 ** self.num_downs)
+        for i in range(self.num_downs - 1, -1, -1):
+            feat, _ = self.decoder[i].run(feat, phases[i])
+            if taps is not None:
+                taps[f"dec{i + 1}"] = (feat, 2 ** i)
+        feat, _ = self.head.run(feat)
+        return feat[..., :h, :w]
+
+
+def _up_filters(upsample_antialias, down: list) -> list:
+    """The anti-imaging filter of each upsampling (see ``upsample_antialias``)."""
+    values = per_level(upsample_antialias, len(down), "upsample_antialias")
+    out = []
+    for i, v in enumerate(values):
+        if v is None or v is True:
+            if v is True and not filter_size(down[i]):
+                raise ValueError(f"upsample_antialias=True at level {i + 1} needs an antialias filter there "
+                                 f"(got {down[i]!r})")
+            out.append(down[i])
+        elif v is False:
+            out.append("none")
+        else:
+            filter_size(v)
+            out.append(v)
+    return out
