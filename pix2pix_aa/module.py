@@ -38,8 +38,10 @@ def linear_decay_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float
 
 
 def load_weights(net: nn.Module, path: str, name: str) -> None:
-    """Load ``net``'s weights from a train.py checkpoint (its ``<name>.*`` entries) or a bare
-    state_dict file, exactly (every key, every shape).
+    """Load ``net``'s weights from a train.py checkpoint (its ``<name>.*`` entries), a bare
+    state_dict file, or a reference pix2pix / CycleGAN file (``latest_net_G.pth`` /
+    ``latest_net_D.pth``, recognised from its keys: :mod:`pix2pix_aa.reference`), exactly
+    (every key, every shape).
 
     Raises:
         ValueError: one line naming the file, the option and what did not match.
@@ -58,6 +60,13 @@ def load_weights(net: nn.Module, path: str, name: str) -> None:
             raise ValueError(f"{option}: {path} holds no {name} weights (no '{prefix}*' entries in its state_dict)")
     elif isinstance(data, dict) and data and all(isinstance(v, torch.Tensor) for v in data.values()):
         state = data
+        from pix2pix_aa.reference import is_reference_state_dict, map_reference_state_dict
+
+        if set(state) != set(net.state_dict()) and is_reference_state_dict(state):  # a reference pix2pix file
+            try:
+                state = map_reference_state_dict(state, net, f"model.{name}")
+            except ValueError as err:
+                raise ValueError(f"{option}: {path}: {err}") from None
     else:
         raise ValueError(f"{option}: {path} is neither a train.py checkpoint nor a state_dict of tensors")
     own = net.state_dict()

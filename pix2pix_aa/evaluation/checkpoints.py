@@ -62,8 +62,13 @@ def _label(path: Path) -> str:
     return path.stem
 
 
-def load_generator(path: str | Path, trust: bool = False) -> LoadedGenerator:
+def load_generator(path: str | Path, trust: bool = False, reference: Optional[dict] = None) -> LoadedGenerator:
     """Rebuild the generator of a ``Pix2PixModule`` checkpoint and load its weights.
+
+    A ``.pth`` file is read as a reference pix2pix generator (``latest_net_G.pth``) by
+    :func:`pix2pix_aa.reference.load_reference_generator`, with ``reference`` its keyword
+    arguments (``netG``, ``norm``, ``ngf``, ``input_nc``, ``output_nc``); it records no data
+    settings (evaluate.py's data flags give them).
 
     The checkpoint is read with ``weights_only=True`` unless ``trust`` is given, so it cannot run
     code. The generator is rebuilt from the ``class_path`` / ``init_args`` that LightningCLI saved
@@ -74,6 +79,8 @@ def load_generator(path: str | Path, trust: bool = False) -> LoadedGenerator:
         CheckpointError: one line naming the file and what is wrong.
     """
     path = Path(path)
+    if path.suffix == ".pth":
+        return _load_reference(path, reference or {})
     ckpt = read_checkpoint(path, trust)  # shared with train.py: weights_only unless trusted
     check_module_checkpoint(path, ckpt, Pix2PixModule.__name__, "generator")
     hp = dict(ckpt.get("hyper_parameters") or {})
@@ -108,6 +115,20 @@ def load_generator(path: str | Path, trust: bool = False) -> LoadedGenerator:
     return LoadedGenerator(path=path, label=_label(path), generator=generator.eval(), hparams=hp_out,
                            datamodule_hparams=dict(ckpt.get("datamodule_hyper_parameters") or {}),
                            epoch=ckpt.get("epoch"), step=_batches_trained(ckpt))
+
+
+def _load_reference(path: Path, options: dict) -> LoadedGenerator:
+    """A reference pix2pix generator file; its epoch from ``<epoch>_net_G.pth`` names."""
+    from pix2pix_aa.reference import load_reference_generator
+
+    try:
+        generator, info = load_reference_generator(path, **options)
+    except ValueError as e:
+        raise CheckpointError(str(e)) from None
+    epoch = path.stem.split("_")[0]
+    return LoadedGenerator(path=path, label=f"{path.parent.name}/{path.stem}", generator=generator,
+                           hparams={"generator": info["init_args"]}, datamodule_hparams={},
+                           epoch=int(epoch) if epoch.isdigit() else None)
 
 
 def _batches_trained(ckpt: dict) -> Optional[int]:

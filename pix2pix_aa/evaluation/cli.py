@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="evaluate.py", description="Measure generation stability (docs/DESIGN.md section 5) of pix2pix checkpoints.",
         epilog=DEFINITIONS)
-    p.add_argument("checkpoints", nargs="+", help=".ckpt files, or run folders (their last.ckpt is used)")
+    p.add_argument("checkpoints", nargs="+", help=".ckpt files, run folders (their last.ckpt is used), or reference "
+                                                  "pix2pix generator files (latest_net_G.pth)")
     d = p.add_argument_group(
         "data (default: each checkpoint is scored on the data it was trained on, read from the checkpoint; "
         "a flag given here overrides that for every checkpoint)")
@@ -82,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--chunk", type=int, default=4,
                    help="images per chunk: the unit of progress and of work handed to a process (default 4)")
+    r = p.add_argument_group(
+        "reference pix2pix generators (.pth files such as latest_net_G.pth: the architecture is read from the keys; "
+        "these check it, named as the reference's options)")
+    r.add_argument("--netG", help="unet_256 | unet_128 | resnet_9blocks | resnet_6blocks")
+    r.add_argument("--norm", choices=["batch", "instance", "none"])
+    r.add_argument("--ngf", type=int)
+    r.add_argument("--input-nc", type=int)
+    r.add_argument("--output-nc", type=int)
     o = p.add_argument_group("output")
     o.add_argument("--out", type=Path, default=None, help="output folder (default outputs/eval-<time>)")
     o.add_argument("--no-tensorboard", action="store_true", help="do not log to each run's TensorBoard folder")
@@ -179,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
     errors: dict[str, str] = {}
     for path in find_checkpoints(args.checkpoints):
         try:
-            loaded.append(load_generator(path, trust=args.trust_checkpoint))
+            loaded.append(load_generator(path, trust=args.trust_checkpoint, reference=dict(
+                netG=args.netG, norm=args.norm, ngf=args.ngf, input_nc=args.input_nc, output_nc=args.output_nc)))
         except CheckpointError as e:
             errors[str(path)] = str(e)
             report_error(str(e))
