@@ -310,8 +310,9 @@ def test_given_options_that_contradict_the_file_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("net,match", [
-    (UNetGenerator(num_downs=5, ngf=4, dropout=0.0), r"'model.model.0.weight' \(encoder level 1 conv\) has shape "
-                                                     r"\(2, 3, 4, 4\), the generator's 'encoder.0.0.weight' \(4, 3, 4, 4\)"),
+    (UNetGenerator(num_downs=5, ngf=4, dropout=0.0),
+     r"'model.model.0.weight' \(encoder level 1 conv\) has shape \(2, 3, 4, 4\), the generator's "
+     r"'encoder.0.0.weight' \(4, 3, 4, 4\)"),
     (UNetGenerator(num_downs=6, ngf=2), "has num_downs=6, the file's U-Net 5"),
     (UNetGenerator(num_downs=5, ngf=2, norm="instance"), "the file is unet_32, .*norm=batch"),
     (UNetGenerator(num_downs=5, ngf=2, upsample="nearest"), "reference weights need upsample='transpose'"),
