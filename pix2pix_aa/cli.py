@@ -197,6 +197,9 @@ class Pix2PixCLI(LightningCLI):
         if config.get("ckpt_path") == "last":
             resolve_last_checkpoint(config, subcommand)
         path = config.get("ckpt_path")
+        if path and subcommand != "fit" and str(path).endswith(".pth"):
+            self._use_reference_generator(parser, subcommand, path)
+            config, path = self.config[subcommand], None
         if path and path not in _CKPT_KEYWORDS and "://" not in str(path):
             ckpt = read_checkpoint(path, trust=_trusted(config))
             check_module_checkpoint(path, ckpt, Pix2PixModule.__name__, "generator")
@@ -231,6 +234,22 @@ class Pix2PixCLI(LightningCLI):
                   f"crop_size {data.crop_size}, preprocess {data.get('preprocess', 'resize_and_crop')}{where}",
                   file=sys.stderr, flush=True)
 
+    def _use_reference_generator(self, parser: LightningArgumentParser, subcommand: str, path: str) -> None:
+        """``--ckpt_path latest_net_G.pth`` (validate/test/predict): a reference pix2pix generator
+        file. Its architecture is read from its keys (:func:`pix2pix_aa.reference.load_reference_generator`)
+        and becomes ``model.generator``; the weights are loaded after the model is built. The data
+        come from the config and the command line (a reference file records none)."""
+        from pix2pix_aa.reference import load_reference_generator
+
+        generator, info = load_reference_generator(path)
+        self._reference_generator = generator
+        updates = {"generator": {"class_path": info["class_path"], "init_args": info["init_args"]}}
+        self.config = parser.parse_object({subcommand: {"model": updates}}, self.config)
+        self.config[subcommand].ckpt_path = None
+        print(f"[pix2pix_aa] --ckpt_path {path}: a reference pix2pix generator ({info['netG']}, norm {info['norm']}, "
+              f"ngf {info['ngf']}, {info['input_nc']} -> {info['output_nc']} channels); data from the config",
+              file=sys.stderr, flush=True)
+
     def _parse_ckpt_path(self) -> None:
         """Replaced by :func:`pix2pix_aa.resume.merge_checkpoint_options` in ``parse_arguments``
         (Lightning's merge lets the checkpoint override the command line, silently)."""
@@ -240,6 +259,9 @@ class Pix2PixCLI(LightningCLI):
             super().instantiate_classes()
         except ValueError as e:
             raise ValueError(explain_instantiation_error(e, self.config[self.subcommand])) from e
+        reference = getattr(self, "_reference_generator", None)
+        if reference is not None:
+            self.model.generator.load_state_dict(reference.state_dict())
         check_model_and_data(self.model.generator, self.model.discriminator, self.datamodule)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:

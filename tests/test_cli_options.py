@@ -294,3 +294,28 @@ def test_validation_off_keeps_last_ckpt_only_and_says_so(fit, folder, capsys):
     assert "validation is off" in capsys.readouterr().err
     ckpts = sorted(p.name for p in (folder / "runs" / "noval" / "version_0" / "checkpoints").iterdir())
     assert ckpts == ["last.ckpt"] and cli.trainer.current_epoch == 1
+
+
+def test_predict_and_test_take_a_reference_generator_file(fit, folder, tmp_path, capsys):
+    """``--ckpt_path latest_net_G.pth``: the reference pix2pix's generator file, its architecture
+    read from its keys; predictions equal the reference network's outputs."""
+    from test_reference import RefUnet, randomise
+
+    from pix2pix_aa.data import decode_image
+
+    ref = randomise(RefUnet(3, 3, 6, 8, "batch")).eval()
+    path = tmp_path / "latest_net_G.pth"
+    torch.save(ref.state_dict(), path)
+    fit("refdata", "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0")  # makes the data set
+    capsys.readouterr()
+    cli = fit("refdata", "--ckpt_path", str(path), "--predict_output_dir", str(tmp_path / "out"),
+              "--data.predict_resize", "true", subcommand="predict")
+    assert "a reference pix2pix generator (unet_" in capsys.readouterr().err
+    x = cli.datamodule.predict_set[0]["input"][None]
+    with torch.inference_mode():
+        expected = ref(x)
+        assert torch.allclose(cli.model.generator.eval()(x), expected, atol=1e-5)
+    written = sorted((tmp_path / "out").glob("*.png"))
+    assert written
+    cli = fit("refdata", "--ckpt_path", str(path), subcommand="test")
+    assert "test/psnr" in cli.trainer.callback_metrics
