@@ -301,7 +301,6 @@ def test_predict_and_test_take_a_reference_generator_file(fit, folder, tmp_path,
     read from its keys; predictions equal the reference network's outputs."""
     from test_reference import RefUnet, randomise
 
-    from pix2pix_aa.data import decode_image
 
     ref = randomise(RefUnet(3, 3, 6, 8, "batch")).eval()
     path = tmp_path / "latest_net_G.pth"
