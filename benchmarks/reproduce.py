@@ -258,7 +258,8 @@ def quality_differences(row: dict, base: dict) -> list[str]:
     """The quality figures (PSNR, SSIM, TV ratio) on which ``row`` differs from ``base`` by more
     than :data:`NOISE`, as text; empty when all are within it."""
     out = []
-    for key, name, noise, fmt in (("quality_psnr", "PSNR", NOISE["psnr"], ".2f"), ("quality_ssim", "SSIM", NOISE["ssim"], ".3f"),
+    for key, name, noise, fmt in (("quality_psnr", "PSNR", NOISE["psnr"], ".2f"),
+                                  ("quality_ssim", "SSIM", NOISE["ssim"], ".3f"),
                                   ("tv_ratio", "TV ratio", NOISE["tv_ratio"], ".3f")):
         a, b = row.get(key), base.get(key)
         if a is not None and b is not None and abs(a - b) > noise:
@@ -313,7 +314,8 @@ def gain_sentence(results: dict, labels: dict[str, str], name: str, lowpass: str
     rows, g = rows_of(results, labels), gains(results, labels)[name]
     raw, eb = g["stability_crop_pooled_db"], g["stability_crop_eb_pooled_db"]
     r, b = rows[name], rows["baseline"]
-    smoother = r["tv_ratio"] is not None and b["tv_ratio"] is not None and r["tv_ratio"] < b["tv_ratio"] - NOISE["tv_ratio"]
+    smoother = (r["tv_ratio"] is not None and b["tv_ratio"] is not None
+                and r["tv_ratio"] < b["tv_ratio"] - NOISE["tv_ratio"])
     text = f"{name}'s gain over the baseline (crop pooled): {raw:+.2f} dB raw"
     if eb is None:
         text += " (equal bandwidth not measured)"
@@ -421,7 +423,8 @@ def render_page(main: dict, seed1: dict, photos: dict, labels: dict[str, str], m
         aps_min = float(np.nanmin(np.array(aps["per_shift_psnr"], dtype=float)))
     order = [n for n in EXPECTED_ORDER if n in labels]
     claims = [
-        f"Stability order, crop pooled (the headline): {order_statement(main, labels, 'stability_crop_pooled_db', order)}.",
+        f"Stability order, crop pooled (the headline): "
+        f"{order_statement(main, labels, 'stability_crop_pooled_db', order)}.",
         f"Stability order, crop pooled at equal bandwidth: "
         f"{order_statement(main, labels, 'stability_crop_eb_pooled_db', order)}.",
         f"Stability order, circular pooled: {order_statement(main, labels, 'stability_circular_pooled_db', order)}.",
@@ -429,8 +432,9 @@ def render_page(main: dict, seed1: dict, photos: dict, labels: dict[str, str], m
         f"{order_statement(seed1, labels, 'stability_crop_pooled_db', order)}.",
     ]
     if "aps" in labels:
+        exact = aps_min is not None and aps_min >= 80
         claims.append(f"APS circular stability, worst shift: {f'{aps_min:.1f} dB' if aps_min is not None else 'n/a'} "
-                      f"(expected >= 80 dB: **{'agrees' if aps_min is not None and aps_min >= 80 else 'does not agree'}**).")
+                      f"(expected >= 80 dB: **{'agrees' if exact else 'does not agree'}**).")
     claims.append(f"Pooled vs mean: {mean_inflation_statement(main, labels)}.")
     claims.append(
         "Quality beside stability (differences to the baseline larger than the noise thresholds): "
@@ -559,7 +563,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-processes", type=int, default=2, help="evaluate.py --num-processes")
     p.add_argument("--skip-train", action="store_true", help="evaluate existing runs only")
     p.add_argument("--render-only", action="store_true",
-                   help="redraw figures and the page from the results already in outputs/repro (no training or evaluation)")
+                   help="redraw figures and the page from the results already in outputs/repro "
+                        "(no training or evaluation)")
     args = p.parse_args(argv)
     args.passthrough = [a for a in (argv if argv is not None else sys.argv[1:])]
     args.figure_models = [n for n in ("baseline", "bin5", "aps") if n in args.variants]
@@ -630,7 +635,8 @@ def write_figures(main_res: dict, labels: dict[str, str], evaluation: Path, figu
 def run_evaluations(names: list[str], out: Path, args: argparse.Namespace) -> tuple[dict, dict, dict]:
     main_res = evaluate(names, out / "facades", args.max_images, args.eval_processes, [])
     seed1 = evaluate(names, out / "facades_seed1", args.max_images, args.eval_processes,
-                     ["--dataset", "aligned", "--data-dir", "data/facades_seed1", "--layers", "none", "--no-tensorboard"])
+                     ["--dataset", "aligned", "--data-dir", "data/facades_seed1", "--layers", "none",
+                      "--no-tensorboard"])
     photos = evaluate(names, out / "photos", args.max_images, args.eval_processes,
                       ["--dataset", "photos", "--data-dir", "data/photos", "--layers", "none", "--no-tensorboard"])
     return main_res, seed1, photos

@@ -104,7 +104,8 @@ def write_page(results: dict, variants: list[str], seeds: list[int], argv: list[
     for v in variants:
         per_seed.append(f"| {v} | " + " | ".join(f"{rows[v][s][HEADLINE]:.2f}" for s in seeds) + " | "
                         + " | ".join(f"{rows[v][s][EQUAL_BANDWIDTH]:.2f}" for s in seeds) + " |")
-    gap_head = ["| model | mean gap | sd of the gap | per seed | better than the baseline on |", "|---|---|---|---|---|"]
+    gap_head = ["| model | mean gap | sd of the gap | per seed | better than the baseline on |",
+                "|---|---|---|---|---|"]
     orders = []
     expected = [v for v in ("baseline", "rect2", "tri3", "bin5") if v in variants]
     for s in seeds:
