@@ -15,8 +15,10 @@ torch.fft is used for the transforms.
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Callable, Optional, Union
+from collections.abc import Callable
+from typing import Optional, Union
 
 import torch
 
@@ -138,11 +140,33 @@ def _power(x: torch.Tensor, window: bool) -> torch.Tensor:
     return torch.fft.fft2(x).abs().square()
 
 
+@functools.lru_cache(maxsize=512)
+def _half_plan(h: int, w: int, num_bands: int, window: bool, device: str
+               ) -> tuple[Optional[torch.Tensor], torch.Tensor]:
+    """(window or None, (num_bands, H * (W // 2 + 1) * 2) float64 band weights) of an (h, w) rfft2:
+    a half-spectrum bin stands for itself and its mirror (weight 2), except the columns that are
+    their own mirror (0, and W / 2 for even W; weight 1). Cached per size: the regions of the
+    crop protocol come in a few dozen sizes, each used for every image."""
+    dev = torch.device(device)
+    win = _window(h, w, torch.float64, dev) if window else None
+    half = w // 2 + 1
+    idx = band_index(h, w, num_bands, dev)[:, :half]  # rho is even in (fy, fx): the full index's half
+    mult = torch.full((half,), 2.0, dtype=torch.float64, device=dev)
+    mult[0] = 1.0
+    if w % 2 == 0:
+        mult[-1] = 1.0
+    weights = torch.zeros(num_bands, h, half, dtype=torch.float64, device=dev)
+    weights.scatter_(0, idx[None], mult.expand(h, half)[None].clone())
+    return win, weights[..., None].expand(-1, -1, -1, 2).flatten(1)  # one weight per re and im
+
+
 def band_energy(x: torch.Tensor, num_bands: int = NUM_BANDS, window: bool = True) -> torch.Tensor:
     """Spectral energy of ``x`` per radial octave band, summed over channels (float64).
 
     Energy is sum |FFT2(w * x)|^2 / (H * W) over the band's bins (Parseval: without a window the
-    bands sum to the sum of squares of x).
+    bands sum to the sum of squares of x). Computed from the half spectrum of the real input
+    (``torch.fft.rfft2``, each bin weighted for its mirror), |z|^2 as re^2 + im^2: the same sums
+    as over the full ``fft2`` to float64 rounding (relative 1e-15), at a third of the cost.
 
     Shape:
         (..., C, H, W) -> (..., num_bands).
@@ -150,11 +174,13 @@ def band_energy(x: torch.Tensor, num_bands: int = NUM_BANDS, window: bool = True
     if x.dim() < 3:
         raise ValueError(f"band_energy expects (..., C, H, W), got shape {tuple(x.shape)}")
     h, w = x.shape[-2:]
-    p = _power(x, window).sum(-3) / (h * w)  # (..., H, W)
-    idx = band_index(h, w, num_bands, p.device).flatten()
-    flat = p.flatten(-2)
-    out = torch.zeros(*flat.shape[:-1], num_bands, dtype=torch.float64, device=p.device)
-    return out.index_add_(-1, idx, flat).cpu()
+    win, weights = _half_plan(int(h), int(w), num_bands, window, str(x.device))
+    x = x.detach().to(torch.float64)
+    if win is not None:
+        x = x * win
+    spec = torch.view_as_real(torch.fft.rfft2(x))  # (..., C, H, W // 2 + 1, 2)
+    p = spec.square().sum(-4).flatten(-3)  # (..., H * (W // 2 + 1) * 2): re^2, im^2 summed over C
+    return (p @ weights.t() / (h * w)).cpu()
 
 
 def high_frequency_energy(x: torch.Tensor, window: bool = True) -> torch.Tensor:

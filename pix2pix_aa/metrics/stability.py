@@ -204,6 +204,16 @@ class _Extras:
         self.counts = torch.zeros(num_shifts, dtype=torch.int64)
         self.band_y = np.zeros((num_images, NUM_BANDS)) if spectrum else None
         self.band_e = np.zeros((num_images, NUM_BANDS)) if spectrum else None
+        self._ref_key: Optional[tuple[int, int]] = None  # (image, id of its reference output)
+        self._ref_lowpassed: Optional[torch.Tensor] = None
+
+    def _lowpassed_ref(self, i: int, ref: torch.Tensor) -> torch.Tensor:
+        """The low-passed reference output of image i, filtered once for all its shifts (the
+        same call on the same tensor as per pair, so the same values)."""
+        key = (i, id(ref))
+        if self._ref_key != key:
+            self._ref_key, self._ref_lowpassed = key, self.lowpass_fn(ref[None])[0]
+        return self._ref_lowpassed
 
     def add(self, i: int, k: int, ref: torch.Tensor, out: torch.Tensor) -> None:
         if self.band_y is not None:
@@ -212,7 +222,7 @@ class _Extras:
             self.band_y[i] += band_energy(a64).numpy()
             self.band_e[i] += band_energy(b.to(torch.float64) - a64).numpy()
         if self.lowpass_fn is not None:
-            a, b = self.regions(self.lowpass_fn(ref[None])[0], self.lowpass_fn(out[None])[0], k, self.trim)
+            a, b = self.regions(self._lowpassed_ref(i, ref), self.lowpass_fn(out[None])[0], k, self.trim)
             sse, n = _sse(a, b)
             self.mse[i, k] = sse / n
             self.counts[k] = n
