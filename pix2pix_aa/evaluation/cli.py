@@ -24,11 +24,24 @@ import torch
 
 from pix2pix_aa.evaluation.checkpoints import CheckpointError, LoadedGenerator, find_checkpoints, load_generator
 from pix2pix_aa.evaluation.data import DataSettings, code_version, data_settings, load_data
-from pix2pix_aa.evaluation.report import (DEFINITIONS, heatmap_ranges, log_to_tensorboard, markdown_table,
-                                          table_notes, write_report)
 from pix2pix_aa.evaluation.parallel import distributed_env, evaluate_distributed, evaluate_in_pool
-from pix2pix_aa.evaluation.runner import (EvalOptions, ModelResult, evaluate_chunks, merge_chunks, options_dict,
-                                          output_dir_default)
+from pix2pix_aa.evaluation.report import (
+    DEFINITIONS,
+    heatmap_ranges,
+    log_to_tensorboard,
+    markdown_table,
+    table_notes,
+    write_report,
+)
+from pix2pix_aa.evaluation.runner import (
+    EvalOptions,
+    ModelResult,
+    evaluate_chunks,
+    merge_chunks,
+    options_dict,
+    output_dir_default,
+)
+from pix2pix_aa.evaluation.speed import default_threads, keep_freed_memory
 from pix2pix_aa.metrics.bandwidth import LOWPASS_SIZES
 
 EXIT_USAGE = 2
@@ -98,6 +111,20 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--num-processes", type=int, default=1,
                    help="evaluate chunks of images in N local processes (threads split between them; "
                         "with --device cuda one GPU each). Under torchrun use --nproc_per_node instead")
+    f = p.add_argument_group(
+        "speed (docs/PERFORMANCE.md section 5; none changes the figures except --precision bf16)")
+    f.add_argument("--threads", type=int, default=None,
+                   help="intra-op threads per evaluating process (default: torch's, i.e. OMP_NUM_THREADS or the "
+                        "cores this process may use; with --num-processes those divided between the workers)")
+    f.add_argument("--precision", choices=["32", "bf16"], default="32",
+                   help="32: float32 (default); bf16: generator under bfloat16 autocast (AMX on CPU, tensor "
+                        "cores on GPU), faster, moves the figures by up to the bound in docs/PERFORMANCE.md")
+    f.add_argument("--channels-last", action="store_true", help="run the generator in channels_last memory format")
+    f.add_argument("--compile", action="store_true",
+                   help="torch.compile the generator for inference (compile time is paid once per model)")
+    f.add_argument("--allocator", choices=["keep", "system"], default="keep",
+                   help="keep (default): glibc malloc keeps freed memory mapped for the next forward pass "
+                        "(no page faults on every batch; holds the peak); system: glibc's defaults")
     o.add_argument("--trust-checkpoint", action="store_true",
                    help="allow full unpickling of checkpoints (runs code from the file: only for files you trust)")
     o.add_argument("--no-progress", action="store_true")
@@ -125,7 +152,8 @@ def _progress(total: int, enabled: bool):
 
 
 def _evaluate_all(loaded: list[LoadedGenerator], inputs: torch.Tensor, targets: torch.Tensor, opts: EvalOptions,
-                  device: torch.device, num_processes: int, world_size: int, progress, task, data: dict
+                  device: torch.device, num_processes: int, world_size: int, progress, task, data: dict,
+                  threads: Optional[int] = None, keep_memory: bool = True
                   ) -> tuple[list[tuple[LoadedGenerator, ModelResult]], dict[str, str]]:
     """Every loaded generator (all evaluated on the same ``inputs``), in this process, a local
     pool, or across torchrun ranks; the chunk results are merged identically in all three cases.
@@ -138,7 +166,7 @@ def _evaluate_all(loaded: list[LoadedGenerator], inputs: torch.Tensor, targets: 
         progress.update(task, completed=len(loaded) * inputs.shape[0])  # the other ranks' chunks are done too
     elif num_processes > 1:
         outcomes = evaluate_in_pool([i.generator for i in loaded], inputs, targets, opts, num_processes, device,
-                                    advance)
+                                    advance, threads=threads, keep_memory=keep_memory)
     else:
         outcomes = None
     results, errors = [], {}
@@ -171,11 +199,23 @@ def run(args: argparse.Namespace) -> int:
     if world_size > 1 and args.num_processes > 1:
         raise ValueError("--num-processes cannot be combined with torchrun (WORLD_SIZE > 1): "
                          "use torchrun's --nproc_per_node to choose the number of processes")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
     opts = EvalOptions(max_shift=args.shifts, num_shifts=args.num_shifts, protocol=args.protocol,
                        layers=None if args.layers == "none" else args.layers.split(","), noise=tuple(args.noise),
                        margin=args.margin, batch_size=args.batch_size, seed=args.seed, chunk=args.chunk,
                        lowpass=args.lowpass, flicker_frames=args.flicker_frames,
-                       flicker_images=args.flicker_images, samples=args.samples)
+                       flicker_images=args.flicker_images, samples=args.samples, precision=args.precision,
+                       channels_last=args.channels_last, compile=args.compile)
+    # Threads: --threads per process if given; else a single process keeps torch's default (the
+    # cores it may use, or OMP_NUM_THREADS) and a local pool splits the cores between its workers.
+    threads = args.threads
+    if threads is None and args.num_processes > 1:
+        threads = default_threads(args.num_processes)
+    if args.allocator == "keep":
+        keep_freed_memory()
+    if args.threads is not None and args.num_processes == 1:
+        torch.set_num_threads(args.threads)
     device = _device(args.device)
     if world_size > 1 and device.type == "cuda" and device.index is None:
         device = torch.device("cuda", local_rank)  # one GPU per rank of the node
@@ -228,7 +268,8 @@ def run(args: argparse.Namespace) -> int:
         task = progress.add_task("evaluating", total=total)
         for settings, items, inputs, targets in batches:
             group_done, model_errors = _evaluate_all(items, inputs, targets, opts, device, args.num_processes,
-                                                     world_size, progress, task, settings.provenance(inputs))
+                                                     world_size, progress, task, settings.provenance(inputs),
+                                                     threads=threads, keep_memory=args.allocator == "keep")
             done += group_done
             for label, message in model_errors.items():
                 report_error(f"{label}: {message}")

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Optional
 
 import torch
 from torch import nn
 
 from pix2pix_aa.evaluation.runner import ChunkResult, EvalOptions, chunk_starts, evaluate_chunks
+from pix2pix_aa.evaluation.speed import keep_freed_memory
 
 __all__ = ["JobOutcome", "distributed_env", "evaluate_distributed", "evaluate_in_pool"]
 
@@ -42,9 +44,11 @@ _WORKER: dict = {}
 
 
 def _init_worker(generators: Sequence[nn.Module], inputs: torch.Tensor, targets: torch.Tensor,
-                 opts: EvalOptions, device: str, threads: int) -> None:
+                 opts: EvalOptions, device: str, threads: int, keep_memory: bool = False) -> None:
     import multiprocessing
 
+    if keep_memory:
+        keep_freed_memory()
     torch.set_num_threads(threads)
     dev = torch.device(device)
     if dev.type == "cuda" and dev.index is None and torch.cuda.device_count() > 1:
@@ -68,17 +72,20 @@ def _run_chunk(task: tuple[int, int]) -> tuple[int, int, Optional[ChunkResult], 
 
 def evaluate_in_pool(generators: Sequence[nn.Module], inputs: torch.Tensor, targets: torch.Tensor,
                      opts: EvalOptions, num_processes: int, device: torch.device | str = "cpu",
-                     on_images_done: Optional[Callable[[int, int], None]] = None) -> list[JobOutcome]:
+                     on_images_done: Optional[Callable[[int, int], None]] = None, threads: Optional[int] = None,
+                     keep_memory: bool = False) -> list[JobOutcome]:
     """Evaluate every generator on ``inputs`` (N, C, H, W) / ``targets`` with ``num_processes``
-    spawned workers. ``on_images_done(generator_index, k)`` is called as chunks finish."""
+    spawned workers. ``on_images_done(generator_index, k)`` is called as chunks finish.
+    ``threads``: intra-op threads per worker (default: this process's threads divided between
+    the workers); ``keep_memory``: workers keep freed memory mapped (``speed.keep_freed_memory``)."""
     if num_processes < 1:
         raise ValueError(f"num_processes must be >= 1, got {num_processes}")
-    threads = max(1, torch.get_num_threads() // num_processes)
+    threads = threads or max(1, torch.get_num_threads() // num_processes)
     tasks = [(g, lo) for g in range(len(generators)) for lo in chunk_starts(inputs.shape[0], opts.chunk)]
     outcomes = [JobOutcome([], None, 0.0) for _ in generators]
     ctx = torch.multiprocessing.get_context("spawn")  # fork is unsafe with OpenMP / CUDA state
     with ctx.Pool(num_processes, initializer=_init_worker,
-                  initargs=(list(generators), inputs, targets, opts, str(device), threads)) as pool:
+                  initargs=(list(generators), inputs, targets, opts, str(device), threads, keep_memory)) as pool:
         for g, lo, part, error, seconds in pool.imap_unordered(_run_chunk, tasks):
             out = outcomes[g]
             if error is not None:

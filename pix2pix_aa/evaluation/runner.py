@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import torch
 from torch import nn
 
-from pix2pix_aa.metrics.bandwidth import resolve_lowpass
-from pix2pix_aa.metrics.flicker import FlickerResult, merge_flicker, panning_flicker, to_uint8_frames
-from pix2pix_aa.metrics.merge import merge_feature_distance, merge_stability
+from pix2pix_aa.evaluation.speed import PRECISIONS, autocast, prepare_generator, wrap_precision
 from pix2pix_aa.metrics import (
     FeatureDistanceResult,
     StabilityResult,
@@ -28,6 +28,9 @@ from pix2pix_aa.metrics import (
     stability_circular,
     stability_crop,
 )
+from pix2pix_aa.metrics.bandwidth import resolve_lowpass
+from pix2pix_aa.metrics.flicker import FlickerResult, merge_flicker, panning_flicker, to_uint8_frames
+from pix2pix_aa.metrics.merge import merge_feature_distance, merge_stability
 
 __all__ = ["COLLAPSE_TV_RATIO", "ChunkResult", "EvalOptions", "ModelResult", "chunk_starts", "evaluate_chunks",
            "evaluate_generator",
@@ -46,7 +49,11 @@ class EvalOptions:
     sample of them (None = all S*S - 1 nonzero shifts). ``lowpass``: the common filter of the
     equal-bandwidth stability (None: not computed); ``spectrum``: the stability spectrum.
     ``flicker_frames``: frames of the panning path (0: no flicker), measured on the first
-    ``flicker_images`` images; ``samples``: input | output | target strips kept of the first images."""
+    ``flicker_images`` images; ``samples``: input | output | target strips kept of the first images.
+    How to run the generator (docs/PERFORMANCE.md section 5): ``precision`` ``"32"`` (float32) or
+    ``"bf16"`` (autocast: changes the figures within the bound measured there, so opt-in);
+    ``channels_last`` memory format and ``compile`` (``torch.compile``): the same figures to
+    float32 rounding."""
 
     max_shift: int = 8
     num_shifts: Optional[int] = None
@@ -62,6 +69,9 @@ class EvalOptions:
     flicker_frames: int = 32
     flicker_images: int = 4
     samples: int = 3
+    precision: str = "32"
+    channels_last: bool = False
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -73,6 +83,8 @@ class EvalOptions:
         if isinstance(self.lowpass, str) and self.lowpass.lower() == "none":
             self.lowpass = None
         resolve_lowpass(self.lowpass)  # an unknown name fails here, before any model runs
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.flicker_frames == 1 or self.flicker_frames < 0 or self.flicker_images < 0 or self.samples < 0:
             raise ValueError(f"flicker frames must be 0 (off) or >= 2, flicker images and samples >= 0; got "
                              f"{self.flicker_frames}, {self.flicker_images}, {self.samples}")
@@ -172,15 +184,24 @@ def load_eval_images(dataset: torch.utils.data.Dataset, max_images: Optional[int
     return torch.stack([s["input"] for s in samples]), torch.stack([s["target"] for s in samples])
 
 
-def _feature_fn(generator: nn.Module, layers: Optional[Sequence[str]]) -> Optional[Callable]:
+def _feature_fn(generator: nn.Module, layers: Optional[Sequence[str]], device: torch.device | str = "cpu",
+                precision: str = "32") -> Optional[Callable]:
     if not layers or not hasattr(generator, "features"):
         return None
-    if "all" in layers:
+    if "all" in layers and precision == "32":
         return generator.features
-    wanted = list(layers)
+    wanted = None if "all" in layers else list(layers)
+
+    def features(x: torch.Tensor):
+        with autocast(device, precision):
+            feats = generator.features(x)
+        return {n: (f.float(), s) for n, (f, s) in feats.items()} if precision != "32" else feats
+
+    if wanted is None:
+        return features
 
     def select(x: torch.Tensor):
-        feats = generator.features(x)
+        feats = features(x)
         missing = [n for n in wanted if n not in feats]
         if missing:
             raise ValueError(f"unknown layers {missing}; this generator has {list(feats)}")
@@ -216,6 +237,23 @@ def chunk_starts(num_images: int, chunk: int, rank: int = 0, world_size: int = 1
     return list(range(0, num_images, chunk))[rank::world_size]
 
 
+_PREPARED: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
+
+
+def _inference_generator(module: nn.Module, opts: EvalOptions, device: torch.device | str) -> Callable:
+    """``module`` as the metrics call it under ``opts``' precision, memory format and compile
+    settings (the eager module itself by default). Prepared once per module and settings, so a
+    compiled generator is not recompiled for every chunk."""
+    if opts.precision == "32" and not opts.channels_last and not opts.compile:
+        return module
+    cache = _PREPARED.setdefault(module, {})
+    key = (opts.precision, opts.channels_last, opts.compile, str(device))
+    if key not in cache:
+        prepared = prepare_generator(module, channels_last=opts.channels_last, compile=opts.compile)
+        cache[key] = wrap_precision(prepared, device, opts.precision, opts.channels_last)
+    return cache[key]
+
+
 @torch.inference_mode()
 def evaluate_chunks(generator: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, opts: EvalOptions,
                     starts: Optional[Sequence[int]] = None, device: torch.device | str = "cpu",
@@ -226,10 +264,11 @@ def evaluate_chunks(generator: nn.Module, inputs: torch.Tensor, targets: torch.T
     indexed into it). The generator is evaluated in eval mode; within a chunk the shifted copies
     are batched by the metric functions.
     """
-    generator = generator.to(device).eval()
+    module = generator.to(device).eval()
+    generator = _inference_generator(module, opts, device)
     shifts = opts.shifts
     h, w = inputs.shape[-2:]
-    features_of = _feature_fn(generator, opts.layers)
+    features_of = _feature_fn(module, opts.layers, device, opts.precision)
     if starts is None:
         starts = chunk_starts(inputs.shape[0], opts.chunk)
     out = []
