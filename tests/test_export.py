@@ -84,3 +84,10 @@ def test_export_padding_equals_the_eager_reflect_with_fallback(size):
     x = torch.arange(2 * size * (size + 1), dtype=torch.float32).reshape(1, 2, size, size + 1)
     for pad in ((2, 2, 2, 2), (1, 2, 1, 2), (0, 1, 3, 0)):
         assert torch.equal(_reflect_or_replicate(x, pad), safe_pad(x, pad, "reflect")), (size, pad)
+
+
+def test_resnet_generator_exports_to_onnx(tmp_path):
+    from pix2pix_aa.networks import ResNetGenerator
+
+    generator = ResNetGenerator(n_blocks=2, ngf=8, antialias="bin5").eval()
+    assert export_generator(generator, tmp_path / "resnet.onnx", "onnx") < 1e-4
