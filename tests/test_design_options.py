@@ -56,6 +56,14 @@ def test_filter_names_and_responses():
     assert kernel.shape == (7, 7) and abs(kernel.sum() - 1) < 1e-12 and (kernel < 0).any()
 
 
+def test_kaiser_stopband_at_the_subsampled_nyquist():
+    """cutoff 0.17 + width / 2 = 0.25: what lies above the Nyquist frequency of the 2x subsampled
+    map (where aliasing comes from) is attenuated to a few percent; Bin-5 passes 0.25 there."""
+    f = torch.linspace(0.25, 0.5, 11)
+    assert frequency_response("kaiser9_c0.17_w0.16", f).max() < 0.05
+    assert frequency_response("bin5", f)[0] == pytest.approx(0.25)
+
+
 @pytest.mark.parametrize("spec,match", [("kaiser1", "taps must be 2..15"), ("kaiser7_c0.6", "0 < cutoff < 0.5"),
                                         ("kaiser7_w0", "width > 0"), ("gauss9", "unknown antialias filter 'gauss9'")])
 def test_bad_filter_names_raise(spec, match):
