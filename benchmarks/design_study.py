@@ -449,11 +449,12 @@ def goal_check(s: dict) -> dict:
     return checks
 
 
-def fmt(ms: tuple, digits: int = 2) -> str:
+def fmt(ms: tuple, digits: int = 2, signed: bool = False) -> str:
+    """``mean ± sd`` of a :func:`mean_sd` pair (n/a when there are no values)."""
     m, sd = ms[0], ms[1]
     if m is None or (isinstance(m, float) and math.isnan(m)):
         return "n/a"
-    return f"{m:.{digits}f}" + ("" if math.isnan(sd) else f" ± {sd:.{digits}f}")
+    return f"{m:{'+' if signed else ''}.{digits}f}" + ("" if math.isnan(sd) else f" ± {sd:.{digits}f}")
 
 
 def pareto_plot(summary: dict, names: list[str], path: Path) -> None:
@@ -482,7 +483,7 @@ def pareto_plot(summary: dict, names: list[str], path: Path) -> None:
         ax.set_ylabel("pooled crop stability (dB)")
         ax.set_title(set_name, fontsize=9)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper left")
     fig.suptitle("Stability vs sharpness, mean ± sd over seeds (goal: upper part of the green band)", fontsize=9)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -536,8 +537,9 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
         for c in trained:
             m = summary[c]["sets"][set_name]
             lines.append(f"| {c} | {','.join(map(str, m['seeds'])) or '-'} | {fmt(m['pooled_db'])} | "
-                         f"{fmt(m['gap_pooled_db'])} | {fmt(m['eb_pooled_db'])} | {fmt(m['gap_eb_pooled_db'])} | "
-                         f"{fmt(m['psnr'])} | {fmt(m['gap_psnr'])} | {fmt(m['ssim'], 3)} | {fmt(m['gap_ssim'], 3)} | "
+                         f"{fmt(m['gap_pooled_db'], signed=True)} | {fmt(m['eb_pooled_db'])} | "
+                         f"{fmt(m['gap_eb_pooled_db'], signed=True)} | {fmt(m['psnr'])} | "
+                         f"{fmt(m['gap_psnr'], signed=True)} | {fmt(m['ssim'], 3)} | {fmt(m['gap_ssim'], 3, True)} | "
                          f"{fmt(m['tv_ratio'])} | {fmt(m['hf_ratio'])} |")
         return "\n".join(lines)
 
