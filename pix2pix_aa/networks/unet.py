@@ -112,7 +112,6 @@ def _up_filters(upsample_antialias: Optional[UpsampleAntialias], down: list, num
     return out
 
 
-
 class UNetGenerator(nn.Module):
     """pix2pix U-Net generator with optional anti-aliasing.
 
