@@ -73,8 +73,9 @@ def load_weights(net: nn.Module, path: str, name: str) -> None:
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or wrong:
+        shapes = [(k, tuple(state[k].shape), tuple(own[k].shape)) for k in wrong[:1]]
         detail = (f"{len(missing)} missing (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}), "
-                  f"{len(wrong)} of another shape (e.g. {[(k, tuple(state[k].shape), tuple(own[k].shape)) for k in wrong[:1]]})")
+                  f"{len(wrong)} of another shape (e.g. {shapes})")
         raise ValueError(f"{option}: {path} does not fit model.{name} ({detail}); the network options (ngf, "
                          "num_downs, norm, channels) must be those the weights were trained with")
     net.load_state_dict(state)
@@ -245,7 +246,7 @@ class Pix2PixModule(pl.LightningModule):
             try:
                 return torch.optim.Adam(params, lr=self.hparams.lr, betas=betas, fused=True)
             except RuntimeError as err:  # e.g. a device type without the fused kernel
-                warnings.warn(f"fused Adam unavailable ({err}); using the default Adam implementation")
+                warnings.warn(f"fused Adam unavailable ({err}); using the default Adam implementation", stacklevel=2)
         return torch.optim.Adam(params, lr=self.hparams.lr, betas=betas)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
