@@ -105,6 +105,9 @@ CANDIDATES: dict[str, Candidate] = {
                            {"antialias": "bin5", "fullres_channels": 32}),
     "bc_bin5_fr16": Candidate("Bin-5 blur -> strided conv (blur_conv) + full-resolution path, c = 16",
                               {"antialias": "bin5", "antialias_mode": "blur_conv", "fullres_channels": 16}),
+    "bc_bin5_lasttri3_fr16": Candidate("bc_bin5_fr16 with a milder Tri-3 blur after the last upsampling",
+                                       {"antialias": "bin5", "antialias_mode": "blur_conv",
+                                        "upsample_antialias": ["tri3"] + ["bin5"] * 6, "fullres_channels": 16}),
     "kaiser7_fr16": Candidate("Kaiser sinc, 7 taps (cutoff 0.25, transition 0.25 cycles/px) at every level "
                               "+ full-resolution path, c = 16",
                               {"antialias": "kaiser7", "fullres_channels": 16}),
@@ -127,8 +130,8 @@ CANDIDATES: dict[str, Candidate] = {
 }
 #: The study's candidates, in training order (the costliest last, so a short session still
 #: compares the designs that fit the time budget).
-DEFAULT_CANDIDATES = ["baseline", "bin5", "bin5_fr16", "bc_bin5_fr16", "bc_kaiser9n_fr16", "kaiser7_fr16",
-                      "bin5_enc", "bin5_fr32"]
+DEFAULT_CANDIDATES = ["baseline", "bin5", "bin5_fr16", "bc_bin5_fr16", "bc_kaiser9n_fr16", "bc_bin5_lasttri3_fr16",
+                      "kaiser7_fr16", "bin5_enc", "bin5_fr32"]
 #: Design effects read off the study: (what changes, candidate, the same without the change).
 EFFECTS = [
     ("Bin-5 as the paper places it, vs none", "bin5", "baseline"),
@@ -138,6 +141,7 @@ EFFECTS = [
     ("Kaiser7 instead of Bin-5 (with the path)", "kaiser7_fr16", "bin5_fr16"),
     ("blur_conv instead of conv_blur (Bin-5, path)", "bc_bin5_fr16", "bin5_fr16"),
     ("Kaiser9 with its stopband at 0.25 instead of Bin-5 (blur_conv, path)", "bc_kaiser9n_fr16", "bc_bin5_fr16"),
+    ("Tri-3 instead of Bin-5 after the last upsampling (blur_conv, path)", "bc_bin5_lasttri3_fr16", "bc_bin5_fr16"),
 ]
 #: Evaluation sets -> extra evaluate.py arguments.
 EVAL_SETS = {
