@@ -123,6 +123,16 @@ class ReusableConfig(SaveConfigCallback):
             return
         config = self.config.clone()
         config.ckpt_path = None
+        # --norm is already written into both networks' init_args; kept, it would override a later
+        # per-network flag given with this file.
+        if "norm" in config:
+            config.norm = None
+        # max_epochs is derived from the schedule: saved as null, a later --model.n_epochs_decay
+        # given with this file changes the run's length instead of clashing with a stale number.
+        trainer_cfg, model_cfg = config.get("trainer"), config.get("model")
+        if trainer_cfg is not None and model_cfg is not None and trainer_cfg.get("max_epochs") == (
+                model_cfg.get("n_epochs", 0) + model_cfg.get("n_epochs_decay", 0)):
+            trainer_cfg.max_epochs = None
         logger = config.get("trainer", {}).get("logger")
         if hasattr(logger, "get") and logger.get("init_args") is not None:
             for key in ("version", "purge_step"):
@@ -192,6 +202,10 @@ class Pix2PixCLI(LightningCLI):
         refuse_unsupported(config)
         if config.get("norm") is not None:
             for net in ("generator", "discriminator"):
+                flag = f"model.{net}.norm"
+                if flag in explicit and config.model[net].init_args.get("norm") != config.norm:
+                    raise ValueError(f"--norm {config.norm} and --{flag.replace('.norm', '.init_args.norm')} "
+                                     f"{config.model[net].init_args.get('norm')} disagree; pass one of them")
                 config.model[net].init_args.norm = config.norm
             explicit |= {"model.generator.norm", "model.discriminator.norm"}
         if config.get("ckpt_path") == "last":

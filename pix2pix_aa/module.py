@@ -20,7 +20,7 @@ from torch import nn
 
 from pix2pix_aa.compat import batches_that_stepped, built_by_cli
 from pix2pix_aa.losses import GAN_MODES, gan_loss
-from pix2pix_aa.metrics import quality, reflect_pad_source, shift_grid, stability_crop
+from pix2pix_aa.metrics import MAX_PSNR_DB, pooled_psnr, quality, reflect_pad_source, shift_grid, stability_crop
 from pix2pix_aa.networks import PatchGANDiscriminator, UNetGenerator, init_weights
 
 __all__ = ["LR_POLICIES", "Pix2PixModule", "linear_decay_factor", "load_weights", "pad_to_multiple"]
@@ -169,6 +169,10 @@ class Pix2PixModule(pl.LightningModule):
             raise ValueError(f"on_nonfinite must be 'raise' or 'skip', got {on_nonfinite!r}")
         if n_epochs < 0 or n_epochs_decay < 0:
             raise ValueError("n_epochs and n_epochs_decay must be >= 0")
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        if lambda_l1 < 0:
+            raise ValueError(f"lambda_l1 must be >= 0 (the weight of the L1 term; pix2pix: 100), got {lambda_l1}")
         if lr_policy not in LR_POLICIES:
             raise ValueError(f"lr_policy must be one of {', '.join(LR_POLICIES)}, got {lr_policy!r}")
         if lr_decay_iters < 1:
@@ -342,20 +346,47 @@ class Pix2PixModule(pl.LightningModule):
         scores = quality(fake_b, real_b)
         self.log_dict({f"{stage}/{k}": float(v) for k, v in scores.items()}, on_epoch=True,
                       sync_dist=True, batch_size=real_a.shape[0])
+        self._stability_on(real_a)
         if batch_idx == 0:
-            self._log_stability(real_a, stage)
             self._log_grid(f"{stage}/images", real_a, fake_b, real_b)
 
-    def _log_stability(self, real_a: torch.Tensor, stage: str) -> None:
+    # The quick stability figure: crop protocol on the first ``val_stability_images`` images of
+    # the epoch, whatever the batch size (batch 1 must not mean one image), pooled over them.
+    def on_validation_epoch_start(self) -> None:
+        self._stability_parts: list = []
+
+    on_test_epoch_start = on_validation_epoch_start
+
+    def _stability_on(self, real_a: torch.Tensor) -> None:
         k, n_shifts = self.hparams.val_stability_images, self.hparams.val_stability_shifts
-        if not k or not n_shifts:
+        parts = getattr(self, "_stability_parts", None)
+        if not k or not n_shifts or parts is None:
             return
-        x = real_a[:k]
+        need = k - sum(p.mse.shape[0] for p in parts)
+        if need <= 0:
+            return
+        x = real_a[:need]
         max_shift = 8
         shifts = shift_grid(max_shift, num_shifts=n_shifts, seed=0)
-        result = stability_crop(self.generator, reflect_pad_source(x, max_shift), tuple(x.shape[-2:]), shifts)
-        self.log(f"{stage}/stability_psnr", float(result.pooled_psnr), on_epoch=True, sync_dist=True,
-                 batch_size=x.shape[0])
+        parts.append(stability_crop(self.generator, reflect_pad_source(x, max_shift), tuple(x.shape[-2:]), shifts))
+
+    def _log_stability(self, stage: str) -> None:
+        parts = getattr(self, "_stability_parts", None)
+        if not parts:
+            return
+        # Pooled over every compared element of every image and shift (images may differ in size).
+        squared = sum(float((p.mse * p.counts[None, :]).sum()) for p in parts)
+        count = sum(float(p.counts.sum()) * p.mse.shape[0] for p in parts)
+        value = float(pooled_psnr(squared, count, parts[0].data_range, max_db=MAX_PSNR_DB))
+        self.log(f"{stage}/stability_psnr", value, on_epoch=True, sync_dist=True,
+                 batch_size=sum(p.mse.shape[0] for p in parts))
+        self._stability_parts = []
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_stability("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_stability("test")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Each input at its own size: padded to the generator's size multiple (2**num_downs for

@@ -46,6 +46,9 @@ def check_schedule(config) -> None:
         return
     n, n_decay = int(model.n_epochs), int(model.n_epochs_decay)
     total = n + n_decay
+    if total < 1:
+        raise ValueError(f"model.n_epochs + model.n_epochs_decay = {n} + {n_decay} = 0: nothing would be trained; "
+                         "set --model.n_epochs N (epochs at the base LR) and --model.n_epochs_decay N (decay epochs)")
     max_epochs = trainer.get("max_epochs")
     if max_epochs is None:
         trainer.max_epochs = total
@@ -63,8 +66,8 @@ def check_schedule(config) -> None:
              else "would stop before the LR decay ends at epoch")
     raise ValueError(
         f"trainer.max_epochs={max_epochs} but model.n_epochs + model.n_epochs_decay = {n} + {n_decay} = {total}: "
-        f"the run {where} {total}. Pass --trainer.max_epochs {total}, or {fix}, or leave trainer.max_epochs unset "
-        "(it is then derived from the schedule)")
+        f"the run {where} {total}. Pass --trainer.max_epochs {total}, or {fix}, or --trainer.max_epochs null "
+        "(derived from the schedule; the shipped configs and saved config.yaml files leave it unset)")
 
 
 # -- options this GAN cannot honour ---------------------------------------------------------------

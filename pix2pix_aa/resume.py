@@ -152,10 +152,13 @@ class OptionMerge:
         self.data_differs: dict[str, tuple[Any, Any]] = {}      # fit only: key -> (config, checkpoint)
         self.refused: dict[str, tuple[Any, Any]] = {}
 
-    def report(self, path: str) -> None:
-        if self.from_checkpoint:
+    def report(self, path: str, limit: int = 8) -> None:
+        # Options the config left unset (None) simply come from the checkpoint: not news.
+        kept = [(k, v, c) for k, (v, c) in self.from_checkpoint.items() if v is not None]
+        if kept:
+            more = f", and {len(kept) - limit} more" if len(kept) > limit else ""
             _say(f"{path}: kept from the checkpoint (pass the flag on the command line to change it): "
-                 + ", ".join(f"{k}={_show(c)} (config: {_show(v)})" for k, (v, c) in self.from_checkpoint.items()))
+                 + ", ".join(f"{k}={_show(c)} (config: {_show(v)})" for k, v, c in kept[:limit]) + more)
         if self.from_command_line:
             changed = self.from_command_line.items()
             _say(f"{path}: changed from the checkpoint by the command line: "

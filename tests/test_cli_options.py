@@ -27,8 +27,8 @@ def fit(folder, monkeypatch, write_tiny_config):
     monkeypatch.chdir(folder)
 
     def run(name: str, *flags: str, config: Path | None = None, subcommand: str = "fit", **overrides):
-        cfg = config or write_tiny_config(folder, f"{name}.yaml", data__data_dir=str(folder / "data"),
-                                          data__generate_counts={"train": 4, "val": 1, "test": 1}, **overrides)
+        shared = {"data__data_dir": str(folder / "data"), "data__generate_counts": {"train": 4, "val": 1, "test": 1}}
+        cfg = config or write_tiny_config(folder, f"{name}.yaml", **{**shared, **overrides})
         return cli_main([subcommand, "--config", str(cfg), "--trainer.logger.init_args.name", name, *flags])
 
     return run
@@ -318,3 +318,44 @@ def test_predict_and_test_take_a_reference_generator_file(fit, folder, tmp_path,
     assert written
     cli = fit("refdata", "--ckpt_path", str(path), subcommand="test")
     assert "test/psnr" in cli.trainer.callback_metrics
+
+
+def test_test_metrics_do_not_depend_on_the_batch_size(fit, folder):
+    """The quick stability figure pools the first val_stability_images images of the epoch,
+    whatever the batch size (it took batch 0's only: 1 image at batch 1, 2 at batch 2)."""
+    fit("bsz", "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0", data__data_dir=str(folder / "data2"),
+        data__generate_counts={"train": 4, "val": 2, "test": 2})
+    ckpt = str(folder / "runs" / "bsz" / "version_0" / "checkpoints" / "last.ckpt")
+    scores = [fit("bsz", "--ckpt_path", ckpt, "--data.batch_size", b, subcommand="test").trainer.callback_metrics
+              for b in ("1", "2")]
+    for key in ("test/stability_psnr", "test/psnr", "test/l1"):
+        assert float(scores[0][key]) == pytest.approx(float(scores[1][key]), rel=1e-5), key
+
+
+def test_a_saved_norm_config_takes_later_per_network_flags(fit, folder):
+    """--norm is written into both networks; the saved config holds no top-level norm that would
+    override a later --model.generator.init_args.norm, and no max_epochs that would clash with
+    a later schedule."""
+    fit("inst", "--norm", "instance", "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0")
+    saved = folder / "runs" / "inst" / "version_0" / "config.yaml"
+    raw = yaml.safe_load(saved.read_text())
+    assert raw["norm"] is None and raw["trainer"]["max_epochs"] is None
+    assert raw["model"]["generator"]["init_args"]["norm"] == "instance"
+    cli = fit("inst_to_batch", "--model.generator.init_args.norm", "batch",
+              "--model.discriminator.init_args.norm", "batch", "--model.n_epochs_decay", "1", config=saved)
+    assert any(type(m).__name__ == "BatchNorm2d" for m in cli.model.generator.modules())
+    assert cli.trainer.max_epochs == 2
+
+
+def test_norm_and_a_different_per_network_norm_are_refused(fit, capsys):
+    err = _error(capsys, lambda: fit("normclash", "--norm", "instance", "--model.generator.init_args.norm", "batch"))
+    assert "disagree" in err
+
+
+@pytest.mark.parametrize("flags,expected", [
+    (["--model.lr", "0"], "lr must be > 0"),
+    (["--model.lambda_l1", "-5"], "lambda_l1 must be >= 0"),
+    (["--model.n_epochs", "0", "--model.n_epochs_decay", "0"], "nothing would be trained"),
+])
+def test_values_that_train_nothing_or_the_wrong_way_are_refused(fit, capsys, flags, expected):
+    assert expected in _error(capsys, lambda: fit("badvalue", *flags))
