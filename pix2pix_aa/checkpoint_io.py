@@ -164,6 +164,14 @@ def read_checkpoint(path: str | os.PathLike, trust: bool = False, lightning: boo
         raise CheckpointError(f"{path}: file not found")
     if path.is_dir():
         raise CheckpointError(f"{path}: is a folder, expected a .ckpt file")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    # torch.save writes a zip archive (PK..) or, in the legacy format, a pickle (protocol byte
+    # 0x80). Anything else (an image, random bytes) is no checkpoint at all: say so, rather than
+    # let weights_only's unpickler call it an unsafe one that the user might "trust".
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (it starts with bytes {head!r}, not the zip "
+                              "archive or pickle that torch.save writes)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as e:

@@ -243,10 +243,17 @@ class Pix2PixCLI(LightningCLI):
                       "iteration makes one D and one G optimiser step", file=sys.stderr, flush=True)
         elif subcommand in ("validate", "test", "predict"):
             data = config.data
-            where = f", predict_dir {data.predict_dir}" if subcommand == "predict" and data.get("predict_dir") else ""
-            print(f"[pix2pix_aa] {subcommand} data: {data.dataset} at {data.data_dir}, direction {data.direction}, "
-                  f"crop_size {data.crop_size}, preprocess {data.get('preprocess', 'resize_and_crop')}{where}",
-                  file=sys.stderr, flush=True)
+            if subcommand == "predict":
+                source = data.get("predict_dir") or f"the test split of {data.data_dir}"
+                sizing = (f"resized to crop_size {data.crop_size}" if data.get("predict_resize") else
+                          f"each at its own size (the model was trained on {data.crop_size} px crops; "
+                          "--data.predict_resize true resizes to crop_size, as test does)")
+                print(f"[pix2pix_aa] predict inputs: {source}, direction {data.direction}, {sizing}",
+                      file=sys.stderr, flush=True)
+            else:
+                print(f"[pix2pix_aa] {subcommand} data: {data.dataset} at {data.data_dir}, direction "
+                      f"{data.direction}, crop_size {data.crop_size}, preprocess "
+                      f"{data.get('preprocess', 'resize_and_crop')}", file=sys.stderr, flush=True)
 
     def _use_reference_generator(self, parser: LightningArgumentParser, subcommand: str, path: str) -> None:
         """``--ckpt_path latest_net_G.pth`` (validate/test/predict): a reference pix2pix generator

@@ -18,6 +18,7 @@ reflect pad of symbolic size. Needs the ``export`` extra: ``pip install -e '.[ex
 from __future__ import annotations
 
 import argparse
+import copy
 import re
 import sys
 import tempfile
@@ -120,6 +121,12 @@ def export_generator(generator: nn.Module, out: str | Path, fmt: str = "onnx", a
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     generator = generator.cpu().float().eval()
+    if getattr(generator, "pad_input", False):
+        # The pad-and-crop branches on each input's size, which an exported graph cannot follow
+        # (the file "verified" on multiples, then failed on the sizes it claimed to pad). Export
+        # the network itself: callers pad to a multiple of size_multiple, as predict does.
+        generator = copy.deepcopy(generator)
+        generator.pad_input = False
     checks = list(inputs) if inputs is not None else verify_inputs(generator)
     why = ""
     if getattr(generator, "is_aps", False):
@@ -173,8 +180,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     except (CheckpointError, ExportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {args.out} ({args.format}, dynamic batch/height/width; max |export - eager| = {worst:.2g} "
-          f"on 3 verification inputs)")
+    padded = " (the generator's pad_input is not exported: pad inputs yourself)" if getattr(
+        generator, "pad_input", False) else ""
+    print(f"wrote {args.out} ({args.format}, dynamic batch, height and width: multiples of {multiple}{padded}; "
+          f"max |export - eager| = {worst:.2g} on 3 verification inputs)")
     return 0
 
 

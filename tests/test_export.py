@@ -91,3 +91,14 @@ def test_resnet_generator_exports_to_onnx(tmp_path):
 
     generator = ResNetGenerator(n_blocks=2, ngf=8, antialias="bin5").eval()
     assert export_generator(generator, tmp_path / "resnet.onnx", "onnx") < 1e-4
+
+
+def test_pad_input_generators_export_the_network_and_say_so(tmp_path):
+    generator = UNetGenerator(num_downs=4, ngf=8, antialias="bin5", pad_input=True).eval()
+    export_generator(generator, tmp_path / "p.onnx", "onnx")
+    session = onnxruntime.InferenceSession(str(tmp_path / "p.onnx"), providers=["CPUExecutionProvider"])
+    x = torch.rand(1, 3, 48, 32) * 2 - 1
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    with torch.inference_mode():
+        assert float((torch.from_numpy(got) - generator(x)).abs().max()) < 1e-4
+    assert generator.pad_input  # the caller's generator is untouched

@@ -455,3 +455,17 @@ def test_data_errors_through_the_cli_are_one_line(micro, args, message, capsys, 
     error_lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert exit_info.value.code == 2 and len(error_lines) == 1
     assert str(tmp_path / "no_such_set") in error_lines[0] and message in error_lines[0] and "Traceback" not in err
+
+
+def test_an_image_given_as_checkpoint_is_not_called_unsafe(tmp_path):
+    """Random bytes or a PNG used to get "refused to unpickle objects ... pass --trust-checkpoint",
+    inviting the user to trust a file that is no checkpoint at all."""
+    from PIL import Image
+
+    from pix2pix_aa.checkpoint_io import read_checkpoint
+
+    png = tmp_path / "photo.png"
+    Image.new("RGB", (8, 8)).save(png)
+    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint .it starts with bytes") as info:
+        read_checkpoint(png)
+    assert "trust" not in str(info.value)
