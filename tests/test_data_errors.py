@@ -56,12 +56,13 @@ def test_odd_width_aligned_image(tmp_path):
         _aligned(tmp_path)
 
 
-def test_half_smaller_than_crop_size(tmp_path):
+def test_half_smaller_than_crop_size_is_upscaled_with_one_line(tmp_path, capsys):
+    """resize_and_crop resizes before it crops, so a small image is upscaled, as the reference
+    pix2pix does (it used to be refused)."""
     _split(tmp_path, ("small.png", _rgb(32, 48)))
-    with pytest.raises(ValueError, match=r"small\.png: each half \(A or B\) is 24x32 \(WxH\), smaller than crop_size=32; "
-                                         r"use larger images, or set crop_size \(--data\.crop_size\) to at most 24 "
-                                         r"with load_size \(--data\.load_size\) >= crop_size"):
-        _aligned(tmp_path)
+    ds = _aligned(tmp_path)
+    assert "1 image(s) smaller than crop_size=32 are upscaled by resize_and_crop: " in capsys.readouterr().err
+    assert tuple(ds[0]["input"].shape[-2:]) == (32, 32)
 
 
 def test_not_an_image_file(tmp_path):

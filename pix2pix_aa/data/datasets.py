@@ -186,7 +186,9 @@ class _PairDataset(Dataset):
         return sizes
 
     def _check_min_size(self, path: Path, w: int, h: int, part: str) -> None:
-        # scale_width* scale every image to at least crop_size; none uses no crop_size at all.
+        # scale_width* scale every image to at least crop_size; none uses no crop_size at all;
+        # resize_and_crop resizes to load_size (training) or crop_size (evaluation) first, so a
+        # smaller image is upscaled, as the reference pix2pix does (noted once per data set).
         if self.preprocess not in ("resize_and_crop", "crop"):
             return
         if w < self.crop_size or h < self.crop_size:
@@ -196,11 +198,13 @@ class _PairDataset(Dataset):
                     f"preprocess=crop crops without resizing; set crop_size (--data.crop_size) to at most "
                     f"{min(w, h)}, or use --data.preprocess resize_and_crop / scale_width_and_crop / none"
                 )
-            raise ValueError(
-                f"{path}: {part} is {w}x{h} (WxH), smaller than crop_size={self.crop_size}; "
-                f"use larger images, or set crop_size (--data.crop_size) to at most {min(w, h)} "
-                f"with load_size (--data.load_size) >= crop_size"
-            )
+            self._upscaled = getattr(self, "_upscaled", []) + [path]
+
+    def _note_upscaled(self) -> None:
+        small = getattr(self, "_upscaled", [])
+        if small:
+            notice(f"{self.what}: {len(small)} image(s) smaller than crop_size={self.crop_size} are upscaled by "
+                   f"resize_and_crop: {paths_summary(small)}")
 
     def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor, str]:
         raise NotImplementedError
@@ -283,6 +287,7 @@ class AlignedDataset(_PairDataset):
                     )
                 self._check_min_size(p, w // 2, h, "each half (A or B)")
                 self.sizes.append((w // 2, h))
+            self._note_upscaled()
 
     def __len__(self) -> int:
         return len(self.files)
@@ -374,6 +379,7 @@ class PairedFolderDataset(_PairDataset):
                     raise ValueError(_size_mismatch(pa, sa, pb, sb))
                 self._check_min_size(pa, *sa, "image")
             self.sizes = [sizes[2 * i] for i in range(len(self.pairs))]
+            self._note_upscaled()
 
     def __len__(self) -> int:
         return len(self.pairs)
