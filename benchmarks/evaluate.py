@@ -16,12 +16,30 @@ pix2pix normal(0, 0.02) init, which costs the same as trained ones.
 
 Example (small, to check it works; the full run is ``--num-images 100``):
     .venv/bin/python benchmarks/evaluate.py --num-images 2 --subset-shifts 4
+
+**Comparing generators and speed options** (several ``--antialias`` or ``--variants``, or
+``--what full``): every generator x variant is timed in interleaved rounds (rotating start, one
+warm-up round, medians of wall and process CPU time), so that load drift on a shared machine
+hits all of them alike; the table gives seconds, the projection to 100 images, the time and FLOP
+ratios to the first generator, achieved GFLOP/s and its fraction of the float32 peak measured by
+``benchmarks/peak.py --json`` (``--peak``), and the pooled dB of each (the figure an option
+must not move):
+
+    .venv/bin/python benchmarks/peak.py --json /tmp/peak.json
+    .venv/bin/python benchmarks/evaluate.py --antialias none,bin5 --num-images 4 --threads 1 \
+        --variants fp32,bf16 --peak /tmp/peak.json
+    .venv/bin/python benchmarks/evaluate.py --antialias none,bin5 --what full --num-downs 7 --ngf 32 \
+        --size 128 --num-images 8           # evaluate.py's default metrics on the demo's models
+
+``--allocator system`` gives glibc's default allocator (each large block returned to the system
+when freed), the behaviour before evaluate.py's ``--allocator keep`` default.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -91,9 +109,186 @@ def timed(fn):
     return result, time.perf_counter() - start
 
 
+def _cpu_timed(fn):
+    """(result, wall s, process CPU s): CPU time is the steadier figure on a shared machine."""
+    w, c = time.perf_counter(), time.process_time()
+    result = fn()
+    return result, time.perf_counter() - w, time.process_time() - c
+
+
+def forward_flops(G, size: int) -> float:
+    """FLOPs of one forward pass of one size x size image (FlopCounterMode: convs and matmuls)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        G(torch.zeros(1, 3, size, size))
+    return float(counter.get_total_flops())
+
+
+def load_peak(path: Path | None) -> float | None:
+    """The 1-thread float32 peak, GFLOP per CPU-second, from benchmarks/peak.py's --json file
+    (None: unknown): a core's arithmetic limit."""
+    if path is None or not path.exists():
+        return None
+    rows = json.loads(path.read_text())["threads"]
+    row = rows.get("1")
+    return None if row is None else float(row["float32"]["peak"]["gflops_per_cpu_s"])
+
+
+def run_variant(G, source, x, args, shifts, bs, variant: str):
+    """One timed evaluation of ``G`` under ``variant`` (fp32 | bf16 | channels_last | compile):
+    the crop protocol alone (``--what crop``) or every default metric of evaluate.py without the
+    feature layers (``--what full``, :func:`evaluate_chunks`)."""
+    from pix2pix_aa.evaluation.runner import EvalOptions, evaluate_chunks, merge_chunks
+
+    precision = "bf16" if variant == "bf16" else "32"
+    opts = EvalOptions(max_shift=args.max_shift, layers=None, batch_size=bs, chunk=args.chunk, precision=precision,
+                       channels_last=variant == "channels_last", compile=variant == "compile",
+                       protocol=args.protocol, noise=() if args.what == "crop" else (0.01, 0.05, 0.1),
+                       lowpass=None if args.what == "crop" else "bin5", spectrum=args.what != "crop",
+                       flicker_frames=0 if args.what == "crop" else 32, samples=0)
+    if args.what == "crop":  # the metric alone, G prepared as evaluate.py prepares it
+        from pix2pix_aa.evaluation.runner import _inference_generator
+
+        with torch.inference_mode():
+            res = stability_crop(_inference_generator(G, opts, "cpu"), source, args.size, shifts, batch_size=bs)
+        return res.pooled_psnr, res.mean_psnr
+    parts = evaluate_chunks(G, x, x, opts)
+    merged = merge_chunks(parts)
+    res = merged.crop or merged.circular
+    return res.pooled_psnr, res.mean_psnr
+
+
+def compare_generators(args) -> dict:
+    """Every generator of ``--antialias`` x every ``--variants`` entry, interleaved in rounds with
+    a rotating start; medians of wall and CPU time; per-image cost, projection, FLOP ratio and
+    the fraction of the measured float32 peak."""
+    import statistics
+
+    names = args.antialias.split(",")
+    variants = args.variants.split(",")
+    gens = {}
+    for name in names:
+        args_one = argparse.Namespace(**{**vars(args), "antialias": name, "channels_last": False})
+        gens[name] = build_generator(args_one)
+    x = test_images(args.num_images, args.size, args.seed)
+    source = reflect_pad_source(x, args.max_shift)
+    shifts = shift_grid(args.max_shift)
+    bs = args.batch_size or default_batch_size((3, args.size, args.size))
+    flops = {n: forward_flops(G, args.size) for n, G in gens.items()}
+    keys = [(n, v) for v in variants for n in names]
+    print(f"interleaved: {', '.join(f'{n}/{v}' for n, v in keys)}; {args.rounds} rounds (+1 warm-up), "
+          f"what={args.what}, protocol={args.protocol if args.what == 'full' else 'crop'}, {args.num_images} images "
+          f"x {len(shifts)} shifts at {args.size}px, batch_size={bs}, {torch.get_num_threads()} thread(s), "
+          f"allocator {'keeps freed memory' if args.allocator == 'keep' else 'system default'}")
+    samples = {k: [] for k in keys}
+    figures = {}
+    for r in range(args.rounds + 1):
+        order = keys[r % len(keys):] + keys[:r % len(keys)]
+        for n, v in order:
+            fig, wall, cpu = _cpu_timed(lambda n=n, v=v: run_variant(gens[n], source, x, args, shifts, bs, v))
+            figures[(n, v)] = fig
+            if r > 0:  # round 0 warms up (oneDNN primitives, compile, allocator)
+                samples[(n, v)].append((wall, cpu))
+        if r > 0:
+            print(f"  round {r}: " + ", ".join(f"{n}/{v} {samples[(n, v)][-1][0]:.1f}s" for n, v in keys), flush=True)
+    peak = load_peak(args.peak)
+    fwd_per_image = 1 + len(shifts) - 1 if args.what == "crop" else None
+    rows = {}
+    base = names[0]
+    for n, v in keys:
+        wall = statistics.median(s[0] for s in samples[(n, v)])
+        cpu = statistics.median(s[1] for s in samples[(n, v)])
+        row = {"wall_s": wall, "cpu_s": cpu, "per_image_s": wall / args.num_images,
+               "projected_100_images_min": wall / args.num_images * 100 / 60,
+               "projected_100_images_cpu_min": cpu / args.num_images * 100 / 60,
+               "gflop_per_forward": flops[n] / 1e9, "pooled_db": figures[(n, v)][0], "mean_db": figures[(n, v)][1]}
+        if fwd_per_image:
+            row["achieved_gflops"] = flops[n] * fwd_per_image * args.num_images / wall / 1e9
+            achieved = flops[n] * fwd_per_image * args.num_images / cpu / 1e9
+            row["achieved_gflops_per_cpu_s"] = achieved
+            row["fraction_of_fp32_peak"] = None if peak is None else achieved / peak
+        rows[f"{n}/{v}"] = row
+    print(f"\n{'generator/variant':24s} {'wall s':>8s} {'cpu s':>8s} {'s/img':>7s} {'100 img min':>11s} "
+          f"{'cpu min':>8s} {'/ ' + base + ' wall':>12s} {'cpu':>5s} {'FLOP ratio':>10s} {'GF/cpu-s':>8s} "
+          f"{'of peak':>8s} {'pooled dB':>9s}")
+    for n, v in keys:
+        row = rows[f"{n}/{v}"]
+        ref = rows[f"{base}/{v}"]
+        row["ratio_to_first_wall"] = row["wall_s"] / ref["wall_s"]
+        row["ratio_to_first_cpu"] = row["cpu_s"] / ref["cpu_s"]
+        row["flop_ratio"] = flops[n] / flops[base]
+        ach = row.get("achieved_gflops_per_cpu_s")
+        frac = row.get("fraction_of_fp32_peak")
+        print(f"{n + '/' + v:24s} {row['wall_s']:8.1f} {row['cpu_s']:8.1f} {row['per_image_s']:7.2f} "
+              f"{row['projected_100_images_min']:11.2f} {row['projected_100_images_cpu_min']:8.2f} "
+              f"{row['ratio_to_first_wall']:12.2f} {row['ratio_to_first_cpu']:5.2f} {row['flop_ratio']:10.2f} "
+              f"{'' if ach is None else f'{ach:8.1f}'} {'' if frac is None else f'{frac:8.0%}'} "
+              f"{row['pooled_db']:9.3f}")
+    print("100 img min: wall-clock projection to 100 images (this run's load); cpu min: the same from process "
+          "CPU time, i.e. on one dedicated core per thread; GF/cpu-s: achieved GFLOP per CPU-second; of peak: "
+          "that over the 1-thread float32 peak of benchmarks/peak.py")
+    if peak is None and args.what == "crop":
+        print("(no --peak file: run benchmarks/peak.py --json FILE for the fraction of the machine's peak)")
+    return {"rows": rows, "what": args.what, "num_images": args.num_images, "size": args.size,
+            "threads": torch.get_num_threads(), "batch_size": bs, "rounds": args.rounds, "fp32_peak_gflops": peak,
+            "allocator": args.allocator, "load_average": os.getloadavg()}
+
+
+def allocator_ab(argv: list[str], args) -> dict:
+    """``--allocator both``: the comparison run once per round in a child process per allocator
+    setting (the setting is process-wide and cannot be undone), rounds interleaved with a
+    rotating start; medians over rounds of each child's timed round."""
+    import statistics
+    import subprocess
+    import tempfile
+
+    base = [a for a in argv if not a.startswith("--allocator") and a not in ("keep", "system", "both")]
+    if "--json" in base:
+        i = base.index("--json")
+        del base[i:i + 2]
+    if "--rounds" in base:
+        i = base.index("--rounds")
+        del base[i:i + 2]
+    settings = ["keep", "system"]
+    runs = {a: [] for a in settings}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            for a in settings[r % 2:] + settings[:r % 2]:
+                out = Path(tmp) / f"{a}{r}.json"
+                cmd = [sys.executable, __file__, *base, "--allocator", a, "--rounds", "1", "--json", str(out)]
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                if proc.returncode:
+                    raise SystemExit(proc.stderr[-3000:])
+                runs[a].append(json.loads(out.read_text()))
+                print(f"  round {r + 1} allocator {a}: " + ", ".join(
+                    f"{k} {v['wall_s']:.1f}s wall {v['cpu_s']:.1f}s cpu" for k, v in runs[a][-1]["rows"].items()),
+                    flush=True)
+    keys = list(runs["keep"][0]["rows"])
+    print(f"\nallocator A/B, medians of {args.rounds} rounds (child processes):")
+    print(f"{'generator/variant':24s} {'keep wall':>10s} {'system wall':>12s} {'keep cpu':>9s} {'system cpu':>11s} "
+          f"{'keep/system cpu':>16s}")
+    report = {"allocator_ab": {}}
+    for k in keys:
+        med = {a: (statistics.median(x["rows"][k]["wall_s"] for x in runs[a]),
+                   statistics.median(x["rows"][k]["cpu_s"] for x in runs[a])) for a in settings}
+        report["allocator_ab"][k] = {a: {"wall_s": med[a][0], "cpu_s": med[a][1]} for a in settings}
+        print(f"{k:24s} {med['keep'][0]:10.1f} {med['system'][0]:12.1f} {med['keep'][1]:9.1f} {med['system'][1]:11.1f} "
+              f"{med['keep'][1] / med['system'][1]:16.2f}")
+    for a in settings:
+        first, *rest = keys
+        for k in rest:
+            ratio = statistics.median(x["rows"][k]["cpu_s"] / x["rows"][first]["cpu_s"] for x in runs[a])
+            print(f"  {a}: {k} / {first} cpu time {ratio:.2f} (FLOP ratio {runs[a][0]['rows'][k]['flop_ratio']:.2f})")
+    if args.json:
+        args.json.write_text(json.dumps({**report, "runs": runs}, indent=2))
+    return report
+
+
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--num-images", type=int, default=100, help="N images (issue target: 100)")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--num-images", type=int, default=100, help="N images (target: 100)")
     p.add_argument("--max-shift", type=int, default=8, help="S: shifts on the [0, S)^2 grid (64 for S=8)")
     p.add_argument("--size", type=int, default=256, help="crop size H = W")
     p.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default: metric's budget)")
@@ -102,7 +297,21 @@ def main(argv=None) -> dict:
     p.add_argument("--skip-slow", action="store_true", help="time only the batched path")
     p.add_argument("--num-downs", type=int, default=8)
     p.add_argument("--ngf", type=int, default=64)
-    p.add_argument("--antialias", default="none")
+    p.add_argument("--antialias", default="none",
+                   help="generator, or comma-separated generators to compare interleaved (e.g. none,bin5: "
+                        "the first is the baseline of the ratios)")
+    p.add_argument("--variants", default="fp32",
+                   help="with several generators: comma-separated fp32 | bf16 | channels_last | compile")
+    p.add_argument("--what", choices=["crop", "full"], default="crop",
+                   help="with several generators: crop = the crop-protocol metric alone; full = evaluate.py's "
+                        "default metrics without feature layers (equal-bandwidth, spectrum, flicker, noise)")
+    p.add_argument("--protocol", choices=["crop", "circular", "both"], default="both", help="for --what full")
+    p.add_argument("--chunk", type=int, default=4, help="for --what full: images per chunk (evaluate.py's --chunk)")
+    p.add_argument("--rounds", type=int, default=3, help="timed interleaved rounds (with several generators)")
+    p.add_argument("--peak", type=Path, default=None, help="benchmarks/peak.py --json output (fraction of peak)")
+    p.add_argument("--allocator", choices=["keep", "system", "both"], default="keep",
+                   help="keep: glibc malloc keeps freed memory (evaluate.py's default); system: glibc defaults; "
+                        "both: an A/B of the two, each round one child process per setting (rotating order)")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format (oneDNN)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch.set_num_threads; on a CPU shared with other jobs 1 thread can beat 2 "
@@ -111,8 +320,21 @@ def main(argv=None) -> dict:
     p.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = p.parse_args(argv)
 
+    if args.allocator == "both":
+        return allocator_ab(argv if argv is not None else sys.argv[1:], args)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.allocator == "keep":
+        from pix2pix_aa.evaluation.speed import keep_freed_memory
+        keep_freed_memory()
+    print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}, load average {os.getloadavg()} "
+          f"(shared machine: compare only ratios measured in one run)")
+    if "," in args.antialias or args.variants != "fp32" or args.what != "crop":
+        report = compare_generators(args)
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2))
+        return report
+
     G = build_generator(args)
     x = test_images(args.num_images, args.size, args.seed)
     source = reflect_pad_source(x, args.max_shift)
