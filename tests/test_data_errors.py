@@ -33,7 +33,7 @@ def _aligned(root: Path, **kw) -> AlignedDataset:
 
 def test_missing_root(tmp_path):
     root = tmp_path / "nope"
-    with pytest.raises(FileNotFoundError, match=re.escape(str(root)) + ".*does not exist.*pix2pix_aa.data.facades"):
+    with pytest.raises(FileNotFoundError, match=re.escape(str(root)) + ".*does not exist; pass the folder .*--data.data_dir"):
         _aligned(root)
 
 

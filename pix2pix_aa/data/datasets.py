@@ -97,10 +97,11 @@ def check_options(
 def _split_dir(root: PathLike, split: str, kind: str, hint: str = "") -> Path:
     root = Path(root)
     if not root.is_dir():
+        where = f" (relative paths are read from the current folder {Path.cwd()})" if not root.is_absolute() else ""
         raise FileNotFoundError(
-            f"{kind} data set root {root} does not exist"
-            + ("; generate the procedural facades with `python -m pix2pix_aa.data.facades --out " + str(root) + "`"
-               if kind == "aligned" else "")
+            f"{kind} data set root {root} does not exist{where}; pass the folder that holds train/ val/ test/ as "
+            "--data.data_dir (or --data-dir for evaluate.py); for the procedural facades use --data.dataset facades, "
+            "which generates them"
         )
     folder = root / split
     if not folder.is_dir():
