@@ -97,6 +97,10 @@ class Pix2PixArgumentParser(LightningArgumentParser):
         lines = [ln.strip() for ln in str(message).splitlines() if ln.strip()]
         text = " ".join(lines[:3])[:400]
         hints = []
+        nested = _nested_option_problem(str(message))
+        if nested is not None:
+            text, hint = nested
+            hints += [hint] if hint else []
         if "nrecognized arguments" in text:
             known = [o.lstrip("-") for a in parser._actions for o in a.option_strings if o.startswith("--")]
             for flag in re.findall(r"--[\w.\-]+", text):
@@ -106,6 +110,33 @@ class Pix2PixArgumentParser(LightningArgumentParser):
         sys.stderr.write(f"error: {text}\n" + "".join(f"  {h}\n" for h in hints)
                          + f"(run `{parser.prog.replace(' [options]', '')} --help` for the options)\n")
         raise SystemExit(2)
+
+
+def _nested_option_problem(message: str) -> Optional[tuple[str, Optional[str]]]:
+    """(one line, hint) for jsonargparse's "Does not validate against any of the Union subtypes"
+    about a network option: the class's own complaint (``Option 'nfg' is not accepted``, a bad
+    value) instead of a list of subtypes, and the closest parameter name for a typo."""
+    key = re.search(r'Parser key "([\w.]+)"', message)
+    problem = re.search(r"Problem with given class_path '([\w.]+)':\s*\n((?:\s{6,}.+\n?)+)", message)
+    if not key or not problem:
+        return None
+    option, class_path, detail = key.group(1), problem.group(1), " ".join(problem.group(2).split())
+    hint = None
+    bad = re.search(r"Option '(\w+)' is not accepted", detail)
+    if bad:
+        import difflib
+        import importlib
+        import inspect
+
+        module_name, _, cls_name = class_path.rpartition(".")
+        try:
+            params = list(inspect.signature(getattr(importlib.import_module(module_name), cls_name)).parameters)
+        except (ImportError, AttributeError, ValueError):
+            params = []
+        close = difflib.get_close_matches(bad.group(1), params, n=1, cutoff=0.5)
+        hint = f"did you mean --{option}.init_args.{close[0]}?" if close else (
+            f"{cls_name} takes: {', '.join(params)}" if params else None)
+    return f"{option} ({class_path}): {detail}"[:400], hint
 
 
 class ReusableConfig(SaveConfigCallback):

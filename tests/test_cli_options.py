@@ -180,6 +180,9 @@ def test_test_uses_the_checkpoints_data_unless_overridden(fit, folder, capsys, w
     (["--netG", "unet_128"], "--model.generator.init_args.num_downs"),
     (["--no_flip"], "--data.no_flip"),
     (["--model.ngf", "8"], "--model.generator.init_args.ngf"),
+    (["--model.generator.init_args.nfg", "8"], "Option 'nfg' is not accepted"),
+    (["--model.generator.init_args.nfg", "8"], "did you mean --model.generator.init_args.ngf?"),
+    (["--model.generator.init_args.ngf", "abc"], "Parser key \"ngf\": Expected a <class 'int'>. Got value: abc"),
 ])
 def test_unsupported_and_reference_flags_get_one_line_and_the_option_to_use(fit, capsys, flags, expected):
     err = _error(capsys, lambda: fit("refused", *flags))
