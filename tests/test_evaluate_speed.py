@@ -110,3 +110,15 @@ def test_evaluate_py_speed_flags_run_and_are_recorded(trained_run, monkeypatch, 
     assert code == 0
     options = json.loads((tmp_path / "e" / "results.json").read_text())["options"]
     assert options["precision"] == "bf16" and options["channels_last"] is True and options["compile"] is False
+
+
+def test_every_forward_of_the_evaluation_runs_under_inference_mode():
+    modes = []
+    g = _generator()
+    handle = g.register_forward_pre_hook(lambda _m, _a: modes.append(torch.is_inference_mode_enabled()))
+    try:
+        x = _images(2)
+        evaluate_generator(g, x, x, EvalOptions(**{**OPTS, "layers": ("enc1",)}))
+    finally:
+        handle.remove()
+    assert modes and all(modes)
