@@ -108,6 +108,10 @@ CANDIDATES: dict[str, Candidate] = {
     "bc_bin5_lasttri3_fr16": Candidate("bc_bin5_fr16 with a milder Tri-3 blur after the last upsampling",
                                        {"antialias": "bin5", "antialias_mode": "blur_conv",
                                         "upsample_antialias": ["tri3"] + ["bin5"] * 6, "fullres_channels": 16}),
+    "bc_kaiser9n_lastk7_fr16": Candidate("bc_kaiser9n_fr16 with the milder Kaiser7 (cutoff 0.25) after the last "
+                                         "upsampling", {"antialias": "kaiser9_c0.17_w0.16", "antialias_mode": "blur_conv",
+                                                        "upsample_antialias": ["kaiser7"] + ["kaiser9_c0.17_w0.16"] * 6,
+                                                        "fullres_channels": 16}),
     "kaiser7_fr16": Candidate("Kaiser sinc, 7 taps (cutoff 0.25, transition 0.25 cycles/px) at every level "
                               "+ full-resolution path, c = 16",
                               {"antialias": "kaiser7", "fullres_channels": 16}),
@@ -131,7 +135,7 @@ CANDIDATES: dict[str, Candidate] = {
 #: The study's candidates, in training order (the costliest last, so a short session still
 #: compares the designs that fit the time budget).
 DEFAULT_CANDIDATES = ["baseline", "bin5", "bin5_fr16", "bc_bin5_fr16", "bc_kaiser9n_fr16", "bc_bin5_lasttri3_fr16",
-                      "kaiser7_fr16", "bin5_enc", "bin5_fr32"]
+                      "bc_kaiser9n_lastk7_fr16", "kaiser7_fr16", "bin5_enc", "bin5_fr32"]
 #: Design effects read off the study: (what changes, candidate, the same without the change).
 EFFECTS = [
     ("Bin-5 as the paper places it, vs none", "bin5", "baseline"),
@@ -142,6 +146,8 @@ EFFECTS = [
     ("blur_conv instead of conv_blur (Bin-5, path)", "bc_bin5_fr16", "bin5_fr16"),
     ("Kaiser9 with its stopband at 0.25 instead of Bin-5 (blur_conv, path)", "bc_kaiser9n_fr16", "bc_bin5_fr16"),
     ("Tri-3 instead of Bin-5 after the last upsampling (blur_conv, path)", "bc_bin5_lasttri3_fr16", "bc_bin5_fr16"),
+    ("Kaiser7 instead of Kaiser9 after the last upsampling (blur_conv, path)", "bc_kaiser9n_lastk7_fr16",
+     "bc_kaiser9n_fr16"),
 ]
 #: Evaluation sets -> extra evaluate.py arguments.
 EVAL_SETS = {
