@@ -131,9 +131,10 @@ class UNetGenerator(nn.Module):
             (cheap: blur -> strided conv; not the paper's method); or a list per level.
         upsample_antialias: the blur after each upsampling. ``None`` = the level's ``antialias``
             filter (off where that is ``none``); ``True`` = the same, requiring a filter;
-            ``False`` = no blur (encoder-only anti-aliasing, which aliases more than the
-            baseline: docs/DESIGN_STUDY.md); a filter name = that filter at every level; or a
-            list per decoder level (outermost, i.e. the last upsampling, first) of those values.
+            ``False`` = no blur (encoder-only anti-aliasing: the transposed convs then alias
+            and image on their own; docs/DESIGN_STUDY.md, candidate ``bin5_enc``); a filter
+            name = that filter at every level; or a list per decoder level (outermost, i.e.
+            the last upsampling, first) of those values.
         pad_type: conv padding, ``zero`` (reference), ``reflect``, ``replicate``, ``circular``.
             ``None`` (default) means ``zero``, and ``circular`` for APS. APS requires circular
             padding (its exactness rests on it): any other value raises ValueError.
