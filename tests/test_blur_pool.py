@@ -31,7 +31,7 @@ from pix2pix_aa.layers import (
     max_blur_pool_from_max_pool,
 )
 from pix2pix_aa.layers import _fast_blur
-from pix2pix_aa.layers.blur_pool import _pad_amounts, _safe_pad
+from pix2pix_aa.layers.padding import pad_amounts as _pad_amounts, safe_pad as _safe_pad
 
 antialiased_cnns = pytest.importorskip("antialiased_cnns")
 kornia = pytest.importorskip("kornia")
