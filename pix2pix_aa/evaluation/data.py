@@ -105,6 +105,10 @@ def data_settings(item: LoadedGenerator, split: str = "test", data_dir: Optional
                          f"{' '.join(REQUIRED[k] for k in missing)}")
     accepted = set(inspect.signature(Pix2PixDataModule.__init__).parameters) - {"self"}
     kwargs: dict[str, Any] = {k: v for k, v in merged.items() if k in accepted}
+    if size is not None and kwargs.get("preprocess", "resize_and_crop") != "resize_and_crop":
+        # --size N means "evaluate at N x N": a checkpoint trained at its images' own sizes
+        # (preprocess none / scale_width ...) is then resized like resize_and_crop evaluates.
+        kwargs["preprocess"] = "resize_and_crop"
     size_px = int(merged["crop_size"])
     evaluation = {"load_size": size_px, "crop_size": size_px, "batch_size": 1, "num_workers": 0,
                   "predict_dir": None, "max_val_images": None}
@@ -130,7 +134,8 @@ def load_data(settings: DataSettings, max_images: Optional[int]) -> tuple[torch.
 
 def code_version() -> dict:
     """``{"version": pix2pix_aa.__version__, "git_commit": short hash or None}`` of the code
-    that computed the numbers (git only when the package runs from a git checkout)."""
+    that computed the numbers (git only when the package runs from a git checkout; the hash
+    ends in ``+modified`` when tracked files have uncommitted edits)."""
     import pix2pix_aa
 
     commit = None
@@ -139,6 +144,12 @@ def code_version() -> dict:
                              capture_output=True, text=True, timeout=10)
         if out.returncode == 0:
             commit = out.stdout.strip() or None
+        if commit:
+            # A commit names the code only if the checkout is clean: mark local edits.
+            status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                    cwd=Path(pix2pix_aa.__file__).parent, capture_output=True, text=True, timeout=10)
+            if status.returncode == 0 and status.stdout.strip():
+                commit += "+modified"
     except (OSError, subprocess.SubprocessError):
         pass
     return {"version": pix2pix_aa.__version__, "git_commit": commit}

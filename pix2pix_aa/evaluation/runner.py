@@ -77,7 +77,7 @@ class EvalOptions:
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {self.protocol!r}; valid: {', '.join(PROTOCOLS)}")
         if self.max_shift < 2:
-            raise ValueError(f"max_shift must be >= 2 (shifts 0..S-1), got {self.max_shift}")
+            raise ValueError(f"--shifts (max_shift) must be >= 2 (shifts 0..S-1), got {self.max_shift}")
         if self.chunk < 1:
             raise ValueError("chunk must be >= 1")
         if isinstance(self.lowpass, str) and self.lowpass.lower() == "none":
@@ -179,8 +179,16 @@ def load_eval_images(dataset: torch.utils.data.Dataset, max_images: Optional[int
     """Stack (input, target) of the first ``max_images`` samples: (N, C, H, W) each."""
     n = len(dataset) if max_images is None else min(max_images, len(dataset))
     if n == 0:
-        raise ValueError("the evaluation data set is empty")
+        raise ValueError("the evaluation data set is empty" + (" (--max-images 0)" if max_images == 0 else ""))
     samples = [dataset[i] for i in range(n)]
+    sizes = sorted({tuple(s["input"].shape[-2:]) for s in samples})
+    if len(sizes) > 1:
+        # Every metric here batches one image's shifted copies and merges images as a stack; images
+        # of several sizes (preprocess none / scale_width) are refused rather than half-handled.
+        shown = ", ".join(f"{h}x{w}" for h, w in sizes[:4]) + (" ..." if len(sizes) > 4 else "")
+        raise ValueError(f"the evaluation images have {len(sizes)} sizes (HxW: {shown}); evaluate.py compares "
+                         "images of one size: pass --size N to resize them to N x N, or evaluate a split whose "
+                         "images share one size")
     return torch.stack([s["input"] for s in samples]), torch.stack([s["target"] for s in samples])
 
 
