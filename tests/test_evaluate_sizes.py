@@ -18,7 +18,8 @@ def mixed_run(tmp_path_factory, write_tiny_config):
     for split, sizes in (("train", [(64, 64), (64, 64)]), ("val", [(64, 64)]), ("test", [(64, 64), (64, 128)])):
         (folder / "ab" / split).mkdir(parents=True)
         for i, (h, w) in enumerate(sizes):
-            Image.fromarray(rng.integers(0, 255, (h, 2 * w, 3), dtype=np.uint8)).save(folder / "ab" / split / f"{i}.png")
+            pixels = rng.integers(0, 255, (h, 2 * w, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / "ab" / split / f"{i}.png")
     cfg = write_tiny_config(folder, "mixed.yaml", data__data_dir=str(folder / "ab"), data__dataset="aligned",
                             data__batch_size=1, trainer__max_epochs=1)
     with pytest.MonkeyPatch.context() as mp:
