@@ -151,7 +151,9 @@ def _heatmap_title(r: ModelResult, attr: str) -> str:
 
 def spectrum_curves(results: Sequence[ModelResult]) -> dict:
     """{protocol: {label: StabilityResult}} of the results that have a stability spectrum."""
-    curves = {attr: {r.label: getattr(r, attr) for r in results
+    # A collapsed model (near-constant output) is labelled so in the legend too: its curve would
+    # otherwise read as the most stable one.
+    curves = {attr: {r.label + (" (collapsed)" if r.collapsed else ""): getattr(r, attr) for r in results
                      if getattr(r, attr) is not None and getattr(r, attr).band_output is not None}
               for attr in ("crop", "circular")}
     return {k: v for k, v in curves.items() if v}
