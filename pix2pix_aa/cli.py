@@ -4,7 +4,8 @@ Pix2PixDataModule, subcommands fit / validate / test / predict.
 This module only wires the parser and Lightning together; each rule lives where it belongs:
 option checks in :mod:`pix2pix_aa.options`, resuming (``--ckpt_path last``, which options win
 over the checkpoint's) in :mod:`pix2pix_aa.resume`, checkpoint reading and writing in
-:mod:`pix2pix_aa.checkpoint_io`, uses of Lightning internals in :mod:`pix2pix_aa.compat`.
+:mod:`pix2pix_aa.checkpoints`, callbacks in :mod:`pix2pix_aa.callbacks`, uses of Lightning internals
+in :mod:`pix2pix_aa.compat`.
 
 Defaults a user of pix2pix expects: TensorBoard logging under ``runs/`` (no hp_metric),
 ``last.ckpt`` plus the best checkpoint by validation L1, a reusable ``config.yaml`` saved beside
@@ -26,23 +27,26 @@ from typing import Any, NoReturn, Optional
 import torch
 from jsonargparse import DefaultHelpFormatter, lazy_instance
 from lightning_fabric.plugins import CheckpointIO
-from pytorch_lightning import Callback, LightningModule, Trainer
-from pytorch_lightning.callbacks import ProgressBar, TQDMProgressBar
+from pytorch_lightning import LightningModule, Trainer
+from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from pix2pix_aa.callbacks import ImageWriter
-from pix2pix_aa.checkpoint_io import (
+from pix2pix_aa.callbacks import (
+    FiniteModelCheckpoint,
+    ImageWriter,
+    LastCheckpoint,
+    QuietProgressBar,
+    ResumeRNGState,
+    StopAfterIterations,
+)
+from pix2pix_aa.checkpoints import (
     AtomicCheckpointIO,
     CheckpointError,
-    FiniteModelCheckpoint,
-    LastCheckpoint,
-    ResumeRNGState,
     check_module_checkpoint,
     check_state_matches,
     read_checkpoint,
 )
-from pix2pix_aa.compat import batches_that_stepped
 from pix2pix_aa.data import Pix2PixDataModule
 from pix2pix_aa.module import Pix2PixModule
 from pix2pix_aa.options import check_model_and_data, check_schedule, refuse_unsupported, suggest_option
@@ -171,37 +175,6 @@ class ReusableConfig(SaveConfigCallback):
                     logger.init_args[key] = None
         self.config = config
         super().setup(trainer, pl_module, stage)
-
-
-class StopAfterIterations(Callback):
-    """``trainer.max_steps`` as users read it: training iterations (batches).
-
-    Lightning counts optimiser steps, and each GAN iteration takes two (D, then G), so
-    ``max_steps=6`` trained 3 batches. The CLI hands Lightning ``max_steps=-1`` and this
-    callback stops after ``iterations`` batches (counted as the logging x-axis, so a resumed
-    run continues the count).
-    """
-
-    def __init__(self, iterations: int) -> None:
-        self.iterations = iterations
-
-    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if batches_that_stepped(trainer) >= self.iterations:  # a resumed run that is already done
-            trainer.should_stop = True
-
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
-        if batches_that_stepped(trainer) + 1 >= self.iterations:  # Lightning counts this batch after the hook
-            trainer.should_stop = True
-
-
-class QuietProgressBar(TQDMProgressBar):
-    """Lightning's progress bar without ``v_num``: a run is named by its folder (printed by the
-    logger), and a bare version number beside the losses tells nothing."""
-
-    def get_metrics(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, Any]:
-        items = super().get_metrics(trainer, pl_module)
-        items.pop("v_num", None)
-        return items
 
 
 class Pix2PixCLI(LightningCLI):

@@ -19,6 +19,10 @@ PRIVATE_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
      "replaced: Lightning's merge lets the checkpoint's hyper-parameters override the command line"),
     ("pytorch_lightning.core.mixins.hparams_mixin", "_given_hyperparameters",
      "tells LightningCLI's instantiation of the module from a plain Python one"),
+    ("pytorch_lightning.callbacks.ModelCheckpoint", "_save_topk_checkpoint",
+     "FiniteModelCheckpoint's hook between 'decide to save the best' and 'save' (never a NaN best)"),
+    ("pytorch_lightning.callbacks.ModelCheckpoint", "_save_last_checkpoint",
+     "FiniteModelCheckpoint's hook before writing last (never NaN weights)"),
     ("jsonargparse._common", "debug_mode_active",
      "the parser's one-line errors defer to jsonargparse's debug mode"),
 )

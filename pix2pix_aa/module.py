@@ -46,7 +46,7 @@ def load_weights(net: nn.Module, path: str, name: str) -> None:
     Raises:
         ValueError: one line naming the file, the option and what did not match.
     """
-    from pix2pix_aa.checkpoint_io import CheckpointError, read_checkpoint
+    from pix2pix_aa.checkpoints import CheckpointError, read_checkpoint
 
     option = f"model.{name}_weights"
     try:

@@ -448,7 +448,7 @@ def load_reference_generator(path: Union[str, Path], netG: Optional[str] = None,
         ValueError: one line, naming the file, for a file that is not a reference generator or
             does not fit the options.
     """
-    from pix2pix_aa.checkpoint_io import CheckpointError, read_checkpoint
+    from pix2pix_aa.checkpoints import CheckpointError, read_checkpoint
     from pix2pix_aa.networks import ResNetGenerator, UNetGenerator
 
     path = Path(path)

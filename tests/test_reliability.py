@@ -16,8 +16,8 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 
-from pix2pix_aa.checkpoint_io import (AtomicCheckpointIO, CheckpointError, FiniteModelCheckpoint, ResumeRNGState,
-                                      atomic_torch_save, nonfinite_tensors)
+from pix2pix_aa.callbacks import FiniteModelCheckpoint, ResumeRNGState
+from pix2pix_aa.checkpoints import AtomicCheckpointIO, CheckpointError, atomic_torch_save, nonfinite_tensors
 from pix2pix_aa.cli import main as cli_main
 from pix2pix_aa.evaluation.cli import main as evaluate_main
 from pix2pix_aa.module import Pix2PixModule
@@ -462,7 +462,7 @@ def test_an_image_given_as_checkpoint_is_not_called_unsafe(tmp_path):
     inviting the user to trust a file that is no checkpoint at all."""
     from PIL import Image
 
-    from pix2pix_aa.checkpoint_io import read_checkpoint
+    from pix2pix_aa.checkpoints import read_checkpoint
 
     png = tmp_path / "photo.png"
     Image.new("RGB", (8, 8)).save(png)

@@ -8,7 +8,7 @@ from typing import Optional
 
 from torch import nn
 
-from pix2pix_aa.checkpoint_io import CheckpointError, check_module_checkpoint, read_checkpoint
+from pix2pix_aa.checkpoints import CheckpointError, check_module_checkpoint, read_checkpoint
 from pix2pix_aa.module import Pix2PixModule
 
 __all__ = ["CheckpointError", "LoadedGenerator", "find_checkpoints", "load_generator"]

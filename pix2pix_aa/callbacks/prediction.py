@@ -1,4 +1,4 @@
-"""Lightning callbacks: writing predicted images to disk."""
+"""The prediction writer: each predicted image to disk, never overwriting another."""
 
 from __future__ import annotations
 

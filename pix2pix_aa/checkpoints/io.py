@@ -1,5 +1,4 @@
-"""Checkpoints that survive crashes and never lie: atomic writes, safe reads, a finite "best",
-and the RNG state needed to resume a run where it stopped.
+"""Checkpoint files that survive crashes and never lie: atomic writes and safe reads.
 
 Why each piece exists (measured on Lightning 2.6 / fsspec, see docs/RELIABILITY.md):
 
@@ -10,46 +9,34 @@ Why each piece exists (measured on Lightning 2.6 / fsspec, see docs/RELIABILITY.
   nothing is ``fsync``\\ ed. Here the temporary file sits beside the target, is flushed and
   ``fsync``\\ ed, then ``os.replace``\\ d over it: a reader sees the old file or the new one, never
   half of one. Reads use ``weights_only=True`` unless the plugin is built with ``trust=True``.
-* ``FiniteModelCheckpoint``: ``ModelCheckpoint`` turns a NaN monitored value into +inf and still
-  saves the model while it has fewer than ``save_top_k`` entries, so a NaN model can become
-  ``best-*.ckpt``. This subclass never ranks a non-finite score and never writes a model whose
-  weights or buffers are not finite (not even ``last.ckpt``: the previous one stays).
-* ``ResumeRNGState``: Lightning does not store RNG states in checkpoints, so dropout and (with
-  ``num_workers=0``) the random crops/flips after a resume differ from an uninterrupted run. This
-  callback saves the torch / CUDA / numpy / ``random`` states with each checkpoint and restores
-  them before training resumes.
 * ``read_checkpoint`` / ``check_state_matches``: one-line ``CheckpointError`` for every way a
   checkpoint file can be unusable, before Lightning would fail deep inside ``load_state_dict``.
+
+The checkpoint *callbacks* (a finite best, ``last.ckpt``, the RNG state) are in
+:mod:`pix2pix_aa.callbacks`.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
-import random
 import re
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
-import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning_fabric.utilities.cloud_io import get_filesystem
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from torch import nn
 
 __all__ = [
     "AtomicCheckpointIO",
     "CheckpointError",
-    "FiniteModelCheckpoint",
-    "LastCheckpoint",
-    "ResumeRNGState",
     "atomic_torch_save",
-    "check_state_matches",
     "check_module_checkpoint",
+    "check_state_matches",
+    "nonfinite_tensors",
     "read_checkpoint",
 ]
 
@@ -232,88 +219,8 @@ def check_state_matches(path: str | os.PathLike, ckpt: dict[str, Any], model: nn
                               f"config the checkpoint was trained with (check model.{section}.init_args)")
 
 
-# -- never a non-finite best ---------------------------------------------------------------------
 def nonfinite_tensors(module: nn.Module) -> list[str]:
     """Names of parameters / floating buffers (BatchNorm running statistics) holding NaN or Inf."""
     named = list(module.named_parameters()) + [(n, b) for n, b in module.named_buffers() if b.is_floating_point()]
     return [name for name, t in named if not torch.isfinite(t).all()]
-
-
-class FiniteModelCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` that never records a non-finite score as best and never saves a model
-    with non-finite weights (the previous checkpoint files are kept instead, with a warning)."""
-
-    def _model_is_finite(self, trainer: pl.Trainer, what: str) -> bool:
-        bad = nonfinite_tensors(trainer.lightning_module)
-        if bad:
-            warnings.warn(f"not saving the {what} checkpoint at epoch {trainer.current_epoch}: {len(bad)} tensors hold "
-                          f"NaN/Inf (e.g. {bad[0]}); the previous checkpoint is kept", stacklevel=2)
-        return not bad
-
-    def _save_topk_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
-        if self.save_top_k == 0:
-            return
-        current = monitor_candidates.get(self.monitor) if self.monitor else None
-        if current is not None and not torch.isfinite(torch.as_tensor(current)).all():
-            warnings.warn(f"{self.monitor} = {float(current)} at epoch {trainer.current_epoch} is not finite: not "
-                          "ranked as a best checkpoint", stacklevel=2)
-            return
-        if self._model_is_finite(trainer, "best"):
-            super()._save_topk_checkpoint(trainer, monitor_candidates)
-
-    def _save_last_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
-        if self.save_last and self._model_is_finite(trainer, "last"):
-            super()._save_last_checkpoint(trainer, monitor_candidates)
-
-
-# -- exact resume --------------------------------------------------------------------------------
-class ResumeRNGState(Callback):
-    """Saves the global RNG states with every checkpoint and restores them on resume.
-
-    Restored in ``load_state_dict``, which Lightning calls before it builds the training
-    iterator, so the first batch after a resume already draws from the saved state. Stored as
-    tensors and lists of ints (numpy's key as a list), so ``weights_only=True`` can read them.
-    What this cannot restore: the state of the training DataLoader's own ``generator`` (shuffle
-    order, worker seeds), which the data module re-seeds every time ``fit`` starts, and the RNG
-    inside DataLoader worker processes; see docs/RELIABILITY.md.
-    """
-
-    def state_dict(self) -> dict[str, Any]:
-        kind, key, pos, has_gauss, gauss = np.random.get_state()
-        version, py_state, py_gauss = random.getstate()
-        state = {"torch": torch.get_rng_state(), "numpy": [kind, key.tolist(), pos, has_gauss, gauss],
-                 "python": [version, list(py_state), py_gauss]}
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            state["cuda"] = torch.cuda.get_rng_state_all()
-        return state
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if not state_dict:
-            return
-        torch.set_rng_state(state_dict["torch"])
-        kind, key, pos, has_gauss, gauss = state_dict["numpy"]
-        np.random.set_state((kind, np.asarray(key, dtype=np.uint32), pos, has_gauss, gauss))
-        version, py_state, py_gauss = state_dict["python"]
-        random.setstate((version, tuple(py_state), py_gauss))
-        if "cuda" in state_dict and torch.cuda.is_available() and len(state_dict["cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(state_dict["cuda"])
-
-
-class LastCheckpoint(FiniteModelCheckpoint):
-    """``last.ckpt``: always the newest state (the file ``--ckpt_path last`` resumes from).
-
-    Its own callback, because Lightning 2.6's ``ModelCheckpoint(save_last=True)`` only writes
-    last.ckpt in a step where the monitored checkpoint was saved too, so it goes stale once the
-    monitored metric stops improving. A class of its own also gives it a state key of its own
-    beside the monitored ``FiniteModelCheckpoint``. Configure it under ``last_checkpoint:``
-    (e.g. ``every_n_train_steps`` for mid-epoch snapshots).
-    """
-
-    def __init__(self, dirpath=None, filename: str = "last", save_on_train_epoch_end: bool = True,
-                 every_n_train_steps: int | None = None, every_n_epochs: int | None = None,
-                 train_time_interval=None) -> None:
-        super().__init__(dirpath=dirpath, filename=filename, monitor=None, save_top_k=1, save_last=False,
-                         save_on_train_epoch_end=save_on_train_epoch_end, every_n_train_steps=every_n_train_steps,
-                         every_n_epochs=every_n_epochs, train_time_interval=train_time_interval,
-                         enable_version_counter=False)
 

@@ -1,0 +1,15 @@
+"""Checkpoint files (one home): atomic writes, safe reads, one-line errors for every unusable
+file. Loading a generator for evaluation from a checkpoint: :mod:`pix2pix_aa.evaluation.checkpoints`."""
+
+from pix2pix_aa.checkpoints.io import (
+    AtomicCheckpointIO,
+    CheckpointError,
+    atomic_torch_save,
+    check_module_checkpoint,
+    check_state_matches,
+    nonfinite_tensors,
+    read_checkpoint,
+)
+
+__all__ = ["AtomicCheckpointIO", "CheckpointError", "atomic_torch_save", "check_module_checkpoint",
+           "check_state_matches", "nonfinite_tensors", "read_checkpoint"]
