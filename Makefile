@@ -5,7 +5,7 @@ VENV   ?= .venv
 STAMP  := $(VENV)/.installed-stamp
 PY     := $(VENV)/bin/python
 
-.PHONY: venv test demo clean
+.PHONY: venv test lint demo clean
 
 venv: $(STAMP)
 
@@ -18,6 +18,9 @@ $(STAMP): setup.cfg pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 demo: $(STAMP)
 	$(PY) -m pix2pix_aa.demo
