@@ -37,7 +37,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -134,8 +133,8 @@ def levels(size: int, ngf: int, repeats: int) -> None:
         conv, blur = la[0], la[-1]
         with torch.no_grad():
             pre_blur = la[:-1](inputs[i].clone())
-        row = [t(lambda a: lb(a.clone()), inputs[i], grad_in),
-               t(lambda a: la(a.clone()), inputs[i], grad_in),
+        row = [t(lambda a, lb=lb: lb(a.clone()), inputs[i], grad_in),
+               t(lambda a, la=la: la(a.clone()), inputs[i], grad_in),
                t(conv, inputs[i], grad_in), 0.0,
                t(blur, pre_blur, True)]
         row[3] = max(row[1] - row[2] - row[4], 0.0)

@@ -37,7 +37,8 @@ DEFAULT_RUNS = {"baseline": "runs/cpu_quick_design_baseline_s0", "bin5": "runs/c
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", action="append", default=[], metavar="LABEL=PATH",
                    help="a checkpoint (or run folder: its last.ckpt) to compare; repeatable")
     p.add_argument("--untrained", action="store_true",
@@ -124,8 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         off = max(1, m // 2)
         with torch.no_grad():
             whole = (g(xp) + 1) / 2
-            on_grid = (_tiled(g, xp, args.tile, _starts(h, args.tile, stride), _starts(w, args.tile, stride), overlap) + 1) / 2
-            off_starts = lambda n: _starts(n, args.tile, stride - off)  # noqa: E731
+            on_grid = (_tiled(g, xp, args.tile, _starts(h, args.tile, stride), _starts(w, args.tile, stride),
+                              overlap) + 1) / 2
+            off_starts = lambda n, stride=stride, off=off: _starts(n, args.tile, stride - off)  # noqa: E731
             off_grid = (_tiled(g, xp, args.tile, off_starts(h), off_starts(w), overlap) + 1) / 2
         rows.append((label, whole, on_grid, off_grid, m, overlap, off))
         for name, t in (("on grid", on_grid), (f"off grid (stride {stride - off})", off_grid)):
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 
     vmax = max(float((r[k] - r[1]).abs().mean(1).max()) for r in rows for k in (2, 3)) or 1.0
     fig, axes = plt.subplots(len(rows), 4, figsize=(14, 3.4 * len(rows)), squeeze=False)
-    for i, (label, whole, on_grid, off_grid, m, overlap, off) in enumerate(rows):
+    for i, (label, whole, on_grid, off_grid, m, _overlap, off) in enumerate(rows):
         axes[i, 0].imshow((x[0].permute(1, 2, 0).numpy() + 1) / 2)
         axes[i, 0].set_title("input (label map)", fontsize=9)
         axes[i, 1].imshow(whole[0].permute(1, 2, 0).clamp(0, 1).numpy())

@@ -43,8 +43,9 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -344,8 +345,8 @@ def loader_table(args: argparse.Namespace) -> None:
     print("| num_workers | persistent | wall s/batch | main-process cpu s/batch |")
     print("|---|---|---|---|")
     for workers in (0, 1, 2):
-        dm = Pix2PixDataModule(data_dir=str(data_dir), direction="BtoA", load_size=load, crop_size=args.size, batch_size=1,
-                               num_workers=workers)
+        dm = Pix2PixDataModule(data_dir=str(data_dir), direction="BtoA", load_size=load, crop_size=args.size,
+                               batch_size=1, num_workers=workers)
         dm.setup("fit")
         it: Iterator = iter(dm.train_dataloader())
         next(it)

@@ -23,7 +23,8 @@ are not guaranteed to agree with the whole image even in tile interiors.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 import torch
 
@@ -40,7 +41,8 @@ def resolve_overlap(tile: int, overlap: Optional[int], multiple: int) -> int:
     if tile % multiple or tile < multiple:
         lo, hi = max(multiple, tile // multiple * multiple), -(-tile // multiple) * multiple
         raise ValueError(f"data.tile={tile} is not a multiple of the generator's size multiple {multiple} "
-                         f"(2**num_downs: tile offsets must lie on its grid); use {lo}" + (f" or {hi}" if hi != lo else ""))
+                         f"(2**num_downs: tile offsets must lie on its grid); use {lo}"
+                         + (f" or {hi}" if hi != lo else ""))
     if overlap is None:
         return tile // 2 // multiple * multiple
     if overlap % multiple:

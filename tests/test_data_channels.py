@@ -30,7 +30,8 @@ def _gray_aligned_set(root: Path, splits=("train", "val", "test"), n: int = 2) -
     for split in splits:
         (root / split).mkdir(parents=True)
         for i in range(n):
-            Image.fromarray(np.concatenate([_gray(seed=i), 255 - _gray(seed=i)], axis=1)).save(root / split / f"{i}.png")
+            Image.fromarray(np.concatenate([_gray(seed=i), 255 - _gray(seed=i)], axis=1)).save(
+                root / split / f"{i}.png")
     return root
 
 

@@ -25,7 +25,8 @@ def _dm(tmp_path, **kw) -> Pix2PixDataModule:
     [
         ({"crop_size": 40, "load_size": 36}, r"crop_size \(40\) must not exceed load_size \(36\)"),
         ({"batch_size": 0}, r"batch_size must be an integer >= 1, got 0"),
-        ({"dataset": "cityscapes"}, r"dataset must be one of \('facades', 'aligned', 'paired', 'photos'\), got 'cityscapes'"),
+        ({"dataset": "cityscapes"},
+         r"dataset must be one of \('facades', 'aligned', 'paired', 'photos'\), got 'cityscapes'"),
         ({"direction": "BtoC"}, r"direction must be one of \('AtoB', 'BtoA'\), got 'BtoC'"),
         ({"num_workers": -1}, r"num_workers must be an integer >= 0"),
         ({"generate_counts": {"dev": 3}}, r"generate_counts must map 'train'/'val'/'test'"),
@@ -114,7 +115,8 @@ def test_aligned_dataset_kind_does_not_generate(tmp_path):
 
 
 def test_photos_edges_to_photo(tmp_path):
-    dm = _dm(tmp_path, data_dir=str(tmp_path / "photos"), dataset="photos", generate_counts={"train": 2, "val": 1, "test": 1})
+    dm = _dm(tmp_path, data_dir=str(tmp_path / "photos"), dataset="photos",
+             generate_counts={"train": 2, "val": 1, "test": 1})
     dm.prepare_data()
     dm.setup("test")
     item = dm.test_set[0]
@@ -207,8 +209,9 @@ def test_missing_test_split_suggests_val_or_predict_dir(tmp_path):
 
 def test_shipped_facades_configs_say_btoa_explicitly():
     """The default is AtoB now; labels -> photo on the procedural sets needs BtoA, written out."""
-    import yaml
     from pathlib import Path
+
+    import yaml
 
     configs = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
     assert configs

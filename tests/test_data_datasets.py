@@ -103,7 +103,8 @@ def test_paired_folders_match_by_stem(tmp_path):
     for stem in ("b", "a", "c10", "c9"):
         img = rng.integers(0, 256, size=(32, 32, 3), dtype=np.uint8)
         Image.fromarray(img).save(tmp_path / "test" / "A" / f"{stem}.png")
-        Image.fromarray(255 - img).save(tmp_path / "test" / "B" / f"{stem}.jpg" if stem == "b" else tmp_path / "test" / "B" / f"{stem}.png")
+        Image.fromarray(255 - img).save(tmp_path / "test" / "B" / f"{stem}.jpg" if stem == "b"
+                                        else tmp_path / "test" / "B" / f"{stem}.png")
     ds = PairedFolderDataset(tmp_path, "test", "BtoA", load_size=32, crop_size=32)
     assert [pa.stem for pa, _ in ds.pairs] == ["a", "b", "c9", "c10"]  # natural order
     item = ds[0]

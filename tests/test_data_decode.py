@@ -28,7 +28,8 @@ def _save_tagged(arr: np.ndarray, path: Path, orientation: int) -> Path:
     im = Image.fromarray(arr)
     exif = im.getexif()
     exif[ORIENTATION] = orientation
-    kwargs = {"quality": 98} if path.suffix in (".jpg", ".jpeg") else {"lossless": True} if path.suffix == ".webp" else {}
+    kwargs = ({"quality": 98} if path.suffix in (".jpg", ".jpeg")
+              else {"lossless": True} if path.suffix == ".webp" else {})
     im.save(path, exif=exif.tobytes(), **kwargs)
     return path
 

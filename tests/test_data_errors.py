@@ -33,7 +33,8 @@ def _aligned(root: Path, **kw) -> AlignedDataset:
 
 def test_missing_root(tmp_path):
     root = tmp_path / "nope"
-    with pytest.raises(FileNotFoundError, match=re.escape(str(root)) + ".*does not exist; pass the folder .*--data.data_dir"):
+    with pytest.raises(FileNotFoundError,
+                       match=re.escape(str(root)) + ".*does not exist; pass the folder .*--data.data_dir"):
         _aligned(root)
 
 
@@ -46,7 +47,8 @@ def test_missing_split_folder(tmp_path):
 def test_empty_split(tmp_path):
     (tmp_path / "train").mkdir()
     (tmp_path / "train" / "notes.txt").write_text("no images here")
-    with pytest.raises(FileNotFoundError, match=r"split 'train'.*no image files .* in .*train \(it holds 1 other entries\)"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"split 'train'.*no image files .* in .*train \(it holds 1 other entries\)"):
         _aligned(tmp_path)
 
 

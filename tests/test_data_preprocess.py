@@ -167,8 +167,8 @@ def _dm(root: Path, **kw) -> Pix2PixDataModule:
 def test_training_batches_of_mixed_sizes_are_refused_with_the_sizes_and_files(tmp_path):
     _mixed(tmp_path)
     with pytest.raises(ValueError, match=r"data\.preprocess=none keeps each image's own size, and a batch needs one "
-                                         r"size: data\.batch_size=2 but train/ holds 2 sizes \(WxH: 40x24 \(.*a\.png\), "
-                                         r"32x32 \(.*b\.png\)\); use --data\.batch_size 1"):
+                                         r"size: data\.batch_size=2 but train/ holds 2 sizes "
+                                         r"\(WxH: 40x24 \(.*a\.png\), 32x32 \(.*b\.png\)\); use --data\.batch_size 1"):
         _dm(tmp_path).setup("fit")
 
 

@@ -194,4 +194,5 @@ def test_plain_ddp_names_get_find_unused_parameters():
     assert gan_strategy("ddp") == "ddp_find_unused_parameters_true"
     assert gan_strategy("ddp_spawn") == "ddp_spawn_find_unused_parameters_true"
     assert gan_strategy("auto") == "auto"
-    assert gan_strategy("ddp_find_unused_parameters_false") == "ddp_find_unused_parameters_false"  # explicit choice kept
+    # explicit choice kept
+    assert gan_strategy("ddp_find_unused_parameters_false") == "ddp_find_unused_parameters_false"

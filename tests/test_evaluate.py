@@ -43,7 +43,8 @@ def test_evaluate_two_checkpoints_writes_every_output(trained_run, baseline_run,
     events.Reload()
     assert "eval/stability_crop_pooled_db" in events.Tags()["scalars"]
     assert "eval/stability_crop_heatmap" in events.Tags()["images"]
-    assert "eval/stability_spectrum" in events.Tags()["images"] and "eval/spectrum_crop_band4_db" in events.Tags()["scalars"]
+    assert ("eval/stability_spectrum" in events.Tags()["images"]
+            and "eval/spectrum_crop_band4_db" in events.Tags()["scalars"])
     assert "eval/table/text_summary" in events.Tags()["tensors"]
     # HPARAMS dashboard: the generator's options with the headline numbers.
     from tensorboard.plugins.hparams import plugin_data_pb2

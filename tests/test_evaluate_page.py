@@ -60,7 +60,8 @@ def test_index_html_is_written_and_links_only_files_that_exist(evaluated, tmp_pa
     files = report.write_report([identity, aliasing], tmp_path, options_dict(opts), {"broken.ckpt": "file not found"})
     page = files["html"].read_text()
     links = re.findall(r'(?:src|href)="([^"]+)"', page)
-    assert {"stability_spectrum.png", "panning.gif", "samples_identity.png", "stability_crop_aliasing.png"} <= set(links)
+    assert ({"stability_spectrum.png", "panning.gif", "samples_identity.png", "stability_crop_aliasing.png"}
+            <= set(links))
     assert all((tmp_path / link).is_file() and "/" not in link for link in links)
     assert "http" not in page and "<script" not in page  # offline
     assert "<th>crop pooled (dB)</th>" in page and "broken.ckpt: file not found" in page

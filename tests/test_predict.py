@@ -161,9 +161,11 @@ def test_train_py_predict_keeps_sizes_that_are_not_multiples_of_the_generator(tr
     Image.fromarray(_img(64, 64, 1)).save(inputs / "wide.jpg")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(folder)
-        cli_main(["predict", "--config", str(folder / "tiny.yaml"), "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
+        cli_main(["predict", "--config", str(folder / "tiny.yaml"),
+                  "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
                   "--data.predict_dir", str(inputs / "wide.png"), "--predict_output_dir", str(out)])
-        cli_main(["predict", "--config", str(folder / "tiny.yaml"), "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
+        cli_main(["predict", "--config", str(folder / "tiny.yaml"),
+                  "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
                   "--data.predict_dir", str(inputs), "--predict_output_dir", str(out)])
     assert sorted(p.name for p in out.iterdir()) == ["wide_jpg.png", "wide_png.png"]
     assert Image.open(out / "wide_png.png").size == (100, 40) and Image.open(out / "wide_jpg.png").size == (64, 64)

@@ -63,7 +63,7 @@ def micro_run(micro):
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(folder)
         torch.set_num_threads(1)
-        cli = cli_main(["fit", "--config", str(cfg), "--trainer.logger.init_args.name", "micro"])
+        cli_main(["fit", "--config", str(cfg), "--trainer.logger.init_args.name", "micro"])
         last = (folder / "runs" / "micro" / "version_0" / "checkpoints" / "last.ckpt").resolve()
         assert last.is_file()
     return folder, cfg, last
@@ -145,7 +145,8 @@ def test_same_seed_same_losses_and_weights(micro):
         assert len(a) == 4 and a == b  # 2 epochs x 2 batches, bit-identical
     assert runs[0].trainer.global_step == runs[1].trainer.global_step == 8
     assert _same(_weights(runs[0].model.generator), _weights(runs[1].model.generator))
-    assert _scalars(folder / other_seed.trainer.log_dir, "train/loss_G_step")[0] != _scalars(logs[0], "train/loss_G_step")[0]
+    assert (_scalars(folder / other_seed.trainer.log_dir, "train/loss_G_step")[0]
+            != _scalars(logs[0], "train/loss_G_step")[0])
 
 
 def test_resume_from_last_is_exact_at_epoch_boundaries(micro):
@@ -328,7 +329,8 @@ def test_nan_score_or_nan_weights_never_become_best(tmp_path):
     broken = FiniteModelCheckpoint(dirpath=tmp_path / "broken", monitor="val/l1", filename="best-{epoch}",
                                    save_last=True)
     _fit_scores(tmp_path, broken, [0.9, 0.1], max_epochs=2, nan_weights_at=1)
-    assert Path(broken.best_model_path).name == "best-epoch=0.ckpt" and float(broken.best_model_score) == pytest.approx(0.9)
+    assert Path(broken.best_model_path).name == "best-epoch=0.ckpt"
+    assert float(broken.best_model_score) == pytest.approx(0.9)
     last = torch.load(tmp_path / "broken" / "last.ckpt", weights_only=True)
     assert last["epoch"] == 0 and torch.isfinite(last["state_dict"]["layer.weight"]).all()
 
@@ -408,7 +410,8 @@ def test_predict_reads_a_good_checkpoint_weights_only(micro_run, tmp_path):
 def test_evaluate_with_a_bad_checkpoint_is_one_line(micro_run, case, capsys):
     folder, _, last = micro_run
     path, _ = _bad_checkpoints(folder, last)[case]
-    expected = {"other_class": "a checkpoint of x.ResNet, expected a Pix2PixModule", "no_generator": "no generator weights",
+    expected = {"other_class": "a checkpoint of x.ResNet, expected a Pix2PixModule",
+                "no_generator": "no generator weights",
                 "pickled": "--trust-checkpoint", "folder": "no .ckpt files under folder"}[case]
     if case == "folder":
         (folder / "empty_run").mkdir(exist_ok=True)
@@ -421,7 +424,8 @@ def test_evaluate_with_a_bad_checkpoint_is_one_line(micro_run, case, capsys):
 
 # -- 5. config errors: at start-up, naming the option, before any data is read ------------------
 @pytest.mark.parametrize("args, message", [
-    (["--model.generator.init_args.antialias", "bin9"], "error: model.generator.init_args: unknown antialias filter 'bin9'"),
+    (["--model.generator.init_args.antialias", "bin9"],
+     "error: model.generator.init_args: unknown antialias filter 'bin9'"),
     (["--model.generator.init_args.num_downs", "7"],
      "error: data.crop_size=32 is not a multiple of 2**num_downs = 128 (model.generator.init_args.num_downs=7)"),
     (["--data.crop_size", "64"], "error: crop_size (64) must not exceed load_size (36)"),

@@ -58,7 +58,8 @@ def _floats(text: str) -> list[float]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="evaluate.py", description="Measure generation stability (docs/DESIGN.md section 5) of pix2pix checkpoints.",
+        prog="evaluate.py",
+        description="Measure generation stability (docs/DESIGN.md section 5) of pix2pix checkpoints.",
         epilog=DEFINITIONS)
     p.add_argument("checkpoints", nargs="+", help=".ckpt files, run folders (their last.ckpt is used), or reference "
                                                   "pix2pix generator files (latest_net_G.pth)")

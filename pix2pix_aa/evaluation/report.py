@@ -6,8 +6,9 @@ import csv
 import json
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
@@ -47,7 +48,8 @@ DEFINITIONS = (
     "capped at 200 dB (secondary: a few exact shifts inflate it). equal bandwidth = pooled, with both "
     "compared outputs low-passed by one common filter first, so a blurrier model gains nothing from its "
     "blur alone. panning flicker = pooled PSNR between consecutive outputs of a window moving 1 pixel "
-    "per frame along a diagonal, after undoing the known motion (higher = steadier). TV ratio = total variation of the outputs / that of the targets; HF ratio = spectral "
+    "per frame along a diagonal, after undoing the known motion (higher = steadier). "
+    "TV ratio = total variation of the outputs / that of the targets; HF ratio = spectral "
     "energy above half Nyquist of the outputs / that of the targets (below 1: smoother than the targets). "
     "epoch = the checkpoint's 0-based epoch index (1 after two full epochs); step = training batches "
     "seen (one G and one D update each).")

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Callable, Optional, Sequence, Union
+from typing import Optional, Union
 
 import torch
 
-from pix2pix_aa.metrics._batching import check_batch_size, forward, warn_if_training
+from pix2pix_aa.metrics._batching import check_batch_size, warn_if_training
 
 __all__ = ["ConsistencyResult", "consistency", "patch_consistency", "sample_offset_pairs"]
 
@@ -53,7 +54,8 @@ class ConsistencyResult:
         return asdict(self)
 
 
-def sample_offset_pairs(num_images: int, max_shift: int, num_pairs: int, seed: int) -> list[list[tuple[Offset, Offset]]]:
+def sample_offset_pairs(num_images: int, max_shift: int, num_pairs: int,
+                        seed: int) -> list[list[tuple[Offset, Offset]]]:
     """For each image, ``num_pairs`` pairs of two distinct offsets in [0, S)^2 (seeded)."""
     if not isinstance(max_shift, int) or max_shift < 2:
         raise ValueError(f"max_shift must be an int >= 2 (two different offsets are needed), got {max_shift!r}")
@@ -151,7 +153,8 @@ def patch_consistency(discriminator: Callable[[torch.Tensor], torch.Tensor], x: 
     bs = check_batch_size(batch_size, (x.shape[1], h, w), x.dtype)
     outs = _predict_all(discriminator, x, pairs, h, w, bs, "discriminator")
     if outs[0].dim() != 3:
-        raise ValueError(f"discriminator must return (N, K, h', w') patch logits, got per-sample {tuple(outs[0].shape)}")
+        raise ValueError(f"discriminator must return (N, K, h', w') patch logits, "
+                         f"got per-sample {tuple(outs[0].shape)}")
     flat_pairs = [pair for image_pairs in pairs for pair in image_pairs]
     agree = total = 0
     for p, ((y1, x1), (y2, x2)) in enumerate(flat_pairs):

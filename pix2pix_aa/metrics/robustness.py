@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import torch
 
@@ -48,7 +49,7 @@ def noise_robustness(G: Generator, x: torch.Tensor, sigmas: Sequence[float] = (0
         chunk = jobs[start:start + bs]
         batch = torch.stack([x[i] if k is None else x[i] + sigmas[k] * z[i] for i, k in chunk])
         out = forward(G, batch)
-        for (i, k), o in zip(chunk, out):
+        for (_i, k), o in zip(chunk, out):
             if k is None:
                 ref = o
             else:
