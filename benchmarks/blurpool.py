@@ -28,8 +28,8 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -123,8 +123,8 @@ def main() -> None:
           f"{os.cpu_count()} cores, threads={args.threads}, load avg {load0[0]:.2f}")
     print(f"input {tuple(args.shape)} float32 NCHW, stride 2, forward+backward, median of {args.repeats} "
           f"interleaved rounds after {args.warmup} warm-up rounds\n")
-    header = (f"| k | implementation    | wall ms | cpu ms | wall / kornia | wall / aa-cnns[same pad] "
-              f"| wall / fastest ref |")
+    header = ("| k | implementation    | wall ms | cpu ms | wall / kornia | wall / aa-cnns[same pad] "
+              "| wall / fastest ref |")
     print(header)
     print("|" + "|".join("-" * (len(part)) for part in header.split("|")[1:-1]) + "|")
     for k in args.sizes:

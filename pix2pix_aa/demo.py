@@ -13,8 +13,8 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = {"baseline": "none", "bin5": "bin5"}

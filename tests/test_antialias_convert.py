@@ -19,7 +19,7 @@ torchvision = pytest.importorskip("torchvision")
 
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _original(name: str) -> nn.Module:
     """Built once per module run: initialising VGG's 130M parameters takes seconds."""
     torch.manual_seed(0)

@@ -12,8 +12,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from pix2pix_aa.metrics import MAX_PSNR_DB, reflect_pad_source, shift_grid, stability_circular, stability_crop
-from pix2pix_aa.metrics.bandwidth import (band_edges, band_energy, band_index, high_frequency_energy, lowpass,
-                                          spectrum_db)
+from pix2pix_aa.metrics.bandwidth import (
+    band_edges,
+    band_energy,
+    band_index,
+    high_frequency_energy,
+    lowpass,
+    spectrum_db,
+)
 from pix2pix_aa.metrics.merge import merge_stability
 from pix2pix_aa.metrics.quality import sharpness
 

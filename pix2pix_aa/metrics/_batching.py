@@ -9,7 +9,8 @@ until its last shift has been compared, so memory stays at O(batch_size) outputs
 from __future__ import annotations
 
 import warnings
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Optional
 
 import torch
 from torch import nn

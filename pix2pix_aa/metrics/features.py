@@ -10,8 +10,9 @@ layer scores 0 everywhere; an aliasing one lights up at shifts that are not mult
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import torch

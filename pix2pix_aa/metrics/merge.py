@@ -8,7 +8,7 @@ Used by the evaluation to show progress per chunk of images without changing any
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

@@ -13,8 +13,9 @@ Both return the Figure and save a PNG when ``path`` is given. matplotlib is impo
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Optional, Sequence, Union
+from typing import Optional, Union
 
 import numpy as np
 

@@ -8,7 +8,7 @@ shows content moved *up/left* by (dy, dx), and is compared accordingly.
 from __future__ import annotations
 
 import random
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F

@@ -35,8 +35,9 @@ Choices (documented here and in :class:`StabilityResult`):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import torch
@@ -95,7 +96,7 @@ class StabilityResult:
     max_db: float = MAX_PSNR_DB
     extra: dict = field(default_factory=dict)
     lowpass: Optional[str] = None
-    equal_bandwidth: Optional["StabilityResult"] = None
+    equal_bandwidth: Optional[StabilityResult] = None
     band_output: Optional[np.ndarray] = None
     band_error: Optional[np.ndarray] = None
 
