@@ -325,10 +325,10 @@ def gain_sentence(results: dict, labels: dict[str, str], name: str, lowpass: str
             text += f"; the raw gain is within the {NOISE['stability']:.0f} dB seed-to-seed noise"
         elif eb >= raw:
             text += (f": all of it survives (the equal-bandwidth gain is {g['share']:.0%} of the raw one), so the "
-                     "gain is shift-equivariance, not the smoother output")
+                     "gain is shift-equivariance, not smoothing")
         elif eb >= raw - NOISE["stability"]:
             text += (f": {g['share']:.0%} of it survives (the loss is within noise), so the gain is "
-                     "shift-equivariance, not the smoother output")
+                     "shift-equivariance, not smoothing")
         elif eb > NOISE["stability"]:
             text += (f": {g['share']:.0%} of it survives; the rest lies in the frequencies the common filter "
                      "removes" + (" (where its smoother output gains for free)" if smoother else ""))
