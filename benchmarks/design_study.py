@@ -109,7 +109,8 @@ CANDIDATES: dict[str, Candidate] = {
                                        {"antialias": "bin5", "antialias_mode": "blur_conv",
                                         "upsample_antialias": ["tri3"] + ["bin5"] * 6, "fullres_channels": 16}),
     "bc_kaiser9n_lastk7_fr16": Candidate("bc_kaiser9n_fr16 with the milder Kaiser7 (cutoff 0.25) after the last "
-                                         "upsampling", {"antialias": "kaiser9_c0.17_w0.16", "antialias_mode": "blur_conv",
+                                         "upsampling",
+                                         {"antialias": "kaiser9_c0.17_w0.16", "antialias_mode": "blur_conv",
                                                         "upsample_antialias": ["kaiser7"] + ["kaiser9_c0.17_w0.16"] * 6,
                                                         "fullres_channels": 16}),
     "kaiser7_fr16": Candidate("Kaiser sinc, 7 taps (cutoff 0.25, transition 0.25 cycles/px) at every level "
@@ -528,9 +529,9 @@ def matches(init_args: dict, candidate: str, recipe_ngf: int = 32) -> bool:
 
 
 def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -> None:
-    from pix2pix_aa.layers.filters import frequency_response
-
     import torch
+
+    from pix2pix_aa.layers.filters import frequency_response
 
     data = collect(names, seeds)
     cost = read_json(OUT / "cost.json") or {}
@@ -580,7 +581,8 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
             for k, digits in (("pooled_db", 2), ("eb_pooled_db", 2), ("psnr", 2), ("ssim", 3), ("tv_ratio", 2)):
                 diffs = [ra[x][k] - rb[x][k] for x in common if ra[x].get(k) is not None and rb[x].get(k) is not None]
                 m, sd = mean_sd(diffs)
-                cells.append("n/a" if math.isnan(m) else f"{m:+.{digits}f}" + ("" if math.isnan(sd) else f" ± {sd:.{digits}f}"))
+                spread = "" if math.isnan(sd) else f" ± {sd:.{digits}f}"
+                cells.append("n/a" if math.isnan(m) else f"{m:+.{digits}f}" + spread)
             effect_lines.append(f"| {what} (`{a}` - `{b}`) | {set_name} | {','.join(map(str, common))} | "
                                 + " | ".join(cells) + " |")
 
@@ -663,8 +665,8 @@ rewrites this page from the cached results). Page written {time.strftime('%Y-%m-
   variation of the outputs / that of the targets; HF ratio = energy above half Nyquist, outputs /
   targets; SSIM from scikit-image.
 - Data: facades test split ({', '.join(map(str, n_images['facades'])) or '?'} images; generator seed 0, the
-  training distribution) and facades drawn with generator seed 1 ({', '.join(map(str, n_images['facades_seed1'])) or '?'}
-  images; layouts and textures never seen in training).
+  training distribution) and facades drawn with generator seed 1
+  ({', '.join(map(str, n_images['facades_seed1'])) or '?'} images; layouts and textures never seen in training).
 - "vs baseline" columns are seed-matched differences (same seed: same data order), mean ± sd.
 
 ## Candidates and cost
@@ -768,12 +770,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage in ("all", "train"):
         for seed in args.seeds:
             for c in names:
-                ok = retry(lambda: train(c, seed, args.threads), args.retries + 1)
+                ok = retry(lambda c=c, seed=seed: train(c, seed, args.threads), args.retries + 1)
                 if ok and args.stage == "all":  # evaluate at once: an interrupted study keeps its results
                     for set_name in EVAL_SETS:
                         if needs_evaluation(run_name(c, seed), set_name, refresh=False):
-                            retry(lambda: evaluate(run_name(c, seed), set_name, args.max_images, args.threads),
-                                  args.retries + 1)
+                            retry(lambda c=c, seed=seed, set_name=set_name: evaluate(
+                                run_name(c, seed), set_name, args.max_images, args.threads), args.retries + 1)
             log(f"seed {seed}: every candidate trained")
     if args.stage in ("all", "evaluate"):
         for seed in args.seeds:
@@ -786,7 +788,8 @@ def main(argv: list[str] | None = None) -> int:
                         evaluate(name, set_name, args.max_images, args.threads)
     if args.stage in ("all", "cost", "report"):
         cached = read_json(OUT / "cost.json")
-        code = fingerprint([*(ROOT / "pix2pix_aa" / "networks").glob("*.py"), *(ROOT / "pix2pix_aa" / "layers").glob("*.py")])
+        code = fingerprint([*(ROOT / "pix2pix_aa" / "networks").glob("*.py"),
+                            *(ROOT / "pix2pix_aa" / "layers").glob("*.py")])
         if cached is None or cached.get("code") != code or set(names) - set(cached.get("candidates", {})) \
                 or args.stage == "cost":
             log(f"cost: {len(names)} candidates, G + D step at 4 x 128x128, 1 thread")

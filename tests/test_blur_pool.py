@@ -20,6 +20,7 @@ from pix2pix_aa.layers import (
     BlurPool,
     ConvBlurPool,
     MaxBlurPool,
+    _fast_blur,
     binomial_filter,
     blur2d,
     blur_pool2d,
@@ -30,8 +31,8 @@ from pix2pix_aa.layers import (
     max_blur_pool2d,
     max_blur_pool_from_max_pool,
 )
-from pix2pix_aa.layers import _fast_blur
-from pix2pix_aa.layers.padding import pad_amounts as _pad_amounts, safe_pad as _safe_pad
+from pix2pix_aa.layers.padding import pad_amounts as _pad_amounts
+from pix2pix_aa.layers.padding import safe_pad as _safe_pad
 
 antialiased_cnns = pytest.importorskip("antialiased_cnns")
 kornia = pytest.importorskip("kornia")

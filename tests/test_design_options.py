@@ -84,7 +84,8 @@ def test_kaiser_blur_pool_is_pad_then_depthwise_conv(pad_type, stride, size):
 
 
 def test_kaiser_blur_keeps_constants():
-    torch.testing.assert_close(Blur(2, "kaiser9_c0.2_w0.15")(torch.full((1, 2, 9, 9), 0.7)), torch.full((1, 2, 9, 9), 0.7))
+    flat = torch.full((1, 2, 9, 9), 0.7)
+    torch.testing.assert_close(Blur(2, "kaiser9_c0.2_w0.15")(flat), flat)
 
 
 # -- per-level anti-aliasing --------------------------------------------------------------------

@@ -3,6 +3,9 @@
 filters.py: the low-pass filters (binomial, Kaiser sinc); padding.py: padding for every layer
 that pads; blur_pool.py: BlurPool / Blur; polyphase.py: APS."""
 
+# Adaptive polyphase sampling lives in polyphase.py (another owner): re-export whatever it
+# declares, so this list never drifts from it.
+from pix2pix_aa.layers import polyphase as _polyphase
 from pix2pix_aa.layers.blur_pool import (
     FILTER_SIZES,
     PAD_TYPES,
@@ -14,6 +17,8 @@ from pix2pix_aa.layers.blur_pool import (
     create_blur_pool,
     filter_size,
 )
+from pix2pix_aa.layers.conv_blur_pool import BlurConv2d, ConvBlurPool, conv_blur_pool2d
+from pix2pix_aa.layers.convert import antialias, count_parameters
 from pix2pix_aa.layers.filters import (
     LowPass,
     frequency_response,
@@ -22,19 +27,13 @@ from pix2pix_aa.layers.filters import (
     parse_filter,
 )
 from pix2pix_aa.layers.padding import pad_amounts, pad_mode, safe_pad
-from pix2pix_aa.layers.conv_blur_pool import BlurConv2d, ConvBlurPool, conv_blur_pool2d
-from pix2pix_aa.layers.convert import antialias, count_parameters
+from pix2pix_aa.layers.polyphase import *  # noqa: F401,F403  (names listed in its __all__)
 from pix2pix_aa.layers.pooling import (
     MaxBlurPool,
     blur_pool_from_avg_pool,
     max_blur_pool2d,
     max_blur_pool_from_max_pool,
 )
-
-# Adaptive polyphase sampling lives in polyphase.py (another owner): re-export whatever it
-# declares, so this list never drifts from it.
-from pix2pix_aa.layers import polyphase as _polyphase
-from pix2pix_aa.layers.polyphase import *  # noqa: F401,F403  (names listed in its __all__)
 
 __all__ = [
     "FILTER_SIZES",

@@ -13,7 +13,7 @@ Two orders, both parameter-free additions to a conv:
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -102,7 +102,7 @@ class BlurConv2d(nn.Conv2d):
 
     @classmethod
     def from_conv(cls, conv: nn.Conv2d, filt_size: FilterSpec = 4, pad_type: str = "reflect",
-                  blur_stride: int | None = None) -> "BlurConv2d":
+                  blur_stride: int | None = None) -> BlurConv2d:
         """Anti-alias a strided ``conv`` (or, with ``blur_stride``, a stride-1 conv that should
         take over a subsampling moved from elsewhere). The new module *shares* the conv's weight
         and bias Parameters, so optimisers and state_dicts still refer to the same tensors."""

@@ -24,8 +24,8 @@ from __future__ import annotations
 from torch import nn
 
 from pix2pix_aa.layers.blur_pool import BlurPool, FilterSpec, filter_size
-from pix2pix_aa.layers.padding import pad_mode
 from pix2pix_aa.layers.conv_blur_pool import BlurConv2d
+from pix2pix_aa.layers.padding import pad_mode
 from pix2pix_aa.layers.pooling import blur_pool_from_avg_pool, max_blur_pool_from_max_pool
 
 __all__ = ["antialias", "count_parameters"]

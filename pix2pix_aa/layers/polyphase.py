@@ -30,7 +30,8 @@ two components differ, yet have the same norm, which is a measure-zero event for
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -403,7 +404,7 @@ class APSConvTranspose2d(nn.ConvTranspose2d):
 
     @classmethod
     def from_conv_transpose(cls, conv: nn.ConvTranspose2d, pad_type: str = "circular",
-                            filt_size: FilterSpec = 0) -> "APSConvTranspose2d":
+                            filt_size: FilterSpec = 0) -> APSConvTranspose2d:
         """An APS-U layer sharing ``conv``'s weight and bias tensors (no copy)."""
         if conv.output_padding != (0, 0) or conv.dilation != (1, 1) or len(set(conv.kernel_size)) != 1 \
                 or len(set(conv.stride)) != 1 or len(set(conv.padding)) != 1:

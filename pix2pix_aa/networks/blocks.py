@@ -12,8 +12,9 @@ baseline and are unchanged by any anti-aliasing option (docs/DESIGN.md section 3
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 from torch import nn

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from pix2pix_aa.layers.blur_pool import FilterSpec
-from pix2pix_aa.networks.blocks import NORMS, check_choice, conv4, down_block, norm_factory
+from pix2pix_aa.networks.blocks import NORMS, check_choice, down_block, norm_factory
 
 __all__ = ["PatchGANDiscriminator", "PixelDiscriminator"]
 

@@ -46,7 +46,8 @@ there only for ``aps_<filter>`` variants. Every conv pads circularly; see ``pad_
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
