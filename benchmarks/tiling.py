@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pix2pix_aa.module import pad_to_multiple  # noqa: E402
+from pix2pix_aa.layers.padding import pad_to_multiple  # noqa: E402
 from pix2pix_aa.tiling import ramp_weights, resolve_overlap  # noqa: E402
 
 DEFAULT_RUNS = {"baseline": "runs/cpu_quick_design_baseline_s0", "bin5": "runs/cpu_quick_design_bin5_s0"}

@@ -19,11 +19,12 @@ from pytorch_lightning.plugins.precision import MixedPrecision
 from torch import nn
 
 from pix2pix_aa.compat import batches_that_stepped, built_by_cli
+from pix2pix_aa.layers.padding import pad_to_multiple
 from pix2pix_aa.losses import GAN_MODES, gan_loss
 from pix2pix_aa.metrics import MAX_PSNR_DB, pooled_psnr, quality, reflect_pad_source, shift_grid, stability_crop
 from pix2pix_aa.networks import PatchGANDiscriminator, UNetGenerator, init_weights
 
-__all__ = ["LR_POLICIES", "Pix2PixModule", "linear_decay_factor", "load_weights", "pad_to_multiple"]
+__all__ = ["LR_POLICIES", "Pix2PixModule", "linear_decay_factor", "load_weights"]
 
 #: LR schedules as the reference pix2pix names them (``--lr_policy``).
 LR_POLICIES: tuple[str, ...] = ("linear", "step", "plateau", "cosine")
@@ -79,19 +80,6 @@ def load_weights(net: nn.Module, path: str, name: str) -> None:
         raise ValueError(f"{option}: {path} does not fit model.{name} ({detail}); the network options (ngf, "
                          "num_downs, norm, channels) must be those the weights were trained with")
     net.load_state_dict(state)
-
-
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Reflect-pad ``x`` on the bottom/right so that H and W are multiples of ``multiple``.
-
-    Shape: (N, C, H, W) -> (N, C, ceil(H / m) * m, ceil(W / m) * m). Replicate padding where the
-    pad is not smaller than the side (reflect needs pad < size).
-    """
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if not (ph or pw):
-        return x
-    return F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ that step sees exactly the sampling grid the whole image would, so away from the
 other offset the downsampling phases differ and even the interior disagrees for an aliasing
 generator. :func:`tile_starts` therefore puts every tile on that grid: ``tile`` and
 ``tile_overlap`` must be multiples of the step, and the image is first padded to one
-(``pix2pix_aa.module.pad_to_multiple``, as ``predict`` does anyway).
+(``pix2pix_aa.layers.padding.pad_to_multiple``, as ``predict`` does anyway).
 
 Overlapping tiles are blended with linear ramps (:func:`ramp_weights`): across an overlap of
 exactly ``tile_overlap`` pixels one tile's weight falls from 1 to 0 while the next one's rises,
@@ -95,7 +95,7 @@ def tiled_generate(generator: Callable[[torch.Tensor], torch.Tensor], x: torch.T
     Args:
         generator: image -> image network (size-preserving), e.g. ``UNetGenerator`` in eval mode.
         x: the input, H and W multiples of ``multiple`` (pad with
-            ``pix2pix_aa.module.pad_to_multiple`` first and crop the result back).
+            ``pix2pix_aa.layers.padding.pad_to_multiple`` first and crop the result back).
         tile: tile side in pixels, a multiple of ``multiple``.
         overlap: pixels shared by neighbouring tiles, a multiple of ``multiple``, < ``tile``;
             default: half a tile rounded down to a multiple (:func:`resolve_overlap`).
@@ -115,7 +115,7 @@ def tiled_generate(generator: Callable[[torch.Tensor], torch.Tensor], x: torch.T
     h, w = x.shape[-2:]
     if h % m or w % m:
         raise ValueError(f"tiled_generate: input of size {h}x{w} (HxW) is not a multiple of {m}; pad it first "
-                         "(pix2pix_aa.module.pad_to_multiple) and crop the output back")
+                         "(pix2pix_aa.layers.padding.pad_to_multiple) and crop the output back")
     ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
     th, tw = min(tile, h), min(tile, w)
     out: Optional[torch.Tensor] = None

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 
 from pix2pix_aa.layers import _fast_blur
 
-__all__ = ["PAD_TYPES", "pad_mode", "pad_amounts", "defined_mode", "safe_pad", "gather_pad", "circular_pad"]
+__all__ = ["PAD_TYPES", "pad_mode", "pad_amounts", "defined_mode", "safe_pad", "gather_pad", "circular_pad",
+           "pad_to_multiple"]
 
 #: Padding modes; aliases accepted for compatibility with ``antialiased-cnns``.
 PAD_TYPES: dict[str, str] = {
@@ -160,3 +161,16 @@ def circular_pad(x: torch.Tensor, pad: Pad) -> torch.Tensor:
     if top or bottom:
         x = x.index_select(-2, torch.arange(-top, h + bottom, device=x.device) % h)
     return x
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Reflect-pad ``x`` on the bottom/right so that H and W are multiples of ``multiple``
+    (replicate where the pad is not smaller than the side: reflection needs pad < size).
+
+    Shape: (N, C, H, W) -> (N, C, ceil(H / m) * m, ceil(W / m) * m).
+    """
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if not (ph or pw):
+        return x
+    return F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")

@@ -27,18 +27,17 @@ rounding). No option adds parameters.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Optional, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pix2pix_aa.layers.blur_pool import Blur
 from pix2pix_aa.layers.filters import FilterSpec, filter_size
 from pix2pix_aa.layers.padding import pad_mode
 from pix2pix_aa.layers.polyphase import APSConvTranspose2d, parse_antialias
+from pix2pix_aa.networks.base import Generator
 from pix2pix_aa.networks.blocks import (
     ANTIALIAS_MODES,
     NORMS,
@@ -97,7 +96,7 @@ class ResidualBlock(nn.Module):
         return x + self.conv_block(x)
 
 
-class ResNetGenerator(nn.Module):
+class ResNetGenerator(Generator):
     """pix2pix / CycleGAN ResNet generator (``resnet_9blocks`` / ``resnet_6blocks``) with
     optional anti-aliasing.
 
@@ -232,28 +231,8 @@ class ResNetGenerator(nn.Module):
         self.decoder = nn.ModuleList(decoder)
         self.head = Level(_conv(ngf, out_channels, 7, 1, conv_pad, True), nn.Tanh())
 
-    # -- shapes ---------------------------------------------------------------------------
-    @property
-    def size_multiple(self) -> int:
-        """Input sizes must be multiples of this (2 ** 2)."""
-        return 2 ** self.num_downs
-
-    def _check_input(self, x: torch.Tensor) -> None:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"ResNetGenerator expects (N, {self.in_channels}, H, W), got {tuple(x.shape)}")
-        if self.pad_input:
-            return
-        m = self.size_multiple
-        bad = [s for s in x.shape[-2:] if s % m]
-        if bad:
-            near = "; ".join(f"{s} -> {(s // m) * m or m} or {math.ceil(s / m) * m}" for s in bad)
-            raise ValueError(f"input size {tuple(x.shape[-2:])} is not a multiple of {m} (the ResNet generator "
-                             f"downsamples twice); nearest valid: {near}. Resize/crop the input or pass "
-                             "pad_input=True to pad and crop.")
-
-    # -- forward --------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._run(x)
+    def _size_reason(self) -> str:
+        return f"{self.size_multiple} (the ResNet generator downsamples twice)"
 
     def features(self, x: torch.Tensor) -> dict[str, tuple[torch.Tensor, int]]:
         """Named intermediate maps with their cumulative stride, for the feature-distance metric.
@@ -261,27 +240,9 @@ class ResNetGenerator(nn.Module):
         Keys: ``stem`` (stride 1), ``enc1`` (2), ``enc2`` (4), ``res`` (after the residual blocks,
         4), ``dec2`` (2), ``dec1`` (1), ``out`` (1). Same computation as ``forward``.
         """
-        taps: dict[str, tuple[torch.Tensor, int]] = {}
-        taps["out"] = (self._run(x, taps), 1)
-        return taps
-
-    def phases(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """APS only: the polyphase index chosen at each downsampling, ``[p_1, p_2]``, each (N,)
-        int64 (``i * 2 + j`` for the component ``[..., i::2, j::2]``)."""
-        if not self.is_aps:
-            raise ValueError("phases() is only defined for APS generators (antialias='aps...')")
-        out: list[torch.Tensor] = []
-        self._run(x, None, out)
-        return out
+        return super().features(x)
 
     def _run(self, x: torch.Tensor, taps: Optional[dict] = None, phases_out: Optional[list] = None) -> torch.Tensor:
-        self._check_input(x)
-        h, w = x.shape[-2:]
-        if self.pad_input:
-            m = self.size_multiple
-            ph, pw = (-h) % m, (-w) % m
-            if ph or pw:
-                x = F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
         feat, _ = self.stem.run(x)
         if taps is not None:
             taps["stem"] = (feat, 1)
@@ -301,7 +262,7 @@ class ResNetGenerator(nn.Module):
             if taps is not None:
                 taps[f"dec{i + 1}"] = (feat, 2 ** i)
         feat, _ = self.head.run(feat)
-        return feat[..., :h, :w]
+        return feat
 
 
 def _up_filters(upsample_antialias, down: list) -> list:

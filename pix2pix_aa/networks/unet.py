@@ -45,17 +45,16 @@ there only for ``aps_<filter>`` variants. Every conv pads circularly; see ``pad_
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Optional, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pix2pix_aa.layers.filters import FilterSpec, filter_size
 from pix2pix_aa.layers.padding import pad_mode
 from pix2pix_aa.layers.polyphase import parse_antialias
+from pix2pix_aa.networks.base import Generator
 from pix2pix_aa.networks.blocks import (
     ANTIALIAS_MODES,
     NORMS,
@@ -113,7 +112,7 @@ def _up_filters(upsample_antialias: Optional[UpsampleAntialias], down: list, num
     return out
 
 
-class UNetGenerator(nn.Module):
+class UNetGenerator(Generator):
     """pix2pix U-Net generator with optional anti-aliasing.
 
     Args:
@@ -262,30 +261,7 @@ class UNetGenerator(nn.Module):
             self.head = Level(conv3(2 * c, c, conv_pad, bias), norm_layer(c), nn.ReLU(True),
                               conv3(c, out_channels, conv_pad, True), nn.Tanh())
 
-    # -- shapes ---------------------------------------------------------------------------
-    @property
-    def size_multiple(self) -> int:
-        return 2 ** self.num_downs
-
-    def _check_input(self, x: torch.Tensor) -> None:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"UNetGenerator expects (N, {self.in_channels}, H, W), got {tuple(x.shape)}")
-        if self.pad_input:
-            return
-        m = self.size_multiple
-        bad = [s for s in x.shape[-2:] if s % m]
-        if bad:
-            def nearest(s: int) -> str:
-                lo, hi = (s // m) * m, math.ceil(s / m) * m
-                return f"{s} -> {lo or m} or {hi}"
-            raise ValueError(
-                f"input size {tuple(x.shape[-2:])} is not a multiple of 2**num_downs = {m} "
-                f"(num_downs={self.num_downs}); nearest valid: {'; '.join(nearest(s) for s in bad)}. "
-                "Resize/crop the input, lower num_downs, or pass pad_input=True to pad and crop.")
-
-    # -- forward --------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._run(x)
+    size_hint = ", lower num_downs"
 
     def features(self, x: torch.Tensor) -> dict[str, tuple[torch.Tensor, int]]:
         """Named intermediate maps with their cumulative stride, for the feature-distance metric.
@@ -294,34 +270,12 @@ class UNetGenerator(nn.Module):
         outputs, stride 2**(i-1)), with the full-resolution path also ``dec1`` and ``fullres``
         (stride 1), and ``out`` (stride 1). Same computation as ``forward``.
         """
-        taps: dict[str, tuple[torch.Tensor, int]] = {}
-        taps["out"] = (self._run(x, taps), 1)
-        return taps
-
-    def phases(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """APS only: the polyphase index chosen at each encoder level, ``[p_1, ..., p_N]``, each
-        (N,) int64 with p = i * 2 + j for the component ``[..., i::2, j::2]``.
-
-        The absolute sampling offset of level L (in input pixels, per axis) is
-        sum_l 2**(l-1) * (i_l or j_l) for l <= L.
-        """
-        if not self.is_aps:
-            raise ValueError("phases() is only defined for APS generators (antialias='aps...')")
-        out: list[torch.Tensor] = []
-        self._run(x, None, out)
-        return out
+        return super().features(x)
 
     def _run(self, x: torch.Tensor, taps: Optional[dict] = None,
              phases_out: Optional[list] = None) -> torch.Tensor:
         """The one forward pass of every variant; APS phases travel from encoder level i to
         decoder level i (None for BlurPool levels)."""
-        self._check_input(x)
-        h, w = x.shape[-2:]
-        if self.pad_input:
-            m = self.size_multiple
-            ph, pw = (-h) % m, (-w) % m
-            if ph or pw:
-                x = F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
         skips, phases = [], []
         feat = x
         for i, level in enumerate(self.encoder):
@@ -344,7 +298,7 @@ class UNetGenerator(nn.Module):
             if taps is not None:
                 taps["fullres"] = (full, 1)
             feat, _ = self.head.run(torch.cat([feat, full], dim=1))
-        return feat[..., :h, :w]
+        return feat
 
 
 def _check_aps_options(pad_type: Optional[str], blur_pad_type: Optional[str], upsample: str,
