@@ -51,7 +51,7 @@ from pix2pix_aa.networks.blocks import (
     default_blur_pad,
     norm_factory,
 )
-from pix2pix_aa.networks.unet import per_level
+from pix2pix_aa.networks.unet import per_level, upsample_filters
 
 __all__ = ["ResNetGenerator", "ResidualBlock"]
 
@@ -200,7 +200,7 @@ class ResNetGenerator(Generator):
             blur_pad = blur_pad_type or default_blur_pad(down_pad)
             pad_mode(blur_pad)
             downs = [Downsample(f, m, down_pad, blur_pad) for f, m in zip(filters, modes)]
-            up_filters = _up_filters(upsample_antialias, filters)
+            up_filters = upsample_filters(upsample_antialias, filters, n)
 
         self.in_channels, self.out_channels, self.n_blocks, self.ngf = in_channels, out_channels, n_blocks, ngf
         self.num_downs, self.pad_input, self.is_aps = n, pad_input, bool(is_aps)
@@ -263,21 +263,3 @@ class ResNetGenerator(Generator):
                 taps[f"dec{i + 1}"] = (feat, 2 ** i)
         feat, _ = self.head.run(feat)
         return feat
-
-
-def _up_filters(upsample_antialias, down: list) -> list:
-    """The anti-imaging filter of each upsampling (see ``upsample_antialias``)."""
-    values = per_level(upsample_antialias, len(down), "upsample_antialias")
-    out = []
-    for i, v in enumerate(values):
-        if v is None or v is True:
-            if v is True and not filter_size(down[i]):
-                raise ValueError(f"upsample_antialias=True at level {i + 1} needs an antialias filter there "
-                                 f"(got {down[i]!r})")
-            out.append(down[i])
-        elif v is False:
-            out.append("none")
-        else:
-            filter_size(v)
-            out.append(v)
-    return out

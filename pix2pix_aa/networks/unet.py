@@ -70,7 +70,7 @@ from pix2pix_aa.networks.blocks import (
     up_conv,
 )
 
-__all__ = ["UNetGenerator", "per_level"]
+__all__ = ["UNetGenerator", "per_level", "upsample_filters"]
 
 #: A value for every level, or a list with one per level (outermost first).
 PerLevel = Union[FilterSpec, Sequence[FilterSpec]]
@@ -91,7 +91,7 @@ def per_level(value: object, num_levels: int, name: str) -> list:
     return [value] * num_levels
 
 
-def _up_filters(upsample_antialias: Optional[UpsampleAntialias], down: list, num_levels: int) -> list:
+def upsample_filters(upsample_antialias: Optional[UpsampleAntialias], down: list, num_levels: int) -> list:
     """The anti-imaging filter of every decoder level. None / True: the level's encoder filter
     (True requires one); False: none; a filter: that filter; a list: per level."""
     values = per_level(upsample_antialias, num_levels, "upsample_antialias")
@@ -213,7 +213,7 @@ class UNetGenerator(Generator):
                                      "a single antialias value, not in a list")
             downs = [Downsample(f, m, pad_type, blur_pad) for f, m in zip(filters, modes)]
             upsamplers = [Upsample(u, f, "zero", blur_pad)
-                          for u, f in zip(ups, _up_filters(upsample_antialias, filters, n))]
+                          for u, f in zip(ups, upsample_filters(upsample_antialias, filters, n))]
 
         self.in_channels, self.out_channels, self.num_downs = in_channels, out_channels, num_downs
         self.pad_input, self.is_aps = pad_input, is_aps
