@@ -50,7 +50,7 @@ from pix2pix_aa.checkpoints import (
 from pix2pix_aa.data import Pix2PixDataModule
 from pix2pix_aa.module import Pix2PixModule
 from pix2pix_aa.options import check_model_and_data, check_schedule, refuse_unsupported, suggest_option
-from pix2pix_aa.resume import explicit_keys, merge_checkpoint_options, resolve_last_checkpoint
+from pix2pix_aa.resume import explicit_keys, merge_checkpoint_options, resolve_last_checkpoint, set_purge_step
 
 TRAINER_DEFAULTS = {
     "accelerator": "auto",
@@ -212,7 +212,8 @@ class Pix2PixCLI(LightningCLI):
                                      f"{config.model[net].init_args.get('norm')} disagree; pass one of them")
                 config.model[net].init_args.norm = config.norm
             explicit |= {"model.generator.norm", "model.discriminator.norm"}
-        if config.get("ckpt_path") == "last":
+        from_last = config.get("ckpt_path") == "last"
+        if from_last:
             resolve_last_checkpoint(config, subcommand)
         path = config.get("ckpt_path")
         if path and subcommand != "fit" and str(path).endswith(".pth"):
@@ -221,6 +222,8 @@ class Pix2PixCLI(LightningCLI):
         if path and path not in _CKPT_KEYWORDS and "://" not in str(path):
             ckpt = read_checkpoint(path, trust=_trusted(config))
             check_module_checkpoint(path, ckpt, Pix2PixModule.__name__, "generator")
+            if from_last and subcommand == "fit":
+                set_purge_step(config, ckpt)
             # What Lightning's own merge did (checkpoint over command line), by our rules:
             # command-line flags win, the rest comes from the checkpoint, and both are printed.
             merge, updates = merge_checkpoint_options(config, ckpt, subcommand, explicit)

@@ -7,9 +7,9 @@ number somewhere else.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
-__all__ = ["PRIVATE_ATTRIBUTES", "batches_that_stepped", "built_by_cli"]
+__all__ = ["PRIVATE_ATTRIBUTES", "batches_in_checkpoint", "batches_that_stepped", "built_by_cli"]
 
 #: (object path, attribute, why) for each private attribute the project relies on.
 PRIVATE_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
@@ -26,6 +26,16 @@ PRIVATE_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
     ("jsonargparse._common", "debug_mode_active",
      "the parser's one-line errors defer to jsonargparse's debug mode"),
 )
+
+
+def batches_in_checkpoint(ckpt: dict) -> Optional[int]:
+    """Training iterations (batches) a Lightning checkpoint had done: the x-axis of its run's
+    TensorBoard scalars (``global_step`` counts both players' optimiser steps, another unit).
+    None when the fit loop's counter is not saved."""
+    try:
+        return int(ckpt["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def batches_that_stepped(trainer: Any) -> int:

@@ -23,10 +23,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Optional
 
-import torch
+from pix2pix_aa.compat import batches_in_checkpoint
 
-__all__ = ["OptionMerge", "explicit_keys", "logged_step", "merge_checkpoint_options", "resolve_last_checkpoint",
-           "run_folders"]
+__all__ = ["OptionMerge", "explicit_keys", "merge_checkpoint_options", "resolve_last_checkpoint", "run_folders",
+           "set_purge_step"]
 
 #: Model options that define the networks (and so the shapes and meaning of the weights).
 NETWORK_KEYS = ("generator", "discriminator")
@@ -67,8 +67,8 @@ def resolve_last_checkpoint(config, subcommand: str) -> None:
     Lightning looks for ``last.ckpt`` only in the *new* run's folder (``version_{N+1}``), finds
     nothing, warns and trains from scratch (or predicts with random weights). Here: found -> the
     path, and for ``fit`` the logger is pinned to that run's version so checkpoints and logs
-    continue in place (and ModelCheckpoint keeps its best score), with ``purge_step`` set to the
-    checkpoint's step so TensorBoard hides only what the interrupted run logged after it. Not
+    continue in place (and ModelCheckpoint keeps its best score); :func:`set_purge_step` then
+    sets ``purge_step`` from the checkpoint once it is read. Not
     found -> ``fit`` says so and starts fresh (so ``--ckpt_path last`` can be set once for every
     restart of a job); other subcommands raise ``FileNotFoundError``.
     """
@@ -90,19 +90,17 @@ def resolve_last_checkpoint(config, subcommand: str) -> None:
         run = newest.parent.parent.name
         match = re.fullmatch(r"version_(\d+)", run)
         logger.init_args.version = int(match.group(1)) if match else run
-        if "purge_step" in logger.init_args:
-            # Always this checkpoint's step: a purge_step inherited from an older resume would
-            # erase everything logged since that older resume.
-            logger.init_args.purge_step = logged_step(newest)
 
 
-def logged_step(path: Path) -> Optional[int]:
-    """The logging x-axis (batches) at which a checkpoint was written, if it can be read cheaply."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        return int(ckpt["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"])
-    except Exception:  # best effort: without it TensorBoard just shows the replayed steps twice
-        return None
+def set_purge_step(config, ckpt: dict) -> None:
+    """After :func:`resolve_last_checkpoint` pinned ``fit`` to the run's version: TensorBoard's
+    ``purge_step`` = the checkpoint's logged step, so it hides only what the interrupted run
+    logged after the checkpoint. Always this checkpoint's step: one inherited from an older
+    resume would erase everything logged since that older resume. Without the counter (None),
+    TensorBoard just shows the replayed steps twice."""
+    logger = config.trainer.get("logger")
+    if hasattr(logger, "get") and logger.get("init_args") is not None and "purge_step" in logger.init_args:
+        logger.init_args.purge_step = batches_in_checkpoint(ckpt)
 
 
 # -- which options ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Optional
 from torch import nn
 
 from pix2pix_aa.checkpoints import CheckpointError, check_module_checkpoint, read_checkpoint
+from pix2pix_aa.compat import batches_in_checkpoint
 from pix2pix_aa.module import Pix2PixModule
 
 __all__ = ["CheckpointError", "LoadedGenerator", "find_checkpoints", "load_generator"]
@@ -114,7 +115,7 @@ def load_generator(path: str | Path, trust: bool = False, reference: Optional[di
     hp_out["generator"] = flat
     return LoadedGenerator(path=path, label=_label(path), generator=generator.eval(), hparams=hp_out,
                            datamodule_hparams=dict(ckpt.get("datamodule_hyper_parameters") or {}),
-                           epoch=ckpt.get("epoch"), step=_batches_trained(ckpt))
+                           epoch=ckpt.get("epoch"), step=batches_in_checkpoint(ckpt))
 
 
 def _load_reference(path: Path, options: dict) -> LoadedGenerator:
@@ -129,15 +130,3 @@ def _load_reference(path: Path, options: dict) -> LoadedGenerator:
     return LoadedGenerator(path=path, label=f"{path.parent.name}/{path.stem}", generator=generator,
                            hparams={"generator": info["init_args"]}, datamodule_hparams={},
                            epoch=int(epoch) if epoch.isdigit() else None)
-
-
-def _batches_trained(ckpt: dict) -> Optional[int]:
-    """Training batches seen (the x-axis of the run's TensorBoard scalars).
-
-    Lightning's ``global_step`` counts optimiser steps: two per batch for pix2pix (G and D), a
-    different unit, so it is not used; None when the fit loop's batch counter is not saved.
-    """
-    try:
-        return int(ckpt["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"])
-    except (KeyError, TypeError, ValueError):
-        return None
