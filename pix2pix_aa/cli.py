@@ -48,6 +48,7 @@ from pix2pix_aa.checkpoints import (
     read_checkpoint,
 )
 from pix2pix_aa.data import Pix2PixDataModule
+from pix2pix_aa.data.image_io import notice
 from pix2pix_aa.module import Pix2PixModule
 from pix2pix_aa.options import check_model_and_data, check_schedule, refuse_unsupported, suggest_option
 from pix2pix_aa.resume import explicit_keys, merge_checkpoint_options, resolve_last_checkpoint, set_purge_step
@@ -242,12 +243,12 @@ class Pix2PixCLI(LightningCLI):
             if config.trainer.get("limit_val_batches") in (0, 0.0) and config.checkpoint.get("monitor") == "val/l1":
                 # No validation, no val/l1: ModelCheckpoint would warn at every epoch and keep nothing useful.
                 config.checkpoint.monitor, config.checkpoint.save_top_k = None, 0
-                print("[pix2pix_aa] validation is off (trainer.limit_val_batches=0): no best checkpoint by val/l1, "
-                      "last.ckpt only", file=sys.stderr, flush=True)
+                notice("validation is off (trainer.limit_val_batches=0): no best checkpoint by val/l1, "
+                       "last.ckpt only")
             steps = config.trainer.get("max_steps")
             if steps is not None and steps > 0:
-                print(f"[pix2pix_aa] trainer.max_steps={steps} counts training iterations (batches); each "
-                      "iteration makes one D and one G optimiser step", file=sys.stderr, flush=True)
+                notice(f"trainer.max_steps={steps} counts training iterations (batches); each "
+                       "iteration makes one D and one G optimiser step")
         elif subcommand in ("validate", "test", "predict"):
             data = config.data
             if subcommand == "predict":
@@ -255,12 +256,11 @@ class Pix2PixCLI(LightningCLI):
                 sizing = (f"resized to crop_size {data.crop_size}" if data.get("predict_resize") else
                           f"each at its own size (the model was trained on {data.crop_size} px crops; "
                           "--data.predict_resize true resizes to crop_size, as test does)")
-                print(f"[pix2pix_aa] predict inputs: {source}, direction {data.direction}, {sizing}",
-                      file=sys.stderr, flush=True)
+                notice(f"predict inputs: {source}, direction {data.direction}, {sizing}")
             else:
-                print(f"[pix2pix_aa] {subcommand} data: {data.dataset} at {data.data_dir}, direction "
-                      f"{data.direction}, crop_size {data.crop_size}, preprocess "
-                      f"{data.get('preprocess', 'resize_and_crop')}", file=sys.stderr, flush=True)
+                notice(f"{subcommand} data: {data.dataset} at {data.data_dir}, direction "
+                       f"{data.direction}, crop_size {data.crop_size}, preprocess "
+                       f"{data.get('preprocess', 'resize_and_crop')}")
 
     def _use_reference_generator(self, parser: LightningArgumentParser, subcommand: str, path: str) -> None:
         """``--ckpt_path latest_net_G.pth`` (validate/test/predict): a reference pix2pix generator
@@ -274,9 +274,8 @@ class Pix2PixCLI(LightningCLI):
         updates = {"generator": {"class_path": info["class_path"], "init_args": info["init_args"]}}
         self.config = parser.parse_object({subcommand: {"model": updates}}, self.config)
         self.config[subcommand].ckpt_path = None
-        print(f"[pix2pix_aa] --ckpt_path {path}: a reference pix2pix generator ({info['netG']}, norm {info['norm']}, "
-              f"ngf {info['ngf']}, {info['input_nc']} -> {info['output_nc']} channels); data from the config",
-              file=sys.stderr, flush=True)
+        notice(f"--ckpt_path {path}: a reference pix2pix generator ({info['netG']}, norm {info['norm']}, "
+               f"ngf {info['ngf']}, {info['input_nc']} -> {info['output_nc']} channels); data from the config")
 
     def _parse_ckpt_path(self) -> None:
         """Replaced by :func:`pix2pix_aa.resume.merge_checkpoint_options` in ``parse_arguments``

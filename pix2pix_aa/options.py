@@ -16,18 +16,15 @@ costs a second, not a run:
 from __future__ import annotations
 
 import difflib
-import sys
 from typing import Any, Optional
 
 import torch
 from torch import nn
 
+from pix2pix_aa.data.image_io import notice
+
 __all__ = ["LIGHTNING_FLAGS", "REFERENCE_FLAGS", "check_model_and_data", "check_schedule", "refuse_unsupported",
            "suggest_option"]
-
-
-def _say(message: str) -> None:
-    print(f"[pix2pix_aa] {message}", file=sys.stderr, flush=True)
 
 
 # -- schedule -----------------------------------------------------------------------------------
@@ -52,7 +49,7 @@ def check_schedule(config) -> None:
     max_epochs = trainer.get("max_epochs")
     if max_epochs is None:
         trainer.max_epochs = total
-        _say(f"trainer.max_epochs = {total} (model.n_epochs {n} + model.n_epochs_decay {n_decay})")
+        notice(f"trainer.max_epochs = {total} (model.n_epochs {n} + model.n_epochs_decay {n_decay})")
         return
     if max_epochs == total:
         return
@@ -158,10 +155,6 @@ def suggest_option(flag: str, known: Optional[list[str]] = None) -> Optional[str
 
 
 # -- networks against data ----------------------------------------------------------------------
-def _option(config_key: str, value: Any) -> str:
-    return f"{config_key}={value}"
-
-
 def check_model_and_data(generator: nn.Module, discriminator: nn.Module, datamodule: Any) -> None:
     """Channels and image size of the data against the networks, before anything is read.
 

@@ -18,12 +18,12 @@ from the YAML. Here the rule is one and printed:
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Optional
 
 from pix2pix_aa.compat import batches_in_checkpoint
+from pix2pix_aa.data.image_io import notice
 
 __all__ = ["OptionMerge", "explicit_keys", "merge_checkpoint_options", "resolve_last_checkpoint", "run_folders",
            "set_purge_step"]
@@ -32,10 +32,6 @@ __all__ = ["OptionMerge", "explicit_keys", "merge_checkpoint_options", "resolve_
 NETWORK_KEYS = ("generator", "discriminator")
 #: Data options that only matter to the run that made the checkpoint, never to its evaluation.
 _DATA_KEYS_NOT_INHERITED = ("num_workers", "predict_dir", "batch_size")
-
-
-def _say(message: str) -> None:
-    print(f"[pix2pix_aa] {message}", file=sys.stderr, flush=True)
 
 
 # -- which checkpoint ---------------------------------------------------------------------------
@@ -79,12 +75,12 @@ def resolve_last_checkpoint(config, subcommand: str) -> None:
     if not found:
         if subcommand != "fit":
             raise FileNotFoundError(f"--ckpt_path last: no last.ckpt found under {where}; pass the checkpoint path")
-        _say(f"--ckpt_path last: no last.ckpt under {where} yet: training from scratch")
+        notice(f"--ckpt_path last: no last.ckpt under {where} yet: training from scratch")
         config.ckpt_path = None
         return
     newest = max(found, key=lambda p: p.stat().st_mtime)
     config.ckpt_path = str(newest)
-    _say(f"--ckpt_path last: {newest}")
+    notice(f"--ckpt_path last: {newest}")
     logger = config.trainer.get("logger")
     if subcommand == "fit" and base is not None and hasattr(logger, "get") and logger.get("init_args") is not None:
         run = newest.parent.parent.name
@@ -155,14 +151,14 @@ class OptionMerge:
         kept = [(k, v, c) for k, (v, c) in self.from_checkpoint.items() if v is not None]
         if kept:
             more = f", and {len(kept) - limit} more" if len(kept) > limit else ""
-            _say(f"{path}: kept from the checkpoint (pass the flag on the command line to change it): "
+            notice(f"{path}: kept from the checkpoint (pass the flag on the command line to change it): "
                  + ", ".join(f"{k}={_show(c)} (config: {_show(v)})" for k, v, c in kept[:limit]) + more)
         if self.from_command_line:
             changed = self.from_command_line.items()
-            _say(f"{path}: changed from the checkpoint by the command line: "
+            notice(f"{path}: changed from the checkpoint by the command line: "
                  + ", ".join(f"{k}={_show(v)} (checkpoint: {_show(c)})" for k, (v, c) in changed))
         if self.data_differs:
-            _say(f"{path}: training on other data options than the checkpoint's: "
+            notice(f"{path}: training on other data options than the checkpoint's: "
                  + ", ".join(f"{k}={_show(v)} (checkpoint: {_show(c)})" for k, (v, c) in self.data_differs.items()))
 
 
