@@ -11,9 +11,8 @@ figure when other processes compete for the cores; with N threads it sums over t
 Ratios are ours / reference (< 1: ours is faster).
 
 Rows:
-  ours[reflect]        pix2pix_aa BlurPool, the paper's reflect padding (padding-free fast path)
+  ours[reflect]        pix2pix_aa BlurPool, the paper's reflect padding (F.pad, then a strided depthwise conv)
   ours[zero]           same op as kornia's (zero padding folded into the conv)
-  ours-pad[reflect]    explicit F.pad + conv, the route before the fast path (A/B of the change)
   kornia[zero]         kornia.filters.BlurPool2D (zero padding only)
   aa-cnns[reflect]     antialiased_cnns.BlurPool (ReflectionPad2d + conv)
   aa-cnns[zero]        antialiased_cnns.BlurPool(pad_type='zero')
@@ -32,12 +31,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pix2pix_aa.layers import BlurPool  # noqa: E402
-from pix2pix_aa.layers.blur_pool import _pad_amounts, _safe_pad, binomial_filter  # noqa: E402
 
 Layer = Callable[[torch.Tensor], torch.Tensor]
 
@@ -47,12 +44,6 @@ def implementations(channels: int, k: int) -> dict[str, Layer]:
         "ours[reflect]": BlurPool(channels, k, pad_type="reflect"),
         "ours[zero]": BlurPool(channels, k, pad_type="zero"),
     }
-    weight = binomial_filter(k).expand(channels, 1, k, k)
-
-    def padded(x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(_safe_pad(x, _pad_amounts(k), "reflect"), weight, stride=2, groups=channels)
-
-    impls["ours-pad[reflect]"] = padded
     try:
         import kornia
 

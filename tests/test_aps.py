@@ -9,15 +9,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pix2pix_aa.layers.blur_pool import Blur
+from pix2pix_aa.layers.padding import safe_pad
 from pix2pix_aa.layers.polyphase import (
     APS_VARIANTS,
     APSConvTranspose2d,
     APSDown,
-    CircularBlur,
     aps_conv_transpose2d,
     aps_down,
     aps_up,
-    circular_pad,
     parse_antialias,
     polyphase_norms,
     select_phase,
@@ -35,7 +35,7 @@ def n_params(m: nn.Module) -> int:
 def smooth_images(n: int, size: int, seed: int = 1, dtype=torch.float32) -> torch.Tensor:
     """Smooth random images in [-1, 1] (circularly box-filtered noise)."""
     x = torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 2 - 1
-    x = F.avg_pool2d(circular_pad(x, (2, 2, 2, 2)), 5, 1)
+    x = F.avg_pool2d(safe_pad(x, (2, 2, 2, 2), "circular"), 5, 1)
     return (x / x.abs().amax()).to(dtype)
 
 
@@ -170,7 +170,7 @@ def test_aps_conv_transpose_is_zero_insertion_then_stride1_transposed_conv(pad_t
         u = aps_up(y, phase, stride)  # zero insertion at the phase
         if pad_type == "circular":    # out[o] = sum_k w[k] u[(o + P - k) mod L]
             q = kernel - 1 - padding
-            ref = F.conv_transpose2d(circular_pad(u, (q, padding, q, padding)), conv.weight, conv.bias,
+            ref = F.conv_transpose2d(safe_pad(u, (q, padding, q, padding), "circular"), conv.weight, conv.bias,
                                      padding=kernel - 1)
         else:                         # same with u = 0 outside [0, L)
             ref = F.conv_transpose2d(u, conv.weight, conv.bias, padding=padding)[..., :stride * h, :stride * w]
@@ -200,16 +200,17 @@ def test_aps_down_up_pair_is_exactly_circularly_equivariant():
                                    rtol=0, atol=1e-12)
 
 
-def test_circular_blur_matches_blur_and_handles_pads_wider_than_the_map():
-    from pix2pix_aa.layers.blur_pool import Blur
-    x = torch.randn(1, 2, 8, 8)
-    torch.testing.assert_close(CircularBlur(2, 4)(x), Blur(2, 4, pad_type="circular")(x))
+def test_circular_blur_handles_pads_wider_than_the_map():
     tiny = torch.randn(1, 2, 2, 2)
-    out = CircularBlur(2, 7)(tiny)  # F.pad(mode="circular") refuses pad 3 on a 2x2 map
+    out = Blur(2, 7, pad_type="circular")(tiny)  # F.pad(mode="circular") refuses pad 3 on a 2x2 map
     # On a 2-periodic map every blur is the mean of each parity class weighted by the filter;
     # a constant map stays constant, and the mean is preserved.
     torch.testing.assert_close(out.mean((-2, -1)), tiny.mean((-2, -1)))
-    torch.testing.assert_close(CircularBlur(2, 7)(torch.ones(1, 2, 1, 1)), torch.ones(1, 2, 1, 1))
+    torch.testing.assert_close(Blur(2, 7, pad_type="circular")(torch.ones(1, 2, 1, 1)), torch.ones(1, 2, 1, 1))
+    # APS's exactness needs every position computed alike: a roll of the input rolls the output bit for bit.
+    x = torch.randn(1, 2, 9, 8)
+    blur = Blur(2, 5, pad_type="circular")
+    assert torch.equal(blur(torch.roll(x, (3, 5), (-2, -1))), torch.roll(blur(x), (3, 5), (-2, -1)))
 
 
 # -- config values and errors ------------------------------------------------------------------

@@ -11,10 +11,13 @@ Written by hand rather than taken from kornia because kornia's ``BlurPool2D`` on
 zeros, while the paper (and ``antialiased-cnns``, which we match to float precision) uses
 reflect padding; with ``pad_type="zero"`` the two are the same operator (tested).
 
-Speed: ``antialiased-cnns`` pads with a copy of the input, then convolves. Here zero padding is
-folded into the conv, and reflect / replicate / circular padding take a padding-free path
-(``_fast_blur``: zero-padded conv plus an exact recomputation of the thin output border) that
-costs about what kornia's zero-padded conv costs; see ``benchmarks/blurpool.py``.
+One route, the readable one: pad (reflect / replicate / circular, :func:`safe_pad`), then one
+depthwise conv with the stride, as ``antialiased-cnns``; zero padding is folded into the conv (no
+padded copy), as kornia does. A padding-free route (zero-padded conv plus an exact recomputation
+of the output border, ~300 lines) was measured and removed: it saved 0-2% of a full training step
+(docs/PERFORMANCE.md section 1), and it made outputs depend on the batch size at 1e-9 because it
+was chosen by the input's size. Every output position is now computed by the same arithmetic, so
+a generator's output for an image does not depend on what else is in its batch.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pix2pix_aa.layers import _fast_blur
 from pix2pix_aa.layers.filters import (
     FILTER_SIZES,
     FilterSpec,
@@ -34,8 +36,6 @@ from pix2pix_aa.layers.filters import (
 )
 from pix2pix_aa.layers.padding import (
     PAD_TYPES,
-    defined_mode,
-    gather_pad,
     pad_amounts,
     pad_mode,
     safe_pad,
@@ -53,11 +53,6 @@ __all__ = [
     "create_blur_pool",
 ]
 
-# Private names kept for callers written before padding.py was split out.
-_pad_mode, _pad_amounts, _defined_mode, _safe_pad, _gather_pad = (
-    pad_mode, pad_amounts, defined_mode, safe_pad, gather_pad)
-
-
 def _autocast_dtype(x: torch.Tensor) -> torch.dtype | None:
     """The dtype autocast would run a conv in for ``x``, or None when autocast is off."""
     kind = x.device.type
@@ -66,9 +61,18 @@ def _autocast_dtype(x: torch.Tensor) -> torch.dtype | None:
     return torch.get_autocast_dtype(kind)
 
 
+def _symmetric_filter(weight: torch.Tensor, lo: int, hi: int) -> tuple[torch.Tensor, int]:
+    """An even filter zero-padded (lo, hi = lo + 1) as the same filter with a leading zero row
+    and column padded (hi, hi): symmetric padding, which ``conv2d(padding=...)`` folds in, so no
+    padded or cropped copy is needed. Returns (weight of size k + 1, pad)."""
+    if hi != lo + 1:
+        raise ValueError(f"expected pads differing by one, got ({lo}, {hi})")
+    return F.pad(weight, (1, 0, 1, 0)), hi
+
+
 def _blur(x: torch.Tensor, filt: torch.Tensor, stride: int, pad_type: str, pad_off: int) -> torch.Tensor:
     """Depthwise blur of (N, C, H, W) ``x`` with the (k, k) ``filt``, padded as the paper, then
-    subsampled by ``stride``. Chooses the cheapest exact route (see ``_fast_blur``)."""
+    subsampled by ``stride``: pad, then one strided depthwise conv."""
     size = filt.shape[-1]
     if x.dim() != 4:
         raise ValueError(f"blur expects a (N, C, H, W) tensor, got shape {tuple(x.shape)}")
@@ -93,12 +97,8 @@ def _blur(x: torch.Tensor, filt: torch.Tensor, stride: int, pad_type: str, pad_o
         lo, hi = pad[0], pad[1]
         if lo != hi and ((h + 2 * lo - size) // stride, (w + 2 * lo - size) // stride) != \
                 ((h + lo + hi - size) // stride, (w + lo + hi - size) // stride):
-            weight, lo = _fast_blur.symmetric_filter(weight, lo, hi)
+            weight, lo = _symmetric_filter(weight, lo, hi)
         return F.conv2d(x, weight, stride=stride, padding=lo, groups=channels)
-    if _fast_blur.fast_blur_supported(x):
-        y = _fast_blur.padded_blur(x, weight, stride, pad, defined_mode(x, pad, mode))
-        if y is not None:
-            return y
     return F.conv2d(safe_pad(x, pad, mode), weight, stride=stride, groups=channels)
 
 

@@ -9,8 +9,8 @@ polyphase layers pad the same way:
   reference code ``antialiased_cnns.BlurPool``);
 * :func:`safe_pad` is ``F.pad`` made total: reflect padding as wide as the map (2x2 maps deep in
   a U-Net) falls back to replicate, and circular padding wider than the map wraps around as
-  often as needed (``F.pad`` refuses both);
-* :func:`circular_pad` is circular padding of any width by index wrapping (APS).
+  often as needed (``F.pad`` refuses both; APS pads circularly through it);
+* :func:`gather_pad` / :func:`index_map`: the same padding as an index gather, for any width.
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pix2pix_aa.layers import _fast_blur
-
-__all__ = ["PAD_TYPES", "pad_mode", "pad_amounts", "defined_mode", "safe_pad", "gather_pad", "circular_pad",
+__all__ = ["PAD_TYPES", "pad_mode", "pad_amounts", "index_map", "defined_mode", "safe_pad", "gather_pad",
            "pad_to_multiple"]
 
 #: Padding modes; aliases accepted for compatibility with ``antialiased-cnns``.
@@ -58,6 +56,28 @@ def pad_amounts(size: int, pad_off: int = 0) -> Pad:
     return lo, hi, lo, hi
 
 
+def index_map(n: int, start: int, stop: int, mode: str) -> list[int]:
+    """Source indices of the padded coordinates ``start..stop-1`` of an axis of length ``n``
+    (``0..n-1`` is the axis itself) under ``mode`` (reflect / replicate / circular), for any
+    pad width.
+
+    Raises:
+        ValueError: for another mode.
+    """
+    idx = []
+    for p in range(start, stop):
+        if mode == "reflect":
+            q = -p if p < 0 else (2 * (n - 1) - p if p >= n else p)
+        elif mode == "replicate":
+            q = min(max(p, 0), n - 1)
+        elif mode == "circular":
+            q = p % n
+        else:
+            raise ValueError(f"no index map for padding mode {mode!r}")
+        idx.append(q)
+    return idx
+
+
 def gather_pad(x: torch.Tensor, pad: Pad, mode: str) -> torch.Tensor:
     """``F.pad(x, pad, mode)`` as an index gather on the last two axes (any pad width).
 
@@ -65,8 +85,8 @@ def gather_pad(x: torch.Tensor, pad: Pad, mode: str) -> torch.Tensor:
         (..., H, W) -> (..., H + top + bottom, W + left + right).
     """
     h, w = x.shape[-2:]
-    rows = _fast_blur.index_map(h, -pad[2], h + pad[3], mode)[0]
-    cols = _fast_blur.index_map(w, -pad[0], w + pad[1], mode)[0]
+    rows = index_map(h, -pad[2], h + pad[3], mode)
+    cols = index_map(w, -pad[0], w + pad[1], mode)
     return x.index_select(-2, torch.tensor(rows, device=x.device)).index_select(
         -1, torch.tensor(cols, device=x.device))
 
@@ -140,27 +160,6 @@ def _reflect_or_replicate(x: torch.Tensor, pad: Pad) -> torch.Tensor:
     rows = torch.where(fits, rows_ref, rows_rep)
     cols = torch.where(fits, cols_ref, cols_rep)
     return x.index_select(-2, rows).index_select(-1, cols)
-
-
-def circular_pad(x: torch.Tensor, pad: Pad) -> torch.Tensor:
-    """Circular padding (left, right, top, bottom) of any width, also wider than the map.
-
-    ``F.pad(mode="circular")`` refuses padding larger than the map (2x2 or 1x1 maps deep in a
-    U-Net with a 6- or 7-tap blur); indexing with a wrapped range has no such limit and gives
-    the same values where both work.
-
-    Shape:
-        (..., H, W) -> (..., H + top + bottom, W + left + right).
-    """
-    left, right, top, bottom = pad
-    if min(pad) < 0:
-        raise ValueError(f"padding must be non-negative, got {pad}")
-    h, w = x.shape[-2:]
-    if left or right:
-        x = x.index_select(-1, torch.arange(-left, w + right, device=x.device) % w)
-    if top or bottom:
-        x = x.index_select(-2, torch.arange(-top, h + bottom, device=x.device) % h)
-    return x
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:

@@ -39,7 +39,7 @@ from torch import nn
 
 from pix2pix_aa.layers.blur_pool import FILTER_SIZES, Blur, FilterSpec, filter_size
 from pix2pix_aa.layers.filters import is_filter_name
-from pix2pix_aa.layers.padding import circular_pad
+from pix2pix_aa.layers.padding import safe_pad
 
 __all__ = [
     "APS_VARIANTS",
@@ -51,8 +51,6 @@ __all__ = [
     "aps_up",
     "select_phase",
     "aps_conv_transpose2d",
-    "circular_pad",
-    "CircularBlur",
     "APSDown",
     "APSConvTranspose2d",
 ]
@@ -200,32 +198,6 @@ def aps_up(y: torch.Tensor, phase: torch.Tensor, stride: int = 2) -> torch.Tenso
     return out.reshape(n, c, h * stride, w * stride)
 
 
-class CircularBlur(Blur):
-    """Stride-1 binomial blur with circular padding of any width (see :func:`circular_pad`).
-
-    Same filter and alignment (pad floor/ceil((k-1)/2)) as ``Blur(..., pad_type="circular")``.
-    Why a class of its own: APS is exact only if every output position is computed by the same
-    arithmetic (then a roll of the input rolls the output bit for bit). ``Blur`` may take the
-    padding-free route, which computes the border by another summation order; this pads
-    circularly, then runs one convolution over the whole map.
-
-    Shape: (N, C, H, W) -> (N, C, H, W).
-    """
-
-    def __init__(self, channels: Optional[int], filt_size: FilterSpec = 5) -> None:
-        super().__init__(channels, filt_size, pad_type="circular")  # channels None: any
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or (self.channels is not None and x.shape[1] != self.channels):
-            raise ValueError(f"CircularBlur built for {self.channels} channels got input of shape {tuple(x.shape)}")
-        size, channels = self.filt_size, x.shape[1]
-        if size == 1:
-            return x
-        lo, hi = (size - 1) // 2, size // 2
-        weight = self.filt.to(dtype=x.dtype, device=x.device).expand(channels, 1, size, size)
-        return F.conv2d(circular_pad(x, (lo, hi, lo, hi)), weight, groups=channels)
-
-
 class APSDown(nn.Module):
     """[circular Blur (stride 1)] -> adaptive polyphase downsampling.
 
@@ -255,7 +227,7 @@ class APSDown(nn.Module):
             raise ValueError(f"APSDown needs pad_type='circular' (exact circular shift-equivariance), got {pad_type!r}")
         size = filter_size(filt_size)
         self.channels, self.filt_size, self.stride, self.norm, self.rtol = channels, size, stride, norm, rtol
-        self.blur = CircularBlur(channels, size) if size else None
+        self.blur = Blur(channels, size, pad_type="circular") if size else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if x.dim() != 4 or x.shape[1] != self.channels:
@@ -266,16 +238,6 @@ class APSDown(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.channels}, filt_size={self.filt_size}, stride={self.stride}, norm={self.norm!r}"
-
-
-def _circular_pad_any(x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
-    """Circular padding: torch's native kernel where it applies, index wrapping otherwise."""
-    if not any(pad):
-        return x
-    h, w = x.shape[-2:]
-    if max(pad[:2]) <= w and max(pad[2:]) <= h:
-        return F.pad(x, pad, mode="circular")
-    return circular_pad(x, pad)
 
 
 def _circular_conv_transpose(y: torch.Tensor, weight: torch.Tensor, stride: int, padding: int,
@@ -298,7 +260,7 @@ def _circular_conv_transpose(y: torch.Tensor, weight: torch.Tensor, stride: int,
         return a_lo, a_hi, crop
 
     (tl, tr, ch), (ll, lr, cw) = amounts(h), amounts(w)
-    out = F.conv_transpose2d(_circular_pad_any(y, (ll, lr, tl, tr)), weight, None, stride=stride,
+    out = F.conv_transpose2d(safe_pad(y, (ll, lr, tl, tr), "circular"), weight, None, stride=stride,
                              padding=(ch, cw), groups=groups)
     return out[..., :stride * h, :stride * w]
 
@@ -400,7 +362,7 @@ class APSConvTranspose2d(nn.ConvTranspose2d):
                          bias=bias, groups=groups)
         size = filter_size(filt_size)
         self.pad_type, self.filt_size = pad_type, size
-        self.blur = CircularBlur(out_channels, size) if size else None
+        self.blur = Blur(out_channels, size, pad_type="circular") if size else None
 
     @classmethod
     def from_conv_transpose(cls, conv: nn.ConvTranspose2d, pad_type: str = "circular",
