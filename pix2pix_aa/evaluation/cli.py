@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -24,7 +23,7 @@ import torch
 
 from pix2pix_aa.evaluation.checkpoints import CheckpointError, LoadedGenerator, find_checkpoints, load_generator
 from pix2pix_aa.evaluation.data import DataSettings, code_version, data_settings, load_data
-from pix2pix_aa.evaluation.parallel import distributed_env, evaluate_distributed, evaluate_in_pool
+from pix2pix_aa.evaluation.parallel import distributed_env, evaluate_distributed, evaluate_in_pool, evaluate_in_process
 from pix2pix_aa.evaluation.report import (
     DEFINITIONS,
     heatmap_ranges,
@@ -36,7 +35,6 @@ from pix2pix_aa.evaluation.report import (
 from pix2pix_aa.evaluation.runner import (
     EvalOptions,
     ModelResult,
-    evaluate_chunks,
     merge_chunks,
     options_dict,
     output_dir_default,
@@ -160,32 +158,21 @@ def _evaluate_all(loaded: list[LoadedGenerator], inputs: torch.Tensor, targets: 
     """Every loaded generator (all evaluated on the same ``inputs``), in this process, a local
     pool, or across torchrun ranks; the chunk results are merged identically in all three cases.
     ``data``: the provenance recorded with each result."""
-    def advance(_g: int, k: int) -> None:
-        progress.advance(task, k)
+    def advance(g: int, k: int) -> None:
+        progress.update(task, description=f"evaluating {loaded[g].label}", advance=k)
 
+    generators = [i.generator for i in loaded]
     if world_size > 1:
-        outcomes = evaluate_distributed([i.generator for i in loaded], inputs, targets, opts, device, advance)
+        outcomes = evaluate_distributed(generators, inputs, targets, opts, device, advance)
         progress.update(task, completed=len(loaded) * inputs.shape[0])  # the other ranks' chunks are done too
     elif num_processes > 1:
-        outcomes = evaluate_in_pool([i.generator for i in loaded], inputs, targets, opts, num_processes, device,
+        outcomes = evaluate_in_pool(generators, inputs, targets, opts, num_processes, device,
                                     advance, threads=threads, keep_memory=keep_memory)
     else:
-        outcomes = None
+        outcomes = evaluate_in_process(generators, inputs, targets, opts, device, advance)
     results, errors = [], {}
-    for g, item in enumerate(loaded):
-        if outcomes is None:
-            progress.update(task, description=f"evaluating {item.label}")
-            start = time.perf_counter()
-            try:
-                parts = evaluate_chunks(item.generator, inputs, targets, opts, device=device,
-                                        on_images_done=lambda k: progress.advance(task, k))
-            except ValueError as e:  # e.g. an image size the generator does not take
-                parts, error = [], str(e)
-            else:
-                error = None
-            seconds = time.perf_counter() - start
-        else:
-            parts, error, seconds = outcomes[g].parts, outcomes[g].error, outcomes[g].seconds
+    for item, outcome in zip(loaded, outcomes):
+        parts, error, seconds = outcome.parts, outcome.error, outcome.seconds
         if error is not None:
             errors[item.label] = error
             continue

@@ -2,7 +2,8 @@
 per-chunk results merged exactly (:func:`pix2pix_aa.evaluation.runner.merge_chunks`), so the
 numbers equal a single-process run's.
 
-Two ways to get processes:
+Three backends, one result: each returns a :class:`JobOutcome` per generator, merged by the same
+function. In this process (:func:`evaluate_in_process`), or two ways to get more processes:
 
 - ``--num-processes N`` (:func:`evaluate_in_pool`): one machine, a spawn-started pool of N
   workers, each with ``threads // N`` intra-op threads (or its own GPU). Chunks are handed out
@@ -23,10 +24,10 @@ from typing import Optional
 import torch
 from torch import nn
 
-from pix2pix_aa.evaluation.runner import ChunkResult, EvalOptions, chunk_starts, evaluate_chunks
+from pix2pix_aa.evaluation.runner import EvalOptions, ModelResult, chunk_starts, evaluate_chunks
 from pix2pix_aa.evaluation.speed import keep_freed_memory
 
-__all__ = ["JobOutcome", "distributed_env", "evaluate_distributed", "evaluate_in_pool"]
+__all__ = ["JobOutcome", "distributed_env", "evaluate_distributed", "evaluate_in_pool", "evaluate_in_process"]
 
 
 @dataclass
@@ -34,9 +35,29 @@ class JobOutcome:
     """What happened to one generator: its chunks (any order), or the first error, and the
     seconds its chunks took, summed over workers (comparable between models; not wall time)."""
 
-    parts: list[ChunkResult]
+    parts: list[ModelResult]
     error: Optional[str]
     seconds: float
+
+
+def evaluate_in_process(generators: Sequence[nn.Module], inputs: torch.Tensor, targets: torch.Tensor,
+                        opts: EvalOptions, device: torch.device | str = "cpu",
+                        on_images_done: Optional[Callable[[int, int], None]] = None) -> list[JobOutcome]:
+    """Every generator's chunks in this process, one generator after another; an error (e.g. an
+    image size a generator does not take) is that generator's outcome and the rest go on."""
+    outcomes = []
+    for g, generator in enumerate(generators):
+        start = time.perf_counter()
+        try:
+            parts = evaluate_chunks(generator, inputs, targets, opts, device=device,
+                                    on_images_done=None if on_images_done is None else
+                                    (lambda k, g=g: on_images_done(g, k)))
+        except ValueError as e:
+            parts, error = [], str(e)
+        else:
+            error = None
+        outcomes.append(JobOutcome(parts=parts, error=error, seconds=time.perf_counter() - start))
+    return outcomes
 
 
 # --- a pool of worker processes ----------------------------------------------------------
@@ -58,7 +79,7 @@ def _init_worker(generators: Sequence[nn.Module], inputs: torch.Tensor, targets:
                    opts=opts, device=dev)
 
 
-def _run_chunk(task: tuple[int, int]) -> tuple[int, int, Optional[ChunkResult], Optional[str], float]:
+def _run_chunk(task: tuple[int, int]) -> tuple[int, int, Optional[ModelResult], Optional[str], float]:
     g, start = task
     w = _WORKER
     t0 = time.perf_counter()
@@ -123,7 +144,7 @@ def evaluate_distributed(generators: Sequence[nn.Module], inputs: torch.Tensor, 
         dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     starts = chunk_starts(inputs.shape[0], opts.chunk, rank, world)
-    local: list[tuple[list[ChunkResult], Optional[str], float]] = []
+    local: list[tuple[list[ModelResult], Optional[str], float]] = []
     for g, generator in enumerate(generators):
         t0 = time.perf_counter()
         try:

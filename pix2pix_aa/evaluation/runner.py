@@ -32,7 +32,7 @@ from pix2pix_aa.metrics.bandwidth import resolve_lowpass
 from pix2pix_aa.metrics.flicker import FlickerResult, merge_flicker, panning_flicker, to_uint8_frames
 from pix2pix_aa.metrics.merge import merge_feature_distance, merge_stability
 
-__all__ = ["COLLAPSE_TV_RATIO", "ChunkResult", "EvalOptions", "ModelResult", "chunk_starts", "evaluate_chunks",
+__all__ = ["COLLAPSE_TV_RATIO", "EvalOptions", "ModelResult", "chunk_starts", "evaluate_chunks",
            "evaluate_generator",
            "load_eval_images", "merge_chunks"]
 
@@ -96,12 +96,16 @@ class EvalOptions:
 
 @dataclass
 class ModelResult:
-    label: str
-    antialias: str
-    epoch: Optional[int]
+    """Every metric of one generator on images ``[start, start + num_images)``: one chunk (the
+    unit of work spread over processes) or, after :func:`merge_chunks`, the whole set."""
+
     num_images: int
-    seconds: float
     quality: dict
+    label: str = "model"
+    antialias: str = "none"
+    epoch: Optional[int] = None
+    seconds: float = 0.0
+    start: int = 0
     crop: Optional[StabilityResult] = None
     circular: Optional[StabilityResult] = None
     features: Optional[FeatureDistanceResult] = None
@@ -218,22 +222,6 @@ def _feature_fn(generator: nn.Module, layers: Optional[Sequence[str]], device: t
     return select
 
 
-@dataclass
-class ChunkResult:
-    """Every metric of one chunk of images ``[start, start + num_images)``: the unit of work that
-    is spread over processes and merged exactly (:func:`merge_chunks`)."""
-
-    start: int
-    num_images: int
-    quality: dict
-    crop: Optional[StabilityResult] = None
-    circular: Optional[StabilityResult] = None
-    features: Optional[FeatureDistanceResult] = None
-    noise: dict = field(default_factory=dict)
-    flicker: Optional[FlickerResult] = None
-    samples: Optional[np.ndarray] = None
-
-
 def chunk_starts(num_images: int, chunk: int, rank: int = 0, world_size: int = 1) -> list[int]:
     """First image index of each chunk this process evaluates: chunks ``rank, rank + world, ...``.
 
@@ -265,7 +253,7 @@ def _inference_generator(module: nn.Module, opts: EvalOptions, device: torch.dev
 @torch.inference_mode()
 def evaluate_chunks(generator: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, opts: EvalOptions,
                     starts: Optional[Sequence[int]] = None, device: torch.device | str = "cpu",
-                    on_images_done: Optional[Callable[[int], None]] = None) -> list[ChunkResult]:
+                    on_images_done: Optional[Callable[[int], None]] = None) -> list[ModelResult]:
     """The metrics of the chunks of ``opts.chunk`` images that begin at ``starts`` (default: all).
 
     ``inputs`` / ``targets``: (N, C, H, W) in [-1, 1], the *whole* evaluation set (chunks are
@@ -284,7 +272,7 @@ def evaluate_chunks(generator: nn.Module, inputs: torch.Tensor, targets: torch.T
         x = inputs[lo:lo + opts.chunk].to(device)
         y = targets[lo:lo + opts.chunk].to(device)
         fake = generator(x)
-        part = ChunkResult(start=lo, num_images=x.shape[0], quality={**quality(fake, y), **sharpness(fake, y)})
+        part = ModelResult(start=lo, num_images=x.shape[0], quality={**quality(fake, y), **sharpness(fake, y)})
         if opts.protocol in ("crop", "both"):
             source = reflect_pad_source(x, opts.max_shift)
             part.crop = stability_crop(generator, source, (h, w), shifts, margin=opts.margin,
@@ -317,7 +305,7 @@ def evaluate_chunks(generator: nn.Module, inputs: torch.Tensor, targets: torch.T
     return out
 
 
-def merge_chunks(parts: Sequence[ChunkResult], label: str = "model", antialias: str = "none",
+def merge_chunks(parts: Sequence[ModelResult], label: str = "model", antialias: str = "none",
                  epoch: Optional[int] = None, seconds: float = 0.0, step: Optional[int] = None,
                  data: Optional[dict] = None) -> ModelResult:
     """One :class:`ModelResult` from the chunks of all images, in any order and from any process.
