@@ -25,9 +25,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
-import numpy as np
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from pix2pix_aa.data.datasets import (
@@ -179,7 +179,8 @@ class Pix2PixDataModule(pl.LightningDataModule):
         for name, v in (("no_flip", no_flip), ("predict_resize", predict_resize)):
             if not isinstance(v, bool):
                 raise ValueError(f"{name} must be true or false, got {v!r}")
-        for name, v, lo in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0), ("generate_size", generate_size, 16)):
+        for name, v, lo in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0),
+                            ("generate_size", generate_size, 16)):
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
         if max_val_images is not None and (not isinstance(max_val_images, int) or max_val_images < 1):
@@ -409,7 +410,7 @@ class Pix2PixDataModule(pl.LightningDataModule):
         if not multiple or getattr(generator, "pad_input", False):
             return
         m = int(multiple)
-        for split, ds, _ in todo:
+        for _split, ds, _ in todo:
             for path, (w, h) in self._sized(ds):
                 if w % m or h % m:
                     raise ValueError(
@@ -419,7 +420,8 @@ class Pix2PixDataModule(pl.LightningDataModule):
                         f"or use images whose sides are multiples of {m}")
 
     # ------------------------------------------------------------------ loaders
-    def _loader(self, ds: Dataset | None, stage: str, shuffle: bool = False, batch_size: int | None = None) -> DataLoader:
+    def _loader(self, ds: Dataset | None, stage: str, shuffle: bool = False,
+                batch_size: int | None = None) -> DataLoader:
         if ds is None:
             if stage == "validate" and self._val_missing is not None:
                 raise FileNotFoundError(self._val_missing)

@@ -87,7 +87,8 @@ def check_options(
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
     if crop_size > load_size:
-        raise ValueError(f"crop_size ({crop_size}) must not exceed load_size ({load_size}): the crop is taken from the resized image")
+        raise ValueError(f"crop_size ({crop_size}) must not exceed load_size ({load_size}): "
+                         "the crop is taken from the resized image")
     if grayscale not in GRAYSCALE_POLICIES:
         raise ValueError(f"grayscale must be one of {GRAYSCALE_POLICIES}, got {grayscale!r}")
     if interpolation not in INTERPOLATIONS:
@@ -114,24 +115,28 @@ def _split_dir(root: PathLike, split: str, kind: str, hint: str = "") -> Path:
 
 
 class _PairDataset(Dataset):
-    """Shared logic: options, transforms, direction, item dict. Subclasses load (A, B) uint8."""
+    """Shared logic: options, transforms, direction, item dict; the arguments of both layouts
+    (documented on :class:`AlignedDataset`). A subclass finds its files (``_index``) and loads
+    one (A, B) uint8 pair (``_load``)."""
 
     kind = "pair"
 
     def __init__(
         self,
         root: PathLike,
-        split: str,
-        direction: str,
-        load_size: int,
-        crop_size: int,
-        train: bool | None,
-        grayscale: str,
-        flip: bool,
-        interpolation: str,
-        input_nc: int,
-        output_nc: int,
-        keep_size: bool,
+        split: str = "train",
+        direction: str = "AtoB",
+        load_size: int = 286,
+        crop_size: int = 256,
+        train: bool | None = None,
+        grayscale: str = "convert",
+        flip: bool = True,
+        interpolation: str = "bicubic",
+        check_files: bool = True,
+        input_nc: int = 3,
+        output_nc: int = 3,
+        keep_size: bool = False,
+        missing_hint: str = "",
         preprocess: str = "resize_and_crop",
     ) -> None:
         check_options(direction, load_size, crop_size, grayscale, interpolation, input_nc, output_nc, preprocess)
@@ -154,6 +159,11 @@ class _PairDataset(Dataset):
         self.what = f"split {split!r} of {self.kind} data set {self.root}"
         #: Oriented (width, height) of each sample's A (= B) image, from the headers (check_files).
         self.sizes: list[tuple[int, int]] | None = None
+        self._index(_split_dir(root, split, self.kind, missing_hint), check_files)
+
+    def _index(self, folder: Path, check_files: bool) -> None:
+        """Find the split's files in ``folder``; with ``check_files`` read every header now."""
+        raise NotImplementedError
 
     def network_sizes(self) -> list[tuple[int, int]]:
         """(width, height) of each sample as the network sees it (after the transform), from the
@@ -256,28 +266,8 @@ class AlignedDataset(_PairDataset):
 
     kind = "aligned"
 
-    def __init__(
-        self,
-        root: PathLike,
-        split: str = "train",
-        direction: str = "AtoB",
-        load_size: int = 286,
-        crop_size: int = 256,
-        train: bool | None = None,
-        grayscale: str = "convert",
-        flip: bool = True,
-        interpolation: str = "bicubic",
-        check_files: bool = True,
-        input_nc: int = 3,
-        output_nc: int = 3,
-        keep_size: bool = False,
-        missing_hint: str = "",
-        preprocess: str = "resize_and_crop",
-    ) -> None:
-        super().__init__(root, split, direction, load_size, crop_size, train, grayscale, flip, interpolation,
-                         input_nc, output_nc, keep_size, preprocess)
+    def _index(self, folder: Path, check_files: bool) -> None:
         self.file_nc = max(self.a_nc, self.b_nc)
-        folder = _split_dir(root, split, self.kind, missing_hint)
         self.files = list_images(folder, self.what)
         if check_files:
             self.sizes = []
@@ -328,27 +318,7 @@ class PairedFolderDataset(_PairDataset):
 
     kind = "paired"
 
-    def __init__(
-        self,
-        root: PathLike,
-        split: str = "train",
-        direction: str = "AtoB",
-        load_size: int = 286,
-        crop_size: int = 256,
-        train: bool | None = None,
-        grayscale: str = "convert",
-        flip: bool = True,
-        interpolation: str = "bicubic",
-        check_files: bool = True,
-        input_nc: int = 3,
-        output_nc: int = 3,
-        keep_size: bool = False,
-        missing_hint: str = "",
-        preprocess: str = "resize_and_crop",
-    ) -> None:
-        super().__init__(root, split, direction, load_size, crop_size, train, grayscale, flip, interpolation,
-                         input_nc, output_nc, keep_size, preprocess)
-        folder = _split_dir(root, split, self.kind, missing_hint)
+    def _index(self, folder: Path, check_files: bool) -> None:
         a_files = list_images(folder / "A", f"{self.what} (A side)")
         b_files = list_images(folder / "B", f"{self.what} (B side)")
         for side, files in (("A", a_files), ("B", b_files)):

@@ -158,13 +158,16 @@ def make_layout(rng: np.random.Generator, size: int) -> FacadeLayout:
             else:
                 by_cls["window"].append(_box("window", wy0, wy1, wx0, wx1, size))
             if has_heads:
-                by_cls["cornice"].append(_box("cornice", wy0 - head_h, wy0, wx0 - overhang, wx1 + overhang, size, "head"))
+                by_cls["cornice"].append(_box("cornice", wy0 - head_h, wy0, wx0 - overhang, wx1 + overhang, size,
+                                              "head"))
                 if has_deco:
                     dw = win_w * 0.35
-                    by_cls["deco"].append(_box("deco", wy0 - head_h - deco_h, wy0 - head_h, cx - dw / 2, cx + dw / 2, size))
+                    by_cls["deco"].append(_box("deco", wy0 - head_h - deco_h, wy0 - head_h, cx - dw / 2, cx + dw / 2,
+                                               size))
             if balcony_floors[k] and not balcony_full:
                 bh = (wy1 - wy0) * 0.4
-                by_cls["balcony"].append(_box("balcony", wy1 - bh, wy1 + sill_h, wx0 - overhang * 3, wx1 + overhang * 3, size))
+                by_cls["balcony"].append(_box("balcony", wy1 - bh, wy1 + sill_h, wx0 - overhang * 3,
+                                              wx1 + overhang * 3, size))
             elif has_sills:
                 by_cls["sill"].append(_box("sill", wy1, wy1 + sill_h, wx0 - overhang, wx1 + overhang, size))
         if balcony_floors[k] and balcony_full:
@@ -201,12 +204,14 @@ def make_layout(rng: np.random.Generator, size: int) -> FacadeLayout:
                 by_cls["window"].append(_box("window", g_win_y0, g_win_y1, cx - win_w / 2, cx + win_w / 2, size))
                 if has_sills:
                     by_cls["sill"].append(
-                        _box("sill", g_win_y1, g_win_y1 + sill_h, cx - win_w / 2 - overhang, cx + win_w / 2 + overhang, size)
+                        _box("sill", g_win_y1, g_win_y1 + sill_h, cx - win_w / 2 - overhang,
+                             cx + win_w / 2 + overhang, size)
                     )
             c += 1
 
     elements = [e for cls in PAINT_ORDER for e in by_cls[cls] if e is not None]
-    return FacadeLayout(size=size, sky=int(round(sky)), left=int(round(left)), right=int(round(right)), elements=elements)
+    return FacadeLayout(size=size, sky=int(round(sky)), left=int(round(left)), right=int(round(right)),
+                        elements=elements)
 
 
 def rasterize(layout: FacadeLayout) -> np.ndarray:

@@ -13,7 +13,7 @@ axis-aligned rectangle; one image costs a few milliseconds.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -24,7 +24,7 @@ __all__ = ["render_photo", "sample_texture"]
 _TEXTURES = ("brick", "gravel", "grass")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _texture(name: str) -> np.ndarray:
     """A bundled scikit-image texture, mirrored to (2N, 2N) so it tiles seamlessly; zero mean, unit std."""
     if name not in _TEXTURES:

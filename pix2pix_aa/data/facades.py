@@ -5,8 +5,9 @@ Each sample is one file ``<out>/<split>/<i>.png`` of size (size, 2 * size): **le
 (so labels -> photo is ``direction="BtoA"``). Default counts are the real ones: 400/100/106.
 
 Determinism: sample ``i`` of a split is drawn from
-``numpy.random.default_rng(SeedSequence([seed, SPLIT_OFFSETS[split] + i]))``, so it depends only
-on (seed, split, i): not on the generation order, the worker count, or the other splits' sizes.
+``numpy.random.default_rng(sample_seed(seed, split, i))`` (:mod:`pix2pix_aa.data.writer`), so it
+depends only on (seed, split, i): not on the generation order, the worker count, or the other
+splits' sizes.
 PNG output is byte-identical for the same arguments (JPEG by option, as the real files).
 
 CLI::
@@ -18,14 +19,13 @@ CLI::
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
-import shutil
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Union
+from typing import Union
 
 import numpy as np
 from PIL import Image
@@ -33,6 +33,7 @@ from PIL import Image
 from pix2pix_aa.data.facade_layout import make_layout, rasterize
 from pix2pix_aa.data.facade_render import render_photo
 from pix2pix_aa.data.palette import CLASS_NAMES, PALETTE, colorize, decode_labels
+from pix2pix_aa.data.writer import META_FILE, SPLIT_OFFSETS, check_request, sample_seed, staged_dataset  # noqa: F401
 
 __all__ = [
     "DEFAULT_SPLITS",
@@ -50,10 +51,6 @@ __all__ = [
 
 #: Real pix2pix facades split sizes.
 DEFAULT_SPLITS: dict[str, int] = {"train": 400, "val": 100, "test": 106}
-#: Sample index offset per split so splits never share a seed (and stay fixed when counts change).
-SPLIT_OFFSETS: dict[str, int] = {"train": 0, "val": 1_000_000, "test": 2_000_000}
-#: Name of the metadata file written next to the splits.
-META_FILE = "generation.json"
 FORMATS = ("png", "jpg")
 
 SeedLike = Union[int, np.random.Generator, np.random.SeedSequence]
@@ -86,13 +83,6 @@ def render_facade(rng_or_seed: SeedLike, size: int = 256) -> tuple[np.ndarray, n
     return render_photo(photo_rng, layout), rasterize(layout)
 
 
-def sample_seed(seed: int, split: str, index: int) -> np.random.SeedSequence:
-    """The seed of sample ``index`` (0-based) of ``split``."""
-    if split not in SPLIT_OFFSETS:
-        raise ValueError(f"unknown split {split!r}; expected one of {tuple(SPLIT_OFFSETS)}")
-    return np.random.SeedSequence([int(seed), SPLIT_OFFSETS[split] + int(index)])
-
-
 def render_pair(seed: int, split: str, index: int, size: int = 256) -> np.ndarray:
     """The aligned A|B image of one sample: (size, 2*size, 3) uint8, photo left, label map right."""
     photo, labels = render_facade(np.random.default_rng(sample_seed(seed, split, index)), size)
@@ -108,17 +98,6 @@ def _write_one(job: tuple[int, str, int, int, str, str]) -> None:
         Image.fromarray(pair).save(path, format="PNG", compress_level=1)
     else:
         Image.fromarray(pair).save(path, format="JPEG", quality=95)
-
-
-def _check_splits(splits: Mapping[str, int]) -> dict[str, int]:
-    out = {}
-    for split, n in splits.items():
-        if split not in SPLIT_OFFSETS:
-            raise ValueError(f"unknown split {split!r}; expected a subset of {tuple(SPLIT_OFFSETS)}")
-        if int(n) != n or n < 0:
-            raise ValueError(f"split {split!r}: count must be a non-negative integer, got {n!r}")
-        out[split] = int(n)
-    return out
 
 
 def generate_facades(
@@ -150,21 +129,13 @@ def generate_facades(
     fmt = "jpg" if fmt == "jpeg" else fmt
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
-    if int(size) != size or size < 16:
-        raise ValueError(f"size must be an integer >= 16, got {size!r}")
-    splits = _check_splits(DEFAULT_SPLITS if splits is None else splits)
-    out = Path(out_dir)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    for split in splits:
-        (tmp / split).mkdir(parents=True)
-    jobs = [(int(seed), s, i, int(size), fmt, str(tmp)) for s, n in splits.items() for i in range(n)]
+    splits = check_request(DEFAULT_SPLITS if splits is None else splits, size)
     if workers is None:
         workers = min(2, os.cpu_count() or 1)
-    try:
+    meta = {"generator": "pix2pix_aa.data.facades", "seed": int(seed), "splits": splits, "size": int(size),
+            "format": fmt}
+    with staged_dataset(out_dir, splits, meta, overwrite) as tmp:
+        jobs = [(int(seed), s, i, int(size), fmt, str(tmp)) for s, n in splits.items() for i in range(n)]
         if workers > 1 and len(jobs) > 8:
             # fork: workers inherit the loaded textures; each job seeds itself, so the result
             # does not depend on which worker draws which sample.
@@ -175,21 +146,7 @@ def generate_facades(
         else:
             for job in jobs:
                 _write_one(job)
-        meta = {"generator": "pix2pix_aa.data.facades", "seed": int(seed), "splits": splits, "size": int(size), "format": fmt}
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        if out.exists() and overwrite:
-            shutil.rmtree(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            tmp.rename(out)
-        except OSError:
-            if out.exists():  # another process (e.g. a second DDP node) finished first
-                raise FileExistsError(f"{out} was created by another process during generation") from None
-            raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    return Path(out_dir)
 
 
 def sample_grid(seed: int = 0, n: int = 8, size: int = 256, cols: int = 2, split: str = "train") -> np.ndarray:
@@ -208,7 +165,8 @@ def sample_grid(seed: int = 0, n: int = 8, size: int = 256, cols: int = 2, split
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m pix2pix_aa.data.facades",
-        description="Generate procedural CMP-style facades in the aligned pix2pix layout (A = photo left, B = labels right).",
+        description="Generate procedural CMP-style facades in the aligned pix2pix layout "
+                    "(A = photo left, B = labels right).",
     )
     p.add_argument("--out", default="data/facades", help="output folder (default: data/facades)")
     p.add_argument("--seed", type=int, default=0)

@@ -8,20 +8,22 @@ compute a Canny edge map (``skimage.feature.canny``, drawn black on white like p
 
 Splits hold different photos (no leakage): train = random crops of astronaut, rocket,
 immunohistochemistry, hubble_deep_field; val = coffee; test = chelsea. Crop ``i`` of a split
-is seeded with ``SeedSequence([seed, offset(split) + i])`` like the facades.
+is seeded like a facade (:func:`pix2pix_aa.data.writer.sample_seed`); files are written as the
+facades are (:func:`pix2pix_aa.data.writer.staged_dataset`).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-from functools import lru_cache
+from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
-from typing import Mapping, Union
+from typing import Union
 
 import numpy as np
 from PIL import Image
+
+from pix2pix_aa.data.writer import META_FILE, check_request, sample_seed, staged_dataset  # noqa: F401
 
 __all__ = ["PHOTO_NAMES", "PHOTO_SPLITS", "load_photo", "edge_map", "photo_pair", "generate_photos"]
 
@@ -34,11 +36,9 @@ PHOTO_SPLITS: dict[str, tuple[str, ...]] = {
 }
 #: Default number of crops per split.
 DEFAULT_COUNTS: dict[str, int] = {"train": 32, "val": 4, "test": 4}
-_OFFSETS = {"train": 0, "val": 1_000_000, "test": 2_000_000}
-META_FILE = "generation.json"
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_photo(name: str) -> np.ndarray:
     """A bundled scikit-image photograph as (H, W, 3) uint8 RGB (read-only, cached)."""
     if name not in PHOTO_NAMES:
@@ -103,39 +103,15 @@ def generate_photos(
         splits: split -> number of crops (default 32/4/4).
         size: side of each half; edges are computed at this size, after the crop.
     """
-    counts = dict(DEFAULT_COUNTS if splits is None else splits)
-    for split, n in counts.items():
-        if split not in PHOTO_SPLITS:
-            raise ValueError(f"unknown split {split!r}; expected a subset of {tuple(PHOTO_SPLITS)}")
-        if int(n) != n or n < 0:
-            raise ValueError(f"split {split!r}: count must be a non-negative integer, got {n!r}")
-    if int(size) != size or size < 16:
-        raise ValueError(f"size must be an integer >= 16, got {size!r}")
-    out = Path(out_dir)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists; pass overwrite=True to replace it")
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    counts = check_request(DEFAULT_COUNTS if splits is None else splits, size, allowed=PHOTO_SPLITS)
+    meta = {"generator": "pix2pix_aa.data.photos", "seed": int(seed), "splits": counts, "size": int(size),
+            "sigma": sigma}
+    with staged_dataset(out_dir, counts, meta, overwrite) as tmp:
         for split, n in counts.items():
-            (tmp / split).mkdir(parents=True)
             names = PHOTO_SPLITS[split]
-            for i in range(int(n)):
-                rng = np.random.default_rng(np.random.SeedSequence([int(seed), _OFFSETS[split] + i]))
-                photo = _crop(rng, load_photo(names[i % len(names)]), int(size))
+            for i in range(n):
+                photo = _crop(np.random.default_rng(sample_seed(seed, split, i)), load_photo(names[i % len(names)]),
+                              int(size))
                 pair = np.concatenate([photo, edge_map(photo, sigma)], axis=1)
                 Image.fromarray(pair).save(tmp / split / f"{i + 1}.png", compress_level=6)
-        meta = {"generator": "pix2pix_aa.data.photos", "seed": int(seed), "splits": counts, "size": int(size), "sigma": sigma}
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        if overwrite:
-            shutil.rmtree(out, ignore_errors=True)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            tmp.rename(out)
-        except OSError:
-            if out.exists():  # another process finished first
-                raise FileExistsError(f"{out} was created by another process during generation") from None
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    return Path(out_dir)

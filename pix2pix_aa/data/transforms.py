@@ -93,7 +93,8 @@ class ScaleWidth(v2.Transform):
         (C, H, W) -> (C, max(int(width * H / W), min_height), width).
     """
 
-    def __init__(self, width: int, min_height: int, interpolation: InterpolationMode = InterpolationMode.BICUBIC) -> None:
+    def __init__(self, width: int, min_height: int,
+                 interpolation: InterpolationMode = InterpolationMode.BICUBIC) -> None:
         super().__init__()
         self.width, self.min_height, self.interpolation = width, min_height, interpolation
 

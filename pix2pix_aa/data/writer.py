@@ -1,0 +1,94 @@
+"""What the generated data sets share: per-sample seeds, request checks and an atomic writer.
+
+Both generators (:mod:`pix2pix_aa.data.facades`, :mod:`pix2pix_aa.data.photos`) write the aligned
+pix2pix layout ``<out>/<split>/<i>.png`` plus ``generation.json`` (their arguments). Here:
+
+* :func:`sample_seed`: sample ``i`` of a split is drawn from ``SeedSequence([seed, offset(split)
+  + i])``, so it depends only on (seed, split, i): not on the generation order, the worker count
+  or the other splits' sizes;
+* :func:`check_request`: split names, counts and the image size, checked before any work;
+* :func:`staged_dataset`: the files are written into a temporary sibling folder renamed into
+  place at the end, so an interrupted run never leaves a half-written data set behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+
+__all__ = ["META_FILE", "SPLIT_OFFSETS", "check_request", "sample_seed", "staged_dataset"]
+
+#: Sample index offset per split so splits never share a seed (and stay fixed when counts change).
+SPLIT_OFFSETS: dict[str, int] = {"train": 0, "val": 1_000_000, "test": 2_000_000}
+#: Name of the metadata file written next to the splits.
+META_FILE = "generation.json"
+
+
+def sample_seed(seed: int, split: str, index: int) -> np.random.SeedSequence:
+    """The seed of sample ``index`` (0-based) of ``split``.
+
+    Raises:
+        ValueError: for a split other than train / val / test.
+    """
+    if split not in SPLIT_OFFSETS:
+        raise ValueError(f"unknown split {split!r}; expected one of {tuple(SPLIT_OFFSETS)}")
+    return np.random.SeedSequence([int(seed), SPLIT_OFFSETS[split] + int(index)])
+
+
+def check_request(splits: Mapping[str, int], size: int, allowed=SPLIT_OFFSETS) -> dict[str, int]:
+    """``splits`` as {split: int count}, after checking the names (``allowed``), the counts
+    (non-negative integers) and ``size`` (an integer >= 16).
+
+    Raises:
+        ValueError: naming the split or value and what was expected.
+    """
+    out = {}
+    for split, n in splits.items():
+        if split not in allowed:
+            raise ValueError(f"unknown split {split!r}; expected a subset of {tuple(allowed)}")
+        if int(n) != n or n < 0:
+            raise ValueError(f"split {split!r}: count must be a non-negative integer, got {n!r}")
+        out[split] = int(n)
+    if int(size) != size or size < 16:
+        raise ValueError(f"size must be an integer >= 16, got {size!r}")
+    return out
+
+
+@contextlib.contextmanager
+def staged_dataset(out_dir: Union[str, os.PathLike], splits: Mapping[str, int], meta: dict,
+                   overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder (with an empty folder per split) to write the files into; on a
+    clean exit write ``generation.json`` (``meta``) and rename the folder to ``out_dir``.
+
+    Raises:
+        FileExistsError: ``out_dir`` exists and not ``overwrite``, or another process (e.g. a
+            second DDP node) created it while this one was writing.
+    """
+    out = Path(out_dir)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        for split in splits:
+            (tmp / split).mkdir(parents=True)
+        yield tmp
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        if out.exists() and overwrite:
+            shutil.rmtree(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            tmp.rename(out)
+        except OSError:
+            if out.exists():
+                raise FileExistsError(f"{out} was created by another process during generation") from None
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
