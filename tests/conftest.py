@@ -13,6 +13,19 @@ import torch
 torch.set_num_threads(1)
 
 
+# --- threads -------------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread for each test, the previous count restored after it (no leaks).
+
+    Session- and module-scoped fixtures are set up outside it: they rely on the import-time
+    setting above (or set their own)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # --- data fixtures (pix2pix_aa.data) -----------------------------------------------------
 @pytest.fixture(scope="session")
 def tiny_facades(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -21,6 +34,53 @@ def tiny_facades(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("data") / "facades"
     return generate_facades(root, seed=0, splits={"train": 4, "val": 1, "test": 1}, size=64, workers=1)
+
+
+# --- train.py in a folder (pix2pix_aa.cli.main) ------------------------------------------
+def _run_cli(folder: Path, args: list[str], **kw):
+    from pix2pix_aa.cli import main as cli_main
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        return cli_main(args, **kw)
+
+
+@pytest.fixture(scope="session")
+def run_cli():
+    """run_cli(folder, args, **kw): pix2pix_aa.cli.main(args, **kw) run in ``folder`` (cwd restored after)."""
+    return _run_cli
+
+
+# --- tiny networks and a quiet CPU trainer -------------------------------------------------
+def _tiny_module(unet_kwargs: dict | None = None, *, seed: int | None = None, **module_kwargs):
+    """UNetGenerator(num_downs=3, ngf=4, **unet_kwargs) + PatchGANDiscriminator(ndf=4, n_layers=1);
+    torch.manual_seed(seed) right before the generator is built, when a seed is given."""
+    from pix2pix_aa.module import Pix2PixModule
+    from pix2pix_aa.networks import PatchGANDiscriminator, UNetGenerator
+
+    if seed is not None:
+        torch.manual_seed(seed)
+    generator = UNetGenerator(**{"num_downs": 3, "ngf": 4, **(unet_kwargs or {})})
+    return Pix2PixModule(generator=generator, discriminator=PatchGANDiscriminator(ndf=4, n_layers=1), **module_kwargs)
+
+
+@pytest.fixture(scope="session")
+def tiny_module():
+    """tiny_module(unet_kwargs=None, *, seed=None, **module_kwargs): a tiny Pix2PixModule (see _tiny_module)."""
+    return _tiny_module
+
+
+def _cpu_trainer(**overrides):
+    import pytorch_lightning as pl
+
+    return pl.Trainer(**{"accelerator": "cpu", "logger": False, "enable_progress_bar": False,
+                         "enable_model_summary": False, **overrides})
+
+
+@pytest.fixture(scope="session")
+def cpu_trainer():
+    """cpu_trainer(**overrides): a pl.Trainer on the CPU with no logger, progress bar or model summary."""
+    return _cpu_trainer
 
 
 # --- training fixtures (LightningCLI on a tiny generated set) ----------------------------
@@ -74,30 +134,23 @@ def _write_tiny_config(folder: Path, name: str = "tiny.yaml", **overrides) -> Pa
 
 @pytest.fixture(scope="session")
 def write_tiny_config():
+    """write_tiny_config(folder, name="tiny.yaml", **overrides): TINY_CONFIG written with overrides (see above)."""
     return _write_tiny_config
 
 
 @pytest.fixture(scope="session")
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def trained_run(tmp_path_factory: pytest.TempPathFactory, run_cli) -> tuple[Path, Path]:
     """One 2-epoch bin5 fit, shared: (working folder, run dir runs/tiny/version_0)."""
-    from pix2pix_aa.cli import main as cli_main
-
     folder = tmp_path_factory.mktemp("train")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(folder)
-        cli_main(["fit", "--config", str(_write_tiny_config(folder))])
+    run_cli(folder, ["fit", "--config", str(_write_tiny_config(folder))])
     return folder, folder / "runs" / "tiny" / "version_0"
 
 
 @pytest.fixture(scope="session")
-def baseline_run(trained_run) -> Path:
+def baseline_run(trained_run, run_cli) -> Path:
     """A 1-epoch baseline (antialias none) in the same folder and data: runs/tiny_baseline/version_0."""
-    from pix2pix_aa.cli import main as cli_main
-
     folder, _ = trained_run
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(folder)
-        cfg = _write_tiny_config(folder, "tiny_baseline.yaml", trainer__max_epochs=1)
-        cli_main(["fit", "--config", str(cfg), "--model.generator.init_args.antialias", "none",
-                  "--trainer.logger.init_args.name", "tiny_baseline"])
+    cfg = _write_tiny_config(folder, "tiny_baseline.yaml", trainer__max_epochs=1)
+    run_cli(folder, ["fit", "--config", str(cfg), "--model.generator.init_args.antialias", "none",
+                     "--trainer.logger.init_args.name", "tiny_baseline"])
     return folder / "runs" / "tiny_baseline" / "version_0"

@@ -412,20 +412,16 @@ def test_crop_protocol_is_measured_without_an_exactness_claim():
 
 
 @pytest.mark.skipif(importlib.util.find_spec("pix2pix_aa.module") is None, reason="Pix2PixModule not present")
-def test_lightning_module_trains_an_aps_generator(tmp_path):
-    pl = pytest.importorskip("pytorch_lightning")
-    from pix2pix_aa.module import Pix2PixModule
-    from pix2pix_aa.networks import PatchGANDiscriminator
-
-    g = UNetGenerator(num_downs=4, ngf=4, antialias="aps_bin5")
-    model = Pix2PixModule(generator=g, discriminator=PatchGANDiscriminator(ndf=4, n_layers=1),
-                          log_images_every_n_batches=0, val_stability_images=0)
+def test_lightning_module_trains_an_aps_generator(tmp_path, tiny_module, cpu_trainer):
+    pytest.importorskip("pytorch_lightning")
+    model = tiny_module({"num_downs": 4, "antialias": "aps_bin5"}, log_images_every_n_batches=0,
+                        val_stability_images=0)
+    g = model.generator
     before = g.decoder[0][1][0].weight.detach().clone()
     data = [{"input": smooth_images(1, 16, seed=i)[0], "target": smooth_images(1, 16, seed=9 + i)[0]}
             for i in range(4)]
     loader = torch.utils.data.DataLoader(data, batch_size=2)
-    trainer = pl.Trainer(fast_dev_run=2, accelerator="cpu", logger=False, enable_progress_bar=False,
-                         enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path)
+    trainer = cpu_trainer(fast_dev_run=2, enable_checkpointing=False, default_root_dir=tmp_path)
     trainer.fit(model, train_dataloaders=loader)
     assert not torch.equal(before, model.generator.decoder[0][1][0].weight)
     assert circular_psnr_min(model.generator.eval(), smooth_images(1, 16)) >= 80.0

@@ -244,7 +244,7 @@ def test_progress_bar_shows_no_version_number(fit):
     assert "v_num" not in bar.get_metrics(cli.trainer, cli.model)
 
 
-def test_one_channel_data_trains_end_to_end(folder, monkeypatch, write_tiny_config, tmp_path):
+def test_one_channel_data_trains_end_to_end(folder, run_cli, write_tiny_config, tmp_path):
     """Grayscale A|B pairs, 1 -> 1 channels: G in_channels 1, D in_channels 2, fit + predict."""
     import numpy as np
     from PIL import Image
@@ -255,16 +255,16 @@ def test_one_channel_data_trains_end_to_end(folder, monkeypatch, write_tiny_conf
         (root / split).mkdir(parents=True)
         for i in range(n):
             Image.fromarray(rng.integers(0, 255, (64, 128), dtype=np.uint8), mode="L").save(root / split / f"{i}.png")
-    monkeypatch.chdir(tmp_path)
     cfg = write_tiny_config(tmp_path, "gray.yaml", data__data_dir=str(root), data__dataset="aligned",
                             trainer__max_epochs=1)
     flags = ["--data.input_nc", "1", "--data.output_nc", "1", "--model.generator.init_args.in_channels", "1",
              "--model.generator.init_args.out_channels", "1", "--model.discriminator.init_args.in_channels", "2",
              "--trainer.logger.init_args.name", "gray"]
-    cli = cli_main(["fit", "--config", str(cfg), *flags])
+    cli = run_cli(tmp_path, ["fit", "--config", str(cfg), *flags])
     assert cli.trainer.current_epoch == 1
     ckpt = tmp_path / "runs" / "gray" / "version_0" / "checkpoints" / "last.ckpt"
-    cli_main(["predict", "--config", str(cfg), "--ckpt_path", str(ckpt), "--predict_output_dir", str(tmp_path / "out")])
+    run_cli(tmp_path, ["predict", "--config", str(cfg), "--ckpt_path", str(ckpt),
+                       "--predict_output_dir", str(tmp_path / "out")])
     written = list((tmp_path / "out").glob("*.png"))
     assert written and Image.open(written[0]).mode == "L"
 

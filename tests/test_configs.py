@@ -4,8 +4,6 @@ from pathlib import Path
 
 import pytest
 
-from pix2pix_aa.cli import main as cli_main
-
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 
 
@@ -16,9 +14,9 @@ def test_there_are_configs():
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
-def test_config_builds(config, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # nothing may be generated or read at build time
-    cli = cli_main(["--config", str(config), "--trainer.logger", "false"], run=False)
+def test_config_builds(config, tmp_path, run_cli):
+    # in tmp_path: nothing may be generated or read at build time
+    cli = run_cli(tmp_path, ["--config", str(config), "--trainer.logger", "false"], run=False)
     init = cli.config["model"]["generator"]["init_args"]
     if "num_downs" in init:  # U-Net configs; the ResNet generator downsamples twice
         assert cli.model.generator.num_downs == init["num_downs"]
@@ -42,16 +40,15 @@ def test_facades_configs_differ_only_in_what_the_experiment_changes(name):
     assert changed == allowed
 
 
-def test_print_config_gives_a_reusable_config(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
+def test_print_config_gives_a_reusable_config(tmp_path, run_cli, capsys):
     quick = CONFIGS[0].parent / "cpu_quick.yaml"
     with pytest.raises(SystemExit) as exit_info:
-        cli_main(["fit", "--config", str(quick), "--print_config"])
+        run_cli(tmp_path, ["fit", "--config", str(quick), "--print_config"])
     assert exit_info.value.code in (0, None)
     printed = capsys.readouterr().out
     assert "antialias: none" in printed and "last_checkpoint:" in printed
     (tmp_path / "printed.yaml").write_text(printed)
     with pytest.raises(SystemExit):
-        cli_main(["fit", "--config", str(tmp_path / "printed.yaml"), "--print_config"])
+        run_cli(tmp_path, ["fit", "--config", str(tmp_path / "printed.yaml"), "--print_config"])
     assert capsys.readouterr().out == printed  # the printed config reproduces itself
     assert not (tmp_path / "data").exists()

@@ -168,17 +168,20 @@ class _Tiny(__import__("pytorch_lightning").LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.01)
 
 
-def _trainer(tmp_path, **kw):
-    import pytorch_lightning as pl
+@pytest.fixture
+def make_trainer(cpu_trainer):
+    """make_trainer(tmp_path, **kw): a 1-epoch CPU trainer without checkpoints."""
 
-    return pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path), **kw)
+    def make(tmp_path, **kw):
+        return cpu_trainer(max_epochs=1, enable_checkpointing=False, default_root_dir=str(tmp_path), **kw)
+
+    return make
 
 
-def test_fit_without_val_folder_when_validation_is_off(tmp_path, capsys):
+def test_fit_without_val_folder_when_validation_is_off(tmp_path, capsys, make_trainer):
     root = _aligned_set(tmp_path / "noval")
     dm = Pix2PixDataModule(data_dir=str(root), dataset="aligned", load_size=32, crop_size=32, num_workers=0)
-    trainer = _trainer(tmp_path, limit_val_batches=0)
+    trainer = make_trainer(tmp_path, limit_val_batches=0)
     trainer.fit(_Tiny(), datamodule=dm)
     assert trainer.current_epoch == 1
     lines = [ln for ln in capsys.readouterr().err.splitlines() if "pix2pix_aa" in ln]
@@ -186,12 +189,12 @@ def test_fit_without_val_folder_when_validation_is_off(tmp_path, capsys):
                      f"--trainer.limit_val_batches 0, or add one)"]
 
 
-def test_fit_without_val_folder_with_validation_on_says_what_to_do(tmp_path):
+def test_fit_without_val_folder_with_validation_on_says_what_to_do(tmp_path, make_trainer):
     root = _aligned_set(tmp_path / "noval")
     dm = Pix2PixDataModule(data_dir=str(root), dataset="aligned", load_size=32, crop_size=32, num_workers=0)
     with pytest.raises(FileNotFoundError, match=r"no validation data: .*noval has no val/ folder; train without "
                                                 r"validation with --trainer\.limit_val_batches 0, or add .*noval/val"):
-        _trainer(tmp_path).fit(_Tiny(), datamodule=dm)
+        make_trainer(tmp_path).fit(_Tiny(), datamodule=dm)
 
 
 def test_missing_test_split_suggests_val_or_predict_dir(tmp_path):

@@ -15,7 +15,6 @@ from pix2pix_aa.callbacks import ImageWriter
 from pix2pix_aa.data import AlignedDataset, Pix2PixDataModule
 from pix2pix_aa.data.transforms import PREPROCESS, network_size
 from pix2pix_aa.module import Pix2PixModule
-from pix2pix_aa.networks import PatchGANDiscriminator, UNetGenerator
 
 
 def _noise(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -201,65 +200,71 @@ def test_eval_dataset_follows_the_preprocess(tmp_path):
 
 
 # --- the generator: pad_input, and fit / test / predict on non-square images ---------------------
-def _module(pad_input: bool) -> Pix2PixModule:
-    return Pix2PixModule(
-        generator=UNetGenerator(num_downs=3, ngf=4, dropout=0.0, pad_input=pad_input),
-        discriminator=PatchGANDiscriminator(ndf=4, n_layers=1),
-        n_epochs=1, n_epochs_decay=0, log_images_every_n_batches=0, val_stability_images=1, val_stability_shifts=1)
+@pytest.fixture
+def make_module(tiny_module):
+    """make_module(pad_input): the tiny module without dropout, 1 epoch, quick validation stability."""
+
+    def make(pad_input: bool) -> Pix2PixModule:
+        return tiny_module({"dropout": 0.0, "pad_input": pad_input}, n_epochs=1, n_epochs_decay=0,
+                           log_images_every_n_batches=0, val_stability_images=1, val_stability_shifts=1)
+
+    return make
 
 
-def _trainer(tmp_path: Path, **kw) -> pl.Trainer:
-    return pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_progress_bar=False,
-                      enable_model_summary=False, enable_checkpointing=False, default_root_dir=str(tmp_path), **kw)
+@pytest.fixture
+def make_trainer(cpu_trainer):
+    """make_trainer(tmp_path, **kw): a 1-epoch CPU trainer without checkpoints."""
+
+    def make(tmp_path: Path, **kw) -> pl.Trainer:
+        return cpu_trainer(max_epochs=1, enable_checkpointing=False, default_root_dir=str(tmp_path), **kw)
+
+    return make
 
 
-def test_sizes_off_the_generators_multiple_need_pad_input_at_start_up(tmp_path):
+def test_sizes_off_the_generators_multiple_need_pad_input_at_start_up(tmp_path, make_module, make_trainer):
     _mixed(tmp_path)  # 40x24 is a multiple of 8; 32x32 too: fine without pad_input
     _write_pair(tmp_path / "train" / "c.png", h=20, w=36, seed=3)  # 36x20 is not
     with pytest.raises(ValueError, match=r"data\.preprocess=none: .*c\.png reaches the generator as 36x20 \(WxH\), "
                                          r"not a multiple of its size multiple 8 \(2\*\*num_downs\); set "
                                          r"--model\.generator\.init_args\.pad_input true"):
-        _trainer(tmp_path).fit(_module(pad_input=False), datamodule=_dm(tmp_path, batch_size=1))
+        make_trainer(tmp_path).fit(make_module(pad_input=False), datamodule=_dm(tmp_path, batch_size=1))
 
 
-def test_scale_width_sizes_are_checked_against_the_generator_too(tmp_path):
+def test_scale_width_sizes_are_checked_against_the_generator_too(tmp_path, make_module, make_trainer):
     _mixed(tmp_path)  # scale_width to 36 wide: 36x21 and 36x36, not multiples of 8
     with pytest.raises(ValueError, match=r"data\.preprocess=scale_width: .*a\.png reaches the generator as 36x21"):
-        _trainer(tmp_path).fit(_module(pad_input=False),
-                               datamodule=_dm(tmp_path, batch_size=1, preprocess="scale_width", load_size=36))
+        make_trainer(tmp_path).fit(make_module(pad_input=False),
+                                   datamodule=_dm(tmp_path, batch_size=1, preprocess="scale_width", load_size=36))
 
 
-def test_non_square_images_fit_test_and_predict_end_to_end(tmp_path):
+def test_non_square_images_fit_test_and_predict_end_to_end(tmp_path, make_module, make_trainer):
     for split in ("train", "val", "test"):
         _write_pair(tmp_path / split / "wide.png", h=20, w=36, seed=1)
         _write_pair(tmp_path / split / "tall.png", h=44, w=28, seed=2)
     dm = _dm(tmp_path, batch_size=1)
-    module = _module(pad_input=True)
-    _trainer(tmp_path, max_steps=2).fit(module, datamodule=dm)
+    module = make_module(pad_input=True)
+    make_trainer(tmp_path, max_steps=2).fit(module, datamodule=dm)
     assert module.global_step > 0
-    scores = _trainer(tmp_path).test(module, datamodule=_dm(tmp_path, batch_size=1), verbose=False)[0]
+    scores = make_trainer(tmp_path).test(module, datamodule=_dm(tmp_path, batch_size=1), verbose=False)[0]
     assert np.isfinite(scores["test/l1"])
     out = tmp_path / "out"
-    _trainer(tmp_path, callbacks=[ImageWriter(str(out))]).predict(
+    make_trainer(tmp_path, callbacks=[ImageWriter(str(out))]).predict(
         module, datamodule=_dm(tmp_path, batch_size=1), return_predictions=False)
     assert {p.name: Image.open(p).size for p in out.iterdir()} == {"wide_png.png": (36, 20), "tall_png.png": (28, 44)}
 
 
-def test_train_py_fit_test_predict_with_preprocess_none_on_non_square_images(write_tiny_config, tmp_path, capsys):
-    from pix2pix_aa.cli import main as cli_main
-
+def test_train_py_fit_test_predict_with_preprocess_none_on_non_square_images(write_tiny_config, tmp_path, capsys,
+                                                                             run_cli):
     for split in ("train", "val", "test"):
         _write_pair(tmp_path / "data" / split / "wide.png", h=40, w=72, seed=1)
         _write_pair(tmp_path / "data" / split / "tall.png", h=80, w=48, seed=2)
     cfg = write_tiny_config(tmp_path, data__dataset="aligned", data__data_dir=str(tmp_path / "data"),
                             data__preprocess="none", data__batch_size=1, trainer__max_epochs=1,
                             model__generator__init_args__pad_input=True)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(tmp_path)
-        cli_main(["fit", "--config", str(cfg)])
-        (ckpt,) = tmp_path.glob("runs/tiny/*/checkpoints/last.ckpt")
-        cli_main(["test", "--config", str(cfg), "--ckpt_path", str(ckpt)])
-        cli_main(["predict", "--config", str(cfg), "--ckpt_path", str(ckpt), "--predict_output_dir", "out",
-                  "--data.tile", "64", "--data.tile_overlap", "0"])
+    run_cli(tmp_path, ["fit", "--config", str(cfg)])
+    (ckpt,) = tmp_path.glob("runs/tiny/*/checkpoints/last.ckpt")
+    run_cli(tmp_path, ["test", "--config", str(cfg), "--ckpt_path", str(ckpt)])
+    run_cli(tmp_path, ["predict", "--config", str(cfg), "--ckpt_path", str(ckpt), "--predict_output_dir", "out",
+                       "--data.tile", "64", "--data.tile_overlap", "0"])
     assert {p.name: Image.open(p).size for p in (tmp_path / "out").iterdir()} == \
         {"wide_png.png": (72, 40), "tall_png.png": (48, 80)}

@@ -85,13 +85,10 @@ def test_rank_zero_alone_writes_one_checkpoint_folder_and_one_event_file(ddp_run
     assert len(events.Images("val/images")) == 1
 
 
-def test_validation_metric_equals_single_process_run_on_the_same_weights(ddp_run, monkeypatch):
-    from pix2pix_aa.cli import main as cli_main
-
-    monkeypatch.chdir(ddp_run)
+def test_validation_metric_equals_single_process_run_on_the_same_weights(ddp_run, run_cli):
     ddp = _probe(ddp_run, 0)["metrics"]
-    cli = cli_main(["validate", "--config", "tiny.yaml", "--trainer.logger", "false",
-                    "--ckpt_path", str(ddp_run / "runs/tiny/version_0/checkpoints/last.ckpt")])
+    cli = run_cli(ddp_run, ["validate", "--config", "tiny.yaml", "--trainer.logger", "false",
+                            "--ckpt_path", str(ddp_run / "runs/tiny/version_0/checkpoints/last.ckpt")])
     single = {k: float(v) for k, v in cli.trainer.callback_metrics.items()}
     # Same weights, BatchNorm running statistics (rank 0's, broadcast by DDP) and images; only
     # the order of float reductions differs.

@@ -18,17 +18,13 @@ FAST = ["--max-images", "2", "--shifts", "2", "--noise", "none", "--layers", "no
 
 
 @pytest.fixture(scope="module")
-def two_directions(tmp_path_factory, write_tiny_config) -> tuple[Path, Path, Path]:
+def two_directions(tmp_path_factory, write_tiny_config, run_cli) -> tuple[Path, Path, Path]:
     """Two 1-epoch runs on the same tiny facades, trained BtoA and AtoB (set explicitly: the data
     module's default direction is not relied on). Returns (folder, BtoA run, AtoB run)."""
-    from pix2pix_aa.cli import main as cli_main
-
     folder = tmp_path_factory.mktemp("directions")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(folder)
-        for direction in ("BtoA", "AtoB"):
-            cfg = write_tiny_config(folder, f"{direction}.yaml", trainer__max_epochs=1, data__direction=direction)
-            cli_main(["fit", "--config", str(cfg), "--trainer.logger.init_args.name", direction])
+    for direction in ("BtoA", "AtoB"):
+        cfg = write_tiny_config(folder, f"{direction}.yaml", trainer__max_epochs=1, data__direction=direction)
+        run_cli(folder, ["fit", "--config", str(cfg), "--trainer.logger.init_args.name", direction])
     return folder, folder / "runs" / "BtoA" / "version_0", folder / "runs" / "AtoB" / "version_0"
 
 

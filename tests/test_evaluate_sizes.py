@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pix2pix_aa.cli import main as cli_main
 from pix2pix_aa.evaluation.cli import main as evaluate_main
 
 
 @pytest.fixture(scope="module")
-def mixed_run(tmp_path_factory, write_tiny_config):
+def mixed_run(tmp_path_factory, write_tiny_config, run_cli):
     """A 1-epoch preprocess-none run on aligned pairs of two sizes (64x64 and 64x128 halves)."""
     folder = tmp_path_factory.mktemp("mixed")
     rng = np.random.default_rng(0)
@@ -22,9 +21,8 @@ def mixed_run(tmp_path_factory, write_tiny_config):
             Image.fromarray(pixels).save(folder / "ab" / split / f"{i}.png")
     cfg = write_tiny_config(folder, "mixed.yaml", data__data_dir=str(folder / "ab"), data__dataset="aligned",
                             data__batch_size=1, trainer__max_epochs=1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(folder)
-        cli_main(["fit", "--config", str(cfg), "--data.preprocess", "none", "--trainer.logger.init_args.name", "mixed"])
+    run_cli(folder, ["fit", "--config", str(cfg), "--data.preprocess", "none", "--trainer.logger.init_args.name",
+                     "mixed"])
     return folder, folder / "runs" / "mixed" / "version_0"
 
 

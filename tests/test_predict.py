@@ -38,11 +38,16 @@ class _Identity(pl.LightningModule):
         return {"name": batch["name"], "image": (batch["input"] + 1) / 2}
 
 
-def _predict(tmp_path: Path, dm: Pix2PixDataModule, out: Path) -> pl.Trainer:
-    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
-                         default_root_dir=str(tmp_path), callbacks=[ImageWriter(str(out))])
-    trainer.predict(_Identity(), datamodule=dm, return_predictions=False)
-    return trainer
+@pytest.fixture
+def predict(cpu_trainer):
+    """predict(tmp_path, dm, out): the CPU trainer after writing _Identity's predictions of ``dm`` to ``out``."""
+
+    def run(tmp_path: Path, dm: Pix2PixDataModule, out: Path) -> pl.Trainer:
+        trainer = cpu_trainer(default_root_dir=str(tmp_path), callbacks=[ImageWriter(str(out))])
+        trainer.predict(_Identity(), datamodule=dm, return_predictions=False)
+        return trainer
+
+    return run
 
 
 # --- what is read -------------------------------------------------------------------------
@@ -119,25 +124,25 @@ def test_output_names_keep_the_extension():
     assert output_file_name("12") == "12.png"  # a stem, from a custom dataset
 
 
-def test_same_stem_inputs_are_both_written_at_their_own_size(tmp_path, capsys):
+def test_same_stem_inputs_are_both_written_at_their_own_size(tmp_path, capsys, predict):
     inputs, out = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()
     png, jpg = _img(40, 56, 0), _img(24, 72, 1)
     Image.fromarray(png).save(inputs / "scene.png")
     Image.fromarray(jpg).save(inputs / "scene.jpg", quality=95)
-    _predict(tmp_path, _dm(tmp_path, inputs), out)
+    predict(tmp_path, _dm(tmp_path, inputs), out)
     assert sorted(p.name for p in out.iterdir()) == ["scene_jpg.png", "scene_png.png"]
     assert Image.open(out / "scene_png.png").size == (56, 40) and Image.open(out / "scene_jpg.png").size == (72, 24)
     np.testing.assert_array_equal(np.asarray(Image.open(out / "scene_png.png")), png)  # identity: exact round trip
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"[pix2pix_aa] predict: wrote 2 image(s) to {out}"
 
 
-def test_one_channel_outputs_are_grayscale_pngs(tmp_path):
+def test_one_channel_outputs_are_grayscale_pngs(tmp_path, predict):
     inputs, out = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()
     gray = _img(40, 24, gray=True)
     Image.fromarray(gray).save(inputs / "g.png")
-    _predict(tmp_path, _dm(tmp_path, inputs, input_nc=1, output_nc=1), out)
+    predict(tmp_path, _dm(tmp_path, inputs, input_nc=1, output_nc=1), out)
     written = Image.open(out / "g_png.png")
     assert written.mode == "L"
     np.testing.assert_array_equal(np.asarray(written), gray)
@@ -151,22 +156,18 @@ def test_writer_refuses_to_overwrite_within_a_run(tmp_path):
 
 
 # --- end to end through train.py predict (the module pads to the generator's size multiple) --
-def test_train_py_predict_keeps_sizes_that_are_not_multiples_of_the_generator(trained_run, tmp_path, capsys):
-    from pix2pix_aa.cli import main as cli_main
-
+def test_train_py_predict_keeps_sizes_that_are_not_multiples_of_the_generator(trained_run, tmp_path, capsys, run_cli):
     folder, run = trained_run
     inputs, out = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()
     Image.fromarray(_img(40, 100)).save(inputs / "wide.png")  # the tiny U-Net needs multiples of 64
     Image.fromarray(_img(64, 64, 1)).save(inputs / "wide.jpg")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(folder)
-        cli_main(["predict", "--config", str(folder / "tiny.yaml"),
-                  "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
-                  "--data.predict_dir", str(inputs / "wide.png"), "--predict_output_dir", str(out)])
-        cli_main(["predict", "--config", str(folder / "tiny.yaml"),
-                  "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
-                  "--data.predict_dir", str(inputs), "--predict_output_dir", str(out)])
+    run_cli(folder, ["predict", "--config", str(folder / "tiny.yaml"),
+                     "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
+                     "--data.predict_dir", str(inputs / "wide.png"), "--predict_output_dir", str(out)])
+    run_cli(folder, ["predict", "--config", str(folder / "tiny.yaml"),
+                     "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
+                     "--data.predict_dir", str(inputs), "--predict_output_dir", str(out)])
     assert sorted(p.name for p in out.iterdir()) == ["wide_jpg.png", "wide_png.png"]
     assert Image.open(out / "wide_png.png").size == (100, 40) and Image.open(out / "wide_jpg.png").size == (64, 64)
     err = capsys.readouterr().err

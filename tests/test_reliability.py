@@ -20,8 +20,6 @@ from pix2pix_aa.callbacks import FiniteModelCheckpoint, ResumeRNGState
 from pix2pix_aa.checkpoints import AtomicCheckpointIO, CheckpointError, atomic_torch_save, nonfinite_tensors
 from pix2pix_aa.cli import main as cli_main
 from pix2pix_aa.evaluation.cli import main as evaluate_main
-from pix2pix_aa.module import Pix2PixModule
-from pix2pix_aa.networks import PatchGANDiscriminator, UNetGenerator
 
 #: The smallest useful run: 32 px, 5-level U-Net with ngf 4, 1-layer PatchGAN, no image logging.
 MICRO = {
@@ -31,16 +29,6 @@ MICRO = {
     "data__load_size": 36, "data__crop_size": 32, "data__generate_size": 32,
     "data__generate_counts": {"train": 4, "val": 1, "test": 1},
 }
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two cores shared by several jobs: one intra-op thread is ~10x faster here and keeps
-    results independent of the machine's load."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -56,23 +44,25 @@ def micro(tmp_path_factory, write_tiny_config):
 
 
 @pytest.fixture(scope="module")
-def micro_run(micro):
+def micro_run(micro, run_cli):
     """One 1-epoch micro fit: (folder, config, last.ckpt)."""
     folder, write = micro
     cfg = write(trainer__max_epochs=1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(folder)
-        torch.set_num_threads(1)
-        cli_main(["fit", "--config", str(cfg), "--trainer.logger.init_args.name", "micro"])
-        last = (folder / "runs" / "micro" / "version_0" / "checkpoints" / "last.ckpt").resolve()
-        assert last.is_file()
+    torch.set_num_threads(1)  # module scope: set up outside the autouse one_thread fixture
+    run_cli(folder, ["fit", "--config", str(cfg), "--trainer.logger.init_args.name", "micro"])
+    last = (folder / "runs" / "micro" / "version_0" / "checkpoints" / "last.ckpt").resolve()
+    assert last.is_file()
     return folder, cfg, last
 
 
-def _fit(folder: Path, cfg: Path, *args: str):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(folder)
-        return cli_main(["fit", "--config", str(cfg), *args])
+@pytest.fixture
+def fit(run_cli):
+    """fit(folder, cfg, *args): ``train.py fit --config cfg *args`` run in ``folder``."""
+
+    def run(folder: Path, cfg: Path, *args: str):
+        return run_cli(folder, ["fit", "--config", str(cfg), *args])
+
+    return run
 
 
 def _weights(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -133,12 +123,12 @@ def _scalars(run_dir: Path, tag: str) -> list[float]:
     return [e.value for e in events.Scalars(tag)]
 
 
-def test_same_seed_same_losses_and_weights(micro):
+def test_same_seed_same_losses_and_weights(micro, fit):
     folder, write = micro
     cfg = write("repro.yaml", trainer__max_epochs=2)
-    runs = [_fit(folder, cfg, "--trainer.logger.init_args.name", f"repro_{i}") for i in range(2)]
-    other_seed = _fit(folder, cfg, "--trainer.logger.init_args.name", "repro_seed1", "--seed_everything", "1",
-                      *_epochs(1))
+    runs = [fit(folder, cfg, "--trainer.logger.init_args.name", f"repro_{i}") for i in range(2)]
+    other_seed = fit(folder, cfg, "--trainer.logger.init_args.name", "repro_seed1", "--seed_everything", "1",
+                     *_epochs(1))
     logs = [folder / r.trainer.log_dir for r in runs]
     for tag in ("train/loss_G_step", "train/loss_D_step"):
         a, b = (_scalars(d, tag) for d in logs)
@@ -149,7 +139,7 @@ def test_same_seed_same_losses_and_weights(micro):
             != _scalars(logs[0], "train/loss_G_step")[0])
 
 
-def test_resume_from_last_is_exact_at_epoch_boundaries(micro):
+def test_resume_from_last_is_exact_at_epoch_boundaries(micro, fit):
     """``--ckpt_path last`` continues the same run folder and, with the RNG state restored,
     gives the same weights as an uninterrupted run (one training image, so the DataLoader's
     shuffle order, which the data module re-seeds on every fit, plays no part; see the xfail
@@ -158,10 +148,10 @@ def test_resume_from_last_is_exact_at_epoch_boundaries(micro):
     one = {"data__data_dir": str(folder / "data" / "one"), "data__generate_counts": {"train": 1, "val": 1, "test": 1},
            "data__batch_size": 1}
     cfg = write("one.yaml", **one)
-    full = _fit(folder, cfg, *_epochs(3), "--trainer.logger.init_args.name", "one_full")
-    _fit(folder, cfg, *_epochs(1), "--trainer.logger.init_args.name", "one_cut")
-    resumed = _fit(folder, cfg, *_epochs(3), "--trainer.logger.init_args.name", "one_cut",
-                   "--ckpt_path", "last")
+    full = fit(folder, cfg, *_epochs(3), "--trainer.logger.init_args.name", "one_full")
+    fit(folder, cfg, *_epochs(1), "--trainer.logger.init_args.name", "one_cut")
+    resumed = fit(folder, cfg, *_epochs(3), "--trainer.logger.init_args.name", "one_cut",
+                  "--ckpt_path", "last")
     assert resumed.trainer.logger.version == 0  # continued runs/one_cut/version_0, no version_1
     assert not (folder / "runs" / "one_cut" / "version_1").exists()
     assert resumed.trainer.current_epoch == full.trainer.current_epoch == 3
@@ -169,15 +159,15 @@ def test_resume_from_last_is_exact_at_epoch_boundaries(micro):
     assert _same(_weights(resumed.model), _weights(full.model))
 
 
-def test_resume_is_exact_with_shuffled_batches(micro):
+def test_resume_is_exact_with_shuffled_batches(micro, fit):
     """The data module checkpoints its shuffle generator, so epoch k after a resume sees the
     order an uninterrupted run would (num_workers=0; see Pix2PixDataModule.state_dict)."""
     folder, write = micro
     cfg = write("shuffle.yaml")
-    full = _fit(folder, cfg, *_epochs(2), "--trainer.logger.init_args.name", "shuffle_full")
-    _fit(folder, cfg, *_epochs(1), "--trainer.logger.init_args.name", "shuffle_cut")
-    resumed = _fit(folder, cfg, *_epochs(2), "--trainer.logger.init_args.name", "shuffle_cut",
-                   "--ckpt_path", "last")
+    full = fit(folder, cfg, *_epochs(2), "--trainer.logger.init_args.name", "shuffle_full")
+    fit(folder, cfg, *_epochs(1), "--trainer.logger.init_args.name", "shuffle_cut")
+    resumed = fit(folder, cfg, *_epochs(2), "--trainer.logger.init_args.name", "shuffle_cut",
+                  "--ckpt_path", "last")
     assert resumed.trainer.global_step == full.trainer.global_step == 8
     assert _same(_weights(resumed.model), _weights(full.model))
 
@@ -193,46 +183,46 @@ class CrashAtStep(pl.Callback):
             raise RuntimeError("simulated crash")
 
 
-def test_mid_epoch_resume_keeps_the_step_count_but_not_the_data_order(micro):
+def test_mid_epoch_resume_keeps_the_step_count_but_not_the_data_order(micro, fit):
     """What is true for a checkpoint taken mid-epoch (``every_n_train_steps``): the resumed run
     stops at the same epoch and global_step, but Lightning restarts the epoch's DataLoader from
     its first batch (plain DataLoaders are not resumable), so the weights differ."""
     folder, write = micro
     cfg = write("mid.yaml", data__batch_size=1, trainer__max_epochs=2)
     no_monitor = ("--checkpoint.monitor", "null")  # with a monitor, step checkpoints wait for validation
-    full = _fit(folder, cfg, "--trainer.logger.init_args.name", "mid_full", *no_monitor)
+    full = fit(folder, cfg, "--trainer.logger.init_args.name", "mid_full", *no_monitor)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        _fit(folder, cfg, "--trainer.logger.init_args.name", "mid_cut", "--last_checkpoint.every_n_train_steps", "4",
-             "--trainer.callbacks+=test_reliability.CrashAtStep", "--trainer.callbacks.step=6", *no_monitor)
+        fit(folder, cfg, "--trainer.logger.init_args.name", "mid_cut", "--last_checkpoint.every_n_train_steps", "4",
+            "--trainer.callbacks+=test_reliability.CrashAtStep", "--trainer.callbacks.step=6", *no_monitor)
     mid = torch.load(folder / "runs" / "mid_cut" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
     assert mid["global_step"] == 4 and mid["epoch"] == 0  # 2 of epoch 0's 4 batches (2 optimiser steps each)
-    resumed = _fit(folder, cfg, "--trainer.logger.init_args.name", "mid_cut", "--ckpt_path", "last", *no_monitor)
+    resumed = fit(folder, cfg, "--trainer.logger.init_args.name", "mid_cut", "--ckpt_path", "last", *no_monitor)
     assert resumed.trainer.global_step == full.trainer.global_step == 16
     assert resumed.trainer.current_epoch == full.trainer.current_epoch == 2
     assert not _same(_weights(resumed.model), _weights(full.model))
 
 
-def test_ckpt_path_last_without_a_checkpoint(micro, capsys):
+def test_ckpt_path_last_without_a_checkpoint(micro, fit, run_cli, capsys):
     folder, write = micro
     cfg = write()
-    with pytest.MonkeyPatch.context() as mp, pytest.raises(SystemExit) as exit_info:
-        mp.chdir(folder)
-        cli_main(["predict", "--config", str(cfg), "--ckpt_path", "last", "--trainer.logger.init_args.name", "never"])
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(folder, ["predict", "--config", str(cfg), "--ckpt_path", "last",
+                         "--trainer.logger.init_args.name", "never"])
     assert exit_info.value.code == 2
     assert "error: --ckpt_path last: no last.ckpt found under" in capsys.readouterr().err
     # fit: set-and-forget for job scripts: says so and starts a fresh run
-    cli = _fit(folder, cfg, "--ckpt_path", "last", "--trainer.logger.init_args.name", "fresh",
-               "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "0", *_epochs(1))
+    cli = fit(folder, cfg, "--ckpt_path", "last", "--trainer.logger.init_args.name", "fresh",
+              "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "0", *_epochs(1))
     assert "--ckpt_path last: no last.ckpt under" in capsys.readouterr().err
     assert cli.trainer.global_step == 2 and cli.trainer.logger.version == 0
 
 
 # -- 3. non-finite losses -----------------------------------------------------------------------
-def test_exploding_lr_stops_with_step_and_loss_named(micro, capsys):
+def test_exploding_lr_stops_with_step_and_loss_named(micro, fit, capsys):
     folder, write = micro
     cfg = write()
     with pytest.raises(SystemExit) as exit_info:
-        _fit(folder, cfg, "--model.lr", "1e30", "--trainer.logger.init_args.name", "explode")
+        fit(folder, cfg, "--model.lr", "1e30", "--trainer.logger.init_args.name", "explode")
     err = capsys.readouterr().err
     assert exit_info.value.code == 2
     assert "error: non-finite loss_G = nan at epoch 0, batch 0 (logged step 0)" in err and "Traceback" not in err
@@ -260,17 +250,10 @@ def _pairs(n: int, nan_at: int | None = None, seed: int = 0) -> list[dict[str, t
     return items
 
 
-def _small_module(**kw) -> Pix2PixModule:
-    torch.manual_seed(0)
-    return Pix2PixModule(UNetGenerator(num_downs=3, ngf=4), PatchGANDiscriminator(ndf=4, n_layers=1),
-                         log_images_every_n_batches=0, val_stability_images=0, **kw)
-
-
-def test_skip_mode_skips_the_nan_batch_and_keeps_the_model_finite(tmp_path, capsys):
-    module = _small_module(on_nonfinite="skip")
+def test_skip_mode_skips_the_nan_batch_and_keeps_the_model_finite(tmp_path, capsys, tiny_module, cpu_trainer):
+    module = tiny_module(seed=0, log_images_every_n_batches=0, val_stability_images=0, on_nonfinite="skip")
     ckpt = FiniteModelCheckpoint(dirpath=tmp_path, monitor="val/l1", save_last=True, filename="best")
-    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, callbacks=[ckpt], enable_progress_bar=False,
-                         enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=tmp_path)
+    trainer = cpu_trainer(max_epochs=1, callbacks=[ckpt], num_sanity_val_steps=0, default_root_dir=tmp_path)
     trainer.fit(module, datamodule=_ListData(_pairs(6, nan_at=2), _pairs(1, seed=1)))
     out = capsys.readouterr().out
     assert "skipped the optimiser step: non-finite loss_D = nan at epoch 0, batch 1" in out
@@ -305,30 +288,35 @@ class _ScoreModule(pl.LightningModule):
         return torch.utils.data.DataLoader(torch.ones(1, 2), batch_size=1)
 
 
-def _fit_scores(tmp_path: Path, callback: ModelCheckpoint, scores, max_epochs: int, **kw):
-    trainer = pl.Trainer(max_epochs=max_epochs, accelerator="cpu", logger=False, callbacks=[callback],
-                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                         default_root_dir=tmp_path)
-    trainer.fit(_ScoreModule(scores, **kw))
-    return trainer
+@pytest.fixture
+def fit_scores(cpu_trainer):
+    """fit_scores(tmp_path, callback, scores, max_epochs, **kw): the trainer after fitting a _ScoreModule."""
+
+    def run(tmp_path: Path, callback: ModelCheckpoint, scores, max_epochs: int, **kw):
+        trainer = cpu_trainer(max_epochs=max_epochs, callbacks=[callback], num_sanity_val_steps=0,
+                              default_root_dir=tmp_path)
+        trainer.fit(_ScoreModule(scores, **kw))
+        return trainer
+
+    return run
 
 
 @pytest.mark.filterwarnings("ignore:.*not finite.*:UserWarning", "ignore:not saving.*:UserWarning")
-def test_nan_score_or_nan_weights_never_become_best(tmp_path):
+def test_nan_score_or_nan_weights_never_become_best(tmp_path, fit_scores):
     # Plain ModelCheckpoint: a NaN first score is stored as +inf and its model saved as the best.
     plain = ModelCheckpoint(dirpath=tmp_path / "plain", monitor="val/l1", filename="best-{epoch}")
-    _fit_scores(tmp_path, plain, [math.nan], max_epochs=1)
+    fit_scores(tmp_path, plain, [math.nan], max_epochs=1)
     assert plain.best_model_path.endswith("best-epoch=0.ckpt") and math.isinf(float(plain.best_model_score))
     # FiniteModelCheckpoint: no best until a finite score ...
     guarded = FiniteModelCheckpoint(dirpath=tmp_path / "guarded", monitor="val/l1", filename="best-{epoch}",
                                     save_last=True)
-    _fit_scores(tmp_path, guarded, [math.nan, 0.5], max_epochs=2)
+    fit_scores(tmp_path, guarded, [math.nan, 0.5], max_epochs=2)
     assert Path(guarded.best_model_path).name == "best-epoch=1.ckpt" and float(guarded.best_model_score) == 0.5
     assert not (tmp_path / "guarded" / "best-epoch=0.ckpt").exists()
     # ... and weights that went NaN are not saved at all, not even as last.ckpt.
     broken = FiniteModelCheckpoint(dirpath=tmp_path / "broken", monitor="val/l1", filename="best-{epoch}",
                                    save_last=True)
-    _fit_scores(tmp_path, broken, [0.9, 0.1], max_epochs=2, nan_weights_at=1)
+    fit_scores(tmp_path, broken, [0.9, 0.1], max_epochs=2, nan_weights_at=1)
     assert Path(broken.best_model_path).name == "best-epoch=0.ckpt"
     assert float(broken.best_model_score) == pytest.approx(0.9)
     last = torch.load(tmp_path / "broken" / "last.ckpt", weights_only=True)
@@ -373,13 +361,12 @@ CASES = ["missing", "folder", "junk", "other_class", "no_generator", "mismatch",
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_predict_with_a_bad_checkpoint_is_one_line(micro_run, case, capsys, tmp_path):
+def test_predict_with_a_bad_checkpoint_is_one_line(micro_run, case, capsys, tmp_path, run_cli):
     folder, cfg, last = micro_run
     path, message = _bad_checkpoints(folder, last)[case]
-    with pytest.MonkeyPatch.context() as mp, pytest.raises(SystemExit) as exit_info:
-        mp.chdir(folder)
-        cli_main(["predict", "--config", str(cfg), "--ckpt_path", str(path), "--trainer.logger", "false",
-                  "--model.generator.init_args.ngf", "8", "--predict_output_dir", str(tmp_path / "pred")])
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(folder, ["predict", "--config", str(cfg), "--ckpt_path", str(path), "--trainer.logger", "false",
+                         "--model.generator.init_args.ngf", "8", "--predict_output_dir", str(tmp_path / "pred")])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2
     error_lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
@@ -397,12 +384,10 @@ def test_debug_flag_shows_the_exception(micro_run):
         cli_main(["predict", "--config", str(cfg), "--ckpt_path", str(folder / "nope.ckpt"), "--debug"])
 
 
-def test_predict_reads_a_good_checkpoint_weights_only(micro_run, tmp_path):
+def test_predict_reads_a_good_checkpoint_weights_only(micro_run, tmp_path, run_cli):
     folder, cfg, last = micro_run
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(folder)
-        cli_main(["predict", "--config", str(cfg), "--ckpt_path", str(last), "--trainer.logger", "false",
-                  "--predict_output_dir", str(tmp_path / "pred")])
+    run_cli(folder, ["predict", "--config", str(cfg), "--ckpt_path", str(last), "--trainer.logger", "false",
+                     "--predict_output_dir", str(tmp_path / "pred")])
     assert len(list((tmp_path / "pred").glob("*.png"))) == 1
 
 
@@ -432,13 +417,12 @@ def test_evaluate_with_a_bad_checkpoint_is_one_line(micro_run, case, capsys):
     (["--data.batch_size", "0"], "error: batch_size must be an integer >= 1, got 0"),
     (["--model.on_nonfinite", "ignore"], "error: on_nonfinite must be 'raise' or 'skip', got 'ignore'"),
 ])
-def test_config_errors_stop_before_any_data_is_read(micro, args, message, capsys, tmp_path):
+def test_config_errors_stop_before_any_data_is_read(micro, args, message, capsys, tmp_path, run_cli):
     _, write = micro
     data_dir = tmp_path / "data" / "never"
     cfg = write("bad.yaml", data__data_dir=str(data_dir))
-    with pytest.MonkeyPatch.context() as mp, pytest.raises(SystemExit) as exit_info:
-        mp.chdir(tmp_path)
-        cli_main(["fit", "--config", str(cfg), *args])
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(tmp_path, ["fit", "--config", str(cfg), *args])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2
     assert message in err and "Traceback" not in err
@@ -449,12 +433,11 @@ def test_config_errors_stop_before_any_data_is_read(micro, args, message, capsys
     (["--data.dataset", "aligned"], "does not exist"),  # a folder that is not there (no generation for 'aligned')
     (["--data.dataset", "paired"], "does not exist"),
 ])
-def test_data_errors_through_the_cli_are_one_line(micro, args, message, capsys, tmp_path):
+def test_data_errors_through_the_cli_are_one_line(micro, args, message, capsys, tmp_path, run_cli):
     _, write = micro
     cfg = write("nodata.yaml", data__data_dir=str(tmp_path / "no_such_set"))
-    with pytest.MonkeyPatch.context() as mp, pytest.raises(SystemExit) as exit_info:
-        mp.chdir(tmp_path)
-        cli_main(["fit", "--config", str(cfg), "--trainer.logger", "false", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(tmp_path, ["fit", "--config", str(cfg), "--trainer.logger", "false", *args])
     err = capsys.readouterr().err
     error_lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert exit_info.value.code == 2 and len(error_lines) == 1

@@ -14,8 +14,6 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from pix2pix_aa.cli import main as cli_main
-
 REPO = Path(__file__).resolve().parents[1]
 
 #: A callback for the subprocess: once epoch 1's only batch has trained (work that is not in any
@@ -37,21 +35,13 @@ class Stall(pl.Callback):
 '''
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _steps(run_dir: Path, tag: str) -> list[int]:
     events = EventAccumulator(str(run_dir))
     events.Reload()
     return [e.step for e in events.Scalars(tag)]
 
 
-def test_sigkill_then_resume_from_last_matches_an_uninterrupted_run(tmp_path, write_tiny_config):
+def test_sigkill_then_resume_from_last_matches_an_uninterrupted_run(tmp_path, write_tiny_config, run_cli):
     # One 32 px training image (batch 1): the DataLoader's shuffle order cannot differ after the
     # resume (see test_reliability.py's xfail), so the weights can be compared bit for bit.
     cfg = write_tiny_config(
@@ -90,10 +80,8 @@ def test_sigkill_then_resume_from_last_matches_an_uninterrupted_run(tmp_path, wr
     assert saved["epoch"] == 0 and saved["global_step"] == 2  # epoch 0 only; epoch 1's batch was lost
     assert [p.name for p in run.joinpath("checkpoints").iterdir() if p.name.startswith(".")] == []
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(tmp_path)
-        resumed = cli_main(["fit", "--config", str(cfg), "--ckpt_path", "last"])
-        full = cli_main(["fit", "--config", str(cfg), "--trainer.logger.init_args.name", "uninterrupted"])
+    resumed = run_cli(tmp_path, ["fit", "--config", str(cfg), "--ckpt_path", "last"])
+    full = run_cli(tmp_path, ["fit", "--config", str(cfg), "--trainer.logger.init_args.name", "uninterrupted"])
     assert resumed.trainer.logger.log_dir == str(Path("runs") / "tiny" / "version_0")  # the same run continued
     assert sorted(p.name for p in (tmp_path / "runs" / "tiny").iterdir()) == ["version_0"]
     assert resumed.trainer.current_epoch == full.trainer.current_epoch == 3

@@ -161,14 +161,11 @@ def test_trains_a_step_and_gradients_reach_every_parameter():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in g.parameters())
 
 
-def test_train_py_fits_a_resnet_generator(tmp_path, monkeypatch, write_tiny_config):
+def test_train_py_fits_a_resnet_generator(tmp_path, run_cli, write_tiny_config):
     """One epoch of the tiny config through train.py with a Bin-5 ResNet: start-up checks (channels,
     size multiple), training, validation stability and last.ckpt."""
-    from pix2pix_aa.cli import main as cli_main
-
-    monkeypatch.chdir(tmp_path)
     generator = {"class_path": "pix2pix_aa.networks.ResNetGenerator",
                  "init_args": {"n_blocks": 1, "ngf": 4, "antialias": "bin5"}}
     cfg = write_tiny_config(tmp_path, trainer__max_epochs=1, model__generator=generator)
-    cli_main(["fit", "--config", str(cfg)])
+    run_cli(tmp_path, ["fit", "--config", str(cfg)])
     assert list((tmp_path / "runs" / "tiny" / "version_0" / "checkpoints").glob("last.ckpt"))

@@ -6,11 +6,10 @@ from __future__ import annotations
 import shutil
 
 import pytest
-import pytorch_lightning as pl
 import torch
 
 from pix2pix_aa.module import Pix2PixModule
-from pix2pix_aa.networks import PatchGANDiscriminator, UNetGenerator
+from pix2pix_aa.networks import UNetGenerator
 
 
 def _loader(n: int = 2, size: int = 16) -> torch.utils.data.DataLoader:
@@ -20,15 +19,10 @@ def _loader(n: int = 2, size: int = 16) -> torch.utils.data.DataLoader:
     return torch.utils.data.DataLoader(items, batch_size=n)
 
 
-def test_bf16_mixed_precision_trains_both_players_with_manual_optimisation(tmp_path):
-    torch.manual_seed(0)
-    module = Pix2PixModule(UNetGenerator(num_downs=3, ngf=4, antialias="bin5"),
-                           PatchGANDiscriminator(ndf=4, n_layers=1), log_images_every_n_batches=0,
-                           val_stability_images=0)
+def test_bf16_mixed_precision_trains_both_players_with_manual_optimisation(tmp_path, tiny_module, cpu_trainer):
+    module = tiny_module({"antialias": "bin5"}, seed=0, log_images_every_n_batches=0, val_stability_images=0)
     start = {k: v.detach().clone() for k, v in module.state_dict().items()}
-    trainer = pl.Trainer(max_epochs=2, precision="bf16-mixed", accelerator="cpu", logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         default_root_dir=tmp_path)
+    trainer = cpu_trainer(max_epochs=2, precision="bf16-mixed", enable_checkpointing=False, default_root_dir=tmp_path)
     trainer.fit(module, _loader())
     end = module.state_dict()
     for prefix in ("generator.", "discriminator."):
@@ -51,31 +45,34 @@ def test_channels_last_leaves_generator_outputs_unchanged(antialias):
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
 
 
-def test_networks_passed_as_objects_stay_out_of_the_logged_hyperparameters():
+def test_networks_passed_as_objects_stay_out_of_the_logged_hyperparameters(tiny_module):
     # Lightning logs hparams_initial to hparams.yaml at every fit: network objects there meant a
     # deep copy of G and D and a YAML dump of every weight.
-    module = Pix2PixModule(UNetGenerator(num_downs=3, ngf=4), PatchGANDiscriminator(ndf=4, n_layers=1))
+    module = tiny_module()
     for hp in (module.hparams, module.hparams_initial):
         assert "generator" not in hp and "discriminator" not in hp
         assert hp["lambda_l1"] == 100.0
 
 
-def _fit(tmp_path, precision: str = "32-true", max_epochs: int = 3, **module_kwargs) -> Pix2PixModule:
-    torch.manual_seed(0)
-    module = Pix2PixModule(UNetGenerator(num_downs=3, ngf=4, antialias="bin5"),
-                           PatchGANDiscriminator(ndf=4, n_layers=1), log_images_every_n_batches=0,
-                           val_stability_images=0, **module_kwargs)
-    trainer = pl.Trainer(max_epochs=max_epochs, precision=precision, accelerator="cpu", logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         default_root_dir=tmp_path)
-    trainer.fit(module, _loader())
-    assert trainer.global_step > 0
-    return module
+@pytest.fixture
+def fit(tiny_module, cpu_trainer):
+    """fit(tmp_path, precision="32-true", max_epochs=3, **module_kwargs): the tiny bin5 module after a fit."""
+
+    def run(tmp_path, precision: str = "32-true", max_epochs: int = 3, **module_kwargs) -> Pix2PixModule:
+        module = tiny_module({"antialias": "bin5"}, seed=0, log_images_every_n_batches=0, val_stability_images=0,
+                             **module_kwargs)
+        trainer = cpu_trainer(max_epochs=max_epochs, precision=precision, enable_checkpointing=False,
+                              default_root_dir=tmp_path)
+        trainer.fit(module, _loader())
+        assert trainer.global_step > 0
+        return module
+
+    return run
 
 
-def test_fused_adam_is_the_default_and_matches_the_default_adam_to_float_rounding(tmp_path):
-    fused = _fit(tmp_path, fused_adam=True)
-    plain = _fit(tmp_path, fused_adam=False)
+def test_fused_adam_is_the_default_and_matches_the_default_adam_to_float_rounding(tmp_path, fit):
+    fused = fit(tmp_path, fused_adam=True)
+    plain = fit(tmp_path, fused_adam=False)
     assert [opt.optimizer.defaults["fused"] for opt in fused.optimizers()] == [True, True]
     assert [bool(opt.optimizer.defaults["fused"]) for opt in plain.optimizers()] == [False, False]
     assert Pix2PixModule(UNetGenerator(num_downs=3, ngf=4)).hparams.fused_adam is True
@@ -89,10 +86,10 @@ def test_fused_adam_is_the_default_and_matches_the_default_adam_to_float_roundin
     assert moved > 0
 
 
-def test_gradients_are_freed_after_each_optimiser_step(tmp_path):
+def test_gradients_are_freed_after_each_optimiser_step(tmp_path, fit):
     # Holding G's gradients (218 MB for unet_256) through the next forward passes pushed the
     # batch-1 peak memory over 2 GB (docs/PERFORMANCE.md).
-    module = _fit(tmp_path)
+    module = fit(tmp_path)
     assert all(p.grad is None for p in module.parameters())
 
 
@@ -116,8 +113,8 @@ def test_torch_compile_trains_the_antialiased_generator_like_eager():
 
 
 @pytest.mark.parametrize("precision, fused", [("bf16-mixed", False), ("32-true", True)])
-def test_gradient_clipping_works_with_mixed_precision_and_the_fused_default(tmp_path, precision, fused):
+def test_gradient_clipping_works_with_mixed_precision_and_the_fused_default(tmp_path, precision, fused, fit):
     # Lightning's mixed precision refuses to clip a fused optimiser's gradients (RuntimeError at
     # the first step); the module then falls back to the default Adam.
-    module = _fit(tmp_path, precision=precision, max_epochs=1, grad_clip_norm=1.0)
+    module = fit(tmp_path, precision=precision, max_epochs=1, grad_clip_norm=1.0)
     assert [bool(opt.optimizer.defaults["fused"]) for opt in module.optimizers()] == [fused, fused]

@@ -7,15 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 import torch
 from PIL import Image
 from torch import nn
 
 from pix2pix_aa.callbacks import ImageWriter
 from pix2pix_aa.data import Pix2PixDataModule
-from pix2pix_aa.module import Pix2PixModule
-from pix2pix_aa.networks import PatchGANDiscriminator, UNetGenerator
+from pix2pix_aa.networks import UNetGenerator
 from pix2pix_aa.tiling import ramp_weights, resolve_overlap, tile_starts, tiled_generate
 
 
@@ -161,38 +159,37 @@ def test_tiles_off_the_grid_would_disagree_even_in_their_interior():
 
 
 # --- predict --data.tile ----------------------------------------------------------------------
-def _module() -> Pix2PixModule:
-    torch.manual_seed(0)
-    return Pix2PixModule(generator=UNetGenerator(num_downs=3, ngf=4, dropout=0.0),
-                         discriminator=PatchGANDiscriminator(ndf=4, n_layers=1))
+@pytest.fixture
+def predict(tiny_module, cpu_trainer):
+    """predict(tmp_path, out, **data): the seeded tiny module's predictions of ``tmp_path/in``, read from ``out``."""
+
+    def run(tmp_path: Path, out: Path, **data) -> dict[str, np.ndarray]:
+        dm = Pix2PixDataModule(data_dir=str(tmp_path / "unused"), dataset="aligned", num_workers=0,
+                               predict_dir=str(tmp_path / "in"), **data)
+        trainer = cpu_trainer(default_root_dir=str(tmp_path), callbacks=[ImageWriter(str(out))])
+        trainer.predict(tiny_module({"dropout": 0.0}, seed=0), datamodule=dm, return_predictions=False)
+        return {p.name: np.asarray(Image.open(p), dtype=np.int16) for p in sorted(out.iterdir())}
+
+    return run
 
 
-def _predict(tmp_path: Path, out: Path, **data) -> dict[str, np.ndarray]:
-    dm = Pix2PixDataModule(data_dir=str(tmp_path / "unused"), dataset="aligned", num_workers=0,
-                           predict_dir=str(tmp_path / "in"), **data)
-    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
-                         default_root_dir=str(tmp_path), callbacks=[ImageWriter(str(out))])
-    trainer.predict(_module(), datamodule=dm, return_predictions=False)
-    return {p.name: np.asarray(Image.open(p), dtype=np.int16) for p in sorted(out.iterdir())}
-
-
-def test_predict_with_tiles_writes_each_input_at_its_size_close_to_the_whole_image(tmp_path):
+def test_predict_with_tiles_writes_each_input_at_its_size_close_to_the_whole_image(tmp_path, predict):
     (tmp_path / "in").mkdir()
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (100, 150, 3), dtype=np.uint8)).save(
         tmp_path / "in" / "big.png")
-    whole = _predict(tmp_path, tmp_path / "whole")
-    tiled = _predict(tmp_path, tmp_path / "tiled", tile=64, tile_overlap=32)
-    one_tile = _predict(tmp_path, tmp_path / "one", tile=256)
+    whole = predict(tmp_path, tmp_path / "whole")
+    tiled = predict(tmp_path, tmp_path / "tiled", tile=64, tile_overlap=32)
+    one_tile = predict(tmp_path, tmp_path / "one", tile=256)
     assert whole["big_png.png"].shape == tiled["big_png.png"].shape == (100, 150, 3)
     assert np.array_equal(one_tile["big_png.png"], whole["big_png.png"])  # a tile the image's size: the same
     assert np.abs(tiled["big_png.png"] - whole["big_png.png"]).mean() < 2  # 8-bit levels
 
 
-def test_predict_refuses_a_tile_off_the_generators_grid_at_start_up(tmp_path):
+def test_predict_refuses_a_tile_off_the_generators_grid_at_start_up(tmp_path, predict):
     (tmp_path / "in").mkdir()
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "in" / "x.png")
     with pytest.raises(ValueError, match=r"data\.tile=60 is not a multiple of the generator's size multiple 8"):
-        _predict(tmp_path, tmp_path / "out", tile=60)
+        predict(tmp_path, tmp_path / "out", tile=60)
     assert not (tmp_path / "out").exists()
 
 

@@ -8,7 +8,6 @@ import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from pix2pix_aa.cli import main as cli_main
 from pix2pix_aa.losses import gan_loss
 from pix2pix_aa.module import Pix2PixModule, linear_decay_factor
 from pix2pix_aa.networks import PatchGANDiscriminator, UNetGenerator
@@ -39,14 +38,13 @@ def test_fit_writes_checkpoints_config_and_tensorboard(trained_run):
 
 
 @pytest.mark.parametrize("subcommand", ["validate", "test", "predict"])
-def test_subcommands_run_from_checkpoint(trained_run, subcommand, monkeypatch, tmp_path):
+def test_subcommands_run_from_checkpoint(trained_run, subcommand, run_cli, tmp_path):
     folder, run = trained_run
-    monkeypatch.chdir(folder)
     args = [subcommand, "--config", str(folder / "tiny.yaml"), "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
             "--trainer.logger", "false"]
     if subcommand == "predict":
         args += ["--predict_output_dir", str(tmp_path / "pred")]
-    cli = cli_main(args)
+    cli = run_cli(folder, args)
     if subcommand == "predict":
         written = sorted(p.name for p in (tmp_path / "pred").glob("*.png"))
         assert len(written) == 2
@@ -55,15 +53,14 @@ def test_subcommands_run_from_checkpoint(trained_run, subcommand, monkeypatch, t
         assert f"{'val' if subcommand == 'validate' else 'test'}/psnr" in metrics
 
 
-def test_resume_restores_epoch_optimizer_and_scheduler(trained_run, monkeypatch):
+def test_resume_restores_epoch_optimizer_and_scheduler(trained_run, run_cli):
     folder, run = trained_run
-    monkeypatch.chdir(folder)
     last = run / "checkpoints" / "last.ckpt"
     before = torch.load(last, weights_only=True)
     assert before["epoch"] == 1 and before["global_step"] == 16  # 8 batches x 2 optimiser steps
-    cli = cli_main(["fit", "--config", str(folder / "tiny.yaml"), "--trainer.max_epochs", "3",
-                    "--model.n_epochs_decay", "2", "--ckpt_path", str(last),
-                    "--trainer.logger.init_args.name", "resumed"])
+    cli = run_cli(folder, ["fit", "--config", str(folder / "tiny.yaml"), "--trainer.max_epochs", "3",
+                           "--model.n_epochs_decay", "2", "--ckpt_path", str(last),
+                           "--trainer.logger.init_args.name", "resumed"])
     assert cli.trainer.current_epoch == 3
     assert cli.trainer.global_step == 24  # continued: 16 + 4 batches x 2 steps
     sched_g, _ = cli.model.lr_schedulers()
@@ -99,17 +96,13 @@ class _StepRecorder(pl.Callback):
             self.snapshots.append({k: v.detach().clone() for k, v in pl_module.state_dict().items()})
 
 
-def test_one_step_updates_both_players_and_the_d_step_leaves_g_alone(tmp_path):
-    torch.manual_seed(0)
-    module = Pix2PixModule(UNetGenerator(num_downs=3, ngf=4), PatchGANDiscriminator(ndf=4, n_layers=1),
-                           log_images_every_n_batches=0, val_stability_images=0)
+def test_one_step_updates_both_players_and_the_d_step_leaves_g_alone(tmp_path, tiny_module, cpu_trainer):
+    module = tiny_module(seed=0, log_images_every_n_batches=0, val_stability_images=0)
     start = {k: v.detach().clone() for k, v in module.state_dict().items()}
     batch = {"input": torch.rand(2, 3, 16, 16) * 2 - 1, "target": torch.rand(2, 3, 16, 16) * 2 - 1}
     loader = torch.utils.data.DataLoader([{k: v[i] for k, v in batch.items()} for i in range(2)], batch_size=2)
     recorder = _StepRecorder()
-    trainer = pl.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, callbacks=[recorder],
-                         default_root_dir=tmp_path)
+    trainer = cpu_trainer(max_steps=2, enable_checkpointing=False, callbacks=[recorder], default_root_dir=tmp_path)
     trainer.fit(module, loader)
     before_d, before_g = recorder.snapshots  # D steps first, then G
     end = module.state_dict()
@@ -136,14 +129,13 @@ def test_gan_losses_prefer_the_right_label(mode):
         gan_loss(confident_real, True, "wgan")
 
 
-def test_last_checkpoint_follows_training_when_the_best_stops_improving(tmp_path, monkeypatch, write_tiny_config):
+def test_last_checkpoint_follows_training_when_the_best_stops_improving(tmp_path, run_cli, write_tiny_config):
     """Regression: Lightning 2.6 writes save_last only when the monitored checkpoint is saved, so
     last.ckpt went stale once val/l1 stopped improving. A monitor that can never improve after
     epoch 0 (min of 'epoch') must still leave last.ckpt at the final epoch."""
-    monkeypatch.chdir(tmp_path)
     cfg = write_tiny_config(tmp_path, trainer__max_epochs=3, data__generate_counts={"train": 2, "val": 1, "test": 1},
                             data__data_dir=str(tmp_path / "data"))
-    cli_main(["fit", "--config", str(cfg), "--checkpoint.monitor", "epoch", "--checkpoint.mode", "min"])
+    run_cli(tmp_path, ["fit", "--config", str(cfg), "--checkpoint.monitor", "epoch", "--checkpoint.mode", "min"])
     ckpts = tmp_path / "runs" / "tiny" / "version_0" / "checkpoints"
     assert torch.load(ckpts / "best-000.ckpt", weights_only=True)["epoch"] == 0
     last = torch.load(ckpts / "last.ckpt", weights_only=True)
