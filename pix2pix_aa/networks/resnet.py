@@ -37,21 +37,17 @@ from pix2pix_aa.layers.blur_pool import Blur
 from pix2pix_aa.layers.filters import FilterSpec, filter_size
 from pix2pix_aa.layers.padding import pad_mode
 from pix2pix_aa.layers.polyphase import APSConvTranspose2d, parse_antialias
-from pix2pix_aa.networks.base import Generator
+from pix2pix_aa.networks.base import Generator, check_aps_options, check_generator_options, per_level
 from pix2pix_aa.networks.blocks import (
-    ANTIALIAS_MODES,
-    NORMS,
-    UPSAMPLE_MODES,
     Downsample,
     Level,
     PaddedConv2d,
     Upsample,
-    check_choice,
     conv3,
     default_blur_pad,
     norm_factory,
 )
-from pix2pix_aa.networks.unet import per_level, upsample_filters
+from pix2pix_aa.networks.unet import upsample_filters
 
 __all__ = ["ResNetGenerator", "ResidualBlock"]
 
@@ -150,41 +146,11 @@ class ResNetGenerator(Generator):
         super().__init__()
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
-        if ngf < 1 or in_channels < 1 or out_channels < 1:
-            raise ValueError("ngf, in_channels and out_channels must be positive")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        check_choice("norm", norm, NORMS)
         n = NUM_DOWNS
-        modes = per_level(antialias_mode, n, "antialias_mode")
-        for mode in modes:
-            check_choice("antialias_mode", mode, ANTIALIAS_MODES)
-        ups = per_level(upsample, n, "upsample")
-        for up in ups:
-            if up not in UPSAMPLE_MODES:
-                raise ValueError(f"unknown upsample {up!r}; valid: 'transpose', 'nearest', 'bilinear'")
-        is_aps = not isinstance(antialias, (list, tuple)) and parse_antialias(antialias)[0]
-
+        modes, ups, is_aps = check_generator_options(ngf, in_channels, out_channels, dropout, norm, antialias,
+                                                     antialias_mode, upsample, n)
         if is_aps:
-            if pad_type not in (None, "circular"):
-                raise ValueError(f"antialias={antialias!r} needs pad_type='circular' (APS is exactly shift-"
-                                 f"equivariant only with circular padding), got pad_type={pad_type!r}")
-            if blur_pad_type not in (None, "circular"):
-                raise ValueError(f"antialias={antialias!r} blurs with circular padding; got "
-                                 f"blur_pad_type={blur_pad_type!r}")
-            if any(u != "transpose" for u in ups):
-                raise ValueError(f"antialias={antialias!r} upsamples with APS-U transposed convs; got "
-                                 f"upsample={upsample!r} (use 'transpose')")
-            if any(m != "conv_blur" for m in modes):
-                raise ValueError(f"antialias_mode={antialias_mode!r} applies to BlurPool filters, not to APS")
-            if aps_norm not in ("l2", "l1"):
-                raise ValueError(f"unknown aps_norm {aps_norm!r}; valid: 'l2', 'l1'")
-            if upsample_antialias not in (None, True, False):
-                raise ValueError("APS generators take upsample_antialias None, True or False (the blur is the "
-                                 f"APS filter), got {upsample_antialias!r}")
-            size = parse_antialias(antialias)[1]
-            if upsample_antialias is True and not size:
-                raise ValueError("upsample_antialias=True needs an antialias filter (got 'aps' without one)")
+            size = check_aps_options(antialias, pad_type, blur_pad_type, ups, modes, aps_norm, upsample_antialias)
             conv_pad = down_pad = blur_pad = "circular"
             downs = [Downsample(size, "aps", "circular", "circular", aps_norm)] * n
             up_filters: list = [0 if upsample_antialias is False else size] * n

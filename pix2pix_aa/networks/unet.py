@@ -54,15 +54,11 @@ from torch import nn
 from pix2pix_aa.layers.filters import FilterSpec, filter_size
 from pix2pix_aa.layers.padding import pad_mode
 from pix2pix_aa.layers.polyphase import parse_antialias
-from pix2pix_aa.networks.base import Generator
+from pix2pix_aa.networks.base import Generator, check_aps_options, check_generator_options, per_level
 from pix2pix_aa.networks.blocks import (
-    ANTIALIAS_MODES,
-    NORMS,
-    UPSAMPLE_MODES,
     Downsample,
     Level,
     Upsample,
-    check_choice,
     conv3,
     default_blur_pad,
     down_block,
@@ -75,20 +71,6 @@ __all__ = ["UNetGenerator", "per_level", "upsample_filters"]
 #: A value for every level, or a list with one per level (outermost first).
 PerLevel = Union[FilterSpec, Sequence[FilterSpec]]
 UpsampleAntialias = Union[bool, FilterSpec, Sequence[Union[bool, FilterSpec]]]
-
-
-def per_level(value: object, num_levels: int, name: str) -> list:
-    """``value`` repeated for every level, or the list itself after a length check.
-
-    Raises:
-        ValueError: when a list does not have one entry per level.
-    """
-    if isinstance(value, (list, tuple)):
-        if len(value) != num_levels:
-            raise ValueError(f"{name} lists one value per level, outermost first: num_downs = {num_levels} "
-                             f"values, got {len(value)}: {list(value)!r}")
-        return list(value)
-    return [value] * num_levels
 
 
 def upsample_filters(upsample_antialias: Optional[UpsampleAntialias], down: list, num_levels: int) -> list:
@@ -170,38 +152,22 @@ class UNetGenerator(Generator):
         super().__init__()
         if num_downs < 2:
             raise ValueError(f"num_downs must be >= 2, got {num_downs}")
-        if ngf < 1 or in_channels < 1 or out_channels < 1:
-            raise ValueError("ngf, in_channels and out_channels must be positive")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if fullres_channels < 0:
             raise ValueError(f"fullres_channels must be >= 0 (0 = no full-resolution path), got {fullres_channels}")
-        check_choice("norm", norm, NORMS)
         n = num_downs
-        modes = per_level(antialias_mode, n, "antialias_mode")
-        for mode in modes:
-            check_choice("antialias_mode", mode, ANTIALIAS_MODES)
-        is_aps = not isinstance(antialias, (list, tuple)) and parse_antialias(antialias)[0]
+        modes, ups, is_aps = check_generator_options(ngf, in_channels, out_channels, dropout, norm, antialias,
+                                                     antialias_mode, upsample, n)
         if is_aps:
-            pad_type = _check_aps_options(pad_type, blur_pad_type, upsample, antialias_mode, aps_norm)
+            size = check_aps_options(antialias, pad_type, blur_pad_type, ups, modes, aps_norm, upsample_antialias)
+            pad_type = "circular"
         elif pad_type is None:
             pad_type = "zero"
         pad_mode(pad_type)
         blur_pad = blur_pad_type or default_blur_pad(pad_type)
         pad_mode(blur_pad)
-        ups = per_level(upsample, n, "upsample")
-        for up in ups:
-            if up not in UPSAMPLE_MODES:
-                raise ValueError(f"unknown upsample {up!r}; valid: 'transpose', 'nearest', 'bilinear'")
 
         # Resolve the anti-aliasing of every level once; the blocks only assemble what it gives.
         if is_aps:
-            size = parse_antialias(antialias)[1]
-            if upsample_antialias is True and not size:
-                raise ValueError("upsample_antialias=True needs an antialias filter (got 'none')")
-            if upsample_antialias not in (None, True, False):
-                raise ValueError("APS generators take upsample_antialias None, True or False (the blur is the "
-                                 f"APS filter), got {upsample_antialias!r}")
             up_size = 0 if upsample_antialias is False else size
             downs = [Downsample(size, "aps", "circular", "circular", aps_norm)] * n
             upsamplers = [Upsample("aps", up_size)] * n
@@ -299,22 +265,3 @@ class UNetGenerator(Generator):
                 taps["fullres"] = (full, 1)
             feat, _ = self.head.run(torch.cat([feat, full], dim=1))
         return feat
-
-
-def _check_aps_options(pad_type: Optional[str], blur_pad_type: Optional[str], upsample: str,
-                       antialias_mode: str, aps_norm: str) -> str:
-    """Validate the options an APS generator accepts; returns the conv padding (circular)."""
-    if pad_type is not None and pad_type != "circular":
-        raise ValueError(f"antialias='aps...' needs pad_type='circular' (APS is exactly shift-equivariant only "
-                         f"with circular padding), got pad_type={pad_type!r}; leave it unset or set 'circular'")
-    if blur_pad_type not in (None, "circular"):
-        raise ValueError(f"antialias='aps...' blurs with circular padding; got blur_pad_type={blur_pad_type!r}")
-    if upsample != "transpose":
-        raise ValueError(f"antialias='aps...' upsamples with APS-U transposed convs; got upsample={upsample!r} "
-                         "(use 'transpose')")
-    if antialias_mode != "conv_blur":
-        raise ValueError(f"antialias_mode={antialias_mode!r} applies to BlurPool filters, not to APS "
-                         "(which is always conv stride 1 -> norm -> act -> [blur] -> APS)")
-    if aps_norm not in ("l2", "l1"):
-        raise ValueError(f"unknown aps_norm {aps_norm!r}; valid: 'l2', 'l1'")
-    return "circular"
