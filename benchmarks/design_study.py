@@ -11,7 +11,13 @@ Every candidate generator (``CANDIDATES``) is trained with the cpu_quick recipe
 benchmarks/reproduce.py train) in a subprocess logging to logs/design_study/. Seed 0 of every
 candidate comes first, then seed 1, then seed 2, so an interrupted study still has whole seeds.
 
-Stages (``--stage all`` runs train -> evaluate -> cost -> report; each is resumable):
+Stages (``--stage all`` runs train -> evaluate -> cost -> report; each is resumable, and
+``--jobs N`` trains and evaluates N runs at a time, one thread each, in the same order):
+
+* memory across clones: outputs/ and runs/ are not in git, so the committed report's JSON
+  (docs/images/design_study/design_study.json) is the study's record. A run found there (for the
+  same candidate options) and not on disk is taken from it, not retrained (``--retrain`` trains
+  it again); the page lists which runs came from the record and the commits that trained them.
 
 * train: a run whose last.ckpt reports the final epoch is skipped; an interrupted one resumes
   from last.ckpt. Per run, outputs/design_study/train/<run>.json keeps the seconds per
@@ -71,6 +77,7 @@ OUT = ROOT / "outputs" / "design_study"
 LOGS = ROOT / "logs" / "design_study"
 DOC = ROOT / "docs" / "DESIGN_STUDY.md"
 FIGS = ROOT / "docs" / "images" / "design_study"
+RECORD = FIGS / "design_study.json"
 SHIPPED = {"cpu_quick": "configs/cpu_quick_aa.yaml", "facades (256x256)": "configs/facades_aa.yaml"}
 
 
@@ -216,6 +223,29 @@ def write_json(path: Path, data: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
     tmp.replace(path)
+
+
+def recorded_runs() -> dict:
+    """The per-run rows of the committed report (:data:`RECORD`) as {"eval": c -> set -> seed ->
+    row, "train": c -> seed -> record}, for candidates whose options are still those recorded."""
+    rec = read_json(RECORD) or {}
+    runs, options = rec.get("runs") or {}, rec.get("candidates") or {}
+    out: dict = {"eval": {}, "train": {}}
+    for kind in ("eval", "train"):
+        for c, per in (runs.get(kind) or {}).items():
+            if c not in CANDIDATES or options.get(c) != json.loads(json.dumps(CANDIDATES[c].init_args)):
+                continue  # a candidate redefined since: its old runs are not its runs
+            if kind == "train":
+                out["train"][c] = {int(k): v for k, v in per.items()}
+            else:
+                out["eval"][c] = {set_name: {int(k): v for k, v in rows.items()} for set_name, rows in per.items()}
+    return out
+
+
+def is_recorded(candidate: str, seed: int, recorded: dict) -> bool:
+    """Whether the record holds this run's rows for every evaluation set."""
+    sets = recorded["eval"].get(candidate, {})
+    return all(seed in sets.get(set_name, {}) for set_name in EVAL_SETS)
 
 
 # ---------------------------------------------------------------------------- train
@@ -391,9 +421,19 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
 
 def collect(names: list[str], seeds: list[int]) -> dict:
     """candidate -> set -> seed -> row, for every run evaluated; plus training records."""
-    data: dict = {"eval": {}, "train": {}}
+    data: dict = {"eval": {}, "train": {}, "from_record": []}
+    recorded = recorded_runs()
     for c in names:
         for s in seeds:
+            on_disk = all((OUT / "eval" / set_name / run_name(c, s) / "results.json").exists()
+                          for set_name in EVAL_SETS)
+            if not on_disk and is_recorded(c, s, recorded):
+                data["from_record"].append(run_name(c, s))
+                for set_name in EVAL_SETS:
+                    data["eval"].setdefault(c, {}).setdefault(set_name, {})[s] = recorded["eval"][c][set_name][s]
+                if s in recorded["train"].get(c, {}):
+                    data["train"].setdefault(c, {})[s] = {**recorded["train"][c][s], "from_record": True}
+                continue
             rec = read_json(OUT / "train" / f"{run_name(c, s)}.json")
             if rec is not None:
                 data["train"].setdefault(c, {})[s] = rec
@@ -424,8 +464,10 @@ def summarise(data: dict, names: list[str], cost: dict) -> dict:
             sets[set_name] = summ
         train = data["train"].get(c, {})
         btrain = data["train"].get("baseline", {})
+        # Only runs timed in the same session (both from disk or both from the record) are compared.
         ratios = [train[s]["seconds_per_step"] / btrain[s]["seconds_per_step"] for s in train
-                  if s in btrain and train[s].get("seconds_per_step") and btrain[s].get("seconds_per_step")]
+                  if s in btrain and train[s].get("seconds_per_step") and btrain[s].get("seconds_per_step")
+                  and bool(train[s].get("from_record")) == bool(btrain[s].get("from_record"))]
         cst, bcst = cost.get(c), cost.get("baseline")
         out[c] = {"sets": sets, "train_time_ratio": mean_sd(ratios),
                   "params": cst["params"] if cst else None,
@@ -542,7 +584,7 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
     trained = [c for c in names if done_seeds[c]]
     FIGS.mkdir(parents=True, exist_ok=True)
     pareto_plot(summary, trained, FIGS / "pareto.png")
-    write_json(FIGS / "design_study.json", {"summary": summary, "runs": data, "cost": cost,
+    write_json(RECORD, {"summary": summary, "runs": {k: data[k] for k in ("eval", "train")}, "cost": cost,
                                             "seeds": seeds, "candidates": {c: CANDIDATES[c].init_args for c in names}})
 
     def table(set_name: str) -> str:
@@ -657,6 +699,8 @@ rewrites this page from the cached results). Page written {time.strftime('%Y-%m-
   (`--seed_everything k --data.seed k`), {args.threads} torch thread(s), one training at a time.
   Only the generator options in the cost table differ between candidates.
 - Code of the trained networks: commit(s) {', '.join(commits) or 'n/a'}.
+- Runs taken from the committed record (trained and evaluated in an earlier session by this
+  script; their checkpoints are not in this checkout): {', '.join(data['from_record']) or 'none'}.
 - Evaluation: `evaluate.py` ({' '.join(EVAL_ARGS)}), evaluation code fingerprint(s)
   {', '.join(eval_codes) or 'n/a'}: generators in eval mode, every shift of the 8x8 grid, crop
   protocol (shifted windows of the reflect-padded input compared on their common region), PSNR
@@ -757,6 +801,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads per training / evaluation")
     p.add_argument("--max-images", type=int, default=20, help="images per evaluation set")
     p.add_argument("--retries", type=int, default=1, help="retries of a failed training or evaluation")
+    p.add_argument("--jobs", type=int, default=1, help="runs trained (and evaluated) at a time, --threads each")
+    p.add_argument("--retrain", action="store_true", help="train runs that the committed record already holds")
     args = p.parse_args(argv)
     raw = list(argv if argv is not None else sys.argv[1:])
     # The page's regenerate command: the study's own options, without the stage that wrote it.
@@ -768,21 +814,38 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage in ("all", "train", "evaluate"):
         ensure_data()
     if args.stage in ("all", "train"):
-        for seed in args.seeds:
-            for c in names:
-                ok = retry(lambda c=c, seed=seed: train(c, seed, args.threads), args.retries + 1)
-                if ok and args.stage == "all":  # evaluate at once: an interrupted study keeps its results
-                    for set_name in EVAL_SETS:
-                        if needs_evaluation(run_name(c, seed), set_name, refresh=False):
-                            retry(lambda c=c, seed=seed, set_name=set_name: evaluate(
-                                run_name(c, seed), set_name, args.max_images, args.threads), args.retries + 1)
-            log(f"seed {seed}: every candidate trained")
+        recorded = {} if args.retrain else recorded_runs()
+
+        def run_one(c: str, seed: int) -> None:
+            name = run_name(c, seed)
+            if recorded and not is_finished(name) and is_recorded(c, seed, recorded):
+                log(f"train {name}: in the committed record ({RECORD.relative_to(ROOT)}); not retrained "
+                    "(--retrain trains it again)")
+                return
+            ok = retry(lambda: train(c, seed, args.threads), args.retries + 1)
+            if ok and args.stage == "all":  # evaluate at once: an interrupted study keeps its results
+                for set_name in EVAL_SETS:
+                    if needs_evaluation(name, set_name, refresh=False):
+                        retry(lambda set_name=set_name: evaluate(name, set_name, args.max_images, args.threads),
+                              args.retries + 1)
+
+        # Seed-major order (whole seeds first); with --jobs N, N runs of that order at a time.
+        tasks = [(c, seed) for seed in args.seeds for c in names]
+        if args.jobs > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(args.jobs) as pool:  # threads: each run is a subprocess
+                list(pool.map(lambda t: run_one(*t), tasks))
+        else:
+            for t in tasks:
+                run_one(*t)
+        log(f"seeds {', '.join(map(str, args.seeds))}: every candidate trained")
     if args.stage in ("all", "evaluate"):
         for seed in args.seeds:
             for c in names:
                 name = run_name(c, seed)
                 if not is_finished(name):
-                    continue
+                    continue  # not trained here (or taken from the record)
                 for set_name in EVAL_SETS:
                     if needs_evaluation(name, set_name, refresh=args.stage == "evaluate"):
                         evaluate(name, set_name, args.max_images, args.threads)

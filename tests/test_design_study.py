@@ -89,3 +89,31 @@ def test_finished_epochs_reads_the_fit_loop(study, tmp_path, monkeypatch):
     progress.update(processed=5)
     torch.save({"epoch": 5, "loops": {"fit_loop": {"epoch_progress": {"current": progress}}}}, folder / "last.ckpt")
     assert not study.is_finished("x")
+
+
+def test_runs_missing_on_disk_come_from_the_committed_record(study, tmp_path, monkeypatch):
+    """A fresh clone has no outputs/: the committed JSON stands in for its runs, only for
+    candidates whose options are unchanged, and a run on disk wins over the record."""
+    import json
+
+    row = {"pooled_db": 30.0, "psnr": 15.0}
+    record = {"candidates": {"baseline": {}, "bin5": {"antialias": "bin5"}, "bin5_fr16": {"antialias": "bin5"}},
+              "runs": {"eval": {c: {s: {"0": {**row, "pooled_db": 20.0 + i}} for s in study.EVAL_SETS}
+                                for i, c in enumerate(("baseline", "bin5", "bin5_fr16"))},
+                       "train": {"bin5": {"0": {"seconds_per_step": 0.5}}}}}
+    (tmp_path / "record.json").write_text(json.dumps(record))
+    monkeypatch.setattr(study, "RECORD", tmp_path / "record.json")
+    monkeypatch.setattr(study, "OUT", tmp_path / "out")
+    for set_name in study.EVAL_SETS:  # the baseline's seed 0 is on disk
+        (tmp_path / "out" / "eval" / set_name / "design_baseline_s0").mkdir(parents=True)
+        (tmp_path / "out" / "eval" / set_name / "design_baseline_s0" / "results.json").write_text(
+            json.dumps({"models": {"m": {"row": {"stability_crop_pooled_db": 25.0}}}}))
+    recorded = study.recorded_runs()
+    assert study.is_recorded("bin5", 0, recorded) and not study.is_recorded("bin5", 1, recorded)
+    assert "bin5_fr16" not in recorded["eval"]  # its options differ from the recorded ones
+    data = study.collect(["baseline", "bin5", "bin5_fr16"], [0, 1])
+    assert data["from_record"] == ["design_bin5_s0"]
+    assert data["eval"]["baseline"]["facades"][0]["pooled_db"] == 25.0  # disk wins
+    assert data["eval"]["bin5"]["facades"][0]["pooled_db"] == 21.0
+    assert data["train"]["bin5"][0]["from_record"] is True
+    assert "bin5_fr16" not in data["eval"]
