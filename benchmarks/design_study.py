@@ -294,6 +294,18 @@ def seconds_per_step(name: str) -> dict:
 
 
 def train(candidate: str, seed: int, threads: int) -> bool:
+    """Train one run (or resume it), holding ``logs/design_study/<run>.lock``: a second study
+    process (or ``--jobs`` worker) that reaches the same run waits for the first, then finds it
+    finished."""
+    import fcntl
+
+    LOGS.mkdir(parents=True, exist_ok=True)
+    with (LOGS / f"{run_name(candidate, seed)}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _train(candidate, seed, threads)
+
+
+def _train(candidate: str, seed: int, threads: int) -> bool:
     name = run_name(candidate, seed)
     record = OUT / "train" / f"{name}.json"
     if is_finished(name):
