@@ -1,0 +1,106 @@
+"""evaluate.py end to end at 256 px: one process vs ``--num-processes``, float32 vs bf16.
+
+    .venv/bin/python benchmarks/evaluate_cli.py                       # unet_256 baseline, 2 and 10 images
+    .venv/bin/python benchmarks/evaluate_cli.py --antialias bin5 --settings 1p-fp32,2p-fp32
+
+What it measures: the public command, ``evaluate.py CKPT --protocol crop --noise none --layers
+none --lowpass none --flicker-frames 0`` (the stability metric alone: 64 shifts of the 8x8 grid
+per image) on the facades test split (data/facades, made by ``python -m pix2pix_aa.data.facades``
+if missing) at 256x256, for a unet_256 generator (ngf 64, batch norm) with the pix2pix
+normal(0, 0.02) init (trained weights cost the same), saved once as a minimal checkpoint of
+``Pix2PixModule``'s layout in a temporary folder. Each setting runs as a subprocess, wall clock
+from start to exit, for ``--small`` and ``--large`` images; the difference removes the fixed
+cost (interpreter and torch import, pool start-up, model build, report writing), so
+
+    per image = (t(large) - t(small)) / (large - small)
+    100 images = t(small) + (100 - small) * per image.
+
+Settings: ``<P>p-<precision>``: ``--num-processes P`` (each worker ``cores // P`` threads; 1p
+runs ``--threads 1`` so the two compare per core) and ``--precision 32|bf16``. The pooled dB of
+each run is printed beside its time (bf16 must not move it beyond the stated bound; processes
+must not move it at all). Read the load average printed at the end: the figures are for a machine
+whose cores were free only if it is below the core count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pix2pix_aa.networks import UNetGenerator, init_weights  # noqa: E402
+
+EVAL_FLAGS = ["--dataset", "facades", "--data-dir", "data/facades", "--direction", "BtoA", "--size", "256",
+              "--protocol", "crop", "--noise", "none", "--layers", "none", "--lowpass", "none",
+              "--flicker-frames", "0", "--samples", "0", "--no-tensorboard", "--no-progress"]
+
+
+def write_checkpoint(folder: Path, antialias: str, seed: int) -> Path:
+    """A minimal Pix2PixModule checkpoint (generator weights and its LightningCLI config)."""
+    torch.manual_seed(seed)
+    init_args = {"num_downs": 8, "ngf": 64, "antialias": antialias}
+    g = init_weights(UNetGenerator(**init_args))
+    path = folder / f"unet256_{antialias}.ckpt"
+    torch.save({"state_dict": {f"generator.{k}": v for k, v in g.state_dict().items()}, "epoch": 0,
+                "hyper_parameters": {"generator": {"class_path": "pix2pix_aa.networks.UNetGenerator",
+                                                   "init_args": init_args}}}, path)
+    return path
+
+
+def run(ckpt: Path, setting: str, images: int, out: Path) -> tuple[float, float]:
+    """(wall seconds, pooled crop dB) of one evaluate.py run."""
+    procs, precision = setting.split("-")
+    procs = int(procs.rstrip("p"))
+    flags = ["--num-processes", str(procs)] if procs > 1 else ["--threads", "1"]
+    flags += ["--precision", "bf16" if precision == "bf16" else "32"]
+    cmd = [sys.executable, "evaluate.py", str(ckpt), "--max-images", str(images), "--out", str(out),
+           *EVAL_FLAGS, *flags]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"evaluate.py failed ({' '.join(cmd[1:])}):\n{done.stderr[-2000:]}")
+    row = next(iter(json.loads((out / "results.json").read_text())["models"].values()))["row"]
+    return wall, row["stability_crop_pooled_db"]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--antialias", default="none")
+    p.add_argument("--settings", default="1p-fp32,2p-fp32,2p-bf16")
+    p.add_argument("--small", type=int, default=2)
+    p.add_argument("--large", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    if not (ROOT / "data" / "facades" / "test").is_dir():
+        subprocess.run([sys.executable, "-m", "pix2pix_aa.data.facades", "--out", "data/facades"], cwd=ROOT, check=True)
+    settings = args.settings.split(",")
+    print(f"evaluate.py, unet_256 {args.antialias}, 256 px, crop protocol only (64 shifts), facades test; "
+          f"{os.cpu_count()} cores; load average at start {os.getloadavg()[0]:.2f}")
+    print("| setting | wall s, " + f"{args.small} images | wall s, {args.large} images | s per image "
+          "| 100 images, min | pooled dB |")
+    print("|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = write_checkpoint(Path(tmp), args.antialias, args.seed)
+        for setting in settings:
+            small, _ = run(ckpt, setting, args.small, Path(tmp) / f"{setting}_s")
+            large, db = run(ckpt, setting, args.large, Path(tmp) / f"{setting}_l")
+            per = (large - small) / (args.large - args.small)
+            total = small + (100 - args.small) * per
+            print(f"| {setting} | {small:.1f} | {large:.1f} | {per:.2f} | **{total / 60:.2f}** | {db:.3f} |",
+                  flush=True)
+    print(f"load average at the end {os.getloadavg()[0]:.2f} (1 min)")
+
+
+if __name__ == "__main__":
+    main()
