@@ -1,6 +1,7 @@
 """The README's main job (``make demo``): generate the procedural facades if missing, train the
-baseline and the Bin-5 anti-aliased U-Net with ``configs/cpu_quick.yaml``, evaluate both, print
-the comparison table.
+baseline, the paper's Bin-5 anti-aliased U-Net (both ``configs/cpu_quick.yaml``) and the design
+docs/DESIGN_STUDY.md recommends (``configs/cpu_quick_aa.yaml``), evaluate them together, print the
+comparison table (``--variants`` picks a subset).
 
 Each step runs the same public command a user would type (``train.py`` / ``evaluate.py``) in a
 subprocess. A finished run is not trained again; an interrupted one resumes from ``last.ckpt``.
@@ -17,7 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = {"baseline": "none", "bin5": "bin5"}
+#: name -> (config, antialias override; None: the config's own). "base" is ``--config``.
+VARIANTS: dict[str, tuple[str, str | None]] = {"baseline": ("base", "none"), "bin5": ("base", "bin5"),
+                                               "aa": ("configs/cpu_quick_aa.yaml", None)}
 VERSION = "main"
 
 
@@ -32,10 +35,12 @@ def run_dir(name: str) -> Path:
     return ROOT / "runs" / f"cpu_quick_{name}" / VERSION
 
 
-def train_command(name: str, antialias: str, config: str, extra: Sequence[str] = ()) -> list[str]:
-    """``train.py fit`` for one variant, resuming from its last.ckpt when there is one
-    (Lightning resumes an interrupted run and returns at once from a finished one)."""
-    cmd = [sys.executable, "train.py", "fit", "--config", config, "--model.generator.init_args.antialias", antialias,
+def train_command(name: str, antialias: str | None, config: str, extra: Sequence[str] = ()) -> list[str]:
+    """``train.py fit`` for one variant (``antialias`` None: the config's generator as it is),
+    resuming from its last.ckpt when there is one (Lightning resumes an interrupted run and
+    returns at once from a finished one)."""
+    override = [] if antialias is None else ["--model.generator.init_args.antialias", antialias]
+    cmd = [sys.executable, "train.py", "fit", "--config", config, *override,
            "--trainer.logger.init_args.name", f"cpu_quick_{name}", "--trainer.logger.init_args.version", VERSION,
            *extra]
     last = run_dir(name) / "checkpoints" / "last.ckpt"
@@ -81,15 +86,19 @@ def demo_table(results_json: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default="configs/cpu_quick.yaml")
+    parser.add_argument("--config", default="configs/cpu_quick.yaml", help="recipe of the baseline and Bin-5")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
+                        help="baseline, bin5 (the paper's design), aa (the recommended design, "
+                             "configs/cpu_quick_aa.yaml); default: all three")
     parser.add_argument("--max-images", type=int, default=20, help="test images to evaluate stability on")
     parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
                         help="extra train.py arguments, e.g. --model.n_epochs 1 --model.n_epochs_decay 0")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     runs = []
-    for name, antialias in VARIANTS.items():
-        _run(train_command(name, antialias, args.config, args.train_args))
+    for name in (v for v in VARIANTS if v in args.variants):
+        config, antialias = VARIANTS[name]
+        _run(train_command(name, antialias, args.config if config == "base" else config, args.train_args))
         runs.append(run_dir(name))
     _run([sys.executable, "evaluate.py", *map(str, runs), "--max-images", str(args.max_images),
           "--out", "outputs/demo"])

@@ -36,3 +36,15 @@ def test_demo_table_has_the_new_columns_and_the_written_numbers(tmp_path):
                 f"{row['tv_ratio']:.3f} | {row['hf_ratio']:.3f} |")
     assert lines[2] == expected
     assert lines[3].startswith("| flat [bin5] (collapsed) | 200.00 |")
+
+
+def test_demo_trains_the_baseline_the_paper_and_the_shipped_recommended_design():
+    from pix2pix_aa.demo import ROOT, VARIANTS, train_command
+
+    assert list(VARIANTS) == ["baseline", "bin5", "aa"]
+    config, antialias = VARIANTS["aa"]
+    assert antialias is None and (ROOT / config).is_file()  # the generator comes from the config itself
+    cmd = train_command("aa", antialias, config)
+    assert "--model.generator.init_args.antialias" not in cmd and cmd[cmd.index("--config") + 1] == config
+    cmd = train_command("bin5", "bin5", "configs/cpu_quick.yaml")
+    assert cmd[cmd.index("--model.generator.init_args.antialias") + 1] == "bin5"
