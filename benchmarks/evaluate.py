@@ -148,10 +148,10 @@ def run_variant(G, source, x, args, shifts, bs, variant: str):
                        lowpass=None if args.what == "crop" else "bin5", spectrum=args.what != "crop",
                        flicker_frames=0 if args.what == "crop" else 32, samples=0)
     if args.what == "crop":  # the metric alone, G prepared as evaluate.py prepares it
-        from pix2pix_aa.evaluation.runner import _inference_generator
+        from pix2pix_aa.evaluation.runner import inference_generator
 
         with torch.inference_mode():
-            res = stability_crop(_inference_generator(G, opts, "cpu"), source, args.size, shifts, batch_size=bs)
+            res = stability_crop(inference_generator(G, opts, "cpu"), source, args.size, shifts, batch_size=bs)
         return res.pooled_psnr, res.mean_psnr
     parts = evaluate_chunks(G, x, x, opts)
     merged = merge_chunks(parts)

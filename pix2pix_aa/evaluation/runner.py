@@ -32,7 +32,7 @@ from pix2pix_aa.metrics.bandwidth import resolve_lowpass
 from pix2pix_aa.metrics.flicker import FlickerResult, merge_flicker, panning_flicker, to_uint8_frames
 from pix2pix_aa.metrics.merge import merge_feature_distance, merge_stability
 
-__all__ = ["COLLAPSE_TV_RATIO", "EvalOptions", "ModelResult", "chunk_starts", "evaluate_chunks",
+__all__ = ["COLLAPSE_TV_RATIO", "EvalOptions", "ModelResult", "chunk_starts", "evaluate_chunks", "inference_generator",
            "evaluate_generator",
            "load_eval_images", "merge_chunks"]
 
@@ -236,7 +236,7 @@ def chunk_starts(num_images: int, chunk: int, rank: int = 0, world_size: int = 1
 _PREPARED: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
 
 
-def _inference_generator(module: nn.Module, opts: EvalOptions, device: torch.device | str) -> Callable:
+def inference_generator(module: nn.Module, opts: EvalOptions, device: torch.device | str) -> Callable:
     """``module`` as the metrics call it under ``opts``' precision, memory format and compile
     settings (the eager module itself by default). Prepared once per module and settings, so a
     compiled generator is not recompiled for every chunk."""
@@ -261,7 +261,7 @@ def evaluate_chunks(generator: nn.Module, inputs: torch.Tensor, targets: torch.T
     are batched by the metric functions.
     """
     module = generator.to(device).eval()
-    generator = _inference_generator(module, opts, device)
+    generator = inference_generator(module, opts, device)
     shifts = opts.shifts
     h, w = inputs.shape[-2:]
     features_of = _feature_fn(module, opts.layers, device, opts.precision)
