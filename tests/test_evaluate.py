@@ -123,3 +123,19 @@ def test_run_folders_expand_to_last_checkpoints(trained_run):
     assert find_checkpoints([str(run)]) == [run / "checkpoints" / "last.ckpt"]
     with pytest.raises(CheckpointError, match="no .ckpt files"):
         find_checkpoints([str(folder / "data")])
+
+
+def test_no_spectrum_drops_only_the_spectrum(trained_run, monkeypatch, tmp_path):
+    import json
+
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    common = [str(run), "--no-tensorboard", "--layers", "none", "--protocol", "crop", "--flicker-frames", "0", *FAST]
+    assert evaluate_main(common + ["--out", str(tmp_path / "with")]) == 0
+    assert evaluate_main(common + ["--out", str(tmp_path / "without"), "--no-spectrum"]) == 0
+    (a,), (b,) = (json.loads((tmp_path / d / "results.json").read_text())["models"].values()
+                  for d in ("with", "without"))
+    assert a["crop"].get("spectrum") and not b["crop"].get("spectrum")
+    drop = {"seconds"}
+    assert {k: v for k, v in a["row"].items() if k not in drop} == {k: v for k, v in b["row"].items() if k not in drop}
+    assert not (tmp_path / "without" / "stability_spectrum.png").exists()

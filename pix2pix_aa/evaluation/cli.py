@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="filter of the equal-bandwidth stability: both compared outputs are low-passed by it at "
                         f"full resolution before the PSNR ({', '.join(LOWPASS_SIZES)}; none: not computed; "
                         "default bin5)")
+    m.add_argument("--no-spectrum", dest="spectrum", action="store_false",
+                   help="skip the stability spectrum (its FFTs were 8%% of the crop metric's time at 256 px in bf16; "
+                        "every other figure is unchanged)")
     m.add_argument("--flicker-frames", type=int, default=32,
                    help="panning flicker: frames of a 1-pixel diagonal path over the reflect-padded image, "
                         "consecutive outputs compared after undoing the motion (pooled dB; 0: off; default 32)")
@@ -193,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
     opts = EvalOptions(max_shift=args.shifts, num_shifts=args.num_shifts, protocol=args.protocol,
                        layers=None if args.layers == "none" else args.layers.split(","), noise=tuple(args.noise),
                        margin=args.margin, batch_size=args.batch_size, seed=args.seed, chunk=args.chunk,
-                       lowpass=args.lowpass, flicker_frames=args.flicker_frames,
+                       lowpass=args.lowpass, spectrum=args.spectrum, flicker_frames=args.flicker_frames,
                        flicker_images=args.flicker_images, samples=args.samples, precision=args.precision,
                        channels_last=args.channels_last, compile=args.compile)
     # Threads: --threads per process if given; else a single process keeps torch's default (the
