@@ -8,11 +8,12 @@ from the YAML. Here the rule is one and printed:
 * An option given **on the command line** wins over the checkpoint's, except a network option
   (``model.generator``, ``model.discriminator``) on ``fit``: resuming cannot change the networks
   the optimiser state belongs to, so that is refused in one line naming the options.
-* Every other option the checkpoint recorded comes from the checkpoint (model options always;
-  for ``validate`` / ``test`` / ``predict`` the data options too, so a model is scored on the
-  data it was trained for), and each value that differs from the config is printed.
-* ``fit`` keeps the data options of the config (training on other data is legitimate) and
-  prints those that differ from the checkpoint's.
+* Every other option the checkpoint recorded comes from the checkpoint, model and data options
+  alike, and each value that differs from the config is printed: ``fit`` continues the run it
+  resumes (a config file trains a *new* run; resuming with the shipped YAML must not move a
+  64-px run on its own data to the YAML's 128-px crops of another folder), and ``validate`` /
+  ``test`` / ``predict`` score a model on the data it was trained for. Training on other data
+  is a flag away (``--data.data_dir ...``), and is printed as a change.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ __all__ = ["OptionMerge", "explicit_keys", "merge_checkpoint_options", "resolve_
 
 #: Model options that define the networks (and so the shapes and meaning of the weights).
 NETWORK_KEYS = ("generator", "discriminator")
-#: Data options that only matter to the run that made the checkpoint, never to its evaluation.
-_DATA_KEYS_NOT_INHERITED = ("num_workers", "predict_dir", "batch_size")
+#: Data options never taken from a checkpoint: how this process loads (workers), what it predicts,
+#: and, when evaluating, the batch size (it does not change the numbers).
+_DATA_KEYS_NOT_INHERITED = {"fit": ("num_workers", "predict_dir"),
+                            "other": ("num_workers", "predict_dir", "batch_size")}
 
 
 # -- which checkpoint ---------------------------------------------------------------------------
@@ -143,7 +146,6 @@ class OptionMerge:
     def __init__(self) -> None:
         self.from_checkpoint: dict[str, tuple[Any, Any]] = {}   # key -> (config value, checkpoint value)
         self.from_command_line: dict[str, tuple[Any, Any]] = {}  # key -> (command-line value, checkpoint value)
-        self.data_differs: dict[str, tuple[Any, Any]] = {}      # fit only: key -> (config, checkpoint)
         self.refused: dict[str, tuple[Any, Any]] = {}
 
     def report(self, path: str, limit: int = 8) -> None:
@@ -157,9 +159,6 @@ class OptionMerge:
             changed = self.from_command_line.items()
             notice(f"{path}: changed from the checkpoint by the command line: "
                  + ", ".join(f"{k}={_show(v)} (checkpoint: {_show(c)})" for k, (v, c) in changed))
-        if self.data_differs:
-            notice(f"{path}: training on other data options than the checkpoint's: "
-                 + ", ".join(f"{k}={_show(v)} (checkpoint: {_show(c)})" for k, (v, c) in self.data_differs.items()))
 
 
 def merge_checkpoint_options(config, ckpt: dict[str, Any], subcommand: str, explicit: set[str]) -> tuple[
@@ -182,14 +181,14 @@ def merge_checkpoint_options(config, ckpt: dict[str, Any], subcommand: str, expl
     """
     merge = OptionMerge()
     updates: dict[str, dict[str, Any]] = {"model": {}, "data": {}}
-    sections = [("model", dict(ckpt.get("hyper_parameters") or {}))]
-    if subcommand != "fit":
-        sections.append(("data", dict(ckpt.get("datamodule_hyper_parameters") or {})))
+    sections = [("model", dict(ckpt.get("hyper_parameters") or {})),
+                ("data", dict(ckpt.get("datamodule_hyper_parameters") or {}))]
+    not_inherited = _DATA_KEYS_NOT_INHERITED["fit" if subcommand == "fit" else "other"]
     for section, saved in sections:
         saved.pop("_instantiator", None)
         current = config.get(section)
         for key, ckpt_value in saved.items():
-            if current is None or key not in current or (section == "data" and key in _DATA_KEYS_NOT_INHERITED):
+            if current is None or key not in current or (section == "data" and key in not_inherited):
                 continue
             name = f"{section}.{key}"
             here = _flatten(current[key], name)
@@ -207,12 +206,6 @@ def merge_checkpoint_options(config, ckpt: dict[str, Any], subcommand: str, expl
                 continue
             merge.from_checkpoint.update(differs)
             updates[section][key] = ckpt_value
-    if subcommand == "fit":
-        saved = dict(ckpt.get("datamodule_hyper_parameters") or {})
-        current = config.get("data") or {}
-        for key, ckpt_value in saved.items():
-            if key in current and key not in _DATA_KEYS_NOT_INHERITED and current[key] != ckpt_value:
-                merge.data_differs[f"data.{key}"] = (current[key], ckpt_value)
     if merge.refused:
         raise ValueError(
             "--ckpt_path: resuming cannot change the networks (the weights and optimiser state belong to the "

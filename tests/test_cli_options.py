@@ -97,6 +97,20 @@ def test_resume_keeps_unflagged_checkpoint_options_and_says_so(fit, folder, caps
     assert opt_g.param_groups[0]["initial_lr"] == pytest.approx(1e-3)
 
 
+def test_resume_continues_on_the_checkpoints_data_unless_flagged(fit, capsys):
+    # Resuming with the run's YAML but without the flags it was trained with must not move the
+    # run to the YAML's data; a data flag given on the command line does change it (printed).
+    fit("datakeep", "--data.no_flip", "true")
+    capsys.readouterr()
+    cli = fit("datakeep", "--ckpt_path", "last", "--trainer.max_epochs", "2", "--model.n_epochs_decay", "1")
+    assert cli.datamodule.hparams.no_flip is True
+    assert "data.no_flip=True (config: False)" in capsys.readouterr().err
+    cli = fit("datakeep", "--ckpt_path", "last", "--trainer.max_epochs", "3", "--model.n_epochs_decay", "2",
+              "--data.no_flip", "false")
+    assert cli.datamodule.hparams.no_flip is False
+    assert "data.no_flip=False (checkpoint: True)" in capsys.readouterr().err
+
+
 def test_resume_with_a_changed_lr_uses_it(fit, capsys):
     fit("newlr")
     cli = fit("newlr", "--ckpt_path", "last", "--trainer.max_epochs", "3", "--model.n_epochs_decay", "2",
