@@ -252,7 +252,10 @@ def is_recorded(candidate: str, seed: int, recorded: dict) -> bool:
 def max_epochs() -> int:
     import yaml
 
-    return int(yaml.safe_load((ROOT / CONFIG).read_text())["trainer"]["max_epochs"])
+    cfg = yaml.safe_load((ROOT / CONFIG).read_text())
+    # train.py derives max_epochs from the LR schedule when the config leaves it unset.
+    given = (cfg.get("trainer") or {}).get("max_epochs")
+    return int(given) if given is not None else int(cfg["model"]["n_epochs"]) + int(cfg["model"]["n_epochs_decay"])
 
 
 def finished_epochs(name: str) -> int | None:
