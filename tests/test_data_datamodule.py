@@ -78,6 +78,15 @@ def test_prepare_data_reuses_existing_and_warns_on_different_settings(tmp_path):
     assert f.read_bytes() == before
 
 
+def test_generate_options_left_at_their_defaults_ask_for_nothing(tmp_path, recwarn):
+    # A folder generated at 32 px read with the default generate_size (256) and counts: no warning.
+    _dm(tmp_path).prepare_data()
+    dm = Pix2PixDataModule(data_dir=str(tmp_path / "facades"), load_size=36, crop_size=32, batch_size=2,
+                           num_workers=0, direction="BtoA")
+    dm.prepare_data()
+    assert not [w for w in recwarn if "different settings" in str(w.message)]
+
+
 def test_predict_dir_of_plain_images(tmp_path):
     pdir = tmp_path / "inputs"
     pdir.mkdir()

@@ -20,6 +20,7 @@ single-process loader seed.
 
 from __future__ import annotations
 
+import inspect
 import json
 import warnings
 from pathlib import Path
@@ -233,9 +234,13 @@ class Pix2PixDataModule(pl.LightningDataModule):
         """
         if self.dataset not in ("facades", "photos"):
             return
-        wanted = {"seed": self.seed, "size": self.generate_size}
-        if self.generate_counts is not None:
-            wanted["splits"] = self.generate_counts
+        # Compared with generation.json only where set away from the default: an option left at its
+        # default asks for nothing (a folder made with --size 64 must not warn "asked 256" on every run).
+        defaults = {k: v.default for k, v in inspect.signature(Pix2PixDataModule.__init__).parameters.items()}
+        wanted = {key: value for key, opt, value in (("seed", "seed", self.seed),
+                                                     ("size", "generate_size", self.generate_size),
+                                                     ("splits", "generate_counts", self.generate_counts))
+                  if value != defaults.get(opt)}
         if self.data_dir.exists():
             self._warn_if_different(wanted)
             return
