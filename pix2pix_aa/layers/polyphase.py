@@ -88,8 +88,8 @@ def parse_antialias(spec: FilterSpec) -> tuple[bool, int]:
         if not is_filter_name(key):
             valid = ", ".join(repr(k) for k in FILTER_SIZES)
             aps = ", ".join(repr(k) for k in APS_VARIANTS)
-            raise ValueError(f"unknown antialias filter {spec!r}; valid: {valid} or a size 1..7; "
-                             f"adaptive polyphase sampling: {aps}")
+            raise ValueError(f"unknown antialias filter {spec!r}; valid: {valid} or a size 1..7, or "
+                             f"'kaiser<N>[_c<cutoff>][_w<width>]'; adaptive polyphase sampling: {aps}")
     return False, filter_size(spec)
 
 
