@@ -711,7 +711,8 @@ rewrites this page from the cached results). Page written {time.strftime('%Y-%m-
 
 - Training: `{CONFIG}` (procedural facades, labels -> photo, 128x128, num_downs 7, ngf = ndf = 32,
   batch 4, 12 epochs: 6 constant + 6 linear decay), seeds {', '.join(map(str, seeds))}
-  (`--seed_everything k --data.seed k`), {args.threads} torch thread(s), one training at a time.
+  (`--seed_everything k --data.seed k`), {args.threads} torch thread(s) per training, one or two
+  trainings at a time (`--jobs`).
   Only the generator options in the cost table differ between candidates.
 - Code of the trained networks: commit(s) {', '.join(commits) or 'n/a'}.
 - Runs taken from the committed record (trained and evaluated in an earlier session by this
