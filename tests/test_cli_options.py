@@ -131,7 +131,9 @@ def test_max_steps_counts_training_iterations(fit, capsys):
     cli = fit("steps", "--trainer.max_steps", "3", "--trainer.limit_val_batches", "0",
               data__batch_size=1)  # 4 batches per epoch: stops inside epoch 0
     assert cli.trainer.global_step == 6  # 3 batches x (D step + G step)
-    assert "counts training iterations (batches)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "counts training iterations (batches)" in err
+    assert "stopped after 3 training iterations (trainer.max_steps=3)" in err
     saved = yaml.safe_load((Path(cli.trainer.log_dir) / "config.yaml").read_text())
     assert saved["trainer"]["max_steps"] == 3  # the user's value, not the -1 handed to Lightning
 

@@ -8,6 +8,7 @@ from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.callbacks import TQDMProgressBar
 
 from pix2pix_aa.compat import batches_that_stepped
+from pix2pix_aa.data.image_io import notice
 
 __all__ = ["QuietProgressBar", "StopAfterIterations"]
 
@@ -23,14 +24,21 @@ class StopAfterIterations(Callback):
 
     def __init__(self, iterations: int) -> None:
         self.iterations = iterations
+        self.stopped = False
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if batches_that_stepped(trainer) >= self.iterations:  # a resumed run that is already done
-            trainer.should_stop = True
+            trainer.should_stop = self.stopped = True
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
         if batches_that_stepped(trainer) + 1 >= self.iterations:  # Lightning counts this batch after the hook
-            trainer.should_stop = True
+            trainer.should_stop = self.stopped = True
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # Lightning's own line names max_epochs whenever the loop ends in its last epoch.
+        if self.stopped:
+            notice(f"stopped after {batches_that_stepped(trainer)} training iterations "
+                   f"(trainer.max_steps={self.iterations})")
 
 
 class QuietProgressBar(TQDMProgressBar):
