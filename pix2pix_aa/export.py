@@ -159,10 +159,10 @@ def export_generator(generator: nn.Module, out: str | Path, fmt: str = "onnx", a
 
 def main(argv: Optional[list[str]] = None) -> int:
     """``pix2pix-aa-export CKPT --format onnx|torchscript --out FILE``; exit 2 on any error."""
-    from pix2pix_aa.evaluation.checkpoints import CheckpointError, load_generator
+    from pix2pix_aa.evaluation.checkpoints import CheckpointError, find_checkpoints, load_generator
 
     p = argparse.ArgumentParser(prog="pix2pix-aa-export", description=__doc__.split("\n\n")[0])
-    p.add_argument("checkpoint", help="a train.py checkpoint (.ckpt)")
+    p.add_argument("checkpoint", help="a train.py checkpoint (.ckpt) or a run folder (its last.ckpt, as evaluate.py)")
     p.add_argument("--format", choices=FORMATS, default="onnx")
     p.add_argument("--out", type=Path, required=True, help="file to write (e.g. netG.onnx, netG.pt)")
     p.add_argument("--atol", type=float, default=1e-4, help="largest allowed |export - eager| (default 1e-4)")
@@ -170,7 +170,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--trust-checkpoint", action="store_true", help="allow full unpickling of the checkpoint")
     args = p.parse_args(argv)
     try:
-        loaded = load_generator(args.checkpoint, trust=args.trust_checkpoint)
+        found = find_checkpoints([args.checkpoint])
+        if len(found) > 1:
+            shown = ", ".join(map(str, found[:3])) + (" ..." if len(found) > 3 else "")
+            raise ExportError(f"{args.checkpoint} holds {len(found)} runs' checkpoints ({shown}): name one run "
+                              "folder or .ckpt file")
+        loaded = load_generator(found[0], trust=args.trust_checkpoint)
         generator = loaded.generator
         multiple = int(getattr(generator, "size_multiple", 1))
         if args.size is not None and args.size % multiple:

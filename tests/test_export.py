@@ -102,3 +102,11 @@ def test_pad_input_generators_export_the_network_and_say_so(tmp_path):
     with torch.inference_mode():
         assert float((torch.from_numpy(got) - generator(x)).abs().max()) < 1e-4
     assert generator.pad_input  # the caller's generator is untouched
+
+
+def test_a_run_folder_exports_its_last_checkpoint_and_a_folder_of_runs_is_one_error(baseline_run, tmp_path, capsys):
+    out = tmp_path / "netG.pt"
+    assert main([str(baseline_run), "--format", "torchscript", "--out", str(out)]) == 0 and out.is_file()
+    assert main([str(baseline_run.parent.parent), "--format", "torchscript", "--out", str(tmp_path / "x.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "runs' checkpoints" in err and len(err.strip().splitlines()) == 1
