@@ -517,6 +517,22 @@ def goal_check(s: dict) -> dict:
     return checks
 
 
+def shortfall(s: dict) -> float:
+    """How far a candidate is from the criteria it misses, each as a fraction of its threshold
+    (TV: excess over the tolerance / tolerance; stability: missing dB / 8; PSNR: missing dB / 0.3;
+    SSIM: missing / 0.01), summed over the data sets: the tie-breaker between candidates that meet
+    as many criteria, so "closest" means closest to the goal, not most stable."""
+    total = 0.0
+    for m in s["sets"].values():
+        gap_st, gap_psnr, gap_ssim, tv = (m["gap_pooled_db"][0], m["gap_psnr"][0], m["gap_ssim"][0],
+                                          m["tv_ratio"][0])
+        parts = [(GOAL["stability_gain_db"] - gap_st) / GOAL["stability_gain_db"],
+                 (abs(tv - 1) - GOAL["tv_ratio_tolerance"]) / GOAL["tv_ratio_tolerance"],
+                 (-GOAL["psnr_drop_db"] - gap_psnr) / GOAL["psnr_drop_db"], -gap_ssim / 0.01]
+        total += sum(max(0.0, x) for x in parts if not math.isnan(x))
+    return total
+
+
 def fmt(ms: tuple, digits: int = 2, signed: bool = False) -> str:
     """``mean ± sd`` of a :func:`mean_sd` pair (n/a when there are no values)."""
     m, sd = ms[0], ms[1]
@@ -599,8 +615,14 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
     trained = [c for c in names if done_seeds[c]]
     FIGS.mkdir(parents=True, exist_ok=True)
     pareto_plot(summary, trained, FIGS / "pareto.png")
-    write_json(RECORD, {"summary": summary, "runs": {k: data[k] for k in ("eval", "train")}, "cost": cost,
-                                            "seeds": seeds, "candidates": {c: CANDIDATES[c].init_args for c in names}})
+    # The record keeps the runs of candidates this report does not show (a report of a subset must
+    # not erase the others' runs, which may exist nowhere else).
+    previous = read_json(RECORD) or {}
+    runs = {k: {**{c: v for c, v in ((previous.get("runs") or {}).get(k) or {}).items() if c not in names},
+                **data[k]} for k in ("eval", "train")}
+    options = {**{c: v for c, v in (previous.get("candidates") or {}).items() if c not in names},
+               **{c: CANDIDATES[c].init_args for c in names}}
+    write_json(RECORD, {"summary": summary, "runs": runs, "cost": cost, "seeds": seeds, "candidates": options})
 
     def table(set_name: str) -> str:
         head = ("| candidate | seeds | pooled crop (dB) | vs baseline | equal bandwidth (dB) | vs baseline | "
@@ -653,7 +675,7 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
         missed = [f"{k} ({v})" for k, (ok, v) in checks.items() if ok is False]
         unknown = [k for k, (ok, _) in checks.items() if ok is None]
         gap = summary[c]["sets"]["facades"]["gap_pooled_db"][0]
-        scores[c] = (len(met), -len(missed), gap if not math.isnan(gap) else -1e9)
+        scores[c] = (len(met), -len(missed), -shortfall(summary[c]), gap if not math.isnan(gap) else -1e9)
         goal_lines.append(f"| {c} | {len(met)}/{len(checks)} | {'; '.join(missed) or 'none'} | "
                           f"{', '.join(unknown) or '-'} |")
     winners = [c for c in scores if all(ok for ok, _ in summary[c]["goal"].values())]

@@ -117,3 +117,14 @@ def test_runs_missing_on_disk_come_from_the_committed_record(study, tmp_path, mo
     assert data["eval"]["bin5"]["facades"][0]["pooled_db"] == 21.0
     assert data["train"]["bin5"][0]["from_record"] is True
     assert "bin5_fr16" not in data["eval"]
+
+
+def test_closest_means_nearest_to_the_goal_not_most_stable(study):
+    """Two candidates that both miss only the TV criterion: the one nearer to it is closer."""
+    def summary(tv, gap):
+        m = {"gap_pooled_db": (gap, 0.0), "gap_psnr": (0.0, 0.0), "gap_ssim": (0.01, 0.0), "tv_ratio": (tv, 0.0)}
+        return {"sets": {"facades": m}}
+
+    near, far = summary(tv=0.88, gap=9.0), summary(tv=0.85, gap=10.0)
+    assert study.shortfall(near) == pytest.approx(0.2) and study.shortfall(far) == pytest.approx(0.5)
+    assert study.shortfall(summary(tv=0.95, gap=9.0)) == 0.0
