@@ -14,6 +14,15 @@ def test_there_are_configs():
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+def test_shipped_configs_leave_max_epochs_to_the_schedule(config):
+    # train.py derives max_epochs from n_epochs + n_epochs_decay and refuses a value that
+    # disagrees, so a config that set it would refuse every schedule flag (--model.n_epochs 1 ...).
+    import yaml
+
+    assert "max_epochs" not in (yaml.safe_load(config.read_text()).get("trainer") or {})
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
 def test_config_builds(config, tmp_path, run_cli):
     # in tmp_path: nothing may be generated or read at build time
     cli = run_cli(tmp_path, ["--config", str(config), "--trainer.logger", "false"], run=False)
