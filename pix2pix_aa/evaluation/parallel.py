@@ -42,14 +42,16 @@ class JobOutcome:
 
 def evaluate_in_process(generators: Sequence[nn.Module], inputs: torch.Tensor, targets: torch.Tensor,
                         opts: EvalOptions, device: torch.device | str = "cpu",
-                        on_images_done: Optional[Callable[[int, int], None]] = None) -> list[JobOutcome]:
-    """Every generator's chunks in this process, one generator after another; an error (e.g. an
-    image size a generator does not take) is that generator's outcome and the rest go on."""
+                        on_images_done: Optional[Callable[[int, int], None]] = None,
+                        starts: Optional[Sequence[int]] = None) -> list[JobOutcome]:
+    """Every generator's chunks (those beginning at ``starts``; default all) in this process, one
+    generator after another; an error (e.g. an image size a generator does not take) is that
+    generator's outcome and the rest go on (under torchrun the other ranks wait for this one)."""
     outcomes = []
     for g, generator in enumerate(generators):
         start = time.perf_counter()
         try:
-            parts = evaluate_chunks(generator, inputs, targets, opts, device=device,
+            parts = evaluate_chunks(generator, inputs, targets, opts, starts=starts, device=device,
                                     on_images_done=None if on_images_done is None else
                                     (lambda k, g=g: on_images_done(g, k)))
         except ValueError as e:
@@ -144,16 +146,8 @@ def evaluate_distributed(generators: Sequence[nn.Module], inputs: torch.Tensor, 
         dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     starts = chunk_starts(inputs.shape[0], opts.chunk, rank, world)
-    local: list[tuple[list[ModelResult], Optional[str], float]] = []
-    for g, generator in enumerate(generators):
-        t0 = time.perf_counter()
-        try:
-            parts = evaluate_chunks(generator, inputs, targets, opts, starts=starts, device=device,
-                                    on_images_done=None if on_images_done is None else
-                                    (lambda k, g=g: on_images_done(g, k)))
-            local.append((parts, None, time.perf_counter() - t0))
-        except ValueError as e:  # keep going: the other ranks wait for this rank's gather
-            local.append(([], str(e), time.perf_counter() - t0))
+    local = [(o.parts, o.error, o.seconds)
+             for o in evaluate_in_process(generators, inputs, targets, opts, device, on_images_done, starts)]
     gathered: list = [None] * world
     dist.all_gather_object(gathered, local)
     outcomes = []
