@@ -129,6 +129,14 @@ CANDIDATES: dict[str, Candidate] = {
                                    "fullres_channels": 16}),
     "bc_kaiser7_fr16": Candidate("kaiser7 blur_conv + full-resolution path, c = 16",
                                  {"antialias": "kaiser7", "antialias_mode": "blur_conv", "fullres_channels": 16}),
+    "bc_kaiser9n_upk7_fr16": Candidate("bc_kaiser9n_fr16 with Kaiser7 (cutoff 0.25) after every upsampling: the "
+                                       "decoder keeps its passband up to the imaging band at every level",
+                                       {"antialias": "kaiser9_c0.17_w0.16", "antialias_mode": "blur_conv",
+                                        "upsample_antialias": "kaiser7", "fullres_channels": 16}),
+    "bc_kaiser9n_upk11_fr16": Candidate("bc_kaiser9n_fr16 with a steeper Kaiser11 (cutoff 0.25, transition 0.12 "
+                                        "cycles/px) after every upsampling",
+                                        {"antialias": "kaiser9_c0.17_w0.16", "antialias_mode": "blur_conv",
+                                         "upsample_antialias": "kaiser11_c0.25_w0.12", "fullres_channels": 16}),
     "bin5_enc": Candidate("Bin-5 in the encoder only (upsample_antialias false)",
                           {"antialias": "bin5", "upsample_antialias": False}),
     # Not in the default set (see DEFAULT_CANDIDATES): options the study can train on request.
@@ -143,7 +151,8 @@ CANDIDATES: dict[str, Candidate] = {
 #: The study's candidates, in training order (the costliest last, so a short session still
 #: compares the designs that fit the time budget).
 DEFAULT_CANDIDATES = ["baseline", "bin5", "bin5_fr16", "bc_bin5_fr16", "bc_kaiser9n_fr16", "bc_bin5_lasttri3_fr16",
-                      "bc_kaiser9n_lastk7_fr16", "kaiser7_fr16", "bin5_enc", "bin5_fr32"]
+                      "bc_kaiser9n_lastk7_fr16", "kaiser7_fr16", "bin5_enc", "bin5_fr32",
+                      "bc_kaiser9n_upk7_fr16", "bc_kaiser9n_upk11_fr16"]
 #: Design effects read off the study: (what changes, candidate, the same without the change).
 EFFECTS = [
     ("Bin-5 as the paper places it, vs none", "bin5", "baseline"),
