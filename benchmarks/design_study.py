@@ -83,25 +83,39 @@ SHIPPED = {"cpu_quick": "configs/cpu_quick_aa.yaml", "facades (256x256)": "confi
 
 @dataclass(frozen=True)
 class Candidate:
-    """A generator design: ``UNetGenerator`` init_args on top of the recipe's."""
+    """A generator design: ``UNetGenerator`` init_args on top of the recipe's, and optionally
+    ``Pix2PixModule`` options (``model_args``, e.g. the L1 weight) that differ from the recipe."""
 
     summary: str
     init_args: dict = field(default_factory=dict)
+    model_args: dict = field(default_factory=dict)
 
     @property
     def antialias(self) -> str:
         return str(self.init_args.get("antialias", "none"))
 
+    @property
+    def options(self) -> dict:
+        """What defines the candidate in the record: the generator's init_args, plus the module
+        options under ``"model"`` when it has any (older records hold init_args alone)."""
+        return {**self.init_args, "model": self.model_args} if self.model_args else dict(self.init_args)
+
     def train_args(self) -> list[str]:
-        """``--model.generator.init_args.<k> <v>`` for every option but ``antialias``."""
+        """``--model.generator.init_args.<k> <v>`` for every option but ``antialias``, then
+        ``--model.<k> <v>`` for the module options."""
         args = []
         for key, value in self.init_args.items():
             if key != "antialias":
                 args += [f"--model.generator.init_args.{key}",
                          value if isinstance(value, str) else json.dumps(value)]
+        for key, value in self.model_args.items():
+            args += [f"--model.{key}", value if isinstance(value, str) else json.dumps(value)]
         return args
 
 
+#: The shipped design's generator options (configs/cpu_quick_aa.yaml).
+LASTK7 = {"antialias": "kaiser9_c0.17_w0.16", "antialias_mode": "blur_conv",
+          "upsample_antialias": ["kaiser7"] + ["kaiser9_c0.17_w0.16"] * 6, "fullres_channels": 16}
 #: name -> design. Full-resolution path: fullres_channels = c (see UNetGenerator).
 CANDIDATES: dict[str, Candidate] = {
     "baseline": Candidate("reference pix2pix U-Net (no anti-aliasing)"),
@@ -117,9 +131,7 @@ CANDIDATES: dict[str, Candidate] = {
                                         "upsample_antialias": ["tri3"] + ["bin5"] * 6, "fullres_channels": 16}),
     "bc_kaiser9n_lastk7_fr16": Candidate("bc_kaiser9n_fr16 with the milder Kaiser7 (cutoff 0.25) after the last "
                                          "upsampling",
-                                         {"antialias": "kaiser9_c0.17_w0.16", "antialias_mode": "blur_conv",
-                                                        "upsample_antialias": ["kaiser7"] + ["kaiser9_c0.17_w0.16"] * 6,
-                                                        "fullres_channels": 16}),
+                                         LASTK7),
     "kaiser7_fr16": Candidate("Kaiser sinc, 7 taps (cutoff 0.25, transition 0.25 cycles/px) at every level "
                               "+ full-resolution path, c = 16",
                               {"antialias": "kaiser7", "fullres_channels": 16}),
@@ -137,6 +149,11 @@ CANDIDATES: dict[str, Candidate] = {
                                         "cycles/px) after every upsampling",
                                         {"antialias": "kaiser9_c0.17_w0.16", "antialias_mode": "blur_conv",
                                          "upsample_antialias": "kaiser11_c0.25_w0.12", "fullres_channels": 16}),
+    "bc_kaiser9n_lastk7_fr16_l1w70": Candidate("bc_kaiser9n_lastk7_fr16 trained with the L1 weight 70 instead of "
+                                               "pix2pix's 100 (a larger share for the cGAN term, which rewards "
+                                               "detail)", LASTK7, {"lambda_l1": 70.0}),
+    "bc_kaiser9n_lastk7_fr16_l1w50": Candidate("bc_kaiser9n_lastk7_fr16 trained with the L1 weight 50",
+                                               LASTK7, {"lambda_l1": 50.0}),
     "bin5_enc": Candidate("Bin-5 in the encoder only (upsample_antialias false)",
                           {"antialias": "bin5", "upsample_antialias": False}),
     # Not in the default set (see DEFAULT_CANDIDATES): options the study can train on request.
@@ -242,7 +259,7 @@ def recorded_runs() -> dict:
     out: dict = {"eval": {}, "train": {}}
     for kind in ("eval", "train"):
         for c, per in (runs.get(kind) or {}).items():
-            if c not in CANDIDATES or options.get(c) != json.loads(json.dumps(CANDIDATES[c].init_args)):
+            if c not in CANDIDATES or options.get(c) != json.loads(json.dumps(CANDIDATES[c].options)):
                 continue  # a candidate redefined since: its old runs are not its runs
             if kind == "train":
                 out["train"][c] = {int(k): v for k, v in per.items()}
@@ -340,6 +357,7 @@ def _train(candidate: str, seed: int, threads: int) -> bool:
         log(f"train {name}: FAILED (exit {rc}); see {logfile.relative_to(ROOT)}")
         return False
     write_json(record, {"run": name, "candidate": candidate, "seed": seed, "init_args": cand.init_args,
+                        "model_args": cand.model_args,
                         "command": cmd[1:], "process_minutes": (time.perf_counter() - start) / 60,
                         "threads": threads, **state, **seconds_per_step(name)})
     log(f"train {name}: done in {(time.perf_counter() - start) / 60:.1f} min")
@@ -630,7 +648,7 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
     runs = {k: {**{c: v for c, v in ((previous.get("runs") or {}).get(k) or {}).items() if c not in names},
                 **data[k]} for k in ("eval", "train")}
     options = {**{c: v for c, v in (previous.get("candidates") or {}).items() if c not in names},
-               **{c: CANDIDATES[c].init_args for c in names}}
+               **{c: CANDIDATES[c].options for c in names}}
     write_json(RECORD, {"summary": summary, "runs": runs, "cost": cost, "seeds": seeds, "candidates": options})
 
     def table(set_name: str) -> str:
@@ -744,7 +762,8 @@ rewrites this page from the cached results). Page written {time.strftime('%Y-%m-
   batch 4, 12 epochs: 6 constant + 6 linear decay), seeds {', '.join(map(str, seeds))}
   (`--seed_everything k --data.seed k`), {args.threads} torch thread(s) per training, one or two
   trainings at a time (`--jobs`).
-  Only the generator options in the cost table differ between candidates.
+  Only the generator options in the cost table differ between candidates, and the L1 weight
+  where a candidate's design says so (``lambda_l1``; the recipe's is pix2pix's 100).
 - Code of the trained networks: commit(s) {', '.join(commits) or 'n/a'}.
 - Runs taken from the committed record (trained and evaluated in an earlier session by this
   script; their checkpoints are not in this checkout): {', '.join(data['from_record']) or 'none'}.

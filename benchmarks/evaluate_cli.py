@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/evaluate_cli.py                       # unet_256 baseline, 2 and 10 images
     .venv/bin/python benchmarks/evaluate_cli.py --antialias bin5 --settings 1p-fp32,2p-fp32
+    .venv/bin/python benchmarks/evaluate_cli.py --settings 2p-bf16,2p-bf16+cl,2p-bf16+cl+nospec
 
 What it measures: the public command, ``evaluate.py CKPT --protocol crop --noise none --layers
 none --lowpass none --flicker-frames 0`` (the stability metric alone: 64 shifts of the 8x8 grid
@@ -15,8 +16,9 @@ cost (interpreter and torch import, pool start-up, model build, report writing),
     per image = (t(large) - t(small)) / (large - small)
     100 images = t(small) + (100 - small) * per image.
 
-Settings: ``<P>p-<precision>``: ``--num-processes P`` (each worker ``cores // P`` threads; 1p
-runs ``--threads 1`` so the two compare per core) and ``--precision 32|bf16``. The pooled dB of
+Settings: ``<P>p-<precision>[+cl][+nospec]``: ``--num-processes P`` (each worker ``cores // P``
+threads; 1p runs ``--threads 1`` so the two compare per core), ``--precision 32|bf16``, and
+optionally ``--channels-last`` (``+cl``) and ``--no-spectrum`` (``+nospec``). The pooled dB of
 each run is printed beside its time (bf16 must not move it beyond the stated bound; processes
 must not move it at all). Read the load average printed at the end: the figures are for a machine
 whose cores were free only if it is below the core count.
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,6 +48,10 @@ EVAL_FLAGS = ["--dataset", "facades", "--data-dir", "data/facades", "--direction
               "--flicker-frames", "0", "--samples", "0", "--no-tensorboard", "--no-progress"]
 
 
+#: ``+name`` suffixes of a setting -> the evaluate.py option they add.
+EXTRA_FLAGS = {"cl": "--channels-last", "nospec": "--no-spectrum"}
+
+
 def write_checkpoint(folder: Path, antialias: str, seed: int) -> Path:
     """A minimal Pix2PixModule checkpoint (generator weights and its LightningCLI config)."""
     torch.manual_seed(seed)
@@ -59,10 +66,16 @@ def write_checkpoint(folder: Path, antialias: str, seed: int) -> Path:
 
 def run(ckpt: Path, setting: str, images: int, out: Path) -> tuple[float, float]:
     """(wall seconds, pooled crop dB) of one evaluate.py run."""
-    procs, precision = setting.split("-")
+    base, *extras = setting.split("+")
+    procs, precision = base.split("-")
     procs = int(procs.rstrip("p"))
     flags = ["--num-processes", str(procs)] if procs > 1 else ["--threads", "1"]
     flags += ["--precision", "bf16" if precision == "bf16" else "32"]
+    unknown = set(extras) - set(EXTRA_FLAGS)
+    if unknown:
+        raise SystemExit(f"setting {setting!r}: unknown option(s) {', '.join(sorted(unknown))}; "
+                         f"expected any of {', '.join(EXTRA_FLAGS)} after '+'")
+    flags += [EXTRA_FLAGS[e] for e in extras]
     cmd = [sys.executable, "evaluate.py", str(ckpt), "--max-images", str(images), "--out", str(out),
            *EVAL_FLAGS, *flags]
     start = time.perf_counter()
@@ -81,24 +94,42 @@ def main() -> None:
     p.add_argument("--small", type=int, default=2)
     p.add_argument("--large", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--repeats", type=int, default=1,
+                   help="runs per setting and size, round-robin over the settings; the medians are used")
+    p.add_argument("--no-warmup", action="store_true",
+                   help="skip the discarded 1-image run before the measured ones")
     args = p.parse_args()
     if not (ROOT / "data" / "facades" / "test").is_dir():
         subprocess.run([sys.executable, "-m", "pix2pix_aa.data.facades", "--out", "data/facades"], cwd=ROOT, check=True)
     settings = args.settings.split(",")
     print(f"evaluate.py, unet_256 {args.antialias}, 256 px, crop protocol only (64 shifts), facades test; "
-          f"{os.cpu_count()} cores; load average at start {os.getloadavg()[0]:.2f}")
+          f"{os.cpu_count()} cores; load average at start {os.getloadavg()[0]:.2f}; "
+          f"median of {args.repeats} run(s) per setting and size")
     print("| setting | wall s, " + f"{args.small} images | wall s, {args.large} images | s per image "
           "| 100 images, min | pooled dB |")
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = write_checkpoint(Path(tmp), args.antialias, args.seed)
+        if not args.no_warmup:
+            # The first evaluate.py after other work runs with cold caches (imports, data files,
+            # the checkpoint): measured 26-54 s where later ones took 26-33 s for the same 2 images.
+            run(ckpt, settings[0], 1, Path(tmp) / "warmup")
+        walls: dict[str, dict[int, list[float]]] = {st: {args.small: [], args.large: []} for st in settings}
+        dbs: dict[str, float] = {}
+        for _ in range(args.repeats):
+            for setting in settings:
+                for n in (args.small, args.large):
+                    wall, dbs[setting] = run(ckpt, setting, n, Path(tmp) / f"{setting}_{n}")
+                    walls[setting][n].append(wall)
         for setting in settings:
-            small, _ = run(ckpt, setting, args.small, Path(tmp) / f"{setting}_s")
-            large, db = run(ckpt, setting, args.large, Path(tmp) / f"{setting}_l")
+            small, large = (statistics.median(walls[setting][n]) for n in (args.small, args.large))
             per = (large - small) / (args.large - args.small)
             total = small + (100 - args.small) * per
-            print(f"| {setting} | {small:.1f} | {large:.1f} | {per:.2f} | **{total / 60:.2f}** | {db:.3f} |",
-                  flush=True)
+            print(f"| {setting} | {small:.1f} | {large:.1f} | {per:.2f} | **{total / 60:.2f}** | {dbs[setting]:.3f} |")
+        if args.repeats > 1:
+            for setting in settings:
+                print(f"{setting} runs: " + "; ".join(f"{n} images " + ", ".join(f"{w:.1f}" for w in ws) + " s"
+                                                     for n, ws in walls[setting].items()))
     print(f"load average at the end {os.getloadavg()[0]:.2f} (1 min)")
 
 

@@ -44,6 +44,14 @@ def test_train_args_are_cli_values(study):
                                  "--model.generator.init_args.antialias_mode", "blur_conv"]
 
 
+def test_module_options_are_passed_and_define_the_candidate(study):
+    plain = study.Candidate("x", {"antialias": "bin5"})
+    tuned = study.Candidate("y", {"antialias": "bin5"}, {"lambda_l1": 70.0})
+    assert tuned.train_args() == ["--model.lambda_l1", "70.0"]
+    assert plain.options == {"antialias": "bin5"}  # the form older records hold
+    assert tuned.options == {"antialias": "bin5", "model": {"lambda_l1": 70.0}} != plain.options
+
+
 def test_extract_row_reads_old_and_new_results(study):
     old = {"models": {"m": {"row": {"stability_crop_db": 20.0, "stability_crop_pooled_db": 19.0, "quality_psnr": 15.0,
                                     "quality_ssim": 0.5, "quality_tv": 0.3, "quality_tv_target": 0.25},
