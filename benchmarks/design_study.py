@@ -607,21 +607,30 @@ def shipped_config(path: str) -> dict | None:
     p = ROOT / path
     if not p.exists():
         return None
-    return yaml.safe_load(p.read_text())["model"]["generator"]["init_args"]
+    return yaml.safe_load(p.read_text())["model"]
 
 
+#: The recipe's (configs/cpu_quick.yaml) values of the module options a candidate may change.
+RECIPE_MODEL_DEFAULTS = {"lambda_l1": 100.0}
 #: UNetGenerator defaults of the options the candidates set.
 GENERATOR_DEFAULTS = {"antialias": "none", "antialias_mode": "conv_blur", "upsample": "transpose",
                       "upsample_antialias": None}
 
 
-def matches(init_args: dict, candidate: str, recipe_ngf: int = 32) -> bool:
-    """Whether a config's generator is ``candidate``'s design; the full-resolution width is
-    compared relative to ngf (c = ngf / 2 at ngf 32 is c = 32 at ngf 64)."""
+def matches(model: dict, candidate: str, recipe_ngf: int = 32) -> bool:
+    """Whether a config's ``model`` section is ``candidate``'s design: its generator's options
+    (the full-resolution width compared relative to ngf: c = ngf / 2 at ngf 32 is c = 32 at ngf
+    64) and the module options any candidate sets (the recipe's value where this one does not)."""
     def pattern(value):  # per-level lists: (outermost, the set of the others), whatever num_downs
         return (value[0], frozenset(value[1:])) if isinstance(value, list) and value else value
 
-    want = {**GENERATOR_DEFAULTS, **CANDIDATES[candidate].init_args}
+    cand = CANDIDATES[candidate]
+    module_keys = {k for c in CANDIDATES.values() for k in c.model_args}
+    recipe = RECIPE_MODEL_DEFAULTS | cand.model_args
+    if any(model.get(k) != recipe.get(k) for k in module_keys):
+        return False
+    init_args = model.get("generator", {}).get("init_args", {})
+    want = {**GENERATOR_DEFAULTS, **cand.init_args}
     c_want = want.pop("fullres_channels", 0) / recipe_ngf
     c_have = init_args.get("fullres_channels", 0) / init_args.get("ngf", 64)
     return c_want == c_have and all(pattern(init_args.get(k, GENERATOR_DEFAULTS.get(k))) == pattern(v)
@@ -711,15 +720,15 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
 
     freqs = torch.tensor([0.125, 0.25, 0.375, 0.5])
     filt_lines = ["| filter | gain at 0.125 | 0.25 | 0.375 | 0.5 cycles/px |", "|---|---|---|---|---|"]
-    for f in ("bin5", "tri3", "kaiser7", "kaiser9_c0.17_w0.16"):
+    for f in ("bin5", "tri3", "kaiser7", "kaiser9_c0.17_w0.16", "kaiser11_c0.25_w0.12"):
         r = frequency_response(f, freqs)
         filt_lines.append(f"| {f} | " + " | ".join(f"{v:.3f}" for v in r.tolist()) + " |")
 
     shipped = []
     for label, path in SHIPPED.items():
-        init = shipped_config(path)
-        carried = next((c for c in names if init is not None and matches(init, c)), None)
-        shipped.append(f"- `{path}` ({label}): " + ("missing" if init is None else
+        model = shipped_config(path)
+        carried = next((c for c in names if model is not None and matches(model, c)), None)
+        shipped.append(f"- `{path}` ({label}): " + ("missing" if model is None else
                        f"carries **{carried or 'a design outside this study'}**"))
     recorded = [r for per in data["train"].values() for r in per.values()]
     commits = sorted({r.get("commit", "?") + (" (+ uncommitted network changes)" if r.get("dirty_networks") else "")

@@ -136,3 +136,19 @@ def test_closest_means_nearest_to_the_goal_not_most_stable(study):
     near, far = summary(tv=0.88, gap=9.0), summary(tv=0.85, gap=10.0)
     assert study.shortfall(near) == pytest.approx(0.2) and study.shortfall(far) == pytest.approx(0.5)
     assert study.shortfall(summary(tv=0.95, gap=9.0)) == 0.0
+
+
+def test_a_shipped_config_carries_one_candidate_with_its_module_options(study):
+    model = study.shipped_config("configs/cpu_quick_aa.yaml")
+    carried = [c for c in study.CANDIDATES if study.matches(model, c)]
+    assert len(carried) == 1
+    big = study.shipped_config("configs/facades_aa.yaml")  # ngf 64: the path width scales with it
+    assert [c for c in study.CANDIDATES if study.matches(big, c)] == carried
+    tuned = study.Candidate("t", study.CANDIDATES[carried[0]].init_args, {"lambda_l1": 70.0})
+    study.CANDIDATES["_tuned"] = tuned
+    try:
+        assert study.matches({**model, "lambda_l1": 70.0}, "_tuned")
+        assert not study.matches({**model, "lambda_l1": 70.0}, carried[0])
+        assert not study.matches(model, "_tuned")
+    finally:
+        del study.CANDIDATES["_tuned"]
