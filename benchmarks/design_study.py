@@ -650,6 +650,37 @@ def matches(model: dict, candidate: str, recipe_ngf: int = 32) -> bool:
                                     for k, v in want.items())
 
 
+def merge_record(previous: dict, data: dict, names: list[str], seeds: list[int]) -> dict:
+    """The record's runs after a report of ``names`` x ``seeds``: this report's runs, and every
+    run of the previous record outside it (other candidates, and other seeds of these candidates
+    whose options are unchanged), which may exist nowhere else: a report of a subset must not
+    erase them."""
+    prev_runs, prev_opts = previous.get("runs") or {}, previous.get("candidates") or {}
+    out: dict = {}
+    for kind in ("eval", "train"):
+        old = prev_runs.get(kind) or {}
+        merged = {c: v for c, v in old.items() if c not in names}
+        for c in names:
+            kept = {}
+            if c in old and prev_opts.get(c) == json.loads(json.dumps(CANDIDATES[c].options)):
+                if kind == "train":
+                    kept = {int(k): v for k, v in old[c].items() if int(k) not in seeds}
+                else:
+                    kept = {set_name: {int(k): v for k, v in rows.items() if int(k) not in seeds}
+                            for set_name, rows in old[c].items()}
+            new = data[kind].get(c, {})
+            if kind == "train":
+                both = {**kept, **new}
+            else:
+                both = {set_name: {**kept.get(set_name, {}), **new.get(set_name, {})}
+                        for set_name in sorted(set(kept) | set(new))}
+                both = {k: dict(sorted(v.items())) for k, v in both.items() if v}
+            if both:
+                merged[c] = dict(sorted(both.items())) if kind == "train" else both
+        out[kind] = merged
+    return out
+
+
 def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -> None:
     import torch
 
@@ -664,11 +695,8 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
     trained = [c for c in names if done_seeds[c]]
     FIGS.mkdir(parents=True, exist_ok=True)
     pareto_plot(summary, trained, FIGS / "pareto.png")
-    # The record keeps the runs of candidates this report does not show (a report of a subset must
-    # not erase the others' runs, which may exist nowhere else).
     previous = read_json(RECORD) or {}
-    runs = {k: {**{c: v for c, v in ((previous.get("runs") or {}).get(k) or {}).items() if c not in names},
-                **data[k]} for k in ("eval", "train")}
+    runs = merge_record(previous, data, names, seeds)
     options = {**{c: v for c, v in (previous.get("candidates") or {}).items() if c not in names},
                **{c: CANDIDATES[c].options for c in names}}
     write_json(RECORD, {"summary": summary, "runs": runs, "cost": cost, "seeds": seeds, "candidates": options})

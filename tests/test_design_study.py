@@ -152,3 +152,22 @@ def test_a_shipped_config_carries_one_candidate_with_its_module_options(study):
         assert not study.matches(model, "_tuned")
     finally:
         del study.CANDIDATES["_tuned"]
+
+
+def test_a_report_of_some_seeds_keeps_the_records_other_seeds(study):
+    row = {"pooled_db": 30.0}
+    previous = {"candidates": {"baseline": {}, "bin5": {"antialias": "bin5"}, "gone": {"antialias": "x"}},
+                "runs": {"eval": {"baseline": {"facades": {"0": row, "1": row, "2": row}},
+                                  "bin5": {"facades": {"1": row}}, "gone": {"facades": {"0": row}}},
+                         "train": {"baseline": {"1": {"s": 1}, "2": {"s": 2}}}}}
+    new = {**row, "pooled_db": 20.0}
+    data = {"eval": {"baseline": {"facades": {0: new}}}, "train": {"baseline": {0: {"s": 0}}}}
+    runs = study.merge_record(previous, data, ["baseline", "bin5"], [0])
+    assert runs["eval"]["baseline"]["facades"] == {0: new, 1: row, 2: row}  # seeds 1, 2 not erased
+    assert runs["train"]["baseline"] == {0: {"s": 0}, 1: {"s": 1}, 2: {"s": 2}}
+    assert runs["eval"]["bin5"] == {"facades": {1: row}} and runs["eval"]["gone"] == {"facades": {"0": row}}
+    previous["candidates"]["bin5"] = {"antialias": "bin4"}  # redefined since: its old runs are not its runs
+    assert "bin5" not in study.merge_record(previous, data, ["baseline", "bin5"], [0])["eval"]
+    # a seed this report covers but has no run for is dropped from the record, as before
+    empty = study.merge_record(previous, {"eval": {}, "train": {}}, ["baseline"], [0])
+    assert 0 not in empty["eval"]["baseline"]["facades"]
