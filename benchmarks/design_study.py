@@ -588,16 +588,24 @@ def pareto_plot(summary: dict, names: list[str], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(EVAL_SETS), figsize=(5.2 * len(EVAL_SETS), 4.2), squeeze=False)
+    # Numbers, not names, beside the points (names overlap where designs cluster); the key below
+    # names them. Hollow markers: probes with fewer seeds than the goal asks for.
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    key = []
     for ax, set_name in zip(axes[0], EVAL_SETS):
         base = summary.get("baseline", {}).get("sets", {}).get(set_name, {})
-        for c in names:
+        for i, c in enumerate(names, 1):
             m = summary[c]["sets"][set_name]
             x, xs = m["tv_ratio"][:2]
             y, ys = m["pooled_db"][:2]
             if math.isnan(x) or math.isnan(y):
                 continue
-            ax.errorbar(x, y, xerr=0 if math.isnan(xs) else xs, yerr=0 if math.isnan(ys) else ys, fmt="o", capsize=3)
-            ax.annotate(c, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+            color, probe = colors[(i - 1) % len(colors)], len(m["seeds"]) < GOAL["seeds"]
+            ax.errorbar(x, y, xerr=0 if math.isnan(xs) else xs, yerr=0 if math.isnan(ys) else ys, fmt="o",
+                        capsize=3, color=color, mfc="white" if probe else color)
+            ax.annotate(str(i), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7, color=color)
+            if set_name == next(iter(EVAL_SETS)):
+                key.append(f"{i} {c} ({len(m['seeds'])} seed{'s' if len(m['seeds']) != 1 else ''})")
         ax.axvspan(1 - GOAL["tv_ratio_tolerance"], 1 + GOAL["tv_ratio_tolerance"], color="green", alpha=0.08,
                    label="TV within 10% of the targets'")
         if base and not math.isnan(base["pooled_db"][0]):
@@ -607,8 +615,13 @@ def pareto_plot(summary: dict, names: list[str], path: Path) -> None:
         ax.set_ylabel("pooled crop stability (dB)")
         ax.set_title(set_name, fontsize=9)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left")
+        ax.legend(fontsize=7, loc="lower left")
     fig.suptitle("Stability vs sharpness, mean ± sd over seeds (goal: upper part of the green band)", fontsize=9)
+    cols = 3
+    rows = -(-len(key) // cols)
+    for j in range(cols):
+        fig.text(0.02 + j * 0.33, -0.02, "\n".join(key[j * rows:(j + 1) * rows]), fontsize=7, va="top",
+                 family="monospace")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -907,6 +920,13 @@ READING = """## How to read it
   shifted window: no design is exactly equivariant there, APS included (it is exact only for
   circular shifts), so the attainable pooled figure is bounded by how far the border's
   influence reaches into the common region.
+- What limits the TV ratio is the last upsampling's low-pass, not the rest of the decoder or the
+  loss: filters with their cutoff at the imaging band after every upsampling, a steeper one, or
+  a smaller L1 weight (a larger share for the cGAN term) did not make the outputs sharper, and
+  most cost stability or PSNR; a milder filter after the last upsampling did, and no filter
+  there (the path and the unblurred last transposed conv make the top octave) brought the TV
+  ratio to the targets' at the price of part of the stability gain (effects table); filters
+  between Kaiser7 and none there are not trained yet.
 - The figures come from briefly trained 128 px models (12 epochs); the 256 px recipe of
   configs/facades_aa.yaml has not been trained here.
 """
