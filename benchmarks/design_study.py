@@ -41,6 +41,7 @@ Stages (``--stage all`` runs train -> evaluate -> cost -> report; each is resuma
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import math
@@ -113,7 +114,7 @@ class Candidate:
         return args
 
 
-#: The shipped design's generator options (configs/cpu_quick_aa.yaml).
+#: The generator options of bc_kaiser9n_lastk7_fr16, the design the later probes vary.
 LASTK7 = {"antialias": "kaiser9_c0.17_w0.16", "antialias_mode": "blur_conv",
           "upsample_antialias": ["kaiser7"] + ["kaiser9_c0.17_w0.16"] * 6, "fullres_channels": 16}
 #: name -> design. Full-resolution path: fullres_channels = c (see UNetGenerator).
@@ -143,12 +144,10 @@ CANDIDATES: dict[str, Candidate] = {
                                  {"antialias": "kaiser7", "antialias_mode": "blur_conv", "fullres_channels": 16}),
     "bc_kaiser9n_upk7_fr16": Candidate("bc_kaiser9n_fr16 with Kaiser7 (cutoff 0.25) after every upsampling: the "
                                        "decoder keeps its passband up to the imaging band at every level",
-                                       {"antialias": "kaiser9_c0.17_w0.16", "antialias_mode": "blur_conv",
-                                        "upsample_antialias": "kaiser7", "fullres_channels": 16}),
+                                       {**LASTK7, "upsample_antialias": "kaiser7"}),
     "bc_kaiser9n_upk11_fr16": Candidate("bc_kaiser9n_fr16 with a steeper Kaiser11 (cutoff 0.25, transition 0.12 "
                                         "cycles/px) after every upsampling",
-                                        {"antialias": "kaiser9_c0.17_w0.16", "antialias_mode": "blur_conv",
-                                         "upsample_antialias": "kaiser11_c0.25_w0.12", "fullres_channels": 16}),
+                                        {**LASTK7, "upsample_antialias": "kaiser11_c0.25_w0.12"}),
     "bc_kaiser9n_lastk7_fr16_l1w70": Candidate("bc_kaiser9n_lastk7_fr16 trained with the L1 weight 70 instead of "
                                                "pix2pix's 100 (a larger share for the cGAN term, which rewards "
                                                "detail)", LASTK7, {"lambda_l1": 70.0}),
@@ -264,6 +263,12 @@ def write_json(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
+def same_options(recorded: dict, candidate: str) -> bool:
+    """Whether options recorded for ``candidate`` (a JSON record's) are still its definition: a
+    candidate redefined since has other runs."""
+    return candidate in CANDIDATES and recorded.get(candidate) == json.loads(json.dumps(CANDIDATES[candidate].options))
+
+
 def recorded_runs() -> dict:
     """The per-run rows of the committed report (:data:`RECORD`) as {"eval": c -> set -> seed ->
     row, "train": c -> seed -> record}, for candidates whose options are still those recorded."""
@@ -272,7 +277,7 @@ def recorded_runs() -> dict:
     out: dict = {"eval": {}, "train": {}}
     for kind in ("eval", "train"):
         for c, per in (runs.get(kind) or {}).items():
-            if c not in CANDIDATES or options.get(c) != json.loads(json.dumps(CANDIDATES[c].options)):
+            if not same_options(options, c):
                 continue  # a candidate redefined since: its old runs are not its runs
             if kind == "train":
                 out["train"][c] = {int(k): v for k, v in per.items()}
@@ -591,7 +596,9 @@ def pareto_plot(summary: dict, names: list[str], path: Path) -> None:
     # Numbers, not names, beside the points (names overlap where designs cluster); the key below
     # names them. Hollow markers: probes with fewer seeds than the goal asks for.
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    key = []
+    first = next(iter(EVAL_SETS))
+    key = [f"{i} {c} ({n} seed{'s' if n != 1 else ''})"
+           for i, c in enumerate(names, 1) for n in [len(summary[c]["sets"][first]["seeds"])]]
     for ax, set_name in zip(axes[0], EVAL_SETS):
         base = summary.get("baseline", {}).get("sets", {}).get(set_name, {})
         for i, c in enumerate(names, 1):
@@ -604,8 +611,6 @@ def pareto_plot(summary: dict, names: list[str], path: Path) -> None:
             ax.errorbar(x, y, xerr=0 if math.isnan(xs) else xs, yerr=0 if math.isnan(ys) else ys, fmt="o",
                         capsize=3, color=color, mfc="white" if probe else color)
             ax.annotate(str(i), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7, color=color)
-            if set_name == next(iter(EVAL_SETS)):
-                key.append(f"{i} {c} ({len(m['seeds'])} seed{'s' if len(m['seeds']) != 1 else ''})")
         ax.axvspan(1 - GOAL["tv_ratio_tolerance"], 1 + GOAL["tv_ratio_tolerance"], color="green", alpha=0.08,
                    label="TV within 10% of the targets'")
         if base and not math.isnan(base["pooled_db"][0]):
@@ -636,8 +641,12 @@ def shipped_config(path: str) -> dict | None:
     return yaml.safe_load(p.read_text())["model"]
 
 
-#: The recipe's (configs/cpu_quick.yaml) values of the module options a candidate may change.
-RECIPE_MODEL_DEFAULTS = {"lambda_l1": 100.0}
+@functools.cache
+def recipe_model() -> dict:
+    """The recipe's (:data:`CONFIG`) ``model`` section: its values of the module options."""
+    return shipped_config(CONFIG) or {}
+
+
 #: UNetGenerator defaults of the options the candidates set.
 GENERATOR_DEFAULTS = {"antialias": "none", "antialias_mode": "conv_blur", "upsample": "transpose",
                       "upsample_antialias": None}
@@ -652,7 +661,7 @@ def matches(model: dict, candidate: str, recipe_ngf: int = 32) -> bool:
 
     cand = CANDIDATES[candidate]
     module_keys = {k for c in CANDIDATES.values() for k in c.model_args}
-    recipe = RECIPE_MODEL_DEFAULTS | cand.model_args
+    recipe = recipe_model() | cand.model_args
     if any(model.get(k) != recipe.get(k) for k in module_keys):
         return False
     init_args = model.get("generator", {}).get("init_args", {})
@@ -669,27 +678,26 @@ def merge_record(previous: dict, data: dict, names: list[str], seeds: list[int])
     whose options are unchanged), which may exist nowhere else: a report of a subset must not
     erase them."""
     prev_runs, prev_opts = previous.get("runs") or {}, previous.get("candidates") or {}
+
+    def other_seeds_and(old_rows: dict, new_rows: dict) -> dict:  # seed -> row, JSON keys as ints
+        kept = {int(k): v for k, v in old_rows.items() if int(k) not in seeds}
+        return dict(sorted({**kept, **new_rows}.items()))
+
     out: dict = {}
     for kind in ("eval", "train"):
         old = prev_runs.get(kind) or {}
         merged = {c: v for c, v in old.items() if c not in names}
         for c in names:
-            kept = {}
-            if c in old and prev_opts.get(c) == json.loads(json.dumps(CANDIDATES[c].options)):
-                if kind == "train":
-                    kept = {int(k): v for k, v in old[c].items() if int(k) not in seeds}
-                else:
-                    kept = {set_name: {int(k): v for k, v in rows.items() if int(k) not in seeds}
-                            for set_name, rows in old[c].items()}
-            new = data[kind].get(c, {})
+            old_c = old.get(c, {}) if same_options(prev_opts, c) else {}
+            new_c = data[kind].get(c, {})
             if kind == "train":
-                both = {**kept, **new}
+                both = other_seeds_and(old_c, new_c)
             else:
-                both = {set_name: {**kept.get(set_name, {}), **new.get(set_name, {})}
-                        for set_name in sorted(set(kept) | set(new))}
-                both = {k: dict(sorted(v.items())) for k, v in both.items() if v}
+                both = {set_name: other_seeds_and(old_c.get(set_name, {}), new_c.get(set_name, {}))
+                        for set_name in sorted(set(old_c) | set(new_c))}
+                both = {k: v for k, v in both.items() if v}
             if both:
-                merged[c] = dict(sorted(both.items())) if kind == "train" else both
+                merged[c] = both
         out[kind] = merged
     return out
 

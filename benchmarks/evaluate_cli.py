@@ -64,8 +64,8 @@ def write_checkpoint(folder: Path, antialias: str, seed: int) -> Path:
     return path
 
 
-def run(ckpt: Path, setting: str, images: int, out: Path) -> tuple[float, float]:
-    """(wall seconds, pooled crop dB) of one evaluate.py run."""
+def setting_flags(setting: str) -> list[str]:
+    """The evaluate.py options of a setting (module docstring); SystemExit naming what is wrong."""
     base, *extras = setting.split("+")
     procs, precision = base.split("-")
     procs = int(procs.rstrip("p"))
@@ -75,7 +75,11 @@ def run(ckpt: Path, setting: str, images: int, out: Path) -> tuple[float, float]
     if unknown:
         raise SystemExit(f"setting {setting!r}: unknown option(s) {', '.join(sorted(unknown))}; "
                          f"expected any of {', '.join(EXTRA_FLAGS)} after '+'")
-    flags += [EXTRA_FLAGS[e] for e in extras]
+    return flags + [EXTRA_FLAGS[e] for e in extras]
+
+
+def run(ckpt: Path, flags: list[str], images: int, out: Path) -> tuple[float, float]:
+    """(wall seconds, pooled crop dB) of one evaluate.py run with ``flags``."""
     cmd = [sys.executable, "evaluate.py", str(ckpt), "--max-images", str(images), "--out", str(out),
            *EVAL_FLAGS, *flags]
     start = time.perf_counter()
@@ -102,6 +106,7 @@ def main() -> None:
     if not (ROOT / "data" / "facades" / "test").is_dir():
         subprocess.run([sys.executable, "-m", "pix2pix_aa.data.facades", "--out", "data/facades"], cwd=ROOT, check=True)
     settings = args.settings.split(",")
+    flags = {st: setting_flags(st) for st in settings}  # a bad setting fails before any run
     print(f"evaluate.py, unet_256 {args.antialias}, 256 px, crop protocol only (64 shifts), facades test; "
           f"{os.cpu_count()} cores; load average at start {os.getloadavg()[0]:.2f}; "
           f"median of {args.repeats} run(s) per setting and size")
@@ -113,13 +118,13 @@ def main() -> None:
         if not args.no_warmup:
             # The first evaluate.py after other work runs with cold caches (imports, data files,
             # the checkpoint): measured 26-54 s where later ones took 26-33 s for the same 2 images.
-            run(ckpt, settings[0], 1, Path(tmp) / "warmup")
+            run(ckpt, flags[settings[0]], 1, Path(tmp) / "warmup")
         walls: dict[str, dict[int, list[float]]] = {st: {args.small: [], args.large: []} for st in settings}
         dbs: dict[str, float] = {}
         for _ in range(args.repeats):
             for setting in settings:
                 for n in (args.small, args.large):
-                    wall, dbs[setting] = run(ckpt, setting, n, Path(tmp) / f"{setting}_{n}")
+                    wall, dbs[setting] = run(ckpt, flags[setting], n, Path(tmp) / f"{setting}_{n}")
                     walls[setting][n].append(wall)
         for setting in settings:
             small, large = (statistics.median(walls[setting][n]) for n in (args.small, args.large))
