@@ -156,6 +156,16 @@ CANDIDATES: dict[str, Candidate] = {
     "bc_kaiser9n_lastnone_fr16": Candidate("bc_kaiser9n_fr16 without a blur after the last upsampling: the top "
                                            "octave from the path and the unblurred last transposed conv",
                                            {**LASTK7, "upsample_antialias": [False] + ["kaiser9_c0.17_w0.16"] * 6}),
+    "bc_kaiser9n_lastk9c30_fr16": Candidate("bc_kaiser9n_fr16 with a Kaiser9 of cutoff 0.3 (transition 0.2 "
+                                            "cycles/px) after the last upsampling: between Kaiser7 and none, it "
+                                            "passes half of 0.3 cycles/px and 8% of 0.375",
+                                            {**LASTK7, "upsample_antialias": ["kaiser9_c0.3_w0.2"]
+                                             + ["kaiser9_c0.17_w0.16"] * 6}),
+    "bc_kaiser9n_lastk7c30_fr16": Candidate("bc_kaiser9n_fr16 with a Kaiser7 of cutoff 0.3 (transition 0.25 "
+                                            "cycles/px) after the last upsampling: as lastk9c30 with a wider "
+                                            "transition band (17% at 0.375) and a passband gain of 1.06",
+                                            {**LASTK7, "upsample_antialias": ["kaiser7_c0.3"]
+                                             + ["kaiser9_c0.17_w0.16"] * 6}),
     "bin5_enc": Candidate("Bin-5 in the encoder only (upsample_antialias false)",
                           {"antialias": "bin5", "upsample_antialias": False}),
     # Not in the default set (see DEFAULT_CANDIDATES): options the study can train on request.
@@ -172,7 +182,8 @@ CANDIDATES: dict[str, Candidate] = {
 DEFAULT_CANDIDATES = ["baseline", "bin5", "bin5_fr16", "bc_bin5_fr16", "bc_kaiser9n_fr16", "bc_bin5_lasttri3_fr16",
                       "bc_kaiser9n_lastk7_fr16", "kaiser7_fr16", "bin5_enc", "bin5_fr32",
                       "bc_kaiser9n_upk7_fr16", "bc_kaiser9n_upk11_fr16", "bc_kaiser9n_lastk7_fr16_l1w70",
-                      "bc_kaiser9n_lastk7_fr16_l1w50", "bc_kaiser9n_lastnone_fr16"]
+                      "bc_kaiser9n_lastk7_fr16_l1w50", "bc_kaiser9n_lastnone_fr16", "bc_kaiser9n_lastk9c30_fr16",
+                      "bc_kaiser9n_lastk7c30_fr16"]
 #: Design effects read off the study: (what changes, candidate, the same without the change).
 EFFECTS = [
     ("Bin-5 as the paper places it, vs none", "bin5", "baseline"),
@@ -194,6 +205,10 @@ EFFECTS = [
      "bc_kaiser9n_lastk7_fr16"),
     ("no blur instead of Kaiser7 after the last upsampling (blur_conv, path)", "bc_kaiser9n_lastnone_fr16",
      "bc_kaiser9n_lastk7_fr16"),
+    ("Kaiser9 at cutoff 0.3 instead of Kaiser7 after the last upsampling", "bc_kaiser9n_lastk9c30_fr16",
+     "bc_kaiser9n_lastk7_fr16"),
+    ("Kaiser7 at cutoff 0.3 instead of Kaiser9 at 0.3 after the last upsampling", "bc_kaiser9n_lastk7c30_fr16",
+     "bc_kaiser9n_lastk9c30_fr16"),
 ]
 #: Evaluation sets -> extra evaluate.py arguments.
 EVAL_SETS = {
@@ -782,7 +797,8 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
 
     freqs = torch.tensor([0.125, 0.25, 0.375, 0.5])
     filt_lines = ["| filter | gain at 0.125 | 0.25 | 0.375 | 0.5 cycles/px |", "|---|---|---|---|---|"]
-    for f in ("bin5", "tri3", "kaiser7", "kaiser9_c0.17_w0.16", "kaiser11_c0.25_w0.12"):
+    for f in ("bin5", "tri3", "kaiser7", "kaiser9_c0.17_w0.16", "kaiser11_c0.25_w0.12", "kaiser9_c0.3_w0.2",
+              "kaiser7_c0.3"):
         r = frequency_response(f, freqs)
         filt_lines.append(f"| {f} | " + " | ".join(f"{v:.3f}" for v in r.tolist()) + " |")
 
