@@ -877,7 +877,9 @@ rewrites this page from the cached results). Page written {time.strftime('%Y-%m-
 The controlled step time is the CPU time of G + D forward and backward of one batch (4 x 128x128,
 1 thread, no optimiser step), median of 7 interleaved rounds on this machine; the training column is the
 median seconds per iteration of each run's log, seed-matched to the baseline, measured while
-other jobs shared the 2 cores (read it as a rough check).
+other jobs shared the 2 cores (read it as a rough check); n/a where no baseline run of the same
+seed was timed in the same session as the candidate's (timings of different sessions do not
+compare: the host's speed varies between them), so the controlled column is the criterion.
 
 Filters (magnitude response of the 1-D row, `pix2pix_aa.layers.frequency_response`; 0.25
 cycles/px is the Nyquist frequency after 2x subsampling): Kaiser7 keeps more of the passband

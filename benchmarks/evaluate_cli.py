@@ -18,7 +18,10 @@ cost (interpreter and torch import, pool start-up, model build, report writing),
 
 Settings: ``<P>p-<precision>[+cl][+nospec]``: ``--num-processes P`` (each worker ``cores // P``
 threads; 1p runs ``--threads 1`` so the two compare per core), ``--precision 32|bf16``, and
-optionally ``--channels-last`` (``+cl``) and ``--no-spectrum`` (``+nospec``). The pooled dB of
+optionally ``--channels-last`` (``+cl``), ``--no-spectrum`` (``+nospec``) and ``--compile``
+(``+compile``: inductor; its compile time is part of each run's fixed cost, after the warm-up
+run has filled inductor's on-disk cache: the warm-up's own time, printed, is a cold start when
+its setting compiles). The pooled dB of
 each run is printed beside its time (bf16 must not move it beyond the stated bound; processes
 must not move it at all). Read the load average printed at the end: the figures are for a machine
 whose cores were free only if it is below the core count.
@@ -49,7 +52,7 @@ EVAL_FLAGS = ["--dataset", "facades", "--data-dir", "data/facades", "--direction
 
 
 #: ``+name`` suffixes of a setting -> the evaluate.py option they add.
-EXTRA_FLAGS = {"cl": "--channels-last", "nospec": "--no-spectrum"}
+EXTRA_FLAGS = {"cl": "--channels-last", "nospec": "--no-spectrum", "compile": "--compile"}
 
 
 def write_checkpoint(folder: Path, antialias: str, seed: int) -> Path:
@@ -110,15 +113,16 @@ def main() -> None:
     print(f"evaluate.py, unet_256 {args.antialias}, 256 px, crop protocol only (64 shifts), facades test; "
           f"{os.cpu_count()} cores; load average at start {os.getloadavg()[0]:.2f}; "
           f"median of {args.repeats} run(s) per setting and size")
-    print("| setting | wall s, " + f"{args.small} images | wall s, {args.large} images | s per image "
-          "| 100 images, min | pooled dB |")
-    print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = write_checkpoint(Path(tmp), args.antialias, args.seed)
         if not args.no_warmup:
             # The first evaluate.py after other work runs with cold caches (imports, data files,
             # the checkpoint): measured 26-54 s where later ones took 26-33 s for the same 2 images.
-            run(ckpt, flags[settings[0]], 1, Path(tmp) / "warmup")
+            wall, _ = run(ckpt, flags[settings[0]], 1, Path(tmp) / "warmup")
+            print(f"warm-up ({settings[0]}, 1 image, discarded): {wall:.1f} s")
+        print("| setting | wall s, " + f"{args.small} images | wall s, {args.large} images | s per image "
+              "| 100 images, min | pooled dB |")
+        print("|---|---|---|---|---|---|")
         walls: dict[str, dict[int, list[float]]] = {st: {args.small: [], args.large: []} for st in settings}
         dbs: dict[str, float] = {}
         for _ in range(args.repeats):

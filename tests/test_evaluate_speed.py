@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -70,6 +71,20 @@ def test_channels_last_keeps_the_figures_and_bf16_stays_close():
             assert cl[key] == pytest.approx(value, rel=1e-4, abs=1e-3), key
     for key in ("stability_crop_pooled_db", "stability_circular_pooled_db", "quality_psnr", "flicker_pooled_db"):
         assert abs(bf[key] - ref[key]) < 1.0, key  # bf16 rounding on an untrained toy; trained: see PERFORMANCE.md
+
+
+@pytest.mark.skipif(not (shutil.which("gcc") or shutil.which("cc")), reason="inductor needs a C compiler")
+def test_compiled_generator_keeps_the_figures():
+    # Inductor reorders float32 arithmetic (fused pointwise ops), so equal to rounding, not bits.
+    g, x = _generator(), _images()
+    opts = {**OPTS, "noise": (), "flicker_frames": 0}
+    ref = evaluate_generator(g, x, x, EvalOptions(**opts)).row()
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    compiled = evaluate_generator(_generator(), x, x, EvalOptions(**opts, compile=True)).row()
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > graphs  # it did run compiled
+    for key, value in ref.items():
+        if isinstance(value, float) and key != "seconds" and math.isfinite(value):
+            assert compiled[key] == pytest.approx(value, rel=1e-4, abs=1e-3), key
 
 
 def test_feature_layers_run_under_bf16_and_come_back_float32():
