@@ -687,6 +687,17 @@ def matches(model: dict, candidate: str, recipe_ngf: int = 32) -> bool:
                                     for k, v in want.items())
 
 
+def report_scope(names: list[str], seeds: list[int]) -> tuple[list[str], list[int]]:
+    """The candidates and seeds a report covers: the default study, the committed record's
+    candidates whose options are unchanged and its seeds, and this invocation's ``names`` and
+    ``seeds``. A study run of a subset (one new candidate, two more seeds) then rewrites the
+    whole page and record, never a page of the subset alone."""
+    rec = read_json(RECORD) or {}
+    recorded = [c for c in (rec.get("candidates") or {}) if same_options(rec.get("candidates") or {}, c)]
+    scope = list(dict.fromkeys([*DEFAULT_CANDIDATES, *recorded, *names]))
+    return scope, sorted({0, 1, 2, *(rec.get("seeds") or []), *seeds})
+
+
 def merge_record(previous: dict, data: dict, names: list[str], seeds: list[int]) -> dict:
     """The record's runs after a report of ``names`` x ``seeds``: this report's runs, and every
     run of the previous record outside it (other candidates, and other seeds of these candidates
@@ -971,13 +982,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=1, help="runs trained (and evaluated) at a time, --threads each")
     p.add_argument("--retrain", action="store_true", help="train runs that the committed record already holds")
     args = p.parse_args(argv)
-    raw = list(argv if argv is not None else sys.argv[1:])
-    # The page's regenerate command: the study's own options, without the stage that wrote it.
-    args.passthrough = [a for i, a in enumerate(raw) if a != "--stage" and (i == 0 or raw[i - 1] != "--stage")
-                        and not a.startswith("--stage=")]
+    # The page's regenerate command: the options that change its numbers (the page always covers
+    # the whole study, whatever subset this invocation trained).
+    args.passthrough = [*(["--threads", str(args.threads)] if args.threads != 1 else []),
+                        *(["--max-images", str(args.max_images)] if args.max_images != 20 else [])]
     if "baseline" not in args.candidates:
         p.error("the study needs the baseline")
-    names = list(dict.fromkeys(args.candidates))  # training and table order
+    names = list(dict.fromkeys(args.candidates))  # training order
+    report_names, report_seeds = report_scope(names, args.seeds)
     if args.stage in ("all", "train", "evaluate"):
         ensure_data()
     if args.stage in ("all", "train"):
@@ -1020,12 +1032,13 @@ def main(argv: list[str] | None = None) -> int:
         cached = read_json(OUT / "cost.json")
         code = fingerprint([*(ROOT / "pix2pix_aa" / "networks").glob("*.py"),
                             *(ROOT / "pix2pix_aa" / "layers").glob("*.py")])
-        if cached is None or cached.get("code") != code or set(names) - set(cached.get("candidates", {})) \
+        if cached is None or cached.get("code") != code or set(report_names) - set(cached.get("candidates", {})) \
                 or args.stage == "cost":
-            log(f"cost: {len(names)} candidates, G + D step at 4 x 128x128, 1 thread")
-            write_json(OUT / "cost.json", {"code": code, "candidates": measure_cost(names), **git_state()})
+            # Every candidate of the page in one run: step times compare only within one run.
+            log(f"cost: {len(report_names)} candidates, G + D step at 4 x 128x128, 1 thread")
+            write_json(OUT / "cost.json", {"code": code, "candidates": measure_cost(report_names), **git_state()})
     if args.stage in ("all", "report", "cost"):
-        write_report(names, args.seeds, args)
+        write_report(report_names, report_seeds, args)
     return 0
 
 

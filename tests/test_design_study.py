@@ -171,3 +171,19 @@ def test_a_report_of_some_seeds_keeps_the_records_other_seeds(study):
     # a seed this report covers but has no run for is dropped from the record, as before
     empty = study.merge_record(previous, {"eval": {}, "train": {}}, ["baseline"], [0])
     assert 0 not in empty["eval"]["baseline"]["facades"]
+
+
+def test_a_report_of_a_subset_covers_the_whole_study(study, tmp_path, monkeypatch):
+    # A run of one new candidate and two more seeds once rewrote the page and record over that
+    # subset alone (the other candidates' summaries and step times gone).
+    record = tmp_path / "record.json"
+    study.write_json(record, {"candidates": {"bin5": study.CANDIDATES["bin5"].options,
+                                             "aps_bin5": study.CANDIDATES["aps_bin5"].options,
+                                             "bilinear_bin5": {"antialias": "redefined"}},
+                              "seeds": [0, 1, 2, 3]})
+    monkeypatch.setattr(study, "RECORD", record)
+    names, seeds = study.report_scope(["baseline", "bin5_fr32"], [1, 2])
+    assert names[:len(study.DEFAULT_CANDIDATES)] == study.DEFAULT_CANDIDATES
+    assert "aps_bin5" in names and "bilinear_bin5" not in names  # recorded, unless redefined since
+    assert seeds == [0, 1, 2, 3]
+    assert study.report_scope(["baseline"], [5])[1] == [0, 1, 2, 3, 5]
