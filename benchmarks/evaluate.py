@@ -135,15 +135,29 @@ def load_peak(path: Path | None) -> float | None:
     return None if row is None else float(row["float32"]["peak"]["gflops_per_cpu_s"])
 
 
+VARIANT_OPTIONS = ("fp32", "bf16", "channels_last", "compile")
+
+
+def variant_options(variant: str) -> set[str]:
+    """The options of a ``--variants`` entry; SystemExit naming an unknown one."""
+    parts = set(variant.split("+"))
+    if parts - set(VARIANT_OPTIONS) or {"fp32", "bf16"} <= parts:
+        raise SystemExit(f"variant {variant!r}: expected options from {', '.join(VARIANT_OPTIONS)} joined by '+' "
+                         "(at most one precision)")
+    return parts
+
+
 def run_variant(G, source, x, args, shifts, bs, variant: str):
-    """One timed evaluation of ``G`` under ``variant`` (fp32 | bf16 | channels_last | compile):
-    the crop protocol alone (``--what crop``) or every default metric of evaluate.py without the
-    feature layers (``--what full``, :func:`evaluate_chunks`)."""
+    """One timed evaluation of ``G`` under ``variant`` (fp32 | bf16 | channels_last | compile, or
+    options joined by ``+`` such as ``bf16+compile``): the crop protocol alone (``--what crop``) or
+    every default metric of evaluate.py without the feature layers (``--what full``,
+    :func:`evaluate_chunks`)."""
     from pix2pix_aa.evaluation.runner import EvalOptions, evaluate_chunks, merge_chunks
 
-    precision = "bf16" if variant == "bf16" else "32"
-    opts = EvalOptions(max_shift=args.max_shift, layers=None, batch_size=bs, chunk=args.chunk, precision=precision,
-                       channels_last=variant == "channels_last", compile=variant == "compile",
+    parts = variant_options(variant)
+    opts = EvalOptions(max_shift=args.max_shift, layers=None, batch_size=bs, chunk=args.chunk,
+                       precision="bf16" if "bf16" in parts else "32",
+                       channels_last="channels_last" in parts, compile="compile" in parts,
                        protocol=args.protocol, noise=() if args.what == "crop" else (0.01, 0.05, 0.1),
                        lowpass=None if args.what == "crop" else "bin5", spectrum=args.what != "crop",
                        flicker_frames=0 if args.what == "crop" else 32, samples=0)
@@ -167,6 +181,8 @@ def compare_generators(args) -> dict:
 
     names = args.antialias.split(",")
     variants = args.variants.split(",")
+    for v in variants:  # a bad entry fails before the first timed round
+        variant_options(v)
     gens = {}
     for name in names:
         args_one = argparse.Namespace(**{**vars(args), "antialias": name, "channels_last": False})
@@ -301,7 +317,8 @@ def main(argv=None) -> dict:
                    help="generator, or comma-separated generators to compare interleaved (e.g. none,bin5: "
                         "the first is the baseline of the ratios)")
     p.add_argument("--variants", default="fp32",
-                   help="with several generators: comma-separated fp32 | bf16 | channels_last | compile")
+                   help="with several generators: comma-separated fp32 | bf16 | channels_last | compile, "
+                   "or options joined by '+' (bf16+compile)")
     p.add_argument("--what", choices=["crop", "full"], default="crop",
                    help="with several generators: crop = the crop-protocol metric alone; full = evaluate.py's "
                         "default metrics without feature layers (equal-bandwidth, spectrum, flicker, noise)")
