@@ -166,6 +166,16 @@ CANDIDATES: dict[str, Candidate] = {
                                             "transition band (17% at 0.375) and a passband gain of 1.06",
                                             {**LASTK7, "upsample_antialias": ["kaiser7_c0.3"]
                                              + ["kaiser9_c0.17_w0.16"] * 6}),
+    "bc_kaiser9n_lastk9c36_fr16": Candidate("bc_kaiser9n_fr16 with a Kaiser9 of cutoff 0.36 (transition 0.18 "
+                                            "cycles/px) after the last upsampling: passes 40% of 0.375 and 25% "
+                                            "of 0.4, stops 0.45 and up",
+                                            {**LASTK7, "upsample_antialias": ["kaiser9_c0.36_w0.18"]
+                                             + ["kaiser9_c0.17_w0.16"] * 6}),
+    "bc_kaiser9n_lastk13c38_fr16": Candidate("bc_kaiser9n_fr16 with a steep Kaiser13 of cutoff 0.38 (transition "
+                                             "0.1 cycles/px) after the last upsampling: flat to 0.3, stops 0.43 "
+                                             "and up",
+                                             {**LASTK7, "upsample_antialias": ["kaiser13_c0.38_w0.1"]
+                                              + ["kaiser9_c0.17_w0.16"] * 6}),
     "bin5_enc": Candidate("Bin-5 in the encoder only (upsample_antialias false)",
                           {"antialias": "bin5", "upsample_antialias": False}),
     # Not in the default set (see DEFAULT_CANDIDATES): options the study can train on request.
@@ -183,7 +193,7 @@ DEFAULT_CANDIDATES = ["baseline", "bin5", "bin5_fr16", "bc_bin5_fr16", "bc_kaise
                       "bc_kaiser9n_lastk7_fr16", "kaiser7_fr16", "bin5_enc", "bin5_fr32",
                       "bc_kaiser9n_upk7_fr16", "bc_kaiser9n_upk11_fr16", "bc_kaiser9n_lastk7_fr16_l1w70",
                       "bc_kaiser9n_lastk7_fr16_l1w50", "bc_kaiser9n_lastnone_fr16", "bc_kaiser9n_lastk9c30_fr16",
-                      "bc_kaiser9n_lastk7c30_fr16"]
+                      "bc_kaiser9n_lastk7c30_fr16", "bc_kaiser9n_lastk9c36_fr16", "bc_kaiser9n_lastk13c38_fr16"]
 #: Design effects read off the study: (what changes, candidate, the same without the change).
 EFFECTS = [
     ("Bin-5 as the paper places it, vs none", "bin5", "baseline"),
@@ -209,6 +219,10 @@ EFFECTS = [
      "bc_kaiser9n_lastk7_fr16"),
     ("Kaiser7 at cutoff 0.3 instead of Kaiser9 at 0.3 after the last upsampling", "bc_kaiser9n_lastk7c30_fr16",
      "bc_kaiser9n_lastk9c30_fr16"),
+    ("Kaiser9 at cutoff 0.36 instead of 0.3 after the last upsampling", "bc_kaiser9n_lastk9c36_fr16",
+     "bc_kaiser9n_lastk9c30_fr16"),
+    ("steep Kaiser13 at cutoff 0.38 instead of Kaiser9 at 0.3 after the last upsampling",
+     "bc_kaiser9n_lastk13c38_fr16", "bc_kaiser9n_lastk9c30_fr16"),
 ]
 #: Evaluation sets -> extra evaluate.py arguments.
 EVAL_SETS = {
@@ -809,7 +823,7 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
     freqs = torch.tensor([0.125, 0.25, 0.375, 0.5])
     filt_lines = ["| filter | gain at 0.125 | 0.25 | 0.375 | 0.5 cycles/px |", "|---|---|---|---|---|"]
     for f in ("bin5", "tri3", "kaiser7", "kaiser9_c0.17_w0.16", "kaiser11_c0.25_w0.12", "kaiser9_c0.3_w0.2",
-              "kaiser7_c0.3"):
+              "kaiser7_c0.3", "kaiser9_c0.36_w0.18", "kaiser13_c0.38_w0.1"):
         r = frequency_response(f, freqs)
         filt_lines.append(f"| {f} | " + " | ".join(f"{v:.3f}" for v in r.tolist()) + " |")
 

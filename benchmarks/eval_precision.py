@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pix2pix_aa.evaluation.checkpoints import find_checkpoints, load_generator  # noqa: E402
 from pix2pix_aa.evaluation.data import data_settings, load_data  # noqa: E402
 from pix2pix_aa.evaluation.runner import EvalOptions, evaluate_generator  # noqa: E402
-from pix2pix_aa.evaluation.speed import keep_freed_memory  # noqa: E402
+from pix2pix_aa.evaluation.speed import keep_freed_memory, speed_variant  # noqa: E402
 
 DB_KEYS = ("stability_crop_pooled_db", "stability_crop_eb_pooled_db", "stability_crop_mean_db",
            "stability_circular_pooled_db", "stability_circular_eb_pooled_db", "stability_circular_mean_db",
@@ -50,7 +50,8 @@ def main(argv=None) -> dict:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoints", nargs="+")
     p.add_argument("--max-images", type=int, default=20)
-    p.add_argument("--variants", default="bf16", help="comma-separated: bf16, channels_last, compile")
+    p.add_argument("--variants", default="bf16", help="comma-separated: bf16, channels_last, compile, "
+                   "or options joined by '+' (bf16+compile)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
@@ -65,8 +66,7 @@ def main(argv=None) -> dict:
         inputs, targets = load_data(data_settings(item), args.max_images)
         runs = {}
         for variant in ["fp32"] + variants:
-            opts = EvalOptions(layers=None, samples=0, precision="bf16" if variant == "bf16" else "32",
-                               channels_last=variant == "channels_last", compile=variant == "compile")
+            opts = EvalOptions(layers=None, samples=0, **speed_variant(variant))
             start = time.perf_counter()
             res = evaluate_generator(item.generator, inputs, targets, opts, label=item.label)
             runs[variant] = (figures(res), time.perf_counter() - start)

@@ -135,16 +135,14 @@ def load_peak(path: Path | None) -> float | None:
     return None if row is None else float(row["float32"]["peak"]["gflops_per_cpu_s"])
 
 
-VARIANT_OPTIONS = ("fp32", "bf16", "channels_last", "compile")
+def variant_options(variant: str) -> dict:
+    """``EvalOptions`` keywords of a ``--variants`` entry; SystemExit naming an unknown one."""
+    from pix2pix_aa.evaluation.speed import speed_variant
 
-
-def variant_options(variant: str) -> set[str]:
-    """The options of a ``--variants`` entry; SystemExit naming an unknown one."""
-    parts = set(variant.split("+"))
-    if parts - set(VARIANT_OPTIONS) or {"fp32", "bf16"} <= parts:
-        raise SystemExit(f"variant {variant!r}: expected options from {', '.join(VARIANT_OPTIONS)} joined by '+' "
-                         "(at most one precision)")
-    return parts
+    try:
+        return speed_variant(variant)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
 
 
 def run_variant(G, source, x, args, shifts, bs, variant: str):
@@ -154,10 +152,8 @@ def run_variant(G, source, x, args, shifts, bs, variant: str):
     :func:`evaluate_chunks`)."""
     from pix2pix_aa.evaluation.runner import EvalOptions, evaluate_chunks, merge_chunks
 
-    parts = variant_options(variant)
     opts = EvalOptions(max_shift=args.max_shift, layers=None, batch_size=bs, chunk=args.chunk,
-                       precision="bf16" if "bf16" in parts else "32",
-                       channels_last="channels_last" in parts, compile="compile" in parts,
+                       **variant_options(variant),
                        protocol=args.protocol, noise=() if args.what == "crop" else (0.01, 0.05, 0.1),
                        lowpass=None if args.what == "crop" else "bin5", spectrum=args.what != "crop",
                        flicker_frames=0 if args.what == "crop" else 32, samples=0)

@@ -137,3 +137,12 @@ def test_every_forward_of_the_evaluation_runs_under_inference_mode():
     finally:
         handle.remove()
     assert modes and all(modes)
+
+
+def test_speed_variants_combine_options_and_refuse_unknown_ones():
+    assert speed.speed_variant("fp32") == {"precision": "32", "channels_last": False, "compile": False}
+    assert speed.speed_variant("bf16+compile") == {"precision": "bf16", "channels_last": False, "compile": True}
+    EvalOptions(**speed.speed_variant("channels_last+bf16"))  # every variant is valid EvalOptions
+    for bad in ("bf16+fp32", "bf16+cl", "fast"):
+        with pytest.raises(ValueError, match="expected options from fp32, bf16, channels_last, compile"):
+            speed.speed_variant(bad)

@@ -24,10 +24,12 @@ from typing import Optional
 import torch
 from torch import nn
 
-__all__ = ["PRECISIONS", "autocast", "available_cores", "default_threads", "keep_freed_memory",
-           "prepare_generator"]
+__all__ = ["PRECISIONS", "SPEED_OPTIONS", "autocast", "available_cores", "default_threads", "keep_freed_memory",
+           "prepare_generator", "speed_variant"]
 
 PRECISIONS = ("32", "bf16")
+#: Names of the inference speed options, as benchmarks combine them (``bf16+compile``).
+SPEED_OPTIONS = ("fp32", "bf16", "channels_last", "compile")
 
 # mallopt parameters (glibc malloc.h)
 _M_TRIM_THRESHOLD = -1
@@ -88,6 +90,18 @@ def prepare_generator(generator: nn.Module, channels_last: bool = False, compile
         except AttributeError:  # pragma: no cover - OptimizedModule forwards attributes
             pass
     return compiled
+
+
+def speed_variant(variant: str) -> dict:
+    """``EvalOptions`` keywords of a benchmark variant: names of :data:`SPEED_OPTIONS` joined by
+    ``+`` (``"fp32"``, ``"bf16+compile"``). Raises ValueError naming an unknown option or two
+    precisions."""
+    parts = set(variant.split("+"))
+    if parts - set(SPEED_OPTIONS) or {"fp32", "bf16"} <= parts:
+        raise ValueError(f"variant {variant!r}: expected options from {', '.join(SPEED_OPTIONS)} joined by '+' "
+                         "(at most one precision)")
+    return {"precision": "bf16" if "bf16" in parts else "32", "channels_last": "channels_last" in parts,
+            "compile": "compile" in parts}
 
 
 def autocast(device: torch.device | str, precision: str = "32") -> contextlib.AbstractContextManager:
