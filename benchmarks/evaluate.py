@@ -38,6 +38,7 @@ when freed), the behaviour before evaluate.py's ``--allocator keep`` default.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -183,6 +184,9 @@ def compare_generators(args) -> dict:
     for name in names:
         args_one = argparse.Namespace(**{**vars(args), "antialias": name, "channels_last": False})
         gens[name] = build_generator(args_one)
+    # One copy per variant: preparing a module for channels_last converts it in place, which would
+    # carry over to the variants timed after it (and each compiled variant keeps its own graphs).
+    copies = {(n, v): copy.deepcopy(gens[n]) for v in variants for n in names}
     x = test_images(args.num_images, args.size, args.seed)
     source = reflect_pad_source(x, args.max_shift)
     shifts = shift_grid(args.max_shift)
@@ -198,7 +202,7 @@ def compare_generators(args) -> dict:
     for r in range(args.rounds + 1):
         order = keys[r % len(keys):] + keys[:r % len(keys)]
         for n, v in order:
-            fig, wall, cpu = _cpu_timed(lambda n=n, v=v: run_variant(gens[n], source, x, args, shifts, bs, v))
+            fig, wall, cpu = _cpu_timed(lambda n=n, v=v: run_variant(copies[(n, v)], source, x, args, shifts, bs, v))
             figures[(n, v)] = fig
             if r > 0:  # round 0 warms up (oneDNN primitives, compile, allocator)
                 samples[(n, v)].append((wall, cpu))
