@@ -176,6 +176,11 @@ CANDIDATES: dict[str, Candidate] = {
                                              "and up",
                                              {**LASTK7, "upsample_antialias": ["kaiser13_c0.38_w0.1"]
                                               + ["kaiser9_c0.17_w0.16"] * 6}),
+    "bc_kaiser9n_lastnearest_fr16": Candidate("bc_kaiser9n_lastnone_fr16 with nearest x2 + 3x3 conv instead of the "
+                                              "last transposed conv: its images of low frequencies are "
+                                              "attenuated by the nearest kernel's zero at 0.5 cycles/px",
+                                              {**LASTK7, "upsample_antialias": [False] + ["kaiser9_c0.17_w0.16"] * 6,
+                                               "upsample": ["nearest"] + ["transpose"] * 6}),
     "bin5_enc": Candidate("Bin-5 in the encoder only (upsample_antialias false)",
                           {"antialias": "bin5", "upsample_antialias": False}),
     # Not in the default set (see DEFAULT_CANDIDATES): options the study can train on request.
@@ -193,7 +198,8 @@ DEFAULT_CANDIDATES = ["baseline", "bin5", "bin5_fr16", "bc_bin5_fr16", "bc_kaise
                       "bc_kaiser9n_lastk7_fr16", "kaiser7_fr16", "bin5_enc", "bin5_fr32",
                       "bc_kaiser9n_upk7_fr16", "bc_kaiser9n_upk11_fr16", "bc_kaiser9n_lastk7_fr16_l1w70",
                       "bc_kaiser9n_lastk7_fr16_l1w50", "bc_kaiser9n_lastnone_fr16", "bc_kaiser9n_lastk9c30_fr16",
-                      "bc_kaiser9n_lastk7c30_fr16", "bc_kaiser9n_lastk9c36_fr16", "bc_kaiser9n_lastk13c38_fr16"]
+                      "bc_kaiser9n_lastk7c30_fr16", "bc_kaiser9n_lastk9c36_fr16", "bc_kaiser9n_lastk13c38_fr16",
+                      "bc_kaiser9n_lastnearest_fr16"]
 #: Design effects read off the study: (what changes, candidate, the same without the change).
 EFFECTS = [
     ("Bin-5 as the paper places it, vs none", "bin5", "baseline"),
@@ -223,6 +229,8 @@ EFFECTS = [
      "bc_kaiser9n_lastk9c30_fr16"),
     ("steep Kaiser13 at cutoff 0.38 instead of Kaiser9 at 0.3 after the last upsampling",
      "bc_kaiser9n_lastk13c38_fr16", "bc_kaiser9n_lastk9c30_fr16"),
+    ("nearest + conv instead of a transposed conv as the last upsampling (no blur there)",
+     "bc_kaiser9n_lastnearest_fr16", "bc_kaiser9n_lastnone_fr16"),
 ]
 #: Evaluation sets -> extra evaluate.py arguments.
 EVAL_SETS = {
