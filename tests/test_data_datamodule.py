@@ -78,6 +78,14 @@ def test_prepare_data_reuses_existing_and_warns_on_different_settings(tmp_path):
     assert f.read_bytes() == before
 
 
+def test_a_folder_of_the_other_procedural_kind_is_refused(tmp_path):
+    # Facades and photos are both aligned pairs on disk: without the check, dataset photos on a
+    # facades folder evaluated the facades under the photos' name.
+    _dm(tmp_path).prepare_data()
+    with pytest.raises(ValueError, match=r"holds the procedural facades .* but the dataset is 'photos'"):
+        _dm(tmp_path, dataset="photos").prepare_data()
+
+
 def test_generate_options_left_at_their_defaults_ask_for_nothing(tmp_path, recwarn):
     # A folder generated at 32 px read with the default generate_size (256) and counts: no warning.
     _dm(tmp_path).prepare_data()

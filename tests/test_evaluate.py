@@ -139,3 +139,13 @@ def test_no_spectrum_drops_only_the_spectrum(trained_run, monkeypatch, tmp_path)
     drop = {"seconds"}
     assert {k: v for k, v in a["row"].items() if k not in drop} == {k: v for k, v in b["row"].items() if k not in drop}
     assert not (tmp_path / "without" / "stability_spectrum.png").exists()
+
+
+@pytest.mark.parametrize("value", ["-1", "0"])
+def test_a_max_images_below_one_is_refused_by_the_parser(value, capsys):
+    from pix2pix_aa.evaluation.cli import main as evaluate_main
+
+    with pytest.raises(SystemExit) as exit_info:  # -1 used to fail deep inside torch.stack
+        evaluate_main(["runs/none", "--max-images", value])
+    assert exit_info.value.code == 2
+    assert f"--max-images: expected a whole number >= 1, got {value}" in capsys.readouterr().err

@@ -242,12 +242,27 @@ class Pix2PixDataModule(pl.LightningDataModule):
                                                      ("splits", "generate_counts", self.generate_counts))
                   if value != defaults.get(opt)}
         if self.data_dir.exists():
+            self._check_kind()
             self._warn_if_different(wanted)
             return
         try:
             self._generate()
         except FileExistsError:  # another process generated it meanwhile: use theirs
+            self._check_kind()
             self._warn_if_different(wanted)
+
+    def _check_kind(self) -> None:
+        """Both procedural kinds are aligned pairs on disk, so a folder of one would load as the
+        other without a word: refuse a folder that generation.json says holds the other kind."""
+        meta_path = self.data_dir / "generation.json"
+        if not meta_path.is_file():
+            return
+        made_by = json.loads(meta_path.read_text()).get("generator", "")
+        kind = made_by.rsplit(".", 1)[-1] if made_by.startswith("pix2pix_aa.data.") else None
+        if kind in ("facades", "photos") and kind != self.dataset:
+            raise ValueError(f"data_dir {self.data_dir} holds the procedural {kind} ({meta_path}), but the dataset is "
+                             f"{self.dataset!r}: pass a data_dir for the {self.dataset} (it is generated there if "
+                             f"missing) or dataset {kind!r}")
 
     def _generate(self) -> None:
         if self.dataset == "facades":

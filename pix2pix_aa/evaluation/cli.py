@@ -45,6 +45,17 @@ from pix2pix_aa.metrics.bandwidth import LOWPASS_SIZES
 EXIT_USAGE = 2
 
 
+def _count(text: str) -> int:
+    """A number of images, at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
 def _floats(text: str) -> list[float]:
     if text.strip().lower() in ("", "none"):
         return []
@@ -70,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--split", default="test", help="split to evaluate on (default: test)")
     d.add_argument("--direction", choices=["AtoB", "BtoA"], help="default: each checkpoint's")
     d.add_argument("--size", type=int, help="image size (default: each checkpoint's crop_size)")
-    d.add_argument("--max-images", type=int, default=None, help="evaluate the first N images only")
+    d.add_argument("--max-images", type=_count, default=None, help="evaluate the first N images only")
     m = p.add_argument_group("metrics")
     m.add_argument("--shifts", type=int, default=8, help="S: shifts (dy, dx) in [0, S)^2 (default 8)")
     m.add_argument("--num-shifts", type=int, default=None, help="a seeded sample of the S*S shifts (default: all)")
