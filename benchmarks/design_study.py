@@ -537,7 +537,10 @@ def collect(names: list[str], seeds: list[int]) -> dict:
             for set_name in EVAL_SETS:
                 res = read_json(OUT / "eval" / set_name / run_name(c, s) / "results.json")
                 if res is not None:
-                    data["eval"].setdefault(c, {}).setdefault(set_name, {})[s] = extract_row(res)
+                    meta = read_json(OUT / "eval" / set_name / run_name(c, s) / "meta.json") or {}
+                    # The row carries its evaluation code into the record, for clones without the run.
+                    row = {**extract_row(res), "eval_code": meta.get("eval_code")}
+                    data["eval"].setdefault(c, {}).setdefault(set_name, {})[s] = row
     return data
 
 
@@ -756,8 +759,8 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
     from pix2pix_aa.layers.filters import frequency_response
 
     data = collect(names, seeds)
-    cost = read_json(OUT / "cost.json") or {}
-    cost = cost.get("candidates", {})
+    cost_file = read_json(OUT / "cost.json") or {}
+    cost, cost_code = cost_file.get("candidates", {}), cost_file.get("code")
     summary = summarise(data, names, cost)
     done_seeds = {c: sorted(data["eval"].get(c, {}).get("facades", {})) for c in names}
     complete = all(len(done_seeds[c]) >= len(seeds) for c in names)
@@ -768,7 +771,8 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
     runs = merge_record(previous, data, names, seeds)
     options = {**{c: v for c, v in (previous.get("candidates") or {}).items() if c not in names},
                **{c: CANDIDATES[c].options for c in names}}
-    write_json(RECORD, {"summary": summary, "runs": runs, "cost": cost, "seeds": seeds, "candidates": options})
+    write_json(RECORD, {"summary": summary, "runs": runs, "cost": cost, "cost_code": cost_code, "seeds": seeds,
+                        "candidates": options})
 
     def table(set_name: str) -> str:
         head = ("| candidate | seeds | pooled crop (dB) | vs baseline | equal bandwidth (dB) | vs baseline | "
@@ -823,7 +827,7 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
         gap = summary[c]["sets"]["facades"]["gap_pooled_db"][0]
         scores[c] = (len(met), -len(missed), -shortfall(summary[c]), gap if not math.isnan(gap) else -1e9)
         goal_lines.append(f"| {c} | {len(met)}/{len(checks)} | {'; '.join(missed) or 'none'} | "
-                          f"{', '.join(unknown) or '-'} |")
+                          f"{shortfall(summary[c]):.2f} | {', '.join(unknown) or '-'} |")
     winners = [c for c in scores if all(ok for ok, _ in summary[c]["goal"].values())]
     seeds_key = f">= {GOAL['seeds']} seeds"
     best = max(scores, key=lambda c: scores[c]) if scores else None
@@ -844,9 +848,10 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
     recorded = [r for per in data["train"].values() for r in per.values()]
     commits = sorted({r.get("commit", "?") + (" (+ uncommitted network changes)" if r.get("dirty_networks") else "")
                       for r in recorded})
-    evals = [read_json(OUT / "eval" / s / run_name(c, k) / "meta.json") for c in names for s in EVAL_SETS
-             for k in done_seeds[c]]
-    eval_codes = sorted({e.get("eval_code", "?") for e in evals if e})
+    rows = [r for c in names for s in EVAL_SETS for r in data["eval"].get(c, {}).get(s, {}).values()]
+    eval_codes = sorted({r["eval_code"] for r in rows if r.get("eval_code")})
+    if any(not r.get("eval_code") for r in rows):
+        eval_codes.append("not recorded for runs evaluated before the record kept it")
     n_images = {s: sorted({r.get("num_images") for c in trained for r in data["eval"][c].get(s, {}).values()} - {None})
                 for s in EVAL_SETS}
     status = ("complete" if complete else
@@ -908,7 +913,9 @@ rewrites this page from the cached results). Page written {time.strftime('%Y-%m-
 {chr(10).join(cost_lines)}
 
 The controlled step time is the CPU time of G + D forward and backward of one batch (4 x 128x128,
-1 thread, no optimiser step), median of 7 interleaved rounds on this machine; the training column is the
+1 thread, no optimiser step), median of 7 interleaved rounds on this machine, all candidates in one run
+(repeated on another day or under load, ratios moved by 5-15% of their value, so a ratio within
+0.2x of the 1.6x limit can fall on either side of it in another measurement); the training column is the
 median seconds per iteration of each run's log, seed-matched to the baseline, measured while
 other jobs shared the 2 cores (read it as a rough check); n/a where no baseline run of the same
 seed was timed in the same session as the candidate's (timings of different sessions do not
@@ -942,9 +949,14 @@ Goal: pooled crop stability >= baseline + {GOAL['stability_gain_db']:g} dB, TV r
 {GOAL['psnr_drop_db']:g} dB, on both data sets, mean of >= {GOAL['seeds']} seeds, <= {GOAL['params_ratio']:g}x the
 parameters, <= {GOAL['time_ratio']:g}x the controlled step time.
 
-| candidate | criteria met | missed (figure) | not measurable yet |
-|---|---|---|---|
+| candidate | criteria met | missed (figure) | shortfall | not measurable yet |
+|---|---|---|---|---|
 {chr(10).join(goal_lines)}
+
+Ranking ("closest" below): the most criteria met, then the fewest missed, then the smallest
+shortfall: each missed quality or stability criterion's distance to its threshold as a fraction
+of it (stability: missing dB / 8; TV: excess over the 10% tolerance / 0.1; PSNR: missing dB /
+0.3; SSIM: missing / 0.01), summed over both data sets; then the stability gain on the test split.
 
 ## Recommendation
 
@@ -1060,6 +1072,11 @@ def main(argv: list[str] | None = None) -> int:
                         evaluate(name, set_name, args.max_images, args.threads)
     if args.stage in ("all", "cost", "report"):
         cached = read_json(OUT / "cost.json")
+        if cached is None:  # a fresh checkout: the record's step times, if measured on today's networks
+            rec = read_json(RECORD) or {}
+            if rec.get("cost_code") and rec.get("cost"):
+                cached = {"code": rec["cost_code"], "candidates": rec["cost"], "from_record": True}
+                write_json(OUT / "cost.json", cached)
         code = fingerprint([*(ROOT / "pix2pix_aa" / "networks").glob("*.py"),
                             *(ROOT / "pix2pix_aa" / "layers").glob("*.py")])
         if cached is None or cached.get("code") != code or set(report_names) - set(cached.get("candidates", {})) \
