@@ -125,6 +125,7 @@ def test_evaluate_py_speed_flags_run_and_are_recorded(trained_run, monkeypatch, 
     assert code == 0
     options = json.loads((tmp_path / "e" / "results.json").read_text())["options"]
     assert options["precision"] == "bf16" and options["channels_last"] is True and options["compile"] is False
+    assert options["execution"] == {"num_processes": 1, "world_size": 1, "threads_per_process": 1, "device": "cpu"}
 
 
 def test_every_forward_of_the_evaluation_runs_under_inference_mode():

@@ -284,7 +284,12 @@ def run(args: argparse.Namespace) -> int:
     if rank != 0:
         return EXIT_USAGE if errors else 0
     results = [r for _, r in done]
-    files = write_report(results, out_dir, {**options_dict(opts), "code": code_version()}, errors)
+    # How the work was split: the figures do not depend on it (tested), the time does.
+    execution = {"num_processes": args.num_processes, "world_size": world_size,
+                 "threads_per_process": threads if threads is not None else torch.get_num_threads(),
+                 "device": str(device)}
+    files = write_report(results, out_dir, {**options_dict(opts), "execution": execution, "code": code_version()},
+                         errors)
     table = markdown_table(results)
     if not args.no_tensorboard:
         ranges = heatmap_ranges(results)
