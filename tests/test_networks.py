@@ -193,3 +193,11 @@ def test_an_images_output_does_not_depend_on_its_batch(design):
         whole = g(x)
         assert all(torch.equal(g(x[i:i + 1]), whole[i:i + 1]) for i in range(5))
         assert torch.equal(g(x[1:4]), whole[1:4])
+
+
+def test_a_wrong_input_size_names_each_size_once_with_only_valid_neighbours():
+    g = UNetGenerator(num_downs=3, ngf=4)
+    with pytest.raises(ValueError, match=r"nearest valid: 5 -> 8\. "):  # 0 is not a valid size
+        g(torch.zeros(1, 3, 5, 5))
+    with pytest.raises(ValueError, match=r"nearest valid: 12 -> 8 or 16; 20 -> 16 or 24\. "):
+        g(torch.zeros(1, 3, 12, 20))

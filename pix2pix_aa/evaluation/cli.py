@@ -46,7 +46,7 @@ EXIT_USAGE = 2
 
 
 def _count(text: str) -> int:
-    """A number of images, at least 1."""
+    """A count (images, pixels), at least 1."""
     try:
         value = int(text)
     except ValueError:
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="data set kind (default: each checkpoint's)")
     d.add_argument("--split", default="test", help="split to evaluate on (default: test)")
     d.add_argument("--direction", choices=["AtoB", "BtoA"], help="default: each checkpoint's")
-    d.add_argument("--size", type=int, help="image size (default: each checkpoint's crop_size)")
+    d.add_argument("--size", type=_count, help="image size (default: each checkpoint's crop_size)")
     d.add_argument("--max-images", type=_count, default=None, help="evaluate the first N images only")
     m = p.add_argument_group("metrics")
     m.add_argument("--shifts", type=int, default=8, help="S: shifts (dy, dx) in [0, S)^2 (default 8)")

@@ -123,9 +123,14 @@ class Generator(nn.Module):
         if self.pad_input:
             return
         m = self.size_multiple
-        bad = [s for s in x.shape[-2:] if s % m]
+        bad = list(dict.fromkeys(s for s in x.shape[-2:] if s % m))  # a square input names its size once
+
+        def nearest(s: int) -> str:
+            below, above = (s // m) * m, math.ceil(s / m) * m
+            return f"{s} -> {above}" if below == 0 else f"{s} -> {below} or {above}"
+
         if bad:
-            near = "; ".join(f"{s} -> {(s // m) * m or m} or {math.ceil(s / m) * m}" for s in bad)
+            near = "; ".join(nearest(s) for s in bad)
             raise ValueError(
                 f"input size {tuple(x.shape[-2:])} is not a multiple of {self._size_reason()}; nearest valid: "
                 f"{near}. Resize/crop the input{self.size_hint}, or pass pad_input=True to pad and crop.")
