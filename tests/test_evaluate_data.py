@@ -48,7 +48,9 @@ def test_each_checkpoint_is_scored_on_its_own_direction(two_directions, monkeypa
     assert both["AtoB/version_0/last"]["data"]["direction"] == "AtoB"
     # The AtoB model listed second gets the numbers of an AtoB-only evaluation, not BtoA ones.
     assert evaluate_main([str(atob), "--out", str(tmp_path / "atob"), *FAST]) == 0
+    assert "note:" not in capsys.readouterr().err
     assert evaluate_main([str(atob), "--direction", "BtoA", "--out", str(tmp_path / "wrong"), *FAST]) == 0
+    assert "--direction BtoA (recorded: AtoB)" in capsys.readouterr().err  # an override is announced
     alone, wrong = _models(tmp_path / "atob")["AtoB/version_0/last"], _models(tmp_path / "wrong")["AtoB/version_0/last"]
     assert _numbers(both["AtoB/version_0/last"]) == _numbers(alone)
     assert wrong["row"]["quality_psnr"] != alone["row"]["quality_psnr"]

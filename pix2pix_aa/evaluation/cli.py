@@ -249,6 +249,12 @@ def run(args: argparse.Namespace) -> int:
             errors[item.label] = str(e)
             report_error(str(e))
             continue
+        if settings.trained_with:  # legitimate (e.g. a held-out set), but never unannounced
+            given = {"--data-dir": args.data_dir, "--dataset": args.dataset, "--direction": args.direction,
+                     "--size": args.size}
+            print(f"note: {item.label}: " + ", ".join(f"{flag} {given[flag]} (recorded: {was})"
+                                                     for flag, was in settings.trained_with.items())
+                  + f"; recorded settings from {settings.source}", file=sys.stderr)
         groups.setdefault(settings.key, (settings, []))[1].append(item)
     batches = []
     for settings, items in groups.values():

@@ -36,12 +36,14 @@ class DataSettings:
         split: ``"test"``, ``"val"``, ...
         source: where the recorded settings came from (``"checkpoint"`` or a config.yaml path).
         overridden: the settings given on the command line instead of the recorded ones.
+        trained_with: flag -> the recorded value each overridden flag replaced.
     """
 
     kwargs: dict
     split: str
     source: str
     overridden: list[str] = field(default_factory=list)
+    trained_with: dict = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -113,8 +115,9 @@ def data_settings(item: LoadedGenerator, split: str = "test", data_dir: Optional
     evaluation = {"load_size": size_px, "crop_size": size_px, "batch_size": 1, "num_workers": 0,
                   "predict_dir": None, "max_val_images": None}
     kwargs.update({k: v for k, v in evaluation.items() if k in accepted})
-    return DataSettings(kwargs=kwargs, split=split, source=source,
-                        overridden=[REQUIRED[k] for k in overrides if recorded.get(k) != overrides[k]])
+    changed = [k for k in overrides if recorded.get(k) != overrides[k]]
+    return DataSettings(kwargs=kwargs, split=split, source=source, overridden=[REQUIRED[k] for k in changed],
+                        trained_with={REQUIRED[k]: recorded.get(k) for k in changed})
 
 
 def load_data(settings: DataSettings, max_images: Optional[int]) -> tuple[torch.Tensor, torch.Tensor]:
