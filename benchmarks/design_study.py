@@ -585,8 +585,9 @@ def goal_check(s: dict) -> dict:
         tv = m["tv_ratio"][0]
         checks[f"{set_name}: stability >= +{GOAL['stability_gain_db']:g} dB"] = \
             (None if math.isnan(gap_st) else gap_st >= GOAL["stability_gain_db"], f"{gap_st:+.2f} dB")
+        # 3 digits: a miss by 0.006 (0.894) would print as 0.89, a pass (0.904) as 0.90.
         checks[f"{set_name}: TV ratio within {GOAL['tv_ratio_tolerance']:.0%}"] = \
-            (None if math.isnan(tv) else abs(tv - 1) <= GOAL["tv_ratio_tolerance"], f"{tv:.2f}")
+            (None if math.isnan(tv) else abs(tv - 1) <= GOAL["tv_ratio_tolerance"], f"{tv:.3f}")
         checks[f"{set_name}: SSIM >= baseline"] = \
             (None if math.isnan(gap_ssim) else gap_ssim >= 0, f"{gap_ssim:+.3f}")
         checks[f"{set_name}: PSNR >= baseline - {GOAL['psnr_drop_db']:g} dB"] = \
