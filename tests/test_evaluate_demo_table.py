@@ -48,3 +48,18 @@ def test_demo_trains_the_baseline_the_paper_and_the_shipped_recommended_design()
     assert "--model.generator.init_args.antialias" not in cmd and cmd[cmd.index("--config") + 1] == config
     cmd = train_command("bin5", "bin5", "configs/cpu_quick.yaml")
     assert cmd[cmd.index("--model.generator.init_args.antialias") + 1] == "bin5"
+
+
+def test_demo_trainings_run_with_one_thread_by_default(monkeypatch, tmp_path):
+    # The thread count changes a float reduction's order, and training amplifies it: without a
+    # fixed count the demo's models (and table) differed from machine to machine.
+    from pix2pix_aa import demo
+
+    calls = []
+    monkeypatch.setattr(demo.subprocess, "run", lambda cmd, **kw: calls.append((cmd, kw.get("env"))))
+    monkeypatch.setattr(demo, "demo_table", lambda path: "")
+    monkeypatch.setattr(demo, "run_dir", lambda name: tmp_path / name)
+    assert demo.main(["--variants", "baseline"]) == 0
+    (train, train_env), (evaluate, eval_env) = calls
+    assert "train.py" in train and train_env["OMP_NUM_THREADS"] == "1" and train_env["MKL_NUM_THREADS"] == "1"
+    assert "evaluate.py" in evaluate and eval_env is None  # evaluation keeps its own thread defaults
