@@ -994,8 +994,9 @@ READING = """## How to read it
   influence reaches into the common region.
 - What limits the TV ratio is the last upsampling's low-pass, not the rest of the decoder or the
   loss: filters with their cutoff at the imaging band after every upsampling, a steeper one, or
-  a smaller L1 weight (a larger share for the cGAN term) did not make the outputs sharper (seed
-  0 of each, against the same seed of the design they vary), and most cost stability or PSNR;
+  a smaller L1 weight (a larger share for the cGAN term) did not make the outputs sharper (three
+  seeds of Kaiser7 after every upsampling, seed 0 of the others, against the same seeds of the
+  design they vary), and most cost stability or PSNR;
   a milder filter after the last upsampling did, and no filter there (the path and the
   unblurred last transposed conv make the top octave) brought the TV ratio to the targets' at
   the price of part of the stability gain (effects table).
