@@ -45,7 +45,6 @@ import functools
 import hashlib
 import json
 import math
-import os
 import statistics
 import subprocess
 import sys
@@ -57,7 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pix2pix_aa.demo import run_dir, train_command  # noqa: E402  (the runs `make demo` trains)
+from pix2pix_aa.demo import run_dir, thread_env, train_command  # noqa: E402  (the runs `make demo` trains)
 
 
 def ensure_data() -> None:
@@ -114,9 +113,19 @@ class Candidate:
         return args
 
 
+#: Kaiser9 with its stopband from 0.25 cycles/px (bc_kaiser9n_fr16's filter at every level).
+KAISER9N = "kaiser9_c0.17_w0.16"
 #: The generator options of bc_kaiser9n_lastk7_fr16, the design the later probes vary.
-LASTK7 = {"antialias": "kaiser9_c0.17_w0.16", "antialias_mode": "blur_conv",
-          "upsample_antialias": ["kaiser7"] + ["kaiser9_c0.17_w0.16"] * 6, "fullres_channels": 16}
+LASTK7 = {"antialias": KAISER9N, "antialias_mode": "blur_conv", "upsample_antialias": ["kaiser7"] + [KAISER9N] * 6,
+          "fullres_channels": 16}
+
+
+def last_upsampling(filt, **options) -> dict:
+    """:data:`LASTK7` with ``filt`` (a filter name, or False for none) after the last upsampling
+    instead of Kaiser7, the other upsamplings' filter unchanged; ``options`` added."""
+    return {**LASTK7, "upsample_antialias": [filt] + [KAISER9N] * 6, **options}
+
+
 #: name -> design. Full-resolution path: fullres_channels = c (see UNetGenerator).
 CANDIDATES: dict[str, Candidate] = {
     "baseline": Candidate("reference pix2pix U-Net (no anti-aliasing)"),
@@ -138,7 +147,7 @@ CANDIDATES: dict[str, Candidate] = {
                               {"antialias": "kaiser7", "fullres_channels": 16}),
     "bc_kaiser9n_fr16": Candidate("Kaiser sinc, 9 taps, cutoff 0.17, transition 0.16 cycles/px (stopband from "
                                   "the subsampled Nyquist frequency 0.25 on), blur_conv + full-resolution path, c = 16",
-                                  {"antialias": "kaiser9_c0.17_w0.16", "antialias_mode": "blur_conv",
+                                  {"antialias": KAISER9N, "antialias_mode": "blur_conv",
                                    "fullres_channels": 16}),
     "bc_kaiser7_fr16": Candidate("kaiser7 blur_conv + full-resolution path, c = 16",
                                  {"antialias": "kaiser7", "antialias_mode": "blur_conv", "fullres_channels": 16}),
@@ -155,32 +164,27 @@ CANDIDATES: dict[str, Candidate] = {
                                                LASTK7, {"lambda_l1": 50.0}),
     "bc_kaiser9n_lastnone_fr16": Candidate("bc_kaiser9n_fr16 without a blur after the last upsampling: the top "
                                            "octave from the path and the unblurred last transposed conv",
-                                           {**LASTK7, "upsample_antialias": [False] + ["kaiser9_c0.17_w0.16"] * 6}),
+                                           last_upsampling(False)),
     "bc_kaiser9n_lastk9c30_fr16": Candidate("bc_kaiser9n_fr16 with a Kaiser9 of cutoff 0.3 (transition 0.2 "
                                             "cycles/px) after the last upsampling: between Kaiser7 and none, it "
                                             "passes half of 0.3 cycles/px and 8% of 0.375",
-                                            {**LASTK7, "upsample_antialias": ["kaiser9_c0.3_w0.2"]
-                                             + ["kaiser9_c0.17_w0.16"] * 6}),
+                                            last_upsampling("kaiser9_c0.3_w0.2")),
     "bc_kaiser9n_lastk7c30_fr16": Candidate("bc_kaiser9n_fr16 with a Kaiser7 of cutoff 0.3 (transition 0.25 "
                                             "cycles/px) after the last upsampling: as lastk9c30 with a wider "
                                             "transition band (17% at 0.375) and a passband gain of 1.06",
-                                            {**LASTK7, "upsample_antialias": ["kaiser7_c0.3"]
-                                             + ["kaiser9_c0.17_w0.16"] * 6}),
+                                            last_upsampling("kaiser7_c0.3")),
     "bc_kaiser9n_lastk9c36_fr16": Candidate("bc_kaiser9n_fr16 with a Kaiser9 of cutoff 0.36 (transition 0.18 "
                                             "cycles/px) after the last upsampling: passes 40% of 0.375 and 25% "
                                             "of 0.4, stops 0.45 and up",
-                                            {**LASTK7, "upsample_antialias": ["kaiser9_c0.36_w0.18"]
-                                             + ["kaiser9_c0.17_w0.16"] * 6}),
+                                            last_upsampling("kaiser9_c0.36_w0.18")),
     "bc_kaiser9n_lastk13c38_fr16": Candidate("bc_kaiser9n_fr16 with a steep Kaiser13 of cutoff 0.38 (transition "
                                              "0.1 cycles/px) after the last upsampling: flat to 0.3, stops 0.43 "
                                              "and up",
-                                             {**LASTK7, "upsample_antialias": ["kaiser13_c0.38_w0.1"]
-                                              + ["kaiser9_c0.17_w0.16"] * 6}),
+                                             last_upsampling("kaiser13_c0.38_w0.1")),
     "bc_kaiser9n_lastnearest_fr16": Candidate("bc_kaiser9n_lastnone_fr16 with nearest x2 + 3x3 conv instead of the "
                                               "last transposed conv: its images of low frequencies are "
                                               "attenuated by the nearest kernel's zero at 0.5 cycles/px",
-                                              {**LASTK7, "upsample_antialias": [False] + ["kaiser9_c0.17_w0.16"] * 6,
-                                               "upsample": ["nearest"] + ["transpose"] * 6}),
+                                              last_upsampling(False, upsample=["nearest"] + ["transpose"] * 6)),
     "bin5_enc": Candidate("Bin-5 in the encoder only (upsample_antialias false)",
                           {"antialias": "bin5", "upsample_antialias": False}),
     # Not in the default set (see DEFAULT_CANDIDATES): options the study can train on request.
@@ -400,7 +404,7 @@ def _train(candidate: str, seed: int, threads: int) -> bool:
     extra = [*cand.train_args(), "--seed_everything", str(seed), "--data.seed", str(seed),
              "--trainer.enable_progress_bar", "false"]
     cmd = train_command(name, cand.antialias, CONFIG, extra)
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env = thread_env(threads)
     LOGS.mkdir(parents=True, exist_ok=True)
     logfile = LOGS / f"{name}.log"
     state = git_state()
@@ -438,7 +442,7 @@ def evaluate(name: str, set_name: str, max_images: int, threads: int) -> bool:
     out = OUT / "eval" / set_name / name
     cmd = [sys.executable, "evaluate.py", str(run_dir(name)), "--max-images", str(max_images), "--out", str(out),
            *EVAL_ARGS, *EVAL_SETS[set_name]]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env = thread_env(threads)
     log(f"evaluate {name} on {set_name}")
     LOGS.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -719,7 +723,8 @@ def report_scope(names: list[str], seeds: list[int]) -> tuple[list[str], list[in
     ``seeds``. A study run of a subset (one new candidate, two more seeds) then rewrites the
     whole page and record, never a page of the subset alone."""
     rec = read_json(RECORD) or {}
-    recorded = [c for c in (rec.get("candidates") or {}) if same_options(rec.get("candidates") or {}, c)]
+    options = rec.get("candidates") or {}
+    recorded = [c for c in options if same_options(options, c)]
     scope = list(dict.fromkeys([*DEFAULT_CANDIDATES, *recorded, *names]))
     return scope, sorted({0, 1, 2, *(rec.get("seeds") or []), *seeds})
 

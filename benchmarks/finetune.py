@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -31,14 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pix2pix_aa.demo import run_dir, train_command  # noqa: E402  (the same runs as `make demo`)
+from pix2pix_aa.demo import run_dir, thread_env, train_command  # noqa: E402  (the same runs as `make demo`)
 
 CONFIG = "configs/cpu_quick.yaml"
 PAGE = ROOT / "docs" / "RESULTS_FINETUNE.md"
-
-
-def _env(threads: int) -> dict:
-    return dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
 
 
 def train(name: str, antialias: str, threads: int, extra: list[str]) -> None:
@@ -47,7 +42,7 @@ def train(name: str, antialias: str, threads: int, extra: list[str]) -> None:
     log.parent.mkdir(exist_ok=True)
     print(f"[train] {name}: {' '.join(cmd[1:])}  (log: {log.relative_to(ROOT)})", flush=True)
     with log.open("a") as f:
-        subprocess.run(cmd, cwd=ROOT, env=_env(threads), stdout=f, stderr=subprocess.STDOUT, check=True)
+        subprocess.run(cmd, cwd=ROOT, env=thread_env(threads), stdout=f, stderr=subprocess.STDOUT, check=True)
 
 
 def training_minutes(name: str) -> tuple[float, int]:
@@ -65,7 +60,7 @@ def evaluate(names: list[str], out: Path, max_images: int, threads: int) -> dict
            "--out", str(out), "--no-progress", "--protocol", "crop", "--layers", "none", "--noise", "none",
            "--flicker-frames", "0", "--no-tensorboard"]
     print(f"[evaluate] {' '.join(cmd[1:])}", flush=True)
-    subprocess.run(cmd, cwd=ROOT, env=_env(threads), check=True)
+    subprocess.run(cmd, cwd=ROOT, env=thread_env(threads), check=True)
     return json.loads((out / "results.json").read_text())
 
 

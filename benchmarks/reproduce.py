@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pix2pix_aa.demo import VERSION, run_dir, train_command  # noqa: E402  (the same runs as `make demo`)
+from pix2pix_aa.demo import VERSION, run_dir, thread_env, train_command  # noqa: E402  (the same runs as `make demo`)
 
 VARIANTS = {  # name -> (config, antialias)
     "baseline": ("configs/cpu_quick.yaml", "none"),
@@ -60,7 +59,7 @@ def train(variant: str, threads: int, seed: int = 0, extra: tuple[str, ...] = ()
     name = run_name(variant, seed)
     seed_args = ["--seed_everything", str(seed)] if seed else []
     cmd = train_command(name, antialias, config, ["--trainer.enable_progress_bar", "false", *seed_args, *extra])
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env = thread_env(threads)
     log = ROOT / "logs" / f"repro_{name}.log"
     log.parent.mkdir(exist_ok=True)
     print(f"[train] {name}: {' '.join(cmd[1:])}  (log: {log.relative_to(ROOT)})", flush=True)

@@ -25,9 +25,14 @@ VARIANTS: dict[str, tuple[str, str | None]] = {"baseline": ("base", "none"), "bi
 VERSION = "main"
 
 
+def thread_env(threads: int) -> dict:
+    """This process's environment with ``threads`` torch (OpenMP) and MKL threads for a child."""
+    return dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+
+
 def _run(cmd: list[str], threads: int | None = None) -> None:
     """Run ``cmd`` in the repository; ``threads``: its torch / MKL threads (None: the defaults)."""
-    env = None if threads is None else dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env = None if threads is None else thread_env(threads)
     print("\n$ " + ("" if threads is None else f"OMP_NUM_THREADS={threads} ") + " ".join(cmd), flush=True)
     subprocess.run(cmd, cwd=ROOT, check=True, env=env)
 

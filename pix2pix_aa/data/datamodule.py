@@ -242,22 +242,26 @@ class Pix2PixDataModule(pl.LightningDataModule):
                                                      ("splits", "generate_counts", self.generate_counts))
                   if value != defaults.get(opt)}
         if self.data_dir.exists():
-            self._check_kind()
-            self._warn_if_different(wanted)
+            self._check_existing(wanted)
             return
         try:
             self._generate()
         except FileExistsError:  # another process generated it meanwhile: use theirs
-            self._check_kind()
-            self._warn_if_different(wanted)
+            self._check_existing(wanted)
 
-    def _check_kind(self) -> None:
-        """Both procedural kinds are aligned pairs on disk, so a folder of one would load as the
-        other without a word: refuse a folder that generation.json says holds the other kind."""
+    def _check_existing(self, wanted: dict[str, Any]) -> None:
+        """Check an existing folder against its generation.json (none: nothing to check)."""
         meta_path = self.data_dir / "generation.json"
         if not meta_path.is_file():
             return
-        made_by = json.loads(meta_path.read_text()).get("generator", "")
+        meta = json.loads(meta_path.read_text())
+        self._check_kind(meta, meta_path)
+        self._warn_if_different(wanted, meta)
+
+    def _check_kind(self, meta: dict, meta_path: Path) -> None:
+        """Both procedural kinds are aligned pairs on disk, so a folder of one would load as the
+        other without a word: refuse a folder that generation.json says holds the other kind."""
+        made_by = meta.get("generator", "")
         kind = made_by.rsplit(".", 1)[-1] if made_by.startswith("pix2pix_aa.data.") else None
         if kind in ("facades", "photos") and kind != self.dataset:
             raise ValueError(f"data_dir {self.data_dir} holds the procedural {kind} ({meta_path}), but the dataset is "
@@ -279,11 +283,7 @@ class Pix2PixDataModule(pl.LightningDataModule):
             generate_photos(self.data_dir, seed=self.seed, splits=self.generate_counts, size=self.generate_size)
         print(f"[pix2pix_aa] wrote {self.data_dir}", flush=True)
 
-    def _warn_if_different(self, wanted: dict[str, Any]) -> None:
-        meta_path = self.data_dir / "generation.json"
-        if not meta_path.is_file():
-            return
-        meta = json.loads(meta_path.read_text())
+    def _warn_if_different(self, wanted: dict[str, Any], meta: dict) -> None:
         diff = {k: (meta.get(k), v) for k, v in wanted.items() if meta.get(k) != v}
         if diff:
             warnings.warn(
