@@ -185,6 +185,14 @@ CANDIDATES: dict[str, Candidate] = {
                                               "last transposed conv: its images of low frequencies are "
                                               "attenuated by the nearest kernel's zero at 0.5 cycles/px",
                                               last_upsampling(False, upsample=["nearest"] + ["transpose"] * 6)),
+    "bc_kaiser9n_lastk9c36_fr16_h2": Candidate("bc_kaiser9n_lastk9c36_fr16 with a second conv -> norm -> ReLU "
+                                               "block in the full-resolution head: pointwise nonlinearities at "
+                                               "full resolution commute with integer shifts, so the head can add "
+                                               "detail above the last blur's cutoff",
+                                               last_upsampling("kaiser9_c0.36_w0.18", head_layers=2)),
+    "bc_kaiser9n_lastk13c38_fr16_h2": Candidate("bc_kaiser9n_lastk13c38_fr16 with a second block in the "
+                                                "full-resolution head (as lastk9c36_h2)",
+                                                last_upsampling("kaiser13_c0.38_w0.1", head_layers=2)),
     "bin5_enc": Candidate("Bin-5 in the encoder only (upsample_antialias false)",
                           {"antialias": "bin5", "upsample_antialias": False}),
     # Not in the default set (see DEFAULT_CANDIDATES): options the study can train on request.
@@ -203,7 +211,8 @@ DEFAULT_CANDIDATES = ["baseline", "bin5", "bin5_fr16", "bc_bin5_fr16", "bc_kaise
                       "bc_kaiser9n_upk7_fr16", "bc_kaiser9n_upk11_fr16", "bc_kaiser9n_lastk7_fr16_l1w70",
                       "bc_kaiser9n_lastk7_fr16_l1w50", "bc_kaiser9n_lastnone_fr16", "bc_kaiser9n_lastk9c30_fr16",
                       "bc_kaiser9n_lastk7c30_fr16", "bc_kaiser9n_lastk9c36_fr16", "bc_kaiser9n_lastk13c38_fr16",
-                      "bc_kaiser9n_lastnearest_fr16"]
+                      "bc_kaiser9n_lastnearest_fr16", "bc_kaiser9n_lastk9c36_fr16_h2",
+                      "bc_kaiser9n_lastk13c38_fr16_h2"]
 #: Design effects read off the study: (what changes, candidate, the same without the change).
 EFFECTS = [
     ("Bin-5 as the paper places it, vs none", "bin5", "baseline"),
@@ -235,6 +244,10 @@ EFFECTS = [
      "bc_kaiser9n_lastk13c38_fr16", "bc_kaiser9n_lastk9c30_fr16"),
     ("nearest + conv instead of a transposed conv as the last upsampling (no blur there)",
      "bc_kaiser9n_lastnearest_fr16", "bc_kaiser9n_lastnone_fr16"),
+    ("a second full-resolution head block (Kaiser9 at cutoff 0.36 last)", "bc_kaiser9n_lastk9c36_fr16_h2",
+     "bc_kaiser9n_lastk9c36_fr16"),
+    ("a second full-resolution head block (steep Kaiser13 at cutoff 0.38 last)", "bc_kaiser9n_lastk13c38_fr16_h2",
+     "bc_kaiser9n_lastk13c38_fr16"),
 ]
 #: Evaluation sets -> extra evaluate.py arguments.
 EVAL_SETS = {

@@ -131,6 +131,8 @@ def test_per_level_upsampling_and_modes():
     (dict(antialias_mode=["conv_blur", "fast", "conv_blur", "conv_blur"]), "unknown antialias_mode 'fast'"),
     (dict(antialias="aps", upsample_antialias="bin5"), "take upsample_antialias None, True or False"),
     (dict(fullres_channels=-1), "fullres_channels must be >= 0"),
+    (dict(head_layers=2), "head_layers must be >= 1 and needs fullres_channels > 0"),
+    (dict(fullres_channels=4, head_layers=0), "head_layers must be >= 1"),
 ])
 def test_bad_per_level_options_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -157,9 +159,21 @@ def test_fullres_parameter_count(num_downs, ngf, c, base):
     assert n_params(g) <= 1.02 * base  # the design budget: at most 2% more parameters
 
 
-@pytest.mark.parametrize("antialias", ["none", "bin5", "aps_bin5"])
-def test_fullres_shapes_range_and_features(antialias):
-    g = UNetGenerator(num_downs=4, ngf=4, antialias=antialias, fullres_channels=4).eval()
+@pytest.mark.parametrize("head_layers", [2, 3])
+def test_deeper_head_parameter_count_and_layers(head_layers):
+    """Each extra head block is a 3x3 conv c -> c (no bias under batch norm) + BN(c)."""
+    ngf, c = 32, 16
+    one = UNetGenerator(num_downs=7, ngf=ngf, antialias="bin5", fullres_channels=c)
+    g = UNetGenerator(num_downs=7, ngf=ngf, antialias="bin5", fullres_channels=c, head_layers=head_layers)
+    assert n_params(g) - n_params(one) == (head_layers - 1) * (9 * c * c + 2 * c)
+    convs = [m for m in g.head.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [m.in_channels for m in convs] == [2 * c] + [c] * head_layers
+    assert convs[-1].out_channels == 3
+
+
+@pytest.mark.parametrize("antialias,head_layers", [("none", 1), ("bin5", 1), ("aps_bin5", 1), ("bin5", 2)])
+def test_fullres_shapes_range_and_features(antialias, head_layers):
+    g = UNetGenerator(num_downs=4, ngf=4, antialias=antialias, fullres_channels=4, head_layers=head_layers).eval()
     x = torch.randn(2, 3, 32, 48) * 3
     with torch.no_grad():
         y = g(x)
@@ -188,12 +202,13 @@ def test_fullres_gradcheck_float64_tiny():
 
 # -- untrained equivariance of the candidates (circular shifts, circular padding) ----------------
 # Measured on this config, seeds 0-2: none 59-62 dB, bin5 91-95, kaiser7 84-87, bin5 + path
-# 126-127, blur_conv bin5 + path 125-126, bilinear 67-69, bilinear + bin5 87-91; assert 15 dB margins.
+# 126-127, blur_conv bin5 + path 125-126 (with a 2-block head 141-145), bilinear 67-69, bilinear + bin5 87-91; assert 15 dB margins.
 @pytest.mark.parametrize("kwargs,reference", [
     (dict(antialias="kaiser7"), dict()),
     (dict(antialias="bin5", fullres_channels=8), dict(antialias="bin5")),
     (dict(antialias="kaiser7", fullres_channels=8), dict(antialias="kaiser7")),
     (dict(antialias="bin5", antialias_mode="blur_conv", fullres_channels=8), dict()),
+    (dict(antialias="bin5", antialias_mode="blur_conv", fullres_channels=8, head_layers=2), dict()),
     (dict(antialias="bin5", upsample="bilinear"), dict(upsample="bilinear")),
 ])
 def test_untrained_candidates_more_equivariant(kwargs, reference):

@@ -30,7 +30,11 @@ resolution by stride-1 convolutions only (exactly shift-equivariant away from th
     u_1 = norm(up(relu(cat(h_1, u_2))))               (last decoder level, -> c channels)
     y = tanh(conv3(relu(norm(conv3(cat(u_1, f))))))   (2c -> c -> out)
 
-With c = ngf this adds 0.4-0.6% parameters (docs/DESIGN_STUDY.md).
+``head_layers`` = k > 1 puts k - 1 more ``relu(norm(conv3))`` blocks (c -> c) before the output
+conv. Pointwise nonlinearities at full resolution commute with integer shifts, so a deeper head
+can make detail above the last blur's cutoff (harmonics of the decoder's features, edges of the
+path's) without costing integer-shift equivariance. With c = ngf the path adds 0.4-0.6%
+parameters, each extra head block 9c^2 + 2c (docs/DESIGN_STUDY.md).
 
 Adaptive polyphase sampling (``antialias="aps"``, ``"aps_bin5"``, ...; Chaman & Dokmanic 2021)
 makes the network exactly equivariant to circular shifts (up to float rounding):
@@ -129,6 +133,8 @@ class UNetGenerator(Generator):
         aps_norm: APS only: the norm that picks the polyphase component, ``l2`` or ``l1``.
         fullres_channels: width c of the full-resolution path (module docstring); 0 = off (the
             reference).
+        head_layers: 3x3 conv -> norm -> ReLU blocks of the path's head before its output conv
+            (module docstring); 1 (default) = one. Other values need ``fullres_channels`` > 0.
 
     APS features: with an input rolled by (dy, dx), each tap of :meth:`features` at stride s is
     the unshifted tap rolled by an *integer* (dy_s, dx_s), dy_s = (dy + P - P') / s where P, P'
@@ -148,12 +154,16 @@ class UNetGenerator(Generator):
                  upsample_antialias: Optional[UpsampleAntialias] = None,
                  pad_type: Optional[str] = None, blur_pad_type: Optional[str] = None,
                  upsample: Union[str, Sequence[str]] = "transpose", pad_input: bool = False,
-                 aps_norm: str = "l2", fullres_channels: int = 0) -> None:
+                 aps_norm: str = "l2", fullres_channels: int = 0, head_layers: int = 1) -> None:
         super().__init__()
         if num_downs < 2:
             raise ValueError(f"num_downs must be >= 2, got {num_downs}")
         if fullres_channels < 0:
             raise ValueError(f"fullres_channels must be >= 0 (0 = no full-resolution path), got {fullres_channels}")
+        if head_layers < 1 or (head_layers != 1 and not fullres_channels):
+            raise ValueError(f"head_layers must be >= 1 and needs fullres_channels > 0 (the head belongs to the "
+                             f"full-resolution path), got head_layers={head_layers}, "
+                             f"fullres_channels={fullres_channels}")
         n = num_downs
         modes, ups, is_aps = check_generator_options(ngf, in_channels, out_channels, dropout, norm, antialias,
                                                      antialias_mode, upsample, n)
@@ -224,8 +234,10 @@ class UNetGenerator(Generator):
             conv_pad = pad_type
             self.fullres = Level(conv3(in_channels, c, conv_pad, True), nn.LeakyReLU(0.2, True),
                                  conv3(c, c, conv_pad, bias), norm_layer(c), nn.LeakyReLU(0.2, True))
-            self.head = Level(conv3(2 * c, c, conv_pad, bias), norm_layer(c), nn.ReLU(True),
-                              conv3(c, out_channels, conv_pad, True), nn.Tanh())
+            blocks: list[nn.Module] = []
+            for k in range(head_layers):
+                blocks += [conv3(2 * c if k == 0 else c, c, conv_pad, bias), norm_layer(c), nn.ReLU(True)]
+            self.head = Level(*blocks, conv3(c, out_channels, conv_pad, True), nn.Tanh())
 
     size_hint = ", lower num_downs"
 
