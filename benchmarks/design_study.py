@@ -772,6 +772,22 @@ def merge_record(previous: dict, data: dict, names: list[str], seeds: list[int])
     return out
 
 
+def candidate_filters(names: list[str]) -> list[str]:
+    """The low-pass filters the candidates ``names`` use (encoder and upsampling blurs), in order of
+    first use; APS names give their blur (``aps_bin5`` -> ``bin5``), "none" and booleans none."""
+    found: list[str] = []
+    for c in names:
+        opts = CANDIDATES[c].init_args
+        for key in ("antialias", "upsample_antialias"):
+            values = opts.get(key)
+            for v in values if isinstance(values, list) else [values]:
+                if isinstance(v, str) and v != "none":
+                    f = v[len("aps_"):] if v.startswith("aps_") else v
+                    if f != "aps" and f not in found:
+                        found.append(f)
+    return found
+
+
 def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -> None:
     import torch
 
@@ -853,8 +869,7 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
 
     freqs = torch.tensor([0.125, 0.25, 0.375, 0.5])
     filt_lines = ["| filter | gain at 0.125 | 0.25 | 0.375 | 0.5 cycles/px |", "|---|---|---|---|---|"]
-    for f in ("bin5", "tri3", "kaiser7", "kaiser9_c0.17_w0.16", "kaiser11_c0.25_w0.12", "kaiser9_c0.3_w0.2",
-              "kaiser7_c0.3", "kaiser9_c0.36_w0.18", "kaiser13_c0.38_w0.1"):
+    for f in candidate_filters(trained):
         r = frequency_response(f, freqs)
         filt_lines.append(f"| {f} | " + " | ".join(f"{v:.3f}" for v in r.tolist()) + " |")
 

@@ -187,3 +187,9 @@ def test_a_report_of_a_subset_covers_the_whole_study(study, tmp_path, monkeypatc
     assert "aps_bin5" in names and "bilinear_bin5" not in names  # recorded, unless redefined since
     assert seeds == [0, 1, 2, 3]
     assert study.report_scope(["baseline"], [5])[1] == [0, 1, 2, 3, 5]
+
+
+def test_filter_table_lists_the_candidates_filters_once_in_order(study):
+    assert study.candidate_filters(["baseline", "bin5", "bc_kaiser9n_lastk9c36_fr16", "bc_kaiser9n_lastk7_fr16",
+                                    "bin5_enc", "aps_bin5"]) == ["bin5", "kaiser9_c0.17_w0.16",
+                                                                 "kaiser9_c0.36_w0.18", "kaiser7"]
