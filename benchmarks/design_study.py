@@ -940,7 +940,11 @@ rewrites this page from the cached results). Page written {time.strftime('%Y-%m-
 - Seeds: a candidate is trained with seed 0 first, as a probe; seeds 1 and 2 follow for the
   designs whose seed-0 figures come close to the leading design's on the criteria it misses
   (the design effects table gives those differences, seed-matched). The goal is judged on three
-  seeds only, so a probe can inform the design but not win.
+  seeds or more, so a probe can inform the design but not win. When the closest design misses a
+  criterion by less than that figure's seed-to-seed sd at three seeds, it and the baseline are
+  trained with seeds 3 and 4 too, and the goal is judged on the mean of all its seeds (the
+  verdict should not rest on a margin three seeds cannot resolve; the recommendation gives the
+  three-seed figures beside).
 
 ## Candidates and cost
 
