@@ -11,7 +11,7 @@ Every candidate generator (``CANDIDATES``) is trained with the cpu_quick recipe
 benchmarks/reproduce.py train) in a subprocess logging to logs/design_study/. Seed 0 of every
 candidate comes first, then seed 1, then seed 2, so an interrupted study still has whole seeds.
 
-Stages (``--stage all`` runs train -> evaluate -> cost -> report; each is resumable, and
+Stages (``--stage all`` runs train -> evaluate -> spectrum -> cost -> report; each is resumable, and
 ``--jobs N`` trains and evaluates N runs at a time, one thread each, in the same order):
 
 * memory across clones: outputs/ and runs/ are not in git, so the committed report's JSON
@@ -30,6 +30,9 @@ Stages (``--stage all`` runs train -> evaluate -> cost -> report; each is resuma
   changed since (fingerprint of evaluate.py, pix2pix_aa/evaluation, pix2pix_aa/metrics) or
   whose results lack the equal-bandwidth figure. Keys are read defensively: a column the
   evaluator does not produce is reported as n/a.
+* spectrum: per run on disk and evaluation set, the spectral energy of the outputs and of the
+  targets per octave band (means over the images, Hann-windowed) and their ratio, cached in
+  outputs/design_study/spectrum/; the record keeps the ratios of runs not in this checkout.
 * cost: parameters, and the time of a G + D forward/backward at the recipe's size (batch 4,
   128x128, 1 thread) for every candidate, interleaved over rounds (median): the training time
   ratio under controlled conditions; the per-run training logs give the same ratio measured
@@ -115,6 +118,8 @@ class Candidate:
 
 #: Kaiser9 with its stopband from 0.25 cycles/px (bc_kaiser9n_fr16's filter at every level).
 KAISER9N = "kaiser9_c0.17_w0.16"
+#: Kaiser13 with the same stopband (from 0.25 cycles/px) and a flat passband to 0.125.
+KAISER13N = "kaiser13_c0.19_w0.12"
 #: The generator options of bc_kaiser9n_lastk7_fr16, the design the later probes vary.
 LASTK7 = {"antialias": KAISER9N, "antialias_mode": "blur_conv", "upsample_antialias": ["kaiser7"] + [KAISER9N] * 6,
           "fullres_channels": 16}
@@ -193,6 +198,15 @@ CANDIDATES: dict[str, Candidate] = {
     "bc_kaiser9n_lastk13c38_fr16_h2": Candidate("bc_kaiser9n_lastk13c38_fr16 with a second block in the "
                                                 "full-resolution head (as lastk9c36_h2)",
                                                 last_upsampling("kaiser13_c0.38_w0.1", head_layers=2)),
+    "bc_kaiser9n_lastk9c36_upk13n_fr16": Candidate(
+        "bc_kaiser9n_lastk9c36_fr16 with a flatter Kaiser13 (cutoff 0.19, transition 0.12 cycles/px: gain 0.99 "
+        "at 0.125 where Kaiser9's is 0.79, stopband from 0.25 as Kaiser9's) after the inner upsamplings: less "
+        "droop in the mid bands, where the outputs lose energy (output spectrum)",
+        {**last_upsampling("kaiser9_c0.36_w0.18"), "upsample_antialias": ["kaiser9_c0.36_w0.18"] + [KAISER13N] * 6}),
+    "bc_kaiser13n_lastk9c36_fr16": Candidate(
+        "bc_kaiser9n_lastk9c36_upk13n_fr16 with the flatter Kaiser13 in the encoder too",
+        {**last_upsampling("kaiser9_c0.36_w0.18"), "antialias": KAISER13N,
+         "upsample_antialias": ["kaiser9_c0.36_w0.18"] + [KAISER13N] * 6}),
     "bin5_enc": Candidate("Bin-5 in the encoder only (upsample_antialias false)",
                           {"antialias": "bin5", "upsample_antialias": False}),
     # Not in the default set (see DEFAULT_CANDIDATES): options the study can train on request.
@@ -212,7 +226,8 @@ DEFAULT_CANDIDATES = ["baseline", "bin5", "bin5_fr16", "bc_bin5_fr16", "bc_kaise
                       "bc_kaiser9n_lastk7_fr16_l1w50", "bc_kaiser9n_lastnone_fr16", "bc_kaiser9n_lastk9c30_fr16",
                       "bc_kaiser9n_lastk7c30_fr16", "bc_kaiser9n_lastk9c36_fr16", "bc_kaiser9n_lastk13c38_fr16",
                       "bc_kaiser9n_lastnearest_fr16", "bc_kaiser9n_lastk9c36_fr16_h2",
-                      "bc_kaiser9n_lastk13c38_fr16_h2"]
+                      "bc_kaiser9n_lastk13c38_fr16_h2", "bc_kaiser9n_lastk9c36_upk13n_fr16",
+                      "bc_kaiser13n_lastk9c36_fr16"]
 #: Design effects read off the study: (what changes, candidate, the same without the change).
 EFFECTS = [
     ("Bin-5 as the paper places it, vs none", "bin5", "baseline"),
@@ -248,6 +263,9 @@ EFFECTS = [
      "bc_kaiser9n_lastk9c36_fr16"),
     ("a second full-resolution head block (steep Kaiser13 at cutoff 0.38 last)", "bc_kaiser9n_lastk13c38_fr16_h2",
      "bc_kaiser9n_lastk13c38_fr16"),
+    ("flat-passband Kaiser13 instead of Kaiser9 after the inner upsamplings (cutoff 0.36 last)",
+     "bc_kaiser9n_lastk9c36_upk13n_fr16", "bc_kaiser9n_lastk9c36_fr16"),
+    ("flat-passband Kaiser13 in the encoder too", "bc_kaiser13n_lastk9c36_fr16", "bc_kaiser9n_lastk9c36_upk13n_fr16"),
 ]
 #: Evaluation sets -> extra evaluate.py arguments.
 EVAL_SETS = {
@@ -523,6 +541,133 @@ def measure_cost(names: list[str], rounds: int = 7) -> dict:
             times[n].append(step(g))
     return {n: {"params": sum(p.numel() for p in gens[n].parameters()), "step_seconds": statistics.median(times[n]),
                 "all_seconds": times[n]} for n in names}
+
+
+# ---------------------------------------------------------------------------- spectrum
+#: Octave bands of the output spectrum (pix2pix_aa.metrics.bandwidth.band_edges(6)): 0-1/64,
+#: 1/64-1/32, ..., 1/8-1/4 and 1/4 to the corner (the top octave) cycles/px.
+SPECTRUM_BANDS = 6
+
+
+def set_data_flags(set_name: str) -> dict:
+    """The data flags of an evaluation set (:data:`EVAL_SETS`) as ``data_settings`` keywords."""
+    flags, args = {}, EVAL_SETS[set_name]
+    for flag, key in (("--dataset", "dataset"), ("--data-dir", "data_dir")):
+        if flag in args:
+            flags[key] = args[args.index(flag) + 1]
+    return flags
+
+
+def measure_spectrum(name: str, set_name: str, max_images: int, threads: int) -> dict:
+    """Spectral energy of a run's outputs and of the targets per octave band, means over the
+    set's images (Hann-windowed, ``band_energy``), and their ratio: where in frequency an output
+    is smoother (< 1) or busier (> 1) than the photos. The generator in eval mode, as evaluate.py."""
+    import torch
+
+    from pix2pix_aa.evaluation.checkpoints import load_generator
+    from pix2pix_aa.evaluation.data import data_settings, load_data
+    from pix2pix_aa.metrics.bandwidth import band_edges, band_energy
+
+    torch.set_num_threads(threads)
+    item = load_generator(run_dir(name) / "checkpoints" / "last.ckpt")
+    x, target = load_data(data_settings(item, **set_data_flags(set_name)), max_images)
+    with torch.no_grad():
+        y = torch.cat([item.generator(x[i:i + 4]) for i in range(0, len(x), 4)])
+    out_e, tgt_e = band_energy(y, SPECTRUM_BANDS).mean(0), band_energy(target, SPECTRUM_BANDS).mean(0)
+    return {"ratio": (out_e / tgt_e).tolist(), "output": out_e.tolist(), "target": tgt_e.tolist(),
+            "edges": band_edges(SPECTRUM_BANDS), "images": len(x), "eval_code": eval_fingerprint()}
+
+
+def spectrum_stage(names: list[str], seeds: list[int], max_images: int, threads: int) -> None:
+    """:func:`measure_spectrum` of every trained run on disk, cached per run and set (redone when
+    the evaluation code changes)."""
+    for c in names:
+        for seed in seeds:
+            name = run_name(c, seed)
+            if not is_finished(name):
+                continue
+            for set_name in EVAL_SETS:
+                path = OUT / "spectrum" / set_name / f"{name}.json"
+                cached = read_json(path)
+                if cached and cached.get("eval_code") == eval_fingerprint() and cached.get("images") == max_images:
+                    continue
+                log(f"spectrum {name} on {set_name}")
+                write_json(path, measure_spectrum(name, set_name, max_images, threads))
+
+
+def collect_spectrum(names: list[str], seeds: list[int], previous: dict) -> dict:
+    """candidate -> set -> seed -> band ratios: the runs measured here, and the previous record's
+    others (runs whose checkpoints are not in this checkout), for unchanged candidates."""
+    prev, prev_opts = previous.get("spectrum") or {}, previous.get("candidates") or {}
+    out: dict = {}
+    for c in names:
+        old = prev.get(c, {}) if same_options(prev_opts, c) else {}
+        for set_name in EVAL_SETS:
+            rows = {int(k): v for k, v in (old.get(set_name) or {}).items()}
+            for seed in seeds:
+                rec = read_json(OUT / "spectrum" / set_name / f"{run_name(c, seed)}.json")
+                if rec is not None:
+                    rows[seed] = rec["ratio"]
+            if rows:
+                out.setdefault(c, {})[set_name] = dict(sorted(rows.items()))
+    return out
+
+
+def spectrum_plot(spectrum: dict, names: list[str], path: Path) -> None:
+    """Output / target energy per octave band (mean over seeds), one line per candidate, per set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pix2pix_aa.metrics.bandwidth import band_edges
+
+    edges = band_edges(SPECTRUM_BANDS)
+    centres = [math.sqrt(max(lo, edges[1] / 2) * min(hi, 0.5)) for lo, hi in zip(edges, edges[1:])]
+    fig, axes = plt.subplots(1, len(EVAL_SETS), figsize=(6 * len(EVAL_SETS), 4.2), sharey=True)
+    for ax, set_name in zip(axes, EVAL_SETS):
+        for c in names:
+            rows = spectrum.get(c, {}).get(set_name)
+            if rows:
+                mean = [statistics.fmean(r[b] for r in rows.values()) for b in range(SPECTRUM_BANDS)]
+                ax.plot(centres, mean, marker="o", label=f"{c} ({len(rows)})")
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("octave band (cycles/px, geometric centre)")
+        ax.set_title(set_name)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("output / target spectral energy")
+    axes[-1].legend(fontsize=7)
+    fig.suptitle("Where the outputs lose energy against the photos (mean over the seeds in brackets)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+#: The designs the spectrum plot draws: the paper's, the path, and the last upsampling's options.
+SPECTRUM_PLOT = ["baseline", "bin5", "bin5_fr16", "bc_kaiser9n_lastnone_fr16", "bc_kaiser9n_lastk9c36_fr16",
+                 "bc_kaiser9n_lastk13c38_fr16"]
+
+
+def spectrum_table(spectrum: dict, data: dict, names: list[str], set_name: str = "facades") -> list[str]:
+    """Markdown rows: per candidate with a measured spectrum, the mean band ratios and the TV
+    ratio of the same seeds."""
+    from pix2pix_aa.metrics.bandwidth import band_edges
+
+    edges = band_edges(SPECTRUM_BANDS)
+    label = lambda e: "0" if e == 0 else f"1/{round(1 / e)}"  # noqa: E731
+    heads = [f"{label(lo)}-{label(hi)}" for lo, hi in zip(edges[:-2], edges[1:-1])] + [f"> {label(edges[-2])}"]
+    lines = ["| candidate | seeds | " + " | ".join(heads) + " | TV ratio |", "|---|---|" + "---|" * (len(heads) + 1)]
+    for c in names:
+        rows = spectrum.get(c, {}).get(set_name)
+        if not rows:
+            continue
+        means = [statistics.fmean(r[b] for r in rows.values()) for b in range(SPECTRUM_BANDS)]
+        evals = data["eval"].get(c, {}).get(set_name, {})
+        tv = mean_sd([evals[s].get("tv_ratio") for s in rows if s in evals])[0]
+        lines.append(f"| {c} | {','.join(map(str, rows))} | " + " | ".join(f"{m:.2f}" for m in means)
+                     + f" | {tv:.3f} |")
+    return lines
 
 
 # ---------------------------------------------------------------------------- report
@@ -806,7 +951,10 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
     runs = merge_record(previous, data, names, seeds)
     options = {**{c: v for c, v in (previous.get("candidates") or {}).items() if c not in names},
                **{c: CANDIDATES[c].options for c in names}}
-    write_json(RECORD, {"summary": summary, "runs": runs, "cost": cost, "cost_code": cost_code, "seeds": seeds,
+    spectrum = collect_spectrum(names, seeds, previous)
+    spectrum_plot(spectrum, [c for c in SPECTRUM_PLOT if c in names], FIGS / "spectrum.png")
+    write_json(RECORD, {"summary": summary, "runs": runs, "spectrum": spectrum, "cost": cost, "cost_code": cost_code,
+                        "seeds": seeds,
                         "candidates": options})
 
     def table(set_name: str) -> str:
@@ -866,6 +1014,8 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
     winners = [c for c in scores if all(ok for ok, _ in summary[c]["goal"].values())]
     seeds_key = f">= {GOAL['seeds']} seeds"
     best = max(scores, key=lambda c: scores[c]) if scores else None
+
+    spec_lines = spectrum_table(spectrum, data, trained)
 
     freqs = torch.tensor([0.125, 0.25, 0.375, 0.5])
     filt_lines = ["| filter | gain at 0.125 | 0.25 | 0.375 | 0.5 cycles/px |", "|---|---|---|---|---|"]
@@ -976,6 +1126,17 @@ Kaiser9 with cutoff 0.17 puts its stopband at 0.25, with a passband like Bin-5's
 
 ![Pareto plot](images/design_study/pareto.png)
 
+## Output spectrum
+
+Spectral energy of the outputs over that of the targets, per octave band (cycles/px; Hann
+window, means over the 20 images of the facades test split, then over the seeds measured:
+`--stage spectrum`, runs whose checkpoints were on disk when it ran); 1 = the photos' energy in
+that band, below 1 smoother or flatter, above 1 busier. The TV ratio column is the same seeds'.
+
+{chr(10).join(spec_lines)}
+
+![Output spectrum](images/design_study/spectrum.png)
+
 ## Design effects (seed-matched differences)
 
 {chr(10).join(effect_lines)}
@@ -1060,7 +1221,7 @@ READING = """## How to read it
 # ---------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--stage", choices=["all", "train", "evaluate", "cost", "report"], default="all")
+    p.add_argument("--stage", choices=["all", "train", "evaluate", "spectrum", "cost", "report"], default="all")
     p.add_argument("--candidates", nargs="+", default=DEFAULT_CANDIDATES, choices=list(CANDIDATES))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--threads", type=int, default=1, help="torch threads per training / evaluation")
@@ -1115,6 +1276,8 @@ def main(argv: list[str] | None = None) -> int:
                 for set_name in EVAL_SETS:
                     if needs_evaluation(name, set_name, refresh=args.stage == "evaluate"):
                         evaluate(name, set_name, args.max_images, args.threads)
+    if args.stage in ("all", "spectrum"):
+        spectrum_stage(report_names, report_seeds, args.max_images, args.threads)
     if args.stage in ("all", "cost", "report"):
         cached = read_json(OUT / "cost.json")
         if cached is None:  # a fresh checkout: the record's step times, if measured on today's networks

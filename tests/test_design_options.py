@@ -202,7 +202,8 @@ def test_fullres_gradcheck_float64_tiny():
 
 # -- untrained equivariance of the candidates (circular shifts, circular padding) ----------------
 # Measured on this config, seeds 0-2: none 59-62 dB, bin5 91-95, kaiser7 84-87, bin5 + path
-# 126-127, blur_conv bin5 + path 125-126 (with a 2-block head 141-145), bilinear 67-69, bilinear + bin5 87-91; assert 15 dB margins.
+# 126-127, blur_conv bin5 + path 125-126 (with a 2-block head 141-145), bilinear 67-69,
+# bilinear + bin5 87-91; assert 15 dB margins.
 @pytest.mark.parametrize("kwargs,reference", [
     (dict(antialias="kaiser7"), dict()),
     (dict(antialias="bin5", fullres_channels=8), dict(antialias="bin5")),

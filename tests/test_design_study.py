@@ -193,3 +193,56 @@ def test_filter_table_lists_the_candidates_filters_once_in_order(study):
     assert study.candidate_filters(["baseline", "bin5", "bc_kaiser9n_lastk9c36_fr16", "bc_kaiser9n_lastk7_fr16",
                                     "bin5_enc", "aps_bin5"]) == ["bin5", "kaiser9_c0.17_w0.16",
                                                                  "kaiser9_c0.36_w0.18", "kaiser7"]
+
+
+def test_spectrum_is_the_band_energy_ratio_of_outputs_to_targets(study, trained_run, monkeypatch):
+    """Known answers: an identity 'generator' gives the inputs' energy over the targets' per band,
+    and halving the trained generator's outputs quarters every band's ratio."""
+    from pix2pix_aa.evaluation import checkpoints
+    from pix2pix_aa.evaluation.data import data_settings, load_data
+    from pix2pix_aa.metrics.bandwidth import band_energy
+
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    monkeypatch.setattr(study, "run_dir", lambda name: run)
+    real = checkpoints.load_generator
+    wrap = {"fn": None}
+
+    def load(path, *args, **kwargs):
+        item = real(path, *args, **kwargs)
+        if wrap["fn"] is not None:
+            item.generator = wrap["fn"](item.generator)
+        return item
+
+    monkeypatch.setattr(checkpoints, "load_generator", load)
+    trained = study.measure_spectrum("x", "facades", 2, 1)
+    wrap["fn"] = lambda g: (lambda x: 0.5 * g(x))
+    halved = study.measure_spectrum("x", "facades", 2, 1)
+    wrap["fn"] = lambda g: (lambda x: x)
+    identity = study.measure_spectrum("x", "facades", 2, 1)
+
+    x, t = load_data(data_settings(real(run / "checkpoints" / "last.ckpt")), 2)
+    expected = band_energy(x, study.SPECTRUM_BANDS).mean(0) / band_energy(t, study.SPECTRUM_BANDS).mean(0)
+    assert identity["images"] == 2 and len(identity["ratio"]) == study.SPECTRUM_BANDS == len(identity["edges"]) - 1
+    torch.testing.assert_close(torch.tensor(identity["ratio"], dtype=torch.float64), expected)
+    torch.testing.assert_close(torch.tensor(halved["ratio"]), torch.tensor(trained["ratio"]) / 4)
+    assert trained["target"] == identity["target"]
+
+
+def test_spectrum_record_keeps_runs_not_on_disk(study, tmp_path, monkeypatch):
+    monkeypatch.setattr(study, "OUT", tmp_path)
+    opts = json_options(study, "bc_kaiser9n_lastk9c36_fr16")
+    previous = {"candidates": {"bc_kaiser9n_lastk9c36_fr16": opts, "bin5": {"antialias": "changed"}},
+                "spectrum": {"bc_kaiser9n_lastk9c36_fr16": {"facades": {"0": [1.0] * 6, "1": [2.0] * 6}},
+                             "bin5": {"facades": {"0": [3.0] * 6}}}}
+    study.write_json(tmp_path / "spectrum" / "facades" / "design_bc_kaiser9n_lastk9c36_fr16_s1.json",
+                     {"ratio": [0.5] * 6})
+    got = study.collect_spectrum(["bc_kaiser9n_lastk9c36_fr16", "bin5"], [1], previous)
+    # seed 0 from the record, seed 1 measured here; bin5 was redefined, so its old rows are not its own
+    assert got == {"bc_kaiser9n_lastk9c36_fr16": {"facades": {0: [1.0] * 6, 1: [0.5] * 6}}}
+
+
+def json_options(study, name: str) -> dict:
+    import json
+
+    return json.loads(json.dumps(study.CANDIDATES[name].options))
