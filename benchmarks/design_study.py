@@ -1206,11 +1206,10 @@ READING = """## How to read it
   0.95-0.96 and the gain 2 dB lower. Nearest + conv as the last upsampling (no blur) was both
   less stable and smoother (seed 0).
 - Where the TV is missing (output spectrum table, measured): not in the top octave. Above 0.25
-  cycles/px every design with the path keeps 0.78-0.90 of the photos' energy, more than the
+  cycles/px every design with the path keeps 0.73-0.90 of the photos' energy, more than the
   baseline (0.68); the designs with a blur after the last upsampling fall short in the middle
-  octaves, 1/32-1/8 cycles/px (structures of 8-32 px: 0.77-0.87 of the photos' energy), where
-  the unblurred variant keeps 0.95-1.01 (seed 0) and the baseline is at or above the photos at
-  the coarsest scales. A flatter passband after the inner upsamplings (Kaiser13 with the same
+  octaves, most at 1/32-1/16 cycles/px (structures of 16-32 px: 0.66-0.86 of the photos'
+  energy), where the unblurred variant keeps 0.95 (seed 0) and the baseline 1.00. A flatter passband after the inner upsamplings (Kaiser13 with the same
   stopband) or a deeper full-resolution head did not restore those octaves.
 - Seeds decide more than the filter: seeds 3 and 4 of the cutoff-0.36 design (the closest at
   three seeds, missing the TV ratio by 0.006) gave +3.7 / +4.9 dB and TV ratio 0.82 / 0.83 for
