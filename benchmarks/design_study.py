@@ -1209,8 +1209,9 @@ READING = """## How to read it
   cycles/px every design with the path keeps 0.73-0.90 of the photos' energy, more than the
   baseline (0.68); the designs with a blur after the last upsampling fall short in the middle
   octaves, most at 1/32-1/16 cycles/px (structures of 16-32 px: 0.66-0.86 of the photos'
-  energy), where the unblurred variant keeps 0.95 (seed 0) and the baseline 1.00. A flatter passband after the inner upsamplings (Kaiser13 with the same
-  stopband) or a deeper full-resolution head did not restore those octaves.
+  energy), where the unblurred variant keeps 0.95 (seed 0) and the baseline 1.00.
+  A flatter passband after the inner upsamplings (Kaiser13 with the same stopband) or a deeper
+  full-resolution head did not restore those octaves.
 - Seeds decide more than the filter: seeds 3 and 4 of the cutoff-0.36 design (the closest at
   three seeds, missing the TV ratio by 0.006) gave +3.7 / +4.9 dB and TV ratio 0.82 / 0.83 for
   seed 3, and over five seeds it misses both the stability and the TV criterion. A design at the
