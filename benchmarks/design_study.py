@@ -581,6 +581,7 @@ def measure_spectrum(name: str, set_name: str, max_images: int, threads: int) ->
 def spectrum_stage(names: list[str], seeds: list[int], max_images: int, threads: int) -> None:
     """:func:`measure_spectrum` of every trained run on disk, cached per run and set (redone when
     the evaluation code changes)."""
+    code = eval_fingerprint()  # hashes every evaluation and metrics file: once, not per run
     for c in names:
         for seed in seeds:
             name = run_name(c, seed)
@@ -589,7 +590,7 @@ def spectrum_stage(names: list[str], seeds: list[int], max_images: int, threads:
             for set_name in EVAL_SETS:
                 path = OUT / "spectrum" / set_name / f"{name}.json"
                 cached = read_json(path)
-                if cached and cached.get("eval_code") == eval_fingerprint() and cached.get("images") == max_images:
+                if cached and cached.get("eval_code") == code and cached.get("images") == max_images:
                     continue
                 log(f"spectrum {name} on {set_name}")
                 write_json(path, measure_spectrum(name, set_name, max_images, threads))
@@ -613,6 +614,11 @@ def collect_spectrum(names: list[str], seeds: list[int], previous: dict) -> dict
     return out
 
 
+def band_means(rows: dict) -> list[float]:
+    """Per band, the mean over seeds of ``rows`` (seed -> band ratios)."""
+    return [statistics.fmean(r[b] for r in rows.values()) for b in range(SPECTRUM_BANDS)]
+
+
 def spectrum_plot(spectrum: dict, names: list[str], path: Path) -> None:
     """Output / target energy per octave band (mean over seeds), one line per candidate, per set."""
     import matplotlib
@@ -629,8 +635,7 @@ def spectrum_plot(spectrum: dict, names: list[str], path: Path) -> None:
         for c in names:
             rows = spectrum.get(c, {}).get(set_name)
             if rows:
-                mean = [statistics.fmean(r[b] for r in rows.values()) for b in range(SPECTRUM_BANDS)]
-                ax.plot(centres, mean, marker="o", label=f"{c} ({len(rows)})")
+                ax.plot(centres, band_means(rows), marker="o", label=f"{c} ({len(rows)})")
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set_xscale("log")
         ax.set_xlabel("octave band (cycles/px, geometric centre)")
@@ -662,7 +667,7 @@ def spectrum_table(spectrum: dict, data: dict, names: list[str], set_name: str =
         rows = spectrum.get(c, {}).get(set_name)
         if not rows:
             continue
-        means = [statistics.fmean(r[b] for r in rows.values()) for b in range(SPECTRUM_BANDS)]
+        means = band_means(rows)
         evals = data["eval"].get(c, {}).get(set_name, {})
         tv = mean_sd([evals[s].get("tv_ratio") for s in rows if s in evals])[0]
         lines.append(f"| {c} | {','.join(map(str, rows))} | " + " | ".join(f"{m:.2f}" for m in means)
