@@ -111,3 +111,23 @@ def test_a_checkpoint_without_data_settings_uses_its_config_or_fails_in_one_line
     args = ["--data-dir", "data/tiny", "--dataset", "facades", "--direction", "AtoB", "--size", "64"]
     assert evaluate_main([str(alone), *args, "--out", str(tmp_path / "flags"), *FAST]) == 0
     assert _models(tmp_path / "flags")["model"]["data"]["direction"] == "AtoB"
+
+
+def test_a_missing_data_dir_flag_is_an_error_not_freshly_generated_data(two_directions, monkeypatch, tmp_path,
+                                                                        capsys):
+    folder, _, atob = two_directions
+    monkeypatch.chdir(folder)
+    typo = folder / "data" / "tinny"
+    assert evaluate_main([str(atob), "--data-dir", str(typo), "--out", str(tmp_path / "typo"), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert f"--data-dir {typo} does not exist" in err and "Traceback" not in err
+    assert not typo.exists() and not (tmp_path / "typo" / "results.json").exists()
+    # The checkpoint's own data_dir is still regenerated from its recorded settings when missing.
+    recorded = folder / "data" / "tiny"
+    shutil.move(recorded, tmp_path / "kept")
+    try:
+        assert evaluate_main([str(atob), "--out", str(tmp_path / "own"), *FAST]) == 0
+        assert (recorded / "generation.json").is_file()
+    finally:
+        shutil.rmtree(recorded, ignore_errors=True)
+        shutil.move(tmp_path / "kept", recorded)

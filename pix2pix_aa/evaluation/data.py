@@ -122,14 +122,24 @@ def data_settings(item: LoadedGenerator, split: str = "test", data_dir: Optional
 
 def load_data(settings: DataSettings, max_images: Optional[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """(inputs, targets), each (N, C, H, W) in [-1, 1], of the first ``max_images`` samples of
-    ``settings.split`` (procedural sets are generated first if missing, as in training).
+    ``settings.split``. A missing procedural set is generated first, as in training, only at the
+    checkpoint's own data_dir (its recorded generation settings make the very images it was
+    trained and tested on); a ``--data-dir`` given on the command line must exist.
 
     Raises:
+        FileNotFoundError: a ``--data-dir`` that does not exist (a typo would otherwise be
+            scored on freshly generated facades, plausible numbers on the wrong images).
         ValueError, FileNotFoundError: from the data module (bad settings, missing folder).
     """
     from pix2pix_aa.data import Pix2PixDataModule
     from pix2pix_aa.evaluation.runner import load_eval_images
 
+    data_dir = Path(settings.kwargs["data_dir"])
+    if "--data-dir" in settings.overridden and not data_dir.exists():
+        raise FileNotFoundError(
+            f"--data-dir {data_dir} does not exist (resolved: {data_dir.resolve()}); evaluate.py generates "
+            f"procedural data only at a checkpoint's own data_dir. Check the path, or make the set first "
+            f"(python -m pix2pix_aa.data.facades --out {data_dir})")
     dm = Pix2PixDataModule(**settings.kwargs)
     dm.prepare_data()
     return load_eval_images(dm.eval_dataset(settings.split), max_images)
