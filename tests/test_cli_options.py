@@ -199,6 +199,9 @@ def test_test_uses_the_checkpoints_data_unless_overridden(fit, folder, capsys, w
     (["--model.generator.init_args.nfg", "8"], "Option 'nfg' is not accepted"),
     (["--model.generator.init_args.nfg", "8"], "did you mean --model.generator.init_args.ngf?"),
     (["--model.generator.init_args.ngf", "abc"], "Parser key \"ngf\": Expected a <class 'int'>. Got value: abc"),
+    (["--data.direction", "AB"], "Parser key \"data.direction\": Expected a typing.Literal['AtoB', 'BtoA']"),
+    (["--data.dataset", "facade"], "Parser key \"data.dataset\": Expected a typing.Literal['facades', 'aligned'"),
+    (["--data.preprocess", "resize"], "Parser key \"data.preprocess\": Expected a typing.Literal['resize_and_crop'"),
 ])
 def test_unsupported_and_reference_flags_get_one_line_and_the_option_to_use(fit, capsys, flags, expected):
     err = _error(capsys, lambda: fit("refused", *flags))

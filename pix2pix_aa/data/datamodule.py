@@ -24,7 +24,7 @@ import inspect
 import json
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pytorch_lightning as pl
@@ -34,18 +34,20 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from pix2pix_aa.data.datasets import (
     DIRECTIONS,
     AlignedDataset,
+    Direction,
     ImageFolderDataset,
     InputOnly,
     PairedFolderDataset,
     check_options,
 )
-from pix2pix_aa.data.image_io import notice
-from pix2pix_aa.data.transforms import PREPROCESS, VARIABLE_SIZE
+from pix2pix_aa.data.image_io import GrayscalePolicy, notice
+from pix2pix_aa.data.transforms import PREPROCESS, VARIABLE_SIZE, Preprocess
 
 __all__ = ["DATASETS", "Pix2PixDataModule", "RankSeededDataset", "rank_seed"]
 
 #: ``dataset`` kinds: facades / photos are generated into ``data_dir`` if missing.
-DATASETS: tuple[str, ...] = ("facades", "aligned", "paired", "photos")
+DatasetKind = Literal["facades", "aligned", "paired", "photos"]
+DATASETS: tuple[str, ...] = get_args(DatasetKind)
 
 
 def rank_seed(seed: int, rank: int) -> int:
@@ -141,8 +143,8 @@ class Pix2PixDataModule(pl.LightningDataModule):
     def __init__(
         self,
         data_dir: str = "data/facades",
-        dataset: str = "facades",
-        direction: str = "AtoB",
+        dataset: DatasetKind = "facades",
+        direction: Direction = "AtoB",
         load_size: int = 286,
         crop_size: int = 256,
         batch_size: int = 1,
@@ -152,12 +154,12 @@ class Pix2PixDataModule(pl.LightningDataModule):
         generate_counts: dict[str, int] | None = None,
         predict_dir: str | None = None,
         max_val_images: int | None = None,
-        grayscale: str = "convert",
+        grayscale: GrayscalePolicy = "convert",
         input_nc: int = 3,
         output_nc: int = 3,
         no_flip: bool = False,
         predict_resize: bool = False,
-        preprocess: str = "resize_and_crop",
+        preprocess: Preprocess = "resize_and_crop",
         tile: int | None = None,
         tile_overlap: int | None = None,
     ) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
+from typing import Literal, Union, get_args
 
 import torch
 from torch.utils.data import Dataset
@@ -58,7 +58,9 @@ __all__ = [
     "InputOnly",
 ]
 
-DIRECTIONS: tuple[str, ...] = ("AtoB", "BtoA")
+#: A type hint, so the CLI (jsonargparse) names the option and its choices on a bad value.
+Direction = Literal["AtoB", "BtoA"]
+DIRECTIONS: tuple[str, ...] = get_args(Direction)
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 PathLike = Union[str, os.PathLike]

@@ -27,6 +27,7 @@ import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -48,7 +49,8 @@ __all__ = [
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 #: What to do with a file whose mode is not the one asked for (grayscale or RGBA when RGB is
 #: asked, colour when grayscale is asked): convert it (reported once per data set), or raise.
-GRAYSCALE_POLICIES: tuple[str, ...] = ("convert", "error")
+GrayscalePolicy = Literal["convert", "error"]
+GRAYSCALE_POLICIES: tuple[str, ...] = get_args(GrayscalePolicy)
 #: Channel counts an image can be read with: 1 (grayscale, Pillow mode ``L``) or 3 (``RGB``).
 CHANNELS: tuple[int, ...] = (1, 3)
 

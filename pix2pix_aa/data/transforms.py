@@ -39,7 +39,7 @@ worker count (with ``num_workers=0``, ``pytorch_lightning.seed_everything`` seed
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 from torchvision import tv_tensors
@@ -65,7 +65,8 @@ INTERPOLATIONS: dict[str, InterpolationMode] = {
 }
 
 #: The reference pix2pix's ``--preprocess`` choices.
-PREPROCESS: tuple[str, ...] = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
+Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
+PREPROCESS: tuple[str, ...] = get_args(Preprocess)
 
 #: Preprocess options whose output size depends on the image (batches then need equal sizes).
 VARIABLE_SIZE: tuple[str, ...] = ("scale_width", "none")
