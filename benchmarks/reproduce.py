@@ -91,10 +91,20 @@ def evaluate(names: list[str], out: Path, max_images: int, processes: int, extra
 
 
 def ensure_data() -> None:
-    """The cross-distribution sets: facades drawn with another seed, and scikit-image photographs."""
+    """The facades drawn with another generator seed (layouts and textures never seen in training)."""
     if not (ROOT / "data" / "facades_seed1").exists():
         subprocess.run([sys.executable, "-m", "pix2pix_aa.data.facades", "--out", "data/facades_seed1", "--seed", "1",
                         "--train", "0", "--val", "0", "--test", "50"], cwd=ROOT, check=True)
+
+
+def ensure_photos() -> None:
+    """The photographs set. evaluate.py generates data only at a checkpoint's own data_dir, so it
+    is made here, with the generation settings the facades runs record (seed 0, 256 px, default
+    split sizes), as evaluate.py made it when it still generated at any --data-dir."""
+    if not (ROOT / "data" / "photos").exists():
+        from pix2pix_aa.data.photos import generate_photos
+
+        generate_photos(ROOT / "data" / "photos", seed=0)
 
 
 # ---------------------------------------------------------------------------- figures
@@ -636,6 +646,7 @@ def run_evaluations(names: list[str], out: Path, args: argparse.Namespace) -> tu
     seed1 = evaluate(names, out / "facades_seed1", args.max_images, args.eval_processes,
                      ["--dataset", "aligned", "--data-dir", "data/facades_seed1", "--layers", "none",
                       "--no-tensorboard"])
+    ensure_photos()
     photos = evaluate(names, out / "photos", args.max_images, args.eval_processes,
                       ["--dataset", "photos", "--data-dir", "data/photos", "--layers", "none", "--no-tensorboard"])
     return main_res, seed1, photos
