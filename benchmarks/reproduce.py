@@ -100,7 +100,7 @@ def ensure_data() -> None:
 def ensure_photos() -> None:
     """The photographs set. evaluate.py generates data only at a checkpoint's own data_dir, so it
     is made here, with the generation settings the facades runs record (seed 0, 256 px, default
-    split sizes), as evaluate.py made it when it still generated at any --data-dir."""
+    split sizes), so the photo figures of docs/RESULTS.md are measured on the same images."""
     if not (ROOT / "data" / "photos").exists():
         from pix2pix_aa.data.photos import generate_photos
 
