@@ -61,12 +61,16 @@ def test_bad_checkpoint_is_one_line_and_the_others_still_run(trained_run, monkey
     monkeypatch.chdir(folder)
     junk = tmp_path / "junk.ckpt"
     junk.write_bytes(b"this is not a checkpoint")
+    failed_start = tmp_path / "runs" / "tiny" / "version_1"  # a fit that failed before its first checkpoint
+    failed_start.mkdir(parents=True)
     code = evaluate_main([str(run / "checkpoints" / "last.ckpt"), str(junk), str(tmp_path / "missing.ckpt"),
-                          "--out", str(tmp_path / "eval"), "--no-tensorboard", "--layers", "none", *FAST])
+                          str(failed_start), "--out", str(tmp_path / "eval"), "--no-tensorboard", "--layers", "none",
+                          *FAST])
     assert code == 2  # some failed
     err = capsys.readouterr().err
     assert f"error: {junk}: not a readable PyTorch checkpoint" in err
     assert f"error: {tmp_path / 'missing.ckpt'}: file not found" in err
+    assert f"error: no .ckpt files under folder {failed_start}" in err
     assert "Traceback" not in err
     assert (tmp_path / "eval" / "results.md").read_text().count("\n| tiny") == 1
 

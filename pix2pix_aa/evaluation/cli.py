@@ -229,7 +229,14 @@ def run(args: argparse.Namespace) -> int:
 
     loaded: list[LoadedGenerator] = []
     errors: dict[str, str] = {}
-    for path in find_checkpoints(args.checkpoints):
+    paths: list[Path] = []
+    for given in args.checkpoints:  # one argument at a time: a folder without checkpoints (a run
+        try:                          # that failed at start-up) is one error line, not the end
+            paths += find_checkpoints([given])
+        except CheckpointError as e:
+            errors[given] = str(e)
+            report_error(str(e))
+    for path in paths:
         try:
             loaded.append(load_generator(path, trust=args.trust_checkpoint, reference=dict(
                 netG=args.netG, norm=args.norm, ngf=args.ngf, input_nc=args.input_nc, output_nc=args.output_nc)))
