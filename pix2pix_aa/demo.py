@@ -4,7 +4,8 @@ docs/DESIGN_STUDY.md recommends (``configs/cpu_quick_aa.yaml``), evaluate them t
 comparison table (``--variants`` picks a subset).
 
 Each step runs the same public command a user would type (``train.py`` / ``evaluate.py``) in a
-subprocess. A finished run is not trained again; an interrupted one resumes from ``last.ckpt``.
+subprocess. A finished run is not trained again; an interrupted one resumes from ``last.ckpt``; a run
+whose generator is not the one its config asks for (a shipped config changed since) is refused.
 """
 
 from __future__ import annotations
@@ -53,9 +54,39 @@ def train_command(name: str, antialias: str | None, config: str, extra: Sequence
            *extra]
     last = run_dir(name) / "checkpoints" / "last.ckpt"
     if last.exists():
+        check_same_generator(last, config, antialias, extra)
         print(f"{name}: found {last.relative_to(ROOT)}; resuming from it", flush=True)
         cmd += ["--ckpt_path", str(last)]
     return cmd
+
+
+def check_same_generator(last: Path, config: str, antialias: str | None, extra: Sequence[str] = ()) -> None:
+    """Refuse to resume a run whose generator is not the one ``config`` (with ``antialias`` and the
+    ``--model.generator.init_args.<k> <v>`` pairs of ``extra``) asks for: resuming keeps the
+    checkpoint's networks, so a run trained before a shipped config changed would be reported
+    under the new design's name.
+
+    Raises:
+        SystemExit: naming the run, the options that differ and what to do.
+    """
+    import torch
+    import yaml
+
+    wanted = dict((yaml.safe_load((ROOT / config).read_text()) or {}).get("model", {}).get("generator", {})
+                  .get("init_args", {}))
+    if antialias is not None:
+        wanted["antialias"] = antialias
+    prefix = "--model.generator.init_args."
+    for flag, value in zip(extra, extra[1:]):
+        if flag.startswith(prefix):
+            wanted[flag[len(prefix):]] = yaml.safe_load(value)
+    ckpt = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    trained = (ckpt.get("hyper_parameters", {}).get("generator") or {}).get("init_args", {})
+    differ = {k: (trained.get(k), v) for k, v in wanted.items() if trained.get(k) != v}
+    if differ:
+        raise SystemExit(f"error: {last.relative_to(ROOT)} was trained with another generator than {config} asks "
+                         f"for ({'; '.join(f'{k}: run {a!r}, config {b!r}' for k, (a, b) in differ.items())}). "
+                         f"Move or delete {last.parent.parent.relative_to(ROOT)} to train the current design.")
 
 
 #: (results.json row key, header) of the demo's summary: stability (pooled; equal bandwidth) beside

@@ -1,0 +1,43 @@
+"""The demo resumes a finished run only when it holds the generator its config asks for."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import yaml
+
+from pix2pix_aa import demo
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "ROOT", tmp_path)
+    (tmp_path / "aa.yaml").write_text(yaml.safe_dump({"model": {"generator": {"init_args": {
+        "antialias": "kaiser9", "upsample_antialias": [False, "kaiser13_c0.19_w0.12"], "fullres_channels": 16}}}}))
+    return tmp_path
+
+
+def _run(root, **init_args):
+    last = demo.run_dir("aa") / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"hyper_parameters": {"generator": {"init_args": {"ngf": 32, **init_args}}}}, last)
+    return last
+
+
+def test_a_run_of_the_configs_generator_is_resumed(root):
+    last = _run(root, antialias="kaiser9", upsample_antialias=[False, "kaiser13_c0.19_w0.12"], fullres_channels=16)
+    assert demo.train_command("aa", None, "aa.yaml")[-2:] == ["--ckpt_path", str(last)]
+    # Flags count as the config does (the design study's candidates are flags on one recipe).
+    cmd = demo.train_command("aa", "kaiser9", "aa.yaml", ["--model.generator.init_args.fullres_channels", "16"])
+    assert cmd[-1] == str(last)
+
+
+def test_a_run_of_another_generator_is_refused_with_what_differs(root):
+    _run(root, antialias="kaiser9", upsample_antialias=[False, "kaiser9"], fullres_channels=16)
+    with pytest.raises(SystemExit, match=r"upsample_antialias: run \[False, 'kaiser9'\], config \[False, "
+                                         r"'kaiser13_c0.19_w0.12'\]\)\. Move or delete runs/cpu_quick_aa/main"):
+        demo.train_command("aa", None, "aa.yaml")
+    with pytest.raises(SystemExit, match="fullres_channels: run 16, config 8"):
+        flags = ["--model.generator.init_args.fullres_channels", "8",
+                 "--model.generator.init_args.upsample_antialias", "[false, kaiser9]"]
+        demo.train_command("aa", None, "aa.yaml", flags)
