@@ -225,6 +225,11 @@ def test_missing_test_split_suggests_val_or_predict_dir(tmp_path):
         dm.setup("predict")
     with pytest.raises(FileNotFoundError, match=r"test does not exist .*evaluate\.py --split val"):
         dm.eval_dataset("test")
+    full = Pix2PixDataModule(data_dir=str(_aligned_set(tmp_path / "full", splits=("train", "val", "test"))),
+                             dataset="aligned", load_size=32,
+                             crop_size=32, num_workers=0)
+    with pytest.raises(FileNotFoundError, match=r"tset does not exist .*evaluate\.py --split test"):
+        full.eval_dataset("tset")  # a typo: the closest split, not the first one present
 
 
 def test_shipped_facades_configs_say_btoa_explicitly():

@@ -20,6 +20,7 @@ single-process loader seed.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import json
 import warnings
@@ -324,6 +325,8 @@ class Pix2PixDataModule(pl.LightningDataModule):
             FileNotFoundError: the split folder is missing (the message names the splits present).
         """
         others = [s for s in ("val", "test", "train") if s != split and (self.data_dir / s).is_dir()]
+        # The closest name first (a typo: --split tset -> test), else the first split present.
+        others = difflib.get_close_matches(split, others, n=1, cutoff=0.5) or others
         hint = f"choose a split that exists (evaluate.py --split {others[0]})" if others else ""
         return self._make(split, train=False, hint=hint)
 
