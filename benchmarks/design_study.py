@@ -1041,8 +1041,11 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
         shipped.append(f"- `{path}` ({label}): " + ("missing" if model is None else
                        f"carries **{carried or 'a design outside this study'}**"))
     recorded = [r for per in data["train"].values() for r in per.values()]
-    commits = sorted({r.get("commit", "?") + (" (+ uncommitted network changes)" if r.get("dirty_networks") else "")
-                      for r in recorded})
+    commits = sorted({r["commit"] + (" (+ uncommitted network changes)" if r.get("dirty_networks") else "")
+                      for r in recorded if r.get("commit")})
+    unrecorded = sum(not r.get("commit") for r in recorded)
+    if unrecorded:
+        commits.append(f"not recorded for {unrecorded} run(s) trained before the record kept it")
     rows = [r for c in names for s in EVAL_SETS for r in data["eval"].get(c, {}).get(s, {}).values()]
     eval_codes = sorted({r["eval_code"] for r in rows if r.get("eval_code")})
     if any(not r.get("eval_code") for r in rows):
