@@ -5,6 +5,7 @@ start-up checks of the image size and channels against the networks."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -244,6 +245,20 @@ def test_image_too_small_for_the_discriminator_is_caught_at_start_up(fit, capsys
                                      "--model.generator.init_args.num_downs", "4",
                                      "--model.discriminator.init_args.n_layers", "3", "--data.batch_size", "1"))
     assert "data.crop_size=16 is too small for the discriminator" in err and "crop_size >= 24" in err
+
+
+def test_a_data_folder_without_val_is_refused_before_training(fit, folder, tmp_path, capsys):
+    from pix2pix_aa.data.facades import generate_facades
+
+    data = tmp_path / "noval"
+    generate_facades(data, seed=0, splits={"train": 4, "val": 1, "test": 1}, size=64)
+    shutil.rmtree(data / "val")
+    err = _error(capsys, lambda: fit("noval", "--data.data_dir", str(data), "--data.dataset", "aligned"))
+    assert f"no validation data: {data} has no val/ folder" in err and "--trainer.limit_val_batches 0" in err
+    assert "Sanity Checking" not in err and not (folder / "runs" / "noval").exists()
+    cli = fit("noval", "--data.data_dir", str(data), "--data.dataset", "aligned", "--trainer.limit_val_batches", "0",
+              "--trainer.max_epochs", "1", "--model.n_epochs", "1", "--model.n_epochs_decay", "0")
+    assert cli.trainer.current_epoch == 1
 
 
 def test_channels_must_match_the_networks(fit, capsys):
