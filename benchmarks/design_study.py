@@ -207,6 +207,11 @@ CANDIDATES: dict[str, Candidate] = {
         "bc_kaiser9n_lastnone_fr16 with the flat-passband Kaiser13 after the inner upsamplings (as "
         "lastk9c36_upk13n, which gained 0.6-1.2 dB over lastk9c36 at seeds 0-2) and no blur after the last",
         {**last_upsampling(False), "upsample_antialias": [False] + [KAISER13N] * 6}),
+    "bc_kaiser9n_lastk13c45_upk13n_fr16": Candidate(
+        "bc_kaiser9n_lastnone_upk13n_fr16 with a Kaiser13 of cutoff 0.45 (transition 0.08 cycles/px) after the last "
+        "upsampling: passes 0.77 of 0.43 cycles/px, stops only the band next to 0.5 (0.18 at 0.47), where the "
+        "transposed conv's checkerboard sits: does the unblurred design's TV ratio come from that band?",
+        {**last_upsampling(False), "upsample_antialias": ["kaiser13_c0.45_w0.08"] + [KAISER13N] * 6}),
     "bc_kaiser13n_lastk9c36_fr16": Candidate(
         "bc_kaiser9n_lastk9c36_upk13n_fr16 with the flatter Kaiser13 in the encoder too",
         {**last_upsampling("kaiser9_c0.36_w0.18"), "antialias": KAISER13N,
@@ -231,7 +236,8 @@ DEFAULT_CANDIDATES = ["baseline", "bin5", "bin5_fr16", "bc_bin5_fr16", "bc_kaise
                       "bc_kaiser9n_lastk7c30_fr16", "bc_kaiser9n_lastk9c36_fr16", "bc_kaiser9n_lastk13c38_fr16",
                       "bc_kaiser9n_lastnearest_fr16", "bc_kaiser9n_lastk9c36_fr16_h2",
                       "bc_kaiser9n_lastk13c38_fr16_h2", "bc_kaiser9n_lastk9c36_upk13n_fr16",
-                      "bc_kaiser13n_lastk9c36_fr16", "bc_kaiser9n_lastnone_upk13n_fr16"]
+                      "bc_kaiser13n_lastk9c36_fr16", "bc_kaiser9n_lastnone_upk13n_fr16",
+                      "bc_kaiser9n_lastk13c45_upk13n_fr16"]
 #: Design effects read off the study: (what changes, candidate, the same without the change).
 EFFECTS = [
     ("Bin-5 as the paper places it, vs none", "bin5", "baseline"),
@@ -272,6 +278,8 @@ EFFECTS = [
     ("flat-passband Kaiser13 in the encoder too", "bc_kaiser13n_lastk9c36_fr16", "bc_kaiser9n_lastk9c36_upk13n_fr16"),
     ("flat-passband Kaiser13 after the inner upsamplings (no blur last)", "bc_kaiser9n_lastnone_upk13n_fr16",
      "bc_kaiser9n_lastnone_fr16"),
+    ("a filter stopping only the band next to 0.5 after the last upsampling (Kaiser13 inside)",
+     "bc_kaiser9n_lastk13c45_upk13n_fr16", "bc_kaiser9n_lastnone_upk13n_fr16"),
 ]
 #: Evaluation sets -> extra evaluate.py arguments.
 EVAL_SETS = {
