@@ -1235,6 +1235,12 @@ READING = """## How to read it
   the seed-to-seed sd of the gain on the test split (0.69 against 1.34 dB). That makes it the
   closest design (9/11, short of +8 dB by 0.18 / 0.04 dB), shipped; the difference from the
   Kaiser9 version is within the seeds' spread.
+- Which band carries the unblurred design's TV: a Kaiser13 after the last upsampling that is
+  flat to 0.4 cycles/px and stops only the band next to 0.5 (0.18 at 0.47, cutoff 0.45) lowers
+  the TV ratio as much as every stronger filter did (0.85 / 0.86, -0.11 / -0.09 seed-matched,
+  five seeds) and adds +1.29 / +1.05 dB of stability: the TV the unblurred last upsampling keeps
+  is made in the band next to the Nyquist frequency, where the transposed conv's checkerboard
+  images lie, so part of the 0.95 TV ratio is that pattern, not the targets' detail.
 - Where the TV is missing (output spectrum table, measured): no single octave band explains it.
   Over three or five seeds, the designs without a blur after the last upsampling (TV ratio
   0.93-0.96) keep 0.69-0.75 of the photos' energy above 0.25 cycles/px, less than those with a
