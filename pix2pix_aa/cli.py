@@ -339,10 +339,9 @@ class Pix2PixCLI(LightningCLI):
     def _check_validation_data(self) -> None:
         """A data folder without val/ while validation is on: the data module's error at start-up,
         before the model summary and the first epoch (it would otherwise stop the sanity check)."""
-        dm = self.datamodule
-        if isinstance(dm, Pix2PixDataModule) and dm._val_folder_missing() and self.trainer.limit_val_batches != 0:
-            raise FileNotFoundError(f"no validation data: {dm.data_dir} has no val/ folder; train without "
-                                    f"validation with --trainer.limit_val_batches 0, or add {dm.data_dir / 'val'}")
+        missing = self.datamodule.missing_validation() if isinstance(self.datamodule, Pix2PixDataModule) else None
+        if missing and self.trainer.limit_val_batches != 0:
+            raise FileNotFoundError(missing)
 
     def _quiet_checkpoint_callbacks(self) -> None:
         # validate/test/predict restore the checkpoint callbacks' state and warn that their

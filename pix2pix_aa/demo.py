@@ -67,10 +67,12 @@ def check_same_generator(last: Path, config: str, antialias: str | None, extra: 
     under the new design's name.
 
     Raises:
-        SystemExit: naming the run, the options that differ and what to do.
+        SystemExit: naming the run, the options that differ and what to do; or the checkpoint's
+            own error (``read_checkpoint``) when it cannot be read.
     """
-    import torch
     import yaml
+
+    from pix2pix_aa.checkpoints import CheckpointError, read_checkpoint
 
     wanted = dict((yaml.safe_load((ROOT / config).read_text()) or {}).get("model", {}).get("generator", {})
                   .get("init_args", {}))
@@ -80,7 +82,10 @@ def check_same_generator(last: Path, config: str, antialias: str | None, extra: 
     for flag, value in zip(extra, extra[1:]):
         if flag.startswith(prefix):
             wanted[flag[len(prefix):]] = yaml.safe_load(value)
-    ckpt = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    try:
+        ckpt = read_checkpoint(last)
+    except CheckpointError as e:  # a damaged last.ckpt: one line, as train.py would give
+        raise SystemExit(f"error: {e}") from e
     trained = (ckpt.get("hyper_parameters", {}).get("generator") or {}).get("init_args", {})
     differ = {k: (trained.get(k), v) for k, v in wanted.items() if trained.get(k) != v}
     if differ:

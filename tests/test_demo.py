@@ -20,7 +20,7 @@ def root(tmp_path, monkeypatch):
 def _run(root, **init_args):
     last = demo.run_dir("aa") / "checkpoints" / "last.ckpt"
     last.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"hyper_parameters": {"generator": {"init_args": {"ngf": 32, **init_args}}}}, last)
+    torch.save({"state_dict": {}, "hyper_parameters": {"generator": {"init_args": {"ngf": 32, **init_args}}}}, last)
     return last
 
 
@@ -41,3 +41,10 @@ def test_a_run_of_another_generator_is_refused_with_what_differs(root):
         flags = ["--model.generator.init_args.fullres_channels", "8",
                  "--model.generator.init_args.upsample_antialias", "[false, kaiser9]"]
         demo.train_command("aa", None, "aa.yaml", flags)
+
+
+def test_a_damaged_last_checkpoint_is_one_line(root):
+    last = _run(root)
+    last.write_bytes(b"truncated")
+    with pytest.raises(SystemExit, match=r"error: .*last\.ckpt: not a readable PyTorch checkpoint"):
+        demo.train_command("aa", None, "aa.yaml")

@@ -330,8 +330,13 @@ class Pix2PixDataModule(pl.LightningDataModule):
         hint = f"choose a split that exists (evaluate.py --split {others[0]})" if others else ""
         return self._make(split, train=False, hint=hint)
 
-    def _val_folder_missing(self) -> bool:
-        return self.data_dir.is_dir() and not (self.data_dir / "val").is_dir()
+    def missing_validation(self) -> str | None:
+        """Why ``fit`` would have no validation set: the error for a ``data_dir`` that exists
+        without a ``val/`` folder, else None (the CLI raises it at start-up when validation is on)."""
+        if not self.data_dir.is_dir() or (self.data_dir / "val").is_dir():
+            return None
+        return (f"no validation data: {self.data_dir} has no val/ folder; train without validation with "
+                f"--trainer.limit_val_batches 0, or add {self.data_dir / 'val'}")
 
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets a stage needs (``fit``, ``validate``, ``test``, ``predict``; None = all).
@@ -343,12 +348,10 @@ class Pix2PixDataModule(pl.LightningDataModule):
         if stage in (None, "fit") and self.train_set is None:
             self.train_set = self._make("train")
         if stage in (None, "fit", "validate") and self.val_set is None:
-            if stage == "fit" and self._val_folder_missing():
+            missing = self.missing_validation() if stage == "fit" else None
+            if missing:
                 if self._val_missing is None:
-                    self._val_missing = (
-                        f"no validation data: {self.data_dir} has no val/ folder; train without validation with "
-                        f"--trainer.limit_val_batches 0, or add {self.data_dir / 'val'}"
-                    )
+                    self._val_missing = missing
                     notice(f"{self.data_dir} has no val/ folder: no validation set (train with "
                            f"--trainer.limit_val_batches 0, or add one)")
             else:
