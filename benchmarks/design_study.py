@@ -125,10 +125,10 @@ LASTK7 = {"antialias": KAISER9N, "antialias_mode": "blur_conv", "upsample_antial
           "fullres_channels": 16}
 
 
-def last_upsampling(filt, **options) -> dict:
+def last_upsampling(filt, inner: str = KAISER9N, **options) -> dict:
     """:data:`LASTK7` with ``filt`` (a filter name, or False for none) after the last upsampling
-    instead of Kaiser7, the other upsamplings' filter unchanged; ``options`` added."""
-    return {**LASTK7, "upsample_antialias": [filt] + [KAISER9N] * 6, **options}
+    instead of Kaiser7 and ``inner`` after the other upsamplings; ``options`` added."""
+    return {**LASTK7, "upsample_antialias": [filt] + [inner] * 6, **options}
 
 
 #: name -> design. Full-resolution path: fullres_channels = c (see UNetGenerator).
@@ -202,20 +202,19 @@ CANDIDATES: dict[str, Candidate] = {
         "bc_kaiser9n_lastk9c36_fr16 with a flatter Kaiser13 (cutoff 0.19, transition 0.12 cycles/px: gain 0.99 "
         "at 0.125 where Kaiser9's is 0.79, stopband from 0.25 as Kaiser9's) after the inner upsamplings: less "
         "droop in the mid bands, where the outputs lose energy (output spectrum)",
-        {**last_upsampling("kaiser9_c0.36_w0.18"), "upsample_antialias": ["kaiser9_c0.36_w0.18"] + [KAISER13N] * 6}),
+        last_upsampling("kaiser9_c0.36_w0.18", inner=KAISER13N)),
     "bc_kaiser9n_lastnone_upk13n_fr16": Candidate(
         "bc_kaiser9n_lastnone_fr16 with the flat-passband Kaiser13 after the inner upsamplings (as "
         "lastk9c36_upk13n, which gained 0.6-1.2 dB over lastk9c36 at seeds 0-2) and no blur after the last",
-        {**last_upsampling(False), "upsample_antialias": [False] + [KAISER13N] * 6}),
+        last_upsampling(False, inner=KAISER13N)),
     "bc_kaiser9n_lastk13c45_upk13n_fr16": Candidate(
         "bc_kaiser9n_lastnone_upk13n_fr16 with a Kaiser13 of cutoff 0.45 (transition 0.08 cycles/px) after the last "
         "upsampling: passes 0.77 of 0.43 cycles/px, stops only the band next to 0.5 (0.18 at 0.47), where the "
         "transposed conv's checkerboard sits: does the unblurred design's TV ratio come from that band?",
-        {**last_upsampling(False), "upsample_antialias": ["kaiser13_c0.45_w0.08"] + [KAISER13N] * 6}),
+        last_upsampling("kaiser13_c0.45_w0.08", inner=KAISER13N)),
     "bc_kaiser13n_lastk9c36_fr16": Candidate(
         "bc_kaiser9n_lastk9c36_upk13n_fr16 with the flatter Kaiser13 in the encoder too",
-        {**last_upsampling("kaiser9_c0.36_w0.18"), "antialias": KAISER13N,
-         "upsample_antialias": ["kaiser9_c0.36_w0.18"] + [KAISER13N] * 6}),
+        {**last_upsampling("kaiser9_c0.36_w0.18", inner=KAISER13N), "antialias": KAISER13N}),
     "bin5_enc": Candidate("Bin-5 in the encoder only (upsample_antialias false)",
                           {"antialias": "bin5", "upsample_antialias": False}),
     # Not in the default set (see DEFAULT_CANDIDATES): options the study can train on request.
