@@ -212,6 +212,17 @@ CANDIDATES: dict[str, Candidate] = {
         "upsampling: passes 0.77 of 0.43 cycles/px, stops only the band next to 0.5 (0.18 at 0.47), where the "
         "transposed conv's checkerboard sits: does the unblurred design's TV ratio come from that band?",
         last_upsampling("kaiser13_c0.45_w0.08", inner=KAISER13N)),
+    # A partial notch at 0.5: the checkerboard's TV falls with its amplitude g, the instability it
+    # carries (squared error) with g**2, so halving g should keep most of lastk13c45's stability
+    # gain for about half its TV loss.
+    "bc_kaiser9n_lastk13c48_upk13n_fr16": Candidate(
+        "bc_kaiser9n_lastk13c45_upk13n_fr16 with a partial notch at 0.5 after the last upsampling (Kaiser13, "
+        "cutoff 0.48, transition 0.1 cycles/px: 0.79 at 0.45, 0.58 at 0.5, at most 1.08 below)",
+        last_upsampling("kaiser13_c0.48_w0.1", inner=KAISER13N)),
+    "bc_kaiser9n_lastk13c49_upk13n_fr16": Candidate(
+        "as lastk13c48 with a shallower notch (Kaiser13, cutoff 0.49, transition 0.1 cycles/px: 0.90 at 0.45, "
+        "0.79 at 0.5, at most 1.05 below)",
+        last_upsampling("kaiser13_c0.49_w0.1", inner=KAISER13N)),
     "bc_kaiser13n_lastk9c36_fr16": Candidate(
         "bc_kaiser9n_lastk9c36_upk13n_fr16 with the flatter Kaiser13 in the encoder too",
         {**last_upsampling("kaiser9_c0.36_w0.18", inner=KAISER13N), "antialias": KAISER13N}),
@@ -236,7 +247,8 @@ DEFAULT_CANDIDATES = ["baseline", "bin5", "bin5_fr16", "bc_bin5_fr16", "bc_kaise
                       "bc_kaiser9n_lastnearest_fr16", "bc_kaiser9n_lastk9c36_fr16_h2",
                       "bc_kaiser9n_lastk13c38_fr16_h2", "bc_kaiser9n_lastk9c36_upk13n_fr16",
                       "bc_kaiser13n_lastk9c36_fr16", "bc_kaiser9n_lastnone_upk13n_fr16",
-                      "bc_kaiser9n_lastk13c45_upk13n_fr16"]
+                      "bc_kaiser9n_lastk13c45_upk13n_fr16", "bc_kaiser9n_lastk13c48_upk13n_fr16",
+                      "bc_kaiser9n_lastk13c49_upk13n_fr16"]
 #: Design effects read off the study: (what changes, candidate, the same without the change).
 EFFECTS = [
     ("Bin-5 as the paper places it, vs none", "bin5", "baseline"),
@@ -279,6 +291,10 @@ EFFECTS = [
      "bc_kaiser9n_lastnone_fr16"),
     ("a filter stopping only the band next to 0.5 after the last upsampling (Kaiser13 inside)",
      "bc_kaiser9n_lastk13c45_upk13n_fr16", "bc_kaiser9n_lastnone_upk13n_fr16"),
+    ("a partial notch at 0.5 (gain 0.58) after the last upsampling, vs none (Kaiser13 inside)",
+     "bc_kaiser9n_lastk13c48_upk13n_fr16", "bc_kaiser9n_lastnone_upk13n_fr16"),
+    ("a shallower partial notch at 0.5 (gain 0.79) after the last upsampling, vs none (Kaiser13 inside)",
+     "bc_kaiser9n_lastk13c49_upk13n_fr16", "bc_kaiser9n_lastnone_upk13n_fr16"),
 ]
 #: Evaluation sets -> extra evaluate.py arguments.
 EVAL_SETS = {
