@@ -131,3 +131,18 @@ def test_a_missing_data_dir_flag_is_an_error_not_freshly_generated_data(two_dire
     finally:
         shutil.rmtree(recorded, ignore_errors=True)
         shutil.move(tmp_path / "kept", recorded)
+
+
+def test_a_size_the_generator_cannot_take_is_refused_before_evaluating(two_directions, monkeypatch, tmp_path,
+                                                                       capsys):
+    folder, btoa, atob = two_directions
+    monkeypatch.chdir(folder)
+    # Both generators need multiples of 64 (num_downs 6): --size 60 is refused for each, in one line
+    # naming the evaluate.py flag that fixes it, and nothing is written.
+    assert evaluate_main([str(btoa), str(atob), "--size", "60", "--out", str(tmp_path / "bad"), *FAST]) == 2
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 2 and all("input size (60, 60) is not a multiple of 2**num_downs = 64" in ln
+                                   and "nearest valid: 60 -> 64; pass --size N" in ln for ln in lines), err
+    assert "pad_input" not in err and "Traceback" not in err
+    assert not (tmp_path / "bad" / "results.json").exists()

@@ -195,6 +195,17 @@ def _evaluate_all(loaded: list[LoadedGenerator], inputs: torch.Tensor, targets: 
     return results, errors
 
 
+def _size_problem(generator: torch.nn.Module, size: tuple[int, int]) -> Optional[str]:
+    """Why ``generator`` cannot take the evaluation images of ``size`` (H, W), with the
+    evaluate.py flag that fixes it, or None."""
+    check = getattr(generator, "size_problem", None)  # the project's generators; others run as they are
+    problem = check(size) if check else None
+    if not problem:
+        return None
+    return (f"{problem}; pass --size N (the images are resized to N x N), N a multiple of "
+            f"{generator.size_multiple}, or the size the checkpoint was trained at")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.num_processes < 1:
         raise ValueError(f"--num-processes must be >= 1, got {args.num_processes}")
@@ -274,7 +285,16 @@ def run(args: argparse.Namespace) -> int:
                 errors[item.label] = f"data {settings.describe()}: {e}"
                 report_error(f"{item.label}: data {settings.describe()}: {e}")
             continue
-        batches.append((settings, items, inputs, targets))
+        fitting = []
+        for item in items:  # refused here, before the progress bar, in evaluate.py's own terms
+            problem = _size_problem(item.generator, tuple(inputs.shape[-2:]))
+            if problem:
+                errors[item.label] = problem
+                report_error(f"{item.label}: data {settings.describe()}: {problem}")
+            else:
+                fitting.append(item)
+        if fitting:
+            batches.append((settings, fitting, inputs, targets))
     if not batches:
         return EXIT_USAGE
     out_dir = args.out or output_dir_default()

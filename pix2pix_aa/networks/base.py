@@ -117,23 +117,31 @@ class Generator(nn.Module):
         """Input sizes must be multiples of this (2 ** num_downs)."""
         return 2 ** self.num_downs
 
-    def _check_input(self, x: torch.Tensor) -> None:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"{type(self).__name__} expects (N, {self.in_channels}, H, W), got {tuple(x.shape)}")
+    def size_problem(self, size: tuple[int, int]) -> Optional[str]:
+        """Why an input of spatial size ``(H, W)`` (pixels) is refused, naming the nearest valid
+        sizes, or None when it is accepted (any size with ``pad_input``). Shared by ``forward``
+        and by callers that check their data before running (evaluate.py)."""
         if self.pad_input:
-            return
+            return None
         m = self.size_multiple
-        bad = list(dict.fromkeys(s for s in x.shape[-2:] if s % m))  # a square input names its size once
+        bad = list(dict.fromkeys(s for s in size if s % m))  # a square input names its size once
+        if not bad:
+            return None
 
         def nearest(s: int) -> str:
             below, above = (s // m) * m, math.ceil(s / m) * m
             return f"{s} -> {above}" if below == 0 else f"{s} -> {below} or {above}"
 
-        if bad:
-            near = "; ".join(nearest(s) for s in bad)
-            raise ValueError(
-                f"input size {tuple(x.shape[-2:])} is not a multiple of {self._size_reason()}; nearest valid: "
-                f"{near}. Resize/crop the input{self.size_hint}, or pass pad_input=True to pad and crop.")
+        near = "; ".join(nearest(s) for s in bad)
+        return f"input size {tuple(size)} is not a multiple of {self._size_reason()}; nearest valid: {near}"
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"{type(self).__name__} expects (N, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        problem = self.size_problem(tuple(x.shape[-2:]))
+        if problem:
+            raise ValueError(f"{problem}. Resize/crop the input{self.size_hint}, or pass pad_input=True to pad and "
+                             "crop.")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._padded_run(x)
