@@ -21,7 +21,15 @@ from torch import nn
 from pix2pix_aa.compat import batches_that_stepped, built_by_cli
 from pix2pix_aa.layers.padding import pad_to_multiple
 from pix2pix_aa.losses import GAN_MODES, gan_loss
-from pix2pix_aa.metrics import MAX_PSNR_DB, pooled_psnr, quality, reflect_pad_source, shift_grid, stability_crop
+from pix2pix_aa.metrics import (
+    COLLAPSE_TV_RATIO,
+    MAX_PSNR_DB,
+    pooled_psnr,
+    quality,
+    reflect_pad_source,
+    shift_grid,
+    stability_crop,
+)
 from pix2pix_aa.networks import PatchGANDiscriminator, UNetGenerator, init_weights
 
 __all__ = ["LR_POLICIES", "Pix2PixModule", "linear_decay_factor", "load_weights"]
@@ -334,6 +342,10 @@ class Pix2PixModule(pl.LightningModule):
         scores = quality(fake_b, real_b)
         self.log_dict({f"{stage}/{k}": float(v) for k, v in scores.items()}, on_epoch=True,
                       sync_dist=True, batch_size=real_a.shape[0])
+        if getattr(self, "_tv_sums", None) is not None:  # for the epoch's TV ratio (collapse check)
+            n = real_a.shape[0]
+            self._tv_sums[0] += scores["tv"] * n
+            self._tv_sums[1] += scores["tv_target"] * n
         self._stability_on(real_a)
         if batch_idx == 0:
             self._log_grid(f"{stage}/images", real_a, fake_b, real_b)
@@ -342,6 +354,7 @@ class Pix2PixModule(pl.LightningModule):
     # the epoch, whatever the batch size (batch 1 must not mean one image), pooled over them.
     def on_validation_epoch_start(self) -> None:
         self._stability_parts: list = []
+        self._tv_sums = [0.0, 0.0]  # outputs', targets' total variation, summed over images
 
     on_test_epoch_start = on_validation_epoch_start
 
@@ -358,7 +371,23 @@ class Pix2PixModule(pl.LightningModule):
         shifts = shift_grid(max_shift, num_shifts=n_shifts, seed=0)
         parts.append(stability_crop(self.generator, reflect_pad_source(x, max_shift), tuple(x.shape[-2:]), shifts))
 
+    def _log_tv_ratio(self, stage: str) -> None:
+        """``{stage}/tv_ratio`` = TV(outputs) / TV(targets) over the epoch's images; near-constant
+        outputs (below COLLAPSE_TV_RATIO, as evaluate.py flags them) get a warning line, since
+        their stability figure looks excellent and means nothing."""
+        tv, tv_target = getattr(self, "_tv_sums", None) or (0.0, 0.0)
+        self._tv_sums = None
+        if tv_target <= 0:
+            return
+        ratio = tv / tv_target
+        self.log(f"{stage}/tv_ratio", ratio, on_epoch=True, sync_dist=True)
+        if ratio < COLLAPSE_TV_RATIO and not (self._trainer is not None and self.trainer.sanity_checking):
+            self.print(f"warning: {stage}: the outputs are near-constant (TV ratio {ratio:.3f} < "
+                       f"{COLLAPSE_TV_RATIO} of the targets'): a collapsed generator is trivially stable, so "
+                       f"{stage}/stability_psnr is no result")
+
     def _log_stability(self, stage: str) -> None:
+        self._log_tv_ratio(stage)
         parts = getattr(self, "_stability_parts", None)
         if not parts:
             return

@@ -53,6 +53,27 @@ def test_subcommands_run_from_checkpoint(trained_run, subcommand, run_cli, tmp_p
         assert f"{'val' if subcommand == 'validate' else 'test'}/psnr" in metrics
 
 
+@pytest.mark.parametrize("subcommand", ["validate", "test"])
+def test_a_collapsed_generators_stability_is_flagged(trained_run, subcommand, run_cli, capsys):
+    """The tiny 2-epoch run collapses to near-constant outputs (TV ratio ~0.002): its stability
+    figure (~70 dB) must come with a warning, as evaluate.py marks it; an untrained Kaiming-initialised
+    generator's (noisy outputs) must not (pix2pix's normal(0, 0.02) init gives near-constant ones)."""
+    folder, run = trained_run
+    stage = "val" if subcommand == "validate" else "test"
+    base = [subcommand, "--config", str(folder / "tiny.yaml"), "--trainer.logger", "false"]
+    metrics = run_cli(folder, base + ["--ckpt_path", str(run / "checkpoints" / "last.ckpt")]).trainer.callback_metrics
+    out = capsys.readouterr().out
+    ratio = float(metrics[f"{stage}/tv_ratio"])
+    # One batch of 2 images: the epoch's ratio of sums equals the ratio of the logged means.
+    assert ratio == pytest.approx(float(metrics[f"{stage}/tv"]) / float(metrics[f"{stage}/tv_target"]), rel=1e-5)
+    assert ratio < 0.1
+    assert f"warning: {stage}: the outputs are near-constant (TV ratio {ratio:.3f} < 0.1" in out
+    assert f"{stage}/stability_psnr is no result" in out
+    fresh = run_cli(folder, base + ["--model.init_type", "kaiming"]).trainer.callback_metrics  # noisy outputs
+    assert float(fresh[f"{stage}/tv_ratio"]) > 0.1
+    assert "near-constant" not in capsys.readouterr().out
+
+
 def test_resume_restores_epoch_optimizer_and_scheduler(trained_run, run_cli):
     folder, run = trained_run
     last = run / "checkpoints" / "last.ckpt"

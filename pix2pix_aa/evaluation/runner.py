@@ -17,6 +17,7 @@ from torch import nn
 
 from pix2pix_aa.evaluation.speed import PRECISIONS, autocast, prepare_generator, wrap_precision
 from pix2pix_aa.metrics import (
+    COLLAPSE_TV_RATIO,
     FeatureDistanceResult,
     StabilityResult,
     feature_distance,
@@ -38,9 +39,6 @@ __all__ = ["COLLAPSE_TV_RATIO", "EvalOptions", "ModelResult", "chunk_starts", "e
 
 PROTOCOLS = ("crop", "circular", "both")
 
-#: A model whose outputs' total variation is below this fraction of the targets' is flagged as
-#: collapsed (near-constant output): it is trivially stable, so its stability is no result.
-COLLAPSE_TV_RATIO = 0.1
 
 
 @dataclass

@@ -12,7 +12,11 @@ import torch
 from pix2pix_aa.metrics.bandwidth import high_frequency_energy
 from pix2pix_aa.metrics.psnr import DATA_RANGE, psnr
 
-__all__ = ["quality", "sharpness", "total_variation"]
+__all__ = ["COLLAPSE_TV_RATIO", "quality", "sharpness", "total_variation"]
+
+#: Outputs whose total variation is below this fraction of the targets' are flagged as collapsed
+#: (near-constant): such a model is trivially stable, so its stability figures are no result.
+COLLAPSE_TV_RATIO = 0.1
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:
