@@ -9,8 +9,9 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from pix2pix_aa.evaluation.checkpoints import CheckpointError, find_checkpoints, load_generator
+from pix2pix_aa.evaluation.checkpoints import CheckpointError, filter_label, find_checkpoints, load_generator
 from pix2pix_aa.evaluation.cli import main as evaluate_main
+from pix2pix_aa.networks import ResNetGenerator, UNetGenerator
 
 FAST = ["--max-images", "3", "--shifts", "4", "--noise", "0.05", "--no-progress"]
 
@@ -153,3 +154,22 @@ def test_a_max_images_below_one_is_refused_by_the_parser(value, capsys):
         evaluate_main(["runs/none", "--max-images", value])
     assert exit_info.value.code == 2
     assert f"--max-images: expected a whole number >= 1, got {value}" in capsys.readouterr().err
+
+
+def test_the_filter_label_tells_designs_with_one_encoder_filter_apart():
+    """Tables and titles named only the encoder filter, so the shipped design and its variant with
+    a blur after every upsampling both read 'kaiser9_c0.17_w0.16'."""
+    import yaml
+
+    shipped = yaml.safe_load(open("configs/cpu_quick_aa.yaml"))["model"]["generator"]["init_args"]
+    assert filter_label(UNetGenerator, shipped) == (
+        "kaiser9_c0.17_w0.16 (antialias_mode blur_conv, upsample_antialias [false, kaiser13_c0.19_w0.12 x6], "
+        "fullres_channels 16)")
+    variant = {**shipped, "upsample_antialias": ["kaiser9_c0.36_w0.18"] + ["kaiser13_c0.19_w0.12"] * 6}
+    assert filter_label(UNetGenerator, variant) != filter_label(UNetGenerator, shipped)
+    # The paper's Bin-5 and the baseline keep their short names; an option at its default is not listed.
+    assert filter_label(UNetGenerator, {"antialias": "bin5", "upsample_antialias": True, "ngf": 8}) == "bin5"
+    assert filter_label(UNetGenerator, {"antialias": "bin5", "upsample_antialias": False}) == \
+        "bin5 (upsample_antialias false)"
+    assert filter_label(UNetGenerator, {}) == "none"
+    assert filter_label(ResNetGenerator, {"antialias": "tri3", "n_blocks": 3}) == "tri3"

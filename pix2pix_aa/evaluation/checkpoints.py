@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from torch import nn
 
@@ -12,7 +13,7 @@ from pix2pix_aa.checkpoints import CheckpointError, check_module_checkpoint, rea
 from pix2pix_aa.compat import batches_in_checkpoint
 from pix2pix_aa.module import Pix2PixModule
 
-__all__ = ["CheckpointError", "LoadedGenerator", "find_checkpoints", "load_generator"]
+__all__ = ["CheckpointError", "LoadedGenerator", "filter_label", "find_checkpoints", "load_generator"]
 
 
 @dataclass
@@ -24,9 +25,13 @@ class LoadedGenerator:
     datamodule_hparams: dict
     epoch: Optional[int]
     step: Optional[int] = None
+    #: The anti-aliasing design for tables and titles (:func:`filter_label`); None: the encoder filter.
+    design: Optional[str] = None
 
     @property
     def antialias(self) -> str:
+        if self.design is not None:
+            return self.design
         args = (self.hparams.get("generator") or {})
         return str(args.get("antialias", "none"))
 
@@ -34,6 +39,41 @@ class LoadedGenerator:
     def run_dir(self) -> Path:
         """The Lightning log dir of the run (``.../version_N``) when the checkpoint sits in it."""
         return self.path.parent.parent if self.path.parent.name == "checkpoints" else self.path.parent
+
+
+#: Generator options that change the anti-aliasing design beside the encoder filter.
+DESIGN_OPTIONS = ("antialias_mode", "upsample_antialias", "upsample", "fullres_channels", "head_layers")
+
+
+def _compact(value: Any) -> str:
+    """A config value, lists with repeated entries run-length written: [none, bin5 x6]."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if not isinstance(value, (list, tuple)):
+        return str(value).lower() if value is None else str(value)
+    runs: list[list] = []
+    for v in value:
+        if runs and runs[-1][0] == v:
+            runs[-1][1] += 1
+        else:
+            runs.append([v, 1])
+    return "[" + ", ".join(_compact(v) + (f" x{n}" if n > 1 else "") for v, n in runs) + "]"
+
+
+def filter_label(cls: type, init_args: dict) -> str:
+    """The generator's anti-aliasing design in one line: the encoder filter, then every option of
+    :data:`DESIGN_OPTIONS` set away from ``cls``'s default, e.g. ``kaiser9_c0.17_w0.16
+    (antialias_mode blur_conv, upsample_antialias [none, kaiser13_c0.19_w0.12 x6],
+    fullres_channels 16)``. Two designs that share an encoder filter read differently."""
+    try:
+        defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items()}
+    except (TypeError, ValueError):  # a class without an inspectable signature: encoder filter only
+        defaults = {}
+    label = _compact(init_args.get("antialias", defaults.get("antialias", "none")))
+    changed = [f"{k} {_compact(init_args[k])}" for k in DESIGN_OPTIONS
+               if k in init_args and k in defaults and init_args[k] != defaults[k]
+               and not (k == "upsample_antialias" and init_args[k] in (None, True))]  # same as the encoder
+    return label + (f" ({', '.join(changed)})" if changed else "")
 
 
 def find_checkpoints(paths: list[str]) -> list[Path]:
@@ -115,7 +155,7 @@ def load_generator(path: str | Path, trust: bool = False, reference: Optional[di
     hp_out["generator"] = flat
     return LoadedGenerator(path=path, label=_label(path), generator=generator.eval(), hparams=hp_out,
                            datamodule_hparams=dict(ckpt.get("datamodule_hyper_parameters") or {}),
-                           epoch=ckpt.get("epoch"), step=batches_in_checkpoint(ckpt))
+                           epoch=ckpt.get("epoch"), step=batches_in_checkpoint(ckpt), design=filter_label(cls, flat))
 
 
 def _load_reference(path: Path, options: dict) -> LoadedGenerator:

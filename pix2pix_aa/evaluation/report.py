@@ -52,7 +52,8 @@ DEFINITIONS = (
     "TV ratio = total variation of the outputs / that of the targets; HF ratio = spectral "
     "energy above half Nyquist of the outputs / that of the targets (below 1: smoother than the targets). "
     "epoch = the checkpoint's 0-based epoch index (1 after two full epochs); step = training batches "
-    "seen (one G and one D update each).")
+    "seen (one G and one D update each). filter = the encoder's anti-aliasing filter, then in brackets the "
+    "generator's design options set away from their defaults (decoder filters, mode, full-resolution path).")
 
 
 def _fmt(value, key: str, row: dict) -> str:
