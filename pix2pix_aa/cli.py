@@ -102,7 +102,7 @@ class Pix2PixArgumentParser(LightningArgumentParser):
         lines = [ln.strip() for ln in str(message).splitlines() if ln.strip()]
         text = " ".join(lines[:3])[:400]
         hints = []
-        nested = _nested_option_problem(str(message))
+        nested = _nested_option_problem(str(message)) or _union_value_problem(str(message))
         if nested is not None:
             text, hint = nested
             hints += [hint] if hint else []
@@ -142,6 +142,29 @@ def _nested_option_problem(message: str) -> Optional[tuple[str, Optional[str]]]:
         hint = f"did you mean --{option}.init_args.{close[0]}?" if close else (
             f"{cls_name} takes: {', '.join(params)}" if params else None)
     return f"{option} ({class_path}): {detail}"[:400], hint
+
+
+#: Examples for the mapping options' errors.
+MAPPING_EXAMPLES = {"data.generate_counts": "{train: 400, val: 100, test: 106}"}
+
+
+def _union_value_problem(message: str) -> Optional[tuple[str, Optional[str]]]:
+    """(one line, hint) for jsonargparse's Union error about a plain option (an ``Optional[dict]``
+    such as ``data.generate_counts``): the types it takes and the value given, instead of
+    ``<class 'NoneType'>`` lists; a mapping gets its YAML form as the hint."""
+    key = re.search(r'Parser key "([\w.]+)":\s*Does not validate against any of the Union subtypes', message)
+    subtypes = re.search(r"Subtypes: \[(.*)\]", message)
+    given = re.search(r"Given value: (.*)", message)
+    if not key or not subtypes or "class_path" in message:
+        return None
+    names = [t.strip() for t in re.split(r",\s*(?![^\[]*\])", subtypes.group(1))]  # commas outside brackets
+    names = ["null" if "NoneType" in t else re.sub(r"<class '(\w+)'>", r"\1", t) for t in names]
+    text = f"--{key.group(1)} expects {' or '.join(names)}" + (f", got {given.group(1).strip()!r}" if given else "")
+    hint = None
+    if any(t.startswith("dict") for t in names):
+        example = MAPPING_EXAMPLES.get(key.group(1), "{key: value, key2: value2}")
+        hint = f"give a mapping in YAML form, e.g. --{key.group(1)} '{example}'"
+    return text, hint
 
 
 class ReusableConfig(SaveConfigCallback):

@@ -203,6 +203,9 @@ def test_test_uses_the_checkpoints_data_unless_overridden(fit, folder, capsys, w
     (["--data.direction", "AB"], "Parser key \"data.direction\": Expected a typing.Literal['AtoB', 'BtoA']"),
     (["--data.dataset", "facade"], "Parser key \"data.dataset\": Expected a typing.Literal['facades', 'aligned'"),
     (["--data.preprocess", "resize"], "Parser key \"data.preprocess\": Expected a typing.Literal['resize_and_crop'"),
+    (["--data.generate_counts", "train=4"], "error: --data.generate_counts expects dict[str, int] or null, got "
+                                            "'train=4'"),
+    (["--data.generate_counts", "train=4"], "--data.generate_counts '{train: 400, val: 100, test: 106}'"),
 ])
 def test_unsupported_and_reference_flags_get_one_line_and_the_option_to_use(fit, capsys, flags, expected):
     err = _error(capsys, lambda: fit("refused", *flags))
