@@ -156,3 +156,34 @@ def test_seed_runs_use_the_adam_of_their_seed0_run(seeds, tmp_path, monkeypatch)
     (tmp_path / "bin5" / "config.yaml").write_text("model:\n  lr: 0.0002\n")  # predates the option
     assert seeds.train_extra("baseline", 2) == ("--data.seed", "2", "--model.fused_adam", "true")
     assert seeds.train_extra("bin5", 1)[-1] == "false"
+
+
+@pytest.fixture(scope="module")
+def tv_bands():
+    yield _load("tv_bands")
+    sys.modules.pop("tv_bands", None)
+
+
+def test_a_checkerboard_adds_tv_ratio_that_the_nyquist_band_filter_takes_away(tv_bands):
+    g = torch.Generator().manual_seed(0)
+    # Smooth targets (a 9x9 box of noise: little energy next to 0.5 cycles/px) and the same
+    # targets plus a transposed conv's checkerboard (all of it at 0.5 cycles/px).
+    targets = F.avg_pool2d(torch.rand(4, 3, 72, 72, generator=g) * 2 - 1, 9, stride=1)
+    yy, xx = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    checker = 0.05 * (-1.0) ** (yy + xx)
+    ratios = tv_bands.tv_ratios(targets + checker, targets, ["none", "kaiser13_c0.45_w0.08", "bin5"])
+    assert ratios["none"] > 1.5  # the pattern's TV counts as sharpness
+    assert ratios["kaiser13_c0.45_w0.08"] == pytest.approx(1.0, abs=0.03)  # gain 0.01 at 0.5
+    assert ratios["bin5"] == pytest.approx(1.0, abs=0.03)
+    same = tv_bands.tv_ratios(targets, targets, ["none", "kaiser13_c0.45_w0.08"])
+    assert same == {"none": pytest.approx(1.0), "kaiser13_c0.45_w0.08": pytest.approx(1.0)}
+
+
+def test_tv_bands_prints_one_row_per_checkpoint(tv_bands, trained_run, monkeypatch, capsys):
+    folder, run = trained_run
+    monkeypatch.chdir(folder)  # the run recorded its data folder relative to here
+    assert tv_bands.main([str(run), "--max-images", "2", "--filters", "none", "bin5"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 2  # header + the run
+    ratios = [float(v) for v in rows[1].strip("| ").split(" | ")[-2:]]
+    assert all(0 < r < 10 for r in ratios)
