@@ -441,6 +441,18 @@ def seconds_per_step(name: str) -> dict:
             "logged_steps": len(steps)}
 
 
+#: This invocation of the study, written into each training record: only runs trained by one
+#: invocation shared the machine's load, so only their s/iteration compare.
+INVOCATION = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def same_invocation(a: dict, b: dict) -> bool:
+    """Whether two training records were timed by one invocation of the study (records written
+    before the invocation was kept never compare: being both in the committed record does not
+    make two runs contemporaries)."""
+    return a.get("invocation") is not None and a.get("invocation") == b.get("invocation")
+
+
 def train(candidate: str, seed: int, threads: int) -> bool:
     """Train one run (or resume it), holding ``logs/design_study/<run>.lock``: a second study
     process (or ``--jobs`` worker) that reaches the same run waits for the first, then finds it
@@ -478,7 +490,7 @@ def _train(candidate: str, seed: int, threads: int) -> bool:
     write_json(record, {"run": name, "candidate": candidate, "seed": seed, "init_args": cand.init_args,
                         "model_args": cand.model_args,
                         "command": cmd[1:], "process_minutes": (time.perf_counter() - start) / 60,
-                        "threads": threads, **state, **seconds_per_step(name)})
+                        "threads": threads, "invocation": INVOCATION, **state, **seconds_per_step(name)})
     log(f"train {name}: done in {(time.perf_counter() - start) / 60:.1f} min")
     return True
 
@@ -760,10 +772,9 @@ def summarise(data: dict, names: list[str], cost: dict) -> dict:
             sets[set_name] = summ
         train = data["train"].get(c, {})
         btrain = data["train"].get("baseline", {})
-        # Only runs timed in the same session (both from disk or both from the record) are compared.
         ratios = [train[s]["seconds_per_step"] / btrain[s]["seconds_per_step"] for s in train
                   if s in btrain and train[s].get("seconds_per_step") and btrain[s].get("seconds_per_step")
-                  and bool(train[s].get("from_record")) == bool(btrain[s].get("from_record"))]
+                  and same_invocation(train[s], btrain[s])]
         cst, bcst = cost.get(c), cost.get("baseline")
         out[c] = {"sets": sets, "train_time_ratio": mean_sd(ratios),
                   "params": cst["params"] if cst else None,
@@ -813,6 +824,36 @@ def shortfall(s: dict) -> float:
                  (-GOAL["psnr_drop_db"] - gap_psnr) / GOAL["psnr_drop_db"], -gap_ssim / 0.01]
         total += sum(max(0.0, x) for x in parts if not math.isnan(x))
     return total
+
+
+#: The metrics of a seed-matched comparison and the digits they are written with.
+EFFECT_DIGITS = {"pooled_db": 2, "eb_pooled_db": 2, "psnr": 2, "ssim": 3, "tv_ratio": 2}
+
+
+def seed_matched(data: dict, a: str, b: str, set_name: str) -> tuple[list[int], dict]:
+    """Candidate ``a`` minus ``b`` on ``set_name``, seed by seed: (common seeds, metric -> (mean,
+    sd) of the differences) for the metrics of :data:`EFFECT_DIGITS`; matching seeds removes
+    the seed-to-seed spread both share (same data order and initial weights up to the design)."""
+    ra, rb = (data["eval"].get(x, {}).get(set_name, {}) for x in (a, b))
+    common = sorted(set(ra) & set(rb))
+    return common, {k: mean_sd([ra[x][k] - rb[x][k] for x in common
+                                if ra[x].get(k) is not None and rb[x].get(k) is not None])
+                    for k in EFFECT_DIGITS}
+
+
+def shipped_vs_closest(data: dict, best: str, carried: str) -> str:
+    """The sentence that says a shipped design is not the ranking's closest, with the
+    seed-matched differences between the two, so the reader can judge whether the ranking's
+    order is more than the seeds' spread."""
+    parts = []
+    for set_name in EVAL_SETS:
+        common, d = seed_matched(data, best, carried, set_name)
+        if common:
+            parts.append(f"{set_name} (seeds {','.join(map(str, common))}): stability "
+                         f"{fmt(d['pooled_db'], 2, True)} dB, PSNR {fmt(d['psnr'], 2, True)} dB, "
+                         f"SSIM {fmt(d['ssim'], 3, True)}, TV ratio {fmt(d['tv_ratio'], 2, True)}")
+    return (f"The shipped **{carried}** is not the ranking's closest design; **{best}** minus it, "
+            "seed by seed: " + ("; ".join(parts) or "no common seeds") + ".")
 
 
 def fmt(ms: tuple, digits: int = 2, signed: bool = False) -> str:
@@ -1019,16 +1060,10 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
         if a not in trained or b not in trained:
             continue
         for set_name in EVAL_SETS:
-            ra, rb = (data["eval"][x].get(set_name, {}) for x in (a, b))
-            common = sorted(set(ra) & set(rb))
+            common, diffs = seed_matched(data, a, b, set_name)
             if not common:
                 continue
-            cells = []
-            for k, digits in (("pooled_db", 2), ("eb_pooled_db", 2), ("psnr", 2), ("ssim", 3), ("tv_ratio", 2)):
-                diffs = [ra[x][k] - rb[x][k] for x in common if ra[x].get(k) is not None and rb[x].get(k) is not None]
-                m, sd = mean_sd(diffs)
-                spread = "" if math.isnan(sd) else f" ± {sd:.{digits}f}"
-                cells.append("n/a" if math.isnan(m) else f"{m:+.{digits}f}" + spread)
+            cells = [fmt(diffs[k], digits, signed=True) for k, digits in EFFECT_DIGITS.items()]
             effect_lines.append(f"| {what} (`{a}` - `{b}`) | {set_name} | {','.join(map(str, common))} | "
                                 + " | ".join(cells) + " |")
 
@@ -1057,12 +1092,15 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
         r = frequency_response(f, freqs)
         filt_lines.append(f"| {f} | " + " | ".join(f"{v:.3f}" for v in r.tolist()) + " |")
 
-    shipped = []
+    shipped, carried_designs = [], []
     for label, path in SHIPPED.items():
         model = shipped_config(path)
         carried = next((c for c in names if model is not None and matches(model, c)), None)
+        carried_designs.append(carried)
         shipped.append(f"- `{path}` ({label}): " + ("missing" if model is None else
                        f"carries **{carried or 'a design outside this study'}**"))
+    for carried in dict.fromkeys(c for c in carried_designs if c and best and c != best and c in trained):
+        shipped.append("\n" + shipped_vs_closest(data, best, carried))
     recorded = [r for per in data["train"].values() for r in per.values()]
     commits = sorted({r["commit"] + (" (+ uncommitted network changes)" if r.get("dirty_networks") else "")
                       for r in recorded if r.get("commit")})
@@ -1145,8 +1183,9 @@ The controlled step time is the CPU time of G + D forward and backward of one ba
 0.2x of the 1.6x limit can fall on either side of it in another measurement); the training column is the
 median seconds per iteration of each run's log, seed-matched to the baseline, measured while
 other jobs shared the 2 cores (read it as a rough check); n/a where no baseline run of the same
-seed was timed in the same session as the candidate's (timings of different sessions do not
-compare: the host's speed varies between them), so the controlled column is the criterion.
+seed was trained by the same invocation of this script as the candidate's (timings of
+different invocations do not compare: the host's load and speed vary between them), so the
+controlled column is the criterion.
 
 Filters (magnitude response of the 1-D row, `pix2pix_aa.layers.frequency_response`; 0.25
 cycles/px is the Nyquist frequency after 2x subsampling): Kaiser7 keeps more of the passband

@@ -86,6 +86,22 @@ def test_summary_gaps_are_seed_matched_and_goal_is_checked(study):
     assert [k for k, (ok, _) in goal.items() if not ok] == ["time <= 1.6x"]
 
 
+def test_training_times_compare_only_within_one_invocation(study):
+    data = {"eval": {}, "train": {
+        # Seed 0: one invocation; seed 1: both from the committed record but timed apart
+        # (a loaded and an idle session); seed 2: one record predates the invocation field.
+        "baseline": {0: {"seconds_per_step": 0.4, "invocation": "A"},
+                     1: {"seconds_per_step": 0.24, "invocation": "B", "from_record": True},
+                     2: {"seconds_per_step": 0.3, "from_record": True}},
+        "x": {0: {"seconds_per_step": 0.6, "invocation": "A"},
+              1: {"seconds_per_step": 0.75, "invocation": "C", "from_record": True},
+              2: {"seconds_per_step": 0.45, "from_record": True}}}}
+    ratio = study.summarise(data, ["baseline", "x"], {})["x"]["train_time_ratio"]
+    assert ratio[0] == pytest.approx(1.5) and math.isnan(ratio[1])  # seed 0 alone
+    del data["train"]["x"][0]
+    assert math.isnan(study.summarise(data, ["baseline", "x"], {})["x"]["train_time_ratio"][0])
+
+
 def test_finished_epochs_reads_the_fit_loop(study, tmp_path, monkeypatch):
     folder = tmp_path / "runs" / "cpu_quick_x" / "main" / "checkpoints"
     folder.mkdir(parents=True)
