@@ -12,6 +12,15 @@ with a filter that stops only the band next to 0.5 (``kaiser13_c0.45_w0.08``: fl
 0.18 at 0.47, 0 from 0.49) removes the artefact's share and keeps the detail's: two designs whose
 unfiltered TV ratios differ but whose filtered ones agree differ only in that band.
 
+What sits next to 0.5 is then described by an exact spectral band, the bins with
+max(|fy|, |fx|) > ``--band`` cycles/px (default 0.45: the cross-shaped region a separable filter's
+stopband covers, holding the checkerboard at (0.5, 0.5) and the stripes at fy or fx = 0.5): its
+energy in the outputs over that in the targets, and the correlation of the two (Re sum O T* /
+(|O| |T|) over the band's bins, the band-passed images' correlation by Parseval; Hann-windowed,
+so the border's discontinuity does not leak into the band). A checkerboard adds energy there
+without correlation; detail at the targets' pixels adds both. The top band is sensitive to
+sub-pixel misplacement, so a low correlation says "not at the targets' pixels", not "no detail".
+
 The filters are the project's anti-aliasing filters (:mod:`pix2pix_aa.layers.filters`), applied
 at full resolution with reflect borders (kornia ``filter2d``); TV is
 :func:`pix2pix_aa.metrics.total_variation`; ratios are of the means over images. Each
@@ -58,6 +67,25 @@ def tv_ratios(outputs: torch.Tensor, targets: torch.Tensor, filters: Sequence[st
             for f in filters}
 
 
+def top_band(outputs: torch.Tensor, targets: torch.Tensor, lo: float = 0.45) -> tuple[float, float]:
+    """(energy ratio, correlation) of outputs and targets in the spectral band
+    max(|fy|, |fx|) > ``lo`` cycles/px (module docstring), Hann-windowed, float64.
+
+    Shape: outputs, targets (N, C, H, W), same shape.
+    Raises: ValueError if ``lo`` is not in [0, 0.5).
+    """
+    if not 0 <= lo < 0.5:
+        raise ValueError(f"the band's lower edge must be in [0, 0.5) cycles/px, got {lo}")
+    h, w = outputs.shape[-2:]
+    window = torch.outer(torch.hann_window(h, periodic=False, dtype=torch.float64),
+                         torch.hann_window(w, periodic=False, dtype=torch.float64))
+    fy, fx = torch.fft.fftfreq(h, dtype=torch.float64).abs(), torch.fft.fftfreq(w, dtype=torch.float64).abs()
+    band = torch.maximum(fy[:, None], fx[None, :]) > lo
+    o, t = (torch.fft.fft2(x.detach().to(torch.float64) * window)[..., band] for x in (outputs, targets))
+    return float(o.abs().square().sum() / t.abs().square().sum()), \
+        float((o * t.conj()).real.sum() / (o.abs().square().sum() * t.abs().square().sum()).sqrt())
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoints", nargs="+", help="checkpoints or run folders (their last.ckpt)")
@@ -66,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="test")
     p.add_argument("--data-dir")
     p.add_argument("--dataset")
+    p.add_argument("--band", type=float, default=0.45, help="lower edge of the top band, cycles/px (default 0.45)")
     args = p.parse_args(argv)
     torch.set_grad_enabled(False)
     rows = []
@@ -74,13 +103,21 @@ def main(argv: list[str] | None = None) -> int:
         settings = data_settings(item, split=args.split, data_dir=args.data_dir, dataset=args.dataset)
         inputs, targets = load_data(settings, args.max_images)
         outputs = torch.cat([item.generator(inputs[i:i + 4]) for i in range(0, inputs.shape[0], 4)])
-        rows.append((item.label, settings.describe(), inputs.shape[0], tv_ratios(outputs, targets, args.filters)))
+        rows.append((item.label, settings.describe(), inputs.shape[0], tv_ratios(outputs, targets, args.filters),
+                     top_band(outputs, targets, args.band)))
     print("TV ratio (outputs / targets, means over images) after one common full-resolution low-pass "
           "(reflect borders):")
     print("| checkpoint | data | images | " + " | ".join(args.filters) + " |")
     print("|---|---|---|" + "---|" * len(args.filters))
-    for label, data, n, ratios in rows:
+    for label, data, n, ratios, _ in rows:
         print(f"| {label} | {data} | {n} | " + " | ".join(f"{ratios[f]:.3f}" for f in args.filters) + " |")
+    print(f"\nThe band max(|fy|, |fx|) > {args.band:g} cycles/px (Hann window): energy of the outputs over "
+          "the targets', and the correlation of the two (1 = the targets' band at the targets' pixels, "
+          "0 = unrelated):")
+    print("| checkpoint | data | energy ratio | correlation |")
+    print("|---|---|---|---|")
+    for label, data, _, _, (energy, corr) in rows:
+        print(f"| {label} | {data} | {energy:.3f} | {corr:.3f} |")
     return 0
 
 

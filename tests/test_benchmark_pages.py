@@ -179,11 +179,29 @@ def test_a_checkerboard_adds_tv_ratio_that_the_nyquist_band_filter_takes_away(tv
     assert same == {"none": pytest.approx(1.0), "kaiser13_c0.45_w0.08": pytest.approx(1.0)}
 
 
+def test_the_top_band_tells_a_checkerboard_from_detail_in_place(tv_bands):
+    g = torch.Generator().manual_seed(0)
+    # Targets with sharp edges (nearest-upsampled noise: energy up to 0.5 cycles/px).
+    targets = F.interpolate(torch.rand(4, 3, 16, 16, generator=g) * 2 - 1, scale_factor=4, mode="nearest")
+    yy, xx = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    checker = 0.3 * (-1.0) ** (yy + xx)
+    assert tv_bands.top_band(targets, targets) == (pytest.approx(1.0), pytest.approx(1.0))
+    energy, corr = tv_bands.top_band(targets + checker, targets)
+    assert energy > 2 and corr < 0.6  # the pattern's energy, unrelated to the targets' band
+    assert tv_bands.top_band(-targets, targets)[1] == pytest.approx(-1.0)
+    energy, _ = tv_bands.top_band(tv_bands.filtered(targets, "kaiser13_c0.38_w0.1"), targets)
+    assert energy < 0.01  # stopped from 0.43 on: (almost) nothing left in the band
+    with pytest.raises(ValueError, match="lower edge"):
+        tv_bands.top_band(targets, targets, 0.5)
+
+
 def test_tv_bands_prints_one_row_per_checkpoint(tv_bands, trained_run, monkeypatch, capsys):
     folder, run = trained_run
     monkeypatch.chdir(folder)  # the run recorded its data folder relative to here
     assert tv_bands.main([str(run), "--max-images", "2", "--filters", "none", "bin5"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(rows) == 2  # header + the run
+    assert len(rows) == 4  # per table: header + the run
     ratios = [float(v) for v in rows[1].strip("| ").split(" | ")[-2:]]
     assert all(0 < r < 10 for r in ratios)
+    energy, corr = (float(v) for v in rows[3].strip("| ").split(" | ")[-2:])
+    assert energy >= 0 and -1 <= corr <= 1
