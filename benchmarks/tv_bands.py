@@ -96,12 +96,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset")
     p.add_argument("--band", type=float, default=0.45, help="lower edge of the top band, cycles/px (default 0.45)")
     args = p.parse_args(argv)
+    # Options are checked before any model runs: a typo fails in a second, with one line.
+    for name in args.filters:
+        if name != "none":
+            try:
+                lowpass_filter(name)
+            except ValueError as e:
+                p.error(f"--filters {name}: {e}")
+    if not 0 <= args.band < 0.5:
+        p.error(f"--band {args.band:g}: the band's lower edge must be in [0, 0.5) cycles/px")
+    if args.max_images < 1:
+        p.error(f"--max-images {args.max_images}: needs at least 1 image")
     torch.set_grad_enabled(False)
     rows = []
-    for path in find_checkpoints(args.checkpoints):
-        item = load_generator(path)
-        settings = data_settings(item, split=args.split, data_dir=args.data_dir, dataset=args.dataset)
-        inputs, targets = load_data(settings, args.max_images)
+    try:
+        paths = find_checkpoints(args.checkpoints)
+    except (FileNotFoundError, ValueError) as e:
+        p.error(str(e))
+    for path in paths:
+        try:
+            item = load_generator(path)
+            settings = data_settings(item, split=args.split, data_dir=args.data_dir, dataset=args.dataset)
+            inputs, targets = load_data(settings, args.max_images)
+        except (FileNotFoundError, ValueError) as e:
+            p.error(f"{path}: {e}")
         outputs = torch.cat([item.generator(inputs[i:i + 4]) for i in range(0, inputs.shape[0], 4)])
         rows.append((item.label, settings.describe(), inputs.shape[0], tv_ratios(outputs, targets, args.filters),
                      top_band(outputs, targets, args.band)))

@@ -205,3 +205,19 @@ def test_tv_bands_prints_one_row_per_checkpoint(tv_bands, trained_run, monkeypat
     assert all(0 < r < 10 for r in ratios)
     energy, corr = (float(v) for v in rows[3].strip("| ").split(" | ")[-2:])
     assert energy >= 0 and -1 <= corr <= 1
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--filters", "kaiserX"], "--filters kaiserX"),
+    (["--band", "0.7"], "--band 0.7"),
+    (["--max-images", "0"], "--max-images 0"),
+    (["--data-dir", "no/such/folder"], "no/such/folder"),
+])
+def test_tv_bands_refuses_bad_options_in_one_line(tv_bands, trained_run, monkeypatch, capsys, args, expected):
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    with pytest.raises(SystemExit) as exc:
+        tv_bands.main([str(run), *args])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
