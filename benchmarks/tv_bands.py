@@ -107,7 +107,6 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--band {args.band:g}: the band's lower edge must be in [0, 0.5) cycles/px")
     if args.max_images < 1:
         p.error(f"--max-images {args.max_images}: needs at least 1 image")
-    torch.set_grad_enabled(False)
     rows = []
     try:
         paths = find_checkpoints(args.checkpoints)
@@ -120,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             inputs, targets = load_data(settings, args.max_images)
         except (FileNotFoundError, ValueError) as e:
             p.error(f"{path}: {e}")
-        outputs = torch.cat([item.generator(inputs[i:i + 4]) for i in range(0, inputs.shape[0], 4)])
+        with torch.no_grad():  # not set_grad_enabled(False): main() is also called in-process (tests)
+            outputs = torch.cat([item.generator(inputs[i:i + 4]) for i in range(0, inputs.shape[0], 4)])
         rows.append((item.label, settings.describe(), inputs.shape[0], tv_ratios(outputs, targets, args.filters),
                      top_band(outputs, targets, args.band)))
     print("TV ratio (outputs / targets, means over images) after one common full-resolution low-pass "

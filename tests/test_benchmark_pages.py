@@ -199,6 +199,7 @@ def test_tv_bands_prints_one_row_per_checkpoint(tv_bands, trained_run, monkeypat
     folder, run = trained_run
     monkeypatch.chdir(folder)  # the run recorded its data folder relative to here
     assert tv_bands.main([str(run), "--max-images", "2", "--filters", "none", "bin5"]) == 0
+    assert torch.is_grad_enabled()  # no global state left behind for later tests
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) == 4  # per table: header + the run
     ratios = [float(v) for v in rows[1].strip("| ").split(" | ")[-2:]]
