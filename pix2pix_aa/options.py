@@ -190,11 +190,13 @@ def check_model_and_data(generator: nn.Module, discriminator: nn.Module, datamod
     if variable:
         return
     if multiple and crop % multiple and not getattr(generator, "pad_input", False):
-        deepest = max(1, (crop & -crop).bit_length() - 1)  # largest k with crop % 2**k == 0
+        deepest = (crop & -crop).bit_length() - 1  # largest k with crop % 2**k == 0
+        # A U-Net needs num_downs >= 2: an odd crop has no num_downs to offer.
+        fewer = f"num_downs <= {deepest}, " if deepest >= 2 else ""
         raise ValueError(
             f"data.crop_size={crop} is not a multiple of 2**num_downs = {multiple} "
             f"(model.generator.init_args.num_downs={generator.num_downs}); use a crop_size that is a multiple "
-            f"of {multiple} (e.g. {max(multiple, crop // multiple * multiple)}), num_downs <= {deepest}, or "
+            f"of {multiple} (e.g. {max(multiple, crop // multiple * multiple)}), {fewer}or "
             "model.generator.init_args.pad_input=true")
     _check_discriminator_size(discriminator, d_in or in_nc + out_nc, crop)
 

@@ -414,6 +414,8 @@ def test_evaluate_with_a_bad_checkpoint_is_one_line(micro_run, case, capsys):
     (["--model.generator.init_args.num_downs", "7"],
      "error: data.crop_size=32 is not a multiple of 2**num_downs = 128 (model.generator.init_args.num_downs=7)"),
     (["--data.crop_size", "64"], "error: crop_size (64) must not exceed load_size (36)"),
+    # An odd crop: no num_downs would do (a U-Net needs >= 2), so none is offered.
+    (["--data.crop_size", "33"], "(e.g. 32), or model.generator.init_args.pad_input=true"),
     (["--data.batch_size", "0"], "error: batch_size must be an integer >= 1, got 0"),
     (["--model.on_nonfinite", "ignore"], "error: on_nonfinite must be 'raise' or 'skip', got 'ignore'"),
 ])
