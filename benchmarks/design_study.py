@@ -612,8 +612,7 @@ def measure_spectrum(name: str, set_name: str, max_images: int, threads: int) ->
     torch.set_num_threads(threads)
     item = load_generator(run_dir(name) / "checkpoints" / "last.ckpt")
     x, target = load_data(data_settings(item, **set_data_flags(set_name)), max_images)
-    with torch.no_grad():
-        y = torch.cat([item.generator(x[i:i + 4]) for i in range(0, len(x), 4)])
+    y = item.outputs(x)
     out_e, tgt_e = band_energy(y, SPECTRUM_BANDS).mean(0), band_energy(target, SPECTRUM_BANDS).mean(0)
     return {"ratio": (out_e / tgt_e).tolist(), "output": out_e.tolist(), "target": tgt_e.tolist(),
             "edges": band_edges(SPECTRUM_BANDS), "images": len(x), "eval_code": eval_fingerprint()}

@@ -45,6 +45,7 @@ from pix2pix_aa.evaluation.checkpoints import find_checkpoints, load_generator  
 from pix2pix_aa.evaluation.data import data_settings, load_data  # noqa: E402
 from pix2pix_aa.layers.filters import lowpass_filter  # noqa: E402
 from pix2pix_aa.metrics import total_variation  # noqa: E402
+from pix2pix_aa.metrics.bandwidth import hann_window2d  # noqa: E402
 
 #: none, the filter stopping only the band next to 0.5, a steeper one from 0.43, Bin-5.
 DEFAULT_FILTERS = ["none", "kaiser13_c0.45_w0.08", "kaiser13_c0.38_w0.1", "bin5"]
@@ -67,6 +68,12 @@ def tv_ratios(outputs: torch.Tensor, targets: torch.Tensor, filters: Sequence[st
             for f in filters}
 
 
+def check_band(lo: float) -> None:
+    """Raises ValueError unless ``lo`` (cycles/px) can be the top band's lower edge, in [0, 0.5)."""
+    if not 0 <= lo < 0.5:
+        raise ValueError(f"the band's lower edge must be in [0, 0.5) cycles/px, got {lo:g}")
+
+
 def top_band(outputs: torch.Tensor, targets: torch.Tensor, lo: float = 0.45) -> tuple[float, float]:
     """(energy ratio, correlation) of outputs and targets in the spectral band
     max(|fy|, |fx|) > ``lo`` cycles/px (module docstring), Hann-windowed, float64.
@@ -74,11 +81,9 @@ def top_band(outputs: torch.Tensor, targets: torch.Tensor, lo: float = 0.45) -> 
     Shape: outputs, targets (N, C, H, W), same shape.
     Raises: ValueError if ``lo`` is not in [0, 0.5).
     """
-    if not 0 <= lo < 0.5:
-        raise ValueError(f"the band's lower edge must be in [0, 0.5) cycles/px, got {lo}")
+    check_band(lo)
     h, w = outputs.shape[-2:]
-    window = torch.outer(torch.hann_window(h, periodic=False, dtype=torch.float64),
-                         torch.hann_window(w, periodic=False, dtype=torch.float64))
+    window = hann_window2d(h, w)
     fy, fx = torch.fft.fftfreq(h, dtype=torch.float64).abs(), torch.fft.fftfreq(w, dtype=torch.float64).abs()
     band = torch.maximum(fy[:, None], fx[None, :]) > lo
     o, t = (torch.fft.fft2(x.detach().to(torch.float64) * window)[..., band] for x in (outputs, targets))
@@ -103,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
                 lowpass_filter(name)
             except ValueError as e:
                 p.error(f"--filters {name}: {e}")
-    if not 0 <= args.band < 0.5:
-        p.error(f"--band {args.band:g}: the band's lower edge must be in [0, 0.5) cycles/px")
+    try:
+        check_band(args.band)
+    except ValueError as e:
+        p.error(f"--band {args.band:g}: {e}")
     if args.max_images < 1:
         p.error(f"--max-images {args.max_images}: needs at least 1 image")
     rows = []
@@ -119,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             inputs, targets = load_data(settings, args.max_images)
         except (FileNotFoundError, ValueError) as e:
             p.error(f"{path}: {e}")
-        with torch.no_grad():  # not set_grad_enabled(False): main() is also called in-process (tests)
-            outputs = torch.cat([item.generator(inputs[i:i + 4]) for i in range(0, inputs.shape[0], 4)])
+        outputs = item.outputs(inputs)
         rows.append((item.label, settings.describe(), inputs.shape[0], tv_ratios(outputs, targets, args.filters),
                      top_band(outputs, targets, args.band)))
     print("TV ratio (outputs / targets, means over images) after one common full-resolution low-pass "

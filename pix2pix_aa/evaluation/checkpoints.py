@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+import torch
 from torch import nn
 
 from pix2pix_aa.checkpoints import CheckpointError, check_module_checkpoint, read_checkpoint
@@ -34,6 +35,15 @@ class LoadedGenerator:
             return self.design
         args = (self.hparams.get("generator") or {})
         return str(args.get("antialias", "none"))
+
+    def outputs(self, inputs: torch.Tensor, batch_size: int = 4) -> torch.Tensor:
+        """The generator's outputs for ``inputs``, ``batch_size`` images at a time, without
+        autograd (the generator is in eval mode, as loaded).
+
+        Shape: (N, C_in, H, W) -> (N, C_out, H, W).
+        """
+        with torch.no_grad():
+            return torch.cat([self.generator(inputs[i:i + batch_size]) for i in range(0, len(inputs), batch_size)])
 
     @property
     def run_dir(self) -> Path:

@@ -22,8 +22,8 @@ from typing import Optional, Union
 
 import torch
 
-__all__ = ["LOWPASS_SIZES", "NUM_BANDS", "band_edges", "band_energy", "band_index", "high_frequency_energy",
-           "lowpass", "lowpass_radius", "resolve_lowpass", "spectrum_db"]
+__all__ = ["LOWPASS_SIZES", "NUM_BANDS", "band_edges", "band_energy", "band_index", "hann_window2d",
+           "high_frequency_energy", "lowpass", "lowpass_radius", "resolve_lowpass", "spectrum_db"]
 
 #: Names of the equal-bandwidth filters -> binomial size (as the anti-aliasing filters of
 #: Zhang 2019: Rect-2 [1, 1] ... Bin-7); ``none`` turns the equal-bandwidth figure off.
@@ -127,7 +127,12 @@ def band_index(h: int, w: int, num_bands: int = NUM_BANDS, device: torch.device 
     return torch.bucketize(rho, inner, right=False)  # rho <= edge -> lower band
 
 
-def _window(h: int, w: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+def hann_window2d(h: int, w: int, dtype: torch.dtype = torch.float64,
+                  device: torch.device | str = "cpu") -> torch.Tensor:
+    """The separable, symmetric Hann window of the spectra (module docstring).
+
+    Shape: (h, w).
+    """
     wy = torch.hann_window(h, periodic=False, dtype=dtype, device=device) if h > 1 else torch.ones(1, dtype=dtype)
     wx = torch.hann_window(w, periodic=False, dtype=dtype, device=device) if w > 1 else torch.ones(1, dtype=dtype)
     return wy[:, None] * wx[None, :]
@@ -136,7 +141,7 @@ def _window(h: int, w: int, dtype: torch.dtype, device: torch.device) -> torch.T
 def _power(x: torch.Tensor, window: bool) -> torch.Tensor:
     x = x.detach().to(torch.float64)
     if window:
-        x = x * _window(x.shape[-2], x.shape[-1], x.dtype, x.device)
+        x = x * hann_window2d(x.shape[-2], x.shape[-1], x.dtype, x.device)
     return torch.fft.fft2(x).abs().square()
 
 
@@ -148,7 +153,7 @@ def _half_plan(h: int, w: int, num_bands: int, window: bool, device: str
     their own mirror (0, and W / 2 for even W; weight 1). Cached per size: the regions of the
     crop protocol come in a few dozen sizes, each used for every image."""
     dev = torch.device(device)
-    win = _window(h, w, torch.float64, dev) if window else None
+    win = hann_window2d(h, w, torch.float64, dev) if window else None
     half = w // 2 + 1
     idx = band_index(h, w, num_bands, dev)[:, :half]  # rho is even in (fy, fx): the full index's half
     mult = torch.full((half,), 2.0, dtype=torch.float64, device=dev)
