@@ -223,6 +223,16 @@ CANDIDATES: dict[str, Candidate] = {
         "as lastk13c48 with a shallower notch (Kaiser13, cutoff 0.49, transition 0.1 cycles/px: 0.90 at 0.45, "
         "0.79 at 0.5, at most 1.05 below)",
         last_upsampling("kaiser13_c0.49_w0.1", inner=KAISER13N)),
+    # A training term instead of a layer: the crop-protocol shift error of one image per step
+    # (model.lambda_shift), at the L1 term's weight. G sees that image twice, a fifth more work.
+    "bc_kaiser9n_lastnone_upk13n_fr16_shift100": Candidate(
+        "bc_kaiser9n_lastnone_upk13n_fr16 trained with a shift-equivariance term: one input of each batch also "
+        "shifted by a nonzero shift of the 8x8 grid, L1 between the two outputs on their common region, weight 100",
+        last_upsampling(False, inner=KAISER13N), {"lambda_shift": 100.0, "shift_images": 1}),
+    "baseline_shift100x4": Candidate(
+        "the baseline U-Net trained with the shift-equivariance term on all 4 inputs of a batch, weight 100: "
+        "can the loss alone, without anti-aliasing, buy the stability?",
+        {"antialias": "none"}, {"lambda_shift": 100.0, "shift_images": 4}),
     "bc_kaiser13n_lastk9c36_fr16": Candidate(
         "bc_kaiser9n_lastk9c36_upk13n_fr16 with the flatter Kaiser13 in the encoder too",
         {**last_upsampling("kaiser9_c0.36_w0.18", inner=KAISER13N), "antialias": KAISER13N}),
@@ -248,7 +258,8 @@ DEFAULT_CANDIDATES = ["baseline", "bin5", "bin5_fr16", "bc_bin5_fr16", "bc_kaise
                       "bc_kaiser9n_lastk13c38_fr16_h2", "bc_kaiser9n_lastk9c36_upk13n_fr16",
                       "bc_kaiser13n_lastk9c36_fr16", "bc_kaiser9n_lastnone_upk13n_fr16",
                       "bc_kaiser9n_lastk13c45_upk13n_fr16", "bc_kaiser9n_lastk13c48_upk13n_fr16",
-                      "bc_kaiser9n_lastk13c49_upk13n_fr16"]
+                      "bc_kaiser9n_lastk13c49_upk13n_fr16", "bc_kaiser9n_lastnone_upk13n_fr16_shift100",
+                      "baseline_shift100x4"]
 #: Design effects read off the study: (what changes, candidate, the same without the change).
 EFFECTS = [
     ("Bin-5 as the paper places it, vs none", "bin5", "baseline"),
@@ -295,6 +306,10 @@ EFFECTS = [
      "bc_kaiser9n_lastk13c48_upk13n_fr16", "bc_kaiser9n_lastnone_upk13n_fr16"),
     ("a shallower partial notch at 0.5 (gain 0.79) after the last upsampling, vs none (Kaiser13 inside)",
      "bc_kaiser9n_lastk13c49_upk13n_fr16", "bc_kaiser9n_lastnone_upk13n_fr16"),
+    ("a shift-equivariance training term (one image a batch, weight 100) on the shipped design",
+     "bc_kaiser9n_lastnone_upk13n_fr16_shift100", "bc_kaiser9n_lastnone_upk13n_fr16"),
+    ("the shift-equivariance training term (every image, weight 100) on the baseline, no anti-aliasing",
+     "baseline_shift100x4", "baseline"),
 ]
 #: Evaluation sets -> extra evaluate.py arguments.
 EVAL_SETS = {
@@ -557,6 +572,7 @@ def measure_cost(names: list[str], rounds: int = 7) -> dict:
     """Parameters and G + D forward/backward seconds at the recipe's size, interleaved rounds."""
     import torch
 
+    from pix2pix_aa.losses import shift_equivariance_l1, shifted_window
     from pix2pix_aa.networks import PatchGANDiscriminator, UNetGenerator
 
     torch.set_num_threads(1)
@@ -565,21 +581,28 @@ def measure_cost(names: list[str], rounds: int = 7) -> dict:
     x = torch.randn(4, 3, 128, 128)
     gens = {n: UNetGenerator(num_downs=7, ngf=32, **CANDIDATES[n].init_args) for n in names}
 
-    def step(g) -> float:
+    def step(name: str) -> float:
         # CPU time of this process (1 thread): what the step costs, less sensitive than wall
-        # time to other jobs on a shared machine.
+        # time to other jobs on a shared machine. A candidate with the shift term runs G on its
+        # shifted inputs too, in the same pass, as Pix2PixModule.training_step does.
+        g, opts = gens[name], CANDIDATES[name].model_args
+        k, shift = (opts.get("shift_images", 1) if opts.get("lambda_shift") else 0), (3, 5)
         t = time.process_time()
-        y = g(x)
-        (disc(torch.cat([x, y], 1)).mean() + y.abs().mean()).backward()
+        out = g(torch.cat([x, shifted_window(x[:k], shift)]) if k else x)
+        y = out[:len(x)]
+        loss = disc(torch.cat([x, y], 1)).mean() + y.abs().mean()
+        if k:
+            loss = loss + shift_equivariance_l1(y[:k], out[len(x):], shift)
+        loss.backward()
         (disc(torch.cat([x, y.detach()], 1)).mean() + disc(torch.cat([x, x], 1)).mean()).backward()
         return time.process_time() - t
 
     times: dict[str, list[float]] = {n: [] for n in names}
-    for g in gens.values():
-        step(g)  # warm-up
+    for n in gens:
+        step(n)  # warm-up
     for _ in range(rounds):
-        for n, g in gens.items():
-            times[n].append(step(g))
+        for n in gens:
+            times[n].append(step(n))
     return {n: {"params": sum(p.numel() for p in gens[n].parameters()), "step_seconds": statistics.median(times[n]),
                 "all_seconds": times[n]} for n in names}
 
@@ -1403,7 +1426,7 @@ def main(argv: list[str] | None = None) -> int:
                 cached = {"code": rec["cost_code"], "candidates": rec["cost"], "from_record": True}
                 write_json(OUT / "cost.json", cached)
         code = fingerprint([*(ROOT / "pix2pix_aa" / "networks").glob("*.py"),
-                            *(ROOT / "pix2pix_aa" / "layers").glob("*.py")])
+                            *(ROOT / "pix2pix_aa" / "layers").glob("*.py"), ROOT / "pix2pix_aa" / "losses.py"])
         if cached is None or cached.get("code") != code or set(report_names) - set(cached.get("candidates", {})) \
                 or args.stage == "cost":
             # Every candidate of the page in one run: step times compare only within one run.

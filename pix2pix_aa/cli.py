@@ -50,7 +50,7 @@ from pix2pix_aa.checkpoints import (
 from pix2pix_aa.data import Pix2PixDataModule
 from pix2pix_aa.data.image_io import notice
 from pix2pix_aa.module import Pix2PixModule
-from pix2pix_aa.options import check_model_and_data, check_schedule, refuse_unsupported, suggest_option
+from pix2pix_aa.options import check_model_and_data, check_schedule, check_shift_term, refuse_unsupported, suggest_option
 from pix2pix_aa.resume import explicit_keys, merge_checkpoint_options, resolve_last_checkpoint, set_purge_step
 
 TRAINER_DEFAULTS = {
@@ -313,6 +313,7 @@ class Pix2PixCLI(LightningCLI):
         if reference is not None:
             self.model.generator.load_state_dict(reference.state_dict())
         check_model_and_data(self.model.generator, self.model.discriminator, self.datamodule)
+        check_shift_term(self.model.hparams, self.datamodule)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand

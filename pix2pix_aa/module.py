@@ -20,7 +20,7 @@ from torch import nn
 
 from pix2pix_aa.compat import batches_that_stepped, built_by_cli
 from pix2pix_aa.layers.padding import pad_to_multiple
-from pix2pix_aa.losses import GAN_MODES, gan_loss
+from pix2pix_aa.losses import GAN_MODES, gan_loss, shift_equivariance_l1, shifted_window, training_shift
 from pix2pix_aa.metrics import (
     COLLAPSE_TV_RATIO,
     MAX_PSNR_DB,
@@ -104,6 +104,14 @@ class Pix2PixModule(pl.LightningModule):
         discriminator: conditional discriminator on concat(input, image) (default 70x70 PatchGAN).
         gan_mode: ``vanilla`` | ``lsgan`` | ``hinge``.
         lambda_l1: weight of the L1 reconstruction term (100 in pix2pix).
+        lambda_shift: weight of a shift-equivariance term (0 = off, pix2pix's objective): each
+            step, the first ``shift_images`` inputs also go through G shifted by one nonzero
+            shift of the [0, max_shift)^2 grid (``losses.training_shift``: a function of the step),
+            in the same forward pass as the batch, and G is penalised by the L1 distance of the
+            two outputs on the region both show (``losses.shift_equivariance_l1``: the error the
+            crop-protocol stability reads). Costs G a forward/backward of those extra images.
+        shift_images: inputs per step that the shift term uses (1..batch size).
+        max_shift: the shift grid's side S (evaluate.py's default grid is 8).
         lr, beta1, beta2: Adam settings for both players.
         fused_adam: use PyTorch's fused Adam kernel (one kernel for all of a player's parameters):
             the same update to float32 rounding (max |diff| 7e-9 after 20 steps), 4.5x faster
@@ -139,6 +147,9 @@ class Pix2PixModule(pl.LightningModule):
         discriminator: Optional[nn.Module] = None,
         gan_mode: str = "vanilla",
         lambda_l1: float = 100.0,
+        lambda_shift: float = 0.0,
+        shift_images: int = 1,
+        max_shift: int = 8,
         lr: float = 2e-4,
         beta1: float = 0.5,
         beta2: float = 0.999,
@@ -169,6 +180,12 @@ class Pix2PixModule(pl.LightningModule):
             raise ValueError(f"lr must be > 0, got {lr}")
         if lambda_l1 < 0:
             raise ValueError(f"lambda_l1 must be >= 0 (the weight of the L1 term; pix2pix: 100), got {lambda_l1}")
+        if lambda_shift < 0:
+            raise ValueError(f"lambda_shift must be >= 0 (the weight of the shift-equivariance term; 0 = off), "
+                             f"got {lambda_shift}")
+        if not isinstance(shift_images, int) or shift_images < 1:
+            raise ValueError(f"shift_images must be an int >= 1 (inputs per step the shift term uses), got {shift_images!r}")
+        training_shift(0, max_shift)  # raises on a max_shift without nonzero shifts
         if lr_policy not in LR_POLICIES:
             raise ValueError(f"lr_policy must be one of {', '.join(LR_POLICIES)}, got {lr_policy!r}")
         if lr_decay_iters < 1:
@@ -252,7 +269,16 @@ class Pix2PixModule(pl.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
         real_a, real_b = batch["input"], batch["target"]
-        fake_b = self.generator(real_a)
+        n, hp = real_a.shape[0], self.hparams
+        if hp.lambda_shift:
+            # One forward pass for the batch and its shifted copies: with batch norm, two passes
+            # would normalise them by different batch statistics, a difference the shift did not make.
+            # train.py checks shift_images <= batch_size; an epoch's last batch may hold fewer.
+            k, shift = min(hp.shift_images, n), training_shift(batches_that_stepped(self.trainer), hp.max_shift)
+            out = self.generator(torch.cat([real_a, shifted_window(real_a[:k], shift)]))
+            fake_b, fake_shifted = out[:n], out[n:]
+        else:
+            fake_b = self.generator(real_a)
 
         # 1. Discriminator: real pairs -> 1, generated pairs -> 0; halved as in pix2pix.
         with self.toggled_optimizer(opt_d):
@@ -268,11 +294,14 @@ class Pix2PixModule(pl.LightningModule):
             loss_g_gan = self._gan(self.discriminator(torch.cat([real_a, fake_b], 1)), True, for_d=False)
             loss_g_l1 = F.l1_loss(fake_b, real_b) * self.hparams.lambda_l1
             loss_g = loss_g_gan + loss_g_l1
+            if hp.lambda_shift:  # 3. and commute with the shift (crop protocol)
+                loss_g_shift = shift_equivariance_l1(fake_b[:k], fake_shifted, shift) * hp.lambda_shift
+                loss_g = loss_g + loss_g_shift
+                self.log("train/loss_G_shift", loss_g_shift, on_step=True, on_epoch=True, batch_size=k)
             g_ok = self._check_finite("loss_G", loss_g, batch_idx)
             if g_ok:
                 self._step(opt_g, loss_g, self.generator)
 
-        n = real_a.shape[0]
         self.log_dict({"train/loss_G_GAN": loss_g_gan, "train/loss_G_L1": loss_g_l1,
                        "train/loss_D_real": loss_d_real, "train/loss_D_fake": loss_d_fake},
                       on_step=True, on_epoch=True, batch_size=n)

@@ -11,6 +11,7 @@ costs a second, not a run:
 * :func:`suggest_option`: the reference pix2pix's flag names (``--netG``, ``--direction``, ...)
   mapped to ours, for the parser's "unrecognized arguments" error.
 * :func:`check_model_and_data`: channels and image size against the networks.
+* :func:`check_shift_term`: the shift-equivariance term's options against the data.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from torch import nn
 
 from pix2pix_aa.data.image_io import notice
 
-__all__ = ["LIGHTNING_FLAGS", "REFERENCE_FLAGS", "check_model_and_data", "check_schedule", "refuse_unsupported",
+__all__ = ["LIGHTNING_FLAGS", "REFERENCE_FLAGS", "check_model_and_data", "check_schedule", "check_shift_term", "refuse_unsupported",
            "suggest_option"]
 
 
@@ -199,6 +200,27 @@ def check_model_and_data(generator: nn.Module, discriminator: nn.Module, datamod
             f"of {multiple} (e.g. {max(multiple, crop // multiple * multiple)}), {fewer}or "
             "model.generator.init_args.pad_input=true")
     _check_discriminator_size(discriminator, d_in or in_nc + out_nc, crop)
+
+
+def check_shift_term(hparams: Any, datamodule: Any) -> None:
+    """The shift-equivariance term (``model.lambda_shift`` > 0) against the data: it shifts
+    ``shift_images`` of each batch's inputs by up to ``max_shift - 1`` pixels with reflect padding.
+
+    Raises:
+        ValueError: ``shift_images`` above ``data.batch_size``, or ``max_shift`` not below the crop
+        size (reflection needs a pad smaller than the image).
+    """
+    if not hparams.get("lambda_shift"):
+        return
+    batch = getattr(datamodule, "batch_size", None)
+    if batch is not None and hparams["shift_images"] > batch:
+        raise ValueError(f"model.shift_images={hparams['shift_images']} exceeds data.batch_size={batch}: the shift "
+                         f"term uses that many of each batch's inputs; set it to at most {batch}")
+    crop = getattr(datamodule, "crop_size", None)
+    if crop is not None and getattr(datamodule, "preprocess", "resize_and_crop") not in ("none", "scale_width") \
+            and hparams["max_shift"] > crop:
+        raise ValueError(f"model.max_shift={hparams['max_shift']} needs shifts up to {hparams['max_shift'] - 1} px "
+                         f"on data.crop_size={crop} crops; use a max_shift of at most {crop}")
 
 
 def _discriminator_size_problem(discriminator: nn.Module, channels: int, crop: int) -> Optional[str]:
