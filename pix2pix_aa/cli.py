@@ -50,7 +50,13 @@ from pix2pix_aa.checkpoints import (
 from pix2pix_aa.data import Pix2PixDataModule
 from pix2pix_aa.data.image_io import notice
 from pix2pix_aa.module import Pix2PixModule
-from pix2pix_aa.options import check_model_and_data, check_schedule, check_shift_term, refuse_unsupported, suggest_option
+from pix2pix_aa.options import (
+    check_model_and_data,
+    check_schedule,
+    check_shift_term,
+    refuse_unsupported,
+    suggest_option,
+)
 from pix2pix_aa.resume import explicit_keys, merge_checkpoint_options, resolve_last_checkpoint, set_purge_step
 
 TRAINER_DEFAULTS = {

@@ -184,7 +184,8 @@ class Pix2PixModule(pl.LightningModule):
             raise ValueError(f"lambda_shift must be >= 0 (the weight of the shift-equivariance term; 0 = off), "
                              f"got {lambda_shift}")
         if not isinstance(shift_images, int) or shift_images < 1:
-            raise ValueError(f"shift_images must be an int >= 1 (inputs per step the shift term uses), got {shift_images!r}")
+            raise ValueError(f"shift_images must be an int >= 1 (inputs per step the shift term uses), "
+                             f"got {shift_images!r}")
         training_shift(0, max_shift)  # raises on a max_shift without nonzero shifts
         if lr_policy not in LR_POLICIES:
             raise ValueError(f"lr_policy must be one of {', '.join(LR_POLICIES)}, got {lr_policy!r}")

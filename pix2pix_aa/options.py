@@ -24,8 +24,8 @@ from torch import nn
 
 from pix2pix_aa.data.image_io import notice
 
-__all__ = ["LIGHTNING_FLAGS", "REFERENCE_FLAGS", "check_model_and_data", "check_schedule", "check_shift_term", "refuse_unsupported",
-           "suggest_option"]
+__all__ = ["LIGHTNING_FLAGS", "REFERENCE_FLAGS", "check_model_and_data", "check_schedule", "check_shift_term",
+           "refuse_unsupported", "suggest_option"]
 
 
 # -- schedule -----------------------------------------------------------------------------------
