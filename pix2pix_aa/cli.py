@@ -92,11 +92,13 @@ class Pix2PixArgumentParser(LightningArgumentParser):
     whose ``--help`` is short enough to read (:class:`ShortHelpFormatter`).
 
     An unrecognised flag gets the reference pix2pix's name for it (``--netG`` -> ours) or the
-    closest option name (difflib).
+    closest option name (difflib). Abbreviated flags are not expanded: argparse would take
+    ``--trainer.max_step`` for ``--trainer.max_steps`` silently, and a typo must stop at start-up.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", ShortHelpFormatter)
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str, ex: Optional[Exception] = None) -> NoReturn:
@@ -112,12 +114,19 @@ class Pix2PixArgumentParser(LightningArgumentParser):
         if nested is not None:
             text, hint = nested
             hints += [hint] if hint else []
-        if "nrecognized arguments" in text:
-            known = [o.lstrip("-") for a in parser._actions for o in a.option_strings if o.startswith("--")]
-            for flag in re.findall(r"--[\w.\-]+", text):
-                hint = suggest_option(flag, known)
-                if hint:
-                    hints.append(hint)
+        # A config file's error reaches the main parser: take the subcommands' options too.
+        parsers = [parser, *getattr(getattr(parser, "_subcommands_action", None), "_name_parser_map", {}).values()]
+        known = list(dict.fromkeys(o.lstrip("-") for p in parsers for a in p._actions for o in a.option_strings
+                                   if o.startswith("--")))
+        # Unknown flags on the command line; unknown keys in a YAML config ("Group 'model' does
+        # not accept option 'lambda_L1'"): the same hint for both.
+        flags = re.findall(r"--[\w.\-]+", text) if "nrecognized arguments" in text else [
+            f"--{o}" if kind == "Subcommand" else f"--{g}.{o}"
+            for kind, g, o in re.findall(r"(Group|Subcommand) '([\w.]+)' does not accept option '([\w.]+)'", text)]
+        for flag in flags:
+            hint = suggest_option(flag, known)
+            if hint:
+                hints.append(hint)
         sys.stderr.write(f"error: {text}\n" + "".join(f"  {h}\n" for h in hints)
                          + f"(run `{parser.prog.replace(' [options]', '')} --help` for the options)\n")
         raise SystemExit(2)

@@ -38,8 +38,7 @@ def gan_loss(logits: torch.Tensor, target_is_real: bool, mode: str = "vanilla",
 def training_shift(step: int, max_shift: int) -> Shift:
     """The shift (dy, dx) of training step ``step``: drawn uniformly from the nonzero shifts of
     the [0, max_shift)^2 grid by ``random.Random(step)``, so it depends on the step alone (the
-    same on every machine, after a resume too) and draws nothing from torch's generators (the
-    data order and dropout masks stay those of a run without the term).
+    same on every machine, after a resume too) and draws nothing from torch's generators.
 
     Raises:
         ValueError: ``max_shift`` < 2 (no nonzero shift).

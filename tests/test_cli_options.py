@@ -199,6 +199,8 @@ def test_test_uses_the_checkpoints_data_unless_overridden(fit, folder, capsys, w
     (["--model.ngf", "8"], "--model.generator.init_args.ngf"),
     (["--model.generator.init_args.nfg", "8"], "Option 'nfg' is not accepted"),
     (["--model.generator.init_args.nfg", "8"], "did you mean --model.generator.init_args.ngf?"),
+    # a prefix of an option is a typo, not the option (argparse's abbreviations are off)
+    (["--trainer.max_step", "3"], "did you mean --trainer.max_steps?"),
     (["--model.generator.init_args.ngf", "abc"], "Parser key \"ngf\": Expected a <class 'int'>. Got value: abc"),
     (["--data.direction", "AB"], "Parser key \"data.direction\": Expected a typing.Literal['AtoB', 'BtoA']"),
     (["--data.dataset", "facade"], "Parser key \"data.dataset\": Expected a typing.Literal['facades', 'aligned'"),
@@ -211,6 +213,13 @@ def test_unsupported_and_reference_flags_get_one_line_and_the_option_to_use(fit,
     err = _error(capsys, lambda: fit("refused", *flags))
     assert expected in err
     assert len(err.splitlines()) <= 4, err  # no usage dump
+
+
+@pytest.mark.parametrize("key,expected", [("lambda_l2", "did you mean --model.lambda_l1?"),
+                                          ("lambda_L1", "did you mean --model.lambda_l1")])
+def test_a_typo_in_a_yaml_config_gets_the_option_it_meant(fit, capsys, key, expected):
+    err = _error(capsys, lambda: fit("yamltypo", **{f"model__{key}": 50.0}))
+    assert "does not accept option" in err and key in err and expected in err
 
 
 def test_fit_help_is_short(capsys, monkeypatch):
