@@ -273,6 +273,13 @@ def test_a_data_folder_without_val_is_refused_before_training(fit, folder, tmp_p
     assert cli.trainer.current_epoch == 1
 
 
+def test_a_folder_without_the_layout_names_the_missing_train_split_first(fit, tmp_path, capsys):
+    (tmp_path / "mine" / "images").mkdir(parents=True)  # photos, but not in train/ val/ test/
+    err = _error(capsys, lambda: fit("nolayout", "--data.data_dir", str(tmp_path / "mine"), "--data.dataset", "aligned"))
+    assert f"split folder {tmp_path / 'mine' / 'train'} does not exist (found folders: ['images'])" in err
+    assert "no validation data" not in err
+
+
 def test_channels_must_match_the_networks(fit, capsys):
     err = _error(capsys, lambda: fit("chan", "--model.generator.init_args.in_channels", "1"))
     assert "model.generator.init_args.in_channels=1 but data.input_nc=3" in err

@@ -332,8 +332,10 @@ class Pix2PixDataModule(pl.LightningDataModule):
 
     def missing_validation(self) -> str | None:
         """Why ``fit`` would have no validation set: the error for a ``data_dir`` that exists
-        without a ``val/`` folder, else None (the CLI raises it at start-up when validation is on)."""
-        if not self.data_dir.is_dir() or (self.data_dir / "val").is_dir():
+        without a ``val/`` folder, else None (the CLI raises it at start-up when validation is on).
+        None too when ``train/`` is missing as well: the training set's error, which names the
+        folders found, is the one to read first."""
+        if not self.data_dir.is_dir() or (self.data_dir / "val").is_dir() or not (self.data_dir / "train").is_dir():
             return None
         return (f"no validation data: {self.data_dir} has no val/ folder; train without validation with "
                 f"--trainer.limit_val_batches 0, or add {self.data_dir / 'val'}")
