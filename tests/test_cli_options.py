@@ -275,7 +275,8 @@ def test_a_data_folder_without_val_is_refused_before_training(fit, folder, tmp_p
 
 def test_a_folder_without_the_layout_names_the_missing_train_split_first(fit, tmp_path, capsys):
     (tmp_path / "mine" / "images").mkdir(parents=True)  # photos, but not in train/ val/ test/
-    err = _error(capsys, lambda: fit("nolayout", "--data.data_dir", str(tmp_path / "mine"), "--data.dataset", "aligned"))
+    flags = ["--data.data_dir", str(tmp_path / "mine"), "--data.dataset", "aligned"]
+    err = _error(capsys, lambda: fit("nolayout", *flags))
     assert f"split folder {tmp_path / 'mine' / 'train'} does not exist (found folders: ['images'])" in err
     assert "no validation data" not in err
 
