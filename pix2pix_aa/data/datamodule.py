@@ -23,7 +23,6 @@ from __future__ import annotations
 import difflib
 import inspect
 import json
-import warnings
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -289,12 +288,10 @@ class Pix2PixDataModule(pl.LightningDataModule):
     def _warn_if_different(self, wanted: dict[str, Any], meta: dict) -> None:
         diff = {k: (meta.get(k), v) for k, v in wanted.items() if meta.get(k) != v}
         if diff:
-            warnings.warn(
-                f"{self.data_dir} exists and was generated with different settings "
-                f"({', '.join(f'{k}: on disk {a}, asked {b}' for k, (a, b) in diff.items())}); using it as is. "
-                f"Delete it or choose another data_dir to regenerate.",
-                stacklevel=2,
-            )
+            # A plain line, as the other data notices: a UserWarning would print this file's source line.
+            notice(f"{self.data_dir} exists and was generated with different settings "
+                   f"({', '.join(f'{k}: on disk {a}, asked {b}' for k, (a, b) in diff.items())}); using it as is. "
+                   f"Delete it or choose another data_dir to regenerate.")
 
     # ------------------------------------------------------------------ datasets
     def _make(self, split: str, train: bool | None = None, keep_size: bool = False, hint: str = "") -> Dataset:
