@@ -137,8 +137,8 @@ def load_data(settings: DataSettings, max_images: Optional[int]) -> tuple[torch.
     data_dir = Path(settings.kwargs["data_dir"])
     if "--data-dir" in settings.overridden and not data_dir.exists():
         raise FileNotFoundError(
-            f"--data-dir {data_dir} does not exist (resolved: {data_dir.resolve()}); evaluate.py generates "
-            f"procedural data only at a checkpoint's own data_dir. Check the path, or make the set first "
+            f"--data-dir {data_dir} does not exist (resolved: {data_dir.resolve()}); procedural data are "
+            f"generated only at a checkpoint's own data_dir. Check the path, or make the set first "
             f"(python -m pix2pix_aa.data.facades --out {data_dir})")
     dm = Pix2PixDataModule(**settings.kwargs)
     dm.prepare_data()
