@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 from pix2pix_aa.evaluation.checkpoints import find_checkpoints, load_generator  # noqa: E402
 from pix2pix_aa.evaluation.data import data_settings, load_data  # noqa: E402
 from pix2pix_aa.layers.filters import lowpass_filter  # noqa: E402
-from pix2pix_aa.metrics import total_variation  # noqa: E402
+from pix2pix_aa.metrics import COLLAPSE_TV_RATIO, total_variation  # noqa: E402
 from pix2pix_aa.metrics.bandwidth import hann_window2d  # noqa: E402
 
 #: none, the filter stopping only the band next to 0.5, a steeper one from 0.43, Bin-5.
@@ -91,6 +91,14 @@ def top_band(outputs: torch.Tensor, targets: torch.Tensor, lo: float = 0.45) -> 
         float((o * t.conj()).real.sum() / (o.abs().square().sum() * t.abs().square().sum()).sqrt())
 
 
+def marked(label: str, tv_ratio: float) -> str:
+    """``label``, marked when the unfiltered TV ratio says the generator collapsed (below
+    ``COLLAPSE_TV_RATIO``, as evaluate.py flags it): its band figures then describe near-constant
+    outputs, not a design."""
+    return f"{label} (collapsed: TV ratio {tv_ratio:.3f} < {COLLAPSE_TV_RATIO:g})" if tv_ratio < COLLAPSE_TV_RATIO \
+        else label
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoints", nargs="+", help="checkpoints or run folders (their last.ckpt)")
@@ -127,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         except (FileNotFoundError, ValueError) as e:
             p.error(f"{path}: {e}")
         outputs = item.outputs(inputs)
-        rows.append((item.label, settings.describe(), inputs.shape[0], tv_ratios(outputs, targets, args.filters),
+        label = marked(item.label, tv_ratios(outputs, targets, ["none"])["none"])
+        rows.append((label, settings.describe(), inputs.shape[0], tv_ratios(outputs, targets, args.filters),
                      top_band(outputs, targets, args.band)))
     print("TV ratio (outputs / targets, means over images) after one common full-resolution low-pass "
           "(reflect borders):")

@@ -208,6 +208,11 @@ def test_tv_bands_prints_one_row_per_checkpoint(tv_bands, trained_run, monkeypat
     assert energy >= 0 and -1 <= corr <= 1
 
 
+def test_tv_bands_marks_a_collapsed_generator(tv_bands):
+    assert tv_bands.marked("run", 0.05) == "run (collapsed: TV ratio 0.050 < 0.1)"
+    assert tv_bands.marked("run", 0.1) == "run"
+
+
 @pytest.mark.parametrize("args, expected", [
     (["--filters", "kaiserX"], "--filters kaiserX"),
     (["--band", "0.7"], "--band 0.7"),
