@@ -1367,6 +1367,19 @@ READING = """## How to read it
   between seeds of one design (up to 0.2, the lowest band 0.8-3.0) than between designs. An
   earlier reading of seed 0 alone (a mid-band deficit of the blurred designs, 0.95 unblurred)
   does not hold over seeds. A deeper full-resolution head made the outputs smoother (seed 0).
+- A training term instead of a layer (`model.lambda_shift`: the L1 form of the crop-protocol
+  error of one input a batch, shifted in the same pass): on the shipped design at weight 100 it
+  bought +15.5 / +14.9 dB (seed 0) for a TV ratio of 0.71 and 0.5-1.2 dB of PSNR; at weight 20
+  +11.7 / +11.4 dB at TV 0.89 / 0.90, PSNR +0.38 / -0.16 dB and the shipped design's SSIM. Both
+  the gain over the shipped design and the TV it costs grew about as the square root of the
+  weight between 20 and 100. On the baseline U-Net, without any anti-aliasing, the term on all
+  four inputs (1.3x the step) gave +9.05 / +8.96 dB at weight 100 and +7.9 / +7.8 dB at 70, TV
+  0.89 at both: a network that aliases can learn to hide it, and the loss alone comes within
+  0.01 of the TV criterion. What the term removes (tv_bands, seed 0): the band above 0.45
+  cycles/px, where the shipped design holds 1.28x the targets' energy at correlation 0.29, keeps
+  0.69x at correlation 0.38 with the term at 20, and the baseline's 0.71x falls to 0.17-0.20x:
+  the term takes out the near-Nyquist pattern that does not sit at the targets' pixels (and
+  0.04 of TV ratio below that band).
 - Seeds decide more than the filter: seeds 3 and 4 of the cutoff-0.36 design (the closest at
   three seeds, missing the TV ratio by 0.006) gave +3.7 / +4.9 dB and TV ratio 0.82 / 0.83 for
   seed 3, and over five seeds it misses both the stability and the TV criterion. The steep
