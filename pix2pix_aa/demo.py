@@ -11,6 +11,7 @@ whose generator is not the one its config asks for (a shipped config changed sin
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import subprocess
@@ -60,11 +61,16 @@ def train_command(name: str, antialias: str | None, config: str, extra: Sequence
     return cmd
 
 
+#: Module options of the training objective that a finished run must share with its config.
+OBJECTIVE_OPTIONS = ("gan_mode", "lambda_l1", "lambda_shift", "shift_images", "max_shift")
+
+
 def check_same_generator(last: Path, config: str, antialias: str | None, extra: Sequence[str] = ()) -> None:
     """Refuse to resume a run whose generator is not the one ``config`` (with ``antialias`` and the
     ``--model.generator.init_args.<k> <v>`` pairs of ``extra``) asks for: resuming keeps the
     checkpoint's networks, so a run trained before a shipped config changed would be reported
-    under the new design's name.
+    under the new design's name. The training objective's options (:data:`OBJECTIVE_OPTIONS`)
+    are compared too.
 
     Raises:
         SystemExit: naming the run, the options that differ and what to do; or the checkpoint's
@@ -73,6 +79,7 @@ def check_same_generator(last: Path, config: str, antialias: str | None, extra: 
     import yaml
 
     from pix2pix_aa.checkpoints import CheckpointError, read_checkpoint
+    from pix2pix_aa.module import Pix2PixModule
 
     wanted = dict((yaml.safe_load((ROOT / config).read_text()) or {}).get("model", {}).get("generator", {})
                   .get("init_args", {}))
@@ -86,8 +93,17 @@ def check_same_generator(last: Path, config: str, antialias: str | None, extra: 
         ckpt = read_checkpoint(last)
     except CheckpointError as e:  # a damaged last.ckpt: one line, as train.py would give
         raise SystemExit(f"error: {e}") from e
-    trained = (ckpt.get("hyper_parameters", {}).get("generator") or {}).get("init_args", {})
+    hparams = ckpt.get("hyper_parameters", {})
+    trained = (hparams.get("generator") or {}).get("init_args", {})
     differ = {k: (trained.get(k), v) for k, v in wanted.items() if trained.get(k) != v}
+    # The training objective shapes the generator as much as its layers (the shift term): the
+    # config's loss options against the run's, each at the module's default where unset.
+    module = (yaml.safe_load((ROOT / config).read_text()) or {}).get("model", {})
+    defaults = {k: p.default for k, p in inspect.signature(Pix2PixModule).parameters.items()}
+    for key in OBJECTIVE_OPTIONS:
+        run_value, config_value = hparams.get(key, defaults[key]), module.get(key, defaults[key])
+        if run_value != config_value:
+            differ[f"model.{key}"] = (run_value, config_value)
     if differ:
         raise SystemExit(f"error: {last.relative_to(ROOT)} was trained with another generator than {config} asks "
                          f"for ({'; '.join(f'{k}: run {a!r}, config {b!r}' for k, (a, b) in differ.items())}). "

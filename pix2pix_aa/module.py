@@ -181,12 +181,15 @@ class Pix2PixModule(pl.LightningModule):
         if lambda_l1 < 0:
             raise ValueError(f"lambda_l1 must be >= 0 (the weight of the L1 term; pix2pix: 100), got {lambda_l1}")
         if lambda_shift < 0:
-            raise ValueError(f"lambda_shift must be >= 0 (the weight of the shift-equivariance term; 0 = off), "
+            raise ValueError(f"model.lambda_shift must be >= 0 (the weight of the shift-equivariance term; 0 = off), "
                              f"got {lambda_shift}")
         if not isinstance(shift_images, int) or shift_images < 1:
-            raise ValueError(f"shift_images must be an int >= 1 (inputs per step the shift term uses), "
+            raise ValueError(f"model.shift_images must be an int >= 1 (inputs per step the shift term uses), "
                              f"got {shift_images!r}")
-        training_shift(0, max_shift)  # raises on a max_shift without nonzero shifts
+        try:
+            training_shift(0, max_shift)  # raises on a max_shift without nonzero shifts
+        except ValueError as e:
+            raise ValueError(f"model.{e}") from None
         if lr_policy not in LR_POLICIES:
             raise ValueError(f"lr_policy must be one of {', '.join(LR_POLICIES)}, got {lr_policy!r}")
         if lr_decay_iters < 1:
@@ -276,6 +279,10 @@ class Pix2PixModule(pl.LightningModule):
             # would normalise them by different batch statistics, a difference the shift did not make.
             # train.py checks shift_images <= batch_size; an epoch's last batch may hold fewer.
             k, shift = min(hp.shift_images, n), training_shift(batches_that_stepped(self.trainer), hp.max_shift)
+            if hp.max_shift > min(real_a.shape[-2:]):  # variable-size data (preprocess none): see the first batch
+                raise ValueError(f"model.max_shift={hp.max_shift} draws shifts up to {hp.max_shift - 1} px, but this "
+                                 f"batch's images are {real_a.shape[-2]}x{real_a.shape[-1]}: use a max_shift of at "
+                                 f"most {min(real_a.shape[-2:])}")
             out = self.generator(torch.cat([real_a, shifted_window(real_a[:k], shift)]))
             fake_b, fake_shifted = out[:n], out[n:]
         else:

@@ -208,7 +208,8 @@ def check_shift_term(hparams: Any, datamodule: Any) -> None:
 
     Raises:
         ValueError: ``shift_images`` above ``data.batch_size``, or ``max_shift`` not below the crop
-        size (reflection needs a pad smaller than the image).
+        size (reflection needs a pad smaller than the image). Data of variable size (preprocess
+        ``none`` / ``scale_width``) are checked on each batch by the training step instead.
     """
     if not hparams.get("lambda_shift"):
         return

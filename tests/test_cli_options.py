@@ -412,10 +412,10 @@ def test_norm_and_a_different_per_network_norm_are_refused(fit, capsys):
 @pytest.mark.parametrize("flags,expected", [
     (["--model.lr", "0"], "lr must be > 0"),
     (["--model.lambda_l1", "-5"], "lambda_l1 must be >= 0"),
-    (["--model.lambda_shift", "-1"], "lambda_shift must be >= 0"),
+    (["--model.lambda_shift", "-1"], "model.lambda_shift must be >= 0"),
     (["--model.lambda_shift", "10", "--model.shift_images", "3"], "exceeds data.batch_size=2"),
     (["--model.lambda_shift", "10", "--model.max_shift", "65"], "use a max_shift of at most 64"),
-    (["--model.lambda_shift", "10", "--model.max_shift", "1"], "max_shift must be an int >= 2"),
+    (["--model.lambda_shift", "10", "--model.max_shift", "1"], "model.max_shift must be an int >= 2"),
     (["--model.n_epochs", "0", "--model.n_epochs_decay", "0"], "nothing would be trained"),
 ])
 def test_values_that_train_nothing_or_the_wrong_way_are_refused(fit, capsys, flags, expected):

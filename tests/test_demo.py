@@ -17,10 +17,11 @@ def root(tmp_path, monkeypatch):
     return tmp_path
 
 
-def _run(root, **init_args):
+def _run(root, module=None, **init_args):
     last = demo.run_dir("aa") / "checkpoints" / "last.ckpt"
     last.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": {}, "hyper_parameters": {"generator": {"init_args": {"ngf": 32, **init_args}}}}, last)
+    hparams = {"generator": {"init_args": {"ngf": 32, **init_args}}, **(module or {})}
+    torch.save({"state_dict": {}, "hyper_parameters": hparams}, last)
     return last
 
 
@@ -41,6 +42,19 @@ def test_a_run_of_another_generator_is_refused_with_what_differs(root):
         flags = ["--model.generator.init_args.fullres_channels", "8",
                  "--model.generator.init_args.upsample_antialias", "[false, kaiser9]"]
         demo.train_command("aa", None, "aa.yaml", flags)
+
+
+def test_a_run_trained_with_another_objective_is_refused(root):
+    """The shift-equivariance term changes the trained generator as much as a layer does."""
+    design = {"antialias": "kaiser9", "upsample_antialias": [False, "kaiser13_c0.19_w0.12"], "fullres_channels": 16}
+    config = yaml.safe_load((root / "aa.yaml").read_text())
+    config["model"]["lambda_shift"] = 3.0
+    (root / "aa.yaml").write_text(yaml.safe_dump(config))
+    _run(root, **design)  # trained without the term
+    with pytest.raises(SystemExit, match=r"model.lambda_shift: run 0.0, config 3.0"):
+        demo.train_command("aa", None, "aa.yaml")
+    last = _run(root, module={"lambda_shift": 3.0, "shift_images": 1}, **design)
+    assert demo.train_command("aa", None, "aa.yaml")[-1] == str(last)
 
 
 def test_a_damaged_last_checkpoint_is_one_line(root):

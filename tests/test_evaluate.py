@@ -9,7 +9,13 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from pix2pix_aa.evaluation.checkpoints import CheckpointError, filter_label, find_checkpoints, load_generator
+from pix2pix_aa.evaluation.checkpoints import (
+    CheckpointError,
+    filter_label,
+    find_checkpoints,
+    load_generator,
+    objective_label,
+)
 from pix2pix_aa.evaluation.cli import main as evaluate_main
 from pix2pix_aa.networks import ResNetGenerator, UNetGenerator
 
@@ -173,3 +179,10 @@ def test_the_filter_label_tells_designs_with_one_encoder_filter_apart():
         "bin5 (upsample_antialias false)"
     assert filter_label(UNetGenerator, {}) == "none"
     assert filter_label(ResNetGenerator, {"antialias": "tri3", "n_blocks": 3}) == "tri3"
+
+
+def test_the_design_label_names_the_shift_term_a_generator_was_trained_with():
+    assert objective_label({"lambda_shift": 3.0, "shift_images": 1}) == "trained with lambda_shift 3 (1 image a batch)"
+    assert objective_label({"lambda_shift": 100.0, "shift_images": 4}) == \
+        "trained with lambda_shift 100 (4 images a batch)"
+    assert objective_label({"lambda_shift": 0.0}) == "" == objective_label({})

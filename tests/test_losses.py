@@ -98,3 +98,14 @@ def test_without_the_term_training_is_unchanged(tmp_path, tiny_module, cpu_train
         assert "train/loss_G_shift_step" not in trainer.callback_metrics
         states.append(module.state_dict())
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_a_max_shift_the_batch_cannot_take_stops_at_the_first_batch(tmp_path, tiny_module, cpu_trainer):
+    """Variable-size data (preprocess none) are not checked at start-up: the first batch is."""
+    module = tiny_module(seed=0, lambda_shift=1.0, max_shift=20, log_images_every_n_batches=0,
+                         val_stability_images=0)
+    x = torch.zeros(2, 3, 16, 16)
+    loader = torch.utils.data.DataLoader([{"input": x[i], "target": x[i]} for i in range(2)], batch_size=2)
+    with pytest.raises(ValueError, match=r"model.max_shift=20 draws shifts up to 19 px, but this batch's images "
+                                         r"are 16x16: use a max_shift of at most 16"):
+        cpu_trainer(max_steps=2, enable_checkpointing=False, default_root_dir=tmp_path).fit(module, loader)

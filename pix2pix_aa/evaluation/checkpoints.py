@@ -14,7 +14,8 @@ from pix2pix_aa.checkpoints import CheckpointError, check_module_checkpoint, rea
 from pix2pix_aa.compat import batches_in_checkpoint
 from pix2pix_aa.module import Pix2PixModule
 
-__all__ = ["CheckpointError", "LoadedGenerator", "filter_label", "find_checkpoints", "load_generator"]
+__all__ = ["CheckpointError", "LoadedGenerator", "filter_label", "find_checkpoints", "load_generator",
+           "objective_label"]
 
 
 @dataclass
@@ -84,6 +85,17 @@ def filter_label(cls: type, init_args: dict) -> str:
                if k in init_args and k in defaults and init_args[k] != defaults[k]
                and not (k == "upsample_antialias" and init_args[k] in (None, True))]  # same as the encoder
     return label + (f" ({', '.join(changed)})" if changed else "")
+
+
+def objective_label(hparams: dict) -> str:
+    """The training objective's departures from pix2pix that shape a generator as much as its
+    layers, for the design label: ``"trained with lambda_shift 3 (1 image a batch)"``, or ``""``
+    (a generator trained with the shift term reads like its architecture alone otherwise)."""
+    weight = hparams.get("lambda_shift") or 0
+    if not weight:
+        return ""
+    k = hparams.get("shift_images", 1)
+    return f"trained with lambda_shift {weight:g} ({k} image{'s' if k != 1 else ''} a batch)"
 
 
 def find_checkpoints(paths: list[str]) -> list[Path]:
@@ -165,7 +177,8 @@ def load_generator(path: str | Path, trust: bool = False, reference: Optional[di
     hp_out["generator"] = flat
     return LoadedGenerator(path=path, label=_label(path), generator=generator.eval(), hparams=hp_out,
                            datamodule_hparams=dict(ckpt.get("datamodule_hyper_parameters") or {}),
-                           epoch=ckpt.get("epoch"), step=batches_in_checkpoint(ckpt), design=filter_label(cls, flat))
+                           epoch=ckpt.get("epoch"), step=batches_in_checkpoint(ckpt),
+                           design="; ".join(filter(None, [filter_label(cls, flat), objective_label(hp)])))
 
 
 def _load_reference(path: Path, options: dict) -> LoadedGenerator:
