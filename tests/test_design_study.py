@@ -160,7 +160,8 @@ def test_a_shipped_config_carries_one_candidate_with_its_module_options(study):
     assert len(carried) == 1
     big = study.shipped_config("configs/facades_aa.yaml")  # ngf 64: the path width scales with it
     assert [c for c in study.CANDIDATES if study.matches(big, c)] == carried
-    tuned = study.Candidate("t", study.CANDIDATES[carried[0]].init_args, {"lambda_l1": 70.0})
+    shipped = study.CANDIDATES[carried[0]]
+    tuned = study.Candidate("t", shipped.init_args, {**shipped.model_args, "lambda_l1": 70.0})
     study.CANDIDATES["_tuned"] = tuned
     try:
         assert study.matches({**model, "lambda_l1": 70.0}, "_tuned")
