@@ -53,7 +53,8 @@ DEFINITIONS = (
     "energy above half Nyquist of the outputs / that of the targets (below 1: smoother than the targets). "
     "epoch = the checkpoint's 0-based epoch index (1 after two full epochs); step = training batches "
     "seen (one G and one D update each). filter = the encoder's anti-aliasing filter, then in brackets the "
-    "generator's design options set away from their defaults (decoder filters, mode, full-resolution path).")
+    "generator's design options set away from their defaults (decoder filters, mode, full-resolution path), and "
+    "after a semicolon the shift-equivariance term it was trained with, if any.")
 
 
 def _fmt(value, key: str, row: dict) -> str:
