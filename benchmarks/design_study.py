@@ -592,7 +592,7 @@ def measure_cost(names: list[str], rounds: int = 7) -> dict:
     """Parameters and G + D forward/backward seconds at the recipe's size, interleaved rounds."""
     import torch
 
-    from pix2pix_aa.losses import shift_equivariance_l1, shifted_window
+    from pix2pix_aa.losses import generate_with_shift, shift_equivariance_l1
     from pix2pix_aa.networks import PatchGANDiscriminator, UNetGenerator
 
     torch.set_num_threads(1)
@@ -608,11 +608,10 @@ def measure_cost(names: list[str], rounds: int = 7) -> dict:
         g, opts = gens[name], CANDIDATES[name].model_args
         k, shift = (opts.get("shift_images", 1) if opts.get("lambda_shift") else 0), (3, 5)
         t = time.process_time()
-        out = g(torch.cat([x, shifted_window(x[:k], shift)]) if k else x)
-        y = out[:len(x)]
+        y, y_shifted = generate_with_shift(g, x, k, shift) if k else (g(x), None)
         loss = disc(torch.cat([x, y], 1)).mean() + y.abs().mean()
         if k:
-            loss = loss + shift_equivariance_l1(y[:k], out[len(x):], shift)
+            loss = loss + shift_equivariance_l1(y[:k], y_shifted, shift)
         loss.backward()
         (disc(torch.cat([x, y.detach()], 1)).mean() + disc(torch.cat([x, x], 1)).mean()).backward()
         return time.process_time() - t

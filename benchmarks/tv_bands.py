@@ -135,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         except (FileNotFoundError, ValueError) as e:
             p.error(f"{path}: {e}")
         outputs = item.outputs(inputs)
-        label = marked(item.label, tv_ratios(outputs, targets, ["none"])["none"])
-        rows.append((label, settings.describe(), inputs.shape[0], tv_ratios(outputs, targets, args.filters),
+        ratios = tv_ratios(outputs, targets, list(dict.fromkeys(["none", *args.filters])))  # none: collapse check
+        rows.append((marked(item.label, ratios["none"]), settings.describe(), inputs.shape[0], ratios,
                      top_band(outputs, targets, args.band)))
     print("TV ratio (outputs / targets, means over images) after one common full-resolution low-pass "
           "(reflect borders):")

@@ -81,8 +81,8 @@ def check_same_generator(last: Path, config: str, antialias: str | None, extra: 
     from pix2pix_aa.checkpoints import CheckpointError, read_checkpoint
     from pix2pix_aa.module import Pix2PixModule
 
-    wanted = dict((yaml.safe_load((ROOT / config).read_text()) or {}).get("model", {}).get("generator", {})
-                  .get("init_args", {}))
+    module = (yaml.safe_load((ROOT / config).read_text()) or {}).get("model", {})
+    wanted = dict(module.get("generator", {}).get("init_args", {}))
     if antialias is not None:
         wanted["antialias"] = antialias
     prefix = "--model.generator.init_args."
@@ -98,7 +98,6 @@ def check_same_generator(last: Path, config: str, antialias: str | None, extra: 
     differ = {k: (trained.get(k), v) for k, v in wanted.items() if trained.get(k) != v}
     # The training objective shapes the generator as much as its layers (the shift term): the
     # config's loss options against the run's, each at the module's default where unset.
-    module = (yaml.safe_load((ROOT / config).read_text()) or {}).get("model", {})
     defaults = {k: p.default for k, p in inspect.signature(Pix2PixModule).parameters.items()}
     for key in OBJECTIVE_OPTIONS:
         run_value, config_value = hparams.get(key, defaults[key]), module.get(key, defaults[key])

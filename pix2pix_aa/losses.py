@@ -7,6 +7,7 @@ stability of docs/DESIGN.md section 5, made a loss."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +50,15 @@ def training_shift(step: int, max_shift: int) -> Shift:
     return divmod(k, max_shift)
 
 
+def max_shift_problem(max_shift: int, h: int, w: int, images: str) -> str | None:
+    """Why ``max_shift`` cannot shift ``h`` x ``w`` ``images`` (reflect padding needs a pad
+    smaller than the image), in one line naming the option; None when it can."""
+    if max_shift <= min(h, w):
+        return None
+    return (f"model.max_shift={max_shift} draws shifts up to {max_shift - 1} px, but {images} are {h}x{w}: "
+            f"use a max_shift of at most {min(h, w)}")
+
+
 def shifted_window(x: torch.Tensor, shift: Shift) -> torch.Tensor:
     """The crop protocol's shifted input: the window at ``shift`` = (dy, dx) of x reflect-padded
     at the bottom/right (``reflect_pad_source``), whose window at (0, 0) is x itself.
@@ -59,6 +69,19 @@ def shifted_window(x: torch.Tensor, shift: Shift) -> torch.Tensor:
     dy, dx = shift
     h, w = x.shape[-2:]
     return reflect_pad_source(x, max(dy, dx))[..., dy:dy + h, dx:dx + w]
+
+
+def generate_with_shift(G: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, k: int,
+                        shift: Shift) -> tuple[torch.Tensor, torch.Tensor]:
+    """(G(x), G(shifted_window(x[:k], shift))) from one forward pass of the concatenated batch:
+    with batch norm in training mode, two passes would normalise the copies by different batch
+    statistics, a difference the shift did not make.
+
+    Shape:
+        x (N, C, H, W) -> (N, C', H, W) and (k, C', H, W).
+    """
+    out = G(torch.cat([x, shifted_window(x[:k], shift)]))
+    return out[:len(x)], out[len(x):]
 
 
 def shift_equivariance_l1(y: torch.Tensor, y_shifted: torch.Tensor, shift: Shift) -> torch.Tensor:

@@ -20,7 +20,14 @@ from torch import nn
 
 from pix2pix_aa.compat import batches_that_stepped, built_by_cli
 from pix2pix_aa.layers.padding import pad_to_multiple
-from pix2pix_aa.losses import GAN_MODES, gan_loss, shift_equivariance_l1, shifted_window, training_shift
+from pix2pix_aa.losses import (
+    GAN_MODES,
+    gan_loss,
+    generate_with_shift,
+    max_shift_problem,
+    shift_equivariance_l1,
+    training_shift,
+)
 from pix2pix_aa.metrics import (
     COLLAPSE_TV_RATIO,
     MAX_PSNR_DB,
@@ -275,16 +282,13 @@ class Pix2PixModule(pl.LightningModule):
         real_a, real_b = batch["input"], batch["target"]
         n, hp = real_a.shape[0], self.hparams
         if hp.lambda_shift:
-            # One forward pass for the batch and its shifted copies: with batch norm, two passes
-            # would normalise them by different batch statistics, a difference the shift did not make.
             # train.py checks shift_images <= batch_size; an epoch's last batch may hold fewer.
             k, shift = min(hp.shift_images, n), training_shift(batches_that_stepped(self.trainer), hp.max_shift)
-            if hp.max_shift > min(real_a.shape[-2:]):  # variable-size data (preprocess none): see the first batch
-                raise ValueError(f"model.max_shift={hp.max_shift} draws shifts up to {hp.max_shift - 1} px, but this "
-                                 f"batch's images are {real_a.shape[-2]}x{real_a.shape[-1]}: use a max_shift of at "
-                                 f"most {min(real_a.shape[-2:])}")
-            out = self.generator(torch.cat([real_a, shifted_window(real_a[:k], shift)]))
-            fake_b, fake_shifted = out[:n], out[n:]
+            # Variable-size data (preprocess none) are not checked at start-up: each batch is.
+            problem = max_shift_problem(hp.max_shift, *real_a.shape[-2:], "this batch's images")
+            if problem:
+                raise ValueError(problem)
+            fake_b, fake_shifted = generate_with_shift(self.generator, real_a, k, shift)
         else:
             fake_b = self.generator(real_a)
 

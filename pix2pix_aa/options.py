@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from pix2pix_aa.data.image_io import notice
+from pix2pix_aa.losses import max_shift_problem
 
 __all__ = ["LIGHTNING_FLAGS", "REFERENCE_FLAGS", "check_model_and_data", "check_schedule", "check_shift_term",
            "refuse_unsupported", "suggest_option"]
@@ -218,10 +219,10 @@ def check_shift_term(hparams: Any, datamodule: Any) -> None:
         raise ValueError(f"model.shift_images={hparams['shift_images']} exceeds data.batch_size={batch}: the shift "
                          f"term uses that many of each batch's inputs; set it to at most {batch}")
     crop = getattr(datamodule, "crop_size", None)
-    if crop is not None and getattr(datamodule, "preprocess", "resize_and_crop") not in ("none", "scale_width") \
-            and hparams["max_shift"] > crop:
-        raise ValueError(f"model.max_shift={hparams['max_shift']} needs shifts up to {hparams['max_shift'] - 1} px "
-                         f"on data.crop_size={crop} crops; use a max_shift of at most {crop}")
+    if crop is not None and getattr(datamodule, "preprocess", "resize_and_crop") not in ("none", "scale_width"):
+        problem = max_shift_problem(hparams["max_shift"], crop, crop, f"the data.crop_size={crop} crops")
+        if problem:
+            raise ValueError(problem)
 
 
 def _discriminator_size_problem(discriminator: nn.Module, channels: int, crop: int) -> Optional[str]:
