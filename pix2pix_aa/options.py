@@ -90,7 +90,7 @@ def refuse_unsupported(config) -> None:
 REFERENCE_FLAGS: dict[str, str] = {
     "direction": "--data.direction AtoB|BtoA",
     "dataroot": "--data.data_dir PATH",
-    "dataset_mode": "--data.dataset aligned|paired|facades|photos",
+    "dataset_mode": "--data.dataset aligned|paired|facades|photos|colorize",
     "name": "--trainer.logger.init_args.name NAME",
     "checkpoints_dir": "--trainer.logger.init_args.save_dir DIR",
     "netG": "--model.generator.init_args.num_downs 8 (unet_256) or 7 (unet_128)",

@@ -26,7 +26,7 @@ def _dm(tmp_path, **kw) -> Pix2PixDataModule:
         ({"crop_size": 40, "load_size": 36}, r"crop_size \(40\) must not exceed load_size \(36\)"),
         ({"batch_size": 0}, r"batch_size must be an integer >= 1, got 0"),
         ({"dataset": "cityscapes"},
-         r"dataset must be one of \('facades', 'aligned', 'paired', 'photos'\), got 'cityscapes'"),
+         r"dataset must be one of \('facades', 'aligned', 'paired', 'photos', 'colorize'\), got 'cityscapes'"),
         ({"direction": "BtoC"}, r"direction must be one of \('AtoB', 'BtoA'\), got 'BtoC'"),
         ({"num_workers": -1}, r"num_workers must be an integer >= 0"),
         ({"generate_counts": {"dev": 3}}, r"generate_counts must map 'train'/'val'/'test'"),

@@ -45,8 +45,11 @@ from pix2pix_aa.data.transforms import PREPROCESS, VARIABLE_SIZE, Preprocess
 
 __all__ = ["DATASETS", "Pix2PixDataModule", "RankSeededDataset", "rank_seed"]
 
-#: ``dataset`` kinds: facades / photos are generated into ``data_dir`` if missing.
-DatasetKind = Literal["facades", "aligned", "paired", "photos"]
+#: ``dataset`` kinds: facades / photos / colorize are generated into ``data_dir`` if missing.
+DatasetKind = Literal["facades", "aligned", "paired", "photos", "colorize"]
+#: The generated kinds, and the photo task (:mod:`pix2pix_aa.data.photos`) of each real-photo kind.
+GENERATED_KINDS = ("facades", "photos", "colorize")
+PHOTO_KIND_TASKS = {"photos": "edges", "colorize": "colorize"}
 DATASETS: tuple[str, ...] = get_args(DatasetKind)
 
 
@@ -101,7 +104,9 @@ class Pix2PixDataModule(pl.LightningDataModule):
         data_dir: data set folder (``train/ val/ test/``).
         dataset: ``"facades"`` (aligned layout, procedural facades generated on demand),
             ``"aligned"`` (existing A|B files), ``"paired"`` (``A/`` and ``B/`` folders),
-            ``"photos"`` (edges -> photo from scikit-image's photos, generated on demand).
+            ``"photos"`` (edges -> photo) and ``"colorize"`` (grayscale -> colour): real photographs
+            shipped in the installed wheels, cut into disjoint cells per split, generated on demand
+            (:mod:`pix2pix_aa.data.photos`).
         direction: ``"AtoB"`` (default, as in the pix2pix reference) or ``"BtoA"`` (facades /
             photos: ``BtoA`` = labels/edges -> photo; the shipped configs say so).
         load_size, crop_size: training resize and random crop (pix2pix 286 / 256); val/test
@@ -118,8 +123,8 @@ class Pix2PixDataModule(pl.LightningDataModule):
         num_workers: DataLoader processes (persistent when > 0).
         seed: seed of generation (facades/photos) and of the training loader's shuffling/augmentation.
         generate_size: side of each half of generated images.
-        generate_counts: split -> count for generated sets (default: 400/100/106 facades,
-            32/4/4 photos); e.g. ``{"train": 8, "val": 2, "test": 2}`` for a tiny set.
+        generate_counts: split -> count for generated sets (default: 400/100/106 facades, every
+            cell of the real photos, 94/17/17 at 128 px); e.g. ``{"train": 8, "val": 2, "test": 2}``.
         predict_dir: a folder of plain input images (not recursive), or one image file, for
             ``predict``; default: the test split's inputs.
         max_val_images: use only the first N validation images (cheap validation).
@@ -234,7 +239,7 @@ class Pix2PixDataModule(pl.LightningDataModule):
         Runs once per node (Lightning calls it on local rank 0 only). Generation is atomic
         (temporary folder, then rename), so a crashed run leaves no half-written data set.
         """
-        if self.dataset not in ("facades", "photos"):
+        if self.dataset not in GENERATED_KINDS:
             return
         # Compared with generation.json only where set away from the default: an option left at its
         # default asks for nothing (a folder made with --size 64 must not warn "asked 256" on every run).
@@ -265,7 +270,9 @@ class Pix2PixDataModule(pl.LightningDataModule):
         other without a word: refuse a folder that generation.json says holds the other kind."""
         made_by = meta.get("generator", "")
         kind = made_by.rsplit(".", 1)[-1] if made_by.startswith("pix2pix_aa.data.") else None
-        if kind in ("facades", "photos") and kind != self.dataset:
+        if kind == "photos":  # one generator, two tasks (older folders: edges)
+            kind = {task: k for k, task in PHOTO_KIND_TASKS.items()}.get(meta.get("task", "edges"), kind)
+        if kind in GENERATED_KINDS and kind != self.dataset:
             raise ValueError(f"data_dir {self.data_dir} holds the procedural {kind} ({meta_path}), but the dataset is "
                              f"{self.dataset!r}: pass a data_dir for the {self.dataset} (it is generated there if "
                              f"missing) or dataset {kind!r}")
@@ -280,9 +287,11 @@ class Pix2PixDataModule(pl.LightningDataModule):
         else:
             from pix2pix_aa.data.photos import generate_photos
 
-            print(f"[pix2pix_aa] {self.data_dir} not found: generating edges->photo pairs from scikit-image photos "
+            task = PHOTO_KIND_TASKS[self.dataset]
+            print(f"[pix2pix_aa] {self.data_dir} not found: generating the real-photo task {task} "
                   f"(seed {self.seed}, {self.generate_size}px) ...", flush=True)
-            generate_photos(self.data_dir, seed=self.seed, splits=self.generate_counts, size=self.generate_size)
+            generate_photos(self.data_dir, seed=self.seed, splits=self.generate_counts, size=self.generate_size,
+                            task=task)
         print(f"[pix2pix_aa] wrote {self.data_dir}", flush=True)
 
     def _warn_if_different(self, wanted: dict[str, Any], meta: dict) -> None:

@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         "data (default: each checkpoint is scored on the data it was trained on, read from the checkpoint; "
         "a flag given here overrides that for every checkpoint)")
     d.add_argument("--data-dir", help="data set root (default: each checkpoint's data.data_dir)")
-    d.add_argument("--dataset", choices=["facades", "aligned", "paired", "photos"],
+    d.add_argument("--dataset", choices=["facades", "aligned", "paired", "photos", "colorize"],
                    help="data set kind (default: each checkpoint's)")
     d.add_argument("--split", default="test", help="split to evaluate on (default: test)")
     d.add_argument("--direction", choices=["AtoB", "BtoA"], help="default: each checkpoint's")

@@ -1,0 +1,345 @@
+"""Design study across data sets: does a design's verdict hold on real photographs and a longer recipe?
+
+    nohup nice -n 10 .venv/bin/python -m benchmarks.real_data_study --jobs 2 > logs/real_data_study.log 2>&1 &
+    .venv/bin/python -m benchmarks.real_data_study --stage report     # rewrite docs/REAL_DATA_STUDY.md
+
+The candidates are the design study's (benchmarks/design_study.py ``CANDIDATES``). Each is trained
+per (data set, recipe, seed) by the public command (``train.py fit``, via
+pix2pix_aa.demo.train_command, resuming from last.ckpt when a run was interrupted) and evaluated
+by ``evaluate.py`` on the data set's test split (crop protocol, 63 shifts, noise sigma 0.05):
+
+* data sets (:data:`DATASETS`): the procedural ``facades`` (rows taken from the design study's
+  committed record: same recipe, same evaluation set, 20 test images, no noise figure there), and
+  the two real-photo tasks of pix2pix_aa/data/photos.py, ``photos`` (edges -> photo) and
+  ``colorize`` (grayscale -> colour): 94 training cells, all 17 test cells at 128 px;
+* recipes (:data:`RECIPES`): ``quick`` (configs/cpu_quick.yaml, 12 epochs) and ``long``
+  (configs/cpu_long.yaml, 36 epochs), the recipe verdicts come from where a run exists.
+
+The queue (:func:`queue`) runs seed 0 of every (data set, candidate) first, then the long recipe's
+leading designs, then further seeds, so an interrupted study has whole comparisons. Every stage
+resumes: a finished run (last.ckpt at the final epoch) is not retrained, an evaluated one not
+re-evaluated. outputs/ and runs/ are not in git, so the committed record
+(docs/images/real_data_study/record.json) is the study's memory: a run found there is reported
+from it and not retrained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from benchmarks import design_study as ds
+from pix2pix_aa.demo import run_dir, thread_env, train_command
+
+ROOT = ds.ROOT
+OUT = ROOT / "outputs" / "real_data_study"
+LOGS = ROOT / "logs" / "real_data_study"
+DOC = ROOT / "docs" / "REAL_DATA_STUDY.md"
+RECORD = ROOT / "docs" / "images" / "real_data_study" / "record.json"
+
+#: Data set -> training flags (on top of the recipe's config) and the test images scored.
+DATASETS: dict[str, dict] = {
+    "facades": {"flags": [], "images": 20, "from_design_study": True},
+    "photos": {"flags": ["--data.dataset", "photos", "--data.data_dir", "data/photos", "--data.generate_size", "128",
+                         "--data.max_val_images", "17"], "images": 17},
+    "colorize": {"flags": ["--data.dataset", "colorize", "--data.data_dir", "data/colorize", "--data.generate_size",
+                           "128", "--data.max_val_images", "17"], "images": 17},
+}
+RECIPES = {"quick": "configs/cpu_quick.yaml", "long": "configs/cpu_long.yaml"}
+#: The shipped design, the paper's, the shipped design without its training term, and the
+#: baseline with the term alone (+9 dB on facades at one seed).
+SHIPPED = "bc_kaiser9n_lastnone_upk13n_fr16_shift3"
+CANDIDATE_NAMES = ["baseline", "bin5", SHIPPED, "bc_kaiser9n_lastnone_upk13n_fr16", "baseline_shift100x4"]
+LABELS = {"baseline": "baseline U-Net", "bin5": "Bin-5 (the paper)", SHIPPED: "recommended (shipped)",
+          "bc_kaiser9n_lastnone_upk13n_fr16": "recommended without the term",
+          "baseline_shift100x4": "baseline + term (weight 100, 4 images)"}
+#: Designs also trained at the long recipe.
+LEADING = ["baseline", SHIPPED]
+EVAL_ARGS = ["--layers", "none", "--noise", "0.05", "--protocol", "crop", "--no-tensorboard", "--no-progress",
+             "--num-processes", "1"]
+#: The goal, per data set, against the baseline's same seeds.
+GOAL = {"stability_gain_db": 8.0, "tv_low": 0.9, "tv_high": 1.1, "hf_min": 0.5, "psnr_drop_db": 0.3,
+        "noise_drop_db": 0.5, "params_ratio": 1.02, "time_ratio": 1.6}
+METRICS = ("pooled_db", "psnr", "ssim", "tv_ratio", "hf_ratio", "noise_db")
+
+
+def run_name(dataset: str, recipe: str, candidate: str, seed: int) -> str:
+    return f"{dataset}_{recipe}_{candidate}_s{seed}"
+
+
+def epochs(recipe: str) -> int:
+    import yaml
+
+    model = yaml.safe_load((ROOT / RECIPES[recipe]).read_text())["model"]
+    return int(model["n_epochs"]) + int(model["n_epochs_decay"])
+
+
+def is_finished(name: str, recipe: str) -> bool:
+    done = ds.finished_epochs(name)
+    return done is not None and done >= epochs(recipe)
+
+
+def queue(seeds: list[int], datasets: list[str]) -> list[tuple[str, str, str, int]]:
+    """(data set, recipe, candidate, seed) in the order they are trained: per seed, the quick
+    recipe's candidates on every data set, then the long recipe's leading designs."""
+    out = []
+    for seed in seeds:
+        for d in datasets:
+            if not DATASETS[d].get("from_design_study"):
+                out += [(d, "quick", c, seed) for c in CANDIDATE_NAMES]
+        for d in datasets:
+            if not DATASETS[d].get("from_design_study"):
+                out += [(d, "long", c, seed) for c in LEADING]
+    return out
+
+
+# ---------------------------------------------------------------------------- train / evaluate
+def train(dataset: str, recipe: str, candidate: str, seed: int, threads: int) -> bool:
+    name = run_name(dataset, recipe, candidate, seed)
+    record = OUT / "train" / f"{name}.json"
+    if is_finished(name, recipe):
+        return True
+    cand = ds.CANDIDATES[candidate]
+    extra = [*cand.train_args(), *DATASETS[dataset]["flags"], "--seed_everything", str(seed), "--data.seed", str(seed),
+             "--trainer.enable_progress_bar", "false"]
+    cmd = train_command(name, cand.antialias, RECIPES[recipe], extra)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    logfile = LOGS / f"{name}.log"
+    ds.log(f"train {name} (log: {logfile.relative_to(ROOT)})")
+    start = time.perf_counter()
+    with logfile.open("a") as f:
+        rc = subprocess.run(cmd, cwd=ROOT, env=thread_env(threads), stdout=f, stderr=subprocess.STDOUT).returncode
+    if rc != 0 or not is_finished(name, recipe):
+        ds.log(f"train {name}: FAILED (exit {rc}); see {logfile.relative_to(ROOT)}")
+        return False
+    ds.write_json(record, {"run": name, "command": cmd[1:], "process_minutes": (time.perf_counter() - start) / 60,
+                           "threads": threads, **ds.git_state(), **ds.seconds_per_step(name)})
+    ds.log(f"train {name}: done in {(time.perf_counter() - start) / 60:.1f} min")
+    return True
+
+
+def evaluate(dataset: str, name: str, threads: int) -> bool:
+    out = OUT / "eval" / name
+    if (out / "results.json").exists():
+        return True
+    cmd = [sys.executable, "evaluate.py", str(run_dir(name)), "--max-images", str(DATASETS[dataset]["images"]),
+           "--out", str(out), *EVAL_ARGS]
+    ds.log(f"evaluate {name}")
+    with (LOGS / f"eval_{name}.log").open("a") as f:
+        rc = subprocess.run(cmd, cwd=ROOT, env=thread_env(threads), stdout=f, stderr=subprocess.STDOUT).returncode
+    if rc != 0 or not (out / "results.json").exists():
+        ds.log(f"evaluate {name}: FAILED (exit {rc}); see logs/real_data_study/eval_{name}.log")
+        return False
+    return True
+
+
+def row_of(results: dict) -> dict:
+    """The study's figures from an evaluate.py results.json (the design study's, plus noise)."""
+    row = ds.extract_row(results)
+    model = next(iter((results.get("models") or {}).values()), {})
+    row["noise_db"] = model.get("row", {}).get("noise_0.05_db")
+    return row
+
+
+# ---------------------------------------------------------------------------- record
+def collect(seeds: list[int]) -> dict:
+    """dataset -> recipe -> candidate -> seed -> row: the runs evaluated here, then the committed
+    record's for runs not on disk, then the design study's record for the facades."""
+    record = ds.read_json(RECORD) or {}
+    rows: dict = record.get("rows", {})
+    for path in sorted((OUT / "eval").glob("*/results.json")):
+        name = path.parent.name
+        dataset, recipe, rest = name.split("_", 2)
+        candidate, seed = rest.rsplit("_s", 1)
+        train_rec = ds.read_json(OUT / "train" / f"{name}.json") or {}
+        rows.setdefault(dataset, {}).setdefault(recipe, {}).setdefault(candidate, {})[seed] = {
+            **row_of(ds.read_json(path) or {}), "commit": train_rec.get("commit"),
+            "seconds_per_step": train_rec.get("seconds_per_step")}
+    design = ds.recorded_runs()["eval"]
+    for c in CANDIDATE_NAMES:
+        for s, row in design.get(c, {}).get("facades", {}).items():
+            rows.setdefault("facades", {}).setdefault("quick", {}).setdefault(c, {})[str(s)] = {**row, "noise_db": None}
+    return rows
+
+
+def mean_sd(values: list) -> tuple[float, float, int]:
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    m, s = ds.mean_sd(vals)
+    return m, s, len(vals)
+
+
+def summarise(rows: dict, cost: dict) -> dict:
+    """dataset -> recipe -> candidate -> {metric: (mean, sd, n), gap_metric: (mean, sd, n) seed-matched
+    to the baseline, "seeds": [...], "goal": {criterion: (met, figure)}}."""
+    out: dict = {}
+    for d, recipes in rows.items():
+        for r, cands in recipes.items():
+            base = cands.get("baseline", {})
+            for c, per_seed in cands.items():
+                seeds = sorted(per_seed, key=int)
+                s: dict = {"seeds": seeds}
+                for k in METRICS:
+                    s[k] = mean_sd([per_seed[x].get(k) for x in seeds])
+                    s[f"gap_{k}"] = mean_sd([per_seed[x][k] - base[x][k] for x in seeds if x in base
+                                             and per_seed[x].get(k) is not None and base[x].get(k) is not None])
+                s["goal"] = goal_check(s, cost.get(c), cost.get("baseline"))
+                out.setdefault(d, {}).setdefault(r, {})[c] = s
+    return out
+
+
+def goal_check(s: dict, cost: dict | None, base_cost: dict | None) -> dict:
+    """Criterion -> (met: bool | None when not measured, the figure it was judged on)."""
+    def check(value: float, ok, text: str):
+        return (None, "n/a") if value is None or math.isnan(value) else (bool(ok(value)), text.format(value))
+
+    tv, hf = s["tv_ratio"][0], s["hf_ratio"][0]
+    checks = {
+        f"stability >= baseline + {GOAL['stability_gain_db']:g} dB":
+            check(s["gap_pooled_db"][0], lambda v: v >= GOAL["stability_gain_db"], "{:+.2f} dB"),
+        f"TV ratio {GOAL['tv_low']:g}-{GOAL['tv_high']:g}":
+            check(tv, lambda v: GOAL["tv_low"] <= v <= GOAL["tv_high"], "{:.3f}"),
+        f"HF ratio >= {GOAL['hf_min']:g}": check(hf, lambda v: v >= GOAL["hf_min"], "{:.3f}"),
+        f"PSNR >= baseline - {GOAL['psnr_drop_db']:g} dB":
+            check(s["gap_psnr"][0], lambda v: v >= -GOAL["psnr_drop_db"], "{:+.2f} dB"),
+        "SSIM >= baseline": check(s["gap_ssim"][0], lambda v: v >= 0, "{:+.3f}"),
+        f"noise 0.05 >= baseline - {GOAL['noise_drop_db']:g} dB":
+            check(s["gap_noise_db"][0], lambda v: v >= -GOAL["noise_drop_db"], "{:+.2f} dB"),
+    }
+    if cost and base_cost:
+        pr, sr = cost["params"] / base_cost["params"], cost["step_seconds"] / base_cost["step_seconds"]
+        checks[f"params <= {GOAL['params_ratio']:g}x"] = (pr <= GOAL["params_ratio"], f"{pr:.4f}x")
+        checks[f"G + D step <= {GOAL['time_ratio']:g}x"] = (sr <= GOAL["time_ratio"], f"{sr:.2f}x")
+    return checks
+
+
+# ---------------------------------------------------------------------------- report
+def fmt(ms: tuple, digits: int = 2, signed: bool = False) -> str:
+    m, s, n = ms
+    if n == 0 or math.isnan(m):
+        return "n/a"
+    text = f"{m:+.{digits}f}" if signed else f"{m:.{digits}f}"
+    return text + (f" ± {s:.{digits}f}" if n > 1 and not math.isnan(s) else "")
+
+
+def verdict_recipe(summary: dict, dataset: str) -> str:
+    """The recipe verdicts on ``dataset`` come from: long where its leading designs have runs."""
+    long = summary.get(dataset, {}).get("long", {})
+    return "long" if all(c in long for c in LEADING) else "quick"
+
+
+def recommendation(summary: dict) -> tuple[str, dict]:
+    """The candidate meeting the most criteria summed over data sets (each at its verdict recipe;
+    ties: the higher mean stability gain), and per data set its misses."""
+    scores = {}
+    for c in CANDIDATE_NAMES:
+        if c == "baseline":
+            continue
+        met, total, gain, misses = 0, 0, 0.0, {}
+        for d in summary:
+            s = summary[d][verdict_recipe(summary, d)].get(c)
+            if s is None:
+                continue
+            for crit, (ok, fig) in s["goal"].items():
+                if ok is None:
+                    continue
+                total += 1
+                met += ok
+                if not ok:
+                    misses.setdefault(d, []).append(f"{crit} ({fig})")
+            gain += s["gap_pooled_db"][0] if not math.isnan(s["gap_pooled_db"][0]) else 0.0
+        scores[c] = (met, total, gain, misses)
+    best = max(scores, key=lambda c: (scores[c][0] - scores[c][1], scores[c][2]))
+    return best, scores
+
+
+def write_report(seeds: list[int]) -> None:
+    rows = collect(seeds)
+    cost = (ds.read_json(ds.RECORD) or {}).get("cost", {})
+    summary = summarise(rows, cost)
+    RECORD.parent.mkdir(parents=True, exist_ok=True)
+    ds.write_json(RECORD, {"rows": rows, "goal": GOAL, "candidates": {c: ds.CANDIDATES[c].options
+                                                                      for c in CANDIDATE_NAMES}})
+    lines = ["# Design study across data sets", "",
+             "Regenerated from the committed record by `.venv/bin/python -m benchmarks.real_data_study --stage "
+             "report`; `--jobs 2` (no `--stage`) trains and evaluates what is missing first (resumable).", "",
+             "**Conditions.** 128x128, ngf = ndf = 32, batch 4, 1 thread a training. Recipes: `quick` = "
+             "configs/cpu_quick.yaml (12 epochs), `long` = configs/cpu_long.yaml (36 epochs). Data sets: `facades` "
+             "(procedural, 400 training images; its rows are the design study's, docs/DESIGN_STUDY.md, 20 test "
+             "images, no noise figure), `photos` (edges -> photo) and `colorize` (grayscale -> colour): real "
+             "photographs shipped in the installed wheels, 94 training / 17 test cells at 128 px, split by disjoint "
+             "regions of nine photographs (pix2pix_aa/data/photos.py; docs/DESIGN.md section 4 says how far "
+             "they are from a user's data set). Evaluation: `evaluate.py` on the test split, crop protocol (63 "
+             "shifts, pooled PSNR), noise sigma 0.05. Gaps are seed-matched to the baseline: mean ± sd over seeds "
+             "of (candidate - baseline). A figure holds for these data and this recipe only.", "",
+             "**Goal, per data set:** " + "; ".join([
+                 f"stability >= baseline + {GOAL['stability_gain_db']:g} dB",
+                 f"TV ratio to the targets {GOAL['tv_low']:g}-{GOAL['tv_high']:g} and HF ratio >= {GOAL['hf_min']:g}",
+                 f"PSNR >= baseline - {GOAL['psnr_drop_db']:g} dB", "SSIM >= baseline",
+                 f"noise robustness at sigma 0.05 >= baseline - {GOAL['noise_drop_db']:g} dB",
+                 f"<= {GOAL['params_ratio']:g}x parameters",
+                 f"<= {GOAL['time_ratio']:g}x the G + D step (the design study's controlled measurement)"]) + ".", ""]
+    for d in DATASETS:
+        for r in RECIPES:
+            cands = summary.get(d, {}).get(r)
+            if not cands:
+                continue
+            lines += [f"## {d}, {r} recipe", "",
+                      "| design | seeds | crop pooled dB | gap | PSNR gap | SSIM gap | TV ratio | HF ratio | "
+                      "noise 0.05 gap | goal |", "|---|---|---|---|---|---|---|---|---|---|"]
+            for c in CANDIDATE_NAMES:
+                s = cands.get(c)
+                if s is None:
+                    continue
+                measured = [ok for ok, _ in s["goal"].values() if ok is not None]
+                goal = "-" if c == "baseline" else f"{sum(measured)}/{len(measured)}"
+                lines.append(f"| {LABELS[c]} | {','.join(s['seeds'])} | {fmt(s['pooled_db'])} | "
+                             f"{fmt(s['gap_pooled_db'], 2, True)} | {fmt(s['gap_psnr'], 2, True)} | "
+                             f"{fmt(s['gap_ssim'], 3, True)} | {fmt(s['tv_ratio'])} | {fmt(s['hf_ratio'])} | "
+                             f"{fmt(s['gap_noise_db'], 2, True)} | {goal} |")
+            lines.append("")
+    best, scores = recommendation(summary)
+    lines += ["## Recommendation", "",
+              "Each data set is judged at its verdict recipe (`long` where the leading designs have runs there, "
+              "else `quick`); the design meeting the most measured criteria over all data sets is recommended, and "
+              "what it misses is listed per data set.", ""]
+    lines += ["| design | criteria met | misses |", "|---|---|---|"]
+    for c, (met, total, _, misses) in sorted(scores.items(), key=lambda kv: kv[1][1] - kv[1][0]):
+        miss = "; ".join(f"**{d}**: " + ", ".join(m) for d, m in misses.items()) or "none"
+        lines.append(f"| {LABELS[c]}{' (recommended)' if c == best else ''} | {met}/{total} | {miss} |")
+    lines += ["", "Design definitions (generator init_args; `model` = training options):", ""]
+    lines += [f"- {LABELS[c]}: `{c}` {json.dumps(ds.CANDIDATES[c].options)}" for c in CANDIDATE_NAMES]
+    DOC.write_text("\n".join(lines) + "\n")
+    ds.log(f"wrote {DOC.relative_to(ROOT)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--stage", choices=["all", "report"], default="all")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    p.add_argument("--jobs", type=int, default=1, help="runs trained (and evaluated) at a time, one thread each")
+    args = p.parse_args(argv)
+    if args.stage == "all":
+        recorded = (ds.read_json(RECORD) or {}).get("rows", {})
+
+        def run_one(task: tuple[str, str, str, int]) -> None:
+            d, r, c, s = task
+            name = run_name(d, r, c, s)
+            if str(s) in recorded.get(d, {}).get(r, {}).get(c, {}) and not run_dir(name).exists():
+                return  # reported from the committed record
+            if train(d, r, c, s, threads=1):
+                evaluate(d, name, threads=1)
+
+        with ThreadPoolExecutor(args.jobs) as pool:  # threads: each run is a subprocess
+            list(pool.map(run_one, queue(args.seeds, args.datasets)))
+    write_report(args.seeds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
