@@ -15,8 +15,8 @@ by ``evaluate.py`` on the data set's test split (crop protocol, 63 shifts, noise
 * recipes (:data:`RECIPES`): ``quick`` (configs/cpu_quick.yaml, 12 epochs) and ``long``
   (configs/cpu_long.yaml, 36 epochs), the recipe verdicts come from where a run exists.
 
-The queue (:func:`queue`) runs seed 0 of every (data set, candidate) first, then the long recipe's
-leading designs, then further seeds, so an interrupted study has whole comparisons. Every stage
+The queue (:func:`queue`) runs the most informative comparisons first (baseline vs the
+recommended design, seed 0, both recipes), so an interrupted study has whole comparisons. Every stage
 resumes: a finished run (last.ckpt at the final epoch) is not retrained, an evaluated one not
 re-evaluated. outputs/ and runs/ are not in git, so the committed record
 (docs/images/real_data_study/record.json) is the study's memory: a run found there is reported
@@ -85,21 +85,35 @@ def is_finished(name: str, recipe: str) -> bool:
 
 
 def queue(seeds: list[int], datasets: list[str]) -> list[tuple[str, str, str, int]]:
-    """(data set, recipe, candidate, seed) in the order they are trained: per seed, the quick
-    recipe's candidates on every data set, then the long recipe's leading designs."""
-    out = []
-    for seed in seeds:
-        for d in datasets:
-            if not DATASETS[d].get("from_design_study"):
-                out += [(d, "quick", c, seed) for c in CANDIDATE_NAMES]
-        for d in datasets:
-            if not DATASETS[d].get("from_design_study"):
-                out += [(d, "long", c, seed) for c in LEADING]
-    return out
+    """(data set, recipe, candidate, seed) in the order they are trained, most informative first:
+    the leading designs at the quick recipe, seed 0, on every data set; the same at the long
+    recipe; the leading designs' next quick seed (the seed-to-seed spread); the other candidates
+    at seed 0; then the remaining seeds of everything."""
+    real = [d for d in datasets if not DATASETS[d].get("from_design_study")]
+    others = [c for c in CANDIDATE_NAMES if c not in LEADING]
+    first, rest = seeds[:1], seeds[1:]
+    order = [(d, "quick", c, s) for s in first for d in real for c in LEADING]
+    order += [(d, "long", c, s) for s in first for d in real for c in LEADING]
+    order += [(d, "quick", c, s) for s in rest[:1] for d in real for c in LEADING]
+    order += [(d, "quick", c, s) for s in first for d in real for c in others]
+    order += [(d, r, c, s) for s in rest for r in RECIPES for d in real
+              for c in (CANDIDATE_NAMES if r == "quick" else LEADING)]
+    return list(dict.fromkeys(order))
 
 
 # ---------------------------------------------------------------------------- train / evaluate
 def train(dataset: str, recipe: str, candidate: str, seed: int, threads: int) -> bool:
+    """Train one run (or resume it) holding ``logs/real_data_study/<run>.lock``: a second study
+    process that reaches the same run waits for the first, then finds it finished."""
+    import fcntl
+
+    LOGS.mkdir(parents=True, exist_ok=True)
+    with (LOGS / f"{run_name(dataset, recipe, candidate, seed)}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _train(dataset, recipe, candidate, seed, threads)
+
+
+def _train(dataset: str, recipe: str, candidate: str, seed: int, threads: int) -> bool:
     name = run_name(dataset, recipe, candidate, seed)
     record = OUT / "train" / f"{name}.json"
     if is_finished(name, recipe):
