@@ -70,8 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="evaluate.py",
         description="Measure generation stability (docs/DESIGN.md section 5) of pix2pix checkpoints.",
         epilog=DEFINITIONS)
-    p.add_argument("checkpoints", nargs="+", help=".ckpt files, run folders (their last.ckpt is used), or reference "
-                                                  "pix2pix generator files (latest_net_G.pth)")
+    p.add_argument("checkpoints", nargs="+", help=".ckpt files, run folders (their last.ckpt is used), reference "
+                                                  "pix2pix generator files (latest_net_G.pth) or the name of an "
+                                                  "official one downloaded by pix2pix-aa-data model NAME")
     d = p.add_argument_group(
         "data (default: each checkpoint is scored on the data it was trained on, read from the checkpoint; "
         "a flag given here overrides that for every checkpoint)")

@@ -70,7 +70,7 @@ class DataSettings:
 def _recorded(item: LoadedGenerator) -> tuple[dict, str]:
     """The data hyper-parameters of the checkpoint, else of its run's config.yaml, else {}."""
     if item.datamodule_hparams:
-        return dict(item.datamodule_hparams), "checkpoint"
+        return dict(item.datamodule_hparams), item.data_source or "checkpoint"
     cfg = item.run_dir / "config.yaml"
     if cfg.is_file():
         import yaml
@@ -140,6 +140,12 @@ def load_data(settings: DataSettings, max_images: Optional[int]) -> tuple[torch.
             f"--data-dir {data_dir} does not exist (resolved: {data_dir.resolve()}); procedural data are "
             f"generated only at a checkpoint's own data_dir. Check the path, or make the set first "
             f"(python -m pix2pix_aa.data.facades --out {data_dir})")
+    if not data_dir.exists() and settings.source.endswith(".json"):  # a reference generator's record
+        from pix2pix_aa.download import DATASETS
+
+        fix = f"download it (pix2pix-aa-data download {data_dir.name}) or " if data_dir.name in DATASETS else ""
+        raise FileNotFoundError(f"{data_dir} does not exist: the data set recorded in {settings.source}; {fix}pass "
+                                "--data-dir")
     dm = Pix2PixDataModule(**settings.kwargs)
     dm.prepare_data()
     return load_eval_images(dm.eval_dataset(settings.split), max_images)
