@@ -553,10 +553,11 @@ def _model_record(name: str, url: str, size: int, digest: str, info: dict, data_
         "generator": {k: info[k] for k in ("netG", "norm", "ngf", "input_nc", "output_nc")},
         "data": {"dataset": "aligned", "data_dir": str(Path(data_root) / model.dataset),
                  "direction": model.direction, "load_size": model.load_size, "crop_size": model.crop_size,
-                 "preprocess": "resize_and_crop", "input_nc": info["input_nc"], "output_nc": info["output_nc"]},
+                 "preprocess": "resize_and_crop", "input_nc": info["input_nc"], "output_nc": info["output_nc"],
+                 "split": model.split},
         "trained_on": f"{model.task}: the reference pix2pix on {model.dataset} (pix2pix-aa-data download "
                       f"{model.dataset}), --direction {model.direction}, {model.load_size} px resized, "
-                      f"{model.crop_size} px crops; held-out split: {model.split}",
+                      f"{model.crop_size} px crops",
     }
 
 
@@ -648,24 +649,17 @@ def _sha256_arg(text: str) -> str:
     return value
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {value}")
-    return value
+def _number(cast: type, what: str, ok: Any) -> Any:
+    """An argparse type: ``cast(text)`` if ``ok`` of it, else the usage error ``expected <what>``."""
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+    return parse
 
 
 def _add_transfer_options(p: argparse.ArgumentParser, env: str, default: str) -> None:
@@ -675,9 +669,10 @@ def _add_transfer_options(p: argparse.ArgumentParser, env: str, default: str) ->
                    help="the file's expected SHA-256 (one NAME only); default: the value recorded at the first "
                         "download, if any")
     p.add_argument("--force", action="store_true", help="download again and replace what is there")
-    p.add_argument("--retries", type=_count, default=3,
+    p.add_argument("--retries", type=_number(int, "a whole number >= 0", lambda v: v >= 0), default=3,
                    help="automatic resumes after a dropped connection (default 3)")
-    p.add_argument("--timeout", type=_seconds, default=30.0, help="seconds to connect and per read (default 30)")
+    p.add_argument("--timeout", type=_number(float, "seconds > 0", lambda v: v > 0), default=30.0,
+                   help="seconds to connect and per read (default 30)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown on a terminal)")
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
 

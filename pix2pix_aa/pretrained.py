@@ -102,7 +102,8 @@ def read_record(weights: Union[str, Path]) -> Optional[dict[str, Any]]:
     A record is a JSON object with ``"format": "pix2pix_aa.pretrained/1"`` and ``"data"``, the
     keyword arguments of ``Pix2PixDataModule`` the generator was trained with: at least
     ``data_dir``, ``dataset``, ``direction`` and ``crop_size`` (``load_size``, ``preprocess``,
-    ``input_nc``, ``output_nc`` ... optional). ``generator`` (``netG``, ``norm``, ``ngf``,
+    ``input_nc``, ``output_nc`` ... optional; ``split``: the held-out split evaluate.py scores by
+    default, else ``test``). ``generator`` (``netG``, ``norm``, ``ngf``,
     ``input_nc``, ``output_nc``) is optional; ``pix2pix-aa-data`` also writes ``name``,
     ``source`` (url, size, sha256) and ``trained_on``.
 

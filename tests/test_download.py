@@ -444,7 +444,7 @@ def test_model_download_records_architecture_data_settings_and_checksum(tmp_path
     assert record["generator"] == {"netG": "unet_256", "norm": "batch", "ngf": 4, "input_nc": 3, "output_nc": 3}
     assert record["data"] == {"dataset": "aligned", "data_dir": str(data_root / "facades"), "direction": "BtoA",
                               "load_size": 286, "crop_size": 256, "preprocess": "resize_and_crop", "input_nc": 3,
-                              "output_nc": 3}
+                              "output_nc": 3, "split": "test"}
     assert record["source"]["sha256"] == sha(generator_pth) and record["source"]["size"] == len(generator_pth)
     assert leftovers(root) == [] and not (root / ".partial").exists()
     # again: checked against the record, not downloaded
@@ -467,7 +467,8 @@ def test_model_download_resumes_after_a_dropped_connection(tmp_path, server, gen
     assert server.state.requests[-1][1] == "bytes=1000-"
     weights = root / "sat2map_pretrained" / "latest_net_G.pth"
     assert weights.read_bytes() == generator_pth
-    assert json.loads(weights.with_suffix(".json").read_text())["data"]["direction"] == "AtoB"
+    data = json.loads(weights.with_suffix(".json").read_text())["data"]
+    assert (data["direction"], data["split"], data["data_dir"]) == ("AtoB", "val", "data/pix2pix/maps")
 
 
 @pytest.mark.parametrize("case", ["not-a-generator", "junk", "wrong-sha256", "unreachable"])
@@ -594,7 +595,21 @@ def test_a_hand_written_record_gives_a_reference_file_its_data(tmp_path, generat
     settings = data_settings(load_generator(path))
     assert settings.kwargs["data_dir"] == "sets/mine" and settings.kwargs["direction"] == "AtoB"
     assert settings.kwargs["crop_size"] == 128 and settings.source == str(weights.with_suffix(".json"))
+    assert settings.split == "test"  # no split recorded: evaluate.py's default
+    record["data"]["split"] = "val"  # a set without test/ (maps, edges2shoes): its held-out split
+    weights.with_suffix(".json").write_text(json.dumps(record))
+    assert data_settings(load_generator(path)).split == "val"
+    assert data_settings(load_generator(path), split="train").split == "train"  # --split wins
+    assert "split" not in data_settings(load_generator(path)).kwargs  # not a data module option
     record["generator"] = {"netG": "unet_128"}
     weights.with_suffix(".json").write_text(json.dumps(record))
     with pytest.raises(CheckpointError, match="--netG unet_128 given, but the file holds a reference unet_256"):
         load_generator(path)
+
+
+def test_fetch_with_the_progress_bar(tmp_path, server, facades_tgz):
+    """fetch() itself, with rich's bar on (as on a terminal): the same bytes, the size returned."""
+    server.state.files["/f.bin"] = facades_tgz
+    dest = tmp_path / "sub" / "f.bin"
+    assert download.fetch(server.url + "/f.bin", dest, progress=True) == len(facades_tgz)
+    assert dest.read_bytes() == facades_tgz and sorted(p.name for p in dest.parent.iterdir()) == ["f.bin"]

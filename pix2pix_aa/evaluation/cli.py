@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--data-dir", help="data set root (default: each checkpoint's data.data_dir)")
     d.add_argument("--dataset", choices=["facades", "aligned", "paired", "photos"],
                    help="data set kind (default: each checkpoint's)")
-    d.add_argument("--split", default="test", help="split to evaluate on (default: test)")
+    d.add_argument("--split", help="split to evaluate on (default: test, or the held-out split recorded beside a "
+                                   "downloaded official generator)")
     d.add_argument("--direction", choices=["AtoB", "BtoA"], help="default: each checkpoint's")
     d.add_argument("--size", type=_count, help="image size (default: each checkpoint's crop_size)")
     d.add_argument("--max-images", type=_count, default=None, help="evaluate the first N images only")

@@ -85,10 +85,12 @@ def _recorded(item: LoadedGenerator) -> tuple[dict, str]:
     return {}, "none"
 
 
-def data_settings(item: LoadedGenerator, split: str = "test", data_dir: Optional[str] = None,
+def data_settings(item: LoadedGenerator, split: Optional[str] = None, data_dir: Optional[str] = None,
                   dataset: Optional[str] = None, direction: Optional[str] = None,
                   size: Optional[int] = None) -> DataSettings:
     """The evaluation data of ``item``: its recorded settings, with the given flags overriding them.
+    ``split`` None: the recorded held-out split (a reference generator's record names one: the
+    sets without ``test/`` have ``val/``), else ``test``.
 
     Raises:
         ValueError: one line naming the checkpoint, the settings it does not record and the
@@ -97,6 +99,7 @@ def data_settings(item: LoadedGenerator, split: str = "test", data_dir: Optional
     from pix2pix_aa.data import Pix2PixDataModule
 
     recorded, source = _recorded(item)
+    split = split or recorded.get("split") or "test"
     flags = {"data_dir": data_dir, "dataset": dataset, "direction": direction, "crop_size": size}
     overrides = {k: v for k, v in flags.items() if v is not None}
     merged = {**recorded, **overrides}
