@@ -561,6 +561,16 @@ def _model_record(name: str, url: str, size: int, digest: str, info: dict, data_
     }
 
 
+def _drop(partial: Path) -> None:
+    """Remove a model's finished or refused download, and its ``.partial`` folder once empty
+    (other downloads may be in progress there)."""
+    partial.unlink(missing_ok=True)
+    try:
+        partial.parent.rmdir()
+    except OSError:
+        pass
+
+
 def download_model(name: str, root: Path = MODEL_ROOT, data_root: Path = DATA_ROOT, base_url: Optional[str] = None,
                    sha256: Optional[str] = None, force: bool = False, retries: int = 3, timeout: float = 30.0,
                    progress: bool = False) -> Path:
@@ -588,7 +598,9 @@ def download_model(name: str, root: Path = MODEL_ROOT, data_root: Path = DATA_RO
     try:
         record = read_record(weights) if folder.exists() else None
     except ValueError as e:
-        raise DownloadError(f"{e}; or pass --force") from None
+        if not force:
+            raise DownloadError(f"{e}; or pass --force") from None
+        record = None  # replaced below; nothing recorded to check the new file against
     if folder.exists() and not force:
         if record is None or not weights.is_file():
             raise DownloadError(f"{folder} exists but was not made by pix2pix-aa-data (no {WEIGHTS_NAME} with its "
@@ -608,14 +620,14 @@ def download_model(name: str, root: Path = MODEL_ROOT, data_root: Path = DATA_RO
     size = fetch(url, partial, retries=retries, timeout=timeout, progress=progress, label=f"{name}.pth")
     digest = sha256_of(partial)
     if expected and digest != expected:
-        partial.unlink()
+        _drop(partial)
         raise DownloadError(f"{url}: sha256 {digest} does not match {expected} ("
                             + ("given with --sha256" if sha256 else f"recorded in {record_path(weights)}")
                             + "); removed the download")
     try:
         _, info = load_reference_generator(partial)
     except ValueError as e:
-        partial.unlink()
+        _drop(partial)
         raise DownloadError(f"{url}: not a reference pix2pix generator ({e}); removed the download") from None
     model = MODELS[name]
     if (info["netG"], info["norm"]) != (model.netG, model.norm):
@@ -631,10 +643,7 @@ def download_model(name: str, root: Path = MODEL_ROOT, data_root: Path = DATA_RO
         _install(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        partial.parent.rmdir()  # only when empty: other downloads may be in progress there
-    except OSError:
-        pass
+    _drop(partial)
     _notice(f"{name}: ready in {weights} ({info['netG']}, norm {info['norm']}; {model.task}, trained on "
             f"{model.dataset} {model.direction}; {_mb(size)}, sha256 {digest[:12]}...); score it with: "
             f"python evaluate.py {name}" + ("" if root == MODEL_ROOT else f" -> python evaluate.py {folder}"))

@@ -453,6 +453,11 @@ def test_model_download_records_architecture_data_settings_and_checksum(tmp_path
     code, errors = run(capsys, *args)
     assert code == 1 and len(errors) == 1 and "the file changed since it was downloaded; pass --force" in errors[0]
     assert run(capsys, *args, "--force") == (0, []) and weights.read_bytes() == generator_pth
+    weights.with_suffix(".json").write_text("{broken")  # a damaged record: refused, replaced by --force
+    code, errors = run(capsys, *args)
+    assert code == 1 and "unreadable record" in errors[0] and errors[0].endswith("or pass --force")
+    assert run(capsys, *args, "--force") == (0, [])
+    assert json.loads(weights.with_suffix(".json").read_text())["source"]["sha256"] == sha(generator_pth)
 
 
 def test_model_download_resumes_after_a_dropped_connection(tmp_path, server, generator_pth, capsys):
@@ -489,8 +494,7 @@ def test_model_failures_are_one_line_and_leave_no_folder(tmp_path, server, close
     expected = {"not-a-generator": "discriminator, not a generator", "junk": "not a readable PyTorch checkpoint",
                 "wrong-sha256": f"does not match {'f' * 64}", "unreachable": "connection refused"}[case]
     assert expected in errors[0]
-    assert not (root / "map2sat_pretrained").exists() and leftovers(root) in ([], [".partial"])
-    assert not list(root.rglob("*.pth")) if root.exists() else True
+    assert not (root / "map2sat_pretrained").exists() and leftovers(root) == []
 
 
 def test_model_usage_errors(capsys):
