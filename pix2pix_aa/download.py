@@ -113,7 +113,10 @@ class UsageError(Exception):
 
 # -- small helpers -------------------------------------------------------------------------------
 def _mb(n: Optional[int]) -> str:
-    return "?" if n is None else f"{n / 1e6:.1f} MB"
+    """A byte count for people: ``218.2 MB``, ``12.5 kB``, ``512 B``, ``?`` (unknown)."""
+    if n is None:
+        return "?"
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB" if n >= 1e3 else f"{n} B"
 
 
 def _one_line(e: BaseException) -> str:
@@ -197,7 +200,7 @@ def _base_url(given: Optional[str], env: str, default: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
-def _url_problem(url: str, reason: Any) -> str:
+def _url_problem(url: str, reason: Any, env: Optional[str] = None) -> str:
     """Why ``url`` could not be opened, in one line with what to do."""
     if isinstance(reason, FileNotFoundError):
         return f"{url}: no such file (check --base-url)"
@@ -210,8 +213,9 @@ def _url_problem(url: str, reason: Any) -> str:
     else:
         why = str(reason) or type(reason).__name__
     host = urllib.parse.urlsplit(url).netloc or url
-    return (f"cannot reach {host} for {url}: {why}; use a mirror (--base-url, {DATA_URL_ENV} / {MODEL_URL_ENV}) or a "
-            "local copy (docs/DOWNLOADS.md, offline use)")
+    mirror = f"--base-url or {env}" if env else "--base-url"
+    return (f"cannot reach {host} for {url}: {why}; use a mirror ({mirror}) or a local copy (docs/DOWNLOADS.md, "
+            "offline use)")
 
 
 @contextmanager
@@ -251,7 +255,7 @@ def _content_range(value: Optional[str]) -> tuple[Optional[int], Optional[int]]:
 
 # -- one file over HTTP --------------------------------------------------------------------------
 def fetch(url: str, dest: Path, *, retries: int = 3, timeout: float = 30.0, progress: bool = False,
-          label: Optional[str] = None) -> int:
+          label: Optional[str] = None, env: Optional[str] = None) -> int:
     """Download ``url`` to ``dest``, resuming and atomic.
 
     Bytes go to ``<dest>.part`` (and its source URL and validator to ``<dest>.part.json``); a
@@ -267,6 +271,7 @@ def fetch(url: str, dest: Path, *, retries: int = 3, timeout: float = 30.0, prog
         timeout: seconds for the connection and for each read.
         progress: show a progress bar on stderr.
         label: the bar's text (default: ``dest``'s name).
+        env: the environment variable that names a mirror, for the error message.
 
     Returns:
         The file's size in bytes.
@@ -301,9 +306,9 @@ def fetch(url: str, dest: Path, *, retries: int = 3, timeout: float = 30.0, prog
                 raise DownloadError(f"{url}: HTTP {e.code} {e.reason}" + (
                     " (check the name and --base-url)" if e.code == 404 else "")) from None
             except urllib.error.URLError as e:
-                raise DownloadError(_url_problem(url, e.reason)) from None
+                raise DownloadError(_url_problem(url, e.reason, env)) from None
             except (OSError, http.client.HTTPException) as e:
-                raise DownloadError(_url_problem(url, e)) from None
+                raise DownloadError(_url_problem(url, e, env)) from None
             lost: Optional[BaseException] = None
             with response:
                 status = getattr(response, "status", None) or 200  # file:// answers without a status
@@ -523,7 +528,8 @@ def download_dataset(name: str, root: Path = DATA_ROOT, base_url: Optional[str] 
         _notice(f"{name}: using {archive} (no download)")
     else:
         _notice(f"{name}: downloading {url}")
-        fetch(url, archive, retries=retries, timeout=timeout, progress=progress, label=f"{name}.tar.gz")
+        fetch(url, archive, retries=retries, timeout=timeout, progress=progress, label=f"{name}.tar.gz",
+              env=DATA_URL_ENV)
     digest, size = sha256_of(archive), archive.stat().st_size
     if expected and digest != expected:
         if reused:
@@ -617,7 +623,8 @@ def download_model(name: str, root: Path = MODEL_ROOT, data_root: Path = DATA_RO
     _remove_stale(root, folder.name)
     partial = root / ".partial" / f"{name}.pth"
     _notice(f"{name}: downloading {url}")
-    size = fetch(url, partial, retries=retries, timeout=timeout, progress=progress, label=f"{name}.pth")
+    size = fetch(url, partial, retries=retries, timeout=timeout, progress=progress, label=f"{name}.pth",
+                 env=MODEL_URL_ENV)
     digest = sha256_of(partial)
     if expected and digest != expected:
         _drop(partial)
