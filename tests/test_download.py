@@ -477,6 +477,29 @@ def test_model_download_resumes_after_a_dropped_connection(tmp_path, server, gen
     assert (data["direction"], data["split"], data["data_dir"]) == ("AtoB", "val", "data/pix2pix/maps")
 
 
+def test_a_generator_saved_by_old_pytorch_loads_with_its_record(tmp_path, server, capsys):
+    """The official files date from PyTorch 0.4 (2018): the pre-1.6 serialisation, BatchNorm
+    without ``num_batches_tracked``. Downloaded, then loaded by evaluate.py's loader: the
+    reference network's outputs exactly."""
+    from test_reference import RefUnet, randomise
+
+    from pix2pix_aa.evaluation.checkpoints import load_generator
+
+    net = randomise(RefUnet(3, 3, 8, 4, norm="batch", dropout=True), seed=3)
+    state = {k: v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
+    out = io.BytesIO()
+    torch.save(state, out, _use_new_zipfile_serialization=False)
+    server.state.files[MODELS + "day2night.pth"] = out.getvalue()
+    root = tmp_path / "models"
+    assert run(capsys, "model", "day2night", "--root", str(root), "--base-url", server.url + MODELS) == (0, [])
+    loaded = load_generator(root / "day2night_pretrained" / "latest_net_G.pth")
+    assert loaded.datamodule_hparams["direction"] == "BtoA"
+    assert loaded.datamodule_hparams["data_dir"] == str(Path("data/pix2pix/night2day"))
+    x = torch.rand(2, 3, 256, 256, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(loaded.generator(x), net(x))
+
+
 @pytest.mark.parametrize("case", ["not-a-generator", "junk", "wrong-sha256", "unreachable"])
 def test_model_failures_are_one_line_and_leave_no_folder(tmp_path, server, closed_port, generator_pth, capsys, case):
     from test_reference import RefNLayerD
