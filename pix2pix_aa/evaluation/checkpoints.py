@@ -29,6 +29,8 @@ class LoadedGenerator:
     step: Optional[int] = None
     #: The anti-aliasing design for tables and titles (:func:`filter_label`); None: the encoder filter.
     design: Optional[str] = None
+    #: Where ``datamodule_hparams`` were read when not from the checkpoint (a reference file's record).
+    data_source: Optional[str] = None
 
     @property
     def antialias(self) -> str:
@@ -102,10 +104,21 @@ def find_checkpoints(paths: list[str]) -> list[Path]:
     """Expand folders of runs into their ``last.ckpt`` files (or their only checkpoint).
 
     A file path is kept as given (even if missing: loading reports it). A folder is searched
-    recursively; per ``checkpoints/`` folder, ``last.ckpt`` is preferred.
+    recursively; per ``checkpoints/`` folder, ``last.ckpt`` is preferred. A folder of a reference
+    generator (``latest_net_G.pth``, no ``.ckpt``) and the name of a downloaded official generator
+    (``facades_label2photo``: :func:`pix2pix_aa.pretrained.resolve_pretrained`) give its ``.pth``.
     """
+    from pix2pix_aa.pretrained import resolve_pretrained
+
     found: list[Path] = []
     for p in map(Path, paths):
+        try:
+            pretrained = resolve_pretrained(str(p))
+        except FileNotFoundError as e:
+            raise CheckpointError(str(e)) from None
+        if pretrained is not None:
+            found.append(pretrained)
+            continue
         if not p.is_dir():
             found.append(p)
             continue
@@ -130,8 +143,9 @@ def load_generator(path: str | Path, trust: bool = False, reference: Optional[di
 
     A ``.pth`` file is read as a reference pix2pix generator (``latest_net_G.pth``) by
     :func:`pix2pix_aa.reference.load_reference_generator`, with ``reference`` its keyword
-    arguments (``netG``, ``norm``, ``ngf``, ``input_nc``, ``output_nc``); it records no data
-    settings (evaluate.py's data flags give them).
+    arguments (``netG``, ``norm``, ``ngf``, ``input_nc``, ``output_nc``); its data settings come
+    from the record beside it (``latest_net_G.json``, written by ``pix2pix-aa-data model``), else
+    from evaluate.py's data flags.
 
     The checkpoint is read with ``weights_only=True`` unless ``trust`` is given, so it cannot run
     code. The generator is rebuilt from the ``class_path`` / ``init_args`` that LightningCLI saved
@@ -182,14 +196,23 @@ def load_generator(path: str | Path, trust: bool = False, reference: Optional[di
 
 
 def _load_reference(path: Path, options: dict) -> LoadedGenerator:
-    """A reference pix2pix generator file; its epoch from ``<epoch>_net_G.pth`` names."""
+    """A reference pix2pix generator file; its epoch from ``<epoch>_net_G.pth`` names. Its record
+    (``latest_net_G.json``, :func:`pix2pix_aa.pretrained.read_record`), when there is one, gives
+    the data settings and checks the architecture as the reference-named options would."""
+    from pix2pix_aa.pretrained import read_record, record_path
     from pix2pix_aa.reference import load_reference_generator
 
     try:
+        record = read_record(path)
+        recorded = (record or {}).get("generator") or {}
+        options = {**options, **{k: recorded[k] for k in ("netG", "norm", "ngf", "input_nc", "output_nc")
+                                 if options.get(k) is None and recorded.get(k) is not None}}
         generator, info = load_reference_generator(path, **options)
     except ValueError as e:
         raise CheckpointError(str(e)) from None
     epoch = path.stem.split("_")[0]
     return LoadedGenerator(path=path, label=f"{path.parent.name}/{path.stem}", generator=generator,
-                           hparams={"generator": info["init_args"]}, datamodule_hparams={},
-                           epoch=int(epoch) if epoch.isdigit() else None)
+                           hparams={"generator": info["init_args"]},
+                           datamodule_hparams=dict(record["data"]) if record else {},
+                           epoch=int(epoch) if epoch.isdigit() else None,
+                           data_source=str(record_path(path)) if record else None)

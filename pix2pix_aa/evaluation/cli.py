@@ -70,15 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
         prog="evaluate.py",
         description="Measure generation stability (docs/DESIGN.md section 5) of pix2pix checkpoints.",
         epilog=DEFINITIONS)
-    p.add_argument("checkpoints", nargs="+", help=".ckpt files, run folders (their last.ckpt is used), or reference "
-                                                  "pix2pix generator files (latest_net_G.pth)")
+    p.add_argument("checkpoints", nargs="+", help=".ckpt files, run folders (their last.ckpt is used), reference "
+                                                  "pix2pix generator files (latest_net_G.pth) or the name of an "
+                                                  "official one downloaded by pix2pix-aa-data model NAME")
     d = p.add_argument_group(
         "data (default: each checkpoint is scored on the data it was trained on, read from the checkpoint; "
         "a flag given here overrides that for every checkpoint)")
     d.add_argument("--data-dir", help="data set root (default: each checkpoint's data.data_dir)")
     d.add_argument("--dataset", choices=["facades", "aligned", "paired", "photos", "colorize"],
                    help="data set kind (default: each checkpoint's)")
-    d.add_argument("--split", default="test", help="split to evaluate on (default: test)")
+    d.add_argument("--split", help="split to evaluate on (default: test, or the held-out split recorded beside a "
+                                   "downloaded official generator)")
     d.add_argument("--direction", choices=["AtoB", "BtoA"], help="default: each checkpoint's")
     d.add_argument("--size", type=_count, help="image size (default: each checkpoint's crop_size)")
     d.add_argument("--max-images", type=_count, default=None, help="evaluate the first N images only")

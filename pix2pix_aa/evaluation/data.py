@@ -70,7 +70,7 @@ class DataSettings:
 def _recorded(item: LoadedGenerator) -> tuple[dict, str]:
     """The data hyper-parameters of the checkpoint, else of its run's config.yaml, else {}."""
     if item.datamodule_hparams:
-        return dict(item.datamodule_hparams), "checkpoint"
+        return dict(item.datamodule_hparams), item.data_source or "checkpoint"
     cfg = item.run_dir / "config.yaml"
     if cfg.is_file():
         import yaml
@@ -85,10 +85,12 @@ def _recorded(item: LoadedGenerator) -> tuple[dict, str]:
     return {}, "none"
 
 
-def data_settings(item: LoadedGenerator, split: str = "test", data_dir: Optional[str] = None,
+def data_settings(item: LoadedGenerator, split: Optional[str] = None, data_dir: Optional[str] = None,
                   dataset: Optional[str] = None, direction: Optional[str] = None,
                   size: Optional[int] = None) -> DataSettings:
     """The evaluation data of ``item``: its recorded settings, with the given flags overriding them.
+    ``split`` None: the recorded held-out split (a reference generator's record names one: the
+    sets without ``test/`` have ``val/``), else ``test``.
 
     Raises:
         ValueError: one line naming the checkpoint, the settings it does not record and the
@@ -97,6 +99,7 @@ def data_settings(item: LoadedGenerator, split: str = "test", data_dir: Optional
     from pix2pix_aa.data import Pix2PixDataModule
 
     recorded, source = _recorded(item)
+    split = split or recorded.get("split") or "test"
     flags = {"data_dir": data_dir, "dataset": dataset, "direction": direction, "crop_size": size}
     overrides = {k: v for k, v in flags.items() if v is not None}
     merged = {**recorded, **overrides}
@@ -140,6 +143,12 @@ def load_data(settings: DataSettings, max_images: Optional[int]) -> tuple[torch.
             f"--data-dir {data_dir} does not exist (resolved: {data_dir.resolve()}); procedural data are "
             f"generated only at a checkpoint's own data_dir. Check the path, or make the set first "
             f"(python -m pix2pix_aa.data.facades --out {data_dir})")
+    if not data_dir.exists() and settings.source.endswith(".json"):  # a reference generator's record
+        from pix2pix_aa.download import DATASETS
+
+        fix = f"download it (pix2pix-aa-data download {data_dir.name}) or " if data_dir.name in DATASETS else ""
+        raise FileNotFoundError(f"{data_dir} does not exist: the data set recorded in {settings.source}; {fix}pass "
+                                "--data-dir")
     dm = Pix2PixDataModule(**settings.kwargs)
     dm.prepare_data()
     return load_eval_images(dm.eval_dataset(settings.split), max_images)

@@ -1,0 +1,776 @@
+"""``pix2pix-aa-data``: the reference pix2pix's data sets and pretrained generators, one command each.
+
+    pix2pix-aa-data download facades             # -> data/pix2pix/facades/{train,val,test}/*.jpg (A|B)
+    pix2pix-aa-data model facades_label2photo    # -> checkpoints/facades_label2photo_pretrained/
+    pix2pix-aa-data list                         # what there is, and what is here
+
+The same files as the reference's ``datasets/download_pix2pix_dataset.sh`` and
+``scripts/download_pix2pix_model.sh`` (junyanz/pytorch-CycleGAN-and-pix2pix), from the same
+server; ``--base-url`` or ``PIX2PIX_AA_DATA_URL`` / ``PIX2PIX_AA_MODEL_URL`` name a mirror
+(``http(s)://`` or ``file://``). Every download:
+
+* resumes: bytes go to ``<file>.part`` and a later run (or the automatic retry after a dropped
+  connection) asks for the rest with an HTTP ``Range`` (``If-Range`` guards against a file that
+  changed on the server meanwhile);
+* is atomic: the ``.part`` becomes the file by ``os.replace``, a data set is extracted into a
+  hidden temporary folder and renamed into place with its ``download.json`` inside, a model
+  folder is renamed into place with its record: a folder under its final name is complete;
+* is checked: its size and SHA-256 are recorded at the first download and compared whenever
+  the file is used again or downloaded again (or compared with ``--sha256``);
+* fails in one ``error:`` line with exit code 1 (network, HTTP, disk, checksum, archive) or 2
+  (usage: an unknown name, cityscapes), leaving no half-written folder.
+
+The standard library does the work (urllib, tarfile with the ``data`` extraction filter,
+hashlib): no download library adds what is needed here (resume with ``If-Range``, atomic
+install, recorded checksums) and the project gains no dependency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import gzip
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import socket
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+from pix2pix_aa.pretrained import (
+    MODEL_ROOT,
+    MODELS,
+    RECORD_FORMAT,
+    WEIGHTS_NAME,
+    model_folder,
+    read_record,
+    record_path,
+)
+
+__all__ = [
+    "DATASETS",
+    "DATA_ROOT",
+    "DownloadError",
+    "UsageError",
+    "download_dataset",
+    "download_model",
+    "fetch",
+    "main",
+]
+
+#: The reference's server (``download_pix2pix_dataset.sh`` / ``download_pix2pix_model.sh``).
+DATA_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/"
+MODEL_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/"
+DATA_URL_ENV = "PIX2PIX_AA_DATA_URL"
+MODEL_URL_ENV = "PIX2PIX_AA_MODEL_URL"
+#: Data sets go to ``data/pix2pix/<name>`` (``data/facades`` is the procedural set); their
+#: archives stay in ``data/pix2pix/archives/`` (reused offline, and checked) unless
+#: ``--delete-archive``.
+DATA_ROOT = Path("data/pix2pix")
+ARCHIVES = "archives"
+#: Written inside an extracted data set, last: what it was extracted from.
+MARKER = "download.json"
+
+#: The reference's pix2pix sets and their sizes as its script lists them (training images).
+DATASETS = {
+    "facades": "CMP Facades: 400 training images (A photo | B label map); train, val, test",
+    "maps": "Google Maps: 1096 training images (A aerial photo | B map); train, val",
+    "edges2shoes": "UT Zappos50K: 50k training images (A edges | B photo); train, val",
+    "edges2handbags": "Amazon handbags (iGAN): 137k training images (A edges | B photo); train, val",
+    "night2day": "Transient Attributes: 20k images of about 100 webcams (A night | B day); train, val, test",
+}
+CITYSCAPES = ("cityscapes is not distributed by the pix2pix server because of its licence: register at "
+              "https://cityscapes-dataset.com, download gtFine_trainvaltest.zip and leftImg8bit_trainvaltest.zip, "
+              "and combine them with the reference's datasets/prepare_cityscapes_dataset.py")
+
+SPLITS = ("train", "val", "test")
+CHUNK = 1 << 20
+#: Seconds before the k-th automatic resume after a dropped connection: k * RETRY_WAIT_S.
+RETRY_WAIT_S = 2.0
+EXIT_FAILED, EXIT_USAGE = 1, 2
+
+
+class DownloadError(Exception):
+    """A download, check or extraction that failed; the message is one line meant for the user."""
+
+
+class UsageError(Exception):
+    """A request that cannot be met as asked (unknown name, cityscapes); exit code 2."""
+
+
+# -- small helpers -------------------------------------------------------------------------------
+def _mb(n: Optional[int]) -> str:
+    """A byte count for people: ``218.2 MB``, ``12.5 kB``, ``512 B``, ``?`` (unknown)."""
+    if n is None:
+        return "?"
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB" if n >= 1e3 else f"{n} B"
+
+
+def _one_line(e: BaseException) -> str:
+    """``Type: message`` on one line (tarfile's messages span several)."""
+    return f"{type(e).__name__}: {' '.join(str(e).split())}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _notice(message: str) -> None:
+    from pix2pix_aa.data.image_io import notice
+
+    notice(message)
+
+
+def _fsync_dir(folder: Path) -> None:
+    from pix2pix_aa.checkpoints.io import _fsync_dir as fsync_dir
+
+    fsync_dir(folder)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    """``obj`` as JSON at ``path``, whole or not at all (temporary file beside it, then ``os.replace``)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise DownloadError(_disk_problem(e, f"writing {path}")) from None
+
+
+def _read_json(path: Path) -> Optional[dict]:
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DownloadError(f"{path}: unreadable ({e}); delete it and run the command again") from None
+    if not isinstance(value, dict):
+        raise DownloadError(f"{path}: not a JSON object; delete it and run the command again")
+    return value
+
+
+def sha256_of(path: Path) -> str:
+    """SHA-256 of a file, hex (read in blocks: data set archives are gigabytes)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _existing_parent(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _check_space(folder: Path, need: int, what: str) -> None:
+    """Refuse before writing ``need`` bytes into ``folder`` (or its nearest existing parent) if
+    they do not fit: a full disk found halfway wastes the download."""
+    free = shutil.disk_usage(_existing_parent(folder)).free
+    if need > free:
+        raise DownloadError(f"not enough disk space for {what}: it needs {_mb(need)} in {folder}, {_mb(free)} free; "
+                            "free some space or pass --root on a larger disk")
+
+
+def _disk_problem(e: OSError, what: str) -> str:
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"disk full while {what} ({os.strerror(e.errno)}); free some space or pass --root on a larger disk"
+    return f"cannot write while {what}: {e}"
+
+
+def _base_url(given: Optional[str], env: str, default: str) -> str:
+    url = given or os.environ.get(env) or default
+    return url if url.endswith("/") else url + "/"
+
+
+def _url_problem(url: str, reason: Any, env: Optional[str] = None) -> str:
+    """Why ``url`` could not be opened, in one line with what to do."""
+    if isinstance(reason, FileNotFoundError):
+        return f"{url}: no such file (check --base-url)"
+    if isinstance(reason, socket.gaierror):
+        why = f"host not found ({reason.strerror or reason}): no network?"
+    elif isinstance(reason, ConnectionRefusedError):
+        why = "connection refused"
+    elif isinstance(reason, (TimeoutError, socket.timeout)):
+        why = "timed out"
+    else:
+        why = str(reason) or type(reason).__name__
+    host = urllib.parse.urlsplit(url).netloc or url
+    mirror = f"--base-url or {env}" if env else "--base-url"
+    return (f"cannot reach {host} for {url}: {why}; use a mirror ({mirror}) or a local copy (docs/DOWNLOADS.md, "
+            "offline use)")
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Any]:
+    """A rich progress bar on stderr (bytes, speed, time left), or one that shows nothing."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  TimeRemainingColumn(), console=Console(stderr=True), disable=not enabled, transient=True) as bar:
+        yield bar
+
+
+def _open_part(path: Path, mode: str):
+    """The ``.part`` file being written (one place, so a test can make its writes fail)."""
+    return open(path, mode)
+
+
+def _content_range(value: Optional[str]) -> tuple[Optional[int], Optional[int]]:
+    """(first byte, total size) of ``Content-Range: bytes a-b/total`` (total None when ``*``)."""
+    try:
+        unit, _, rest = (value or "").partition(" ")
+        span, _, total = rest.partition("/")
+        if unit != "bytes":
+            return None, None
+        return int(span.split("-")[0]), (None if total == "*" else int(total))
+    except ValueError:
+        return None, None
+
+
+# -- one file over HTTP --------------------------------------------------------------------------
+def fetch(url: str, dest: Path, *, retries: int = 3, timeout: float = 30.0, progress: bool = False,
+          label: Optional[str] = None, env: Optional[str] = None) -> int:
+    """Download ``url`` to ``dest``, resuming and atomic.
+
+    Bytes go to ``<dest>.part`` (and its source URL and validator to ``<dest>.part.json``); a
+    ``.part`` of the same URL is continued with ``Range`` / ``If-Range``. A connection that drops
+    mid-file is resumed up to ``retries`` times (after ``RETRY_WAIT_S`` x k seconds); one that
+    cannot be opened at all (refused, host not found, HTTP error) fails at once. The complete
+    file is ``fsync``\\ ed and renamed to ``dest``. No folder is made before the server answers.
+
+    Args:
+        url: ``http(s)://`` or ``file://``.
+        dest: the final file.
+        retries: automatic resumes after a dropped connection.
+        timeout: seconds for the connection and for each read.
+        progress: show a progress bar on stderr.
+        label: the bar's text (default: ``dest``'s name).
+        env: the environment variable that names a mirror, for the error message.
+
+    Returns:
+        The file's size in bytes.
+
+    Raises:
+        DownloadError: one line (what failed, what is kept, what to do).
+    """
+    part = dest.with_name(dest.name + ".part")
+    meta_path = dest.with_name(dest.name + ".part.json")
+    meta = (_read_json(meta_path) or {}) if part.exists() else {}
+    if part.exists() and meta.get("url") != url:
+        _notice(f"{part}: a partial download of {meta.get('url', 'an unknown URL')}; starting again from {url}")
+        part.unlink()
+        meta = {}
+    attempt, restarted = 0, False
+    with _progress(progress) as bar:
+        task = bar.add_task(label or dest.name, total=None)
+        while True:
+            offset = part.stat().st_size if part.exists() else 0
+            headers = {"User-Agent": "pix2pix-aa"}
+            if offset:
+                headers["Range"] = f"bytes={offset}-"
+                if meta.get("validator"):
+                    headers["If-Range"] = meta["validator"]
+            try:
+                response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+            except urllib.error.HTTPError as e:
+                if e.code == 416 and offset and not restarted:  # the .part is not a prefix of this file
+                    part.unlink()
+                    restarted = True
+                    continue
+                raise DownloadError(f"{url}: HTTP {e.code} {e.reason}" + (
+                    " (check the name and --base-url)" if e.code == 404 else "")) from None
+            except urllib.error.URLError as e:
+                raise DownloadError(_url_problem(url, e.reason, env)) from None
+            except (OSError, http.client.HTTPException) as e:
+                raise DownloadError(_url_problem(url, e, env)) from None
+            lost: Optional[BaseException] = None
+            with response:
+                status = getattr(response, "status", None) or 200  # file:// answers without a status
+                if status == 206:
+                    start, total = _content_range(response.headers.get("Content-Range"))
+                    if start != offset:
+                        if restarted:
+                            raise DownloadError(f"{url}: the server resumed at byte {start}, not {offset}")
+                        part.unlink()
+                        restarted = True
+                        continue
+                else:
+                    if offset:
+                        _notice(f"{url}: the server sent the whole file (it changed, or cannot resume); "
+                                "starting again")
+                    offset = 0
+                    length = response.headers.get("Content-Length")
+                    total = int(length) if length and length.isdigit() else None
+                validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
+                if total is not None:
+                    _check_space(dest.parent, total - offset, f"{dest.name} ({_mb(total)})")
+                try:
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise DownloadError(_disk_problem(e, f"making {dest.parent}")) from None
+                meta = {"url": url, "validator": validator}
+                _write_json(meta_path, meta)
+                received = offset
+                bar.update(task, total=total, completed=received)
+                try:
+                    f = _open_part(part, "ab" if offset else "wb")
+                except OSError as e:
+                    raise DownloadError(_disk_problem(e, f"opening {part}")) from None
+                with f:
+                    while True:
+                        try:
+                            chunk = response.read(CHUNK)
+                        except (OSError, http.client.HTTPException) as e:  # reset, timeout, incomplete
+                            lost = e
+                            break
+                        if not chunk:
+                            break
+                        try:
+                            f.write(chunk)
+                        except OSError as e:
+                            raise DownloadError(_disk_problem(e, f"writing {part} ({_mb(received)} kept: run "
+                                                                "the same command again to resume)")) from None
+                        received += len(chunk)
+                        bar.update(task, completed=received)
+                    try:
+                        f.flush()
+                        os.fsync(f.fileno())
+                    except OSError as e:
+                        raise DownloadError(_disk_problem(e, f"writing {part}")) from None
+            if total is not None and received > total:
+                part.unlink()
+                raise DownloadError(f"{url}: received {received} bytes, more than the {total} announced; removed "
+                                    "the download, run the command again")
+            if lost is None and (total is None or received == total):
+                break
+            attempt += 1
+            why = _one_line(lost) if lost is not None else "the server closed the connection"
+            if attempt > retries:
+                raise DownloadError(f"{url}: connection lost after {_mb(received)} of {_mb(total)} ({why}); the "
+                                    f"bytes received are kept in {part}: run the same command again to resume")
+            _notice(f"{url}: connection lost after {_mb(received)} of {_mb(total)}; resuming "
+                    f"({attempt}/{retries})")
+            time.sleep(RETRY_WAIT_S * attempt)
+    os.replace(part, dest)
+    meta_path.unlink(missing_ok=True)
+    _fsync_dir(dest.parent)
+    return received
+
+
+# -- data sets -----------------------------------------------------------------------------------
+def _install(new: Path, final: Path) -> None:
+    """Rename the complete folder ``new`` to ``final``, replacing an existing ``final`` (moved
+    aside first: a directory cannot be renamed over a non-empty one)."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.{os.getpid()}.old")
+        os.replace(final, old)
+    os.replace(new, final)
+    _fsync_dir(final.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_stale(folder: Path, name: str) -> None:
+    """Temporary folders left by a killed run (``.<name>.*.tmp`` / ``.old``)."""
+    if folder.is_dir():
+        for stale in [*folder.glob(f".{name}.*.tmp"), *folder.glob(f".{name}.*.old")]:
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _count_images(folder: Path) -> int:
+    from pix2pix_aa.data.image_io import is_image_file
+
+    return sum(1 for p in folder.iterdir() if p.is_file() and is_image_file(p))
+
+
+def _extract(archive: Path, name: str, final: Path, record: dict) -> dict[str, int]:
+    """Extract a data set archive into ``final``, atomically. The archive's top folder (or the
+    archive itself) must hold ``train/`` ``val/`` ``test/`` folders of images.
+
+    Returns:
+        Images per split.
+    """
+    root = final.parent
+    _check_space(root, archive.stat().st_size, f"extracting {archive.name}")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=root))
+    except OSError as e:
+        raise DownloadError(_disk_problem(e, f"making a folder in {root}")) from None
+    broken = f"{archive}: not a complete .tar.gz archive ({{}}); removed it: run the command again to download it again"
+    try:
+        try:
+            with tarfile.open(archive, "r:*") as tar:
+                # the "data" filter refuses absolute paths, links out of the folder, devices
+                tar.extractall(tmp, filter="data")
+        except tarfile.FilterError as e:
+            archive.unlink(missing_ok=True)
+            raise DownloadError(f"{archive}: refused by tarfile's data filter ({_one_line(e)}): not a plain data "
+                                "set archive; removed it") from None
+        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:  # before OSError: BadGzipFile is one
+            archive.unlink(missing_ok=True)
+            raise DownloadError(broken.format(_one_line(e))) from None
+        except OSError as e:
+            raise DownloadError(_disk_problem(e, f"extracting {archive}")) from None
+        top = tmp / name if (tmp / name).is_dir() else tmp
+        if not any((top / s).is_dir() for s in SPLITS):
+            entries = sorted(p.name for p in tmp.iterdir())
+            sub = [p for p in tmp.iterdir() if p.is_dir()]
+            if len(sub) == 1 and any((sub[0] / s).is_dir() for s in SPLITS):
+                top = sub[0]
+            else:
+                archive.unlink(missing_ok=True)
+                raise DownloadError(f"{archive}: no train/ val/ test/ folders inside (found {entries[:5]}): not a "
+                                    "pix2pix data set archive; removed it")
+        splits = {s: _count_images(top / s) for s in SPLITS if (top / s).is_dir()}
+        if not any(splits.values()):
+            archive.unlink(missing_ok=True)
+            raise DownloadError(f"{archive}: its {', '.join(splits)} folders hold no images; removed it")
+        _write_json(top / MARKER, {**record, "name": name, "splits": splits, "extracted_at": _now()})
+        _install(top, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return splits
+
+
+def _describe_splits(splits: dict[str, int]) -> str:
+    return ", ".join(f"{s} {n}" for s, n in splits.items()) + " images"
+
+
+def check_name(command: str, name: str) -> None:
+    """Raise :class:`UsageError` unless ``name`` is a data set (``command`` ``download``) or a
+    pretrained model (``model``) this module downloads; cityscapes gets the reason."""
+    if command == "download":
+        if name == "cityscapes":
+            raise UsageError(CITYSCAPES)
+        if name not in DATASETS:
+            hint = " (a pretrained model: pix2pix-aa-data model NAME)" if name in MODELS else ""
+            raise UsageError(f"unknown data set {name!r}{hint}; available: {', '.join(DATASETS)} (cityscapes: see "
+                             "its licence)")
+    elif name not in MODELS:
+        hint = " (a data set: pix2pix-aa-data download NAME)" if name in DATASETS or name == "cityscapes" else ""
+        raise UsageError(f"unknown pretrained model {name!r}{hint}; available: {', '.join(MODELS)}")
+
+
+def download_dataset(name: str, root: Path = DATA_ROOT, base_url: Optional[str] = None, sha256: Optional[str] = None,
+                     force: bool = False, keep_archive: bool = True, retries: int = 3, timeout: float = 30.0,
+                     progress: bool = False) -> Path:
+    """Download and extract one pix2pix data set into ``<root>/<name>`` (train/ val/ test/ of A|B files).
+
+    An existing ``<root>/<name>`` made by this function is kept (``force``: replaced). The
+    archive ``<root>/archives/<name>.tar.gz`` is reused when present (a copy put there by hand
+    works offline); its size and SHA-256 go to ``<name>.tar.gz.json`` after the first successful
+    extraction, and any later archive of that name must match them (or ``sha256`` when given).
+
+    Returns:
+        The data set folder.
+
+    Raises:
+        UsageError: an unknown name, or cityscapes (not distributed: licence).
+        DownloadError: one line; nothing is left under ``<root>/<name>``.
+    """
+    check_name("download", name)
+    root = Path(root)
+    final = root / name
+    archive = root / ARCHIVES / f"{name}.tar.gz"
+    record_file = archive.with_name(archive.name + ".json")
+    _remove_stale(root, name)
+    if final.exists() and not force:
+        done = _read_json(final / MARKER)
+        if done is None:
+            raise DownloadError(f"{final} exists but was not made by pix2pix-aa-data (no {MARKER} in it); move it "
+                                "away, or pass --force to replace it")
+        if sha256 and done.get("sha256") != sha256:
+            raise DownloadError(f"{final} was extracted from an archive with sha256 {done.get('sha256')}, not the "
+                                f"{sha256} given; pass --force to download and check it again")
+        _notice(f"{name}: already in {final} ({_describe_splits(done.get('splits', {}))}; sha256 "
+                f"{str(done.get('sha256'))[:12]}... of {done.get('url')}); --force downloads it again")
+        return final
+    record = _read_json(record_file)
+    if sha256:
+        expected, source = sha256, "given with --sha256"
+    elif record:
+        expected, source = record.get("sha256"), f"recorded in {record_file} at the first download"
+    else:
+        expected, source = None, None
+    url = _base_url(base_url, DATA_URL_ENV, DATA_URL) + f"{name}.tar.gz"
+    if force and archive.exists():
+        archive.unlink()
+    reused = archive.is_file()
+    if reused:
+        _notice(f"{name}: using {archive} (no download)")
+    else:
+        _notice(f"{name}: downloading {url}")
+        fetch(url, archive, retries=retries, timeout=timeout, progress=progress, label=f"{name}.tar.gz",
+              env=DATA_URL_ENV)
+    digest, size = sha256_of(archive), archive.stat().st_size
+    if expected and digest != expected:
+        if reused:
+            raise DownloadError(f"{archive}: sha256 {digest} does not match {expected} ({source}): the file is "
+                                f"corrupt or another one; delete it (or pass --force) to download it again")
+        archive.unlink()
+        raise DownloadError(f"{url}: sha256 {digest} does not match {expected} ({source}); removed the download"
+                            + ("" if sha256 else f" (delete {record_file} if the server's file was updated)"))
+    facts = {"url": url if not reused else (record or {}).get("url", f"local file {archive}"), "size": size,
+             "sha256": digest}
+    splits = _extract(archive, name, final, facts)
+    if not record or record.get("sha256") != digest:
+        _write_json(record_file, {**facts, "recorded_at": _now()})
+    if not keep_archive:
+        archive.unlink()
+    _notice(f"{name}: ready in {final} ({_describe_splits(splits)}; {_mb(size)}, sha256 {digest[:12]}...)")
+    return final
+
+
+# -- pretrained generators -----------------------------------------------------------------------
+def _model_record(name: str, url: str, size: int, digest: str, info: dict, data_root: Path) -> dict:
+    model = MODELS[name]
+    return {
+        "format": RECORD_FORMAT,
+        "name": name,
+        "source": {"url": url, "size": size, "sha256": digest, "downloaded_at": _now()},
+        "generator": {k: info[k] for k in ("netG", "norm", "ngf", "input_nc", "output_nc")},
+        "data": {"dataset": "aligned", "data_dir": str(Path(data_root) / model.dataset),
+                 "direction": model.direction, "load_size": model.load_size, "crop_size": model.crop_size,
+                 "preprocess": "resize_and_crop", "input_nc": info["input_nc"], "output_nc": info["output_nc"],
+                 "split": model.split},
+        "trained_on": f"{model.task}: the reference pix2pix on {model.dataset} (pix2pix-aa-data download "
+                      f"{model.dataset}), --direction {model.direction}, {model.load_size} px resized, "
+                      f"{model.crop_size} px crops",
+    }
+
+
+def _drop(partial: Path) -> None:
+    """Remove a model's finished or refused download, and its ``.partial`` folder once empty
+    (other downloads may be in progress there)."""
+    partial.unlink(missing_ok=True)
+    try:
+        partial.parent.rmdir()
+    except OSError:
+        pass
+
+
+def download_model(name: str, root: Path = MODEL_ROOT, data_root: Path = DATA_ROOT, base_url: Optional[str] = None,
+                   sha256: Optional[str] = None, force: bool = False, retries: int = 3, timeout: float = 30.0,
+                   progress: bool = False) -> Path:
+    """Download one official pix2pix generator to ``<root>/<name>_pretrained/latest_net_G.pth``
+    with its record ``latest_net_G.json`` (architecture read from the file, data settings of
+    :data:`pix2pix_aa.pretrained.MODELS`, ``data_dir`` = ``<data_root>/<data set>``, source URL,
+    size, SHA-256).
+
+    An existing download is kept after its SHA-256 is checked against its record (``force``:
+    downloaded again, and checked against the previous record unless ``sha256`` is given).
+
+    Returns:
+        The ``.pth`` file.
+
+    Raises:
+        UsageError: an unknown name.
+        DownloadError: one line; no folder is left under ``<root>/<name>_pretrained``.
+    """
+    from pix2pix_aa.reference import load_reference_generator
+
+    check_name("model", name)
+    root = Path(root)
+    folder = model_folder(name, root)
+    weights = folder / WEIGHTS_NAME
+    try:
+        record = read_record(weights) if folder.exists() else None
+    except ValueError as e:
+        if not force:
+            raise DownloadError(f"{e}; or pass --force") from None
+        record = None  # replaced below; nothing recorded to check the new file against
+    if folder.exists() and not force:
+        if record is None or not weights.is_file():
+            raise DownloadError(f"{folder} exists but was not made by pix2pix-aa-data (no {WEIGHTS_NAME} with its "
+                                f"{record_path(weights).name}); move it away, or pass --force to replace it")
+        digest, expected = sha256_of(weights), sha256 or record.get("source", {}).get("sha256")
+        if digest != expected:
+            raise DownloadError(f"{weights}: sha256 {digest} does not match {expected} ("
+                                + ("given with --sha256" if sha256 else f"recorded in {record_path(weights)}")
+                                + "): the file changed since it was downloaded; pass --force to download it again")
+        _notice(f"{name}: already in {weights} (sha256 {digest[:12]}... checked)")
+        return weights
+    expected = sha256 or (record or {}).get("source", {}).get("sha256")
+    url = _base_url(base_url, MODEL_URL_ENV, MODEL_URL) + f"{name}.pth"
+    _remove_stale(root, folder.name)
+    partial = root / ".partial" / f"{name}.pth"
+    _notice(f"{name}: downloading {url}")
+    size = fetch(url, partial, retries=retries, timeout=timeout, progress=progress, label=f"{name}.pth",
+                 env=MODEL_URL_ENV)
+    digest = sha256_of(partial)
+    if expected and digest != expected:
+        _drop(partial)
+        raise DownloadError(f"{url}: sha256 {digest} does not match {expected} ("
+                            + ("given with --sha256" if sha256 else f"recorded in {record_path(weights)}")
+                            + "); removed the download")
+    try:
+        _, info = load_reference_generator(partial)
+    except ValueError as e:
+        _drop(partial)
+        raise DownloadError(f"{url}: not a reference pix2pix generator ({e}); removed the download") from None
+    model = MODELS[name]
+    if (info["netG"], info["norm"]) != (model.netG, model.norm):
+        _notice(f"{name}: the file holds a {info['netG']} with norm {info['norm']} (the reference's defaults are "
+                f"{model.netG}, {model.norm}); recorded as found")
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=root))
+    except OSError as e:
+        raise DownloadError(_disk_problem(e, f"making a folder in {root}")) from None
+    try:
+        os.replace(partial, tmp / WEIGHTS_NAME)
+        _write_json(record_path(tmp / WEIGHTS_NAME), _model_record(name, url, size, digest, info, data_root))
+        _install(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _drop(partial)
+    _notice(f"{name}: ready in {weights} ({info['netG']}, norm {info['norm']}; {model.task}, trained on "
+            f"{model.dataset} {model.direction}; {_mb(size)}, sha256 {digest[:12]}...); score it with: "
+            f"python evaluate.py {name}" + ("" if root == MODEL_ROOT else f" -> python evaluate.py {folder}"))
+    return weights
+
+
+# -- command line --------------------------------------------------------------------------------
+def _sha256_arg(text: str) -> str:
+    value = text.strip().lower()
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise argparse.ArgumentTypeError(f"expected 64 hexadecimal digits (a SHA-256), got {text!r}")
+    return value
+
+
+def _number(cast: type, what: str, ok: Any) -> Any:
+    """An argparse type: ``cast(text)`` if ``ok`` of it, else the usage error ``expected <what>``."""
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+    return parse
+
+
+def _add_transfer_options(p: argparse.ArgumentParser, env: str, default: str) -> None:
+    p.add_argument("--base-url", default=None,
+                   help=f"a mirror of the files (http(s):// or file://); default: ${env}, else {default}")
+    p.add_argument("--sha256", type=_sha256_arg, default=None,
+                   help="the file's expected SHA-256 (one NAME only); default: the value recorded at the first "
+                        "download, if any")
+    p.add_argument("--force", action="store_true", help="download again and replace what is there")
+    p.add_argument("--retries", type=_number(int, "a whole number >= 0", lambda v: v >= 0), default=3,
+                   help="automatic resumes after a dropped connection (default 3)")
+    p.add_argument("--timeout", type=_number(float, "seconds > 0", lambda v: v > 0), default=30.0,
+                   help="seconds to connect and per read (default 30)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown on a terminal)")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pix2pix-aa-data",
+        description="Download the reference pix2pix's data sets and pretrained generators (docs/DOWNLOADS.md).")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{download,model,list}")
+    d = sub.add_parser("download", help="download and extract pix2pix data sets",
+                       description="Download and extract pix2pix data sets into <root>/<name>: train/ val/ test/ "
+                                   "folders of A|B images (--data.dataset aligned).")
+    d.add_argument("names", nargs="+", metavar="NAME", help=f"{', '.join(DATASETS)}")
+    d.add_argument("--root", type=Path, default=DATA_ROOT, help=f"where the data sets go (default {DATA_ROOT})")
+    d.add_argument("--delete-archive", action="store_true",
+                   help=f"delete the .tar.gz after extracting (default: kept in <root>/{ARCHIVES}/ for reuse)")
+    _add_transfer_options(d, DATA_URL_ENV, DATA_URL)
+    m = sub.add_parser("model", help="download official pretrained pix2pix generators",
+                       description="Download official pix2pix generators into <root>/<name>_pretrained/, with "
+                                   "the data settings they were trained on (evaluate.py NAME reads them).")
+    m.add_argument("names", nargs="+", metavar="NAME", help=f"{', '.join(MODELS)}")
+    m.add_argument("--root", type=Path, default=MODEL_ROOT, help=f"where the models go (default {MODEL_ROOT})")
+    m.add_argument("--data-root", type=Path, default=DATA_ROOT,
+                   help=f"where `download` put (or will put) the data sets, recorded for evaluate.py (default "
+                        f"{DATA_ROOT})")
+    _add_transfer_options(m, MODEL_URL_ENV, MODEL_URL)
+    lister = sub.add_parser("list", help="what can be downloaded, and what is here")
+    lister.add_argument("--root", type=Path, default=DATA_ROOT, help=f"data sets folder (default {DATA_ROOT})")
+    lister.add_argument("--model-root", type=Path, default=MODEL_ROOT,
+                        help=f"models folder (default {MODEL_ROOT})")
+    return p
+
+
+def _list(args: argparse.Namespace) -> None:
+    print("data sets (pix2pix-aa-data download NAME):")
+    for name, what in DATASETS.items():
+        here = args.root / name / MARKER
+        print(f"  {name:16s} {what}" + (f"  [here: {args.root / name}]" if here.is_file() else ""))
+    print(f"  {'cityscapes':16s} not distributed (licence): see `pix2pix-aa-data download cityscapes`")
+    print("pretrained generators (pix2pix-aa-data model NAME; then python evaluate.py NAME):")
+    for name, model in MODELS.items():
+        here = model_folder(name, args.model_root) / WEIGHTS_NAME
+        print(f"  {name:20s} {model.task}; {model.dataset}, {model.direction}, {model.crop_size} px"
+              + (f"  [here: {here}]" if here.is_file() else ""))
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Entry point of ``pix2pix-aa-data``. Exit codes: 0 done, 1 a download or check failed, 2 usage."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        _list(args)
+        return 0
+    if args.sha256 and len(args.names) > 1:
+        parser.error("--sha256 checks one file: give one NAME with it")
+    progress = not args.no_progress and sys.stderr.isatty()
+    try:
+        for name in args.names:  # every name checked before anything is downloaded
+            check_name(args.command, name)
+        for name in args.names:
+            options = dict(base_url=args.base_url, sha256=args.sha256, force=args.force, retries=args.retries,
+                           timeout=args.timeout, progress=progress)
+            if args.command == "download":
+                download_dataset(name, root=args.root, keep_archive=not args.delete_archive, **options)
+            else:
+                download_model(name, root=args.root, data_root=args.data_root, **options)
+    except UsageError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except DownloadError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("error: interrupted; a partial download is kept as <file>.part: run the same command again to resume",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

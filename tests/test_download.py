@@ -1,0 +1,644 @@
+"""pix2pix-aa-data, offline: data sets and pretrained generators from a local HTTP server.
+
+The server (http.server in a thread on 127.0.0.1) serves archives in the reference's layout and
+a reference-format generator state_dict, both made here; it honours ``Range`` / ``If-Range`` and
+can drop the connection partway through a file. Every failure must be one ``error:`` line, a
+non-zero exit code, and no half-written folder.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import json
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pix2pix_aa import download
+from pix2pix_aa.download import main
+
+DATA = "/pix2pix/datasets/"
+MODELS = "/pix2pix/models-pytorch/"
+
+
+# -- a local server ------------------------------------------------------------------------------
+@dataclass
+class ServerState:
+    files: dict[str, bytes] = field(default_factory=dict)
+    #: path -> body bytes sent before the connection is dropped (once: the next request is whole)
+    drop_after: dict[str, int] = field(default_factory=dict)
+    ranges: bool = True
+    requests: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        state: ServerState = self.server.state
+        state.requests.append((self.path, self.headers.get("Range"), self.headers.get("If-Range")))
+        body = state.files.get(self.path)
+        if body is None:
+            self.send_error(404, "Not Found")
+            return
+        etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+        wanted = self.headers.get("Range")
+        start = 0
+        if wanted and state.ranges and self.headers.get("If-Range") in (None, etag):
+            start = int(wanted.removeprefix("bytes=").split("-")[0])
+            if start >= len(body):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(body)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body) - start))
+        self.send_header("ETag", etag)
+        self.end_headers()
+        payload = body[start:]
+        cut = state.drop_after.pop(self.path, None)
+        if cut is not None:  # part of the body, then the connection goes away
+            self.wfile.write(payload[:cut])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.wfile.write(payload)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:  # the dropped connections
+        pass
+
+
+@pytest.fixture
+def server():
+    srv = QuietServer(("127.0.0.1", 0), Handler)
+    srv.state = ServerState()
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture
+def closed_port() -> str:
+    """A base URL on 127.0.0.1 where nothing listens: connections are refused at once."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(autouse=True)
+def no_wait(monkeypatch):
+    monkeypatch.setattr(download, "RETRY_WAIT_S", 0.0)
+    for env in (download.DATA_URL_ENV, download.MODEL_URL_ENV):
+        monkeypatch.delenv(env, raising=False)
+
+
+# -- files in the reference's layout -------------------------------------------------------------
+SPLITS = {"train": 3, "val": 1, "test": 2}
+
+
+def ab_jpeg(seed: int, size: int = 64) -> bytes:
+    """An A|B pair as the reference stores it: one JPEG, size x 2*size."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (size, 2 * size, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+def make_archive(name: str = "facades", splits: dict[str, int] = SPLITS, extra: dict[str, bytes] | None = None,
+                 seed: int = 0) -> bytes:
+    """``<name>/<split>/<i>.jpg`` in a .tar.gz, folders as entries too (as the reference's archives)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        def add(path: str, data: bytes | None) -> None:
+            info = tarfile.TarInfo(path)
+            if data is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+
+        add(name, None)
+        for split, n in splits.items():
+            add(f"{name}/{split}", None)
+            for i in range(1, n + 1):
+                add(f"{name}/{split}/{i}.jpg", ab_jpeg(seed * 1000 + list(splits).index(split) * 100 + i))
+        for path, data in (extra or {}).items():
+            add(path, data)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def facades_tgz() -> bytes:
+    return make_archive()
+
+
+def reference_generator_bytes(num_downs: int = 8, ngf: int = 4, seed: int = 0) -> bytes:
+    """A reference-format U-Net generator state_dict (the keys the reference's UnetGenerator
+    saves: a re-statement of its modules in tests/test_reference.py), random weights."""
+    from test_reference import RefUnet, randomise
+
+    out = io.BytesIO()
+    torch.save(randomise(RefUnet(3, 3, num_downs, ngf, norm="batch", dropout=True), seed).state_dict(), out)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def generator_pth() -> bytes:
+    return reference_generator_bytes()
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def run(capsys, *args: str) -> tuple[int, list[str]]:
+    """main(args) -> (exit code, its error: lines); no traceback may escape."""
+    code = main([*args, "--no-progress"] if args and args[0] != "list" else list(args))
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, [line for line in err.splitlines() if line.startswith("error:")]
+
+
+def leftovers(root: Path) -> list[str]:
+    """Hidden temporary folders / files left in ``root`` (there must be none)."""
+    return sorted(p.name for p in root.glob(".*")) if root.exists() else []
+
+
+# -- data sets -----------------------------------------------------------------------------------
+def test_download_extracts_the_reference_layout_and_records_size_and_sha256(tmp_path, server, facades_tgz, capsys):
+    from pix2pix_aa.data import Pix2PixDataModule
+
+    server.state.files[DATA + "facades.tar.gz"] = facades_tgz
+    root = tmp_path / "data"
+    code, errors = run(capsys, "download", "facades", "--root", str(root), "--base-url", server.url + DATA)
+    assert (code, errors) == (0, [])
+    folder = root / "facades"
+    assert {s: len(list((folder / s).glob("*.jpg"))) for s in SPLITS} == SPLITS
+    record = json.loads((root / "archives" / "facades.tar.gz.json").read_text())
+    assert record["size"] == len(facades_tgz) and record["sha256"] == sha(facades_tgz)
+    assert record["url"] == server.url + DATA + "facades.tar.gz"
+    marker = json.loads((folder / "download.json").read_text())
+    assert marker["sha256"] == sha(facades_tgz) and marker["splits"] == SPLITS
+    assert (root / "archives" / "facades.tar.gz").read_bytes() == facades_tgz
+    assert leftovers(root) == [] and not list((root / "archives").glob("*.part*"))
+    # the layout --data.dataset aligned reads: A | B halves, labels (B) -> photo (A) with BtoA
+    dm = Pix2PixDataModule(data_dir=str(folder), dataset="aligned", direction="BtoA", crop_size=64, load_size=64,
+                           num_workers=0)
+    test = dm.eval_dataset("test")
+    assert len(test) == 2 and test[0]["input"].shape == (3, 64, 64)
+    # again: nothing downloaded, the folder kept
+    before = len(server.state.requests)
+    assert run(capsys, "download", "facades", "--root", str(root), "--base-url", server.url + DATA) == (0, [])
+    assert len(server.state.requests) == before == 1
+
+
+def test_mirror_from_the_environment_and_base_url_first(tmp_path, server, closed_port, facades_tgz, capsys,
+                                                        monkeypatch):
+    server.state.files[DATA + "facades.tar.gz"] = facades_tgz
+    monkeypatch.setenv(download.DATA_URL_ENV, server.url + DATA.rstrip("/"))  # with or without the slash
+    assert run(capsys, "download", "facades", "--root", str(tmp_path / "a")) == (0, [])
+    assert server.state.requests[-1][0] == DATA + "facades.tar.gz"
+    monkeypatch.setenv(download.DATA_URL_ENV, closed_port)  # --base-url wins over the variable
+    assert run(capsys, "download", "facades", "--root", str(tmp_path / "b"), "--base-url", server.url + DATA) == (0, [])
+    assert len(server.state.requests) == 2
+
+
+@pytest.mark.parametrize("ranges", [True, False], ids=["range", "server-without-range"])
+def test_a_dropped_connection_is_resumed_in_the_same_command(tmp_path, server, facades_tgz, capsys, ranges):
+    half = len(facades_tgz) // 2
+    server.state.files[DATA + "facades.tar.gz"] = facades_tgz
+    server.state.drop_after[DATA + "facades.tar.gz"] = half
+    server.state.ranges = ranges
+    root = tmp_path / "data"
+    assert run(capsys, "download", "facades", "--root", str(root), "--base-url", server.url + DATA) == (0, [])
+    assert len(server.state.requests) == 2
+    _, first_range, _ = server.state.requests[0]
+    _, second_range, if_range = server.state.requests[1]
+    assert first_range is None and second_range == f"bytes={half}-" and if_range.startswith('"')
+    assert (root / "archives" / "facades.tar.gz").read_bytes() == facades_tgz
+    assert len(list((root / "facades" / "train").glob("*.jpg"))) == 3
+
+
+def test_an_interrupted_download_fails_in_one_line_and_the_next_run_resumes(tmp_path, server, facades_tgz, capsys):
+    half = len(facades_tgz) // 2
+    server.state.files[DATA + "facades.tar.gz"] = facades_tgz
+    server.state.drop_after[DATA + "facades.tar.gz"] = half
+    root = tmp_path / "data"
+    args = ("download", "facades", "--root", str(root), "--base-url", server.url + DATA)
+    code, errors = run(capsys, *args, "--retries", "0")
+    assert code == 1 and len(errors) == 1
+    assert "connection lost after" in errors[0] and "run the same command again to resume" in errors[0]
+    assert not (root / "facades").exists() and leftovers(root) == []
+    part = root / "archives" / "facades.tar.gz.part"
+    assert part.read_bytes() == facades_tgz[:half]
+    assert run(capsys, *args) == (0, [])
+    assert server.state.requests[-1][1] == f"bytes={half}-"  # only the rest was asked for
+    assert (root / "archives" / "facades.tar.gz").read_bytes() == facades_tgz and not part.exists()
+    assert (root / "facades" / "download.json").is_file()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not-gzip", "no-layout", "unsafe-member"])
+def test_a_bad_archive_is_one_line_and_leaves_no_folder(tmp_path, server, facades_tgz, capsys, damage):
+    body = {"truncated": facades_tgz[: len(facades_tgz) * 2 // 3],
+            "not-gzip": b"<html>not an archive</html>" * 40,
+            "no-layout": make_archive(splits={"images": 2}),
+            "unsafe-member": make_archive(extra={"../escaped.txt": b"x"})}[damage]
+    server.state.files[DATA + "facades.tar.gz"] = body
+    root = tmp_path / "data"
+    code, errors = run(capsys, "download", "facades", "--root", str(root), "--base-url", server.url + DATA)
+    assert code == 1 and len(errors) == 1
+    expected = {"truncated": "not a complete .tar.gz archive", "not-gzip": "not a complete .tar.gz archive",
+                "no-layout": "no train/ val/ test/ folders inside",
+                "unsafe-member": "refused by tarfile's data filter"}[damage]
+    assert expected in errors[0] and "removed it" in errors[0]
+    if damage == "unsafe-member":
+        assert "OutsideDestinationError" in errors[0] and not (tmp_path / "escaped.txt").exists()
+    assert not (root / "facades").exists() and leftovers(root) == []
+    assert not (root / "archives" / "facades.tar.gz").exists()  # the next run downloads again
+    assert not (root / "archives" / "facades.tar.gz.json").exists()  # nothing recorded
+
+
+def test_a_wrong_checksum_is_one_line_and_leaves_nothing(tmp_path, server, facades_tgz, capsys):
+    server.state.files[DATA + "facades.tar.gz"] = facades_tgz
+    root = tmp_path / "data"
+    code, errors = run(capsys, "download", "facades", "--root", str(root), "--base-url", server.url + DATA,
+                       "--sha256", "0" * 64)
+    assert code == 1 and len(errors) == 1
+    assert f"sha256 {sha(facades_tgz)} does not match {'0' * 64} (given with --sha256)" in errors[0]
+    assert not (root / "facades").exists() and not (root / "archives" / "facades.tar.gz").exists()
+    assert leftovers(root) == []
+    # the right value is accepted
+    assert run(capsys, "download", "facades", "--root", str(root), "--base-url", server.url + DATA,
+               "--sha256", sha(facades_tgz).upper()) == (0, [])
+
+
+def test_the_recorded_checksum_is_checked_when_the_file_comes_again(tmp_path, server, facades_tgz, capsys):
+    server.state.files[DATA + "facades.tar.gz"] = facades_tgz
+    root = tmp_path / "data"
+    args = ("download", "facades", "--root", str(root), "--base-url", server.url + DATA)
+    assert run(capsys, *args, "--delete-archive") == (0, [])
+    assert not (root / "archives" / "facades.tar.gz").exists()
+    # the server now sends another (valid) archive under the same name
+    other = make_archive(seed=1)
+    server.state.files[DATA + "facades.tar.gz"] = other
+    code, errors = run(capsys, *args, "--force")
+    assert code == 1 and len(errors) == 1
+    assert f"sha256 {sha(other)} does not match {sha(facades_tgz)} (recorded in" in errors[0]
+    assert (root / "facades" / "download.json").is_file()  # the good copy is kept: --force replaced nothing
+    # a kept archive that changed on disk is refused when it is used again
+    server.state.files[DATA + "facades.tar.gz"] = facades_tgz
+    assert run(capsys, *args, "--force") == (0, [])
+    archive = root / "archives" / "facades.tar.gz"
+    archive.write_bytes(facades_tgz[:-1] + bytes([facades_tgz[-1] ^ 1]))
+    for p in sorted((root / "facades").rglob("*"), reverse=True):
+        p.unlink() if p.is_file() else p.rmdir()
+    (root / "facades").rmdir()
+    code, errors = run(capsys, *args)
+    assert code == 1 and "the file is corrupt or another one; delete it (or pass --force)" in errors[0]
+    assert not (root / "facades").exists()
+
+
+def test_an_unreachable_server_fails_at_once_in_one_line(tmp_path, closed_port):
+    root = tmp_path / "data"
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "pix2pix_aa.download", "download", "facades", "--root", str(root),
+                           "--base-url", closed_port], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 1 and len(errors) == 1 and "Traceback" not in done.stderr
+    assert "connection refused" in errors[0] and closed_port.removeprefix("http://") in errors[0]
+    assert "use a mirror (--base-url or PIX2PIX_AA_DATA_URL)" in errors[0]
+    assert time.monotonic() - start < 60  # no retries: process start-up only (slow on a busy 2-core machine)
+    assert not root.exists()  # nothing made before the server answers
+
+
+def test_http_errors_and_usage_errors(tmp_path, server, capsys):
+    root = tmp_path / "data"
+    code, errors = run(capsys, "download", "maps", "--root", str(root), "--base-url", server.url + DATA)
+    assert code == 1 and errors == [f"error: {server.url}{DATA}maps.tar.gz: HTTP 404 Not Found (check the name "
+                                    "and --base-url)"]
+    code, errors = run(capsys, "download", "cityscapes", "--root", str(root), "--base-url", server.url + DATA)
+    assert code == 2 and len(errors) == 1 and "licence" in errors[0] and "cityscapes-dataset.com" in errors[0]
+    code, errors = run(capsys, "download", "facades", "horses", "--root", str(root), "--base-url", server.url + DATA)
+    assert code == 2 and "unknown data set 'horses'" in errors[0]
+    code, errors = run(capsys, "download", "edges2shoes", "day2night", "--root", str(root))
+    assert code == 2 and "'day2night' (a pretrained model: pix2pix-aa-data model NAME)" in errors[0]
+    assert len(server.state.requests) == 1 and not root.exists()  # names are checked before any download
+    with pytest.raises(SystemExit) as e:
+        main(["download", "facades", "--sha256", "abc"])
+    assert e.value.code == 2
+
+
+def test_disk_full_before_and_during_the_download_and_while_extracting(tmp_path, server, facades_tgz, capsys,
+                                                                       monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    server.state.files[DATA + "facades.tar.gz"] = facades_tgz
+    root = tmp_path / "data"
+    args = ("download", "facades", "--root", str(root), "--base-url", server.url + DATA)
+    usage = namedtuple("usage", "total used free")
+    with monkeypatch.context() as m:  # too little space: refused before a byte is written
+        m.setattr(download.shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 1000, 1000))
+        code, errors = run(capsys, *args)
+    assert code == 1 and "not enough disk space" in errors[0] and "1.0 kB free" in errors[0]
+    assert not root.exists()
+
+    class Full(io.FileIO):
+        def write(self, b):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as m:  # the disk fills up during the download
+        m.setattr(download, "_open_part", lambda path, mode: Full(path, mode.replace("b", "")))
+        code, errors = run(capsys, *args)
+    assert code == 1 and len(errors) == 1 and "disk full while writing" in errors[0]
+    assert not (root / "facades").exists() and leftovers(root) == []
+
+    def full_extract(self, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as m:  # ... or while extracting
+        m.setattr(tarfile.TarFile, "extractall", full_extract)
+        code, errors = run(capsys, *args)
+    assert code == 1 and len(errors) == 1 and "disk full while extracting" in errors[0]
+    assert not (root / "facades").exists() and leftovers(root) == []
+    assert (root / "archives" / "facades.tar.gz").read_bytes() == facades_tgz  # kept: it is fine
+    assert shutil.disk_usage(tmp_path).free > 0 and run(capsys, *args) == (0, [])
+
+
+def test_offline_from_a_copied_archive_or_a_file_mirror(tmp_path, closed_port, facades_tgz, capsys):
+    root = tmp_path / "data"
+    (root / "archives").mkdir(parents=True)
+    (root / "archives" / "facades.tar.gz").write_bytes(facades_tgz)
+    assert run(capsys, "download", "facades", "--root", str(root), "--base-url", closed_port) == (0, [])
+    assert json.loads((root / "facades" / "download.json").read_text())["url"].startswith("local file")
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "facades.tar.gz").write_bytes(facades_tgz)
+    assert run(capsys, "download", "facades", "--root", str(tmp_path / "b"), "--base-url", mirror.as_uri()) == (0, [])
+    assert len(list((tmp_path / "b" / "facades" / "test").glob("*.jpg"))) == 2
+
+
+def test_a_folder_not_made_by_the_command_is_not_replaced_without_force(tmp_path, server, facades_tgz, capsys):
+    server.state.files[DATA + "facades.tar.gz"] = facades_tgz
+    root = tmp_path / "data"
+    (root / "facades" / "train").mkdir(parents=True)
+    (root / "facades" / "train" / "mine.jpg").write_bytes(b"mine")
+    args = ("download", "facades", "--root", str(root), "--base-url", server.url + DATA)
+    code, errors = run(capsys, *args)
+    assert code == 1 and "was not made by pix2pix-aa-data" in errors[0] and server.state.requests == []
+    assert (root / "facades" / "train" / "mine.jpg").is_file()
+    assert run(capsys, *args, "--force") == (0, [])
+    assert not (root / "facades" / "train" / "mine.jpg").exists() and leftovers(root) == []
+
+
+def test_list_names_every_data_set_and_model(tmp_path, capsys):
+    assert main(["list", "--root", str(tmp_path), "--model-root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for name in [*download.DATASETS, "cityscapes", "facades_label2photo", "sat2map", "map2sat", "edges2shoes",
+                 "day2night"]:
+        assert f"  {name} " in out
+
+
+# -- pretrained generators -----------------------------------------------------------------------
+def test_model_download_records_architecture_data_settings_and_checksum(tmp_path, server, generator_pth, capsys):
+    server.state.files[MODELS + "facades_label2photo.pth"] = generator_pth
+    root, data_root = tmp_path / "models", tmp_path / "sets"
+    args = ("model", "facades_label2photo", "--root", str(root), "--data-root", str(data_root), "--base-url",
+            server.url + MODELS)
+    assert run(capsys, *args) == (0, [])
+    weights = root / "facades_label2photo_pretrained" / "latest_net_G.pth"
+    assert weights.read_bytes() == generator_pth
+    record = json.loads(weights.with_suffix(".json").read_text())
+    assert record["format"] == "pix2pix_aa.pretrained/1" and record["name"] == "facades_label2photo"
+    assert record["generator"] == {"netG": "unet_256", "norm": "batch", "ngf": 4, "input_nc": 3, "output_nc": 3}
+    assert record["data"] == {"dataset": "aligned", "data_dir": str(data_root / "facades"), "direction": "BtoA",
+                              "load_size": 286, "crop_size": 256, "preprocess": "resize_and_crop", "input_nc": 3,
+                              "output_nc": 3, "split": "test"}
+    assert record["source"]["sha256"] == sha(generator_pth) and record["source"]["size"] == len(generator_pth)
+    assert leftovers(root) == [] and not (root / ".partial").exists()
+    # again: checked against the record, not downloaded
+    assert run(capsys, *args) == (0, []) and len(server.state.requests) == 1
+    weights.write_bytes(generator_pth[:-1] + bytes([generator_pth[-1] ^ 1]))
+    code, errors = run(capsys, *args)
+    assert code == 1 and len(errors) == 1 and "the file changed since it was downloaded; pass --force" in errors[0]
+    assert run(capsys, *args, "--force") == (0, []) and weights.read_bytes() == generator_pth
+    weights.with_suffix(".json").write_text("{broken")  # a damaged record: refused, replaced by --force
+    code, errors = run(capsys, *args)
+    assert code == 1 and "unreadable record" in errors[0] and errors[0].endswith("or pass --force")
+    assert run(capsys, *args, "--force") == (0, [])
+    assert json.loads(weights.with_suffix(".json").read_text())["source"]["sha256"] == sha(generator_pth)
+
+
+def test_model_download_resumes_after_a_dropped_connection(tmp_path, server, generator_pth, capsys):
+    server.state.files[MODELS + "sat2map.pth"] = generator_pth
+    server.state.drop_after[MODELS + "sat2map.pth"] = 1000
+    root = tmp_path / "models"
+    args = ("model", "sat2map", "--root", str(root), "--base-url", server.url + MODELS)
+    code, errors = run(capsys, *args, "--retries", "0")
+    assert code == 1 and "run the same command again to resume" in errors[0]
+    assert not (root / "sat2map_pretrained").exists()
+    assert run(capsys, *args) == (0, [])
+    assert server.state.requests[-1][1] == "bytes=1000-"
+    weights = root / "sat2map_pretrained" / "latest_net_G.pth"
+    assert weights.read_bytes() == generator_pth
+    data = json.loads(weights.with_suffix(".json").read_text())["data"]
+    assert (data["direction"], data["split"], data["data_dir"]) == ("AtoB", "val", "data/pix2pix/maps")
+
+
+def test_a_generator_saved_by_old_pytorch_loads_with_its_record(tmp_path, server, capsys):
+    """The official files date from PyTorch 0.4 (2018): the pre-1.6 serialisation, BatchNorm
+    without ``num_batches_tracked``. Downloaded, then loaded by evaluate.py's loader: the
+    reference network's outputs exactly."""
+    from test_reference import RefUnet, randomise
+
+    from pix2pix_aa.evaluation.checkpoints import load_generator
+
+    net = randomise(RefUnet(3, 3, 8, 4, norm="batch", dropout=True), seed=3)
+    state = {k: v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
+    out = io.BytesIO()
+    torch.save(state, out, _use_new_zipfile_serialization=False)
+    server.state.files[MODELS + "day2night.pth"] = out.getvalue()
+    root = tmp_path / "models"
+    assert run(capsys, "model", "day2night", "--root", str(root), "--base-url", server.url + MODELS) == (0, [])
+    loaded = load_generator(root / "day2night_pretrained" / "latest_net_G.pth")
+    assert loaded.datamodule_hparams["direction"] == "BtoA"
+    assert loaded.datamodule_hparams["data_dir"] == str(Path("data/pix2pix/night2day"))
+    x = torch.rand(2, 3, 256, 256, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(loaded.generator(x), net(x))
+
+
+@pytest.mark.parametrize("case", ["not-a-generator", "junk", "wrong-sha256", "unreachable"])
+def test_model_failures_are_one_line_and_leave_no_folder(tmp_path, server, closed_port, generator_pth, capsys, case):
+    from test_reference import RefNLayerD
+
+    body = {"not-a-generator": None, "junk": b"not a state_dict" * 100}.get(case, generator_pth)
+    if body is None:
+        out = io.BytesIO()
+        torch.save(RefNLayerD(6, 4).state_dict(), out)
+        body = out.getvalue()
+    server.state.files[MODELS + "map2sat.pth"] = body
+    root = tmp_path / "models"
+    url = closed_port if case == "unreachable" else server.url + MODELS
+    extra = ("--sha256", "f" * 64) if case == "wrong-sha256" else ()
+    code, errors = run(capsys, "model", "map2sat", "--root", str(root), "--base-url", url, *extra)
+    assert code == 1 and len(errors) == 1
+    expected = {"not-a-generator": "discriminator, not a generator", "junk": "not a readable PyTorch checkpoint",
+                "wrong-sha256": f"does not match {'f' * 64}",
+                "unreachable": "connection refused; use a mirror (--base-url or PIX2PIX_AA_MODEL_URL)"}[case]
+    assert expected in errors[0]
+    assert not (root / "map2sat_pretrained").exists() and leftovers(root) == []
+
+
+def test_model_usage_errors(capsys):
+    code, errors = run(capsys, "model", "edges2handbags")
+    assert code == 2 and "unknown pretrained model 'edges2handbags' (a data set" in errors[0]
+    assert "facades_label2photo, sat2map, map2sat, edges2shoes, day2night" in errors[0]
+
+
+# -- end to end: download, then evaluate.py NAME with no data flag -------------------------------
+def _evaluate(args: list[str]) -> int:
+    from pix2pix_aa.evaluation.cli import main as evaluate_main
+
+    return evaluate_main(args)
+
+
+def test_downloaded_model_is_evaluated_by_name_on_its_recorded_data(tmp_path, server, facades_tgz, generator_pth,
+                                                                    capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(download.DATA_URL_ENV, server.url + DATA)
+    monkeypatch.setenv(download.MODEL_URL_ENV, server.url + MODELS)
+    server.state.files[DATA + "facades.tar.gz"] = facades_tgz
+    server.state.files[MODELS + "facades_label2photo.pth"] = generator_pth
+    fast = ["--shifts", "2", "--noise", "none", "--layers", "none", "--flicker-frames", "0", "--samples", "0",
+            "--no-spectrum", "--no-tensorboard"]
+
+    # before the download: one line naming the command that fixes it
+    assert _evaluate(["facades_label2photo", *fast]) == 2
+    assert "download it with: pix2pix-aa-data model facades_label2photo" in capsys.readouterr().err
+    assert run(capsys, "model", "facades_label2photo") == (0, [])
+    assert _evaluate(["facades_label2photo", *fast]) == 2  # the data set is not there yet
+    err = capsys.readouterr().err
+    assert "data/pix2pix/facades does not exist" in err and "pix2pix-aa-data download facades" in err
+    assert run(capsys, "download", "facades") == (0, [])
+
+    # the name alone (only the speed flags above: no data flag)
+    assert _evaluate(["facades_label2photo", *fast, "--out", "by_name"]) == 0
+    models = json.loads((tmp_path / "by_name" / "results.json").read_text())["models"]
+    weights = Path("checkpoints/facades_label2photo_pretrained/latest_net_G.pth")
+    assert list(models) == ["facades_label2photo_pretrained/latest_net_G"]
+    by_name = next(iter(models.values()))
+    data = by_name["data"]
+    assert data["data_dir"] == "data/pix2pix/facades" and data["dataset"] == "aligned"
+    assert data["direction"] == "BtoA" and data["image_size"] == [256, 256] and data["images"] == 2
+    assert data["settings_from"] == str(weights.with_suffix(".json")) and data["overridden"] == []
+
+    # the same numbers as the explicit flags on the bare .pth (its record moved away)
+    weights.with_suffix(".json").rename(tmp_path / "record.json")
+    assert _evaluate([str(weights), *fast, "--out", "by_flags", "--data-dir", "data/pix2pix/facades", "--dataset",
+                      "aligned", "--direction", "BtoA", "--size", "256"]) == 0
+    by_flags = next(iter(json.loads((tmp_path / "by_flags" / "results.json").read_text())["models"].values()))
+    keys = [k for k in by_name["row"] if k.startswith(("stability_", "quality_"))]
+    assert "stability_crop_pooled_db" in keys and all(by_name["row"][k] == by_flags["row"][k] for k in keys)
+
+
+@pytest.mark.slow
+def test_evaluate_name_alone_runs_with_every_default(tmp_path, server, facades_tgz, generator_pth, capsys,
+                                                     monkeypatch):
+    """``evaluate.py facades_label2photo``, literally: no flag at all (about 30 s on 2 busy cores)."""
+    monkeypatch.chdir(tmp_path)
+    server.state.files[DATA + "facades.tar.gz"] = facades_tgz
+    server.state.files[MODELS + "facades_label2photo.pth"] = generator_pth
+    assert run(capsys, "model", "facades_label2photo", "--base-url", server.url + MODELS) == (0, [])
+    assert run(capsys, "download", "facades", "--base-url", server.url + DATA) == (0, [])
+    assert _evaluate(["facades_label2photo"]) == 0
+    out = capsys.readouterr().out
+    assert "| facades_label2photo_pretrained/latest_net_G | none |" in out
+    (report,) = Path("outputs").glob("eval-*/results.json")
+    data = next(iter(json.loads(report.read_text())["models"].values()))["data"]
+    assert (data["direction"], data["image_size"], data["split"]) == ("BtoA", [256, 256], "test")
+
+
+@pytest.mark.parametrize("content,expected", [
+    ("{not json", "unreadable record of latest_net_G.pth"),
+    ('{"format": "something/2", "data": {}}', "not a pix2pix_aa record (format 'something/2'"),
+    ('{"format": "pix2pix_aa.pretrained/1", "data": {"data_dir": "x"}}', "no data settings dataset, direction, "
+                                                                         "crop_size"),
+])
+def test_a_bad_record_is_one_line(tmp_path, generator_pth, capsys, content, expected):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "latest_net_G.pth").write_bytes(generator_pth)
+    (folder / "latest_net_G.json").write_text(content)
+    assert _evaluate([str(folder), "--no-tensorboard"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert expected in errors[0] and "Traceback" not in "".join(errors)
+
+
+def test_a_hand_written_record_gives_a_reference_file_its_data(tmp_path, generator_pth, facades_tgz, monkeypatch):
+    """The record works for any reference .pth: format and data settings are enough; its
+    generator entry checks the file."""
+    from pix2pix_aa.evaluation.checkpoints import CheckpointError, find_checkpoints, load_generator
+    from pix2pix_aa.evaluation.data import data_settings
+
+    weights = tmp_path / "my_run" / "latest_net_G.pth"
+    weights.parent.mkdir()
+    weights.write_bytes(generator_pth)
+    record = {"format": "pix2pix_aa.pretrained/1",
+              "data": {"dataset": "aligned", "data_dir": "sets/mine", "direction": "AtoB", "crop_size": 128}}
+    weights.with_suffix(".json").write_text(json.dumps(record))
+    (path,) = find_checkpoints([str(weights.parent)])  # the folder gives its .pth
+    assert path == weights
+    settings = data_settings(load_generator(path))
+    assert settings.kwargs["data_dir"] == "sets/mine" and settings.kwargs["direction"] == "AtoB"
+    assert settings.kwargs["crop_size"] == 128 and settings.source == str(weights.with_suffix(".json"))
+    assert settings.split == "test"  # no split recorded: evaluate.py's default
+    record["data"]["split"] = "val"  # a set without test/ (maps, edges2shoes): its held-out split
+    weights.with_suffix(".json").write_text(json.dumps(record))
+    assert data_settings(load_generator(path)).split == "val"
+    assert data_settings(load_generator(path), split="train").split == "train"  # --split wins
+    assert "split" not in data_settings(load_generator(path)).kwargs  # not a data module option
+    record["generator"] = {"netG": "unet_128"}
+    weights.with_suffix(".json").write_text(json.dumps(record))
+    with pytest.raises(CheckpointError, match="--netG unet_128 given, but the file holds a reference unet_256"):
+        load_generator(path)
+
+
+def test_fetch_with_the_progress_bar(tmp_path, server, facades_tgz):
+    """fetch() itself, with rich's bar on (as on a terminal): the same bytes, the size returned."""
+    server.state.files["/f.bin"] = facades_tgz
+    dest = tmp_path / "sub" / "f.bin"
+    assert download.fetch(server.url + "/f.bin", dest, progress=True) == len(facades_tgz)
+    assert dest.read_bytes() == facades_tgz and sorted(p.name for p in dest.parent.iterdir()) == ["f.bin"]
