@@ -40,7 +40,7 @@ from pix2pix_aa.evaluation.runner import (
     output_dir_default,
 )
 from pix2pix_aa.evaluation.speed import default_threads, keep_freed_memory
-from pix2pix_aa.metrics.bandwidth import LOWPASS_SIZES
+from pix2pix_aa.metrics.bandwidth import LOWPASS_CHOICES
 
 EXIT_USAGE = 2
 
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "inputs, compared after undoing the roll (default both)")
     m.add_argument("--lowpass", default="bin5", metavar="NAME|none",
                    help="filter of the equal-bandwidth stability: both compared outputs are low-passed by it at "
-                        f"full resolution before the PSNR ({', '.join(LOWPASS_SIZES)}; none: not computed; "
+                        f"full resolution before the PSNR ({LOWPASS_CHOICES}; none: not computed; "
                         "default bin5)")
     m.add_argument("--no-spectrum", dest="spectrum", action="store_false",
                    help="skip the stability spectrum (its FFTs were 8%% of the crop metric's time at 256 px in bf16; "
