@@ -21,7 +21,7 @@ from pix2pix_aa.layers.blur_pool import Blur, BlurPool
 from pix2pix_aa.layers.filters import FilterSpec, LowPass, parse_filter
 from pix2pix_aa.layers.padding import pad_mode
 from pix2pix_aa.layers.polyphase import APSConvTranspose2d, APSDown, parse_antialias
-from pix2pix_aa.networks.blocks import check_choice, conv3
+from pix2pix_aa.networks.convs import check_choice, conv3
 
 __all__ = [
     "ANTIALIAS_MODES",

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from pix2pix_aa.layers.padding import pad_to_multiple
-from pix2pix_aa.networks.blocks import NORMS, check_choice
+from pix2pix_aa.networks.convs import NORMS, check_choice
 
 __all__ = ["Generator", "check_generator_options"]
 

@@ -10,7 +10,8 @@ from torch import nn
 
 from pix2pix_aa.layers.blur_pool import FilterSpec
 from pix2pix_aa.networks.antialias import resolve_downsample
-from pix2pix_aa.networks.blocks import NORMS, check_choice, down_block, norm_factory
+from pix2pix_aa.networks.blocks import down_block
+from pix2pix_aa.networks.convs import NORMS, check_choice, norm_factory
 
 __all__ = ["PatchGANDiscriminator", "PixelDiscriminator"]
 

@@ -14,7 +14,7 @@ Convs have a bias only where the norm has no affine shift (instance norm), excep
 which always has one: 11,383,427 parameters for resnet_9blocks (ngf 64, 3 -> 3, batch norm),
 11,378,179 with instance norm.
 
-Anti-aliasing reuses the U-Net's resolved layer factories (:class:`~pix2pix_aa.networks.blocks.
+Anti-aliasing reuses the U-Net's resolved layer factories (:class:`~pix2pix_aa.networks.antialias.
 Downsample`): ``antialias`` = a filter turns each strided conv into the paper's ConvBlurPool,
 conv3(stride 1) -> norm -> relu -> BlurPool(stride 2) (the stride-1, padding-1 3x3 conv sampled
 at even positions is exactly the reference's stride-2 conv, so the weights keep their meaning);
@@ -36,7 +36,8 @@ from torch import nn
 from pix2pix_aa.layers.filters import FilterSpec
 from pix2pix_aa.networks.antialias import resolve_antialias
 from pix2pix_aa.networks.base import Generator, check_generator_options
-from pix2pix_aa.networks.blocks import Level, PaddedConv2d, assemble, conv3, norm_factory, up_conv
+from pix2pix_aa.networks.blocks import Level, assemble, up_conv
+from pix2pix_aa.networks.convs import PaddedConv2d, conv3, norm_factory
 
 __all__ = ["ResNetGenerator", "ResidualBlock"]
 

@@ -57,7 +57,8 @@ from torch import nn
 
 from pix2pix_aa.networks.antialias import PerLevel, UpsampleAntialias, resolve_antialias
 from pix2pix_aa.networks.base import Generator, check_generator_options
-from pix2pix_aa.networks.blocks import Level, conv3, down_block, norm_factory, up_conv
+from pix2pix_aa.networks.blocks import Level, down_block, up_conv
+from pix2pix_aa.networks.convs import conv3, norm_factory
 
 __all__ = ["UNetGenerator"]
 
