@@ -184,10 +184,10 @@ def upsample_filters(upsample_antialias: Optional[UpsampleAntialias], down: Sequ
     return out
 
 
-def _check_aps_options(antialias: str, pad_type: Optional[str], blur_pad_type: Optional[str], ups: list[str],
-                       modes: list[str], aps_norm: str, upsample_antialias: object) -> int:
-    """The options an APS generator accepts (circular padding, transposed-conv upsampling, the
-    paper's conv -> blur order); returns the APS blur size (0: none).
+def _check_aps_options(antialias: str, size: int, pad_type: Optional[str], blur_pad_type: Optional[str],
+                       ups: list[str], modes: list[str], aps_norm: str, upsample_antialias: object) -> None:
+    """The options an APS generator (``antialias``, blur ``size``, 0: none) accepts: circular
+    padding, transposed-conv upsampling, the paper's conv -> blur order.
 
     Raises:
         ValueError: naming the option that APS cannot take and what it needs.
@@ -209,10 +209,8 @@ def _check_aps_options(antialias: str, pad_type: Optional[str], blur_pad_type: O
     if upsample_antialias not in (None, True, False):
         raise ValueError("APS generators take upsample_antialias None, True or False (the blur is the "
                          f"APS filter), got {upsample_antialias!r}")
-    size = parse_antialias(antialias)[1]
     if upsample_antialias is True and not size:
         raise ValueError(f"upsample_antialias=True needs an antialias filter (got {antialias!r} without one)")
-    return size
 
 
 def resolve_antialias(num_levels: int, antialias: PerLevel = "none",
@@ -245,8 +243,9 @@ def resolve_antialias(num_levels: int, antialias: PerLevel = "none",
         if up not in UPSAMPLE_MODES:
             raise ValueError(f"unknown upsample {up!r}; valid: 'transpose', 'nearest', 'bilinear'")
 
-    if not isinstance(antialias, (list, tuple)) and parse_antialias(antialias)[0]:
-        size = _check_aps_options(antialias, pad_type, blur_pad_type, ups, modes, aps_norm, upsample_antialias)
+    aps, size = (False, 0) if isinstance(antialias, (list, tuple)) else parse_antialias(antialias)
+    if aps:
+        _check_aps_options(antialias, size, pad_type, blur_pad_type, ups, modes, aps_norm, upsample_antialias)
         down = Downsample(parse_filter(size), "aps", "circular", "circular", aps_norm)
         up_filter = NO_FILTER if upsample_antialias is False else down.filt
         return AntiAlias((down,) * n, (Upsample("aps", up_filter, "circular", "circular"),) * n, True, "circular")
