@@ -98,5 +98,6 @@ def test_layout_and_outputs_match_the_record(name: str) -> None:
 if __name__ == "__main__":
     torch.set_num_threads(1)
     RECORD.parent.mkdir(exist_ok=True)
-    RECORD.write_text(json.dumps({n: fingerprint(*c) for n, c in sorted(CASES.items())}, indent=0) + "\n")
+    record = {n: fingerprint(*c) for n, c in sorted(CASES.items())}
+    RECORD.write_text("{\n" + ",\n".join(f"{json.dumps(n)}: {json.dumps(v)}" for n, v in record.items()) + "\n}\n")
     print(f"wrote {RECORD}", file=sys.stderr)
