@@ -47,8 +47,8 @@ from pix2pix_aa.checkpoints import (
     check_state_matches,
     read_checkpoint,
 )
+from pix2pix_aa.console import notice
 from pix2pix_aa.data import Pix2PixDataModule
-from pix2pix_aa.data.image_io import notice
 from pix2pix_aa.module import Pix2PixModule
 from pix2pix_aa.options import (
     check_model_and_data,

@@ -102,6 +102,12 @@ def to_unit(x: torch.Tensor) -> torch.Tensor:
     return (x.detach().float().clamp(-1, 1) + 1) / 2
 
 
+#: The side S of the quick validation stability's shift grid [0, S)^2 (``val/stability_psnr``):
+#: evaluate.py's default grid, the paper's 8 x 8 = 64 shifts. A measurement protocol, fixed, and
+#: deliberately not the ``max_shift`` hyper-parameter, which sets the training shift term's grid.
+VAL_STABILITY_GRID = 8
+
+
 class Pix2PixModule(pl.LightningModule):
     """pix2pix GAN training with optional anti-aliased networks.
 
@@ -118,7 +124,9 @@ class Pix2PixModule(pl.LightningModule):
             two outputs on the region both show (``losses.shift_equivariance_l1``: the error the
             crop-protocol stability reads). Costs G a forward/backward of those extra images.
         shift_images: inputs per step that the shift term uses (1..batch size).
-        max_shift: the shift grid's side S (evaluate.py's default grid is 8).
+        max_shift: the side S of the shift term's grid (training only; evaluate.py's default grid is
+            8). The validation stability figure does not use it: it is always measured on
+            :data:`VAL_STABILITY_GRID`, so runs trained with different grids are measured alike.
         lr, beta1, beta2: Adam settings for both players.
         fused_adam: use PyTorch's fused Adam kernel (one kernel for all of a player's parameters):
             the same update to float32 rounding (max |diff| 7e-9 after 20 steps), 4.5x faster
@@ -215,6 +223,15 @@ class Pix2PixModule(pl.LightningModule):
         self.discriminator = discriminator if discriminator is not None else PatchGANDiscriminator()
         init_weights(self.generator, init_type, init_gain)
         init_weights(self.discriminator, init_type, init_gain)
+        # Per-epoch and per-batch state, None / empty outside the hooks that fill them:
+        # BatchNorm buffers before the batch (on_nonfinite=skip puts them back after a NaN),
+        self._buffers_before_batch: dict[str, torch.Tensor] = {}
+        # outputs' and targets' total variation summed over the epoch's images (collapse check),
+        self._tv_sums: Optional[list[float]] = None
+        # the epoch's quick stability results (first val_stability_images images),
+        self._stability_parts: Optional[list] = None
+        # and predict's (tile, tile_overlap) from the data module (None: whole images).
+        self._predict_tiling: Optional[tuple[int, Optional[int]]] = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.generator(x)
@@ -349,7 +366,7 @@ class Pix2PixModule(pl.LightningModule):
         # The forward passes already updated BatchNorm's running statistics with this batch:
         # put them back, or one NaN batch leaves every later eval output NaN.
         for buf_name, buf in self.named_buffers():
-            saved = getattr(self, "_buffers_before_batch", {}).get(buf_name)
+            saved = self._buffers_before_batch.get(buf_name)
             if saved is not None:
                 buf.copy_(saved)
         return False
@@ -383,7 +400,7 @@ class Pix2PixModule(pl.LightningModule):
         scores = quality(fake_b, real_b)
         self.log_dict({f"{stage}/{k}": float(v) for k, v in scores.items()}, on_epoch=True,
                       sync_dist=True, batch_size=real_a.shape[0])
-        if getattr(self, "_tv_sums", None) is not None:  # for the epoch's TV ratio (collapse check)
+        if self._tv_sums is not None:  # for the epoch's TV ratio (collapse check)
             n = real_a.shape[0]
             self._tv_sums[0] += scores["tv"] * n
             self._tv_sums[1] += scores["tv_target"] * n
@@ -394,29 +411,29 @@ class Pix2PixModule(pl.LightningModule):
     # The quick stability figure: crop protocol on the first ``val_stability_images`` images of
     # the epoch, whatever the batch size (batch 1 must not mean one image), pooled over them.
     def on_validation_epoch_start(self) -> None:
-        self._stability_parts: list = []
+        self._stability_parts = []
         self._tv_sums = [0.0, 0.0]  # outputs', targets' total variation, summed over images
 
     on_test_epoch_start = on_validation_epoch_start
 
     def _stability_on(self, real_a: torch.Tensor) -> None:
         k, n_shifts = self.hparams.val_stability_images, self.hparams.val_stability_shifts
-        parts = getattr(self, "_stability_parts", None)
+        parts = self._stability_parts
         if not k or not n_shifts or parts is None:
             return
         need = k - sum(p.mse.shape[0] for p in parts)
         if need <= 0:
             return
         x = real_a[:need]
-        max_shift = 8
-        shifts = shift_grid(max_shift, num_shifts=n_shifts, seed=0)
-        parts.append(stability_crop(self.generator, reflect_pad_source(x, max_shift), tuple(x.shape[-2:]), shifts))
+        shifts = shift_grid(VAL_STABILITY_GRID, num_shifts=n_shifts, seed=0)
+        parts.append(stability_crop(self.generator, reflect_pad_source(x, VAL_STABILITY_GRID), tuple(x.shape[-2:]),
+                                    shifts))
 
     def _log_tv_ratio(self, stage: str) -> None:
         """``{stage}/tv_ratio`` = TV(outputs) / TV(targets) over the epoch's images; near-constant
         outputs (below COLLAPSE_TV_RATIO, as evaluate.py flags them) get a warning line, since
         their stability figure looks excellent and means nothing."""
-        tv, tv_target = getattr(self, "_tv_sums", None) or (0.0, 0.0)
+        tv, tv_target = self._tv_sums or (0.0, 0.0)
         self._tv_sums = None
         if tv_target <= 0:
             return
@@ -429,7 +446,7 @@ class Pix2PixModule(pl.LightningModule):
 
     def _log_stability(self, stage: str) -> None:
         self._log_tv_ratio(stage)
-        parts = getattr(self, "_stability_parts", None)
+        parts = self._stability_parts
         if not parts:
             return
         # Pooled over every compared element of every image and shift (images may differ in size).
@@ -446,21 +463,26 @@ class Pix2PixModule(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_stability("test")
 
+    def on_predict_start(self) -> None:
+        """Read the tiling options once: they belong to the data module (``--data.tile``,
+        ``--data.tile_overlap``; any data module without them predicts whole images)."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        tile = getattr(datamodule, "tile", None)
+        self._predict_tiling = (tile, getattr(datamodule, "tile_overlap", None)) if tile else None
+
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Each input at its own size: padded to the generator's size multiple (2**num_downs for
         the U-Net) by reflection, generated, and cropped back to the input's H x W. With the data
-        module's ``tile`` set, generated tile by tile on that grid and blended
-        (:func:`pix2pix_aa.tiling.tiled_generate`)."""
+        module's ``tile`` set (read by :meth:`on_predict_start`), generated tile by tile on that
+        grid and blended (:func:`pix2pix_aa.tiling.tiled_generate`)."""
         x = batch["input"]
         h, w = x.shape[-2:]
         multiple = getattr(self.generator, "size_multiple", 1)
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        tile = getattr(datamodule, "tile", None)
-        if tile:
+        if self._predict_tiling is not None:
             from pix2pix_aa.tiling import tiled_generate
 
-            fake = tiled_generate(self.generator, pad_to_multiple(x, multiple), tile,
-                                  getattr(datamodule, "tile_overlap", None), multiple)[..., :h, :w]
+            tile, overlap = self._predict_tiling
+            fake = tiled_generate(self.generator, pad_to_multiple(x, multiple), tile, overlap, multiple)[..., :h, :w]
         else:
             fake = self.generator(pad_to_multiple(x, multiple))[..., :h, :w]
         return {"name": batch["name"], "image": to_unit(fake)}

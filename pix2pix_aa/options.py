@@ -22,7 +22,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from pix2pix_aa.data.image_io import notice
+from pix2pix_aa.console import notice
 from pix2pix_aa.losses import max_shift_problem
 
 __all__ = ["LIGHTNING_FLAGS", "REFERENCE_FLAGS", "check_model_and_data", "check_schedule", "check_shift_term",

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from pix2pix_aa.compat import batches_in_checkpoint
-from pix2pix_aa.data.image_io import notice
+from pix2pix_aa.console import notice
 
 __all__ = ["OptionMerge", "explicit_keys", "merge_checkpoint_options", "resolve_last_checkpoint", "run_folders",
            "set_purge_step"]

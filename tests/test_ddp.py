@@ -29,6 +29,11 @@ TESTS = Path(__file__).resolve().parent
 DDP_STRATEGY = "ddp"  # the CLI turns it into ddp_find_unused_parameters_true (cli.gan_strategy)
 
 
+#: The tests on the 2-process fit below share it (46 s of set-up on the shared 2-core machine):
+#: all of them are slow, so that ``-m "not slow"`` never pays for it.
+SLOW_DDP = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def ddp_run(tmp_path_factory, write_tiny_config) -> Path:
     """One epoch of the tiny config on 2 CPU processes: 8 train images -> 2 batches of 2 per rank;
@@ -49,6 +54,7 @@ def _probe(folder: Path, rank: int) -> dict:
     return json.loads((folder / "rank_probe" / f"rank{rank}.json").read_text())
 
 
+@SLOW_DDP
 def test_both_ranks_step_on_disjoint_data_and_end_with_identical_weights(ddp_run):
     ranks = [_probe(ddp_run, r) for r in (0, 1)]
     for r, rec in enumerate(ranks):
@@ -68,6 +74,7 @@ def test_both_ranks_step_on_disjoint_data_and_end_with_identical_weights(ddp_run
         assert ranks[0]["metrics"][key] == ranks[1]["metrics"][key], key
 
 
+@SLOW_DDP
 def test_rank_zero_alone_writes_one_checkpoint_folder_and_one_event_file(ddp_run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -85,6 +92,7 @@ def test_rank_zero_alone_writes_one_checkpoint_folder_and_one_event_file(ddp_run
     assert len(events.Images("val/images")) == 1
 
 
+@SLOW_DDP
 def test_validation_metric_equals_single_process_run_on_the_same_weights(ddp_run, run_cli):
     ddp = _probe(ddp_run, 0)["metrics"]
     cli = run_cli(ddp_run, ["validate", "--config", "tiny.yaml", "--trainer.logger", "false",
@@ -97,6 +105,7 @@ def test_validation_metric_equals_single_process_run_on_the_same_weights(ddp_run
     assert ddp["val/stability_psnr"] == pytest.approx(single["val/stability_psnr"], abs=0.05)  # ~70 dB
 
 
+@SLOW_DDP
 def test_parallel_evaluation_gives_the_single_process_numbers(ddp_run, monkeypatch, tmp_path):
     from pix2pix_aa.evaluation.cli import main as evaluate_main
 
@@ -115,6 +124,7 @@ def test_parallel_evaluation_gives_the_single_process_numbers(ddp_run, monkeypat
     assert numbers(tmp_path / "two") == numbers(tmp_path / "one")
 
 
+@SLOW_DDP
 def test_distributed_evaluation_path_merges_gathered_chunks(ddp_run, tmp_path):
     """The torchrun code path (init, shard, all_gather_object, merge) in a 1-rank gloo group."""
     import torch.distributed as dist

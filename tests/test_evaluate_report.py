@@ -94,6 +94,18 @@ def test_unknown_lowpass_is_one_error_line(trained_run, monkeypatch, tmp_path, c
     assert err.startswith("error: unknown low-pass filter 'gauss'") and "Traceback" not in err
 
 
+def test_every_network_filter_is_a_lowpass_kaiser9_included(trained_run, monkeypatch, tmp_path):
+    # The equal-bandwidth filter takes the names the networks take (one list, layers/filters.py).
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    fast = ["--max-images", "1", "--shifts", "2", "--noise", "none", "--layers", "none", "--protocol", "crop",
+            "--flicker-frames", "0", "--no-progress", "--no-tensorboard"]
+    assert evaluate_main([str(run), "--lowpass", "kaiser9", *fast, "--out", str(tmp_path)]) == 0
+    (model,) = json.loads((tmp_path / "results.json").read_text())["models"].values()
+    eb = model["crop"]["equal_bandwidth"]
+    assert eb["lowpass"] == "kaiser9" and eb["lowpass_radius"] == 4
+
+
 def test_tensorboard_heatmaps_share_the_colour_scale_of_the_pngs(results, monkeypatch, tmp_path):
     (flat, aliasing), opts = results
     seen: list[tuple] = []

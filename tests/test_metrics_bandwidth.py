@@ -18,6 +18,7 @@ from pix2pix_aa.metrics.bandwidth import (
     band_index,
     high_frequency_energy,
     lowpass,
+    resolve_lowpass,
     spectrum_db,
 )
 from pix2pix_aa.metrics.merge import merge_stability
@@ -152,6 +153,29 @@ def test_lowpass_keeps_constants_and_commutes_with_roll_when_circular():
         lowpass(x, "bin9")
     with pytest.raises(ValueError, match="unknown low-pass"):
         stability_circular(lambda t: t, x, [(1, 0)], lowpass="gauss")
+
+
+def test_every_antialiasing_filter_is_an_equal_bandwidth_filter_kaiser9_passes_a_cosine_by_its_response():
+    # kaiser9 is scipy.signal.firwin(9, 0.25, width=0.25, fs=1) (docs/DESIGN.md section 2); on a
+    # circular cosine a symmetric 9-tap filter multiplies it by its real response
+    # H(f) = sum_n h[n] cos(2 pi f (n - 4)), computed here from scipy's taps, not from ours.
+    signal = pytest.importorskip("scipy.signal")
+    taps = signal.firwin(9, 0.25, width=0.25, fs=1.0)
+    for f in (0.0625, 0.125, 0.1875):
+        gain = float(sum(h * math.cos(2 * math.pi * f * (n - 4)) for n, h in enumerate(taps)))
+        y = lowpass(_cosine(0, f), "kaiser9", border="circular")
+        assert torch.allclose(y, gain * _cosine(0, f), atol=1e-12), f
+    name, _, _, radius = resolve_lowpass("kaiser9")
+    assert (name, radius) == ("kaiser9", 4)
+    # The crop protocol then leaves out the 4 pixels per side that the 9-tap support reaches.
+    r = stability_crop(lambda t: t, reflect_pad_source(_noise(), 6), 64, shift_grid(7), lowpass="kaiser9")
+    eb = r.equal_bandwidth
+    assert eb.pooled_psnr == MAX_PSNR_DB and eb.lowpass == "kaiser9"
+    assert eb.counts[r.shifts.index((6, 1))] == 3 * (64 - 6 - 8) * (64 - 1 - 8)
+    with pytest.raises(ValueError, match=r"unknown low-pass filter 'kaiser99'; valid: .*'kaiser<N>"):
+        resolve_lowpass("kaiser99")
+    with pytest.raises(ValueError, match="unknown low-pass filter 'none'"):
+        lowpass(_noise(), "none")
 
 
 # --- sharpness ratios ------------------------------------------------------------------------

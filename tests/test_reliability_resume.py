@@ -41,6 +41,7 @@ def _steps(run_dir: Path, tag: str) -> list[int]:
     return [e.step for e in events.Scalars(tag)]
 
 
+@pytest.mark.slow  # three trainings, one killed in a subprocess: 25 s on the shared 2-core machine
 def test_sigkill_then_resume_from_last_matches_an_uninterrupted_run(tmp_path, write_tiny_config, run_cli):
     # One 32 px training image (batch 1): the DataLoader's shuffle order cannot differ after the
     # resume (see test_reliability.py's xfail), so the weights can be compared bit for bit.

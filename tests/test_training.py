@@ -9,7 +9,7 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from pix2pix_aa.losses import gan_loss
-from pix2pix_aa.module import Pix2PixModule, linear_decay_factor
+from pix2pix_aa.module import VAL_STABILITY_GRID, Pix2PixModule, linear_decay_factor
 from pix2pix_aa.networks import PatchGANDiscriminator, UNetGenerator
 
 
@@ -104,6 +104,23 @@ def test_lr_schedule_matches_the_pix2pix_formula(epoch, expected):
     for _ in range(epoch):
         sched_g.step()
     assert sched_g.get_last_lr()[0] == pytest.approx(2e-4 * expected)
+
+
+def test_the_validation_stability_grid_is_the_evaluation_default_whatever_the_training_grid():
+    # max_shift is the training shift term's grid; val/stability_psnr is a measurement on
+    # evaluate.py's default 8 x 8 grid, so runs trained with different grids compare.
+    assert VAL_STABILITY_GRID == 8
+    module = Pix2PixModule(UNetGenerator(num_downs=2, ngf=2), PatchGANDiscriminator(ndf=2, n_layers=1),
+                           lambda_shift=1.0, max_shift=2, val_stability_images=1, val_stability_shifts=63).eval()
+    assert module._stability_parts is None and module._tv_sums is None  # no epoch started yet
+    module.on_validation_epoch_start()
+    with torch.no_grad():
+        module._stability_on(torch.rand(2, 3, 16, 16) * 2 - 1)
+    (part,) = module._stability_parts
+    assert part.grid_size == 8 and part.mse.shape[0] == 1  # val_stability_images=1 of the batch's 2
+    grid = {(dy, dx) for dy in range(8) for dx in range(8)} - {(0, 0)}
+    assert set(part.shifts) <= grid and len(part.shifts) >= 60
+    assert max(max(s) for s in part.shifts) == 7  # shifts of up to 7 px: not the [0, 2)^2 training grid
 
 
 class _StepRecorder(pl.Callback):

@@ -8,7 +8,7 @@ from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.callbacks import TQDMProgressBar
 
 from pix2pix_aa.compat import batches_that_stepped
-from pix2pix_aa.data.image_io import notice
+from pix2pix_aa.console import notice
 
 __all__ = ["QuietProgressBar", "StopAfterIterations"]
 

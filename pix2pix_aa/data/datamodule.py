@@ -31,6 +31,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from pix2pix_aa.console import notice
 from pix2pix_aa.data.datasets import (
     DIRECTIONS,
     AlignedDataset,
@@ -40,7 +41,7 @@ from pix2pix_aa.data.datasets import (
     PairedFolderDataset,
     check_options,
 )
-from pix2pix_aa.data.image_io import GrayscalePolicy, notice
+from pix2pix_aa.data.image_io import GrayscalePolicy
 from pix2pix_aa.data.transforms import PREPROCESS, VARIABLE_SIZE, Preprocess
 
 __all__ = ["DATASETS", "Pix2PixDataModule", "RankSeededDataset", "rank_seed"]

@@ -21,6 +21,7 @@ from typing import Literal, Union, get_args
 import torch
 from torch.utils.data import Dataset
 
+from pix2pix_aa.console import notice
 from pix2pix_aa.data.image_io import (
     CHANNELS,
     GRAYSCALE_POLICIES,
@@ -31,7 +32,6 @@ from pix2pix_aa.data.image_io import (
     image_header,
     is_image_file,
     list_images,
-    notice,
     open_oriented,
     paths_summary,
     pil_to_tensor,

@@ -24,7 +24,6 @@ before; datasets re-check the decoded sizes where a mismatch would misalign a pa
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal, get_args
@@ -32,6 +31,8 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from pix2pix_aa.console import notice
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -42,7 +43,6 @@ __all__ = [
     "list_images",
     "natural_key",
     "unexpected_mode",
-    "notice",
 ]
 
 #: File types Pillow decodes that the data sets accept (lower-case; matched case-insensitively).
@@ -59,14 +59,6 @@ _GRAY_MODES = {"L", "1", "I", "I;16", "I;16B", "I;16L", "I;16N"}
 _SIXTEEN_BIT = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
 # EXIF orientations 5-8 are a transpose or a 90/270-degree rotation: width and height swap.
 _SWAPS_AXES = {5, 6, 7, 8}
-
-
-def notice(message: str) -> None:
-    """Print one plain ``[pix2pix_aa] ...`` line to stderr (no warning machinery, no source line);
-    under torch.distributed only on rank 0, so a line is not repeated once per process."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
-        return
-    print(f"[pix2pix_aa] {message}", file=sys.stderr, flush=True)
 
 
 def natural_key(path: Path) -> list:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -40,7 +41,7 @@ from pix2pix_aa.evaluation.runner import (
     output_dir_default,
 )
 from pix2pix_aa.evaluation.speed import default_threads, keep_freed_memory
-from pix2pix_aa.metrics.bandwidth import LOWPASS_SIZES
+from pix2pix_aa.metrics.bandwidth import LOWPASS_CHOICES
 
 EXIT_USAGE = 2
 
@@ -92,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "inputs, compared after undoing the roll (default both)")
     m.add_argument("--lowpass", default="bin5", metavar="NAME|none",
                    help="filter of the equal-bandwidth stability: both compared outputs are low-passed by it at "
-                        f"full resolution before the PSNR ({', '.join(LOWPASS_SIZES)}; none: not computed; "
+                        f"full resolution before the PSNR ({LOWPASS_CHOICES}; none: not computed; "
                         "default bin5)")
     m.add_argument("--no-spectrum", dest="spectrum", action="store_false",
                    help="skip the stability spectrum (its FFTs were 8%% of the crop metric's time at 256 px in bf16; "
@@ -208,7 +209,35 @@ def _size_problem(generator: torch.nn.Module, size: tuple[int, int]) -> Optional
             f"{generator.size_multiple}, or the size the checkpoint was trained at")
 
 
-def run(args: argparse.Namespace) -> int:
+@dataclass
+class _Invocation:
+    """What one ``evaluate.py`` run carries from step to step: its flags, where this process sits
+    among the ranks, and every error so far (by checkpoint, argument or label). All ranks compute;
+    rank 0 speaks and writes the files."""
+
+    args: argparse.Namespace
+    rank: int
+    world_size: int
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def report(self, message: str) -> None:
+        """One ``error: ...`` line on stderr (rank 0 only)."""
+        if self.rank == 0:
+            print(f"error: {message}", file=sys.stderr)
+
+    def fail(self, key: str, message: str, line: Optional[str] = None) -> None:
+        """Record ``message`` as the error of ``key`` and report ``line`` (default: the message)."""
+        self.errors[key] = message
+        self.report(message if line is None else line)
+
+
+def _check_launch(args: argparse.Namespace) -> tuple[int, int, int]:
+    """``(rank, world_size, local_rank)`` of this process, after checking ``--num-processes`` and
+    ``--threads`` against the launch (torchrun or not).
+
+    Raises:
+        ValueError: one line naming the flag.
+    """
     if args.num_processes < 1:
         raise ValueError(f"--num-processes must be >= 1, got {args.num_processes}")
     rank, world_size, local_rank = distributed_env()
@@ -217,14 +246,26 @@ def run(args: argparse.Namespace) -> int:
                          "use torchrun's --nproc_per_node to choose the number of processes")
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    opts = EvalOptions(max_shift=args.shifts, num_shifts=args.num_shifts, protocol=args.protocol,
+    return rank, world_size, local_rank
+
+
+def eval_options(args: argparse.Namespace) -> EvalOptions:
+    """The metric options of the command line (validated by :class:`EvalOptions`)."""
+    return EvalOptions(max_shift=args.shifts, num_shifts=args.num_shifts, protocol=args.protocol,
                        layers=None if args.layers == "none" else args.layers.split(","), noise=tuple(args.noise),
                        margin=args.margin, batch_size=args.batch_size, seed=args.seed, chunk=args.chunk,
                        lowpass=args.lowpass, spectrum=args.spectrum, flicker_frames=args.flicker_frames,
                        flicker_images=args.flicker_images, samples=args.samples, precision=args.precision,
                        channels_last=args.channels_last, compile=args.compile)
-    # Threads: --threads per process if given; else a single process keeps torch's default (the
-    # cores it may use, or OMP_NUM_THREADS) and a local pool splits the cores between its workers.
+
+
+def _set_up_process(args: argparse.Namespace) -> Optional[int]:
+    """The process-wide settings of an evaluation (the allocator's ``--allocator keep``, torch's
+    thread count); returns the threads per worker process (None: torch's default).
+
+    Threads: ``--threads`` per process if given; else a single process keeps torch's default (the
+    cores it may use, or OMP_NUM_THREADS) and a local pool splits the cores between its workers.
+    """
     threads = args.threads
     if threads is None and args.num_processes > 1:
         threads = default_threads(args.num_processes)
@@ -232,42 +273,48 @@ def run(args: argparse.Namespace) -> int:
         keep_freed_memory()
     if args.threads is not None and args.num_processes == 1:
         torch.set_num_threads(args.threads)
-    device = _device(args.device)
+    return threads
+
+
+def _rank_device(name: str, world_size: int, local_rank: int) -> torch.device:
+    """``--device``, with one GPU per rank of the node under torchrun."""
+    device = _device(name)
     if world_size > 1 and device.type == "cuda" and device.index is None:
         device = torch.device("cuda", local_rank)  # one GPU per rank of the node
+    return device
 
-    def report_error(message: str) -> None:  # all ranks compute; rank 0 speaks and writes files
-        if rank == 0:
-            print(f"error: {message}", file=sys.stderr)
 
+def _load_checkpoints(run: _Invocation) -> list[LoadedGenerator]:
+    """Every checkpoint the arguments name that loads; the others are errors."""
+    args = run.args
     loaded: list[LoadedGenerator] = []
-    errors: dict[str, str] = {}
     paths: list[Path] = []
     for given in args.checkpoints:  # one argument at a time: a folder without checkpoints (a run
         try:                          # that failed at start-up) is one error line, not the end
             paths += find_checkpoints([given])
         except CheckpointError as e:
-            errors[given] = str(e)
-            report_error(str(e))
+            run.fail(given, str(e))
     for path in paths:
         try:
             loaded.append(load_generator(path, trust=args.trust_checkpoint, reference=dict(
                 netG=args.netG, norm=args.norm, ngf=args.ngf, input_nc=args.input_nc, output_nc=args.output_nc)))
         except CheckpointError as e:
-            errors[str(path)] = str(e)
-            report_error(str(e))
-    if not loaded:
-        report_error("no checkpoint could be loaded")
-        return EXIT_USAGE
-    # Each checkpoint on its own data settings; checkpoints with equal settings share the images.
+            run.fail(str(path), str(e))
+    return loaded
+
+
+def _group_by_data(run: _Invocation, loaded: list[LoadedGenerator]
+                   ) -> dict[str, tuple[DataSettings, list[LoadedGenerator]]]:
+    """Each checkpoint on its own data settings; checkpoints with equal settings share the images.
+    Settings given on the command line against the recorded ones are printed as a note."""
+    args = run.args
     groups: dict[str, tuple[DataSettings, list[LoadedGenerator]]] = {}
     for item in loaded:
         try:
             settings = data_settings(item, split=args.split, data_dir=args.data_dir, dataset=args.dataset,
                                      direction=args.direction, size=args.size)
         except ValueError as e:
-            errors[item.label] = str(e)
-            report_error(str(e))
+            run.fail(item.label, str(e))
             continue
         if settings.trained_with:  # legitimate (e.g. a held-out set), but never unannounced
             given = {"--data-dir": args.data_dir, "--dataset": args.dataset, "--direction": args.direction,
@@ -276,57 +323,67 @@ def run(args: argparse.Namespace) -> int:
                                                      for flag, was in settings.trained_with.items())
                   + f"; recorded settings from {settings.source}", file=sys.stderr)
         groups.setdefault(settings.key, (settings, []))[1].append(item)
+    return groups
+
+
+Batch = tuple[DataSettings, list[LoadedGenerator], torch.Tensor, torch.Tensor]
+
+
+def _load_batches(run: _Invocation, groups: dict[str, tuple[DataSettings, list[LoadedGenerator]]]) -> list[Batch]:
+    """The images of every data group, with the checkpoints that can take their size; a group
+    whose data does not load, and a checkpoint that cannot take the size, are errors."""
     batches = []
     for settings, items in groups.values():
         try:
-            inputs, targets = load_data(settings, args.max_images)
+            inputs, targets = load_data(settings, run.args.max_images)
         except (ValueError, FileNotFoundError) as e:
-            if args.debug:
+            if run.args.debug:
                 raise
+            message = f"data {settings.describe()}: {e}"
             for item in items:
-                errors[item.label] = f"data {settings.describe()}: {e}"
-                report_error(f"{item.label}: data {settings.describe()}: {e}")
+                run.fail(item.label, message, f"{item.label}: {message}")
             continue
         fitting = []
         for item in items:  # refused here, before the progress bar, in evaluate.py's own terms
             problem = _size_problem(item.generator, tuple(inputs.shape[-2:]))
             if problem:
-                errors[item.label] = problem
-                report_error(f"{item.label}: data {settings.describe()}: {problem}")
+                run.fail(item.label, problem, f"{item.label}: data {settings.describe()}: {problem}")
             else:
                 fitting.append(item)
         if fitting:
             batches.append((settings, fitting, inputs, targets))
-    if not batches:
-        return EXIT_USAGE
-    out_dir = args.out or output_dir_default()
+    return batches
+
+
+def _evaluate_batches(run: _Invocation, batches: list[Batch], opts: EvalOptions, device: torch.device,
+                      threads: Optional[int]) -> list[tuple[LoadedGenerator, ModelResult]]:
+    """Every checkpoint on its images, under one progress bar; a model that fails is an error."""
     total = sum(len(items) * inputs.shape[0] for _, items, inputs, _ in batches)
     done: list[tuple[LoadedGenerator, ModelResult]] = []
-    with _progress(total, not args.no_progress and rank == 0) as progress:
+    with _progress(total, not run.args.no_progress and run.rank == 0) as progress:
         task = progress.add_task("evaluating", total=total)
         for settings, items, inputs, targets in batches:
-            group_done, model_errors = _evaluate_all(items, inputs, targets, opts, device, args.num_processes,
-                                                     world_size, progress, task, settings.provenance(inputs),
-                                                     threads=threads, keep_memory=args.allocator == "keep")
+            group_done, model_errors = _evaluate_all(items, inputs, targets, opts, device, run.args.num_processes,
+                                                     run.world_size, progress, task, settings.provenance(inputs),
+                                                     threads=threads, keep_memory=run.args.allocator == "keep")
             done += group_done
             for label, message in model_errors.items():
-                report_error(f"{label}: {message}")
-            errors.update(model_errors)
-    order = {id(item): k for k, item in enumerate(loaded)}
-    done.sort(key=lambda pair: order[id(pair[0])])  # rows in the order the checkpoints were given
-    if not done:
-        return EXIT_USAGE
-    if rank != 0:
-        return EXIT_USAGE if errors else 0
+                run.fail(label, message, f"{label}: {message}")
+    return done
+
+
+def _write_outputs(run: _Invocation, done: list[tuple[LoadedGenerator, ModelResult]], opts: EvalOptions,
+                   device: torch.device, threads: Optional[int], out_dir: Path) -> None:
+    """Rank 0: the report files, TensorBoard beside each run, and the table on stdout."""
     results = [r for _, r in done]
     # How the work was split: the figures do not depend on it (tested), the time does.
-    execution = {"num_processes": args.num_processes, "world_size": world_size,
+    execution = {"num_processes": run.args.num_processes, "world_size": run.world_size,
                  "threads_per_process": threads if threads is not None else torch.get_num_threads(),
                  "device": str(device)}
     files = write_report(results, out_dir, {**options_dict(opts), "execution": execution, "code": code_version()},
-                         errors)
+                         run.errors)
     table = markdown_table(results)
-    if not args.no_tensorboard:
+    if not run.args.no_tensorboard:
         ranges = heatmap_ranges(results)
         for item, result in done:
             log_to_tensorboard(result, item.run_dir / "evaluation", table, step=item.epoch or 0, ranges=ranges,
@@ -334,7 +391,31 @@ def run(args: argparse.Namespace) -> int:
     print(table)
     print("\n" + table_notes(results, options_dict(opts)))
     print(f"\nwrote {', '.join(sorted({str(p.name) for p in files.values()})[:6])} ... to {out_dir}")
-    return EXIT_USAGE if errors else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """One evaluation, step by step; the exit code (2 when anything failed)."""
+    rank, world_size, local_rank = _check_launch(args)
+    opts = eval_options(args)
+    threads = _set_up_process(args)
+    device = _rank_device(args.device, world_size, local_rank)
+    state = _Invocation(args, rank, world_size)
+    loaded = _load_checkpoints(state)
+    if not loaded:
+        state.report("no checkpoint could be loaded")
+        return EXIT_USAGE
+    batches = _load_batches(state, _group_by_data(state, loaded))
+    if not batches:
+        return EXIT_USAGE
+    out_dir = args.out or output_dir_default()
+    done = _evaluate_batches(state, batches, opts, device, threads)
+    order = {id(item): k for k, item in enumerate(loaded)}
+    done.sort(key=lambda pair: order[id(pair[0])])  # rows in the order the checkpoints were given
+    if not done:
+        return EXIT_USAGE
+    if rank == 0:
+        _write_outputs(state, done, opts, device, threads, out_dir)
+    return EXIT_USAGE if state.errors else 0
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -17,6 +17,7 @@ from typing import Optional
 import numpy as np
 
 from pix2pix_aa.evaluation.runner import ModelResult
+from pix2pix_aa.evaluation.table import TABLE_COLUMNS, slug, table_cells, table_order
 
 __all__ = ["write_index_html", "write_panning_gif", "write_samples"]
 
@@ -112,12 +113,9 @@ def write_index_html(results: Sequence[ModelResult], out_dir: Path, files: dict,
         notes: the text under the table (paragraphs separated by blank lines).
         code: ``{"version", "git_commit"}`` of the code that computed the numbers.
     """
-    from pix2pix_aa.evaluation.report import TABLE_COLUMNS, _fmt, _order, slug
-
-    rows = [r.row() for r in _order(results)]
     head = "".join(f"<th>{html.escape(h)}</th>" for _, h in TABLE_COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(row.get(k), k, row))}</td>" for k, _ in TABLE_COLUMNS)
-                   + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells) + "</tr>"
+                   for cells in table_cells(results))
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Stability evaluation</title>",
         "<style>body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;"
@@ -139,7 +137,7 @@ def write_index_html(results: Sequence[ModelResult], out_dir: Path, files: dict,
         captions = " | ".join(c for c, _ in panning_columns(results))
         parts += ["<h2>Panning</h2>", f"<p>A window moving 1 pixel per frame along a diagonal; columns: "
                   f"{html.escape(captions)}.</p>", gif]
-    for r in _order(results):
+    for r in table_order(results):
         figures = []
         for key, caption in ((f"stability_crop_{r.label}", "crop stability per shift"),
                              (f"stability_circular_{r.label}", "circular stability per shift"),

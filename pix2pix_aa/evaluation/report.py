@@ -1,43 +1,28 @@
-"""Writing evaluation results: JSON, CSV, a Markdown table, heatmaps, and TensorBoard."""
+"""Writing evaluation results: JSON, CSV, the Markdown report, heatmaps, and TensorBoard.
+
+The results table itself (columns, cell format, order) is :mod:`pix2pix_aa.evaluation.table`,
+shared with the HTML page (:mod:`pix2pix_aa.evaluation.page`); ``TABLE_COLUMNS`` and
+``markdown_table`` are re-exported here, where callers have always found them."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
+from pix2pix_aa.evaluation.page import write_index_html, write_panning_gif, write_samples
 from pix2pix_aa.evaluation.runner import COLLAPSE_TV_RATIO, ModelResult
+from pix2pix_aa.evaluation.table import TABLE_COLUMNS, markdown_table, slug
 from pix2pix_aa.metrics.plots import plot_feature_distance, plot_stability_heatmap, plot_stability_spectrum
 
 __all__ = ["DEFINITIONS", "HPARAM_METRICS", "TABLE_COLUMNS", "data_note", "generator_hparams", "heatmap_ranges",
            "log_to_tensorboard", "markdown_report",
            "markdown_table", "table_notes", "write_report"]
-
-#: (row key, header) of the Markdown table, one row per checkpoint. Stability headline: pooled.
-TABLE_COLUMNS = [
-    ("model", "model"),
-    ("filter", "filter"),
-    ("epoch", "epoch"),
-    ("step", "step"),
-    ("stability_crop_pooled_db", "crop pooled (dB)"),
-    ("stability_crop_eb_pooled_db", "crop pooled, equal bandwidth (dB)"),
-    ("stability_crop_mean_db", "crop mean (dB)"),
-    ("stability_circular_pooled_db", "circular pooled (dB)"),
-    ("stability_circular_eb_pooled_db", "circular pooled, equal bandwidth (dB)"),
-    ("flicker_pooled_db", "panning flicker (dB)"),
-    ("quality_psnr", "PSNR to target (dB)"),
-    ("quality_ssim", "SSIM"),
-    ("quality_l1", "L1"),
-    ("tv_ratio", "TV ratio"),
-    ("hf_ratio", "HF ratio"),
-    ("seconds", "seconds"),
-]
 
 #: What the table's words mean: printed under every table and in ``evaluate.py --help``.
 DEFINITIONS = (
@@ -55,33 +40,6 @@ DEFINITIONS = (
     "seen (one G and one D update each). filter = the encoder's anti-aliasing filter, then in brackets the "
     "generator's design options set away from their defaults (decoder filters, mode, full-resolution path), and "
     "after a semicolon the shift-equivariance term it was trained with, if any.")
-
-
-def _fmt(value, key: str, row: dict) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        text = f"{value:.2f}" if key.endswith("_db") or key in ("quality_psnr", "seconds") else f"{value:.4f}"
-        if row.get("collapsed") and (key.startswith("stability_") or key.startswith("flicker_")):
-            text += " (collapsed)"
-        return text
-    if key == "model" and row.get("collapsed"):
-        return f"{value} (collapsed)"
-    return str(value)
-
-
-def _order(results: Sequence[ModelResult]) -> list[ModelResult]:
-    """The given order, with collapsed models last: a near-constant output must not top a table."""
-    return [r for r in results if not r.collapsed] + [r for r in results if r.collapsed]
-
-
-def markdown_table(results: Sequence[ModelResult]) -> str:
-    """One row per checkpoint (:data:`TABLE_COLUMNS`); collapsed models last and marked."""
-    rows = [r.row() for r in _order(results)]
-    head = "| " + " | ".join(h for _, h in TABLE_COLUMNS) + " |"
-    rule = "|" + "|".join("---" for _ in TABLE_COLUMNS) + "|"
-    body = ["| " + " | ".join(_fmt(row.get(k), k, row) for k, _ in TABLE_COLUMNS) + " |" for row in rows]
-    return "\n".join([head, rule, *body])
 
 
 def table_notes(results: Sequence[ModelResult], options: dict) -> str:
@@ -130,10 +88,6 @@ def _describe_data(data: dict) -> str:
     size = data.get("image_size") or ["?", "?"]
     return (f"{data.get('data_dir')} ({data.get('dataset')}), split {data.get('split')}, {data.get('direction')}, "
             f"{size[0]}x{size[1]} px, {data.get('images')} images")
-
-
-def slug(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or "model"
 
 
 def _shared_range(results: Sequence[ModelResult], attr: str) -> tuple[Optional[float], Optional[float]]:
@@ -204,7 +158,6 @@ def write_report(results: Sequence[ModelResult], out_dir: Path, options: dict, e
             _close(plot_feature_distance(r.features, path, title=f"{r.label} [{r.antialias}]: feature distance",
                                          vmax=max(tops) if tops else None))
             files[f"features_{r.label}"] = path
-    from pix2pix_aa.evaluation.page import write_index_html, write_panning_gif, write_samples
 
     gif = write_panning_gif(results, out_dir / "panning.gif")
     if gif is not None:

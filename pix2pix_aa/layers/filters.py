@@ -32,6 +32,7 @@ from typing import Union
 import torch
 
 __all__ = [
+    "FILTER_NAMES",
     "FILTER_SIZES",
     "FilterSpec",
     "LowPass",
@@ -63,6 +64,10 @@ _MAX_TAPS = 15
 _KAISER_RE = re.compile(r"^kaiser(\d+)(?:_c([0-9.]+))?(?:_w([0-9.]+))?$")
 
 FilterSpec = Union[str, int, None]
+
+#: The filter names for messages and help texts (besides ``none`` and the sizes 1..7).
+FILTER_NAMES = (", ".join(repr(k) for k in FILTER_SIZES if k != "none")
+                + f" or 'kaiser<N>[_c<cutoff>][_w<width>]' (N = 2..{_MAX_TAPS} taps)")
 
 
 @dataclass(frozen=True)

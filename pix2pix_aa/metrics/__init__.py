@@ -6,7 +6,7 @@ Plots live in :mod:`pix2pix_aa.metrics.plots` (imports matplotlib).
 """
 
 from pix2pix_aa.metrics._batching import default_batch_size
-from pix2pix_aa.metrics.bandwidth import LOWPASS_SIZES, band_energy, high_frequency_energy, lowpass
+from pix2pix_aa.metrics.bandwidth import LOWPASS_CHOICES, band_energy, high_frequency_energy, lowpass
 from pix2pix_aa.metrics.consistency import ConsistencyResult, consistency, patch_consistency
 from pix2pix_aa.metrics.features import FeatureDistanceResult, cosine_distance, feature_distance
 from pix2pix_aa.metrics.psnr import DATA_RANGE, MAX_PSNR_DB, mse_per_image, pooled_psnr, psnr, psnr_from_mse
@@ -18,7 +18,7 @@ from pix2pix_aa.metrics.stability import StabilityResult, stability_circular, st
 __all__ = [
     "COLLAPSE_TV_RATIO",
     "DATA_RANGE",
-    "LOWPASS_SIZES",
+    "LOWPASS_CHOICES",
     "MAX_PSNR_DB",
     "ConsistencyResult",
     "FeatureDistanceResult",

@@ -1,7 +1,8 @@
 """Bandwidth-aware views of stability and sharpness (docs/DESIGN.md section 5b).
 
 * :func:`lowpass`: the common filter of the *equal-bandwidth* stability (both compared outputs
-  go through it before the error), a binomial blur named as the anti-aliasing filters.
+  go through it before the error): any of the anti-aliasing filters (binomial or Kaiser sinc),
+  named and designed by :mod:`pix2pix_aa.layers.filters`, the one home of the filter names.
 * :func:`band_energy`: windowed spectral energy of images in radial octave bands, the building
   block of the *stability spectrum* (10 log10 of output energy / inconsistency energy per band).
 * :func:`high_frequency_energy`: energy above half Nyquist, for the sharpness ratio to targets.
@@ -22,12 +23,16 @@ from typing import Optional, Union
 
 import torch
 
-__all__ = ["LOWPASS_SIZES", "NUM_BANDS", "band_edges", "band_energy", "band_index", "hann_window2d",
+# The filter design is plain torch (no nn.Module, no Lightning): sharing it keeps one list of
+# filter names, so every filter a network takes is also an equal-bandwidth filter.
+from pix2pix_aa.layers.filters import FILTER_NAMES, LowPass, lowpass_filter, parse_filter
+
+__all__ = ["LOWPASS_CHOICES", "NUM_BANDS", "band_edges", "band_energy", "band_index", "hann_window2d",
            "high_frequency_energy", "lowpass", "lowpass_radius", "resolve_lowpass", "spectrum_db"]
 
-#: Names of the equal-bandwidth filters -> binomial size (as the anti-aliasing filters of
-#: Zhang 2019: Rect-2 [1, 1] ... Bin-7); ``none`` turns the equal-bandwidth figure off.
-LOWPASS_SIZES: dict[str, int] = {"rect2": 2, "tri3": 3, "bin4": 4, "bin5": 5, "bin6": 6, "bin7": 7}
+#: The equal-bandwidth filters, for help texts: the anti-aliasing filters (Zhang 2019's binomials
+#: Rect-2 [1, 1] ... Bin-7, and Kaiser-windowed sincs); ``none`` turns the figure off.
+LOWPASS_CHOICES: str = FILTER_NAMES
 
 #: Octave bands of the stability spectrum.
 NUM_BANDS: int = 5
@@ -37,24 +42,34 @@ NUM_BANDS: int = 5
 LowpassFn = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _binomial(size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    row = torch.tensor([math.comb(size - 1, k) for k in range(size)], dtype=dtype, device=device)
-    k2 = row[:, None] * row[None, :]
-    return k2 / k2.sum()
+def parse_lowpass(name: str) -> LowPass:
+    """The filter of an equal-bandwidth name (``bin5``, ``kaiser9``, ``kaiser9_c0.2_w0.15`` ...).
+
+    Raises:
+        ValueError: ``unknown low-pass filter ...`` for a name the anti-aliasing filters do not
+            have, and for ``none`` (no filter; :func:`resolve_lowpass` handles it).
+    """
+    try:
+        lp = parse_filter(name)
+    except ValueError:
+        lp = None
+    if lp is None or lp.size == 0:
+        raise ValueError(f"unknown low-pass filter {name!r}; valid: {LOWPASS_CHOICES} or none")
+    return lp
 
 
 def lowpass(x: torch.Tensor, name: str = "bin5", border: str = "reflect") -> torch.Tensor:
-    """Depthwise binomial blur at full resolution (stride 1), the equal-bandwidth filter.
+    """Depthwise blur at full resolution (stride 1) with an anti-aliasing filter, the
+    equal-bandwidth filter.
 
     Source: the binomial filters of Zhang, "Making Convolutional Networks Shift-Invariant Again"
-    (ICML 2019), Bin-5 = [1, 4, 6, 4, 1] / 16 in each direction. Applied with
-    ``kornia.filters.filter2d`` (``same`` padding); re-implemented here rather than imported from
-    ``pix2pix_aa.layers`` because the metrics do not depend on the layers (docs/DESIGN.md
-    section 1).
+    (ICML 2019), Bin-5 = [1, 4, 6, 4, 1] / 16 in each direction, or the Kaiser-windowed sinc
+    filters of the alias-free GAN (:mod:`pix2pix_aa.layers.filters`). Applied with
+    ``kornia.filters.filter2d`` (``same`` padding).
 
     Args:
         x: images.
-        name: a key of :data:`LOWPASS_SIZES`.
+        name: a filter name (:data:`LOWPASS_CHOICES`).
         border: ``reflect`` (crop protocol), ``circular`` (circular protocol: the filter then
             commutes exactly with ``torch.roll``), ``replicate`` or ``constant``.
 
@@ -64,32 +79,31 @@ def lowpass(x: torch.Tensor, name: str = "bin5", border: str = "reflect") -> tor
     Raises:
         ValueError: unknown name, or an image smaller than the filter.
     """
-    if name not in LOWPASS_SIZES:
-        raise ValueError(f"unknown low-pass filter {name!r}; valid: {', '.join(LOWPASS_SIZES)} or none")
+    lp = parse_lowpass(name)
     import kornia
 
-    size = LOWPASS_SIZES[name]
+    size = lp.size
     squeeze = x.dim() == 3
     x4 = x[None] if squeeze else x
     if min(x4.shape[-2:]) <= size:
         raise ValueError(f"low-pass {name} needs images larger than {size} px, got {tuple(x4.shape[-2:])}")
-    k = _binomial(size, x4.dtype, x4.device)[None]
+    k = lowpass_filter(lp, dtype=x4.dtype, device=x4.device)[None]
     out = kornia.filters.filter2d(x4, k, border_type=border)
     return out[0] if squeeze else out
 
 
 def lowpass_radius(name: str) -> int:
     """Pixels on each side that a ``lowpass(name)`` output pixel depends on (size // 2)."""
-    return LOWPASS_SIZES[name] // 2
+    return parse_lowpass(name).size // 2
 
 
 def resolve_lowpass(spec: Union[str, LowpassFn, None]) -> tuple[Optional[str], Optional[LowpassFn],
                                                                  Optional[LowpassFn], int]:
     """(name, crop-protocol filter, circular-protocol filter, radius) of a low-pass spec.
 
-    ``spec``: a :data:`LOWPASS_SIZES` name, ``None`` / ``"none"`` (no equal-bandwidth figure), or
-    a callable used for both protocols (its ``radius`` attribute, default 0, is trimmed in the
-    crop protocol).
+    ``spec``: a filter name (:data:`LOWPASS_CHOICES`), ``None`` / ``"none"`` (no equal-bandwidth
+    figure), or a callable used for both protocols (its ``radius`` attribute, default 0, is
+    trimmed in the crop protocol).
 
     Raises:
         ValueError: unknown name.
@@ -97,8 +111,7 @@ def resolve_lowpass(spec: Union[str, LowpassFn, None]) -> tuple[Optional[str], O
     if spec is None or (isinstance(spec, str) and spec.lower() == "none"):
         return None, None, None, 0
     if isinstance(spec, str):
-        if spec not in LOWPASS_SIZES:
-            raise ValueError(f"unknown low-pass filter {spec!r}; valid: {', '.join(LOWPASS_SIZES)} or none")
+        parse_lowpass(spec)
         return (spec, lambda t: lowpass(t, spec, "reflect"), lambda t: lowpass(t, spec, "circular"),
                 lowpass_radius(spec))
     if not callable(spec):

@@ -264,7 +264,7 @@ def stability_crop(G: Generator, source: torch.Tensor, crop_size: Union[int, Seq
         margin: m >= 0 pixels dropped from every border of the common region.
         batch_size: max images per forward pass; None -> from a 1 GiB activation budget.
         grid_size: side of ``per_shift_psnr``; default 1 + the largest shift component.
-        lowpass: a filter name (``"bin5"``, see ``bandwidth.LOWPASS_SIZES``), a callable or None:
+        lowpass: a filter name (``"bin5"``, see ``bandwidth.LOWPASS_CHOICES``), a callable or None:
             also compute the equal-bandwidth result (module docstring).
         spectrum: also accumulate the stability spectrum (module docstring).
 

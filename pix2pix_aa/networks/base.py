@@ -3,8 +3,8 @@ are not multiples of its downsampling, and the ``features`` / ``phases`` views o
 
 Subclasses set ``in_channels``, ``num_downs``, ``pad_input`` and ``is_aps`` and implement
 ``_run(x, taps, phases_out)`` on inputs whose size is a multiple of :attr:`size_multiple`.
-Their constructors share the option checks below (:func:`check_generator_options`,
-:func:`check_aps_options`) and the per-level expansion of list options (:func:`per_level`).
+Their constructors share the option checks below (:func:`check_generator_options`) and read
+their anti-aliasing options once through :func:`pix2pix_aa.networks.antialias.resolve_antialias`.
 """
 
 from __future__ import annotations
@@ -16,31 +16,14 @@ import torch
 from torch import nn
 
 from pix2pix_aa.layers.padding import pad_to_multiple
-from pix2pix_aa.layers.polyphase import parse_antialias
-from pix2pix_aa.networks.blocks import ANTIALIAS_MODES, NORMS, UPSAMPLE_MODES, check_choice
+from pix2pix_aa.networks.convs import NORMS, check_choice
 
-__all__ = ["Generator", "check_aps_options", "check_generator_options", "per_level"]
-
-
-def per_level(value: object, num_levels: int, name: str) -> list:
-    """``value`` repeated for every level, or the list itself after a length check.
-
-    Raises:
-        ValueError: when a list does not have one entry per level.
-    """
-    if isinstance(value, (list, tuple)):
-        if len(value) != num_levels:
-            raise ValueError(f"{name} lists one value per level, outermost first: num_downs = {num_levels} "
-                             f"values, got {len(value)}: {list(value)!r}")
-        return list(value)
-    return [value] * num_levels
+__all__ = ["Generator", "check_generator_options"]
 
 
-def check_generator_options(ngf: int, in_channels: int, out_channels: int, dropout: float, norm: str,
-                            antialias: object, antialias_mode: object, upsample: object,
-                            num_levels: int) -> tuple[list[str], list[str], bool]:
-    """The checks both generators make; returns (antialias_mode per level, upsample per level,
-    whether ``antialias`` is adaptive polyphase sampling).
+def check_generator_options(ngf: int, in_channels: int, out_channels: int, dropout: float, norm: str) -> None:
+    """The checks both generators make on their widths, dropout and norm (the anti-aliasing
+    options are read by :func:`~pix2pix_aa.networks.antialias.resolve_antialias`).
 
     Raises:
         ValueError: naming the option, the value and the valid ones.
@@ -50,46 +33,6 @@ def check_generator_options(ngf: int, in_channels: int, out_channels: int, dropo
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     check_choice("norm", norm, NORMS)
-    modes = per_level(antialias_mode, num_levels, "antialias_mode")
-    for mode in modes:
-        check_choice("antialias_mode", mode, ANTIALIAS_MODES)
-    ups = per_level(upsample, num_levels, "upsample")
-    for up in ups:
-        if up not in UPSAMPLE_MODES:
-            raise ValueError(f"unknown upsample {up!r}; valid: 'transpose', 'nearest', 'bilinear'")
-    is_aps = not isinstance(antialias, (list, tuple)) and bool(parse_antialias(antialias)[0])
-    return modes, ups, is_aps
-
-
-def check_aps_options(antialias: str, pad_type: Optional[str], blur_pad_type: Optional[str], ups: list[str],
-                      modes: list[str], aps_norm: str, upsample_antialias: object) -> int:
-    """The options an APS generator accepts (circular padding, transposed-conv upsampling, the
-    paper's conv -> blur order); returns the APS blur size (0: none).
-
-    Raises:
-        ValueError: naming the option that APS cannot take and what it needs.
-    """
-    if pad_type not in (None, "circular"):
-        raise ValueError(f"antialias={antialias!r} needs pad_type='circular' (APS is exactly shift-equivariant "
-                         f"only with circular padding), got pad_type={pad_type!r}; leave it unset or set 'circular'")
-    if blur_pad_type not in (None, "circular"):
-        raise ValueError(f"antialias={antialias!r} blurs with circular padding; got blur_pad_type={blur_pad_type!r}")
-    if any(u != "transpose" for u in ups):
-        shown = ups[0] if len(set(ups)) == 1 else ups
-        raise ValueError(f"antialias={antialias!r} upsamples with APS-U transposed convs; got upsample={shown!r} "
-                         "(use 'transpose')")
-    if any(m != "conv_blur" for m in modes):
-        raise ValueError(f"antialias_mode={modes[0]!r} applies to BlurPool filters, not to APS "
-                         "(which is always conv stride 1 -> norm -> act -> [blur] -> APS)")
-    if aps_norm not in ("l2", "l1"):
-        raise ValueError(f"unknown aps_norm {aps_norm!r}; valid: 'l2', 'l1'")
-    if upsample_antialias not in (None, True, False):
-        raise ValueError("APS generators take upsample_antialias None, True or False (the blur is the "
-                         f"APS filter), got {upsample_antialias!r}")
-    size = parse_antialias(antialias)[1]
-    if upsample_antialias is True and not size:
-        raise ValueError(f"upsample_antialias=True needs an antialias filter (got {antialias!r} without one)")
-    return size
 
 
 class Generator(nn.Module):

@@ -9,7 +9,9 @@ import torch
 from torch import nn
 
 from pix2pix_aa.layers.blur_pool import FilterSpec
-from pix2pix_aa.networks.blocks import NORMS, check_choice, down_block, norm_factory
+from pix2pix_aa.networks.antialias import resolve_downsample
+from pix2pix_aa.networks.blocks import down_block
+from pix2pix_aa.networks.convs import NORMS, check_choice, norm_factory
 
 __all__ = ["PatchGANDiscriminator", "PixelDiscriminator"]
 
@@ -39,14 +41,14 @@ class PatchGANDiscriminator(nn.Module):
         check_choice("norm", norm, NORMS)
         self.in_channels = in_channels
         bias = norm != "batch"
-        down = dict(antialias=antialias, mode=antialias_mode, pad_type=pad_type, blur_pad_type=blur_pad_type)
+        down = resolve_downsample(antialias, antialias_mode, pad_type, blur_pad_type)
         layers: list[nn.Module] = [down_block(in_channels, ndf, norm=None, act=nn.LeakyReLU(0.2, True),
-                                              bias=True, **down)]
+                                              down=down, bias=True)]
         mult = 1
         for n in range(1, n_layers):
             prev, mult = mult, min(2 ** n, 8)
             layers.append(down_block(ndf * prev, ndf * mult, norm=norm, act=nn.LeakyReLU(0.2, True),
-                                     bias=bias, **down))
+                                     down=down, bias=bias))
         prev, mult = mult, min(2 ** n_layers, 8)
         # Two stride-1 4x4 convs with padding 1, as the reference (each shrinks the map by 1).
         layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=1, padding=1, bias=bias),

@@ -14,7 +14,7 @@ Convs have a bias only where the norm has no affine shift (instance norm), excep
 which always has one: 11,383,427 parameters for resnet_9blocks (ngf 64, 3 -> 3, batch norm),
 11,378,179 with instance norm.
 
-Anti-aliasing reuses the U-Net's resolved layer factories (:class:`~pix2pix_aa.networks.blocks.
+Anti-aliasing reuses the U-Net's resolved layer factories (:class:`~pix2pix_aa.networks.antialias.
 Downsample`): ``antialias`` = a filter turns each strided conv into the paper's ConvBlurPool,
 conv3(stride 1) -> norm -> relu -> BlurPool(stride 2) (the stride-1, padding-1 3x3 conv sampled
 at even positions is exactly the reference's stride-2 conv, so the weights keep their meaning);
@@ -33,21 +33,11 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
-from pix2pix_aa.layers.blur_pool import Blur
-from pix2pix_aa.layers.filters import FilterSpec, filter_size
-from pix2pix_aa.layers.padding import pad_mode
-from pix2pix_aa.layers.polyphase import APSConvTranspose2d, parse_antialias
-from pix2pix_aa.networks.base import Generator, check_aps_options, check_generator_options, per_level
-from pix2pix_aa.networks.blocks import (
-    Downsample,
-    Level,
-    PaddedConv2d,
-    Upsample,
-    conv3,
-    default_blur_pad,
-    norm_factory,
-)
-from pix2pix_aa.networks.unet import upsample_filters
+from pix2pix_aa.layers.filters import FilterSpec
+from pix2pix_aa.networks.antialias import resolve_antialias
+from pix2pix_aa.networks.base import Generator, check_generator_options
+from pix2pix_aa.networks.blocks import Level, assemble, up_conv
+from pix2pix_aa.networks.convs import PaddedConv2d, conv3, norm_factory
 
 __all__ = ["ResNetGenerator", "ResidualBlock"]
 
@@ -63,10 +53,6 @@ def _conv(in_channels: int, out_channels: int, kernel_size: int, stride: int, pa
         return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=p, bias=bias)
     return PaddedConv2d(in_channels, out_channels, kernel_size, stride=stride, pad=(p, p, p, p),
                         pad_type=pad_type, bias=bias)
-
-
-def _without_identity(*layers: nn.Module) -> Level:
-    return Level(*[layer for layer in layers if not isinstance(layer, nn.Identity)])
 
 
 class ResidualBlock(nn.Module):
@@ -147,53 +133,30 @@ class ResNetGenerator(Generator):
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
         n = NUM_DOWNS
-        modes, ups, is_aps = check_generator_options(ngf, in_channels, out_channels, dropout, norm, antialias,
-                                                     antialias_mode, upsample, n)
-        if is_aps:
-            size = check_aps_options(antialias, pad_type, blur_pad_type, ups, modes, aps_norm, upsample_antialias)
-            conv_pad = down_pad = blur_pad = "circular"
-            downs = [Downsample(size, "aps", "circular", "circular", aps_norm)] * n
-            up_filters: list = [0 if upsample_antialias is False else size] * n
-        else:
-            filters = per_level(antialias, n, "antialias")
-            for f in filters:
-                if parse_antialias(f)[0]:
-                    raise ValueError(f"adaptive polyphase sampling ({f!r}) applies to both downsamplings: pass "
-                                     "it as a single antialias value, not in a list")
-            conv_pad = "reflect" if pad_type is None else pad_type
-            down_pad = "zero" if pad_type is None else pad_type
-            pad_mode(conv_pad)
-            blur_pad = blur_pad_type or default_blur_pad(down_pad)
-            pad_mode(blur_pad)
-            downs = [Downsample(f, m, down_pad, blur_pad) for f, m in zip(filters, modes)]
-            up_filters = upsample_filters(upsample_antialias, filters, n)
+        check_generator_options(ngf, in_channels, out_channels, dropout, norm)
+        # The reference pads the 7x7 and residual convs by reflection, the strided ones with zeros.
+        aa = resolve_antialias(n, antialias, antialias_mode, upsample_antialias, upsample, pad_type,
+                               blur_pad_type, aps_norm, conv_pad_default="reflect", levels="both downsamplings")
+        conv_pad = aa.conv_pad_type
 
         self.in_channels, self.out_channels, self.n_blocks, self.ngf = in_channels, out_channels, n_blocks, ngf
-        self.num_downs, self.pad_input, self.is_aps = n, pad_input, bool(is_aps)
+        self.num_downs, self.pad_input, self.is_aps = n, pad_input, aa.aps
         bias = norm in ("instance", "none")
         norm_layer = norm_factory(norm)
         widths = [ngf * 2 ** i for i in range(n + 1)]  # ngf, 2ngf, 4ngf
 
         self.stem = Level(_conv(in_channels, ngf, 7, 1, conv_pad, bias), norm_layer(ngf), nn.ReLU(True))
         self.encoder = nn.ModuleList(
-            _without_identity(d.pre(widths[i]), _conv(widths[i], widths[i + 1], 3, d.conv_stride, d.pad_type, bias),
-                              norm_layer(widths[i + 1]), nn.ReLU(True), d.post(widths[i + 1]))
-            for i, d in enumerate(downs))
+            assemble(d.pre(widths[i]), _conv(widths[i], widths[i + 1], 3, d.conv_stride, d.pad_type, bias),
+                     norm_layer(widths[i + 1]), nn.ReLU(True), d.post(widths[i + 1]))
+            for i, d in enumerate(aa.down))
         self.blocks = nn.Sequential(*[ResidualBlock(widths[-1], norm, conv_pad, dropout, bias)
                                       for _ in range(n_blocks)])
-        # decoder[i] mirrors encoder[i] (index 0 is the last upsampling, which writes ngf maps).
-        decoder = []
-        for i in range(n):
-            c_in, c_out = widths[i + 1], widths[i]
-            if is_aps:
-                up: nn.Module = Level(APSConvTranspose2d(c_in, c_out, 3, 2, 1, bias=bias, pad_type="circular",
-                                                         filt_size=up_filters[i]))
-            elif ups[i] == "transpose":
-                blur = Blur(c_out, up_filters[i], pad_type=blur_pad) if filter_size(up_filters[i]) else nn.Identity()
-                up = _without_identity(nn.ConvTranspose2d(c_in, c_out, 3, 2, 1, output_padding=1, bias=bias), blur)
-            else:
-                up = _without_identity(*Upsample(ups[i], up_filters[i], conv_pad, blur_pad).layers(c_in, c_out, bias))
-            decoder.append(Level(up, norm_layer(c_out), nn.ReLU(True)))
+        # decoder[i] mirrors encoder[i] (index 0 is the last upsampling, which writes ngf maps); the
+        # reference's transposed convs are 3x3 (padding 1, output_padding 1).
+        decoder = [Level(up_conv(widths[i + 1], widths[i], up=aa.up[i], bias=bias, kernel_size=3),
+                         norm_layer(widths[i]), nn.ReLU(True))
+                   for i in range(n)]
         self.decoder = nn.ModuleList(decoder)
         self.head = Level(_conv(ngf, out_channels, 7, 1, conv_pad, True), nn.Tanh())
 

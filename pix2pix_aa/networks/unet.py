@@ -55,47 +55,12 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
-from pix2pix_aa.layers.filters import FilterSpec, filter_size
-from pix2pix_aa.layers.padding import pad_mode
-from pix2pix_aa.layers.polyphase import parse_antialias
-from pix2pix_aa.networks.base import Generator, check_aps_options, check_generator_options, per_level
-from pix2pix_aa.networks.blocks import (
-    Downsample,
-    Level,
-    Upsample,
-    conv3,
-    default_blur_pad,
-    down_block,
-    norm_factory,
-    up_conv,
-)
+from pix2pix_aa.networks.antialias import PerLevel, UpsampleAntialias, resolve_antialias
+from pix2pix_aa.networks.base import Generator, check_generator_options
+from pix2pix_aa.networks.blocks import Level, down_block, up_conv
+from pix2pix_aa.networks.convs import conv3, norm_factory
 
-__all__ = ["UNetGenerator", "per_level", "upsample_filters"]
-
-#: A value for every level, or a list with one per level (outermost first).
-PerLevel = Union[FilterSpec, Sequence[FilterSpec]]
-UpsampleAntialias = Union[bool, FilterSpec, Sequence[Union[bool, FilterSpec]]]
-
-
-def upsample_filters(upsample_antialias: Optional[UpsampleAntialias], down: list, num_levels: int) -> list:
-    """The anti-imaging filter of every decoder level. None / True: the level's encoder filter
-    (True requires one); False: none; a filter: that filter; a list: per level."""
-    values = per_level(upsample_antialias, num_levels, "upsample_antialias")
-    if upsample_antialias is True and not any(filter_size(f) for f in down):
-        raise ValueError("upsample_antialias=True needs an antialias filter (got 'none')")
-    out = []
-    for i, v in enumerate(values):
-        if v is None or v is True:
-            if v is True and not filter_size(down[i]):
-                raise ValueError(f"upsample_antialias=True at level {i + 1} needs an antialias filter there "
-                                 f"(got {down[i]!r})")
-            out.append(down[i])
-        elif v is False:
-            out.append("none")
-        else:
-            filter_size(v)
-            out.append(v)
-    return out
+__all__ = ["UNetGenerator"]
 
 
 class UNetGenerator(Generator):
@@ -165,34 +130,14 @@ class UNetGenerator(Generator):
                              f"full-resolution path), got head_layers={head_layers}, "
                              f"fullres_channels={fullres_channels}")
         n = num_downs
-        modes, ups, is_aps = check_generator_options(ngf, in_channels, out_channels, dropout, norm, antialias,
-                                                     antialias_mode, upsample, n)
-        if is_aps:
-            size = check_aps_options(antialias, pad_type, blur_pad_type, ups, modes, aps_norm, upsample_antialias)
-            pad_type = "circular"
-        elif pad_type is None:
-            pad_type = "zero"
-        pad_mode(pad_type)
-        blur_pad = blur_pad_type or default_blur_pad(pad_type)
-        pad_mode(blur_pad)
-
+        check_generator_options(ngf, in_channels, out_channels, dropout, norm)
         # Resolve the anti-aliasing of every level once; the blocks only assemble what it gives.
-        if is_aps:
-            up_size = 0 if upsample_antialias is False else size
-            downs = [Downsample(size, "aps", "circular", "circular", aps_norm)] * n
-            upsamplers = [Upsample("aps", up_size)] * n
-        else:
-            filters = per_level(antialias, n, "antialias")
-            for f in filters:
-                if parse_antialias(f)[0]:
-                    raise ValueError(f"adaptive polyphase sampling ({f!r}) applies to every level: pass it as "
-                                     "a single antialias value, not in a list")
-            downs = [Downsample(f, m, pad_type, blur_pad) for f, m in zip(filters, modes)]
-            upsamplers = [Upsample(u, f, "zero", blur_pad)
-                          for u, f in zip(ups, upsample_filters(upsample_antialias, filters, n))]
+        # The resize convs of ``upsample: nearest / bilinear`` pad with zeros whatever pad_type is.
+        aa = resolve_antialias(n, antialias, antialias_mode, upsample_antialias, upsample, pad_type,
+                               blur_pad_type, aps_norm, upsample_pad_type="zero")
 
         self.in_channels, self.out_channels, self.num_downs = in_channels, out_channels, num_downs
-        self.pad_input, self.is_aps = pad_input, is_aps
+        self.pad_input, self.is_aps = pad_input, aa.aps
         self.fullres_channels = fullres_channels
         # pix2pix gives convs a bias only when the norm has no affine shift of its own.
         bias = norm == "instance" or norm == "none"
@@ -205,7 +150,7 @@ class UNetGenerator(Generator):
         self.encoder = nn.ModuleList(
             down_block(ins[i], widths[i], norm=None if i in (0, last) else norm,
                        act=nn.ReLU(True) if i == last else nn.LeakyReLU(0.2, True),
-                       antialias=downs[i], bias=bias)
+                       down=aa.down[i], bias=bias)
             for i in range(n))
 
         c = fullres_channels
@@ -215,7 +160,7 @@ class UNetGenerator(Generator):
             innermost = i == last
             out_ch = out_channels if image_out else (c if i == 0 else ins[i])
             layers: list[nn.Module] = [] if innermost else [nn.ReLU(True)]
-            layers.append(up_conv(widths[i] * (1 if innermost else 2), out_ch, upsample=upsamplers[i],
+            layers.append(up_conv(widths[i] * (1 if innermost else 2), out_ch, up=aa.up[i],
                                   bias=True if image_out else bias))
             if image_out:
                 layers.append(nn.Tanh())
@@ -231,7 +176,7 @@ class UNetGenerator(Generator):
         self.fullres: Optional[Level] = None
         self.head: Optional[Level] = None
         if c:
-            conv_pad = pad_type
+            conv_pad = aa.conv_pad_type
             self.fullres = Level(conv3(in_channels, c, conv_pad, True), nn.LeakyReLU(0.2, True),
                                  conv3(c, c, conv_pad, bias), norm_layer(c), nn.LeakyReLU(0.2, True))
             blocks: list[nn.Module] = []

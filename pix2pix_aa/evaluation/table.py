@@ -1,0 +1,70 @@
+"""The results table of an evaluation, one row per checkpoint: its columns, the text of its
+cells and the order of its rows, shared by the Markdown report (:mod:`~pix2pix_aa.evaluation.report`)
+and the HTML page (:mod:`~pix2pix_aa.evaluation.page`)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from pix2pix_aa.evaluation.runner import ModelResult
+
+__all__ = ["TABLE_COLUMNS", "format_cell", "markdown_table", "slug", "table_cells", "table_order"]
+
+#: (row key, header) of the Markdown table, one row per checkpoint. Stability headline: pooled.
+TABLE_COLUMNS = [
+    ("model", "model"),
+    ("filter", "filter"),
+    ("epoch", "epoch"),
+    ("step", "step"),
+    ("stability_crop_pooled_db", "crop pooled (dB)"),
+    ("stability_crop_eb_pooled_db", "crop pooled, equal bandwidth (dB)"),
+    ("stability_crop_mean_db", "crop mean (dB)"),
+    ("stability_circular_pooled_db", "circular pooled (dB)"),
+    ("stability_circular_eb_pooled_db", "circular pooled, equal bandwidth (dB)"),
+    ("flicker_pooled_db", "panning flicker (dB)"),
+    ("quality_psnr", "PSNR to target (dB)"),
+    ("quality_ssim", "SSIM"),
+    ("quality_l1", "L1"),
+    ("tv_ratio", "TV ratio"),
+    ("hf_ratio", "HF ratio"),
+    ("seconds", "seconds"),
+]
+
+def format_cell(value: object, key: str, row: dict) -> str:
+    """The text of one table cell: dB and seconds to 2 decimals, other floats to 4, ``-`` for a
+    missing value; a collapsed model's stability figures and name are marked ``(collapsed)``."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        text = f"{value:.2f}" if key.endswith("_db") or key in ("quality_psnr", "seconds") else f"{value:.4f}"
+        if row.get("collapsed") and (key.startswith("stability_") or key.startswith("flicker_")):
+            text += " (collapsed)"
+        return text
+    if key == "model" and row.get("collapsed"):
+        return f"{value} (collapsed)"
+    return str(value)
+
+
+def table_order(results: Sequence[ModelResult]) -> list[ModelResult]:
+    """The given order, with collapsed models last: a near-constant output must not top a table."""
+    return [r for r in results if not r.collapsed] + [r for r in results if r.collapsed]
+
+
+def table_cells(results: Sequence[ModelResult]) -> list[list[str]]:
+    """The cells of every row, one per :data:`TABLE_COLUMNS` entry; collapsed models last."""
+    rows = [r.row() for r in table_order(results)]
+    return [[format_cell(row.get(k), k, row) for k, _ in TABLE_COLUMNS] for row in rows]
+
+
+def markdown_table(results: Sequence[ModelResult]) -> str:
+    """One row per checkpoint (:data:`TABLE_COLUMNS`); collapsed models last and marked."""
+    head = "| " + " | ".join(h for _, h in TABLE_COLUMNS) + " |"
+    rule = "|" + "|".join("---" for _ in TABLE_COLUMNS) + "|"
+    body = ["| " + " | ".join(cells) + " |" for cells in table_cells(results)]
+    return "\n".join([head, rule, *body])
+
+
+def slug(label: str) -> str:
+    """``label`` as a file-name and HTML-id fragment (runs of other characters -> ``_``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or "model"
