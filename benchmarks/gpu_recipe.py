@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd += ["--shifts", "2", "--noise", "none", "--num-processes", "1"]
         print(f"[gpu_recipe] evaluate {data}", flush=True)
         with (out / f"eval_{data}.log").open("w") as log:
-            summary[f"eval_{data}_exit"] = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
+            rc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
+        summary[f"eval_{data}_exit"] = rc
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(f"[gpu_recipe] wrote {out / 'summary.json'}", flush=True)
     return 0 if all(r["exit"] == 0 for r in summary["runs"].values()) else 1
