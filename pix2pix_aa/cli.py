@@ -49,7 +49,7 @@ from pix2pix_aa.checkpoints import (
 )
 from pix2pix_aa.data import Pix2PixDataModule
 from pix2pix_aa.data.image_io import notice
-from pix2pix_aa.module import Pix2PixModule
+from pix2pix_aa.module import Pix2PixModule, load_weights
 from pix2pix_aa.options import (
     check_model_and_data,
     check_schedule,
@@ -232,6 +232,9 @@ class Pix2PixCLI(LightningCLI):
         parser.add_argument("--norm", type=Optional[str], default=None,
                             help="batch | instance | none for both networks (the reference's --norm); "
                                  "default: each network's own norm option")
+        parser.add_argument("--untrained", type=bool, default=False,
+                            help="validate / test / predict: run the randomly initialised generator (no "
+                                 "--ckpt_path, no --model.generator_weights); refused without it")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
@@ -277,6 +280,9 @@ class Pix2PixCLI(LightningCLI):
                                                      if isinstance(v, torch.Tensor) else v
                                                      for k, v in ckpt["state_dict"].items()}})
         if subcommand == "fit":
+            if config.get("untrained"):
+                raise ValueError("--untrained is for validate / test / predict (a generator without trained "
+                                 "weights); fit starts from the initialisation anyway: drop the flag")
             check_schedule(config)
             if config.trainer.get("limit_val_batches") in (0, 0.0) and config.checkpoint.get("monitor") == "val/l1":
                 # No validation, no val/l1: ModelCheckpoint would warn at every epoch and keep nothing useful.
@@ -288,6 +294,7 @@ class Pix2PixCLI(LightningCLI):
                 notice(f"trainer.max_steps={steps} counts training iterations (batches); each "
                        "iteration makes one D and one G optimiser step")
         elif subcommand in ("validate", "test", "predict"):
+            self._choose_generator_weights(config, subcommand, explicit)
             data = config.data
             if subcommand == "predict":
                 source = data.get("predict_dir") or f"the test split of {data.data_dir}"
@@ -315,6 +322,35 @@ class Pix2PixCLI(LightningCLI):
         notice(f"--ckpt_path {path}: a reference pix2pix generator ({info['netG']}, norm {info['norm']}, "
                f"ngf {info['ngf']}, {info['input_nc']} -> {info['output_nc']} channels); data from the config")
 
+    def _choose_generator_weights(self, config, subcommand: str, explicit: set[str]) -> None:
+        """Where validate / test / predict take the generator's weights from: ``--ckpt_path`` (or a
+        reference file given there), else ``model.generator_weights`` (loaded once the model is
+        built; a fit loads it only when it starts), else nothing, which is refused unless
+        ``--untrained true`` asks for the initialisation: an untrained generator writes images and
+        scores that look like results.
+
+        Raises:
+            ValueError: no weights and no ``--untrained``; or both ``--ckpt_path`` and
+            ``--model.generator_weights`` on the command line (one of them would be ignored).
+        """
+        weights = config.model.get("generator_weights")
+        has_ckpt = config.get("ckpt_path") is not None or getattr(self, "_reference_generator", None) is not None
+        self._generator_weights = None
+        if has_ckpt:
+            if weights and "model.generator_weights" in explicit:
+                raise ValueError(f"--ckpt_path and --model.generator_weights both give the generator's weights "
+                                 f"({subcommand} would use the checkpoint's): pass one of them")
+            return
+        if weights:
+            self._generator_weights = weights
+            return
+        if config.get("untrained"):
+            notice(f"{subcommand}: --untrained: the generator is randomly initialised (no trained weights)")
+            return
+        raise ValueError(f"{subcommand} needs trained weights: pass --ckpt_path CKPT (a train.py checkpoint, `last`, "
+                         "or a reference latest_net_G.pth) or --model.generator_weights FILE (--untrained true runs "
+                         "the randomly initialised generator)")
+
     def _parse_ckpt_path(self) -> None:
         """Replaced by :func:`pix2pix_aa.resume.merge_checkpoint_options` in ``parse_arguments``
         (Lightning's merge lets the checkpoint override the command line, silently)."""
@@ -327,6 +363,10 @@ class Pix2PixCLI(LightningCLI):
         reference = getattr(self, "_reference_generator", None)
         if reference is not None:
             self.model.generator.load_state_dict(reference.state_dict())
+        weights = getattr(self, "_generator_weights", None)
+        if weights:
+            load_weights(self.model.generator, weights, "generator")
+            notice(f"model.generator_weights: {self.subcommand} with the generator from {weights}")
         check_model_and_data(self.model.generator, self.model.discriminator, self.datamodule)
         check_shift_term(self.model.hparams, self.datamodule)
 

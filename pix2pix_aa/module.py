@@ -139,6 +139,8 @@ class Pix2PixModule(pl.LightningModule):
             (``.pth``, e.g. a baseline's weights for an anti-aliased generator: anti-aliasing adds
             no parameters, so the names and shapes are the same). Loaded when a fit starts from
             scratch; a resumed fit (``--ckpt_path``) takes its checkpoint's weights instead.
+            train.py validate / test / predict without ``--ckpt_path`` load ``generator_weights``
+            too (pix2pix_aa.cli).
         grad_clip_norm: clip each player's gradient norm (Trainer's gradient_clip_val is refused
             under manual optimisation).
         on_nonfinite: ``raise`` (stop with a message naming the loss and step) or ``skip`` the step.

@@ -377,6 +377,54 @@ def test_predict_and_test_take_a_reference_generator_file(fit, folder, tmp_path,
     assert "test/psnr" in cli.trainer.callback_metrics
 
 
+def test_generator_weights_are_loaded_by_predict_test_and_validate(fit, folder, tmp_path, capsys):
+    """``--model.generator_weights W`` without ``--ckpt_path``: validate / test / predict use W (was: a
+    randomly initialised generator, exit 0). W in the reference's format: predictions equal the
+    reference network's outputs."""
+    from test_reference import RefUnet, randomise
+
+    ref = randomise(RefUnet(3, 3, 6, 8, "batch")).eval()
+    path = tmp_path / "latest_net_G.pth"
+    torch.save(ref.state_dict(), path)
+    fit("gwdata", "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0")  # makes the data set
+    capsys.readouterr()
+    flags = ("--model.generator_weights", str(path), "--model.generator.init_args.antialias", "none")
+    cli = fit("gwdata", *flags, "--predict_output_dir", str(tmp_path / "out"), "--data.predict_resize", "true",
+              subcommand="predict")
+    assert f"the generator from {path}" in capsys.readouterr().err
+    x = cli.datamodule.predict_set[0]["input"][None]
+    with torch.inference_mode():
+        assert torch.allclose(cli.model.generator.eval()(x), ref(x), atol=1e-5)
+    for subcommand in ("test", "validate"):
+        cli = fit("gwdata", *flags, subcommand=subcommand)
+        for key, value in ref.state_dict().items():
+            if key.endswith("running_var"):  # one mapped tensor per kind is enough: the statistics
+                assert any(torch.equal(value, v) for v in cli.model.generator.state_dict().values()), key
+
+
+@pytest.mark.parametrize("subcommand", ["predict", "test", "validate"])
+def test_evaluating_without_trained_weights_is_refused_unless_asked(fit, folder, tmp_path, capsys, subcommand):
+    fit("gwnone", "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0")  # makes the data set
+    capsys.readouterr()
+    out = ("--predict_output_dir", str(tmp_path / "out"))
+    err = _error(capsys, lambda: fit("gwnone", *out, subcommand=subcommand))
+    assert f"error: {subcommand} needs trained weights: pass --ckpt_path" in err and "--model.generator_weights" in err
+    assert not (tmp_path / "out").exists()
+    cli = fit("gwnone", *out, "--untrained", "true", subcommand=subcommand)
+    assert "the generator is randomly initialised" in capsys.readouterr().err
+    assert cli.trainer.state.finished
+
+
+def test_ckpt_path_and_generator_weights_together_are_refused(fit, folder, tmp_path, capsys):
+    fit("gwboth", "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0")
+    ckpt = folder / "runs" / "gwboth" / "version_0" / "checkpoints" / "last.ckpt"
+    err = _error(capsys, lambda: fit("gwboth", "--ckpt_path", str(ckpt), "--model.generator_weights", str(ckpt),
+                                     subcommand="test"))
+    assert "--ckpt_path and --model.generator_weights both give the generator's weights" in err
+    err = _error(capsys, lambda: fit("gwboth", "--untrained", "true"))
+    assert "--untrained is for validate / test / predict" in err
+
+
 def test_test_metrics_do_not_depend_on_the_batch_size(fit, folder):
     """The quick stability figure pools the first val_stability_images images of the epoch,
     whatever the batch size (it took batch 0's only: 1 image at batch 1, 2 at batch 2)."""
