@@ -52,6 +52,7 @@ from pix2pix_aa.data.image_io import notice
 from pix2pix_aa.module import Pix2PixModule, load_weights
 from pix2pix_aa.options import (
     check_model_and_data,
+    check_plateau_validation,
     check_schedule,
     check_shift_term,
     refuse_unsupported,
@@ -284,6 +285,7 @@ class Pix2PixCLI(LightningCLI):
                 raise ValueError("--untrained is for validate / test / predict (a generator without trained "
                                  "weights); fit starts from the initialisation anyway: drop the flag")
             check_schedule(config)
+            check_plateau_validation(config)
             if config.trainer.get("limit_val_batches") in (0, 0.0) and config.checkpoint.get("monitor") == "val/l1":
                 # No validation, no val/l1: ModelCheckpoint would warn at every epoch and keep nothing useful.
                 config.checkpoint.monitor, config.checkpoint.save_top_k = None, 0

@@ -245,6 +245,29 @@ def test_lr_policy_step_trains_end_to_end(fit, folder):
     assert cli.trainer.current_epoch == 2
 
 
+def test_lr_policy_plateau_steps_once_per_validation(fit, folder):
+    """Validation every 2nd of 6 epochs: 3 fresh val/l1 values, 3 plateau steps (was 5: one per
+    epoch from the first validation on, re-reading a stale val/l1)."""
+    cli = fit("plateau", "--model.lr_policy", "plateau", "--trainer.check_val_every_n_epoch", "2",
+              "--trainer.max_epochs", "6", "--model.n_epochs", "6", "--model.n_epochs_decay", "0",
+              "--model.log_images_every_n_batches", "0", data__generate_counts={"train": 2, "val": 1, "test": 1},
+              data__batch_size=1)
+    schedulers = cli.model.lr_schedulers()
+    assert [type(s).__name__ for s in schedulers] == ["ReduceLROnPlateau"] * 2
+    assert [s.last_epoch for s in schedulers] == [3, 3]
+    assert len(_scalars(folder / "runs" / "plateau" / "version_0", "val/l1")) == 3
+
+
+@pytest.mark.parametrize("flags,expected", [
+    (("--trainer.limit_val_batches", "0"), "validation is off (trainer.limit_val_batches=0)"),
+    (("--trainer.check_val_every_n_epoch", "3"), "(trainer.check_val_every_n_epoch=3 > trainer.max_epochs=2)"),
+])
+def test_lr_policy_plateau_without_validation_is_refused(fit, capsys, flags, expected):
+    err = _error(capsys, lambda: fit("plateau_noval", "--model.lr_policy", "plateau", *flags))
+    assert "model.lr_policy=plateau steps on each validation's val/l1" in err and expected in err
+    assert not Path("runs/plateau_noval").exists()
+
+
 def test_norm_sets_both_networks(fit):
     cli = fit("norm", "--norm", "instance", "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0")
     kinds = {type(m).__name__ for m in cli.model.modules()}
