@@ -58,7 +58,13 @@ from pix2pix_aa.options import (
     refuse_unsupported,
     suggest_option,
 )
-from pix2pix_aa.resume import explicit_keys, merge_checkpoint_options, resolve_last_checkpoint, set_purge_step
+from pix2pix_aa.resume import (
+    check_resume_length,
+    explicit_keys,
+    merge_checkpoint_options,
+    resolve_last_checkpoint,
+    set_purge_step,
+)
 
 TRAINER_DEFAULTS = {
     "accelerator": "auto",
@@ -274,6 +280,9 @@ class Pix2PixCLI(LightningCLI):
                 self.config = parser.parse_object({subcommand: updates}, self.config)
                 config = self.config[subcommand]
             merge.report(str(path))
+            if subcommand == "fit":
+                check_schedule(config)  # max_epochs derived from the merged schedule
+                check_resume_length(config, ckpt, str(path))
             # _check_checkpoint needs only names and shapes: keep those (meta tensors, no memory),
             # not a second read of the file nor the whole dict held through start-up.
             self._read_ckpt = (path, {"hyper_parameters": ckpt.get("hyper_parameters"),

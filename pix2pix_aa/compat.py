@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-__all__ = ["PRIVATE_ATTRIBUTES", "batches_in_checkpoint", "batches_that_stepped", "built_by_cli"]
+__all__ = ["PRIVATE_ATTRIBUTES", "batches_in_checkpoint", "batches_that_stepped", "built_by_cli",
+           "epochs_in_checkpoint"]
 
 #: (object path, attribute, why) for each private attribute the project relies on.
 PRIVATE_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
@@ -34,6 +35,15 @@ def batches_in_checkpoint(ckpt: dict) -> Optional[int]:
     None when the fit loop's counter is not saved."""
     try:
         return int(ckpt["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def epochs_in_checkpoint(ckpt: dict) -> Optional[int]:
+    """Training epochs a Lightning checkpoint had finished (its fit loop's processed epochs: the
+    ``current_epoch`` Lightning restores from it). None when the counter is not saved."""
+    try:
+        return int(ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
     except (KeyError, TypeError, ValueError):
         return None
 

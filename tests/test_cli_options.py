@@ -88,6 +88,19 @@ def test_extending_a_finished_run_continues_with_the_new_schedule(fit, folder, c
     assert yaml.safe_load((run / "config.yaml").read_text())["model"]["n_epochs_decay"] == 3
 
 
+def test_resuming_with_a_shorter_schedule_than_trained_is_one_line(fit, folder, capsys):
+    """A finished 3-epoch run resumed with a 2-epoch schedule: one line with what was trained, what
+    was asked and the fix (was: Lightning's 32-line "restored current_epoch=3, but max_epochs=2")."""
+    fit("shorter", "--trainer.max_epochs", "3", "--model.n_epochs_decay", "2")
+    capsys.readouterr()
+    err = _error(capsys, lambda: fit("shorter", "--ckpt_path", "last", "--model.n_epochs_decay", "1"))
+    assert "the run already trained 3 epochs (its schedule: model.n_epochs 1 + model.n_epochs_decay 2), but this " \
+           "schedule ends after 2 (model.n_epochs 1 + model.n_epochs_decay 1)" in err
+    assert "pass --model.n_epochs_decay 3 or more" in err
+    assert "Traceback" not in err and "current_epoch" not in err
+    assert sorted(p.name for p in (folder / "runs" / "shorter").iterdir()) == ["version_0"]
+
+
 def test_resume_keeps_unflagged_checkpoint_options_and_says_so(fit, folder, capsys, write_tiny_config):
     fit("keep", "--model.lr", "0.001")
     capsys.readouterr()
