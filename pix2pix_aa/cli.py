@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -47,6 +48,7 @@ from pix2pix_aa.checkpoints import (
     check_state_matches,
     read_checkpoint,
 )
+from pix2pix_aa.compat import batches_that_stepped
 from pix2pix_aa.data import Pix2PixDataModule
 from pix2pix_aa.data.image_io import notice
 from pix2pix_aa.module import Pix2PixModule, load_weights
@@ -410,6 +412,22 @@ class Pix2PixCLI(LightningCLI):
             trainer.callbacks.append(StopAfterIterations(int(steps)))
         return trainer
 
+    def _run_subcommand(self, subcommand: str) -> None:
+        """Run it; if it fails before anything was trained, remove the log folders it created
+        (``runs/<name>/version_N``, ``<run>/test/version_K``): TensorBoard would list an empty run
+        for every failed start-up. A fit that trained a batch keeps its folder (events and
+        checkpoints to look at or resume from)."""
+        created = _new_log_dirs(self.trainer)
+        try:
+            super()._run_subcommand(subcommand)
+        except BaseException:
+            if created and self.trainer.is_global_zero and not (
+                    subcommand == "fit" and batches_that_stepped(self.trainer) > 0):
+                for top in created:
+                    if top.is_dir() and not any(top.rglob("*.ckpt")):
+                        shutil.rmtree(top, ignore_errors=True)
+            raise
+
     def _check_checkpoint(self) -> None:
         """Read ``--ckpt_path`` (weights only) and compare it with the model before Lightning loads it,
         so that a wrong file is one line, not a traceback from ``load_state_dict``."""
@@ -451,6 +469,23 @@ class Pix2PixCLI(LightningCLI):
         self._quiet_checkpoint_callbacks()
         output_dir = self.config[self.subcommand].predict_output_dir
         self.trainer.callbacks.append(ImageWriter(output_dir))
+
+
+def _new_log_dirs(trainer: Trainer) -> list[Path]:
+    """For each logger with a ``log_dir`` that does not exist yet: the outermost of its folders
+    that does not exist (``runs/<name>`` for a new name, else ``runs/<name>/version_N``)."""
+    created = []
+    for logger in trainer.loggers:
+        log_dir = getattr(logger, "log_dir", None)
+        if not log_dir or "://" in str(log_dir):
+            continue
+        path = Path(log_dir).absolute()
+        if path.exists():
+            continue
+        while not path.parent.exists():
+            path = path.parent
+        created.append(path)
+    return created
 
 
 def _run_dir_of(ckpt_path: Optional[str]) -> Optional[Path]:

@@ -18,6 +18,8 @@ PRIVATE_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
      "training iterations done (Lightning's logging x-axis); global_step counts both players' optimiser steps"),
     ("pytorch_lightning.cli.LightningCLI", "_parse_ckpt_path",
      "replaced: Lightning's merge lets the checkpoint's hyper-parameters override the command line"),
+    ("pytorch_lightning.cli.LightningCLI", "_run_subcommand",
+     "wrapped: a subcommand that fails before training removes the empty log folder it created"),
     ("pytorch_lightning.core.mixins.hparams_mixin", "_given_hyperparameters",
      "tells LightningCLI's instantiation of the module from a plain Python one"),
     ("pytorch_lightning.callbacks.ModelCheckpoint", "_save_topk_checkpoint",
