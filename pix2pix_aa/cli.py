@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import sys
+import textwrap
 import warnings
 from pathlib import Path
 from typing import Any, NoReturn, Optional
@@ -96,9 +97,56 @@ class ShortHelpFormatter(DefaultHelpFormatter):
         return head + sep + ", ".join(shown) + (f" (and {more} more)" if more else "")
 
 
+#: The options a subcommand's short ``--help`` lists, in this order, with one line each (the
+#: docstrings jsonargparse shows run to 20 lines an option; ``--help_all`` gives them all).
+COMMON_OPTIONS: dict[str, str] = {
+    "config": "YAML config (configs/*.yaml, or a run's config.yaml); flags after it override it",
+    "print_config": "print the complete config after all flags, and exit",
+    "ckpt_path": "checkpoint: fit resumes it (`last`: this run's newest); validate/test/predict use its weights "
+                 "(a reference latest_net_G.pth too)",
+    "seed_everything": "seed of weights, data order and augmentation",
+    "norm": "batch | instance | none for both networks",
+    "untrained": "validate/test/predict with the random initialisation (refused without it)",
+    "predict_output_dir": "predict: folder of the generated PNGs",
+    "trainer.accelerator": "cpu | gpu | auto",
+    "trainer.devices": "number of devices (or a list of ids)",
+    "trainer.precision": "32-true | bf16-mixed | 16-mixed",
+    "trainer.max_steps": "stop after N training iterations (batches)",
+    "trainer.limit_val_batches": "0 turns validation off",
+    "trainer.check_val_every_n_epoch": "validate every N epochs",
+    "model.generator": "generator class (UNetGenerator, ResNetGenerator); its options: "
+                       "--model.generator.init_args.antialias bin5 ...",
+    "model.lambda_l1": "weight of the L1 term (pix2pix: 100)",
+    "model.lambda_shift": "weight of the shift-equivariance term (0 = off)",
+    "model.lr": "Adam learning rate of both players",
+    "model.n_epochs": "epochs at the base LR (trainer.max_epochs = n_epochs + n_epochs_decay)",
+    "model.n_epochs_decay": "epochs of LR decay after them",
+    "model.lr_policy": "linear | step | plateau | cosine",
+    "model.generator_weights": "initial generator weights (.ckpt, state_dict or reference .pth); "
+                               "validate/test/predict without --ckpt_path use them",
+    "model.grad_clip_norm": "clip each player's gradient norm",
+    "data.data_dir": "data folder (train/ val/ test/)",
+    "data.dataset": "facades | photos (generated if missing) | aligned (A|B files) | paired (A/ and B/)",
+    "data.direction": "AtoB | BtoA",
+    "data.load_size": "training resize before the random crop",
+    "data.crop_size": "training crop; val/test resize to it",
+    "data.preprocess": "resize_and_crop | crop | scale_width | scale_width_and_crop | none",
+    "data.batch_size": "images per batch (pix2pix: 1)",
+    "data.num_workers": "DataLoader processes",
+    "data.predict_dir": "predict: a folder of images or one image (default: the test split)",
+    "data.predict_resize": "predict: resize inputs to crop_size (false: each at its own size)",
+    "data.tile": "predict: generate in tiles of N px (large images)",
+}
+
+#: ``train.py <subcommand> --help_all``: jsonargparse's full help (every option of every class).
+FULL_HELP_FLAG = "--help_all"
+
+
 class Pix2PixArgumentParser(LightningArgumentParser):
     """LightningArgumentParser whose errors are one line (plus a hint), not a usage dump, and
-    whose ``--help`` is short enough to read (:class:`ShortHelpFormatter`).
+    whose ``--help`` is short enough to read: a subcommand's lists :data:`COMMON_OPTIONS`
+    (``--help_all`` gives every option, with :class:`ShortHelpFormatter`'s short subclass lists).
+    jsonargparse has no help levels of its own, hence the selection here.
 
     An unrecognised flag gets the reference pix2pix's name for it (``--netG`` -> ours) or the
     closest option name (difflib). Abbreviated flags are not expanded: argparse would take
@@ -109,6 +157,37 @@ class Pix2PixArgumentParser(LightningArgumentParser):
         kwargs.setdefault("formatter_class", ShortHelpFormatter)
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+
+    #: Set by :func:`main` for ``--help_all``.
+    full_help = False
+
+    def format_help(self, formatter: Any = None) -> str:
+        by_dest = {a.dest: a for a in self._actions}
+        if self.full_help or "model.lr" not in by_dest or formatter is not None:  # the main parser: its own
+            return super().format_help() if formatter is None else super().format_help(formatter)
+        prog = self.prog.replace(" [options]", "")
+        rows = []
+        for dest, text in COMMON_OPTIONS.items():
+            action = by_dest.get(dest)
+            if action is None:
+                continue
+            flag = next(o for o in action.option_strings if o.startswith("--") and not o.endswith("+"))
+            default = action.default
+            shown = "" if default is None or isinstance(default, str) and default.startswith("==SUPPRESS") or dest in (
+                "config", "print_config", "model.generator") else f" (default: {default})"
+            rows.append((flag, text + shown))
+        width = max(len(flag) for flag, _ in rows) + 4
+        total = sum(1 for a in self._actions if a.option_strings and not a.dest.endswith(".help"))
+        lines = [textwrap.fill(text, 100, initial_indent=f"  {flag}".ljust(width), subsequent_indent=" " * width)
+                 for flag, text in rows]
+        return "\n".join([
+            f"usage: {prog} [-c CONFIG] [--ckpt_path CKPT] [--GROUP.OPTION VALUE ...]", "", "common options:",
+            *lines, "",
+            f"{total} options in all (every Trainer, model, data and checkpoint option, with their documentation): "
+            f"{prog} {FULL_HELP_FLAG}",
+            f"A network's options: {prog} --model.generator.help UNetGenerator (or ResNetGenerator; "
+            "--model.discriminator.help PatchGANDiscriminator)",
+            "Run name: --trainer.logger.init_args.name NAME. Guide: README.md (Train), docs/RELIABILITY.md", ""])
 
     def error(self, message: str, ex: Optional[Exception] = None) -> NoReturn:
         from jsonargparse._common import debug_mode_active  # noqa: PLC0415 (jsonargparse's own switch)
@@ -136,6 +215,7 @@ class Pix2PixArgumentParser(LightningArgumentParser):
             hint = suggest_option(flag, known)
             if hint:
                 hints.append(hint)
+        hints = list(dict.fromkeys(hints))  # --optimizer X --optimizer.lr Y: one hint, not two
         sys.stderr.write(f"error: {text}\n" + "".join(f"  {h}\n" for h in hints)
                          + f"(run `{parser.prog.replace(' [options]', '')} --help` for the options)\n")
         raise SystemExit(2)
@@ -561,6 +641,11 @@ def main(args: Optional[list[str]] = None, run: bool = True) -> Pix2PixCLI:
     elif "--debug" in args:
         args = [a for a in args if a != "--debug"]
         debug = True
+    args = None if args is None else list(args)  # never the caller's list: --help_all is replaced below
+    argv = sys.argv if args is None else args
+    Pix2PixArgumentParser.full_help = FULL_HELP_FLAG in argv[1 if args is None else 0:]
+    if Pix2PixArgumentParser.full_help:
+        argv[argv.index(FULL_HELP_FLAG)] = "--help"
     try:
         return Pix2PixCLI(
             Pix2PixModule,
