@@ -36,6 +36,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from pix2pix_aa.callbacks import (
     FiniteModelCheckpoint,
+    HparamsAtFitEnd,
     ImageWriter,
     LastCheckpoint,
     QuietProgressBar,
@@ -488,6 +489,8 @@ class Pix2PixCLI(LightningCLI):
         trainer = super().instantiate_trainer(**kwargs)
         if not any(isinstance(c, ResumeRNGState) for c in trainer.callbacks):
             trainer.callbacks.append(ResumeRNGState())
+        if self.subcommand == "fit" and not any(isinstance(c, HparamsAtFitEnd) for c in trainer.callbacks):
+            trainer.callbacks.append(HparamsAtFitEnd())
         if kwargs.get("max_steps") == -1:
             trainer.callbacks.append(StopAfterIterations(int(steps)))
         return trainer
