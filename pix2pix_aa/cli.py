@@ -50,7 +50,7 @@ from pix2pix_aa.checkpoints import (
     check_state_matches,
     read_checkpoint,
 )
-from pix2pix_aa.compat import batches_that_stepped
+from pix2pix_aa.compat import batches_in_checkpoint, batches_that_stepped
 from pix2pix_aa.data import Pix2PixDataModule
 from pix2pix_aa.data.image_io import notice
 from pix2pix_aa.module import Pix2PixModule, load_weights
@@ -356,6 +356,7 @@ class Pix2PixCLI(LightningCLI):
             check_module_checkpoint(path, ckpt, Pix2PixModule.__name__, "generator")
             if from_last and subcommand == "fit":
                 set_purge_step(config, ckpt)
+            self._resumed_batches = batches_in_checkpoint(ckpt) or 0  # trained before this process
             # What Lightning's own merge did (checkpoint over command line), by our rules:
             # command-line flags win, the rest comes from the checkpoint, and both are printed.
             merge, updates = merge_checkpoint_options(config, ckpt, subcommand, explicit)
@@ -498,17 +499,27 @@ class Pix2PixCLI(LightningCLI):
     def _run_subcommand(self, subcommand: str) -> None:
         """Run it; if it fails before anything was trained, remove the log folders it created
         (``runs/<name>/version_N``, ``<run>/test/version_K``): TensorBoard would list an empty run
-        for every failed start-up. A fit that trained a batch keeps its folder (events and
-        checkpoints to look at or resume from)."""
+        for every failed start-up. A fit that trained a batch (in this process: a resumed one
+        starts from its checkpoint's count) keeps its folder (events and checkpoints to look at or
+        resume from)."""
         created = _new_log_dirs(self.trainer)
         try:
             super()._run_subcommand(subcommand)
         except BaseException:
             if created and self.trainer.is_global_zero and not (
-                    subcommand == "fit" and batches_that_stepped(self.trainer) > 0):
-                for top in created:
-                    if top.is_dir() and not any(top.rglob("*.ckpt")):
-                        shutil.rmtree(top, ignore_errors=True)
+                    subcommand == "fit" and batches_that_stepped(self.trainer) > getattr(self, "_resumed_batches", 0)):
+                for log_dir, top in created:
+                    if not log_dir.is_dir() or any(log_dir.rglob("*.ckpt")):
+                        continue
+                    shutil.rmtree(log_dir, ignore_errors=True)
+                    # Its new parents (runs/<name>) only if empty: another run may be writing there.
+                    for parent in log_dir.parents:
+                        if parent == top.parent:
+                            break
+                        try:
+                            parent.rmdir()
+                        except OSError:
+                            break
             raise
 
     def _check_checkpoint(self) -> None:
@@ -554,9 +565,9 @@ class Pix2PixCLI(LightningCLI):
         self.trainer.callbacks.append(ImageWriter(output_dir))
 
 
-def _new_log_dirs(trainer: Trainer) -> list[Path]:
-    """For each logger with a ``log_dir`` that does not exist yet: the outermost of its folders
-    that does not exist (``runs/<name>`` for a new name, else ``runs/<name>/version_N``)."""
+def _new_log_dirs(trainer: Trainer) -> list[tuple[Path, Path]]:
+    """For each logger with a ``log_dir`` that does not exist yet: (that folder, the outermost of
+    its folders that does not exist: ``runs/<name>`` for a new name, else ``runs/<name>/version_N``)."""
     created = []
     for logger in trainer.loggers:
         log_dir = getattr(logger, "log_dir", None)
@@ -565,9 +576,10 @@ def _new_log_dirs(trainer: Trainer) -> list[Path]:
         path = Path(log_dir).absolute()
         if path.exists():
             continue
-        while not path.parent.exists():
-            path = path.parent
-        created.append(path)
+        top = path
+        while not top.parent.exists():
+            top = top.parent
+        created.append((path, top))
     return created
 
 

@@ -325,21 +325,26 @@ def test_a_data_folder_without_val_is_refused_before_training(fit, folder, tmp_p
 
 
 def test_a_failed_start_up_leaves_no_run_folder(fit, folder, tmp_path, capsys):
-    """A corrupt training image stops the first training batch (after the logger made
-    runs/<name>/version_N): the folder is removed, so TensorBoard lists no empty run; the
-    second failure in an existing run name removes only its own version_N."""
+    """Corrupt training images stop the first training batch (after the logger made
+    runs/<name>/version_N): the folder is removed, so TensorBoard lists no empty run; a failure
+    in an existing run name removes only its own version_N, also when resuming a checkpoint
+    into a new version_N (nothing trained in this process)."""
     from pix2pix_aa.data.facades import generate_facades
 
     data = tmp_path / "corrupt"
     generate_facades(data, seed=0, splits={"train": 4, "val": 1, "test": 1}, size=64)
-    first = sorted((data / "train").iterdir())[0]
-    first.write_bytes(first.read_bytes()[:200])  # header intact, pixels cut off
+    for path in (data / "train").iterdir():  # every one, so that the first batch fails whatever the order
+        path.write_bytes(path.read_bytes()[:200])  # header intact, pixels cut off
     flags = ("--data.data_dir", str(data), "--data.dataset", "aligned")
     err = _error(capsys, lambda: fit("corrupt", *flags))
     assert "truncated or corrupt" in err
     assert not (folder / "runs" / "corrupt").exists()
     fit("corrupt", "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0")  # a good run: version_0
     _error(capsys, lambda: fit("corrupt", *flags))
+    assert sorted(p.name for p in (folder / "runs" / "corrupt").iterdir()) == ["version_0"]
+    # resumed from a checkpoint path (a new version_N) on the corrupt data: nothing trained here either
+    last = folder / "runs" / "corrupt" / "version_0" / "checkpoints" / "last.ckpt"
+    _error(capsys, lambda: fit("corrupt", *flags, "--ckpt_path", str(last), "--model.n_epochs_decay", "1"))
     assert sorted(p.name for p in (folder / "runs" / "corrupt").iterdir()) == ["version_0"]
 
 
