@@ -19,7 +19,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import sys
+import textwrap
 import warnings
 from pathlib import Path
 from typing import Any, NoReturn, Optional
@@ -34,6 +36,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from pix2pix_aa.callbacks import (
     FiniteModelCheckpoint,
+    HparamsAtFitEnd,
     ImageWriter,
     LastCheckpoint,
     QuietProgressBar,
@@ -47,17 +50,25 @@ from pix2pix_aa.checkpoints import (
     check_state_matches,
     read_checkpoint,
 )
+from pix2pix_aa.compat import batches_in_checkpoint, batches_that_stepped
 from pix2pix_aa.console import notice
 from pix2pix_aa.data import Pix2PixDataModule
-from pix2pix_aa.module import Pix2PixModule
+from pix2pix_aa.module import Pix2PixModule, load_weights
 from pix2pix_aa.options import (
     check_model_and_data,
+    check_plateau_validation,
     check_schedule,
     check_shift_term,
     refuse_unsupported,
     suggest_option,
 )
-from pix2pix_aa.resume import explicit_keys, merge_checkpoint_options, resolve_last_checkpoint, set_purge_step
+from pix2pix_aa.resume import (
+    check_resume_length,
+    explicit_keys,
+    merge_checkpoint_options,
+    resolve_last_checkpoint,
+    set_purge_step,
+)
 
 TRAINER_DEFAULTS = {
     "accelerator": "auto",
@@ -87,9 +98,56 @@ class ShortHelpFormatter(DefaultHelpFormatter):
         return head + sep + ", ".join(shown) + (f" (and {more} more)" if more else "")
 
 
+#: The options a subcommand's short ``--help`` lists, in this order, with one line each (the
+#: docstrings jsonargparse shows run to 20 lines an option; ``--help_all`` gives them all).
+COMMON_OPTIONS: dict[str, str] = {
+    "config": "YAML config (configs/*.yaml, or a run's config.yaml); flags after it override it",
+    "print_config": "print the complete config after all flags, and exit",
+    "ckpt_path": "checkpoint: fit resumes it (`last`: this run's newest); validate/test/predict use its weights "
+                 "(a reference latest_net_G.pth too)",
+    "seed_everything": "seed of weights, data order and augmentation",
+    "norm": "batch | instance | none for both networks",
+    "untrained": "validate/test/predict with the random initialisation (refused without it)",
+    "predict_output_dir": "predict: folder of the generated PNGs",
+    "trainer.accelerator": "cpu | gpu | auto",
+    "trainer.devices": "number of devices (or a list of ids)",
+    "trainer.precision": "32-true | bf16-mixed | 16-mixed",
+    "trainer.max_steps": "stop after N training iterations (batches)",
+    "trainer.limit_val_batches": "0 turns validation off",
+    "trainer.check_val_every_n_epoch": "validate every N epochs",
+    "model.generator": "generator class (UNetGenerator, ResNetGenerator); its options: "
+                       "--model.generator.init_args.antialias bin5 ...",
+    "model.lambda_l1": "weight of the L1 term (pix2pix: 100)",
+    "model.lambda_shift": "weight of the shift-equivariance term (0 = off)",
+    "model.lr": "Adam learning rate of both players",
+    "model.n_epochs": "epochs at the base LR (trainer.max_epochs = n_epochs + n_epochs_decay)",
+    "model.n_epochs_decay": "epochs of LR decay after them",
+    "model.lr_policy": "linear | step | plateau | cosine",
+    "model.generator_weights": "initial generator weights (.ckpt, state_dict or reference .pth); "
+                               "validate/test/predict without --ckpt_path use them",
+    "model.grad_clip_norm": "clip each player's gradient norm",
+    "data.data_dir": "data folder (train/ val/ test/)",
+    "data.dataset": "facades | photos (generated if missing) | aligned (A|B files) | paired (A/ and B/)",
+    "data.direction": "AtoB | BtoA",
+    "data.load_size": "training resize before the random crop",
+    "data.crop_size": "training crop; val/test resize to it",
+    "data.preprocess": "resize_and_crop | crop | scale_width | scale_width_and_crop | none",
+    "data.batch_size": "images per batch (pix2pix: 1)",
+    "data.num_workers": "DataLoader processes",
+    "data.predict_dir": "predict: a folder of images or one image (default: the test split)",
+    "data.predict_resize": "predict: resize inputs to crop_size (false: each at its own size)",
+    "data.tile": "predict: generate in tiles of N px (large images)",
+}
+
+#: ``train.py <subcommand> --help_all``: jsonargparse's full help (every option of every class).
+FULL_HELP_FLAG = "--help_all"
+
+
 class Pix2PixArgumentParser(LightningArgumentParser):
     """LightningArgumentParser whose errors are one line (plus a hint), not a usage dump, and
-    whose ``--help`` is short enough to read (:class:`ShortHelpFormatter`).
+    whose ``--help`` is short enough to read: a subcommand's lists :data:`COMMON_OPTIONS`
+    (``--help_all`` gives every option, with :class:`ShortHelpFormatter`'s short subclass lists).
+    jsonargparse has no help levels of its own, hence the selection here.
 
     An unrecognised flag gets the reference pix2pix's name for it (``--netG`` -> ours) or the
     closest option name (difflib). Abbreviated flags are not expanded: argparse would take
@@ -100,6 +158,37 @@ class Pix2PixArgumentParser(LightningArgumentParser):
         kwargs.setdefault("formatter_class", ShortHelpFormatter)
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+
+    #: Set by :func:`main` for ``--help_all``.
+    full_help = False
+
+    def format_help(self, formatter: Any = None) -> str:
+        by_dest = {a.dest: a for a in self._actions}
+        if self.full_help or "model.lr" not in by_dest or formatter is not None:  # the main parser: its own
+            return super().format_help() if formatter is None else super().format_help(formatter)
+        prog = self.prog.replace(" [options]", "")
+        rows = []
+        for dest, text in COMMON_OPTIONS.items():
+            action = by_dest.get(dest)
+            if action is None:
+                continue
+            flag = next(o for o in action.option_strings if o.startswith("--") and not o.endswith("+"))
+            default = action.default
+            shown = "" if default is None or isinstance(default, str) and default.startswith("==SUPPRESS") or dest in (
+                "config", "print_config", "model.generator") else f" (default: {default})"
+            rows.append((flag, text + shown))
+        width = max(len(flag) for flag, _ in rows) + 4
+        total = sum(1 for a in self._actions if a.option_strings and not a.dest.endswith(".help"))
+        lines = [textwrap.fill(text, 100, initial_indent=f"  {flag}".ljust(width), subsequent_indent=" " * width)
+                 for flag, text in rows]
+        return "\n".join([
+            f"usage: {prog} [-c CONFIG] [--ckpt_path CKPT] [--GROUP.OPTION VALUE ...]", "", "common options:",
+            *lines, "",
+            f"{total} options in all (every Trainer, model, data and checkpoint option, with their documentation): "
+            f"{prog} {FULL_HELP_FLAG}",
+            f"A network's options: {prog} --model.generator.help UNetGenerator (or ResNetGenerator; "
+            "--model.discriminator.help PatchGANDiscriminator)",
+            "Run name: --trainer.logger.init_args.name NAME. Guide: README.md (Train), docs/RELIABILITY.md", ""])
 
     def error(self, message: str, ex: Optional[Exception] = None) -> NoReturn:
         from jsonargparse._common import debug_mode_active  # noqa: PLC0415 (jsonargparse's own switch)
@@ -127,6 +216,7 @@ class Pix2PixArgumentParser(LightningArgumentParser):
             hint = suggest_option(flag, known)
             if hint:
                 hints.append(hint)
+        hints = list(dict.fromkeys(hints))  # --optimizer X --optimizer.lr Y: one hint, not two
         sys.stderr.write(f"error: {text}\n" + "".join(f"  {h}\n" for h in hints)
                          + f"(run `{parser.prog.replace(' [options]', '')} --help` for the options)\n")
         raise SystemExit(2)
@@ -232,6 +322,9 @@ class Pix2PixCLI(LightningCLI):
         parser.add_argument("--norm", type=Optional[str], default=None,
                             help="batch | instance | none for both networks (the reference's --norm); "
                                  "default: each network's own norm option")
+        parser.add_argument("--untrained", type=bool, default=False,
+                            help="validate / test / predict: run the randomly initialised generator (no "
+                                 "--ckpt_path, no --model.generator_weights); refused without it")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
@@ -263,6 +356,7 @@ class Pix2PixCLI(LightningCLI):
             check_module_checkpoint(path, ckpt, Pix2PixModule.__name__, "generator")
             if from_last and subcommand == "fit":
                 set_purge_step(config, ckpt)
+            self._resumed_batches = batches_in_checkpoint(ckpt) or 0  # trained before this process
             # What Lightning's own merge did (checkpoint over command line), by our rules:
             # command-line flags win, the rest comes from the checkpoint, and both are printed.
             merge, updates = merge_checkpoint_options(config, ckpt, subcommand, explicit)
@@ -270,6 +364,9 @@ class Pix2PixCLI(LightningCLI):
                 self.config = parser.parse_object({subcommand: updates}, self.config)
                 config = self.config[subcommand]
             merge.report(str(path))
+            if subcommand == "fit":
+                check_schedule(config)  # max_epochs derived from the merged schedule
+                check_resume_length(config, ckpt, str(path))
             # _check_checkpoint needs only names and shapes: keep those (meta tensors, no memory),
             # not a second read of the file nor the whole dict held through start-up.
             self._read_ckpt = (path, {"hyper_parameters": ckpt.get("hyper_parameters"),
@@ -277,7 +374,11 @@ class Pix2PixCLI(LightningCLI):
                                                      if isinstance(v, torch.Tensor) else v
                                                      for k, v in ckpt["state_dict"].items()}})
         if subcommand == "fit":
+            if config.get("untrained"):
+                raise ValueError("--untrained is for validate / test / predict (a generator without trained "
+                                 "weights); fit starts from the initialisation anyway: drop the flag")
             check_schedule(config)
+            check_plateau_validation(config)
             if config.trainer.get("limit_val_batches") in (0, 0.0) and config.checkpoint.get("monitor") == "val/l1":
                 # No validation, no val/l1: ModelCheckpoint would warn at every epoch and keep nothing useful.
                 config.checkpoint.monitor, config.checkpoint.save_top_k = None, 0
@@ -288,6 +389,7 @@ class Pix2PixCLI(LightningCLI):
                 notice(f"trainer.max_steps={steps} counts training iterations (batches); each "
                        "iteration makes one D and one G optimiser step")
         elif subcommand in ("validate", "test", "predict"):
+            self._choose_generator_weights(config, subcommand, explicit)
             data = config.data
             if subcommand == "predict":
                 source = data.get("predict_dir") or f"the test split of {data.data_dir}"
@@ -315,6 +417,35 @@ class Pix2PixCLI(LightningCLI):
         notice(f"--ckpt_path {path}: a reference pix2pix generator ({info['netG']}, norm {info['norm']}, "
                f"ngf {info['ngf']}, {info['input_nc']} -> {info['output_nc']} channels); data from the config")
 
+    def _choose_generator_weights(self, config, subcommand: str, explicit: set[str]) -> None:
+        """Where validate / test / predict take the generator's weights from: ``--ckpt_path`` (or a
+        reference file given there), else ``model.generator_weights`` (loaded once the model is
+        built; a fit loads it only when it starts), else nothing, which is refused unless
+        ``--untrained true`` asks for the initialisation: an untrained generator writes images and
+        scores that look like results.
+
+        Raises:
+            ValueError: no weights and no ``--untrained``; or both ``--ckpt_path`` and
+            ``--model.generator_weights`` on the command line (one of them would be ignored).
+        """
+        weights = config.model.get("generator_weights")
+        has_ckpt = config.get("ckpt_path") is not None or getattr(self, "_reference_generator", None) is not None
+        self._generator_weights = None
+        if has_ckpt:
+            if weights and "model.generator_weights" in explicit:
+                raise ValueError(f"--ckpt_path and --model.generator_weights both give the generator's weights "
+                                 f"({subcommand} would use the checkpoint's): pass one of them")
+            return
+        if weights:
+            self._generator_weights = weights
+            return
+        if config.get("untrained"):
+            notice(f"{subcommand}: --untrained: the generator is randomly initialised (no trained weights)")
+            return
+        raise ValueError(f"{subcommand} needs trained weights: pass --ckpt_path CKPT (a train.py checkpoint, `last`, "
+                         "or a reference latest_net_G.pth) or --model.generator_weights FILE (--untrained true runs "
+                         "the randomly initialised generator)")
+
     def _parse_ckpt_path(self) -> None:
         """Replaced by :func:`pix2pix_aa.resume.merge_checkpoint_options` in ``parse_arguments``
         (Lightning's merge lets the checkpoint override the command line, silently)."""
@@ -327,6 +458,10 @@ class Pix2PixCLI(LightningCLI):
         reference = getattr(self, "_reference_generator", None)
         if reference is not None:
             self.model.generator.load_state_dict(reference.state_dict())
+        weights = getattr(self, "_generator_weights", None)
+        if weights:
+            load_weights(self.model.generator, weights, "generator")
+            notice(f"model.generator_weights: {self.subcommand} with the generator from {weights}")
         check_model_and_data(self.model.generator, self.model.discriminator, self.datamodule)
         check_shift_term(self.model.hparams, self.datamodule)
 
@@ -355,9 +490,37 @@ class Pix2PixCLI(LightningCLI):
         trainer = super().instantiate_trainer(**kwargs)
         if not any(isinstance(c, ResumeRNGState) for c in trainer.callbacks):
             trainer.callbacks.append(ResumeRNGState())
+        if self.subcommand == "fit" and not any(isinstance(c, HparamsAtFitEnd) for c in trainer.callbacks):
+            trainer.callbacks.append(HparamsAtFitEnd())
         if kwargs.get("max_steps") == -1:
             trainer.callbacks.append(StopAfterIterations(int(steps)))
         return trainer
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        """Run it; if it fails before anything was trained, remove the log folders it created
+        (``runs/<name>/version_N``, ``<run>/test/version_K``): TensorBoard would list an empty run
+        for every failed start-up. A fit that trained a batch (in this process: a resumed one
+        starts from its checkpoint's count) keeps its folder (events and checkpoints to look at or
+        resume from)."""
+        created = _new_log_dirs(self.trainer)
+        try:
+            super()._run_subcommand(subcommand)
+        except BaseException:
+            if created and self.trainer.is_global_zero and not (
+                    subcommand == "fit" and batches_that_stepped(self.trainer) > getattr(self, "_resumed_batches", 0)):
+                for log_dir, top in created:
+                    if not log_dir.is_dir() or any(log_dir.rglob("*.ckpt")):
+                        continue
+                    shutil.rmtree(log_dir, ignore_errors=True)
+                    # Its new parents (runs/<name>) only if empty: another run may be writing there.
+                    for parent in log_dir.parents:
+                        if parent == top.parent:
+                            break
+                        try:
+                            parent.rmdir()
+                        except OSError:
+                            break
+            raise
 
     def _check_checkpoint(self) -> None:
         """Read ``--ckpt_path`` (weights only) and compare it with the model before Lightning loads it,
@@ -400,6 +563,24 @@ class Pix2PixCLI(LightningCLI):
         self._quiet_checkpoint_callbacks()
         output_dir = self.config[self.subcommand].predict_output_dir
         self.trainer.callbacks.append(ImageWriter(output_dir))
+
+
+def _new_log_dirs(trainer: Trainer) -> list[tuple[Path, Path]]:
+    """For each logger with a ``log_dir`` that does not exist yet: (that folder, the outermost of
+    its folders that does not exist: ``runs/<name>`` for a new name, else ``runs/<name>/version_N``)."""
+    created = []
+    for logger in trainer.loggers:
+        log_dir = getattr(logger, "log_dir", None)
+        if not log_dir or "://" in str(log_dir):
+            continue
+        path = Path(log_dir).absolute()
+        if path.exists():
+            continue
+        top = path
+        while not top.parent.exists():
+            top = top.parent
+        created.append((path, top))
+    return created
 
 
 def _run_dir_of(ckpt_path: Optional[str]) -> Optional[Path]:
@@ -475,6 +656,11 @@ def main(args: Optional[list[str]] = None, run: bool = True) -> Pix2PixCLI:
     elif "--debug" in args:
         args = [a for a in args if a != "--debug"]
         debug = True
+    args = None if args is None else list(args)  # never the caller's list: --help_all is replaced below
+    argv = sys.argv if args is None else args
+    Pix2PixArgumentParser.full_help = FULL_HELP_FLAG in argv[1 if args is None else 0:]
+    if Pix2PixArgumentParser.full_help:
+        argv[argv.index(FULL_HELP_FLAG)] = "--help"
     try:
         return Pix2PixCLI(
             Pix2PixModule,

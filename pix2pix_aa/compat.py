@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-__all__ = ["PRIVATE_ATTRIBUTES", "batches_in_checkpoint", "batches_that_stepped", "built_by_cli"]
+__all__ = ["PRIVATE_ATTRIBUTES", "batches_in_checkpoint", "batches_that_stepped", "built_by_cli",
+           "epochs_in_checkpoint"]
 
 #: (object path, attribute, why) for each private attribute the project relies on.
 PRIVATE_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
@@ -17,6 +18,8 @@ PRIVATE_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
      "training iterations done (Lightning's logging x-axis); global_step counts both players' optimiser steps"),
     ("pytorch_lightning.cli.LightningCLI", "_parse_ckpt_path",
      "replaced: Lightning's merge lets the checkpoint's hyper-parameters override the command line"),
+    ("pytorch_lightning.cli.LightningCLI", "_run_subcommand",
+     "wrapped: a subcommand that fails before training removes the empty log folder it created"),
     ("pytorch_lightning.core.mixins.hparams_mixin", "_given_hyperparameters",
      "tells LightningCLI's instantiation of the module from a plain Python one"),
     ("pytorch_lightning.callbacks.ModelCheckpoint", "_save_topk_checkpoint",
@@ -34,6 +37,15 @@ def batches_in_checkpoint(ckpt: dict) -> Optional[int]:
     None when the fit loop's counter is not saved."""
     try:
         return int(ckpt["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def epochs_in_checkpoint(ckpt: dict) -> Optional[int]:
+    """Training epochs a Lightning checkpoint had finished (its fit loop's processed epochs: the
+    ``current_epoch`` Lightning restores from it). None when the counter is not saved."""
+    try:
+        return int(ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
     except (KeyError, TypeError, ValueError):
         return None
 

@@ -129,7 +129,7 @@ def _now() -> str:
 
 
 def _notice(message: str) -> None:
-    from pix2pix_aa.data.image_io import notice
+    from pix2pix_aa.console import notice
 
     notice(message)
 

@@ -139,7 +139,8 @@ class Pix2PixModule(pl.LightningModule):
             their sum (train.py derives it when unset and refuses a mismatch).
         lr_policy: the reference pix2pix's schedules: ``linear`` (above), ``step`` (x0.1 every
             ``lr_decay_iters`` epochs), ``plateau`` (x0.2 when ``val/l1`` has not improved by 1%
-            for 5 validations), ``cosine`` (cosine annealing to 0 over ``n_epochs`` epochs).
+            for 5 validations; one step per validation, so it needs validation on: train.py
+            refuses it otherwise), ``cosine`` (cosine annealing to 0 over ``n_epochs`` epochs).
         lr_decay_iters: the step of ``lr_policy=step``, in epochs (reference: 50).
         init_type, init_gain: weight initialisation (pix2pix: normal(0, 0.02)).
         generator_weights, discriminator_weights: start a new fit from these weights instead of
@@ -147,6 +148,8 @@ class Pix2PixModule(pl.LightningModule):
             (``.pth``, e.g. a baseline's weights for an anti-aliased generator: anti-aliasing adds
             no parameters, so the names and shapes are the same). Loaded when a fit starts from
             scratch; a resumed fit (``--ckpt_path``) takes its checkpoint's weights instead.
+            train.py validate / test / predict without ``--ckpt_path`` load ``generator_weights``
+            too (pix2pix_aa.cli).
         grad_clip_norm: clip each player's gradient norm (Trainer's gradient_clip_val is refused
             under manual optimisation).
         on_nonfinite: ``raise`` (stop with a message naming the loss and step) or ``skip`` the step.
@@ -379,13 +382,22 @@ class Pix2PixModule(pl.LightningModule):
         opt_g, opt_d = self.optimizers()
         self.log_dict({"lr/G": opt_g.param_groups[0]["lr"], "lr/D": opt_d.param_groups[0]["lr"]})
         for scheduler in self.lr_schedulers():
-            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                # Steps on the latest validation L1; before any validation there is nothing to judge.
-                metric = self.trainer.callback_metrics.get("val/l1")
-                if metric is not None:
-                    scheduler.step(float(metric))
-            else:
+            # ReduceLROnPlateau steps in on_validation_end instead, once per fresh val/l1.
+            if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler.step()
+
+    def on_validation_end(self) -> None:
+        # lr_policy plateau: one step per validation, on the val/l1 it has just computed (here,
+        # after Lightning reduced the epoch's metrics). Stepping at each epoch's end instead
+        # re-read a stale val/l1 when validation runs every k epochs, so "5 validations without
+        # improvement" came after fewer validations. Not in the sanity check, nor outside a fit.
+        if self.trainer.sanity_checking or self.trainer.state.fn != "fit":
+            return
+        metric = self.trainer.callback_metrics.get("val/l1")
+        schedulers = self.lr_schedulers() or []
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and metric is not None:
+                scheduler.step(float(metric))
 
     # -- evaluation ---------------------------------------------------------------------------
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:

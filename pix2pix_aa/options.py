@@ -6,6 +6,7 @@ costs a second, not a run:
 * :func:`check_schedule`: ``trainer.max_epochs`` against the pix2pix LR schedule
   (``model.n_epochs + model.n_epochs_decay``): past its end the LR would be 0 for the remaining
   epochs, short of it the decay is skipped; unset, it is derived.
+* :func:`check_plateau_validation`: ``lr_policy plateau`` needs validation to step on.
 * :func:`refuse_unsupported`: Lightning options that this manually optimised GAN would ignore
   or break on, with the option to use instead.
 * :func:`suggest_option`: the reference pix2pix's flag names (``--netG``, ``--direction``, ...)
@@ -25,8 +26,8 @@ from torch import nn
 from pix2pix_aa.console import notice
 from pix2pix_aa.losses import max_shift_problem
 
-__all__ = ["LIGHTNING_FLAGS", "REFERENCE_FLAGS", "check_model_and_data", "check_schedule", "check_shift_term",
-           "refuse_unsupported", "suggest_option"]
+__all__ = ["LIGHTNING_FLAGS", "REFERENCE_FLAGS", "check_model_and_data", "check_plateau_validation", "check_schedule",
+           "check_shift_term", "refuse_unsupported", "suggest_option"]
 
 
 # -- schedule -----------------------------------------------------------------------------------
@@ -67,6 +68,32 @@ def check_schedule(config) -> None:
         f"trainer.max_epochs={max_epochs} but model.n_epochs + model.n_epochs_decay = {n} + {n_decay} = {total}: "
         f"the run {where} {total}. Pass --trainer.max_epochs {total}, or {fix}, or --trainer.max_epochs null "
         "(derived from the schedule; the shipped configs and saved config.yaml files leave it unset)")
+
+
+def check_plateau_validation(config) -> None:
+    """``model.lr_policy plateau`` steps on each validation's ``val/l1``: without validation it
+    would never step, and the LR would stay constant without a word.
+
+    Validation is off when ``trainer.limit_val_batches`` is 0 or ``trainer.check_val_every_n_epoch``
+    exceeds ``trainer.max_epochs`` (call after :func:`check_schedule`, which derives the latter).
+    A data folder without ``val/`` is refused by the CLI's own check while validation is on.
+
+    Raises:
+        ValueError: one line naming the option that switches validation off and the fixes.
+    """
+    model, trainer = config.model, config.trainer
+    if model.get("lr_policy") != "plateau" or trainer.get("fast_dev_run"):
+        return
+    every, epochs = trainer.get("check_val_every_n_epoch"), trainer.get("max_epochs")
+    if trainer.get("limit_val_batches") in (0, 0.0):
+        why = "trainer.limit_val_batches=0"
+    elif every is not None and epochs is not None and epochs >= 0 and every > epochs:
+        why = f"trainer.check_val_every_n_epoch={every} > trainer.max_epochs={epochs}"
+    else:
+        return
+    raise ValueError(f"model.lr_policy=plateau steps on each validation's val/l1, but validation is off ({why}): "
+                     "the LR would never change; validate (a val/ split and validation batches), or use "
+                     "--model.lr_policy linear|step|cosine")
 
 
 # -- options this GAN cannot honour ---------------------------------------------------------------

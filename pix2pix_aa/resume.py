@@ -23,11 +23,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Optional
 
-from pix2pix_aa.compat import batches_in_checkpoint
+from pix2pix_aa.compat import batches_in_checkpoint, epochs_in_checkpoint
 from pix2pix_aa.console import notice
 
-__all__ = ["OptionMerge", "explicit_keys", "merge_checkpoint_options", "resolve_last_checkpoint", "run_folders",
-           "set_purge_step"]
+__all__ = ["OptionMerge", "check_resume_length", "explicit_keys", "merge_checkpoint_options", "resolve_last_checkpoint",
+           "run_folders", "set_purge_step"]
 
 #: Model options that define the networks (and so the shapes and meaning of the weights).
 NETWORK_KEYS = ("generator", "discriminator")
@@ -100,6 +100,28 @@ def set_purge_step(config, ckpt: dict) -> None:
     logger = config.trainer.get("logger")
     if hasattr(logger, "get") and logger.get("init_args") is not None and "purge_step" in logger.init_args:
         logger.init_args.purge_step = batches_in_checkpoint(ckpt)
+
+
+def check_resume_length(config, ckpt: dict, path: str) -> None:
+    """``fit --ckpt_path``: the schedule (``trainer.max_epochs``, derived from ``model.n_epochs +
+    model.n_epochs_decay`` by :func:`pix2pix_aa.options.check_schedule`) must not end before the
+    epochs the checkpoint already trained; Lightning would stop with a 32-line traceback
+    ("restored current_epoch=3, but max_epochs=2").
+
+    Raises:
+        ValueError: one line with what was trained, what was asked and how to train more.
+    """
+    trained, asked = epochs_in_checkpoint(ckpt), config.trainer.get("max_epochs")
+    if trained is None or asked is None or asked < 0 or trained <= asked or config.trainer.get("fast_dev_run"):
+        return
+    model, saved = config.model, ckpt.get("hyper_parameters") or {}
+    was = (f" (its schedule: model.n_epochs {saved['n_epochs']} + model.n_epochs_decay {saved['n_epochs_decay']})"
+           if "n_epochs" in saved and "n_epochs_decay" in saved else "")
+    raise ValueError(
+        f"--ckpt_path {path}: the run already trained {trained} epochs{was}, but this schedule ends after {asked} "
+        f"(model.n_epochs {model.n_epochs} + model.n_epochs_decay {model.n_epochs_decay}): a resume cannot train "
+        f"fewer epochs. To train more, pass --model.n_epochs_decay {trained + 1 - int(model.n_epochs)} or more "
+        f"(n_epochs + n_epochs_decay > {trained}); to start over, drop --ckpt_path")
 
 
 # -- which options ------------------------------------------------------------------------------

@@ -88,6 +88,19 @@ def test_extending_a_finished_run_continues_with_the_new_schedule(fit, folder, c
     assert yaml.safe_load((run / "config.yaml").read_text())["model"]["n_epochs_decay"] == 3
 
 
+def test_resuming_with_a_shorter_schedule_than_trained_is_one_line(fit, folder, capsys):
+    """A finished 3-epoch run resumed with a 2-epoch schedule: one line with what was trained, what
+    was asked and the fix (was: Lightning's 32-line "restored current_epoch=3, but max_epochs=2")."""
+    fit("shorter", "--trainer.max_epochs", "3", "--model.n_epochs_decay", "2")
+    capsys.readouterr()
+    err = _error(capsys, lambda: fit("shorter", "--ckpt_path", "last", "--model.n_epochs_decay", "1"))
+    assert "the run already trained 3 epochs (its schedule: model.n_epochs 1 + model.n_epochs_decay 2), but this " \
+           "schedule ends after 2 (model.n_epochs 1 + model.n_epochs_decay 1)" in err
+    assert "pass --model.n_epochs_decay 3 or more" in err
+    assert "Traceback" not in err and "current_epoch" not in err
+    assert sorted(p.name for p in (folder / "runs" / "shorter").iterdir()) == ["version_0"]
+
+
 def test_resume_keeps_unflagged_checkpoint_options_and_says_so(fit, folder, capsys, write_tiny_config):
     fit("keep", "--model.lr", "0.001")
     capsys.readouterr()
@@ -223,11 +236,26 @@ def test_a_typo_in_a_yaml_config_gets_the_option_it_meant(fit, capsys, key, expe
 
 
 def test_fit_help_is_short(capsys, monkeypatch):
+    """``fit --help``: the common options, one line each (was 945 lines); ``--help_all`` gives every
+    option, with subclass lists cut to this project's classes."""
     with pytest.raises(SystemExit):
         cli_main(["fit", "--help"])
     text = capsys.readouterr().out
-    assert len(text.splitlines()) < 1000
-    assert "torch.nn.modules" not in text
+    assert len(text.splitlines()) < 60
+    for flag in ("--config", "--ckpt_path", "--model.lr ", "--model.lr_policy", "--data.direction", "--data.data_dir"):
+        assert f"\n  {flag}" in text, flag
+    assert " fit --help_all" in text
+    with pytest.raises(SystemExit):
+        cli_main(["fit", "--help_all"])
+    full = capsys.readouterr().out
+    assert len(full.splitlines()) > 500
+    assert "--trainer.gradient_clip_algorithm" in full and "--checkpoint.every_n_epochs" in full
+    assert "torch.nn.modules" not in full
+
+
+def test_a_refused_option_and_its_sub_option_get_one_hint(fit, capsys):
+    err = _error(capsys, lambda: fit("refused", "--optimizer", "torch.optim.SGD", "--optimizer.lr", "0.1"))
+    assert err.count("--optimizer (LightningCLI's) is not used by this GAN") == 1
 
 
 @pytest.mark.parametrize("policy,cls", [("linear", "LambdaLR"), ("step", "StepLR"),
@@ -243,6 +271,29 @@ def test_lr_policy_step_trains_end_to_end(fit, folder):
     lrs = [v for _, v in _scalars(folder / "runs" / "steplr" / "version_0", "lr/G")]
     assert lrs == pytest.approx([2e-4, 2e-5])
     assert cli.trainer.current_epoch == 2
+
+
+def test_lr_policy_plateau_steps_once_per_validation(fit, folder):
+    """Validation every 2nd of 6 epochs: 3 fresh val/l1 values, 3 plateau steps (was 5: one per
+    epoch from the first validation on, re-reading a stale val/l1)."""
+    cli = fit("plateau", "--model.lr_policy", "plateau", "--trainer.check_val_every_n_epoch", "2",
+              "--trainer.max_epochs", "6", "--model.n_epochs", "6", "--model.n_epochs_decay", "0",
+              "--model.log_images_every_n_batches", "0", data__generate_counts={"train": 2, "val": 1, "test": 1},
+              data__batch_size=1)
+    schedulers = cli.model.lr_schedulers()
+    assert [type(s).__name__ for s in schedulers] == ["ReduceLROnPlateau"] * 2
+    assert [s.last_epoch for s in schedulers] == [3, 3]
+    assert len(_scalars(folder / "runs" / "plateau" / "version_0", "val/l1")) == 3
+
+
+@pytest.mark.parametrize("flags,expected", [
+    (("--trainer.limit_val_batches", "0"), "validation is off (trainer.limit_val_batches=0)"),
+    (("--trainer.check_val_every_n_epoch", "3"), "(trainer.check_val_every_n_epoch=3 > trainer.max_epochs=2)"),
+])
+def test_lr_policy_plateau_without_validation_is_refused(fit, capsys, flags, expected):
+    err = _error(capsys, lambda: fit("plateau_noval", "--model.lr_policy", "plateau", *flags))
+    assert "model.lr_policy=plateau steps on each validation's val/l1" in err and expected in err
+    assert not Path("runs/plateau_noval").exists()
 
 
 def test_norm_sets_both_networks(fit):
@@ -271,6 +322,30 @@ def test_a_data_folder_without_val_is_refused_before_training(fit, folder, tmp_p
     cli = fit("noval", "--data.data_dir", str(data), "--data.dataset", "aligned", "--trainer.limit_val_batches", "0",
               "--trainer.max_epochs", "1", "--model.n_epochs", "1", "--model.n_epochs_decay", "0")
     assert cli.trainer.current_epoch == 1
+
+
+def test_a_failed_start_up_leaves_no_run_folder(fit, folder, tmp_path, capsys):
+    """Corrupt training images stop the first training batch (after the logger made
+    runs/<name>/version_N): the folder is removed, so TensorBoard lists no empty run; a failure
+    in an existing run name removes only its own version_N, also when resuming a checkpoint
+    into a new version_N (nothing trained in this process)."""
+    from pix2pix_aa.data.facades import generate_facades
+
+    data = tmp_path / "corrupt"
+    generate_facades(data, seed=0, splits={"train": 4, "val": 1, "test": 1}, size=64)
+    for path in (data / "train").iterdir():  # every one, so that the first batch fails whatever the order
+        path.write_bytes(path.read_bytes()[:200])  # header intact, pixels cut off
+    flags = ("--data.data_dir", str(data), "--data.dataset", "aligned")
+    err = _error(capsys, lambda: fit("corrupt", *flags))
+    assert "truncated or corrupt" in err
+    assert not (folder / "runs" / "corrupt").exists()
+    fit("corrupt", "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0")  # a good run: version_0
+    _error(capsys, lambda: fit("corrupt", *flags))
+    assert sorted(p.name for p in (folder / "runs" / "corrupt").iterdir()) == ["version_0"]
+    # resumed from a checkpoint path (a new version_N) on the corrupt data: nothing trained here either
+    last = folder / "runs" / "corrupt" / "version_0" / "checkpoints" / "last.ckpt"
+    _error(capsys, lambda: fit("corrupt", *flags, "--ckpt_path", str(last), "--model.n_epochs_decay", "1"))
+    assert sorted(p.name for p in (folder / "runs" / "corrupt").iterdir()) == ["version_0"]
 
 
 def test_a_folder_without_the_layout_names_the_missing_train_split_first(fit, tmp_path, capsys):
@@ -375,6 +450,54 @@ def test_predict_and_test_take_a_reference_generator_file(fit, folder, tmp_path,
     assert written
     cli = fit("refdata", "--ckpt_path", str(path), subcommand="test")
     assert "test/psnr" in cli.trainer.callback_metrics
+
+
+def test_generator_weights_are_loaded_by_predict_test_and_validate(fit, folder, tmp_path, capsys):
+    """``--model.generator_weights W`` without ``--ckpt_path``: validate / test / predict use W (was: a
+    randomly initialised generator, exit 0). W in the reference's format: predictions equal the
+    reference network's outputs."""
+    from test_reference import RefUnet, randomise
+
+    ref = randomise(RefUnet(3, 3, 6, 8, "batch")).eval()
+    path = tmp_path / "latest_net_G.pth"
+    torch.save(ref.state_dict(), path)
+    fit("gwdata", "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0")  # makes the data set
+    capsys.readouterr()
+    flags = ("--model.generator_weights", str(path), "--model.generator.init_args.antialias", "none")
+    cli = fit("gwdata", *flags, "--predict_output_dir", str(tmp_path / "out"), "--data.predict_resize", "true",
+              subcommand="predict")
+    assert f"the generator from {path}" in capsys.readouterr().err
+    x = cli.datamodule.predict_set[0]["input"][None]
+    with torch.inference_mode():
+        assert torch.allclose(cli.model.generator.eval()(x), ref(x), atol=1e-5)
+    for subcommand in ("test", "validate"):
+        cli = fit("gwdata", *flags, subcommand=subcommand)
+        for key, value in ref.state_dict().items():
+            if key.endswith("running_var"):  # one mapped tensor per kind is enough: the statistics
+                assert any(torch.equal(value, v) for v in cli.model.generator.state_dict().values()), key
+
+
+@pytest.mark.parametrize("subcommand", ["predict", "test", "validate"])
+def test_evaluating_without_trained_weights_is_refused_unless_asked(fit, folder, tmp_path, capsys, subcommand):
+    fit("gwnone", "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0")  # makes the data set
+    capsys.readouterr()
+    out = ("--predict_output_dir", str(tmp_path / "out"))
+    err = _error(capsys, lambda: fit("gwnone", *out, subcommand=subcommand))
+    assert f"error: {subcommand} needs trained weights: pass --ckpt_path" in err and "--model.generator_weights" in err
+    assert not (tmp_path / "out").exists()
+    cli = fit("gwnone", *out, "--untrained", "true", subcommand=subcommand)
+    assert "the generator is randomly initialised" in capsys.readouterr().err
+    assert cli.trainer.state.finished
+
+
+def test_ckpt_path_and_generator_weights_together_are_refused(fit, folder, tmp_path, capsys):
+    fit("gwboth", "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0")
+    ckpt = folder / "runs" / "gwboth" / "version_0" / "checkpoints" / "last.ckpt"
+    err = _error(capsys, lambda: fit("gwboth", "--ckpt_path", str(ckpt), "--model.generator_weights", str(ckpt),
+                                     subcommand="test"))
+    assert "--ckpt_path and --model.generator_weights both give the generator's weights" in err
+    err = _error(capsys, lambda: fit("gwboth", "--untrained", "true"))
+    assert "--untrained is for validate / test / predict" in err
 
 
 def test_test_metrics_do_not_depend_on_the_batch_size(fit, folder):

@@ -37,6 +37,28 @@ def test_fit_writes_checkpoints_config_and_tensorboard(trained_run):
     assert lrs == pytest.approx([2e-4 * linear_decay_factor(e, 1, 1) for e in range(2)])
 
 
+def test_a_training_run_has_its_row_in_the_hparams_dashboard(trained_run):
+    """fit end: one HPARAMS session with the generator's options and, as metrics, the last
+    validation's val/l1 and the best val/l1 (was: only evaluations had a row)."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    folder, run = trained_run
+    events = EventAccumulator(str(run))
+    events.Reload()
+    content = events.PluginTagToContent("hparams")
+    assert set(content) == {"_hparams_/experiment", "_hparams_/session_start_info", "_hparams_/session_end_info"}
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    hp = {k: v.string_value or v.number_value or v.bool_value for k, v in start.hparams.items()}
+    assert hp["generator/antialias"] == "bin5" and hp["model/lambda_l1"] == 100.0
+    assert hp["data/direction"] == "BtoA" and hp["epochs"] == 2
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    assert {m.name.tag for m in experiment.metric_infos} >= {"hparam/val_l1", "hparam/best_val_l1"}
+    val_l1 = [e.value for e in events.Scalars("val/l1")]
+    assert [e.value for e in events.Scalars("hparam/val_l1")] == pytest.approx([val_l1[-1]])
+    assert [e.value for e in events.Scalars("hparam/best_val_l1")] == pytest.approx([min(val_l1)])
+    assert events.Scalars("hparam/val_l1")[0].step == events.Scalars("train/loss_G_step")[-1].step + 1
+
+
 @pytest.mark.parametrize("subcommand", ["validate", "test", "predict"])
 def test_subcommands_run_from_checkpoint(trained_run, subcommand, run_cli, tmp_path):
     folder, run = trained_run
@@ -69,7 +91,7 @@ def test_a_collapsed_generators_stability_is_flagged(trained_run, subcommand, ru
     assert ratio < 0.1
     assert f"warning: {stage}: the outputs are near-constant (TV ratio {ratio:.3f} < 0.1" in out
     assert f"{stage}/stability_psnr is no result" in out
-    fresh = run_cli(folder, base + ["--model.init_type", "kaiming"]).trainer.callback_metrics  # noisy outputs
+    fresh = run_cli(folder, base + ["--model.init_type", "kaiming", "--untrained", "true"]).trainer.callback_metrics
     assert float(fresh[f"{stage}/tv_ratio"]) > 0.1
     assert "near-constant" not in capsys.readouterr().out
 

@@ -224,6 +224,7 @@ class Pix2PixDataModule(pl.LightningDataModule):
         self.train_set: Dataset | None = None
         # Loaders that run one image per batch because their images differ in size (stage -> why).
         self._one_per_batch: dict[str, str] = {}
+        self._reported: set[str] = set()  # stages whose data lines were printed (setup may run twice)
         self._val_missing: str | None = None  # why there is no validation set (fit without val/)
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
@@ -387,6 +388,18 @@ class Pix2PixDataModule(pl.LightningDataModule):
                 notice(f"predict: batch size 1, not {self.batch_size} (each input keeps its own size; "
                        f"--data.predict_resize true resizes them to crop_size {self.crop_size} and batches them)")
         self._check_sizes(stage)
+        self._report(stage)
+
+    def _report(self, stage: str | None) -> None:
+        """Start-up lines about the data, once per stage, on rank 0: fit's summary and its notices
+        for val/ and test/ against train/, predict's for A|B pair files given as inputs
+        (:mod:`pix2pix_aa.data.summary`)."""
+        if stage not in ("fit", "predict") or stage in self._reported or _rank_and_world(self._trainer_or_none())[0]:
+            return
+        self._reported.add(stage)
+        from pix2pix_aa.data.summary import report_fit_data, report_predict_inputs
+
+        (report_fit_data if stage == "fit" else report_predict_inputs)(self)
 
     # ------------------------------------------------------------------ sizes against batches and the generator
     @staticmethod
