@@ -206,6 +206,18 @@ def _size_problem(generator: torch.nn.Module, size: tuple[int, int]) -> Optional
             f"{generator.size_multiple}, or the size the checkpoint was trained at")
 
 
+def _distinct_labels(loaded: list[LoadedGenerator]) -> None:
+    """Give checkpoints that share a label (``a/last.ckpt`` and ``b/last.ckpt`` are both
+    ``last``) their paths as labels instead: results, files and rows are keyed by label, and
+    one model must never stand in for another."""
+    counts: dict[str, int] = {}
+    for item in loaded:
+        counts[item.label] = counts.get(item.label, 0) + 1
+    for item in loaded:
+        if counts[item.label] > 1:
+            item.label = str(item.path)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.num_processes < 1:
         raise ValueError(f"--num-processes must be >= 1, got {args.num_processes}")
@@ -257,6 +269,7 @@ def run(args: argparse.Namespace) -> int:
     if not loaded:
         report_error("no checkpoint could be loaded")
         return EXIT_USAGE
+    _distinct_labels(loaded)
     # Each checkpoint on its own data settings; checkpoints with equal settings share the images.
     groups: dict[str, tuple[DataSettings, list[LoadedGenerator]]] = {}
     for item in loaded:

@@ -112,7 +112,7 @@ def write_index_html(results: Sequence[ModelResult], out_dir: Path, files: dict,
         notes: the text under the table (paragraphs separated by blank lines).
         code: ``{"version", "git_commit"}`` of the code that computed the numbers.
     """
-    from pix2pix_aa.evaluation.report import TABLE_COLUMNS, _fmt, _order, slug
+    from pix2pix_aa.evaluation.report import TABLE_COLUMNS, _fmt, _order, file_stems
 
     rows = [r.row() for r in _order(results)]
     head = "".join(f"<th>{html.escape(h)}</th>" for _, h in TABLE_COLUMNS)
@@ -139,6 +139,7 @@ def write_index_html(results: Sequence[ModelResult], out_dir: Path, files: dict,
         captions = " | ".join(c for c, _ in panning_columns(results))
         parts += ["<h2>Panning</h2>", f"<p>A window moving 1 pixel per frame along a diagonal; columns: "
                   f"{html.escape(captions)}.</p>", gif]
+    stems = file_stems([r.label for r in results])
     for r in _order(results):
         figures = []
         for key, caption in ((f"stability_crop_{r.label}", "crop stability per shift"),
@@ -149,7 +150,7 @@ def write_index_html(results: Sequence[ModelResult], out_dir: Path, files: dict,
             if img:
                 figures.append(f"<figure>{img}<figcaption>{html.escape(caption)}</figcaption></figure>")
         if figures:
-            parts += [f"<h2 id='{html.escape(slug(r.label))}'>{html.escape(r.label)} [{html.escape(r.antialias)}]"
+            parts += [f"<h2 id='{html.escape(stems[r.label])}'>{html.escape(r.label)} [{html.escape(r.antialias)}]"
                       "</h2>", *figures]
     if errors:
         parts += ["<h2>Failed</h2><ul>", *(f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k, v in errors.items()),

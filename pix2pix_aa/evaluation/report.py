@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import re
@@ -15,7 +16,8 @@ import numpy as np
 from pix2pix_aa.evaluation.runner import COLLAPSE_TV_RATIO, ModelResult
 from pix2pix_aa.metrics.plots import plot_feature_distance, plot_stability_heatmap, plot_stability_spectrum
 
-__all__ = ["DEFINITIONS", "HPARAM_METRICS", "TABLE_COLUMNS", "data_note", "generator_hparams", "heatmap_ranges",
+__all__ = ["DEFINITIONS", "HPARAM_METRICS", "TABLE_COLUMNS", "data_note", "file_stems", "generator_hparams",
+           "heatmap_ranges",
            "log_to_tensorboard", "markdown_report",
            "markdown_table", "table_notes", "write_report"]
 
@@ -133,7 +135,23 @@ def _describe_data(data: dict) -> str:
 
 
 def slug(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or "model"
+    """``label`` as a file-name part: letters and digits of any script kept (a run named in
+    Chinese keeps its name), every other run of characters (``/``, spaces, ...) one ``_``."""
+    return re.sub(r"[^\w.-]+", "_", label).strip("_") or "model"
+
+
+def file_stems(labels: Sequence[str]) -> dict[str, str]:
+    """{label: file-name part} for the models of one report, distinct for distinct labels.
+
+    :func:`slug` of each label; labels whose slugs coincide (``a/b`` and ``a_b``) each get the
+    first 8 hex digits of their label's SHA-1 appended, so no model's files overwrite another's.
+    """
+    slugs = {label: slug(label) for label in dict.fromkeys(labels)}
+    counts: dict[str, int] = {}
+    for s in slugs.values():
+        counts[s] = counts.get(s, 0) + 1
+    return {label: s if counts[s] == 1 else f"{s}-{hashlib.sha1(label.encode()).hexdigest()[:8]}"
+            for label, s in slugs.items()}
 
 
 def _shared_range(results: Sequence[ModelResult], attr: str) -> tuple[Optional[float], Optional[float]]:
@@ -185,12 +203,13 @@ def write_report(results: Sequence[ModelResult], out_dir: Path, options: dict, e
     files["md"] = out_dir / "results.md"
     files["md"].write_text(markdown_report(results, options, errors))
     ranges = heatmap_ranges(results)
+    stems = file_stems([r.label for r in results])
     for attr in ("crop", "circular"):
         vmin, vmax = ranges[attr]
         for r in results:
             res = getattr(r, attr)
             if res is not None:
-                path = out_dir / f"stability_{attr}_{slug(r.label)}.png"
+                path = out_dir / f"stability_{attr}_{stems[r.label]}.png"
                 _close(plot_stability_heatmap(res, path, vmin=vmin, vmax=vmax, title=_heatmap_title(r, attr)))
                 files[f"stability_{attr}_{r.label}"] = path
     curves = spectrum_curves(results)
@@ -200,7 +219,7 @@ def write_report(results: Sequence[ModelResult], out_dir: Path, options: dict, e
     tops = [max(float(np.nanmax(g)) for g in r.features.distance.values()) for r in results if r.features]
     for r in results:
         if r.features is not None:
-            path = out_dir / f"features_{slug(r.label)}.png"
+            path = out_dir / f"features_{stems[r.label]}.png"
             _close(plot_feature_distance(r.features, path, title=f"{r.label} [{r.antialias}]: feature distance",
                                          vmax=max(tops) if tops else None))
             files[f"features_{r.label}"] = path
@@ -210,7 +229,7 @@ def write_report(results: Sequence[ModelResult], out_dir: Path, options: dict, e
     if gif is not None:
         files["gif"] = gif
     for r in results:
-        samples = write_samples(r, out_dir / f"samples_{slug(r.label)}.png")
+        samples = write_samples(r, out_dir / f"samples_{stems[r.label]}.png")
         if samples is not None:
             files[f"samples_{r.label}"] = samples
     files["html"] = write_index_html(results, out_dir, files, table_notes(results, options), options.get("code", {}),
