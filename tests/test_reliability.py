@@ -458,3 +458,25 @@ def test_an_image_given_as_checkpoint_is_not_called_unsafe(tmp_path):
     with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint .it starts with bytes") as info:
         read_checkpoint(png)
     assert "trust" not in str(info.value)
+
+
+def test_a_corrupt_image_read_in_a_worker_process_is_one_line(micro, tiny_facades, tmp_path, capsys, run_cli):
+    """num_workers > 0: torch re-raises a worker's error with the worker's traceback in its text
+    (17 lines); the user sees the one line naming the file, as with num_workers 0."""
+    import shutil
+
+    _, write = micro
+    data = tmp_path / "set"
+    shutil.copytree(tiny_facades, data)
+    bad = sorted((data / "train").iterdir())[0]
+    bad.write_bytes(bad.read_bytes()[:200])  # header intact: passes the start-up check, fails to decode
+    cfg = write("worker.yaml", data__data_dir=str(data), data__dataset="aligned", data__num_workers=2,
+                data__crop_size=64, data__load_size=64, model__generator__init_args__num_downs=6)
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(tmp_path, ["fit", "--config", str(cfg), "--trainer.logger", "false", "--trainer.max_epochs", "1",
+                           "--model.n_epochs_decay", "0", "--trainer.limit_val_batches", "0"])
+    err = capsys.readouterr().err
+    error_lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert exit_info.value.code == 2 and len(error_lines) == 1, err
+    assert error_lines[0] == f"error: {bad}: cannot decode image, the file is truncated or corrupt " \
+                             f"({error_lines[0].split('(', 1)[1]}" and "Traceback" not in err and "worker" not in err
