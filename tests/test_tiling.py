@@ -200,3 +200,28 @@ def test_tile_options_are_checked_when_the_data_module_is_built():
         Pix2PixDataModule(tile=64, tile_overlap=64)
     with pytest.raises(ValueError, match=r"tile must be None or an integer >= 1, got 0"):
         Pix2PixDataModule(tile=0)
+
+
+def test_predict_decodes_an_input_above_pillows_pixel_limit(tmp_path, tiny_module, cpu_trainer, monkeypatch):
+    """A very large input (a 180-megapixel PNG met Pillow's DecompressionBombError) is what
+    --data.tile is for: predict decodes the files it is given whatever their size. The limit is
+    lowered here so that a 150x100 file stands for one (no 180 MP file written)."""
+    from PIL import Image as PILImage
+
+    from pix2pix_aa.data.image_io import decode_image
+
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (100, 150, 3), dtype=np.uint8)).save(
+        tmp_path / "in" / "big.png")
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 1000)  # 150 * 100 > 2 * 1000: a "bomb" to Pillow
+    dm = Pix2PixDataModule(data_dir=str(tmp_path / "unused"), dataset="aligned", num_workers=0,
+                           predict_dir=str(tmp_path / "in"), tile=64, tile_overlap=32)
+    trainer = cpu_trainer(default_root_dir=str(tmp_path), callbacks=[ImageWriter(str(tmp_path / "out"))])
+    trainer.predict(tiny_module({"dropout": 0.0}, seed=0), datamodule=dm, return_predictions=False)
+    assert PILImage.MAX_IMAGE_PIXELS == 1000  # the limit is lifted only while a predict input is read
+    assert decode_image(tmp_path / "out" / "big_png.png", any_size=True).shape == (3, 100, 150)
+    # Elsewhere (training and evaluation sets) one line with the pixel count and the option.
+    with pytest.raises(ValueError, match=r"big\.png: Image size \(15000 pixels\) exceeds limit of 2000 pixels.*"
+                                         r"--data\.predict_dir, with --data\.tile N") as info:
+        decode_image(tmp_path / "in" / "big.png")
+    assert "\n" not in str(info.value)
