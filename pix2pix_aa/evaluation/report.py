@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from pix2pix_aa.evaluation.runner import COLLAPSE_TV_RATIO, ModelResult
+from pix2pix_aa.evaluation.runner import COLLAPSE_CONTENT_RATIO, COLLAPSE_IMAGE_FRACTION, COLLAPSE_TV_RATIO, ModelResult
 from pix2pix_aa.metrics.plots import plot_feature_distance, plot_stability_heatmap, plot_stability_spectrum
 
 __all__ = ["DEFINITIONS", "HPARAM_METRICS", "TABLE_COLUMNS", "data_note", "file_stems", "generator_hparams",
@@ -94,10 +94,15 @@ def table_notes(results: Sequence[ModelResult], options: dict) -> str:
         notes.append(note)
     collapsed = [r for r in results if r.collapsed]
     if collapsed:
-        named = ", ".join(f"{r.label} (TV ratio {r.tv_ratio:.3f})" for r in collapsed)
+        named = ", ".join(f"{r.label} (TV ratio {r.tv_ratio:.3f}"
+                          + (f", content lost on {r.content_lost:.0%} of the images"
+                             if math.isfinite(r.content_lost) else "") + ")" for r in collapsed)
         notes.append(f"Collapsed (listed last): {named}"
-                     + f". TV ratio below {COLLAPSE_TV_RATIO}: the outputs are near-constant, which is trivially "
-                     "stable, so their stability numbers are no result.")
+                     + f". A model is collapsed when its TV ratio is below {COLLAPSE_TV_RATIO} (near-constant "
+                     f"outputs), or when on at least {COLLAPSE_IMAGE_FRACTION:.0%} of the images the output lost "
+                     f"its target's content (coarse contrast, the standard deviation after 4x4 average pooling, below "
+                     f"{COLLAPSE_CONTENT_RATIO:.0%} of the target's): such outputs are trivially stable, so their "
+                     "stability numbers are no result.")
     compared = next((len(res.shifts) for r in results for res in (r.crop, r.circular) if res is not None),
                     len([s for s in options.get("shifts", []) if tuple(s) != (0, 0)]))
     s = options.get("max_shift")
