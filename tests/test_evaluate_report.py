@@ -192,3 +192,25 @@ def test_content_is_lost_per_image_and_the_model_is_collapsed_from_half_of_them(
     assert half.content_lost == 0.5 and half.collapsed  # merged over 4 chunks of one image
     out[1] = y[1]
     assert evaluate_generator(Half(), x, y, opts, label="quarter").content_lost == 0.25
+
+
+def test_a_long_design_label_wraps_in_the_heatmap_title_instead_of_widening_the_figure(results, tmp_path):
+    """A design label with many options ran past the heatmap (the saved PNG grew to the title's
+    width and the plot shrank in it); the title now wraps and the figure keeps its width."""
+    import copy
+
+    from PIL import Image
+
+    (_, aliasing), opts = results
+    short = copy.copy(aliasing)
+    long = copy.copy(aliasing)
+    long.label = "a_run_with_a_long_name/version_12/last"
+    long.antialias = ("bin5 (upsample_antialias ['bin5', 'bin5', 'bin5', 'bin5', 'bin5', 'none'], fullres_channels 32, "
+                      "head_layers 2); trained with lambda_shift 3 (1 image a batch)")
+    files = report.write_report([short, long], tmp_path, options_dict(opts), {})
+    widths = {r.label: Image.open(files[f"stability_crop_{r.label}"]).size[0] for r in (short, long)}
+    assert widths[long.label] <= widths[short.label] * 1.05, widths
+    features = {r.label: Image.open(files[f"features_{r.label}"]).size[0] for r in (short, long) if r.features}
+    assert len(set(features.values())) <= 1
+    page = files["html"].read_text(encoding="utf-8")
+    assert f"{long.label} [{long.antialias}]" in page.replace("&#x27;", "'")  # the full label is on the page

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
@@ -158,11 +160,89 @@ def _device(name: str) -> torch.device:
     return device
 
 
-def _progress(total: int, enabled: bool):
+class _LineProgress:
+    """Progress as plain lines ``[evaluate] evaluating <model>: 8/20 images (40%), 1m12s elapsed,
+    about 1m48s left``: one when the model changes, then at most one every ``interval`` seconds,
+    and one at the end. For output that is not a terminal (a log file, a pipe, a job scheduler),
+    where rich's bar printed nothing until the evaluation was over; and for the log file.
+
+    The ``add_task`` / ``update`` subset of ``rich.progress.Progress`` that :func:`run` uses.
+    """
+
+    def __init__(self, write: Callable[[str], None], interval: float = 10.0) -> None:
+        self.write, self.interval = write, interval
+        self.total, self.done, self.description = 0, 0, ""
+        self.start = self.last = time.monotonic()
+
+    def __enter__(self) -> _LineProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def add_task(self, description: str, total: int) -> int:
+        self.description, self.total = description, total
+        return 0
+
+    def update(self, task: int, description: Optional[str] = None, advance: int = 0,
+               completed: Optional[int] = None) -> None:
+        changed = description is not None and description != self.description
+        if description is not None:
+            self.description = description
+        self.done = completed if completed is not None else self.done + advance
+        now = time.monotonic()
+        if changed or now - self.last >= self.interval or self.done >= self.total:
+            self.last = now
+            elapsed = now - self.start
+            left = elapsed / self.done * (self.total - self.done) if self.done else None
+            self.write(f"[evaluate] {self.description}: {self.done}/{self.total} images "
+                       f"({100 * self.done // max(self.total, 1)}%), {_duration(elapsed)} elapsed"
+                       + (f", about {_duration(left)} left" if left is not None and self.done < self.total else ""))
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+class _Progresses:
+    """Several progress displays updated together (the console's and the log file's)."""
+
+    def __init__(self, *displays) -> None:
+        self.displays = displays
+
+    def __enter__(self) -> _Progresses:
+        for d in self.displays:
+            d.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for d in self.displays:
+            d.__exit__(*exc)
+
+    def add_task(self, description: str, total: int) -> list:
+        return [d.add_task(description, total=total) for d in self.displays]
+
+    def update(self, task: list, **kwargs) -> None:
+        for d, t in zip(self.displays, task):
+            d.update(t, **kwargs)
+
+
+def _progress(total: int, enabled: bool, log: Optional[Callable[[str], None]] = None):
+    """The console's progress (a rich bar on a terminal, plain lines on stderr otherwise; none
+    when not ``enabled``) and, with ``log``, plain lines written to it too."""
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    disable=not enabled, transient=False)
+    displays = []
+    if enabled and Console().is_terminal:
+        displays.append(Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeRemainingColumn(), transient=False))
+    elif enabled:
+        displays.append(_LineProgress(lambda line: print(line, file=sys.stderr, flush=True)))
+    if log is not None:
+        displays.append(_LineProgress(log))
+    return _Progresses(*displays)
 
 
 def _evaluate_all(loaded: list[LoadedGenerator], inputs: torch.Tensor, targets: torch.Tensor, opts: EvalOptions,
@@ -313,7 +393,20 @@ def run(args: argparse.Namespace) -> int:
     out_dir = args.out or output_dir_default()
     total = sum(len(items) * inputs.shape[0] for _, items, inputs, _ in batches)
     done: list[tuple[LoadedGenerator, ModelResult]] = []
-    with _progress(total, not args.no_progress and rank == 0) as progress:
+    log = None
+    if rank == 0:  # evaluate.log in the output folder: what was scored, and the progress as it went
+        out_dir.mkdir(parents=True, exist_ok=True)
+        log_path = out_dir / "evaluate.log"
+        log_path.write_text("", encoding="utf-8")
+
+        def log(line: str) -> None:
+            with log_path.open("a", encoding="utf-8") as f:
+                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+
+        for settings, items, inputs, _ in batches:
+            log(f"[evaluate] data {settings.describe()}: {inputs.shape[0]} images, {inputs.shape[-1]}x"
+                f"{inputs.shape[-2]} px, for {', '.join(i.label for i in items)}")
+    with _progress(total, not args.no_progress and rank == 0, log) as progress:
         task = progress.add_task("evaluating", total=total)
         for settings, items, inputs, targets in batches:
             group_done, model_errors = _evaluate_all(items, inputs, targets, opts, device, args.num_processes,
@@ -345,6 +438,8 @@ def run(args: argparse.Namespace) -> int:
     print(table)
     print("\n" + table_notes(results, options_dict(opts)))
     print(f"\nwrote {', '.join(sorted({str(p.name) for p in files.values()})[:6])} ... to {out_dir}")
+    if log is not None:
+        log(f"[evaluate] wrote {len(files) + 1} files to {out_dir}" + (f"; {len(errors)} failed" if errors else ""))
     return EXIT_USAGE if errors else 0
 
 

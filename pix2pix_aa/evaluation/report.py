@@ -92,6 +92,8 @@ def table_notes(results: Sequence[ModelResult], options: dict) -> str:
     note = data_note(results)
     if note:
         notes.append(note)
+    elif results:  # which data the numbers are on, always said (one line when the rows share them)
+        notes.append(f"Data: {_describe_data(results[0].data)}.")
     collapsed = [r for r in results if r.collapsed]
     if collapsed:
         named = ", ".join(f"{r.label} (TV ratio {r.tv_ratio:.3f}"
