@@ -404,8 +404,8 @@ def run(args: argparse.Namespace) -> int:
                 f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
 
         for settings, items, inputs, _ in batches:
-            log(f"[evaluate] data {settings.describe()}: {inputs.shape[0]} images, {inputs.shape[-1]}x"
-                f"{inputs.shape[-2]} px, for {', '.join(i.label for i in items)}")
+            log(f"[evaluate] data {settings.describe()}: {inputs.shape[0]} images of {inputs.shape[-2]}x"
+                f"{inputs.shape[-1]} px (HxW), for {', '.join(i.label for i in items)}")
     with _progress(total, not args.no_progress and rank == 0, log) as progress:
         task = progress.add_task("evaluating", total=total)
         for settings, items, inputs, targets in batches:
