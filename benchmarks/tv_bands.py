@@ -44,7 +44,12 @@ sys.path.insert(0, str(ROOT))
 from pix2pix_aa.evaluation.checkpoints import find_checkpoints, load_generator  # noqa: E402
 from pix2pix_aa.evaluation.data import data_settings, load_data  # noqa: E402
 from pix2pix_aa.layers.filters import lowpass_filter  # noqa: E402
-from pix2pix_aa.metrics import COLLAPSE_TV_RATIO, total_variation  # noqa: E402
+from pix2pix_aa.metrics import (  # noqa: E402
+    COLLAPSE_IMAGE_FRACTION,
+    COLLAPSE_TV_RATIO,
+    content_lost,
+    total_variation,
+)
 from pix2pix_aa.metrics.bandwidth import hann_window2d  # noqa: E402
 
 #: none, the filter stopping only the band next to 0.5, a steeper one from 0.43, Bin-5.
@@ -91,12 +96,16 @@ def top_band(outputs: torch.Tensor, targets: torch.Tensor, lo: float = 0.45) -> 
         float((o * t.conj()).real.sum() / (o.abs().square().sum() * t.abs().square().sum()).sqrt())
 
 
-def marked(label: str, tv_ratio: float) -> str:
-    """``label``, marked when the unfiltered TV ratio says the generator collapsed (below
-    ``COLLAPSE_TV_RATIO``, as evaluate.py flags it): its band figures then describe near-constant
-    outputs, not a design."""
-    return f"{label} (collapsed: TV ratio {tv_ratio:.3f} < {COLLAPSE_TV_RATIO:g})" if tv_ratio < COLLAPSE_TV_RATIO \
-        else label
+def marked(label: str, tv_ratio: float, lost: float = float("nan")) -> str:
+    """``label``, marked when the generator collapsed as evaluate.py decides it: the unfiltered TV
+    ratio below ``COLLAPSE_TV_RATIO``, or the outputs' content lost on at least
+    ``COLLAPSE_IMAGE_FRACTION`` of the images (``lost``, :func:`pix2pix_aa.metrics.content_lost`'s
+    mean). Its band figures then describe collapsed outputs, not a design."""
+    if tv_ratio < COLLAPSE_TV_RATIO:
+        return f"{label} (collapsed: TV ratio {tv_ratio:.3f} < {COLLAPSE_TV_RATIO:g})"
+    if lost >= COLLAPSE_IMAGE_FRACTION:
+        return f"{label} (collapsed: content lost on {lost:.0%} of the images)"
+    return label
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"{path}: {e}")
         outputs = item.outputs(inputs)
         ratios = tv_ratios(outputs, targets, list(dict.fromkeys(["none", *args.filters])))  # none: collapse check
-        rows.append((marked(item.label, ratios["none"]), settings.describe(), inputs.shape[0], ratios,
+        lost = float(content_lost(outputs, targets).float().mean())
+        rows.append((marked(item.label, ratios["none"], lost), settings.describe(), inputs.shape[0], ratios,
                      top_band(outputs, targets, args.band)))
     print("TV ratio (outputs / targets, means over images) after one common full-resolution low-pass "
           "(reflect borders):")

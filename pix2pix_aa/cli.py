@@ -633,6 +633,20 @@ def explain_instantiation_error(error: ValueError, config) -> str:
     return message
 
 
+def worker_error_line(error: BaseException) -> str:
+    """The message of ``error``, without the worker traceback a DataLoader adds.
+
+    An exception raised in a DataLoader worker process (``num_workers > 0``) is re-raised in the
+    main process by torch with the worker's whole traceback in its text ("Caught ValueError in
+    DataLoader worker process 0. Original Traceback ... ValueError: <message>"); the original
+    message (one line here: our data errors name the file and what is wrong) is its last line.
+    """
+    text = str(error)
+    if not re.match(r"Caught \w+ in DataLoader worker process \d+", text):
+        return text
+    return re.sub(r"^[\w.]+: ", "", text.rstrip().splitlines()[-1])
+
+
 class _NoTips(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return "Tip: For seamless cloud logging" not in str(record.msg)
@@ -679,7 +693,7 @@ def main(args: Optional[list[str]] = None, run: bool = True) -> Pix2PixCLI:
     except (ValueError, FileNotFoundError, FloatingPointError, CheckpointError) as e:
         if debug:
             raise
-        print(f"error: {e}\n(pass --debug to see the traceback)", file=sys.stderr)
+        print(f"error: {worker_error_line(e)}\n(pass --debug to see the traceback)", file=sys.stderr)
         raise SystemExit(2) from e
 
 

@@ -3,7 +3,9 @@ is written.
 
     pix2pix-aa-export runs/x/version_0/checkpoints/last.ckpt --format onnx --out netG.onnx
 
-Height and width (and the batch) stay dynamic. Every export is run back, by onnxruntime for
+Height and width (and the batch) stay dynamic: the file pads its input inside the graph as
+``predict`` does (reflect on the bottom/right to a multiple of 2**num_downs, generate, crop back),
+so any height and width of at least 2**num_downs are accepted. Every export is run back, by onnxruntime for
 ONNX and by TorchScript itself, on inputs of two sizes and on a one-pixel shift of the first,
 and compared with the eager generator; a file whose outputs differ by more than ``--atol`` is
 not written and the command says why. That check is what keeps a data-dependent model honest:
@@ -28,9 +30,10 @@ from pathlib import Path
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ExportError", "export_generator", "verify_inputs", "main"]
+__all__ = ["ExportError", "PadToMultiple", "export_generator", "verify_inputs", "main"]
 
 FORMATS = ("onnx", "torchscript")
 
@@ -40,8 +43,9 @@ class ExportError(Exception):
 
 
 def verify_inputs(generator: nn.Module, size: Optional[int] = None, seed: int = 0) -> list[torch.Tensor]:
-    """Inputs an export must reproduce: (1, C, s, s), (2, C, s, 2s) and a one-pixel circular
-    shift of the first, with ``s`` a multiple of the generator's ``size_multiple``.
+    """Inputs an export must reproduce: (1, C, s, s), (2, C, s, 2s), a one-pixel circular shift
+    of the first, and (1, C, s + 1, 2s - 3), off the generator's grid (padded inside the graph),
+    with ``s`` a multiple of the generator's ``size_multiple``.
 
     Shape: each (N, in_channels, H, W), values in [-1, 1].
     """
@@ -50,7 +54,54 @@ def verify_inputs(generator: nn.Module, size: Optional[int] = None, seed: int = 
     channels = int(getattr(generator, "in_channels", 3))
     g = torch.Generator().manual_seed(seed)
     first = torch.rand(1, channels, s, s, generator=g) * 2 - 1
-    return [first, torch.rand(2, channels, s, 2 * s, generator=g) * 2 - 1, torch.roll(first, (1, 1), (-2, -1))]
+    return [first, torch.rand(2, channels, s, 2 * s, generator=g) * 2 - 1, torch.roll(first, (1, 1), (-2, -1)),
+            torch.rand(1, channels, s + 1, max(2 * s - 3, multiple), generator=g) * 2 - 1]
+
+
+def _pad_reflect(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Reflect-pad the bottom/right of ``x`` to multiples of ``multiple`` (sides >= ``multiple``)."""
+    h, w = x.shape[-2], x.shape[-1]
+    return F.pad(x, (0, (multiple - w % multiple) % multiple, 0, (multiple - h % multiple) % multiple),
+                 mode="reflect")
+
+
+def _crop_to(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``y`` cropped to ``x``'s height and width (top-left)."""
+    return y[..., :x.shape[-2], :x.shape[-1]]
+
+
+_SCRIPTED: dict = {}
+
+
+def _traceable(fn):
+    """``fn`` compiled by TorchScript: a trace calls it as a function of the input's shape; the
+    Python function would be traced with the example's pad sizes frozen in."""
+    if fn not in _SCRIPTED:
+        _SCRIPTED[fn] = torch.jit.script(fn)
+    return _SCRIPTED[fn]
+
+
+class PadToMultiple(nn.Module):
+    """``generator`` with ``predict``'s padding inside: the input reflect-padded on the
+    bottom/right to multiples of the generator's ``size_multiple``, generated, and cropped back,
+    so an exported file takes any height and width of at least ``size_multiple`` (a 256x187
+    image used to fail inside onnxruntime with a Concat error). Unconditional reflection, not
+    predict's replicate fallback for sides below the multiple: an exported graph has no branch
+    on the input's size.
+
+    Shape: (N, C_in, H, W) -> (N, C_out, H, W), H, W >= ``size_multiple``.
+    """
+
+    def __init__(self, generator: nn.Module) -> None:
+        super().__init__()
+        self.generator = generator
+        self.size_multiple = int(getattr(generator, "size_multiple", 1))
+        self.in_channels = int(getattr(generator, "in_channels", 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad, crop = (_traceable(_pad_reflect), _traceable(_crop_to)) if torch.jit.is_tracing() else (_pad_reflect,
+                                                                                                       _crop_to)
+        return crop(self.generator(pad(x, self.size_multiple)), x)
 
 
 def _max_difference(run, generator: nn.Module, inputs: Sequence[torch.Tensor]) -> float:
@@ -72,13 +123,13 @@ def _export_onnx(generator: nn.Module, out: Path) -> None:
     except ImportError:
         raise ExportError("ONNX export needs onnx, onnxscript and onnxruntime: pip install -e '.[export]'") from None
     multiple = int(getattr(generator, "size_multiple", 1))
-    # torch.export specialises dimensions of size 0 and 1: trace with a batch of 2 and 2 x 2 blocks.
-    example = torch.zeros(2, int(getattr(generator, "in_channels", 3)), 2 * multiple, 2 * multiple)
+    # torch.export specialises dimensions of size 0 and 1, and the pads of an example on the grid
+    # would be 0: trace with a batch of 2 and a size off the grid.
+    example = torch.zeros(2, int(getattr(generator, "in_channels", 3)), 2 * multiple + 1, 2 * multiple + 3)
     dim = torch.export.Dim
-    # H and W as multiples of the generator's size multiple, so the exported graph carries no
-    # guard that only the example's size satisfies.
-    shapes = ({0: dim("batch", min=1, max=1024), 2: multiple * dim("h_blocks", min=1, max=256),
-               3: multiple * dim("w_blocks", min=1, max=256)},)
+    # Any H and W from one multiple up (the graph pads them to the grid, PadToMultiple).
+    shapes = ({0: dim("batch", min=1, max=1024), 2: dim("height", min=max(multiple, 2), max=256 * multiple),
+               3: dim("width", min=max(multiple, 2), max=256 * multiple)},)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -104,6 +155,10 @@ def export_generator(generator: nn.Module, out: str | Path, fmt: str = "onnx", a
                      inputs: Optional[Sequence[torch.Tensor]] = None) -> float:
     """Export ``generator`` (eval mode, CPU, float32) to ``out`` and verify it.
 
+    The file takes any height and width of at least the generator's ``size_multiple``: it pads
+    inside the graph as ``predict`` does (:class:`PadToMultiple`), and is compared with that
+    padded eager generator.
+
     Args:
         generator: image -> image network, e.g. :class:`~pix2pix_aa.networks.UNetGenerator`.
         out: file to write (written only if the verification passes; atomically replaced).
@@ -124,7 +179,7 @@ def export_generator(generator: nn.Module, out: str | Path, fmt: str = "onnx", a
     if getattr(generator, "pad_input", False):
         # The pad-and-crop branches on each input's size, which an exported graph cannot follow
         # (the file "verified" on multiples, then failed on the sizes it claimed to pad). Export
-        # the network itself: callers pad to a multiple of size_multiple, as predict does.
+        # the network itself inside PadToMultiple, whose padding has no branch.
         generator = copy.deepcopy(generator)
         generator.pad_input = False
     checks = list(inputs) if inputs is not None else verify_inputs(generator)
@@ -132,6 +187,7 @@ def export_generator(generator: nn.Module, out: str | Path, fmt: str = "onnx", a
     if getattr(generator, "is_aps", False):
         why = (" APS chooses its sampling phase from the input's values, which this format cannot follow (a trace "
                "freezes the example's phases); evaluate APS models in PyTorch")
+    generator = PadToMultiple(generator).eval()  # exported and compared with: predict's padding inside
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
@@ -185,10 +241,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     except (CheckpointError, ExportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    padded = " (the generator's pad_input is not exported: pad inputs yourself)" if getattr(
-        generator, "pad_input", False) else ""
-    print(f"wrote {args.out} ({args.format}, dynamic batch, height and width: multiples of {multiple}{padded}; "
-          f"max |export - eager| = {worst:.2g} on 3 verification inputs)")
+    print(f"wrote {args.out} ({args.format}, dynamic batch, height and width: any size from {multiple} px, "
+          f"padded inside to multiples of {multiple} and cropped back, as predict does; max |export - eager| = "
+          f"{worst:.2g} on 4 verification inputs)")
     return 0
 
 

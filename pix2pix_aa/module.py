@@ -29,8 +29,11 @@ from pix2pix_aa.losses import (
     training_shift,
 )
 from pix2pix_aa.metrics import (
+    COLLAPSE_CONTENT_RATIO,
+    COLLAPSE_IMAGE_FRACTION,
     COLLAPSE_TV_RATIO,
     MAX_PSNR_DB,
+    content_lost,
     pooled_psnr,
     quality,
     reflect_pad_source,
@@ -416,6 +419,8 @@ class Pix2PixModule(pl.LightningModule):
             n = real_a.shape[0]
             self._tv_sums[0] += scores["tv"] * n
             self._tv_sums[1] += scores["tv_target"] * n
+            self._tv_sums[2] += float(content_lost(fake_b, real_b).sum())
+            self._tv_sums[3] += n
         self._stability_on(real_a)
         if batch_idx == 0:
             self._log_grid(f"{stage}/images", real_a, fake_b, real_b)
@@ -423,8 +428,10 @@ class Pix2PixModule(pl.LightningModule):
     # The quick stability figure: crop protocol on the first ``val_stability_images`` images of
     # the epoch, whatever the batch size (batch 1 must not mean one image), pooled over them.
     def on_validation_epoch_start(self) -> None:
-        self._stability_parts = []
-        self._tv_sums = [0.0, 0.0]  # outputs', targets' total variation, summed over images
+        self._stability_parts: list = []
+        # outputs', targets' total variation, summed over images; images whose output lost its
+        # target's content (metrics.content_lost), images
+        self._tv_sums = [0.0, 0.0, 0.0, 0]
 
     on_test_epoch_start = on_validation_epoch_start
 
@@ -444,17 +451,28 @@ class Pix2PixModule(pl.LightningModule):
     def _log_tv_ratio(self, stage: str) -> None:
         """``{stage}/tv_ratio`` = TV(outputs) / TV(targets) over the epoch's images; near-constant
         outputs (below COLLAPSE_TV_RATIO, as evaluate.py flags them) get a warning line, since
-        their stability figure looks excellent and means nothing."""
-        tv, tv_target = self._tv_sums or (0.0, 0.0)
+        their stability figure looks excellent and means nothing. ``{stage}/content_lost``: the
+        fraction of images whose output lost its target's content; from
+        ``COLLAPSE_IMAGE_FRACTION`` on, the same warning (evaluate.py's second collapse test:
+        near-black outputs on dark, sparse data keep a TV ratio above 0.1)."""
+        tv, tv_target, lost, images = self._tv_sums or (0.0, 0.0, 0.0, 0)
         self._tv_sums = None
         if tv_target <= 0:
             return
         ratio = tv / tv_target
         self.log(f"{stage}/tv_ratio", ratio, on_epoch=True, sync_dist=True)
-        if ratio < COLLAPSE_TV_RATIO and not (self._trainer is not None and self.trainer.sanity_checking):
+        lost = lost / images if images else 0.0
+        self.log(f"{stage}/content_lost", lost, on_epoch=True, sync_dist=True)
+        if self._trainer is not None and self.trainer.sanity_checking:
+            return
+        if ratio < COLLAPSE_TV_RATIO:
             self.print(f"warning: {stage}: the outputs are near-constant (TV ratio {ratio:.3f} < "
                        f"{COLLAPSE_TV_RATIO} of the targets'): a collapsed generator is trivially stable, so "
                        f"{stage}/stability_psnr is no result")
+        elif lost >= COLLAPSE_IMAGE_FRACTION:
+            self.print(f"warning: {stage}: the outputs lost their targets' content on {lost:.0%} of the images "
+                       f"(coarse contrast below {COLLAPSE_CONTENT_RATIO:g} of the target's): a collapsed generator is "
+                       f"trivially stable, so {stage}/stability_psnr is no result")
 
     def _log_stability(self, stage: str) -> None:
         self._log_tv_ratio(stage)

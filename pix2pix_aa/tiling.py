@@ -18,7 +18,11 @@ MONAI's ``sliding_window_inference`` (``mode="gaussian"`` there; a ramp here, ex
 unity on the regular overlaps).
 
 Adaptive polyphase sampling picks its phases from the content of each tile, so APS generators
-are not guaranteed to agree with the whole image even in tile interiors.
+are not guaranteed to agree with the whole image even in tile interiors. Instance normalisation
+(without running statistics) normalises each input by its own mean and variance, so every tile
+would be normalised by the tile's statistics and the output would differ from the whole image
+everywhere: :func:`tiling_problem` refuses such generators (:func:`tiled_generate`, and
+``predict --data.tile`` at start-up).
 """
 
 from __future__ import annotations
@@ -27,8 +31,28 @@ from collections.abc import Callable
 from typing import Optional
 
 import torch
+from torch import nn
 
-__all__ = ["ramp_weights", "resolve_overlap", "tile_starts", "tiled_generate"]
+__all__ = ["ramp_weights", "resolve_overlap", "tile_starts", "tiled_generate", "tiling_problem"]
+
+
+def tiling_problem(generator: nn.Module) -> Optional[str]:
+    """Why tiles of ``generator`` cannot reproduce its whole-image output, or None.
+
+    A generator with instance normalisation that uses each input's own statistics (PyTorch's
+    default ``track_running_stats=False``, the reference pix2pix's ``--norm instance``) would
+    normalise every tile by that tile's mean and variance: its tiled output differs from the
+    whole image everywhere, not only at the seams.
+    """
+    per_input = [name for name, m in generator.named_modules()
+                 if isinstance(m, nn.modules.instancenorm._InstanceNorm)
+                 and (not m.track_running_stats or m.running_mean is None)]
+    if not per_input:
+        return None
+    return (f"data.tile: the generator normalises with instance norm ({len(per_input)} layers, e.g. {per_input[0]}), "
+            "i.e. by the statistics of each input, here of each tile, so the tiled output would differ from the "
+            "whole image everywhere; predict whole images (without --data.tile), or tile a generator trained with "
+            "--norm batch or none")
 
 
 def resolve_overlap(tile: int, overlap: Optional[int], multiple: int) -> int:
@@ -106,8 +130,13 @@ def tiled_generate(generator: Callable[[torch.Tensor], torch.Tensor], x: torch.T
 
     Raises:
         ValueError: ``tile`` / ``overlap`` off the grid (naming ``data.tile`` /
-            ``data.tile_overlap``), or ``x``'s size not a multiple of ``multiple``.
+            ``data.tile_overlap``), ``x``'s size not a multiple of ``multiple``, or a generator
+            whose tiles cannot agree with the whole image (:func:`tiling_problem`).
     """
+    if isinstance(generator, nn.Module):
+        problem = tiling_problem(generator)
+        if problem:
+            raise ValueError(problem)
     m = int(multiple if multiple is not None else getattr(generator, "size_multiple", 1))
     overlap = resolve_overlap(tile, overlap, m)
     if x.dim() != 4:

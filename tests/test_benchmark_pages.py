@@ -210,6 +210,8 @@ def test_tv_bands_prints_one_row_per_checkpoint(tv_bands, trained_run, monkeypat
 
 def test_tv_bands_marks_a_collapsed_generator(tv_bands):
     assert tv_bands.marked("run", 0.05) == "run (collapsed: TV ratio 0.050 < 0.1)"
+    assert tv_bands.marked("run", 0.41, 0.75) == "run (collapsed: content lost on 75% of the images)"
+    assert tv_bands.marked("run", 0.41, 0.25) == "run" and tv_bands.marked("run", 0.41) == "run"
     assert tv_bands.marked("run", 0.1) == "run"
 
 

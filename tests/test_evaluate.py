@@ -186,3 +186,42 @@ def test_the_design_label_names_the_shift_term_a_generator_was_trained_with():
     assert objective_label({"lambda_shift": 100.0, "shift_images": 4}) == \
         "trained with lambda_shift 100 (4 images a batch)"
     assert objective_label({"lambda_shift": 0.0}) == "" == objective_label({})
+
+
+def test_progress_is_printed_in_lines_when_not_a_terminal_and_the_data_are_named(trained_run, monkeypatch, tmp_path,
+                                                                                  capsys):
+    """Output to a file or a pipe: rich's bar printed nothing for minutes; now plain progress lines
+    on stderr and in evaluate.log, and index.html / results.md say which data were scored."""
+    folder, bin5_run = trained_run
+    monkeypatch.chdir(folder)
+    out = tmp_path / "eval"
+    fast = [a for a in FAST if a != "--no-progress"]
+    assert evaluate_main([str(bin5_run), "--out", str(out), "--no-tensorboard", *fast]) == 0
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("[evaluate] ")]
+    assert lines and lines[-1].startswith("[evaluate] evaluating tiny/version_0/last: 2/2 images (100%), ")
+    log = (out / "evaluate.log").read_text(encoding="utf-8")
+    assert ("[evaluate] data data/tiny (facades, test, BtoA, 64 px): 2 images of 64x64 px (HxW), for "
+            "tiny/version_0/last") in log
+    assert "tiny/version_0/last: 2/2 images (100%)" in log and f"files to {out}" in log
+    data = "Data: data/tiny (facades), split test, BtoA, 64x64 px, 2 images."
+    assert data in (out / "results.md").read_text() and data in (out / "index.html").read_text()
+
+
+def test_progress_lines_come_per_model_then_at_most_every_interval(monkeypatch):
+    from pix2pix_aa.evaluation import cli as eval_cli
+
+    clock = iter([0.0, 1.0, 2.0, 30.0, 31.0, 95.0])
+    monkeypatch.setattr(eval_cli.time, "monotonic", lambda: next(clock))
+    lines: list[str] = []
+    progress = eval_cli._LineProgress(lines.append, interval=10.0)  # starts at t=0
+    task = progress.add_task("evaluating", total=8)
+    progress.update(task, description="evaluating a", advance=2)  # t=1: a new model -> a line
+    progress.update(task, description="evaluating a", advance=2)  # t=2: within the interval -> none
+    progress.update(task, description="evaluating a", advance=1)  # t=30: interval passed -> a line
+    progress.update(task, description="evaluating b", advance=1)  # t=31: a new model -> a line
+    progress.update(task, description="evaluating b", advance=2)  # t=95: the end -> a line
+    assert lines == ["[evaluate] evaluating a: 2/8 images (25%), 1s elapsed, about 3s left",
+                     "[evaluate] evaluating a: 5/8 images (62%), 30s elapsed, about 18s left",
+                     "[evaluate] evaluating b: 6/8 images (75%), 31s elapsed, about 10s left",
+                     "[evaluate] evaluating b: 8/8 images (100%), 1m35s elapsed"]

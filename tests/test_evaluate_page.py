@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import re
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -77,3 +80,46 @@ def test_bad_flicker_options_are_refused():
     x = torch.zeros(1, 3, 16, 16)
     with pytest.raises(ValueError, match="lower --flicker-frames"):
         evaluate_generator(Identity(), x, x, EvalOptions(max_shift=2, layers=None, noise=(), flicker_frames=20))
+
+
+def test_runs_named_in_another_script_get_files_of_their_own(evaluated, tmp_path):
+    """Two runs whose names differ only in Chinese letters: each model's figures in its own files,
+    and index.html shows each model's own (the slug used to drop the letters, so the second model's
+    files overwrote the first's)."""
+    (identity, aliasing), opts = evaluated
+    renamed = [copy.copy(identity), copy.copy(aliasing)]
+    renamed[0].label, renamed[1].label = "运行甲/version_0/last", "运行乙/version_0/last"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        files = report.write_report(renamed, tmp_path, options_dict(opts), {})
+    # The plot font has no CJK glyphs: boxes in the titles, not a warning per character and figure.
+    assert not [w for w in caught if "missing from font" in str(w.message)]
+    own = {r.label: files[f"samples_{r.label}"] for r in renamed}
+    assert own[renamed[0].label].name == "samples_运行甲_version_0_last.png"
+    assert own[renamed[0].label] != own[renamed[1].label]
+    # The identity's samples show input == output; the aliasing model's do not.
+    for r, same in zip(renamed, (True, False)):
+        strip = np.asarray(Image.open(own[r.label]))[:32]
+        assert np.array_equal(strip[:, :32], strip[:, 32:64]) == same, r.label
+    page = files["html"].read_text(encoding="utf-8")
+    for r in renamed:
+        section = page.split(f">{r.label} [")[1].split("<h2")[0]
+        assert own[r.label].name in section and own[[x for x in renamed if x is not r][0].label].name not in section
+
+
+def test_labels_whose_slugs_coincide_get_distinct_file_names():
+    stems = report.file_stems(["a/b", "a_b", "c"])
+    assert stems["c"] == "c" and len(set(stems.values())) == 3
+    assert stems["a/b"].startswith("a_b-") and stems["a_b"].startswith("a_b-")
+
+
+def test_checkpoints_sharing_a_label_are_labelled_by_their_paths():
+    from pix2pix_aa.evaluation.checkpoints import LoadedGenerator
+    from pix2pix_aa.evaluation.cli import _distinct_labels
+
+    items = [LoadedGenerator(path=Path(p), label="last", generator=nn.Identity(), hparams={}, datamodule_hparams={},
+                             epoch=0) for p in ("a/last.ckpt", "b/last.ckpt")]
+    items.append(LoadedGenerator(path=Path("c/x.ckpt"), label="x", generator=nn.Identity(), hparams={},
+                                 datamodule_hparams={}, epoch=0))
+    _distinct_labels(items)
+    assert [i.label for i in items] == ["a/last.ckpt", "b/last.ckpt", "x"]

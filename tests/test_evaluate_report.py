@@ -51,7 +51,7 @@ def test_a_collapsed_model_is_flagged_and_listed_last_instead_of_topping_the_tab
     assert rows[0].startswith("| aliasing |") and rows[1].startswith("| flat (collapsed) |")
     assert "200.00 (collapsed)" in rows[1]
     notes = report.table_notes([flat, aliasing], options_dict(opts))
-    assert "Collapsed (listed last): flat (TV ratio 0.000)" in notes
+    assert "Collapsed (listed last): flat (TV ratio 0.000, content lost on 100% of the images)" in notes
     assert flat.to_dict()["sharpness"]["collapsed"] is True
 
 
@@ -136,3 +136,93 @@ def test_report_writes_the_spectrum_plot_and_numbers(results, tmp_path):
     assert len(spectrum["stability_db"]) == 5 and spectrum["band_edges_cycles_per_pixel"][-2] == 0.25
     assert model["crop"]["equal_bandwidth"]["lowpass"] == "bin5"
     assert model["row"]["hf_ratio"] is not None and model["row"]["collapsed"] is False
+
+
+def _dark_sparse(n: int = 8, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """(label maps, targets) of a dark, sparse set: black images, each with one 8x8 bright object
+    at a seeded place (the input marks the object's place in another colour)."""
+    g = torch.Generator().manual_seed(1)
+    inputs, targets = torch.full((n, 3, size, size), -1.0), torch.full((n, 3, size, size), -1.0)
+    for i in range(n):
+        y, x = (int(v) for v in torch.randint(4, size - 12, (2,), generator=g))
+        inputs[i, 2, y:y + 8, x:x + 8] = 1.0
+        targets[i, :, y:y + 8, x:x + 8] = 0.6
+    return inputs, targets + 0.004 * torch.randn(targets.shape, generator=g)
+
+
+class NearBlack(nn.Module):
+    """A collapsed generator on dark data: a near-black image with faint noise, no object."""
+
+    def forward(self, x):
+        noise = torch.randn(x.shape[-2:], generator=torch.Generator().manual_seed(2))
+        return -1 + 0.003 * noise.expand_as(x)
+
+
+class Painter(nn.Module):
+    """A healthy generator: paints a slightly dimmer, blurred object where the label map marks it."""
+
+    def forward(self, x):
+        obj = F.avg_pool2d((x[:, 2:3] > 0).float(), 3, 1, 1)
+        return (-1 + 1.5 * obj).expand(-1, 3, -1, -1).contiguous()
+
+
+def test_a_near_black_generator_on_dark_sparse_data_is_collapsed_and_a_healthy_one_is_not():
+    """The faint noise of a near-black output has a TV comparable to a dark target's few edges (TV
+    ratio above 0.1: the old global test passed it, with collapsed: false and a high stability);
+    per image, the output lost all of its target's content, and that is what is tested now."""
+    from pix2pix_aa.metrics import COLLAPSE_TV_RATIO, content_lost
+
+    x, y = _dark_sparse()
+    opts = EvalOptions(max_shift=2, layers=None, noise=(), flicker_frames=0, samples=0, protocol="crop")
+    dark = evaluate_generator(NearBlack(), x, y, opts, label="dark")
+    healthy = evaluate_generator(Painter(), x, y, opts, label="healthy")
+    assert dark.tv_ratio > COLLAPSE_TV_RATIO  # what the global TV threshold saw: not collapsed
+    assert content_lost(NearBlack()(x), y).all() and dark.content_lost == 1.0
+    assert dark.collapsed and dark.row()["collapsed"] is True and dark.to_dict()["sharpness"]["content_lost"] == 1.0
+    assert not content_lost(Painter()(x), y).any() and healthy.content_lost == 0.0 and not healthy.collapsed
+    table = report.markdown_table([dark, healthy])
+    assert table.splitlines()[-1].startswith("| dark (collapsed) |")
+    notes = report.table_notes([dark, healthy], options_dict(opts))
+    assert f"dark (TV ratio {dark.tv_ratio:.3f}, content lost on 100% of the images)" in notes
+
+
+def test_content_is_lost_per_image_and_the_model_is_collapsed_from_half_of_them():
+    from pix2pix_aa.metrics import content_lost
+
+    x, y = _dark_sparse(4)
+    out = Painter()(x)
+    out[:2] = -1  # two of the four outputs lost their object
+    assert content_lost(out, y).tolist() == [True, True, False, False]
+    assert content_lost(y, torch.full_like(y, 0.5)).tolist() == [False] * 4  # a flat target has nothing to lose
+    opts = EvalOptions(max_shift=2, layers=None, noise=(), flicker_frames=0, samples=0, protocol="crop", chunk=1)
+
+    class Half(nn.Module):
+        def forward(self, inp):
+            return out[[int((x - inp[i]).abs().flatten(1).sum(1).argmin()) for i in range(inp.shape[0])]]
+
+    half = evaluate_generator(Half(), x, y, opts, label="half")
+    assert half.content_lost == 0.5 and half.collapsed  # merged over 4 chunks of one image
+    out[1] = y[1]
+    assert evaluate_generator(Half(), x, y, opts, label="quarter").content_lost == 0.25
+
+
+def test_a_long_design_label_wraps_in_the_heatmap_title_instead_of_widening_the_figure(results, tmp_path):
+    """A design label with many options ran past the heatmap (the saved PNG grew to the title's
+    width and the plot shrank in it); the title now wraps and the figure keeps its width."""
+    import copy
+
+    from PIL import Image
+
+    (_, aliasing), opts = results
+    short = copy.copy(aliasing)
+    long = copy.copy(aliasing)
+    long.label = "a_run_with_a_long_name/version_12/last"
+    long.antialias = ("bin5 (upsample_antialias ['bin5', 'bin5', 'bin5', 'bin5', 'bin5', 'none'], fullres_channels 32, "
+                      "head_layers 2); trained with lambda_shift 3 (1 image a batch)")
+    files = report.write_report([short, long], tmp_path, options_dict(opts), {})
+    widths = {r.label: Image.open(files[f"stability_crop_{r.label}"]).size[0] for r in (short, long)}
+    assert widths[long.label] <= widths[short.label] * 1.05, widths
+    features = {r.label: Image.open(files[f"features_{r.label}"]).size[0] for r in (short, long) if r.features}
+    assert len(set(features.values())) <= 1
+    page = files["html"].read_text(encoding="utf-8")
+    assert f"{long.label} [{long.antialias}]" in page.replace("&#x27;", "'")  # the full label is on the page

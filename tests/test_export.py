@@ -66,7 +66,7 @@ def test_verification_catches_a_wrong_export(tmp_path):
 
 def test_verify_inputs_are_multiples_of_the_generator(tmp_path):
     shapes = [tuple(x.shape) for x in verify_inputs(UNetGenerator(num_downs=5, ngf=4))]
-    assert shapes == [(1, 3, 64, 64), (2, 3, 64, 128), (1, 3, 64, 64)]
+    assert shapes == [(1, 3, 64, 64), (2, 3, 64, 128), (1, 3, 64, 64), (1, 3, 65, 125)]
 
 
 def test_bad_checkpoint_is_one_line(tmp_path, capsys):
@@ -110,3 +110,26 @@ def test_a_run_folder_exports_its_last_checkpoint_and_a_folder_of_runs_is_one_er
     assert main([str(baseline_run.parent.parent), "--format", "torchscript", "--out", str(tmp_path / "x.pt")]) == 2
     err = capsys.readouterr().err
     assert "runs' checkpoints" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_an_input_off_the_grid_is_padded_inside_the_exported_graph_as_predict_does(tmp_path, fmt):
+    """A 256x187 input (187 not a multiple of 2**num_downs) used to fail inside onnxruntime with a
+    Concat error; the file now pads it as predict does and returns the same 256x187 image."""
+    from pix2pix_aa.layers.padding import pad_to_multiple
+
+    torch.manual_seed(0)
+    generator = UNetGenerator(num_downs=4, ngf=8, antialias="bin5").eval()
+    export_generator(generator, tmp_path / f"g.{fmt}", fmt)
+    if fmt == "onnx":
+        session = onnxruntime.InferenceSession(str(tmp_path / "g.onnx"), providers=["CPUExecutionProvider"])
+        run = lambda x: torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])  # noqa: E731
+    else:
+        run = torch.jit.load(str(tmp_path / "g.torchscript"))
+    for shape in ((1, 3, 256, 187), (2, 3, 70, 90)):
+        x = torch.rand(*shape, generator=torch.Generator().manual_seed(1)) * 2 - 1
+        with torch.inference_mode():
+            expected = generator(pad_to_multiple(x, generator.size_multiple))[..., :shape[2], :shape[3]]  # predict's
+            got = run(x)
+        assert got.shape == expected.shape == shape
+        assert float((got - expected).abs().max()) < 1e-4

@@ -5,7 +5,9 @@ with the test that covers it; the kill-and-resume subprocess test is in test_rel
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -96,6 +98,56 @@ def test_crash_mid_write_leaves_the_previous_checkpoint_intact(tmp_path):
     orphan.write_bytes(b"half")
     AtomicCheckpointIO().save_checkpoint({"epoch": 3}, target)
     assert torch.load(target, weights_only=True)["epoch"] == 3 and not orphan.exists()
+
+
+def _disk_full(data, f):
+    f.write(bytes(data)[:100])
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_failed_checkpoint_write_is_one_line_and_keeps_the_previous_file(tmp_path):
+    target = tmp_path / "checkpoints" / "last.ckpt"
+    atomic_torch_save({"epoch": 1}, target)
+    with pytest.raises(CheckpointError) as info:
+        atomic_torch_save({"epoch": 2}, target, _write=_disk_full)
+    assert str(info.value) == (f"could not write the checkpoint {target}: [Errno 28] No space left on device; the "
+                               f"earlier checkpoints are intact, and --ckpt_path last resumes from {target} (the "
+                               "previous one) once the cause is fixed")
+    assert torch.load(target, weights_only=True)["epoch"] == 1
+    assert sorted(p.name for p in target.parent.iterdir()) == ["last.ckpt"]  # no temp file left
+    first = tmp_path / "new" / "best-000.ckpt"
+    with pytest.raises(CheckpointError, match="no last.ckpt had been written before this one, so there is nothing"):
+        atomic_torch_save({"epoch": 0}, first, _write=_disk_full)
+    assert list(first.parent.iterdir()) == []
+
+
+def test_disk_full_while_training_is_one_line_naming_the_file(micro, monkeypatch, tmp_path, capsys, run_cli):
+    """The second epoch's checkpoints cannot be written (the disk is full): one error line (was: a
+    68-line double traceback), the first epoch's last.ckpt intact, no temp file left."""
+    import pix2pix_aa.checkpoints.io as ckpt_io
+
+    _, write = micro
+    cfg = write("diskfull.yaml", trainer__max_epochs=2)
+
+    def write_until_full(data, f):
+        if (Path(f.name).parent / "last.ckpt").exists():  # the first epoch's files fit, then the disk is full
+            _disk_full(data, f)
+        f.write(data)
+
+    monkeypatch.setattr(ckpt_io, "_write_bytes", write_until_full)
+    monkeypatch.setattr(ckpt_io.atomic_torch_save, "__defaults__", (write_until_full,))
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(tmp_path, ["fit", "--config", str(cfg), "--trainer.logger.init_args.name", "full"])
+    err = capsys.readouterr().err
+    folder = Path("runs", "full", "version_0", "checkpoints")  # as the user gave it: relative to the run's folder
+    error_lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert exit_info.value.code == 2 and len(error_lines) == 1 and "Traceback" not in err, err
+    assert error_lines[0].startswith(f"error: could not write the checkpoint {folder}{os.sep}")
+    assert error_lines[0].endswith(f"[Errno 28] No space left on device; the earlier checkpoints are intact, and "
+                                   f"--ckpt_path last resumes from {folder / 'last.ckpt'} (the previous one) once "
+                                   "the cause is fixed")
+    assert torch.load(tmp_path / folder / "last.ckpt", weights_only=True)["epoch"] == 0
+    assert not [p for p in (tmp_path / folder).iterdir() if p.name.endswith(".tmp")]
 
 
 def test_checkpoint_plugin_is_atomic_by_default_and_replaceable(micro):
@@ -458,3 +510,25 @@ def test_an_image_given_as_checkpoint_is_not_called_unsafe(tmp_path):
     with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint .it starts with bytes") as info:
         read_checkpoint(png)
     assert "trust" not in str(info.value)
+
+
+def test_a_corrupt_image_read_in_a_worker_process_is_one_line(micro, tiny_facades, tmp_path, capsys, run_cli):
+    """num_workers > 0: torch re-raises a worker's error with the worker's traceback in its text
+    (17 lines); the user sees the one line naming the file, as with num_workers 0."""
+    import shutil
+
+    _, write = micro
+    data = tmp_path / "set"
+    shutil.copytree(tiny_facades, data)
+    bad = sorted((data / "train").iterdir())[0]
+    bad.write_bytes(bad.read_bytes()[:200])  # header intact: passes the start-up check, fails to decode
+    cfg = write("worker.yaml", data__data_dir=str(data), data__dataset="aligned", data__num_workers=2,
+                data__crop_size=64, data__load_size=64, model__generator__init_args__num_downs=6)
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(tmp_path, ["fit", "--config", str(cfg), "--trainer.logger", "false", "--trainer.max_epochs", "1",
+                           "--model.n_epochs_decay", "0", "--trainer.limit_val_batches", "0"])
+    err = capsys.readouterr().err
+    error_lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert exit_info.value.code == 2 and len(error_lines) == 1, err
+    assert error_lines[0] == f"error: {bad}: cannot decode image, the file is truncated or corrupt " \
+                             f"({error_lines[0].split('(', 1)[1]}" and "Traceback" not in err and "worker" not in err

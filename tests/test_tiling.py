@@ -200,3 +200,56 @@ def test_tile_options_are_checked_when_the_data_module_is_built():
         Pix2PixDataModule(tile=64, tile_overlap=64)
     with pytest.raises(ValueError, match=r"tile must be None or an integer >= 1, got 0"):
         Pix2PixDataModule(tile=0)
+
+
+def test_predict_decodes_an_input_above_pillows_pixel_limit(tmp_path, tiny_module, cpu_trainer, monkeypatch):
+    """A very large input (a 180-megapixel PNG met Pillow's DecompressionBombError) is what
+    --data.tile is for: predict decodes the files it is given whatever their size. The limit is
+    lowered here so that a 150x100 file stands for one (no 180 MP file written)."""
+    from PIL import Image as PILImage
+
+    from pix2pix_aa.data.image_io import decode_image
+
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (100, 150, 3), dtype=np.uint8)).save(
+        tmp_path / "in" / "big.png")
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 1000)  # 150 * 100 > 2 * 1000: a "bomb" to Pillow
+    dm = Pix2PixDataModule(data_dir=str(tmp_path / "unused"), dataset="aligned", num_workers=0,
+                           predict_dir=str(tmp_path / "in"), tile=64, tile_overlap=32)
+    trainer = cpu_trainer(default_root_dir=str(tmp_path), callbacks=[ImageWriter(str(tmp_path / "out"))])
+    trainer.predict(tiny_module({"dropout": 0.0}, seed=0), datamodule=dm, return_predictions=False)
+    assert PILImage.MAX_IMAGE_PIXELS == 1000  # the limit is lifted only while a predict input is read
+    assert decode_image(tmp_path / "out" / "big_png.png", any_size=True).shape == (3, 100, 150)
+    # Elsewhere (training and evaluation sets) one line with the pixel count and the option.
+    with pytest.raises(ValueError, match=r"big\.png: Image size \(15000 pixels\) exceeds limit of 2000 pixels.*"
+                                         r"--data\.predict_dir, with --data\.tile N") as info:
+        decode_image(tmp_path / "in" / "big.png")
+    assert "\n" not in str(info.value)
+
+
+def test_instance_norm_tiles_would_differ_everywhere_so_tiling_is_refused(tmp_path, tiny_module, cpu_trainer):
+    """Instance norm normalises each input by its own statistics: tiles of such a generator are
+    normalised by the tile's, and the output differed from the whole image everywhere (up to 24/255
+    in a trained model), silently. Tiling it is refused, at predict's start-up before any image."""
+    torch.manual_seed(0)
+    g = UNetGenerator(num_downs=3, ngf=4, dropout=0.0, norm="instance").eval()
+    x = torch.randn(1, 3, 384, 256) + torch.linspace(-2, 2, 256)  # statistics that change across the image
+    with torch.no_grad():
+        whole = g(x)
+        pieces = [g(x[..., y:y + 128, :]) for y in (0, 128, 256)]  # what a tiled pass would compute
+    # Rows 40-88 lie beyond the receptive field (21) from the seam at 128: a batch-norm U-Net's tiles
+    # agree there exactly (test above); with instance norm almost every pixel differs.
+    interior = (torch.cat(pieces, -2) - whole)[..., 40:88, :].abs()
+    assert (interior > 1e-4).float().mean() > 0.9 and interior.mean() > 1e-3
+    with pytest.raises(ValueError, match=r"data\.tile: the generator normalises with instance norm \(\d+ layers, "
+                                         r"e\.g\. encoder\..*predict whole images \(without --data\.tile\)"):
+        tiled_generate(g, x, 128, 64)
+    assert tiled_generate(UNetGenerator(num_downs=3, ngf=4, norm="batch").eval(), x, 128, 64).shape == whole.shape
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "in" / "x.png")
+    dm = Pix2PixDataModule(data_dir=str(tmp_path / "unused"), dataset="aligned", num_workers=0,
+                           predict_dir=str(tmp_path / "in"), tile=16)
+    trainer = cpu_trainer(default_root_dir=str(tmp_path), callbacks=[ImageWriter(str(tmp_path / "out"))])
+    with pytest.raises(ValueError, match=r"data\.tile: the generator normalises with instance norm"):
+        trainer.predict(tiny_module({"norm": "instance"}, seed=0), datamodule=dm, return_predictions=False)
+    assert not (tmp_path / "out").exists()

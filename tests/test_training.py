@@ -200,3 +200,38 @@ def test_last_checkpoint_follows_training_when_the_best_stops_improving(tmp_path
     assert torch.load(ckpts / "best-000.ckpt", weights_only=True)["epoch"] == 0
     last = torch.load(ckpts / "last.ckpt", weights_only=True)
     assert last["epoch"] == 2 and last["global_step"] == 3 * 2 * 1  # 3 epochs x 1 batch x 2 optimiser steps
+
+
+def test_validate_flags_near_black_outputs_on_dark_sparse_data(tmp_path, cpu_trainer, capsys):
+    """Near-black outputs on dark, sparse data keep a TV ratio above 0.1 (the faint noise has as
+    much TV as the targets' few edges); the per-image content test flags them, as evaluate.py does."""
+    import numpy as np
+    from PIL import Image
+    from torch import nn
+
+    from pix2pix_aa.data import Pix2PixDataModule
+    from pix2pix_aa.module import Pix2PixModule
+    from pix2pix_aa.networks import PatchGANDiscriminator
+
+    class NearBlack(nn.Module):
+        def forward(self, x):
+            noise = torch.randn(x.shape[-2:], generator=torch.Generator().manual_seed(2))
+            return -1 + 0.003 * noise.expand_as(x) + 0 * x
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        (tmp_path / split).mkdir()
+        for i in range(4):
+            a, b = np.zeros((64, 64, 3), np.uint8), np.zeros((64, 64, 3), np.uint8)
+            y, x = rng.integers(4, 52, 2)
+            a[y:y + 8, x:x + 8, 2], b[y:y + 8, x:x + 8] = 255, 204
+            Image.fromarray(np.concatenate([a, b], 1)).save(tmp_path / split / f"{i}.png")
+    dm = Pix2PixDataModule(data_dir=str(tmp_path), dataset="aligned", direction="AtoB", load_size=64, crop_size=64,
+                           batch_size=2, num_workers=0)
+    model = Pix2PixModule(generator=NearBlack(), discriminator=PatchGANDiscriminator(ndf=4, n_layers=1),
+                          val_stability_images=0, log_images_every_n_batches=0)
+    metrics = cpu_trainer().validate(model, datamodule=dm, verbose=False)[0]
+    out = capsys.readouterr().out
+    assert metrics["val/tv_ratio"] > 0.1 and metrics["val/content_lost"] == 1.0
+    assert "warning: val: the outputs lost their targets' content on 100% of the images" in out
+    assert "val/stability_psnr is no result" in out

@@ -18,6 +18,7 @@ The checkpoint *callbacks* (a finite best, ``last.ckpt``, the RNG state) are in
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import re
@@ -64,29 +65,55 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_torch_save(obj: Any, path: str | os.PathLike, _write: Callable[[Any, Any], None] = torch.save) -> None:
+def _write_bytes(data: bytes, f) -> None:
+    f.write(data)
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike, _write: Callable[[bytes, Any], None] = _write_bytes) -> None:
     """``torch.save(obj, path)`` that either fully replaces ``path`` or leaves it untouched.
 
-    Writes ``.<name>.<pid>.tmp`` in the same folder (same file system, so the rename is atomic),
+    Serialises to memory first (as Lightning's own ``_atomic_save``), then writes
+    ``.<name>.<pid>.tmp`` in the same folder (same file system, so the rename is atomic),
     ``fsync``\\ s it, ``os.replace``\\ s it over ``path`` and ``fsync``\\ s the folder. A crash at any
     point leaves the previous file intact (plus, at worst, a hidden ``.tmp`` that the next save of
-    the same name removes). ``_write`` exists for tests that simulate a crash mid-write.
+    the same name removes). ``_write(data, file)`` exists for tests that simulate a crash mid-write.
+
+    Raises:
+        CheckpointError: the file could not be written (disk full, no permission, ...): one
+            line naming the file, the OS error and the ``last.ckpt`` a resume would start from;
+            the temporary file is removed and ``path`` is untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a killed writer
-        stale.unlink(missing_ok=True)
+    # In memory first: torch.save streaming into a file that fails (disk full) reports a
+    # RuntimeError of its zip writer ("unexpected pos 704 vs 598"), not the OS error.
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a killed writer
+            stale.unlink(missing_ok=True)
         with open(tmp, "wb") as f:
-            _write(obj, f)
+            _write(buffer.getbuffer(), f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(f"could not write the checkpoint {path}: {e}; {_resume_hint(path)}") from e
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def _resume_hint(path: Path) -> str:
+    """What a failed checkpoint write left to resume from (the files are written atomically)."""
+    last = path.parent / "last.ckpt"
+    if last.is_file():
+        return (f"the earlier checkpoints are intact, and --ckpt_path last resumes from {last} (the previous one) once "
+                "the cause is fixed")
+    return "no last.ckpt had been written before this one, so there is nothing to resume from"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

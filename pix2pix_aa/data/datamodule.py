@@ -424,7 +424,8 @@ class Pix2PixDataModule(pl.LightningDataModule):
         * under a Trainer whose module has a ``generator`` with a ``size_multiple`` and no
           ``pad_input``: every training / evaluation size must be a multiple of it (``none`` and
           ``scale_width`` make sizes per image: the generator would fail mid-run);
-        * ``predict`` with ``tile``: ``tile`` / ``tile_overlap`` on the generator's grid.
+        * ``predict`` with ``tile``: ``tile`` / ``tile_overlap`` on the generator's grid, and a
+          generator whose tiles can agree with the whole image (no per-input instance norm).
 
         Raises:
             ValueError: one line naming the options, a file and its size.
@@ -435,9 +436,12 @@ class Pix2PixDataModule(pl.LightningDataModule):
         generator = getattr(getattr(self._trainer_or_none(), "lightning_module", None), "generator", None)
         multiple = getattr(generator, "size_multiple", None)
         if stage == "predict" and self.tile is not None and multiple:
-            from pix2pix_aa.tiling import resolve_overlap
+            from pix2pix_aa.tiling import resolve_overlap, tiling_problem
 
             resolve_overlap(self.tile, self.tile_overlap, int(multiple))  # raises naming data.tile(_overlap)
+            problem = tiling_problem(generator)  # instance norm: each tile its own statistics
+            if problem:
+                raise ValueError(problem)
         if self.preprocess in VARIABLE_SIZE and self.batch_size > 1:
             for split, ds, loader_stage in todo:
                 sized = self._sized(ds)

@@ -421,7 +421,7 @@ class ImageFolderDataset(Dataset):
                                     f"or one image file)")
         converted = []
         for p in self.files:
-            _, _, mode = image_header(p)  # fail early on unreadable files
+            _, _, mode = image_header(p, any_size=True)  # fail early on unreadable files
             if unexpected_mode(mode, channels) is not None:
                 check_color_mode(p, mode, grayscale, channels)
                 converted.append(p)
@@ -435,7 +435,9 @@ class ImageFolderDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         path = self.files[index]
-        x = self.transform(as_image(decode_image(path, self.channels, self.grayscale)))
+        # Files named for predict are decoded whatever their size (--data.tile exists for very large
+        # ones): Pillow's decompression-bomb limit guards against files one did not choose.
+        x = self.transform(as_image(decode_image(path, self.channels, self.grayscale, any_size=True)))
         return {"input": x.as_subclass(torch.Tensor), "name": path.name}
 
 

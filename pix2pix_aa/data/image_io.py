@@ -24,7 +24,8 @@ before; datasets re-check the decoded sizes where a mismatch would misalign a pa
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -123,20 +124,46 @@ def _orientation(im: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def image_header(path: Path) -> tuple[int, int, str]:
+@contextmanager
+def _pixel_limit(any_size: bool) -> Iterator[None]:
+    """Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) lifted while decoding a file
+    the user named for ``predict`` (``any_size``); Pillow's own limit otherwise."""
+    if not any_size:
+        yield
+        return
+    previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
+def _too_large(path: Path, err: Exception) -> ValueError:
+    """One line for a file above Pillow's decompression-bomb limit (its message has the pixel count)."""
+    return ValueError(f"{path}: {str(err).rstrip('.')}; images this large are read as predict inputs "
+                      "(--data.predict_dir, with --data.tile N to generate them tile by tile), not as training or "
+                      "evaluation data: downscale the file")
+
+
+def image_header(path: Path, any_size: bool = False) -> tuple[int, int, str]:
     """``(width, height, mode)`` of an image as :func:`decode_image` returns it, from the header only.
 
     The size is the *oriented* one: a 40x20 JPEG tagged "rotate 90" reports ``(20, 40, mode)``.
+    ``any_size``: no pixel limit (files the user named for ``predict``); else Pillow's
+    decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS`` times 2) applies.
 
     Raises:
-        ValueError: if the file is not a readable image (the message names it).
+        ValueError: if the file is not a readable image, or above Pillow's limit (the message
+            names the file, and for a large one its pixel count and what to do).
     """
     try:
-        with Image.open(path) as im:
+        with _pixel_limit(any_size), Image.open(path) as im:
             w, h = im.size
             if _orientation(im) in _SWAPS_AXES:
                 w, h = h, w
             return w, h, im.mode
+    except Image.DecompressionBombError as err:
+        raise _too_large(path, err) from None
     except (UnidentifiedImageError, OSError) as err:
         raise ValueError(f"{path}: not a readable image ({err})") from None
 
@@ -187,15 +214,17 @@ def _check_args(channels: int, grayscale: str) -> None:
         raise ValueError(f"channels must be one of {CHANNELS}, got {channels!r}")
 
 
-def open_oriented(path: Path) -> tuple[Image.Image, str]:
+def open_oriented(path: Path, any_size: bool = False) -> tuple[Image.Image, str]:
     """Decode ``path`` fully and apply its EXIF orientation: ``(image, mode of the file)``.
 
     16-bit grayscale is scaled to 8 bits (mode ``L``); other modes are returned as they are.
     The building block of :func:`decode_image` (use that unless you need the Pillow image).
+    ``any_size``: as for :func:`image_header`.
 
     Raises:
         FileNotFoundError: missing file.
-        ValueError: empty, truncated, corrupt or otherwise undecodable file.
+        ValueError: empty, truncated, corrupt or otherwise undecodable file; above Pillow's
+            pixel limit without ``any_size``.
     """
     path = Path(path)
     if not path.is_file():
@@ -205,12 +234,14 @@ def open_oriented(path: Path) -> tuple[Image.Image, str]:
     # Another library may have switched Pillow to pad truncated files (with black); not here.
     previous, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
     try:
-        with Image.open(path) as im:
+        with _pixel_limit(any_size), Image.open(path) as im:
             im.load()
             mode = im.mode
             out = ImageOps.exif_transpose(im)  # an oriented copy, detached from the file
             if mode in _SIXTEEN_BIT:  # 16-bit grayscale -> 8 bits, rounded
                 out = Image.fromarray((np.asarray(out, dtype=np.float64) / 257.0).round().clip(0, 255).astype(np.uint8))
+    except Image.DecompressionBombError as err:
+        raise _too_large(path, err) from None
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f"{path}: cannot decode image, the file is truncated or corrupt ({err})") from None
     finally:
@@ -239,23 +270,24 @@ def pil_to_tensor(im: Image.Image) -> torch.Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 
-def decode_image(path: Path, channels: int = 3, grayscale: str = "convert") -> torch.Tensor:
+def decode_image(path: Path, channels: int = 3, grayscale: str = "convert", any_size: bool = False) -> torch.Tensor:
     """Decode an image file, upright, to a ``(channels, H, W)`` uint8 tensor.
 
     H and W are the oriented size (EXIF orientation applied; the same as :func:`image_header`
     reports). ``channels=3``: RGB (grayscale replicated, alpha dropped); ``channels=1``:
     grayscale (colour converted with ITU-R 601 luma, alpha dropped). A file that needs such a
     conversion is converted silently with ``grayscale="convert"`` (the data sets report them
-    once per data set) and refused with ``grayscale="error"``.
+    once per data set) and refused with ``grayscale="error"``. ``any_size``: no pixel limit
+    (files the user named for ``predict``; :func:`image_header`).
 
     Raises:
         FileNotFoundError: missing file.
         ValueError: bad ``channels`` / ``grayscale``; empty, truncated, corrupt or otherwise
-            undecodable file; a mode that needs converting with ``grayscale="error"``. Every
-            message names the file.
+            undecodable file; a mode that needs converting with ``grayscale="error"``; above
+            Pillow's pixel limit without ``any_size``. Every message names the file.
     """
     _check_args(channels, grayscale)
-    im, mode = open_oriented(path)
+    im, mode = open_oriented(path, any_size)
     check_color_mode(Path(path), mode, grayscale, channels)
     return pil_to_tensor(to_mode(im, channels))
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -161,11 +163,89 @@ def _device(name: str) -> torch.device:
     return device
 
 
-def _progress(total: int, enabled: bool):
+class _LineProgress:
+    """Progress as plain lines ``[evaluate] evaluating <model>: 8/20 images (40%), 1m12s elapsed,
+    about 1m48s left``: one when the model changes, then at most one every ``interval`` seconds,
+    and one at the end. For output that is not a terminal (a log file, a pipe, a job scheduler),
+    where rich's bar printed nothing until the evaluation was over; and for the log file.
+
+    The ``add_task`` / ``update`` subset of ``rich.progress.Progress`` that :func:`run` uses.
+    """
+
+    def __init__(self, write: Callable[[str], None], interval: float = 10.0) -> None:
+        self.write, self.interval = write, interval
+        self.total, self.done, self.description = 0, 0, ""
+        self.start = self.last = time.monotonic()
+
+    def __enter__(self) -> _LineProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def add_task(self, description: str, total: int) -> int:
+        self.description, self.total = description, total
+        return 0
+
+    def update(self, task: int, description: Optional[str] = None, advance: int = 0,
+               completed: Optional[int] = None) -> None:
+        changed = description is not None and description != self.description
+        if description is not None:
+            self.description = description
+        self.done = completed if completed is not None else self.done + advance
+        now = time.monotonic()
+        if changed or now - self.last >= self.interval or self.done >= self.total:
+            self.last = now
+            elapsed = now - self.start
+            left = elapsed / self.done * (self.total - self.done) if self.done else None
+            self.write(f"[evaluate] {self.description}: {self.done}/{self.total} images "
+                       f"({100 * self.done // max(self.total, 1)}%), {_duration(elapsed)} elapsed"
+                       + (f", about {_duration(left)} left" if left is not None and self.done < self.total else ""))
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+class _Progresses:
+    """Several progress displays updated together (the console's and the log file's)."""
+
+    def __init__(self, *displays) -> None:
+        self.displays = displays
+
+    def __enter__(self) -> _Progresses:
+        for d in self.displays:
+            d.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for d in self.displays:
+            d.__exit__(*exc)
+
+    def add_task(self, description: str, total: int) -> list:
+        return [d.add_task(description, total=total) for d in self.displays]
+
+    def update(self, task: list, **kwargs) -> None:
+        for d, t in zip(self.displays, task):
+            d.update(t, **kwargs)
+
+
+def _progress(total: int, enabled: bool, log: Optional[Callable[[str], None]] = None):
+    """The console's progress (a rich bar on a terminal, plain lines on stderr otherwise; none
+    when not ``enabled``) and, with ``log``, plain lines written to it too."""
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    disable=not enabled, transient=False)
+    displays = []
+    if enabled and Console().is_terminal:
+        displays.append(Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeRemainingColumn(), transient=False))
+    elif enabled:
+        displays.append(_LineProgress(lambda line: print(line, file=sys.stderr, flush=True)))
+    if log is not None:
+        displays.append(_LineProgress(log))
+    return _Progresses(*displays)
 
 
 def _evaluate_all(loaded: list[LoadedGenerator], inputs: torch.Tensor, targets: torch.Tensor, opts: EvalOptions,
@@ -209,6 +289,18 @@ def _size_problem(generator: torch.nn.Module, size: tuple[int, int]) -> Optional
             f"{generator.size_multiple}, or the size the checkpoint was trained at")
 
 
+def _distinct_labels(loaded: list[LoadedGenerator]) -> None:
+    """Give checkpoints that share a label (``a/last.ckpt`` and ``b/last.ckpt`` are both
+    ``last``) their paths as labels instead: results, files and rows are keyed by label, and
+    one model must never stand in for another."""
+    counts: dict[str, int] = {}
+    for item in loaded:
+        counts[item.label] = counts.get(item.label, 0) + 1
+    for item in loaded:
+        if counts[item.label] > 1:
+            item.label = str(item.path)
+
+
 @dataclass
 class _Invocation:
     """What one ``evaluate.py`` run carries from step to step: its flags, where this process sits
@@ -219,6 +311,8 @@ class _Invocation:
     rank: int
     world_size: int
     errors: dict[str, str] = field(default_factory=dict)
+    #: Rank 0's ``evaluate.log`` writer (a timestamped line), once the output folder is known.
+    log: Optional[Callable[[str], None]] = None
 
     def report(self, message: str) -> None:
         """One ``error: ...`` line on stderr (rank 0 only)."""
@@ -360,7 +454,7 @@ def _evaluate_batches(run: _Invocation, batches: list[Batch], opts: EvalOptions,
     """Every checkpoint on its images, under one progress bar; a model that fails is an error."""
     total = sum(len(items) * inputs.shape[0] for _, items, inputs, _ in batches)
     done: list[tuple[LoadedGenerator, ModelResult]] = []
-    with _progress(total, not run.args.no_progress and run.rank == 0) as progress:
+    with _progress(total, not run.args.no_progress and run.rank == 0, run.log) as progress:
         task = progress.add_task("evaluating", total=total)
         for settings, items, inputs, targets in batches:
             group_done, model_errors = _evaluate_all(items, inputs, targets, opts, device, run.args.num_processes,
@@ -391,6 +485,9 @@ def _write_outputs(run: _Invocation, done: list[tuple[LoadedGenerator, ModelResu
     print(table)
     print("\n" + table_notes(results, options_dict(opts)))
     print(f"\nwrote {', '.join(sorted({str(p.name) for p in files.values()})[:6])} ... to {out_dir}")
+    if run.log is not None:
+        run.log(f"[evaluate] wrote {len(files) + 1} files to {out_dir}"
+                + (f"; {len(run.errors)} failed" if run.errors else ""))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -404,10 +501,13 @@ def run(args: argparse.Namespace) -> int:
     if not loaded:
         state.report("no checkpoint could be loaded")
         return EXIT_USAGE
+    _distinct_labels(loaded)
     batches = _load_batches(state, _group_by_data(state, loaded))
     if not batches:
         return EXIT_USAGE
     out_dir = args.out or output_dir_default()
+    if rank == 0:
+        state.log = _open_log(out_dir, batches)
     done = _evaluate_batches(state, batches, opts, device, threads)
     order = {id(item): k for k, item in enumerate(loaded)}
     done.sort(key=lambda pair: order[id(pair[0])])  # rows in the order the checkpoints were given
@@ -416,6 +516,23 @@ def run(args: argparse.Namespace) -> int:
     if rank == 0:
         _write_outputs(state, done, opts, device, threads, out_dir)
     return EXIT_USAGE if state.errors else 0
+
+
+def _open_log(out_dir: Path, batches: list[Batch]) -> Callable[[str], None]:
+    """``out_dir/evaluate.log`` (new), with what is scored; returns its line writer, which the
+    progress also writes to as it goes."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log_path = out_dir / "evaluate.log"
+    log_path.write_text("", encoding="utf-8")
+
+    def log(line: str) -> None:
+        with log_path.open("a", encoding="utf-8") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+
+    for settings, items, inputs, _ in batches:
+        log(f"[evaluate] data {settings.describe()}: {inputs.shape[0]} images of {inputs.shape[-2]}x"
+            f"{inputs.shape[-1]} px (HxW), for {', '.join(i.label for i in items)}")
+    return log
 
 
 def main(argv: Optional[list[str]] = None) -> int:

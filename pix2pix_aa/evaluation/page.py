@@ -17,7 +17,7 @@ from typing import Optional
 import numpy as np
 
 from pix2pix_aa.evaluation.runner import ModelResult
-from pix2pix_aa.evaluation.table import TABLE_COLUMNS, slug, table_cells, table_order
+from pix2pix_aa.evaluation.table import TABLE_COLUMNS, file_stems, table_cells, table_order
 
 __all__ = ["write_index_html", "write_panning_gif", "write_samples"]
 
@@ -137,6 +137,7 @@ def write_index_html(results: Sequence[ModelResult], out_dir: Path, files: dict,
         captions = " | ".join(c for c, _ in panning_columns(results))
         parts += ["<h2>Panning</h2>", f"<p>A window moving 1 pixel per frame along a diagonal; columns: "
                   f"{html.escape(captions)}.</p>", gif]
+    stems = file_stems([r.label for r in results])
     for r in table_order(results):
         figures = []
         for key, caption in ((f"stability_crop_{r.label}", "crop stability per shift"),
@@ -147,7 +148,7 @@ def write_index_html(results: Sequence[ModelResult], out_dir: Path, files: dict,
             if img:
                 figures.append(f"<figure>{img}<figcaption>{html.escape(caption)}</figcaption></figure>")
         if figures:
-            parts += [f"<h2 id='{html.escape(slug(r.label))}'>{html.escape(r.label)} [{html.escape(r.antialias)}]"
+            parts += [f"<h2 id='{html.escape(stems[r.label])}'>{html.escape(r.label)} [{html.escape(r.antialias)}]"
                       "</h2>", *figures]
     if errors:
         parts += ["<h2>Failed</h2><ul>", *(f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k, v in errors.items()),

@@ -16,11 +16,12 @@ from typing import Optional
 import numpy as np
 
 from pix2pix_aa.evaluation.page import write_index_html, write_panning_gif, write_samples
-from pix2pix_aa.evaluation.runner import COLLAPSE_TV_RATIO, ModelResult
-from pix2pix_aa.evaluation.table import TABLE_COLUMNS, markdown_table, slug
+from pix2pix_aa.evaluation.runner import COLLAPSE_CONTENT_RATIO, COLLAPSE_IMAGE_FRACTION, COLLAPSE_TV_RATIO, ModelResult
+from pix2pix_aa.evaluation.table import TABLE_COLUMNS, file_stems, markdown_table
 from pix2pix_aa.metrics.plots import plot_feature_distance, plot_stability_heatmap, plot_stability_spectrum
 
-__all__ = ["DEFINITIONS", "HPARAM_METRICS", "TABLE_COLUMNS", "data_note", "generator_hparams", "heatmap_ranges",
+__all__ = ["DEFINITIONS", "HPARAM_METRICS", "TABLE_COLUMNS", "data_note", "file_stems", "generator_hparams",
+           "heatmap_ranges",
            "log_to_tensorboard", "markdown_report",
            "markdown_table", "table_notes", "write_report"]
 
@@ -48,12 +49,19 @@ def table_notes(results: Sequence[ModelResult], options: dict) -> str:
     note = data_note(results)
     if note:
         notes.append(note)
+    elif results:  # which data the numbers are on, always said (one line when the rows share them)
+        notes.append(f"Data: {_describe_data(results[0].data)}.")
     collapsed = [r for r in results if r.collapsed]
     if collapsed:
-        named = ", ".join(f"{r.label} (TV ratio {r.tv_ratio:.3f})" for r in collapsed)
+        named = ", ".join(f"{r.label} (TV ratio {r.tv_ratio:.3f}"
+                          + (f", content lost on {r.content_lost:.0%} of the images"
+                             if math.isfinite(r.content_lost) else "") + ")" for r in collapsed)
         notes.append(f"Collapsed (listed last): {named}"
-                     + f". TV ratio below {COLLAPSE_TV_RATIO}: the outputs are near-constant, which is trivially "
-                     "stable, so their stability numbers are no result.")
+                     + f". A model is collapsed when its TV ratio is below {COLLAPSE_TV_RATIO} (near-constant "
+                     f"outputs), or when on at least {COLLAPSE_IMAGE_FRACTION:.0%} of the images the output lost "
+                     f"its target's content (coarse contrast, the standard deviation after 4x4 average pooling, below "
+                     f"{COLLAPSE_CONTENT_RATIO:.0%} of the target's): such outputs are trivially stable, so their "
+                     "stability numbers are no result.")
     compared = next((len(res.shifts) for r in results for res in (r.crop, r.circular) if res is not None),
                     len([s for s in options.get("shifts", []) if tuple(s) != (0, 0)]))
     s = options.get("max_shift")
@@ -139,12 +147,13 @@ def write_report(results: Sequence[ModelResult], out_dir: Path, options: dict, e
     files["md"] = out_dir / "results.md"
     files["md"].write_text(markdown_report(results, options, errors))
     ranges = heatmap_ranges(results)
+    stems = file_stems([r.label for r in results])
     for attr in ("crop", "circular"):
         vmin, vmax = ranges[attr]
         for r in results:
             res = getattr(r, attr)
             if res is not None:
-                path = out_dir / f"stability_{attr}_{slug(r.label)}.png"
+                path = out_dir / f"stability_{attr}_{stems[r.label]}.png"
                 _close(plot_stability_heatmap(res, path, vmin=vmin, vmax=vmax, title=_heatmap_title(r, attr)))
                 files[f"stability_{attr}_{r.label}"] = path
     curves = spectrum_curves(results)
@@ -154,7 +163,7 @@ def write_report(results: Sequence[ModelResult], out_dir: Path, options: dict, e
     tops = [max(float(np.nanmax(g)) for g in r.features.distance.values()) for r in results if r.features]
     for r in results:
         if r.features is not None:
-            path = out_dir / f"features_{slug(r.label)}.png"
+            path = out_dir / f"features_{stems[r.label]}.png"
             _close(plot_feature_distance(r.features, path, title=f"{r.label} [{r.antialias}]: feature distance",
                                          vmax=max(tops) if tops else None))
             files[f"features_{r.label}"] = path
@@ -163,7 +172,7 @@ def write_report(results: Sequence[ModelResult], out_dir: Path, options: dict, e
     if gif is not None:
         files["gif"] = gif
     for r in results:
-        samples = write_samples(r, out_dir / f"samples_{slug(r.label)}.png")
+        samples = write_samples(r, out_dir / f"samples_{stems[r.label]}.png")
         if samples is not None:
             files[f"samples_{r.label}"] = samples
     files["html"] = write_index_html(results, out_dir, files, table_notes(results, options), options.get("code", {}),

@@ -17,6 +17,8 @@ from torch import nn
 
 from pix2pix_aa.evaluation.speed import PRECISIONS, autocast, prepare_generator, wrap_precision
 from pix2pix_aa.metrics import (
+    COLLAPSE_CONTENT_RATIO,
+    COLLAPSE_IMAGE_FRACTION,
     COLLAPSE_TV_RATIO,
     FeatureDistanceResult,
     StabilityResult,
@@ -33,7 +35,8 @@ from pix2pix_aa.metrics.bandwidth import resolve_lowpass
 from pix2pix_aa.metrics.flicker import FlickerResult, merge_flicker, panning_flicker, to_uint8_frames
 from pix2pix_aa.metrics.merge import merge_feature_distance, merge_stability
 
-__all__ = ["COLLAPSE_TV_RATIO", "EvalOptions", "ModelResult", "chunk_starts", "evaluate_chunks", "inference_generator",
+__all__ = ["COLLAPSE_CONTENT_RATIO", "COLLAPSE_IMAGE_FRACTION", "COLLAPSE_TV_RATIO",
+           "EvalOptions", "ModelResult", "chunk_starts", "evaluate_chunks", "inference_generator",
            "evaluate_generator",
            "load_eval_images", "merge_chunks"]
 
@@ -124,9 +127,19 @@ class ModelResult:
         return _ratio(self.quality.get("hf"), self.quality.get("hf_target"))
 
     @property
+    def content_lost(self) -> float:
+        """Fraction of the images whose output lost its target's content
+        (:func:`pix2pix_aa.metrics.content_lost`; nan when not measured)."""
+        lost = self.quality.get("lost")
+        return float("nan") if lost is None else float(lost)
+
+    @property
     def collapsed(self) -> bool:
-        """Near-constant outputs: TV ratio below :data:`COLLAPSE_TV_RATIO`."""
-        return math.isfinite(self.tv_ratio) and self.tv_ratio < COLLAPSE_TV_RATIO
+        """Near-constant outputs (TV ratio below :data:`COLLAPSE_TV_RATIO`), or outputs that lost
+        their targets' content on at least :data:`COLLAPSE_IMAGE_FRACTION` of the images (a
+        near-black output on dark, sparse data keeps a TV ratio well above 0.1)."""
+        by_tv = math.isfinite(self.tv_ratio) and self.tv_ratio < COLLAPSE_TV_RATIO
+        return by_tv or (math.isfinite(self.content_lost) and self.content_lost >= COLLAPSE_IMAGE_FRACTION)
 
     def row(self) -> dict:
         """One flat table row with the data it was measured on. Stability in dB: ``*_pooled_db``
@@ -149,6 +162,7 @@ class ModelResult:
                 row[f"quality_{k}"] = round(float(self.quality[k]), 6 if k.startswith("hf") else 4)
         row["tv_ratio"] = _round(self.tv_ratio, 4)
         row["hf_ratio"] = _round(self.hf_ratio, 4)
+        row["content_lost"] = _round(self.content_lost, 4)
         row["flicker_pooled_db"] = None if self.flicker is None else round(self.flicker.pooled_psnr, 3)
         row["collapsed"] = self.collapsed
         for sigma, db in self.noise.items():
@@ -159,7 +173,10 @@ class ModelResult:
     def to_dict(self) -> dict:
         return {"row": self.row(), "data": self.data, "quality": self.quality,
                 "sharpness": {"tv_ratio": _round(self.tv_ratio, 6), "hf_ratio": _round(self.hf_ratio, 6),
-                              "collapsed": self.collapsed, "collapse_tv_ratio": COLLAPSE_TV_RATIO},
+                              "content_lost": _round(self.content_lost, 6),
+                              "collapsed": self.collapsed, "collapse_tv_ratio": COLLAPSE_TV_RATIO,
+                              "collapse_content_ratio": COLLAPSE_CONTENT_RATIO,
+                              "collapse_image_fraction": COLLAPSE_IMAGE_FRACTION},
                 "crop": self.crop.to_dict() if self.crop else None,
                 "circular": self.circular.to_dict() if self.circular else None,
                 "features": self.features.to_dict() if self.features else None,

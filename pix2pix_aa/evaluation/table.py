@@ -4,6 +4,7 @@ and the HTML page (:mod:`~pix2pix_aa.evaluation.page`)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 
@@ -66,5 +67,20 @@ def markdown_table(results: Sequence[ModelResult]) -> str:
 
 
 def slug(label: str) -> str:
-    """``label`` as a file-name and HTML-id fragment (runs of other characters -> ``_``)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or "model"
+    """``label`` as a file-name and HTML-id part: letters and digits of any script kept (a run
+    named in Chinese keeps its name), every other run of characters (``/``, spaces, ...) one ``_``."""
+    return re.sub(r"[^\w.-]+", "_", label).strip("_") or "model"
+
+
+def file_stems(labels: Sequence[str]) -> dict[str, str]:
+    """{label: file-name part} for the models of one report, distinct for distinct labels.
+
+    :func:`slug` of each label; labels whose slugs coincide (``a/b`` and ``a_b``) each get the
+    first 8 hex digits of their label's SHA-1 appended, so no model's files overwrite another's.
+    """
+    slugs = {label: slug(label) for label in dict.fromkeys(labels)}
+    counts: dict[str, int] = {}
+    for s in slugs.values():
+        counts[s] = counts.get(s, 0) + 1
+    return {label: s if counts[s] == 1 else f"{s}-{hashlib.sha1(label.encode()).hexdigest()[:8]}"
+            for label, s in slugs.items()}

@@ -10,12 +10,23 @@ from pix2pix_aa.metrics.bandwidth import LOWPASS_CHOICES, band_energy, high_freq
 from pix2pix_aa.metrics.consistency import ConsistencyResult, consistency, patch_consistency
 from pix2pix_aa.metrics.features import FeatureDistanceResult, cosine_distance, feature_distance
 from pix2pix_aa.metrics.psnr import DATA_RANGE, MAX_PSNR_DB, mse_per_image, pooled_psnr, psnr, psnr_from_mse
-from pix2pix_aa.metrics.quality import COLLAPSE_TV_RATIO, quality, sharpness, total_variation
+from pix2pix_aa.metrics.quality import (
+    COLLAPSE_CONTENT_RATIO,
+    COLLAPSE_IMAGE_FRACTION,
+    COLLAPSE_TV_RATIO,
+    coarse_contrast,
+    content_lost,
+    quality,
+    sharpness,
+    total_variation,
+)
 from pix2pix_aa.metrics.robustness import noise_robustness
 from pix2pix_aa.metrics.shifts import fourier_shift, reflect_pad_source, shift_features, shift_grid
 from pix2pix_aa.metrics.stability import StabilityResult, stability_circular, stability_crop
 
 __all__ = [
+    "COLLAPSE_CONTENT_RATIO",
+    "COLLAPSE_IMAGE_FRACTION",
     "COLLAPSE_TV_RATIO",
     "DATA_RANGE",
     "LOWPASS_CHOICES",
@@ -24,7 +35,9 @@ __all__ = [
     "FeatureDistanceResult",
     "StabilityResult",
     "band_energy",
+    "coarse_contrast",
     "consistency",
+    "content_lost",
     "cosine_distance",
     "default_batch_size",
     "feature_distance",

@@ -13,6 +13,8 @@ Both return the Figure and save a PNG when ``path`` is given. matplotlib is impo
 from __future__ import annotations
 
 import math
+import textwrap
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Optional, Union
@@ -37,7 +39,19 @@ def _pyplot():
             pass
     import matplotlib.pyplot as plt
 
+    # A label in a script the font lacks (a run named in Chinese) draws boxes and warned once per
+    # character and figure, with its source line; the full label is in index.html and the tables.
+    warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
     return plt
+
+
+def _wrap(text: str, width_in: float, fontsize: float) -> str:
+    """``text`` broken into lines that fit ``width_in`` inches at ``fontsize`` points (about 0.55
+    em per character), so a long model label (a design with many options) does not run past its
+    figure; explicit line breaks are kept."""
+    chars = max(20, int(width_in * 72 / (0.55 * fontsize)))
+    return "\n".join(textwrap.fill(line, chars, break_long_words=True, break_on_hyphens=False) or line
+                     for line in text.splitlines())
 
 
 def _save(fig, path: Optional[PathLike]):
@@ -84,8 +98,8 @@ def plot_stability_heatmap(result: StabilityResult, path: Optional[PathLike] = N
     fig, ax = plt.subplots(figsize=(4.6, 4))
     im = _heatmap(ax, grid, lo, max(hi, lo + 1e-6), "viridis", annotate, ".1f")
     fig.colorbar(im, ax=ax, label="PSNR (dB)")
-    ax.set_title(title or f"{result.protocol} stability: mean {result.mean_psnr:.2f} dB, "
-                          f"pooled {result.pooled_psnr:.2f} dB", fontsize=9)
+    ax.set_title(_wrap(title or f"{result.protocol} stability: mean {result.mean_psnr:.2f} dB, "
+                                f"pooled {result.pooled_psnr:.2f} dB", 3.6, 9), fontsize=9)
     return _save(fig, path)
 
 
@@ -119,7 +133,7 @@ def plot_feature_distance(result: FeatureDistanceResult, path: Optional[PathLike
         ax.axis("off")
     fig.colorbar(im, ax=axes.ravel().tolist(), label="cosine distance", shrink=0.8)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(_wrap(title, 2.8 * ncols, 12))
     return _save(fig, path)
 
 
@@ -147,7 +161,7 @@ def plot_stability_spectrum(curves: Mapping[str, Mapping[str, StabilityResult]],
         for label, res in models.items():
             edges = res.band_edges
             centres = np.arange(len(edges) - 1)
-            ax.plot(centres, res.spectrum_db, marker="o", label=label)
+            ax.plot(centres, res.spectrum_db, marker="o", label=_wrap(label, 3.5, 7))
         ax.set_xticks(centres)
         ax.set_xticklabels([f"{lo:.3f}-{hi:.3f}" for lo, hi in zip(edges[:-1], edges[1:])], fontsize=7)
         ax.set_xlabel("radial frequency band (cycles/pixel; Nyquist 0.5)")
@@ -156,6 +170,6 @@ def plot_stability_spectrum(curves: Mapping[str, Mapping[str, StabilityResult]],
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(_wrap(title, 5.2 * len(panels), 10), fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
