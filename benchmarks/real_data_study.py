@@ -32,6 +32,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from benchmarks import design_study as ds
 from pix2pix_aa.demo import run_dir, thread_env, train_command
@@ -231,6 +232,51 @@ def goal_check(s: dict, cost: dict | None, base_cost: dict | None) -> dict:
     return checks
 
 
+# ---------------------------------------------------------------------------- figure
+FIGURE_IMAGES = (0, 3, 8)
+
+
+def figure(dataset: str, recipe: str, seed: int = 0) -> Path | None:
+    """docs/images/real_data_study/samples_<dataset>.png: for a few test images, input | baseline |
+    recommended | target, and under each output how far it moves when the input moves one pixel
+    diagonally (|G(window at (1, 1)) - G(window at (0, 0)) moved by (1, 1)|, x4, on the common
+    region). None when either run is not on disk."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from pix2pix_aa.evaluation.checkpoints import load_generator
+    from pix2pix_aa.evaluation.data import data_settings, load_data
+    from pix2pix_aa.metrics import reflect_pad_source
+
+    names = [run_name(dataset, recipe, c, seed) for c in LEADING]
+    if not all((run_dir(n) / "checkpoints" / "last.ckpt").exists() for n in names):
+        return None
+    items = [load_generator(run_dir(n) / "checkpoints" / "last.ckpt") for n in names]
+    x, target = load_data(data_settings(items[0]), max(FIGURE_IMAGES) + 1)
+    x, target = x[list(FIGURE_IMAGES)], target[list(FIGURE_IMAGES)]
+    size = x.shape[-1]
+    source = reflect_pad_source(x, 2)
+    rows = []
+    for i in range(len(x)):
+        top, bottom = [x[i]], [torch.zeros_like(x[i])]
+        for item in items:
+            y0 = item.outputs(source[i:i + 1, :, :size, :size])[0]
+            y1 = item.outputs(source[i:i + 1, :, 1:size + 1, 1:size + 1])[0]
+            top.append(y0)
+            moved = torch.zeros_like(y0)
+            moved[:, :-1, :-1] = (y1[:, :-1, :-1] - y0[:, 1:, 1:]).abs().mean(0, keepdim=True) * 4 - 1
+            bottom.append(moved.clamp(-1, 1))
+        top.append(target[i])
+        bottom.append(torch.zeros_like(x[i]))
+        rows.append(torch.cat([torch.cat(top, -1), torch.cat(bottom, -1)], -2))
+    grid = torch.cat(rows, -2)
+    img = ((grid.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    path = RECORD.parent / f"samples_{dataset}.png"
+    Image.fromarray(np.ascontiguousarray(img)).save(path)
+    return path
+
+
 # ---------------------------------------------------------------------------- report
 def fmt(ms: tuple, digits: int = 2, signed: bool = False) -> str:
     m, s, n = ms
@@ -327,6 +373,15 @@ def write_report(seeds: list[int]) -> None:
         lines.append(f"| {LABELS[c]}{' (recommended)' if c == best else ''} | {met}/{total} | {miss} |")
     lines += ["", "Design definitions (generator init_args; `model` = training options):", ""]
     lines += [f"- {LABELS[c]}: `{c}` {json.dumps(ds.CANDIDATES[c].options)}" for c in CANDIDATE_NAMES]
+    for d in DATASETS:
+        if not DATASETS[d].get("from_design_study"):
+            r = verdict_recipe(summary, d)
+            path = figure(d, r) or RECORD.parent / f"samples_{d}.png"
+            if path.exists():
+                lines += ["", f"**{d}** ({r} recipe, seed 0), columns: input | {LABELS['baseline']} | "
+                              f"{LABELS[SHIPPED]} | target; under each output, how much it changes when the input "
+                              "moves one pixel diagonally (x4; black = not at all):", "",
+                          f"![{d}](images/real_data_study/{path.name})"]
     DOC.write_text("\n".join(lines) + "\n")
     ds.log(f"wrote {DOC.relative_to(ROOT)}")
 
