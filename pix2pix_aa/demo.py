@@ -40,7 +40,7 @@ def _run(cmd: list[str], threads: int | None = None) -> None:
 
 
 def run_dir(name: str) -> Path:
-    """The run folder of variant ``name`` (shared with benchmarks/reproduce.py, which trains the
+    """The run folder of variant ``name`` (shared with studies/reproduce.py, which trains the
     same runs, so the demo re-uses a finished study and vice versa)."""
     return ROOT / "runs" / f"cpu_quick_{name}" / VERSION
 

@@ -1,11 +1,9 @@
-"""benchmarks/reproduce.py and benchmarks/seeds.py: their pages are computed from an evaluation's
+"""studies/reproduce.py and studies/seeds.py: their pages are computed from an evaluation's
 results.json (no training here: small fixed operators stand in for generators)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,26 +17,18 @@ from pix2pix_aa.evaluation.runner import EvalOptions, evaluate_generator, option
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load(name: str):
-    path = list(sys.path)
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    sys.path[:] = path
-    return module
-
-
 @pytest.fixture(scope="module")
 def reproduce():
-    yield _load("reproduce")
-    sys.modules.pop("reproduce", None)
+    from studies import reproduce
+
+    return reproduce
 
 
 @pytest.fixture(scope="module")
 def seeds(reproduce):
-    yield _load("seeds")
-    sys.modules.pop("seeds", None)
+    from studies import seeds
+
+    return seeds
 
 
 class Op(nn.Module):
@@ -122,7 +112,7 @@ def test_render_only_redraws_from_stored_results(reproduce, tmp_path, monkeypatc
     (tmp_path / "docs").mkdir()
     assert reproduce.main(["--render-only", "--variants", *OPS]) == 0
     page = (tmp_path / "docs" / "RESULTS.md").read_text()
-    assert "python benchmarks/reproduce.py --parallel 2 --threads 1" in page
+    assert "python -m studies.reproduce --parallel 2 --threads 1" in page
     figs = tmp_path / "docs" / "images" / "results"
     for name in ("feature_distance.png", "stability_vs_shift_crop.png", "stability_spectrum.png", "panning.gif",
                  "results_facades.json"):
@@ -160,8 +150,9 @@ def test_seed_runs_use_the_adam_of_their_seed0_run(seeds, tmp_path, monkeypatch)
 
 @pytest.fixture(scope="module")
 def tv_bands():
-    yield _load("tv_bands")
-    sys.modules.pop("tv_bands", None)
+    from studies import tv_bands
+
+    return tv_bands
 
 
 def test_a_checkerboard_adds_tv_ratio_that_the_nyquist_band_filter_takes_away(tv_bands):

@@ -1,8 +1,6 @@
-"""benchmarks/design_study.py: its bookkeeping on known inputs (no training here)."""
+"""studies/design_study.py: its bookkeeping on known inputs (no training here)."""
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,14 +11,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def study():
-    spec = importlib.util.spec_from_file_location("design_study", ROOT / "benchmarks" / "design_study.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["design_study"] = module  # dataclasses look their module up there
-    path = list(sys.path)
-    spec.loader.exec_module(module)
-    sys.path[:] = path
-    yield module
-    sys.modules.pop("design_study", None)
+    from studies import design_study
+
+    return design_study
 
 
 def test_every_candidate_builds_within_the_parameter_budget(study):

@@ -1,8 +1,8 @@
-"""benchmarks/gpu_recipe.py's plan: the four trainings it runs, their time shares and dry-run data."""
+"""studies/gpu_recipe.py's plan: the four trainings it runs, their time shares and dry-run data."""
 
 import argparse
 
-from benchmarks.gpu_recipe import plan
+from studies.gpu_recipe import plan
 
 
 def _args(**kw):

@@ -1,7 +1,7 @@
 """Benchmark: this machine's sustained compute limit, the yardstick of docs/PERFORMANCE.md.
 
-    .venv/bin/python benchmarks/peak.py                       # ~1 min; --json FILE keeps the figures
-    .venv/bin/python benchmarks/peak.py --threads 1 --seconds 2
+    .venv/bin/python -m studies.peak                       # ~1 min; --json FILE keeps the figures
+    .venv/bin/python -m studies.peak --threads 1 --seconds 2
 
 How it measures: for each dtype (float32, bfloat16; bfloat16 runs on AMX / AVX512-BF16 where the
 CPU has them) and each thread count (1 and all cores, or ``--threads``), the kernels below are

@@ -21,26 +21,22 @@ zero conv padding, reflect blur padding: the facades_bin5 config), the same two 
 padding (to separate padding from sampling), ``aps`` and ``aps_bin5`` (circular by design).
 
 Usage:
-    .venv/bin/python benchmarks/aps.py                      # everything (~2-4 min on 2 cores)
-    .venv/bin/python benchmarks/aps.py --skip-timing --grid # stability on all 63 shifts
-    .venv/bin/python benchmarks/aps.py --size 64 --num-downs 6 --ngf 8 --repeats 1  # smoke test
+    .venv/bin/python -m studies.aps                      # everything (~2-4 min on 2 cores)
+    .venv/bin/python -m studies.aps --skip-timing --grid # stability on all 63 shifts
+    .venv/bin/python -m studies.aps --size 64 --num-downs 6 --ngf 8 --repeats 1  # smoke test
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from pix2pix_aa.metrics import shift_grid, stability_circular, stability_crop  # noqa: E402
-from pix2pix_aa.networks import UNetGenerator, init_weights  # noqa: E402
+from pix2pix_aa.metrics import shift_grid, stability_circular, stability_crop
+from pix2pix_aa.networks import UNetGenerator, init_weights
 
 #: name -> UNetGenerator keyword arguments
 VARIANTS: dict[str, dict] = {

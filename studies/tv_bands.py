@@ -1,8 +1,8 @@
 """Where a generator's total variation lives: the TV ratio to the targets with both outputs and
 targets first passed through one common low-pass, for several filters.
 
-    python benchmarks/tv_bands.py runs/cpu_quick_design_<a>_s0/main runs/cpu_quick_design_<b>_s0/main
-    python benchmarks/tv_bands.py RUN ... --data-dir data/facades_seed1 --dataset aligned
+    python -m studies.tv_bands runs/cpu_quick_design_<a>_s0/main runs/cpu_quick_design_<b>_s0/main
+    python -m studies.tv_bands RUN ... --data-dir data/facades_seed1 --dataset aligned
 
 The design study's goal judges sharpness by the TV ratio (TV of the outputs / TV of the targets,
 docs/DESIGN.md section 5b). A transposed conv's checkerboard images sit next to 0.5 cycles/px,
@@ -31,26 +31,25 @@ images of the split, in float32 on the CPU.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import kornia
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from pix2pix_aa.evaluation.checkpoints import find_checkpoints, load_generator  # noqa: E402
-from pix2pix_aa.evaluation.data import data_settings, load_data  # noqa: E402
-from pix2pix_aa.layers.filters import lowpass_filter  # noqa: E402
-from pix2pix_aa.metrics import (  # noqa: E402
+from pix2pix_aa.evaluation.checkpoints import find_checkpoints, load_generator
+from pix2pix_aa.evaluation.data import data_settings, load_data
+from pix2pix_aa.layers.filters import lowpass_filter
+from pix2pix_aa.metrics import (
     COLLAPSE_IMAGE_FRACTION,
     COLLAPSE_TV_RATIO,
     content_lost,
     total_variation,
 )
-from pix2pix_aa.metrics.bandwidth import hann_window2d  # noqa: E402
+from pix2pix_aa.metrics.bandwidth import hann_window2d
+
+ROOT = Path(__file__).resolve().parent.parent
+
 
 #: none, the filter stopping only the band next to 0.5, a steeper one from 0.43, Bin-5.
 DEFAULT_FILTERS = ["none", "kaiser13_c0.45_w0.08", "kaiser13_c0.38_w0.1", "bin5"]

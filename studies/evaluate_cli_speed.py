@@ -1,8 +1,8 @@
 """evaluate.py end to end at 256 px: one process vs ``--num-processes``, float32 vs bf16.
 
-    .venv/bin/python benchmarks/evaluate_cli.py                       # unet_256 baseline, 2 and 10 images
-    .venv/bin/python benchmarks/evaluate_cli.py --antialias bin5 --settings 1p-fp32,2p-fp32
-    .venv/bin/python benchmarks/evaluate_cli.py --settings 2p-bf16,2p-bf16+cl,2p-bf16+cl+nospec
+    .venv/bin/python -m studies.evaluate_cli_speed                       # unet_256 baseline, 2 and 10 images
+    .venv/bin/python -m studies.evaluate_cli_speed --antialias bin5 --settings 1p-fp32,2p-fp32
+    .venv/bin/python -m studies.evaluate_cli_speed --settings 2p-bf16,2p-bf16+cl,2p-bf16+cl+nospec
 
 What it measures: the public command, ``evaluate.py CKPT --protocol crop --noise none --layers
 none --lowpass none --flicker-frames 0`` (the stability metric alone: 64 shifts of the 8x8 grid
@@ -41,10 +41,10 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from pix2pix_aa.networks import UNetGenerator, init_weights
 
-from pix2pix_aa.networks import UNetGenerator, init_weights  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 EVAL_FLAGS = ["--dataset", "facades", "--data-dir", "data/facades", "--direction", "BtoA", "--size", "256",
               "--protocol", "crop", "--noise", "none", "--layers", "none", "--lowpass", "none",

@@ -1,14 +1,14 @@
 """Design study: which anti-aliased U-Net is as shift-stable as Bin-5 and as sharp as the baseline?
 
-    nohup nice -n 10 .venv/bin/python benchmarks/design_study.py > logs/design_study.log 2>&1 &
-    .venv/bin/python benchmarks/design_study.py --stage evaluate   # (re-)evaluate finished runs
-    .venv/bin/python benchmarks/design_study.py --stage report     # rewrite docs/DESIGN_STUDY.md
+    nohup nice -n 10 .venv/bin/python -m studies.design_study > logs/design_study.log 2>&1 &
+    .venv/bin/python -m studies.design_study --stage evaluate   # (re-)evaluate finished runs
+    .venv/bin/python -m studies.design_study --stage report     # rewrite docs/DESIGN_STUDY.md
 
 Every candidate generator (``CANDIDATES``) is trained with the cpu_quick recipe
 (configs/cpu_quick.yaml: procedural facades, 128x128, num_downs 7, ngf = ndf = 32, batch 4,
 12 epochs) for each seed (``--seed_everything k --data.seed k``), by the public command
 (``train.py fit``, via pix2pix_aa.demo.train_command, as ``make demo`` and
-benchmarks/reproduce.py train) in a subprocess logging to logs/design_study/. Seed 0 of every
+studies/reproduce.py train) in a subprocess logging to logs/design_study/. Seed 0 of every
 candidate comes first, then seed 1, then seed 2, so an interrupted study still has whole seeds.
 
 Stages (``--stage all`` runs train -> evaluate -> spectrum -> cost -> report; each is resumable, and
@@ -25,7 +25,7 @@ Stages (``--stage all`` runs train -> evaluate -> spectrum -> cost -> report; ea
   git commit and whether the tree had uncommitted changes.
 * evaluate: each finished run goes through ``evaluate.py <run> --out DIR`` on the facades test
   split and on facades drawn with generator seed 1 (never seen in training; made as
-  benchmarks/reproduce.py makes it); DIR/results.json is the cache. A run evaluated already
+  studies/reproduce.py makes it); DIR/results.json is the cache. A run evaluated already
   is skipped, except with ``--stage evaluate``, which re-evaluates runs whose evaluation code
   changed since (fingerprint of evaluate.py, pix2pix_aa/evaluation, pix2pix_aa/metrics) or
   whose results lack the equal-bandwidth figure. Keys are read defensively: a column the
@@ -55,25 +55,21 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from pix2pix_aa.demo import run_dir, thread_env, train_command  # the runs `make demo` trains
 
-from pix2pix_aa.demo import run_dir, thread_env, train_command  # noqa: E402  (the runs `make demo` trains)
+ROOT = Path(__file__).resolve().parent.parent
+
 
 
 def ensure_data() -> None:
     """The facades sets: the training one and the unseen generator seed, made as
-    benchmarks/reproduce.py makes it (its function, loaded without putting benchmarks/ on the
-    import path, where evaluate.py and networks.py would shadow the project's)."""
-    import importlib.util
+    studies/reproduce.py makes them."""
+    from studies import reproduce
 
     if not (ROOT / "data" / "facades" / "test").exists():
         subprocess.run([sys.executable, "-m", "pix2pix_aa.data.facades", "--out", "data/facades"], cwd=ROOT, check=True)
-    spec = importlib.util.spec_from_file_location("_reproduce", ROOT / "benchmarks" / "reproduce.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.ensure_data()
+    reproduce.ensure_data()
+
 
 CONFIG = "configs/cpu_quick.yaml"
 OUT = ROOT / "outputs" / "design_study"
@@ -1175,7 +1171,7 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
 Status: {status}. Regenerate every number and figure on this page with
 
 ```bash
-.venv/bin/python benchmarks/design_study.py{' ' + ' '.join(args.passthrough) if args.passthrough else ''}
+.venv/bin/python -m studies.design_study{' ' + ' '.join(args.passthrough) if args.passthrough else ''}
 ```
 
 (resumable; `--stage evaluate` re-evaluates when the evaluation code changes, `--stage report`
@@ -1336,7 +1332,7 @@ READING = """## How to read it
   five seeds) and adds +1.29 / +1.05 dB of stability: the TV the unblurred last upsampling keeps
   is made in the band next to the Nyquist frequency, where the transposed conv's checkerboard
   images lie.
-- What that band holds (`benchmarks/tv_bands.py` on seed 0 of the baseline, the shipped design
+- What that band holds (`studies/tv_bands.py` on seed 0 of the baseline, the shipped design
   and the cutoff-0.45 design, retrained; docs/benchmarks/tv_bands_s0.txt; test / unseen): the
   shipped outputs have 1.28 / 1.27 times the targets' energy above 0.45 cycles/px (max(|fy|,
   |fx|)) at a correlation of 0.29 / 0.37 with the targets' band (the baseline 0.71 / 0.57 at

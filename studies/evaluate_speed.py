@@ -15,20 +15,20 @@ extrapolated to the full N x shifts (printed as such). Nothing here trains; weig
 pix2pix normal(0, 0.02) init, which costs the same as trained ones.
 
 Example (small, to check it works; the full run is ``--num-images 100``):
-    .venv/bin/python benchmarks/evaluate.py --num-images 2 --subset-shifts 4
+    .venv/bin/python -m studies.evaluate_speed --num-images 2 --subset-shifts 4
 
 **Comparing generators and speed options** (several ``--antialias`` or ``--variants``, or
 ``--what full``): every generator x variant is timed in interleaved rounds (rotating start, one
 warm-up round, medians of wall and process CPU time), so that load drift on a shared machine
 hits all of them alike; the table gives seconds, the projection to 100 images, the time and FLOP
 ratios to the first generator, achieved GFLOP/s and its fraction of the float32 peak measured by
-``benchmarks/peak.py --json`` (``--peak``), and the pooled dB of each (the figure an option
+``studies/peak.py --json`` (``--peak``), and the pooled dB of each (the figure an option
 must not move):
 
-    .venv/bin/python benchmarks/peak.py --json /tmp/peak.json
-    .venv/bin/python benchmarks/evaluate.py --antialias none,bin5 --num-images 4 --threads 1 \
+    .venv/bin/python -m studies.peak --json /tmp/peak.json
+    .venv/bin/python -m studies.evaluate_speed --antialias none,bin5 --num-images 4 --threads 1 \
         --variants fp32,bf16 --peak /tmp/peak.json
-    .venv/bin/python benchmarks/evaluate.py --antialias none,bin5 --what full --num-downs 7 --ngf 32 \
+    .venv/bin/python -m studies.evaluate_speed --antialias none,bin5 --what full --num-downs 7 --ngf 32 \
         --size 128 --num-images 8           # evaluate.py's default metrics on the demo's models
 
 ``--allocator system`` gives glibc's default allocator (each large block returned to the system
@@ -48,10 +48,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from pix2pix_aa.metrics import reflect_pad_source, shift_grid, stability_crop  # noqa: E402
-from pix2pix_aa.metrics._batching import default_batch_size  # noqa: E402
+from pix2pix_aa.metrics import reflect_pad_source, shift_grid, stability_crop
+from pix2pix_aa.metrics._batching import default_batch_size
 
 
 def build_generator(args: argparse.Namespace) -> torch.nn.Module:
@@ -127,7 +125,7 @@ def forward_flops(G, size: int) -> float:
 
 
 def load_peak(path: Path | None) -> float | None:
-    """The 1-thread float32 peak, GFLOP per CPU-second, from benchmarks/peak.py's --json file
+    """The 1-thread float32 peak, GFLOP per CPU-second, from studies/peak.py's --json file
     (None: unknown): a core's arithmetic limit."""
     if path is None or not path.exists():
         return None
@@ -243,9 +241,9 @@ def compare_generators(args) -> dict:
               f"{row['pooled_db']:9.3f}")
     print("100 img min: wall-clock projection to 100 images (this run's load); cpu min: the same from process "
           "CPU time, i.e. on one dedicated core per thread; GF/cpu-s: achieved GFLOP per CPU-second; of peak: "
-          "that over the 1-thread float32 peak of benchmarks/peak.py")
+          "that over the 1-thread float32 peak of studies/peak.py")
     if peak is None and args.what == "crop":
-        print("(no --peak file: run benchmarks/peak.py --json FILE for the fraction of the machine's peak)")
+        print("(no --peak file: run studies/peak.py --json FILE for the fraction of the machine's peak)")
     return {"rows": rows, "what": args.what, "num_images": args.num_images, "size": args.size,
             "threads": torch.get_num_threads(), "batch_size": bs, "rounds": args.rounds, "fp32_peak_gflops": peak,
             "allocator": args.allocator, "load_average": os.getloadavg()}
@@ -325,7 +323,7 @@ def main(argv=None) -> dict:
     p.add_argument("--protocol", choices=["crop", "circular", "both"], default="both", help="for --what full")
     p.add_argument("--chunk", type=int, default=4, help="for --what full: images per chunk (evaluate.py's --chunk)")
     p.add_argument("--rounds", type=int, default=3, help="timed interleaved rounds (with several generators)")
-    p.add_argument("--peak", type=Path, default=None, help="benchmarks/peak.py --json output (fraction of peak)")
+    p.add_argument("--peak", type=Path, default=None, help="studies/peak.py --json output (fraction of peak)")
     p.add_argument("--allocator", choices=["keep", "system", "both"], default="keep",
                    help="keep: glibc malloc keeps freed memory (evaluate.py's default); system: glibc defaults; "
                         "both: an A/B of the two, each round one child process per setting (rotating order)")

@@ -1,7 +1,7 @@
 """Training speed: a full pix2pix iteration (D step + G step) three ways, in one run.
 
-    .venv/bin/python benchmarks/train_step.py                       # 256x256, unet_256 + 70x70 PatchGAN
-    .venv/bin/python benchmarks/train_step.py --size 128 --ngf 32   # quicker (unet_128, ngf = ndf = 32)
+    .venv/bin/python -m studies.train_step                       # 256x256, unet_256 + 70x70 PatchGAN
+    .venv/bin/python -m studies.train_step --size 128 --ngf 32   # quicker (unet_128, ngf = ndf = 32)
 
 Ways, for each generator (baseline, bin5, aps) and batch size (1, 4):
   (a) bare       a bare PyTorch loop in the shape of the reference pix2pix ``optimize_parameters``
@@ -52,10 +52,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from pix2pix_aa.networks import PatchGANDiscriminator, UNetGenerator, init_weights
 
-from pix2pix_aa.networks import PatchGANDiscriminator, UNetGenerator, init_weights  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 GENERATORS: dict[str, dict[str, Any]] = {
     "baseline": {},

@@ -1,9 +1,9 @@
 """Design study across data sets: does a design's verdict hold on real photographs and a longer recipe?
 
-    nohup nice -n 10 .venv/bin/python -m benchmarks.real_data_study --jobs 2 > logs/real_data_study.log 2>&1 &
-    .venv/bin/python -m benchmarks.real_data_study --stage report     # rewrite docs/REAL_DATA_STUDY.md
+    nohup nice -n 10 .venv/bin/python -m studies.real_data_study --jobs 2 > logs/real_data_study.log 2>&1 &
+    .venv/bin/python -m studies.real_data_study --stage report     # rewrite docs/REAL_DATA_STUDY.md
 
-The candidates are the design study's (benchmarks/design_study.py ``CANDIDATES``). Each is trained
+The candidates are the design study's (studies/design_study.py ``CANDIDATES``). Each is trained
 per (data set, recipe, seed) by the public command (``train.py fit``, via
 pix2pix_aa.demo.train_command, resuming from last.ckpt when a run was interrupted) and evaluated
 by ``evaluate.py`` on the data set's test split (crop protocol, 63 shifts, noise sigma 0.05):
@@ -34,8 +34,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchmarks import design_study as ds
 from pix2pix_aa.demo import run_dir, thread_env, train_command
+from studies import design_study as ds
 
 ROOT = ds.ROOT
 OUT = ROOT / "outputs" / "real_data_study"
@@ -325,7 +325,7 @@ def write_report(seeds: list[int]) -> None:
     ds.write_json(RECORD, {"rows": rows, "goal": GOAL, "candidates": {c: ds.CANDIDATES[c].options
                                                                       for c in CANDIDATE_NAMES}})
     lines = ["# Design study across data sets", "",
-             "Regenerated from the committed record by `.venv/bin/python -m benchmarks.real_data_study --stage "
+             "Regenerated from the committed record by `.venv/bin/python -m studies.real_data_study --stage "
              "report`; `--jobs 2` (no `--stage`) trains and evaluates what is missing first (resumable).", "",
              "**Conditions.** 128x128, ngf = ndf = 32, batch 4, 1 thread a training. Recipes: `quick` = "
              "configs/cpu_quick.yaml (12 epochs), `long` = configs/cpu_long.yaml (36 epochs). Data sets: `facades` "

@@ -1,8 +1,8 @@
 """Seam visibility of tiled inference, baseline vs anti-aliased: a figure of |tiled - whole|.
 
-    .venv/bin/python benchmarks/tiling.py                       # the cpu_quick design-study runs if present
-    .venv/bin/python benchmarks/tiling.py --ckpt base=runs/a/last.ckpt --ckpt bin5=runs/b/last.ckpt
-    .venv/bin/python benchmarks/tiling.py --untrained           # and fresh U-Nets (normal(0, 0.02) init)
+    .venv/bin/python -m studies.tiling                       # the cpu_quick design-study runs if present
+    .venv/bin/python -m studies.tiling --ckpt base=runs/a/last.ckpt --ckpt bin5=runs/b/last.ckpt
+    .venv/bin/python -m studies.tiling --untrained           # and fresh U-Nets (normal(0, 0.02) init)
 
 What it does: one procedural facade label map (``render_pair``, ``--size`` px, seed ``--seed``)
 goes through each generator three ways, in eval mode: whole (padded to 2**num_downs and cropped
@@ -22,16 +22,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from pix2pix_aa.layers.padding import pad_to_multiple  # noqa: E402
-from pix2pix_aa.tiling import ramp_weights, resolve_overlap  # noqa: E402
+from pix2pix_aa.layers.padding import pad_to_multiple
+from pix2pix_aa.tiling import ramp_weights, resolve_overlap
 
 DEFAULT_RUNS = {"baseline": "runs/cpu_quick_design_baseline_s0", "bin5": "runs/cpu_quick_design_bin5_s0"}
 

@@ -1,6 +1,6 @@
 """Benchmark: how far evaluate.py's speed options move the figures of trained models.
 
-    .venv/bin/python benchmarks/eval_precision.py runs/cpu_quick_baseline runs/cpu_quick_bin5 \\
+    .venv/bin/python -m studies.eval_precision runs/cpu_quick_baseline runs/cpu_quick_bin5 \\
         --max-images 20 --variants bf16,channels_last
 
 For each checkpoint (run folders take their last.ckpt; read only), the same images (its own
@@ -10,25 +10,22 @@ difference to float32 is printed: crop / circular / equal-bandwidth pooled stabi
 stability (dB), flicker (dB), noise robustness (dB), PSNR (dB), SSIM, TV and HF ratios. The last
 line gives the largest absolute dB difference per variant over all checkpoints: the bound quoted
 in docs/PERFORMANCE.md. Timing is printed too (one run each, not interleaved: see
-benchmarks/evaluate.py for timings).
+studies/evaluate_speed.py for timings).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from pix2pix_aa.evaluation.checkpoints import find_checkpoints, load_generator  # noqa: E402
-from pix2pix_aa.evaluation.data import data_settings, load_data  # noqa: E402
-from pix2pix_aa.evaluation.runner import EvalOptions, evaluate_generator  # noqa: E402
-from pix2pix_aa.evaluation.speed import keep_freed_memory, speed_variant  # noqa: E402
+from pix2pix_aa.evaluation.checkpoints import find_checkpoints, load_generator
+from pix2pix_aa.evaluation.data import data_settings, load_data
+from pix2pix_aa.evaluation.runner import EvalOptions, evaluate_generator
+from pix2pix_aa.evaluation.speed import keep_freed_memory, speed_variant
 
 DB_KEYS = ("stability_crop_pooled_db", "stability_crop_eb_pooled_db", "stability_crop_mean_db",
            "stability_circular_pooled_db", "stability_circular_eb_pooled_db", "stability_circular_mean_db",

@@ -2,13 +2,13 @@
 
 On the GPU machine (after `bash ../shared/gpu/prepare.sh` here and `carry: [".gpu"]` there):
 
-    bash .gpu/run.sh python3 -m benchmarks.gpu_recipe --minutes 10 --out $OUT/gpu_recipe
+    bash .gpu/run.sh python3 -m studies.gpu_recipe --minutes 10 --out $OUT/gpu_recipe
 
 Here, on the CPU, the same orchestration end to end in well under a minute (2 training steps per
 run on 4 images of 256 px, 2 evaluation images, 4 shifts), to test the script before spending
 device time on it:
 
-    .venv/bin/python -m benchmarks.gpu_recipe --dry-run --out outputs/gpu_recipe_dry
+    .venv/bin/python -m studies.gpu_recipe --dry-run --out outputs/gpu_recipe_dry
 
 Four trainings, one after another (configs/facades_baseline.yaml and configs/facades_aa.yaml, on
 data/facades and on the colorize task at 256 px), each with ``--model.n_epochs E

@@ -2,9 +2,9 @@
 facades, trained with identical seed, data and budget, then evaluated for stability and quality.
 Writes docs/RESULTS.md (every number on it comes from this run) and its figures.
 
-    python benchmarks/reproduce.py                      # train what is missing, evaluate, write the page
-    python benchmarks/reproduce.py --parallel 2 --threads 1
-    python benchmarks/reproduce.py --render-only        # redraw page + figures from outputs/repro
+    python -m studies.reproduce                      # train what is missing, evaluate, write the page
+    python -m studies.reproduce --parallel 2 --threads 1
+    python -m studies.reproduce --render-only        # redraw page + figures from outputs/repro
 
 The page states stability with sharpness beside it: the headline is the crop protocol's pooled
 PSNR, with the per-shift mean, the equal-bandwidth figure (both outputs low-passed by one common
@@ -33,10 +33,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from pix2pix_aa.demo import VERSION, run_dir, thread_env, train_command  # the same runs as `make demo`
 
-from pix2pix_aa.demo import VERSION, run_dir, thread_env, train_command  # noqa: E402  (the same runs as `make demo`)
+ROOT = Path(__file__).resolve().parent.parent
+
 
 VARIANTS = {  # name -> (config, antialias)
     "baseline": ("configs/cpu_quick.yaml", "none"),
@@ -50,7 +50,7 @@ FIGS = DOCS / "images" / "results"
 
 
 def run_name(variant: str, seed: int = 0) -> str:
-    """Seed 0 is the study's own run; other seeds (benchmarks/seeds.py) get their own folder."""
+    """Seed 0 is the study's own run; other seeds (studies/seeds.py) get their own folder."""
     return variant if seed == 0 else f"{variant}_seed{seed}"
 
 
@@ -461,7 +461,7 @@ def render_page(main: dict, seed1: dict, photos: dict, labels: dict[str, str], m
 Regenerate everything on this page (numbers and figures) with:
 
 ```bash
-python benchmarks/reproduce.py {' '.join(argv)}
+python -m studies.reproduce {' '.join(argv)}
 ```
 
 (`--render-only` redraws the page and figures from the evaluations in `outputs/repro/` without
@@ -535,7 +535,7 @@ equal-bandwidth column says how much of it is equivariance rather than smoothing
 briefly trained 128 px networks are far from the paper's 200-epoch 256 px models, so absolute dB
 values are not comparable with the paper's table; the order between filters is what is tested.
 One seed per model here; [RESULTS_SEEDS.md](RESULTS_SEEDS.md) trains every model again with two
-more seeds (`benchmarks/seeds.py`) and says which gaps survive the seed-to-seed spread.
+more seeds (`studies/seeds.py`) and says which gaps survive the seed-to-seed spread.
 
 ## Figures
 

@@ -1,9 +1,9 @@
 """Generator speed per anti-aliasing mode: forward+backward time per image vs the baseline unet_256.
 
-    .venv/bin/python benchmarks/networks.py                      # 256x256, batch 1, 1 thread
-    .venv/bin/python benchmarks/networks.py --size 128 --ngf 32  # quicker
-    .venv/bin/python benchmarks/networks.py --profile bin5       # + torch.profiler top ops
-    .venv/bin/python benchmarks/networks.py --levels             # + per-encoder-level split
+    .venv/bin/python -m studies.networks                      # 256x256, batch 1, 1 thread
+    .venv/bin/python -m studies.networks --size 128 --ngf 32  # quicker
+    .venv/bin/python -m studies.networks --profile bin5       # + torch.profiler top ops
+    .venv/bin/python -m studies.networks --levels             # + per-encoder-level split
 
 How it measures: one (batch, 3, size, size) float32 input, a generator in train mode (BatchNorm
 batch statistics, dropout on: what training runs), one timed step = ``G(x).sum().backward()``
@@ -32,17 +32,13 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from pix2pix_aa.layers import BlurPool  # noqa: E402
-from pix2pix_aa.networks import UNetGenerator  # noqa: E402
+from pix2pix_aa.layers import BlurPool
+from pix2pix_aa.networks import UNetGenerator
 
 VARIANTS: dict[str, dict] = {
     "baseline": {},

@@ -1,6 +1,6 @@
 """BlurPool speed: ours vs kornia.filters.BlurPool2D vs antialiased_cnns.BlurPool (forward+backward).
 
-    .venv/bin/python benchmarks/blurpool.py --threads 1 --repeats 15
+    .venv/bin/python -m studies.blurpool --threads 1 --repeats 15
 
 How it measures: one input of shape (N, C, H, W) (default 8, 64, 128, 128), float32, NCHW. A
 timed step is ``y = layer(x); y.backward(g)`` with a fresh leaf ``x`` and a fixed upstream
@@ -25,16 +25,12 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from pix2pix_aa.layers import BlurPool  # noqa: E402
+from pix2pix_aa.layers import BlurPool
 
 Layer = Callable[[torch.Tensor], torch.Tensor]
 

@@ -1,10 +1,10 @@
 """Seed variation of the reproduction study: are the differences between filters larger than
 what another training seed changes?
 
-    python benchmarks/seeds.py --parallel 2 --threads 1      # seeds 1 and 2 of every variant
-    python benchmarks/seeds.py --render-only                 # rewrite the page from outputs/repro/seeds
+    python -m studies.seeds --parallel 2 --threads 1      # seeds 1 and 2 of every variant
+    python -m studies.seeds --render-only                 # rewrite the page from outputs/repro/seeds
 
-Seed 0 is the study's own run (benchmarks/reproduce.py, docs/RESULTS.md); this script trains
+Seed 0 is the study's own run (studies/reproduce.py, docs/RESULTS.md); this script trains
 each variant again with seeds 1, 2 (``--seed_everything k --data.seed k``: initialisation, data
 order, crops, flips and dropout all change), otherwise exactly the study's recipe, including the
 optimiser implementation each seed-0 run was trained with (``--model.fused_adam`` read from its
@@ -23,13 +23,9 @@ import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from reproduce import DOCS, ROOT, VARIANTS, evaluate, run_dir, run_name, train  # noqa: E402
-
-from pix2pix_aa.demo import VERSION  # noqa: E402
+from pix2pix_aa.demo import VERSION
+from studies.reproduce import DOCS, ROOT, VARIANTS, evaluate, run_dir, run_name, train
 
 OUT = ROOT / "outputs" / "repro" / "seeds"
 #: The headline: crop protocol, squared error pooled over pixels, shifts and images, then in dB.
@@ -127,7 +123,7 @@ def write_page(results: dict, variants: list[str], seeds: list[int], argv: list[
     data = rows[variants[0]][seeds[0]]
     text = f"""# Seed variation of the reproduction study
 
-Regenerate with `python benchmarks/seeds.py {' '.join(argv)}` ({seconds / 60:.0f} min on this
+Regenerate with `python -m studies.seeds {' '.join(argv)}` ({seconds / 60:.0f} min on this
 2-core machine). Same recipe as [RESULTS.md](RESULTS.md) (`configs/cpu_quick.yaml`, 128x128,
 ngf = ndf = 32, batch 4, 12 epochs; APS with `configs/cpu_quick_aps.yaml`); seed 0 is the study's
 own run, seeds {', '.join(map(str, seeds[1:]))} change the initialisation, data order, crops, flips and
@@ -200,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     if "baseline" not in args.variants:
         p.error("the seed study needs the baseline")
     if 0 in args.seeds:
-        p.error("seed 0 is the study's own run (benchmarks/reproduce.py); pass other seeds")
+        p.error("seed 0 is the study's own run (studies/reproduce.py); pass other seeds")
     seeds = [0, *args.seeds]
     variants = [v for v in VARIANTS if v in args.variants]
     start = time.perf_counter()
@@ -212,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     missing = [v for v in variants if not (run_dir(v) / "checkpoints" / "last.ckpt").exists()]
     if missing:
-        p.error(f"no seed-0 run for {missing}: run benchmarks/reproduce.py first")
+        p.error(f"no seed-0 run for {missing}: run studies/reproduce.py first")
     jobs = [(v, s) for s in args.seeds for v in variants]
     jobs.sort(key=lambda j: j[0] == "baseline")  # the slower anti-aliased models first
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
