@@ -41,6 +41,7 @@ from pix2pix_aa.evaluation.runner import (
 )
 from pix2pix_aa.evaluation.speed import default_threads, keep_freed_memory
 from pix2pix_aa.metrics.bandwidth import LOWPASS_SIZES
+from pix2pix_aa.metrics.pretrained import FID_WEIGHTS_ENV, LPIPS_WEIGHTS_ENV, OFFLINE_ENV, offline, resolve_weights
 
 EXIT_USAGE = 2
 
@@ -107,6 +108,20 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--margin", type=int, default=0, help="crop protocol: border excluded from the comparison")
     m.add_argument("--batch-size", type=int, default=None, help="max images per forward pass (default: auto)")
     m.add_argument("--seed", type=int, default=0)
+    q = p.add_argument_group(
+        "quality metrics (FID, KID, LPIPS; docs/QUALITY_METRICS.md): their networks' weights come from a file given "
+        "here, else the torch.hub cache, else a download into it; without any, the rest is computed and one line "
+        "says what was skipped")
+    q.add_argument("--fid-weights", metavar="PATH",
+                   help=f"FID Inception v3 weights for FID and KID (a copy of torch-fidelity's "
+                        f"weights-inception-2015-12-05-6726825d.pth; default: ${FID_WEIGHTS_ENV}, else the cache)")
+    q.add_argument("--lpips-weights", metavar="PATH",
+                   help=f"AlexNet weights for LPIPS (a copy of torchvision's alexnet-owt-7be5be79.pth; default: "
+                        f"${LPIPS_WEIGHTS_ENV}, else the cache); LPIPS's linear layers ship with torchmetrics")
+    q.add_argument("--offline", action="store_true",
+                   help=f"never download weights (also ${OFFLINE_ENV}=1): use the files given or the cache")
+    q.add_argument("--no-quality-metrics", dest="quality_metrics", action="store_false",
+                   help="skip FID, KID and LPIPS (no network is built or downloaded)")
     m.add_argument("--chunk", type=int, default=4,
                    help="images per chunk: the unit of progress and of work handed to a process (default 4)")
     r = p.add_argument_group(
@@ -206,6 +221,27 @@ def _size_problem(generator: torch.nn.Module, size: tuple[int, int]) -> Optional
             f"{generator.size_multiple}, or the size the checkpoint was trained at")
 
 
+def quality_weights(args: argparse.Namespace, rank: int = 0) -> tuple[Optional[str], Optional[str], dict]:
+    """(FID Inception weights path, AlexNet weights path, ``{name: status line}``) for the run: a
+    path is None where its metrics are skipped, and rank 0 prints one line per skipped network.
+
+    Raises:
+        ValueError: a given weights file is missing or is not that network's (usage error).
+    """
+    if not args.quality_metrics:
+        return None, None, {"off": "off (--no-quality-metrics)"}
+    download = not (args.offline or offline())
+    found = {name: resolve_weights(name, getattr(args, f"{name}_weights"), download=download)
+             for name in ("fid", "lpips")}
+    if rank == 0:
+        from pix2pix_aa.data.image_io import notice
+
+        for status in found.values():
+            if status.skipped:
+                notice(status.skipped)
+    return found["fid"].path, found["lpips"].path, {k: v.describe() for k, v in found.items()}
+
+
 def run(args: argparse.Namespace) -> int:
     if args.num_processes < 1:
         raise ValueError(f"--num-processes must be >= 1, got {args.num_processes}")
@@ -221,6 +257,7 @@ def run(args: argparse.Namespace) -> int:
                        lowpass=args.lowpass, spectrum=args.spectrum, flicker_frames=args.flicker_frames,
                        flicker_images=args.flicker_images, samples=args.samples, precision=args.precision,
                        channels_last=args.channels_last, compile=args.compile)
+    opts.fid_network, opts.lpips_network, quality_status = quality_weights(args, rank)  # after the option checks
     # Threads: --threads per process if given; else a single process keeps torch's default (the
     # cores it may use, or OMP_NUM_THREADS) and a local pool splits the cores between its workers.
     threads = args.threads
@@ -321,7 +358,8 @@ def run(args: argparse.Namespace) -> int:
     execution = {"num_processes": args.num_processes, "world_size": world_size,
                  "threads_per_process": threads if threads is not None else torch.get_num_threads(),
                  "device": str(device)}
-    files = write_report(results, out_dir, {**options_dict(opts), "execution": execution, "code": code_version()},
+    report_options = {**options_dict(opts), "quality_metrics": quality_status}
+    files = write_report(results, out_dir, {**report_options, "execution": execution, "code": code_version()},
                          errors)
     table = markdown_table(results)
     if not args.no_tensorboard:
@@ -330,7 +368,7 @@ def run(args: argparse.Namespace) -> int:
             log_to_tensorboard(result, item.run_dir / "evaluation", table, step=item.epoch or 0, ranges=ranges,
                                all_results=results, hparams=item.hparams)
     print(table)
-    print("\n" + table_notes(results, options_dict(opts)))
+    print("\n" + table_notes(results, report_options))
     print(f"\nwrote {', '.join(sorted({str(p.name) for p in files.values()})[:6])} ... to {out_dir}")
     return EXIT_USAGE if errors else 0
 

@@ -1,0 +1,249 @@
+"""FID, KID and LPIPS (pix2pix_aa.metrics.distribution / pretrained) and their plumbing through
+evaluation, reports and TensorBoard, offline, with known answers from a small feature network."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pix2pix_aa.evaluation import report
+from pix2pix_aa.evaluation.runner import EvalOptions, evaluate_generator
+from pix2pix_aa.metrics.distribution import (
+    KID_MAX_SUBSET_SIZE,
+    fid,
+    fid_from_features,
+    kid,
+    kid_from_features,
+    kid_subset_size,
+    lpips,
+)
+from pix2pix_aa.metrics.pretrained import lpips_network, resolve_weights
+
+#: Features of SmallFeatures: the mean colour of each cell of a 4x4 grid.
+DIM = 3 * 4 * 4
+
+
+class SmallFeatures(nn.Module):
+    """uint8 (N, 3, H, W) -> (N, 48): mean colour per cell of a 4x4 grid, in [-1, 1] units. A colour
+    offset c moves every feature by c and leaves the covariance as it was, so FID = 48 c^2."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.dtype == torch.uint8  # the standard Inception's input type
+        return F.adaptive_avg_pool2d(x.float() / 127.5 - 1, 4).flatten(1)
+
+
+def mean_abs(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """A stand-in LPIPS with a known answer: mean |pred - target| per image."""
+    return (pred - target).abs().mean((1, 2, 3))
+
+
+def _images(n: int = 24, size: int = 32, seed: int = 0) -> torch.Tensor:
+    """Random smooth images in [-0.5, 0.5] (room for a colour offset without clipping)."""
+    g = torch.Generator().manual_seed(seed)
+    return F.interpolate(torch.rand(n, 3, size // 4, size // 4, generator=g) - 0.5, size=size, mode="bilinear")
+
+
+class Identity(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clone()
+
+
+def test_identical_sets_score_zero_and_a_colour_offset_scores_48_c_squared():
+    x, net = _images(), SmallFeatures()
+    assert abs(fid(x, x, net)) < 1e-6
+    values = []
+    for c in (0.05, 0.1, 0.2):
+        score = fid(x + c, x, net)
+        assert score == pytest.approx(DIM * c * c, rel=0.01)  # the mean term; covariances equal
+        values.append((score, kid(x + c, x, net)))
+    fids, kids = zip(*values)
+    assert list(fids) == sorted(fids) and [k["kid_mean"] for k in kids] == sorted(k["kid_mean"] for k in kids)
+    assert kids[1]["kid_mean"] > 3 * kids[1]["kid_std"]  # an offset of 0.1 is well outside KID's spread
+    # KID ~ 0: for the same images (slightly negative: the unbiased estimator pairs a subset's images
+    # with themselves), and within its spread for a second draw from the same distribution.
+    assert abs(kid(x, x, net)["kid_mean"]) < kids[1]["kid_mean"] / 5
+    same = kid(_images(seed=1), x, net)
+    assert abs(same["kid_mean"]) < 2 * same["kid_std"]
+
+
+def test_kid_subset_size_adapts_to_small_sets():
+    assert kid_subset_size(10, 7) == 3 and kid_subset_size(3, 3) == 2
+    assert kid_subset_size(5000, 3000) == KID_MAX_SUBSET_SIZE
+    g = torch.Generator().manual_seed(0)
+    few, other = torch.randn(6, 8, generator=g), torch.randn(6, 8, generator=g) + 1
+    out = kid_from_features(few, other, subsets=10)
+    assert out["kid_subset_size"] == 3 and out["kid_mean"] > 0 and out["kid_std"] > 0  # torchmetrics' 1000 > 6
+    assert kid_from_features(few, other, subsets=10) == out  # seeded: the same draw each time
+    with pytest.raises(ValueError, match="at least 2 images"):
+        fid_from_features(few[:1], other)
+
+
+def test_lpips_is_zero_for_identical_images_with_the_torchmetrics_network_from_a_local_file(tmp_path):
+    import torchvision
+
+    path = tmp_path / "alexnet.pth"  # random AlexNet weights: no download, the real LPIPS code path
+    torch.manual_seed(0)
+    torch.save(torchvision.models.alexnet().state_dict(), path)
+    status = resolve_weights("lpips", str(path))
+    assert status.path == str(path) and status.source == "option" and status.skipped is None
+    net = lpips_network(status.path)
+    x = _images(2, 64)
+    assert float(lpips(x, x, net)) == pytest.approx(0, abs=1e-6)
+    assert float(lpips(x, x + 0.3 * torch.randn_like(x), net)) > 0
+    assert lpips(x, x, net, reduction="none").shape == (2,)
+
+
+def test_offline_without_weights_says_which_metric_is_skipped_and_how_to_supply_it(tmp_path, monkeypatch):
+    for name, what, option, env in (("fid", "FID and KID", "--fid-weights", "PIX2PIX_AA_FID_WEIGHTS"),
+                                    ("lpips", "LPIPS", "--lpips-weights", "PIX2PIX_AA_LPIPS_WEIGHTS")):
+        status = resolve_weights(name)  # conftest: empty cache, downloads off
+        assert status.path is None and status.skipped.startswith(f"{what} skipped:")
+        assert option in status.skipped and env in status.skipped and "\n" not in status.skipped
+    # Downloads allowed but the host unreachable: the library's error becomes the same one line.
+    def unreachable(*args, **kwargs):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", unreachable)
+    status = resolve_weights("lpips", download=True)
+    assert status.skipped.startswith("LPIPS skipped: could not download the weights (Name or service not known)")
+    with pytest.raises(ValueError, match="--fid-weights .*no such file"):
+        resolve_weights("fid", str(tmp_path / "missing.pth"))
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"features.0.weight": torch.zeros(1)}, wrong)
+    with pytest.raises(ValueError, match="not the FID and KID network's weights"):
+        resolve_weights("fid", str(wrong))
+    monkeypatch.setenv("PIX2PIX_AA_LPIPS_WEIGHTS", str(wrong))  # the environment variable is read too
+    assert resolve_weights("lpips").source == "environment"
+
+
+OPTS = dict(max_shift=2, protocol="crop", layers=None, noise=(), flicker_frames=0, samples=0, lowpass=None,
+            spectrum=False)
+
+
+@pytest.fixture(scope="module")
+def scored():
+    """An identity generator scored against targets offset by c, with the small networks."""
+    x = _images(12)
+    opts = EvalOptions(**OPTS, chunk=5, fid_network=SmallFeatures(), lpips_network=mean_abs)
+    return {c: evaluate_generator(Identity(), x, x + c, opts, label=f"offset {c}") for c in (0.0, 0.1, 0.2)}, x
+
+
+def test_evaluation_scores_fid_kid_lpips_through_chunks_with_known_answers(scored):
+    results, x = scored
+    rows = {c: r.row() for c, r in results.items()}
+    assert abs(rows[0.0]["fid"]) < 1e-3 and rows[0.0]["quality_lpips"] == 0
+    assert abs(rows[0.0]["kid_mean"]) < rows[0.1]["kid_mean"] / 3
+    for c in (0.1, 0.2):
+        assert rows[c]["fid"] == pytest.approx(DIM * c * c, rel=0.01)
+        assert rows[c]["quality_lpips"] == pytest.approx(c, abs=2e-3)  # merged over chunks 5 + 5 + 2
+    assert rows[0.1]["kid_mean"] < rows[0.2]["kid_mean"] and rows[0.1]["kid_subset_size"] == 6
+    # Chunks change nothing: FID / KID are scored once on the concatenated features.
+    whole = evaluate_generator(Identity(), x, x + 0.2, EvalOptions(**OPTS, chunk=12, fid_network=SmallFeatures(),
+                                                                   lpips_network=mean_abs))
+    assert whole.row()["fid"] == rows[0.2]["fid"] and whole.row()["kid_mean"] == rows[0.2]["kid_mean"]
+    # Off by default in the Python API: no columns filled, nothing built.
+    plain = evaluate_generator(Identity(), x, x, EvalOptions(**OPTS)).row()
+    assert plain["fid"] is None and plain["kid_mean"] is None and "quality_lpips" not in plain
+
+
+def test_the_columns_reach_results_json_csv_md_html_and_tensorboard(scored, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    results, _ = scored
+    models = [results[0.0], results[0.2]]
+    status = {"fid": "FID and KID: weights test (option)", "lpips": "LPIPS: weights test (option)"}
+    files = report.write_report(models, tmp_path, {"shifts": [[0, 1]], "max_shift": 2, "quality_metrics": status}, {})
+    row = json.loads(files["json"].read_text())["models"]["offset 0.2"]["row"]
+    assert row["fid"] == pytest.approx(DIM * 0.04, rel=0.03) and row["quality_lpips"] == pytest.approx(0.2, abs=2e-3)
+    header = files["csv"].read_text().splitlines()[0].split(",")
+    assert {"fid", "kid_mean", "kid_std", "quality_lpips"} <= set(header)
+    md = files["md"].read_text()
+    assert "| FID | KID (mean ± std) | LPIPS |" in md
+    line = next(ln for ln in md.splitlines() if ln.startswith("| offset 0.2"))
+    assert f"| {row['fid']:.2f} | {row['kid_mean']:.4f} ± {row['kid_std']:.4f} | {row['quality_lpips']:.4f} |" in line
+    assert "Quality metrics on 12 images per model" in md and "read KID mean ± std" in md
+    assert "<th>FID</th>" in files["html"].read_text()
+    report.log_to_tensorboard(results[0.2], tmp_path / "tb", "table", hparams={"generator": {}})
+    events = EventAccumulator(str(tmp_path / "tb")).Reload()
+    assert events.Scalars("eval/fid")[0].value == pytest.approx(row["fid"], rel=1e-5)
+    assert events.Scalars("eval/kid_mean")[0].value == pytest.approx(row["kid_mean"], rel=1e-4)
+    assert events.Scalars("eval/quality_lpips")[0].value == pytest.approx(row["quality_lpips"], rel=1e-5)
+    assert "hparam/fid" in events.Tags()["scalars"] and "eval/kid_subset_size" not in events.Tags()["scalars"]
+
+
+def test_skipped_metrics_are_named_in_the_notes_instead_of_blank_columns(scored):
+    results, _ = scored
+    plain = evaluate_generator(Identity(), _images(4), _images(4), EvalOptions(**OPTS))
+    skipped = {"fid": "FID and KID skipped: no weights; pass --fid-weights PATH", "lpips": "LPIPS: weights x (cache)"}
+    note = report.quality_metrics_note([plain], {"quality_metrics": skipped})
+    assert note == skipped["fid"]
+    assert "off (--no-quality-metrics)" in report.quality_metrics_note([plain], {"quality_metrics": {"off": "off "
+                                                                                "(--no-quality-metrics)"}})
+    assert report.quality_metrics_note([plain], {}) == ""  # Python API, metrics not asked for
+
+
+# --- evaluate.py, offline ----------------------------------------------------------------------
+FAST = ["--max-images", "3", "--shifts", "2", "--noise", "none", "--layers", "none", "--protocol", "crop",
+        "--flicker-frames", "0", "--samples", "0", "--no-progress", "--no-tensorboard"]
+
+
+def _random_inception_weights(path, monkeypatch):
+    """A state dict of the FID Inception with random weights, made without its download."""
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+
+    with monkeypatch.context() as m:
+        m.setattr(fe, "load_state_dict_from_url", lambda *a, **k: {})
+        m.setattr(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, *a, **k: None)
+        net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def test_evaluate_offline_prints_one_line_per_skipped_network_and_the_rest(trained_run, monkeypatch, tmp_path,
+                                                                            capsys):
+    from pix2pix_aa.evaluation.cli import main as evaluate_main
+
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    assert evaluate_main([str(run), "--out", str(tmp_path / "off"), *FAST]) == 0
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if "skipped" in ln]
+    assert len(lines) == 2 and "Traceback" not in err, err
+    assert lines[0].startswith("[pix2pix_aa] FID and KID skipped:") and "--fid-weights PATH" in lines[0]
+    assert lines[1].startswith("[pix2pix_aa] LPIPS skipped:") and "PIX2PIX_AA_LPIPS_WEIGHTS" in lines[1]
+    payload = json.loads((tmp_path / "off" / "results.json").read_text())
+    row = next(iter(payload["models"].values()))["row"]
+    assert row["fid"] is None and row["stability_crop_pooled_db"] is not None  # the rest is computed
+    assert "FID and KID skipped" in (tmp_path / "off" / "results.md").read_text()
+    # Turned off: no line, and the notes say so.
+    assert evaluate_main([str(run), "--out", str(tmp_path / "none"), "--no-quality-metrics", *FAST]) == 0
+    assert "skipped" not in capsys.readouterr().err
+    assert "off (--no-quality-metrics)" in (tmp_path / "none" / "results.md").read_text()
+    # A weights file that is not there is a usage error, in one line, before any evaluation.
+    missing = tmp_path / "inception.pth"
+    assert evaluate_main([str(run), "--out", str(tmp_path / "bad"), "--fid-weights", str(missing), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --fid-weights {missing}: no such file") and "Traceback" not in err
+
+
+def test_evaluate_reads_both_networks_from_local_files(trained_run, monkeypatch, tmp_path):
+    import torchvision
+
+    from pix2pix_aa.evaluation.cli import main as evaluate_main
+
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    inception = _random_inception_weights(tmp_path / "inception.pth", monkeypatch)
+    torch.save(torchvision.models.alexnet().state_dict(), tmp_path / "alexnet.pth")
+    monkeypatch.setenv("PIX2PIX_AA_LPIPS_WEIGHTS", str(tmp_path / "alexnet.pth"))  # one by variable
+    assert evaluate_main([str(run), "--out", str(tmp_path / "eval"), "--fid-weights", str(inception), *FAST]) == 0
+    payload = json.loads((tmp_path / "eval" / "results.json").read_text())
+    row = next(iter(payload["models"].values()))["row"]
+    assert row["fid"] is not None and row["kid_mean"] is not None and row["quality_lpips"] > 0
+    assert row["kid_subset_size"] == 2  # 3 images: half the set, at least 2
+    assert payload["options"]["quality_metrics"]["fid"].endswith("(option)")
+    assert payload["options"]["quality_metrics"]["lpips"].endswith("(environment)")
