@@ -247,3 +247,51 @@ def test_evaluate_reads_both_networks_from_local_files(trained_run, monkeypatch,
     assert row["kid_subset_size"] == 2  # 3 images: half the set, at least 2
     assert payload["options"]["quality_metrics"]["fid"].endswith("(option)")
     assert payload["options"]["quality_metrics"]["lpips"].endswith("(environment)")
+
+
+# --- validation KID and the best checkpoint (train.py) ----------------------------------------
+def _scalars(run, tag: str) -> list[tuple[int, float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run), size_guidance={"scalars": 0}).Reload()
+    return [(e.step, e.value) for e in events.Scalars(tag)] if tag in events.Tags()["scalars"] else []
+
+
+def test_val_kid_is_logged_per_validation_and_ranks_the_best_checkpoint(tmp_path, run_cli, write_tiny_config,
+                                                                        monkeypatch):
+    from pix2pix_aa.metrics import pretrained
+
+    monkeypatch.setattr(pretrained, "resolve_weights", lambda name, *a, **k: pretrained.WeightsStatus(name, "small",
+                                                                                                     "test"))
+    monkeypatch.setattr(pretrained, "inception_network", lambda path: SmallFeatures())
+    cfg = write_tiny_config(tmp_path, trainer__max_epochs=3, data__data_dir=str(tmp_path / "data"),
+                            data__generate_counts={"train": 2, "val": 4, "test": 1})
+    run_cli(tmp_path, ["fit", "--config", str(cfg), "--model.val_kid", "true"])
+    run = tmp_path / "runs" / "tiny" / "version_0"
+    kids = _scalars(run, "val/kid")
+    assert len(kids) == 3 and len(_scalars(run, "val/kid_std")) == 3  # one per validation (4 images, 2 batches)
+    best = min(range(3), key=lambda e: kids[e][1])
+    assert [p.name for p in (run / "checkpoints").glob("best-*.ckpt")] == [f"best-{best:03d}.ckpt"]
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert not any("inception" in k or "kid" in k for k in ckpt["state_dict"])  # the feature network stays out
+    state = next(v for k, v in ckpt["callbacks"].items() if k.startswith("FiniteModelCheckpoint"))
+    assert state["monitor"] == "val/kid" and float(state["best_model_score"]) == pytest.approx(kids[best][1])
+
+
+def test_without_val_kid_a_fit_keeps_last_only_and_says_why(trained_run, tmp_path, run_cli, write_tiny_config,
+                                                             capsys):
+    _, run = trained_run  # the default: no best-*.ckpt by val/l1
+    assert [p.name for p in (run / "checkpoints").glob("*.ckpt")] == ["last.ckpt"]
+    # val_kid asked for, offline without weights: one line, training goes on, last.ckpt only.
+    cfg = write_tiny_config(tmp_path, trainer__max_epochs=1, data__data_dir=str(tmp_path / "data"),
+                            data__generate_counts={"train": 2, "val": 2, "test": 1})
+    run_cli(tmp_path, ["fit", "--config", str(cfg), "--model.val_kid", "true"])
+    out = capsys.readouterr()
+    printed = out.out + out.err
+    assert printed.count("FID and KID skipped") == 1 and "model.val_kid" in printed and "Traceback" not in printed
+    assert "checkpoints: last.ckpt only; no best-*.ckpt by validation L1" in printed
+    ckpts = tmp_path / "runs" / "tiny" / "version_0" / "checkpoints"
+    assert [p.name for p in ckpts.glob("*.ckpt")] == ["last.ckpt"]
+    # The L1 ranking is still there for whoever asks for it.
+    run_cli(tmp_path, ["fit", "--config", str(cfg), "--checkpoint.monitor", "val/l1"])
+    assert list((tmp_path / "runs" / "tiny" / "version_1" / "checkpoints").glob("best-*.ckpt"))
