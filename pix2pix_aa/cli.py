@@ -219,7 +219,7 @@ class ReusableConfig(SaveConfigCallback):
 def best_checkpoint_default(config: Any) -> None:
     """Which best checkpoint a fit keeps, unless ``checkpoint.monitor`` names a metric.
 
-    Not validation L1: L1 is minimised by the conditional mean of the targets, a blurred image,
+    Not validation L1: L1 is minimised by the conditional median of the targets, a smoothed image,
     and pix2pix's GAN term trades L1 for sharpness as training goes on, so ranking by val/l1 keeps
     early, blurry generators (in ``make demo`` the recommended design's best by val/l1 was its first
     validation, epoch 1 of 12; the reference pix2pix keeps the latest weights). With

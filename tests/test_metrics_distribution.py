@@ -294,4 +294,10 @@ def test_without_val_kid_a_fit_keeps_last_only_and_says_why(trained_run, tmp_pat
     assert [p.name for p in ckpts.glob("*.ckpt")] == ["last.ckpt"]
     # The L1 ranking is still there for whoever asks for it.
     run_cli(tmp_path, ["fit", "--config", str(cfg), "--checkpoint.monitor", "val/l1"])
-    assert list((tmp_path / "runs" / "tiny" / "version_1" / "checkpoints").glob("best-*.ckpt"))
+    ckpts = tmp_path / "runs" / "tiny" / "version_1" / "checkpoints"
+    assert [p.name for p in ckpts.glob("best-*.ckpt")] == ["best-000.ckpt"]
+    # Such a run (as every run trained before this default) resumes under the new default.
+    run_cli(tmp_path, ["fit", "--config", str(cfg), "--ckpt_path", "last", "--model.n_epochs_decay", "1",
+                       "--trainer.max_epochs", "2"])
+    assert torch.load(ckpts / "last.ckpt", weights_only=True)["epoch"] == 1
+    assert (ckpts / "best-000.ckpt").is_file()
