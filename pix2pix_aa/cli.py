@@ -303,13 +303,14 @@ class Pix2PixCLI(LightningCLI):
                                                      for k, v in ckpt["state_dict"].items()}})
         if subcommand == "fit":
             check_schedule(config)
-            best_checkpoint_default(config)
             monitor = config.checkpoint.get("monitor")
-            if config.trainer.get("limit_val_batches") in (0, 0.0) and str(monitor).startswith("val/"):
+            if config.trainer.get("limit_val_batches") in (0, 0.0) and (monitor is None or monitor.startswith("val/")):
                 # No validation, no val/*: ModelCheckpoint would warn at every epoch and keep nothing useful.
                 config.checkpoint.monitor, config.checkpoint.save_top_k = None, 0
-                notice(f"validation is off (trainer.limit_val_batches=0): no best checkpoint by {monitor}, "
-                       "last.ckpt only")
+                notice("validation is off (trainer.limit_val_batches=0): no best checkpoint"
+                       + (f" by {monitor}" if monitor else "") + ", last.ckpt only")
+            else:
+                best_checkpoint_default(config)
             steps = config.trainer.get("max_steps")
             if steps is not None and steps > 0:
                 notice(f"trainer.max_steps={steps} counts training iterations (batches); each "

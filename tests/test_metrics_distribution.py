@@ -148,6 +148,8 @@ def test_evaluation_scores_fid_kid_lpips_through_chunks_with_known_answers(score
     # Off by default in the Python API: no columns filled, nothing built.
     plain = evaluate_generator(Identity(), x, x, EvalOptions(**OPTS)).row()
     assert plain["fid"] is None and plain["kid_mean"] is None and "quality_lpips" not in plain
+    with pytest.raises(ValueError, match="fid_network must be None .off., a weights file path or a network"):
+        EvalOptions(**OPTS, fid_network=2048)
 
 
 def test_the_columns_reach_results_json_csv_md_html_and_tensorboard(scored, tmp_path):

@@ -90,6 +90,11 @@ class EvalOptions:
         resolve_lowpass(self.lowpass)  # an unknown name fails here, before any model runs
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        for name in ("fid_network", "lpips_network"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, (str, Path)) and not callable(value):
+                raise ValueError(f"{name} must be None (off), a weights file path or a network (callable), got "
+                                 f"{type(value).__name__}")
         if self.flicker_frames == 1 or self.flicker_frames < 0 or self.flicker_images < 0 or self.samples < 0:
             raise ValueError(f"flicker frames must be 0 (off) or >= 2, flicker images and samples >= 0; got "
                              f"{self.flicker_frames}, {self.flicker_images}, {self.samples}")
