@@ -221,6 +221,12 @@ def test_evaluate_offline_prints_one_line_per_skipped_network_and_the_rest(train
     row = next(iter(payload["models"].values()))["row"]
     assert row["fid"] is None and row["stability_crop_pooled_db"] is not None  # the rest is computed
     assert "FID and KID skipped" in (tmp_path / "off" / "results.md").read_text()
+    # --offline alone (downloads otherwise allowed) never reaches the libraries' download.
+    monkeypatch.delenv("PIX2PIX_AA_OFFLINE")
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda *a, **k: pytest.fail("download attempted"))
+    assert evaluate_main([str(run), "--out", str(tmp_path / "offline"), "--offline", *FAST]) == 0
+    err = capsys.readouterr().err
+    assert err.count("downloads are off (--offline or PIX2PIX_AA_OFFLINE)") == 2, err
     # Turned off: no line, and the notes say so.
     assert evaluate_main([str(run), "--out", str(tmp_path / "none"), "--no-quality-metrics", *FAST]) == 0
     assert "skipped" not in capsys.readouterr().err

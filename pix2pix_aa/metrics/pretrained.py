@@ -140,7 +140,7 @@ def resolve_weights(name: str, path: Optional[str] = None, download: Optional[bo
     how = f"pass {w.option} PATH (or set {w.env}) to a copy of {w.url}"
     if not (download if download is not None else not offline()):
         return WeightsStatus(name, skipped=f"{w.metrics} skipped: no weights in the cache ({cached}) and downloads "
-                                            f"are off ({OFFLINE_ENV}); {how}")
+                                            f"are off (--offline or {OFFLINE_ENV}); {how}")
     captured = io.StringIO()
     before = socket.getdefaulttimeout()
     try:  # the libraries' own download into their cache; urllib reads the default socket timeout
