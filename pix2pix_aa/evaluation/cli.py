@@ -257,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
                        lowpass=args.lowpass, spectrum=args.spectrum, flicker_frames=args.flicker_frames,
                        flicker_images=args.flicker_images, samples=args.samples, precision=args.precision,
                        channels_last=args.channels_last, compile=args.compile)
-    opts.fid_network, opts.lpips_network, quality_status = quality_weights(args, rank)  # after the option checks
+    opts.fid_network, opts.lpips_network, opts.quality_metrics = quality_weights(args, rank)  # after the checks
     # Threads: --threads per process if given; else a single process keeps torch's default (the
     # cores it may use, or OMP_NUM_THREADS) and a local pool splits the cores between its workers.
     threads = args.threads
@@ -358,8 +358,7 @@ def run(args: argparse.Namespace) -> int:
     execution = {"num_processes": args.num_processes, "world_size": world_size,
                  "threads_per_process": threads if threads is not None else torch.get_num_threads(),
                  "device": str(device)}
-    report_options = {**options_dict(opts), "quality_metrics": quality_status}
-    files = write_report(results, out_dir, {**report_options, "execution": execution, "code": code_version()},
+    files = write_report(results, out_dir, {**options_dict(opts), "execution": execution, "code": code_version()},
                          errors)
     table = markdown_table(results)
     if not args.no_tensorboard:
@@ -368,7 +367,7 @@ def run(args: argparse.Namespace) -> int:
             log_to_tensorboard(result, item.run_dir / "evaluation", table, step=item.epoch or 0, ranges=ranges,
                                all_results=results, hparams=item.hparams)
     print(table)
-    print("\n" + table_notes(results, report_options))
+    print("\n" + table_notes(results, options_dict(opts)))
     print(f"\nwrote {', '.join(sorted({str(p.name) for p in files.values()})[:6])} ... to {out_dir}")
     return EXIT_USAGE if errors else 0
 

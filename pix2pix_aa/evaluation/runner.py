@@ -56,7 +56,7 @@ class EvalOptions:
     computed): ``fid_network`` for FID and KID, a path to the FID Inception weights
     (:func:`pix2pix_aa.metrics.pretrained.resolve_weights`) or any module mapping uint8 (N, 3, H, W)
     to (N, D) features; ``lpips_network``, a path to the AlexNet weights or a callable
-    (pred, target) -> (N,) LPIPS distances."""
+    (pred, target) -> (N,) LPIPS distances; ``quality_metrics``: their status lines."""
 
     max_shift: int = 8
     num_shifts: Optional[int] = None
@@ -77,6 +77,9 @@ class EvalOptions:
     compile: bool = False
     fid_network: Any = None
     lpips_network: Any = None
+    #: Where each network's weights came from, or the line saying why its metrics were skipped
+    #: (``{"fid": ..., "lpips": ...}``, or ``{"off": ...}``; evaluate.py fills it), shown under the table.
+    quality_metrics: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
