@@ -227,12 +227,18 @@ def best_checkpoint_default(config: Any) -> None:
     closer to the targets' distribution, blur included). Otherwise ``last.ckpt`` only, said in one
     line. ``checkpoint.save_top_k`` 1 without a monitor (a copy of last.ckpt named best) becomes 0.
     """
-    ckpt = config.checkpoint
-    if ckpt.get("monitor") is None and config.model.get("val_kid"):
-        from pix2pix_aa.metrics.pretrained import resolve_weights
+    from pix2pix_aa.metrics.pretrained import resolve_weights
 
-        if not resolve_weights("fid").skipped:  # else the module says why at its first validation
-            ckpt.monitor, ckpt.mode = "val/kid", "min"
+    ckpt, val_kid = config.checkpoint, bool(config.model.get("val_kid"))
+    # Without weights the module says why at its first validation, and logs no val/kid.
+    kid_logged = val_kid and not resolve_weights("fid").skipped
+    if ckpt.get("monitor") is None and kid_logged:
+        ckpt.monitor, ckpt.mode = "val/kid", "min"
+    elif ckpt.get("monitor") == "val/kid" and not kid_logged:  # e.g. a saved config.yaml reused offline
+        ckpt.monitor, ckpt.save_top_k = None, 0
+        notice("checkpoint.monitor val/kid: this run logs no val/kid (" + (
+            "no FID Inception weights" if val_kid else "model.val_kid is off") + "): last.ckpt only")
+        return
     if ckpt.get("monitor") is None and ckpt.get("save_top_k") == 1:
         ckpt.save_top_k = 0
         notice("checkpoints: last.ckpt only; no best-*.ckpt by validation L1, which ranks early, blurry "

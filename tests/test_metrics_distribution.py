@@ -266,9 +266,10 @@ def _scalars(run, tag: str) -> list[tuple[int, float]]:
 
 
 def test_val_kid_is_logged_per_validation_and_ranks_the_best_checkpoint(tmp_path, run_cli, write_tiny_config,
-                                                                        monkeypatch):
+                                                                        monkeypatch, capsys):
     from pix2pix_aa.metrics import pretrained
 
+    real_resolve = pretrained.resolve_weights
     monkeypatch.setattr(pretrained, "resolve_weights", lambda name, *a, **k: pretrained.WeightsStatus(name, "small",
                                                                                                      "test"))
     monkeypatch.setattr(pretrained, "inception_network", lambda path: SmallFeatures())
@@ -284,6 +285,14 @@ def test_val_kid_is_logged_per_validation_and_ranks_the_best_checkpoint(tmp_path
     assert not any("inception" in k or "kid" in k for k in ckpt["state_dict"])  # the feature network stays out
     state = next(v for k, v in ckpt["callbacks"].items() if k.startswith("FiniteModelCheckpoint"))
     assert state["monitor"] == "val/kid" and float(state["best_model_score"]) == pytest.approx(kids[best][1])
+    # Its config.yaml (monitor val/kid) reused where no weights are: last.ckpt only, said once, no crash.
+    monkeypatch.setattr(pretrained, "resolve_weights", real_resolve)  # offline, empty cache (conftest)
+    run_cli(tmp_path, ["fit", "--config", str(run / "config.yaml"), "--trainer.logger.init_args.name", "again",
+                       "--model.n_epochs", "1", "--model.n_epochs_decay", "0"])
+    err = capsys.readouterr().err
+    assert "checkpoint.monitor val/kid: this run logs no val/kid (no FID Inception weights): last.ckpt only" in err
+    again = tmp_path / "runs" / "again" / "version_0" / "checkpoints"
+    assert [p.name for p in again.glob("*.ckpt")] == ["last.ckpt"]
 
 
 def test_without_val_kid_a_fit_keeps_last_only_and_says_why(trained_run, tmp_path, run_cli, write_tiny_config,
