@@ -4,6 +4,7 @@ evaluation, reports and TensorBoard, offline, with known answers from a small fe
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -118,6 +119,16 @@ def test_offline_without_weights_says_which_metric_is_skipped_and_how_to_supply_
         resolve_weights("fid", str(wrong))
     monkeypatch.setenv("PIX2PIX_AA_LPIPS_WEIGHTS", str(wrong))  # the environment variable is read too
     assert resolve_weights("lpips").source == "environment"
+    monkeypatch.delenv("PIX2PIX_AA_LPIPS_WEIGHTS")
+    # A damaged file in the cache: skipped in one line (not a failure per model later).
+    damaged = Path(torch.hub.get_dir()) / "checkpoints" / "alexnet-owt-7be5be79.pth"
+    damaged.parent.mkdir(parents=True, exist_ok=True)
+    damaged.write_bytes(b"truncated")
+    try:
+        skipped = resolve_weights("lpips").skipped
+    finally:
+        damaged.unlink()  # the cache folder is shared by the session's tests
+    assert skipped.startswith("LPIPS skipped: cached file ") and "delete it to download it again" in skipped
 
 
 OPTS = dict(max_shift=2, protocol="crop", layers=None, noise=(), flicker_frames=0, samples=0, lowpass=None,

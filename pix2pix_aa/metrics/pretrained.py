@@ -135,9 +135,13 @@ def resolve_weights(name: str, path: Optional[str] = None, download: Optional[bo
             _check_file(value, w, origin)
             return WeightsStatus(name, str(Path(value).expanduser()), source)
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
-    if cached.is_file():
-        return WeightsStatus(name, str(cached), "cache")
     how = f"pass {w.option} PATH (or set {w.env}) to a copy of {w.url}"
+    if cached.is_file():
+        try:  # a damaged cache file would otherwise fail inside the evaluation, once per model
+            _check_file(str(cached), w, "cached file")
+        except ValueError as e:
+            return WeightsStatus(name, skipped=f"{w.metrics} skipped: {e}; delete it to download it again, or {how}")
+        return WeightsStatus(name, str(cached), "cache")
     if not (download if download is not None else not offline()):
         return WeightsStatus(name, skipped=f"{w.metrics} skipped: no weights in the cache ({cached}) and downloads "
                                             f"are off (--offline or {OFFLINE_ENV}); {how}")
@@ -148,7 +152,8 @@ def resolve_weights(name: str, path: Optional[str] = None, download: Optional[bo
         with contextlib.redirect_stderr(captured), contextlib.redirect_stdout(captured):
             torch.hub.load_state_dict_from_url(w.url, progress=False, map_location="cpu", check_hash=name == "lpips")
     except Exception as e:  # noqa: BLE001 - offline, DNS, timeout, HTTP, hash: all mean "no weights"
-        reason = str(getattr(e, "reason", "") or e).splitlines()[0] if str(e) else type(e).__name__
+        text = str(getattr(e, "reason", None) or e).strip()
+        reason = text.splitlines()[0] if text else type(e).__name__
         return WeightsStatus(name, skipped=f"{w.metrics} skipped: could not download the weights ({reason}); {how}")
     finally:
         socket.setdefaulttimeout(before)
