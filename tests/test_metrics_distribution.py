@@ -156,6 +156,17 @@ def test_evaluation_scores_fid_kid_lpips_through_chunks_with_known_answers(score
     whole = evaluate_generator(Identity(), x, x + 0.2, EvalOptions(**OPTS, chunk=12, fid_network=SmallFeatures(),
                                                                    lpips_network=mean_abs))
     assert whole.row()["fid"] == rows[0.2]["fid"] and whole.row()["kid_mean"] == rows[0.2]["kid_mean"]
+    # The targets' features are computed once for every model scored against them.
+    class Counting(SmallFeatures):
+        calls = 0
+
+        def forward(self, x):
+            Counting.calls += len(x)
+            return super().forward(x)
+
+    counting = EvalOptions(**OPTS, chunk=5, fid_network=Counting())
+    first, second = (evaluate_generator(g, x, x + 0.2, counting).row() for g in (Identity(), nn.Identity()))
+    assert Counting.calls == 3 * len(x) and first["fid"] == second["fid"] == rows[0.2]["fid"]
     # Off by default in the Python API: no columns filled, nothing built.
     plain = evaluate_generator(Identity(), x, x, EvalOptions(**OPTS)).row()
     assert plain["fid"] is None and plain["kid_mean"] is None and "quality_lpips" not in plain

@@ -3,6 +3,7 @@ checkpoint, over the same images and shifts."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 import weakref
@@ -287,6 +288,25 @@ def quality_networks(opts: EvalOptions, device: torch.device | str = "cpu") -> t
     return out[0], out[1]
 
 
+#: FID / KID feature vectors of target chunks, kept in this process: every model of an evaluation is
+#: scored against the same targets, so their Inception pass (the costliest part on a CPU) is done
+#: once. Keyed by a hash of the chunk's values; the network itself is kept and compared, so a
+#: recycled object id never matches another network.
+_TARGET_FEATURES: dict[tuple, tuple[Callable, torch.Tensor]] = {}
+
+
+def _target_features(y: torch.Tensor, net: Callable) -> torch.Tensor:
+    key = (hashlib.sha1(y.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest(), tuple(y.shape), id(net))
+    hit = _TARGET_FEATURES.get(key)
+    if hit is not None and hit[0] is net:
+        return hit[1]
+    if len(_TARGET_FEATURES) >= 4096:  # bounded: a long-lived process evaluating many data sets
+        _TARGET_FEATURES.clear()
+    features = distribution_features(y, net)
+    _TARGET_FEATURES[key] = (net, features)
+    return features
+
+
 @torch.inference_mode()
 def evaluate_chunks(generator: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, opts: EvalOptions,
                     starts: Optional[Sequence[int]] = None, device: torch.device | str = "cpu",
@@ -314,7 +334,7 @@ def evaluate_chunks(generator: nn.Module, inputs: torch.Tensor, targets: torch.T
         if lpips_fn is not None:
             part.quality["lpips"] = float(lpips(fake, y, lpips_fn))
         if fid_net is not None:  # scored over all images once merged (FID / KID are no means)
-            part.distribution_features = (distribution_features(fake, fid_net), distribution_features(y, fid_net))
+            part.distribution_features = (distribution_features(fake, fid_net), _target_features(y, fid_net))
         if opts.protocol in ("crop", "both"):
             source = reflect_pad_source(x, opts.max_shift)
             part.crop = stability_crop(generator, source, (h, w), shifts, margin=opts.margin,
