@@ -92,6 +92,17 @@ def test_lpips_is_zero_for_identical_images_with_the_torchmetrics_network_from_a
     status = resolve_weights("lpips", str(path))
     assert status.path == str(path) and status.source == "option" and status.skipped is None
     net = lpips_network(status.path)
+    # The linear layers are the ones shipped in torchmetrics (read with strict=False there: checked here).
+    import inspect
+    import os
+
+    import torchmetrics.functional.image.lpips as tm_lpips
+
+    shipped = torch.load(os.path.join(os.path.dirname(inspect.getfile(tm_lpips)), "lpips_models", "alex.pth"),
+                         map_location="cpu")
+    assert len(shipped) == 5 and all(torch.equal(net.metric.net.state_dict()[k], v) for k, v in shipped.items())
+    # and the backbone is the file's.
+    assert torch.equal(net.metric.net.net.slice1[0].weight, torch.load(path)["features.0.weight"])
     x = _images(2, 64)
     assert float(lpips(x, x, net)) == pytest.approx(0, abs=1e-6)
     assert float(lpips(x, x + 0.3 * torch.randn_like(x), net)) > 0
