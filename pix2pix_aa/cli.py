@@ -231,7 +231,7 @@ def best_checkpoint_default(config: Any) -> None:
 
     ckpt, val_kid = config.checkpoint, bool(config.model.get("val_kid"))
     # Without weights the module says why at its first validation, and logs no val/kid.
-    kid_logged = val_kid and not resolve_weights("fid").skipped
+    kid_logged = val_kid and not resolve_weights("fid", announce=notice).skipped
     if ckpt.get("monitor") is None and kid_logged:
         ckpt.monitor, ckpt.mode = "val/kid", "min"
     elif ckpt.get("monitor") == "val/kid" and not kid_logged:  # e.g. a saved config.yaml reused offline

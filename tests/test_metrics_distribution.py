@@ -120,8 +120,23 @@ def test_offline_without_weights_says_which_metric_is_skipped_and_how_to_supply_
         raise OSError("Name or service not known")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", unreachable)
-    status = resolve_weights("lpips", download=True)
+    said: list[str] = []
+    status = resolve_weights("lpips", download=True, announce=said.append)
+    assert said == []  # a failure at once (offline) prints the skip line alone
     assert status.skipped.startswith("LPIPS skipped: could not download the weights (Name or service not known)")
+    # A download that lasts is announced in one line while it runs.
+    import time
+
+    monkeypatch.setattr("pix2pix_aa.metrics.pretrained.ANNOUNCE_AFTER_S", 0.05)
+
+    def slow(*args, **kwargs):
+        time.sleep(0.5)
+        raise OSError("timed out")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", slow)
+    assert resolve_weights("lpips", download=True, announce=said.append).skipped.startswith("LPIPS skipped: could "
+                                                                                            "not download")
+    assert len(said) == 1 and said[0].startswith("LPIPS: downloading the weights into ")
     with pytest.raises(ValueError, match="--fid-weights .*no such file"):
         resolve_weights("fid", str(tmp_path / "missing.pth"))
     wrong = tmp_path / "wrong.pth"

@@ -230,12 +230,13 @@ def quality_weights(args: argparse.Namespace, rank: int = 0) -> tuple[Optional[s
     """
     if not args.quality_metrics:
         return None, None, {"off": "off (--no-quality-metrics)"}
+    from pix2pix_aa.data.image_io import notice
+
     download = not (args.offline or offline())
-    found = {name: resolve_weights(name, getattr(args, f"{name}_weights"), download=download)
+    found = {name: resolve_weights(name, getattr(args, f"{name}_weights"), download=download,
+                                   announce=notice if rank == 0 else None)
              for name in ("fid", "lpips")}
     if rank == 0:
-        from pix2pix_aa.data.image_io import notice
-
         for status in found.values():
             if status.skipped:
                 notice(status.skipped)

@@ -23,7 +23,8 @@ import os
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -39,6 +40,8 @@ LPIPS_WEIGHTS_ENV = "PIX2PIX_AA_LPIPS_WEIGHTS"
 OFFLINE_ENV = "PIX2PIX_AA_OFFLINE"
 #: Seconds a connection or a read may stall before a download is given up.
 DOWNLOAD_TIMEOUT_S = 20.0
+#: A download still running after this many seconds is announced in one line.
+ANNOUNCE_AFTER_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,8 @@ def _library_missing(name: str) -> Optional[str]:
 
 
 def resolve_weights(name: str, path: Optional[str] = None, download: Optional[bool] = None,
-                    timeout: float = DOWNLOAD_TIMEOUT_S) -> WeightsStatus:
+                    timeout: float = DOWNLOAD_TIMEOUT_S, announce: Optional[Callable[[str], None]] = None
+                    ) -> WeightsStatus:
     """Find the weights of network ``name`` (``"fid"`` or ``"lpips"``), downloading them into the
     libraries' cache if needed and allowed.
 
@@ -118,6 +122,9 @@ def resolve_weights(name: str, path: Optional[str] = None, download: Optional[bo
         path: a local file (the option's value); None: the environment variable, then the cache.
         download: allow a download (default: unless :func:`offline`).
         timeout: socket timeout of the download, seconds.
+        announce: called with one line when a download lasts over :data:`ANNOUNCE_AFTER_S` (the
+            libraries' own progress output is held back, so an attempt that fails at once, as
+            offline, prints nothing but the skip line).
 
     Returns:
         A :class:`WeightsStatus` with a local ``path``, or ``skipped`` set (no weights reachable).
@@ -145,9 +152,15 @@ def resolve_weights(name: str, path: Optional[str] = None, download: Optional[bo
     if not (download if download is not None else not offline()):
         return WeightsStatus(name, skipped=f"{w.metrics} skipped: no weights in the cache ({cached}) and downloads "
                                             f"are off (--offline or {OFFLINE_ENV}); {how}")
+    # Said only if the download lasts (a real transfer), so an offline machine, which fails at once,
+    # prints the skip line alone.
+    timer = threading.Timer(ANNOUNCE_AFTER_S, announce or (lambda _: None),
+                            (f"{w.metrics}: downloading the weights into {cached} (once) from {w.url}",))
+    timer.daemon = True
     captured = io.StringIO()
     before = socket.getdefaulttimeout()
     try:  # the libraries' own download into their cache; urllib reads the default socket timeout
+        timer.start()
         socket.setdefaulttimeout(timeout)
         with contextlib.redirect_stderr(captured), contextlib.redirect_stdout(captured):
             torch.hub.load_state_dict_from_url(w.url, progress=False, map_location="cpu", check_hash=name == "lpips")
@@ -156,6 +169,7 @@ def resolve_weights(name: str, path: Optional[str] = None, download: Optional[bo
         reason = text.splitlines()[0] if text else type(e).__name__
         return WeightsStatus(name, skipped=f"{w.metrics} skipped: could not download the weights ({reason}); {how}")
     finally:
+        timer.cancel()
         socket.setdefaulttimeout(before)
     return WeightsStatus(name, str(cached), "download")
 
