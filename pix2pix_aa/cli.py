@@ -8,8 +8,8 @@ over the checkpoint's) in :mod:`pix2pix_aa.resume`, checkpoint reading and writi
 in :mod:`pix2pix_aa.compat`.
 
 Defaults a user of pix2pix expects: TensorBoard logging under ``runs/`` (no hp_metric),
-``last.ckpt`` plus the best checkpoint by validation L1, a reusable ``config.yaml`` saved beside
-the logs of ``fit`` (never with run-specific keys, never by validate/test/predict), seed 0,
+``last.ckpt`` (plus the best checkpoint by validation KID with ``model.val_kid``), a reusable
+``config.yaml`` saved beside the logs of ``fit`` (never with run-specific keys, never by validate/test/predict), seed 0,
 ``accelerator: auto``, ``trainer.max_epochs`` derived from the LR schedule, ``trainer.max_steps``
 counted in training iterations (batches). Errors are one ``error:`` line (exit code 2).
 """
@@ -306,13 +306,44 @@ class ReusableConfig(SaveConfigCallback):
         super().setup(trainer, pl_module, stage)
 
 
+def best_checkpoint_default(config: Any) -> None:
+    """Which best checkpoint a fit keeps, unless ``checkpoint.monitor`` names a metric.
+
+    Not validation L1: L1 is minimised by the conditional median of the targets, a smoothed image,
+    and pix2pix's GAN term trades L1 for sharpness as training goes on, so ranking by val/l1 keeps
+    early, blurry generators (in ``make demo`` the recommended design's best by val/l1 was its first
+    validation, epoch 1 of 12; the reference pix2pix keeps the latest weights). With
+    ``model.val_kid`` on and the Inception weights reachable: the best by validation KID (lower is
+    closer to the targets' distribution, blur included). Otherwise ``last.ckpt`` only, said in one
+    line. ``checkpoint.save_top_k`` 1 without a monitor (a copy of last.ckpt named best) becomes 0.
+    """
+    from pix2pix_aa.metrics.pretrained import resolve_weights
+
+    ckpt, val_kid = config.checkpoint, bool(config.model.get("val_kid"))
+    # Without weights the module says why at its first validation, and logs no val/kid.
+    kid_logged = val_kid and not resolve_weights("fid", announce=notice).skipped
+    if ckpt.get("monitor") is None and kid_logged:
+        ckpt.monitor, ckpt.mode = "val/kid", "min"
+    elif ckpt.get("monitor") == "val/kid" and not kid_logged:  # e.g. a saved config.yaml reused offline
+        ckpt.monitor, ckpt.save_top_k = None, 0
+        notice("checkpoint.monitor val/kid: this run logs no val/kid (" + (
+            "no FID Inception weights" if val_kid else "model.val_kid is off") + "): last.ckpt only")
+        return
+    if ckpt.get("monitor") is None and ckpt.get("save_top_k") == 1:
+        ckpt.save_top_k = 0
+        notice("checkpoints: last.ckpt only; no best-*.ckpt by validation L1, which ranks early, blurry "
+               "generators first (--model.val_kid true keeps the best by validation KID; --checkpoint.monitor "
+               "val/l1 the L1 ranking)")
+
+
 class Pix2PixCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        # Always checkpoint: last.ckpt (for resuming) and the best by validation L1. Configurable
-        # in YAML under `checkpoint:`.
+        # Always checkpoint last.ckpt (for resuming); a best checkpoint only by a figure that does not
+        # reward blur: validation KID when model.val_kid is on (best_checkpoint_default), or what
+        # `checkpoint.monitor` names. Configurable in YAML under `checkpoint:`.
         # FiniteModelCheckpoint: a ModelCheckpoint that never ranks a NaN score or saves NaN weights.
         parser.add_lightning_class_args(FiniteModelCheckpoint, "checkpoint")
-        parser.set_defaults({"checkpoint.monitor": "val/l1", "checkpoint.mode": "min", "checkpoint.save_last": False,
+        parser.set_defaults({"checkpoint.monitor": None, "checkpoint.mode": "min", "checkpoint.save_last": False,
                              "checkpoint.filename": "best-{epoch:03d}", "checkpoint.auto_insert_metric_name": False})
         # last.ckpt comes from a callback of its own (LastCheckpoint: Lightning 2.6's save_last goes
         # stale once the monitored metric stops improving).
@@ -379,11 +410,14 @@ class Pix2PixCLI(LightningCLI):
                                  "weights); fit starts from the initialisation anyway: drop the flag")
             check_schedule(config)
             check_plateau_validation(config)
-            if config.trainer.get("limit_val_batches") in (0, 0.0) and config.checkpoint.get("monitor") == "val/l1":
-                # No validation, no val/l1: ModelCheckpoint would warn at every epoch and keep nothing useful.
+            monitor = config.checkpoint.get("monitor")
+            if config.trainer.get("limit_val_batches") in (0, 0.0) and (monitor is None or monitor.startswith("val/")):
+                # No validation, no val/*: ModelCheckpoint would warn at every epoch and keep nothing useful.
                 config.checkpoint.monitor, config.checkpoint.save_top_k = None, 0
-                notice("validation is off (trainer.limit_val_batches=0): no best checkpoint by val/l1, "
-                       "last.ckpt only")
+                notice("validation is off (trainer.limit_val_batches=0): no best checkpoint"
+                       + (f" by {monitor}" if monitor else "") + ", last.ckpt only")
+            else:
+                best_checkpoint_default(config)
             steps = config.trainer.get("max_steps")
             if steps is not None and steps > 0:
                 notice(f"trainer.max_steps={steps} counts training iterations (batches); each "

@@ -28,6 +28,9 @@ PRIVATE_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
      "FiniteModelCheckpoint's hook before writing last (never NaN weights)"),
     ("jsonargparse._common", "debug_mode_active",
      "the parser's one-line errors defer to jsonargparse's debug mode"),
+    ("torch.hub", "_hub_dir",
+     "metrics.pretrained.hub_dir restores it around a temporary torch.hub.set_dir (LPIPS weights from a local "
+     "file), so an unset hub dir goes back to following TORCH_HOME"),
 )
 
 

@@ -123,23 +123,42 @@ DEMO_COLUMNS = [
 ]
 
 
+#: Distribution and perceptual quality (FID, KID, LPIPS), shown when evaluate.py computed them (their
+#: networks' weights were reachable); otherwise a line under the table says why they are missing.
+DEMO_QUALITY_COLUMNS = [("fid", "FID"), ("kid_mean", "KID (mean ± std)"), ("quality_lpips", "LPIPS")]
+
+
+def _cell(key: str, row: dict) -> str:
+    v = row.get(key)
+    if v is None:
+        return "-"
+    if key == "kid_mean":
+        return f"{v:.4f}" + ("" if row.get("kid_std") is None else f" ± {row['kid_std']:.4f}")
+    return f"{v:.2f}" if key.endswith("_db") or key in ("quality_psnr", "fid") else f"{v:.3f}"
+
+
 def demo_table(results_json: Path) -> str:
     """The demo's Markdown summary from an evaluation's results.json (one row per model;
-    collapsed models marked)."""
+    collapsed models marked), with FID / KID / LPIPS columns where they were computed and a line
+    naming the missing ones and why where not."""
     payload = json.loads(Path(results_json).read_text())
-    lines = ["| " + " | ".join(h for _, h in DEMO_COLUMNS) + " |", "|" + "|".join("---" for _ in DEMO_COLUMNS) + "|"]
-    for label, model in payload["models"].items():
-        row = model["row"]
-        cells = []
-        for key, _ in DEMO_COLUMNS:
-            v = row.get(key)
-            if key == "model":
-                cells.append(f"{label} [{row.get('filter')}]" + (" (collapsed)" if row.get("collapsed") else ""))
-            elif v is None:
-                cells.append("-")
-            else:
-                cells.append(f"{v:.2f}" if key.endswith("_db") or key == "quality_psnr" else f"{v:.3f}")
+    rows = {label: model["row"] for label, model in payload["models"].items()}
+    quality = [(k, h) for k, h in DEMO_QUALITY_COLUMNS if any(r.get(k) is not None for r in rows.values())]
+    columns = DEMO_COLUMNS + quality
+    lines = ["| " + " | ".join(h for _, h in columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    for label, row in rows.items():
+        cells = [f"{label} [{row.get('filter')}]" + (" (collapsed)" if row.get("collapsed") else "") if key == "model"
+                 else _cell(key, row) for key, _ in columns]
         lines.append("| " + " | ".join(cells) + " |")
+    if quality:
+        counts = sorted({r.get("images") for r in rows.values() if r.get("images")})
+        lines.append(f"\nFID / KID / LPIPS on {', '.join(map(str, counts))} images per model: FID is biased upwards "
+                     "on so few images (comparable only between these rows); read KID mean ± std.")
+    missing = [h for k, h in DEMO_QUALITY_COLUMNS if (k, h) not in quality]
+    if missing:
+        status = (payload.get("options") or {}).get("quality_metrics") or {}
+        why = [str(v) for v in status.values() if "skipped" in str(v) or str(v).startswith("off")]
+        lines.append(f"\n{', '.join(missing)}: not computed ({'; '.join(why) or 'not asked for by this evaluation'}).")
     return "\n".join(lines)
 
 

@@ -40,6 +40,7 @@ from pix2pix_aa.metrics import (
     shift_grid,
     stability_crop,
 )
+from pix2pix_aa.metrics.distribution import distribution_features, kid_from_features
 from pix2pix_aa.networks import PatchGANDiscriminator, UNetGenerator, init_weights
 
 __all__ = ["LR_POLICIES", "Pix2PixModule", "linear_decay_factor", "load_weights"]
@@ -160,6 +161,13 @@ class Pix2PixModule(pl.LightningModule):
         num_log_images: images per grid.
         val_stability_images / val_stability_shifts: a quick crop-protocol stability PSNR on the
             first validation images over a few shifts, so training curves show stability too.
+        val_kid: opt-in KID between the generated and the target images of each validation
+            (``val/kid``, ``val/kid_std``; :mod:`pix2pix_aa.metrics.distribution`), so training curves
+            show distribution quality too and the best checkpoint can be ranked by it (train.py
+            then monitors ``val/kid``). Needs the FID Inception weights (``PIX2PIX_AA_FID_WEIGHTS``,
+            the torch.hub cache, or a download on first use); without them one line says so and
+            validation goes on without it. Costs an Inception pass (299 x 299) per validation
+            image and target.
     """
 
     def __init__(
@@ -189,6 +197,7 @@ class Pix2PixModule(pl.LightningModule):
         num_log_images: int = 4,
         val_stability_images: int = 2,
         val_stability_shifts: int = 4,
+        val_kid: bool = False,
     ) -> None:
         super().__init__()
         if gan_mode not in GAN_MODES:
@@ -236,6 +245,8 @@ class Pix2PixModule(pl.LightningModule):
         self._tv_sums: Optional[list[float]] = None
         # the epoch's quick stability results (first val_stability_images images),
         self._stability_parts: Optional[list] = None
+        #: Per validation batch, (generated, target) distribution features for val/kid (val_kid on).
+        self._kid_features: list = []
         # and predict's (tile, tile_overlap) from the data module (None: whole images).
         self._predict_tiling: Optional[tuple[int, Optional[int]]] = None
 
@@ -422,16 +433,19 @@ class Pix2PixModule(pl.LightningModule):
             self._tv_sums[2] += float(content_lost(fake_b, real_b).sum())
             self._tv_sums[3] += n
         self._stability_on(real_a)
+        if stage == "val":
+            self._kid_on(fake_b, real_b)
         if batch_idx == 0:
             self._log_grid(f"{stage}/images", real_a, fake_b, real_b)
 
     # The quick stability figure: crop protocol on the first ``val_stability_images`` images of
     # the epoch, whatever the batch size (batch 1 must not mean one image), pooled over them.
     def on_validation_epoch_start(self) -> None:
-        self._stability_parts: list = []
+        self._stability_parts = []
         # outputs', targets' total variation, summed over images; images whose output lost its
         # target's content (metrics.content_lost), images
         self._tv_sums = [0.0, 0.0, 0.0, 0]
+        self._kid_features = []
 
     on_test_epoch_start = on_validation_epoch_start
 
@@ -487,8 +501,46 @@ class Pix2PixModule(pl.LightningModule):
                  batch_size=sum(p.mse.shape[0] for p in parts))
         self._stability_parts = []
 
+    # Validation KID: feature vectors of every validation output and target, scored once at the
+    # epoch's end (KID is no mean over batches). The Inception is held outside the module's children,
+    # so it never enters a checkpoint, and built on first use.
+    def _val_kid_network(self) -> Optional[nn.Module]:
+        """The FID Inception for ``val_kid``, or None (one line printed) when its weights are not
+        reachable."""
+        from pix2pix_aa.metrics.pretrained import inception_network, resolve_weights
+
+        status = resolve_weights("fid")
+        if status.skipped:
+            self.print(f"warning: model.val_kid: {status.skipped}; validation goes on without val/kid")
+            return None
+        return inception_network(status.path)
+
+    def _kid_on(self, fake_b: torch.Tensor, real_b: torch.Tensor) -> None:
+        if not self.hparams.get("val_kid") or self._trainer is None or self.trainer.sanity_checking:
+            return
+        if "_kid_net" not in self.__dict__:
+            self.__dict__["_kid_net"] = self._val_kid_network()  # a plain attribute, not a child module
+        net = self.__dict__["_kid_net"]
+        if net is not None:
+            net.to(fake_b.device)
+            self._kid_features.append((distribution_features(fake_b, net), distribution_features(real_b, net)))
+
+    def _log_kid(self) -> None:
+        parts, self._kid_features = self._kid_features, []
+        if not parts:
+            return
+        fake, real = (torch.cat([p[i] for p in parts]).to(self.device) for i in (0, 1))
+        if self.trainer.world_size > 1:  # every rank scores all images (the sampler pads to equal counts)
+            fake, real = (self.all_gather(t).flatten(0, 1) for t in (fake, real))
+        if len(fake) < 2:
+            return
+        scores = kid_from_features(fake.cpu(), real.cpu())
+        self.log_dict({"val/kid": scores["kid_mean"], "val/kid_std": scores["kid_std"]}, on_epoch=True,
+                      sync_dist=True)  # the same figure on every rank
+
     def on_validation_epoch_end(self) -> None:
         self._log_stability("val")
+        self._log_kid()
 
     def on_test_epoch_end(self) -> None:
         self._log_stability("test")

@@ -580,7 +580,9 @@ def extract_row(results: dict) -> dict:
             "eb_pooled_db": first(*EB_KEYS),
             "psnr": first("quality_psnr"), "ssim": first("quality_ssim"), "tv_ratio": tv_ratio,
             "hf_ratio": first("hf_ratio"), "flicker_db": first("flicker_pooled_db"), "collapsed": row.get("collapsed"),
-            "num_images": crop.get("num_images") or row.get("num_images")}
+            "num_images": crop.get("num_images") or row.get("num_images"),
+            # FID / KID / LPIPS: None where evaluate.py had no weights for their networks (or predates them).
+            "fid": first("fid"), "kid": first("kid_mean"), "kid_std": first("kid_std"), "lpips": first("quality_lpips")}
 
 
 # ---------------------------------------------------------------------------- cost
@@ -801,7 +803,8 @@ def summarise(data: dict, names: list[str], cost: dict) -> dict:
             seeds = sorted(rows)
             matched = [s for s in seeds if s in brows]
             summ = {"seeds": seeds}
-            for k in ("pooled_db", "mean_db", "eb_pooled_db", "psnr", "ssim", "tv_ratio", "hf_ratio"):
+            for k in ("pooled_db", "mean_db", "eb_pooled_db", "psnr", "ssim", "tv_ratio", "hf_ratio", "fid", "kid",
+                      "lpips"):
                 summ[k] = mean_sd([rows[s].get(k) for s in seeds])
                 diffs = [rows[s][k] - brows[s][k] for s in matched
                          if rows[s].get(k) is not None and brows[s].get(k) is not None]
@@ -1071,7 +1074,7 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
 
     def table(set_name: str) -> str:
         head = ("| candidate | seeds | pooled crop (dB) | vs baseline | equal bandwidth (dB) | vs baseline | "
-                "PSNR (dB) | vs baseline | SSIM | vs baseline | TV ratio | HF ratio |")
+                "PSNR (dB) | vs baseline | SSIM | vs baseline | TV ratio | HF ratio | FID | KID | LPIPS |")
         lines = [head, "|" + "---|" * (head.count("|") - 1)]
         for c in trained:
             m = summary[c]["sets"][set_name]
@@ -1079,7 +1082,8 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
                          f"{fmt(m['gap_pooled_db'], signed=True)} | {fmt(m['eb_pooled_db'])} | "
                          f"{fmt(m['gap_eb_pooled_db'], signed=True)} | {fmt(m['psnr'])} | "
                          f"{fmt(m['gap_psnr'], signed=True)} | {fmt(m['ssim'], 3)} | {fmt(m['gap_ssim'], 3, True)} | "
-                         f"{fmt(m['tv_ratio'])} | {fmt(m['hf_ratio'])} |")
+                         f"{fmt(m['tv_ratio'])} | {fmt(m['hf_ratio'])} | {fmt(m['fid'])} | {fmt(m['kid'], 4)} | "
+                         f"{fmt(m['lpips'], 3)} |")
         return "\n".join(lines)
 
     cost_lines = ["| candidate | design | parameters | vs baseline | G+D step, controlled (x baseline) | "

@@ -154,3 +154,22 @@ def baseline_run(trained_run, run_cli) -> Path:
     run_cli(folder, ["fit", "--config", str(cfg), "--model.generator.init_args.antialias", "none",
                      "--trainer.logger.init_args.name", "tiny_baseline"])
     return folder / "runs" / "tiny_baseline" / "version_0"
+
+
+# --- pretrained weights (FID / KID / LPIPS) ----------------------------------------------
+@pytest.fixture(autouse=True)
+def no_weight_downloads(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Nothing downloads in the tests, and no weights cached on this machine are used: torch.hub's
+    cache is an empty folder, downloads are off (PIX2PIX_AA_OFFLINE, inherited by subprocesses),
+    and torch.hub's fetch raises if anything calls it anyway."""
+    hub_home = tmp_path_factory.getbasetemp() / "torch_home"
+    hub_home.mkdir(exist_ok=True)
+    monkeypatch.setenv("TORCH_HOME", str(hub_home))
+    monkeypatch.setenv("PIX2PIX_AA_OFFLINE", "1")
+    for var in ("PIX2PIX_AA_FID_WEIGHTS", "PIX2PIX_AA_LPIPS_WEIGHTS"):
+        monkeypatch.delenv(var, raising=False)
+
+    def refuse(url, *args, **kwargs):
+        raise AssertionError(f"a test tried to download {url}")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)

@@ -57,6 +57,10 @@ def test_extract_row_reads_old_and_new_results(study):
     row = study.extract_row(new)
     assert (row["mean_db"], row["eb_pooled_db"], row["tv_ratio"], row["hf_ratio"]) == (21.0, 25.0, 0.9, 0.5)
     assert study.extract_row({}) == {}
+    assert (row["fid"], row["kid"], row["lpips"]) == (None, None, None)  # evaluated without their weights
+    quality = {"models": {"m": {"row": {"fid": 80.5, "kid_mean": 0.012, "kid_std": 0.003, "quality_lpips": 0.31}}}}
+    row = study.extract_row(quality)
+    assert (row["fid"], row["kid"], row["kid_std"], row["lpips"]) == (80.5, 0.012, 0.003, 0.31)
 
 
 def test_summary_gaps_are_seed_matched_and_goal_is_checked(study):

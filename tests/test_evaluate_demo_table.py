@@ -63,3 +63,30 @@ def test_demo_trainings_run_with_one_thread_by_default(monkeypatch, tmp_path):
     (train, train_env), (evaluate, eval_env) = calls
     assert "train.py" in train and train_env["OMP_NUM_THREADS"] == "1" and train_env["MKL_NUM_THREADS"] == "1"
     assert "evaluate.py" in evaluate and eval_env is None  # evaluation keeps its own thread defaults
+
+
+def test_demo_table_carries_fid_kid_lpips_when_computed_and_says_why_when_not(tmp_path):
+    class MeanColour(nn.Module):  # uint8 (N, 3, H, W) -> (N, 3): a small feature network
+        def forward(self, x):
+            return x.float().mean((2, 3))
+
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    opts = EvalOptions(max_shift=2, layers=None, noise=(), flicker_frames=0, samples=0, fid_network=MeanColour(),
+                       lpips_network=lambda p, t: (p - t).abs().mean((1, 2, 3)))
+    result = evaluate_generator(Aliasing(), x, x.flip(-1), opts, label="alias")
+    write_report([result], tmp_path / "with", options_dict(opts), {})
+    lines = demo_table(tmp_path / "with" / "results.json").splitlines()
+    row = result.row()
+    assert lines[0].endswith("| HF ratio | FID | KID (mean ± std) | LPIPS |")
+    assert lines[2].endswith(f"| {row['fid']:.2f} | {row['kid_mean']:.4f} ± {row['kid_std']:.4f} | "
+                             f"{row['quality_lpips']:.3f} |")
+    assert "FID / KID / LPIPS on 4 images per model" in lines[-1]
+    # Skipped (no weights): no blank columns, one line naming what is missing and why.
+    plain = EvalOptions(max_shift=2, layers=None, noise=(), flicker_frames=0, samples=0)
+    why = {"fid": "FID and KID skipped: no weights", "lpips": "LPIPS skipped: no weights"}
+    write_report([evaluate_generator(Aliasing(), x, x, plain, label="a")], tmp_path / "without",
+                 {**options_dict(plain), "quality_metrics": why}, {})
+    lines = demo_table(tmp_path / "without" / "results.json").splitlines()
+    assert "FID" not in lines[0]
+    assert lines[-1] == ("FID, KID (mean ± std), LPIPS: not computed (FID and KID skipped: no weights; "
+                         "LPIPS skipped: no weights).")

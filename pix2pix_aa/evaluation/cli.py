@@ -24,6 +24,7 @@ from typing import Optional
 
 import torch
 
+from pix2pix_aa.console import notice
 from pix2pix_aa.evaluation.checkpoints import CheckpointError, LoadedGenerator, find_checkpoints, load_generator
 from pix2pix_aa.evaluation.data import DataSettings, code_version, data_settings, load_data
 from pix2pix_aa.evaluation.parallel import distributed_env, evaluate_distributed, evaluate_in_pool, evaluate_in_process
@@ -44,6 +45,7 @@ from pix2pix_aa.evaluation.runner import (
 )
 from pix2pix_aa.evaluation.speed import default_threads, keep_freed_memory
 from pix2pix_aa.metrics.bandwidth import LOWPASS_CHOICES
+from pix2pix_aa.metrics.pretrained import FID_WEIGHTS_ENV, LPIPS_WEIGHTS_ENV, OFFLINE_ENV, offline, resolve_weights
 
 EXIT_USAGE = 2
 
@@ -112,6 +114,20 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--margin", type=int, default=0, help="crop protocol: border excluded from the comparison")
     m.add_argument("--batch-size", type=int, default=None, help="max images per forward pass (default: auto)")
     m.add_argument("--seed", type=int, default=0)
+    q = p.add_argument_group(
+        "quality metrics (FID, KID, LPIPS; docs/QUALITY_METRICS.md): their networks' weights come from a file given "
+        "here, else the torch.hub cache, else a download into it; without any, the rest is computed and one line "
+        "says what was skipped")
+    q.add_argument("--fid-weights", metavar="PATH",
+                   help=f"FID Inception v3 weights for FID and KID (a copy of torch-fidelity's "
+                        f"weights-inception-2015-12-05-6726825d.pth; default: ${FID_WEIGHTS_ENV}, else the cache)")
+    q.add_argument("--lpips-weights", metavar="PATH",
+                   help=f"AlexNet weights for LPIPS (a copy of torchvision's alexnet-owt-7be5be79.pth; default: "
+                        f"${LPIPS_WEIGHTS_ENV}, else the cache); LPIPS's linear layers ship with torchmetrics")
+    q.add_argument("--offline", action="store_true",
+                   help=f"never download weights (also ${OFFLINE_ENV}=1): use the files given or the cache")
+    q.add_argument("--no-quality-metrics", dest="quality_metrics", action="store_false",
+                   help="skip FID, KID and LPIPS (no network is built or downloaded)")
     m.add_argument("--chunk", type=int, default=4,
                    help="images per chunk: the unit of progress and of work handed to a process (default 4)")
     r = p.add_argument_group(
@@ -287,6 +303,26 @@ def _size_problem(generator: torch.nn.Module, size: tuple[int, int]) -> Optional
         return None
     return (f"{problem}; pass --size N (the images are resized to N x N), N a multiple of "
             f"{generator.size_multiple}, or the size the checkpoint was trained at")
+
+
+def quality_weights(args: argparse.Namespace, rank: int = 0) -> tuple[Optional[str], Optional[str], dict]:
+    """(FID Inception weights path, AlexNet weights path, ``{name: status line}``) for the run: a
+    path is None where its metrics are skipped, and rank 0 prints one line per skipped network.
+
+    Raises:
+        ValueError: a given weights file is missing or is not that network's (usage error).
+    """
+    if not args.quality_metrics:
+        return None, None, {"off": "off (--no-quality-metrics)"}
+    download = not (args.offline or offline())
+    found = {name: resolve_weights(name, getattr(args, f"{name}_weights"), download=download,
+                                   announce=notice if rank == 0 else None)
+             for name in ("fid", "lpips")}
+    if rank == 0:
+        for status in found.values():
+            if status.skipped:
+                notice(status.skipped)
+    return found["fid"].path, found["lpips"].path, {k: v.describe() for k, v in found.items()}
 
 
 def _distinct_labels(loaded: list[LoadedGenerator]) -> None:
@@ -494,6 +530,7 @@ def run(args: argparse.Namespace) -> int:
     """One evaluation, step by step; the exit code (2 when anything failed)."""
     rank, world_size, local_rank = _check_launch(args)
     opts = eval_options(args)
+    opts.fid_network, opts.lpips_network, opts.quality_metrics = quality_weights(args, rank)  # after the checks
     threads = _set_up_process(args)
     device = _rank_device(args.device, world_size, local_rank)
     state = _Invocation(args, rank, world_size)

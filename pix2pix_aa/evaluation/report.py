@@ -18,12 +18,13 @@ import numpy as np
 from pix2pix_aa.evaluation.page import write_index_html, write_panning_gif, write_samples
 from pix2pix_aa.evaluation.runner import COLLAPSE_CONTENT_RATIO, COLLAPSE_IMAGE_FRACTION, COLLAPSE_TV_RATIO, ModelResult
 from pix2pix_aa.evaluation.table import TABLE_COLUMNS, file_stems, markdown_table
+from pix2pix_aa.metrics.distribution import KID_SUBSETS
 from pix2pix_aa.metrics.plots import plot_feature_distance, plot_stability_heatmap, plot_stability_spectrum
 
 __all__ = ["DEFINITIONS", "HPARAM_METRICS", "TABLE_COLUMNS", "data_note", "file_stems", "generator_hparams",
            "heatmap_ranges",
            "log_to_tensorboard", "markdown_report",
-           "markdown_table", "table_notes", "write_report"]
+           "markdown_table", "quality_metrics_note", "table_notes", "write_report"]
 
 #: What the table's words mean: printed under every table and in ``evaluate.py --help``.
 DEFINITIONS = (
@@ -40,7 +41,12 @@ DEFINITIONS = (
     "epoch = the checkpoint's 0-based epoch index (1 after two full epochs); step = training batches "
     "seen (one G and one D update each). filter = the encoder's anti-aliasing filter, then in brackets the "
     "generator's design options set away from their defaults (decoder filters, mode, full-resolution path), and "
-    "after a semicolon the shift-equivariance term it was trained with, if any.")
+    "after a semicolon the shift-equivariance term it was trained with, if any. "
+    "FID = Frechet distance between Gaussians fitted to the FID Inception v3 features of the outputs and of the "
+    "targets (lower = closer distributions; biased upwards on small sets); KID = unbiased squared MMD with a cubic "
+    "polynomial kernel on the same features, mean ± std over random subsets (the figure to read below a few "
+    "thousand images); LPIPS = learned perceptual distance (AlexNet) from each output to its target, mean over "
+    "images (0 = identical). '-' = not computed (see the line on quality metrics).")
 
 
 def table_notes(results: Sequence[ModelResult], options: dict) -> str:
@@ -66,10 +72,36 @@ def table_notes(results: Sequence[ModelResult], options: dict) -> str:
                     len([s for s in options.get("shifts", []) if tuple(s) != (0, 0)]))
     s = options.get("max_shift")
     lowpass = options.get("lowpass") or "none (not computed)"
+    quality_note = quality_metrics_note(results, options)
+    if quality_note:
+        notes.append(quality_note)
     notes.append(f"Shifts: {compared} compared shifts (dy, dx) of the {s}x{s} grid, (0, 0) excluded; crop protocol "
                  f"margin {options.get('margin', 0)}; equal-bandwidth filter: {lowpass}.")
     notes.append(DEFINITIONS)
     return "\n\n".join(notes)
+
+
+def quality_metrics_note(results: Sequence[ModelResult], options: dict) -> str:
+    """The line on FID / KID / LPIPS: on how many images, the small-set bias, and which metric
+    was skipped and why (``options["quality_metrics"]``: ``{name: status line}``, as evaluate.py
+    records it)."""
+    status = options.get("quality_metrics") or {}
+    skipped = [line for line in status.values() if "skipped" in str(line)]
+    scored = [r for r in results if r.distribution is not None or "lpips" in r.quality]
+    parts = []
+    if scored:
+        counts = sorted({r.num_images for r in scored})
+        subset = next((r.distribution.kid_subset_size for r in scored if r.distribution is not None), None)
+        parts.append(f"Quality metrics on {', '.join(map(str, counts))} images per model (outputs against the "
+                     "targets of the same images)"
+                     + (f"; KID over {KID_SUBSETS} random subsets of {subset} images" if subset else "")
+                     + ". FID is biased upwards on small sets (the same model scores higher with fewer images), so "
+                     "below a few thousand images read KID mean ± std, which is unbiased: a difference smaller "
+                     "than the std is no difference. FID is comparable only between rows with the same image count.")
+    elif status.get("off"):
+        parts.append(f"Quality metrics (FID, KID, LPIPS): {status['off']}.")
+    parts += skipped
+    return " ".join(parts)
 
 
 def markdown_report(results: Sequence[ModelResult], options: dict, errors: dict[str, str]) -> str:
@@ -207,7 +239,8 @@ def _json_default(obj):
 
 #: Row keys logged as the metrics of the HPARAMS dashboard (one row per evaluated run).
 HPARAM_METRICS = ("stability_crop_pooled_db", "stability_crop_eb_pooled_db", "stability_circular_pooled_db",
-                  "flicker_pooled_db", "quality_psnr", "quality_ssim", "tv_ratio", "hf_ratio")
+                  "flicker_pooled_db", "quality_psnr", "quality_ssim", "tv_ratio", "hf_ratio", "fid", "kid_mean",
+                  "quality_lpips")
 
 
 def generator_hparams(hparams: dict) -> dict:
@@ -238,7 +271,7 @@ def log_to_tensorboard(result: ModelResult, log_dir: Path, table: str, step: int
     with SummaryWriter(log_dir=str(log_dir)) as writer:
         for key, value in result.row().items():
             if isinstance(value, (int, float)) and not isinstance(value, bool) \
-                    and key not in ("epoch", "step", "images") and math.isfinite(value):
+                    and key not in ("epoch", "step", "images", "kid_subset_size") and math.isfinite(value):
                 writer.add_scalar(f"eval/{key}", value, step)
         for attr in ("crop", "circular"):
             res = getattr(result, attr)

@@ -3,13 +3,14 @@ checkpoint, over the same images and shifts."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -32,6 +33,7 @@ from pix2pix_aa.metrics import (
     stability_crop,
 )
 from pix2pix_aa.metrics.bandwidth import resolve_lowpass
+from pix2pix_aa.metrics.distribution import DistributionResult, distribution_features, lpips
 from pix2pix_aa.metrics.flicker import FlickerResult, merge_flicker, panning_flicker, to_uint8_frames
 from pix2pix_aa.metrics.merge import merge_feature_distance, merge_stability
 
@@ -54,7 +56,11 @@ class EvalOptions:
     How to run the generator (docs/PERFORMANCE.md section 5): ``precision`` ``"32"`` (float32) or
     ``"bf16"`` (autocast: changes the figures within the bound measured there, so opt-in);
     ``channels_last`` memory format and ``compile`` (``torch.compile``): the same figures to
-    float32 rounding."""
+    float32 rounding. Distribution and perceptual quality (docs/DESIGN.md section 5c; None: not
+    computed): ``fid_network`` for FID and KID, a path to the FID Inception weights
+    (:func:`pix2pix_aa.metrics.pretrained.resolve_weights`) or any module mapping uint8 (N, 3, H, W)
+    to (N, D) features; ``lpips_network``, a path to the AlexNet weights or a callable
+    (pred, target) -> (N,) LPIPS distances; ``quality_metrics``: their status lines."""
 
     max_shift: int = 8
     num_shifts: Optional[int] = None
@@ -73,6 +79,11 @@ class EvalOptions:
     precision: str = "32"
     channels_last: bool = False
     compile: bool = False
+    fid_network: Any = None
+    lpips_network: Any = None
+    #: Where each network's weights came from, or the line saying why its metrics were skipped
+    #: (``{"fid": ..., "lpips": ...}``, or ``{"off": ...}``; evaluate.py fills it), shown under the table.
+    quality_metrics: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -86,6 +97,11 @@ class EvalOptions:
         resolve_lowpass(self.lowpass)  # an unknown name fails here, before any model runs
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        for name in ("fid_network", "lpips_network"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, (str, Path)) and not callable(value):
+                raise ValueError(f"{name} must be None (off), a weights file path or a network (callable), got "
+                                 f"{type(value).__name__}")
         if self.flicker_frames == 1 or self.flicker_frames < 0 or self.flicker_images < 0 or self.samples < 0:
             raise ValueError(f"flicker frames must be 0 (off) or >= 2, flicker images and samples >= 0; got "
                              f"{self.flicker_frames}, {self.flicker_images}, {self.samples}")
@@ -115,6 +131,10 @@ class ModelResult:
     data: dict = field(default_factory=dict)
     flicker: Optional[FlickerResult] = None
     samples: Optional[np.ndarray] = None
+    #: FID / KID of the whole set (after :func:`merge_chunks`); a chunk holds its feature vectors
+    #: instead (``distribution_features``: (outputs (n, D), targets (n, D))), scored once merged.
+    distribution: Optional[DistributionResult] = None
+    distribution_features: Optional[tuple] = None
 
     @property
     def tv_ratio(self) -> float:
@@ -157,13 +177,18 @@ class ModelResult:
             row[f"stability_{name}_pooled_db"] = None if res is None else round(res.pooled_psnr, 3)
             row[f"stability_{name}_eb_pooled_db"] = None if eb is None else round(eb.pooled_psnr, 3)
             row[f"stability_{name}_mean_db"] = None if res is None else round(res.mean_psnr, 3)
-        for k in ("psnr", "ssim", "l1", "tv", "tv_target", "hf", "hf_target"):
+        for k in ("psnr", "ssim", "l1", "tv", "tv_target", "hf", "hf_target", "lpips"):
             if k in self.quality:
                 row[f"quality_{k}"] = round(float(self.quality[k]), 6 if k.startswith("hf") else 4)
         row["tv_ratio"] = _round(self.tv_ratio, 4)
         row["hf_ratio"] = _round(self.hf_ratio, 4)
         row["content_lost"] = _round(self.content_lost, 4)
         row["flicker_pooled_db"] = None if self.flicker is None else round(self.flicker.pooled_psnr, 3)
+        dist = self.distribution
+        row["fid"] = None if dist is None or dist.fid is None else round(dist.fid, 3)
+        row["kid_mean"] = None if dist is None or dist.kid_mean is None else round(dist.kid_mean, 6)
+        row["kid_std"] = None if dist is None or dist.kid_std is None else round(dist.kid_std, 6)
+        row["kid_subset_size"] = None if dist is None else dist.kid_subset_size
         row["collapsed"] = self.collapsed
         for sigma, db in self.noise.items():
             row[f"noise_{sigma:g}_db"] = round(db, 3)
@@ -181,6 +206,7 @@ class ModelResult:
                 "circular": self.circular.to_dict() if self.circular else None,
                 "features": self.features.to_dict() if self.features else None,
                 "flicker": self.flicker.to_dict() if self.flicker else None,
+                "distribution": self.distribution.to_dict() if self.distribution else None,
                 "noise": {f"{k:g}": v for k, v in self.noise.items()}}
 
 
@@ -265,6 +291,39 @@ def inference_generator(module: nn.Module, opts: EvalOptions, device: torch.devi
     return cache[key]
 
 
+def quality_networks(opts: EvalOptions, device: torch.device | str = "cpu") -> tuple[Optional[Callable],
+                                                                                  Optional[Callable]]:
+    """(FID / KID feature network, LPIPS function) of ``opts`` on ``device``, each None when off: a
+    weights path is built into the standard network (once per process), a module or callable is
+    used as it is."""
+    from pix2pix_aa.metrics.pretrained import inception_network, lpips_network
+
+    out = []
+    for value, build in ((opts.fid_network, inception_network), (opts.lpips_network, lpips_network)):
+        net = build(value) if isinstance(value, (str, Path)) else value
+        out.append(net.to(device) if isinstance(net, nn.Module) else net)
+    return out[0], out[1]
+
+
+#: FID / KID feature vectors of target chunks, kept in this process: every model of an evaluation is
+#: scored against the same targets, so their Inception pass (the costliest part on a CPU) is done
+#: once. Keyed by a hash of the chunk's values; the network itself is kept and compared, so a
+#: recycled object id never matches another network.
+_TARGET_FEATURES: dict[tuple, tuple[Callable, torch.Tensor]] = {}
+
+
+def _target_features(y: torch.Tensor, net: Callable) -> torch.Tensor:
+    key = (hashlib.sha1(y.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest(), tuple(y.shape), id(net))
+    hit = _TARGET_FEATURES.get(key)
+    if hit is not None and hit[0] is net:
+        return hit[1]
+    if len(_TARGET_FEATURES) >= 4096:  # bounded: a long-lived process evaluating many data sets
+        _TARGET_FEATURES.clear()
+    features = distribution_features(y, net)
+    _TARGET_FEATURES[key] = (net, features)
+    return features
+
+
 @torch.inference_mode()
 def evaluate_chunks(generator: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, opts: EvalOptions,
                     starts: Optional[Sequence[int]] = None, device: torch.device | str = "cpu",
@@ -280,6 +339,7 @@ def evaluate_chunks(generator: nn.Module, inputs: torch.Tensor, targets: torch.T
     shifts = opts.shifts
     h, w = inputs.shape[-2:]
     features_of = _feature_fn(module, opts.layers, device, opts.precision)
+    fid_net, lpips_fn = quality_networks(opts, device)
     if starts is None:
         starts = chunk_starts(inputs.shape[0], opts.chunk)
     out = []
@@ -288,6 +348,10 @@ def evaluate_chunks(generator: nn.Module, inputs: torch.Tensor, targets: torch.T
         y = targets[lo:lo + opts.chunk].to(device)
         fake = generator(x)
         part = ModelResult(start=lo, num_images=x.shape[0], quality={**quality(fake, y), **sharpness(fake, y)})
+        if lpips_fn is not None:
+            part.quality["lpips"] = float(lpips(fake, y, lpips_fn))
+        if fid_net is not None:  # scored over all images once merged (FID / KID are no means)
+            part.distribution_features = (distribution_features(fake, fid_net), _target_features(y, fid_net))
         if opts.protocol in ("crop", "both"):
             source = reflect_pad_source(x, opts.max_shift)
             part.crop = stability_crop(generator, source, (h, w), shifts, margin=opts.margin,
@@ -341,6 +405,9 @@ def merge_chunks(parts: Sequence[ModelResult], label: str = "model", antialias: 
     first = parts[0]
     flickers = [p.flicker for p in parts if p.flicker is not None]
     samples = [p.samples for p in parts if p.samples is not None]
+    features = [p.distribution_features for p in parts if p.distribution_features is not None]
+    if features and len(features) != len(parts):
+        raise ValueError("chunks disagree on FID / KID: some carry feature vectors and some do not")
     return ModelResult(
         label=label, antialias=antialias, epoch=epoch, num_images=n, seconds=seconds, step=step,
         data=dict(data or {}),
@@ -351,6 +418,8 @@ def merge_chunks(parts: Sequence[ModelResult], label: str = "model", antialias: 
         noise={s: sum(p.num_images * p.noise[s] for p in parts) / n for s in first.noise},
         flicker=merge_flicker(flickers) if flickers else None,
         samples=np.concatenate(samples, axis=0) if samples else None,
+        distribution=DistributionResult.from_features([f for f, _ in features], [r for _, r in features])
+        if features else None,
     )
 
 
@@ -370,8 +439,11 @@ def evaluate_generator(generator: nn.Module, inputs: torch.Tensor, targets: torc
 
 
 def options_dict(opts: EvalOptions) -> dict:
-    d = asdict(opts)
+    d = asdict(replace(opts, fid_network=None, lpips_network=None))  # networks are no JSON (nor copied)
     d["shifts"] = [list(s) for s in opts.shifts]
+    for key in ("fid_network", "lpips_network"):
+        value = getattr(opts, key)
+        d[key] = value if value is None or isinstance(value, (str, Path)) else type(value).__name__
     return d
 
 

@@ -29,14 +29,22 @@ TABLE_COLUMNS = [
     ("quality_l1", "L1"),
     ("tv_ratio", "TV ratio"),
     ("hf_ratio", "HF ratio"),
+    ("fid", "FID"),
+    ("kid_mean", "KID (mean ± std)"),
+    ("quality_lpips", "LPIPS"),
     ("seconds", "seconds"),
 ]
 
 def format_cell(value: object, key: str, row: dict) -> str:
-    """The text of one table cell: dB and seconds to 2 decimals, other floats to 4, ``-`` for a
+    """The text of one table cell: dB, FID and seconds to 2 decimals, KID as mean ± std, other floats to 4, ``-`` for a
     missing value; a collapsed model's stability figures and name are marked ``(collapsed)``."""
     if value is None:
         return "-"
+    if key == "kid_mean" and isinstance(value, float):
+        std = row.get("kid_std")
+        return f"{value:.4f}" + ("" if std is None else f" ± {std:.4f}")
+    if key == "fid" and isinstance(value, float):
+        return f"{value:.2f}"
     if isinstance(value, float):
         text = f"{value:.2f}" if key.endswith("_db") or key in ("quality_psnr", "seconds") else f"{value:.4f}"
         if row.get("collapsed") and (key.startswith("stability_") or key.startswith("flicker_")):

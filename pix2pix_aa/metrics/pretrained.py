@@ -1,0 +1,241 @@
+"""The pretrained networks of FID / KID (the FID Inception v3) and LPIPS (AlexNet), and where
+their weights come from (docs/DESIGN.md section 5c; docs/QUALITY_METRICS.md).
+
+Weights are found, in this order: a local file given by an option or an environment variable
+(:data:`FID_WEIGHTS_ENV`, :data:`LPIPS_WEIGHTS_ENV`); the libraries' own cache (torch.hub's
+``<TORCH_HOME>/hub/checkpoints``, where torch-fidelity and torchvision keep them); a download by
+the libraries' own function into that cache, with a socket timeout
+(:data:`DOWNLOAD_TIMEOUT_S`) so an unreachable host fails instead of hanging. When none works
+(no internet, no file), :func:`resolve_weights` returns the one line that says which metric is
+skipped and how to supply its weights; the caller prints it and computes the rest.
+``PIX2PIX_AA_OFFLINE=1`` (:data:`OFFLINE_ENV`, ``evaluate.py --offline``) forbids the download.
+
+LPIPS's linear layers ship inside torchmetrics (``torchmetrics/functional/image/lpips_models/
+alex.pth``, read from the installed package); only its AlexNet backbone is downloaded (by
+torchvision).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import socket
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+__all__ = ["DOWNLOAD_TIMEOUT_S", "FID_WEIGHTS_ENV", "LPIPS_WEIGHTS_ENV", "OFFLINE_ENV", "WEIGHTS", "WeightsStatus",
+           "inception_network", "lpips_network", "offline", "resolve_weights"]
+
+FID_WEIGHTS_ENV = "PIX2PIX_AA_FID_WEIGHTS"
+LPIPS_WEIGHTS_ENV = "PIX2PIX_AA_LPIPS_WEIGHTS"
+OFFLINE_ENV = "PIX2PIX_AA_OFFLINE"
+#: Seconds a connection or a read may stall before a download is given up.
+DOWNLOAD_TIMEOUT_S = 20.0
+#: A download still running after this many seconds is announced in one line.
+ANNOUNCE_AFTER_S = 2.0
+
+
+@dataclass(frozen=True)
+class _Weights:
+    metrics: str        # what is skipped without them
+    option: str         # evaluate.py's option
+    env: str
+    key: str            # a key every valid state dict of this network holds
+
+    @property
+    def url(self) -> str:
+        if self.metrics == "LPIPS":
+            from torchvision.models import AlexNet_Weights
+
+            return AlexNet_Weights.IMAGENET1K_V1.url
+        from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+
+        return URL_INCEPTION_V3
+
+
+#: The two weight files: "fid" (FID Inception, used by FID and KID) and "lpips" (AlexNet).
+WEIGHTS = {"fid": _Weights("FID and KID", "--fid-weights", FID_WEIGHTS_ENV, "Mixed_7c.branch_pool.conv.weight"),
+           "lpips": _Weights("LPIPS", "--lpips-weights", LPIPS_WEIGHTS_ENV, "features.0.weight")}
+
+
+@dataclass
+class WeightsStatus:
+    """Where one network's weights come from: ``path`` (a local file) and ``source``
+    (``option`` | ``environment`` | ``cache`` | ``download``), or ``skipped``: the one line saying
+    which metrics are skipped, why, and how to supply the weights."""
+
+    name: str
+    path: Optional[str] = None
+    source: Optional[str] = None
+    skipped: Optional[str] = None
+
+    def describe(self) -> str:
+        return self.skipped or f"{WEIGHTS[self.name].metrics}: weights {self.path} ({self.source})"
+
+
+def offline() -> bool:
+    """Downloads forbidden by :data:`OFFLINE_ENV` (any value but '', 0, false, no)."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _check_file(path: str, w: _Weights, origin: str) -> None:
+    """A readable state dict of this network, read without unpickling code (weights_only)."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ValueError(f"{origin} {path}: no such file; give the {w.metrics} weights file (a copy of {w.url})")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is one line, whatever torch raised
+        raise ValueError(f"{origin} {path}: not a PyTorch weights file ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''}); expected a copy of {w.url}") from None
+    if not isinstance(state, dict) or w.key not in state:
+        raise ValueError(f"{origin} {path}: not the {w.metrics} network's weights (no {w.key!r}); expected a copy "
+                         f"of {w.url}")
+
+
+def _library_missing(name: str) -> Optional[str]:
+    if name == "fid":
+        try:
+            import torch_fidelity  # noqa: F401
+        except ImportError:
+            return ("FID and KID skipped: the FID Inception network needs torch-fidelity "
+                    "(pip install torch-fidelity)")
+    return None
+
+
+def resolve_weights(name: str, path: Optional[str] = None, download: Optional[bool] = None,
+                    timeout: float = DOWNLOAD_TIMEOUT_S, announce: Optional[Callable[[str], None]] = None
+                    ) -> WeightsStatus:
+    """Find the weights of network ``name`` (``"fid"`` or ``"lpips"``), downloading them into the
+    libraries' cache if needed and allowed.
+
+    Args:
+        path: a local file (the option's value); None: the environment variable, then the cache.
+        download: allow a download (default: unless :func:`offline`).
+        timeout: socket timeout of the download, seconds.
+        announce: called with one line when a download lasts over :data:`ANNOUNCE_AFTER_S` (the
+            libraries' own progress output is held back, so an attempt that fails at once, as
+            offline, prints nothing but the skip line).
+
+    Returns:
+        A :class:`WeightsStatus` with a local ``path``, or ``skipped`` set (no weights reachable).
+
+    Raises:
+        ValueError: one line, when a given file does not exist or is not this network's weights
+            (a usage error: the user asked for that file).
+    """
+    w = WEIGHTS[name]
+    missing = _library_missing(name)
+    if missing:
+        return WeightsStatus(name, skipped=missing)
+    for value, source, origin in ((path, "option", w.option), (os.environ.get(w.env), "environment", w.env)):
+        if value:
+            _check_file(value, w, origin)
+            return WeightsStatus(name, str(Path(value).expanduser()), source)
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
+    how = f"pass {w.option} PATH (or set {w.env}) to a copy of {w.url}"
+    if cached.is_file():
+        try:  # a damaged cache file would otherwise fail inside the evaluation, once per model
+            _check_file(str(cached), w, "cached file")
+        except ValueError as e:
+            return WeightsStatus(name, skipped=f"{w.metrics} skipped: {e}; delete it to download it again, or {how}")
+        return WeightsStatus(name, str(cached), "cache")
+    if not (download if download is not None else not offline()):
+        return WeightsStatus(name, skipped=f"{w.metrics} skipped: no weights in the cache ({cached}) and downloads "
+                                            f"are off (--offline or {OFFLINE_ENV}); {how}")
+    # Said only if the download lasts (a real transfer), so an offline machine, which fails at once,
+    # prints the skip line alone.
+    timer = threading.Timer(ANNOUNCE_AFTER_S, announce or (lambda _: None),
+                            (f"{w.metrics}: downloading the weights into {cached} (once) from {w.url}",))
+    timer.daemon = True
+    captured = io.StringIO()
+    before = socket.getdefaulttimeout()
+    try:  # the libraries' own download into their cache; urllib reads the default socket timeout
+        timer.start()
+        socket.setdefaulttimeout(timeout)
+        with contextlib.redirect_stderr(captured), contextlib.redirect_stdout(captured):
+            torch.hub.load_state_dict_from_url(w.url, progress=False, map_location="cpu", check_hash=name == "lpips")
+    except Exception as e:  # noqa: BLE001 - offline, DNS, timeout, HTTP, hash: all mean "no weights"
+        text = str(getattr(e, "reason", None) or e).strip()
+        reason = text.splitlines()[0] if text else type(e).__name__
+        return WeightsStatus(name, skipped=f"{w.metrics} skipped: could not download the weights ({reason}); {how}")
+    finally:
+        timer.cancel()
+        socket.setdefaulttimeout(before)
+    return WeightsStatus(name, str(cached), "download")
+
+
+@contextlib.contextmanager
+def hub_dir(path: str) -> Iterator[None]:
+    """torch.hub's cache folder is ``path`` inside the block and what it was before after it, unset
+    included (``torch.hub.set_dir`` alone would pin it and TORCH_HOME would stop counting). Its
+    private ``_hub_dir`` is listed in :data:`pix2pix_aa.compat.PRIVATE_ATTRIBUTES` (tested)."""
+    before = torch.hub._hub_dir
+    torch.hub.set_dir(path)
+    try:
+        yield
+    finally:
+        torch.hub._hub_dir = before
+
+
+_NETWORKS: dict[tuple[str, str], nn.Module] = {}
+
+
+def inception_network(path: str) -> nn.Module:
+    """The FID Inception v3 (torchmetrics' ``NoTrainInceptionV3``, the network torch-fidelity and
+    the TF FID use; 2048-d pool features) with the weights in ``path``; built once per process.
+    Takes uint8 (N, 3, H, W) and resizes to 299 x 299 itself."""
+    key = ("fid", str(path))
+    if key not in _NETWORKS:
+        from torchmetrics.image.fid import NoTrainInceptionV3
+
+        net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
+                                 feature_extractor_weights_path=str(path))
+        net.num_features = 2048
+        _NETWORKS[key] = net
+    return _NETWORKS[key]
+
+
+class _Lpips(nn.Module):
+    """torchmetrics' ``LearnedPerceptualImagePatchSimilarity`` (AlexNet) as (pred, target) -> (N,)."""
+
+    def __init__(self, metric: nn.Module) -> None:
+        super().__init__()
+        self.metric = metric
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        self.metric.reset()
+        self.metric.update(pred, target)
+        return self.metric.compute().reshape(-1)
+
+
+def lpips_network(path: str) -> nn.Module:
+    """LPIPS (AlexNet, linear layers v0.1 shipped in torchmetrics) with the AlexNet weights in
+    ``path``; built once per process. Inputs in [-1, 1], (N, 3, H, W)."""
+    key = ("lpips", str(path))
+    if key not in _NETWORKS:
+        from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+
+        # torchmetrics builds AlexNet through torchvision, which reads torch.hub's cache: point the
+        # cache at a folder holding the file under torchvision's name, so it is read, not fetched.
+        name = os.path.basename(WEIGHTS["lpips"].url)
+        with tempfile.TemporaryDirectory() as hub:
+            (Path(hub) / "checkpoints").mkdir()
+            link = Path(hub) / "checkpoints" / name
+            try:
+                link.symlink_to(Path(path).resolve())
+            except OSError:  # no symlinks here (some Windows setups): a copy does the same
+                shutil.copyfile(path, link)
+            with hub_dir(hub):
+                metric = LearnedPerceptualImagePatchSimilarity(net_type="alex", reduction="none")
+        _NETWORKS[key] = _Lpips(metric).eval()
+    return _NETWORKS[key]

@@ -1,0 +1,368 @@
+"""FID, KID and LPIPS (pix2pix_aa.metrics.distribution / pretrained) and their plumbing through
+evaluation, reports and TensorBoard, offline, with known answers from a small feature network."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pix2pix_aa.evaluation import report
+from pix2pix_aa.evaluation.runner import EvalOptions, evaluate_generator
+from pix2pix_aa.metrics.distribution import (
+    KID_MAX_SUBSET_SIZE,
+    fid,
+    fid_from_features,
+    kid,
+    kid_from_features,
+    kid_subset_size,
+    lpips,
+)
+from pix2pix_aa.metrics.pretrained import lpips_network, resolve_weights
+
+#: Features of SmallFeatures: the mean colour of each cell of a 4x4 grid.
+DIM = 3 * 4 * 4
+
+
+class SmallFeatures(nn.Module):
+    """uint8 (N, 3, H, W) -> (N, 48): mean colour per cell of a 4x4 grid, in [-1, 1] units. A colour
+    offset c moves every feature by c and leaves the covariance as it was, so FID = 48 c^2."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.dtype == torch.uint8  # the standard Inception's input type
+        return F.adaptive_avg_pool2d(x.float() / 127.5 - 1, 4).flatten(1)
+
+
+def mean_abs(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """A stand-in LPIPS with a known answer: mean |pred - target| per image."""
+    return (pred - target).abs().mean((1, 2, 3))
+
+
+def _images(n: int = 24, size: int = 32, seed: int = 0) -> torch.Tensor:
+    """Random smooth images in [-0.5, 0.5] (room for a colour offset without clipping)."""
+    g = torch.Generator().manual_seed(seed)
+    return F.interpolate(torch.rand(n, 3, size // 4, size // 4, generator=g) - 0.5, size=size, mode="bilinear")
+
+
+class Identity(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clone()
+
+
+def test_identical_sets_score_zero_and_a_colour_offset_scores_48_c_squared():
+    x, net = _images(), SmallFeatures()
+    assert abs(fid(x, x, net)) < 1e-6
+    values = []
+    for c in (0.05, 0.1, 0.2):
+        score = fid(x + c, x, net)
+        assert score == pytest.approx(DIM * c * c, rel=0.01)  # the mean term; covariances equal
+        values.append((score, kid(x + c, x, net)))
+    fids, kids = zip(*values)
+    assert list(fids) == sorted(fids) and [k["kid_mean"] for k in kids] == sorted(k["kid_mean"] for k in kids)
+    assert kids[1]["kid_mean"] > 3 * kids[1]["kid_std"]  # an offset of 0.1 is well outside KID's spread
+    # KID ~ 0: for the same images (slightly negative: the unbiased estimator pairs a subset's images
+    # with themselves), and within its spread for a second draw from the same distribution.
+    assert abs(kid(x, x, net)["kid_mean"]) < kids[1]["kid_mean"] / 5
+    same = kid(_images(seed=1), x, net)
+    assert abs(same["kid_mean"]) < 2 * same["kid_std"]
+
+
+def test_kid_subset_size_adapts_to_small_sets():
+    assert kid_subset_size(10, 7) == 3 and kid_subset_size(3, 3) == 2
+    assert kid_subset_size(5000, 3000) == KID_MAX_SUBSET_SIZE
+    g = torch.Generator().manual_seed(0)
+    few, other = torch.randn(6, 8, generator=g), torch.randn(6, 8, generator=g) + 1
+    out = kid_from_features(few, other, subsets=10)
+    assert out["kid_subset_size"] == 3 and out["kid_mean"] > 0 and out["kid_std"] > 0  # torchmetrics' 1000 > 6
+    assert kid_from_features(few, other, subsets=10) == out  # seeded: the same draw each time
+    with pytest.raises(ValueError, match="at least 2 images"):
+        fid_from_features(few[:1], other)
+
+
+def test_lpips_is_zero_for_identical_images_with_the_torchmetrics_network_from_a_local_file(tmp_path):
+    import torchvision
+
+    path = tmp_path / "alexnet.pth"  # random AlexNet weights: no download, the real LPIPS code path
+    torch.manual_seed(0)
+    torch.save(torchvision.models.alexnet().state_dict(), path)
+    status = resolve_weights("lpips", str(path))
+    assert status.path == str(path) and status.source == "option" and status.skipped is None
+    net = lpips_network(status.path)
+    # The linear layers are the ones shipped in torchmetrics (read with strict=False there: checked here).
+    import inspect
+    import os
+
+    import torchmetrics.functional.image.lpips as tm_lpips
+
+    shipped = torch.load(os.path.join(os.path.dirname(inspect.getfile(tm_lpips)), "lpips_models", "alex.pth"),
+                         map_location="cpu")
+    assert len(shipped) == 5 and all(torch.equal(net.metric.net.state_dict()[k], v) for k, v in shipped.items())
+    # and the backbone is the file's.
+    assert torch.equal(net.metric.net.net.slice1[0].weight, torch.load(path)["features.0.weight"])
+    x = _images(2, 64)
+    assert float(lpips(x, x, net)) == pytest.approx(0, abs=1e-6)
+    assert float(lpips(x, x + 0.3 * torch.randn_like(x), net)) > 0
+    assert lpips(x, x, net, reduction="none").shape == (2,)
+
+
+def test_offline_without_weights_says_which_metric_is_skipped_and_how_to_supply_it(tmp_path, monkeypatch):
+    for name, what, option, env in (("fid", "FID and KID", "--fid-weights", "PIX2PIX_AA_FID_WEIGHTS"),
+                                    ("lpips", "LPIPS", "--lpips-weights", "PIX2PIX_AA_LPIPS_WEIGHTS")):
+        status = resolve_weights(name)  # conftest: empty cache, downloads off
+        assert status.path is None and status.skipped.startswith(f"{what} skipped:")
+        assert option in status.skipped and env in status.skipped and "\n" not in status.skipped
+    # Downloads allowed but the host unreachable: the library's error becomes the same one line.
+    def unreachable(*args, **kwargs):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", unreachable)
+    said: list[str] = []
+    status = resolve_weights("lpips", download=True, announce=said.append)
+    assert said == []  # a failure at once (offline) prints the skip line alone
+    assert status.skipped.startswith("LPIPS skipped: could not download the weights (Name or service not known)")
+    # A download that lasts is announced in one line while it runs.
+    import time
+
+    monkeypatch.setattr("pix2pix_aa.metrics.pretrained.ANNOUNCE_AFTER_S", 0.05)
+
+    def slow(*args, **kwargs):
+        time.sleep(0.5)
+        raise OSError("timed out")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", slow)
+    assert resolve_weights("lpips", download=True, announce=said.append).skipped.startswith("LPIPS skipped: could "
+                                                                                            "not download")
+    assert len(said) == 1 and said[0].startswith("LPIPS: downloading the weights into ")
+    with pytest.raises(ValueError, match="--fid-weights .*no such file"):
+        resolve_weights("fid", str(tmp_path / "missing.pth"))
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"features.0.weight": torch.zeros(1)}, wrong)
+    with pytest.raises(ValueError, match="not the FID and KID network's weights"):
+        resolve_weights("fid", str(wrong))
+    monkeypatch.setenv("PIX2PIX_AA_LPIPS_WEIGHTS", str(wrong))  # the environment variable is read too
+    assert resolve_weights("lpips").source == "environment"
+    monkeypatch.delenv("PIX2PIX_AA_LPIPS_WEIGHTS")
+    # A damaged file in the cache: skipped in one line (not a failure per model later).
+    damaged = Path(torch.hub.get_dir()) / "checkpoints" / "alexnet-owt-7be5be79.pth"
+    damaged.parent.mkdir(parents=True, exist_ok=True)
+    damaged.write_bytes(b"truncated")
+    try:
+        skipped = resolve_weights("lpips").skipped
+    finally:
+        damaged.unlink()  # the cache folder is shared by the session's tests
+    assert skipped.startswith("LPIPS skipped: cached file ") and "delete it to download it again" in skipped
+
+
+OPTS = dict(max_shift=2, protocol="crop", layers=None, noise=(), flicker_frames=0, samples=0, lowpass=None,
+            spectrum=False)
+
+
+@pytest.fixture(scope="module")
+def scored():
+    """An identity generator scored against targets offset by c, with the small networks."""
+    x = _images(12)
+    opts = EvalOptions(**OPTS, chunk=5, fid_network=SmallFeatures(), lpips_network=mean_abs)
+    return {c: evaluate_generator(Identity(), x, x + c, opts, label=f"offset {c}") for c in (0.0, 0.1, 0.2)}, x
+
+
+def test_evaluation_scores_fid_kid_lpips_through_chunks_with_known_answers(scored):
+    results, x = scored
+    rows = {c: r.row() for c, r in results.items()}
+    assert abs(rows[0.0]["fid"]) < 1e-3 and rows[0.0]["quality_lpips"] == 0
+    assert abs(rows[0.0]["kid_mean"]) < rows[0.1]["kid_mean"] / 3
+    for c in (0.1, 0.2):
+        assert rows[c]["fid"] == pytest.approx(DIM * c * c, rel=0.01)
+        assert rows[c]["quality_lpips"] == pytest.approx(c, abs=2e-3)  # merged over chunks 5 + 5 + 2
+    assert rows[0.1]["kid_mean"] < rows[0.2]["kid_mean"] and rows[0.1]["kid_subset_size"] == 6
+    # Chunks change nothing: FID / KID are scored once on the concatenated features.
+    whole = evaluate_generator(Identity(), x, x + 0.2, EvalOptions(**OPTS, chunk=12, fid_network=SmallFeatures(),
+                                                                   lpips_network=mean_abs))
+    assert whole.row()["fid"] == rows[0.2]["fid"] and whole.row()["kid_mean"] == rows[0.2]["kid_mean"]
+    # The targets' features are computed once for every model scored against them.
+    class Counting(SmallFeatures):
+        calls = 0
+
+        def forward(self, x):
+            Counting.calls += len(x)
+            return super().forward(x)
+
+    counting = EvalOptions(**OPTS, chunk=5, fid_network=Counting())
+    first, second = (evaluate_generator(g, x, x + 0.2, counting).row() for g in (Identity(), nn.Identity()))
+    assert Counting.calls == 3 * len(x) and first["fid"] == second["fid"] == rows[0.2]["fid"]
+    # Off by default in the Python API: no columns filled, nothing built.
+    plain = evaluate_generator(Identity(), x, x, EvalOptions(**OPTS)).row()
+    assert plain["fid"] is None and plain["kid_mean"] is None and "quality_lpips" not in plain
+    with pytest.raises(ValueError, match="fid_network must be None .off., a weights file path or a network"):
+        EvalOptions(**OPTS, fid_network=2048)
+
+
+def test_the_columns_reach_results_json_csv_md_html_and_tensorboard(scored, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    results, _ = scored
+    models = [results[0.0], results[0.2]]
+    status = {"fid": "FID and KID: weights test (option)", "lpips": "LPIPS: weights test (option)"}
+    files = report.write_report(models, tmp_path, {"shifts": [[0, 1]], "max_shift": 2, "quality_metrics": status}, {})
+    row = json.loads(files["json"].read_text())["models"]["offset 0.2"]["row"]
+    assert row["fid"] == pytest.approx(DIM * 0.04, rel=0.03) and row["quality_lpips"] == pytest.approx(0.2, abs=2e-3)
+    header = files["csv"].read_text().splitlines()[0].split(",")
+    assert {"fid", "kid_mean", "kid_std", "quality_lpips"} <= set(header)
+    md = files["md"].read_text()
+    assert "| FID | KID (mean ± std) | LPIPS |" in md
+    line = next(ln for ln in md.splitlines() if ln.startswith("| offset 0.2"))
+    assert f"| {row['fid']:.2f} | {row['kid_mean']:.4f} ± {row['kid_std']:.4f} | {row['quality_lpips']:.4f} |" in line
+    assert "Quality metrics on 12 images per model" in md and "read KID mean ± std" in md
+    assert "<th>FID</th>" in files["html"].read_text()
+    report.log_to_tensorboard(results[0.2], tmp_path / "tb", "table", hparams={"generator": {}})
+    events = EventAccumulator(str(tmp_path / "tb")).Reload()
+    assert events.Scalars("eval/fid")[0].value == pytest.approx(row["fid"], rel=1e-5)
+    assert events.Scalars("eval/kid_mean")[0].value == pytest.approx(row["kid_mean"], rel=1e-4)
+    assert events.Scalars("eval/quality_lpips")[0].value == pytest.approx(row["quality_lpips"], rel=1e-5)
+    assert "hparam/fid" in events.Tags()["scalars"] and "eval/kid_subset_size" not in events.Tags()["scalars"]
+
+
+def test_skipped_metrics_are_named_in_the_notes_instead_of_blank_columns(scored):
+    results, _ = scored
+    plain = evaluate_generator(Identity(), _images(4), _images(4), EvalOptions(**OPTS))
+    skipped = {"fid": "FID and KID skipped: no weights; pass --fid-weights PATH", "lpips": "LPIPS: weights x (cache)"}
+    note = report.quality_metrics_note([plain], {"quality_metrics": skipped})
+    assert note == skipped["fid"]
+    assert "off (--no-quality-metrics)" in report.quality_metrics_note([plain], {"quality_metrics": {"off": "off "
+                                                                                "(--no-quality-metrics)"}})
+    assert report.quality_metrics_note([plain], {}) == ""  # Python API, metrics not asked for
+
+
+# --- evaluate.py, offline ----------------------------------------------------------------------
+FAST = ["--max-images", "3", "--shifts", "2", "--noise", "none", "--layers", "none", "--protocol", "crop",
+        "--flicker-frames", "0", "--samples", "0", "--no-progress", "--no-tensorboard"]
+
+
+def _random_inception_weights(path, monkeypatch):
+    """A state dict of the FID Inception with random weights, made without its download."""
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+
+    with monkeypatch.context() as m:
+        m.setattr(fe, "load_state_dict_from_url", lambda *a, **k: {})
+        m.setattr(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, *a, **k: None)
+        net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def test_evaluate_offline_prints_one_line_per_skipped_network_and_the_rest(trained_run, monkeypatch, tmp_path,
+                                                                            capsys):
+    from pix2pix_aa.evaluation.cli import main as evaluate_main
+
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    assert evaluate_main([str(run), "--out", str(tmp_path / "off"), *FAST]) == 0
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if "skipped" in ln]
+    assert len(lines) == 2 and "Traceback" not in err, err
+    assert lines[0].startswith("[pix2pix_aa] FID and KID skipped:") and "--fid-weights PATH" in lines[0]
+    assert lines[1].startswith("[pix2pix_aa] LPIPS skipped:") and "PIX2PIX_AA_LPIPS_WEIGHTS" in lines[1]
+    payload = json.loads((tmp_path / "off" / "results.json").read_text())
+    row = next(iter(payload["models"].values()))["row"]
+    assert row["fid"] is None and row["stability_crop_pooled_db"] is not None  # the rest is computed
+    assert "FID and KID skipped" in (tmp_path / "off" / "results.md").read_text()
+    # --offline alone (downloads otherwise allowed) never reaches the libraries' download.
+    monkeypatch.delenv("PIX2PIX_AA_OFFLINE")
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda *a, **k: pytest.fail("download attempted"))
+    assert evaluate_main([str(run), "--out", str(tmp_path / "offline"), "--offline", *FAST]) == 0
+    err = capsys.readouterr().err
+    assert err.count("downloads are off (--offline or PIX2PIX_AA_OFFLINE)") == 2, err
+    # Turned off: no line, and the notes say so.
+    assert evaluate_main([str(run), "--out", str(tmp_path / "none"), "--no-quality-metrics", *FAST]) == 0
+    assert "skipped" not in capsys.readouterr().err
+    assert "off (--no-quality-metrics)" in (tmp_path / "none" / "results.md").read_text()
+    # A weights file that is not there is a usage error, in one line, before any evaluation.
+    missing = tmp_path / "inception.pth"
+    assert evaluate_main([str(run), "--out", str(tmp_path / "bad"), "--fid-weights", str(missing), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --fid-weights {missing}: no such file") and "Traceback" not in err
+
+
+def test_evaluate_reads_both_networks_from_local_files(trained_run, monkeypatch, tmp_path):
+    import torchvision
+
+    from pix2pix_aa.evaluation.cli import main as evaluate_main
+
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    inception = _random_inception_weights(tmp_path / "inception.pth", monkeypatch)
+    torch.save(torchvision.models.alexnet().state_dict(), tmp_path / "alexnet.pth")
+    monkeypatch.setenv("PIX2PIX_AA_LPIPS_WEIGHTS", str(tmp_path / "alexnet.pth"))  # one by variable
+    assert evaluate_main([str(run), "--out", str(tmp_path / "eval"), "--fid-weights", str(inception), *FAST]) == 0
+    payload = json.loads((tmp_path / "eval" / "results.json").read_text())
+    row = next(iter(payload["models"].values()))["row"]
+    assert row["fid"] is not None and row["kid_mean"] is not None and row["quality_lpips"] > 0
+    assert row["kid_subset_size"] == 2  # 3 images: half the set, at least 2
+    assert payload["options"]["quality_metrics"]["fid"].endswith("(option)")
+    assert payload["options"]["quality_metrics"]["lpips"].endswith("(environment)")
+
+
+# --- validation KID and the best checkpoint (train.py) ----------------------------------------
+def _scalars(run, tag: str) -> list[tuple[int, float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run), size_guidance={"scalars": 0}).Reload()
+    return [(e.step, e.value) for e in events.Scalars(tag)] if tag in events.Tags()["scalars"] else []
+
+
+def test_val_kid_is_logged_per_validation_and_ranks_the_best_checkpoint(tmp_path, run_cli, write_tiny_config,
+                                                                        monkeypatch, capsys):
+    from pix2pix_aa.metrics import pretrained
+
+    real_resolve = pretrained.resolve_weights
+    monkeypatch.setattr(pretrained, "resolve_weights", lambda name, *a, **k: pretrained.WeightsStatus(name, "small",
+                                                                                                     "test"))
+    monkeypatch.setattr(pretrained, "inception_network", lambda path: SmallFeatures())
+    cfg = write_tiny_config(tmp_path, trainer__max_epochs=3, data__data_dir=str(tmp_path / "data"),
+                            data__generate_counts={"train": 2, "val": 4, "test": 1})
+    run_cli(tmp_path, ["fit", "--config", str(cfg), "--model.val_kid", "true"])
+    run = tmp_path / "runs" / "tiny" / "version_0"
+    kids = _scalars(run, "val/kid")
+    assert len(kids) == 3 and len(_scalars(run, "val/kid_std")) == 3  # one per validation (4 images, 2 batches)
+    best = min(range(3), key=lambda e: kids[e][1])
+    assert [p.name for p in (run / "checkpoints").glob("best-*.ckpt")] == [f"best-{best:03d}.ckpt"]
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert not any("inception" in k or "kid" in k for k in ckpt["state_dict"])  # the feature network stays out
+    state = next(v for k, v in ckpt["callbacks"].items() if k.startswith("FiniteModelCheckpoint"))
+    assert state["monitor"] == "val/kid" and float(state["best_model_score"]) == pytest.approx(kids[best][1])
+    # Its config.yaml (monitor val/kid) reused where no weights are: last.ckpt only, said once, no crash.
+    monkeypatch.setattr(pretrained, "resolve_weights", real_resolve)  # offline, empty cache (conftest)
+    run_cli(tmp_path, ["fit", "--config", str(run / "config.yaml"), "--trainer.logger.init_args.name", "again",
+                       "--model.n_epochs", "1", "--model.n_epochs_decay", "0"])
+    err = capsys.readouterr().err
+    assert "checkpoint.monitor val/kid: this run logs no val/kid (no FID Inception weights): last.ckpt only" in err
+    again = tmp_path / "runs" / "again" / "version_0" / "checkpoints"
+    assert [p.name for p in again.glob("*.ckpt")] == ["last.ckpt"]
+
+
+def test_without_val_kid_a_fit_keeps_last_only_and_says_why(trained_run, tmp_path, run_cli, write_tiny_config,
+                                                             capsys):
+    _, run = trained_run  # the default: no best-*.ckpt by val/l1
+    assert [p.name for p in (run / "checkpoints").glob("*.ckpt")] == ["last.ckpt"]
+    # val_kid asked for, offline without weights: one line, training goes on, last.ckpt only.
+    cfg = write_tiny_config(tmp_path, trainer__max_epochs=1, data__data_dir=str(tmp_path / "data"),
+                            data__generate_counts={"train": 2, "val": 2, "test": 1})
+    run_cli(tmp_path, ["fit", "--config", str(cfg), "--model.val_kid", "true"])
+    out = capsys.readouterr()
+    printed = out.out + out.err
+    assert printed.count("FID and KID skipped") == 1 and "model.val_kid" in printed and "Traceback" not in printed
+    assert "checkpoints: last.ckpt only; no best-*.ckpt by validation L1" in printed
+    ckpts = tmp_path / "runs" / "tiny" / "version_0" / "checkpoints"
+    assert [p.name for p in ckpts.glob("*.ckpt")] == ["last.ckpt"]
+    # The L1 ranking is still there for whoever asks for it.
+    run_cli(tmp_path, ["fit", "--config", str(cfg), "--checkpoint.monitor", "val/l1"])
+    ckpts = tmp_path / "runs" / "tiny" / "version_1" / "checkpoints"
+    assert [p.name for p in ckpts.glob("best-*.ckpt")] == ["best-000.ckpt"]
+    # Such a run (as every run trained before this default) resumes under the new default.
+    run_cli(tmp_path, ["fit", "--config", str(cfg), "--ckpt_path", "last", "--model.n_epochs_decay", "1",
+                       "--trainer.max_epochs", "2"])
+    assert torch.load(ckpts / "last.ckpt", weights_only=True)["epoch"] == 1
+    assert (ckpts / "best-000.ckpt").is_file()
