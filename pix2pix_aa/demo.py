@@ -70,7 +70,7 @@ def check_same_generator(last: Path, config: str, antialias: str | None, extra: 
     ``--model.generator.init_args.<k> <v>`` pairs of ``extra``) asks for: resuming keeps the
     checkpoint's networks, so a run trained before a shipped config changed would be reported
     under the new design's name. The training objective's options (:data:`OBJECTIVE_OPTIONS`)
-    are compared too.
+    are compared too, as the config and the ``--model.<option> <value>`` pairs of ``extra`` set them.
 
     Raises:
         SystemExit: naming the run, the options that differ and what to do; or the checkpoint's
@@ -99,8 +99,11 @@ def check_same_generator(last: Path, config: str, antialias: str | None, extra: 
     # The training objective shapes the generator as much as its layers (the shift term): the
     # config's loss options against the run's, each at the module's default where unset.
     defaults = {k: p.default for k, p in inspect.signature(Pix2PixModule).parameters.items()}
+    # A ``--model.<key> <value>`` pair of ``extra`` sets the objective as the command line does.
+    asked = {**module, **{flag[len("--model."):]: yaml.safe_load(value) for flag, value in zip(extra, extra[1:])
+                          if flag.startswith("--model.") and flag[len("--model."):] in OBJECTIVE_OPTIONS}}
     for key in OBJECTIVE_OPTIONS:
-        run_value, config_value = hparams.get(key, defaults[key]), module.get(key, defaults[key])
+        run_value, config_value = hparams.get(key, defaults[key]), asked.get(key, defaults[key])
         if run_value != config_value:
             differ[f"model.{key}"] = (run_value, config_value)
     if differ:

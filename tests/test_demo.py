@@ -62,3 +62,14 @@ def test_a_damaged_last_checkpoint_is_one_line(root):
     last.write_bytes(b"truncated")
     with pytest.raises(SystemExit, match=r"error: .*last\.ckpt: not a readable PyTorch checkpoint"):
         demo.train_command("aa", None, "aa.yaml")
+
+
+def test_an_objective_given_by_flags_is_compared_as_the_flags_set_it(root):
+    """The design study sets a candidate's term by flags on one recipe: resuming such a run was
+    refused ("run 3.0, config 0.0") because the flags were not read."""
+    design = {"antialias": "kaiser9", "upsample_antialias": [False, "kaiser13_c0.19_w0.12"], "fullres_channels": 16}
+    last = _run(root, module={"lambda_shift": 3.0, "shift_images": 1}, **design)
+    flags = ["--model.lambda_shift", "3.0", "--model.shift_images", "1"]
+    assert demo.train_command("aa", None, "aa.yaml", flags)[-1] == str(last)
+    with pytest.raises(SystemExit, match=r"model.lambda_shift: run 3.0, config 20.0"):
+        demo.train_command("aa", None, "aa.yaml", ["--model.lambda_shift", "20.0"])
