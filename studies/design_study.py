@@ -240,6 +240,12 @@ CANDIDATES: dict[str, Candidate] = {
     "bc_kaiser9n_lastnone_upk13n_fr16_shift3": Candidate(
         "bc_kaiser9n_lastnone_upk13n_fr16_shift100 with the term's weight 3",
         last_upsampling(False, inner=KAISER13N), {"lambda_shift": 3.0, "shift_images": 1}),
+    "bc_kaiser9n_upnone_fr16_shift3": Candidate(
+        "detail first: the shipped encoder (Kaiser9 blur_conv) and full-resolution path, no blur after any "
+        "upsampling, and the shift-equivariance term at weight 3: does the term stand in for the decoder's blurs "
+        "on real photographs, where those blurs cost detail?",
+        {"antialias": KAISER9N, "antialias_mode": "blur_conv", "fullres_channels": 16, "upsample_antialias": False},
+        {"lambda_shift": 3.0, "shift_images": 1}),
     "baseline_shift70x4": Candidate(
         "baseline_shift100x4 with the term's weight 70", {"antialias": "none"},
         {"lambda_shift": 70.0, "shift_images": 4}),

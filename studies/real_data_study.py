@@ -52,13 +52,15 @@ DATASETS: dict[str, dict] = {
                            "128", "--data.max_val_images", "17"], "images": 17},
 }
 RECIPES = {"quick": "configs/cpu_quick.yaml", "long": "configs/cpu_long.yaml"}
-#: The shipped design, the paper's, the shipped design without its training term, and the
-#: baseline with the term alone (+9 dB on facades at one seed).
+#: The shipped design, the paper's, the shipped design without its training term, the baseline
+#: with the term alone (+9 dB on facades at one seed), and a design aimed at keeping detail.
 SHIPPED = "bc_kaiser9n_lastnone_upk13n_fr16_shift3"
-CANDIDATE_NAMES = ["baseline", "bin5", SHIPPED, "bc_kaiser9n_lastnone_upk13n_fr16", "baseline_shift100x4"]
+DETAIL = "bc_kaiser9n_upnone_fr16_shift3"
+CANDIDATE_NAMES = ["baseline", "bin5", SHIPPED, "bc_kaiser9n_lastnone_upk13n_fr16", "baseline_shift100x4", DETAIL]
 LABELS = {"baseline": "baseline U-Net", "bin5": "Bin-5 (the paper)", SHIPPED: "recommended (shipped)",
           "bc_kaiser9n_lastnone_upk13n_fr16": "recommended without the term",
-          "baseline_shift100x4": "baseline + term (weight 100, 4 images)"}
+          "baseline_shift100x4": "baseline + term (weight 100, 4 images)",
+          DETAIL: "detail first: encoder blur + path + term 3, no decoder blur"}
 #: Designs also trained at the long recipe.
 LEADING = ["baseline", SHIPPED]
 EVAL_ARGS = ["--layers", "none", "--noise", "0.05", "--protocol", "crop", "--no-tensorboard", "--no-progress",
@@ -91,7 +93,7 @@ def queue(seeds: list[int], datasets: list[str]) -> list[tuple[str, str, str, in
     recipe; the leading designs' next quick seed (the seed-to-seed spread); the other candidates
     at seed 0; then the remaining seeds of everything."""
     real = [d for d in datasets if not DATASETS[d].get("from_design_study")]
-    others = [c for c in CANDIDATE_NAMES if c not in LEADING]
+    others = sorted((c for c in CANDIDATE_NAMES if c not in LEADING), key=lambda c: c != DETAIL)  # detail first
     first, rest = seeds[:1], seeds[1:]
     order = [(d, "quick", c, s) for s in first for d in real for c in LEADING]
     order += [(d, "long", c, s) for s in first for d in real for c in LEADING]
@@ -292,17 +294,20 @@ def verdict_recipe(summary: dict, dataset: str) -> str:
     return "long" if all(c in long for c in LEADING) else "quick"
 
 
-def recommendation(summary: dict) -> tuple[str, dict]:
-    """The candidate meeting the most criteria summed over data sets (each at its verdict recipe;
-    ties: the higher mean stability gain), and per data set its misses."""
+def recommendation(summary: dict) -> tuple[str | None, dict]:
+    """(the recommended candidate, candidate -> (met, measured, mean stability gain, misses by data
+    set, data sets without a run)). Only a candidate measured on every data set (each at its verdict
+    recipe) can be recommended: the one meeting the largest share of its measured criteria (ties:
+    the higher mean stability gain). None when no candidate is measured everywhere."""
     scores = {}
     for c in CANDIDATE_NAMES:
         if c == "baseline":
             continue
-        met, total, gain, misses = 0, 0, 0.0, {}
+        met, total, gains, misses, missing = 0, 0, [], {}, []
         for d in summary:
             s = summary[d][verdict_recipe(summary, d)].get(c)
             if s is None:
+                missing.append(d)
                 continue
             for crit, (ok, fig) in s["goal"].items():
                 if ok is None:
@@ -311,38 +316,43 @@ def recommendation(summary: dict) -> tuple[str, dict]:
                 met += ok
                 if not ok:
                     misses.setdefault(d, []).append(f"{crit} ({fig})")
-            gain += s["gap_pooled_db"][0] if not math.isnan(s["gap_pooled_db"][0]) else 0.0
-        scores[c] = (met, total, gain, misses)
-    best = max(scores, key=lambda c: (scores[c][0] - scores[c][1], scores[c][2]))
+            gains.append(s["gap_pooled_db"][0])
+        scores[c] = (met, total, mean_sd(gains)[0], misses, missing)
+    eligible = [c for c, v in scores.items() if not v[4] and v[1]]
+    best = max(eligible, key=lambda c: (scores[c][0] / scores[c][1], scores[c][2]), default=None)
     return best, scores
 
 
-def write_report(seeds: list[int]) -> None:
-    rows = collect(seeds)
-    cost = (ds.read_json(ds.RECORD) or {}).get("cost", {})
-    summary = summarise(rows, cost)
-    RECORD.parent.mkdir(parents=True, exist_ok=True)
-    ds.write_json(RECORD, {"rows": rows, "goal": GOAL, "candidates": {c: ds.CANDIDATES[c].options
-                                                                      for c in CANDIDATE_NAMES}})
-    lines = ["# Design study across data sets", "",
-             "Regenerated from the committed record by `.venv/bin/python -m studies.real_data_study --stage "
-             "report`; `--jobs 2` (no `--stage`) trains and evaluates what is missing first (resumable).", "",
-             "**Conditions.** 128x128, ngf = ndf = 32, batch 4, 1 thread a training. Recipes: `quick` = "
-             "configs/cpu_quick.yaml (12 epochs), `long` = configs/cpu_long.yaml (36 epochs). Data sets: `facades` "
-             "(procedural, 400 training images; its rows are the design study's, docs/DESIGN_STUDY.md, 20 test "
-             "images, no noise figure), `photos` (edges -> photo) and `colorize` (grayscale -> colour): real "
-             "photographs shipped in the installed wheels, 94 training / 17 test cells at 128 px, split by disjoint "
-             "regions of nine photographs (pix2pix_aa/data/photos.py; docs/DESIGN.md section 4 says how far "
-             "they are from a user's data set). Evaluation: `evaluate.py` on the test split, crop protocol (63 "
-             "shifts, pooled PSNR), noise sigma 0.05. Gaps are seed-matched to the baseline: mean ± sd over seeds "
-             "of (candidate - baseline). A figure holds for these data and this recipe only.", "",
-             "**Goal, per data set:** " + "; ".join([
-                 f"stability >= baseline + {GOAL['stability_gain_db']:g} dB",
-                 f"TV ratio to the targets {GOAL['tv_low']:g}-{GOAL['tv_high']:g} and HF ratio >= {GOAL['hf_min']:g}",
-                 f"PSNR >= baseline - {GOAL['psnr_drop_db']:g} dB", "SSIM >= baseline",
-                 f"noise robustness at sigma 0.05 >= baseline - {GOAL['noise_drop_db']:g} dB",
-                 f"<= {GOAL['params_ratio']:g}x parameters",
-                 f"<= {GOAL['time_ratio']:g}x the G + D step (the design study's controlled measurement)"]) + ".", ""]
+CONDITIONS = (
+    "**Conditions.** 128x128, ngf = ndf = 32, batch 4, 1 thread a training. Recipes: `quick` = "
+    "configs/cpu_quick.yaml (12 epochs), `long` = configs/cpu_long.yaml (36 epochs). Data sets: `facades` "
+    "(procedural, 400 training images; its rows are the design study's, docs/DESIGN_STUDY.md, 20 test "
+    "images, no noise figure), `photos` (edges -> photo) and `colorize` (grayscale -> colour): real "
+    "photographs shipped in the installed wheels, 94 training / 17 test cells at 128 px, split by disjoint "
+    "regions of nine photographs (pix2pix_aa/data/photos.py; docs/DESIGN.md section 4 says how far "
+    "they are from a user's data set). Evaluation: `evaluate.py` on the test split, crop protocol (63 "
+    "shifts, pooled PSNR), noise sigma 0.05. Gaps are seed-matched to the baseline: mean ± sd over seeds "
+    "of (candidate - baseline). A figure holds for these data and this recipe only.")
+
+
+def page_header() -> list[str]:
+    goal = "; ".join([
+        f"stability >= baseline + {GOAL['stability_gain_db']:g} dB",
+        f"TV ratio to the targets {GOAL['tv_low']:g}-{GOAL['tv_high']:g} and HF ratio >= {GOAL['hf_min']:g}",
+        f"PSNR >= baseline - {GOAL['psnr_drop_db']:g} dB", "SSIM >= baseline",
+        f"noise robustness at sigma 0.05 >= baseline - {GOAL['noise_drop_db']:g} dB",
+        f"<= {GOAL['params_ratio']:g}x parameters",
+        f"<= {GOAL['time_ratio']:g}x the G + D step (the design study's controlled measurement)"])
+    return ["# Design study across data sets", "",
+            "Regenerated from the committed record by `.venv/bin/python -m studies.real_data_study --stage "
+            "report`; `--jobs 2` (no `--stage`) trains and evaluates what is missing first (resumable).", "",
+            CONDITIONS, "", f"**Goal, per data set:** {goal}.", ""]
+
+
+def dataset_tables(summary: dict) -> list[str]:
+    """One table per (data set, recipe): every candidate with its seeds, absolute stability, the
+    seed-matched gaps and the sharpness ratios."""
+    lines = []
     for d in DATASETS:
         for r in RECIPES:
             cands = summary.get(d, {}).get(r)
@@ -362,28 +372,89 @@ def write_report(seeds: list[int]) -> None:
                              f"{fmt(s['gap_ssim'], 3, True)} | {fmt(s['tv_ratio'])} | {fmt(s['hf_ratio'])} | "
                              f"{fmt(s['gap_noise_db'], 2, True)} | {goal} |")
             lines.append("")
+    return lines
+
+
+def recommendation_section(summary: dict) -> list[str]:
     best, scores = recommendation(summary)
-    lines += ["## Recommendation", "",
-              "Each data set is judged at its verdict recipe (`long` where the leading designs have runs there, "
-              "else `quick`); the design meeting the most measured criteria over all data sets is recommended, and "
-              "what it misses is listed per data set.", ""]
-    lines += ["| design | criteria met | misses |", "|---|---|---|"]
-    for c, (met, total, _, misses) in sorted(scores.items(), key=lambda kv: kv[1][1] - kv[1][0]):
+    lines = ["## Recommendation", "",
+             "Each data set is judged at its verdict recipe (`long` where the leading designs have runs there, "
+             "else `quick`); the design meeting the most measured criteria over all data sets is recommended, and "
+             "what it misses is listed per data set.", "", "| design | criteria met | misses |", "|---|---|---|"]
+    for c, (met, total, _, misses, missing) in sorted(scores.items(), key=lambda kv: (bool(kv[1][4]),
+                                                                                       kv[1][1] - kv[1][0])):
         miss = "; ".join(f"**{d}**: " + ", ".join(m) for d, m in misses.items()) or "none"
+        if missing:
+            miss += f" (not yet measured on {', '.join(missing)})"
         lines.append(f"| {LABELS[c]}{' (recommended)' if c == best else ''} | {met}/{total} | {miss} |")
     lines += ["", "Design definitions (generator init_args; `model` = training options):", ""]
-    lines += [f"- {LABELS[c]}: `{c}` {json.dumps(ds.CANDIDATES[c].options)}" for c in CANDIDATE_NAMES]
+    return lines + [f"- {LABELS[c]}: `{c}` {json.dumps(ds.CANDIDATES[c].options)}" for c in CANDIDATE_NAMES]
+
+
+def figures_section(summary: dict) -> list[str]:
+    lines = []
     for d in DATASETS:
-        if not DATASETS[d].get("from_design_study"):
-            r = verdict_recipe(summary, d)
-            path = figure(d, r) or RECORD.parent / f"samples_{d}.png"
-            if path.exists():
-                lines += ["", f"**{d}** ({r} recipe, seed 0), columns: input | {LABELS['baseline']} | "
-                              f"{LABELS[SHIPPED]} | target; under each output, how much it changes when the input "
-                              "moves one pixel diagonally (x4; black = not at all):", "",
-                          f"![{d}](images/real_data_study/{path.name})"]
+        if DATASETS[d].get("from_design_study"):
+            continue
+        r = verdict_recipe(summary, d)
+        path = figure(d, r) or RECORD.parent / f"samples_{d}.png"
+        if path.exists():
+            lines += ["", f"**{d}** ({r} recipe, seed 0), columns: input | {LABELS['baseline']} | "
+                          f"{LABELS[SHIPPED]} | target; under each output, how much it changes when the input "
+                          "moves one pixel diagonally (x4; black = not at all):", "",
+                      f"![{d}](images/real_data_study/{path.name})"]
+    return lines
+
+
+README = ROOT / "README.md"
+README_MARKERS = ("<!-- recommendation -->", "<!-- /recommendation -->")
+
+
+def readme_block(summary: dict) -> str:
+    """The README's short table: the shipped design against the baseline on every data set, at
+    that data set's verdict recipe, with the seeds behind each figure."""
+    lines = ["The shipped design (`configs/cpu_quick_aa.yaml`; `configs/facades_aa.yaml` at 256 px) against the "
+             "baseline U-Net, same recipe and seeds, on each data set's test split "
+             "([docs/REAL_DATA_STUDY.md](docs/REAL_DATA_STUDY.md), regenerated by `python -m studies.real_data_study "
+             "--stage report`; 128 px, CPU recipes):", "",
+             "| data set | recipe | seeds | stability gain (dB) | TV ratio (1 = as sharp as the targets) | HF ratio "
+             "| PSNR gap (dB) | goal met |", "|---|---|---|---|---|---|---|---|"]
+    for d in DATASETS:
+        r = verdict_recipe(summary, d)
+        s, b = summary.get(d, {}).get(r, {}).get(SHIPPED), summary.get(d, {}).get(r, {}).get("baseline")
+        if s is None or b is None:
+            continue
+        measured = [ok for ok, _ in s["goal"].values() if ok is not None]
+        lines.append(f"| {d} | {r} | {','.join(s['seeds'])} | {fmt(s['gap_pooled_db'], 1, True)} | "
+                     f"{fmt(b['tv_ratio'])} -> {fmt(s['tv_ratio'])} | {fmt(b['hf_ratio'])} -> {fmt(s['hf_ratio'])} | "
+                     f"{fmt(s['gap_psnr'], 2, True)} | {sum(measured)}/{len(measured)} |")
+    best, _ = recommendation(summary)
+    if best is not None:
+        lines += ["", f"Across these data sets the study's ranking puts **{LABELS[best]}** (`{best}`) closest to "
+                  "its goal; what each design trades, per data set, is on the study page."]
+    return "\n".join(lines)
+
+
+def write_readme_block(summary: dict) -> None:
+    """Replace the README's text between :data:`README_MARKERS` with :func:`readme_block`."""
+    text = README.read_text()
+    start, end = (text.index(m) for m in README_MARKERS)
+    README.write_text(text[:start + len(README_MARKERS[0])] + "\n" + readme_block(summary) + "\n" + text[end:])
+
+
+def write_report(seeds: list[int]) -> None:
+    """The record (docs/images/real_data_study/record.json), the page (docs/REAL_DATA_STUDY.md)
+    with its figures, and the README's recommendation block."""
+    rows = collect(seeds)
+    cost = (ds.read_json(ds.RECORD) or {}).get("cost", {})
+    summary = summarise(rows, cost)
+    RECORD.parent.mkdir(parents=True, exist_ok=True)
+    ds.write_json(RECORD, {"rows": rows, "goal": GOAL, "candidates": {c: ds.CANDIDATES[c].options
+                                                                      for c in CANDIDATE_NAMES}})
+    lines = page_header() + dataset_tables(summary) + recommendation_section(summary) + figures_section(summary)
     DOC.write_text("\n".join(lines) + "\n")
-    ds.log(f"wrote {DOC.relative_to(ROOT)}")
+    write_readme_block(summary)
+    ds.log(f"wrote {DOC.relative_to(ROOT)} and the README's recommendation")
 
 
 def main(argv: list[str] | None = None) -> int:
