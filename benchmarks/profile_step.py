@@ -99,11 +99,13 @@ class _List(torch.utils.data.Dataset):
         return self.items[i]
 
 
-def fit(module, config, data: list[dict[str, Any]], workdir: str, on_start: Callable[[int], None],
-        on_end: Callable[[int], None], progress_bar: bool = True) -> None:
-    """One epoch over ``data`` with a fresh Trainer built as train.py builds it for these settings
-    (the config's precision and log_every_n_steps, QuietProgressBar, ResumeRNGState, TensorBoard);
-    ``on_start(i)`` / ``on_end(i)`` run at the start / end of batch ``i`` (after the other callbacks)."""
+def fit(module, config, data: list[dict[str, Any]] | torch.utils.data.Dataset, workdir: str,
+        on_start: Callable[[int], None], on_end: Callable[[int], None], progress_bar: bool = True,
+        stop: Callable[[], bool] = lambda: False) -> None:
+    """One epoch over ``data`` (batches: a list, or a dataset yielding them) with a fresh Trainer
+    built as train.py builds it for these settings (the config's precision and log_every_n_steps,
+    QuietProgressBar, ResumeRNGState, TensorBoard); ``on_start(i)`` / ``on_end(i)`` run at the start
+    / end of batch ``i`` (after the other callbacks); the fit ends after a batch when ``stop()``."""
     import pytorch_lightning as pl
     from pytorch_lightning.loggers import TensorBoardLogger
 
@@ -115,6 +117,8 @@ def fit(module, config, data: list[dict[str, Any]], workdir: str, on_start: Call
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             on_end(batch_idx)
+            if stop():
+                trainer.should_stop = True
 
     t = config.trainer
     trainer = pl.Trainer(
@@ -123,7 +127,8 @@ def fit(module, config, data: list[dict[str, Any]], workdir: str, on_start: Call
         callbacks=[*([QuietProgressBar()] if progress_bar else []), ResumeRNGState(), Hooks()],
         enable_progress_bar=progress_bar, max_epochs=1, limit_val_batches=0, num_sanity_val_steps=0,
         enable_checkpointing=False, enable_model_summary=False, default_root_dir=workdir)
-    loader = torch.utils.data.DataLoader(_List(data), batch_size=None, shuffle=False, num_workers=0)
+    dataset = _List(data) if isinstance(data, list) else data
+    loader = torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False, num_workers=0)
     with contextlib.redirect_stdout(sys.stderr):  # the progress bar: stdout keeps the results
         trainer.fit(module, train_dataloaders=loader)
 

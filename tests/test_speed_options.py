@@ -118,3 +118,35 @@ def test_gradient_clipping_works_with_mixed_precision_and_the_fused_default(tmp_
     # the first step); the module then falls back to the default Adam.
     module = fit(tmp_path, precision=precision, max_epochs=1, grad_clip_norm=1.0)
     assert [bool(opt.optimizer.defaults["fused"]) for opt in module.optimizers()] == [fused, fused]
+
+
+@pytest.mark.parametrize("flags, kept_before, expect_keep, expect_notice", [
+    ([], False, True, False),                           # the default: keep freed memory
+    (["--allocator", "keep"], False, True, False),
+    (["--allocator", "system"], False, False, False),   # glibc's defaults: nothing changed
+    (["--allocator", "system"], True, False, True),     # too late in this process: said, not ignored
+])
+def test_train_py_applies_the_allocator_option_at_start_up(tmp_path, monkeypatch, capsys, write_tiny_config,
+                                                           flags, kept_before, expect_keep, expect_notice):
+    from pix2pix_aa.cli import main as cli_main
+    from pix2pix_aa.evaluation import speed
+
+    calls = []
+    monkeypatch.setattr(speed, "keep_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(speed, "freed_memory_kept", lambda: kept_before)
+    cfg = write_tiny_config(tmp_path)
+    cli_main(["--config", str(cfg), "--trainer.logger", "false", *flags], run=False)
+    assert calls == ([1] if expect_keep else [])
+    assert ("--allocator system: this process already keeps freed memory" in capsys.readouterr().err) == expect_notice
+
+
+def test_train_py_refuses_an_unknown_allocator_in_one_line(tmp_path, capsys, write_tiny_config):
+    from pix2pix_aa.cli import main as cli_main
+
+    with pytest.raises(SystemExit) as info:
+        cli_main(["--config", str(write_tiny_config(tmp_path)), "--trainer.logger", "false", "--allocator", "fast"],
+                 run=False)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "allocator" in err and "keep" in err
+
