@@ -224,15 +224,24 @@ def run_reference(proto: Protocol, path: str, setting: str, batches, tmp: str, s
         sys.argv = saved
     proto.send("ready", generator=_params(model.netG), discriminator=_params(model.netD),
                command=shlex.join(argv[1:]).replace(tmp, "TMP"))
+
+    def iteration(x, t) -> None:
+        # BtoA: the reference's input (real_A) is its batch's 'B'.
+        model.set_input({"A": t, "B": x, "A_paths": ["a"] * len(x), "B_paths": ["b"] * len(x)})
+        model.optimize_parameters()
+
+    plain_rounds(proto, batches, iteration)
+
+
+def plain_rounds(proto: Protocol, batches, iteration) -> None:
+    """Run ``iteration(input, target)`` over the cycled batches, round after round, until told to quit."""
     rounds = Rounds(proto)
     i = 0
     while rounds.command[0] != "quit":
         x, t = batches[i % len(batches)]
         i += 1
         rounds.start()
-        # BtoA: the reference's input (real_A) is its batch's 'B'.
-        model.set_input({"A": t, "B": x, "A_paths": ["a"] * len(x), "B_paths": ["b"] * len(x)})
-        model.optimize_parameters()
+        iteration(x, t)
         if not rounds.end():
             break
 
@@ -246,15 +255,7 @@ def run_bare(proto: Protocol, setting: str, batches, seed: int) -> None:
     g, d = build_nets("baseline", spec["size"], spec["ngf"], seed)
     loop = BareLoop(g, d)
     proto.send("ready", generator=_params(g), discriminator=_params(d), command="benchmarks/train_step.py BareLoop")
-    rounds = Rounds(proto)
-    i = 0
-    while rounds.command[0] != "quit":
-        x, t = batches[i % len(batches)]
-        i += 1
-        rounds.start()
-        loop.optimize_parameters(x, t)
-        if not rounds.end():
-            break
+    plain_rounds(proto, batches, loop.optimize_parameters)
 
 
 def run_project(proto: Protocol, setting: str, name: str, batches, tmp: str, seed: int) -> None:
