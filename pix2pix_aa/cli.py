@@ -423,8 +423,8 @@ def apply_allocator(allocator: str) -> None:
     """``keep``: glibc's malloc serves large blocks from the heap and never trims it
     (:func:`pix2pix_aa.evaluation.speed.keep_freed_memory`, process-wide; a no-op on other C
     libraries), so each step reuses the pages of the last one instead of mapping and faulting
-    them in again: the same arithmetic, 10-40% less CPU per step, more memory held (measured in
-    docs/PERFORMANCE.md section 7). ``system`` leaves glibc's defaults, which cannot be restored
+    them in again: the same arithmetic, 0-16% less CPU per training iteration, peak memory within
+    50 MB (measured in docs/PERFORMANCE.md section 7). ``system`` leaves glibc's defaults, which cannot be restored
     once a process has kept freed memory: that case gets a notice, not silence."""
     from pix2pix_aa.evaluation import speed
 
