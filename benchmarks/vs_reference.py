@@ -22,6 +22,7 @@ Contenders, per setting (``256b1``: 256x256, batch 1, unet_256, ngf = ndf = 64, 
              facades_aa.yaml (256b1), cpu_quick.yaml (+ antialias bin5) / cpu_quick_aa.yaml (128b4).
   baseline-unfused     baseline with ``--model.fused_adam false`` (the reference's Adam: like for like).
   NAME:system          NAME with ``--allocator system`` (glibc's allocator defaults).
+  NAME:bf16            NAME with ``--trainer.precision bf16-mixed`` (the opt-in bf16 autocast).
 
 How it measures: for each thread count, for each setting, every contender runs in its own worker process
 (``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` and ``torch.set_num_threads`` set to that count), built once;
@@ -66,6 +67,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
 #: The reference's flags for every setting: pix2pix, label map -> photo (BtoA, as this project's configs), CPU.
 REF_COMMON = ["--model", "pix2pix", "--direction", "BtoA", "--gpu_ids", "-1", "--display_id", "0"]
 PROJECT = ("baseline", "bin5", "aa", "baseline-unfused")
+#: Contender suffixes: none, ``:system`` (``--allocator system``), ``:bf16`` (``--trainer.precision bf16-mixed``).
+OPTIONS = ("", "system", "bf16")
 #: Distinct batches per worker (cycled).
 NUM_BATCHES = 4
 
@@ -78,16 +81,17 @@ def project_args(setting: str, name: str) -> tuple[str, list[str]]:
     unfused = base == "baseline-unfused"
     config, extra = CONFIGS[setting]["baseline" if unfused else base]
     extra = [*extra, *(["--model.fused_adam", "false"] if unfused else []),
-             *(["--allocator", "system"] if option == "system" else [])]
+             *(["--allocator", "system"] if option == "system" else []),
+             *(["--trainer.precision", "bf16-mixed"] if option == "bf16" else [])]
     return config, extra
 
 
 def check_contender(name: str, reference: Optional[str]) -> Optional[str]:
     """Why ``name`` is not a contender here (one line), or None."""
     base, _, option = name.partition(":")
-    if option not in ("", "system") or base not in ("ref", "bare", *PROJECT) or (option and base in ("ref", "bare")):
+    if option not in OPTIONS or base not in ("ref", "bare", *PROJECT) or (option and base in ("ref", "bare")):
         return (f"unknown contender {name!r}: expected ref, bare, {', '.join(PROJECT)}, or one of the last four "
-                "with ':system'")
+                "with ':system' or ':bf16'")
     if base == "ref" and not reference:
         return "contender ref needs --reference PATH (a checkout of junyanz/pytorch-CycleGAN-and-pix2pix)"
     return None

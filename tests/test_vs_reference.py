@@ -38,6 +38,7 @@ def test_a_folder_that_is_not_the_reference_is_one_line(bench, tmp_path, capsys)
     ("ref:system", "x", "unknown contender"),
     ("resnet", None, "unknown contender"),
     ("aa:system", None, None),
+    ("bin5:bf16", None, None),
     ("bare", None, None),
 ])
 def test_contenders_are_checked(bench, contender, reference, problem):
@@ -51,6 +52,8 @@ def test_project_contenders_are_train_py_commands(bench):
     assert bench.project_args("256b1", "baseline-unfused:system") == (
         "configs/facades_baseline.yaml", ["--model.fused_adam", "false", "--allocator", "system"])
     assert bench.project_args("256b1", "aa") == ("configs/facades_aa.yaml", [])
+    assert bench.project_args("128b4", "aa:bf16") == ("configs/cpu_quick_aa.yaml",
+                                                      ["--trainer.precision", "bf16-mixed"])
 
 
 def test_the_tables_divide_by_the_base_of_the_same_setting_and_threads(bench):
