@@ -14,7 +14,9 @@ by a Trainer with the config's precision and logging interval, train.py's per-ba
 (progress bar, RNG state) and a TensorBoard logger, on fixed in-memory batches (no data loading).
 After ``--warmup`` iterations, ``--iters`` iterations are recorded; per-operator self CPU time is
 printed in groups (convolutions forward / backward, batch norm, optimiser, the rest) and the
-Python functions of the loop by cumulative time.
+Python functions of the loop by cumulative time. The designs are built with train.py's defaults,
+its allocator setting included (printed; ``benchmarks/vs_reference.py`` compares allocators, one
+process each, since the setting is process-wide).
 
 Also the building blocks of ``benchmarks/vs_reference.py`` (:func:`build_module`, :func:`fit`).
 """
@@ -157,6 +159,13 @@ def group_of(name: str) -> str:
     return "other"
 
 
+def allocator_name() -> str:
+    """How this process's allocator is set (train.py's ``--allocator``, applied by :func:`build_module`)."""
+    from pix2pix_aa.evaluation.speed import freed_memory_kept
+
+    return "keeps freed memory" if freed_memory_kept() else os.environ.get("GLIBC_TUNABLES") or "glibc default"
+
+
 def profile_design(setting: str, design: str, warmup: int, iters: int, top: int, seed: int = 0) -> None:
     config_path, extra = SETTINGS[setting][design]
     with tempfile.TemporaryDirectory(prefix="profile_step_") as tmp:
@@ -195,7 +204,7 @@ def profile_design(setting: str, design: str, warmup: int, iters: int, top: int,
           f"lambda_shift {config.model.get('lambda_shift')}); {iters} iterations after {warmup} warm-up: "
           f"{marks['wall'] / iters * 1e3:.0f} ms wall, {marks['cpu'] / iters * 1e3:.0f} ms CPU per iteration "
           f"({marks['user'] / iters * 1e3:.0f} user + {marks['sys'] / iters * 1e3:.0f} system; profiler overhead "
-          f"included; allocator: {os.environ.get('GLIBC_TUNABLES') or 'glibc default'})")
+          f"included; allocator: {allocator_name()})")
     print("| operator group | self CPU ms / iteration | share |\n|---|---|---|")
     for label, ms in sorted(groups.items(), key=lambda kv: -kv[1]):
         print(f"| {label} | {ms / iters:.1f} | {ms / total:.1%} |")
