@@ -6,6 +6,11 @@ comparison table (``--variants`` picks a subset).
 Each step runs the same public command a user would type (``train.py`` / ``evaluate.py``) in a
 subprocess. A finished run is not trained again; an interrupted one resumes from ``last.ckpt``; a run
 whose generator is not the one its config asks for (a shipped config changed since) is refused.
+
+The trainings run side by side (``--jobs``, default: as many as the cores hold at ``--threads``
+each), each in its own process with its own thread count, so a model does not depend on what runs
+beside it: the same commands, seeds and numbers as one after another, in less time. Their output goes
+to ``outputs/demo/logs/<variant>.log``; with ``--jobs 1`` it is shown as it comes.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +43,79 @@ def _run(cmd: list[str], threads: int | None = None) -> None:
     env = None if threads is None else thread_env(threads)
     print("\n$ " + ("" if threads is None else f"OMP_NUM_THREADS={threads} ") + " ".join(cmd), flush=True)
     subprocess.run(cmd, cwd=ROOT, check=True, env=env)
+
+
+def _run_logged(cmd: list[str], threads: int, log: Path) -> float:
+    """Run ``cmd`` in the repository with ``threads`` threads, its output into ``log``; minutes taken.
+
+    Raises:
+        SystemExit: the command failed: its exit code, the log's path and last lines.
+    """
+    log.parent.mkdir(parents=True, exist_ok=True)
+    print(f"\n$ OMP_NUM_THREADS={threads} {' '.join(cmd)}   (output: {log.relative_to(ROOT)})", flush=True)
+    start = time.perf_counter()
+    with log.open("w") as f:
+        rc = subprocess.run(cmd, cwd=ROOT, env=thread_env(threads), stdout=f, stderr=subprocess.STDOUT).returncode
+    if rc != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        raise SystemExit(f"error: exit code {rc} from {' '.join(cmd[1:3])} (see {log.relative_to(ROOT)}); its last "
+                         f"lines:\n{tail}")
+    return (time.perf_counter() - start) / 60
+
+
+def prepare_data(config: str, extra: Sequence[str] = ()) -> None:
+    """The data set ``config`` (with ``extra`` train.py arguments) trains on, generated if missing by
+    the data module itself, as train.py would: before trainings start side by side, so that they do
+    not each generate it."""
+    import logging
+
+    from pix2pix_aa.cli import main as cli_main
+
+    # Quietly: the demo's own argv is not the CLI's, and the trainings print Lightning's banners.
+    quieted = [logging.getLogger(n) for n in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch")]
+    levels = [lg.level for lg in quieted]
+    saved_argv, sys.argv = sys.argv, sys.argv[:1]
+    try:
+        for lg in quieted:
+            lg.setLevel(logging.WARNING)
+        cli = cli_main(["--config", str(ROOT / config), *extra, "--trainer.logger", "false"], run=False)
+        cli.datamodule.prepare_data()
+    finally:
+        sys.argv = saved_argv
+        for lg, level in zip(quieted, levels):
+            lg.setLevel(level)
+
+
+def train_all(trainings: list[tuple[str, list[str]]], threads: int, jobs: int, logs: Path) -> None:
+    """Run the (variant, command) trainings, ``jobs`` at a time with ``threads`` threads each.
+
+    Raises:
+        SystemExit: a training failed (the others are finished first).
+    """
+    if jobs <= 1:
+        for _, cmd in trainings:
+            _run(cmd, threads=threads)
+        return
+    # Listed order reversed: the recommended design's training is the longest and Bin-5's the next,
+    # so started first they finish closest together.
+    order = trainings[::-1]
+    failures = []
+    with ThreadPoolExecutor(jobs) as pool:  # threads: each training is a subprocess
+        futures = {name: pool.submit(_run_logged, cmd, threads, logs / f"{name}.log") for name, cmd in order}
+        for name, future in futures.items():
+            try:
+                print(f"{name}: trained in {future.result():.1f} min", flush=True)
+            except SystemExit as e:
+                failures.append(e)
+    if failures:
+        raise failures[0]
+
+
+def default_jobs(variants: int, threads: int) -> int:
+    """Trainings at a time: as many as the cores this process may use hold at ``threads`` each."""
+    from pix2pix_aa.evaluation.speed import available_cores
+
+    return max(1, min(variants, available_cores() // max(1, threads)))
 
 
 def run_dir(name: str) -> Path:
@@ -178,16 +257,27 @@ def main(argv: list[str] | None = None) -> int:
     # study's, which trains its runs with one thread too).
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads of each training (default 1: the same models on any machine)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="trainings run side by side (default: the cores this process may use divided by "
+                             "--threads, at most one per variant); the models do not depend on it")
     parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
                         help="extra train.py arguments, e.g. --model.n_epochs 1 --model.n_epochs_decay 0")
     args = parser.parse_args(argv)
+    if args.threads < 1 or (args.jobs is not None and args.jobs < 1):
+        parser.error("--threads and --jobs must be >= 1")
     start = time.perf_counter()
-    runs = []
-    for name in (v for v in VARIANTS if v in args.variants):
+    names = [v for v in VARIANTS if v in args.variants]
+    trainings = []
+    for name in names:
         config, antialias = VARIANTS[name]
-        _run(train_command(name, antialias, args.config if config == "base" else config, args.train_args),
-             threads=args.threads)
-        runs.append(run_dir(name))
+        trainings.append((name, train_command(name, antialias, args.config if config == "base" else config,
+                                              args.train_args)))
+    jobs = args.jobs if args.jobs is not None else default_jobs(len(trainings), args.threads)
+    if jobs > 1 and len(trainings) > 1:
+        for config in dict.fromkeys(args.config if VARIANTS[n][0] == "base" else VARIANTS[n][0] for n in names):
+            prepare_data(config, args.train_args)
+    train_all(trainings, args.threads, jobs, ROOT / "outputs" / "demo" / "logs")
+    runs = [run_dir(name) for name in names]
     _run([sys.executable, "evaluate.py", *map(str, runs), "--max-images", str(args.max_images),
           "--out", "outputs/demo"])
     print("\n" + demo_table(ROOT / "outputs" / "demo" / "results.json"), flush=True)

@@ -8,7 +8,9 @@ finish before the G step reads D.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from typing import Any, Optional
 
 import pytorch_lightning as pl
@@ -99,6 +101,20 @@ def load_weights(net: nn.Module, path: str, name: str) -> None:
         raise ValueError(f"{option}: {path} does not fit model.{name} ({detail}); the network options (ngf, "
                          "num_downs, norm, channels) must be those the weights were trained with")
     net.load_state_dict(state)
+
+
+@contextlib.contextmanager
+def frozen(net: nn.Module) -> Iterator[None]:
+    """``net``'s parameters take no gradient inside the block; each one's ``requires_grad`` is
+    restored after it (a parameter frozen before stays frozen)."""
+    saved = [(p, p.requires_grad) for p in net.parameters()]
+    for p, _ in saved:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in saved:
+            p.requires_grad_(flag)
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:
@@ -326,17 +342,20 @@ class Pix2PixModule(pl.LightningModule):
         else:
             fake_b = self.generator(real_a)
 
-        # 1. Discriminator: real pairs -> 1, generated pairs -> 0; halved as in pix2pix.
-        with self.toggled_optimizer(opt_d):
-            loss_d_real = self._gan(self.discriminator(torch.cat([real_a, real_b], 1)), True)
-            loss_d_fake = self._gan(self.discriminator(torch.cat([real_a, fake_b.detach()], 1)), False)
-            loss_d = 0.5 * (loss_d_real + loss_d_fake)
-            d_ok = self._check_finite("loss_D", loss_d, batch_idx)
-            if d_ok:
-                self._step(opt_d, loss_d, self.discriminator)
+        # 1. Discriminator: real pairs -> 1, generated pairs -> 0; halved as in pix2pix. G is
+        # out of this graph (fake_b is detached), so nothing needs switching off for the D step.
+        loss_d_real = self._gan(self.discriminator(torch.cat([real_a, real_b], 1)), True)
+        loss_d_fake = self._gan(self.discriminator(torch.cat([real_a, fake_b.detach()], 1)), False)
+        loss_d = 0.5 * (loss_d_real + loss_d_fake)
+        d_ok = self._check_finite("loss_D", loss_d, batch_idx)
+        if d_ok:
+            self._step(opt_d, loss_d, self.discriminator)
 
         # 2. Generator: fool the (just updated) discriminator and stay close to the target in L1.
-        with self.toggled_optimizer(opt_g):
+        # D's weights take no gradient here (the reference's set_requires_grad(netD, False)):
+        # switched off on D alone, which is what Lightning's toggled_optimizer did over every
+        # parameter of both players at each step.
+        with frozen(self.discriminator):
             loss_g_gan = self._gan(self.discriminator(torch.cat([real_a, fake_b], 1)), True, for_d=False)
             loss_g_l1 = F.l1_loss(fake_b, real_b) * self.hparams.lambda_l1
             loss_g = loss_g_gan + loss_g_l1

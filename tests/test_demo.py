@@ -73,3 +73,42 @@ def test_an_objective_given_by_flags_is_compared_as_the_flags_set_it(root):
     assert demo.train_command("aa", None, "aa.yaml", flags)[-1] == str(last)
     with pytest.raises(SystemExit, match=r"model.lambda_shift: run 3.0, config 20.0"):
         demo.train_command("aa", None, "aa.yaml", ["--model.lambda_shift", "20.0"])
+
+
+_CHILD = ("import os, sys, time; start = time.time(); time.sleep(1.5); "
+          "print(os.environ['OMP_NUM_THREADS'], start, time.time()); sys.exit(int(sys.argv[1]))")
+
+
+def test_trainings_run_side_by_side_each_with_its_own_threads(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(demo, "ROOT", tmp_path)
+    trainings = [(name, [sys.executable, "-c", _CHILD, "0"]) for name in ("baseline", "bin5", "aa")]
+    demo.train_all(trainings, threads=1, jobs=3, logs=tmp_path / "logs")
+    spans = []
+    for name, _ in trainings:
+        threads, start, end = (tmp_path / "logs" / f"{name}.log").read_text().split()
+        assert threads == "1"
+        spans.append((float(start), float(end)))
+    assert max(s for s, _ in spans) < min(e for _, e in spans)  # all three were running at once
+
+
+def test_a_failed_training_stops_the_demo_with_its_log_after_the_others_finish(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(demo, "ROOT", tmp_path)
+    trainings = [("baseline", [sys.executable, "-c", _CHILD, "0"]), ("bin5", [sys.executable, "-c", _CHILD, "3"])]
+    with pytest.raises(SystemExit, match=r"exit code 3 .*logs/bin5\.log"):
+        demo.train_all(trainings, threads=2, jobs=2, logs=tmp_path / "logs")
+    assert (tmp_path / "logs" / "baseline.log").read_text().startswith("2 ")  # finished, with its threads
+
+
+def test_default_jobs_fill_the_cores_at_the_threads_each(monkeypatch):
+    from pix2pix_aa.evaluation import speed
+
+    monkeypatch.setattr(speed, "available_cores", lambda: 2)
+    assert demo.default_jobs(3, threads=1) == 2
+    assert demo.default_jobs(3, threads=2) == 1
+    assert demo.default_jobs(1, threads=1) == 1
+    monkeypatch.setattr(speed, "available_cores", lambda: 8)
+    assert demo.default_jobs(3, threads=1) == 3

@@ -118,3 +118,88 @@ def test_gradient_clipping_works_with_mixed_precision_and_the_fused_default(tmp_
     # the first step); the module then falls back to the default Adam.
     module = fit(tmp_path, precision=precision, max_epochs=1, grad_clip_norm=1.0)
     assert [bool(opt.optimizer.defaults["fused"]) for opt in module.optimizers()] == [fused, fused]
+
+
+@pytest.mark.parametrize("flags, kept_before, expect_keep, expect_notice", [
+    ([], False, True, False),                           # the default: keep freed memory
+    (["--allocator", "keep"], False, True, False),
+    (["--allocator", "system"], False, False, False),   # glibc's defaults: nothing changed
+    (["--allocator", "system"], True, False, True),     # too late in this process: said, not ignored
+])
+def test_train_py_applies_the_allocator_option_at_start_up(tmp_path, monkeypatch, capsys, write_tiny_config,
+                                                           flags, kept_before, expect_keep, expect_notice):
+    from pix2pix_aa.cli import main as cli_main
+    from pix2pix_aa.evaluation import speed
+
+    calls = []
+    monkeypatch.setattr(speed, "keep_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(speed, "freed_memory_kept", lambda: kept_before)
+    cfg = write_tiny_config(tmp_path)
+    cli_main(["--config", str(cfg), "--trainer.logger", "false", *flags], run=False)
+    assert calls == ([1] if expect_keep else [])
+    assert ("--allocator system: this process already keeps freed memory" in capsys.readouterr().err) == expect_notice
+
+
+def test_train_py_refuses_an_unknown_allocator_in_one_line(tmp_path, capsys, write_tiny_config):
+    from pix2pix_aa.cli import main as cli_main
+
+    with pytest.raises(SystemExit) as info:
+        cli_main(["--config", str(write_tiny_config(tmp_path)), "--trainer.logger", "false", "--allocator", "fast"],
+                 run=False)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "allocator" in err and "keep" in err
+
+
+def _plain_pix2pix(generator, discriminator, loader, lambda_l1=100.0, lr=2e-4, betas=(0.5, 0.999)) -> None:
+    """The pix2pix iteration written plainly (the reference's optimize_parameters, in the module's
+    order): G forward; D step on real then fake pairs, loss halved; G step with D frozen. Fused
+    Adam, gradients set to None, as the module."""
+    import torch.nn.functional as F
+
+    bce = F.binary_cross_entropy_with_logits
+    opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas, fused=True)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas, fused=True)
+    generator.train(), discriminator.train()
+    for batch in loader:
+        a, b = batch["input"], batch["target"]
+        fake = generator(a)
+        real_logits = discriminator(torch.cat([a, b], 1))
+        fake_logits = discriminator(torch.cat([a, fake.detach()], 1))
+        loss_d = 0.5 * (bce(real_logits, torch.ones_like(real_logits))
+                        + bce(fake_logits, torch.zeros_like(fake_logits)))
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        discriminator.requires_grad_(False)
+        logits = discriminator(torch.cat([a, fake], 1))
+        loss_g = bce(logits, torch.ones_like(logits)) + F.l1_loss(fake, b) * lambda_l1
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        discriminator.requires_grad_(True)
+
+
+@pytest.mark.parametrize("antialias", ["none", "bin5"])
+def test_training_step_gives_the_plain_loops_weights_bit_for_bit(tiny_module, cpu_trainer, tmp_path, antialias):
+    # The module's per-step bookkeeping (logging, finiteness checks, which player's weights take
+    # gradients) must not change a single bit of the update: same seed, same weights as the plain loop.
+    import copy
+
+    module = tiny_module({"antialias": antialias, "dropout": 0.5}, seed=0, log_images_every_n_batches=0,
+                         val_stability_images=0)
+    generator, discriminator = copy.deepcopy(module.generator), copy.deepcopy(module.discriminator)
+    gen = torch.Generator().manual_seed(0)
+    items = [{"input": torch.rand(3, 16, 16, generator=gen) * 2 - 1,
+              "target": torch.rand(3, 16, 16, generator=gen) * 2 - 1} for _ in range(8)]
+    torch.manual_seed(1)
+    trainer = cpu_trainer(enable_checkpointing=False, default_root_dir=tmp_path, max_epochs=1)
+    trainer.fit(module, torch.utils.data.DataLoader(items, batch_size=2))  # 4 iterations
+    assert trainer.fit_loop.epoch_loop._batches_that_stepped == 4
+    torch.manual_seed(1)
+    _plain_pix2pix(generator, discriminator, torch.utils.data.DataLoader(items, batch_size=2))
+    for name, net in (("generator", generator), ("discriminator", discriminator)):
+        theirs = getattr(module, name).state_dict()
+        for key, value in net.state_dict().items():
+            assert torch.equal(theirs[key], value), f"{name}.{key} differs"
+        assert all(p.requires_grad for p in getattr(module, name).parameters())

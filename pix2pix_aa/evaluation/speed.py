@@ -1,4 +1,5 @@
-"""Inference-only speed settings of the evaluation (docs/PERFORMANCE.md section 5).
+"""Speed settings of the evaluation (docs/PERFORMANCE.md section 5); :func:`keep_freed_memory` is
+train.py's default too (``--allocator``, section 7).
 
 * :func:`keep_freed_memory`: glibc's allocator gives every block over its mmap threshold (at
   most 32 MiB) back to the kernel when freed, so each forward pass of a batch of shifted images
@@ -24,8 +25,8 @@ from typing import Optional
 import torch
 from torch import nn
 
-__all__ = ["PRECISIONS", "SPEED_OPTIONS", "autocast", "available_cores", "default_threads", "keep_freed_memory",
-           "prepare_generator", "speed_variant"]
+__all__ = ["PRECISIONS", "SPEED_OPTIONS", "autocast", "available_cores", "default_threads", "freed_memory_kept",
+           "keep_freed_memory", "prepare_generator", "speed_variant"]
 
 PRECISIONS = ("32", "bf16")
 #: Names of the inference speed options, as benchmarks combine them (``bf16+compile``).
@@ -40,8 +41,8 @@ _KEPT = False
 def keep_freed_memory() -> bool:
     """Make glibc's malloc keep freed memory mapped for reuse (no mmap for large blocks, no
     trimming of the heap) in this process. Idempotent; returns False where the C library is not
-    glibc (nothing changed). Process-wide: meant for a command such as evaluate.py, whose
-    forward passes repeat the same large allocations."""
+    glibc (nothing changed). Process-wide: meant for a command such as evaluate.py or train.py,
+    whose forward (and backward) passes repeat the same large allocations."""
     global _KEPT
     if _KEPT:
         return True
@@ -54,6 +55,11 @@ def keep_freed_memory() -> bool:
     ok = libc.mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(2 ** 31 - 1)) == 1 and ok
     _KEPT = ok
     return ok
+
+
+def freed_memory_kept() -> bool:
+    """Whether :func:`keep_freed_memory` changed this process's allocator."""
+    return _KEPT
 
 
 def available_cores() -> int:

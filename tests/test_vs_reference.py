@@ -1,0 +1,63 @@
+"""studies/vs_reference.py: its command line refuses what it cannot measure in one line, and its
+tables divide by the right row (no training here: the tables are computed from given times)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def bench():
+    from studies import vs_reference
+
+    return vs_reference
+
+
+def test_a_folder_that_is_not_the_reference_is_one_line(bench, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        bench.main(["--reference", str(tmp_path)])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"--reference {tmp_path}: not a checkout of junyanz/pytorch-CycleGAN-and-pix2pix" in err
+    assert "models/pix2pix_model.py" in err
+
+
+@pytest.mark.parametrize("contender, reference, problem", [
+    ("ref", None, "needs --reference"),
+    ("baseline:fast", None, "unknown contender"),
+    ("ref:system", "x", "unknown contender"),
+    ("resnet", None, "unknown contender"),
+    ("aa:system", None, None),
+    ("bin5:bf16", None, None),
+    ("bare", None, None),
+])
+def test_contenders_are_checked(bench, contender, reference, problem):
+    found = bench.check_contender(contender, reference)
+    assert (found is None) if problem is None else (problem in found)
+
+
+def test_project_contenders_are_train_py_commands(bench):
+    assert bench.project_args("128b4", "bin5") == ("configs/cpu_quick.yaml",
+                                                   ["--model.generator.init_args.antialias", "bin5"])
+    assert bench.project_args("256b1", "baseline-unfused:system") == (
+        "configs/facades_baseline.yaml", ["--model.fused_adam", "false", "--allocator", "system"])
+    assert bench.project_args("256b1", "aa") == ("configs/facades_aa.yaml", [])
+    assert bench.project_args("128b4", "aa:bf16") == ("configs/cpu_quick_aa.yaml",
+                                                      ["--trainer.precision", "bf16-mixed"])
+
+
+def test_the_tables_divide_by_the_base_of_the_same_setting_and_threads(bench):
+    def row(setting, threads, name, wall, cpu):
+        return {"setting": setting, "threads": threads, "contender": name, "wall": wall, "cpu": cpu,
+                "peak_mb": 1000.0}
+
+    rows = [row("128b4", 1, "ref", [1.0, 2.0, 3.0], [1.0, 1.0, 1.0]), row("128b4", 1, "aa", [3.0, 3.0, 9.0], [2.0] * 3),
+            row("128b4", 2, "ref", [4.0], [8.0]), row("128b4", 2, "aa", [2.0], [4.0])]
+    text = bench.report(rows, "ref")
+    assert "| 128b4 | 1 | aa | 3000 | 2000 | 1.50 | 2.00 | 3 | 1000 |" in text  # medians 3 / 2, 2 / 1
+    assert "| 128b4 | 2 | aa | 2000 | 4000 | 0.50 | 0.50 | 1 | 1000 |" in text
+    assert "| 128b4 | 1 | 1.50x |" in text and "| 128b4 | 2 | 0.50x |" in text
