@@ -23,6 +23,7 @@ import shutil
 import sys
 import textwrap
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, Optional
 
@@ -50,7 +51,14 @@ from pix2pix_aa.checkpoints import (
     check_state_matches,
     read_checkpoint,
 )
-from pix2pix_aa.compat import batches_in_checkpoint, batches_that_stepped
+from pix2pix_aa.compat import (
+    batches_in_checkpoint,
+    batches_that_stepped,
+    cli_trainer_init,
+    jsonargparse_debug_active,
+    parser_actions,
+    subcommand_parsers,
+)
 from pix2pix_aa.console import notice
 from pix2pix_aa.data import Pix2PixDataModule
 from pix2pix_aa.module import Pix2PixModule, load_weights
@@ -77,6 +85,38 @@ TRAINER_DEFAULTS = {
 
 #: Values of --ckpt_path that are Lightning's keywords, not files.
 _CKPT_KEYWORDS = ("best", "last", "hpc", "registry")
+
+
+class _ErrorText:
+    """The wording of jsonargparse's (and argparse's) error messages that the one-line errors read.
+
+    jsonargparse raises no structured error: its exceptions carry English text only (no field for
+    the option, the class or the value), so the option, the class and the value given are read out
+    of that text. Every pattern that depends on that wording is here, so that an upgrade which
+    rewords a message is one place to edit. A pattern that stops matching loses only the hint:
+    the error line falls back to jsonargparse's own first lines (tests/test_cli_options.py checks
+    each message).
+    """
+
+    #: argparse's "unrecognized arguments: --x" (the capital U varies between versions).
+    UNRECOGNISED = "nrecognized arguments"
+    FLAG = re.compile(r"--[\w.\-]+")
+    #: An unknown key in a YAML config: "Group 'model' does not accept option 'lambda_L1'".
+    NOT_ACCEPTED = re.compile(r"(Group|Subcommand) '([\w.]+)' does not accept option '([\w.]+)'")
+    #: A network option: "Parser key "model.generator": ... Problem with given class_path 'x':" and
+    #: the class's own complaint on the indented lines after it.
+    PARSER_KEY = re.compile(r'Parser key "([\w.]+)"')
+    CLASS_PROBLEM = re.compile(r"Problem with given class_path '([\w.]+)':\s*\n((?:\s{6,}.+\n?)+)")
+    OPTION_NOT_ACCEPTED = re.compile(r"Option '(\w+)' is not accepted")
+    #: A plain Union option (``Optional[dict]``): its key, the subtypes listed and the value given.
+    UNION_KEY = re.compile(r'Parser key "([\w.]+)":\s*Does not validate against any of the Union subtypes')
+    SUBTYPES = re.compile(r"Subtypes: \[(.*)\]")
+    GIVEN = re.compile(r"Given value: (.*)")
+    CLASS_PATH_MENTIONED = "class_path"
+    SUBTYPE_SEPARATOR = re.compile(r",\s*(?![^\[]*\])")  # commas outside brackets
+    PYTHON_CLASS = re.compile(r"<class '(\w+)'>")
+    #: A class whose ``__init__`` raised while instantiating: "... class_path='pix2pix_aa...'".
+    CLASS_PATH_VALUE = re.compile(r"class_path='([\w.]+)'")
 
 
 class ShortHelpFormatter(DefaultHelpFormatter):
@@ -163,7 +203,8 @@ class Pix2PixArgumentParser(LightningArgumentParser):
     full_help = False
 
     def format_help(self, formatter: Any = None) -> str:
-        by_dest = {a.dest: a for a in self._actions}
+        actions = parser_actions(self)
+        by_dest = {a.dest: a for a in actions}
         if self.full_help or "model.lr" not in by_dest or formatter is not None:  # the main parser: its own
             return super().format_help() if formatter is None else super().format_help(formatter)
         prog = self.prog.replace(" [options]", "")
@@ -178,7 +219,7 @@ class Pix2PixArgumentParser(LightningArgumentParser):
                 "config", "print_config", "model.generator") else f" (default: {default})"
             rows.append((flag, text + shown))
         width = max(len(flag) for flag, _ in rows) + 4
-        total = sum(1 for a in self._actions if a.option_strings and not a.dest.endswith(".help"))
+        total = sum(1 for a in actions if a.option_strings and not a.dest.endswith(".help"))
         lines = [textwrap.fill(text, 100, initial_indent=f"  {flag}".ljust(width), subsequent_indent=" " * width)
                  for flag, text in rows]
         return "\n".join([
@@ -191,9 +232,7 @@ class Pix2PixArgumentParser(LightningArgumentParser):
             "Run name: --trainer.logger.init_args.name NAME. Guide: README.md (Train), docs/RELIABILITY.md", ""])
 
     def error(self, message: str, ex: Optional[Exception] = None) -> NoReturn:
-        from jsonargparse._common import debug_mode_active  # noqa: PLC0415 (jsonargparse's own switch)
-
-        if not self.exit_on_error or debug_mode_active():
+        if not self.exit_on_error or jsonargparse_debug_active():
             super().error(message, ex)
         parser = getattr(ex, "subcommand_parser", None) or self
         lines = [ln.strip() for ln in str(message).splitlines() if ln.strip()]
@@ -204,14 +243,13 @@ class Pix2PixArgumentParser(LightningArgumentParser):
             text, hint = nested
             hints += [hint] if hint else []
         # A config file's error reaches the main parser: take the subcommands' options too.
-        parsers = [parser, *getattr(getattr(parser, "_subcommands_action", None), "_name_parser_map", {}).values()]
-        known = list(dict.fromkeys(o.lstrip("-") for p in parsers for a in p._actions for o in a.option_strings
+        parsers = [parser, *subcommand_parsers(parser)]
+        known = list(dict.fromkeys(o.lstrip("-") for p in parsers for a in parser_actions(p) for o in a.option_strings
                                    if o.startswith("--")))
         # Unknown flags on the command line; unknown keys in a YAML config ("Group 'model' does
         # not accept option 'lambda_L1'"): the same hint for both.
-        flags = re.findall(r"--[\w.\-]+", text) if "nrecognized arguments" in text else [
-            f"--{o}" if kind == "Subcommand" else f"--{g}.{o}"
-            for kind, g, o in re.findall(r"(Group|Subcommand) '([\w.]+)' does not accept option '([\w.]+)'", text)]
+        flags = _ErrorText.FLAG.findall(text) if _ErrorText.UNRECOGNISED in text else [
+            f"--{o}" if kind == "Subcommand" else f"--{g}.{o}" for kind, g, o in _ErrorText.NOT_ACCEPTED.findall(text)]
         for flag in flags:
             hint = suggest_option(flag, known)
             if hint:
@@ -226,13 +264,13 @@ def _nested_option_problem(message: str) -> Optional[tuple[str, Optional[str]]]:
     """(one line, hint) for jsonargparse's "Does not validate against any of the Union subtypes"
     about a network option: the class's own complaint (``Option 'nfg' is not accepted``, a bad
     value) instead of a list of subtypes, and the closest parameter name for a typo."""
-    key = re.search(r'Parser key "([\w.]+)"', message)
-    problem = re.search(r"Problem with given class_path '([\w.]+)':\s*\n((?:\s{6,}.+\n?)+)", message)
+    key = _ErrorText.PARSER_KEY.search(message)
+    problem = _ErrorText.CLASS_PROBLEM.search(message)
     if not key or not problem:
         return None
     option, class_path, detail = key.group(1), problem.group(1), " ".join(problem.group(2).split())
     hint = None
-    bad = re.search(r"Option '(\w+)' is not accepted", detail)
+    bad = _ErrorText.OPTION_NOT_ACCEPTED.search(detail)
     if bad:
         import difflib
         import importlib
@@ -257,13 +295,13 @@ def _union_value_problem(message: str) -> Optional[tuple[str, Optional[str]]]:
     """(one line, hint) for jsonargparse's Union error about a plain option (an ``Optional[dict]``
     such as ``data.generate_counts``): the types it takes and the value given, instead of
     ``<class 'NoneType'>`` lists; a mapping gets its YAML form as the hint."""
-    key = re.search(r'Parser key "([\w.]+)":\s*Does not validate against any of the Union subtypes', message)
-    subtypes = re.search(r"Subtypes: \[(.*)\]", message)
-    given = re.search(r"Given value: (.*)", message)
-    if not key or not subtypes or "class_path" in message:
+    key = _ErrorText.UNION_KEY.search(message)
+    subtypes = _ErrorText.SUBTYPES.search(message)
+    given = _ErrorText.GIVEN.search(message)
+    if not key or not subtypes or _ErrorText.CLASS_PATH_MENTIONED in message:
         return None
-    names = [t.strip() for t in re.split(r",\s*(?![^\[]*\])", subtypes.group(1))]  # commas outside brackets
-    names = ["null" if "NoneType" in t else re.sub(r"<class '(\w+)'>", r"\1", t) for t in names]
+    names = [t.strip() for t in _ErrorText.SUBTYPE_SEPARATOR.split(subtypes.group(1))]
+    names = ["null" if "NoneType" in t else _ErrorText.PYTHON_CLASS.sub(r"\1", t) for t in names]
     text = f"--{key.group(1)} expects {' or '.join(names)}" + (f", got {given.group(1).strip()!r}" if given else "")
     hint = None
     if any(t.startswith("dict") for t in names):
@@ -336,6 +374,103 @@ def best_checkpoint_default(config: Any) -> None:
                "val/l1 the L1 ranking)")
 
 
+@dataclass
+class StartupState:
+    """What :meth:`Pix2PixCLI.parse_arguments` decided that later hooks act on.
+
+    Attributes:
+        resumed_batches: training iterations (batches) the ``--ckpt_path`` checkpoint had done;
+            a fit that fails before doing more removes its new, empty run folder.
+        checkpoint: ``(path, names and shapes)`` of the checkpoint read at start-up (its
+            ``hyper_parameters`` and a ``state_dict`` of meta tensors, no memory), compared with
+            the model before Lightning loads it; used once, then None.
+        reference_generator: the generator built from a reference ``latest_net_G.pth`` given as
+            ``--ckpt_path``; its weights go into the model once it is built.
+        generator_weights: the ``model.generator_weights`` file validate / test / predict load
+            once the model is built (None: the checkpoint's weights, or ``--untrained``).
+    """
+
+    resumed_batches: int = 0
+    checkpoint: Optional[tuple[str, dict]] = None
+    reference_generator: Optional[torch.nn.Module] = None
+    generator_weights: Optional[str] = None
+
+
+def _command_line(args: Any) -> list[str]:
+    """The command-line words LightningCLI parsed: ``sys.argv`` without the program, or the
+    ``args`` list given to :func:`main` (a dict or namespace of options has none)."""
+    return sys.argv[1:] if args is None else list(args) if isinstance(args, (list, tuple)) else []
+
+
+def _apply_norm(config, explicit: set[str]) -> set[str]:
+    """``--norm X``: the norm of both networks. Returns the keys it set (to count as given on the
+    command line), or an empty set without ``--norm``.
+
+    Raises:
+        ValueError: a network's own norm flag on the command line that disagrees with it.
+    """
+    if config.get("norm") is None:
+        return set()
+    for net in ("generator", "discriminator"):
+        flag = f"model.{net}.norm"
+        if flag in explicit and config.model[net].init_args.get("norm") != config.norm:
+            raise ValueError(f"--norm {config.norm} and --{flag.replace('.norm', '.init_args.norm')} "
+                             f"{config.model[net].init_args.get('norm')} disagree; pass one of them")
+        config.model[net].init_args.norm = config.norm
+    return {"model.generator.norm", "model.discriminator.norm"}
+
+
+def _names_and_shapes(ckpt: dict) -> dict:
+    """The part of a checkpoint that the start-up comparison with the model needs: its
+    ``hyper_parameters`` and its tensors as meta tensors (names and shapes, no memory), rather
+    than a second read of the file or the whole dict held through start-up."""
+    return {"hyper_parameters": ckpt.get("hyper_parameters"),
+            "state_dict": {k: torch.empty(v.shape, device="meta") if isinstance(v, torch.Tensor) else v
+                           for k, v in ckpt["state_dict"].items()}}
+
+
+def _check_fit_options(config) -> None:
+    """fit's own checks (schedule, plateau validation, no ``--untrained``), the best checkpoint's
+    default (:func:`best_checkpoint_default`) and its notices: validation off (no best
+    checkpoint), ``trainer.max_steps`` counted in iterations.
+
+    Raises:
+        ValueError: ``--untrained``, or a schedule / plateau option that cannot run.
+    """
+    if config.get("untrained"):
+        raise ValueError("--untrained is for validate / test / predict (a generator without trained "
+                         "weights); fit starts from the initialisation anyway: drop the flag")
+    check_schedule(config)
+    check_plateau_validation(config)
+    monitor = config.checkpoint.get("monitor")
+    if config.trainer.get("limit_val_batches") in (0, 0.0) and (monitor is None or monitor.startswith("val/")):
+        # No validation, no val/*: ModelCheckpoint would warn at every epoch and keep nothing useful.
+        config.checkpoint.monitor, config.checkpoint.save_top_k = None, 0
+        notice("validation is off (trainer.limit_val_batches=0): no best checkpoint"
+               + (f" by {monitor}" if monitor else "") + ", last.ckpt only")
+    else:
+        best_checkpoint_default(config)
+    steps = config.trainer.get("max_steps")
+    if steps is not None and steps > 0:
+        notice(f"trainer.max_steps={steps} counts training iterations (batches); each "
+               "iteration makes one D and one G optimiser step")
+
+
+def _announce_data(config, subcommand: str) -> None:
+    """validate / test / predict: one notice of the data they will run on."""
+    data = config.data
+    if subcommand == "predict":
+        source = data.get("predict_dir") or f"the test split of {data.data_dir}"
+        sizing = (f"resized to crop_size {data.crop_size}" if data.get("predict_resize") else
+                  f"each at its own size (the model was trained on {data.crop_size} px crops; "
+                  "--data.predict_resize true resizes to crop_size, as test does)")
+        notice(f"predict inputs: {source}, direction {data.direction}, {sizing}")
+    else:
+        notice(f"{subcommand} data: {data.dataset} at {data.data_dir}, direction "
+               f"{data.direction}, crop_size {data.crop_size}, preprocess "
+               f"{data.get('preprocess', 'resize_and_crop')}")
+
+
 class Pix2PixCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Always checkpoint last.ckpt (for resuming); a best checkpoint only by a figure that does not
@@ -361,85 +496,70 @@ class Pix2PixCLI(LightningCLI):
                                  "(no page faults on every step's activations; docs/PERFORMANCE.md section 7); "
                                  "system: glibc's defaults")
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        #: What parse_arguments decided about weights and checkpoints, for the hooks that act on
+        #: it later (LightningCLI parses inside its own __init__, so this comes first).
+        self.startup = StartupState()
+        super().__init__(*args, **kwargs)
+
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """LightningCLI's parse, then this project's start-up steps, each its own method: the
+        checks and rewrites of the options, the checkpoint's options merged under the command
+        line's, where the generator's weights come from, and the start-up notices. Decisions
+        that later hooks need are kept in :attr:`startup`."""
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         apply_allocator((self.config[subcommand] if subcommand else self.config).get("allocator", "keep"))
         if not subcommand:
             return
         config = self.config[subcommand]
-        argv = sys.argv[1:] if args is None else list(args) if isinstance(args, (list, tuple)) else []
-        explicit = explicit_keys(argv)
+        explicit = explicit_keys(_command_line(args))
         config.trainer.strategy = gan_strategy(config.trainer.get("strategy"))
         refuse_unsupported(config)
-        if config.get("norm") is not None:
-            for net in ("generator", "discriminator"):
-                flag = f"model.{net}.norm"
-                if flag in explicit and config.model[net].init_args.get("norm") != config.norm:
-                    raise ValueError(f"--norm {config.norm} and --{flag.replace('.norm', '.init_args.norm')} "
-                                     f"{config.model[net].init_args.get('norm')} disagree; pass one of them")
-                config.model[net].init_args.norm = config.norm
-            explicit |= {"model.generator.norm", "model.discriminator.norm"}
+        explicit |= _apply_norm(config, explicit)
         from_last = config.get("ckpt_path") == "last"
         if from_last:
             resolve_last_checkpoint(config, subcommand)
         path = config.get("ckpt_path")
         if path and subcommand != "fit" and str(path).endswith(".pth"):
             self._use_reference_generator(parser, subcommand, path)
-            config, path = self.config[subcommand], None
+            path = None
         if path and path not in _CKPT_KEYWORDS and "://" not in str(path):
-            ckpt = read_checkpoint(path, trust=_trusted(config))
-            check_module_checkpoint(path, ckpt, Pix2PixModule.__name__, "generator")
-            if from_last and subcommand == "fit":
-                set_purge_step(config, ckpt)
-            self._resumed_batches = batches_in_checkpoint(ckpt) or 0  # trained before this process
-            # What Lightning's own merge did (checkpoint over command line), by our rules:
-            # command-line flags win, the rest comes from the checkpoint, and both are printed.
-            merge, updates = merge_checkpoint_options(config, ckpt, subcommand, explicit)
-            if updates:
-                self.config = parser.parse_object({subcommand: updates}, self.config)
-                config = self.config[subcommand]
-            merge.report(str(path))
-            if subcommand == "fit":
-                check_schedule(config)  # max_epochs derived from the merged schedule
-                check_resume_length(config, ckpt, str(path))
-            # _check_checkpoint needs only names and shapes: keep those (meta tensors, no memory),
-            # not a second read of the file nor the whole dict held through start-up.
-            self._read_ckpt = (path, {"hyper_parameters": ckpt.get("hyper_parameters"),
-                                      "state_dict": {k: torch.empty(v.shape, device="meta")
-                                                     if isinstance(v, torch.Tensor) else v
-                                                     for k, v in ckpt["state_dict"].items()}})
+            self._merge_checkpoint(parser, subcommand, path, from_last, explicit)
+        config = self.config[subcommand]
         if subcommand == "fit":
-            if config.get("untrained"):
-                raise ValueError("--untrained is for validate / test / predict (a generator without trained "
-                                 "weights); fit starts from the initialisation anyway: drop the flag")
-            check_schedule(config)
-            check_plateau_validation(config)
-            monitor = config.checkpoint.get("monitor")
-            if config.trainer.get("limit_val_batches") in (0, 0.0) and (monitor is None or monitor.startswith("val/")):
-                # No validation, no val/*: ModelCheckpoint would warn at every epoch and keep nothing useful.
-                config.checkpoint.monitor, config.checkpoint.save_top_k = None, 0
-                notice("validation is off (trainer.limit_val_batches=0): no best checkpoint"
-                       + (f" by {monitor}" if monitor else "") + ", last.ckpt only")
-            else:
-                best_checkpoint_default(config)
-            steps = config.trainer.get("max_steps")
-            if steps is not None and steps > 0:
-                notice(f"trainer.max_steps={steps} counts training iterations (batches); each "
-                       "iteration makes one D and one G optimiser step")
+            _check_fit_options(config)
         elif subcommand in ("validate", "test", "predict"):
             self._choose_generator_weights(config, subcommand, explicit)
-            data = config.data
-            if subcommand == "predict":
-                source = data.get("predict_dir") or f"the test split of {data.data_dir}"
-                sizing = (f"resized to crop_size {data.crop_size}" if data.get("predict_resize") else
-                          f"each at its own size (the model was trained on {data.crop_size} px crops; "
-                          "--data.predict_resize true resizes to crop_size, as test does)")
-                notice(f"predict inputs: {source}, direction {data.direction}, {sizing}")
-            else:
-                notice(f"{subcommand} data: {data.dataset} at {data.data_dir}, direction "
-                       f"{data.direction}, crop_size {data.crop_size}, preprocess "
-                       f"{data.get('preprocess', 'resize_and_crop')}")
+            _announce_data(config, subcommand)
+
+    def _merge_checkpoint(self, parser: LightningArgumentParser, subcommand: str, path: str, from_last: bool,
+                          explicit: set[str]) -> None:
+        """Read ``--ckpt_path`` once and merge its options under the command line's.
+
+        What Lightning's own merge did (checkpoint over command line), by this project's rules:
+        command-line flags win, the rest comes from the checkpoint, and both are printed. A fit
+        also checks the merged schedule and the resumed run's length. Records in :attr:`startup`
+        the iterations the checkpoint had done and its tensors' names and shapes.
+
+        Raises:
+            CheckpointError: unreadable, not a Pix2PixModule checkpoint, or a resume that cannot go on.
+        """
+        config = self.config[subcommand]
+        ckpt = read_checkpoint(path, trust=_trusted(config))
+        check_module_checkpoint(path, ckpt, Pix2PixModule.__name__, "generator")
+        if from_last and subcommand == "fit":
+            set_purge_step(config, ckpt)
+        self.startup.resumed_batches = batches_in_checkpoint(ckpt) or 0  # trained before this process
+        merge, updates = merge_checkpoint_options(config, ckpt, subcommand, explicit)
+        if updates:
+            self.config = parser.parse_object({subcommand: updates}, self.config)
+            config = self.config[subcommand]
+        merge.report(str(path))
+        if subcommand == "fit":
+            check_schedule(config)  # max_epochs derived from the merged schedule
+            check_resume_length(config, ckpt, str(path))
+        self.startup.checkpoint = (path, _names_and_shapes(ckpt))
 
     def _use_reference_generator(self, parser: LightningArgumentParser, subcommand: str, path: str) -> None:
         """``--ckpt_path latest_net_G.pth`` (validate/test/predict): a reference pix2pix generator
@@ -449,7 +569,7 @@ class Pix2PixCLI(LightningCLI):
         from pix2pix_aa.reference import load_reference_generator
 
         generator, info = load_reference_generator(path)
-        self._reference_generator = generator
+        self.startup.reference_generator = generator
         updates = {"generator": {"class_path": info["class_path"], "init_args": info["init_args"]}}
         self.config = parser.parse_object({subcommand: {"model": updates}}, self.config)
         self.config[subcommand].ckpt_path = None
@@ -468,15 +588,15 @@ class Pix2PixCLI(LightningCLI):
             ``--model.generator_weights`` on the command line (one of them would be ignored).
         """
         weights = config.model.get("generator_weights")
-        has_ckpt = config.get("ckpt_path") is not None or getattr(self, "_reference_generator", None) is not None
-        self._generator_weights = None
+        has_ckpt = config.get("ckpt_path") is not None or self.startup.reference_generator is not None
+        self.startup.generator_weights = None
         if has_ckpt:
             if weights and "model.generator_weights" in explicit:
                 raise ValueError(f"--ckpt_path and --model.generator_weights both give the generator's weights "
                                  f"({subcommand} would use the checkpoint's): pass one of them")
             return
         if weights:
-            self._generator_weights = weights
+            self.startup.generator_weights = weights
             return
         if config.get("untrained"):
             notice(f"{subcommand}: --untrained: the generator is randomly initialised (no trained weights)")
@@ -494,10 +614,10 @@ class Pix2PixCLI(LightningCLI):
             super().instantiate_classes()
         except ValueError as e:
             raise ValueError(explain_instantiation_error(e, self.config[self.subcommand])) from e
-        reference = getattr(self, "_reference_generator", None)
+        reference = self.startup.reference_generator
         if reference is not None:
             self.model.generator.load_state_dict(reference.state_dict())
-        weights = getattr(self, "_generator_weights", None)
+        weights = self.startup.generator_weights
         if weights:
             load_weights(self.model.generator, weights, "generator")
             notice(f"model.generator_weights: {self.subcommand} with the generator from {weights}")
@@ -506,7 +626,7 @@ class Pix2PixCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand
-        plugins = self._get(self.config_init, "trainer", default={}).get("plugins")
+        plugins = cli_trainer_init(self, "plugins")
         plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             # Atomic writes by default; a CheckpointIO given in trainer.plugins replaces this one.
@@ -521,7 +641,7 @@ class Pix2PixCLI(LightningCLI):
             if run_dir is not None:  # beside the training run's events, never into them
                 kwargs["logger"] = TensorBoardLogger(save_dir=str(run_dir), name=self.subcommand,
                                                      default_hp_metric=False)
-        callbacks = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
+        callbacks = cli_trainer_init(self, "callbacks") or []
         callbacks = list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
         if config.trainer.get("enable_progress_bar") is not False and not any(
                 isinstance(c, ProgressBar) for c in callbacks):
@@ -546,7 +666,7 @@ class Pix2PixCLI(LightningCLI):
             super()._run_subcommand(subcommand)
         except BaseException:
             if created and self.trainer.is_global_zero and not (
-                    subcommand == "fit" and batches_that_stepped(self.trainer) > getattr(self, "_resumed_batches", 0)):
+                    subcommand == "fit" and batches_that_stepped(self.trainer) > self.startup.resumed_batches):
                 for log_dir, top in created:
                     if not log_dir.is_dir() or any(log_dir.rglob("*.ckpt")):
                         continue
@@ -567,8 +687,8 @@ class Pix2PixCLI(LightningCLI):
         path = self.config[self.subcommand].get("ckpt_path")
         if path is None or path in _CKPT_KEYWORDS or "://" in str(path):
             return
-        cached_path, ckpt = getattr(self, "_read_ckpt", None) or (None, None)
-        self._read_ckpt = None
+        cached_path, ckpt = self.startup.checkpoint or (None, None)
+        self.startup.checkpoint = None
         if cached_path != path:
             ckpt = read_checkpoint(path, trust=_trusted(self.config[self.subcommand]))
         check_state_matches(path, ckpt, self.model)
@@ -684,7 +804,7 @@ def explain_instantiation_error(error: ValueError, config) -> str:
     if root is error:
         return str(error)
     message = " ".join(str(root).split())
-    match = re.search(r"class_path='([\w.]+)'", str(error))
+    match = _ErrorText.CLASS_PATH_VALUE.search(str(error))
     if match:
         for key, value in config.items():  # flattened: "model.generator.class_path" -> value
             if key.endswith(".class_path") and value == match.group(1):

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any, Optional
 
 __all__ = ["PRIVATE_ATTRIBUTES", "batches_in_checkpoint", "batches_that_stepped", "built_by_cli",
-           "epochs_in_checkpoint"]
+           "cli_trainer_init", "epochs_in_checkpoint", "jsonargparse_debug_active", "parser_actions",
+           "subcommand_parsers"]
 
 #: (object path, attribute, why) for each private attribute the project relies on.
 PRIVATE_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
@@ -31,7 +32,20 @@ PRIVATE_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
     ("torch.hub", "_hub_dir",
      "metrics.pretrained.hub_dir restores it around a temporary torch.hub.set_dir (LPIPS weights from a local "
      "file), so an unset hub dir goes back to following TORCH_HOME"),
+    ("argparse._ActionsContainer", "_actions",
+     "a parser's options: the short --help and the option names an unknown flag is matched against"),
+    ("jsonargparse.ArgumentParser", "_subcommands_action",
+     "the subcommands' parsers: a config file's unknown key is matched against their options too"),
+    ("argparse._SubParsersAction", "_name_parser_map",
+     "the parser of each subcommand, by name"),
+    ("pytorch_lightning.cli.LightningCLI", "_get",
+     "the trainer's plugins and callbacks as given in the config (before instantiation)"),
+    ("jsonargparse.DefaultHelpFormatter", "_get_help_string",
+     "overridden: the help's lists of known subclasses cut to this project's classes"),
 )
+
+#: Attributes in PRIVATE_ATTRIBUTES set on instances (in their owner's source, not on the class).
+INSTANCE_ATTRIBUTES = frozenset({"_batches_that_stepped", "_actions", "_name_parser_map"})
 
 
 def batches_in_checkpoint(ckpt: dict) -> Optional[int]:
@@ -68,3 +82,26 @@ def built_by_cli() -> bool:
     except ImportError:  # pragma: no cover - Lightning moved it (tests/test_compat.py says so)
         return True
     return _given_hyperparameters.get() is not None
+
+
+def parser_actions(parser: Any) -> list:
+    """The argparse actions (options and positionals) of ``parser``, in the order added."""
+    return list(parser._actions)
+
+
+def subcommand_parsers(parser: Any) -> list:
+    """The parsers of ``parser``'s subcommands (none for a parser without subcommands)."""
+    action = getattr(parser, "_subcommands_action", None)
+    return list(getattr(action, "_name_parser_map", {}).values())
+
+
+def jsonargparse_debug_active() -> bool:
+    """True when jsonargparse's debug mode (``JSONARGPARSE_DEBUG``) asks for its own tracebacks."""
+    from jsonargparse._common import debug_mode_active  # noqa: PLC0415 (private: imported only when asked)
+
+    return bool(debug_mode_active())
+
+
+def cli_trainer_init(cli: Any, key: str) -> Any:
+    """``trainer.<key>`` of a LightningCLI's instantiated config for the current subcommand (None when absent)."""
+    return cli._get(cli.config_init, "trainer", default={}).get(key)

@@ -281,88 +281,23 @@ def fetch(url: str, dest: Path, *, retries: int = 3, timeout: float = 30.0, prog
     """
     part = dest.with_name(dest.name + ".part")
     meta_path = dest.with_name(dest.name + ".part.json")
-    meta = (_read_json(meta_path) or {}) if part.exists() else {}
-    if part.exists() and meta.get("url") != url:
-        _notice(f"{part}: a partial download of {meta.get('url', 'an unknown URL')}; starting again from {url}")
-        part.unlink()
-        meta = {}
+    meta = _resumable_meta(url, part, meta_path)
     attempt, restarted = 0, False
     with _progress(progress) as bar:
         task = bar.add_task(label or dest.name, total=None)
         while True:
             offset = part.stat().st_size if part.exists() else 0
-            headers = {"User-Agent": "pix2pix-aa"}
-            if offset:
-                headers["Range"] = f"bytes={offset}-"
-                if meta.get("validator"):
-                    headers["If-Range"] = meta["validator"]
-            try:
-                response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
-            except urllib.error.HTTPError as e:
-                if e.code == 416 and offset and not restarted:  # the .part is not a prefix of this file
-                    part.unlink()
+            response = _open_url(url, part, offset, meta, timeout, env, restarted)
+            if response is None:  # the .part was removed: start again from byte 0, once
+                restarted = True
+                continue
+            with response:
+                span = _response_span(response, url, part, offset, restarted)
+                if span is None:
                     restarted = True
                     continue
-                raise DownloadError(f"{url}: HTTP {e.code} {e.reason}" + (
-                    " (check the name and --base-url)" if e.code == 404 else "")) from None
-            except urllib.error.URLError as e:
-                raise DownloadError(_url_problem(url, e.reason, env)) from None
-            except (OSError, http.client.HTTPException) as e:
-                raise DownloadError(_url_problem(url, e, env)) from None
-            lost: Optional[BaseException] = None
-            with response:
-                status = getattr(response, "status", None) or 200  # file:// answers without a status
-                if status == 206:
-                    start, total = _content_range(response.headers.get("Content-Range"))
-                    if start != offset:
-                        if restarted:
-                            raise DownloadError(f"{url}: the server resumed at byte {start}, not {offset}")
-                        part.unlink()
-                        restarted = True
-                        continue
-                else:
-                    if offset:
-                        _notice(f"{url}: the server sent the whole file (it changed, or cannot resume); "
-                                "starting again")
-                    offset = 0
-                    length = response.headers.get("Content-Length")
-                    total = int(length) if length and length.isdigit() else None
-                validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
-                if total is not None:
-                    _check_space(dest.parent, total - offset, f"{dest.name} ({_mb(total)})")
-                try:
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                except OSError as e:
-                    raise DownloadError(_disk_problem(e, f"making {dest.parent}")) from None
-                meta = {"url": url, "validator": validator}
-                _write_json(meta_path, meta)
-                received = offset
-                bar.update(task, total=total, completed=received)
-                try:
-                    f = _open_part(part, "ab" if offset else "wb")
-                except OSError as e:
-                    raise DownloadError(_disk_problem(e, f"opening {part}")) from None
-                with f:
-                    while True:
-                        try:
-                            chunk = response.read(CHUNK)
-                        except (OSError, http.client.HTTPException) as e:  # reset, timeout, incomplete
-                            lost = e
-                            break
-                        if not chunk:
-                            break
-                        try:
-                            f.write(chunk)
-                        except OSError as e:
-                            raise DownloadError(_disk_problem(e, f"writing {part} ({_mb(received)} kept: run "
-                                                                "the same command again to resume)")) from None
-                        received += len(chunk)
-                        bar.update(task, completed=received)
-                    try:
-                        f.flush()
-                        os.fsync(f.fileno())
-                    except OSError as e:
-                        raise DownloadError(_disk_problem(e, f"writing {part}")) from None
+                offset, total = span
+                received, lost, meta = _receive(response, url, dest, part, meta_path, offset, total, bar, task)
             if total is not None and received > total:
                 part.unlink()
                 raise DownloadError(f"{url}: received {received} bytes, more than the {total} announced; removed "
@@ -381,6 +316,120 @@ def fetch(url: str, dest: Path, *, retries: int = 3, timeout: float = 30.0, prog
     meta_path.unlink(missing_ok=True)
     _fsync_dir(dest.parent)
     return received
+
+
+def _resumable_meta(url: str, part: Path, meta_path: Path) -> dict:
+    """The source URL and validator of an existing ``.part`` (empty without one); a ``.part`` of
+    another URL is removed, with a notice."""
+    meta = (_read_json(meta_path) or {}) if part.exists() else {}
+    if part.exists() and meta.get("url") != url:
+        _notice(f"{part}: a partial download of {meta.get('url', 'an unknown URL')}; starting again from {url}")
+        part.unlink()
+        meta = {}
+    return meta
+
+
+def _open_url(url: str, part: Path, offset: int, meta: dict, timeout: float, env: Optional[str],
+              restarted: bool) -> Any:
+    """Open ``url`` from byte ``offset`` (``Range``, with ``If-Range`` the validator in ``meta``).
+    Returns the response, or None when the server refused the range (HTTP 416: the ``.part`` is
+    not a prefix of this file) and the ``.part`` was removed to start again.
+
+    Raises:
+        DownloadError: HTTP error, host not found, refused connection (one line, with the mirror variable).
+    """
+    headers = {"User-Agent": "pix2pix-aa"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+        if meta.get("validator"):
+            headers["If-Range"] = meta["validator"]
+    try:
+        return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and offset and not restarted:
+            part.unlink()
+            return None
+        raise DownloadError(f"{url}: HTTP {e.code} {e.reason}" + (
+            " (check the name and --base-url)" if e.code == 404 else "")) from None
+    except urllib.error.URLError as e:
+        raise DownloadError(_url_problem(url, e.reason, env)) from None
+    except (OSError, http.client.HTTPException) as e:
+        raise DownloadError(_url_problem(url, e, env)) from None
+
+
+def _response_span(response: Any, url: str, part: Path, offset: int,
+                   restarted: bool) -> Optional[tuple[int, Optional[int]]]:
+    """(the byte the response starts at, the file's total size or None) of an open response.
+    A partial response (206) that starts elsewhere than ``offset`` removes the ``.part`` and
+    returns None (start again); a whole file (200) starts at 0.
+
+    Raises:
+        DownloadError: a second partial response at the wrong byte.
+    """
+    status = getattr(response, "status", None) or 200  # file:// answers without a status
+    if status == 206:
+        start, total = _content_range(response.headers.get("Content-Range"))
+        if start != offset:
+            if restarted:
+                raise DownloadError(f"{url}: the server resumed at byte {start}, not {offset}")
+            part.unlink()
+            return None
+        return offset, total
+    if offset:
+        _notice(f"{url}: the server sent the whole file (it changed, or cannot resume); starting again")
+    length = response.headers.get("Content-Length")
+    return 0, int(length) if length and length.isdigit() else None
+
+
+def _receive(response: Any, url: str, dest: Path, part: Path, meta_path: Path, offset: int, total: Optional[int],
+             bar: Any, task: Any) -> tuple[int, Optional[BaseException], dict]:
+    """Append the response's bytes to ``part`` (from ``offset``; a new file at 0), after checking
+    the free space and recording the URL and validator in ``meta_path``; ``fsync`` at the end.
+
+    Returns:
+        (bytes in ``part`` now, the error that cut the connection or None, the recorded meta).
+
+    Raises:
+        DownloadError: not enough space, or the folder or ``part`` cannot be made or written.
+    """
+    validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
+    if total is not None:
+        _check_space(dest.parent, total - offset, f"{dest.name} ({_mb(total)})")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DownloadError(_disk_problem(e, f"making {dest.parent}")) from None
+    meta = {"url": url, "validator": validator}
+    _write_json(meta_path, meta)
+    received = offset
+    lost: Optional[BaseException] = None
+    bar.update(task, total=total, completed=received)
+    try:
+        f = _open_part(part, "ab" if offset else "wb")
+    except OSError as e:
+        raise DownloadError(_disk_problem(e, f"opening {part}")) from None
+    with f:
+        while True:
+            try:
+                chunk = response.read(CHUNK)
+            except (OSError, http.client.HTTPException) as e:  # reset, timeout, incomplete
+                lost = e
+                break
+            if not chunk:
+                break
+            try:
+                f.write(chunk)
+            except OSError as e:
+                raise DownloadError(_disk_problem(e, f"writing {part} ({_mb(received)} kept: run "
+                                                    "the same command again to resume)")) from None
+            received += len(chunk)
+            bar.update(task, completed=received)
+        try:
+            f.flush()
+            os.fsync(f.fileno())
+        except OSError as e:
+            raise DownloadError(_disk_problem(e, f"writing {part}")) from None
+    return received, lost, meta
 
 
 # -- data sets -----------------------------------------------------------------------------------

@@ -410,6 +410,74 @@ def _parse_netg(netG: str) -> tuple[str, int]:
                      "resnet_<n>blocks)")
 
 
+def _read_reference_generator(path: Path) -> tuple[Any, ReferenceLayout]:
+    """(the state_dict, its layout) of a reference generator file.
+
+    Raises:
+        ValueError: one line naming the file: unreadable, not a state_dict, a train.py checkpoint,
+            an unknown layout or a discriminator.
+    """
+    from pix2pix_aa.checkpoints import CheckpointError, read_checkpoint
+
+    try:
+        state = read_checkpoint(path, lightning=False)
+    except CheckpointError as e:
+        if "no 'state_dict'" in str(e):  # read, but not a dict
+            raise ValueError(f"{path}: not a state_dict of tensors; {_EXPECTED}") from None
+        raise ValueError(str(e)) from None
+    if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
+        raise ValueError(f"{path}: a train.py checkpoint, not a reference state_dict; evaluate it as a .ckpt")
+    try:
+        found = detect_reference_layout(state)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    if found.kind not in ("unet", "resnet"):
+        raise ValueError(f"{path}: a reference {found.name} discriminator, not a generator (latest_net_G.pth); "
+                         "discriminators load with --model.discriminator_weights")
+    return state, found
+
+
+def _check_given_options(path: Path, found: ReferenceLayout, options: dict[str, Any]) -> dict[str, Any]:
+    """The reference options given (not None), each checked against what the file holds.
+
+    Raises:
+        ValueError: an unknown ``netG`` or ``norm``, or a given value the file does not hold.
+    """
+    given = {name: v for name, v in options.items() if v is not None}
+    if options["netG"] is not None:
+        _parse_netg(options["netG"])
+    norm = options["norm"]
+    if norm is not None and norm not in _NORMS:
+        raise ValueError(f"unknown --norm {norm!r}; valid: {', '.join(_NORMS)}")
+    actual = {"netG": found.name, "norm": found.norm, "ngf": found.width, "input_nc": found.input_nc,
+              "output_nc": found.output_nc}
+    wrong = [f"--{k.replace('_', '-')} {v}" for k, v in given.items() if v != actual[k]]
+    if wrong:
+        raise ValueError(f"{path}: {', '.join(wrong)} given, but the file holds a reference {found.describe()}")
+    return given
+
+
+def _reference_dropout(path: Path, layout: ReferenceLayout, dropout: Optional[bool]) -> tuple[bool, str]:
+    """(dropout on, where that came from: ``keys``, ``given``, ``train_opt.txt`` or ``assumed``).
+    A ResNet's blocks show it in their keys; a U-Net's do not (dropout has no weights).
+
+    Raises:
+        ValueError: a ResNet whose keys contradict the ``dropout`` given.
+    """
+    if layout.kind == "resnet":
+        use_dropout = bool(layout.dropout)
+        if dropout is not None and dropout != use_dropout:
+            raise ValueError(f"{path}: dropout={dropout} given, but the file's residual blocks are "
+                             f"{'with' if use_dropout else 'without'} dropout (conv_block indices)")
+        return use_dropout, "keys"
+    if dropout is not None:
+        return bool(dropout), "given"
+    opt = _read_opt_file(path.parent)
+    if "no_dropout" in opt:
+        return opt["no_dropout"].lower() not in ("true", "1"), "train_opt.txt"
+    return True, "assumed"
+
+
 def load_reference_generator(path: Union[str, Path], netG: Optional[str] = None, norm: Optional[str] = None,
                              ngf: Optional[int] = None, input_nc: Optional[int] = None,
                              output_nc: Optional[int] = None, antialias: Any = "none",
@@ -448,50 +516,14 @@ def load_reference_generator(path: Union[str, Path], netG: Optional[str] = None,
         ValueError: one line, naming the file, for a file that is not a reference generator or
             does not fit the options.
     """
-    from pix2pix_aa.checkpoints import CheckpointError, read_checkpoint
     from pix2pix_aa.networks import ResNetGenerator, UNetGenerator
 
     path = Path(path)
-    try:
-        state = read_checkpoint(path, lightning=False)
-    except CheckpointError as e:
-        if "no 'state_dict'" in str(e):  # read, but not a dict
-            raise ValueError(f"{path}: not a state_dict of tensors; {_EXPECTED}") from None
-        raise ValueError(str(e)) from None
-    if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
-        raise ValueError(f"{path}: a train.py checkpoint, not a reference state_dict; evaluate it as a .ckpt")
-    try:
-        found = detect_reference_layout(state)
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
-    if found.kind not in ("unet", "resnet"):
-        raise ValueError(f"{path}: a reference {found.name} discriminator, not a generator (latest_net_G.pth); "
-                         "discriminators load with --model.discriminator_weights")
-    given = {name: v for name, v in (("netG", netG), ("norm", norm), ("ngf", ngf), ("input_nc", input_nc),
-                                     ("output_nc", output_nc)) if v is not None}
-    if netG is not None:
-        _parse_netg(netG)
-    if norm is not None and norm not in _NORMS:
-        raise ValueError(f"unknown --norm {norm!r}; valid: {', '.join(_NORMS)}")
-    actual = {"netG": found.name, "norm": found.norm, "ngf": found.width, "input_nc": found.input_nc,
-              "output_nc": found.output_nc}
-    wrong = [f"--{k.replace('_', '-')} {v}" for k, v in given.items() if v != actual[k]]
-    if wrong:
-        raise ValueError(f"{path}: {', '.join(wrong)} given, but the file holds a reference {found.describe()}")
-    layout, kind, depth = found, found.kind, found.depth
-    if kind == "resnet":
-        use_dropout, dropout_from = bool(layout.dropout), "keys"
-        if dropout is not None and dropout != use_dropout:
-            raise ValueError(f"{path}: dropout={dropout} given, but the file's residual blocks are "
-                             f"{'with' if use_dropout else 'without'} dropout (conv_block indices)")
-    elif dropout is not None:
-        use_dropout, dropout_from = bool(dropout), "given"
-    else:
-        opt = _read_opt_file(path.parent)
-        if "no_dropout" in opt:
-            use_dropout, dropout_from = opt["no_dropout"].lower() not in ("true", "1"), "train_opt.txt"
-        else:
-            use_dropout, dropout_from = True, "assumed"
+    state, layout = _read_reference_generator(path)
+    given = _check_given_options(path, layout, {"netG": netG, "norm": norm, "ngf": ngf, "input_nc": input_nc,
+                                                "output_nc": output_nc})
+    kind, depth = layout.kind, layout.depth
+    use_dropout, dropout_from = _reference_dropout(path, layout, dropout)
     init_args: dict[str, Any] = {"in_channels": layout.input_nc, "out_channels": layout.output_nc,
                                  "ngf": layout.width, "norm": layout.norm, "dropout": 0.5 if use_dropout else 0.0,
                                  "antialias": antialias, **dict(options or {})}

@@ -1055,17 +1055,34 @@ def candidate_filters(names: list[str]) -> list[str]:
 
 
 def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -> None:
-    import torch
-
-    from pix2pix_aa.layers.filters import frequency_response
-
+    """Write the record, the figures and docs/DESIGN_STUDY.md from the runs and the committed
+    record: each section of the page is a function below, in page order."""
     data = collect(names, seeds)
     cost_file = read_json(OUT / "cost.json") or {}
-    cost, cost_code = cost_file.get("candidates", {}), cost_file.get("code")
-    summary = summarise(data, names, cost)
+    summary = summarise(data, names, cost_file.get("candidates", {}))
     done_seeds = {c: sorted(data["eval"].get(c, {}).get("facades", {})) for c in names}
     complete = all(len(done_seeds[c]) >= len(seeds) for c in names)
     trained = [c for c in names if done_seeds[c]]
+    spectrum = _save_record_and_figures(names, seeds, data, summary, cost_file, trained)
+    goal_lines, scores = _goal_rows(summary, trained)
+    best = max(scores, key=lambda c: scores[c]) if scores else None
+    status = ("complete" if complete else
+              "**provisional**, seeds done: " + "; ".join(f"{c} {','.join(map(str, done_seeds[c])) or 'none'}"
+                                                            for c in names))
+    text = (_page_conditions(status, names, seeds, trained, data, args)
+            + _page_cost(summary, names, trained)
+            + _page_results(summary, trained, spectrum, data)
+            + _page_goal(data, trained, goal_lines)
+            + _page_recommendation(summary, scores, best, data, names, trained))
+    DOC.write_text(text + "\n" + READING)
+    log(f"wrote {DOC.relative_to(ROOT)} and {FIGS.relative_to(ROOT)}/")
+
+
+def _save_record_and_figures(names: list[str], seeds: list[int], data: dict, summary: dict, cost_file: dict,
+                             trained: list[str]) -> dict:
+    """The Pareto and spectrum figures and the committed record (this invocation's runs merged
+    into the previous record); returns the output spectra."""
+    cost, cost_code = cost_file.get("candidates", {}), cost_file.get("code")
     FIGS.mkdir(parents=True, exist_ok=True)
     pareto_plot(summary, trained, FIGS / "pareto.png")
     previous = read_json(RECORD) or {}
@@ -1077,43 +1094,12 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
     write_json(RECORD, {"summary": summary, "runs": runs, "spectrum": spectrum, "cost": cost, "cost_code": cost_code,
                         "seeds": seeds,
                         "candidates": options})
+    return spectrum
 
-    def table(set_name: str) -> str:
-        head = ("| candidate | seeds | pooled crop (dB) | vs baseline | equal bandwidth (dB) | vs baseline | "
-                "PSNR (dB) | vs baseline | SSIM | vs baseline | TV ratio | HF ratio | FID | KID | LPIPS |")
-        lines = [head, "|" + "---|" * (head.count("|") - 1)]
-        for c in trained:
-            m = summary[c]["sets"][set_name]
-            lines.append(f"| {c} | {','.join(map(str, m['seeds'])) or '-'} | {fmt(m['pooled_db'])} | "
-                         f"{fmt(m['gap_pooled_db'], signed=True)} | {fmt(m['eb_pooled_db'])} | "
-                         f"{fmt(m['gap_eb_pooled_db'], signed=True)} | {fmt(m['psnr'])} | "
-                         f"{fmt(m['gap_psnr'], signed=True)} | {fmt(m['ssim'], 3)} | {fmt(m['gap_ssim'], 3, True)} | "
-                         f"{fmt(m['tv_ratio'])} | {fmt(m['hf_ratio'])} | {fmt(m['fid'])} | {fmt(m['kid'], 4)} | "
-                         f"{fmt(m['lpips'], 3)} |")
-        return "\n".join(lines)
 
-    cost_lines = ["| candidate | design | parameters | vs baseline | G+D step, controlled (x baseline) | "
-                  "training s/iteration (x baseline, shared machine) |", "|---|---|---|---|---|---|"]
-    for c in names:
-        s = summary[c]
-        params = "n/a" if s["params"] is None else f"{s['params']:,}"
-        pr = "n/a" if s["params_ratio"] is None else f"{s['params_ratio'] - 1:+.2%}"
-        sr = "n/a" if s["step_ratio"] is None else f"{s['step_ratio']:.2f}x"
-        cost_lines.append(f"| {c} | {CANDIDATES[c].summary} | {params} | {pr} | {sr} | {fmt(s['train_time_ratio'])} |")
-
-    effect_lines = ["| change | set | seeds | pooled crop (dB) | equal bandwidth (dB) | PSNR (dB) | SSIM | TV ratio |",
-                    "|---|---|---|---|---|---|---|---|"]
-    for what, a, b in EFFECTS:
-        if a not in trained or b not in trained:
-            continue
-        for set_name in EVAL_SETS:
-            common, diffs = seed_matched(data, a, b, set_name)
-            if not common:
-                continue
-            cells = [fmt(diffs[k], digits, signed=True) for k, digits in EFFECT_DIGITS.items()]
-            effect_lines.append(f"| {what} (`{a}` - `{b}`) | {set_name} | {','.join(map(str, common))} | "
-                                + " | ".join(cells) + " |")
-
+def _goal_rows(summary: dict, trained: list[str]) -> tuple[list[str], dict]:
+    """The goal table's rows and each candidate's ranking key (criteria met, fewest missed,
+    smallest shortfall, stability gain on the test split), the baseline left out."""
     goal_lines = []
     scores = {}
     for c in trained:
@@ -1127,27 +1113,12 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
         scores[c] = (len(met), -len(missed), -shortfall(summary[c]), gap if not math.isnan(gap) else -1e9)
         goal_lines.append(f"| {c} | {len(met)}/{len(checks)} | {'; '.join(missed) or 'none'} | "
                           f"{shortfall(summary[c]):.2f} | {', '.join(unknown) or '-'} |")
-    winners = [c for c in scores if all(ok for ok, _ in summary[c]["goal"].values())]
-    seeds_key = f">= {GOAL['seeds']} seeds"
-    best = max(scores, key=lambda c: scores[c]) if scores else None
+    return goal_lines, scores
 
-    spec_lines = spectrum_table(spectrum, data, trained)
 
-    freqs = torch.tensor([0.125, 0.25, 0.375, 0.5])
-    filt_lines = ["| filter | gain at 0.125 | 0.25 | 0.375 | 0.5 cycles/px |", "|---|---|---|---|---|"]
-    for f in candidate_filters(trained):
-        r = frequency_response(f, freqs)
-        filt_lines.append(f"| {f} | " + " | ".join(f"{v:.3f}" for v in r.tolist()) + " |")
-
-    shipped, carried_designs = [], []
-    for label, path in SHIPPED.items():
-        model = shipped_config(path)
-        carried = next((c for c in names if model is not None and matches(model, c)), None)
-        carried_designs.append(carried)
-        shipped.append(f"- `{path}` ({label}): " + ("missing" if model is None else
-                       f"carries **{carried or 'a design outside this study'}**"))
-    for carried in dict.fromkeys(c for c in carried_designs if c and best and c != best and c in trained):
-        shipped.append("\n" + shipped_vs_closest(data, best, carried))
+def _provenance(data: dict, names: list[str], trained: list[str]) -> tuple[list[str], list[str], dict]:
+    """(commits of the trained networks, evaluation code fingerprints, image counts per set),
+    with a line for runs recorded before the record kept them."""
     recorded = [r for per in data["train"].values() for r in per.values()]
     commits = sorted({r["commit"] + (" (+ uncommitted network changes)" if r.get("dirty_networks") else "")
                       for r in recorded if r.get("commit")})
@@ -1160,23 +1131,14 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
         eval_codes.append("not recorded for runs evaluated before the record kept it")
     n_images = {s: sorted({r.get("num_images") for c in trained for r in data["eval"][c].get(s, {}).values()} - {None})
                 for s in EVAL_SETS}
-    status = ("complete" if complete else
-              "**provisional**, seeds done: " + "; ".join(f"{c} {','.join(map(str, done_seeds[c])) or 'none'}"
-                                                            for c in names))
-    if winners:
-        rec = (f"**{max(winners, key=lambda c: scores[c])}** meets every criterion of the goal "
-               f"(of those that do: {', '.join(winners)}).")
-    elif best and [k for k, (ok, _) in summary[best]["goal"].items() if ok is False] == [seeds_key]:
-        rec = (f"**{best}** meets every criterion of the goal on the seeds trained so far "
-               f"({summary[best]['goal'][seeds_key][1]}); the goal asks for the mean of {GOAL['seeds']} seeds: "
-               "provisional until the other seeds are in.")
-    elif best:
-        missed = [f"{k} ({v})" for k, (ok, v) in summary[best]["goal"].items() if ok is False]
-        rec = (f"No candidate meets the whole goal. Closest: **{best}** "
-               f"({scores[best][0]}/{len(summary[best]['goal'])} criteria; misses: {'; '.join(missed) or 'none'}).")
-    else:
-        rec = "No candidate has been evaluated yet."
-    text = f"""# Design study: anti-aliasing without the blur tax
+    return commits, eval_codes, n_images
+
+
+def _page_conditions(status: str, names: list[str], seeds: list[int], trained: list[str], data: dict,
+                     args: argparse.Namespace) -> str:
+    """The page's title, status, regenerate command and "Conditions and provenance" section."""
+    commits, eval_codes, n_images = _provenance(data, names, trained)
+    return f"""# Design study: anti-aliasing without the blur tax
 
 Status: {status}. Regenerate every number and figure on this page with
 
@@ -1220,7 +1182,29 @@ rewrites this page from the cached results). Page written {time.strftime('%Y-%m-
   verdict around, a variant of the shipped five-seed design is trained with all five seeds from
   the start, and judged on their mean.
 
-## Candidates and cost
+"""
+
+
+def _page_cost(summary: dict, names: list[str], trained: list[str]) -> str:
+    """The "Candidates and cost" section: parameters and step times, and the filters' responses."""
+    import torch
+
+    from pix2pix_aa.layers.filters import frequency_response
+
+    cost_lines = ["| candidate | design | parameters | vs baseline | G+D step, controlled (x baseline) | "
+                  "training s/iteration (x baseline, shared machine) |", "|---|---|---|---|---|---|"]
+    for c in names:
+        s = summary[c]
+        params = "n/a" if s["params"] is None else f"{s['params']:,}"
+        pr = "n/a" if s["params_ratio"] is None else f"{s['params_ratio'] - 1:+.2%}"
+        sr = "n/a" if s["step_ratio"] is None else f"{s['step_ratio']:.2f}x"
+        cost_lines.append(f"| {c} | {CANDIDATES[c].summary} | {params} | {pr} | {sr} | {fmt(s['train_time_ratio'])} |")
+    freqs = torch.tensor([0.125, 0.25, 0.375, 0.5])
+    filt_lines = ["| filter | gain at 0.125 | 0.25 | 0.375 | 0.5 cycles/px |", "|---|---|---|---|---|"]
+    for f in candidate_filters(trained):
+        r = frequency_response(f, freqs)
+        filt_lines.append(f"| {f} | " + " | ".join(f"{v:.3f}" for v in r.tolist()) + " |")
+    return f"""## Candidates and cost
 
 {chr(10).join(cost_lines)}
 
@@ -1241,13 +1225,35 @@ Kaiser9 with cutoff 0.17 puts its stopband at 0.25, with a passband like Bin-5's
 
 {chr(10).join(filt_lines)}
 
-## Results: facades test split
+"""
 
-{table('facades')}
+
+def _results_table(summary: dict, trained: list[str], set_name: str) -> str:
+    """One data set's results table: each trained candidate's means and seed-matched gaps to the baseline."""
+    head = ("| candidate | seeds | pooled crop (dB) | vs baseline | equal bandwidth (dB) | vs baseline | "
+            "PSNR (dB) | vs baseline | SSIM | vs baseline | TV ratio | HF ratio | FID | KID | LPIPS |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for c in trained:
+        m = summary[c]["sets"][set_name]
+        lines.append(f"| {c} | {','.join(map(str, m['seeds'])) or '-'} | {fmt(m['pooled_db'])} | "
+                     f"{fmt(m['gap_pooled_db'], signed=True)} | {fmt(m['eb_pooled_db'])} | "
+                     f"{fmt(m['gap_eb_pooled_db'], signed=True)} | {fmt(m['psnr'])} | "
+                     f"{fmt(m['gap_psnr'], signed=True)} | {fmt(m['ssim'], 3)} | {fmt(m['gap_ssim'], 3, True)} | "
+                     f"{fmt(m['tv_ratio'])} | {fmt(m['hf_ratio'])} | {fmt(m['fid'])} | {fmt(m['kid'], 4)} | "
+                     f"{fmt(m['lpips'], 3)} |")
+    return "\n".join(lines)
+
+
+def _page_results(summary: dict, trained: list[str], spectrum: dict, data: dict) -> str:
+    """The two results sections (test split, unseen generator seed) and the output spectrum."""
+    spec_lines = spectrum_table(spectrum, data, trained)
+    return f"""## Results: facades test split
+
+{_results_table(summary, trained, 'facades')}
 
 ## Results: facades of an unseen generator seed
 
-{table('facades_seed1')}
+{_results_table(summary, trained, 'facades_seed1')}
 
 ![Pareto plot](images/design_study/pareto.png)
 
@@ -1262,9 +1268,31 @@ that band, below 1 smoother or flatter, above 1 busier. The TV ratio column is t
 
 ![Output spectrum](images/design_study/spectrum.png)
 
-## Design effects (seed-matched differences)
+"""
 
-{chr(10).join(effect_lines)}
+
+def _effect_rows(data: dict, trained: list[str]) -> list[str]:
+    """The design effects table: each EFFECTS pair's seed-matched differences on each set."""
+    effect_lines = ["| change | set | seeds | pooled crop (dB) | equal bandwidth (dB) | PSNR (dB) | SSIM | TV ratio |",
+                    "|---|---|---|---|---|---|---|---|"]
+    for what, a, b in EFFECTS:
+        if a not in trained or b not in trained:
+            continue
+        for set_name in EVAL_SETS:
+            common, diffs = seed_matched(data, a, b, set_name)
+            if not common:
+                continue
+            cells = [fmt(diffs[k], digits, signed=True) for k, digits in EFFECT_DIGITS.items()]
+            effect_lines.append(f"| {what} (`{a}` - `{b}`) | {set_name} | {','.join(map(str, common))} | "
+                                + " | ".join(cells) + " |")
+    return effect_lines
+
+
+def _page_goal(data: dict, trained: list[str], goal_lines: list[str]) -> str:
+    """The "Design effects" and "Goal check" sections."""
+    return f"""## Design effects (seed-matched differences)
+
+{chr(10).join(_effect_rows(data, trained))}
 
 ## Goal check
 
@@ -1282,18 +1310,55 @@ shortfall: each missed quality or stability criterion's distance to its threshol
 of it (stability: missing dB / 8; TV: excess over the 10% tolerance / 0.1; PSNR: missing dB /
 0.3; SSIM: missing / 0.01), summed over both data sets; then the stability gain on the test split.
 
-## Recommendation
+"""
 
-{rec}
+
+def _recommendation(summary: dict, scores: dict, best: str | None) -> str:
+    """The verdict: the best candidate that meets the whole goal, a provisional one that misses
+    only the number of seeds, or the closest one and what it misses."""
+    winners = [c for c in scores if all(ok for ok, _ in summary[c]["goal"].values())]
+    seeds_key = f">= {GOAL['seeds']} seeds"
+    if winners:
+        return (f"**{max(winners, key=lambda c: scores[c])}** meets every criterion of the goal "
+                f"(of those that do: {', '.join(winners)}).")
+    if best and [k for k, (ok, _) in summary[best]["goal"].items() if ok is False] == [seeds_key]:
+        return (f"**{best}** meets every criterion of the goal on the seeds trained so far "
+                f"({summary[best]['goal'][seeds_key][1]}); the goal asks for the mean of {GOAL['seeds']} seeds: "
+                "provisional until the other seeds are in.")
+    if best:
+        missed = [f"{k} ({v})" for k, (ok, v) in summary[best]["goal"].items() if ok is False]
+        return (f"No candidate meets the whole goal. Closest: **{best}** "
+                f"({scores[best][0]}/{len(summary[best]['goal'])} criteria; misses: {'; '.join(missed) or 'none'}).")
+    return "No candidate has been evaluated yet."
+
+
+def _shipped_lines(data: dict, names: list[str], trained: list[str], best: str | None) -> list[str]:
+    """Which design each shipped configuration carries, and how it compares with the closest design."""
+    shipped, carried_designs = [], []
+    for label, path in SHIPPED.items():
+        model = shipped_config(path)
+        carried = next((c for c in names if model is not None and matches(model, c)), None)
+        carried_designs.append(carried)
+        shipped.append(f"- `{path}` ({label}): " + ("missing" if model is None else
+                       f"carries **{carried or 'a design outside this study'}**"))
+    for carried in dict.fromkeys(c for c in carried_designs if c and best and c != best and c in trained):
+        shipped.append("\n" + shipped_vs_closest(data, best, carried))
+    return shipped
+
+
+def _page_recommendation(summary: dict, scores: dict, best: str | None, data: dict, names: list[str],
+                         trained: list[str]) -> str:
+    """The "Recommendation" section and the shipped configurations."""
+    return f"""## Recommendation
+
+{_recommendation(summary, scores, best)}
 
 Shipped configurations:
 
-{chr(10).join(shipped)}
+{chr(10).join(_shipped_lines(data, names, trained, best))}
 
 The paper-faithful design stays available as `antialias: bin5` (configs/facades_bin5.yaml).
 """
-    DOC.write_text(text + "\n" + READING)
-    log(f"wrote {DOC.relative_to(ROOT)} and {FIGS.relative_to(ROOT)}/")
 
 
 #: How to read the design space; deliberately free of figures (those are in the tables above).

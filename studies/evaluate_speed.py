@@ -299,7 +299,8 @@ def allocator_ab(argv: list[str], args) -> dict:
     return report
 
 
-def main(argv=None) -> dict:
+def build_parser() -> argparse.ArgumentParser:
+    """The options of ``python -m studies.evaluate_speed``."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--num-images", type=int, default=100, help="N images (target: 100)")
@@ -333,8 +334,13 @@ def main(argv=None) -> dict:
                         "(OpenMP threads wait for each other when a core is taken)")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the test crops")
     p.add_argument("--json", type=Path, default=None, help="write the figures here")
-    args = p.parse_args(argv)
+    return p
 
+
+def main(argv=None) -> dict:
+    """Time the batched stability metric (and, unless --skip-slow, one shift at a time and the
+    naive loop on a subset), or compare generators interleaved; returns the figures."""
+    args = build_parser().parse_args(argv)
     if args.allocator == "both":
         return allocator_ab(argv if argv is not None else sys.argv[1:], args)
     if args.threads:
@@ -355,6 +361,20 @@ def main(argv=None) -> dict:
     source = reflect_pad_source(x, args.max_shift)
     if args.channels_last:
         source = source.contiguous(memory_format=torch.channels_last)
+    report, t_batched = _time_batched(args, G, source)
+    if not args.skip_slow:
+        report.update(_time_slow_modes(args, G, source, t_batched))
+    per_image = t_batched / args.num_images
+    print(f"projected for 100 images x {report['num_shifts']} shifts at this size, batched: "
+          f"{per_image * 100 / 60:.1f} min (target for 256x256 unet_256: < 5 min)")
+    report["projected_100_images_minutes"] = per_image * 100 / 60
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return report
+
+
+def _time_batched(args: argparse.Namespace, G: torch.nn.Module, source: torch.Tensor) -> tuple[dict, float]:
+    """(figures, seconds) of the batched crop-protocol metric over every shift, after a warm-up."""
     shifts = shift_grid(args.max_shift)
     nonzero = [s for s in shifts if s != (0, 0)]
     bs = args.batch_size or default_batch_size((3, args.size, args.size))
@@ -379,33 +399,33 @@ def main(argv=None) -> dict:
     print(f"batched:             {t_batched:8.1f} s total, {forwards / t_batched:6.2f} images/s through G "
           f"({args.num_images / t_batched:.3f} test images/s with all {len(shifts)} shifts); "
           f"stability mean {res.mean_psnr:.2f} dB, pooled {res.pooled_psnr:.2f} dB")
+    return report, t_batched
 
-    if not args.skip_slow:
-        ni = min(args.subset_images, args.num_images)
-        sub_shifts = nonzero[:args.subset_shifts]
-        sub_source = source[:ni]
-        with torch.inference_mode():
-            _, t_one = timed(lambda: stability_crop(G, sub_source, args.size, sub_shifts, batch_size=1))
-            _, t_naive = timed(lambda: naive_loop(G, sub_source, args.size, sub_shifts))
-        # Per-forward cost from the subset, scaled to the full job count of each mode.
-        one_full = t_one / (ni * (1 + len(sub_shifts))) * forwards
-        naive_full = t_naive / (ni * 2 * len(sub_shifts)) * (args.num_images * 2 * len(nonzero))
-        report.update(one_at_a_time_seconds_extrapolated=one_full, naive_seconds_extrapolated=naive_full,
-                      subset=[ni, len(sub_shifts)], speedup_vs_one_at_a_time=one_full / t_batched,
-                      speedup_vs_naive=naive_full / t_batched)
-        print(f"one shift at a time: {one_full:8.1f} s (extrapolated from {ni} image(s) x {len(sub_shifts)} "
-              f"shifts, {t_one:.1f} s), {forwards / one_full:6.2f} images/s")
-        print(f"naive loop:          {naive_full:8.1f} s (extrapolated from {ni} image(s) x {len(sub_shifts)} "
-              f"shifts, {t_naive:.1f} s; 2 forward passes per shift)")
-        print(f"speed-up of batched: {one_full / t_batched:.2f}x vs one shift at a time, "
-              f"{naive_full / t_batched:.2f}x vs the naive loop")
-    per_image = t_batched / args.num_images
-    print(f"projected for 100 images x {len(shifts)} shifts at this size, batched: "
-          f"{per_image * 100 / 60:.1f} min (target for 256x256 unet_256: < 5 min)")
-    report["projected_100_images_minutes"] = per_image * 100 / 60
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
-    return report
+
+def _time_slow_modes(args: argparse.Namespace, G: torch.nn.Module, source: torch.Tensor, t_batched: float) -> dict:
+    """One shift at a time and the naive loop, timed on a subset and extrapolated to the full job."""
+    shifts = shift_grid(args.max_shift)
+    nonzero = [s for s in shifts if s != (0, 0)]
+    forwards = args.num_images * (1 + len(nonzero))
+    ni = min(args.subset_images, args.num_images)
+    sub_shifts = nonzero[:args.subset_shifts]
+    sub_source = source[:ni]
+    with torch.inference_mode():
+        _, t_one = timed(lambda: stability_crop(G, sub_source, args.size, sub_shifts, batch_size=1))
+        _, t_naive = timed(lambda: naive_loop(G, sub_source, args.size, sub_shifts))
+    # Per-forward cost from the subset, scaled to the full job count of each mode.
+    one_full = t_one / (ni * (1 + len(sub_shifts))) * forwards
+    naive_full = t_naive / (ni * 2 * len(sub_shifts)) * (args.num_images * 2 * len(nonzero))
+    figures = dict(one_at_a_time_seconds_extrapolated=one_full, naive_seconds_extrapolated=naive_full,
+                   subset=[ni, len(sub_shifts)], speedup_vs_one_at_a_time=one_full / t_batched,
+                   speedup_vs_naive=naive_full / t_batched)
+    print(f"one shift at a time: {one_full:8.1f} s (extrapolated from {ni} image(s) x {len(sub_shifts)} "
+          f"shifts, {t_one:.1f} s), {forwards / one_full:6.2f} images/s")
+    print(f"naive loop:          {naive_full:8.1f} s (extrapolated from {ni} image(s) x {len(sub_shifts)} "
+          f"shifts, {t_naive:.1f} s; 2 forward passes per shift)")
+    print(f"speed-up of batched: {one_full / t_batched:.2f}x vs one shift at a time, "
+          f"{naive_full / t_batched:.2f}x vs the naive loop")
+    return figures
 
 
 if __name__ == "__main__":

@@ -417,8 +417,17 @@ def conditions(results: dict, labels: dict[str, str]) -> str:
 def render_page(main: dict, seed1: dict, photos: dict, labels: dict[str, str], minutes: dict[str, float | None],
                 argv: list[str], seconds: float, parallel: int, threads: int, figure_models: list[str]) -> str:
     """docs/RESULTS.md from the three evaluations' results.json: every figure on it is read from them."""
-    opts = main["options"]
-    lowpass = opts.get("lowpass") or "none"
+    lowpass = main["options"].get("lowpass") or "none"
+    claims = _claims(main, seed1, labels)
+    sentences = [s for s in (gain_sentence(main, labels, n, lowpass) for n in ("bin5", "aps")) if s]
+    return (_page_setup(main, labels, argv, lowpass, seconds, parallel, threads)
+            + _page_tables(main, seed1, photos, labels, minutes, sentences)
+            + _page_claims_and_figures(claims, labels, figure_models))
+
+
+def _claims(main: dict, seed1: dict, labels: dict[str, str]) -> list[str]:
+    """The "Claims checked" list: the stability orders, APS's exactness, pooled vs mean, quality
+    beside stability and collapsed models."""
     rows = rows_of(main, labels)
     g = gains(main, labels)
     same = [n for n, x in g.items() if not x["quality_differs"]]
@@ -451,11 +460,12 @@ def render_page(main: dict, seed1: dict, photos: dict, labels: dict[str, str], m
         + f". Within the thresholds on PSNR, SSIM and TV ratio: {', '.join(same) or 'no model'}.")
     if collapsed:
         claims.append(f"Collapsed (near-constant outputs, trivially stable, no result): {', '.join(collapsed)}.")
-    sentences = [s for s in (gain_sentence(main, labels, n, lowpass) for n in ("bin5", "aps")) if s]
-    base_images = main["models"][labels["baseline"]]["crop"]["num_images"]
-    photo_images = photos["models"][labels["baseline"]]["crop"]["num_images"]
-    gif = "\n\nPanning (input | " + " | ".join(labels) + "), a window moving 1 pixel per frame:\n\n" \
-          "![panning](images/results/panning.gif)" if (FIGS / "panning.gif").exists() else ""
+    return claims
+
+
+def _page_setup(main: dict, labels: dict[str, str], argv: list[str], lowpass: str, seconds: float, parallel: int,
+                threads: int) -> str:
+    """The page's title, regenerate command and setup paragraph (conditions and definitions)."""
     return f"""# Reproduction study: anti-aliased pix2pix on procedural facades
 
 Regenerate everything on this page (numbers and figures) with:
@@ -485,7 +495,15 @@ trainings {parallel} at a time with {threads} thread(s) each). Training minutes 
 run's TensorBoard events (they depend on what else the machine ran; docs/PERFORMANCE.md has the
 interleaved per-mode costs).
 
-## Main table: facades test split ({base_images} images, same generator seed as training)
+"""
+
+
+def _page_tables(main: dict, seed1: dict, photos: dict, labels: dict[str, str], minutes: dict[str, float | None],
+                 sentences: list[str]) -> str:
+    """The main table with its gains, the noise thresholds, the stability spectrum and the other inputs' tables."""
+    base_images = main["models"][labels["baseline"]]["crop"]["num_images"]
+    photo_images = photos["models"][labels["baseline"]]["crop"]["num_images"]
+    return f"""## Main table: facades test split ({base_images} images, same generator seed as training)
 
 {table(main, labels, minutes)}
 
@@ -523,7 +541,14 @@ measures how the output moves with the input; {conditions(photos, labels)}):
 
 {table(photos, labels)}
 
-## Claims checked
+"""
+
+
+def _page_claims_and_figures(claims: list[str], labels: dict[str, str], figure_models: list[str]) -> str:
+    """The "Claims checked" section, how to read it, and the figures (the panning animation when drawn)."""
+    gif = "\n\nPanning (input | " + " | ".join(labels) + "), a window moving 1 pixel per frame:\n\n" \
+          "![panning](images/results/panning.gif)" if (FIGS / "panning.gif").exists() else ""
+    return f"""## Claims checked
 
 {chr(10).join('- ' + c for c in claims)}
 

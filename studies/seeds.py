@@ -81,12 +81,36 @@ def _gap_rows(rows: dict, variants: list[str], seeds: list[int], key: str, fmt: 
 
 
 def write_page(results: dict, variants: list[str], seeds: list[int], argv: list[str], seconds: float) -> None:
+    """docs/RESULTS_SEEDS.md from the evaluation's results.json of every (variant, seed) run.
+
+    Raises:
+        SystemExit: a column the page needs is missing for some run (an older evaluate.py).
+    """
     rows = {v: {s: results["models"][label(v, s)]["row"] for s in seeds} for v in variants}
+    keys = _page_columns(rows, variants, seeds)
+    text = (_page_head(results, rows, variants, seeds, argv, seconds, keys)
+            + _page_gaps(rows, variants, seeds, results["options"])
+            + _page_reading(rows, variants, seeds))
+    (DOCS / "RESULTS_SEEDS.md").write_text(text)
+
+
+def _page_columns(rows: dict, variants: list[str], seeds: list[int]) -> dict:
+    """The KEYS every run has (the mean table's columns).
+
+    Raises:
+        SystemExit: the headline, equal-bandwidth, TV-ratio or SSIM column missing for some run.
+    """
     keys = {k: c for k, c in KEYS.items() if all(rows[v][s].get(k) is not None for v in variants for s in seeds)}
     missing = [k for k in (HEADLINE, EQUAL_BANDWIDTH, "tv_ratio", "quality_ssim") if k not in keys]
     if missing:
         raise SystemExit(f"results.json has no {', '.join(missing)} for every run (written by an older evaluate.py "
                          "or with --lowpass none): evaluate again")
+    return keys
+
+
+def _page_head(results: dict, rows: dict, variants: list[str], seeds: list[int], argv: list[str], seconds: float,
+               keys: dict) -> str:
+    """Title, conditions, the mean +- sd table and the per-seed stability table."""
     head = "| model | " + " | ".join(t for t, _ in keys.values()) + " |"
     lines = [head, "|" + "---|" * (len(keys) + 1)]
     for v in variants:
@@ -100,28 +124,11 @@ def write_page(results: dict, variants: list[str], seeds: list[int], argv: list[
     for v in variants:
         per_seed.append(f"| {v} | " + " | ".join(f"{rows[v][s][HEADLINE]:.2f}" for s in seeds) + " | "
                         + " | ".join(f"{rows[v][s][EQUAL_BANDWIDTH]:.2f}" for s in seeds) + " |")
-    gap_head = ["| model | mean gap | sd of the gap | per seed | better than the baseline on |",
-                "|---|---|---|---|---|"]
-    orders = []
-    expected = [v for v in ("baseline", "rect2", "tri3", "bin5") if v in variants]
-    for s in seeds:
-        observed = sorted(expected, key=lambda v: rows[v][s][HEADLINE])
-        orders.append(f"seed {s}: {' < '.join(observed)} ({'agrees' if observed == expected else 'does not agree'})")
-    means = {v: mean_sd([rows[v][s][HEADLINE] for s in seeds])[0] for v in expected}
-    mean_order = sorted(expected, key=lambda v: means[v])
-
-    def every_seed(key: str) -> list[str]:
-        return [v for v in variants[1:] if all(rows[v][s][key] > rows["baseline"][s][key] for s in seeds)]
-
-    holds, holds_eb = every_seed(HEADLINE), every_seed(EQUAL_BANDWIDTH)
-    mixed = [v for v in variants[1:] if v not in holds]
-    tv = {v: mean_sd([rows[v][s]["tv_ratio"] for s in seeds]) for v in variants}
-    ssim = {v: mean_sd([rows[v][s]["quality_ssim"] for s in seeds]) for v in variants}
     opts = results["options"]
     code = opts.get("code") or {}
     n_images = results["models"][label(variants[0], seeds[0])]["crop"]["num_images"]
     data = rows[variants[0]][seeds[0]]
-    text = f"""# Seed variation of the reproduction study
+    return f"""# Seed variation of the reproduction study
 
 Regenerate with `python -m studies.seeds {' '.join(argv)}` ({seconds / 60:.0f} min on this
 2-core machine). Same recipe as [RESULTS.md](RESULTS.md) (`configs/cpu_quick.yaml`, 128x128,
@@ -143,7 +150,22 @@ images, then in dB); definitions of every column: docs/DESIGN.md section 5b.
 
 {chr(10).join(per_seed)}
 
-## Gap to the baseline, seed-matched (crop pooled, dB)
+"""
+
+
+def _page_gaps(rows: dict, variants: list[str], seeds: list[int], opts: dict) -> str:
+    """The seed-matched gaps to the baseline (raw, equal bandwidth, TV ratio, SSIM) and the
+    expected order of the filters, per seed and on the means."""
+    gap_head = ["| model | mean gap | sd of the gap | per seed | better than the baseline on |",
+                "|---|---|---|---|---|"]
+    orders = []
+    expected = [v for v in ("baseline", "rect2", "tri3", "bin5") if v in variants]
+    for s in seeds:
+        observed = sorted(expected, key=lambda v: rows[v][s][HEADLINE])
+        orders.append(f"seed {s}: {' < '.join(observed)} ({'agrees' if observed == expected else 'does not agree'})")
+    means = {v: mean_sd([rows[v][s][HEADLINE] for s in seeds])[0] for v in expected}
+    mean_order = sorted(expected, key=lambda v: means[v])
+    return f"""## Gap to the baseline, seed-matched (crop pooled, dB)
 
 {chr(10).join(gap_head + _gap_rows(rows, variants, seeds, HEADLINE, '.2f'))}
 
@@ -167,7 +189,20 @@ Expected order baseline < rect2 < tri3 < bin5 (the paper's: stronger low-pass, m
 - means over seeds: {' < '.join(f'{v} ({means[v]:.2f})' for v in mean_order)}
   (**{'agrees' if mean_order == expected else 'does not agree'}**)
 
-## Reading
+"""
+
+
+def _page_reading(rows: dict, variants: list[str], seeds: list[int]) -> str:
+    """The "Reading" section: which gaps hold on every seed, and the sharpness beside them."""
+
+    def every_seed(key: str) -> list[str]:
+        return [v for v in variants[1:] if all(rows[v][s][key] > rows["baseline"][s][key] for s in seeds)]
+
+    holds, holds_eb = every_seed(HEADLINE), every_seed(EQUAL_BANDWIDTH)
+    mixed = [v for v in variants[1:] if v not in holds]
+    tv = {v: mean_sd([rows[v][s]["tv_ratio"] for s in seeds]) for v in variants}
+    ssim = {v: mean_sd([rows[v][s]["quality_ssim"] for s in seeds]) for v in variants}
+    return f"""## Reading
 
 - More stable than the baseline on every seed (crop pooled): {', '.join(holds) or 'none'}; not on every
   seed (the gap is within what another seed changes): {', '.join(mixed) or 'none'}. At equal
@@ -179,7 +214,6 @@ Expected order baseline < rect2 < tri3 < bin5 (the paper's: stronger low-pass, m
   {', '.join(f'{v} {ssim[v][0]:.3f} +- {ssim[v][1]:.3f}' for v in variants)}. A stability gain is at
   equal quality only where these gaps are within their seed-to-seed spread (tables above).
 """
-    (DOCS / "RESULTS_SEEDS.md").write_text(text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -98,6 +98,48 @@ def _rank_and_world(trainer: Any) -> tuple[int, int]:
     return 0, 1
 
 
+def _check_module_options(*, preprocess: str, tile: int | None, tile_overlap: int | None, dataset: str,
+                          direction: str, load_size: int, crop_size: int, grayscale: str, input_nc: int,
+                          output_nc: int, no_flip: bool, predict_resize: bool, batch_size: int, num_workers: int,
+                          generate_size: int, max_val_images: int | None,
+                          generate_counts: dict[str, int] | None) -> None:
+    """:class:`Pix2PixDataModule`'s options, checked before any file is read.
+
+    Raises:
+        ValueError: the first bad option, naming it and what it takes.
+    """
+    if preprocess not in PREPROCESS:
+        raise ValueError(f"preprocess must be one of {PREPROCESS} (the reference pix2pix's --preprocess), "
+                         f"got {preprocess!r}")
+    for name, v, lo in (("tile", tile, 1), ("tile_overlap", tile_overlap, 0)):
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < lo):
+            raise ValueError(f"{name} must be None or an integer >= {lo}, got {v!r}")
+    if tile is None and tile_overlap is not None:
+        raise ValueError(f"tile_overlap={tile_overlap} needs tile (--data.tile N): the overlap of what?")
+    if tile is not None and tile_overlap is not None and tile_overlap >= tile:
+        raise ValueError(f"tile_overlap ({tile_overlap}) must be smaller than tile ({tile})")
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    check_options(direction, load_size, crop_size, grayscale, input_nc=input_nc, output_nc=output_nc)
+    for name, v in (("no_flip", no_flip), ("predict_resize", predict_resize)):
+        if not isinstance(v, bool):
+            raise ValueError(f"{name} must be true or false, got {v!r}")
+    for name, v, lo in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0),
+                        ("generate_size", generate_size, 16)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+            raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    if max_val_images is not None and (not isinstance(max_val_images, int) or max_val_images < 1):
+        raise ValueError(f"max_val_images must be None or an integer >= 1, got {max_val_images!r}")
+    if generate_counts is not None:
+        bad = set(generate_counts) - {"train", "val", "test"}
+        if bad or any(not isinstance(n, int) or n < 0 for n in generate_counts.values()):
+            raise ValueError(
+                f"generate_counts must map 'train'/'val'/'test' to non-negative integers, got {generate_counts!r}"
+            )
+
+
 class Pix2PixDataModule(pl.LightningDataModule):
     """Train / val / test / predict loaders for pix2pix.
 
@@ -170,36 +212,12 @@ class Pix2PixDataModule(pl.LightningDataModule):
         tile_overlap: int | None = None,
     ) -> None:
         super().__init__()
-        if preprocess not in PREPROCESS:
-            raise ValueError(f"preprocess must be one of {PREPROCESS} (the reference pix2pix's --preprocess), "
-                             f"got {preprocess!r}")
-        for name, v, lo in (("tile", tile, 1), ("tile_overlap", tile_overlap, 0)):
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < lo):
-                raise ValueError(f"{name} must be None or an integer >= {lo}, got {v!r}")
-        if tile is None and tile_overlap is not None:
-            raise ValueError(f"tile_overlap={tile_overlap} needs tile (--data.tile N): the overlap of what?")
-        if tile is not None and tile_overlap is not None and tile_overlap >= tile:
-            raise ValueError(f"tile_overlap ({tile_overlap}) must be smaller than tile ({tile})")
-        if dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
-        if direction not in DIRECTIONS:
-            raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-        check_options(direction, load_size, crop_size, grayscale, input_nc=input_nc, output_nc=output_nc)
-        for name, v in (("no_flip", no_flip), ("predict_resize", predict_resize)):
-            if not isinstance(v, bool):
-                raise ValueError(f"{name} must be true or false, got {v!r}")
-        for name, v, lo in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0),
-                            ("generate_size", generate_size, 16)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
-                raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-        if max_val_images is not None and (not isinstance(max_val_images, int) or max_val_images < 1):
-            raise ValueError(f"max_val_images must be None or an integer >= 1, got {max_val_images!r}")
-        if generate_counts is not None:
-            bad = set(generate_counts) - {"train", "val", "test"}
-            if bad or any(not isinstance(n, int) or n < 0 for n in generate_counts.values()):
-                raise ValueError(
-                    f"generate_counts must map 'train'/'val'/'test' to non-negative integers, got {generate_counts!r}"
-                )
+        _check_module_options(preprocess=preprocess, tile=tile, tile_overlap=tile_overlap, dataset=dataset,
+                              direction=direction, load_size=load_size, crop_size=crop_size, grayscale=grayscale,
+                              input_nc=input_nc, output_nc=output_nc, no_flip=no_flip,
+                              predict_resize=predict_resize, batch_size=batch_size, num_workers=num_workers,
+                              generate_size=generate_size, max_val_images=max_val_images,
+                              generate_counts=generate_counts)
         self.save_hyperparameters()
         self.data_dir = Path(data_dir)
         self.dataset = dataset

@@ -71,6 +71,8 @@ def _floats(text: str) -> list[float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """evaluate.py's parser: the checkpoints, then the data, metric, reference-generator, output and
+    speed options (each group a function below, added in this order: the usage line lists them so)."""
     p = argparse.ArgumentParser(
         prog="evaluate.py",
         description="Measure generation stability (docs/DESIGN.md section 5) of pix2pix checkpoints.",
@@ -78,6 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoints", nargs="+", help=".ckpt files, run folders (their last.ckpt is used), reference "
                                                   "pix2pix generator files (latest_net_G.pth) or the name of an "
                                                   "official one downloaded by pix2pix-aa-data model NAME")
+    _add_data_options(p)
+    _add_metric_options(p)
+    _add_reference_options(p)
+    _add_output_and_speed_options(p)
+    return p
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    """Which data each checkpoint is scored on (default: its own, read from the checkpoint)."""
     d = p.add_argument_group(
         "data (default: each checkpoint is scored on the data it was trained on, read from the checkpoint; "
         "a flag given here overrides that for every checkpoint)")
@@ -89,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--direction", choices=["AtoB", "BtoA"], help="default: each checkpoint's")
     d.add_argument("--size", type=_count, help="image size (default: each checkpoint's crop_size)")
     d.add_argument("--max-images", type=_count, default=None, help="evaluate the first N images only")
+
+
+def _add_metric_options(p: argparse.ArgumentParser) -> None:
+    """What is measured: shifts, protocols, equal bandwidth, spectrum, flicker, features, noise."""
     m = p.add_argument_group("metrics")
     m.add_argument("--shifts", type=int, default=8, help="S: shifts (dy, dx) in [0, S)^2 (default 8)")
     m.add_argument("--num-shifts", type=int, default=None, help="a seeded sample of the S*S shifts (default: all)")
@@ -130,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip FID, KID and LPIPS (no network is built or downloaded)")
     m.add_argument("--chunk", type=int, default=4,
                    help="images per chunk: the unit of progress and of work handed to a process (default 4)")
+
+
+def _add_reference_options(p: argparse.ArgumentParser) -> None:
+    """Checks of a reference pix2pix generator file, named as the reference's options."""
     r = p.add_argument_group(
         "reference pix2pix generators (.pth files such as latest_net_G.pth: the architecture is read from the keys; "
         "these check it, named as the reference's options)")
@@ -138,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--ngf", type=int)
     r.add_argument("--input-nc", type=int)
     r.add_argument("--output-nc", type=int)
+
+
+def _add_output_and_speed_options(p: argparse.ArgumentParser) -> None:
+    """Where results go, and how fast they are computed (the output group's last flags come after the
+    speed group's, as they always did: the usage line keeps its order)."""
     o = p.add_argument_group("output")
     o.add_argument("--out", type=Path, default=None, help="output folder (default outputs/eval-<time>)")
     o.add_argument("--no-tensorboard", action="store_true", help="do not log to each run's TensorBoard folder")
@@ -164,7 +188,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow full unpickling of checkpoints (runs code from the file: only for files you trust)")
     o.add_argument("--no-progress", action="store_true")
     o.add_argument("--debug", action="store_true", help="show full tracebacks")
-    return p
 
 
 def _device(name: str) -> torch.device:
