@@ -574,23 +574,6 @@ def test_downloaded_model_is_evaluated_by_name_on_its_recorded_data(tmp_path, se
     assert "stability_crop_pooled_db" in keys and all(by_name["row"][k] == by_flags["row"][k] for k in keys)
 
 
-@pytest.mark.slow
-def test_evaluate_name_alone_runs_with_every_default(tmp_path, server, facades_tgz, generator_pth, capsys,
-                                                     monkeypatch):
-    """``evaluate.py facades_label2photo``, literally: no flag at all (about 30 s on 2 busy cores)."""
-    monkeypatch.chdir(tmp_path)
-    server.state.files[DATA + "facades.tar.gz"] = facades_tgz
-    server.state.files[MODELS + "facades_label2photo.pth"] = generator_pth
-    assert run(capsys, "model", "facades_label2photo", "--base-url", server.url + MODELS) == (0, [])
-    assert run(capsys, "download", "facades", "--base-url", server.url + DATA) == (0, [])
-    assert _evaluate(["facades_label2photo"]) == 0
-    out = capsys.readouterr().out
-    assert "| facades_label2photo_pretrained/latest_net_G | none |" in out
-    (report,) = Path("outputs").glob("eval-*/results.json")
-    data = next(iter(json.loads(report.read_text())["models"].values()))["data"]
-    assert (data["direction"], data["image_size"], data["split"]) == ("BtoA", [256, 256], "test")
-
-
 @pytest.mark.parametrize("content,expected", [
     ("{not json", "unreadable record of latest_net_G.pth"),
     ('{"format": "something/2", "data": {}}', "not a pix2pix_aa record (format 'something/2'"),
