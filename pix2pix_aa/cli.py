@@ -229,7 +229,7 @@ class Pix2PixArgumentParser(LightningArgumentParser):
             f"{prog} {FULL_HELP_FLAG}",
             f"A network's options: {prog} --model.generator.help UNetGenerator (or ResNetGenerator; "
             "--model.discriminator.help PatchGANDiscriminator)",
-            "Run name: --trainer.logger.init_args.name NAME. Guide: README.md (Train), docs/RELIABILITY.md", ""])
+            "Run name: --trainer.logger.init_args.name NAME. Guide: docs/USAGE.md (Train), docs/RELIABILITY.md", ""])
 
     def error(self, message: str, ex: Optional[Exception] = None) -> NoReturn:
         if not self.exit_on_error or jsonargparse_debug_active():

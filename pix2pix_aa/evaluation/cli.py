@@ -553,7 +553,6 @@ def run(args: argparse.Namespace) -> int:
     """One evaluation, step by step; the exit code (2 when anything failed)."""
     rank, world_size, local_rank = _check_launch(args)
     opts = eval_options(args)
-    opts.fid_network, opts.lpips_network, opts.quality_metrics = quality_weights(args, rank)  # after the checks
     threads = _set_up_process(args)
     device = _rank_device(args.device, world_size, local_rank)
     state = _Invocation(args, rank, world_size)
@@ -565,6 +564,9 @@ def run(args: argparse.Namespace) -> int:
     batches = _load_batches(state, _group_by_data(state, loaded))
     if not batches:
         return EXIT_USAGE
+    # Once there is something to score: a checkpoint or data set that is missing is said first,
+    # not after lines about the quality metrics' weights.
+    opts.fid_network, opts.lpips_network, opts.quality_metrics = quality_weights(args, rank)
     out_dir = args.out or output_dir_default()
     if rank == 0:
         state.log = _open_log(out_dir, batches)
