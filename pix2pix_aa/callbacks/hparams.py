@@ -31,8 +31,9 @@ def _plain(value: Any) -> Any:
 class HparamsAtFitEnd(Callback):
     """At the end of a fit, one HPARAMS session in each TensorBoard logger's run folder: the
     generator's options, the objective and schedule, the data, and as metrics the last
-    validation's figures (``hparam/val_l1``, ...) and the best ``val/l1`` a checkpoint kept
-    (``hparam/best_val_l1``), each also a scalar at the last training iteration (the dashboard
+    validation's figures (``hparam/val_l1``, ...) and, when a best checkpoint is kept, its figure
+    (``hparam/best_val_kid`` with ``model.val_kid``; ``hparam/best_<metric>`` for any
+    ``checkpoint.monitor``), each also a scalar at the last training iteration (the dashboard
     reads its metrics from scalars). Written by the same summary function evaluate.py uses
     (``torch.utils.tensorboard.summary.hparams``), so training and evaluation runs sit in one table.
     Nothing is written by a fit that fails (its metrics would not be final).
@@ -62,10 +63,10 @@ class HparamsAtFitEnd(Callback):
             value = trainer.callback_metrics.get(key)
             if value is not None and math.isfinite(float(value)):
                 metrics[column] = float(value)
-        best = [float(cb.best_model_score) for cb in trainer.checkpoint_callbacks
-                if isinstance(cb, ModelCheckpoint) and cb.monitor == "val/l1" and cb.best_model_score is not None]
-        if best and math.isfinite(best[0]):
-            metrics["hparam/best_val_l1"] = best[0]
+        for cb in trainer.checkpoint_callbacks:  # the best checkpoint's figure, whatever it ranks by
+            if isinstance(cb, ModelCheckpoint) and cb.monitor and cb.best_model_score is not None:
+                if math.isfinite(float(cb.best_model_score)):
+                    metrics["hparam/best_" + cb.monitor.replace("/", "_")] = float(cb.best_model_score)
         step = batches_that_stepped(trainer)
         for logger in loggers:
             writer = logger.experiment
