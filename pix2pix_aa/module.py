@@ -261,7 +261,7 @@ class Pix2PixModule(pl.LightningModule):
         self._tv_sums: Optional[list[float]] = None
         # the epoch's quick stability results (first val_stability_images images),
         self._stability_parts: Optional[list] = None
-        #: Per validation batch, (generated, target) distribution features for val/kid (val_kid on).
+        # each validation batch's (generated, target) distribution features for val/kid (val_kid on),
         self._kid_features: list = []
         # and predict's (tile, tile_overlap) from the data module (None: whole images).
         self._predict_tiling: Optional[tuple[int, Optional[int]]] = None

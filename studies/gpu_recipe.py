@@ -1,12 +1,13 @@
 """The 256 px recipe on a lent GPU: baseline vs the recommended design, on the facades and one real-photo task.
 
-On the GPU machine (after `bash ../shared/gpu/prepare.sh` here and `carry: [".gpu"]` there):
+On a machine with a GPU and the project installed (everything it writes goes under ``--out``, so a
+lent machine's output folder brings it all back):
 
-    bash .gpu/run.sh python3 -m studies.gpu_recipe --minutes 10 --out $OUT/gpu_recipe
+    python -m studies.gpu_recipe --minutes 10 --out OUT/gpu_recipe
 
-Here, on the CPU, the same orchestration end to end in well under a minute (2 training steps per
-run on 4 images of 256 px, 2 evaluation images, 4 shifts), to test the script before spending
-device time on it:
+Here, on the CPU, the same orchestration end to end (2 training steps per run on 4 images of 256
+px, 2 evaluation images, 2 shifts), to test the script before spending device time on it; it took
+about 15 minutes on the 2-core development machine under load, mostly start-up and evaluation:
 
     .venv/bin/python -m studies.gpu_recipe --dry-run --out outputs/gpu_recipe_dry
 
