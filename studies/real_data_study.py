@@ -89,19 +89,29 @@ def is_finished(name: str, recipe: str) -> bool:
 
 def queue(seeds: list[int], datasets: list[str]) -> list[tuple[str, str, str, int]]:
     """(data set, recipe, candidate, seed) in the order they are trained, most informative first:
-    the leading designs at the quick recipe, seed 0, on every data set; the same at the long
-    recipe; the leading designs' next quick seed (the seed-to-seed spread); the other candidates
-    at seed 0; then the remaining seeds of everything."""
+    the leading designs at the quick recipe, seed 0, on every real data set; the same at the long
+    recipe, facades included (their quick rows come from the design study); the leading designs'
+    next quick seed (the seed-to-seed spread); the other candidates at seed 0; then the remaining
+    seeds of everything, the facades' long runs (3600 steps each, three times a real task's) last."""
     real = [d for d in datasets if not DATASETS[d].get("from_design_study")]
+    facades = [d for d in datasets if DATASETS[d].get("from_design_study")]
     others = sorted((c for c in CANDIDATE_NAMES if c not in LEADING), key=lambda c: c != DETAIL)  # detail first
     first, rest = seeds[:1], seeds[1:]
     order = [(d, "quick", c, s) for s in first for d in real for c in LEADING]
-    order += [(d, "long", c, s) for s in first for d in real for c in LEADING]
+    order += [(d, "long", c, s) for s in first for d in facades + real for c in LEADING]
     order += [(d, "quick", c, s) for s in rest[:1] for d in real for c in LEADING]
     order += [(d, "quick", c, s) for s in first for d in real for c in others]
     order += [(d, r, c, s) for s in rest for r in RECIPES for d in real
               for c in (CANDIDATE_NAMES if r == "quick" else LEADING)]
+    order += [(d, "long", c, s) for s in rest for d in facades for c in LEADING]
     return list(dict.fromkeys(order))
+
+
+def ensure_facades() -> None:
+    """The facades' training set as the design study made it (generator seed 0 for every run's
+    seed, so the long recipe trains on the data its quick rows were measured on)."""
+    if not (ROOT / "data" / "facades" / "test").exists():
+        subprocess.run([sys.executable, "-m", "pix2pix_aa.data.facades", "--out", "data/facades"], cwd=ROOT, check=True)
 
 
 # ---------------------------------------------------------------------------- train / evaluate
@@ -487,6 +497,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.stage == "all":
         recorded = (ds.read_json(RECORD) or {}).get("rows", {})
+        if "facades" in args.datasets:
+            ensure_facades()
 
         def run_one(task: tuple[str, str, str, int]) -> None:
             d, r, c, s = task
