@@ -206,8 +206,7 @@ def run_reference(proto: Protocol, path: str, setting: str, batches, tmp: str, s
     """The reference's own option parser, model factory and ``optimize_parameters``."""
     import torch
 
-    ref = str(Path(path).resolve())
-    sys.path.insert(0, ref)  # the reference is a checkout, not a package: its own layout, imported as its train.py does
+    ref = str(Path(path).resolve())  # on PYTHONPATH (Worker): a checkout, not a package, imported as its train.py does
     import models
     from options.train_options import TrainOptions
 
@@ -301,6 +300,8 @@ class Worker:
                  log_dir: str) -> None:
         self.setting, self.name = setting, name
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        if name.split(":")[0] == "ref":  # its packages (models, options, data, util) from the checkout
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(reference).resolve()), env.get("PYTHONPATH")]))
         self.log = open(Path(log_dir) / f"{setting}_{name.replace(':', '_')}_{threads}.log", "w")
         cmd = [sys.executable, "-m", "studies.vs_reference", "--worker", setting, name, "--threads", str(threads),
                "--seed", str(seed), *(["--reference", reference] if reference else [])]
