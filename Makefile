@@ -16,8 +16,12 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The tests are single-threaded (tests/conftest.py), so one worker per core (pytest-xdist)
+# nearly halves the suite on 2 cores. `PYTEST_WORKERS=0 make test` runs it in one process.
+PYTEST_WORKERS ?= auto
+
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

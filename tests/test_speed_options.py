@@ -93,6 +93,7 @@ def test_gradients_are_freed_after_each_optimiser_step(tmp_path, fit):
     assert all(p.grad is None for p in module.parameters())
 
 
+@pytest.mark.slow  # inductor builds C++ kernels for G's forward and backward: ~30 s on the shared 2-core machine
 @pytest.mark.skipif(not (shutil.which("gcc") or shutil.which("cc")), reason="inductor needs a C compiler")
 def test_torch_compile_trains_the_antialiased_generator_like_eager():
     # The blur's reflect padding falls back to replicate on the 2x2 maps at the bottom of the
