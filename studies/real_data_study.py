@@ -63,6 +63,9 @@ LABELS = {"baseline": "baseline U-Net", "bin5": "Bin-5 (the paper)", SHIPPED: "r
           DETAIL: "detail first: encoder blur + path + term 3, no decoder blur"}
 #: Designs also trained at the long recipe.
 LEADING = ["baseline", SHIPPED]
+#: Also trained at the long recipe, after the leading designs: the design closest to the goal at
+#: the quick recipe (the recommendation section's ranking).
+LONG_EXTRA = ["baseline_shift100x4"]
 EVAL_ARGS = ["--layers", "none", "--noise", "0.05", "--protocol", "crop", "--no-tensorboard", "--no-progress",
              "--num-processes", "1"]
 #: The goal, per data set, against the baseline's same seeds.
@@ -92,7 +95,8 @@ def queue(seeds: list[int], datasets: list[str]) -> list[tuple[str, str, str, in
     the leading designs at the quick recipe, seed 0, on every real data set; the same at the long
     recipe, facades included (their quick rows come from the design study); the leading designs'
     next quick seed (the seed-to-seed spread); the other candidates at seed 0; then the remaining
-    seeds of everything, the facades' long runs (3600 steps each, three times a real task's) last."""
+    seeds of everything on the real data sets, :data:`LONG_EXTRA` at the long recipe, and last the
+    facades' long runs (3600 steps each, three times a real task's)."""
     real = [d for d in datasets if not DATASETS[d].get("from_design_study")]
     facades = [d for d in datasets if DATASETS[d].get("from_design_study")]
     others = sorted((c for c in CANDIDATE_NAMES if c not in LEADING), key=lambda c: c != DETAIL)  # detail first
@@ -103,7 +107,10 @@ def queue(seeds: list[int], datasets: list[str]) -> list[tuple[str, str, str, in
     order += [(d, "quick", c, s) for s in first for d in real for c in others]
     order += [(d, r, c, s) for s in rest for r in RECIPES for d in real
               for c in (CANDIDATE_NAMES if r == "quick" else LEADING)]
+    order += [(d, "long", c, s) for s in seeds[:2] for d in real for c in LONG_EXTRA]
     order += [(d, "long", c, s) for s in rest for d in facades for c in LEADING]
+    order += [(d, "long", c, s) for s in seeds[2:] for d in real for c in LONG_EXTRA]
+    order += [(d, "long", c, s) for s in seeds for d in facades for c in LONG_EXTRA]
     return list(dict.fromkeys(order))
 
 
