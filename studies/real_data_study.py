@@ -311,12 +311,17 @@ def verdict_recipe(summary: dict, dataset: str) -> str:
     return "long" if all(c in long for c in LEADING) else "quick"
 
 
-def shortfall(s: dict) -> float:
+#: The criteria :func:`shortfall` sums, in order.
+CRITERIA = ("stability", "tv", "hf", "psnr", "ssim", "noise")
+
+
+def shortfall(s: dict, skip: tuple[str, ...] = ()) -> float:
     """How far one candidate's summary on one data set is from the goal: each missed criterion's
     distance as a fraction of its threshold (stability: missing dB / 8; TV ratio: distance beyond
     the band / 0.1; HF ratio: missing / 0.5; PSNR: missing dB / 0.3; SSIM: missing / 0.01; noise:
-    missing dB / 0.5), summed. 0 = every measured criterion met; a count of misses would rank a
-    design that halves the detail (TV ratio 0.3) with one that misses the band by 0.01."""
+    missing dB / 0.5), summed over :data:`CRITERIA` not in ``skip``. 0 = every measured criterion
+    met; a count of misses would rank a design that halves the detail (TV ratio 0.3) with one that
+    misses the band by 0.01."""
     tv = s["tv_ratio"][0]
     parts = [(GOAL["stability_gain_db"] - s["gap_pooled_db"][0]) / GOAL["stability_gain_db"],
              (max(GOAL["tv_low"] - tv, tv - GOAL["tv_high"])) / (GOAL["tv_high"] - 1),
@@ -324,15 +329,16 @@ def shortfall(s: dict) -> float:
              (-GOAL["psnr_drop_db"] - s["gap_psnr"][0]) / GOAL["psnr_drop_db"],
              -s["gap_ssim"][0] / 0.01,
              (-GOAL["noise_drop_db"] - s["gap_noise_db"][0]) / GOAL["noise_drop_db"]]
-    return sum(max(0.0, x) for x in parts if not math.isnan(x))
+    return sum(max(0.0, x) for name, x in zip(CRITERIA, parts) if name not in skip and not math.isnan(x))
 
 
-def recommendation(summary: dict, recipe: str = "quick") -> tuple[str | None, dict]:
+def recommendation(summary: dict, recipe: str = "quick",
+                   skip: tuple[str, ...] = ()) -> tuple[str | None, dict]:
     """(the recommended candidate, candidate -> (met, measured, total shortfall, misses by data set,
     data sets without a run)) at ``recipe``, the one every candidate is trained with. Only a
     candidate measured on every data set can be recommended: the one with the smallest
-    :func:`shortfall` summed over the data sets (closest to the goal, not most criteria ticked).
-    None when no candidate is measured everywhere."""
+    :func:`shortfall` (without the criteria in ``skip``) summed over the data sets (closest to the
+    goal, not most criteria ticked). None when no candidate is measured everywhere."""
     scores = {}
     for c in CANDIDATE_NAMES:
         if c == "baseline":
@@ -350,7 +356,7 @@ def recommendation(summary: dict, recipe: str = "quick") -> tuple[str | None, di
                 met += ok
                 if not ok:
                     misses.setdefault(d, []).append(f"{crit} ({fig})")
-            short += shortfall(s)
+            short += shortfall(s, skip)
         scores[c] = (met, total, short, misses, missing)
     eligible = [c for c, v in scores.items() if not v[4] and v[1]]
     best = min(eligible, key=lambda c: scores[c][2], default=None)
@@ -411,21 +417,56 @@ def dataset_tables(summary: dict) -> list[str]:
 
 def recommendation_section(summary: dict) -> list[str]:
     best, scores = recommendation(summary)
+    _, no_noise = recommendation(summary, skip=("noise",))
     lines = ["## Recommendation", "",
              "Every design is judged on every data set at the quick recipe (the one all of them are trained with; "
              "the long recipe's check of the leading designs is in its tables above and in the README's table); "
              "the design with the smallest shortfall summed over the data sets (each missed criterion's distance "
-             "as a fraction of its threshold: `shortfall` in studies/real_data_study.py) is recommended, and what "
-             "each misses is listed per data set.", "", "| design | criteria met | shortfall | misses |",
-             "|---|---|---|---|"]
+             "as a fraction of its threshold: `shortfall` in studies/real_data_study.py) is ranked closest, and what "
+             "each misses is listed per data set. The last column leaves out the noise criterion, which on colorize "
+             "measures how much of the input's detail a design passes on (next section).", "",
+             "| design | criteria met | shortfall | misses | shortfall without noise |", "|---|---|---|---|---|"]
     for c, (met, total, short, misses, missing) in sorted(scores.items(), key=lambda kv: (bool(kv[1][4]),
                                                                                            kv[1][2])):
         miss = "; ".join(f"**{d}**: " + ", ".join(m) for d, m in misses.items()) or "none"
         if missing:
             miss += f" (not yet measured on {', '.join(missing)})"
-        lines.append(f"| {LABELS[c]}{' (recommended)' if c == best else ''} | {met}/{total} | {short:.1f} | {miss} |")
+        lines.append(f"| {LABELS[c]}{' (closest)' if c == best else ''} | {met}/{total} | {short:.1f} | {miss} | "
+                     f"{no_noise[c][2]:.1f} |")
     lines += ["", "Design definitions (generator init_args; `model` = training options):", ""]
     return lines + [f"- {LABELS[c]}: `{c}` {json.dumps(ds.CANDIDATES[c].options)}" for c in CANDIDATE_NAMES]
+
+
+NOISE_PATH = RECORD.parent / "noise_path.json"
+
+
+def noise_path_table(record: dict) -> list[str]:
+    """Markdown rows of studies/noise_path.py's record: per data set, recipe and design, the mean
+    over seeds of the noise robustness with the noise fed to each part of G."""
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for name, row in record.get("runs", {}).items():
+        dataset, recipe, rest = name.split("_", 2)
+        groups.setdefault((dataset, recipe, rest.rsplit("_s", 1)[0]), []).append(row)
+    lines = ["| data set | recipe | design | seeds | noise into all of G (dB) | into the U-Net body only | "
+             "into the full-resolution path only | the input itself (copy) |", "|---|---|---|---|---|---|---|---|"]
+    for (dataset, recipe, cand), rows in sorted(groups.items()):
+        mean = {k: f"{sum(r[k] for r in rows) / len(rows):.1f}" for k in ("both", "body", "path", "copy")}
+        path = all(r["fullres"] for r in rows)
+        lines.append(f"| {dataset} | {recipe} | {LABELS.get(cand, cand)} | {len(rows)} | {mean['both']} | "
+                     f"{mean['body'] if path else '-'} | {mean['path'] if path else '-'} | {mean['copy']} |")
+    return lines
+
+
+def noise_path_section() -> list[str]:
+    record = ds.read_json(NOISE_PATH)
+    if not record:
+        return []
+    return ["", "## Where the input noise goes", "",
+            f"`python -m studies.noise_path` (record `{NOISE_PATH.relative_to(ROOT)}`, commit {record.get('commit')}): "
+            f"noise robustness at sigma {record['sigma']:g} (mean PSNR between G(x) and G(x + noise) over the test "
+            "split, the same draw as evaluate.py's) with the noisy input fed to all of G, to the U-Net body only "
+            "(the full-resolution path reading the clean input) or to the path only; the last column is the noise "
+            "itself, what a generator that copied its input would score.", "", *noise_path_table(record)]
 
 
 def figures_section(summary: dict) -> list[str]:
@@ -489,7 +530,8 @@ def write_report(seeds: list[int]) -> None:
     RECORD.parent.mkdir(parents=True, exist_ok=True)
     ds.write_json(RECORD, {"rows": rows, "goal": GOAL, "candidates": {c: ds.CANDIDATES[c].options
                                                                       for c in CANDIDATE_NAMES}})
-    lines = page_header() + dataset_tables(summary) + recommendation_section(summary) + figures_section(summary)
+    lines = (page_header() + dataset_tables(summary) + recommendation_section(summary) + noise_path_section()
+             + figures_section(summary))
     DOC.write_text("\n".join(lines) + "\n")
     write_readme_block(summary)
     ds.log(f"wrote {DOC.relative_to(ROOT)} and the README's recommendation")

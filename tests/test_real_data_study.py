@@ -1,0 +1,89 @@
+"""studies/real_data_study.py and studies/noise_path.py: the training queue, the goal's
+arithmetic and the ranking, and the attribution of input noise to the parts of G."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from studies import noise_path
+from studies import real_data_study as study
+
+
+# --- the queue -----------------------------------------------------------------------------
+def test_the_queue_trains_each_run_once_most_informative_first():
+    order = study.queue([0, 1, 2], list(study.DATASETS))
+    assert len(order) == len(set(order))
+    # The facades' quick rows are the design study's: only their long runs are trained here.
+    assert {r for d, r, _, _ in order if d == "facades"} == {"long"}
+    leading_s0 = [(d, "quick", c, 0) for d in ("photos", "colorize") for c in study.LEADING]
+    assert order[:len(leading_s0)] == leading_s0
+    # The closest design's long runs (seeds 0-1) come before the facades' long runs past seed 0.
+    extra = order.index(("photos", "long", study.LONG_EXTRA[0], 0))
+    assert extra < order.index(("facades", "long", "baseline", 1))
+    assert all(c in study.LEADING + study.LONG_EXTRA for _, r, c, _ in order if r == "long")
+    quick_real = {(d, c, s) for d, r, c, s in order if r == "quick"}
+    assert quick_real == {(d, c, s) for d in ("photos", "colorize") for c in study.CANDIDATE_NAMES for s in (0, 1, 2)}
+
+
+# --- the goal and the ranking --------------------------------------------------------------
+def _summary(gap_db=8.0, tv=1.0, hf=0.5, psnr=0.0, ssim=0.0, noise=0.0) -> dict:
+    return {"gap_pooled_db": (gap_db, 0, 1), "tv_ratio": (tv, 0, 1), "hf_ratio": (hf, 0, 1),
+            "gap_psnr": (psnr, 0, 1), "gap_ssim": (ssim, 0, 1), "gap_noise_db": (noise, 0, 1)}
+
+
+def test_shortfall_is_each_missed_criterion_as_a_fraction_of_its_threshold():
+    assert study.shortfall(_summary()) == 0.0  # every criterion met at its edge
+    assert study.shortfall(_summary(gap_db=4.0)) == pytest.approx(0.5)  # half the 8 dB missing
+    assert study.shortfall(_summary(tv=0.7)) == pytest.approx(2.0)  # 0.2 below the band, in units of 0.1
+    assert study.shortfall(_summary(hf=0.1, noise=-1.5)) == pytest.approx(0.8 + 2.0)
+    assert study.shortfall(_summary(hf=0.1, noise=-1.5), skip=("noise",)) == pytest.approx(0.8)
+
+
+def test_the_closest_design_is_measured_everywhere_and_skip_can_change_it(monkeypatch):
+    monkeypatch.setattr(study, "CANDIDATE_NAMES", ["baseline", "smooth", "faithful", "partial"])
+
+    def entry(**kw):
+        s = _summary(**kw)
+        return {**s, "goal": study.goal_check(s, None, None)}
+
+    summary = {"a": {"quick": {"smooth": entry(hf=0.1), "faithful": entry(noise=-2.0), "partial": entry()}},
+               "b": {"quick": {"smooth": entry(), "faithful": entry()}}}
+    best, scores = study.recommendation(summary)
+    assert best == "smooth" and scores["smooth"][2] == pytest.approx(0.8)
+    assert scores["faithful"][2] == pytest.approx(3.0)
+    assert scores["partial"][4] == ["b"]  # never recommended: not measured on b
+    assert study.recommendation(summary, skip=("noise",))[0] == "faithful"
+
+
+# --- where the input noise goes ------------------------------------------------------------
+@pytest.fixture
+def path_unet():
+    from pix2pix_aa.networks import UNetGenerator
+
+    torch.manual_seed(0)
+    return UNetGenerator(num_downs=3, ngf=4, antialias="tri3", fullres_channels=4).eval()
+
+
+def test_split_forward_feeds_each_part_its_own_input(path_unet):
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    noisy = x + 0.1 * torch.randn_like(x)
+    with torch.no_grad():
+        assert torch.equal(noise_path.split_forward(path_unet, x, x), path_unet(x))
+        assert torch.equal(noise_path.split_forward(path_unet, noisy, noisy), path_unet(noisy))
+        mixed = noise_path.split_forward(path_unet, noisy, x)
+        assert not torch.equal(mixed, path_unet(x)) and not torch.equal(mixed, path_unet(noisy))
+        assert "run" not in vars(path_unet.fullres)  # the method is G's own again
+        # A path whose first convolution is zero ignores its input: noise fed to it changes nothing.
+        first = next(m for m in path_unet.fullres.modules() if isinstance(m, torch.nn.Conv2d))
+        first.weight.zero_()
+        assert torch.equal(noise_path.split_forward(path_unet, x, noisy), path_unet(x))
+
+
+def test_split_forward_without_a_path_is_g():
+    from pix2pix_aa.networks import UNetGenerator
+
+    G = UNetGenerator(num_downs=3, ngf=4).eval()
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(noise_path.split_forward(G, x, torch.zeros_like(x)), G(x))
