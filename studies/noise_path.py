@@ -5,8 +5,8 @@
 
 On grayscale -> colour the designs with a full-resolution path (``fullres_channels`` > 0) are
 about 6 dB less robust to input noise than the baseline (docs/REAL_DATA_STUDY.md). This
-attributes that drop. For each run's test images x and one seeded draw z (the noise of
-``pix2pix_aa.metrics.noise_robustness``, sigma 0.05), it measures the mean per-image PSNR between
+attributes that drop. For each run's test images x and evaluate.py's draw of the noise z
+(sigma 0.05), it measures the mean per-image PSNR between
 G(x) and G with the noisy input x + sigma z fed to
 
 * ``both``: every part of G (evaluate.py's noise-robustness figure);
@@ -67,12 +67,17 @@ def attribute(name: str, sigma: float = SIGMA, seed: int = 0) -> dict:
     """{"both" | "body" | "path" | "copy": mean PSNR dB, "images": N, "fullres": bool} of one run."""
     from pix2pix_aa.evaluation.checkpoints import load_generator
     from pix2pix_aa.evaluation.data import data_settings, load_data
+    from pix2pix_aa.evaluation.runner import EvalOptions
     from pix2pix_aa.metrics.psnr import DATA_RANGE, MAX_PSNR_DB, mse_per_image, psnr_from_mse
 
     item = load_generator(run_dir(name) / "checkpoints" / "last.ckpt")
     x, _ = load_data(data_settings(item), None)
     G = item.generator.eval()
-    z = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))  # as noise_robustness draws it
+    # evaluate.py's draw: one per chunk of images, seeded by the chunk's first index, so "both"
+    # is the results.json figure (a sparse edge map's figure moves by dB with the draw).
+    chunk = EvalOptions().chunk
+    z = torch.cat([torch.randn(x[lo:lo + chunk].shape, generator=torch.Generator().manual_seed(seed + lo))
+                   for lo in range(0, len(x), chunk)])
     noisy = x + sigma * z
 
     def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -82,7 +87,10 @@ def attribute(name: str, sigma: float = SIGMA, seed: int = 0) -> dict:
         clean = torch.cat([G(x[i:i + 1]) for i in range(len(x))])
         out = {part: psnr(clean, torch.cat([split_forward(G, xb[i:i + 1], xp[i:i + 1]) for i in range(len(x))]))
                for part, (xb, xp) in {"both": (noisy, noisy), "body": (noisy, x), "path": (x, noisy)}.items()}
+    evaluated = ds.read_json(rds.OUT / "eval" / name / "results.json") or {}
+    noise = next(iter(evaluated.get("models", {}).values()), {}).get("row", {}).get(f"noise_{sigma:g}_db")
     return {**out, "copy": psnr(x, noisy), "images": len(x), "fullres": getattr(G, "fullres", None) is not None,
+            "evaluate_py_db": noise,
             "checkpoint": str((run_dir(name) / "checkpoints" / "last.ckpt").relative_to(ds.ROOT))}
 
 
@@ -97,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     record = ds.read_json(RECORD) or {"sigma": SIGMA, "runs": {}}
     for name in names:
-        record["runs"][name] = attribute(name)
+        record["runs"][name] = row = attribute(name)
+        if row["evaluate_py_db"] is not None and abs(row["both"] - row["evaluate_py_db"]) > 0.01:
+            ds.log(f"noise_path {name}: {row['both']:.3f} dB here, {row['evaluate_py_db']:.3f} dB in its results.json")
         ds.log(f"noise_path {name}: " + ", ".join(f"{k} {v:.1f} dB" for k, v in record["runs"][name].items()
                                                     if isinstance(v, float)))
     record.update(ds.git_state())
