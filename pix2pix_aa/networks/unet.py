@@ -92,7 +92,8 @@ class UNetGenerator(Generator):
         blur_pad_type: padding of the blurs; default reflect (circular with circular convs).
             APS: must be ``None`` or ``circular``.
         upsample: ``transpose`` (reference), ``nearest`` or ``bilinear`` (+ 3x3 conv); or a list
-            per decoder level.
+            per decoder level. The 3x3 conv after a resize pads with zeros whatever ``pad_type``
+            is (kept so that checkpoints trained that way give the same outputs).
         pad_input: if True, inputs whose size is not a multiple of 2**num_downs are reflect-
             padded up to one and the output is cropped back; if False (default) they raise.
         aps_norm: APS only: the norm that picks the polyphase component, ``l2`` or ``l1``.
