@@ -23,6 +23,7 @@ Contenders, per setting (``256b1``: 256x256, batch 1, unet_256, ngf = ndf = 64, 
   baseline-unfused     baseline with ``--model.fused_adam false`` (the reference's Adam: like for like).
   NAME:system          NAME with ``--allocator system`` (glibc's allocator defaults).
   NAME:bf16            NAME with ``--trainer.precision bf16-mixed`` (the opt-in bf16 autocast).
+  NAME:noterm          NAME with ``--model.lambda_shift 0`` (what the shift-equivariance term costs).
 
 How it measures: for each thread count, for each setting, every contender runs in its own worker process
 (``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` and ``torch.set_num_threads`` set to that count), built once;
@@ -67,8 +68,9 @@ SETTINGS: dict[str, dict[str, Any]] = {
 #: The reference's flags for every setting: pix2pix, label map -> photo (BtoA, as this project's configs), CPU.
 REF_COMMON = ["--model", "pix2pix", "--direction", "BtoA", "--gpu_ids", "-1", "--display_id", "0"]
 PROJECT = ("baseline", "bin5", "aa", "baseline-unfused")
-#: Contender suffixes: none, ``:system`` (``--allocator system``), ``:bf16`` (``--trainer.precision bf16-mixed``).
-OPTIONS = ("", "system", "bf16")
+#: Contender suffixes: none, ``:system`` (``--allocator system``), ``:bf16`` (``--trainer.precision bf16-mixed``),
+#: ``:noterm`` (``--model.lambda_shift 0``).
+OPTIONS = ("", "system", "bf16", "noterm")
 #: Distinct batches per worker (cycled).
 NUM_BATCHES = 4
 
@@ -82,7 +84,8 @@ def project_args(setting: str, name: str) -> tuple[str, list[str]]:
     config, extra = CONFIGS[setting]["baseline" if unfused else base]
     extra = [*extra, *(["--model.fused_adam", "false"] if unfused else []),
              *(["--allocator", "system"] if option == "system" else []),
-             *(["--trainer.precision", "bf16-mixed"] if option == "bf16" else [])]
+             *(["--trainer.precision", "bf16-mixed"] if option == "bf16" else []),
+             *(["--model.lambda_shift", "0"] if option == "noterm" else [])]
     return config, extra
 
 
@@ -91,7 +94,7 @@ def check_contender(name: str, reference: Optional[str]) -> Optional[str]:
     base, _, option = name.partition(":")
     if option not in OPTIONS or base not in ("ref", "bare", *PROJECT) or (option and base in ("ref", "bare")):
         return (f"unknown contender {name!r}: expected ref, bare, {', '.join(PROJECT)}, or one of the last four "
-                "with ':system' or ':bf16'")
+                "with ':system', ':bf16' or ':noterm'")
     if base == "ref" and not reference:
         return "contender ref needs --reference PATH (a checkout of junyanz/pytorch-CycleGAN-and-pix2pix)"
     return None

@@ -48,6 +48,7 @@ def test_project_contenders_are_train_py_commands(bench):
     assert bench.project_args("256b1", "aa") == ("configs/facades_aa.yaml", [])
     assert bench.project_args("128b4", "aa:bf16") == ("configs/cpu_quick_aa.yaml",
                                                       ["--trainer.precision", "bf16-mixed"])
+    assert bench.project_args("256b1", "aa:noterm") == ("configs/facades_aa.yaml", ["--model.lambda_shift", "0"])
 
 
 def test_the_tables_divide_by_the_base_of_the_same_setting_and_threads(bench):
