@@ -144,6 +144,11 @@ class Pix2PixModule(pl.LightningModule):
             two outputs on the region both show (``losses.shift_equivariance_l1``: the error the
             crop-protocol stability reads). Costs G a forward/backward of those extra images.
         shift_images: inputs per step that the shift term uses (1..batch size).
+        shift_every: apply the shift term on every k-th training iteration only (1 = every one,
+            the default), at weight ``lambda_shift`` there. k > 1 cuts the term's cost by (k - 1) / k
+            (at batch 1 the term is about a third of an iteration: docs/PERFORMANCE.md section 10)
+            and changes the trained model; whether it keeps the term's stability gain is measured,
+            not assumed (same section). Needs ``lambda_shift`` > 0.
         max_shift: the side S of the shift term's grid (training only; evaluate.py's default grid is
             8). The validation stability figure does not use it: it is always measured on
             :data:`VAL_STABILITY_GRID`, so runs trained with different grids are measured alike.
@@ -194,6 +199,7 @@ class Pix2PixModule(pl.LightningModule):
         lambda_l1: float = 100.0,
         lambda_shift: float = 0.0,
         shift_images: int = 1,
+        shift_every: int = 1,
         max_shift: int = 8,
         lr: float = 2e-4,
         beta1: float = 0.5,
@@ -232,6 +238,12 @@ class Pix2PixModule(pl.LightningModule):
         if not isinstance(shift_images, int) or shift_images < 1:
             raise ValueError(f"model.shift_images must be an int >= 1 (inputs per step the shift term uses), "
                              f"got {shift_images!r}")
+        if not isinstance(shift_every, int) or shift_every < 1:
+            raise ValueError(f"model.shift_every must be an int >= 1 (the shift term on every k-th iteration), "
+                             f"got {shift_every!r}")
+        if shift_every != 1 and not lambda_shift:
+            raise ValueError(f"model.shift_every={shift_every} sets how often the shift term is applied, but "
+                             "model.lambda_shift is 0 (no term): set lambda_shift > 0 or leave shift_every at 1")
         try:
             training_shift(0, max_shift)  # raises on a max_shift without nonzero shifts
         except ValueError as e:
@@ -331,9 +343,11 @@ class Pix2PixModule(pl.LightningModule):
         opt_g, opt_d = self.optimizers()
         real_a, real_b = batch["input"], batch["target"]
         n, hp = real_a.shape[0], self.hparams
-        if hp.lambda_shift:
+        step = batches_that_stepped(self.trainer) if hp.lambda_shift else 0
+        with_term = bool(hp.lambda_shift) and step % hp.get("shift_every", 1) == 0  # older checkpoints: every step
+        if with_term:
             # train.py checks shift_images <= batch_size; an epoch's last batch may hold fewer.
-            k, shift = min(hp.shift_images, n), training_shift(batches_that_stepped(self.trainer), hp.max_shift)
+            k, shift = min(hp.shift_images, n), training_shift(step, hp.max_shift)
             # Variable-size data (preprocess none) are not checked at start-up: each batch is.
             problem = max_shift_problem(hp.max_shift, *real_a.shape[-2:], "this batch's images")
             if problem:
@@ -359,7 +373,7 @@ class Pix2PixModule(pl.LightningModule):
             loss_g_gan = self._gan(self.discriminator(torch.cat([real_a, fake_b], 1)), True, for_d=False)
             loss_g_l1 = F.l1_loss(fake_b, real_b) * self.hparams.lambda_l1
             loss_g = loss_g_gan + loss_g_l1
-            if hp.lambda_shift:  # 3. and commute with the shift (crop protocol)
+            if with_term:  # 3. and commute with the shift (crop protocol)
                 loss_g_shift = shift_equivariance_l1(fake_b[:k], fake_shifted, shift) * hp.lambda_shift
                 loss_g = loss_g + loss_g_shift
                 self.log("train/loss_G_shift", loss_g_shift, on_step=True, on_epoch=True, batch_size=k)

@@ -185,6 +185,8 @@ def test_the_design_label_names_the_shift_term_a_generator_was_trained_with():
     assert objective_label({"lambda_shift": 3.0, "shift_images": 1}) == "trained with lambda_shift 3 (1 image a batch)"
     assert objective_label({"lambda_shift": 100.0, "shift_images": 4}) == \
         "trained with lambda_shift 100 (4 images a batch)"
+    assert objective_label({"lambda_shift": 3.0, "shift_images": 1, "shift_every": 2}) == \
+        "trained with lambda_shift 3 (1 image a batch, every 2 batches)"
     assert objective_label({"lambda_shift": 0.0}) == "" == objective_label({})
 
 

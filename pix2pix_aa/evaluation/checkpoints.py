@@ -96,8 +96,9 @@ def objective_label(hparams: dict) -> str:
     weight = hparams.get("lambda_shift") or 0
     if not weight:
         return ""
-    k = hparams.get("shift_images", 1)
-    return f"trained with lambda_shift {weight:g} ({k} image{'s' if k != 1 else ''} a batch)"
+    k, every = hparams.get("shift_images", 1), hparams.get("shift_every", 1)
+    often = f"{k} image{'s' if k != 1 else ''} a batch" + (f", every {every} batches" if every != 1 else "")
+    return f"trained with lambda_shift {weight:g} ({often})"
 
 
 def find_checkpoints(paths: list[str]) -> list[Path]:
