@@ -61,3 +61,18 @@ def test_print_config_gives_a_reusable_config(tmp_path, run_cli, capsys):
         run_cli(tmp_path, ["fit", "--config", str(tmp_path / "printed.yaml"), "--print_config"])
     assert capsys.readouterr().out == printed  # the printed config reproduces itself
     assert not (tmp_path / "data").exists()
+
+
+def test_the_long_recipe_is_the_quick_one_three_times_as_long():
+    # The real-data study compares designs at both recipes: only the schedule (and how often it
+    # validates) may differ, or a recipe's verdict would mix in another change.
+    import yaml
+
+    folder = CONFIGS[0].parent
+    quick, long = (yaml.safe_load((folder / f"cpu_{r}.yaml").read_text()) for r in ("quick", "long"))
+    for part in ("generator", "discriminator", "gan_mode", "lambda_l1", "lr", "beta1"):
+        assert long["model"][part] == quick["model"][part], part
+    assert long["data"] == quick["data"]
+    for key in ("n_epochs", "n_epochs_decay"):
+        assert long["model"][key] == 3 * quick["model"][key]
+    assert long["model"]["n_epochs"] + long["model"]["n_epochs_decay"] == 36
