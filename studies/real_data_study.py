@@ -369,8 +369,9 @@ def recommendation(summary: dict, recipe: str = "quick",
 CONDITIONS = (
     "**Conditions.** 128x128, ngf = ndf = 32, batch 4, 1 thread a training. Recipes: `quick` = "
     "configs/cpu_quick.yaml (12 epochs), `long` = configs/cpu_long.yaml (36 epochs). Data sets: `facades` "
-    "(procedural, 400 training images; its rows are the design study's, docs/DESIGN_STUDY.md, 20 test "
-    "images, no noise figure), `photos` (edges -> photo) and `colorize` (grayscale -> colour): real "
+    "(procedural, 400 training images, 20 test images; at the quick recipe the rows of the designs the "
+    "design study trained are its own, docs/DESIGN_STUDY.md, without a noise figure; the rest are trained "
+    "here the same way), `photos` (edges -> photo) and `colorize` (grayscale -> colour): real "
     "photographs shipped in the installed wheels, 94 training / 17 test cells at 128 px, split by disjoint "
     "regions of nine photographs (pix2pix_aa/data/photos.py; docs/DESIGN.md section 4 says how far "
     "they are from a user's data set). Evaluation: `evaluate.py` on the test split, crop protocol (63 "
