@@ -87,3 +87,23 @@ def test_split_forward_without_a_path_is_g():
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         assert torch.equal(noise_path.split_forward(G, x, torch.zeros_like(x)), G(x))
+
+
+def test_the_verdict_names_what_decides_between_the_rankings(monkeypatch, tmp_path):
+    monkeypatch.setattr(study, "CANDIDATE_NAMES", ["baseline", study.SHIPPED, "smooth"])
+    monkeypatch.setattr(study, "LABELS", {**study.LABELS, "smooth": "a smooth design"})
+    monkeypatch.setattr(study, "NOISE_PATH", tmp_path / "none.json")
+
+    def entry(**kw):
+        s = _summary(**kw)
+        return {**s, "goal": study.goal_check(s, None, None)}
+
+    # The shipped design misses only noise (3.0); the smooth one only detail on photos (0.9).
+    summary = {"photos": {"quick": {study.SHIPPED: entry(), "smooth": entry(hf=0.05)}},
+               "colorize": {"quick": {study.SHIPPED: entry(noise=-2.0), "smooth": entry()}}}
+    text = study.verdict(summary)
+    assert "**a smooth design** is closest (0.9; the shipped design 3.0)" in text
+    assert "Without the noise criterion the shipped design is closest (0.0; a smooth design 0.9)" in text
+    assert "A smooth design keeps a TV ratio of 1.00 and an HF ratio of 0.05 on photos" in text
+    summary["colorize"]["quick"][study.SHIPPED] = entry()
+    assert study.verdict(summary).endswith("The shipped configurations carry it.")
