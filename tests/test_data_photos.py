@@ -63,3 +63,36 @@ def test_datamodule_refuses_an_edges_folder_for_colorize(tmp_path):
     dm = Pix2PixDataModule(data_dir=str(tmp_path / "p"), dataset="colorize", num_workers=0)
     with pytest.raises(ValueError, match=r"holds the procedural photos .* but the dataset is 'colorize'"):
         dm.prepare_data()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--size", "0"], "size must be an integer >= 16, got 0"),
+    (["--size", "2000"], "the largest size with one in every split is "),
+    (["--train", "0"], "--train 0: a data set without training images"),
+])
+def test_the_command_refuses_what_would_write_an_empty_or_no_data_set(tmp_path, capsys, args, message):
+    from pix2pix_aa.data.photos import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--out", str(tmp_path / "p"), *args])
+    assert info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
+
+
+def test_the_largest_size_gives_every_split_a_cell_and_the_next_one_does_not(tmp_path):
+    from pix2pix_aa.data.photos import largest_size
+
+    size = largest_size(0)
+    assert all(photo_cells(0, size).values()) and not all(photo_cells(0, size + 16).values())
+    with pytest.raises(ValueError, match=f"the largest size with one in every split is {size}"):
+        generate_photos(tmp_path / "p", size=size + 16)  # the data module's call: no split counts
+    assert not (tmp_path / "p").exists()
+
+
+def test_an_output_path_that_is_a_file_is_one_line(tmp_path, capsys):
+    from pix2pix_aa.data.photos import main
+
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "f"), "--overwrite"])
+    assert "is a file, not a data set folder" in capsys.readouterr().err

@@ -168,6 +168,14 @@ def photo_cells(seed: int, size: int) -> dict[str, list[tuple[str, int, int]]]:
     return out
 
 
+def largest_size(seed: int = 0) -> int:
+    """The largest cell size (a multiple of 16) whose cells give every split at least one image."""
+    size = 16
+    while all(photo_cells(seed, size + 16).values()):
+        size += 16
+    return size
+
+
 def generate_photos(
     out_dir: Union[str, os.PathLike],
     seed: int = 0,
@@ -188,14 +196,19 @@ def generate_photos(
         task: ``"edges"`` (edges -> photo) or ``"colorize"`` (grayscale -> colour).
 
     Raises:
-        ValueError: an unknown task, or a split asking for more cells than it has (the message
-            says how many there are).
+        ValueError: an unknown task, a size below 16, a split asking for more cells than it has (the
+            message says how many there are), or, with ``splits`` None, a size that leaves a split
+            without a cell (the message gives the largest size that does not).
     """
     if task not in PHOTO_TASKS:
         raise ValueError(f"unknown photo task {task!r}; expected one of {tuple(PHOTO_TASKS)}")
+    check_request({}, size)  # the size first: the cells are cut at it
     cells = photo_cells(seed, int(size))
     available = {split: len(c) for split, c in cells.items()}
     counts = check_request(available if splits is None else splits, size, allowed=cells)
+    if splits is None and not all(counts.values()):
+        raise ValueError(f"size {size}: the photographs give {available} cells of {size}px, a split without an "
+                         f"image; the largest size with one in every split is {largest_size(seed)}")
     for split, n in counts.items():
         if n > available[split]:
             raise ValueError(f"split {split!r}: {n} images asked, but the {size}px photo cells give {available[split]} "
@@ -229,12 +242,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test", type=int, default=None)
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
-    available = {s: len(c) for s, c in photo_cells(args.seed, args.size).items()}
-    splits = {s: available[s] if getattr(args, s) is None else getattr(args, s) for s in available}
     try:
+        check_request({}, args.size)
+        available = {s: len(c) for s, c in photo_cells(args.seed, args.size).items()}
+        if not all(available.values()):
+            raise ValueError(f"--size {args.size}: the photographs give {available} cells; the largest size with "
+                             f"one in every split is {largest_size(args.seed)}")
+        splits = {s: available[s] if getattr(args, s) is None else getattr(args, s) for s in available}
+        if not splits["train"]:
+            raise ValueError("--train 0: a data set without training images")
         out = generate_photos(args.out, seed=args.seed, splits=splits, size=args.size, task=args.task,
                               overwrite=args.overwrite)
-    except (ValueError, FileExistsError) as e:
+    except (ValueError, OSError) as e:
         p.error(str(e))
     print(f"wrote {out} ({args.task}, {args.size}px, {splits})")
     return 0

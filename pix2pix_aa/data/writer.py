@@ -72,8 +72,10 @@ def staged_dataset(out_dir: Union[str, os.PathLike], splits: Mapping[str, int], 
             second DDP node) created it while this one was writing.
     """
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out} is a file, not a data set folder: choose another output folder")
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+        raise FileExistsError(f"{out} already exists; pass --overwrite (Python: overwrite=True) to replace it")
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
