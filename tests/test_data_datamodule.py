@@ -89,6 +89,17 @@ def test_a_folder_of_the_other_procedural_kind_is_refused(tmp_path):
         _dm(tmp_path, dataset="photos").prepare_data()
 
 
+def test_a_generate_size_given_is_compared_even_at_the_generating_default(tmp_path, capsys):
+    # 256 is what an unset generate_size generates; given explicitly it asks for 256 px data.
+    _dm(tmp_path).prepare_data()
+    dm = Pix2PixDataModule(data_dir=str(tmp_path / "facades"), load_size=36, crop_size=32, batch_size=2,
+                           num_workers=0, direction="BtoA", generate_size=256)
+    capsys.readouterr()
+    dm.prepare_data()
+    out = capsys.readouterr()
+    assert "size: on disk 32, asked 256" in out.err + out.out
+
+
 def test_generate_options_left_at_their_defaults_ask_for_nothing(tmp_path, capsys):
     # A folder generated at 32 px read with the default generate_size (256) and counts: no warning.
     _dm(tmp_path).prepare_data()

@@ -24,7 +24,7 @@ import difflib
 import inspect
 import json
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Optional, get_args
 
 import numpy as np
 import pytorch_lightning as pl
@@ -101,7 +101,7 @@ def _rank_and_world(trainer: Any) -> tuple[int, int]:
 def _check_module_options(*, preprocess: str, tile: int | None, tile_overlap: int | None, dataset: str,
                           direction: str, load_size: int, crop_size: int, grayscale: str, input_nc: int,
                           output_nc: int, no_flip: bool, predict_resize: bool, batch_size: int, num_workers: int,
-                          generate_size: int, max_val_images: int | None,
+                          generate_size: int | None, max_val_images: int | None,
                           generate_counts: dict[str, int] | None) -> None:
     """:class:`Pix2PixDataModule`'s options, checked before any file is read.
 
@@ -127,7 +127,7 @@ def _check_module_options(*, preprocess: str, tile: int | None, tile_overlap: in
         if not isinstance(v, bool):
             raise ValueError(f"{name} must be true or false, got {v!r}")
     for name, v, lo in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0),
-                        ("generate_size", generate_size, 16)):
+                        ("generate_size", 256 if generate_size is None else generate_size, 16)):
         if not isinstance(v, int) or isinstance(v, bool) or v < lo:
             raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
     if max_val_images is not None and (not isinstance(max_val_images, int) or max_val_images < 1):
@@ -165,7 +165,9 @@ class Pix2PixDataModule(pl.LightningDataModule):
             ``predict_resize`` (inputs of different sizes cannot share a batch).
         num_workers: DataLoader processes (persistent when > 0).
         seed: seed of generation (facades/photos) and of the training loader's shuffling/augmentation.
-        generate_size: side of each half of generated images.
+        generate_size: side of each half of generated images; None (default): 256 when the set is
+            generated, and an existing folder is used at the size it was made at. A size given
+            is compared with the folder's generation.json (a notice when they differ).
         generate_counts: split -> count for generated sets (default: 400/100/106 facades, every
             cell of the real photos, 94/17/17 at 128 px); e.g. ``{"train": 8, "val": 2, "test": 2}``.
         predict_dir: a folder of plain input images (not recursive), or one image file, for
@@ -198,7 +200,7 @@ class Pix2PixDataModule(pl.LightningDataModule):
         batch_size: int = 1,
         num_workers: int = 2,
         seed: int = 0,
-        generate_size: int = 256,
+        generate_size: Optional[int] = None,
         generate_counts: dict[str, int] | None = None,
         predict_dir: str | None = None,
         max_val_images: int | None = None,
@@ -297,20 +299,26 @@ class Pix2PixDataModule(pl.LightningDataModule):
                              f"{self.dataset!r}: pass a data_dir for the {self.dataset} (it is generated there if "
                              f"missing) or dataset {kind!r}")
 
+    @property
+    def size_to_generate(self) -> int:
+        """``generate_size``, or 256 when it was left unset."""
+        return 256 if self.generate_size is None else self.generate_size
+
     def _generate(self) -> None:
         if self.dataset == "facades":
             from pix2pix_aa.data.facades import generate_facades
 
             print(f"[pix2pix_aa] {self.data_dir} not found: generating procedural facades (seed {self.seed}, "
-                  f"{self.generate_size}px, counts {self.generate_counts or 'default 400/100/106'}) ...", flush=True)
-            generate_facades(self.data_dir, seed=self.seed, splits=self.generate_counts, size=self.generate_size)
+                  f"{self.size_to_generate}px, counts {self.generate_counts or 'default 400/100/106'}) ...",
+                  flush=True)
+            generate_facades(self.data_dir, seed=self.seed, splits=self.generate_counts, size=self.size_to_generate)
         else:
             from pix2pix_aa.data.photos import generate_photos
 
             task = PHOTO_KIND_TASKS[self.dataset]
             print(f"[pix2pix_aa] {self.data_dir} not found: generating the real-photo task {task} "
-                  f"(seed {self.seed}, {self.generate_size}px) ...", flush=True)
-            generate_photos(self.data_dir, seed=self.seed, splits=self.generate_counts, size=self.generate_size,
+                  f"(seed {self.seed}, {self.size_to_generate}px) ...", flush=True)
+            generate_photos(self.data_dir, seed=self.seed, splits=self.generate_counts, size=self.size_to_generate,
                             task=task)
         print(f"[pix2pix_aa] wrote {self.data_dir}", flush=True)
 
