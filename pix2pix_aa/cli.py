@@ -622,7 +622,7 @@ class Pix2PixCLI(LightningCLI):
             load_weights(self.model.generator, weights, "generator")
             notice(f"model.generator_weights: {self.subcommand} with the generator from {weights}")
         check_model_and_data(self.model.generator, self.model.discriminator, self.datamodule)
-        check_shift_term(self.model.hparams, self.datamodule)
+        check_shift_term(self.model.hparams, self.datamodule, training=self.subcommand == "fit")
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand

@@ -148,7 +148,8 @@ class Pix2PixModule(pl.LightningModule):
             the default), at weight ``lambda_shift`` there. k > 1 cuts the term's cost by (k - 1) / k
             (at batch 1 the term is about a third of an iteration: docs/PERFORMANCE.md section 10)
             and changes the trained model; whether it keeps the term's stability gain is measured,
-            not assumed (same section). Needs ``lambda_shift`` > 0.
+            not assumed (same section). Without the term (``lambda_shift`` 0) it does nothing, and
+            train.py says so at start-up.
         max_shift: the side S of the shift term's grid (training only; evaluate.py's default grid is
             8). The validation stability figure does not use it: it is always measured on
             :data:`VAL_STABILITY_GRID`, so runs trained with different grids are measured alike.
@@ -241,9 +242,6 @@ class Pix2PixModule(pl.LightningModule):
         if not isinstance(shift_every, int) or shift_every < 1:
             raise ValueError(f"model.shift_every must be an int >= 1 (the shift term on every k-th iteration), "
                              f"got {shift_every!r}")
-        if shift_every != 1 and not lambda_shift:
-            raise ValueError(f"model.shift_every={shift_every} sets how often the shift term is applied, but "
-                             "model.lambda_shift is 0 (no term): set lambda_shift > 0 or leave shift_every at 1")
         try:
             training_shift(0, max_shift)  # raises on a max_shift without nonzero shifts
         except ValueError as e:

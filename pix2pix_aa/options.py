@@ -230,9 +230,15 @@ def check_model_and_data(generator: nn.Module, discriminator: nn.Module, datamod
     _check_discriminator_size(discriminator, d_in or in_nc + out_nc, crop)
 
 
-def check_shift_term(hparams: Any, datamodule: Any) -> None:
+#: The shift term's options and their defaults: set away from them with the term off, they do nothing.
+SHIFT_TERM_OPTIONS = {"shift_images": 1, "max_shift": 8, "shift_every": 1}
+
+
+def check_shift_term(hparams: Any, datamodule: Any, training: bool = True) -> None:
     """The shift-equivariance term (``model.lambda_shift`` > 0) against the data: it shifts
     ``shift_images`` of each batch's inputs by up to ``max_shift - 1`` pixels with reflect padding.
+    With the term off, ``training`` says in a notice which of its options are set and do nothing
+    (not refused: turning the term off on resume keeps the checkpoint's other term options).
 
     Raises:
         ValueError: ``shift_images`` above ``data.batch_size``, or ``max_shift`` not below the crop
@@ -240,6 +246,10 @@ def check_shift_term(hparams: Any, datamodule: Any) -> None:
         ``none`` / ``scale_width``) are checked on each batch by the training step instead.
     """
     if not hparams.get("lambda_shift"):
+        unused = [f"model.{k}={hparams.get(k)}" for k, default in SHIFT_TERM_OPTIONS.items()
+                  if hparams.get(k, default) != default]
+        if unused and training:
+            notice(f"{', '.join(unused)}: no effect, the shift-equivariance term is off (model.lambda_shift 0)")
         return
     batch = getattr(datamodule, "batch_size", None)
     if batch is not None and hparams["shift_images"] > batch:

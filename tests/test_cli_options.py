@@ -532,6 +532,14 @@ def test_norm_and_a_different_per_network_norm_are_refused(fit, capsys):
     assert "disagree" in err
 
 
+def test_term_options_without_the_term_are_named_at_start_up(fit, capsys):
+    # Not refused: a run trained with the term may be resumed with it off (lambda_shift 0), its
+    # other term options kept from the checkpoint.
+    fit("noterm", "--model.shift_every", "2", "--model.shift_images", "2")
+    assert ("model.shift_images=2, model.shift_every=2: no effect, the shift-equivariance term is off "
+            "(model.lambda_shift 0)") in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("flags,expected", [
     (["--model.lr", "0"], "lr must be > 0"),
     (["--model.lambda_l1", "-5"], "lambda_l1 must be >= 0"),
