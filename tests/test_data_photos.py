@@ -61,7 +61,7 @@ def test_datamodule_refuses_an_edges_folder_for_colorize(tmp_path):
 
     generate_photos(tmp_path / "p", seed=0, splits=COUNTS, size=64, task="edges")
     dm = Pix2PixDataModule(data_dir=str(tmp_path / "p"), dataset="colorize", num_workers=0)
-    with pytest.raises(ValueError, match=r"holds the procedural photos .* but the dataset is 'colorize'"):
+    with pytest.raises(ValueError, match=r"holds the real-photo task 'photos' .* but the dataset is 'colorize'"):
         dm.prepare_data()
 
 

@@ -295,7 +295,8 @@ class Pix2PixDataModule(pl.LightningDataModule):
         if kind == "photos":  # one generator, two tasks (older folders: edges)
             kind = {task: k for k, task in PHOTO_KIND_TASKS.items()}.get(meta.get("task", "edges"), kind)
         if kind in GENERATED_KINDS and kind != self.dataset:
-            raise ValueError(f"data_dir {self.data_dir} holds the procedural {kind} ({meta_path}), but the dataset is "
+            held = "the procedural facades" if kind == "facades" else f"the real-photo task {kind!r}"
+            raise ValueError(f"data_dir {self.data_dir} holds {held} ({meta_path}), but the dataset is "
                              f"{self.dataset!r}: pass a data_dir for the {self.dataset} (it is generated there if "
                              f"missing) or dataset {kind!r}")
 
