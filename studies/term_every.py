@@ -8,8 +8,11 @@ section 10), and ``model.shift_every k`` divides that cost by k. This trains the
 with ``--model.shift_every k`` on the procedural facades at the quick recipe, exactly as the design
 study trained its candidates (same data, seeds, command), evaluates each run as the real-data
 study does (evaluate.py on the 20 test images, crop protocol), and prints, seed-matched, its
-stability gain over the design study's baseline and its figures beside the shipped design (k = 1)
-of the same seeds. Runs resume; the record is docs/benchmarks/term_every.json.
+stability gain over the baseline and its figures beside the shipped design (k = 1) of the same
+seeds, both trained again here (``ref_baseline``, ``ref_shipped``: the design study's commands):
+a model of one seed differs between CPU models (float rounding; docs/DEMO.md), so the design
+study's rows, trained on another CPU, are not the reference. Runs resume; the record, with the
+CPU it was measured on, is docs/benchmarks/term_every.json.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 from studies import design_study as ds
 from studies import real_data_study as rds
@@ -33,15 +37,35 @@ def candidate(k: int) -> str:
     return name
 
 
+def references() -> list[str]:
+    """The baseline and the shipped design under names of their own, trained on this machine."""
+    for name, source in (("ref_baseline", "baseline"), ("ref_shipped", rds.SHIPPED)):
+        ds.CANDIDATES.setdefault(name, ds.CANDIDATES[source])
+    return ["ref_baseline", "ref_shipped"]
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), or the platform's processor string."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def table(rows: dict, names: list[str], seeds: list[int]) -> list[str]:
     """Per design: the seeds measured, crop pooled dB, the seed-matched gap to the baseline, PSNR
     gap, TV and HF ratios (means over the seeds every design of ``names`` has)."""
     facades = rows.get("facades", {}).get("quick", {})
-    common = [str(s) for s in seeds if all(str(s) in facades.get(c, {}) for c in ["baseline", *names])]
+    common = [str(s) for s in seeds if all(str(s) in facades.get(c, {}) for c in ["ref_baseline", *names])]
     lines = [f"seeds {','.join(common) or 'none'} (those every design has), facades test split, quick recipe:", "",
              "| design | crop pooled dB | gap to the baseline (dB) | PSNR gap (dB) | TV ratio | HF ratio |",
              "|---|---|---|---|---|---|"]
-    base = facades.get("baseline", {})
+    base = facades.get("ref_baseline", {})
     figures = {"pooled": lambda r, b: r["pooled_db"], "gap": lambda r, b: r["pooled_db"] - b["pooled_db"],
                "psnr": lambda r, b: r["psnr"] - b["psnr"], "tv": lambda r, b: r["tv_ratio"],
                "hf": lambda r, b: r["hf_ratio"]}
@@ -62,15 +86,16 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--every: values >= 2 (k = 1 is the shipped design, already in the design study's record)")
     rds.ensure_facades()
     names = [candidate(k) for k in args.every]
+    refs = references()
     for seed in args.seeds:
-        for name in names:
+        for name in [*refs, *names]:
             if rds.train("facades", "quick", name, seed, threads=1):
                 rds.evaluate("facades", rds.run_name("facades", "quick", name, seed), threads=1)
     rows = rds.collect(args.seeds)
     facades = rows.get("facades", {}).get("quick", {})
-    ds.write_json(RECORD, {"every": args.every, "seeds": args.seeds, **ds.git_state(),
-                           "rows": {c: facades.get(c, {}) for c in ["baseline", rds.SHIPPED, *names]}})
-    print("\n".join(table(rows, [rds.SHIPPED, *names], args.seeds)))
+    ds.write_json(RECORD, {"every": args.every, "seeds": args.seeds, "cpu": cpu_model(), **ds.git_state(),
+                           "rows": {c: facades.get(c, {}) for c in [*refs, *names]}})
+    print("\n".join(table(rows, [refs[1], *names], args.seeds)))
     return 0
 
 
