@@ -364,6 +364,25 @@ def run_name(candidate: str, seed: int) -> str:
     return f"design_{candidate}_s{seed}"
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), or the platform's processor string: a seed's trained
+    model differs between CPU models (float rounding; docs/DEMO.md), so records name it."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def provenance() -> dict:
+    """:func:`git_state` and the CPU model."""
+    return {**git_state(), "cpu": cpu_model()}
+
+
 def git_state() -> dict:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()

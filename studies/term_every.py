@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import replace
-from pathlib import Path
 
 from studies import design_study as ds
 from studies import real_data_study as rds
@@ -42,19 +41,6 @@ def references() -> list[str]:
     for name, source in (("ref_baseline", "baseline"), ("ref_shipped", rds.SHIPPED)):
         ds.CANDIDATES.setdefault(name, ds.CANDIDATES[source])
     return ["ref_baseline", "ref_shipped"]
-
-
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo), or the platform's processor string."""
-    import platform
-
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def table(rows: dict, names: list[str], seeds: list[int]) -> list[str]:
@@ -93,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                 rds.evaluate("facades", rds.run_name("facades", "quick", name, seed), threads=1)
     rows = rds.collect(args.seeds)
     facades = rows.get("facades", {}).get("quick", {})
-    ds.write_json(RECORD, {"every": args.every, "seeds": args.seeds, "cpu": cpu_model(), **ds.git_state(),
+    ds.write_json(RECORD, {"every": args.every, "seeds": args.seeds, **ds.provenance(),
                            "rows": {c: facades.get(c, {}) for c in [*refs, *names]}})
     print("\n".join(table(rows, [refs[1], *names], args.seeds)))
     return 0
