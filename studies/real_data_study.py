@@ -566,7 +566,8 @@ def write_readme_block(summary: dict) -> None:
 def write_report(seeds: list[int]) -> None:
     """The record (docs/images/real_data_study/record.json), the page (docs/REAL_DATA_STUDY.md)
     with its figures, and the README's recommendation block."""
-    rows = collect(seeds)
+    rows = {d: {r: {c: v for c, v in cands.items() if c in CANDIDATE_NAMES} for r, cands in recipes.items()}
+            for d, recipes in collect(seeds).items()}  # not the probes of other studies (studies/term_every.py)
     cost = (ds.read_json(ds.RECORD) or {}).get("cost", {})
     summary = summarise(rows, cost)
     RECORD.parent.mkdir(parents=True, exist_ok=True)
