@@ -36,10 +36,10 @@ SIGMA = 0.05
 
 
 def default_runs() -> list[str]:
-    """The real-data study's colorize and photos runs of the baseline and the designs with a
-    full-resolution path, every recipe and seed trained to its last epoch on disk."""
+    """The real-data study's runs of the baseline and the designs with a full-resolution path,
+    every data set, recipe and seed trained to its last epoch on disk."""
     names = []
-    for dataset in ("colorize", "photos"):
+    for dataset in ("colorize", "photos", "facades"):
         for recipe in rds.RECIPES:
             for candidate in ("baseline", rds.SHIPPED, "bc_kaiser9n_lastnone_upk13n_fr16", rds.DETAIL):
                 for seed in range(5):
@@ -97,7 +97,7 @@ def attribute(name: str, sigma: float = SIGMA, seed: int = 0) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", nargs="+", help="the real-data study's run names, e.g. colorize_long_baseline_s0 "
-                   "(default: its colorize and photos runs on disk)")
+                   "(default: its runs on disk)")
     args = p.parse_args(argv)
     names = args.runs or default_runs()
     if not names:
