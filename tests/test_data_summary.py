@@ -112,6 +112,8 @@ def test_predict_on_pair_files_is_noticed(tmp_path, capsys):
             "model was trained on: the generator reads each whole file, both halves") in err
     assert pair_files_notice([inputs / "half.png"], "aligned", "BtoA") is None
     assert pair_files_notice([inputs / "pair.png"], "paired", "BtoA") is None  # trained on separate A/ B/ files
+    for kind in ("facades", "photos", "colorize"):  # the generated kinds are A|B files too
+        assert pair_files_notice([inputs / "pair.png"], kind, "BtoA") is not None, kind
 
 
 @pytest.mark.parametrize("stage", ["validate", "test"])

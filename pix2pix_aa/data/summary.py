@@ -39,7 +39,7 @@ __all__ = ["ASPECT_TOLERANCE", "describe_sizes", "pair_files_notice", "report_fi
 ASPECT_TOLERANCE = 0.02
 
 #: Data set kinds stored as A|B pair files (left half A, right half B).
-PAIR_FILE_KINDS = ("aligned", "facades", "photos")
+PAIR_FILE_KINDS = ("aligned", "facades", "photos", "colorize")
 
 Sample = tuple[tuple[Path, ...], tuple[int, int]]  # (the sample's files, (width, height) of one side)
 
