@@ -71,7 +71,7 @@ def attribute(name: str, sigma: float = SIGMA, seed: int = 0) -> dict:
     from pix2pix_aa.metrics.psnr import DATA_RANGE, MAX_PSNR_DB, mse_per_image, psnr_from_mse
 
     item = load_generator(run_dir(name) / "checkpoints" / "last.ckpt")
-    x, _ = load_data(data_settings(item), None)
+    x, _ = load_data(data_settings(item), rds.DATASETS[name.split("_", 1)[0]]["images"])  # the study's images
     G = item.generator.eval()
     # evaluate.py's draw: one per chunk of images, seeded by the chunk's first index, so "both"
     # is the results.json figure (a sparse edge map's figure moves by dB with the draw).

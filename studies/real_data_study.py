@@ -473,13 +473,21 @@ def verdict(summary: dict, readme: bool = False) -> str:
                  f"and the noise reaches its output through the full-resolution path, the part that carries the "
                  f"input's detail ({path:.1f} dB with the noise in the path alone, {body:.1f} dB in the U-Net body "
                  f"alone)")
+    facades = summary.get("facades", {}).get("long", {}).get(SHIPPED)
+    if facades and not math.isnan(facades["gap_noise_db"][0]):
+        seeds = f"seed{'s' if len(facades['seeds']) > 1 else ''} {','.join(facades['seeds'])}"
+        text += (f". On the facades (long recipe, {seeds}), where the input is a label map and none of its noise "
+                 f"belongs in the output, its noise robustness is {facades['gap_noise_db'][0]:+.1f} dB against the "
+                 "baseline's, by the same path: there it is a plain loss")
     photos = summary.get("photos", {}).get("quick", {}).get(best)
     if photos:
         label = LABELS[best][0].upper() + LABELS[best][1:]
         text += (f". {label} keeps a TV ratio of {photos['tv_ratio'][0]:.2f} and an HF ratio of "
                  f"{photos['hf_ratio'][0]:.2f} on photos, the loss of detail this study was set up to find")
-    return text + (". The shipped configurations keep the shipped design, the closest once the noise criterion is "
-                   "read as a measure of passed-on detail; what it trades on each data set is in the tables above.")
+    return text + (". The shipped configurations keep the shipped design, which puts the detail criteria before "
+                   "robustness to input noise; where that robustness matters more than fine detail, "
+                   f"{LABELS[best]} is the closer choice. What each design trades on each data set is in the tables "
+                   "above.")
 
 
 NOISE_PATH = RECORD.parent / "noise_path.json"
