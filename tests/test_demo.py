@@ -103,12 +103,13 @@ def test_a_failed_training_stops_the_demo_with_its_log_after_the_others_finish(t
     assert (tmp_path / "logs" / "baseline.log").read_text().startswith("2 ")  # finished, with its threads
 
 
-def test_default_jobs_fill_the_cores_at_the_threads_each(monkeypatch):
+def test_default_jobs_run_one_thread_trainings_all_at_once_and_others_as_the_cores_hold(monkeypatch):
     from pix2pix_aa.evaluation import speed
 
     monkeypatch.setattr(speed, "available_cores", lambda: 2)
-    assert demo.default_jobs(3, threads=1) == 2
+    assert demo.default_jobs(3, threads=1) == 3  # past the cores: one-thread processes share them
     assert demo.default_jobs(3, threads=2) == 1
     assert demo.default_jobs(1, threads=1) == 1
     monkeypatch.setattr(speed, "available_cores", lambda: 8)
     assert demo.default_jobs(3, threads=1) == 3
+    assert demo.default_jobs(3, threads=4) == 2
