@@ -342,7 +342,7 @@ class Pix2PixModule(pl.LightningModule):
         real_a, real_b = batch["input"], batch["target"]
         n, hp = real_a.shape[0], self.hparams
         step = batches_that_stepped(self.trainer) if hp.lambda_shift else 0
-        with_term = bool(hp.lambda_shift) and step % hp.get("shift_every", 1) == 0  # older checkpoints: every step
+        with_term = bool(hp.lambda_shift) and step % hp.shift_every == 0
         if with_term:
             # train.py checks shift_images <= batch_size; an epoch's last batch may hold fewer.
             k, shift = min(hp.shift_images, n), training_shift(step, hp.max_shift)
