@@ -51,6 +51,8 @@ DatasetKind = Literal["facades", "aligned", "paired", "photos", "colorize"]
 #: The generated kinds, and the photo task (:mod:`pix2pix_aa.data.photos`) of each real-photo kind.
 GENERATED_KINDS = ("facades", "photos", "colorize")
 PHOTO_KIND_TASKS = {"photos": "edges", "colorize": "colorize"}
+#: The side a generated set is made at when ``generate_size`` is left unset.
+DEFAULT_GENERATE_SIZE = 256
 DATASETS: tuple[str, ...] = get_args(DatasetKind)
 
 
@@ -127,7 +129,7 @@ def _check_module_options(*, preprocess: str, tile: int | None, tile_overlap: in
         if not isinstance(v, bool):
             raise ValueError(f"{name} must be true or false, got {v!r}")
     for name, v, lo in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0),
-                        ("generate_size", 256 if generate_size is None else generate_size, 16)):
+                        ("generate_size", DEFAULT_GENERATE_SIZE if generate_size is None else generate_size, 16)):
         if not isinstance(v, int) or isinstance(v, bool) or v < lo:
             raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
     if max_val_images is not None and (not isinstance(max_val_images, int) or max_val_images < 1):
@@ -302,8 +304,8 @@ class Pix2PixDataModule(pl.LightningDataModule):
 
     @property
     def size_to_generate(self) -> int:
-        """``generate_size``, or 256 when it was left unset."""
-        return 256 if self.generate_size is None else self.generate_size
+        """``generate_size``, or :data:`DEFAULT_GENERATE_SIZE` when it was left unset."""
+        return DEFAULT_GENERATE_SIZE if self.generate_size is None else self.generate_size
 
     def _generate(self) -> None:
         if self.dataset == "facades":
