@@ -176,6 +176,13 @@ def largest_size(seed: int = 0) -> int:
     return size
 
 
+def _check_every_split_has_a_cell(available: Mapping[str, int], size: int, seed: int) -> None:
+    """Raise ValueError (naming the largest size that works) when a split has no cell at ``size``."""
+    if not all(available.values()):
+        raise ValueError(f"size {size}: the photographs give {dict(available)} cells of {size}px, a split without "
+                         f"an image; the largest size with one in every split is {largest_size(seed)}")
+
+
 def generate_photos(
     out_dir: Union[str, os.PathLike],
     seed: int = 0,
@@ -206,9 +213,8 @@ def generate_photos(
     cells = photo_cells(seed, int(size))
     available = {split: len(c) for split, c in cells.items()}
     counts = check_request(available if splits is None else splits, size, allowed=cells)
-    if splits is None and not all(counts.values()):
-        raise ValueError(f"size {size}: the photographs give {available} cells of {size}px, a split without an "
-                         f"image; the largest size with one in every split is {largest_size(seed)}")
+    if splits is None:
+        _check_every_split_has_a_cell(available, size, seed)
     for split, n in counts.items():
         if n > available[split]:
             raise ValueError(f"split {split!r}: {n} images asked, but the {size}px photo cells give {available[split]} "
@@ -245,9 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_request({}, args.size)
         available = {s: len(c) for s, c in photo_cells(args.seed, args.size).items()}
-        if not all(available.values()):
-            raise ValueError(f"--size {args.size}: the photographs give {available} cells; the largest size with "
-                             f"one in every split is {largest_size(args.seed)}")
+        _check_every_split_has_a_cell(available, args.size, args.seed)
         splits = {s: available[s] if getattr(args, s) is None else getattr(args, s) for s in available}
         if not splits["train"]:
             raise ValueError("--train 0: a data set without training images")
