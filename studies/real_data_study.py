@@ -463,16 +463,13 @@ def verdict(summary: dict, readme: bool = False) -> str:
     record = ds.read_json(NOISE_PATH) or {}
     col = summary.get("colorize", {}).get("quick", {}).get(SHIPPED)
     parts = [r for n, r in record.get("runs", {}).items() if n.startswith(f"colorize_quick_{SHIPPED}_s")]
-    if col and parts and readme:
+    if col and parts:
+        body, path = (sum(r[k] for r in parts) / len(parts) for k in ("body", "path"))
+        where = ("the study page's \"Where the input noise goes\"" if readme else
+                 f"{path:.1f} dB with the noise in the path alone, {body:.1f} dB in the U-Net body alone")
         text += (f": on colorize its noise robustness is {col['gap_noise_db'][0]:+.1f} dB against the baseline's, "
                  "and the noise reaches its output through the full-resolution path, the part that carries the "
-                 "input's detail (the study page's \"Where the input noise goes\")")
-    elif col and parts:
-        body, path = (sum(r[k] for r in parts) / len(parts) for k in ("body", "path"))
-        text += (f": on colorize its noise robustness is {col['gap_noise_db'][0]:+.1f} dB against the baseline's, "
-                 f"and the noise reaches its output through the full-resolution path, the part that carries the "
-                 f"input's detail ({path:.1f} dB with the noise in the path alone, {body:.1f} dB in the U-Net body "
-                 f"alone)")
+                 f"input's detail ({where})")
     facades = summary.get("facades", {}).get("long", {}).get(SHIPPED)
     if facades and not math.isnan(facades["gap_noise_db"][0]):
         seeds = f"seed{'s' if len(facades['seeds']) > 1 else ''} {','.join(facades['seeds'])}"
