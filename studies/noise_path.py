@@ -69,6 +69,7 @@ def attribute(name: str, sigma: float = SIGMA, seed: int = 0) -> dict:
     from pix2pix_aa.evaluation.data import data_settings, load_data
     from pix2pix_aa.evaluation.runner import EvalOptions
     from pix2pix_aa.metrics.psnr import DATA_RANGE, MAX_PSNR_DB, mse_per_image, psnr_from_mse
+    from pix2pix_aa.metrics.robustness import noise_draw
 
     item = load_generator(run_dir(name) / "checkpoints" / "last.ckpt")
     x, _ = load_data(data_settings(item), rds.DATASETS[name.split("_", 1)[0]]["images"])  # the study's images
@@ -76,8 +77,7 @@ def attribute(name: str, sigma: float = SIGMA, seed: int = 0) -> dict:
     # evaluate.py's draw: one per chunk of images, seeded by the chunk's first index, so "both"
     # is the results.json figure (a sparse edge map's figure moves by dB with the draw).
     chunk = EvalOptions().chunk
-    z = torch.cat([torch.randn(x[lo:lo + chunk].shape, generator=torch.Generator().manual_seed(seed + lo))
-                   for lo in range(0, len(x), chunk)])
+    z = torch.cat([noise_draw(x[lo:lo + chunk], seed + lo) for lo in range(0, len(x), chunk)])
     noisy = x + sigma * z
 
     def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -10,7 +10,19 @@ import torch
 from pix2pix_aa.metrics._batching import Generator, check_batch_size, forward, warn_if_training
 from pix2pix_aa.metrics.psnr import DATA_RANGE, MAX_PSNR_DB, mse_per_image, psnr_from_mse
 
-__all__ = ["noise_robustness"]
+__all__ = ["noise_draw", "noise_robustness"]
+
+
+def noise_draw(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """The standard-normal noise :func:`noise_robustness` adds to ``x`` (scaled by each sigma):
+    drawn on the CPU from ``seed`` (the same numbers on every device), then moved to ``x``'s
+    device and dtype.
+
+    Shape:
+        x: (N, C, H, W); returns the same shape.
+    """
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    return torch.randn(x.shape, generator=gen, dtype=torch.float32).to(device=x.device, dtype=x.dtype)
 
 
 def noise_robustness(G: Generator, x: torch.Tensor, sigmas: Sequence[float] = (0.01, 0.02, 0.05, 0.1),
@@ -39,8 +51,7 @@ def noise_robustness(G: Generator, x: torch.Tensor, sigmas: Sequence[float] = (0
         raise ValueError(f"sigmas must be a non-empty list of values >= 0, got {sigmas}")
     warn_if_training(G)
     bs = check_batch_size(batch_size, tuple(x.shape[1:]), x.dtype)
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    z = torch.randn(x.shape, generator=gen, dtype=torch.float32).to(device=x.device, dtype=x.dtype)
+    z = noise_draw(x, seed)
     # Inputs: for each image its clean copy, then one copy per sigma; batched in chunks.
     jobs = [(i, k) for i in range(x.shape[0]) for k in [None, *range(len(sigmas))]]
     sums = torch.zeros(len(sigmas), dtype=torch.float64)
