@@ -14,8 +14,13 @@ from studies import real_data_study as study
 def test_the_queue_trains_each_run_once_most_informative_first():
     order = study.queue([0, 1, 2], list(study.DATASETS))
     assert len(order) == len(set(order))
-    # The facades' quick rows are the design study's (another CPU model): none is trained here.
-    assert {r for d, r, _, _ in order if d == "facades"} == {"long"}
+    # The facades' quick rows at the design study's seeds come from another CPU model: none is
+    # trained here; the facades' own seeds are, their baseline with them, seed by seed.
+    own = study.DATASETS["facades"]["own_seeds"]
+    facades_quick = [(c, s) for d, r, c, s in order if d == "facades" and r == "quick"]
+    assert facades_quick == [(c, s) for s in own for c in study.OWN_SEED_CANDIDATES]
+    assert not set(own) & {0, 1, 2, 3, 4} and "baseline" in study.OWN_SEED_CANDIDATES
+    assert order.index(("facades", "long", "baseline", 1)) < order.index(("facades", "quick", "baseline", own[0]))
     leading_s0 = [(d, "quick", c, 0) for d in ("photos", "colorize") for c in study.LEADING]
     assert order[:len(leading_s0)] == leading_s0
     # The closest design's long runs (seeds 0-1) come before the facades' long runs past seed 0.
