@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from studies import noise_path
+from studies import noise_path, term_every
 from studies import real_data_study as study
 
 
@@ -112,3 +112,24 @@ def test_the_verdict_names_what_decides_between_the_rankings(monkeypatch, tmp_pa
     assert "A smooth design keeps a TV ratio of 1.00 and an HF ratio of 0.05 on photos" in text
     summary["colorize"]["quick"][study.SHIPPED] = entry()
     assert study.verdict(summary).endswith("The shipped configurations carry it.")
+
+
+# --- studies/term_every.py -----------------------------------------------------------------
+def test_term_every_references_are_this_machines_runs_at_every_seed():
+    # At a seed the design study's record has (another CPU), a copy under a name of its own; at
+    # the facades' own seeds, the real-data study's run of the candidate itself.
+    assert term_every.reference("baseline", 0) == "ref_baseline"
+    own = study.DATASETS["facades"]["own_seeds"][0]
+    assert term_every.reference("shipped", own) == study.SHIPPED
+    assert all(term_every.ROLES[r] in study.OWN_SEED_CANDIDATES for r in term_every.ROLES)
+
+
+def test_term_every_table_is_seed_matched_to_this_machines_baseline():
+    every2 = term_every.candidate(2)
+    row = lambda db: {"pooled_db": db, "psnr": 15.0, "tv_ratio": 1.0, "hf_ratio": 0.8}  # noqa: E731
+    quick = {"ref_baseline": {"0": row(20.0)}, "baseline": {"10": row(22.0), "1": row(99.0)},
+             every2: {"0": row(27.0), "10": row(30.0), "1": row(0.0)}}
+    lines = term_every.table({"facades": {"quick": quick}}, [every2], [0, 1, 10])
+    cells = next(line for line in lines if line.startswith(f"| {every2} ")).split(" | ")
+    # Seed 1's baseline is the design study's (another CPU): no reference there, so not compared.
+    assert cells[1] == "0,10" and float(cells[3]) == pytest.approx(((27 - 20) + (30 - 22)) / 2)
