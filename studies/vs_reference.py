@@ -34,7 +34,9 @@ training run. Per iteration: wall and process CPU time from the end of the previ
 end of this one (all of a training loop's per-batch work: for Lightning the step, logging and
 progress bar). Medians over rounds x iters; ratios to ``ref`` (or ``bare``) of the same setting and
 thread count. Peak RSS: each worker's ``VmHWM`` after its last round (Python, torch and, for this
-project, Lightning included). The same in-memory batches (random pairs in [-1, 1]) for all.
+project, Lightning included), split into what it held when ready to train (the imports and the
+built networks, before the first step) and the rest, training's own. The same in-memory batches
+(random pairs in [-1, 1]) for all.
 """
 
 from __future__ import annotations
@@ -139,6 +141,8 @@ class Protocol:
         sys.stdout = sys.stderr
 
     def send(self, kind: str, **payload: Any) -> None:
+        if kind == "ready":  # imports and built networks, before the first step: the RSS training starts from
+            payload["ready_mb"] = vm_peak_mb()
         self.out.write(json.dumps({"kind": kind, **payload}) + "\n")
         self.out.flush()
 
@@ -377,14 +381,17 @@ def measure(setting: str, contenders: list[str], threads: int, args: argparse.Na
 
 def report(rows: list[dict[str, Any]], base_name: str) -> str:
     lines = ["| setting | threads | contender | ms / iteration, wall | ms / iteration, CPU | x " + base_name
-             + " (wall) | x " + base_name + " (CPU) | n | peak RSS MB |", "|---|---|---|---|---|---|---|---|---|"]
+             + " (wall) | x " + base_name + " (CPU) | n | peak RSS MB | of it at start (imports, networks) | "
+             "training's own |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         base = next(b for b in rows if b["setting"] == r["setting"] and b["threads"] == r["threads"]
                     and b["contender"] == base_name)
-        peak = f"{r['peak_mb']:.0f}" if r.get("peak_mb") else "-"
+        peak, ready = r.get("peak_mb"), r.get("ready_mb")
+        rss = [f"{peak:.0f}" if peak else "-", f"{ready:.0f}" if ready else "-",
+               f"{peak - ready:.0f}" if peak and ready else "-"]
         lines.append(f"| {r['setting']} | {r['threads']} | {r['contender']} | {med(r['wall']) * 1e3:.0f} | "
                      f"{med(r['cpu']) * 1e3:.0f} | {med(r['wall']) / med(base['wall']):.2f} | "
-                     f"{med(r['cpu']) / med(base['cpu']):.2f} | {len(r['wall'])} | {peak} |")
+                     f"{med(r['cpu']) / med(base['cpu']):.2f} | {len(r['wall'])} | {' | '.join(rss)} |")
     # The issue-style summary: one row per (setting, threads), one column per contender (x base, wall).
     names = list(dict.fromkeys(r["contender"] for r in rows if r["contender"] != base_name))
     lines += ["", "| setting | threads | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]

@@ -54,11 +54,12 @@ def test_project_contenders_are_train_py_commands(bench):
 def test_the_tables_divide_by_the_base_of_the_same_setting_and_threads(bench):
     def row(setting, threads, name, wall, cpu):
         return {"setting": setting, "threads": threads, "contender": name, "wall": wall, "cpu": cpu,
-                "peak_mb": 1000.0}
+                "peak_mb": 1000.0, "ready_mb": 700.0}
 
     rows = [row("128b4", 1, "ref", [1.0, 2.0, 3.0], [1.0, 1.0, 1.0]), row("128b4", 1, "aa", [3.0, 3.0, 9.0], [2.0] * 3),
             row("128b4", 2, "ref", [4.0], [8.0]), row("128b4", 2, "aa", [2.0], [4.0])]
     text = bench.report(rows, "ref")
-    assert "| 128b4 | 1 | aa | 3000 | 2000 | 1.50 | 2.00 | 3 | 1000 |" in text  # medians 3 / 2, 2 / 1
-    assert "| 128b4 | 2 | aa | 2000 | 4000 | 0.50 | 0.50 | 1 | 1000 |" in text
+    # medians 3 / 2, 2 / 1; peak RSS = 700 MB at start + 300 MB training's own
+    assert "| 128b4 | 1 | aa | 3000 | 2000 | 1.50 | 2.00 | 3 | 1000 | 700 | 300 |" in text
+    assert "| 128b4 | 2 | aa | 2000 | 4000 | 0.50 | 0.50 | 1 | 1000 | 700 | 300 |" in text
     assert "| 128b4 | 1 | 1.50x |" in text and "| 128b4 | 2 | 0.50x |" in text
