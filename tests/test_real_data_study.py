@@ -115,6 +115,13 @@ def test_the_verdict_names_what_decides_between_the_rankings(monkeypatch, tmp_pa
 
 
 # --- studies/term_every.py -----------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def _candidates(monkeypatch):
+    """term_every registers its references and k-variants as design study candidates: keep them
+    out of the other tests' registry (one shipped config <-> one candidate)."""
+    monkeypatch.setattr(term_every.ds, "CANDIDATES", dict(term_every.ds.CANDIDATES))
+
+
 def test_term_every_references_are_this_machines_runs_at_every_seed():
     # At a seed the design study's record has (another CPU), a copy under a name of its own; at
     # the facades' own seeds, the real-data study's run of the candidate itself.
