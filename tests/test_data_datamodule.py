@@ -89,6 +89,13 @@ def test_a_folder_of_the_other_procedural_kind_is_refused(tmp_path):
         _dm(tmp_path, dataset="photos").prepare_data()
 
 
+def test_an_existing_empty_data_dir_says_generation_only_fills_a_new_folder(tmp_path):
+    # It used to reach the loader and report a missing train/ split of an "aligned data set".
+    (tmp_path / "facades").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"exists but holds no data set .* generated only into a folder that"):
+        _dm(tmp_path).prepare_data()
+
+
 def test_a_generate_size_given_is_compared_even_at_the_generating_default(tmp_path, capsys):
     # 256 is what an unset generate_size generates; given explicitly it asks for 256 px data.
     _dm(tmp_path).prepare_data()

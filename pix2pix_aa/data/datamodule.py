@@ -281,9 +281,15 @@ class Pix2PixDataModule(pl.LightningDataModule):
             self._check_existing(wanted)
 
     def _check_existing(self, wanted: dict[str, Any]) -> None:
-        """Check an existing folder against its generation.json (none: nothing to check)."""
+        """Check an existing folder against its generation.json (none: nothing to check, unless the
+        folder holds no data set at all, which generation would not fill: it only writes a new one)."""
         meta_path = self.data_dir / "generation.json"
         if not meta_path.is_file():
+            if self.data_dir.is_dir() and not (self.data_dir / "train").is_dir():
+                raise FileNotFoundError(
+                    f"data_dir {self.data_dir} exists but holds no data set (no train/ folder, no generation.json): "
+                    f"the {self.dataset} data are generated only into a folder that does not exist yet; remove "
+                    "it or pass a new --data.data_dir")
             return
         meta = json.loads(meta_path.read_text())
         self._check_kind(meta, meta_path)
