@@ -9,6 +9,7 @@ finish before the G step reads D.
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from collections.abc import Iterator
 from typing import Any, Optional
@@ -21,6 +22,7 @@ from pytorch_lightning.plugins.precision import MixedPrecision
 from torch import nn
 
 from pix2pix_aa.compat import batches_that_stepped, built_by_cli
+from pix2pix_aa.console import notice
 from pix2pix_aa.layers.padding import pad_to_multiple
 from pix2pix_aa.losses import (
     GAN_MODES,
@@ -314,6 +316,10 @@ class Pix2PixModule(pl.LightningModule):
         # lets schedule and optimiser options change on resume). Re-apply them: for an unchanged
         # run this recomputes the very value the checkpoint holds.
         hp = self.hparams
+        total = self._planned_iterations()
+        if hp.lambda_shift and hp.shift_every > 1 and hp.shift_every >= total:
+            notice(f"model.shift_every={hp.shift_every} is not below this run's {int(total)} training iterations: the "
+                   "shift-equivariance term is applied on its first iteration only")
         for opt, scheduler in zip(self.optimizers(), self.lr_schedulers()):
             for group in opt.param_groups:
                 group["betas"] = (hp.beta1, hp.beta2)
@@ -323,6 +329,17 @@ class Pix2PixModule(pl.LightningModule):
                 factor = linear_decay_factor(self.current_epoch, hp.n_epochs, hp.n_epochs_decay)
                 for group in opt.param_groups:
                     group["lr"] = hp.lr * factor
+
+    def _planned_iterations(self) -> float:
+        """Training iterations (batches) this fit runs in all, resumed ones included: max_epochs'
+        batches or half of max_steps (G and D each take an optimiser step per iteration), the fewer;
+        inf when neither bounds it."""
+        trainer, bounds = self.trainer, [math.inf]
+        if trainer.max_epochs and trainer.max_epochs > 0:
+            bounds.append(trainer.num_training_batches * trainer.max_epochs)
+        if trainer.max_steps and trainer.max_steps > 0:
+            bounds.append(trainer.max_steps // 2)
+        return min(bounds)
 
     def _adam(self, net: nn.Module, betas: tuple[float, float]) -> torch.optim.Adam:
         params = list(net.parameters())

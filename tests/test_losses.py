@@ -85,7 +85,7 @@ def test_training_step_adds_the_term_on_the_steps_shift(tmp_path, tiny_module, c
     assert trainer.callback_metrics["train/loss_G_shift_step"].item() == pytest.approx(expected, rel=1e-5)
 
 
-def test_shift_every_applies_the_term_on_every_kth_iteration(tmp_path, tiny_module, cpu_trainer):
+def test_shift_every_applies_the_term_on_every_kth_iteration(tmp_path, tiny_module, cpu_trainer, capsys):
     """shift_every 2: G sees the extra shifted image at iterations 0 and 2 of 4, not at 1 and 3."""
     module = tiny_module(seed=0, lambda_shift=1.0, shift_every=2, log_images_every_n_batches=0,
                          val_stability_images=0)
@@ -96,8 +96,21 @@ def test_shift_every_applies_the_term_on_every_kth_iteration(tmp_path, tiny_modu
     trainer = cpu_trainer(max_steps=8, enable_checkpointing=False, default_root_dir=tmp_path)
     trainer.fit(module, loader)
     assert batch_sizes == [3, 2, 3, 2]
+    assert "applied on its first iteration only" not in capsys.readouterr().err
     with pytest.raises(ValueError, match="model.shift_every must be an int >= 1"):
         tiny_module(lambda_shift=1.0, shift_every=0)
+
+
+def test_a_shift_every_past_the_runs_end_is_named_at_start(tmp_path, tiny_module, cpu_trainer, capsys):
+    """shift_every 4 on a 4-iteration run (max_steps 8: G and D each step once an iteration) applies
+    the term once: said at the start, not left to be found in the logs."""
+    module = tiny_module(seed=0, lambda_shift=1.0, shift_every=4, log_images_every_n_batches=0,
+                         val_stability_images=0)
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    loader = torch.utils.data.DataLoader([{"input": x[i], "target": x[i]} for i in range(2)], batch_size=2)
+    cpu_trainer(max_steps=8, enable_checkpointing=False, default_root_dir=tmp_path).fit(module, loader)
+    assert ("model.shift_every=4 is not below this run's 4 training iterations: the shift-equivariance term is "
+            "applied on its first iteration only") in capsys.readouterr().err
 
 
 def test_without_the_term_training_is_unchanged(tmp_path, tiny_module, cpu_trainer):
