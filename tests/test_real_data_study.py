@@ -114,6 +114,20 @@ def test_the_verdict_names_what_decides_between_the_rankings(monkeypatch, tmp_pa
     assert study.verdict(summary).endswith("The shipped configurations carry it.")
 
 
+def test_the_detail_note_names_where_the_baseline_itself_misses_the_hf_criterion():
+    def cand(hf):
+        return {**_summary(hf=hf), "seeds": ["0"]}
+
+    summary = {"photos": {"long": {"baseline": cand(0.42), study.SHIPPED: cand(0.2), "bin5": cand(float("nan"))}},
+               "colorize": {"long": {"baseline": cand(0.21), study.SHIPPED: cand(0.36)}},
+               "facades": {"long": {"baseline": cand(1.05), study.SHIPPED: cand(1.01)}}}
+    note = study.baseline_detail_note(summary)
+    assert "photos long 0.42 (the most of any design)" in note
+    assert f"colorize long 0.21 (the most: {study.LABELS[study.SHIPPED]}, 0.36)" in note
+    assert "facades" not in note
+    assert study.baseline_detail_note({"facades": summary["facades"]}) == ""
+
+
 # --- studies/term_every.py -----------------------------------------------------------------
 @pytest.fixture(autouse=True)
 def _candidates(monkeypatch):
