@@ -24,6 +24,9 @@ Variants (all with zero conv padding and reflect blur padding unless stated):
   bin5-cheap     blur -> strided conv (antialias_mode=blur_conv, StyleGAN2-like), + decoder blur
   bin5-cheap-enc blur -> strided conv, encoder only
   aps            adaptive polyphase sampling, circular padding (Chaman & Dokmanic 2021)
+  shipped        the recommended design's network (configs/cpu_quick_aa.yaml), and its parts:
+                 shipped-enc (its encoder blur alone), shipped-nopath (without the full-resolution
+                 path), baseline-path (the path alone), shipped-path8 (the path at c = 8)
 """
 
 from __future__ import annotations
@@ -50,6 +53,29 @@ VARIANTS: dict[str, dict] = {
     "bin5-cheap-enc": {"antialias": "bin5", "antialias_mode": "blur_conv", "upsample_antialias": False},
     "aps": {"antialias": "aps"},
 }
+
+
+def _shipped_generator() -> dict:
+    """The anti-aliasing options of the recommended design (configs/cpu_quick_aa.yaml's generator)."""
+    from pathlib import Path
+
+    import yaml
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "cpu_quick_aa.yaml"
+    args = yaml.safe_load(config.read_text())["model"]["generator"]["init_args"]
+    return {k: v for k, v in args.items() if k not in ("num_downs", "ngf", "norm", "dropout")}
+
+
+#: The recommended design taken apart: its encoder blur alone, with the decoder's blurs, the whole
+#: network (+ the full-resolution path), the path alone on the baseline, and the path at c = 8.
+SHIPPED = _shipped_generator()
+VARIANTS.update({
+    "shipped-enc": {k: SHIPPED[k] for k in ("antialias", "antialias_mode")},
+    "shipped-nopath": {**SHIPPED, "fullres_channels": 0},
+    "shipped": SHIPPED,
+    "baseline-path": {"fullres_channels": SHIPPED["fullres_channels"]},
+    "shipped-path8": {**SHIPPED, "fullres_channels": 8},
+})
 #: Project targets (docs/PERFORMANCE.md): paper-faithful AA <= 1.5x the baseline, cheap mode <= 1.1x.
 TARGETS = {"rect2": 1.5, "tri3": 1.5, "bin5": 1.5, "bin5-enc": 1.5, "bin5-cheap": 1.1, "bin5-cheap-enc": 1.1}
 
@@ -84,11 +110,12 @@ def flops(g: torch.nn.Module, x: torch.Tensor) -> tuple[float, float]:
 
 
 def check_parity(nets: dict[str, torch.nn.Module], x: torch.Tensor) -> None:
-    """All variants share the baseline's parameters (AA adds none); a sanity check that each runs."""
+    """All variants share the baseline's parameters (AA adds none; the full-resolution path adds
+    its own, so those variants are not compared); a sanity check that each runs."""
     base = sum(p.numel() for p in nets["baseline"].parameters()) if "baseline" in nets else None
     for name, g in nets.items():
         n = sum(p.numel() for p in g.parameters())
-        if base is not None and n != base:
+        if base is not None and n != base and not VARIANTS[name].get("fullres_channels"):
             raise SystemExit(f"{name}: {n} parameters, baseline has {base}")
         with torch.no_grad():
             y = g.eval()(x)
