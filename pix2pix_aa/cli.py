@@ -655,6 +655,16 @@ class Pix2PixCLI(LightningCLI):
             trainer.callbacks.append(StopAfterIterations(int(steps)))
         return trainer
 
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Trainer:
+        # trainer.enable_checkpointing false: leave out the checkpoint callbacks this CLI always
+        # adds (Lightning refuses a ModelCheckpoint beside it), and say what that costs.
+        if config.get("enable_checkpointing") is False:
+            callbacks = [c for c in callbacks if not isinstance(c, FiniteModelCheckpoint)]
+            if self.subcommand == "fit":
+                notice("trainer.enable_checkpointing=false: no last.ckpt and no best checkpoint are written, so "
+                       "this run can be neither resumed nor evaluated afterwards")
+        return super()._instantiate_trainer(config, callbacks)
+
     def _run_subcommand(self, subcommand: str) -> None:
         """Run it; if it fails before anything was trained, remove the log folders it created
         (``runs/<name>/version_N``, ``<run>/test/version_K``): TensorBoard would list an empty run

@@ -551,3 +551,11 @@ def test_term_options_without_the_term_are_named_at_start_up(fit, capsys):
 ])
 def test_values_that_train_nothing_or_the_wrong_way_are_refused(fit, capsys, flags, expected):
     assert expected in _error(capsys, lambda: fit("badvalue", *flags))
+
+
+def test_checkpointing_off_trains_without_checkpoints_and_says_so(fit, folder, capsys):
+    # The CLI's own checkpoint callbacks made Lightning refuse the flag with a traceback.
+    cli = fit("nockpt", "--trainer.enable_checkpointing", "false")
+    assert cli.trainer.global_step > 0
+    assert not list((folder / "runs" / "nockpt").rglob("*.ckpt"))
+    assert "trainer.enable_checkpointing=false: no last.ckpt and no best checkpoint" in capsys.readouterr().err
