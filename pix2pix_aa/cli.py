@@ -882,8 +882,18 @@ def main(args: Optional[list[str]] = None, run: bool = True) -> Pix2PixCLI:
     except (ValueError, FileNotFoundError, FloatingPointError, CheckpointError) as e:
         if debug:
             raise
+        _end_progress_line()
         print(f"error: {worker_error_line(e)}\n(pass --debug to see the traceback)", file=sys.stderr)
         raise SystemExit(2) from e
+
+
+def _end_progress_line() -> None:
+    """End the line of a progress bar the error stopped mid-line (tqdm, on stdout), so that the
+    error starts a line of its own in a terminal instead of being glued to the bar."""
+    from tqdm import tqdm
+
+    if getattr(tqdm, "_instances", None):
+        print(flush=True)
 
 
 def console_main() -> int:

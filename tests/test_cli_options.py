@@ -559,3 +559,20 @@ def test_checkpointing_off_trains_without_checkpoints_and_says_so(fit, folder, c
     assert cli.trainer.global_step > 0
     assert not list((folder / "runs" / "nockpt").rglob("*.ckpt"))
     assert "trainer.enable_checkpointing=false: no last.ckpt and no best checkpoint" in capsys.readouterr().err
+
+
+def test_an_error_starts_its_own_line_after_a_progress_bar_it_stopped(capsys):
+    import io
+
+    from tqdm import tqdm
+
+    from pix2pix_aa import cli
+
+    cli._end_progress_line()  # no bar: nothing written
+    assert capsys.readouterr().out == ""
+    bar = tqdm(total=3, file=io.StringIO())
+    try:
+        cli._end_progress_line()  # a bar left mid-line: end its line
+        assert capsys.readouterr().out == "\n"
+    finally:
+        bar.close()
