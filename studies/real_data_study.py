@@ -67,8 +67,7 @@ LABELS = {"baseline": "baseline U-Net", "bin5": "Bin-5 (the paper)", SHIPPED: "r
 LEADING = ["baseline", SHIPPED]
 #: Trained here on the facades at the quick recipe, at the data set's ``own_seeds``: the designs
 #: the design study's record lacks or has at one seed, and the references of studies/term_every.py
-#: (not the weak-term baseline: a probe of real photographs' detail, which every design keeps on
-#: the facades). Its rows (seeds 0-4) come from another CPU
+#: (not the weak-term baseline: a probe of how much detail the term costs on real photographs). Its rows (seeds 0-4) come from another CPU
 #: model, and a seed's model differs between CPU models (docs/DEMO.md), so a gap to its baseline
 #: would mix the two; fresh seeds, with their own baseline trained here, keep every gap on one CPU.
 OWN_SEED_CANDIDATES = ["baseline", "baseline_shift100x4", DETAIL, SHIPPED, "bc_kaiser9n_lastnone_upk13n_fr16"]
