@@ -447,6 +447,8 @@ def recommendation_section(summary: dict) -> list[str]:
              "| design | criteria met | shortfall | misses | shortfall without noise |", "|---|---|---|---|---|"]
     for c, (met, total, short, misses, missing) in sorted(scores.items(), key=lambda kv: (bool(kv[1][4]),
                                                                                            kv[1][2])):
+        if not total:  # no run of it yet: a 0/0 row would read as the best score
+            continue
         miss = "; ".join(f"**{d}**: " + ", ".join(m) for d, m in misses.items()) or "none"
         if missing:
             miss += f" (not yet measured on {', '.join(missing)})"

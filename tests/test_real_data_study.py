@@ -94,6 +94,20 @@ def test_split_forward_without_a_path_is_g():
         assert torch.equal(noise_path.split_forward(G, x, torch.zeros_like(x)), G(x))
 
 
+def test_the_ranking_table_leaves_out_a_design_without_a_run(monkeypatch, tmp_path):
+    # A candidate added to the study before any of its runs: a 0/0 row with shortfall 0.0 would
+    # read as the best score.
+    monkeypatch.setattr(study, "CANDIDATE_NAMES", ["baseline", study.SHIPPED, "new"])
+    monkeypatch.setattr(study, "LABELS", {**study.LABELS, "new": "a new design"})
+    monkeypatch.setattr(study, "NOISE_PATH", tmp_path / "none.json")
+    monkeypatch.setitem(study.ds.CANDIDATES, "new", study.ds.CANDIDATES["baseline"])
+    s = _summary()
+    summary = {"photos": {"quick": {study.SHIPPED: {**s, "goal": study.goal_check(s, None, None)}}}}
+    text = "\n".join(study.recommendation_section(summary))
+    assert f"| {study.LABELS[study.SHIPPED]} (closest) | 6/6 | 0.0 |" in text
+    assert "| a new design |" not in text
+
+
 def test_the_verdict_names_what_decides_between_the_rankings(monkeypatch, tmp_path):
     monkeypatch.setattr(study, "CANDIDATE_NAMES", ["baseline", study.SHIPPED, "smooth"])
     monkeypatch.setattr(study, "LABELS", {**study.LABELS, "smooth": "a smooth design"})
