@@ -30,6 +30,7 @@ from typing import Any, NoReturn, Optional
 import torch
 from jsonargparse import DefaultHelpFormatter, lazy_instance
 from lightning_fabric.plugins import CheckpointIO
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
@@ -55,6 +56,7 @@ from pix2pix_aa.compat import (
     batches_in_checkpoint,
     batches_that_stepped,
     cli_trainer_init,
+    ddp_allow_unused_parameters,
     jsonargparse_debug_active,
     parser_actions,
     subcommand_parsers,
@@ -647,6 +649,8 @@ class Pix2PixCLI(LightningCLI):
                 isinstance(c, ProgressBar) for c in callbacks):
             kwargs["callbacks"] = [*callbacks, QuietProgressBar()]
         trainer = super().instantiate_trainer(**kwargs)
+        if config.trainer.get("strategy") in (None, "auto"):
+            ddp_allow_unused_parameters(trainer.strategy)  # several devices: the DDP Lightning chose (gan_strategy)
         if not any(isinstance(c, ResumeRNGState) for c in trainer.callbacks):
             trainer.callbacks.append(ResumeRNGState())
         if self.subcommand == "fit" and not any(isinstance(c, HparamsAtFitEnd) for c in trainer.callbacks):
@@ -879,11 +883,16 @@ def main(args: Optional[list[str]] = None, run: bool = True) -> Pix2PixCLI:
             args=args,
             run=run,
         )
-    except (ValueError, FileNotFoundError, FloatingPointError, CheckpointError) as e:
+    # MisconfigurationException: Lightning's own refusals of trainer options (an accelerator this
+    # machine lacks, ...): already one sentence for the user.
+    except (ValueError, FileNotFoundError, FloatingPointError, CheckpointError, MisconfigurationException) as e:
         if debug:
             raise
         _end_progress_line()
-        print(f"error: {worker_error_line(e)}\n(pass --debug to see the traceback)", file=sys.stderr)
+        line = worker_error_line(e)
+        if isinstance(e, MisconfigurationException):
+            line = f"the trainer options (--trainer.*) were refused by Lightning: {line}"
+        print(f"error: {line}\n(pass --debug to see the traceback)", file=sys.stderr)
         raise SystemExit(2) from e
 
 

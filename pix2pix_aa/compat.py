@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any, Optional
 
 __all__ = ["PRIVATE_ATTRIBUTES", "batches_in_checkpoint", "batches_that_stepped", "built_by_cli",
-           "cli_trainer_init", "epochs_in_checkpoint", "jsonargparse_debug_active", "parser_actions",
-           "subcommand_parsers"]
+           "cli_trainer_init", "ddp_allow_unused_parameters", "epochs_in_checkpoint", "jsonargparse_debug_active",
+           "parser_actions", "subcommand_parsers"]
 
 #: (object path, attribute, why) for each private attribute the project relies on.
 PRIVATE_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
@@ -42,10 +42,15 @@ PRIVATE_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
      "the trainer's plugins and callbacks as given in the config (before instantiation)"),
     ("jsonargparse.DefaultHelpFormatter", "_get_help_string",
      "overridden: the help's lists of known subclasses cut to this project's classes"),
+    ("pytorch_lightning.cli.LightningCLI", "_instantiate_trainer",
+     "wrapped: trainer.enable_checkpointing false leaves out the checkpoint callbacks the CLI adds"),
+    ("pytorch_lightning.strategies.DDPStrategy", "_ddp_kwargs",
+     "the DDP options of a strategy Lightning chose itself (strategy auto, several devices): the GAN "
+     "needs find_unused_parameters there too"),
 )
 
 #: Attributes in PRIVATE_ATTRIBUTES set on instances (in their owner's source, not on the class).
-INSTANCE_ATTRIBUTES = frozenset({"_batches_that_stepped", "_actions", "_name_parser_map"})
+INSTANCE_ATTRIBUTES = frozenset({"_batches_that_stepped", "_actions", "_name_parser_map", "_ddp_kwargs"})
 
 
 def batches_in_checkpoint(ckpt: dict) -> Optional[int]:
@@ -105,3 +110,16 @@ def jsonargparse_debug_active() -> bool:
 def cli_trainer_init(cli: Any, key: str) -> Any:
     """``trainer.<key>`` of a LightningCLI's instantiated config for the current subcommand (None when absent)."""
     return cli._get(cli.config_init, "trainer", default={}).get(key)
+
+
+def ddp_allow_unused_parameters(strategy: Any) -> bool:
+    """Tell a DDP strategy that parameters may go unused in a backward pass, unless its options
+    already say either way. For the DDP Lightning picks itself (strategy ``auto`` on several
+    devices), which no strategy name reaches. Returns True when ``strategy`` is a DDP strategy.
+    """
+    from pytorch_lightning.strategies import DDPStrategy
+
+    if not isinstance(strategy, DDPStrategy):
+        return False
+    strategy._ddp_kwargs.setdefault("find_unused_parameters", True)
+    return True

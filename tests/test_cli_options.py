@@ -576,3 +576,10 @@ def test_an_error_starts_its_own_line_after_a_progress_bar_it_stopped(capsys):
         assert capsys.readouterr().out == "\n"
     finally:
         bar.close()
+
+
+def test_an_accelerator_this_machine_lacks_is_one_line(fit, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    err = _error(capsys, lambda: fit("nogpu", "--trainer.accelerator", "gpu"))
+    assert "the trainer options (--trainer.*) were refused by Lightning: No supported gpu backend found" in err

@@ -203,3 +203,20 @@ def test_plain_ddp_names_get_find_unused_parameters():
     assert gan_strategy("auto") == "auto"
     # explicit choice kept
     assert gan_strategy("ddp_find_unused_parameters_false") == "ddp_find_unused_parameters_false"
+
+
+def test_the_ddp_lightning_picks_itself_gets_find_unused_parameters_too():
+    # strategy auto on 2 devices is DDP without a name gan_strategy could rewrite: the first G step
+    # failed with DDP's unused-parameters error.
+    from pytorch_lightning import Trainer
+
+    from pix2pix_aa.compat import ddp_allow_unused_parameters
+
+    trainer = Trainer(accelerator="cpu", devices=2, strategy="auto", logger=False, enable_checkpointing=False)
+    assert ddp_allow_unused_parameters(trainer.strategy)
+    assert trainer.strategy._ddp_kwargs["find_unused_parameters"] is True
+    explicit = Trainer(accelerator="cpu", devices=2, strategy="ddp_find_unused_parameters_false", logger=False,
+                       enable_checkpointing=False)
+    ddp_allow_unused_parameters(explicit.strategy)
+    assert explicit.strategy._ddp_kwargs["find_unused_parameters"] is False  # an explicit choice is kept
+    assert not ddp_allow_unused_parameters(Trainer(accelerator="cpu", devices=1, logger=False).strategy)
