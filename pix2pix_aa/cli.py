@@ -61,7 +61,7 @@ from pix2pix_aa.compat import (
     parser_actions,
     subcommand_parsers,
 )
-from pix2pix_aa.console import notice
+from pix2pix_aa.console import notice, output_path_problem
 from pix2pix_aa.data import Pix2PixDataModule
 from pix2pix_aa.module import Pix2PixModule, load_weights
 from pix2pix_aa.options import (
@@ -735,6 +735,9 @@ class Pix2PixCLI(LightningCLI):
         self._check_checkpoint()
         self._quiet_checkpoint_callbacks()
         output_dir = self.config[self.subcommand].predict_output_dir
+        problem = output_path_problem(output_dir, "--predict_output_dir")
+        if problem:
+            raise ValueError(problem)
         self.trainer.callbacks.append(ImageWriter(output_dir))
 
 

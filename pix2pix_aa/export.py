@@ -215,6 +215,7 @@ def export_generator(generator: nn.Module, out: str | Path, fmt: str = "onnx", a
 
 def main(argv: Optional[list[str]] = None) -> int:
     """``pix2pix-aa-export CKPT --format onnx|torchscript --out FILE``; exit 2 on any error."""
+    from pix2pix_aa.console import output_path_problem
     from pix2pix_aa.evaluation.checkpoints import CheckpointError, find_checkpoints, load_generator
 
     p = argparse.ArgumentParser(prog="pix2pix-aa-export", description=__doc__.split("\n\n")[0])
@@ -225,6 +226,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--size", type=int, default=None, help="side of the square verification input")
     p.add_argument("--trust-checkpoint", action="store_true", help="allow full unpickling of the checkpoint")
     args = p.parse_args(argv)
+    problem = output_path_problem(args.out, "--out", file=True)
+    if problem:
+        p.error(problem)
     try:
         found = find_checkpoints([args.checkpoint])
         if len(found) > 1:

@@ -24,7 +24,7 @@ from typing import Optional
 
 import torch
 
-from pix2pix_aa.console import notice
+from pix2pix_aa.console import notice, output_path_problem
 from pix2pix_aa.evaluation.checkpoints import CheckpointError, LoadedGenerator, find_checkpoints, load_generator
 from pix2pix_aa.evaluation.data import DataSettings, code_version, data_settings, load_data
 from pix2pix_aa.evaluation.parallel import distributed_env, evaluate_distributed, evaluate_in_pool, evaluate_in_process
@@ -599,6 +599,10 @@ def _open_log(out_dir: Path, batches: list[Batch]) -> Callable[[str], None]:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    problem = output_path_problem(args.out, "--out") if args.out is not None else None
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return run(args)
     except (CheckpointError, ValueError, FileNotFoundError) as e:
