@@ -178,8 +178,8 @@ class Pix2PixModule(pl.LightningModule):
             scratch; a resumed fit (``--ckpt_path``) takes its checkpoint's weights instead.
             train.py validate / test / predict without ``--ckpt_path`` load ``generator_weights``
             too (pix2pix_aa.cli).
-        grad_clip_norm: clip each player's gradient norm (Trainer's gradient_clip_val is refused
-            under manual optimisation).
+        grad_clip_norm: clip each player's gradient norm to this (> 0; None = no clipping; Trainer's
+            gradient_clip_val is refused under manual optimisation).
         on_nonfinite: ``raise`` (stop with a message naming the loss and step) or ``skip`` the step.
         log_images_every_n_batches: training image grids (input | generated | target); 0 = off.
         num_log_images: images per grid.
@@ -233,6 +233,13 @@ class Pix2PixModule(pl.LightningModule):
             raise ValueError("n_epochs and n_epochs_decay must be >= 0")
         if not lr > 0:
             raise ValueError(f"lr must be > 0, got {lr}")
+        for name, beta in (("beta1", beta1), ("beta2", beta2)):
+            if not 0 <= beta < 1:
+                raise ValueError(f"model.{name} must be in [0, 1) (an Adam moment's decay; pix2pix: beta1 0.5, "
+                                 f"beta2 0.999), got {beta}")
+        if grad_clip_norm is not None and not grad_clip_norm > 0:
+            raise ValueError(f"model.grad_clip_norm must be > 0 (the largest gradient norm per player) or null "
+                             f"for no clipping, got {grad_clip_norm}")
         if lambda_l1 < 0:
             raise ValueError(f"lambda_l1 must be >= 0 (the weight of the L1 term; pix2pix: 100), got {lambda_l1}")
         if lambda_shift < 0:

@@ -548,6 +548,9 @@ def test_term_options_without_the_term_are_named_at_start_up(fit, capsys):
     (["--model.lambda_shift", "10", "--model.max_shift", "65"], "use a max_shift of at most 64"),
     (["--model.lambda_shift", "10", "--model.max_shift", "1"], "model.max_shift must be an int >= 2"),
     (["--model.n_epochs", "0", "--model.n_epochs_decay", "0"], "nothing would be trained"),
+    (["--model.beta1", "1.5"], "model.beta1 must be in [0, 1)"),
+    (["--model.beta2", "-0.1"], "model.beta2 must be in [0, 1)"),
+    (["--model.grad_clip_norm", "-1"], "model.grad_clip_norm must be > 0"),
 ])
 def test_values_that_train_nothing_or_the_wrong_way_are_refused(fit, capsys, flags, expected):
     assert expected in _error(capsys, lambda: fit("badvalue", *flags))
