@@ -445,7 +445,9 @@ def _check_fit_options(config) -> None:
     check_schedule(config)
     check_plateau_validation(config)
     monitor = config.checkpoint.get("monitor")
-    if config.trainer.get("limit_val_batches") in (0, 0.0) and (monitor is None or monitor.startswith("val/")):
+    if config.trainer.get("enable_checkpointing") is False:
+        pass  # no checkpoint at all, said once when the trainer is built (Pix2PixCLI._instantiate_trainer)
+    elif config.trainer.get("limit_val_batches") in (0, 0.0) and (monitor is None or monitor.startswith("val/")):
         # No validation, no val/*: ModelCheckpoint would warn at every epoch and keep nothing useful.
         config.checkpoint.monitor, config.checkpoint.save_top_k = None, 0
         notice("validation is off (trainer.limit_val_batches=0): no best checkpoint"
