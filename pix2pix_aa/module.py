@@ -323,6 +323,8 @@ class Pix2PixModule(pl.LightningModule):
         # lets schedule and optimiser options change on resume). Re-apply them: for an unchanged
         # run this recomputes the very value the checkpoint holds.
         hp = self.hparams
+        self._skipped_this_fit: dict[str, int] = {}
+        self._first_iteration = batches_that_stepped(self.trainer)
         total = self._planned_iterations()
         if hp.lambda_shift and hp.shift_every > 1 and hp.shift_every >= total:
             notice(f"model.shift_every={hp.shift_every} is not below this run's {int(total)} training iterations: the "
@@ -435,6 +437,7 @@ class Pix2PixModule(pl.LightningModule):
                 "for NaNs, or set model.on_nonfinite=skip to skip such steps.")
         self.print(f"warning: skipped the optimiser step: non-finite {name} = {loss.item()} at {where}")
         self.log(f"train/skipped_{name}", 1.0, on_step=True, reduce_fx="sum")
+        self._skipped_this_fit[name] = self._skipped_this_fit.get(name, 0) + 1
         # The forward passes already updated BatchNorm's running statistics with this batch:
         # put them back, or one NaN batch leaves every later eval output NaN.
         for buf_name, buf in self.named_buffers():
@@ -442,6 +445,21 @@ class Pix2PixModule(pl.LightningModule):
             if saved is not None:
                 buf.copy_(saved)
         return False
+
+    def on_train_end(self) -> None:
+        # on_nonfinite skip: each skipped step had its own line; say at the end what it came to, and
+        # loudest when nothing was trained at all (the checkpoint then holds the initial weights).
+        done = batches_that_stepped(self.trainer) - self._first_iteration
+        skipped = self._skipped_this_fit
+        if not skipped:
+            return
+        counts = ", ".join(f"{n} {name}" for name, n in skipped.items())
+        if done and all(n >= done for n in skipped.values()):
+            notice(f"model.on_nonfinite=skip: every one of this fit's {done} iterations skipped its optimiser steps "
+                   f"({counts}): the weights were never updated. Lower the learning rate or check the data.")
+        else:
+            notice(f"model.on_nonfinite=skip: optimiser steps skipped for non-finite losses in this fit's {done} "
+                   f"iterations: {counts}")
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         if self.hparams.on_nonfinite == "skip":  # snapshot for _check_finite (BatchNorm buffers: a few KB)
@@ -453,7 +471,9 @@ class Pix2PixModule(pl.LightningModule):
         for scheduler in self.lr_schedulers():
             # ReduceLROnPlateau steps in on_validation_end instead, once per fresh val/l1.
             if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                scheduler.step()
+                with warnings.catch_warnings():  # on_nonfinite skip can leave an epoch without opt.step()
+                    warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+                    scheduler.step()
 
     def on_validation_end(self) -> None:
         # lr_policy plateau: one step per validation, on the val/l1 it has just computed (here,

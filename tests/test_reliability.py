@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import math
 import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -307,11 +308,30 @@ def test_skip_mode_skips_the_nan_batch_and_keeps_the_model_finite(tmp_path, caps
     ckpt = FiniteModelCheckpoint(dirpath=tmp_path, monitor="val/l1", save_last=True, filename="best")
     trainer = cpu_trainer(max_epochs=1, callbacks=[ckpt], num_sanity_val_steps=0, default_root_dir=tmp_path)
     trainer.fit(module, datamodule=_ListData(_pairs(6, nan_at=2), _pairs(1, seed=1)))
-    out = capsys.readouterr().out
-    assert "skipped the optimiser step: non-finite loss_D = nan at epoch 0, batch 1" in out
+    captured = capsys.readouterr()
+    assert "skipped the optimiser step: non-finite loss_D = nan at epoch 0, batch 1" in captured.out
+    assert ("model.on_nonfinite=skip: optimiser steps skipped for non-finite losses in this fit's 3 iterations: "
+            "1 loss_D, 1 loss_G") in captured.err
     assert trainer.global_step == 4  # batches 0 and 2 stepped G and D; batch 1 stepped nothing
     assert nonfinite_tensors(module) == []  # BatchNorm statistics of the NaN batch were rolled back
     assert math.isfinite(float(ckpt.best_model_score)) and (tmp_path / "best.ckpt").is_file()
+
+
+def test_skip_mode_says_when_no_step_was_taken_at_all(tmp_path, capsys, tiny_module, cpu_trainer):
+    # Every batch non-finite: exit 0 with a last.ckpt of the initial weights, which only the
+    # per-step lines (and a torch warning about the scheduler) hinted at.
+    module = tiny_module(seed=0, log_images_every_n_batches=0, val_stability_images=0, on_nonfinite="skip")
+    data = _pairs(4)
+    for item in data:
+        item["input"][0, 0, 0] = math.nan
+    trainer = cpu_trainer(max_epochs=1, enable_checkpointing=False, num_sanity_val_steps=0, limit_val_batches=0,
+                          default_root_dir=tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no "lr_scheduler.step() before optimizer.step()"
+        trainer.fit(module, datamodule=_ListData(data, _pairs(1, seed=1)))
+    err = capsys.readouterr().err
+    assert "every one of this fit's 2 iterations skipped its optimiser steps (2 loss_D, 2 loss_G)" in err
+    assert "the weights were never updated" in err
 
 
 class _ScoreModule(pl.LightningModule):
