@@ -242,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="output folder (refused if it exists, unless --overwrite)")
     p.add_argument("--task", choices=list(PHOTO_TASKS), default="edges")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=int, default=128, help="side of each half in pixels (cell size)")
+    p.add_argument("--size", type=int, default=128, help="side of each half in pixels (cell size; default 128, "
+                   "the CPU recipes' crop; train.py generates 256 unless --data.generate_size says otherwise)")
     p.add_argument("--train", type=int, default=None, help="training images (default: every training cell)")
     p.add_argument("--val", type=int, default=None)
     p.add_argument("--test", type=int, default=None)
