@@ -278,8 +278,8 @@ def test_lr_policy_plateau_steps_once_per_validation(fit, folder):
     epoch from the first validation on, re-reading a stale val/l1)."""
     cli = fit("plateau", "--model.lr_policy", "plateau", "--trainer.check_val_every_n_epoch", "2",
               "--trainer.max_epochs", "6", "--model.n_epochs", "6", "--model.n_epochs_decay", "0",
-              "--model.log_images_every_n_batches", "0", data__generate_counts={"train": 2, "val": 1, "test": 1},
-              data__batch_size=1)
+              "--model.log_images_every_n_batches", "0", data__data_dir=str(folder / "data_plateau"),
+              data__generate_counts={"train": 2, "val": 1, "test": 1}, data__batch_size=1)
     schedulers = cli.model.lr_schedulers()
     assert [type(s).__name__ for s in schedulers] == ["ReduceLROnPlateau"] * 2
     assert [s.last_epoch for s in schedulers] == [3, 3]

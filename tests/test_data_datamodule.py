@@ -101,10 +101,14 @@ def test_a_generate_size_given_is_compared_even_at_the_generating_default(tmp_pa
     _dm(tmp_path).prepare_data()
     dm = Pix2PixDataModule(data_dir=str(tmp_path / "facades"), load_size=36, crop_size=32, batch_size=2,
                            num_workers=0, direction="BtoA", generate_size=256)
-    capsys.readouterr()
-    dm.prepare_data()
-    out = capsys.readouterr()
-    assert "size: on disk 32, asked 256" in out.err + out.out
+    # A generation-only option unlike the folder's would be accepted and ignored: refused.
+    with pytest.raises(ValueError, match=r"data.generate_size: .* was generated with size 32, not the 256 asked"):
+        dm.prepare_data()
+    counts = Pix2PixDataModule(data_dir=str(tmp_path / "facades"), load_size=36, crop_size=32, batch_size=2,
+                               num_workers=0, direction="BtoA", generate_size=32,
+                               generate_counts={"train": 9, "val": 1, "test": 1})
+    with pytest.raises(ValueError, match=r"data.generate_counts: .* pass a new --data.data_dir"):
+        counts.prepare_data()
 
 
 def test_generate_options_left_at_their_defaults_ask_for_nothing(tmp_path, capsys):

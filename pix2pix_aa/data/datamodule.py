@@ -332,7 +332,18 @@ class Pix2PixDataModule(pl.LightningDataModule):
         print(f"[pix2pix_aa] wrote {self.data_dir}", flush=True)
 
     def _warn_if_different(self, wanted: dict[str, Any], meta: dict) -> None:
+        """A generation-only option (``generate_size``, ``generate_counts``) given and unlike the
+        folder's is refused: it would be accepted and ignored. ``seed`` also seeds the shuffling, so a
+        different one is said and the folder used."""
         diff = {k: (meta.get(k), v) for k, v in wanted.items() if meta.get(k) != v}
+        refused = {k: d for k, d in diff.items() if k in ("size", "splits")}
+        if refused:
+            option = {"size": "generate_size", "splits": "generate_counts"}
+            raise ValueError(
+                f"data.{', data.'.join(option[k] for k in refused)}: {self.data_dir} was generated with "
+                f"{', '.join(f'{k} {a}' for k, (a, _) in refused.items())}, not the "
+                f"{', '.join(str(b) for _, b in refused.values())} asked, and is never regenerated in place: pass "
+                "a new --data.data_dir to generate those data, or drop the option to use the folder as it is")
         if diff:
             # A plain line, as the other data notices: a UserWarning would print this file's source line.
             notice(f"{self.data_dir} exists and was generated with different settings "
