@@ -163,8 +163,9 @@ def test_term_every_table_is_seed_matched_to_this_machines_baseline():
     every2 = term_every.candidate(2)
     row = lambda db: {"pooled_db": db, "psnr": 15.0, "tv_ratio": 1.0, "hf_ratio": 0.8}  # noqa: E731
     quick = {"ref_baseline": {"0": row(20.0)}, "baseline": {"10": row(22.0), "1": row(99.0)},
-             every2: {"0": row(27.0), "10": row(30.0), "1": row(0.0)}}
+             every2: {"0": row(27.0), "10": row(30.0), "1": row(0.0)}, "ref_shipped": {"0": row(28.0)}}
     lines = term_every.table({"facades": {"quick": quick}}, [every2], [0, 1, 10])
     cells = next(line for line in lines if line.startswith(f"| {every2} ")).split(" | ")
     # Seed 1's baseline is the design study's (another CPU): no reference there, so not compared.
     assert cells[1] == "0,10" and float(cells[3]) == pytest.approx(((27 - 20) + (30 - 22)) / 2)
+    assert cells[7] == "-1.00 (0) |"  # against the shipped design on the seed both have
