@@ -22,6 +22,7 @@ on, is docs/benchmarks/term_every.json.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from dataclasses import replace
 
@@ -65,8 +66,9 @@ def table(rows: dict, names: list[str], seeds: list[int]) -> list[str]:
         return facades.get(name, {}).get(str(seed))
 
     designs = [r for r in ROLES if r != "baseline"] + names
-    lines = ["facades test split, quick recipe; means over each design's seeds (those with a baseline run); the "
-             "last column against the shipped design (the term every iteration) over the seeds both have:", "",
+    lines = ["facades test split, quick recipe; means over each design's seeds (those with a baseline run); "
+             "the last column against the shipped design (the term every iteration) over the seeds both have, "
+             "mean ± sd:", "",
              "| design | seeds | crop pooled dB | gap to the baseline (dB) | PSNR gap (dB) | TV ratio | HF ratio | "
              "gap to the shipped design (dB, seeds) |", "|---|---|---|---|---|---|---|---|"]
     figures = {"pooled": lambda r, b: r["pooled_db"], "gap": lambda r, b: r["pooled_db"] - b["pooled_db"],
@@ -78,8 +80,9 @@ def table(rows: dict, names: list[str], seeds: list[int]) -> list[str]:
         cells = [f"{sum(v) / len(v):.2f}" if v else "n/a" for v in means.values()]
         both = [s for s in have if row("shipped", s)]
         paired = [row(d, s)["pooled_db"] - row("shipped", s)["pooled_db"] for s in both]
+        spread = f" ± {statistics.stdev(paired):.2f}" if len(paired) > 1 else ""
         cells.append("-" if d == "shipped" or not paired else
-                     f"{sum(paired) / len(paired):+.2f} ({','.join(map(str, both))})")
+                     f"{sum(paired) / len(paired):+.2f}{spread} ({','.join(map(str, both))})")
         lines.append(f"| {d} | {','.join(map(str, have)) or '-'} | " + " | ".join(cells) + " |")
     return lines
 
