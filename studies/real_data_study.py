@@ -454,11 +454,25 @@ def recommendation_section(summary: dict) -> list[str]:
             miss += f" (not yet measured on {', '.join(missing)})"
         lines.append(f"| {LABELS[c]}{' (closest)' if c == best else ''} | {met}/{total} | {short:.1f} | {miss} | "
                      f"{no_noise[c][2]:.1f} |")
-    lines += ["", verdict(summary)]
+    lines += ["", baseline_scale_note(summary), "", verdict(summary)]
     note = baseline_detail_note(summary)
     lines += ["", note] if note else []
     lines += ["", "Design definitions (generator init_args; `model` = training options):", ""]
     return lines + [f"- {LABELS[c]}: `{c}` {json.dumps(ds.CANDIDATES[c].options)}" for c in CANDIDATE_NAMES]
+
+
+def baseline_scale_note(summary: dict, recipe: str = "quick") -> str:
+    """The baseline's own shortfall, for scale: the sum counts stability as one criterion of six,
+    so a design that changes little from the baseline scores close to it, and a low shortfall
+    alone does not make a design stable."""
+    base = [summary[d][recipe]["baseline"] for d in summary if "baseline" in summary[d].get(recipe, {})]
+    if not base:
+        return ""
+    total, no_noise = sum(shortfall(b) for b in base), sum(shortfall(b, ("noise",)) for b in base)
+    return (f"For scale: the baseline itself, which gains no stability, would score {total:.1f} ({no_noise:.1f} "
+            f"without noise) over the same {len(base)} data sets. The sum counts stability as one criterion of "
+            "six, so a design that changes little scores close to the baseline's; read a shortfall with its stability "
+            "misses.")
 
 
 def baseline_detail_note(summary: dict) -> str:

@@ -128,6 +128,17 @@ def test_the_verdict_names_what_decides_between_the_rankings(monkeypatch, tmp_pa
     assert study.verdict(summary).endswith("The shipped configurations carry it.")
 
 
+def test_the_scale_note_scores_the_baseline_as_a_design_that_gains_nothing():
+    # Per data set the baseline misses the whole 8 dB (1.0); on "b" also the TV band by 0.2 (2.0).
+    summary = {"a": {"quick": {"baseline": _summary(gap_db=0.0)}},
+               "b": {"quick": {"baseline": _summary(gap_db=0.0, tv=1.3, noise=0.0)}},
+               "c": {"long": {"baseline": _summary(gap_db=0.0)}}}
+    note = study.baseline_scale_note(summary)
+    assert note.startswith("For scale: the baseline itself, which gains no stability, would score 4.0 (4.0 without "
+                           "noise) over the same 2 data sets.")
+    assert study.baseline_scale_note({}) == ""
+
+
 def test_the_detail_note_names_where_the_baseline_itself_misses_the_hf_criterion():
     def cand(hf):
         return {**_summary(hf=hf), "seeds": ["0"]}
