@@ -58,6 +58,7 @@ from pix2pix_aa.compat import (
     cli_trainer_init,
     ddp_allow_unused_parameters,
     jsonargparse_debug_active,
+    open_progress_bars,
     parser_actions,
     subcommand_parsers,
 )
@@ -904,9 +905,7 @@ def main(args: Optional[list[str]] = None, run: bool = True) -> Pix2PixCLI:
 def _end_progress_line() -> None:
     """End the line of a progress bar the error stopped mid-line (tqdm, on stdout), so that the
     error starts a line of its own in a terminal instead of being glued to the bar."""
-    from tqdm import tqdm
-
-    if getattr(tqdm, "_instances", None):
+    if open_progress_bars():
         print(flush=True)
 
 

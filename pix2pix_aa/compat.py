@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 __all__ = ["PRIVATE_ATTRIBUTES", "batches_in_checkpoint", "batches_that_stepped", "built_by_cli",
            "cli_trainer_init", "ddp_allow_unused_parameters", "epochs_in_checkpoint", "jsonargparse_debug_active",
-           "parser_actions", "subcommand_parsers"]
+           "open_progress_bars", "parser_actions", "subcommand_parsers"]
 
 #: (object path, attribute, why) for each private attribute the project relies on.
 PRIVATE_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
@@ -44,6 +44,8 @@ PRIVATE_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
      "overridden: the help's lists of known subclasses cut to this project's classes"),
     ("pytorch_lightning.cli.LightningCLI", "_instantiate_trainer",
      "wrapped: trainer.enable_checkpointing false leaves out the checkpoint callbacks the CLI adds"),
+    ("tqdm.tqdm", "_instances",
+     "the progress bars still open when an error stops training: the CLI ends their line before the error's"),
     ("pytorch_lightning.strategies.DDPStrategy", "_ddp_kwargs",
      "the DDP options of a strategy Lightning chose itself (strategy auto, several devices): the GAN "
      "needs find_unused_parameters there too"),
@@ -123,3 +125,10 @@ def ddp_allow_unused_parameters(strategy: Any) -> bool:
         return False
     strategy._ddp_kwargs.setdefault("find_unused_parameters", True)
     return True
+
+
+def open_progress_bars() -> int:
+    """How many tqdm progress bars (Lightning's included) are open in this process."""
+    from tqdm import tqdm
+
+    return len(getattr(tqdm, "_instances", ()))
