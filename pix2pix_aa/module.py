@@ -454,7 +454,7 @@ class Pix2PixModule(pl.LightningModule):
         if not skipped:
             return
         counts = ", ".join(f"{n} {name}" for name, n in skipped.items())
-        if done and all(n >= done for n in skipped.values()):
+        if done and all(skipped.get(loss, 0) >= done for loss in ("loss_D", "loss_G")):
             notice(f"model.on_nonfinite=skip: every one of this fit's {done} iterations skipped its optimiser steps "
                    f"({counts}): the weights were never updated. Lower the learning rate or check the data.")
         else:
