@@ -341,13 +341,17 @@ class Pix2PixModule(pl.LightningModule):
 
     def _planned_iterations(self) -> float:
         """Training iterations (batches) this fit runs in all, resumed ones included: max_epochs'
-        batches or half of max_steps (G and D each take an optimiser step per iteration), the fewer;
-        inf when neither bounds it."""
+        batches, half of Lightning's max_steps (G and D each take an optimiser step per iteration) or
+        train.py's ``--trainer.max_steps`` (counted in iterations by StopAfterIterations), the
+        fewest; inf when none bounds it."""
+        from pix2pix_aa.callbacks.training import StopAfterIterations
+
         trainer, bounds = self.trainer, [math.inf]
         if trainer.max_epochs and trainer.max_epochs > 0:
             bounds.append(trainer.num_training_batches * trainer.max_epochs)
         if trainer.max_steps and trainer.max_steps > 0:
             bounds.append(trainer.max_steps // 2)
+        bounds += [c.iterations for c in trainer.callbacks if isinstance(c, StopAfterIterations)]
         return min(bounds)
 
     def _adam(self, net: nn.Module, betas: tuple[float, float]) -> torch.optim.Adam:

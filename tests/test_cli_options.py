@@ -588,3 +588,10 @@ def test_an_accelerator_this_machine_lacks_is_one_line(fit, capsys):
         pytest.skip("this machine has a GPU")
     err = _error(capsys, lambda: fit("nogpu", "--trainer.accelerator", "gpu"))
     assert "the trainer options (--trainer.*) were refused by Lightning: No supported gpu backend found" in err
+
+
+def test_a_shift_every_past_train_pys_max_steps_is_named_at_start(fit, capsys):
+    # train.py counts --trainer.max_steps in iterations (StopAfterIterations; Lightning's own
+    # max_steps is -1 then): the bound the notice compares shift_every with.
+    fit("every_past_steps", "--trainer.max_steps", "3", "--model.lambda_shift", "1", "--model.shift_every", "5")
+    assert "model.shift_every=5 is not below this run's 3 training iterations" in capsys.readouterr().err
