@@ -22,6 +22,7 @@ on, is docs/benchmarks/term_every.json.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 from dataclasses import replace
@@ -45,12 +46,19 @@ def candidate(k: int) -> str:
 ROLES = {"baseline": "baseline", "shipped": rds.SHIPPED, "noterm": "bc_kaiser9n_lastnone_upk13n_fr16"}
 
 
+@functools.cache
+def _design_study_seeds(candidate: str) -> frozenset:
+    """The seeds of the design study's facades rows of ``candidate`` (its record read once, not at
+    every row the table looks up)."""
+    return frozenset(ds.recorded_runs()["eval"].get(candidate, {}).get("facades", {}))
+
+
 def reference(role: str, seed: int) -> str:
     """The run name of a reference ``role`` at ``seed``: the study candidate itself where the design
     study's record has no facades row at that seed (then a run of that name is this machine's),
     else ``ref_<role>``, a copy of the candidate trained here under a name of its own."""
     source = ROLES[role]
-    if seed not in ds.recorded_runs()["eval"].get(source, {}).get("facades", {}):
+    if seed not in _design_study_seeds(source):
         return source
     ds.CANDIDATES.setdefault(f"ref_{role}", ds.CANDIDATES[source])
     return f"ref_{role}"
