@@ -33,6 +33,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 from pix2pix_aa.demo import run_dir, thread_env, train_command
 from studies import design_study as ds
@@ -224,7 +225,8 @@ def mean_sd(values: list) -> tuple[float, float, int]:
 
 def summarise(rows: dict, cost: dict) -> dict:
     """dataset -> recipe -> candidate -> {metric: (mean, sd, n), gap_metric: (mean, sd, n) seed-matched
-    to the baseline, "seeds": [...], "goal": {criterion: (met, figure)}}."""
+    to the baseline, base_metric: (mean, sd, n) the baseline's own at the candidate's seeds,
+    "seeds": [...], "goal": {criterion: (met, figure)}}."""
     out: dict = {}
     for d, recipes in rows.items():
         for r, cands in recipes.items():
@@ -236,6 +238,7 @@ def summarise(rows: dict, cost: dict) -> dict:
                     s[k] = mean_sd([per_seed[x].get(k) for x in seeds])
                     s[f"gap_{k}"] = mean_sd([per_seed[x][k] - base[x][k] for x in seeds if x in base
                                              and per_seed[x].get(k) is not None and base[x].get(k) is not None])
+                    s[f"base_{k}"] = mean_sd([base[x].get(k) for x in seeds if x in base])
                 s["goal"] = goal_check(s, cost.get(c), cost.get("baseline"))
                 out.setdefault(d, {}).setdefault(r, {})[c] = s
     return out
@@ -347,18 +350,38 @@ def shortfall(s: dict, skip: tuple[str, ...] = ()) -> float:
     return sum(max(0.0, x) for name, x in zip(CRITERIA, parts) if name not in skip and not math.isnan(x))
 
 
+class Score(NamedTuple):
+    """One candidate's standing at a recipe, over the data sets (see :func:`recommendation`)."""
+    met: int  #: criteria met, counted over the data sets
+    total: int  #: criteria measured
+    stable: int  #: data sets where the stability gate holds (:func:`stability_gate`)
+    short: float  #: :func:`shortfall` of the other criteria, summed over the data sets
+    misses: dict  #: data set -> the criteria missed, with their figures
+    missing: list  #: data sets without a run
+
+
+def stability_gate(s: dict) -> bool:
+    """Whether the seed-matched stability gain meets the goal or is within one standard error of
+    it (the mean gap's seed noise: sd / sqrt(seeds)); a gain measured at one seed must meet it."""
+    mean, sd, n = s["gap_pooled_db"]
+    se = sd / math.sqrt(n) if n > 1 and not math.isnan(sd) else 0.0
+    return mean + se >= GOAL["stability_gain_db"]
+
+
 def recommendation(summary: dict, recipe: str = "quick",
-                   skip: tuple[str, ...] = ()) -> tuple[str | None, dict]:
-    """(the recommended candidate, candidate -> (met, measured, total shortfall, misses by data set,
-    data sets without a run)) at ``recipe``, the one every candidate is trained with. Only a
-    candidate measured on every data set can be recommended: the one with the smallest
-    :func:`shortfall` (without the criteria in ``skip``) summed over the data sets (closest to the
-    goal, not most criteria ticked). None when no candidate is measured everywhere."""
+                   skip: tuple[str, ...] = ()) -> tuple[str | None, dict[str, Score]]:
+    """(the recommended candidate, candidate -> :class:`Score`) at ``recipe``, the one every
+    candidate is trained with. Stability gates the ranking: candidates are ordered first by the
+    number of data sets where :func:`stability_gate` holds, then by the :func:`shortfall` of the
+    other criteria (without those in ``skip``) summed over the data sets. A summed shortfall alone
+    counted stability as one criterion of six, so a design that changed little scored close to
+    the baseline, which gains nothing; with the gate the baseline would rank last. Only a
+    candidate measured on every data set can be recommended; None when none is."""
     scores = {}
     for c in CANDIDATE_NAMES:
         if c == "baseline":
             continue
-        met, total, short, misses, missing = 0, 0, 0.0, {}, []
+        met, total, stable, short, misses, missing = 0, 0, 0, 0.0, {}, []
         for d in summary:
             s = summary[d].get(recipe, {}).get(c)
             if s is None:
@@ -371,11 +394,16 @@ def recommendation(summary: dict, recipe: str = "quick",
                 met += ok
                 if not ok:
                     misses.setdefault(d, []).append(f"{crit} ({fig})")
-            short += shortfall(s, skip)
-        scores[c] = (met, total, short, misses, missing)
-    eligible = [c for c, v in scores.items() if not v[4] and v[1]]
-    best = min(eligible, key=lambda c: scores[c][2], default=None)
+            stable += stability_gate(s)
+            short += shortfall(s, skip + ("stability",))
+        scores[c] = Score(met, total, stable, short, misses, missing)
+    eligible = [c for c, v in scores.items() if not v.missing and v.total]
+    best = min(eligible, key=lambda c: rank_key(scores[c]), default=None)
     return best, scores
+
+
+def rank_key(score: Score) -> tuple:
+    return -score.stable, score.short
 
 
 CONDITIONS = (
@@ -438,22 +466,26 @@ def recommendation_section(summary: dict) -> list[str]:
     _, no_noise = recommendation(summary, skip=("noise",))
     lines = ["## Recommendation", "",
              "Every design is judged on every data set at the quick recipe (the one all of them are trained with; "
-             "the long recipe's check of the leading designs is in its tables above and in the README's table); "
-             "the design with the smallest shortfall summed over the data sets is ranked closest: each missed "
-             "quality criterion's distance as a fraction of its threshold (stability, TV ratio, HF ratio, PSNR, "
-             "SSIM, noise; `shortfall` in studies/real_data_study.py); the cost criteria (parameters, step time) are "
-             "listed among the misses but not scored. The last column leaves out the noise criterion, which on "
-             "colorize measures how much of the input's detail a design passes on (next section).", "",
-             "| design | criteria met | shortfall | misses | shortfall without noise |", "|---|---|---|---|---|"]
-    for c, (met, total, short, misses, missing) in sorted(scores.items(), key=lambda kv: (bool(kv[1][4]),
-                                                                                           kv[1][2])):
-        if not total:  # no run of it yet: a 0/0 row would read as the best score
+             "the long recipe's check of the leading designs is in its tables above and in the README's table). "
+             "**Stability gates the ranking**: designs are ordered first by the number of data sets where their "
+             f"seed-matched stability gain meets the goal (+{GOAL['stability_gain_db']:g} dB) or falls short of it "
+             "by less than one standard error of the mean gap (the seed noise), then by the shortfall of the other "
+             "quality criteria summed over the data sets: each missed criterion's distance as a fraction of its "
+             "threshold (TV ratio, HF ratio, PSNR, SSIM, noise; `shortfall` in studies/real_data_study.py). The cost "
+             "criteria (parameters, step time) are listed among the misses but not scored. The last column leaves "
+             "out the noise criterion, which on colorize measures how much of the input's detail a design passes "
+             "on (next section).", "",
+             "| design | stability gate met | criteria met | quality shortfall | misses | quality shortfall without "
+             "noise |", "|---|---|---|---|---|---|"]
+    for c, sc in sorted(scores.items(), key=lambda kv: (bool(kv[1].missing), rank_key(kv[1]))):
+        if not sc.total:  # no run of it yet: a 0/0 row would read as the best score
             continue
-        miss = "; ".join(f"**{d}**: " + ", ".join(m) for d, m in misses.items()) or "none"
-        if missing:
-            miss += f" (not yet measured on {', '.join(missing)})"
-        lines.append(f"| {LABELS[c]}{' (closest)' if c == best else ''} | {met}/{total} | {short:.1f} | {miss} | "
-                     f"{no_noise[c][2]:.1f} |")
+        measured = len(summary) - len(sc.missing)
+        miss = "; ".join(f"**{d}**: " + ", ".join(m) for d, m in sc.misses.items()) or "none"
+        if sc.missing:
+            miss += f" (not yet measured on {', '.join(sc.missing)})"
+        lines.append(f"| {LABELS[c]}{' (closest)' if c == best else ''} | {sc.stable} of {measured} | "
+                     f"{sc.met}/{sc.total} | {sc.short:.1f} | {miss} | {no_noise[c].short:.1f} |")
     lines += ["", baseline_scale_note(summary), "", verdict(summary)]
     note = baseline_detail_note(summary)
     lines += ["", note] if note else []
@@ -462,17 +494,19 @@ def recommendation_section(summary: dict) -> list[str]:
 
 
 def baseline_scale_note(summary: dict, recipe: str = "quick") -> str:
-    """The baseline's own shortfall, for scale: the sum counts stability as one criterion of six,
-    so a design that changes little from the baseline scores close to it, and a low shortfall
-    alone does not make a design stable."""
+    """The baseline's own quality shortfall, for scale: it passes the stability gate nowhere, so
+    it would rank last; its quality shortfall says how much of a design's is the data's (its
+    absolute TV and HF thresholds) rather than the design's."""
     base = [summary[d][recipe]["baseline"] for d in summary if "baseline" in summary[d].get(recipe, {})]
     if not base:
         return ""
-    total, no_noise = sum(shortfall(b) for b in base), sum(shortfall(b, ("noise",)) for b in base)
-    return (f"For scale: the baseline itself, which gains no stability, would score {total:.1f} ({no_noise:.1f} "
-            f"without noise) over the same {len(base)} data sets. The sum counts stability as one criterion of "
-            "six, so a design that changes little scores close to the baseline's; read a shortfall with its stability "
-            "misses.")
+    skip = ("stability",)
+    total, no_noise = sum(shortfall(b, skip) for b in base), sum(shortfall(b, skip + ("noise",)) for b in base)
+    return (f"For scale: the baseline itself passes the stability gate on none of the {len(base)} data sets, so it "
+            f"would rank last; its own quality shortfall is {total:.1f} ({no_noise:.1f} without noise), from the "
+            "TV and HF thresholds, which are absolute. A summed shortfall with stability as one criterion among "
+            "six, the rule before the gate, scored a design that changes little close to the baseline's, which "
+            "gains nothing.")
 
 
 def baseline_detail_note(summary: dict) -> str:
@@ -504,18 +538,23 @@ def verdict(summary: dict, readme: bool = False) -> str:
     best_nn, scores_nn = recommendation(summary, skip=("noise",))
     if best is None:
         return "No design is measured on every data set yet."
-    text = (f"No design meets the goal on every data set. By the shortfall summed over the data sets at the quick "
-            f"recipe, **{LABELS[best]}** is closest ({scores[best][2]:.1f}")
+    n = len(summary)
+
+    def standing(sc: Score) -> str:
+        return f"stable on {sc.stable} of {n}, quality shortfall {sc.short:.1f}"
+
+    text = (f"No design meets the goal on every data set. Ranked by the stability gate, then the quality shortfall "
+            f"at the quick recipe, **{LABELS[best]}** is closest ({standing(scores[best])}")
     if best == SHIPPED or best_nn != SHIPPED:
-        text += f"; without the noise criterion: **{LABELS[best_nn]}**, {scores_nn[best_nn][2]:.1f})."
+        text += f"; without the noise criterion: **{LABELS[best_nn]}**, {standing(scores_nn[best_nn])})."
         return text + (" The shipped configurations carry it." if best == SHIPPED else
-                       f" The shipped configurations still carry the shipped design ({scores[SHIPPED][2]:.1f}): "
+                       f" The shipped configurations still carry the shipped design ({standing(scores[SHIPPED])}): "
                        "this ranking alone does not change them.")
-    text += (f"; the shipped design {scores[SHIPPED][2]:.1f}). Without the noise criterion the shipped design is "
-             f"closest ({scores_nn[SHIPPED][2]:.1f}; {LABELS[best]} {scores_nn[best][2]:.1f})")
+    text += (f"; the shipped design {standing(scores[SHIPPED])}). Without the noise criterion the shipped design is "
+             f"closest ({standing(scores_nn[SHIPPED])}; {LABELS[best]} {standing(scores_nn[best])})")
     record = ds.read_json(NOISE_PATH) or {}
     col = summary.get("colorize", {}).get("quick", {}).get(SHIPPED)
-    parts = [r for n, r in record.get("runs", {}).items() if n.startswith(f"colorize_quick_{SHIPPED}_s")]
+    parts = [r for name, r in record.get("runs", {}).items() if name.startswith(f"colorize_quick_{SHIPPED}_s")]
     if col and parts:
         body, path = (sum(r[k] for r in parts) / len(parts) for k in ("body", "path"))
         where = ("the study page's \"Where the input noise goes\"" if readme else
@@ -603,12 +642,13 @@ def readme_block(summary: dict) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for d in DATASETS:
         for r in RECIPES:
-            s, b = (summary.get(d, {}).get(r, {}).get(c) for c in (SHIPPED, "baseline"))
-            if s is None or b is None:
+            s = summary.get(d, {}).get(r, {}).get(SHIPPED)
+            if s is None or "baseline" not in summary[d][r]:
                 continue
             measured = [ok for ok, _ in s["goal"].values() if ok is not None]
+            # The baseline at the shipped design's seeds: "same recipe and seeds", as the text says.
             lines.append(f"| {d} | {r} | {','.join(s['seeds'])} | {fmt(s['gap_pooled_db'], 1, True)} | "
-                         f"{fmt(b['tv_ratio'])} -> {fmt(s['tv_ratio'])} | {fmt(b['hf_ratio'])} -> "
+                         f"{fmt(s['base_tv_ratio'])} -> {fmt(s['tv_ratio'])} | {fmt(s['base_hf_ratio'])} -> "
                          f"{fmt(s['hf_ratio'])} | {fmt(s['gap_psnr'], 2, True)} | {sum(measured)}/{len(measured)} |")
     lines += ["", verdict(summary, readme=True).replace("in the tables above", "on the study page")]
     return "\n".join(lines)

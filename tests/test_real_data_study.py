@@ -55,10 +55,33 @@ def test_the_closest_design_is_measured_everywhere_and_skip_can_change_it(monkey
     summary = {"a": {"quick": {"smooth": entry(hf=0.1), "faithful": entry(noise=-2.0), "partial": entry()}},
                "b": {"quick": {"smooth": entry(), "faithful": entry()}}}
     best, scores = study.recommendation(summary)
-    assert best == "smooth" and scores["smooth"][2] == pytest.approx(0.8)
-    assert scores["faithful"][2] == pytest.approx(3.0)
-    assert scores["partial"][4] == ["b"]  # never recommended: not measured on b
+    assert best == "smooth" and scores["smooth"].short == pytest.approx(0.8)
+    assert scores["faithful"].short == pytest.approx(3.0)
+    assert scores["partial"].missing == ["b"]  # never recommended: not measured on b
     assert study.recommendation(summary, skip=("noise",))[0] == "faithful"
+
+
+def test_stability_gates_the_ranking_before_quality(monkeypatch):
+    # "still" changes nothing (no stability, every quality criterion met); "stable" gains the goal
+    # on both data sets at a cost in detail. The summed shortfall ranked "still" first (2 x 1.0
+    # for stability against 2 x 1.6 for the detail); stability gates, so "stable" is closest.
+    monkeypatch.setattr(study, "CANDIDATE_NAMES", ["baseline", "still", "stable"])
+
+    def entry(gap_sd=0.0, n=1, **kw):
+        s = _summary(**kw)
+        s["gap_pooled_db"] = (s["gap_pooled_db"][0], gap_sd, n)
+        return {**s, "goal": study.goal_check(s, None, None)}
+
+    summary = {d: {"quick": {"still": entry(gap_db=0.0), "stable": entry(gap_db=9.0, tv=0.8, hf=0.2)}} for d in "ab"}
+    assert study.shortfall(summary["a"]["quick"]["still"]) < study.shortfall(summary["a"]["quick"]["stable"])
+    best, scores = study.recommendation(summary)
+    assert best == "stable" and (scores["stable"].stable, scores["still"].stable) == (2, 0)
+    assert scores["stable"].short == pytest.approx(3.2) and scores["still"].short == 0.0  # quality only
+    # Within one standard error of the goal passes the gate (7.5 + 1.0 / sqrt(4)); beyond, or at
+    # one seed (no spread to read), it does not.
+    assert study.stability_gate(entry(gap_db=7.5, gap_sd=1.0, n=4))
+    assert not study.stability_gate(entry(gap_db=7.4, gap_sd=1.0, n=4))
+    assert not study.stability_gate(entry(gap_db=7.9, gap_sd=float("nan"), n=1))
 
 
 # --- where the input noise goes ------------------------------------------------------------
@@ -104,7 +127,7 @@ def test_the_ranking_table_leaves_out_a_design_without_a_run(monkeypatch, tmp_pa
     s = _summary()
     summary = {"photos": {"quick": {study.SHIPPED: {**s, "goal": study.goal_check(s, None, None)}}}}
     text = "\n".join(study.recommendation_section(summary))
-    assert f"| {study.LABELS[study.SHIPPED]} (closest) | 6/6 | 0.0 |" in text
+    assert f"| {study.LABELS[study.SHIPPED]} (closest) | 1 of 1 | 6/6 | 0.0 |" in text
     assert "| a new design |" not in text
 
 
@@ -121,21 +144,24 @@ def test_the_verdict_names_what_decides_between_the_rankings(monkeypatch, tmp_pa
     summary = {"photos": {"quick": {study.SHIPPED: entry(), "smooth": entry(hf=0.05)}},
                "colorize": {"quick": {study.SHIPPED: entry(noise=-2.0), "smooth": entry()}}}
     text = study.verdict(summary)
-    assert "**a smooth design** is closest (0.9; the shipped design 3.0)" in text
-    assert "Without the noise criterion the shipped design is closest (0.0; a smooth design 0.9)" in text
+    assert ("**a smooth design** is closest (stable on 2 of 2, quality shortfall 0.9; the shipped design stable "
+            "on 2 of 2, quality shortfall 3.0)") in text
+    assert ("Without the noise criterion the shipped design is closest (stable on 2 of 2, quality shortfall 0.0; "
+            "a smooth design stable on 2 of 2, quality shortfall 0.9)") in text
     assert "A smooth design keeps a TV ratio of 1.00 and an HF ratio of 0.05 on photos" in text
     summary["colorize"]["quick"][study.SHIPPED] = entry()
     assert study.verdict(summary).endswith("The shipped configurations carry it.")
 
 
-def test_the_scale_note_scores_the_baseline_as_a_design_that_gains_nothing():
-    # Per data set the baseline misses the whole 8 dB (1.0); on "b" also the TV band by 0.2 (2.0).
+def test_the_scale_note_gives_the_baseline_its_quality_shortfall_and_last_place():
+    # The baseline gains nothing: it fails the gate everywhere; on "b" it misses the TV band by 0.2
+    # (2.0), its only quality shortfall. "c" has no quick run.
     summary = {"a": {"quick": {"baseline": _summary(gap_db=0.0)}},
                "b": {"quick": {"baseline": _summary(gap_db=0.0, tv=1.3, noise=0.0)}},
                "c": {"long": {"baseline": _summary(gap_db=0.0)}}}
     note = study.baseline_scale_note(summary)
-    assert note.startswith("For scale: the baseline itself, which gains no stability, would score 4.0 (4.0 without "
-                           "noise) over the same 2 data sets.")
+    assert note.startswith("For scale: the baseline itself passes the stability gate on none of the 2 data sets, "
+                           "so it would rank last; its own quality shortfall is 2.0 (2.0 without noise)")
     assert study.baseline_scale_note({}) == ""
 
 
