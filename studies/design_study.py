@@ -254,6 +254,14 @@ CANDIDATES: dict[str, Candidate] = {
     "baseline_shift10x4": Candidate(
         "baseline_shift100x4 with the term's weight 10: a weak term on an unchanged U-Net, for the detail "
         "of real photographs", {"antialias": "none"}, {"lambda_shift": 10.0, "shift_images": 4}),
+    # The full-resolution path is most of the shipped network's extra time (its last transposed
+    # conv and head run at full resolution with c channels; docs/PERFORMANCE.md): half the channels
+    # take a third of that off. Whether the path then still carries the detail it was added for is
+    # a question for the data, not the profiler.
+    "bc_kaiser9n_lastnone_upk13n_fr8_shift3": Candidate(
+        "bc_kaiser9n_lastnone_upk13n_fr16_shift3 (the shipped design) with the full-resolution path at c = 8: "
+        "the cheaper path, does it keep the detail and the stability?",
+        last_upsampling(False, inner=KAISER13N, fullres_channels=8), {"lambda_shift": 3.0, "shift_images": 1}),
     "bc_kaiser13n_lastk9c36_fr16": Candidate(
         "bc_kaiser9n_lastk9c36_upk13n_fr16 with the flatter Kaiser13 in the encoder too",
         {**last_upsampling("kaiser9_c0.36_w0.18", inner=KAISER13N), "antialias": KAISER13N}),

@@ -49,6 +49,8 @@ def test_project_contenders_are_train_py_commands(bench):
     assert bench.project_args("128b4", "aa:bf16") == ("configs/cpu_quick_aa.yaml",
                                                       ["--trainer.precision", "bf16-mixed"])
     assert bench.project_args("256b1", "aa:noterm") == ("configs/facades_aa.yaml", ["--model.lambda_shift", "0"])
+    assert bench.project_args("128b4", "aa:path8") == ("configs/cpu_quick_aa.yaml",
+                                                       ["--model.generator.init_args.fullres_channels", "8"])
 
 
 def test_the_tables_divide_by_the_base_of_the_same_setting_and_threads(bench):
