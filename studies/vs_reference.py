@@ -24,8 +24,9 @@ Contenders, per setting (``256b1``: 256x256, batch 1, unet_256, ngf = ndf = 64, 
   NAME:system          NAME with ``--allocator system`` (glibc's allocator defaults).
   NAME:bf16            NAME with ``--trainer.precision bf16-mixed`` (the opt-in bf16 autocast).
   NAME:noterm          NAME with ``--model.lambda_shift 0`` (what the shift-equivariance term costs).
-  NAME:path8           NAME with ``--model.generator.init_args.fullres_channels 8`` (the full-resolution
-             path at half its channels: what the path costs; a different model, see the studies).
+  NAME:halfpath        NAME with its full-resolution path at half the config's channels
+             (``--model.generator.init_args.fullres_channels``: 16 at 256b1, 8 at 128b4; what the path
+             costs; a different model, measured by studies/real_data_study.py at 128 px).
 
 How it measures: for each thread count, for each setting, every contender runs in its own worker process
 (``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` and ``torch.set_num_threads`` set to that count), built once;
@@ -73,8 +74,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
 REF_COMMON = ["--model", "pix2pix", "--direction", "BtoA", "--gpu_ids", "-1", "--display_id", "0"]
 PROJECT = ("baseline", "bin5", "aa", "baseline-unfused")
 #: Contender suffixes: none, ``:system`` (``--allocator system``), ``:bf16`` (``--trainer.precision bf16-mixed``),
-#: ``:noterm`` (``--model.lambda_shift 0``), ``:path8`` (the full-resolution path at c = 8).
-OPTIONS = ("", "system", "bf16", "noterm", "path8")
+#: ``:noterm`` (``--model.lambda_shift 0``), ``:halfpath`` (the full-resolution path at half its channels).
+OPTIONS = ("", "system", "bf16", "noterm", "halfpath")
 #: Distinct batches per worker (cycled).
 NUM_BATCHES = 4
 
@@ -90,8 +91,19 @@ def project_args(setting: str, name: str) -> tuple[str, list[str]]:
              *(["--allocator", "system"] if option == "system" else []),
              *(["--trainer.precision", "bf16-mixed"] if option == "bf16" else []),
              *(["--model.lambda_shift", "0"] if option == "noterm" else []),
-             *(["--model.generator.init_args.fullres_channels", "8"] if option == "path8" else [])]
+             *(["--model.generator.init_args.fullres_channels", str(path_channels(config) // 2)]
+               if option == "halfpath" else [])]
     return config, extra
+
+
+def path_channels(config: str) -> int:
+    """The full-resolution path's channels in ``config`` (a path under the repository root)."""
+    import yaml
+
+    init = yaml.safe_load((ROOT / config).read_text())["model"]["generator"].get("init_args", {})
+    if not init.get("fullres_channels"):
+        raise SystemExit(f"{config}: no full-resolution path (model.generator.init_args.fullres_channels) to halve")
+    return int(init["fullres_channels"])
 
 
 def check_contender(name: str, reference: Optional[str]) -> Optional[str]:
@@ -99,7 +111,9 @@ def check_contender(name: str, reference: Optional[str]) -> Optional[str]:
     base, _, option = name.partition(":")
     if option not in OPTIONS or base not in ("ref", "bare", *PROJECT) or (option and base in ("ref", "bare")):
         return (f"unknown contender {name!r}: expected ref, bare, {', '.join(PROJECT)}, or one of the last four "
-                "with ':system', ':bf16', ':noterm' or ':path8'")
+                "with ':system', ':bf16', ':noterm' or ':halfpath'")
+    if option == "halfpath" and base != "aa":
+        return f"contender {name!r}: only aa has a full-resolution path to halve (aa:halfpath)"
     if base == "ref" and not reference:
         return "contender ref needs --reference PATH (a checkout of junyanz/pytorch-CycleGAN-and-pix2pix)"
     return None

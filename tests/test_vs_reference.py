@@ -34,6 +34,8 @@ def test_a_folder_that_is_not_the_reference_is_one_line(bench, tmp_path, capsys)
     ("aa:system", None, None),
     ("bin5:bf16", None, None),
     ("bare", None, None),
+    ("baseline:halfpath", None, "only aa has a full-resolution path"),
+    ("aa:halfpath", None, None),
 ])
 def test_contenders_are_checked(bench, contender, reference, problem):
     found = bench.check_contender(contender, reference)
@@ -49,8 +51,11 @@ def test_project_contenders_are_train_py_commands(bench):
     assert bench.project_args("128b4", "aa:bf16") == ("configs/cpu_quick_aa.yaml",
                                                       ["--trainer.precision", "bf16-mixed"])
     assert bench.project_args("256b1", "aa:noterm") == ("configs/facades_aa.yaml", ["--model.lambda_shift", "0"])
-    assert bench.project_args("128b4", "aa:path8") == ("configs/cpu_quick_aa.yaml",
-                                                       ["--model.generator.init_args.fullres_channels", "8"])
+    # Half the config's path: c = 8 of cpu_quick_aa's 16, c = 16 of facades_aa's 32 (ngf / 4 either way).
+    assert bench.project_args("128b4", "aa:halfpath") == ("configs/cpu_quick_aa.yaml",
+                                                          ["--model.generator.init_args.fullres_channels", "8"])
+    assert bench.project_args("256b1", "aa:halfpath") == ("configs/facades_aa.yaml",
+                                                          ["--model.generator.init_args.fullres_channels", "16"])
 
 
 def test_the_tables_divide_by_the_base_of_the_same_setting_and_threads(bench):
