@@ -594,6 +594,44 @@ def verdict(summary: dict, readme: bool = False) -> str:
                    "above.")
 
 
+#: Variants of the shipped design, read against it seed by seed (what the change does to it).
+VARIANTS = {PATH8: "the full-resolution path at half its channels (c = 8 instead of 16), a seventh less time per "
+                   "iteration at 256 px (docs/PERFORMANCE.md section 10)",
+            "bc_kaiser9n_lastnone_upk13n_fr16": "without the shift-equivariance term"}
+VARIANT_METRICS = (("pooled_db", "stability (dB)", 2), ("tv_ratio", "TV ratio", 2), ("hf_ratio", "HF ratio", 2),
+                   ("psnr", "PSNR (dB)", 2), ("noise_db", "noise 0.05 (dB)", 2))
+
+
+def variants_section(rows: dict, recipe: str = "quick") -> list[str]:
+    """Each of :data:`VARIANTS` minus the shipped design at the same seeds (mean ± sd of the
+    per-seed differences), per data set: what the change costs or buys, free of the baseline's
+    own seed noise."""
+    lines = []
+    for variant, what in VARIANTS.items():
+        table = []
+        for d in DATASETS:
+            runs = rows.get(d, {}).get(recipe, {})
+            mine, shipped = runs.get(variant, {}), runs.get(SHIPPED, {})
+            seeds = sorted(set(mine) & set(shipped), key=int)
+            if not seeds:
+                continue
+            cells = []
+            for k, _, digits in VARIANT_METRICS:
+                ms = mean_sd([mine[s][k] - shipped[s][k] for s in seeds
+                              if mine[s].get(k) is not None and shipped[s].get(k) is not None])
+                # A figure some seeds lack (the design study's facades rows have no noise figure).
+                part = f" ({ms[2]} seed{'s' * (ms[2] > 1)})" if 0 < ms[2] < len(seeds) else ""
+                cells.append(fmt(ms, digits, True) + part)
+            table.append(f"| {d} | {','.join(seeds)} | " + " | ".join(cells) + " |")
+        if table:
+            lines += ["", f"**{LABELS[variant][0].upper() + LABELS[variant][1:]}**: {what}; minus the shipped design "
+                      f"at the same seeds, {recipe} recipe (mean ± sd over seeds; positive = higher than the shipped "
+                      "design's):", "",
+                      "| data set | seeds | " + " | ".join(h for _, h, _ in VARIANT_METRICS) + " |",
+                      "|---|---|" + "---|" * len(VARIANT_METRICS), *table]
+    return (["", "## Variants of the shipped design, seed by seed"] + lines) if lines else []
+
+
 NOISE_PATH = RECORD.parent / "noise_path.json"
 
 
@@ -686,8 +724,8 @@ def write_report(seeds: list[int]) -> None:
     RECORD.parent.mkdir(parents=True, exist_ok=True)
     ds.write_json(RECORD, {"rows": rows, "goal": GOAL, "candidates": {c: ds.CANDIDATES[c].options
                                                                       for c in CANDIDATE_NAMES}})
-    lines = (page_header() + dataset_tables(summary) + recommendation_section(summary) + noise_path_section()
-             + figures_section(summary))
+    lines = (page_header() + dataset_tables(summary) + recommendation_section(summary) + variants_section(rows)
+             + noise_path_section() + figures_section(summary))
     DOC.write_text("\n".join(lines) + "\n")
     write_readme_block(summary)
     ds.log(f"wrote {DOC.relative_to(ROOT)} and the README's recommendation")
