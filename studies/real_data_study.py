@@ -69,13 +69,12 @@ LABELS = {"baseline": "baseline U-Net", "bin5": "Bin-5 (the paper)", SHIPPED: "r
 #: Designs also trained at the long recipe.
 LEADING = ["baseline", SHIPPED]
 #: Trained here on the facades at the quick recipe, at the data set's ``own_seeds``: the designs
-#: the design study's record lacks or has at one seed, and the references of studies/term_every.py
-#: (not the weak-term baseline: a probe of how much detail the term costs on real photographs).
+#: the design study's record lacks or has at one seed, and the references of studies/term_every.py.
 #: The design study's rows (seeds 0-4) come from another CPU model, and a seed's model differs
 #: between CPU models (docs/DEMO.md), so a gap to its baseline would mix the two; fresh seeds,
 #: with their own baseline trained here, keep every gap on one CPU.
 OWN_SEED_CANDIDATES = ["baseline", "baseline_shift100x4", DETAIL, SHIPPED,
-                       "bc_kaiser9n_lastnone_upk13n_fr16", PATH8]
+                       "bc_kaiser9n_lastnone_upk13n_fr16", PATH8, "baseline_shift10x4"]
 #: Also trained at the long recipe, after the leading designs: the design closest to the goal at
 #: the quick recipe (the recommendation section's ranking).
 LONG_EXTRA = ["baseline_shift100x4"]
