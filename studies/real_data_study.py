@@ -324,6 +324,13 @@ def fmt(ms: tuple, digits: int = 2, signed: bool = False) -> str:
     return text + (f" ± {s:.{digits}f}" if n > 1 and not math.isnan(s) else "")
 
 
+def fmt_of(ms: tuple, seeds: int, digits: int = 2, signed: bool = False) -> str:
+    """:func:`fmt`, saying how many seeds the figure rests on when some of the row's ``seeds``
+    lack it (the design study's facades rows have no noise figure)."""
+    part = f" ({ms[2]} seed{'s' * (ms[2] > 1)})" if 0 < ms[2] < seeds else ""
+    return fmt(ms, digits, signed) + part
+
+
 def verdict_recipe(summary: dict, dataset: str) -> str:
     """The recipe verdicts on ``dataset`` come from: long where its leading designs have runs."""
     long = summary.get(dataset, {}).get("long", {})
@@ -457,10 +464,11 @@ def dataset_tables(summary: dict) -> list[str]:
                     continue
                 measured = [ok for ok, _ in s["goal"].values() if ok is not None]
                 goal = "-" if c == "baseline" else f"{sum(measured)}/{len(measured)}"
-                lines.append(f"| {LABELS[c]} | {','.join(s['seeds'])} | {fmt(s['pooled_db'])} | "
-                             f"{fmt(s['gap_pooled_db'], 2, True)} | {fmt(s['gap_psnr'], 2, True)} | "
-                             f"{fmt(s['gap_ssim'], 3, True)} | {fmt(s['tv_ratio'])} | {fmt(s['hf_ratio'])} | "
-                             f"{fmt(s['gap_noise_db'], 2, True)} | {goal} |")
+                n = len(s["seeds"])
+                lines.append(f"| {LABELS[c]} | {','.join(s['seeds'])} | {fmt_of(s['pooled_db'], n)} | "
+                             f"{fmt_of(s['gap_pooled_db'], n, 2, True)} | {fmt_of(s['gap_psnr'], n, 2, True)} | "
+                             f"{fmt_of(s['gap_ssim'], n, 3, True)} | {fmt_of(s['tv_ratio'], n)} | "
+                             f"{fmt_of(s['hf_ratio'], n)} | {fmt_of(s['gap_noise_db'], n, 2, True)} | {goal} |")
             lines.append("")
     return lines
 
@@ -477,8 +485,10 @@ def recommendation_section(summary: dict) -> list[str]:
              "by less than one standard error of the mean gap (the seed noise: the allowance is wider for a design "
              "whose gain varies more between seeds, so read a gate met that way with the gap's ± in the tables "
              "above), then by the shortfall of the other "
-             "quality criteria summed over the data sets: each missed criterion's distance as a fraction of its "
-             "threshold (TV ratio, HF ratio, PSNR, SSIM, noise; `shortfall` in studies/real_data_study.py). The cost "
+             "quality criteria summed over the data sets: each missed criterion's distance in units of its "
+             "tolerance (TV ratio: distance outside the 0.9-1.1 band / 0.1; HF ratio: missing / 0.5; PSNR: missing "
+             "dB / 0.3; SSIM: missing / 0.01; noise: missing dB / 0.5; `shortfall` in studies/real_data_study.py), "
+             "so a few dB of lost noise robustness weigh as much as a halved TV ratio. The cost "
              "criteria (parameters, step time) are listed among the misses but not scored. The last column leaves "
              "out the noise criterion, which on colorize measures how much of the input's detail a design passes "
              "on (next section).", "",
@@ -619,8 +629,7 @@ def variants_section(rows: dict, recipe: str = "quick") -> list[str]:
                 ms = mean_sd([mine[s][k] - shipped[s][k] for s in seeds
                               if mine[s].get(k) is not None and shipped[s].get(k) is not None])
                 # A figure some seeds lack (the design study's facades rows have no noise figure).
-                part = f" ({ms[2]} seed{'s' * (ms[2] > 1)})" if 0 < ms[2] < len(seeds) else ""
-                cells.append(fmt(ms, digits, True) + part)
+                cells.append(fmt_of(ms, len(seeds), digits, True))
             table.append(f"| {d} | {','.join(seeds)} | " + " | ".join(cells) + " |")
         if table:
             lines += ["", f"**{LABELS[variant][0].upper() + LABELS[variant][1:]}**: {what}; minus the shipped design "

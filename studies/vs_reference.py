@@ -423,8 +423,9 @@ def report(rows: list[dict[str, Any]], base_name: str) -> str:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    head, _, rest = __doc__.partition("\n\n")  # the first line once, as the description
+    p = argparse.ArgumentParser(description=head, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=rest)
     p.add_argument("--reference", default=None,
                    help="a checkout of junyanz/pytorch-CycleGAN-and-pix2pix (default: none; the ratios are then to "
                         "the re-statement of its loop, 'bare')")
