@@ -594,9 +594,11 @@ def verdict(summary: dict, readme: bool = False) -> str:
                  f"{photos['hf_ratio'][0]:.2f} on photos, the loss of detail this study was set up to find")
         shipped, base = (summary["photos"]["quick"].get(c) for c in (SHIPPED, "baseline"))
         if shipped and base:
-            text += (f"; the shipped design keeps more ({shipped['tv_ratio'][0]:.2f} / {shipped['hf_ratio'][0]:.2f}), "
-                     f"though less than the baseline ({shipped['base_tv_ratio'][0]:.2f} / "
-                     f"{shipped['base_hf_ratio'][0]:.2f} at the same seeds)")
+            btv = shipped["base_tv_ratio"][0]
+            band = (" above the band" if btv > GOAL["tv_high"] else " below the band" if btv < GOAL["tv_low"]
+                    else "")
+            text += (f"; the shipped design keeps more ({shipped['tv_ratio'][0]:.2f} / {shipped['hf_ratio'][0]:.2f}; "
+                     f"the baseline {btv:.2f}{band} / {shipped['base_hf_ratio'][0]:.2f} at the same seeds)")
     return text + (". The shipped configurations keep the shipped design, which puts fine detail before "
                    "robustness to input noise; where that robustness matters more than fine detail, "
                    f"{LABELS[best]} is the closer choice. What each design trades on each data set is in the tables "
