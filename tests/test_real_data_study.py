@@ -224,3 +224,20 @@ def test_a_variant_is_read_against_the_shipped_design_seed_by_seed(monkeypatch):
     assert "**Half path**: half the path; minus the shipped design at the same seeds" in text
     assert "| photos | 0,1 | -2.00 ± 1.41 | +0.00 ± 0.00 | +0.00 ± 0.00 | +0.00 ± 0.00 | +1.50 (1 seed) |" in text
     assert study.variants_section({"photos": {"quick": {study.SHIPPED: {"0": run(1.0)}}}}) == []
+
+
+def test_the_goal_met_on_one_data_set_is_said_with_its_seeds(monkeypatch):
+    def entry(seeds, **kw):
+        s = _summary(**kw)
+        return {**s, "seeds": seeds, "goal": study.goal_check(s, None, None)}
+
+    summary = {"facades": {"long": {"baseline": entry(["0", "1"], gap_db=0.0),
+                                    study.SHIPPED: entry(["0", "1"], gap_db=9.0),
+                                    "bin5": entry(["0", "1"], hf=0.1)},
+                           "quick": {study.SHIPPED: entry(["0"])}}}  # one seed: not said
+    note = study.goal_met_note(summary)
+    assert note.startswith(f"Where a design meets every criterion measured: **{study.LABELS[study.SHIPPED]}** on "
+                           "facades at the long recipe (seeds 0,1: 6/6, stability +9.00 dB")
+    assert "Bin-5" not in note and "quick" not in note and "baseline U-Net" not in note
+    summary["facades"]["long"][study.SHIPPED] = entry(["0", "1"], gap_db=7.0)
+    assert study.goal_met_note(summary) == ""
