@@ -491,7 +491,7 @@ def recommendation_section(summary: dict) -> list[str]:
              "so a few dB of lost noise robustness weigh as much as a halved TV ratio. The cost "
              "criteria (parameters, step time) are listed among the misses but not scored. The last column leaves "
              "out the noise criterion, which on colorize measures how much of the input's detail a design passes "
-             "on (next section).", "",
+             "on (section \"Where the input noise goes\" below).", "",
              "| design | stability gate met | criteria met | quality shortfall | misses | quality shortfall without "
              "noise |", "|---|---|---|---|---|---|"]
     for c, sc in sorted(scores.items(), key=lambda kv: (bool(kv[1].missing), rank_key(kv[1]))):
