@@ -119,6 +119,15 @@ def check_contender(name: str, reference: Optional[str]) -> Optional[str]:
     return None
 
 
+def command_line(argv: list[str], reference: Optional[str]) -> str:
+    """The command as a reader would type it, for the raw output: the script relative to the
+    repository and the reference checkout as PATH (where either lies on this machine is no part
+    of the figures)."""
+    script = os.path.relpath(argv[0], ROOT) if Path(argv[0]).is_absolute() else argv[0]
+    rest = [("PATH" if a == reference else a) if reference else a for a in argv[1:]]
+    return shlex.join([Path(sys.executable).name, script, *rest])
+
+
 def check_reference(path: str) -> Optional[str]:
     """Why ``path`` is not a reference checkout (one line), or None."""
     missing = [p for p in ("models/pix2pix_model.py", "models/networks.py", "options/train_options.py",
@@ -454,7 +463,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             p.error(check_contender(name, args.reference))
     if args.warmup < 0 or args.iters < 1 or args.rounds < 1 or min(args.threads) < 1:
         p.error("--rounds, --iters and --threads must be >= 1, --warmup >= 0")
-    command = shlex.join([Path(sys.executable).name, *sys.argv])
+    command = command_line(sys.argv, args.reference)
     print(f"command: {command}")
     load0 = os.getloadavg()
     rows: list[dict[str, Any]] = []

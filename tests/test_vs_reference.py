@@ -70,3 +70,11 @@ def test_the_tables_divide_by_the_base_of_the_same_setting_and_threads(bench):
     assert "| 128b4 | 1 | aa | 3000 | 2000 | 1.50 | 2.00 | 3 | 1000 | 700 | 300 |" in text
     assert "| 128b4 | 2 | aa | 2000 | 4000 | 0.50 | 0.50 | 1 | 1000 | 700 | 300 |" in text
     assert "| 128b4 | 1 | 1.50x |" in text and "| 128b4 | 2 | 0.50x |" in text
+
+
+def test_the_recorded_command_names_no_path_of_this_machine(bench):
+    argv = [str(bench.ROOT / "studies" / "vs_reference.py"), "--reference", "/somewhere/ref", "--settings", "128b4"]
+    line = bench.command_line(argv, "/somewhere/ref")
+    assert line.endswith("studies/vs_reference.py --reference PATH --settings 128b4")
+    assert "/somewhere" not in line and str(bench.ROOT) not in line
+    assert bench.command_line(["-m", "--rounds", "2"], None).endswith("-m --rounds 2")
