@@ -514,8 +514,8 @@ def recommendation_section(summary: dict) -> list[str]:
 
 def baseline_scale_note(summary: dict, recipe: str = "quick") -> str:
     """The baseline's own quality shortfall, for scale: it passes the stability gate nowhere, so
-    it would rank last; its quality shortfall says how much of a design's is the data's (its
-    absolute TV and HF thresholds) rather than the design's."""
+    it would rank after every design that passes it anywhere; its quality shortfall says how much
+    of a design's is the data's (the absolute TV and HF thresholds) rather than the design's."""
     base = [summary[d][recipe]["baseline"] for d in summary if "baseline" in summary[d].get(recipe, {})]
     if not base:
         return ""
