@@ -331,6 +331,16 @@ def fmt_of(ms: tuple, seeds: int, digits: int = 2, signed: bool = False) -> str:
     return fmt(ms, digits, signed) + part
 
 
+def goal_measured(s: dict) -> list[bool]:
+    """Met or not, for each criterion of ``s["goal"]`` that was measured."""
+    return [ok for ok, _ in s["goal"].values() if ok is not None]
+
+
+def sentence_label(candidate: str) -> str:
+    """:data:`LABELS` of ``candidate`` with a capital letter, to start a sentence."""
+    return LABELS[candidate][0].upper() + LABELS[candidate][1:]
+
+
 def verdict_recipe(summary: dict, dataset: str) -> str:
     """The recipe verdicts on ``dataset`` come from: long where its leading designs have runs."""
     long = summary.get(dataset, {}).get("long", {})
@@ -396,16 +406,16 @@ def recommendation(summary: dict, recipe: str = "quick",
             if s is None:
                 missing.append(d)
                 continue
+            gate = stability_gate(s)
             for crit, (ok, fig) in s["goal"].items():
                 if ok is None:
                     continue
                 total += 1
                 met += ok
                 if not ok:
-                    gate = crit.startswith("stability") and stability_gate(s)
-                    gated = "; gate met, within the seed noise" if gate else ""
+                    gated = "; gate met, within the seed noise" if gate and crit.startswith("stability") else ""
                     misses.setdefault(d, []).append(f"{crit} ({fig}{gated})")
-            stable += stability_gate(s)
+            stable += gate
             short += shortfall(s, skip + ("stability",))
         scores[c] = Score(met, total, stable, short, misses, missing)
     eligible = [c for c, v in scores.items() if not v.missing and v.total]
@@ -462,7 +472,7 @@ def dataset_tables(summary: dict) -> list[str]:
                 s = cands.get(c)
                 if s is None:
                     continue
-                measured = [ok for ok, _ in s["goal"].values() if ok is not None]
+                measured = goal_measured(s)
                 goal = "-" if c == "baseline" else f"{sum(measured)}/{len(measured)}"
                 n = len(s["seeds"])
                 lines.append(f"| {LABELS[c]} | {','.join(s['seeds'])} | {fmt_of(s['pooled_db'], n)} | "
@@ -538,7 +548,7 @@ def goal_met_note(summary: dict) -> str:
     for d in DATASETS:
         for r in RECIPES:
             for c, s in summary.get(d, {}).get(r, {}).items():
-                measured = [ok for ok, _ in s["goal"].values() if ok is not None]
+                measured = goal_measured(s)
                 if c == "baseline" or not measured or not all(measured) or len(s.get("seeds", ())) < 2:
                     continue
                 parts.append(f"**{LABELS[c]}** on {d} at the {r} recipe (seeds {','.join(s['seeds'])}: "
@@ -612,8 +622,7 @@ def verdict(summary: dict, readme: bool = False) -> str:
                  "baseline's, by the same path: there it is a plain loss")
     photos = summary.get("photos", {}).get("quick", {}).get(best)
     if photos:
-        label = LABELS[best][0].upper() + LABELS[best][1:]
-        text += (f". {label} keeps a TV ratio of {photos['tv_ratio'][0]:.2f} and an HF ratio of "
+        text += (f". {sentence_label(best)} keeps a TV ratio of {photos['tv_ratio'][0]:.2f} and an HF ratio of "
                  f"{photos['hf_ratio'][0]:.2f} on photos, the loss of detail this study was set up to find")
         shipped, base = (summary["photos"]["quick"].get(c) for c in (SHIPPED, "baseline"))
         if shipped and base:
@@ -657,7 +666,7 @@ def variants_section(rows: dict, recipe: str = "quick") -> list[str]:
                 cells.append(fmt_of(ms, len(seeds), digits, True))
             table.append(f"| {d} | {','.join(seeds)} | " + " | ".join(cells) + " |")
         if table:
-            lines += ["", f"**{LABELS[variant][0].upper() + LABELS[variant][1:]}**: {what}; minus the shipped design "
+            lines += ["", f"**{sentence_label(variant)}**: {what}; minus the shipped design "
                       f"at the same seeds, {recipe} recipe (mean ± sd over seeds; positive = higher than the shipped "
                       "design's):", "",
                       "| data set | seeds | " + " | ".join(h for _, h, _ in VARIANT_METRICS) + " |",
@@ -731,7 +740,7 @@ def readme_block(summary: dict) -> str:
             s = summary.get(d, {}).get(r, {}).get(SHIPPED)
             if s is None or "baseline" not in summary[d][r]:
                 continue
-            measured = [ok for ok, _ in s["goal"].values() if ok is not None]
+            measured = goal_measured(s)
             # The baseline at the shipped design's seeds: "same recipe and seeds", as the text says.
             lines.append(f"| {d} | {r} | {','.join(s['seeds'])} | {fmt(s['gap_pooled_db'], 1, True)} | "
                          f"{fmt(s['base_tv_ratio'])} -> {fmt(s['tv_ratio'])} | {fmt(s['base_hf_ratio'])} -> "

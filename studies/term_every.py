@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import statistics
 import sys
 from dataclasses import replace
 
@@ -87,10 +86,9 @@ def table(rows: dict, names: list[str], seeds: list[int]) -> list[str]:
         means = {k: [f(row(d, s), row("baseline", s)) for s in have] for k, f in figures.items()}
         cells = [f"{sum(v) / len(v):.2f}" if v else "n/a" for v in means.values()]
         both = [s for s in have if row("shipped", s)]
-        paired = [row(d, s)["pooled_db"] - row("shipped", s)["pooled_db"] for s in both]
-        spread = f" ± {statistics.stdev(paired):.2f}" if len(paired) > 1 else ""
-        cells.append("-" if d == "shipped" or not paired else
-                     f"{sum(paired) / len(paired):+.2f}{spread} ({','.join(map(str, both))})")
+        paired = rds.mean_sd([row(d, s)["pooled_db"] - row("shipped", s)["pooled_db"] for s in both])
+        cells.append("-" if d == "shipped" or not paired[2] else
+                     f"{rds.fmt(paired, 2, True)} ({','.join(map(str, both))})")
         lines.append(f"| {d} | {','.join(map(str, have)) or '-'} | " + " | ".join(cells) + " |")
     return lines
 

@@ -124,7 +124,7 @@ def command_line(argv: list[str], reference: Optional[str]) -> str:
     repository and the reference checkout as PATH (where either lies on this machine is no part
     of the figures)."""
     script = os.path.relpath(argv[0], ROOT) if Path(argv[0]).is_absolute() else argv[0]
-    rest = [("PATH" if a == reference else a) if reference else a for a in argv[1:]]
+    rest = ["PATH" if reference and a == reference else a for a in argv[1:]]
     return shlex.join([Path(sys.executable).name, script, *rest])
 
 
