@@ -83,11 +83,13 @@ SHIPPED = {"cpu_quick": "configs/cpu_quick_aa.yaml", "facades (256x256)": "confi
 @dataclass(frozen=True)
 class Candidate:
     """A generator design: ``UNetGenerator`` init_args on top of the recipe's, and optionally
-    ``Pix2PixModule`` options (``model_args``, e.g. the L1 weight) that differ from the recipe."""
+    ``Pix2PixModule`` options (``model_args``, e.g. the L1 weight) and Trainer options
+    (``trainer_args``, e.g. the precision) that differ from the recipe."""
 
     summary: str
     init_args: dict = field(default_factory=dict)
     model_args: dict = field(default_factory=dict)
+    trainer_args: dict = field(default_factory=dict)
 
     @property
     def antialias(self) -> str:
@@ -96,20 +98,18 @@ class Candidate:
     @property
     def options(self) -> dict:
         """What defines the candidate in the record: the generator's init_args, plus the module
-        options under ``"model"`` when it has any (older records hold init_args alone)."""
-        return {**self.init_args, "model": self.model_args} if self.model_args else dict(self.init_args)
+        options under ``"model"`` and the Trainer's under ``"trainer"`` when it has any (older
+        records hold init_args alone)."""
+        return {**self.init_args, **({"model": self.model_args} if self.model_args else {}),
+                **({"trainer": self.trainer_args} if self.trainer_args else {})}
 
     def train_args(self) -> list[str]:
         """``--model.generator.init_args.<k> <v>`` for every option but ``antialias``, then
-        ``--model.<k> <v>`` for the module options."""
-        args = []
-        for key, value in self.init_args.items():
-            if key != "antialias":
-                args += [f"--model.generator.init_args.{key}",
-                         value if isinstance(value, str) else json.dumps(value)]
-        for key, value in self.model_args.items():
-            args += [f"--model.{key}", value if isinstance(value, str) else json.dumps(value)]
-        return args
+        ``--model.<k> <v>`` for the module options and ``--trainer.<k> <v>`` for the Trainer's."""
+        options = [(f"--model.generator.init_args.{k}", v) for k, v in self.init_args.items() if k != "antialias"]
+        options += [(f"--model.{k}", v) for k, v in self.model_args.items()]
+        options += [(f"--trainer.{k}", v) for k, v in self.trainer_args.items()]
+        return [a for flag, v in options for a in (flag, v if isinstance(v, str) else json.dumps(v))]
 
 
 #: Kaiser9 with its stopband from 0.25 cycles/px (bc_kaiser9n_fr16's filter at every level).

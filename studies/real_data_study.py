@@ -218,6 +218,17 @@ def collect(seeds: list[int]) -> dict:
     return rows
 
 
+def merge_missing(rows: dict, extra: dict) -> dict:
+    """``rows`` (dataset -> recipe -> candidate -> seed -> row) with the runs of ``extra`` (the same
+    form: another study's record) that it lacks; a run in both keeps ``rows``' (the one on disk)."""
+    for d, recipes in extra.items():
+        for r, cands in recipes.items():
+            for c, seeds in cands.items():
+                for s, row in seeds.items():
+                    rows.setdefault(d, {}).setdefault(r, {}).setdefault(c, {}).setdefault(s, row)
+    return rows
+
+
 def mean_sd(values: list) -> tuple[float, float, int]:
     vals = [v for v in values if v is not None and math.isfinite(v)]
     m, s = ds.mean_sd(vals)

@@ -45,6 +45,12 @@ def test_module_options_are_passed_and_define_the_candidate(study):
     assert tuned.options == {"antialias": "bin5", "model": {"lambda_l1": 70.0}} != plain.options
 
 
+def test_trainer_options_are_passed_and_define_the_candidate(study):
+    bf16 = study.Candidate("z", {"antialias": "bin5"}, {"lambda_l1": 70.0}, {"precision": "bf16-mixed"})
+    assert bf16.train_args() == ["--model.lambda_l1", "70.0", "--trainer.precision", "bf16-mixed"]
+    assert bf16.options == {"antialias": "bin5", "model": {"lambda_l1": 70.0}, "trainer": {"precision": "bf16-mixed"}}
+
+
 def test_extract_row_reads_old_and_new_results(study):
     old = {"models": {"m": {"row": {"stability_crop_db": 20.0, "stability_crop_pooled_db": 19.0, "quality_psnr": 15.0,
                                     "quality_ssim": 0.5, "quality_tv": 0.3, "quality_tv_target": 0.25},

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from studies import noise_path, term_every
+from studies import bf16_training, noise_path, term_every
 from studies import real_data_study as study
 
 
@@ -241,3 +241,60 @@ def test_the_goal_met_on_one_data_set_is_said_with_its_seeds(monkeypatch):
     assert "Bin-5" not in note and "quick" not in note and "baseline U-Net" not in note
     summary["facades"]["long"][study.SHIPPED] = entry(["0", "1"], gap_db=7.0)
     assert study.goal_met_note(summary) == ""
+
+
+def test_a_recorded_run_fills_only_what_the_disk_lacks():
+    on_disk = {"facades": {"quick": {"a": {"0": {"pooled_db": 1.0}}}}}
+    recorded = {"facades": {"quick": {"a": {"0": {"pooled_db": 9.0}, "1": {"pooled_db": 2.0}}}},
+                "photos": {"long": {"b": {"0": {"pooled_db": 3.0}}}}}
+    rows = study.merge_missing(on_disk, recorded)
+    assert rows["facades"]["quick"]["a"] == {"0": {"pooled_db": 1.0}, "1": {"pooled_db": 2.0}}
+    assert rows["photos"]["long"]["b"]["0"]["pooled_db"] == 3.0
+
+
+def test_term_every_report_reads_its_own_record_when_the_runs_are_not_on_disk(monkeypatch, tmp_path, capsys):
+    # A fresh clone: no run on disk, the real-data study's record without the k > 1 runs.
+    every2 = term_every.candidate(2)
+    row = {"pooled_db": 27.0, "psnr": 15.0, "tv_ratio": 1.0, "hf_ratio": 0.8}
+    base = {**row, "pooled_db": 20.0}
+    record = tmp_path / "term_every.json"
+    term_every.ds.write_json(record, {"rows": {every2: {"10": row}, "baseline": {"10": base}}})
+    monkeypatch.setattr(term_every, "RECORD", record)
+    monkeypatch.setattr(study, "collect", lambda seeds: {})
+    assert term_every.main(["--stage", "report", "--every", "2", "--seeds", "10"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith(f"| {every2} "))
+    assert line.split(" | ")[1:3] == ["10", "27.00"]
+    assert term_every.ds.read_json(record)["rows"][every2]["10"]["pooled_db"] == 27.0  # kept, not emptied
+
+
+# --- studies/bf16_training.py ---------------------------------------------------------------
+def test_bf16_candidates_add_the_precision_and_nothing_else():
+    name = bf16_training.candidate(study.SHIPPED)
+    shipped, bf16 = bf16_training.ds.CANDIDATES[study.SHIPPED], bf16_training.ds.CANDIDATES[name]
+    assert bf16.train_args() == shipped.train_args() + ["--trainer.precision", "bf16-mixed"]
+    assert (bf16.init_args, bf16.model_args) == (shipped.init_args, shipped.model_args)
+    # Seed by seed: every data set's first seed before any second seed; Bin-5 only where its
+    # float32 runs are on this CPU.
+    order = bf16_training.queue()
+    assert len(order) == len(set(order)) == 3 * (3 + 3 + 2)
+    assert {s for d, _, s in order[:8]} == {0, 10} and ("facades", "bin5", 10) not in order
+
+
+def test_bf16_table_pairs_each_run_with_the_float32_run_of_its_seed():
+    shipped, bf16, base, base16 = (study.SHIPPED, bf16_training.candidate(study.SHIPPED), "baseline",
+                                   bf16_training.candidate("baseline"))
+
+    def run(db, step=1.0):
+        return {"pooled_db": db, "tv_ratio": 1.0, "hf_ratio": 0.5, "psnr": 20.0, "noise_db": 30.0,
+                "seconds_per_step": step}
+
+    # bf16 costs the shipped design 1 and 3 dB at seeds 0 and 1 (-2.00 ± 1.41) at 0.6 of the
+    # step time; seed 2 has no float32 run and is left out.
+    quick = {shipped: {"0": run(30.0), "1": run(32.0)}, bf16: {"0": run(29.0, 0.6), "1": run(29.0, 0.6),
+                                                               "2": run(0.0)},
+             base: {"0": run(20.0), "1": run(22.0)}, base16: {"0": run(21.0), "1": run(21.0)}}
+    lines = bf16_training.table({"photos": {"quick": quick}})
+    cells = next(x for x in lines if x.startswith("| photos | recommended")).split(" | ")
+    assert cells[2:4] == ["0,1", "-2.00 ± 1.41"] and cells[8] == "0.60 ± 0.00"
+    assert cells[9:11] == ["+8.00 ± 0.00", "+10.00 ± 0.00 |"]  # gain over the baseline, bf16 / float32
+    assert not any(x.startswith("| colorize") for x in lines)

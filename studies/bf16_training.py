@@ -1,0 +1,125 @@
+"""What does training in bf16 autocast do to the models?
+
+    .venv/bin/python -m studies.bf16_training --jobs 2          # train and evaluate what is missing
+    .venv/bin/python -m studies.bf16_training --stage report    # the record and table, training nothing
+
+``--trainer.precision bf16-mixed`` (autocast: convolutions in bfloat16, the rest and the weights
+in float32) is the opt-in that takes a training iteration furthest below the reference pix2pix on
+a CPU with AMX (docs/PERFORMANCE.md section 11). It changes the numbers beyond float32 rounding, so
+its speed says nothing about the models it trains. This trains the baseline, Bin-5 and the shipped
+design with it at the quick recipe, exactly as studies/real_data_study.py trains them (same data,
+seeds, command and evaluation: evaluate.py in float32 on the test split, crop protocol), on the
+facades at their own seeds (10-12; Bin-5 has no float32 run there on this CPU, so it is trained on
+the real-photo tasks only) and on the two real-photo tasks at seeds 0-2, and prints each bf16 run
+minus the float32 run of the same design and seed (the real-data study's), and the stability gain
+over the baseline when both train in bf16 beside the same when both train in float32. Runs resume;
+the record, with the CPU it was measured on, is docs/benchmarks/bf16_training.json, from which a
+fresh clone's ``--stage report`` prints the same table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+from studies import design_study as ds
+from studies import real_data_study as rds
+
+RECORD = ds.ROOT / "docs" / "benchmarks" / "bf16_training.json"
+PRECISION = {"precision": "bf16-mixed"}
+#: The designs of the speed goal (baseline, Bin-5, the shipped design) and the data sets each is
+#: compared on: where the real-data study has its float32 runs on this CPU.
+DESIGNS = {"baseline": list(rds.DATASETS), rds.SHIPPED: list(rds.DATASETS), "bin5": ["photos", "colorize"]}
+METRICS = rds.VARIANT_METRICS + (("seconds_per_step", "step time ratio", 2),)
+
+
+def candidate(design: str) -> str:
+    """``design`` trained with bf16 autocast, registered as a design study candidate."""
+    name = f"{design}_bf16"
+    base = ds.CANDIDATES[design]
+    ds.CANDIDATES.setdefault(name, replace(base, summary=f"{base.summary}; trained with bf16 autocast",
+                                           trainer_args={**base.trainer_args, **PRECISION}))
+    return name
+
+
+def seeds_of(dataset: str) -> list[int]:
+    return rds.DATASETS[dataset].get("own_seeds", [0, 1, 2])
+
+
+def queue() -> list[tuple[str, str, int]]:
+    """(data set, design, seed): seed by seed, so an interrupted study has whole comparisons."""
+    return [(d, design, seeds_of(d)[i]) for i in range(3) for d in rds.DATASETS
+            for design, sets in DESIGNS.items() if d in sets]
+
+
+def paired(rows: dict, dataset: str, a: str, b: str, key: str, ratio: bool = False) -> tuple:
+    """Mean ± sd over the seeds both have of run ``a`` minus (or over) run ``b`` for figure ``key``."""
+    runs = rows.get(dataset, {}).get("quick", {})
+    ra, rb = runs.get(a, {}), runs.get(b, {})
+    seeds = sorted(set(ra) & set(rb), key=int)
+    values = [ra[s][key] / rb[s][key] if ratio else ra[s][key] - rb[s][key]
+              for s in seeds if ra[s].get(key) is not None and rb[s].get(key) is not None]
+    return rds.mean_sd(values)
+
+
+def table(rows: dict) -> list[str]:
+    """Per data set and design: the seeds, bf16 minus float32 at the same seed for each figure
+    (the step time as a ratio), and the stability gain over the baseline in each precision."""
+    heads = [h for _, h, _ in METRICS]
+    lines = ["bf16 run minus float32 run of the same design and seed, quick recipe, mean ± sd over seeds (step time: "
+             "bf16 / float32, from the trainings' logs, two trainings sharing the 2 cores); the last two columns: "
+             "stability gain over the baseline trained in the same precision, seed-matched", "",
+             "| data set | design | seeds | " + " | ".join(heads)
+             + " | gain, both bf16 (dB) | gain, both float32 (dB) |",
+             "|---|---|---|" + "---|" * (len(heads) + 2)]
+    for d in rds.DATASETS:
+        runs = rows.get(d, {}).get("quick", {})
+        for design, sets in DESIGNS.items():
+            bf16 = candidate(design)
+            seeds = sorted(set(runs.get(bf16, {})) & set(runs.get(design, {})), key=int)
+            if d not in sets or not seeds:
+                continue
+            cells = [rds.fmt(paired(rows, d, bf16, design, k, ratio=k == "seconds_per_step"), digits,
+                             k != "seconds_per_step") for k, _, digits in METRICS]
+            gains = ["-", "-"] if design == "baseline" else [
+                rds.fmt(paired(rows, d, bf16, candidate("baseline"), "pooled_db"), 2, True),
+                rds.fmt(paired(rows, d, design, "baseline", "pooled_db"), 2, True)]
+            lines.append(f"| {d} | {rds.LABELS.get(design, design)} | {','.join(seeds)} | "
+                         + " | ".join(cells + gains) + " |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--stage", choices=["all", "report"], default="all",
+                   help="report: the record and table from the runs evaluated so far (or recorded), training nothing")
+    p.add_argument("--jobs", type=int, default=1, help="runs trained (and evaluated) at a time, one thread each")
+    args = p.parse_args(argv)
+    names = {design: candidate(design) for design in DESIGNS}
+    if args.stage == "all":
+        rds.ensure_facades()
+
+        def run_one(task: tuple[str, str, int]) -> None:
+            d, design, seed = task
+            name = rds.run_name(d, "quick", names[design], seed)
+            if rds.train(d, "quick", names[design], seed, threads=1):
+                rds.evaluate(d, name, threads=1)
+
+        with ThreadPoolExecutor(args.jobs) as pool:  # threads: each run is a subprocess
+            list(pool.map(run_one, queue()))
+    rows = rds.merge_missing(rds.collect([0, 1, 2]), (ds.read_json(RECORD) or {}).get("rows", {}))
+    record: dict = {}
+    for d, design, seed in queue():  # the rows the table reads, bf16 and float32
+        for name in (names[design], design, "baseline", names["baseline"]):
+            row = rows.get(d, {}).get("quick", {}).get(name, {}).get(str(seed))
+            if row is not None:
+                record.setdefault(d, {}).setdefault("quick", {}).setdefault(name, {})[str(seed)] = row
+    ds.write_json(RECORD, {**ds.provenance(), "precision": PRECISION["precision"], "rows": record})
+    print("\n".join(table(rows)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
