@@ -23,10 +23,12 @@ Contenders, per setting (``256b1``: 256x256, batch 1, unet_256, ngf = ndf = 64, 
   baseline-unfused     baseline with ``--model.fused_adam false`` (the reference's Adam: like for like).
   NAME:system          NAME with ``--allocator system`` (glibc's allocator defaults).
   NAME:bf16            NAME with ``--trainer.precision bf16-mixed`` (the opt-in bf16 autocast).
+  NAME:cl              NAME with ``--model.channels_last true`` (weights and activations channels-last).
   NAME:noterm          NAME with ``--model.lambda_shift 0`` (what the shift-equivariance term costs).
   NAME:halfpath        NAME with its full-resolution path at half the config's channels
              (``--model.generator.init_args.fullres_channels``: 16 at 256b1, 8 at 128b4; what the path
              costs; a different model, measured by studies/real_data_study.py at 128 px).
+  NAME:OPT+OPT         several options at once (e.g. ``aa:bf16+cl``).
 
 How it measures: for each thread count, for each setting, every contender runs in its own worker process
 (``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` and ``torch.set_num_threads`` set to that count), built once;
@@ -73,9 +75,10 @@ SETTINGS: dict[str, dict[str, Any]] = {
 #: The reference's flags for every setting: pix2pix, label map -> photo (BtoA, as this project's configs), CPU.
 REF_COMMON = ["--model", "pix2pix", "--direction", "BtoA", "--gpu_ids", "-1", "--display_id", "0"]
 PROJECT = ("baseline", "bin5", "aa", "baseline-unfused")
-#: Contender suffixes: none, ``:system`` (``--allocator system``), ``:bf16`` (``--trainer.precision bf16-mixed``),
-#: ``:noterm`` (``--model.lambda_shift 0``), ``:halfpath`` (the full-resolution path at half its channels).
-OPTIONS = ("", "system", "bf16", "noterm", "halfpath")
+#: Contender options (``NAME:OPT`` or ``NAME:OPT+OPT``): ``system`` (``--allocator system``), ``bf16``
+#: (``--trainer.precision bf16-mixed``), ``cl`` (``--model.channels_last true``), ``noterm``
+#: (``--model.lambda_shift 0``), ``halfpath`` (the full-resolution path at half its channels).
+OPTIONS = ("system", "bf16", "cl", "noterm", "halfpath")
 #: Distinct batches per worker (cycled).
 NUM_BATCHES = 4
 
@@ -84,16 +87,23 @@ def project_args(setting: str, name: str) -> tuple[str, list[str]]:
     """(config, extra train.py arguments) of project contender ``name`` (``:system`` suffix allowed)."""
     from studies.profile_step import SETTINGS as CONFIGS
 
-    base, _, option = name.partition(":")
+    base, options = split_contender(name)
     unfused = base == "baseline-unfused"
     config, extra = CONFIGS[setting]["baseline" if unfused else base]
     extra = [*extra, *(["--model.fused_adam", "false"] if unfused else []),
-             *(["--allocator", "system"] if option == "system" else []),
-             *(["--trainer.precision", "bf16-mixed"] if option == "bf16" else []),
-             *(["--model.lambda_shift", "0"] if option == "noterm" else []),
+             *(["--allocator", "system"] if "system" in options else []),
+             *(["--trainer.precision", "bf16-mixed"] if "bf16" in options else []),
+             *(["--model.channels_last", "true"] if "cl" in options else []),
+             *(["--model.lambda_shift", "0"] if "noterm" in options else []),
              *(["--model.generator.init_args.fullres_channels", str(path_channels(config) // 2)]
-               if option == "halfpath" else [])]
+               if "halfpath" in options else [])]
     return config, extra
+
+
+def split_contender(name: str) -> tuple[str, list[str]]:
+    """``"aa:bf16+cl"`` -> ``("aa", ["bf16", "cl"])``."""
+    base, _, options = name.partition(":")
+    return base, options.split("+") if options else []
 
 
 def path_channels(config: str) -> int:
@@ -108,11 +118,12 @@ def path_channels(config: str) -> int:
 
 def check_contender(name: str, reference: Optional[str]) -> Optional[str]:
     """Why ``name`` is not a contender here (one line), or None."""
-    base, _, option = name.partition(":")
-    if option not in OPTIONS or base not in ("ref", "bare", *PROJECT) or (option and base in ("ref", "bare")):
+    base, options = split_contender(name)
+    if (any(o not in OPTIONS for o in options) or len(set(options)) < len(options)
+            or base not in ("ref", "bare", *PROJECT) or (options and base in ("ref", "bare"))):
         return (f"unknown contender {name!r}: expected ref, bare, {', '.join(PROJECT)}, or one of the last four "
-                "with ':system', ':bf16', ':noterm' or ':halfpath'")
-    if option == "halfpath" and base != "aa":
+                f"with ':' and options joined by '+' ({', '.join(OPTIONS)}; e.g. aa:bf16+cl)")
+    if "halfpath" in options and base != "aa":
         return f"contender {name!r}: only aa has a full-resolution path to halve (aa:halfpath)"
     if base == "ref" and not reference:
         return "contender ref needs --reference PATH (a checkout of junyanz/pytorch-CycleGAN-and-pix2pix)"

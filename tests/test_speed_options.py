@@ -86,6 +86,18 @@ def test_fused_adam_is_the_default_and_matches_the_default_adam_to_float_roundin
     assert moved > 0
 
 
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_channels_last_trains_in_that_layout_the_same_model_to_float_rounding(tmp_path, fit, precision):
+    last = fit(tmp_path, precision=precision, channels_last=True)
+    plain = fit(tmp_path, precision=precision)
+    convs = [p for p in last.parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() for p in convs)
+    assert all(p.is_contiguous() for p in plain.parameters())
+    ref = plain.state_dict()
+    for k, v in last.state_dict().items():  # bf16 rounds each product, so a looser bound there
+        torch.testing.assert_close(v, ref[k], rtol=1e-4, atol=1e-6 if precision == "32-true" else 1e-3, msg=k)
+
+
 def test_gradients_are_freed_after_each_optimiser_step(tmp_path, fit):
     # Holding G's gradients (218 MB for unet_256) through the next forward passes pushed the
     # batch-1 peak memory over 2 GB (docs/PERFORMANCE.md).

@@ -36,6 +36,10 @@ def test_a_folder_that_is_not_the_reference_is_one_line(bench, tmp_path, capsys)
     ("bare", None, None),
     ("baseline:halfpath", None, "only aa has a full-resolution path"),
     ("aa:halfpath", None, None),
+    ("bin5:bf16+cl", None, None),
+    ("aa:bf16+bf16", None, "unknown contender"),
+    ("aa:bf16+", None, "unknown contender"),
+    ("baseline:cl+halfpath", None, "only aa has a full-resolution path"),
 ])
 def test_contenders_are_checked(bench, contender, reference, problem):
     found = bench.check_contender(contender, reference)
@@ -50,6 +54,9 @@ def test_project_contenders_are_train_py_commands(bench):
     assert bench.project_args("256b1", "aa") == ("configs/facades_aa.yaml", [])
     assert bench.project_args("128b4", "aa:bf16") == ("configs/cpu_quick_aa.yaml",
                                                       ["--trainer.precision", "bf16-mixed"])
+    assert bench.project_args("128b4", "bin5:bf16+cl") == ("configs/cpu_quick.yaml", [
+        "--model.generator.init_args.antialias", "bin5", "--trainer.precision", "bf16-mixed",
+        "--model.channels_last", "true"])
     assert bench.project_args("256b1", "aa:noterm") == ("configs/facades_aa.yaml", ["--model.lambda_shift", "0"])
     # Half the config's path: c = 8 of cpu_quick_aa's 16, c = 16 of facades_aa's 32 (ngf / 4 either way).
     assert bench.project_args("128b4", "aa:halfpath") == ("configs/cpu_quick_aa.yaml",
