@@ -3,17 +3,19 @@
     .venv/bin/python -m studies.bf16_training --jobs 2          # train and evaluate what is missing
     .venv/bin/python -m studies.bf16_training --stage report    # the record and table, training nothing
 
-``--trainer.precision bf16-mixed`` (autocast: convolutions in bfloat16, the rest and the weights
-in float32) is the opt-in that takes a training iteration furthest below the reference pix2pix on
-a CPU with AMX (docs/PERFORMANCE.md section 11). It changes the numbers beyond float32 rounding, so
-its speed says nothing about the models it trains. This trains the baseline, Bin-5 and the shipped
-design with it at the quick recipe, exactly as studies/real_data_study.py trains them (same data,
-seeds, command and evaluation: evaluate.py in float32 on the test split, crop protocol), on the
-facades at their own seeds (10-12; Bin-5 has no float32 run there on this CPU, so it is trained on
-the real-photo tasks only) and on the two real-photo tasks at seeds 0-2, and prints each bf16 run
-minus the float32 run of the same design and seed (the real-data study's), and the stability gain
-over the baseline when both train in bf16 beside the same when both train in float32. Runs resume;
-the record, with the CPU it was measured on, is docs/benchmarks/bf16_training.json, from which a
+``--trainer.precision bf16-mixed --model.channels_last true`` (autocast: convolutions in bfloat16,
+the rest and the weights in float32; both networks in oneDNN's channels-last layout) is the opt-in
+that takes a training iteration furthest below the reference pix2pix on a CPU with AMX
+(docs/PERFORMANCE.md section 11). bf16 changes the numbers beyond float32 rounding (the layout only
+the summation order), so its speed says nothing about the models it trains. This trains the
+baseline, Bin-5 and the shipped design with it at the quick recipe, exactly as
+studies/real_data_study.py trains them (same data, seeds, command and evaluation: evaluate.py in
+float32 on the test split, crop protocol), on the facades at their own seeds (10-12; Bin-5 has no
+float32 run there on this CPU, so it is trained on the real-photo tasks only) and on the two real-
+photo tasks at seeds 0-2, and prints each bf16 run minus the float32 run of the same design and seed
+(the real-data study's), and the stability gain over the baseline when both train in bf16 beside the
+same when both train in float32. Runs resume; the record, with the CPU it was measured on, is
+docs/benchmarks/bf16_training.json, from which a
 fresh clone's ``--stage report`` prints the same table.
 """
 
@@ -29,6 +31,7 @@ from studies import real_data_study as rds
 
 RECORD = ds.ROOT / "docs" / "benchmarks" / "bf16_training.json"
 PRECISION = {"precision": "bf16-mixed"}
+LAYOUT = {"channels_last": True}
 #: The designs of the speed goal (baseline, Bin-5, the shipped design) and the data sets each is
 #: compared on: where the real-data study has its float32 runs on this CPU.
 DESIGNS = {"baseline": list(rds.DATASETS), rds.SHIPPED: list(rds.DATASETS), "bin5": ["photos", "colorize"]}
@@ -36,10 +39,12 @@ METRICS = rds.VARIANT_METRICS + (("seconds_per_step", "step time ratio", 2),)
 
 
 def candidate(design: str) -> str:
-    """``design`` trained with bf16 autocast, registered as a design study candidate."""
+    """``design`` trained with bf16 autocast in the channels-last layout, registered as a design
+    study candidate."""
     name = f"{design}_bf16"
     base = ds.CANDIDATES[design]
-    ds.CANDIDATES.setdefault(name, replace(base, summary=f"{base.summary}; trained with bf16 autocast",
+    ds.CANDIDATES.setdefault(name, replace(base, summary=f"{base.summary}; trained with bf16 autocast, channels-last",
+                                           model_args={**base.model_args, **LAYOUT},
                                            trainer_args={**base.trainer_args, **PRECISION}))
     return name
 
@@ -116,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             row = rows.get(d, {}).get("quick", {}).get(name, {}).get(str(seed))
             if row is not None:
                 record.setdefault(d, {}).setdefault("quick", {}).setdefault(name, {})[str(seed)] = row
-    ds.write_json(RECORD, {**ds.provenance(), "precision": PRECISION["precision"], "rows": record})
+    ds.write_json(RECORD, {**ds.provenance(), "options": ds.CANDIDATES[names["baseline"]].train_args(),
+                           "rows": record})
     print("\n".join(table(rows)))
     return 0
 
