@@ -11,12 +11,11 @@ the summation order), so its speed says nothing about the models it trains. This
 baseline, Bin-5 and the shipped design with it at the quick recipe, exactly as
 studies/real_data_study.py trains them (same data, seeds, command and evaluation: evaluate.py in
 float32 on the test split, crop protocol), on the facades at their own seeds (10-12; Bin-5 has no
-float32 run there on this CPU, so it is trained on the real-photo tasks only) and on the two real-
-photo tasks at seeds 0-2, and prints each bf16 run minus the float32 run of the same design and seed
+float32 run there on this CPU, so it is trained on the real-photo tasks only) and on the two
+real-photo tasks at seeds 0-2, and prints each bf16 run minus the float32 run of the same design and seed
 (the real-data study's), and the stability gain over the baseline when both train in bf16 beside the
 same when both train in float32. Runs resume; the record, with the CPU it was measured on, is
-docs/benchmarks/bf16_training.json, from which a
-fresh clone's ``--stage report`` prints the same table.
+docs/benchmarks/bf16_training.json, from which a fresh clone's ``--stage report`` prints the same table.
 """
 
 from __future__ import annotations
