@@ -163,10 +163,10 @@ class Pix2PixModule(pl.LightningModule):
             when ``grad_clip_norm`` is combined with mixed precision (Lightning refuses to clip a
             fused optimiser's gradients there).
         channels_last: keep both networks' weights, and so their activations, in channels-last
-            memory format during a fit (oneDNN's preferred layout on CPU). With bf16 autocast on a
-            CPU with AMX a training iteration is 12-18% faster (docs/PERFORMANCE.md section 11); in
-            float32 it was slower on both CPUs measured, so it is off. The same arithmetic in
-            another summation order: float rounding apart, the same model.
+            memory format during a fit. With bf16 autocast on a CPU with AMX a training
+            iteration is 8-17% faster than bf16 alone (docs/PERFORMANCE.md section 11); in float32
+            it was 0-11% slower on both CPUs measured, so it is off. The same arithmetic in another
+            summation order: float rounding apart, the same model.
         n_epochs, n_epochs_decay: constant LR for ``n_epochs``, then linear decay to 0 over
             ``n_epochs_decay`` (``lr_policy=linear``). The Trainer's ``max_epochs`` must equal
             their sum (train.py derives it when unset and refuses a mismatch).
