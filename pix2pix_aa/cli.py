@@ -618,7 +618,8 @@ class Pix2PixCLI(LightningCLI):
         try:
             super().instantiate_classes()
         except ValueError as e:
-            raise ValueError(explain_instantiation_error(e, self.config[self.subcommand])) from e
+            config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand
+            raise ValueError(explain_instantiation_error(e, config)) from e
         reference = self.startup.reference_generator
         if reference is not None:
             self.model.generator.load_state_dict(reference.state_dict())
@@ -652,8 +653,14 @@ class Pix2PixCLI(LightningCLI):
                 isinstance(c, ProgressBar) for c in callbacks):
             kwargs["callbacks"] = [*callbacks, QuietProgressBar()]
         trainer = super().instantiate_trainer(**kwargs)
-        if config.trainer.get("strategy") in (None, "auto"):
-            ddp_allow_unused_parameters(trainer.strategy)  # several devices: the DDP Lightning chose (gan_strategy)
+        # Every DDP strategy, however it was given (auto on several devices, a class_path), needs
+        # find_unused_parameters (gan_strategy): refused here, at start-up, rather than at the
+        # first generator step with DDP's error from each process.
+        if ddp_allow_unused_parameters(trainer.strategy) is False:
+            raise ValueError("trainer.strategy: DDP with find_unused_parameters false cannot train Pix2PixModule: "
+                             "each of its two backward passes leaves one player's parameters unused, and DDP would "
+                             "stop at the first generator step. Use --trainer.strategy ddp, or give DDPStrategy "
+                             "init_args find_unused_parameters: true")
         if not any(isinstance(c, ResumeRNGState) for c in trainer.callbacks):
             trainer.callbacks.append(ResumeRNGState())
         if self.subcommand == "fit" and not any(isinstance(c, HparamsAtFitEnd) for c in trainer.callbacks):

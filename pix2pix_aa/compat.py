@@ -47,8 +47,8 @@ PRIVATE_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
     ("tqdm.tqdm", "_instances",
      "the progress bars still open when an error stops training: the CLI ends their line before the error's"),
     ("pytorch_lightning.strategies.DDPStrategy", "_ddp_kwargs",
-     "the DDP options of a strategy Lightning chose itself (strategy auto, several devices): the GAN "
-     "needs find_unused_parameters there too"),
+     "the DDP options of a strategy no name reaches (strategy auto on several devices, a class_path): the "
+     "GAN needs find_unused_parameters there too"),
 )
 
 #: Attributes in PRIVATE_ATTRIBUTES set on instances (in their owner's source, not on the class).
@@ -114,17 +114,18 @@ def cli_trainer_init(cli: Any, key: str) -> Any:
     return cli._get(cli.config_init, "trainer", default={}).get(key)
 
 
-def ddp_allow_unused_parameters(strategy: Any) -> bool:
+def ddp_allow_unused_parameters(strategy: Any) -> Optional[bool]:
     """Tell a DDP strategy that parameters may go unused in a backward pass, unless its options
-    already say either way. For the DDP Lightning picks itself (strategy ``auto`` on several
-    devices), which no strategy name reaches. Returns True when ``strategy`` is a DDP strategy.
+    already say either way. For the DDP strategies no strategy name reaches: the one Lightning
+    picks itself (strategy ``auto`` on several devices) and one given as a class_path (whose
+    options jsonargparse fills with DDP's default, False). Returns the strategy's
+    find_unused_parameters after that, or None when ``strategy`` is not a DDP strategy.
     """
     from pytorch_lightning.strategies import DDPStrategy
 
     if not isinstance(strategy, DDPStrategy):
-        return False
-    strategy._ddp_kwargs.setdefault("find_unused_parameters", True)
-    return True
+        return None
+    return bool(strategy._ddp_kwargs.setdefault("find_unused_parameters", True))
 
 
 def open_progress_bars() -> int:

@@ -220,3 +220,29 @@ def test_the_ddp_lightning_picks_itself_gets_find_unused_parameters_too():
     ddp_allow_unused_parameters(explicit.strategy)
     assert explicit.strategy._ddp_kwargs["find_unused_parameters"] is False  # an explicit choice is kept
     assert not ddp_allow_unused_parameters(Trainer(accelerator="cpu", devices=1, logger=False).strategy)
+
+
+@pytest.mark.parametrize("strategy, expected", [
+    ("auto", True),
+    ("{class_path: pytorch_lightning.strategies.DDPStrategy, init_args: {find_unused_parameters: true}}", True),
+    # jsonargparse fills a class_path's options with DDP's default (False): refused like an explicit false.
+    ("{class_path: pytorch_lightning.strategies.DDPStrategy}", None),
+    ("ddp_find_unused_parameters_false", None),
+])
+def test_every_ddp_strategy_the_cli_builds_allows_unused_parameters_or_is_refused(tmp_path, capsys, write_tiny_config,
+                                                                                 strategy, expected):
+    # A DDPStrategy given as a class_path reached neither the name rewrite nor the auto case, and
+    # an explicit false was kept: either way the first G step failed with DDP's error in each process.
+    from pix2pix_aa.cli import main as cli_main
+
+    cfg = write_tiny_config(tmp_path, data__data_dir=str(tmp_path / "data"))
+    args = ["--config", str(cfg), "--trainer.logger", "false", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
+            "--trainer.strategy", strategy]
+    if expected is None:
+        with pytest.raises(SystemExit):
+            cli_main(args, run=False)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[0].startswith("error: trainer.strategy: DDP with find_unused_parameters false cannot train")
+        assert "Traceback" not in "\n".join(err)
+    else:
+        assert cli_main(args, run=False).trainer.strategy._ddp_kwargs["find_unused_parameters"] is expected
