@@ -12,10 +12,12 @@ baseline, Bin-5 and the shipped design with it at the quick recipe, exactly as
 studies/real_data_study.py trains them (same data, seeds, command and evaluation: evaluate.py in
 float32 on the test split, crop protocol), on the facades at their own seeds (10-12; Bin-5 has no
 float32 run there on this CPU, so it is trained on the real-photo tasks only) and on the two
-real-photo tasks at seeds 0-2, and prints each bf16 run minus the float32 run of the same design and seed
-(the real-data study's), and the stability gain over the baseline when both train in bf16 beside the
-same when both train in float32. Runs resume; the record, with the CPU it was measured on, is
-docs/benchmarks/bf16_training.json, from which a fresh clone's ``--stage report`` prints the same table.
+real-photo tasks at seeds 0-2, and prints each bf16 run minus the float32 run of the same design and
+seed (the real-data study's), and the stability gain over the baseline when both train in bf16
+beside the same when both train in float32; then the baseline and the shipped design at the long
+recipe on the facades, seeds 0-2, where the shipped design meets its stability goal. Runs resume;
+the record, with the CPU it was measured on, is docs/benchmarks/bf16_training.json, from which a
+fresh clone's ``--stage report`` prints the same table.
 """
 
 from __future__ import annotations
@@ -32,8 +34,11 @@ RECORD = ds.ROOT / "docs" / "benchmarks" / "bf16_training.json"
 PRECISION = {"precision": "bf16-mixed"}
 LAYOUT = {"channels_last": True}
 #: The designs of the speed goal (baseline, Bin-5, the shipped design) and the data sets each is
-#: compared on: where the real-data study has its float32 runs on this CPU.
+#: compared on at the quick recipe: where the real-data study has its float32 runs on this CPU.
 DESIGNS = {"baseline": list(rds.DATASETS), rds.SHIPPED: list(rds.DATASETS), "bin5": ["photos", "colorize"]}
+#: At the long recipe (3600 steps): the facades, where the shipped design meets its stability goal
+#: (docs/REAL_DATA_STUDY.md), seeds 0-2 as the real-data study's float32 runs.
+LONG = {"facades": ["baseline", rds.SHIPPED]}
 METRICS = rds.VARIANT_METRICS + (("seconds_per_step", "step time ratio", 2),)
 
 
@@ -48,19 +53,26 @@ def candidate(design: str) -> str:
     return name
 
 
-def seeds_of(dataset: str) -> list[int]:
-    return rds.DATASETS[dataset].get("own_seeds", [0, 1, 2])
+def seeds_of(dataset: str, recipe: str) -> list[int]:
+    return rds.DATASETS[dataset].get("own_seeds", [0, 1, 2]) if recipe == "quick" else [0, 1, 2]
 
 
-def queue() -> list[tuple[str, str, int]]:
-    """(data set, design, seed): seed by seed, so an interrupted study has whole comparisons."""
-    return [(d, design, seeds_of(d)[i]) for i in range(3) for d in rds.DATASETS
-            for design, sets in DESIGNS.items() if d in sets]
+def cells() -> list[tuple[str, str, str]]:
+    """(data set, recipe, design) compared, in the table's order."""
+    quick = [(d, "quick", design) for d in rds.DATASETS for design, sets in DESIGNS.items() if d in sets]
+    return quick + [(d, "long", design) for d, designs in LONG.items() for design in designs]
 
 
-def paired(rows: dict, dataset: str, a: str, b: str, key: str, ratio: bool = False) -> tuple:
+def queue() -> list[tuple[str, str, str, int]]:
+    """(data set, recipe, design, seed): the quick recipe seed by seed, so an interrupted study has
+    whole comparisons, then the long recipe seed by seed."""
+    return [(d, r, design, seeds_of(d, r)[i]) for recipe in ("quick", "long") for i in range(3)
+            for d, r, design in cells() if r == recipe]
+
+
+def paired(rows: dict, dataset: str, recipe: str, a: str, b: str, key: str, ratio: bool = False) -> tuple:
     """Mean ± sd over the seeds both have of run ``a`` minus (or over) run ``b`` for figure ``key``."""
-    runs = rows.get(dataset, {}).get("quick", {})
+    runs = rows.get(dataset, {}).get(recipe, {})
     ra, rb = runs.get(a, {}), runs.get(b, {})
     seeds = sorted(set(ra) & set(rb), key=int)
     values = [ra[s][key] / rb[s][key] if ratio else ra[s][key] - rb[s][key]
@@ -69,29 +81,28 @@ def paired(rows: dict, dataset: str, a: str, b: str, key: str, ratio: bool = Fal
 
 
 def table(rows: dict) -> list[str]:
-    """Per data set and design: the seeds, bf16 minus float32 at the same seed for each figure
-    (the step time as a ratio), and the stability gain over the baseline in each precision."""
+    """Per data set, recipe and design: the seeds, bf16 minus float32 at the same seed for each
+    figure (the step time as a ratio), and the stability gain over the baseline in each precision."""
     heads = [h for _, h, _ in METRICS]
-    lines = ["bf16 run minus float32 run of the same design and seed, quick recipe, mean ± sd over seeds (step time: "
+    lines = ["bf16 run minus float32 run of the same design, recipe and seed, mean ± sd over seeds (step time: "
              "bf16 / float32, from the trainings' logs, two trainings sharing the 2 cores); the last two columns: "
              "stability gain over the baseline trained in the same precision, seed-matched", "",
-             "| data set | design | seeds | " + " | ".join(heads)
+             "| data set | recipe | design | seeds | " + " | ".join(heads)
              + " | gain, both bf16 (dB) | gain, both float32 (dB) |",
-             "|---|---|---|" + "---|" * (len(heads) + 2)]
-    for d in rds.DATASETS:
-        runs = rows.get(d, {}).get("quick", {})
-        for design, sets in DESIGNS.items():
-            bf16 = candidate(design)
-            seeds = sorted(set(runs.get(bf16, {})) & set(runs.get(design, {})), key=int)
-            if d not in sets or not seeds:
-                continue
-            cells = [rds.fmt(paired(rows, d, bf16, design, k, ratio=k == "seconds_per_step"), digits,
-                             k != "seconds_per_step") for k, _, digits in METRICS]
-            gains = ["-", "-"] if design == "baseline" else [
-                rds.fmt(paired(rows, d, bf16, candidate("baseline"), "pooled_db"), 2, True),
-                rds.fmt(paired(rows, d, design, "baseline", "pooled_db"), 2, True)]
-            lines.append(f"| {d} | {rds.LABELS.get(design, design)} | {','.join(seeds)} | "
-                         + " | ".join(cells + gains) + " |")
+             "|---|---|---|---|" + "---|" * (len(heads) + 2)]
+    for d, r, design in cells():
+        runs = rows.get(d, {}).get(r, {})
+        bf16 = candidate(design)
+        seeds = sorted(set(runs.get(bf16, {})) & set(runs.get(design, {})), key=int)
+        if not seeds:
+            continue
+        figures = [rds.fmt(paired(rows, d, r, bf16, design, k, ratio=k == "seconds_per_step"), digits,
+                           k != "seconds_per_step") for k, _, digits in METRICS]
+        gains = ["-", "-"] if design == "baseline" else [
+            rds.fmt(paired(rows, d, r, bf16, candidate("baseline"), "pooled_db"), 2, True),
+            rds.fmt(paired(rows, d, r, design, "baseline", "pooled_db"), 2, True)]
+        lines.append(f"| {d} | {r} | {rds.LABELS.get(design, design)} | {','.join(seeds)} | "
+                     + " | ".join(figures + gains) + " |")
     return lines
 
 
@@ -105,21 +116,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage == "all":
         rds.ensure_facades()
 
-        def run_one(task: tuple[str, str, int]) -> None:
-            d, design, seed = task
-            name = rds.run_name(d, "quick", names[design], seed)
-            if rds.train(d, "quick", names[design], seed, threads=1):
-                rds.evaluate(d, name, threads=1)
+        def run_one(task: tuple[str, str, str, int]) -> None:
+            d, r, design, seed = task
+            if rds.train(d, r, names[design], seed, threads=1):
+                rds.evaluate(d, rds.run_name(d, r, names[design], seed), threads=1)
 
         with ThreadPoolExecutor(args.jobs) as pool:  # threads: each run is a subprocess
             list(pool.map(run_one, queue()))
     rows = rds.merge_missing(rds.collect([0, 1, 2]), (ds.read_json(RECORD) or {}).get("rows", {}))
     record: dict = {}
-    for d, design, seed in queue():  # the rows the table reads, bf16 and float32
+    for d, r, design, seed in queue():  # the rows the table reads, bf16 and float32
         for name in (names[design], design, "baseline", names["baseline"]):
-            row = rows.get(d, {}).get("quick", {}).get(name, {}).get(str(seed))
+            row = rows.get(d, {}).get(r, {}).get(name, {}).get(str(seed))
             if row is not None:
-                record.setdefault(d, {}).setdefault("quick", {}).setdefault(name, {})[str(seed)] = row
+                record.setdefault(d, {}).setdefault(r, {}).setdefault(name, {})[str(seed)] = row
     ds.write_json(RECORD, {**ds.provenance(), "options": ds.CANDIDATES[names["baseline"]].train_args(),
                            "rows": record})
     print("\n".join(table(rows)))

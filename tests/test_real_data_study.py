@@ -278,8 +278,10 @@ def test_bf16_candidates_add_the_precision_and_nothing_else():
     # Seed by seed: every data set's first seed before any second seed; Bin-5 only where its
     # float32 runs are on this CPU.
     order = bf16_training.queue()
-    assert len(order) == len(set(order)) == 3 * (3 + 3 + 2)
-    assert {s for d, _, s in order[:8]} == {0, 10} and ("facades", "bin5", 10) not in order
+    assert len(order) == len(set(order)) == 3 * (3 + 3 + 2) + 3 * 2
+    assert {s for *_, s in order[:8]} == {0, 10} and ("facades", "quick", "bin5", 10) not in order
+    assert {r for _, r, *_ in order[:24]} == {"quick"} and order[24:] == [
+        ("facades", "long", d, s) for s in (0, 1, 2) for d in ("baseline", study.SHIPPED)]
 
 
 def test_bf16_table_pairs_each_run_with_the_float32_run_of_its_seed():
@@ -296,7 +298,7 @@ def test_bf16_table_pairs_each_run_with_the_float32_run_of_its_seed():
                                                                "2": run(0.0)},
              base: {"0": run(20.0), "1": run(22.0)}, base16: {"0": run(21.0), "1": run(21.0)}}
     lines = bf16_training.table({"photos": {"quick": quick}})
-    cells = next(x for x in lines if x.startswith("| photos | recommended")).split(" | ")
-    assert cells[2:4] == ["0,1", "-2.00 ± 1.41"] and cells[8] == "0.60 ± 0.00"
-    assert cells[9:11] == ["+8.00 ± 0.00", "+10.00 ± 0.00 |"]  # gain over the baseline, bf16 / float32
+    cells = next(x for x in lines if x.startswith("| photos | quick | recommended")).split(" | ")
+    assert cells[3:5] == ["0,1", "-2.00 ± 1.41"] and cells[9] == "0.60 ± 0.00"
+    assert cells[10:12] == ["+8.00 ± 0.00", "+10.00 ± 0.00 |"]  # gain over the baseline, bf16 / float32
     assert not any(x.startswith("| colorize") for x in lines)
