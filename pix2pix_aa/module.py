@@ -130,6 +130,10 @@ def to_unit(x: torch.Tensor) -> torch.Tensor:
 VAL_STABILITY_GRID = 8
 
 
+#: Checkpoint key of the Trainer options a resumed fit keeps (``{"precision": "bf16-mixed"}``).
+TRAINER_OPTIONS_KEY = "pix2pix_aa_trainer"
+
+
 class Pix2PixModule(pl.LightningModule):
     """pix2pix GAN training with optional anti-aliased networks.
 
@@ -313,6 +317,11 @@ class Pix2PixModule(pl.LightningModule):
         if hp.lr_policy == "plateau":
             return sched.ReduceLROnPlateau(opt, mode="min", factor=0.2, threshold=0.01, patience=5)
         return sched.CosineAnnealingLR(opt, T_max=max(1, hp.n_epochs), eta_min=0)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # The Trainer options a resumed fit must continue with, which Lightning does not record
+        # (pix2pix_aa.resume keeps them unless the command line changes them).
+        checkpoint[TRAINER_OPTIONS_KEY] = {"precision": str(self.trainer.precision)}
 
     def setup(self, stage: str) -> None:
         # Before the optimisers are built and a checkpoint is restored: the parameters keep their

@@ -110,6 +110,14 @@ def refuse_unsupported(config) -> None:
     if trainer.get("accumulate_grad_batches") not in (None, 1):
         raise ValueError("trainer.accumulate_grad_batches is not supported by the GAN's manual optimisation; "
                          "raise --data.batch_size instead")
+    # Spawned processes receive the trainer pickled, and the CLI's parsed config holds
+    # jsonargparse's local lambdas: the fit stopped after start-up with a pickling traceback.
+    strategy = trainer.get("strategy")
+    init_args = (strategy.get("init_args") or {}) if hasattr(strategy, "get") else {}
+    if (isinstance(strategy, str) and "spawn" in strategy) or init_args.get("start_method") == "spawn":
+        raise ValueError("trainer.strategy: spawn-started processes (ddp_spawn, start_method spawn) cannot receive "
+                         "train.py's trainer (it does not pickle); use --trainer.strategy ddp (Lightning starts the "
+                         "script once per process, or torchrun does) or ddp_fork")
 
 
 #: The reference pix2pix's options (``options/*.py`` of junyanz/pytorch-CycleGAN-and-pix2pix)

@@ -9,11 +9,12 @@ from the YAML. Here the rule is one and printed:
   (``model.generator``, ``model.discriminator``) on ``fit``: resuming cannot change the networks
   the optimiser state belongs to, so that is refused in one line naming the options.
 * Every other option the checkpoint recorded comes from the checkpoint, model and data options
-  alike, and each value that differs from the config is printed: ``fit`` continues the run it
-  resumes (a config file trains a *new* run; resuming with the shipped YAML must not move a
-  64-px run on its own data to the YAML's 128-px crops of another folder), and ``validate`` /
-  ``test`` / ``predict`` score a model on the data it was trained for. Training on other data
-  is a flag away (``--data.data_dir ...``), and is printed as a change.
+  alike (and, for ``fit``, ``trainer.precision``, which the module writes into its checkpoints),
+  and each value that differs from the config is printed: ``fit`` continues the run it resumes (a
+  config file trains a *new* run; resuming with the shipped YAML must not move a 64-px run on its
+  own data to the YAML's 128-px crops of another folder), and ``validate`` / ``test`` /
+  ``predict`` score a model on the data it was trained for. Training on other data is a flag away
+  (``--data.data_dir ...``), and is printed as a change.
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ def _flatten(value: Any, prefix: str) -> dict[str, Any]:
 
 
 def _show(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
+    return repr(value) if isinstance(value, str) else "not set" if value is None else str(value)
 
 
 class OptionMerge:
@@ -171,8 +172,9 @@ class OptionMerge:
         self.refused: dict[str, tuple[Any, Any]] = {}
 
     def report(self, path: str, limit: int = 8) -> None:
-        # Options the config left unset (None) simply come from the checkpoint: not news.
-        kept = [(k, v, c) for k, (v, c) in self.from_checkpoint.items() if v is not None]
+        # Options the config left unset (None) simply come from the checkpoint: not news, except
+        # the Trainer's (the precision: unset means float32 to Lightning, so keeping bf16 is news).
+        kept = [(k, v, c) for k, (v, c) in self.from_checkpoint.items() if v is not None or k.startswith("trainer.")]
         if kept:
             more = f", and {len(kept) - limit} more" if len(kept) > limit else ""
             notice(f"{path}: kept from the checkpoint (pass the flag on the command line to change it): "
@@ -201,10 +203,14 @@ def merge_checkpoint_options(config, ckpt: dict[str, Any], subcommand: str, expl
     Raises:
         ValueError: ``fit`` with a network option changed on the command line.
     """
+    from pix2pix_aa.module import TRAINER_OPTIONS_KEY
+
     merge = OptionMerge()
-    updates: dict[str, dict[str, Any]] = {"model": {}, "data": {}}
+    updates: dict[str, dict[str, Any]] = {"model": {}, "data": {}, "trainer": {}}
     sections = [("model", dict(ckpt.get("hyper_parameters") or {})),
                 ("data", dict(ckpt.get("datamodule_hyper_parameters") or {}))]
+    if subcommand == "fit":  # a resumed fit goes on in the precision it was trained in
+        sections.append(("trainer", dict(ckpt.get(TRAINER_OPTIONS_KEY) or {})))
     not_inherited = _DATA_KEYS_NOT_INHERITED["fit" if subcommand == "fit" else "other"]
     for section, saved in sections:
         saved.pop("_instantiator", None)

@@ -111,6 +111,22 @@ def test_resume_keeps_unflagged_checkpoint_options_and_says_so(fit, folder, caps
     assert opt_g.param_groups[0]["initial_lr"] == pytest.approx(1e-3)
 
 
+def test_resume_keeps_the_precision_it_was_trained_in_unless_flagged(fit, capsys):
+    # Lightning records no precision: a bf16 run resumed without the flag went on in float32, silently.
+    fit("bf16", "--trainer.precision", "bf16-mixed")
+    capsys.readouterr()
+    cli = fit("bf16", "--ckpt_path", "last", "--trainer.max_epochs", "3", "--model.n_epochs_decay", "2")
+    assert cli.trainer.precision == "bf16-mixed"
+    assert "kept from the checkpoint (pass the flag on the command line to change it): trainer.precision=" \
+           "'bf16-mixed' (config: not set)" in capsys.readouterr().err
+    cli = fit("bf16", "--ckpt_path", "last", "--trainer.max_epochs", "4", "--model.n_epochs_decay", "3",
+              "--trainer.precision", "32-true")
+    assert cli.trainer.precision == "32-true"
+    err = capsys.readouterr().err
+    assert "changed from the checkpoint by the command line: " in err
+    assert "trainer.precision='32-true' (checkpoint: 'bf16-mixed')" in err
+
+
 def test_resume_continues_on_the_checkpoints_data_unless_flagged(fit, capsys):
     # Resuming with the run's YAML but without the flags it was trained with must not move the
     # run to the YAML's data; a data flag given on the command line does change it (printed).
@@ -206,6 +222,10 @@ def test_test_uses_the_checkpoints_data_unless_overridden(fit, folder, capsys, w
     (["--optimizer", "torch.optim.SGD"], "--model.lr"),
     (["--lr_scheduler", "torch.optim.lr_scheduler.StepLR"], "--model.lr_policy"),
     (["--trainer.gradient_clip_val", "1.0"], "--model.grad_clip_norm"),
+    # spawned processes get the trainer pickled, and the CLI's config holds jsonargparse lambdas
+    (["--trainer.strategy", "ddp_spawn"], "use --trainer.strategy ddp"),
+    (["--trainer.strategy", "{class_path: pytorch_lightning.strategies.DDPStrategy, init_args: {start_method: spawn}}"],
+     "spawn-started processes"),
     (["--direction", "AtoB"], "--data.direction"),
     (["--netG", "unet_128"], "--model.generator.init_args.num_downs"),
     (["--no_flip"], "--data.no_flip"),
