@@ -128,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             row = rows.get(d, {}).get(r, {}).get(name, {}).get(str(seed))
             if row is not None:
                 record.setdefault(d, {}).setdefault(r, {}).setdefault(name, {})[str(seed)] = row
-    ds.write_json(RECORD, {**ds.provenance(), "options": ds.CANDIDATES[names["baseline"]].train_args(),
-                           "rows": record})
+    if any(name in cands for recipes in record.values() for cands in recipes.values() for name in names.values()):
+        ds.write_record(RECORD, {"options": ds.CANDIDATES[names["baseline"]].train_args(), "rows": record})
     print("\n".join(table(rows)))
     return 0
 

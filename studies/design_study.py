@@ -433,6 +433,17 @@ def write_json(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
+def write_record(path: Path, data: dict) -> bool:
+    """:func:`write_json` of ``data`` plus :func:`provenance`, unless the record at ``path`` already
+    holds the same ``data`` (then it is left as it is, its provenance included: a report that
+    finds nothing new leaves the tree clean). Returns whether it wrote."""
+    old = read_json(path) or {}
+    if all(old.get(k) == json.loads(json.dumps(v)) for k, v in data.items()):
+        return False
+    write_json(path, {**provenance(), **data})
+    return True
+
+
 def same_options(recorded: dict, candidate: str) -> bool:
     """Whether options recorded for ``candidate`` (a JSON record's) are still its definition: a
     candidate redefined since has other runs."""

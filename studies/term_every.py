@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in [*(reference(r, seed) for r in ROLES), *names]:
             if str(seed) in facades.get(name, {}):
                 record.setdefault(name, {})[str(seed)] = facades[name][str(seed)]
-    ds.write_json(RECORD, {"every": args.every, "seeds": args.seeds, **ds.provenance(), "rows": record})
+    ds.write_record(RECORD, {"every": args.every, "seeds": args.seeds, "rows": record})
     print("\n".join(table(rows, names, args.seeds)))
     return 0
 

@@ -119,10 +119,12 @@ def path_channels(config: str) -> int:
 def check_contender(name: str, reference: Optional[str]) -> Optional[str]:
     """Why ``name`` is not a contender here (one line), or None."""
     base, options = split_contender(name)
-    if (any(o not in OPTIONS for o in options) or len(set(options)) < len(options)
-            or base not in ("ref", "bare", *PROJECT) or (options and base in ("ref", "bare"))):
+    if (any(o not in OPTIONS for o in options) or base not in ("ref", "bare", *PROJECT)
+            or (options and base in ("ref", "bare")) or name.endswith(":")):
         return (f"unknown contender {name!r}: expected ref, bare, {', '.join(PROJECT)}, or one of the last four "
                 f"with ':' and options joined by '+' ({', '.join(OPTIONS)}; e.g. aa:bf16+cl)")
+    if len(set(options)) < len(options):
+        return f"contender {name!r}: an option given twice"
     if "halfpath" in options and base != "aa":
         return f"contender {name!r}: only aa has a full-resolution path to halve (aa:halfpath)"
     if base == "ref" and not reference:
@@ -472,6 +474,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     for name in contenders:
         if check_contender(name, args.reference):
             p.error(check_contender(name, args.reference))
+    if len(set(contenders)) < len(contenders):
+        p.error(f"--contenders: {', '.join(sorted({c for c in contenders if contenders.count(c) > 1}))} given twice")
     if args.warmup < 0 or args.iters < 1 or args.rounds < 1 or min(args.threads) < 1:
         p.error("--rounds, --iters and --threads must be >= 1, --warmup >= 0")
     command = command_line(sys.argv, args.reference)

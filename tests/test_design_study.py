@@ -266,3 +266,14 @@ def json_options(study, name: str) -> dict:
     import json
 
     return json.loads(json.dumps(study.CANDIDATES[name].options))
+
+
+def test_a_record_is_rewritten_only_when_its_data_change(study, tmp_path):
+    path = tmp_path / "record.json"
+    assert study.write_record(path, {"rows": {"a": 1}})
+    first = study.read_json(path)
+    assert first["rows"] == {"a": 1} and "commit" in first and "cpu" in first
+    path.write_text(path.read_text().replace(first["commit"], "elsewhere"))
+    assert not study.write_record(path, {"rows": {"a": 1}})  # same data: provenance left as it was
+    assert study.read_json(path)["commit"] == "elsewhere"
+    assert study.write_record(path, {"rows": {"a": 2}}) and study.read_json(path)["commit"] == first["commit"]

@@ -230,7 +230,11 @@ def test_skipped_metrics_are_named_in_the_notes_instead_of_blank_columns(scored)
     plain = evaluate_generator(Identity(), _images(4), _images(4), EvalOptions(**OPTS))
     skipped = {"fid": "FID and KID skipped: no weights; pass --fid-weights PATH", "lpips": "LPIPS: weights x (cache)"}
     note = report.quality_metrics_note([plain], {"quality_metrics": skipped})
-    assert note == skipped["fid"]
+    assert note == skipped["fid"] + "."
+    both = {**skipped, "lpips": "LPIPS skipped: no weights; pass --lpips-weights a.pth"}
+    assert report.quality_metrics_note([plain], {"quality_metrics": both}) == (  # two sentences, not one run-on
+        "FID and KID skipped: no weights; pass --fid-weights PATH. "
+        "LPIPS skipped: no weights; pass --lpips-weights a.pth.")
     assert "off (--no-quality-metrics)" in report.quality_metrics_note([plain], {"quality_metrics": {"off": "off "
                                                                                 "(--no-quality-metrics)"}})
     assert report.quality_metrics_note([plain], {}) == ""  # Python API, metrics not asked for

@@ -26,6 +26,13 @@ def test_a_folder_that_is_not_the_reference_is_one_line(bench, tmp_path, capsys)
     assert "models/pix2pix_model.py" in err
 
 
+def test_a_contender_given_twice_is_one_line(bench, capsys):
+    with pytest.raises(SystemExit) as info:
+        bench.main(["--contenders", "bare", "baseline", "aa:bf16", "baseline"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("--contenders: baseline given twice")
+
+
 @pytest.mark.parametrize("contender, reference, problem", [
     ("ref", None, "needs --reference"),
     ("baseline:fast", None, "unknown contender"),
@@ -37,8 +44,9 @@ def test_a_folder_that_is_not_the_reference_is_one_line(bench, tmp_path, capsys)
     ("baseline:halfpath", None, "only aa has a full-resolution path"),
     ("aa:halfpath", None, None),
     ("bin5:bf16+cl", None, None),
-    ("aa:bf16+bf16", None, "unknown contender"),
+    ("aa:bf16+bf16", None, "an option given twice"),
     ("aa:bf16+", None, "unknown contender"),
+    ("aa:", None, "unknown contender"),
     ("baseline:cl+halfpath", None, "only aa has a full-resolution path"),
 ])
 def test_contenders_are_checked(bench, contender, reference, problem):

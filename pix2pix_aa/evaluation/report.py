@@ -101,7 +101,8 @@ def quality_metrics_note(results: Sequence[ModelResult], options: dict) -> str:
     elif status.get("off"):
         parts.append(f"Quality metrics (FID, KID, LPIPS): {status['off']}.")
     parts += skipped
-    return " ".join(parts)
+    # The skip lines are sentences without a full stop (they also print alone, as notices).
+    return " ".join(part if part.endswith(".") else part + "." for part in parts)
 
 
 def markdown_report(results: Sequence[ModelResult], options: dict, errors: dict[str, str]) -> str:
