@@ -159,8 +159,15 @@ def _flatten(value: Any, prefix: str) -> dict[str, Any]:
     return {prefix: value}
 
 
+def _unified_precision(value: Any) -> Any:
+    """Lightning's spelling of a precision (``None`` is its default; "32" and 32 are "32-true").
+    Written out because Lightning's own converter is private."""
+    aliases = {None: "32-true", "32": "32-true", "64": "64-true", "16": "16-mixed", "bf16": "bf16-mixed"}
+    return aliases.get(str(value) if value is not None else None, value)
+
+
 def _show(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else "not set" if value is None else str(value)
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 class OptionMerge:
@@ -172,9 +179,9 @@ class OptionMerge:
         self.refused: dict[str, tuple[Any, Any]] = {}
 
     def report(self, path: str, limit: int = 8) -> None:
-        # Options the config left unset (None) simply come from the checkpoint: not news, except
-        # the Trainer's (the precision: unset means float32 to Lightning, so keeping bf16 is news).
-        kept = [(k, v, c) for k, (v, c) in self.from_checkpoint.items() if v is not None or k.startswith("trainer.")]
+        # Options the config left unset (None) simply come from the checkpoint: not news. (An
+        # unset precision reads as float32, "32-true", so a kept bf16 is printed.)
+        kept = [(k, v, c) for k, (v, c) in self.from_checkpoint.items() if v is not None]
         if kept:
             more = f", and {len(kept) - limit} more" if len(kept) > limit else ""
             notice(f"{path}: kept from the checkpoint (pass the flag on the command line to change it): "
@@ -221,6 +228,8 @@ def merge_checkpoint_options(config, ckpt: dict[str, Any], subcommand: str, expl
             name = f"{section}.{key}"
             here = _flatten(current[key], name)
             there = _flatten(ckpt_value, name)
+            if name == "trainer.precision":  # an unset precision is float32: the same as "32-true"
+                here, there = {name: _unified_precision(here[name])}, {name: _unified_precision(there[name])}
             differs = {k: (here.get(k), there.get(k)) for k in sorted(set(here) | set(there))
                        if here.get(k) != there.get(k)}
             if not differs:

@@ -118,13 +118,18 @@ def test_resume_keeps_the_precision_it_was_trained_in_unless_flagged(fit, capsys
     cli = fit("bf16", "--ckpt_path", "last", "--trainer.max_epochs", "3", "--model.n_epochs_decay", "2")
     assert cli.trainer.precision == "bf16-mixed"
     assert "kept from the checkpoint (pass the flag on the command line to change it): trainer.precision=" \
-           "'bf16-mixed' (config: not set)" in capsys.readouterr().err
+           "'bf16-mixed' (config: '32-true')" in capsys.readouterr().err
     cli = fit("bf16", "--ckpt_path", "last", "--trainer.max_epochs", "4", "--model.n_epochs_decay", "3",
               "--trainer.precision", "32-true")
     assert cli.trainer.precision == "32-true"
     err = capsys.readouterr().err
     assert "changed from the checkpoint by the command line: " in err
     assert "trainer.precision='32-true' (checkpoint: 'bf16-mixed')" in err
+    # A float32 run resumed as it was: nothing said of the precision, however it is spelt.
+    fit("bf16", "--ckpt_path", "last", "--trainer.max_epochs", "5", "--model.n_epochs_decay", "4")
+    fit("bf16", "--ckpt_path", "last", "--trainer.max_epochs", "6", "--model.n_epochs_decay", "5",
+        "--trainer.precision", "32")
+    assert "trainer.precision" not in capsys.readouterr().err
 
 
 def test_resume_continues_on_the_checkpoints_data_unless_flagged(fit, capsys):
