@@ -39,8 +39,8 @@ DESIGNS = {"baseline": list(rds.DATASETS), rds.SHIPPED: list(rds.DATASETS), "bin
 #: At the long recipe (3600 steps): the facades, where the shipped design meets its stability goal
 #: (docs/REAL_DATA_STUDY.md), seeds 0-2 as the real-data study's float32 runs.
 LONG = {"facades": ["baseline", rds.SHIPPED]}
-#: The step times in the training logs are not compared: the float32 runs were trained in other
-#: sessions, under other loads (docs/PERFORMANCE.md section 11 times both in one run instead).
+#: The step times in the training logs are not compared: the float32 runs were trained earlier,
+#: beside other loads (docs/PERFORMANCE.md section 11 times both in one run instead).
 METRICS = rds.VARIANT_METRICS
 
 
