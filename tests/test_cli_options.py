@@ -231,6 +231,8 @@ def test_test_uses_the_checkpoints_data_unless_overridden(fit, folder, capsys, w
     (["--trainer.strategy", "ddp_spawn"], "use --trainer.strategy ddp"),
     (["--trainer.strategy", "{class_path: pytorch_lightning.strategies.DDPStrategy, init_args: {start_method: spawn}}"],
      "spawn-started processes"),
+    (["--trainer.strategy", "{class_path: pytorch_lightning.strategies.DDPStrategy, init_args: {start_method: "
+      "forkserver, find_unused_parameters: true}}"], "spawn-started processes"),
     (["--direction", "AtoB"], "--data.direction"),
     (["--netG", "unet_128"], "--model.generator.init_args.num_downs"),
     (["--no_flip"], "--data.no_flip"),
