@@ -116,9 +116,8 @@ def refuse_unsupported(config) -> None:
     init_args = (strategy.get("init_args") or {}) if hasattr(strategy, "get") else {}
     if (isinstance(strategy, str) and "spawn" in strategy) or init_args.get("start_method") in ("spawn", "forkserver"):
         raise ValueError("trainer.strategy: spawn-started processes (ddp_spawn, start_method spawn or forkserver) "
-                         "cannot receive "
-                         "train.py's trainer (it does not pickle); use --trainer.strategy ddp (Lightning starts the "
-                         "script once per process, or torchrun does) or ddp_fork")
+                         "cannot receive train.py's trainer (it does not pickle); use --trainer.strategy ddp "
+                         "(Lightning starts the script once per process, or torchrun does) or ddp_fork")
 
 
 #: The reference pix2pix's options (``options/*.py`` of junyanz/pytorch-CycleGAN-and-pix2pix)

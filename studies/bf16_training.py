@@ -72,14 +72,6 @@ def queue() -> list[tuple[str, str, str, int]]:
             for d, r, design in cells() if r == recipe]
 
 
-def paired(runs: dict, seeds: list[str], a: str, b: str, key: str) -> tuple:
-    """Mean ± sd over ``seeds`` of run ``a`` minus run ``b`` for figure ``key`` (``runs``: candidate
-    -> seed -> row; a seed either lacks is left out)."""
-    ra, rb = runs.get(a, {}), runs.get(b, {})
-    return rds.mean_sd([ra[s][key] - rb[s][key] for s in seeds
-                        if ra.get(s, {}).get(key) is not None and rb.get(s, {}).get(key) is not None])
-
-
 def table(rows: dict) -> list[str]:
     """Per data set, recipe and design: the seeds, bf16 minus float32 at the same seed for each
     figure, and the stability gain over the baseline in each precision at those seeds."""
@@ -95,10 +87,11 @@ def table(rows: dict) -> list[str]:
         seeds = sorted(set(runs.get(bf16, {})) & set(runs.get(design, {})), key=int)
         if not seeds:
             continue
-        figures = [rds.fmt(paired(runs, seeds, bf16, design, k), digits, True) for k, _, digits in METRICS]
+        mine, theirs = runs[bf16], runs[design]
+        figures = [rds.fmt(rds.paired_gap(mine, theirs, seeds, k), digits, True) for k, _, digits in METRICS]
         gains = ["-", "-"] if design == "baseline" else [
-            rds.fmt(paired(runs, seeds, bf16, candidate("baseline"), "pooled_db"), 2, True),
-            rds.fmt(paired(runs, seeds, design, "baseline", "pooled_db"), 2, True)]
+            rds.fmt(rds.paired_gap(mine, runs.get(candidate("baseline"), {}), seeds, "pooled_db"), 2, True),
+            rds.fmt(rds.paired_gap(theirs, runs.get("baseline", {}), seeds, "pooled_db"), 2, True)]
         lines.append(f"| {d} | {r} | {rds.LABELS.get(design, design)} | {','.join(seeds)} | "
                      + " | ".join(figures + gains) + " |")
     return lines

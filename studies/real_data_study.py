@@ -235,6 +235,13 @@ def mean_sd(values: list) -> tuple[float, float, int]:
     return m, s, len(vals)
 
 
+def paired_gap(runs: dict, other: dict, seeds, key: str) -> tuple[float, float, int]:
+    """:func:`mean_sd` over ``seeds`` of ``runs[s][key] - other[s][key]`` (each: seed -> row), the
+    seed-matched difference of two designs; a seed either lacks, or lacks the figure at, is left out."""
+    return mean_sd([runs[s][key] - other[s][key] for s in seeds
+                    if runs.get(s, {}).get(key) is not None and other.get(s, {}).get(key) is not None])
+
+
 def summarise(rows: dict, cost: dict) -> dict:
     """dataset -> recipe -> candidate -> {metric: (mean, sd, n), gap_metric: (mean, sd, n) seed-matched
     to the baseline, base_metric: (mean, sd, n) the baseline's own at the candidate's seeds,
@@ -248,8 +255,7 @@ def summarise(rows: dict, cost: dict) -> dict:
                 s: dict = {"seeds": seeds}
                 for k in METRICS:
                     s[k] = mean_sd([per_seed[x].get(k) for x in seeds])
-                    s[f"gap_{k}"] = mean_sd([per_seed[x][k] - base[x][k] for x in seeds if x in base
-                                             and per_seed[x].get(k) is not None and base[x].get(k) is not None])
+                    s[f"gap_{k}"] = paired_gap(per_seed, base, seeds, k)
                     s[f"base_{k}"] = mean_sd([base[x].get(k) for x in seeds if x in base])
                 s["goal"] = goal_check(s, cost.get(c), cost.get("baseline"))
                 out.setdefault(d, {}).setdefault(r, {})[c] = s
@@ -669,12 +675,9 @@ def variants_section(rows: dict, recipe: str = "quick") -> list[str]:
             seeds = sorted(set(mine) & set(shipped), key=int)
             if not seeds:
                 continue
-            cells = []
-            for k, _, digits in VARIANT_METRICS:
-                ms = mean_sd([mine[s][k] - shipped[s][k] for s in seeds
-                              if mine[s].get(k) is not None and shipped[s].get(k) is not None])
-                # A figure some seeds lack (the design study's facades rows have no noise figure).
-                cells.append(fmt_of(ms, len(seeds), digits, True))
+            # fmt_of: a figure some seeds lack (the design study's facades rows have no noise figure).
+            cells = [fmt_of(paired_gap(mine, shipped, seeds, k), len(seeds), digits, True)
+                     for k, _, digits in VARIANT_METRICS]
             table.append(f"| {d} | {','.join(seeds)} | " + " | ".join(cells) + " |")
         if table:
             lines += ["", f"**{sentence_label(variant)}**: {what}; minus the shipped design "

@@ -57,6 +57,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
@@ -75,10 +76,16 @@ SETTINGS: dict[str, dict[str, Any]] = {
 #: The reference's flags for every setting: pix2pix, label map -> photo (BtoA, as this project's configs), CPU.
 REF_COMMON = ["--model", "pix2pix", "--direction", "BtoA", "--gpu_ids", "-1", "--display_id", "0"]
 PROJECT = ("baseline", "bin5", "aa", "baseline-unfused")
-#: Contender options (``NAME:OPT`` or ``NAME:OPT+OPT``): ``system`` (``--allocator system``), ``bf16``
-#: (``--trainer.precision bf16-mixed``), ``cl`` (``--model.channels_last true``), ``noterm``
-#: (``--model.lambda_shift 0``), ``halfpath`` (the full-resolution path at half its channels).
-OPTIONS = ("system", "bf16", "cl", "noterm", "halfpath")
+#: Contender options (``NAME:OPT`` or ``NAME:OPT+OPT``) -> their train.py flags, given the contender's
+#: config: ``halfpath`` is the full-resolution path at half the config's channels.
+OPTION_FLAGS: dict[str, Callable[[str], list[str]]] = {
+    "system": lambda config: ["--allocator", "system"],
+    "bf16": lambda config: ["--trainer.precision", "bf16-mixed"],
+    "cl": lambda config: ["--model.channels_last", "true"],
+    "noterm": lambda config: ["--model.lambda_shift", "0"],
+    "halfpath": lambda config: ["--model.generator.init_args.fullres_channels", str(path_channels(config) // 2)],
+}
+OPTIONS = tuple(OPTION_FLAGS)
 #: Distinct batches per worker (cycled).
 NUM_BATCHES = 4
 
@@ -91,12 +98,7 @@ def project_args(setting: str, name: str) -> tuple[str, list[str]]:
     unfused = base == "baseline-unfused"
     config, extra = CONFIGS[setting]["baseline" if unfused else base]
     extra = [*extra, *(["--model.fused_adam", "false"] if unfused else []),
-             *(["--allocator", "system"] if "system" in options else []),
-             *(["--trainer.precision", "bf16-mixed"] if "bf16" in options else []),
-             *(["--model.channels_last", "true"] if "cl" in options else []),
-             *(["--model.lambda_shift", "0"] if "noterm" in options else []),
-             *(["--model.generator.init_args.fullres_channels", str(path_channels(config) // 2)]
-               if "halfpath" in options else [])]
+             *(flag for option, flags in OPTION_FLAGS.items() if option in options for flag in flags(config))]
     return config, extra
 
 
@@ -472,8 +474,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     if base_name not in contenders:
         contenders = [base_name, *contenders]
     for name in contenders:
-        if check_contender(name, args.reference):
-            p.error(check_contender(name, args.reference))
+        if problem := check_contender(name, args.reference):
+            p.error(problem)
     if len(set(contenders)) < len(contenders):
         p.error(f"--contenders: {', '.join(sorted({c for c in contenders if contenders.count(c) > 1}))} given twice")
     if args.warmup < 0 or args.iters < 1 or args.rounds < 1 or min(args.threads) < 1:
