@@ -268,7 +268,7 @@ def test_term_every_report_reads_its_own_record_when_the_runs_are_not_on_disk(mo
 
 
 # --- studies/bf16_training.py ---------------------------------------------------------------
-def test_bf16_candidates_add_the_precision_and_nothing_else():
+def test_bf16_candidates_add_the_precision_and_the_layout_and_nothing_else():
     name = bf16_training.candidate(study.SHIPPED)
     shipped, bf16 = bf16_training.ds.CANDIDATES[study.SHIPPED], bf16_training.ds.CANDIDATES[name]
     assert set(bf16.train_args()) - set(shipped.train_args()) == {"--model.channels_last", "true",
