@@ -424,6 +424,34 @@ def _apply_norm(config, explicit: set[str]) -> set[str]:
     return {"model.generator.norm", "model.discriminator.norm"}
 
 
+def _apply_root_dir(config, explicit: set[str]) -> set[str]:
+    """``--trainer.default_root_dir DIR`` moves the run: the logger's ``save_dir`` becomes DIR.
+
+    Lightning puts a logged run's events, config.yaml and checkpoints under the logger's folder and
+    uses default_root_dir only without a logger; every config here (and train.py's default) names
+    a logger with ``save_dir: runs``, so the flag would otherwise be accepted and change nothing.
+    Returns the keys it set (to count as given on the command line), or an empty set.
+
+    Raises:
+        ValueError: ``--trainer.logger.init_args.save_dir`` on the command line too, and different.
+    """
+    root = config.trainer.get("default_root_dir")
+    logger = config.trainer.get("logger")
+    init = logger.get("init_args") if hasattr(logger, "get") else None
+    if "trainer.default_root_dir" not in explicit or root is None or init is None or "save_dir" not in init:
+        return set()
+    if str(init.save_dir) == str(root):
+        return set()
+    if "trainer.logger.save_dir" in explicit:
+        raise ValueError(f"--trainer.default_root_dir {root} and --trainer.logger.init_args.save_dir "
+                         f"{init.save_dir} disagree: the run's logs and checkpoints go under the logger's "
+                         "save_dir; pass one of them")
+    notice(f"trainer.default_root_dir {root}: the logger's save_dir (was {init.save_dir}), so this run's "
+           "logs, config.yaml and checkpoints go under it")
+    init.save_dir = str(root)
+    return {"trainer.logger.save_dir"}
+
+
 def _names_and_shapes(ckpt: dict) -> dict:
     """The part of a checkpoint that the start-up comparison with the model needs: its
     ``hyper_parameters`` and its tensors as meta tensors (names and shapes, no memory), rather
@@ -523,6 +551,7 @@ class Pix2PixCLI(LightningCLI):
         config.trainer.strategy = gan_strategy(config.trainer.get("strategy"))
         refuse_unsupported(config)
         explicit |= _apply_norm(config, explicit)
+        explicit |= _apply_root_dir(config, explicit)
         from_last = config.get("ckpt_path") == "last"
         if from_last:
             resolve_last_checkpoint(config, subcommand)

@@ -329,6 +329,27 @@ def test_norm_sets_both_networks(fit):
     assert "InstanceNorm2d" in kinds and "BatchNorm2d" not in kinds
 
 
+def test_default_root_dir_moves_the_run_and_its_resume(fit, folder, capsys):
+    # Every config names a logger with save_dir: runs, under which Lightning writes everything:
+    # the flag used to be accepted and change nothing.
+    fit("rooted", "--trainer.default_root_dir", "elsewhere", "--trainer.max_epochs", "1",
+        "--model.n_epochs_decay", "0")
+    assert "trainer.default_root_dir elsewhere: the logger's save_dir (was runs)" in capsys.readouterr().err
+    run = folder / "elsewhere" / "rooted" / "version_0"
+    assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "config.yaml").is_file()
+    assert not (folder / "runs" / "rooted").exists()
+    cli = fit("rooted", "--trainer.default_root_dir", "elsewhere", "--ckpt_path", "last", "--trainer.max_epochs", "2",
+              "--model.n_epochs", "2", "--model.n_epochs_decay", "0")
+    assert Path(cli.config.fit.ckpt_path).resolve() == (run / "checkpoints" / "last.ckpt").resolve()
+    assert not (folder / "runs" / "rooted").exists()
+
+
+def test_default_root_dir_and_a_different_logger_save_dir_are_refused(fit, capsys):
+    err = _error(capsys, lambda: fit("rootclash", "--trainer.default_root_dir", "a",
+                                     "--trainer.logger.init_args.save_dir", "b"))
+    assert "--trainer.default_root_dir a and --trainer.logger.init_args.save_dir b disagree" in err
+
+
 # -- networks against data, at start-up ---------------------------------------------------------------
 def test_image_too_small_for_the_discriminator_is_caught_at_start_up(fit, capsys):
     err = _error(capsys, lambda: fit("small", "--data.crop_size", "16", "--data.load_size", "16",
