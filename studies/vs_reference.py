@@ -134,13 +134,13 @@ def check_contender(name: str, reference: Optional[str]) -> Optional[str]:
     return None
 
 
-def command_line(argv: list[str], reference: Optional[str]) -> str:
-    """The command as a reader would type it, for the raw output: the script relative to the
-    repository and the reference checkout as PATH (where either lies on this machine is no part
-    of the figures)."""
+def command_line(argv: list[str], reference: Optional[str], module: Optional[str] = None) -> str:
+    """The command as a reader would type it, for the raw output: ``-m module`` when it was run
+    so, else the script relative to the repository, and the reference checkout as PATH (where
+    either lies on this machine is no part of the figures)."""
     script = os.path.relpath(argv[0], ROOT) if Path(argv[0]).is_absolute() else argv[0]
     rest = ["PATH" if reference and a == reference else a for a in argv[1:]]
-    return shlex.join([Path(sys.executable).name, script, *rest])
+    return shlex.join([Path(sys.executable).name, *(["-m", module] if module else [script]), *rest])
 
 
 def check_reference(path: str) -> Optional[str]:
@@ -480,7 +480,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         p.error(f"--contenders: {', '.join(sorted({c for c in contenders if contenders.count(c) > 1}))} given twice")
     if args.warmup < 0 or args.iters < 1 or args.rounds < 1 or min(args.threads) < 1:
         p.error("--rounds, --iters and --threads must be >= 1, --warmup >= 0")
-    command = command_line(sys.argv, args.reference)
+    command = command_line(sys.argv, args.reference, __spec__.name if __spec__ is not None else None)
     print(f"command: {command}")
     load0 = os.getloadavg()
     rows: list[dict[str, Any]] = []

@@ -93,3 +93,6 @@ def test_the_recorded_command_names_no_path_of_this_machine(bench):
     assert line.endswith("studies/vs_reference.py --reference PATH --settings 128b4")
     assert "/somewhere" not in line and str(bench.ROOT) not in line
     assert bench.command_line(["-m", "--rounds", "2"], None).endswith("-m --rounds 2")
+    # python -m studies.vs_reference: argv[0] is the file, the header names the module
+    line = bench.command_line(argv, "/somewhere/ref", "studies.vs_reference")
+    assert line.endswith(" -m studies.vs_reference --reference PATH --settings 128b4") and ".py" not in line
