@@ -321,12 +321,25 @@ class ReusableConfig(SaveConfigCallback):
     the file, ``fit --config that.yaml --model... --trainer.logger.init_args.name new`` would
     resume the old run and its checkpoint instead of starting the new one, and a later resume
     from it would purge the steps logged since. validate/test/predict never write into a
-    training run's folder.
+    training run's folder. Without a logger, an existing ``config.yaml`` in the run's folder
+    (``trainer.default_root_dir``) is never overwritten.
     """
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage != "fit":
             return
+        if trainer.logger is None and not self.already_saved:
+            # Without a logger the run's folder is trainer.default_root_dir, the working directory
+            # unless given: a folder of the user's own files, where overwriting an existing
+            # config.yaml (their --config, say) would destroy it.
+            path = Path(trainer.log_dir) / self.config_filename
+            if path.exists():
+                if trainer.is_global_zero:
+                    notice(f"config.yaml not saved: {path} exists and is kept (without a logger this run's folder "
+                           "is trainer.default_root_dir); give --trainer.default_root_dir a folder of its own to "
+                           "save it")
+                self.already_saved = True
+                return
         config = self.config.clone()
         config.ckpt_path = None
         # --norm is already written into both networks' init_args; kept, it would override a later

@@ -344,6 +344,26 @@ def test_default_root_dir_moves_the_run_and_its_resume(fit, folder, capsys):
     assert not (folder / "runs" / "rooted").exists()
 
 
+def test_a_fit_without_logger_never_overwrites_a_config_yaml_in_its_folder(folder, write_tiny_config, monkeypatch,
+                                                                           capsys):
+    # Without a logger the run's folder is the working directory: the user's own config.yaml
+    # (here the --config file itself) used to be overwritten with the resolved config.
+    work = folder / "nologger"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    cfg = write_tiny_config(work, "config.yaml", data__data_dir=str(folder / "data"),
+                            data__generate_counts={"train": 4, "val": 1, "test": 1})
+    cfg.write_text(cfg.read_text() + "# my notes\n")
+    before = cfg.read_text()
+    cli_main(["fit", "--config", str(cfg), "--trainer.logger", "false", "--trainer.max_epochs", "1",
+              "--model.n_epochs_decay", "0"])
+    assert cfg.read_text() == before and (work / "checkpoints" / "last.ckpt").is_file()
+    assert f"config.yaml not saved: {cfg} exists and is kept" in capsys.readouterr().err
+    cli_main(["fit", "--config", str(cfg), "--trainer.logger", "false", "--trainer.default_root_dir", "own",
+              "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0"])
+    assert yaml.safe_load((work / "own" / "config.yaml").read_text())["trainer"]["logger"] is False
+
+
 def test_default_root_dir_and_a_different_logger_save_dir_are_refused(fit, capsys):
     err = _error(capsys, lambda: fit("rootclash", "--trainer.default_root_dir", "a",
                                      "--trainer.logger.init_args.save_dir", "b"))
