@@ -437,6 +437,20 @@ def _apply_norm(config, explicit: set[str]) -> set[str]:
     return {"model.generator.norm", "model.discriminator.norm"}
 
 
+#: Options that only predict reads: given to another subcommand they would be accepted, do
+#: nothing, and (data.*) be saved into the run's checkpoint and config.yaml.
+PREDICT_ONLY = ("data.predict_dir", "data.predict_resize", "data.tile", "data.tile_overlap", "predict_output_dir")
+
+
+def _refuse_predict_options(subcommand: str, explicit: set[str]) -> None:
+    """Raises ValueError: predict-only options on the command line of fit / validate / test."""
+    given = [k for k in PREDICT_ONLY if k in explicit]
+    if subcommand != "predict" and given:
+        raise ValueError(f"--{', --'.join(given)}: predict only ({subcommand} would ignore "
+                         f"{'it' if len(given) == 1 else 'them'}); drop {'it' if len(given) == 1 else 'them'}, or "
+                         "run train.py predict")
+
+
 def _apply_root_dir(config, explicit: set[str]) -> set[str]:
     """``--trainer.default_root_dir DIR`` moves the run: the logger's ``save_dir`` becomes DIR.
 
@@ -565,12 +579,13 @@ class Pix2PixCLI(LightningCLI):
         refuse_unsupported(config)
         explicit |= _apply_norm(config, explicit)
         explicit |= _apply_root_dir(config, explicit)
+        _refuse_predict_options(subcommand, explicit)
         from_last = config.get("ckpt_path") == "last"
         if from_last:
             resolve_last_checkpoint(config, subcommand)
         path = config.get("ckpt_path")
         if path and subcommand != "fit" and str(path).endswith(".pth"):
-            self._use_reference_generator(parser, subcommand, path)
+            self._use_reference_generator(parser, subcommand, path, explicit)
             path = None
         if path and path not in _CKPT_KEYWORDS and "://" not in str(path):
             self._merge_checkpoint(parser, subcommand, path, from_last, explicit)
@@ -609,20 +624,32 @@ class Pix2PixCLI(LightningCLI):
             check_resume_length(config, ckpt, str(path))
         self.startup.checkpoint = (path, _names_and_shapes(ckpt))
 
-    def _use_reference_generator(self, parser: LightningArgumentParser, subcommand: str, path: str) -> None:
+    def _use_reference_generator(self, parser: LightningArgumentParser, subcommand: str, path: str,
+                                 explicit: set[str]) -> None:
         """``--ckpt_path latest_net_G.pth`` (validate/test/predict): a reference pix2pix generator
         file. Its architecture is read from its keys (:func:`pix2pix_aa.reference.load_reference_generator`)
         and becomes ``model.generator``; the weights are loaded after the model is built. The data
-        come from the config and the command line (a reference file records none)."""
+        come from the config and the command line (a reference file records none).
+
+        Raises:
+            ValueError: ``--model.generator...`` options on the command line, which the file's
+            architecture would replace.
+        """
         from pix2pix_aa.reference import load_reference_generator
 
+        given = sorted(k for k in explicit if k == "model.generator" or k.startswith("model.generator."))
+        if given:
+            raise ValueError(f"--ckpt_path {path} is a reference pix2pix generator: the file gives the generator's "
+                             f"architecture, so --{', --'.join(given)} would be ignored; drop them, or pass the file "
+                             "as --model.generator_weights with the generator options you want")
         generator, info = load_reference_generator(path)
         self.startup.reference_generator = generator
         updates = {"generator": {"class_path": info["class_path"], "init_args": info["init_args"]}}
         self.config = parser.parse_object({subcommand: {"model": updates}}, self.config)
         self.config[subcommand].ckpt_path = None
         notice(f"--ckpt_path {path}: a reference pix2pix generator ({info['netG']}, norm {info['norm']}, "
-               f"ngf {info['ngf']}, {info['input_nc']} -> {info['output_nc']} channels); data from the config")
+               f"ngf {info['ngf']}, {info['input_nc']} -> {info['output_nc']} channels) in place of the config's "
+               "model.generator; data from the config")
 
     def _choose_generator_weights(self, config, subcommand: str, explicit: set[str]) -> None:
         """Where validate / test / predict take the generator's weights from: ``--ckpt_path`` (or a
@@ -633,11 +660,16 @@ class Pix2PixCLI(LightningCLI):
 
         Raises:
             ValueError: no weights and no ``--untrained``; or both ``--ckpt_path`` and
-            ``--model.generator_weights`` on the command line (one of them would be ignored).
+            ``--model.generator_weights`` on the command line, or ``--untrained`` with either (one of
+            them would be ignored).
         """
         weights = config.model.get("generator_weights")
         has_ckpt = config.get("ckpt_path") is not None or self.startup.reference_generator is not None
         self.startup.generator_weights = None
+        if config.get("untrained") and (has_ckpt or weights):
+            given = "--ckpt_path" if has_ckpt else "model.generator_weights"
+            raise ValueError(f"--untrained true and {given} disagree: {subcommand} would run the trained weights; "
+                             "pass one of them")
         if has_ckpt:
             if weights and "model.generator_weights" in explicit:
                 raise ValueError(f"--ckpt_path and --model.generator_weights both give the generator's weights "

@@ -32,10 +32,12 @@ __all__ = ["OptionMerge", "check_resume_length", "explicit_keys", "merge_checkpo
 
 #: Model options that define the networks (and so the shapes and meaning of the weights).
 NETWORK_KEYS = ("generator", "discriminator")
-#: Data options never taken from a checkpoint: how this process loads (workers), what it predicts,
+#: Data options never taken from a checkpoint: how this process loads (workers), what and how it
+#: predicts (a training run's values were never used, and predict applied them without a word),
 #: and, when evaluating, the batch size (it does not change the numbers).
-_DATA_KEYS_NOT_INHERITED = {"fit": ("num_workers", "predict_dir"),
-                            "other": ("num_workers", "predict_dir", "batch_size")}
+_PREDICT_KEYS = ("predict_dir", "predict_resize", "tile", "tile_overlap")
+_DATA_KEYS_NOT_INHERITED = {"fit": ("num_workers", *_PREDICT_KEYS),
+                            "other": ("num_workers", *_PREDICT_KEYS, "batch_size")}
 
 
 # -- which checkpoint ---------------------------------------------------------------------------

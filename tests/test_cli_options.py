@@ -518,6 +518,11 @@ def test_predict_and_test_take_a_reference_generator_file(fit, folder, tmp_path,
     assert written
     cli = fit("refdata", "--ckpt_path", str(path), subcommand="test")
     assert "test/psnr" in cli.trainer.callback_metrics
+    # The file's architecture replaces model.generator: generator flags beside it were ignored.
+    err = _error(capsys, lambda: fit("refdata", "--ckpt_path", str(path), "--model.generator.init_args.antialias",
+                                     "bin5", "--model.generator.init_args.ngf", "16", subcommand="test"))
+    assert (f"--ckpt_path {path} is a reference pix2pix generator: the file gives the generator's architecture, "
+            "so --model.generator.antialias, --model.generator.ngf would be ignored") in err
 
 
 def test_generator_weights_are_loaded_by_predict_test_and_validate(fit, folder, tmp_path, capsys):
@@ -549,7 +554,7 @@ def test_generator_weights_are_loaded_by_predict_test_and_validate(fit, folder, 
 def test_evaluating_without_trained_weights_is_refused_unless_asked(fit, folder, tmp_path, capsys, subcommand):
     fit("gwnone", "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0")  # makes the data set
     capsys.readouterr()
-    out = ("--predict_output_dir", str(tmp_path / "out"))
+    out = ("--predict_output_dir", str(tmp_path / "out")) if subcommand == "predict" else ()
     err = _error(capsys, lambda: fit("gwnone", *out, subcommand=subcommand))
     assert f"error: {subcommand} needs trained weights: pass --ckpt_path" in err and "--model.generator_weights" in err
     assert not (tmp_path / "out").exists()
@@ -566,6 +571,25 @@ def test_ckpt_path_and_generator_weights_together_are_refused(fit, folder, tmp_p
     assert "--ckpt_path and --model.generator_weights both give the generator's weights" in err
     err = _error(capsys, lambda: fit("gwboth", "--untrained", "true"))
     assert "--untrained is for validate / test / predict" in err
+    # --untrained beside trained weights was ignored: test scored the checkpoint without a word.
+    for flag, named in (("--ckpt_path", "--ckpt_path"), ("--model.generator_weights", "model.generator_weights")):
+        err = _error(capsys, lambda flag=flag: fit("gwboth", flag, str(ckpt), "--untrained", "true", subcommand="test"))
+        assert f"--untrained true and {named} disagree" in err
+
+
+def test_predict_only_options_are_refused_elsewhere_and_never_inherited(fit, folder, tmp_path, capsys):
+    # Given to fit they did nothing, were saved into the checkpoint, and predict then applied them
+    # without a word (tiles with hard seams, outputs resized).
+    err = _error(capsys, lambda: fit("predonly", "--data.tile", "32", "--predict_output_dir", str(tmp_path)))
+    assert "--data.tile, --predict_output_dir: predict only (fit would ignore them)" in err
+    err = _error(capsys, lambda: fit("predonly", "--data.predict_resize", "true", subcommand="test"))
+    assert "--data.predict_resize: predict only (test would ignore it)" in err
+    fit("predonly", "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0", data__predict_resize=True)
+    ckpt = folder / "runs" / "predonly" / "version_0" / "checkpoints" / "last.ckpt"
+    assert torch.load(ckpt, weights_only=False)["datamodule_hyper_parameters"]["predict_resize"] is True
+    cli = fit("predonly", "--ckpt_path", str(ckpt), "--predict_output_dir", str(tmp_path / "out"),
+              subcommand="predict")
+    assert cli.config.predict.data.predict_resize is False
 
 
 def test_test_metrics_do_not_depend_on_the_batch_size(fit, folder):
