@@ -75,6 +75,7 @@ from pix2pix_aa.options import (
 )
 from pix2pix_aa.resume import (
     check_resume_length,
+    finished_run,
     explicit_keys,
     merge_checkpoint_options,
     resolve_last_checkpoint,
@@ -405,9 +406,12 @@ class StartupState:
             ``--ckpt_path``; its weights go into the model once it is built.
         generator_weights: the ``model.generator_weights`` file validate / test / predict load
             once the model is built (None: the checkpoint's weights, or ``--untrained``).
+        finished: why ``fit --ckpt_path`` has nothing left to train (the fit is then skipped:
+            no run folder or config.yaml is touched), or None.
     """
 
     resumed_batches: int = 0
+    finished: Optional[str] = None
     checkpoint: Optional[tuple[str, dict]] = None
     reference_generator: Optional[torch.nn.Module] = None
     generator_weights: Optional[str] = None
@@ -622,6 +626,7 @@ class Pix2PixCLI(LightningCLI):
         if subcommand == "fit":
             check_schedule(config)  # max_epochs derived from the merged schedule
             check_resume_length(config, ckpt, str(path))
+            self.startup.finished = finished_run(config, ckpt, str(path))
         self.startup.checkpoint = (path, _names_and_shapes(ckpt))
 
     def _use_reference_generator(self, parser: LightningArgumentParser, subcommand: str, path: str,
@@ -795,6 +800,15 @@ class Pix2PixCLI(LightningCLI):
     def before_fit(self) -> None:
         self._check_checkpoint()
         self._check_validation_data()
+
+    def fit(self, model: LightningModule, **kwargs: Any) -> None:
+        """``Trainer.fit``, unless the resumed run has nothing left to train: then one line, and
+        no run folder, event file or config.yaml is touched (a job script may always pass
+        ``--ckpt_path last``)."""
+        if self.startup.finished:
+            notice(self.startup.finished)
+            return
+        self.trainer.fit(model, **kwargs)
 
     def _check_validation_data(self) -> None:
         """A data folder without val/ while validation is on: the data module's error at start-up,

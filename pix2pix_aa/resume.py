@@ -128,6 +128,25 @@ def check_resume_length(config, ckpt: dict, path: str) -> None:
 
 
 # -- which options ------------------------------------------------------------------------------
+def finished_run(config, ckpt: dict, path: str) -> Optional[str]:
+    """``fit --ckpt_path``: why the checkpoint's run has nothing left to train under this schedule
+    (all of its epochs, or ``trainer.max_steps`` iterations, done), or None. Lightning would
+    start, stop at once, and rewrite the run's config.yaml with options no epoch was trained with."""
+    trained, asked = epochs_in_checkpoint(ckpt), config.trainer.get("max_epochs")
+    steps, done = config.trainer.get("max_steps"), batches_in_checkpoint(ckpt)
+    if config.trainer.get("fast_dev_run"):
+        return None
+    if steps is not None and steps > 0 and done is not None and done >= steps:
+        return (f"--ckpt_path {path}: the run already trained {done} iterations (trainer.max_steps {steps}); "
+                f"nothing to train: raise --trainer.max_steps to train more")
+    if trained is not None and asked is not None and asked >= 0 and trained == asked and not (steps and steps > 0):
+        model = config.model
+        return (f"--ckpt_path {path}: the run already trained all {trained} epochs of its schedule (model.n_epochs "
+                f"{model.n_epochs} + model.n_epochs_decay {model.n_epochs_decay}); nothing to train: raise "
+                "--model.n_epochs_decay (or n_epochs) to train more")
+    return None
+
+
 def explicit_keys(argv: Iterable[str]) -> set[str]:
     """Dotted option names given as ``--a.b.c`` flags on the command line, with ``init_args``
     dropped (jsonargparse accepts ``--model.generator.antialias`` for

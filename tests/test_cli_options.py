@@ -592,6 +592,22 @@ def test_predict_only_options_are_refused_elsewhere_and_never_inherited(fit, fol
     assert cli.config.predict.data.predict_resize is False
 
 
+def test_resuming_a_finished_run_trains_nothing_and_writes_nothing(fit, folder, capsys):
+    # It started, stopped at once, and rewrote config.yaml with options no epoch was trained with
+    # (and added an empty event file).
+    fit("finished", "--trainer.max_epochs", "1", "--model.n_epochs", "1", "--model.n_epochs_decay", "0")
+    run = folder / "runs" / "finished" / "version_0"
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    capsys.readouterr()
+    cli = fit("finished", "--ckpt_path", "last", "--model.n_epochs", "1", "--model.n_epochs_decay", "0",
+              "--data.direction", "AtoB")
+    assert "the run already trained all 1 epochs of its schedule" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    assert not cli.trainer.state.finished and sorted(p.name for p in run.parent.iterdir()) == ["version_0"]
+    fit("finished", "--ckpt_path", "last", "--model.n_epochs", "1", "--model.n_epochs_decay", "1")  # trains on
+    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["n_epochs_decay"] == 1
+
+
 def test_test_metrics_do_not_depend_on_the_batch_size(fit, folder):
     """The quick stability figure pools the first val_stability_images images of the epoch,
     whatever the batch size (it took batch 0's only: 1 image at batch 1, 2 at batch 2)."""
