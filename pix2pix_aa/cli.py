@@ -75,8 +75,8 @@ from pix2pix_aa.options import (
 )
 from pix2pix_aa.resume import (
     check_resume_length,
-    finished_run,
     explicit_keys,
+    finished_run,
     merge_checkpoint_options,
     resolve_last_checkpoint,
     set_purge_step,
