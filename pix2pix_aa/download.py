@@ -12,9 +12,11 @@ server; ``--base-url`` or ``PIX2PIX_AA_DATA_URL`` / ``PIX2PIX_AA_MODEL_URL`` nam
 * resumes: bytes go to ``<file>.part`` and a later run (or the automatic retry after a dropped
   connection) asks for the rest with an HTTP ``Range`` (``If-Range`` guards against a file that
   changed on the server meanwhile);
-* is atomic: the ``.part`` becomes the file by ``os.replace``, a data set is extracted into a
-  hidden temporary folder and renamed into place with its ``download.json`` inside, a model
-  folder is renamed into place with its record: a folder under its final name is complete;
+* is atomic: the ``.part`` is checked, then becomes the file by ``os.replace`` (a file of that
+  name, such as the archive kept from an earlier download, stays until then), a data set is
+  extracted into a hidden temporary folder and renamed into place with its ``download.json``
+  inside, a model folder is renamed into place with its record: a folder under its final name
+  is complete;
 * is checked: its size and SHA-256 are recorded at the first download and compared whenever
   the file is used again or downloaded again (or compared with ``--sha256``);
 * fails in one ``error:`` line with exit code 1 (network, HTTP, disk, checksum, archive) or 2
@@ -44,7 +46,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -84,20 +86,32 @@ ARCHIVES = "archives"
 #: Written inside an extracted data set, last: what it was extracted from.
 MARKER = "download.json"
 
-#: The reference's pix2pix sets and their sizes as its script lists them (training images).
-DATASETS = {
-    "facades": "CMP Facades: 400 training images (A photo | B label map); train, val, test",
-    "maps": "Google Maps: 1096 training images (A aerial photo | B map); train, val",
-    "edges2shoes": "UT Zappos50K: 50k training images (A edges | B photo); train, val",
-    "edges2handbags": "Amazon handbags (iGAN): 137k training images (A edges | B photo); train, val",
-    "night2day": "Transient Attributes: 20k images of about 100 webcams (A night | B day); train, val, test",
+SPLITS = ("train", "val", "test")
+#: The splits each of the reference's archives holds (maps, edges2shoes and edges2handbags have
+#: no test/): an archive without one of its set's splits is extracted, with a notice.
+DATASET_SPLITS = {
+    "facades": SPLITS,
+    "maps": ("train", "val"),
+    "edges2shoes": ("train", "val"),
+    "edges2handbags": ("train", "val"),
+    "night2day": SPLITS,
 }
+#: The reference's pix2pix sets and their sizes as its script lists them (training images).
+DATASETS = {name: f"{what}; {', '.join(DATASET_SPLITS[name])}" for name, what in {
+    "facades": "CMP Facades: 400 training images (A photo | B label map)",
+    "maps": "Google Maps: 1096 training images (A aerial photo | B map)",
+    "edges2shoes": "UT Zappos50K: 50k training images (A edges | B photo)",
+    "edges2handbags": "Amazon handbags (iGAN): 137k training images (A edges | B photo)",
+    "night2day": "Transient Attributes: 20k images of about 100 webcams (A night | B day)",
+}.items()}
 CITYSCAPES = ("cityscapes is not distributed by the pix2pix server because of its licence: register at "
               "https://cityscapes-dataset.com, download gtFine_trainvaltest.zip and leftImg8bit_trainvaltest.zip, "
               "and combine them with the reference's datasets/prepare_cityscapes_dataset.py")
 
-SPLITS = ("train", "val", "test")
 CHUNK = 1 << 20
+#: The reference's defaults for the generator options that its ``OfficialModel`` does not name
+#: (``--ngf 64``, ``--input_nc 3``, ``--output_nc 3``; ``netG`` and ``norm`` are per model).
+REFERENCE_GENERATOR = {"ngf": 64, "input_nc": 3, "output_nc": 3}
 #: Seconds before the k-th automatic resume after a dropped connection: k * RETRY_WAIT_S.
 RETRY_WAIT_S = 2.0
 EXIT_FAILED, EXIT_USAGE = 1, 2
@@ -255,14 +269,16 @@ def _content_range(value: Optional[str]) -> tuple[Optional[int], Optional[int]]:
 
 # -- one file over HTTP --------------------------------------------------------------------------
 def fetch(url: str, dest: Path, *, retries: int = 3, timeout: float = 30.0, progress: bool = False,
-          label: Optional[str] = None, env: Optional[str] = None) -> int:
+          label: Optional[str] = None, env: Optional[str] = None,
+          check: Optional[Callable[[Path], None]] = None) -> int:
     """Download ``url`` to ``dest``, resuming and atomic.
 
     Bytes go to ``<dest>.part`` (and its source URL and validator to ``<dest>.part.json``); a
     ``.part`` of the same URL is continued with ``Range`` / ``If-Range``. A connection that drops
     mid-file is resumed up to ``retries`` times (after ``RETRY_WAIT_S`` x k seconds); one that
     cannot be opened at all (refused, host not found, HTTP error) fails at once. The complete
-    file is ``fsync``\\ ed and renamed to ``dest``. No folder is made before the server answers.
+    file is ``fsync``\\ ed, passed to ``check``, and renamed to ``dest``: an existing ``dest``
+    stays untouched until then. No folder is made before the server answers.
 
     Args:
         url: ``http(s)://`` or ``file://``.
@@ -272,6 +288,8 @@ def fetch(url: str, dest: Path, *, retries: int = 3, timeout: float = 30.0, prog
         progress: show a progress bar on stderr.
         label: the bar's text (default: ``dest``'s name).
         env: the environment variable that names a mirror, for the error message.
+        check: called with the complete ``.part`` before it replaces ``dest``; a
+            :class:`DownloadError` from it removes the ``.part`` and is raised.
 
     Returns:
         The file's size in bytes.
@@ -312,6 +330,14 @@ def fetch(url: str, dest: Path, *, retries: int = 3, timeout: float = 30.0, prog
             _notice(f"{url}: connection lost after {_mb(received)} of {_mb(total)}; resuming "
                     f"({attempt}/{retries})")
             time.sleep(RETRY_WAIT_S * attempt)
+    if check is not None:
+        try:
+            check(part)
+        except DownloadError:
+            # only the new bytes go: a file already at ``dest`` (a verified archive) stays
+            part.unlink(missing_ok=True)
+            meta_path.unlink(missing_ok=True)
+            raise
     os.replace(part, dest)
     meta_path.unlink(missing_ok=True)
     _fsync_dir(dest.parent)
@@ -459,9 +485,11 @@ def _count_images(folder: Path) -> int:
     return sum(1 for p in folder.iterdir() if p.is_file() and is_image_file(p))
 
 
-def _extract(archive: Path, name: str, final: Path, record: dict) -> dict[str, int]:
+def _extract(archive: Path, name: str, final: Path, record: dict, downloaded: bool = True) -> dict[str, int]:
     """Extract a data set archive into ``final``, atomically. The archive's top folder (or the
-    archive itself) must hold ``train/`` ``val/`` ``test/`` folders of images.
+    archive itself) must hold ``train/`` ``val/`` ``test/`` folders of images; a single top
+    folder named after another data set is refused (removed if ``downloaded``, else kept: a
+    copy put there by hand under the wrong name).
 
     Returns:
         Images per split.
@@ -494,6 +522,13 @@ def _extract(archive: Path, name: str, final: Path, record: dict) -> dict[str, i
             sub = [p for p in tmp.iterdir() if p.is_dir()]
             if len(sub) == 1 and any((sub[0] / s).is_dir() for s in SPLITS):
                 top = sub[0]
+                if top.name in (*DATASETS, "cityscapes"):  # e.g. facades served as night2day.tar.gz
+                    if downloaded:
+                        archive.unlink(missing_ok=True)
+                    what = ("removed it (check --base-url)" if downloaded else
+                            f"rename it to {top.name}.tar.gz or delete it, then run the command again")
+                    raise DownloadError(f"{archive}: its top folder is {top.name}/, expected {name}/: the "
+                                        f"{top.name} data set, not {name}; {what}")
             else:
                 archive.unlink(missing_ok=True)
                 raise DownloadError(f"{archive}: no train/ val/ test/ folders inside (found {entries[:5]}): not a "
@@ -511,6 +546,16 @@ def _extract(archive: Path, name: str, final: Path, record: dict) -> dict[str, i
 
 def _describe_splits(splits: dict[str, int]) -> str:
     return ", ".join(f"{s} {n}" for s, n in splits.items()) + " images"
+
+
+def _announce_missing_splits(name: str, splits: dict[str, int], source: str) -> None:
+    """One line when ``splits`` (images per split) lacks a split the reference's ``name`` has
+    (an empty folder counts as missing): train.py or evaluate.py would find out much later."""
+    expected = DATASET_SPLITS[name]
+    missing = [s for s in expected if not splits.get(s)]
+    if missing:
+        _notice(f"{name}: no {' or '.join(f'{s}/' for s in missing)} images in {source} (the reference's {name} has "
+                f"{', '.join(expected)}); only {', '.join(s for s, n in splits.items() if n)} can be used")
 
 
 def check_name(command: str, name: str) -> None:
@@ -561,6 +606,7 @@ def download_dataset(name: str, root: Path = DATA_ROOT, base_url: Optional[str] 
                                 f"{sha256} given; pass --force to download and check it again")
         _notice(f"{name}: already in {final} ({_describe_splits(done.get('splits', {}))}; sha256 "
                 f"{str(done.get('sha256'))[:12]}... of {done.get('url')}); --force downloads it again")
+        _announce_missing_splits(name, done.get("splits", {}), str(final))
         return final
     record = _read_json(record_file)
     if sha256:
@@ -570,31 +616,38 @@ def download_dataset(name: str, root: Path = DATA_ROOT, base_url: Optional[str] 
     else:
         expected, source = None, None
     url = _base_url(base_url, DATA_URL_ENV, DATA_URL) + f"{name}.tar.gz"
-    if force and archive.exists():
-        archive.unlink()
-    reused = archive.is_file()
+    reused = archive.is_file() and not force
+    digests: list[str] = []  # the new file's, hashed once by verify()
+
+    def verify(new: Path) -> None:
+        # checked as ``.part``: with --force a kept, verified archive is replaced only by a good one
+        digests.append(sha256_of(new))
+        if expected and digests[-1] != expected:
+            raise DownloadError(f"{url}: sha256 {digests[-1]} does not match {expected} ({source}); removed the "
+                                "download" + (f", kept {archive}" if archive.is_file() else "")
+                                + ("" if sha256 else f" (delete {record_file} if the server's file was updated)"))
+
     if reused:
         _notice(f"{name}: using {archive} (no download)")
+        digest = sha256_of(archive)
+        if expected and digest != expected:
+            raise DownloadError(f"{archive}: sha256 {digest} does not match {expected} ({source}): the file is "
+                                f"corrupt or another one; delete it (or pass --force) to download it again")
     else:
         _notice(f"{name}: downloading {url}")
         fetch(url, archive, retries=retries, timeout=timeout, progress=progress, label=f"{name}.tar.gz",
-              env=DATA_URL_ENV)
-    digest, size = sha256_of(archive), archive.stat().st_size
-    if expected and digest != expected:
-        if reused:
-            raise DownloadError(f"{archive}: sha256 {digest} does not match {expected} ({source}): the file is "
-                                f"corrupt or another one; delete it (or pass --force) to download it again")
-        archive.unlink()
-        raise DownloadError(f"{url}: sha256 {digest} does not match {expected} ({source}); removed the download"
-                            + ("" if sha256 else f" (delete {record_file} if the server's file was updated)"))
+              env=DATA_URL_ENV, check=verify)
+        digest = digests[-1]
+    size = archive.stat().st_size
     facts = {"url": url if not reused else (record or {}).get("url", f"local file {archive}"), "size": size,
              "sha256": digest}
-    splits = _extract(archive, name, final, facts)
+    splits = _extract(archive, name, final, facts, downloaded=not reused)
     if not record or record.get("sha256") != digest:
         _write_json(record_file, {**facts, "recorded_at": _now()})
     if not keep_archive:
         archive.unlink()
     _notice(f"{name}: ready in {final} ({_describe_splits(splits)}; {_mb(size)}, sha256 {digest[:12]}...)")
+    _announce_missing_splits(name, splits, archive.name)
     return final
 
 
@@ -614,6 +667,19 @@ def _model_record(name: str, url: str, size: int, digest: str, info: dict, data_
                       f"{model.dataset}), --direction {model.direction}, {model.load_size} px resized, "
                       f"{model.crop_size} px crops",
     }
+
+
+def _announce_architecture(name: str, info: dict) -> None:
+    """One line naming every option of the downloaded generator that is not the reference's
+    default (read from the file's keys and shapes; dropout only where the keys show it)."""
+    model = MODELS[name]
+    defaults = {"netG": model.netG, "norm": model.norm, **REFERENCE_GENERATOR}
+    differ = [f"{k} {info[k]} (default {v})" for k, v in defaults.items() if info[k] != v]
+    if info.get("dropout_from") == "keys" and not info.get("dropout"):
+        differ.append("no dropout (default: dropout)")  # pix2pix trains with dropout
+    if differ:
+        _notice(f"{name}: the file's generator is not the reference's default architecture: {', '.join(differ)}; "
+                "recorded as found")
 
 
 def _drop(partial: Path) -> None:
@@ -686,9 +752,7 @@ def download_model(name: str, root: Path = MODEL_ROOT, data_root: Path = DATA_RO
         _drop(partial)
         raise DownloadError(f"{url}: not a reference pix2pix generator ({e}); removed the download") from None
     model = MODELS[name]
-    if (info["netG"], info["norm"]) != (model.netG, model.norm):
-        _notice(f"{name}: the file holds a {info['netG']} with norm {info['norm']} (the reference's defaults are "
-                f"{model.netG}, {model.norm}); recorded as found")
+    _announce_architecture(name, info)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=root))
     except OSError as e:

@@ -329,6 +329,75 @@ def test_the_recorded_checksum_is_checked_when_the_file_comes_again(tmp_path, se
     assert not (root / "facades").exists()
 
 
+def test_a_forced_download_that_fails_its_checksum_keeps_the_verified_archive(tmp_path, facades_tgz, capsys):
+    """--force downloads beside the kept archive: a new file that fails the recorded checksum is
+    removed, the verified archive stays (the data set can be made from it again, offline)."""
+    mirror = tmp_path / "m2"
+    mirror.mkdir()
+    (mirror / "facades.tar.gz").write_bytes(facades_tgz)
+    root = tmp_path / "data"
+    archive = root / "archives" / "facades.tar.gz"
+    args = ("download", "facades", "--root", str(root), "--base-url", mirror.as_uri() + "/")
+    assert run(capsys, *args) == (0, [])
+    (mirror / "facades.tar.gz").write_bytes(make_archive(seed=1))  # another file under the same name
+    code, errors = run(capsys, *args, "--force")
+    assert code == 1 and len(errors) == 1
+    assert archive.read_bytes() == facades_tgz and not list(archive.parent.glob("*.part*"))
+    assert f"does not match {sha(facades_tgz)} (recorded in" in errors[0]
+    assert f"removed the download, kept {archive}" in errors[0]
+    assert (root / "facades" / "download.json").is_file() and leftovers(root) == []
+    (mirror / "facades.tar.gz").unlink()  # no mirror: the kept archive alone makes the data set again
+    for p in sorted((root / "facades").rglob("*"), reverse=True):
+        p.unlink() if p.is_file() else p.rmdir()
+    (root / "facades").rmdir()
+    assert run(capsys, *args) == (0, []) and len(list((root / "facades" / "test").glob("*.jpg"))) == 2
+
+
+def test_an_archive_of_another_data_set_is_refused(tmp_path, server, closed_port, facades_tgz, capsys):
+    server.state.files[DATA + "night2day.tar.gz"] = facades_tgz  # its top folder is facades/
+    root = tmp_path / "data"
+    archive = root / "archives" / "night2day.tar.gz"
+    args = ("download", "night2day", "--root", str(root))
+    code, errors = run(capsys, *args, "--base-url", server.url + DATA)
+    assert code == 1 and len(errors) == 1
+    assert f"{archive}: its top folder is facades/, expected night2day/" in errors[0]
+    assert errors[0].endswith("removed it (check --base-url)")
+    assert not (root / "night2day").exists() and not archive.exists() and leftovers(root) == []
+    assert not archive.with_name("night2day.tar.gz.json").exists()
+    archive.write_bytes(facades_tgz)  # a copy put there by hand under the wrong name: refused, kept
+    code, errors = run(capsys, *args, "--base-url", closed_port)
+    assert code == 1 and "expected night2day/" in errors[0] and "rename it to facades.tar.gz or delete it" in errors[0]
+    assert archive.read_bytes() == facades_tgz and not (root / "night2day").exists()
+    good = make_archive("night2day")
+    server.state.files[DATA + "night2day.tar.gz"] = good
+    assert run(capsys, *args, "--base-url", server.url + DATA, "--force") == (0, [])
+    assert archive.read_bytes() == good and (root / "night2day" / "download.json").is_file()
+
+
+@pytest.mark.parametrize("name,splits,missing", [
+    ("facades", {"train": 4, "val": 2}, "no test/ images"),
+    ("facades", {"train": 3, "val": 1, "test": 0}, "no test/ images"),  # an empty folder is no split
+    ("night2day", {"train": 2}, "no val/ or test/ images"),
+    ("maps", {"train": 2, "val": 1}, None),  # maps has no test/ in the reference either
+], ids=["facades-no-test", "facades-empty-test", "night2day-train-only", "maps"])
+def test_a_missing_split_is_announced(tmp_path, server, capsys, name, splits, missing):
+    server.state.files[DATA + f"{name}.tar.gz"] = make_archive(name, splits)
+    root = tmp_path / "data"
+    args = ["download", name, "--root", str(root), "--base-url", server.url + DATA, "--no-progress"]
+    for again in (False, True):  # the ready line, then the already-there line
+        assert main(args) == 0
+        lines = capsys.readouterr().err.splitlines()
+        said = [line for line in lines if "the reference's" in line]
+        if missing is None:
+            assert said == []
+            continue
+        expected = ", ".join(download.DATASET_SPLITS[name])
+        present = ", ".join(s for s, n in splits.items() if n)
+        source = root / name if again else f"{name}.tar.gz"
+        assert said == [f"[pix2pix_aa] {name}: {missing} in {source} (the reference's {name} has {expected}); "
+                        f"only {present} can be used"]
+
+
 def test_an_unreachable_server_fails_at_once_in_one_line(tmp_path, closed_port):
     root = tmp_path / "data"
     start = time.monotonic()
@@ -520,6 +589,35 @@ def test_model_failures_are_one_line_and_leave_no_folder(tmp_path, server, close
                 "unreachable": "connection refused; use a mirror (--base-url or PIX2PIX_AA_MODEL_URL)"}[case]
     assert expected in errors[0]
     assert not (root / "map2sat_pretrained").exists() and leftovers(root) == []
+
+
+@pytest.mark.parametrize("case", ["unet-ngf4", "resnet-instance-1ch", "all-default"])
+def test_a_generator_that_is_not_the_reference_default_is_announced(tmp_path, server, generator_pth, capsys,
+                                                                    monkeypatch, case):
+    """Every option read from the file that differs from the reference's default is named, in one line."""
+    from test_reference import RefResnet, randomise
+
+    body = generator_pth  # unet_256, batch, ngf 4
+    if case == "resnet-instance-1ch":
+        out = io.BytesIO()
+        torch.save(randomise(RefResnet(1, 3, 4, norm="instance", dropout=False, n_blocks=6)).state_dict(), out)
+        body = out.getvalue()
+    elif case == "all-default":  # a 64-wide unet_256 is 218 MB: the default is made the file's instead
+        monkeypatch.setitem(download.REFERENCE_GENERATOR, "ngf", 4)
+    server.state.files[MODELS + "facades_label2photo.pth"] = body
+    code = main(["model", "facades_label2photo", "--root", str(tmp_path / "models"), "--base-url",
+                 server.url + MODELS, "--no-progress"])
+    said = [line for line in capsys.readouterr().err.splitlines() if "default architecture" in line]
+    assert code == 0
+    expected = {"unet-ngf4": "ngf 4 (default 64)",
+                "resnet-instance-1ch": "netG resnet_6blocks (default unet_256), norm instance (default batch), ngf 4 "
+                                       "(default 64), input_nc 1 (default 3), no dropout (default: dropout)",
+                "all-default": None}[case]
+    if expected is None:
+        assert said == []
+    else:
+        assert said == [f"[pix2pix_aa] facades_label2photo: the file's generator is not the reference's default "
+                        f"architecture: {expected}; recorded as found"]
 
 
 def test_model_usage_errors(capsys):
