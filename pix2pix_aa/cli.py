@@ -69,6 +69,7 @@ from pix2pix_aa.options import (
     check_model_and_data,
     check_plateau_validation,
     check_schedule,
+    check_seed,
     check_shift_term,
     refuse_unsupported,
     suggest_option,
@@ -498,11 +499,15 @@ def _check_fit_options(config) -> None:
     checkpoint), ``trainer.max_steps`` counted in iterations.
 
     Raises:
-        ValueError: ``--untrained``, or a schedule / plateau option that cannot run.
+        ValueError: ``--untrained``, ``trainer.limit_train_batches=0``, or a schedule / plateau
+        option that cannot run.
     """
     if config.get("untrained"):
         raise ValueError("--untrained is for validate / test / predict (a generator without trained "
                          "weights); fit starts from the initialisation anyway: drop the flag")
+    if config.trainer.get("limit_train_batches") in (0, 0.0):  # Lightning exits 0 having trained nothing
+        raise ValueError("trainer.limit_train_batches=0: fit would train nothing and save no checkpoint; drop it "
+                         "(validate / test score a checkpoint without training)")
     check_schedule(config)
     check_plateau_validation(config)
     monitor = config.checkpoint.get("monitor")
@@ -581,6 +586,7 @@ class Pix2PixCLI(LightningCLI):
         explicit = explicit_keys(_command_line(args))
         config.trainer.strategy = gan_strategy(config.trainer.get("strategy"))
         refuse_unsupported(config)
+        check_seed(config)
         explicit |= _apply_norm(config, explicit)
         explicit |= _apply_root_dir(config, explicit)
         _refuse_predict_options(subcommand, explicit)
@@ -627,6 +633,11 @@ class Pix2PixCLI(LightningCLI):
             check_schedule(config)  # max_epochs derived from the merged schedule
             check_resume_length(config, ckpt, str(path))
             self.startup.finished = finished_run(config, ckpt, str(path))
+            workers = config.data.get("num_workers") or 0
+            if workers > 0 and not self.startup.finished:
+                notice(f"data.num_workers {workers}: this resume goes on with other random crops and flips than an "
+                       "uninterrupted run would (its DataLoader workers start again with new seeds); a run trained "
+                       "with --data.num_workers 0 resumes exactly")
         self.startup.checkpoint = (path, _names_and_shapes(ckpt))
 
     def _use_reference_generator(self, parser: LightningArgumentParser, subcommand: str, path: str,

@@ -96,6 +96,14 @@ def check_plateau_validation(config) -> None:
                      "--model.lr_policy linear|step|cosine")
 
 
+def check_seed(config) -> None:
+    """Raises ValueError: a ``seed_everything`` that Lightning's ``seed_everything`` refuses (numpy
+    takes seeds 0 to 2**32 - 1), named here rather than in Lightning's words without the option."""
+    seed = config.get("seed_everything")
+    if isinstance(seed, int) and not isinstance(seed, bool) and not 0 <= seed <= 2**32 - 1:
+        raise ValueError(f"seed_everything={seed}: a seed is an integer from 0 to {2**32 - 1} (numpy's range)")
+
+
 # -- options this GAN cannot honour ---------------------------------------------------------------
 def refuse_unsupported(config) -> None:
     """Lightning options that the two-optimiser, manually optimised module would not honour.

@@ -608,6 +608,19 @@ def test_resuming_a_finished_run_trains_nothing_and_writes_nothing(fit, folder, 
     assert yaml.safe_load((run / "config.yaml").read_text())["model"]["n_epochs_decay"] == 1
 
 
+def test_fits_that_train_less_than_they_say_are_named(fit, folder, capsys):
+    # limit_train_batches 0 exited 0 having trained nothing; a batch larger than the data set
+    # trained at the data set's size; a resume with DataLoader workers is not exact.
+    err = _error(capsys, lambda: fit("trainless", "--trainer.limit_train_batches", "0"))
+    assert "trainer.limit_train_batches=0: fit would train nothing" in err
+    assert not (folder / "runs" / "trainless").exists()
+    fit("trainless", "--data.batch_size", "64", "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0")
+    err = capsys.readouterr().err
+    assert "data.batch_size 64 > the 4 training images: each epoch is one batch of 4" in err
+    fit("trainless", "--ckpt_path", "last", "--model.n_epochs_decay", "1", "--data.num_workers", "1")
+    assert "data.num_workers 1: this resume goes on with other random crops and flips" in capsys.readouterr().err
+
+
 def test_test_metrics_do_not_depend_on_the_batch_size(fit, folder):
     """The quick stability figure pools the first val_stability_images images of the epoch,
     whatever the batch size (it took batch 0's only: 1 image at batch 1, 2 at batch 2)."""
@@ -659,6 +672,7 @@ def test_term_options_without_the_term_are_named_at_start_up(fit, capsys):
     (["--model.beta1", "1.5"], "model.beta1 must be in [0, 1)"),
     (["--model.beta2", "-0.1"], "model.beta2 must be in [0, 1)"),
     (["--model.grad_clip_norm", "-1"], "model.grad_clip_norm must be > 0"),
+    (["--seed_everything", "-1"], "seed_everything=-1: a seed is an integer from 0 to 4294967295"),
 ])
 def test_values_that_train_nothing_or_the_wrong_way_are_refused(fit, capsys, flags, expected):
     assert expected in _error(capsys, lambda: fit("badvalue", *flags))

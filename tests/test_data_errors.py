@@ -171,6 +171,22 @@ def test_paired_missing_side_folder(tmp_path):
         PairedFolderDataset(tmp_path, "train", load_size=32, crop_size=32)
 
 
+def test_the_other_layout_is_named(tmp_path):
+    # "no image files ... (it holds 2 other entries)" and "train/A does not exist" did not say
+    # that the folder is in the other layout.
+    paired, aligned = tmp_path / "paired", tmp_path / "aligned"
+    for side in ("A", "B"):
+        (paired / "train" / side).mkdir(parents=True)
+        Image.fromarray(_rgb(32, 32)).save(paired / "train" / side / "x.png")
+    with pytest.raises(FileNotFoundError, match=r"holds A/ and B/ folders, not A\|B image files: that is the paired "
+                                                r"layout; pass --data.dataset paired"):
+        _aligned(paired)
+    _split(aligned, ("1.png", _rgb()))
+    with pytest.raises(FileNotFoundError, match=r"holds image files but no A/ and B/ folders: A\|B files side by side "
+                                                r"are the aligned layout; pass --data.dataset aligned"):
+        PairedFolderDataset(aligned, "train", load_size=32, crop_size=32)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

@@ -418,10 +418,15 @@ def _bad_checkpoints(folder: Path, last: Path) -> dict[str, tuple[Path, str]]:
     mismatch = {**good, "hyper_parameters": {k: v for k, v in good["hyper_parameters"].items() if k != "generator"}}
     torch.save(mismatch, bad / "mismatch.ckpt")  # weights of ngf=4, config says ngf=8 (YAML default below)
     torch.save({"state_dict": {}, "hyper_parameters": _Payload(bad / "code_ran")}, bad / "pickled.ckpt")
+    data = last.read_bytes()
+    (bad / "truncated.ckpt").write_bytes(data[:len(data) // 2])  # an interrupted copy
     return {
         "missing": (bad / "missing.ckpt", "missing.ckpt: file not found"),
         "folder": (bad, "bad: is a folder, expected a .ckpt file"),
         "junk": (bad / "junk.ckpt", "junk.ckpt: not a readable PyTorch checkpoint ("),
+        # torch's own message ("... internal miniz error ...") was cut off mid-sentence
+        "truncated": (bad / "truncated.ckpt", "truncated.ckpt: not a readable PyTorch checkpoint: the file is "
+                      "truncated (its zip archive has no end record): an interrupted copy or download? copy it again"),
         "other_class": (bad / "other_class.ckpt", "a checkpoint of x.ResNet, expected a Pix2PixModule"),
         "no_generator": (bad / "no_generator.ckpt", "no generator weights (is it a Pix2PixModule checkpoint?"),
         "mismatch": (bad / "mismatch.ckpt", "the model config does not match the weights ("),
@@ -429,7 +434,7 @@ def _bad_checkpoints(folder: Path, last: Path) -> dict[str, tuple[Path, str]]:
     }
 
 
-CASES = ["missing", "folder", "junk", "other_class", "no_generator", "mismatch", "pickled"]
+CASES = ["missing", "folder", "junk", "truncated", "other_class", "no_generator", "mismatch", "pickled"]
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -150,8 +150,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 # -- reading -------------------------------------------------------------------------------------
 def _first_line(e: BaseException, limit: int = 160) -> str:
+    """The exception's first line, cut after its last full sentence within ``limit`` characters."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()  # torch colours part of its message
-    return f"{type(e).__name__}: {text.splitlines()[0][:limit]}" if text else type(e).__name__
+    if not text:
+        return type(e).__name__
+    line = text.splitlines()[0]
+    if len(line) > limit:
+        cut = line[:limit].rfind(". ")
+        line = line[:cut + 1] if cut > 0 else line[:limit] + "..."
+    return f"{type(e).__name__}: {line}"
 
 
 def _unpickling_message(path: Path, e: Exception, weights_only: bool) -> str:
@@ -191,6 +198,9 @@ def read_checkpoint(path: str | os.PathLike, trust: bool = False, lightning: boo
     except pickle.UnpicklingError as e:
         raise CheckpointError(_unpickling_message(path, e, not trust)) from e
     except Exception as e:  # torch.load on junk raises many types (KeyError, EOFError, RuntimeError, ...)
+        if "central directory" in str(e):  # a zip whose end is missing: torch's words do not say so
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint: the file is truncated (its zip "
+                                  "archive has no end record): an interrupted copy or download? copy it again") from e
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_first_line(e)})") from e
     if not isinstance(ckpt, dict) or (lightning and "state_dict" not in ckpt):
         raise CheckpointError(f"{path}: not a Lightning checkpoint (no 'state_dict')")

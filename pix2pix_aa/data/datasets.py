@@ -270,6 +270,10 @@ class AlignedDataset(_PairDataset):
 
     def _index(self, folder: Path, check_files: bool) -> None:
         self.file_nc = max(self.a_nc, self.b_nc)
+        if (folder / "A").is_dir() and (folder / "B").is_dir() and not any(
+                p.is_file() and is_image_file(p) for p in folder.iterdir()):
+            raise FileNotFoundError(f"{self.what}: {folder} holds A/ and B/ folders, not A|B image files: that is "
+                                    "the paired layout; pass --data.dataset paired")
         self.files = list_images(folder, self.what)
         if check_files:
             self.sizes = []
@@ -321,6 +325,10 @@ class PairedFolderDataset(_PairDataset):
     kind = "paired"
 
     def _index(self, folder: Path, check_files: bool) -> None:
+        if not (folder / "A").is_dir() and not (folder / "B").is_dir() and folder.is_dir() and any(
+                p.is_file() and is_image_file(p) for p in folder.iterdir()):
+            raise FileNotFoundError(f"{self.what}: {folder} holds image files but no A/ and B/ folders: A|B files "
+                                    "side by side are the aligned layout; pass --data.dataset aligned")
         a_files = list_images(folder / "A", f"{self.what} (A side)")
         b_files = list_images(folder / "B", f"{self.what} (B side)")
         for side, files in (("A", a_files), ("B", b_files)):

@@ -200,6 +200,10 @@ def report_fit_data(dm: Any) -> None:
     notice(f"data: {dm.dataset} ({layout}) at {dm.data_dir}, direction {dm.direction} "
            f"({_direction_words(dm.dataset, dm.direction)}); images: {', '.join(counts)}; sizes per side (WxH): "
            f"{'; '.join(sizes) or '-'}; preprocess {dm.preprocess}, load_size {dm.load_size}, crop_size {dm.crop_size}")
+    n_train = len(dm.train_set) if dm.train_set is not None else 0
+    if 0 < n_train < dm.batch_size:  # the loader keeps the last, short batch: every batch is smaller
+        notice(f"data.batch_size {dm.batch_size} > the {n_train} training images: each epoch is one batch of "
+               f"{n_train}")
     hasher = _Hasher()
     for split, part in (("val", val), ("test", test)):
         if not part or not train:
