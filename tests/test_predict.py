@@ -173,3 +173,18 @@ def test_train_py_predict_keeps_sizes_that_are_not_multiples_of_the_generator(tr
     err = capsys.readouterr().err
     assert f"[pix2pix_aa] predict: wrote 1 image(s) to {out}" in err
     assert f"[pix2pix_aa] predict: wrote 2 image(s) to {out}" in err
+
+
+def test_an_input_that_fails_part_way_says_what_was_already_written(tmp_path, capsys, predict):
+    # A truncated input sorting last stopped predict after the others were written; the error
+    # line alone read as if nothing had been.
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    for i in range(2):
+        Image.fromarray(_img(64, 64, i)).save(inputs / f"{i}.png")
+    Image.fromarray(_img(64, 64, 2)).save(inputs / "z.png")
+    (inputs / "z.png").write_bytes((inputs / "z.png").read_bytes()[:200])
+    with pytest.raises(ValueError, match="z.png"):
+        predict(tmp_path, _dm(tmp_path, inputs, batch_size=1), out)
+    assert sorted(p.name for p in out.iterdir()) == ["0_png.png", "1_png.png"]
+    assert f"[pix2pix_aa] predict stopped: 2 image(s) were already written to {out}" in capsys.readouterr().err

@@ -33,7 +33,7 @@ def output_file_name(name: str) -> str:
 class ImageWriter(BasePredictionWriter):
     """Writes each predicted image as ``<output_dir>/<stem>_<ext>.png`` (``predict`` subcommand),
     at the size ``predict_step`` returns, 1-channel outputs as grayscale PNGs, and prints one line
-    at the end: how many files were written where.
+    at the end: how many files were written where (also when an error stops it part-way).
 
     Expects ``predict_step`` to return ``{"name": list[str] (input file names),
     "image": Tensor (N, C, H, W) in [0, 1], C = 1 or 3}``.
@@ -67,6 +67,13 @@ class ImageWriter(BasePredictionWriter):
             # Round to 8 bits as torchvision.utils.save_image does; 1 channel -> mode L.
             pixels = image.detach().float().clamp(0, 1).mul(255).add(0.5).floor().to(torch.uint8).cpu()
             to_pil_image(pixels).save(self.output_dir / out)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        # An unreadable input stops predict part-way: say what is already on disk, so a folder
+        # holding some outputs is not taken for the whole result.
+        if self.written:
+            print(f"[pix2pix_aa] predict stopped: {len(self.written)} image(s) were already written to "
+                  f"{self.output_dir}; the other inputs have no output", file=sys.stderr, flush=True)
 
     def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         where = f" (rank {trainer.global_rank})" if trainer.world_size > 1 else ""
