@@ -75,7 +75,7 @@ def test_index_html_is_written_and_links_only_files_that_exist(evaluated, tmp_pa
 
 
 def test_bad_flicker_options_are_refused():
-    with pytest.raises(ValueError, match="flicker frames must be 0"):
+    with pytest.raises(ValueError, match="--flicker-frames must be 0 \\(off\\) or >= 2, got 1"):
         EvalOptions(flicker_frames=1)
     x = torch.zeros(1, 3, 16, 16)
     with pytest.raises(ValueError, match="lower --flicker-frames"):

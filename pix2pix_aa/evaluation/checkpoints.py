@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -14,8 +16,12 @@ from pix2pix_aa.checkpoints import CheckpointError, check_module_checkpoint, rea
 from pix2pix_aa.compat import batches_in_checkpoint
 from pix2pix_aa.module import Pix2PixModule
 
-__all__ = ["CheckpointError", "LoadedGenerator", "filter_label", "find_checkpoints", "load_generator",
-           "objective_label"]
+__all__ = ["REFERENCE_OPTIONS", "CheckpointError", "LoadedGenerator", "file_record", "filter_label",
+           "find_checkpoints", "load_generator", "load_recorded", "objective_label"]
+
+#: The reference-named options that check a generator's architecture (evaluate.py's flags
+#: ``--netG --norm --ngf --input-nc --output-nc``).
+REFERENCE_OPTIONS = ("netG", "norm", "ngf", "input_nc", "output_nc")
 
 
 @dataclass
@@ -31,6 +37,8 @@ class LoadedGenerator:
     design: Optional[str] = None
     #: Where ``datamodule_hparams`` were read when not from the checkpoint (a reference file's record).
     data_source: Optional[str] = None
+    #: The file the weights were read from (:func:`file_record`), when loaded by :func:`load_recorded`.
+    checkpoint: Optional[dict] = None
 
     @property
     def antialias(self) -> str:
@@ -146,7 +154,9 @@ def load_generator(path: str | Path, trust: bool = False, reference: Optional[di
     :func:`pix2pix_aa.reference.load_reference_generator`, with ``reference`` its keyword
     arguments (``netG``, ``norm``, ``ngf``, ``input_nc``, ``output_nc``); its data settings come
     from the record beside it (``latest_net_G.json``, written by ``pix2pix-aa-data model``), else
-    from evaluate.py's data flags.
+    from evaluate.py's data flags. ``reference`` checks a train.py checkpoint's generator the same
+    way (a value given that the checkpoint's generator does not have raises), so evaluate.py's
+    reference-named flags mean one thing whatever the file.
 
     The checkpoint is read with ``weights_only=True`` unless ``trust`` is given, so it cannot run
     code. The generator is rebuilt from the ``class_path`` / ``init_args`` that LightningCLI saved
@@ -188,12 +198,98 @@ def load_generator(path: str | Path, trust: bool = False, reference: Optional[di
             f"{path}: generator config does not match the weights (missing {len(result.missing_keys)} keys, e.g. "
             f"{result.missing_keys[:2]}; unexpected {len(result.unexpected_keys)}, e.g. {result.unexpected_keys[:2]})")
     flat = {**(gen_cfg.get("init_args") or {})}
+    _check_reference_options(path, cls, flat, reference or {})
     hp_out = {k: v for k, v in hp.items() if k != "generator"}
     hp_out["generator"] = flat
     return LoadedGenerator(path=path, label=_label(path), generator=generator.eval(), hparams=hp_out,
                            datamodule_hparams=dict(ckpt.get("datamodule_hyper_parameters") or {}),
                            epoch=ckpt.get("epoch"), step=batches_in_checkpoint(ckpt),
                            design="; ".join(filter(None, [filter_label(cls, flat), objective_label(hp)])))
+
+
+def _reference_view(cls: type, init_args: dict) -> dict:
+    """A train.py generator described by the reference's option names (None where it has no such
+    option): ``{"netG": "unet_64", "norm": "batch", "ngf": 8, "input_nc": 3, "output_nc": 3}``."""
+    from pix2pix_aa.networks import ResNetGenerator, UNetGenerator
+
+    try:
+        defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items()
+                    if p.default is not inspect.Parameter.empty}
+    except (TypeError, ValueError):
+        defaults = {}
+    args = {**defaults, **init_args}
+    netg = None  # the reference's names for the same layouts (pix2pix_aa.reference.ReferenceLayout.name)
+    if isinstance(cls, type) and issubclass(cls, UNetGenerator) and "num_downs" in args:
+        netg = f"unet_{2 ** int(args['num_downs'])}"
+    elif isinstance(cls, type) and issubclass(cls, ResNetGenerator) and "n_blocks" in args:
+        netg = f"resnet_{int(args['n_blocks'])}blocks"
+    return {"netG": netg, "norm": args.get("norm"), "ngf": args.get("ngf"), "input_nc": args.get("in_channels"),
+            "output_nc": args.get("out_channels")}
+
+
+def _check_reference_options(path: Path, cls: type, init_args: dict, options: dict) -> None:
+    """The reference-named options given (not None) against a train.py checkpoint's generator, as
+    :func:`pix2pix_aa.reference.load_reference_generator` checks them against a ``.pth`` file.
+
+    Raises:
+        CheckpointError: one line naming the flags that do not match and what the checkpoint holds.
+    """
+    given = {k: options[k] for k in REFERENCE_OPTIONS if options.get(k) is not None}
+    if not given:
+        return
+    held = _reference_view(cls, init_args)
+    wrong = [f"--{k.replace('_', '-')} {v}" for k, v in given.items() if v != held[k]]
+    if wrong:
+        holds = ", ".join(f"{k}={v}" for k, v in held.items() if v is not None) or "none of these options"
+        raise CheckpointError(
+            f"{path}: {', '.join(wrong)} given, but the checkpoint's generator is {cls.__name__} ({holds}); "
+            "these flags check the architecture of every model given, and a train.py checkpoint records its "
+            "own: drop them, or correct them")
+
+
+def _stat_key(path: Path) -> tuple:
+    st = path.stat()
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def file_record(path: Path) -> dict:
+    """What identifies a model file: ``{"path": as given, "path_resolved", "sha256": hex digest of
+    its bytes (read in 1 MiB blocks), "bytes", "modified": its mtime in UTC (ISO 8601)}``."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    st = path.stat()
+    return {"path": str(path), "path_resolved": str(path.resolve()), "sha256": digest.hexdigest(),
+            "bytes": st.st_size, "modified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.st_mtime))}
+
+
+def load_recorded(path: str | Path, trust: bool = False, reference: Optional[dict] = None) -> LoadedGenerator:
+    """:func:`load_generator`, with :func:`file_record` of the file in ``.checkpoint``.
+
+    The file is hashed after it is loaded, and its identity (device, inode, size, mtime) must be
+    the same before and after: a ``last.ckpt`` that a running training replaces in between is
+    refused rather than recorded under the other file's hash.
+
+    Raises:
+        CheckpointError: as :func:`load_generator`, or the file changed while it was read.
+    """
+    path = Path(path)
+    try:
+        before = _stat_key(path)
+    except OSError:
+        before = None  # missing or unreadable: load_generator says so in its own words
+    item = load_generator(path, trust=trust, reference=reference)
+    try:
+        record = file_record(path)
+        after = _stat_key(path)
+    except OSError as e:
+        raise CheckpointError(f"{path}: could not be read again to hash it ({e.strerror or e})") from None
+    if before != after:
+        raise CheckpointError(f"{path}: the file changed while it was read (a training still saving it?); "
+                              "evaluate it again once it is written")
+    item.checkpoint = record
+    return item
 
 
 def _load_reference(path: Path, options: dict) -> LoadedGenerator:

@@ -25,11 +25,18 @@ from typing import Optional
 import torch
 
 from pix2pix_aa.console import notice, output_path_problem
-from pix2pix_aa.evaluation.checkpoints import CheckpointError, LoadedGenerator, find_checkpoints, load_generator
+from pix2pix_aa.evaluation.checkpoints import (
+    REFERENCE_OPTIONS,
+    CheckpointError,
+    LoadedGenerator,
+    find_checkpoints,
+    load_recorded,
+)
 from pix2pix_aa.evaluation.data import DataSettings, code_version, data_settings, load_data
 from pix2pix_aa.evaluation.parallel import distributed_env, evaluate_distributed, evaluate_in_pool, evaluate_in_process
 from pix2pix_aa.evaluation.report import (
     DEFINITIONS,
+    earlier_outputs,
     heatmap_ranges,
     log_to_tensorboard,
     markdown_table,
@@ -151,7 +158,8 @@ def _add_reference_options(p: argparse.ArgumentParser) -> None:
     """Checks of a reference pix2pix generator file, named as the reference's options."""
     r = p.add_argument_group(
         "reference pix2pix generators (.pth files such as latest_net_G.pth: the architecture is read from the keys; "
-        "these check it, named as the reference's options)")
+        "these check it, named as the reference's options; a train.py checkpoint records its own generator and is "
+        "checked the same way: a model whose architecture differs is refused in one line)")
     r.add_argument("--netG", help="unet_256 | unet_128 | resnet_9blocks | resnet_6blocks")
     r.add_argument("--norm", choices=["batch", "instance", "none"])
     r.add_argument("--ngf", type=int)
@@ -313,7 +321,7 @@ def _evaluate_all(loaded: list[LoadedGenerator], inputs: torch.Tensor, targets: 
             errors[item.label] = error
             continue
         results.append((item, merge_chunks(parts, label=item.label, antialias=item.antialias, epoch=item.epoch,
-                                           seconds=seconds, step=item.step, data=data)))
+                                           seconds=seconds, step=item.step, data=data, checkpoint=item.checkpoint)))
     return results, errors
 
 
@@ -437,20 +445,52 @@ def _rank_device(name: str, world_size: int, local_rank: int) -> torch.device:
     return device
 
 
+def _file_key(path: Path) -> object:
+    """Equal for two paths of one file (a run folder and its last.ckpt, a symlink, a hard link)."""
+    try:
+        st = path.stat()
+        return st.st_dev, st.st_ino
+    except OSError:
+        return str(path.resolve())
+
+
+def _refuse_repeats(found: list[tuple[str, Path]]) -> None:
+    """A file named twice (``runs/t1`` and ``runs/t1/version_0/checkpoints/last.ckpt``) would be
+    two rows of one model under one label, their files overwriting each other.
+
+    Raises:
+        ValueError: one line naming the file and the arguments that both give it.
+    """
+    seen: dict[object, tuple[str, Path]] = {}
+    for given, path in found:
+        key = _file_key(path)
+        if key in seen:
+            first_given, first_path = seen[key]
+            how = (f"as {first_given!r} and as {given!r}" if first_given != given else f"twice as {given!r}")
+            raise ValueError(f"{first_path} is given {how}: name each checkpoint once")
+        seen[key] = (given, path)
+
+
 def _load_checkpoints(run: _Invocation) -> list[LoadedGenerator]:
-    """Every checkpoint the arguments name that loads; the others are errors."""
+    """Every checkpoint the arguments name that loads, with its file's path and sha256; the
+    others are errors.
+
+    Raises:
+        ValueError: a file named twice (usage error: nothing is evaluated).
+    """
     args = run.args
     loaded: list[LoadedGenerator] = []
-    paths: list[Path] = []
+    found: list[tuple[str, Path]] = []
     for given in args.checkpoints:  # one argument at a time: a folder without checkpoints (a run
         try:                          # that failed at start-up) is one error line, not the end
-            paths += find_checkpoints([given])
+            found += [(given, path) for path in find_checkpoints([given])]
         except CheckpointError as e:
             run.fail(given, str(e))
-    for path in paths:
+    _refuse_repeats(found)
+    reference = {name: getattr(args, name) for name in REFERENCE_OPTIONS}
+    for _, path in found:
         try:
-            loaded.append(load_generator(path, trust=args.trust_checkpoint, reference=dict(
-                netG=args.netG, norm=args.norm, ngf=args.ngf, input_nc=args.input_nc, output_nc=args.output_nc)))
+            loaded.append(load_recorded(path, trust=args.trust_checkpoint, reference=reference))
         except CheckpointError as e:
             run.fail(str(path), str(e))
     return loaded
@@ -533,8 +573,10 @@ def _write_outputs(run: _Invocation, done: list[tuple[LoadedGenerator, ModelResu
     execution = {"num_processes": run.args.num_processes, "world_size": run.world_size,
                  "threads_per_process": threads if threads is not None else torch.get_num_threads(),
                  "device": str(device)}
+    earlier = earlier_outputs(out_dir)  # read before this evaluation's results.json replaces it
     files = write_report(results, out_dir, {**options_dict(opts), "execution": execution, "code": code_version()},
                          run.errors)
+    _remove_stale(run, out_dir, earlier, files)
     table = markdown_table(results)
     if not run.args.no_tensorboard:
         ranges = heatmap_ranges(results)
@@ -547,6 +589,23 @@ def _write_outputs(run: _Invocation, done: list[tuple[LoadedGenerator, ModelResu
     if run.log is not None:
         run.log(f"[evaluate] wrote {len(files) + 1} files to {out_dir}"
                 + (f"; {len(run.errors)} failed" if run.errors else ""))
+
+
+def _remove_stale(run: _Invocation, out_dir: Path, earlier: list[str], files: dict) -> None:
+    """Remove the images an earlier evaluation wrote into ``out_dir`` that this one did not write
+    again (other models, or a figure now off), so the folder and its index.html are of one
+    evaluation; one line says so. Only the names the earlier results.json implies are removed."""
+    written = {Path(p).name for p in files.values()}
+    stale = [name for name in dict.fromkeys(earlier) if name not in written and (out_dir / name).is_file()]
+    for name in stale:
+        (out_dir / name).unlink()
+    if stale:
+        shown = ", ".join(stale[:4]) + (f" and {len(stale) - 4} more" if len(stale) > 4 else "")
+        line = (f"note: --out {out_dir} held an earlier evaluation: removed its {len(stale)} image"
+                f"{'s' if len(stale) > 1 else ''} this one did not rewrite ({shown})")
+        print(line, file=sys.stderr)
+        if run.log is not None:
+            run.log(f"[evaluate] {line}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -594,6 +653,10 @@ def _open_log(out_dir: Path, batches: list[Batch]) -> Callable[[str], None]:
     for settings, items, inputs, _ in batches:
         log(f"[evaluate] data {settings.describe()}: {inputs.shape[0]} images of {inputs.shape[-2]}x"
             f"{inputs.shape[-1]} px (HxW), for {', '.join(i.label for i in items)}")
+        for item in items:
+            if item.checkpoint:
+                log(f"[evaluate] {item.label}: {item.checkpoint['path']} (sha256 {item.checkpoint['sha256']}, "
+                    f"{item.checkpoint['bytes']} bytes, modified {item.checkpoint['modified']})")
     return log
 
 

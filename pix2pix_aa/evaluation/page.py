@@ -147,9 +147,14 @@ def write_index_html(results: Sequence[ModelResult], out_dir: Path, files: dict,
             img = _img(out_dir, files.get(key), f"{r.label}: {caption}")
             if img:
                 figures.append(f"<figure>{img}<figcaption>{html.escape(caption)}</figcaption></figure>")
-        if figures:
+        source = ""
+        if r.checkpoint:  # the file the figures are of: a run's last.ckpt moves on as training goes on
+            digest = str(r.checkpoint.get("sha256") or "")
+            source = (f"<p>checkpoint <code>{html.escape(str(r.checkpoint.get('path')))}</code>, sha256 "
+                      f"<code title='{html.escape(digest)}'>{html.escape(digest[:12])}</code></p>")
+        if figures or source:
             parts += [f"<h2 id='{html.escape(stems[r.label])}'>{html.escape(r.label)} [{html.escape(r.antialias)}]"
-                      "</h2>", *figures]
+                      "</h2>", source, *figures]
     if errors:
         parts += ["<h2>Failed</h2><ul>", *(f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k, v in errors.items()),
                   "</ul>"]

@@ -21,10 +21,16 @@ from pix2pix_aa.evaluation.table import TABLE_COLUMNS, file_stems, markdown_tabl
 from pix2pix_aa.metrics.distribution import KID_SUBSETS
 from pix2pix_aa.metrics.plots import plot_feature_distance, plot_stability_heatmap, plot_stability_spectrum
 
-__all__ = ["DEFINITIONS", "HPARAM_METRICS", "TABLE_COLUMNS", "data_note", "file_stems", "generator_hparams",
-           "heatmap_ranges",
+__all__ = ["DEFINITIONS", "HPARAM_METRICS", "MODEL_FILES", "SHARED_FILES", "TABLE_COLUMNS", "checkpoint_note",
+           "data_note", "earlier_outputs", "file_stems", "generator_hparams", "heatmap_ranges",
            "log_to_tensorboard", "markdown_report",
-           "markdown_table", "quality_metrics_note", "table_notes", "write_report"]
+           "markdown_table", "quality_metrics_note", "short_hash", "table_notes", "write_report"]
+
+#: The images written per model (``{}``: the model's :func:`file_stems` part) and once per
+#: evaluation, beside results.json / .csv / .md, index.html and evaluate.log.
+MODEL_FILES = {"stability_crop": "stability_crop_{}.png", "stability_circular": "stability_circular_{}.png",
+               "features": "features_{}.png", "samples": "samples_{}.png"}
+SHARED_FILES = ("stability_spectrum.png", "panning.gif")
 
 #: What the table's words mean: printed under every table and in ``evaluate.py --help``.
 DEFINITIONS = (
@@ -57,6 +63,9 @@ def table_notes(results: Sequence[ModelResult], options: dict) -> str:
         notes.append(note)
     elif results:  # which data the numbers are on, always said (one line when the rows share them)
         notes.append(f"Data: {_describe_data(results[0].data)}.")
+    checkpoints = checkpoint_note(results)
+    if checkpoints:
+        notes.append(checkpoints)
     collapsed = [r for r in results if r.collapsed]
     if collapsed:
         named = ", ".join(f"{r.label} (TV ratio {r.tv_ratio:.3f}"
@@ -123,6 +132,34 @@ def data_note(results: Sequence[ModelResult]) -> str:
             "so their numbers are not directly comparable:\n" + "\n".join(lines))
 
 
+def short_hash(checkpoint: Optional[dict]) -> str:
+    """The first 12 hex digits of a checkpoint record's sha256 (the full digest is in results.json)."""
+    return str((checkpoint or {}).get("sha256") or "")[:12]
+
+
+def checkpoint_note(results: Sequence[ModelResult]) -> str:
+    """Which file each row was read from, with a short sha256 (empty when none was recorded): a
+    run's last.ckpt changes as training goes on, its label does not."""
+    lines = [f"- {r.label}: {r.checkpoint.get('path')} (sha256 {short_hash(r.checkpoint)})"
+             for r in results if r.checkpoint]
+    return "Checkpoints (first 12 hex digits of the sha256; the full digest in results.json):\n" + "\n".join(lines) \
+        if lines else ""
+
+
+def earlier_outputs(out_dir: Path) -> list[str]:
+    """The image names an earlier evaluation wrote into ``out_dir``, from its results.json (its
+    models' labels give them, as :func:`write_report` named them); [] when there is none or it
+    does not read. Only these names are ever removed: nothing else in the folder is touched."""
+    try:
+        models = json.loads((out_dir / "results.json").read_text(encoding="utf-8")).get("models")
+    except (OSError, ValueError, AttributeError):
+        return []
+    if not isinstance(models, dict):
+        return []
+    stems = file_stems([str(label) for label in models])
+    return [*SHARED_FILES, *(pattern.format(stem) for stem in stems.values() for pattern in MODEL_FILES.values())]
+
+
 def _describe_data(data: dict) -> str:
     if not data:
         return "data not recorded"
@@ -186,26 +223,26 @@ def write_report(results: Sequence[ModelResult], out_dir: Path, options: dict, e
         for r in results:
             res = getattr(r, attr)
             if res is not None:
-                path = out_dir / f"stability_{attr}_{stems[r.label]}.png"
+                path = out_dir / MODEL_FILES[f"stability_{attr}"].format(stems[r.label])
                 _close(plot_stability_heatmap(res, path, vmin=vmin, vmax=vmax, title=_heatmap_title(r, attr)))
                 files[f"stability_{attr}_{r.label}"] = path
     curves = spectrum_curves(results)
     if curves:
-        files["spectrum"] = out_dir / "stability_spectrum.png"
+        files["spectrum"] = out_dir / SHARED_FILES[0]
         _close(plot_stability_spectrum(curves, files["spectrum"], title="Stability spectrum"))
     tops = [max(float(np.nanmax(g)) for g in r.features.distance.values()) for r in results if r.features]
     for r in results:
         if r.features is not None:
-            path = out_dir / f"features_{stems[r.label]}.png"
+            path = out_dir / MODEL_FILES["features"].format(stems[r.label])
             _close(plot_feature_distance(r.features, path, title=f"{r.label} [{r.antialias}]: feature distance",
                                          vmax=max(tops) if tops else None))
             files[f"features_{r.label}"] = path
 
-    gif = write_panning_gif(results, out_dir / "panning.gif")
+    gif = write_panning_gif(results, out_dir / SHARED_FILES[1])
     if gif is not None:
         files["gif"] = gif
     for r in results:
-        samples = write_samples(r, out_dir / f"samples_{stems[r.label]}.png")
+        samples = write_samples(r, out_dir / MODEL_FILES["samples"].format(stems[r.label]))
         if samples is not None:
             files[f"samples_{r.label}"] = samples
     files["html"] = write_index_html(results, out_dir, files, table_notes(results, options), options.get("code", {}),

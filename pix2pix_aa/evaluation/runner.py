@@ -86,25 +86,38 @@ class EvalOptions:
     quality_metrics: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # Messages name evaluate.py's flag (and the field where it differs): a bad value is refused
+        # here, before any checkpoint or data is loaded, not per model after the progress started.
         if self.protocol not in PROTOCOLS:
-            raise ValueError(f"unknown protocol {self.protocol!r}; valid: {', '.join(PROTOCOLS)}")
+            raise ValueError(f"unknown --protocol {self.protocol!r}; valid: {', '.join(PROTOCOLS)}")
         if self.max_shift < 2:
             raise ValueError(f"--shifts (max_shift) must be >= 2 (shifts 0..S-1), got {self.max_shift}")
+        if self.num_shifts is not None and not 1 <= self.num_shifts <= self.max_shift ** 2:
+            raise ValueError(f"--num-shifts must be in 1..{self.max_shift ** 2} for --shifts {self.max_shift}, "
+                             f"got {self.num_shifts}")
         if self.chunk < 1:
-            raise ValueError("chunk must be >= 1")
+            raise ValueError(f"--chunk must be >= 1, got {self.chunk}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"--batch-size must be >= 1 (max images per forward pass), got {self.batch_size}")
+        if self.margin < 0:
+            raise ValueError(f"--margin must be >= 0, got {self.margin}")
+        if any(not s >= 0 for s in self.noise):  # also refuses nan
+            raise ValueError(f"--noise: every sigma must be >= 0, got {','.join(f'{s:g}' for s in self.noise)}")
         if isinstance(self.lowpass, str) and self.lowpass.lower() == "none":
             self.lowpass = None
         resolve_lowpass(self.lowpass)  # an unknown name fails here, before any model runs
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         for name in ("fid_network", "lpips_network"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, (str, Path)) and not callable(value):
                 raise ValueError(f"{name} must be None (off), a weights file path or a network (callable), got "
                                  f"{type(value).__name__}")
-        if self.flicker_frames == 1 or self.flicker_frames < 0 or self.flicker_images < 0 or self.samples < 0:
-            raise ValueError(f"flicker frames must be 0 (off) or >= 2, flicker images and samples >= 0; got "
-                             f"{self.flicker_frames}, {self.flicker_images}, {self.samples}")
+        if self.flicker_frames == 1 or self.flicker_frames < 0:
+            raise ValueError(f"--flicker-frames must be 0 (off) or >= 2, got {self.flicker_frames}")
+        for flag, value in (("--flicker-images", self.flicker_images), ("--samples", self.samples)):
+            if value < 0:
+                raise ValueError(f"{flag} must be >= 0, got {value}")
 
     @property
     def shifts(self) -> list[tuple[int, int]]:
@@ -135,6 +148,10 @@ class ModelResult:
     #: instead (``distribution_features``: (outputs (n, D), targets (n, D))), scored once merged.
     distribution: Optional[DistributionResult] = None
     distribution_features: Optional[tuple] = None
+    #: The file the generator was loaded from (``path``, ``path_resolved``, ``sha256``, ``bytes``,
+    #: ``modified``: :func:`pix2pix_aa.evaluation.checkpoints.file_record`); None for a generator
+    #: evaluated in Python. A run's last.ckpt changes as training goes on: the hash names the weights.
+    checkpoint: Optional[dict] = None
 
     @property
     def tv_ratio(self) -> float:
@@ -172,6 +189,8 @@ class ModelResult:
             row[key] = self.data.get(key)
         size = self.data.get("image_size")
         row["image_size"] = None if size is None else f"{size[0]}x{size[1]}"
+        row["checkpoint"] = None if self.checkpoint is None else self.checkpoint.get("path")
+        row["checkpoint_sha256"] = None if self.checkpoint is None else self.checkpoint.get("sha256")
         for name, res in (("crop", self.crop), ("circular", self.circular)):
             eb = None if res is None else res.equal_bandwidth
             row[f"stability_{name}_pooled_db"] = None if res is None else round(res.pooled_psnr, 3)
@@ -196,7 +215,7 @@ class ModelResult:
         return row
 
     def to_dict(self) -> dict:
-        return {"row": self.row(), "data": self.data, "quality": self.quality,
+        return {"row": self.row(), "checkpoint": self.checkpoint, "data": self.data, "quality": self.quality,
                 "sharpness": {"tv_ratio": _round(self.tv_ratio, 6), "hf_ratio": _round(self.hf_ratio, 6),
                               "content_lost": _round(self.content_lost, 6),
                               "collapsed": self.collapsed, "collapse_tv_ratio": COLLAPSE_TV_RATIO,
@@ -257,7 +276,7 @@ def _feature_fn(generator: nn.Module, layers: Optional[Sequence[str]], device: t
         feats = features(x)
         missing = [n for n in wanted if n not in feats]
         if missing:
-            raise ValueError(f"unknown layers {missing}; this generator has {list(feats)}")
+            raise ValueError(f"unknown --layers {missing}; this generator has {list(feats)}")
         return {n: feats[n] for n in wanted}
 
     return select
@@ -386,7 +405,7 @@ def evaluate_chunks(generator: nn.Module, inputs: torch.Tensor, targets: torch.T
 
 def merge_chunks(parts: Sequence[ModelResult], label: str = "model", antialias: str = "none",
                  epoch: Optional[int] = None, seconds: float = 0.0, step: Optional[int] = None,
-                 data: Optional[dict] = None) -> ModelResult:
+                 data: Optional[dict] = None, checkpoint: Optional[dict] = None) -> ModelResult:
     """One :class:`ModelResult` from the chunks of all images, in any order and from any process.
 
     Chunks are put back in image order and must cover ``0..N-1`` exactly once; the merge is then
@@ -410,7 +429,7 @@ def merge_chunks(parts: Sequence[ModelResult], label: str = "model", antialias: 
         raise ValueError("chunks disagree on FID / KID: some carry feature vectors and some do not")
     return ModelResult(
         label=label, antialias=antialias, epoch=epoch, num_images=n, seconds=seconds, step=step,
-        data=dict(data or {}),
+        data=dict(data or {}), checkpoint=None if checkpoint is None else dict(checkpoint),
         quality={k: sum(p.num_images * p.quality[k] for p in parts) / n for k in first.quality},
         crop=merge_stability([p.crop for p in parts]) if first.crop is not None else None,
         circular=merge_stability([p.circular for p in parts]) if first.circular is not None else None,

@@ -1,0 +1,162 @@
+"""evaluate.py says which file it scored, refuses a file named twice, keeps an --out folder to one
+evaluation, checks the reference-named flags against every model, and names the flag of a bad value."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pix2pix_aa.evaluation import checkpoints
+from pix2pix_aa.evaluation.checkpoints import CheckpointError, load_generator, load_recorded
+from pix2pix_aa.evaluation.cli import main as evaluate_main
+
+FAST = ["--max-images", "1", "--shifts", "2", "--noise", "none", "--layers", "none", "--protocol", "crop",
+        "--flicker-frames", "0", "--samples", "0", "--no-progress", "--no-tensorboard", "--no-quality-metrics"]
+
+
+def _copy_run(run: Path, root: Path, name: str = "tiny") -> Path:
+    """``root/<name>/version_0/checkpoints/last.ckpt``: the run's weights in another file."""
+    dst = root / name / run.name / "checkpoints" / "last.ckpt"
+    dst.parent.mkdir(parents=True)
+    shutil.copy(run / "checkpoints" / "last.ckpt", dst)
+    return dst
+
+
+def test_results_name_the_checkpoint_file_and_its_sha256(trained_run, monkeypatch, tmp_path):
+    """A run folder's last.ckpt changes as training goes on: results named it only by its label."""
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    out = tmp_path / "eval"
+    assert evaluate_main([str(run), "--out", str(out), *FAST]) == 0
+    ckpt = run / "checkpoints" / "last.ckpt"
+    digest = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    model = json.loads((out / "results.json").read_text())["models"]["tiny/version_0/last"]
+    record = model["checkpoint"]
+    assert (record["path"], record["path_resolved"], record["sha256"], record["bytes"]) == \
+        (str(ckpt), str(ckpt.resolve()), digest, ckpt.stat().st_size)
+    assert model["row"]["checkpoint_sha256"] == digest
+    with (out / "results.csv").open() as f:
+        (row,) = list(csv.DictReader(f))
+    assert (row["checkpoint"], row["checkpoint_sha256"]) == (str(ckpt), digest)
+    assert f"- tiny/version_0/last: {ckpt} (sha256 {digest[:12]})" in (out / "results.md").read_text()
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert f"<code>{ckpt}</code>" in page and f">{digest[:12]}</code>" in page
+    assert f"tiny/version_0/last: {ckpt} (sha256 {digest}," in (out / "evaluate.log").read_text()
+
+
+def test_a_checkpoint_rewritten_while_it_is_read_is_refused(trained_run, monkeypatch, tmp_path):
+    _, run = trained_run
+    path = _copy_run(run, tmp_path)
+    assert load_recorded(path).checkpoint["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+    def load_then_training_saves(p, **kw):  # a training replacing last.ckpt mid-evaluation
+        item = load_generator(p, **kw)
+        p.write_bytes(p.read_bytes() + b"\0")
+        return item
+
+    monkeypatch.setattr(checkpoints, "load_generator", load_then_training_saves)
+    with pytest.raises(CheckpointError, match="the file changed while it was read"):
+        load_recorded(path)
+
+
+def test_the_same_file_given_twice_is_refused_in_one_line(trained_run, monkeypatch, tmp_path, capsys):
+    """It gave two rows of one label whose image files overwrote each other."""
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    ckpt = run / "checkpoints" / "last.ckpt"
+    out = tmp_path / "eval"
+    assert evaluate_main([str(run), str(ckpt), "--out", str(out), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {ckpt} is given as {str(run)!r} and as {str(ckpt)!r}: name each checkpoint once\n"
+    assert not out.exists()
+
+
+def test_two_files_sharing_a_label_are_rows_of_their_own(trained_run, monkeypatch, tmp_path):
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    ckpt, copy = run / "checkpoints" / "last.ckpt", _copy_run(run, tmp_path / "copies")
+    out = tmp_path / "eval"
+    assert evaluate_main([str(ckpt), str(copy), "--out", str(out), *FAST]) == 0
+    models = json.loads((out / "results.json").read_text())["models"]
+    assert set(models) == {str(ckpt), str(copy)}  # both were "tiny/version_0/last"
+    # Same bytes, so the same hash: the record shows that the two rows are one set of weights.
+    assert models[str(ckpt)]["checkpoint"]["sha256"] == models[str(copy)]["checkpoint"]["sha256"]
+    assert len(list(out.glob("stability_crop_*.png"))) == 2
+
+
+def test_reusing_an_out_folder_removes_only_the_earlier_evaluations_images(trained_run, monkeypatch, tmp_path,
+                                                                          capsys):
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    out = tmp_path / "eval"
+    # Later flags win: every per-model image and the spectrum, no panning GIF.
+    assert evaluate_main([str(run), "--out", str(out), *FAST, "--protocol", "both", "--layers", "enc1",
+                          "--samples", "1"]) == 0
+    earlier = {p.name for p in out.glob("*.png")}
+    assert earlier == {"stability_crop_tiny_version_0_last.png", "stability_circular_tiny_version_0_last.png",
+                       "features_tiny_version_0_last.png", "samples_tiny_version_0_last.png",
+                       "stability_spectrum.png"}
+    mine = [out / "notes.txt", out / "features_mine.png"]  # the user's: one looks like an output name
+    for p in mine:
+        p.write_text("mine")
+    capsys.readouterr()
+    other = _copy_run(run, tmp_path, "other")
+    assert evaluate_main([str(other.parent.parent), "--out", str(out), *FAST, "--no-spectrum"]) == 0
+    err = capsys.readouterr().err
+    notes = [ln for ln in err.splitlines() if "earlier evaluation" in ln]
+    assert notes == [f"note: --out {out} held an earlier evaluation: removed its 5 images this one did not rewrite "
+                     "(stability_spectrum.png, stability_crop_tiny_version_0_last.png, "
+                     "stability_circular_tiny_version_0_last.png, features_tiny_version_0_last.png and 1 more)"]
+    assert {p.name for p in out.glob("*.png")} == {"stability_crop_other_version_0_last.png", "features_mine.png"}
+    assert all(p.read_text() == "mine" for p in mine)
+    assert "removed its 5 images" in (out / "evaluate.log").read_text()
+    # The same evaluation again: nothing stale, nothing said.
+    assert evaluate_main([str(other.parent.parent), "--out", str(out), *FAST, "--no-spectrum"]) == 0
+    assert "earlier evaluation" not in capsys.readouterr().err
+
+
+def test_reference_flags_check_a_train_py_checkpoint_too(trained_run, monkeypatch, tmp_path, capsys):
+    """``--ngf 999`` on a train.py checkpoint was accepted and ignored: the ngf-8 net was scored."""
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    ckpt = run / "checkpoints" / "last.ckpt"
+    out = tmp_path / "eval"
+    assert evaluate_main([str(run), "--ngf", "999", "--norm", "instance", "--out", str(out), *FAST]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"error: {ckpt}: --norm instance, --ngf 999 given, but the checkpoint's generator is "
+                   "UNetGenerator (netG=unet_64, norm=batch, ngf=8, input_nc=3, output_nc=3); these flags check "
+                   "the architecture of every model given, and a train.py checkpoint records its own: drop them, "
+                   "or correct them", "error: no checkpoint could be loaded"]
+    assert not (out / "results.json").exists()
+    held = {"netG": "unet_64", "norm": "batch", "ngf": 8, "input_nc": 3, "output_nc": 3}
+    assert load_generator(ckpt, reference=held).antialias == "bin5"  # values that match pass
+    with pytest.raises(CheckpointError, match="--netG resnet_9blocks given"):
+        load_generator(ckpt, reference={**held, "netG": "resnet_9blocks"})
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--chunk", "0"], "--chunk must be >= 1, got 0"),
+    (["--num-shifts", "0"], "--num-shifts must be in 1..4 for --shifts 2, got 0"),
+    (["--margin", "-1"], "--margin must be >= 0, got -1"),
+    (["--batch-size", "0"], "--batch-size must be >= 1 (max images per forward pass), got 0"),
+    (["--flicker-frames", "1"], "--flicker-frames must be 0 (off) or >= 2, got 1"),
+    (["--flicker-images", "-1"], "--flicker-images must be >= 0, got -1"),
+    (["--samples", "-1"], "--samples must be >= 0, got -1"),
+    (["--noise=-0.1"], "--noise: every sigma must be >= 0, got -0.1"),
+])
+def test_a_bad_metric_option_is_one_line_naming_its_flag_before_anything_loads(flags, message, capsys):
+    assert evaluate_main(["runs/none", "--shifts", "2", "--no-progress", *flags]) == 2
+    assert capsys.readouterr().err == f"error: {message}\n"
+
+
+def test_an_unknown_layer_names_the_layers_flag(trained_run, monkeypatch, tmp_path, capsys):
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    assert evaluate_main([str(run), "--out", str(tmp_path), *FAST, "--layers", "enc1,foo"]) == 2  # the last wins
+    err = capsys.readouterr().err
+    assert "error: tiny/version_0/last: unknown --layers ['foo']; this generator has ['enc1'," in err
