@@ -16,6 +16,7 @@ counted in training iterations (batches). Errors are one ``error:`` line (exit c
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import re
@@ -660,7 +661,12 @@ class Pix2PixCLI(LightningCLI):
                              "as --model.generator_weights with the generator options you want")
         generator, info = load_reference_generator(path)
         self.startup.reference_generator = generator
-        updates = {"generator": {"class_path": info["class_path"], "init_args": info["init_args"]}}
+        # Every option of the file's class: merged over the config's generator, the file's few
+        # would have kept the config's others (anti-aliasing, padding, a full-resolution path).
+        params = inspect.signature(type(generator)).parameters.values()
+        init_args = {**{p.name: p.default for p in params if p.default is not inspect.Parameter.empty},
+                     **info["init_args"]}
+        updates = {"generator": {"class_path": info["class_path"], "init_args": init_args}}
         self.config = parser.parse_object({subcommand: {"model": updates}}, self.config)
         self.config[subcommand].ckpt_path = None
         notice(f"--ckpt_path {path}: a reference pix2pix generator ({info['netG']}, norm {info['norm']}, "
@@ -683,8 +689,8 @@ class Pix2PixCLI(LightningCLI):
         has_ckpt = config.get("ckpt_path") is not None or self.startup.reference_generator is not None
         self.startup.generator_weights = None
         if config.get("untrained") and (has_ckpt or weights):
-            given = "--ckpt_path" if has_ckpt else "model.generator_weights"
-            raise ValueError(f"--untrained true and {given} disagree: {subcommand} would run the trained weights; "
+            given = "ckpt_path" if has_ckpt else "model.generator_weights"
+            raise ValueError(f"--untrained true and --{given} disagree: {subcommand} would run the trained weights; "
                              "pass one of them")
         if has_ckpt:
             if weights and "model.generator_weights" in explicit:

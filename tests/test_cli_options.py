@@ -518,6 +518,13 @@ def test_predict_and_test_take_a_reference_generator_file(fit, folder, tmp_path,
     assert written
     cli = fit("refdata", "--ckpt_path", str(path), subcommand="test")
     assert "test/psnr" in cli.trainer.callback_metrics
+    # A config's own generator options (anti-aliasing, a full-resolution path) were merged into the
+    # file's architecture: other outputs without a word, or a state_dict traceback.
+    cli = fit("refdata", "--ckpt_path", str(path), "--predict_output_dir", str(tmp_path / "out2"),
+              "--data.predict_resize", "true", subcommand="predict", model__generator__init_args__antialias="bin5",
+              model__generator__init_args__fullres_channels=4, model__generator__init_args__pad_type="reflect")
+    with torch.inference_mode():
+        assert torch.allclose(cli.model.generator.eval()(x), expected, atol=1e-5)
     # The file's architecture replaces model.generator: generator flags beside it were ignored.
     err = _error(capsys, lambda: fit("refdata", "--ckpt_path", str(path), "--model.generator.init_args.antialias",
                                      "bin5", "--model.generator.init_args.ngf", "16", subcommand="test"))
@@ -572,9 +579,9 @@ def test_ckpt_path_and_generator_weights_together_are_refused(fit, folder, tmp_p
     err = _error(capsys, lambda: fit("gwboth", "--untrained", "true"))
     assert "--untrained is for validate / test / predict" in err
     # --untrained beside trained weights was ignored: test scored the checkpoint without a word.
-    for flag, named in (("--ckpt_path", "--ckpt_path"), ("--model.generator_weights", "model.generator_weights")):
+    for flag in ("--ckpt_path", "--model.generator_weights"):
         err = _error(capsys, lambda flag=flag: fit("gwboth", flag, str(ckpt), "--untrained", "true", subcommand="test"))
-        assert f"--untrained true and {named} disagree" in err
+        assert f"--untrained true and {flag} disagree" in err
 
 
 def test_predict_only_options_are_refused_elsewhere_and_never_inherited(fit, folder, tmp_path, capsys):
