@@ -81,6 +81,7 @@ from pix2pix_aa.resume import (
     finished_run,
     merge_checkpoint_options,
     resolve_last_checkpoint,
+    run_folders,
     set_purge_step,
 )
 
@@ -457,6 +458,22 @@ def _refuse_predict_options(subcommand: str, explicit: set[str]) -> None:
                          "run train.py predict")
 
 
+def _refuse_overwriting_a_run(config) -> None:
+    """A new fit whose checkpoints have no ``version_N`` folder of their own (``trainer.logger
+    false``, or ``checkpoint.dirpath``) would write over an earlier run's ``last.ckpt`` there,
+    with only Lightning's "exists and is not empty" warning.
+
+    Raises:
+        ValueError: naming the file and the two ways on.
+    """
+    folders, base = run_folders(config)
+    existing = [f / "last.ckpt" for f in folders if (f / "last.ckpt").is_file()] if base is None else []
+    if existing:
+        raise ValueError(f"{existing[0]} exists (an earlier run without version folders: trainer.logger false or "
+                         "checkpoint.dirpath) and this fit would overwrite it; resume it with --ckpt_path last, or "
+                         "give --trainer.default_root_dir (or --checkpoint.dirpath) a folder of its own")
+
+
 def _apply_root_dir(config, explicit: set[str]) -> set[str]:
     """``--trainer.default_root_dir DIR`` moves the run: the logger's ``save_dir`` becomes DIR.
 
@@ -594,6 +611,8 @@ class Pix2PixCLI(LightningCLI):
         from_last = config.get("ckpt_path") == "last"
         if from_last:
             resolve_last_checkpoint(config, subcommand)
+        elif subcommand == "fit" and config.get("ckpt_path") is None:
+            _refuse_overwriting_a_run(config)
         path = config.get("ckpt_path")
         if path and subcommand != "fit" and str(path).endswith(".pth"):
             self._use_reference_generator(parser, subcommand, path, explicit)

@@ -362,6 +362,11 @@ def test_a_fit_without_logger_never_overwrites_a_config_yaml_in_its_folder(folde
     cli_main(["fit", "--config", str(cfg), "--trainer.logger", "false", "--trainer.default_root_dir", "own",
               "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0"])
     assert yaml.safe_load((work / "own" / "config.yaml").read_text())["trainer"]["logger"] is False
+    # Without version folders a second fit wrote over the first's last.ckpt (Lightning only warned).
+    last = (work / "checkpoints" / "last.ckpt").read_bytes()
+    err = _error(capsys, lambda: cli_main(["fit", "--config", str(cfg), "--trainer.logger", "false"]))
+    assert f"{Path('checkpoints') / 'last.ckpt'} exists (an earlier run without version folders" in err
+    assert (work / "checkpoints" / "last.ckpt").read_bytes() == last
 
 
 def test_default_root_dir_and_a_different_logger_save_dir_are_refused(fit, capsys):
