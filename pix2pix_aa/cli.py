@@ -475,7 +475,8 @@ def _refuse_overwriting_a_run(config) -> None:
 
 
 def _apply_root_dir(config, explicit: set[str]) -> set[str]:
-    """``--trainer.default_root_dir DIR`` moves the run: the logger's ``save_dir`` becomes DIR.
+    """``trainer.default_root_dir DIR`` (a flag or a config file's) moves the run: the logger's
+    ``save_dir`` becomes DIR, unless ``--trainer.logger.init_args.save_dir`` is on the command line.
 
     Lightning puts a logged run's events, config.yaml and checkpoints under the logger's folder and
     uses default_root_dir only without a logger; every config here (and train.py's default) names
@@ -488,11 +489,13 @@ def _apply_root_dir(config, explicit: set[str]) -> set[str]:
     root = config.trainer.get("default_root_dir")
     logger = config.trainer.get("logger")
     init = logger.get("init_args") if hasattr(logger, "get") else None
-    if "trainer.default_root_dir" not in explicit or root is None or init is None or "save_dir" not in init:
+    if root is None or init is None or "save_dir" not in init:
         return set()
-    if str(init.save_dir) == str(root):
+    if init.save_dir is not None and Path(init.save_dir).resolve() == Path(root).resolve():
         return set()
     if "trainer.logger.save_dir" in explicit:
+        if "trainer.default_root_dir" not in explicit:
+            return set()  # the command line's save_dir over a config file's default_root_dir
         raise ValueError(f"--trainer.default_root_dir {root} and --trainer.logger.init_args.save_dir "
                          f"{init.save_dir} disagree: the run's logs and checkpoints go under the logger's "
                          "save_dir; pass one of them")

@@ -369,10 +369,17 @@ def test_a_fit_without_logger_never_overwrites_a_config_yaml_in_its_folder(folde
     assert (work / "checkpoints" / "last.ckpt").read_bytes() == last
 
 
-def test_default_root_dir_and_a_different_logger_save_dir_are_refused(fit, capsys):
+def test_default_root_dir_and_a_different_logger_save_dir_are_refused(fit, folder, capsys):
     err = _error(capsys, lambda: fit("rootclash", "--trainer.default_root_dir", "a",
                                      "--trainer.logger.init_args.save_dir", "b"))
     assert "--trainer.default_root_dir a and --trainer.logger.init_args.save_dir b disagree" in err
+    # one folder written two ways is no clash; a config file's default_root_dir moves the run too
+    cli = fit("rootsame", "--trainer.default_root_dir", "./same/", "--trainer.logger.init_args.save_dir", "same",
+              "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0")
+    assert Path(cli.trainer.logger.log_dir).resolve() == (folder / "same" / "rootsame" / "version_0").resolve()
+    cli = fit("rootyaml", "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0",
+              trainer__default_root_dir="fromyaml")
+    assert Path(cli.trainer.logger.log_dir).resolve() == (folder / "fromyaml" / "rootyaml" / "version_0").resolve()
 
 
 # -- networks against data, at start-up ---------------------------------------------------------------
