@@ -120,6 +120,21 @@ def test_reusing_an_out_folder_removes_only_the_earlier_evaluations_images(train
     assert "earlier evaluation" not in capsys.readouterr().err
 
 
+def test_an_out_folder_with_the_users_own_results_files_is_refused(trained_run, monkeypatch, tmp_path, capsys):
+    # index.html / results.md of the user's own, with no evaluation's results.json beside them,
+    # were overwritten without a word.
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    out = tmp_path / "site"
+    out.mkdir()
+    for name in ("index.html", "results.md"):
+        (out / name).write_text("mine")
+    assert evaluate_main([str(run), "--out", str(out), *FAST]) == 2
+    assert (f"error: --out {out} holds results.md, index.html that no evaluation wrote (no results.json of "
+            "evaluate.py beside them) and this one would overwrite") in capsys.readouterr().err
+    assert all((out / n).read_text() == "mine" for n in ("index.html", "results.md"))
+
+
 def test_reference_flags_check_a_train_py_checkpoint_too(trained_run, monkeypatch, tmp_path, capsys):
     """``--ngf 999`` on a train.py checkpoint was accepted and ignored: the ngf-8 net was scored."""
     folder, run = trained_run

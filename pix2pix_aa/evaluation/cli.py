@@ -37,6 +37,7 @@ from pix2pix_aa.evaluation.parallel import distributed_env, evaluate_distributed
 from pix2pix_aa.evaluation.report import (
     DEFINITIONS,
     earlier_outputs,
+    foreign_outputs,
     heatmap_ranges,
     log_to_tensorboard,
     markdown_table,
@@ -663,6 +664,10 @@ def _open_log(out_dir: Path, batches: list[Batch]) -> Callable[[str], None]:
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     problem = output_path_problem(args.out, "--out") if args.out is not None else None
+    foreign = foreign_outputs(Path(args.out)) if args.out is not None and problem is None else []
+    if foreign:  # the user's own files under the names evaluate.py writes
+        problem = (f"--out {args.out} holds {', '.join(foreign)} that no evaluation wrote (no results.json of "
+                   "evaluate.py beside them) and this one would overwrite; pass another --out or move them")
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE

@@ -22,7 +22,7 @@ from pix2pix_aa.metrics.distribution import KID_SUBSETS
 from pix2pix_aa.metrics.plots import plot_feature_distance, plot_stability_heatmap, plot_stability_spectrum
 
 __all__ = ["DEFINITIONS", "HPARAM_METRICS", "MODEL_FILES", "SHARED_FILES", "TABLE_COLUMNS", "checkpoint_note",
-           "data_note", "earlier_outputs", "file_stems", "generator_hparams", "heatmap_ranges",
+           "data_note", "earlier_outputs", "file_stems", "foreign_outputs", "generator_hparams", "heatmap_ranges",
            "log_to_tensorboard", "markdown_report",
            "markdown_table", "quality_metrics_note", "short_hash", "table_notes", "write_report"]
 
@@ -144,6 +144,21 @@ def checkpoint_note(results: Sequence[ModelResult]) -> str:
              for r in results if r.checkpoint]
     return "Checkpoints (first 12 hex digits of the sha256; the full digest in results.json):\n" + "\n".join(lines) \
         if lines else ""
+
+
+def foreign_outputs(out_dir: Path) -> list[str]:
+    """The files in ``out_dir`` that an evaluation would overwrite although no evaluation wrote
+    them: results.csv / results.md / index.html (or a results.json) without a results.json of
+    evaluate.py's beside them; [] when ``out_dir`` is new or holds an earlier evaluation."""
+    names = ("results.json", "results.csv", "results.md", "index.html")
+    present = [n for n in names if (Path(out_dir) / n).is_file()]
+    if not present:
+        return []
+    try:
+        ours = isinstance(json.loads((Path(out_dir) / "results.json").read_text(encoding="utf-8")).get("models"), dict)
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    return [] if ours else present
 
 
 def earlier_outputs(out_dir: Path) -> list[str]:
