@@ -633,15 +633,26 @@ def download_dataset(name: str, root: Path = DATA_ROOT, base_url: Optional[str] 
         if expected and digest != expected:
             raise DownloadError(f"{archive}: sha256 {digest} does not match {expected} ({source}): the file is "
                                 f"corrupt or another one; delete it (or pass --force) to download it again")
-    else:
+    # --force over a kept archive: the new file stays beside it until it has been extracted, so a
+    # download that is not a good archive (no checksum recorded to catch it) never costs the kept one.
+    source_file = archive.with_name(archive.name + ".new") if not reused and archive.is_file() else archive
+    if not reused:
         _notice(f"{name}: downloading {url}")
-        fetch(url, archive, retries=retries, timeout=timeout, progress=progress, label=f"{name}.tar.gz",
+        fetch(url, source_file, retries=retries, timeout=timeout, progress=progress, label=f"{name}.tar.gz",
               env=DATA_URL_ENV, check=verify)
         digest = digests[-1]
-    size = archive.stat().st_size
+    size = source_file.stat().st_size
     facts = {"url": url if not reused else (record or {}).get("url", f"local file {archive}"), "size": size,
              "sha256": digest}
-    splits = _extract(archive, name, final, facts, downloaded=not reused)
+    try:
+        splits = _extract(source_file, name, final, facts, downloaded=not reused)
+    except DownloadError as e:
+        if source_file == archive:
+            raise
+        source_file.unlink(missing_ok=True)
+        raise DownloadError(f"{e}; kept {archive}") from None
+    if source_file != archive:
+        os.replace(source_file, archive)
     if not record or record.get("sha256") != digest:
         _write_json(record_file, {**facts, "recorded_at": _now()})
     if not keep_archive:

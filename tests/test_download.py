@@ -353,6 +353,25 @@ def test_a_forced_download_that_fails_its_checksum_keeps_the_verified_archive(tm
     assert run(capsys, *args) == (0, []) and len(list((root / "facades" / "test").glob("*.jpg"))) == 2
 
 
+def test_a_forced_download_that_is_not_a_good_archive_keeps_the_kept_one(tmp_path, facades_tgz, capsys):
+    """With no checksum to catch it (the record deleted, as the checksum error advises), a new file
+    that is not a usable archive was renamed over the kept one before extraction failed."""
+    mirror = tmp_path / "m3"
+    mirror.mkdir()
+    (mirror / "facades.tar.gz").write_bytes(facades_tgz)
+    root = tmp_path / "data"
+    archive = root / "archives" / "facades.tar.gz"
+    args = ("download", "facades", "--root", str(root), "--base-url", mirror.as_uri() + "/", "--force")
+    assert run(capsys, *args[:-1]) == (0, [])
+    for served in (b"not a gzip file at all", make_archive("maps")):
+        archive.with_name("facades.tar.gz.json").unlink(missing_ok=True)
+        (mirror / "facades.tar.gz").write_bytes(served)
+        code, errors = run(capsys, *args)
+        assert code == 1 and len(errors) == 1 and errors[0].endswith(f"; kept {archive}"), errors
+        assert archive.read_bytes() == facades_tgz and [p.name for p in archive.parent.iterdir()] == [archive.name]
+        assert (root / "facades" / "download.json").is_file() and leftovers(root) == []
+
+
 def test_an_archive_of_another_data_set_is_refused(tmp_path, server, closed_port, facades_tgz, capsys):
     server.state.files[DATA + "night2day.tar.gz"] = facades_tgz  # its top folder is facades/
     root = tmp_path / "data"
