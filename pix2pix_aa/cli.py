@@ -449,13 +449,26 @@ def _apply_norm(config, explicit: set[str]) -> set[str]:
 PREDICT_ONLY = ("data.predict_dir", "data.predict_resize", "data.tile", "data.tile_overlap", "predict_output_dir")
 
 
-def _refuse_predict_options(subcommand: str, explicit: set[str]) -> None:
-    """Raises ValueError: predict-only options on the command line of fit / validate / test."""
+def _refuse_predict_options(config, subcommand: str, explicit: set[str]) -> None:
+    """Predict-only options for fit / validate / test: refused on the command line; from a config
+    file (one YAML may serve every subcommand) named in one line as not used.
+
+    Raises:
+        ValueError: predict-only options on the command line of fit / validate / test.
+    """
+    if subcommand == "predict":
+        return
     given = [k for k in PREDICT_ONLY if k in explicit]
-    if subcommand != "predict" and given:
+    if given:
         raise ValueError(f"--{', --'.join(given)}: predict only ({subcommand} would ignore "
                          f"{'it' if len(given) == 1 else 'them'}); drop {'it' if len(given) == 1 else 'them'}, or "
                          "run train.py predict")
+    defaults = {k: p.default for k, p in inspect.signature(Pix2PixDataModule).parameters.items()}
+    set_here = [f"{k}={config.data.get(k.split('.')[1])!r}" for k in PREDICT_ONLY if k.startswith("data.")
+                and config.data.get(k.split(".")[1]) != defaults.get(k.split(".")[1])]
+    if set_here:
+        notice(f"{', '.join(set_here)}: predict only, not used by {subcommand} (nor taken from its checkpoint by a "
+               "later predict)")
 
 
 def _refuse_overwriting_a_run(config) -> None:
@@ -610,7 +623,7 @@ class Pix2PixCLI(LightningCLI):
         check_seed(config)
         explicit |= _apply_norm(config, explicit)
         explicit |= _apply_root_dir(config, explicit)
-        _refuse_predict_options(subcommand, explicit)
+        _refuse_predict_options(config, subcommand, explicit)
         from_last = config.get("ckpt_path") == "last"
         if from_last:
             resolve_last_checkpoint(config, subcommand)

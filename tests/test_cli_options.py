@@ -604,6 +604,7 @@ def test_predict_only_options_are_refused_elsewhere_and_never_inherited(fit, fol
     err = _error(capsys, lambda: fit("predonly", "--data.predict_resize", "true", subcommand="test"))
     assert "--data.predict_resize: predict only (test would ignore it)" in err
     fit("predonly", "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0", data__predict_resize=True)
+    assert "data.predict_resize=True: predict only, not used by fit" in capsys.readouterr().err  # from the YAML
     ckpt = folder / "runs" / "predonly" / "version_0" / "checkpoints" / "last.ckpt"
     assert torch.load(ckpt, weights_only=False)["datamodule_hyper_parameters"]["predict_resize"] is True
     cli = fit("predonly", "--ckpt_path", str(ckpt), "--predict_output_dir", str(tmp_path / "out"),

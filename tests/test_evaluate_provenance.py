@@ -175,3 +175,19 @@ def test_an_unknown_layer_names_the_layers_flag(trained_run, monkeypatch, tmp_pa
     assert evaluate_main([str(run), "--out", str(tmp_path), *FAST, "--layers", "enc1,foo"]) == 2  # the last wins
     err = capsys.readouterr().err
     assert "error: tiny/version_0/last: unknown --layers ['foo']; this generator has ['enc1'," in err
+
+
+@pytest.mark.parametrize("flags, expected", [
+    # argparse printed its 20-line usage block before the line
+    (["--noise", "foo"], "error: argument --noise: expected comma-separated numbers, got 'foo'"),
+    # an explicit --flicker-frames was ignored: flicker shown as '-'
+    (["--flicker-images", "0", "--flicker-frames", "8"], "error: --flicker-frames 8 with --flicker-images 0: no "
+                                                          "flicker would be measured"),
+])
+def test_a_bad_flag_is_one_line_without_the_usage_block(flags, expected, capsys):
+    try:
+        code = evaluate_main(["runs/none", *flags])
+    except SystemExit as e:  # argparse's own errors exit
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and err.splitlines()[0].startswith(expected) and "usage:" not in err, err

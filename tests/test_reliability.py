@@ -420,6 +420,7 @@ def _bad_checkpoints(folder: Path, last: Path) -> dict[str, tuple[Path, str]]:
     torch.save({"state_dict": {}, "hyper_parameters": _Payload(bad / "code_ran")}, bad / "pickled.ckpt")
     data = last.read_bytes()
     (bad / "truncated.ckpt").write_bytes(data[:len(data) // 2])  # an interrupted copy
+    (bad / "truncated_start.ckpt").write_bytes(data[:20])  # torch: "not a ZIP archive ... internal miniz error"
     return {
         "missing": (bad / "missing.ckpt", "missing.ckpt: file not found"),
         "folder": (bad, "bad: is a folder, expected a .ckpt file"),
@@ -427,6 +428,8 @@ def _bad_checkpoints(folder: Path, last: Path) -> dict[str, tuple[Path, str]]:
         # torch's own message ("... internal miniz error ...") was cut off mid-sentence
         "truncated": (bad / "truncated.ckpt", "truncated.ckpt: not a readable PyTorch checkpoint: the file is "
                       "truncated (its zip archive has no end record): an interrupted copy or download? copy it again"),
+        "truncated_start": (bad / "truncated_start.ckpt", "truncated_start.ckpt: not a readable PyTorch checkpoint: "
+                            "the file is truncated"),
         "other_class": (bad / "other_class.ckpt", "a checkpoint of x.ResNet, expected a Pix2PixModule"),
         "no_generator": (bad / "no_generator.ckpt", "no generator weights (is it a Pix2PixModule checkpoint?"),
         "mismatch": (bad / "mismatch.ckpt", "the model config does not match the weights ("),
@@ -434,7 +437,7 @@ def _bad_checkpoints(folder: Path, last: Path) -> dict[str, tuple[Path, str]]:
     }
 
 
-CASES = ["missing", "folder", "junk", "truncated", "other_class", "no_generator", "mismatch", "pickled"]
+CASES = ["missing", "folder", "junk", "truncated", "truncated_start", "other_class", "no_generator", "mismatch", "pickled"]
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -198,7 +198,8 @@ def read_checkpoint(path: str | os.PathLike, trust: bool = False, lightning: boo
     except pickle.UnpicklingError as e:
         raise CheckpointError(_unpickling_message(path, e, not trust)) from e
     except Exception as e:  # torch.load on junk raises many types (KeyError, EOFError, RuntimeError, ...)
-        if "central directory" in str(e):  # a zip whose end is missing: torch's words do not say so
+        # A zip whose end is missing (torch.save's start, then nothing): torch's words do not say so.
+        if head.startswith(b"PK") and ("central directory" in str(e) or "not a ZIP archive" in str(e)):
             raise CheckpointError(f"{path}: not a readable PyTorch checkpoint: the file is truncated (its zip "
                                   "archive has no end record): an interrupted copy or download? copy it again") from e
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_first_line(e)})") from e

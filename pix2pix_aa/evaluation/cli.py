@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 import torch
 
@@ -78,10 +78,17 @@ def _floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad value in one line (argparse prints its 20-line usage block first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {message}\n(run {self.prog} --help for the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """evaluate.py's parser: the checkpoints, then the data, metric, reference-generator, output and
     speed options (each group a function below, added in this order: the usage line lists them so)."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="evaluate.py",
         description="Measure generation stability (docs/DESIGN.md section 5) of pix2pix checkpoints.",
         epilog=DEFINITIONS)
@@ -663,6 +670,11 @@ def _open_log(out_dir: Path, batches: list[Batch]) -> Callable[[str], None]:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    if args.flicker_images == 0 and args.flicker_frames and any(a.split("=")[0] == "--flicker-frames" for a in given):
+        print(f"error: --flicker-frames {args.flicker_frames} with --flicker-images 0: no flicker would be measured; "
+              "drop one of them (--flicker-frames 0 turns the flicker off)", file=sys.stderr)
+        return EXIT_USAGE
     problem = output_path_problem(args.out, "--out") if args.out is not None else None
     foreign = foreign_outputs(Path(args.out)) if args.out is not None and problem is None else []
     if foreign:  # the user's own files under the names evaluate.py writes
