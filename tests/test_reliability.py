@@ -437,7 +437,8 @@ def _bad_checkpoints(folder: Path, last: Path) -> dict[str, tuple[Path, str]]:
     }
 
 
-CASES = ["missing", "folder", "junk", "truncated", "truncated_start", "other_class", "no_generator", "mismatch", "pickled"]
+CASES = ["missing", "folder", "junk", "truncated", "truncated_start", "other_class", "no_generator", "mismatch",
+         "pickled"]
 
 
 @pytest.mark.parametrize("case", CASES)
