@@ -444,6 +444,8 @@ def _apply_norm(config, explicit: set[str]) -> set[str]:
     return {"model.generator.norm", "model.discriminator.norm"}
 
 
+PREDICT_OUTPUT_DIR = "outputs/predictions"
+
 #: Options that only predict reads: given to another subcommand they would be accepted, do
 #: nothing, and (data.*) be saved into the run's checkpoint and config.yaml.
 PREDICT_ONLY = ("data.predict_dir", "data.predict_resize", "data.tile", "data.tile_overlap", "predict_output_dir")
@@ -466,14 +468,16 @@ def _refuse_predict_options(config, subcommand: str, explicit: set[str]) -> None
     defaults = {k: p.default for k, p in inspect.signature(Pix2PixDataModule).parameters.items()}
     set_here = [f"{k}={config.data.get(k.split('.')[1])!r}" for k in PREDICT_ONLY if k.startswith("data.")
                 and config.data.get(k.split(".")[1]) != defaults.get(k.split(".")[1])]
+    if config.get("predict_output_dir") not in (None, PREDICT_OUTPUT_DIR):
+        set_here.append(f"predict_output_dir={config.get('predict_output_dir')!r}")
     if set_here:
         notice(f"{', '.join(set_here)}: predict only, not used by {subcommand} (nor taken from its checkpoint by a "
                "later predict)")
 
 
 def _refuse_overwriting_a_run(config) -> None:
-    """A new fit whose checkpoints have no ``version_N`` folder of their own (``trainer.logger
-    false``, or ``checkpoint.dirpath``) would write over an earlier run's ``last.ckpt`` there,
+    """A new fit whose ``last.ckpt`` has no ``version_N`` folder of its own (``trainer.logger
+    false``, or ``last_checkpoint.dirpath``) would write over an earlier run's ``last.ckpt`` there,
     with only Lightning's "exists and is not empty" warning.
 
     Raises:
@@ -483,8 +487,8 @@ def _refuse_overwriting_a_run(config) -> None:
     existing = [f / "last.ckpt" for f in folders if (f / "last.ckpt").is_file()] if base is None else []
     if existing:
         raise ValueError(f"{existing[0]} exists (an earlier run without version folders: trainer.logger false or "
-                         "checkpoint.dirpath) and this fit would overwrite it; resume it with --ckpt_path last, or "
-                         "give --trainer.default_root_dir (or --checkpoint.dirpath) a folder of its own")
+                         "last_checkpoint.dirpath) and this fit would overwrite it; resume it with --ckpt_path last, "
+                         "or give --trainer.default_root_dir (or --last_checkpoint.dirpath) a folder of its own")
 
 
 def _apply_root_dir(config, explicit: set[str]) -> set[str]:
@@ -587,7 +591,7 @@ class Pix2PixCLI(LightningCLI):
         # last.ckpt comes from a callback of its own (LastCheckpoint: Lightning 2.6's save_last goes
         # stale once the monitored metric stops improving).
         parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
-        parser.add_argument("--predict_output_dir", type=str, default="outputs/predictions",
+        parser.add_argument("--predict_output_dir", type=str, default=PREDICT_OUTPUT_DIR,
                             help="predict: folder the generated PNGs are written to")
         parser.add_argument("--norm", type=Optional[str], default=None,
                             help="batch | instance | none for both networks (the reference's --norm); "

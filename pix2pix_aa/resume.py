@@ -43,8 +43,10 @@ _DATA_KEYS_NOT_INHERITED = {"fit": ("num_workers", *_PREDICT_KEYS),
 # -- which checkpoint ---------------------------------------------------------------------------
 def run_folders(config) -> tuple[list[Path], Optional[Path]]:
     """Folders that may hold this run's ``last.ckpt``, and the logger's ``save_dir/name`` (None
-    when checkpoints do not follow the logger's ``version_N`` layout)."""
-    dirpath = config.get("checkpoint", {}).get("dirpath")
+    when checkpoints do not follow the logger's ``version_N`` layout). ``last.ckpt`` is written by
+    the ``last_checkpoint`` callback, so its ``dirpath`` counts (``checkpoint.dirpath`` moves only
+    the best checkpoints)."""
+    dirpath = config.get("last_checkpoint", {}).get("dirpath")
     if dirpath:
         return [Path(dirpath)], None
     logger = config.trainer.get("logger")

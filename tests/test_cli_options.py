@@ -369,6 +369,21 @@ def test_a_fit_without_logger_never_overwrites_a_config_yaml_in_its_folder(folde
     assert (work / "checkpoints" / "last.ckpt").read_bytes() == last
 
 
+def test_a_fixed_last_checkpoint_folder_is_resumed_and_never_overwritten(fit, folder, capsys):
+    # --ckpt_path last looked under checkpoint.dirpath (the best checkpoints' folder), so a run whose
+    # last.ckpt went to last_checkpoint.dirpath never resumed; a second fit wrote over it.
+    fixed = folder / "fixed_last"
+    fit("fixedlast", "--last_checkpoint.dirpath", str(fixed), "--trainer.max_epochs", "1", "--model.n_epochs", "1",
+        "--model.n_epochs_decay", "0")
+    last = (fixed / "last.ckpt").read_bytes()
+    err = _error(capsys, lambda: fit("fixedlast", "--last_checkpoint.dirpath", str(fixed)))
+    assert f"{fixed / 'last.ckpt'} exists (an earlier run without version folders" in err
+    assert (fixed / "last.ckpt").read_bytes() == last
+    cli = fit("fixedlast", "--last_checkpoint.dirpath", str(fixed), "--ckpt_path", "last", "--model.n_epochs", "1",
+              "--model.n_epochs_decay", "1")
+    assert Path(cli.config.fit.ckpt_path) == fixed / "last.ckpt" and cli.trainer.current_epoch == 2
+
+
 def test_default_root_dir_and_a_different_logger_save_dir_are_refused(fit, folder, capsys):
     err = _error(capsys, lambda: fit("rootclash", "--trainer.default_root_dir", "a",
                                      "--trainer.logger.init_args.save_dir", "b"))
@@ -606,6 +621,8 @@ def test_predict_only_options_are_refused_elsewhere_and_never_inherited(fit, fol
     fit("predonly", "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0", data__predict_resize=True)
     assert "data.predict_resize=True: predict only, not used by fit" in capsys.readouterr().err  # from the YAML
     ckpt = folder / "runs" / "predonly" / "version_0" / "checkpoints" / "last.ckpt"
+    fit("predonly", "--ckpt_path", str(ckpt), predict_output_dir="mine", subcommand="validate")
+    assert "predict_output_dir='mine': predict only, not used by validate" in capsys.readouterr().err
     assert torch.load(ckpt, weights_only=False)["datamodule_hyper_parameters"]["predict_resize"] is True
     cli = fit("predonly", "--ckpt_path", str(ckpt), "--predict_output_dir", str(tmp_path / "out"),
               subcommand="predict")

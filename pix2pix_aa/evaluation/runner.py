@@ -101,8 +101,9 @@ class EvalOptions:
             raise ValueError(f"--batch-size must be >= 1 (max images per forward pass), got {self.batch_size}")
         if self.margin < 0:
             raise ValueError(f"--margin must be >= 0, got {self.margin}")
-        if any(not s >= 0 for s in self.noise):  # also refuses nan
-            raise ValueError(f"--noise: every sigma must be >= 0, got {','.join(f'{s:g}' for s in self.noise)}")
+        if any(not 0 <= s < math.inf for s in self.noise):  # also refuses nan and inf
+            raise ValueError(f"--noise: every sigma must be a finite number >= 0, got "
+                             f"{','.join(f'{s:g}' for s in self.noise)}")
         if isinstance(self.lowpass, str) and self.lowpass.lower() == "none":
             self.lowpass = None
         resolve_lowpass(self.lowpass)  # an unknown name fails here, before any model runs
