@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import time
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from torch import nn
 
 from pix2pix_aa.checkpoints import CheckpointError, check_module_checkpoint, read_checkpoint
 from pix2pix_aa.compat import batches_in_checkpoint
+from pix2pix_aa.download import sha256_of
 from pix2pix_aa.module import Pix2PixModule
 
 __all__ = ["REFERENCE_OPTIONS", "CheckpointError", "LoadedGenerator", "file_record", "filter_label",
@@ -254,13 +254,9 @@ def _stat_key(path: Path) -> tuple:
 
 def file_record(path: Path) -> dict:
     """What identifies a model file: ``{"path": as given, "path_resolved", "sha256": hex digest of
-    its bytes (read in 1 MiB blocks), "bytes", "modified": its mtime in UTC (ISO 8601)}``."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    its bytes, "bytes", "modified": its mtime in UTC (ISO 8601)}``."""
     st = path.stat()
-    return {"path": str(path), "path_resolved": str(path.resolve()), "sha256": digest.hexdigest(),
+    return {"path": str(path), "path_resolved": str(path.resolve()), "sha256": sha256_of(path),
             "bytes": st.st_size, "modified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.st_mtime))}
 
 

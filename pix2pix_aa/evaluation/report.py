@@ -146,30 +146,31 @@ def checkpoint_note(results: Sequence[ModelResult]) -> str:
         if lines else ""
 
 
+def _earlier_models(out_dir: Path) -> Optional[dict]:
+    """The ``models`` of an evaluation's results.json in ``out_dir``, or None (no file, or not one
+    evaluate.py wrote)."""
+    try:
+        models = json.loads((Path(out_dir) / "results.json").read_text(encoding="utf-8")).get("models")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return models if isinstance(models, dict) else None
+
+
 def foreign_outputs(out_dir: Path) -> list[str]:
     """The files in ``out_dir`` that an evaluation would overwrite although no evaluation wrote
     them: results.csv / results.md / index.html (or a results.json) without a results.json of
     evaluate.py's beside them; [] when ``out_dir`` is new or holds an earlier evaluation."""
     names = ("results.json", "results.csv", "results.md", "index.html")
     present = [n for n in names if (Path(out_dir) / n).is_file()]
-    if not present:
-        return []
-    try:
-        ours = isinstance(json.loads((Path(out_dir) / "results.json").read_text(encoding="utf-8")).get("models"), dict)
-    except (OSError, ValueError, AttributeError):
-        ours = False
-    return [] if ours else present
+    return present if present and _earlier_models(out_dir) is None else []
 
 
 def earlier_outputs(out_dir: Path) -> list[str]:
     """The image names an earlier evaluation wrote into ``out_dir``, from its results.json (its
     models' labels give them, as :func:`write_report` named them); [] when there is none or it
     does not read. Only these names are ever removed: nothing else in the folder is touched."""
-    try:
-        models = json.loads((out_dir / "results.json").read_text(encoding="utf-8")).get("models")
-    except (OSError, ValueError, AttributeError):
-        return []
-    if not isinstance(models, dict):
+    models = _earlier_models(out_dir)
+    if models is None:
         return []
     stems = file_stems([str(label) for label in models])
     return [*SHARED_FILES, *(pattern.format(stem) for stem in stems.values() for pattern in MODEL_FILES.values())]
