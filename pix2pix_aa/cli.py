@@ -78,7 +78,6 @@ from pix2pix_aa.options import (
 from pix2pix_aa.resume import (
     check_resume_length,
     explicit_keys,
-    finished_run,
     merge_checkpoint_options,
     resolve_last_checkpoint,
     run_folders,
@@ -671,8 +670,7 @@ class Pix2PixCLI(LightningCLI):
         merge.report(str(path))
         if subcommand == "fit":
             check_schedule(config)  # max_epochs derived from the merged schedule
-            check_resume_length(config, ckpt, str(path))
-            self.startup.finished = finished_run(config, ckpt, str(path))
+            self.startup.finished = check_resume_length(config, ckpt, str(path))
             workers = config.data.get("num_workers") or 0
             if workers > 0 and not self.startup.finished:
                 notice(f"data.num_workers {workers}: this resume goes on with other random crops and flips than an "

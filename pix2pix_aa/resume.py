@@ -107,48 +107,48 @@ def set_purge_step(config, ckpt: dict) -> None:
         logger.init_args.purge_step = batches_in_checkpoint(ckpt)
 
 
-def check_resume_length(config, ckpt: dict, path: str) -> None:
+def check_resume_length(config, ckpt: dict, path: str) -> Optional[str]:
     """``fit --ckpt_path``: the schedule (``trainer.max_epochs``, derived from ``model.n_epochs +
     model.n_epochs_decay`` by :func:`pix2pix_aa.options.check_schedule`) must not end before the
     epochs the checkpoint already trained; Lightning would stop with a 32-line traceback
-    ("restored current_epoch=3, but max_epochs=2").
+    ("restored current_epoch=3, but max_epochs=2"). One that ends where the checkpoint stopped
+    (or ``trainer.max_steps`` iterations already done) leaves nothing to train: Lightning would
+    start, stop at once, and rewrite the run's config.yaml with options no epoch was trained with.
+
+    Returns:
+        Why there is nothing left to train (one line), or None.
 
     Raises:
         ValueError: one line with what was trained, what was asked and how to train more.
     """
-    trained, asked = epochs_in_checkpoint(ckpt), config.trainer.get("max_epochs")
-    if trained is None or asked is None or asked < 0 or trained <= asked or config.trainer.get("fast_dev_run"):
-        return
-    model, saved = config.model, ckpt.get("hyper_parameters") or {}
-    was = (f" (its schedule: model.n_epochs {saved['n_epochs']} + model.n_epochs_decay {saved['n_epochs_decay']})"
-           if "n_epochs" in saved and "n_epochs_decay" in saved else "")
-    raise ValueError(
-        f"--ckpt_path {path}: the run already trained {trained} epochs{was}, but this schedule ends after {asked} "
-        f"(model.n_epochs {model.n_epochs} + model.n_epochs_decay {model.n_epochs_decay}): a resume cannot train "
-        f"fewer epochs. To train more, pass --model.n_epochs_decay {trained + 1 - int(model.n_epochs)} or more "
-        f"(n_epochs + n_epochs_decay > {trained}); to start over, drop --ckpt_path")
-
-
-# -- which options ------------------------------------------------------------------------------
-def finished_run(config, ckpt: dict, path: str) -> Optional[str]:
-    """``fit --ckpt_path``: why the checkpoint's run has nothing left to train under this schedule
-    (all of its epochs, or ``trainer.max_steps`` iterations, done), or None. Lightning would
-    start, stop at once, and rewrite the run's config.yaml with options no epoch was trained with."""
-    trained, asked = epochs_in_checkpoint(ckpt), config.trainer.get("max_epochs")
-    steps, done = config.trainer.get("max_steps"), batches_in_checkpoint(ckpt)
     if config.trainer.get("fast_dev_run"):
         return None
-    if steps is not None and steps > 0 and done is not None and done >= steps:
-        return (f"--ckpt_path {path}: the run already trained {done} iterations (trainer.max_steps {steps}); "
-                f"nothing to train: raise --trainer.max_steps to train more")
-    if trained is not None and asked is not None and asked >= 0 and trained == asked and not (steps and steps > 0):
-        model = config.model
+    trained, asked = epochs_in_checkpoint(ckpt), config.trainer.get("max_epochs")
+    steps, done = config.trainer.get("max_steps"), batches_in_checkpoint(ckpt)
+    epochs_known = trained is not None and asked is not None and asked >= 0
+    model = config.model
+    if epochs_known and trained > asked:
+        saved = ckpt.get("hyper_parameters") or {}
+        was = (f" (its schedule: model.n_epochs {saved['n_epochs']} + model.n_epochs_decay {saved['n_epochs_decay']})"
+               if "n_epochs" in saved and "n_epochs_decay" in saved else "")
+        raise ValueError(
+            f"--ckpt_path {path}: the run already trained {trained} epochs{was}, but this schedule ends after {asked} "
+            f"(model.n_epochs {model.n_epochs} + model.n_epochs_decay {model.n_epochs_decay}): a resume cannot train "
+            f"fewer epochs. To train more, pass --model.n_epochs_decay {trained + 1 - int(model.n_epochs)} or more "
+            f"(n_epochs + n_epochs_decay > {trained}); to start over, drop --ckpt_path")
+    if steps is not None and steps > 0:  # counted in iterations, not epochs
+        if done is not None and done >= steps:
+            return (f"--ckpt_path {path}: the run already trained {done} iterations (trainer.max_steps {steps}); "
+                    f"nothing to train: raise --trainer.max_steps to train more")
+        return None
+    if epochs_known and trained == asked:
         return (f"--ckpt_path {path}: the run already trained all {trained} epochs of its schedule (model.n_epochs "
                 f"{model.n_epochs} + model.n_epochs_decay {model.n_epochs_decay}); nothing to train: raise "
                 "--model.n_epochs_decay (or n_epochs) to train more")
     return None
 
 
+# -- which options ------------------------------------------------------------------------------
 def explicit_keys(argv: Iterable[str]) -> set[str]:
     """Dotted option names given as ``--a.b.c`` flags on the command line, with ``init_args``
     dropped (jsonargparse accepts ``--model.generator.antialias`` for
