@@ -76,6 +76,7 @@ from pix2pix_aa.options import (
     suggest_option,
 )
 from pix2pix_aa.resume import (
+    PREDICT_DATA_KEYS,
     check_resume_length,
     explicit_keys,
     merge_checkpoint_options,
@@ -447,7 +448,7 @@ PREDICT_OUTPUT_DIR = "outputs/predictions"
 
 #: Options that only predict reads: given to another subcommand they would be accepted, do
 #: nothing, and (data.*) be saved into the run's checkpoint and config.yaml.
-PREDICT_ONLY = ("data.predict_dir", "data.predict_resize", "data.tile", "data.tile_overlap", "predict_output_dir")
+PREDICT_ONLY = (*(f"data.{key}" for key in PREDICT_DATA_KEYS), "predict_output_dir")
 
 
 def _refuse_predict_options(config, subcommand: str, explicit: set[str]) -> None:
@@ -465,8 +466,7 @@ def _refuse_predict_options(config, subcommand: str, explicit: set[str]) -> None
                          f"{'it' if len(given) == 1 else 'them'}); drop {'it' if len(given) == 1 else 'them'}, or "
                          "run train.py predict")
     defaults = {k: p.default for k, p in inspect.signature(Pix2PixDataModule).parameters.items()}
-    set_here = [f"{k}={config.data.get(k.split('.')[1])!r}" for k in PREDICT_ONLY if k.startswith("data.")
-                and config.data.get(k.split(".")[1]) != defaults.get(k.split(".")[1])]
+    set_here = [f"data.{k}={config.data.get(k)!r}" for k in PREDICT_DATA_KEYS if config.data.get(k) != defaults.get(k)]
     if config.get("predict_output_dir") not in (None, PREDICT_OUTPUT_DIR):
         set_here.append(f"predict_output_dir={config.get('predict_output_dir')!r}")
     if set_here:

@@ -27,17 +27,17 @@ from typing import Any, Optional
 from pix2pix_aa.compat import batches_in_checkpoint, epochs_in_checkpoint
 from pix2pix_aa.console import notice
 
-__all__ = ["OptionMerge", "check_resume_length", "explicit_keys", "merge_checkpoint_options", "resolve_last_checkpoint",
-           "run_folders", "set_purge_step"]
+__all__ = ["PREDICT_DATA_KEYS", "OptionMerge", "check_resume_length", "explicit_keys", "merge_checkpoint_options",
+           "resolve_last_checkpoint", "run_folders", "set_purge_step"]
 
 #: Model options that define the networks (and so the shapes and meaning of the weights).
 NETWORK_KEYS = ("generator", "discriminator")
 #: Data options never taken from a checkpoint: how this process loads (workers), what and how it
 #: predicts (a training run's values were never used, and predict applied them without a word),
 #: and, when evaluating, the batch size (it does not change the numbers).
-_PREDICT_KEYS = ("predict_dir", "predict_resize", "tile", "tile_overlap")
-_DATA_KEYS_NOT_INHERITED = {"fit": ("num_workers", *_PREDICT_KEYS),
-                            "other": ("num_workers", *_PREDICT_KEYS, "batch_size")}
+PREDICT_DATA_KEYS = ("predict_dir", "predict_resize", "tile", "tile_overlap")
+_DATA_KEYS_NOT_INHERITED = {"fit": ("num_workers", *PREDICT_DATA_KEYS),
+                            "other": ("num_workers", *PREDICT_DATA_KEYS, "batch_size")}
 
 
 # -- which checkpoint ---------------------------------------------------------------------------
