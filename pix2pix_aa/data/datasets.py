@@ -233,6 +233,11 @@ class _PairDataset(Dataset):
         return {"input": x.as_subclass(torch.Tensor), "target": y.as_subclass(torch.Tensor), "name": name}
 
 
+def _holds_image_files(folder: Path) -> bool:
+    """Whether ``folder`` (not its subfolders) holds an image file: which layout a split is in."""
+    return folder.is_dir() and any(p.is_file() and is_image_file(p) for p in folder.iterdir())
+
+
 class AlignedDataset(_PairDataset):
     """The pix2pix aligned layout: ``root/<split>/*.{png,jpg,...}``, each image A (left) | B (right).
 
@@ -270,8 +275,7 @@ class AlignedDataset(_PairDataset):
 
     def _index(self, folder: Path, check_files: bool) -> None:
         self.file_nc = max(self.a_nc, self.b_nc)
-        if (folder / "A").is_dir() and (folder / "B").is_dir() and not any(
-                p.is_file() and is_image_file(p) for p in folder.iterdir()):
+        if (folder / "A").is_dir() and (folder / "B").is_dir() and not _holds_image_files(folder):
             raise FileNotFoundError(f"{self.what}: {folder} holds A/ and B/ folders, not A|B image files: that is "
                                     "the paired layout; pass --data.dataset paired")
         self.files = list_images(folder, self.what)
@@ -325,8 +329,7 @@ class PairedFolderDataset(_PairDataset):
     kind = "paired"
 
     def _index(self, folder: Path, check_files: bool) -> None:
-        if not (folder / "A").is_dir() and not (folder / "B").is_dir() and folder.is_dir() and any(
-                p.is_file() and is_image_file(p) for p in folder.iterdir()):
+        if not (folder / "A").is_dir() and not (folder / "B").is_dir() and _holds_image_files(folder):
             raise FileNotFoundError(f"{self.what}: {folder} holds image files but no A/ and B/ folders: A|B files "
                                     "side by side are the aligned layout; pass --data.dataset aligned")
         a_files = list_images(folder / "A", f"{self.what} (A side)")
