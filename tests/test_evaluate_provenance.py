@@ -135,6 +135,36 @@ def test_an_out_folder_with_the_users_own_results_files_is_refused(trained_run, 
     assert all((out / n).read_text() == "mine" for n in ("index.html", "results.md"))
 
 
+@pytest.mark.parametrize("names, listed", [(("evaluate.log",), "evaluate.log"),
+                                           (("panning.gif", "stability_spectrum.png"),
+                                            "stability_spectrum.png, panning.gif")])
+def test_an_out_folder_with_the_users_own_log_or_pictures_is_refused(names, listed, trained_run, monkeypatch,
+                                                                     tmp_path, capsys):
+    # A user's own evaluate.log, panning.gif or stability_spectrum.png in --out, with no
+    # evaluation's results.json there, was overwritten without a word.
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    out = tmp_path / "site"
+    out.mkdir()
+    for name in names:
+        (out / name).write_text("mine")
+    assert evaluate_main([str(run), "--out", str(out), *FAST]) == 2
+    assert f"error: --out {out} holds {listed} that no evaluation wrote" in capsys.readouterr().err
+    assert all((out / n).read_text() == "mine" for n in names)
+
+
+def test_an_evaluation_that_stopped_before_its_results_leaves_a_log_that_is_not_refused(trained_run, monkeypatch,
+                                                                                       tmp_path, capsys):
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "evaluate.log").write_text("2026-01-02 03:04:05 [evaluate] data ...: 2 images of 64x64 px (HxW), for t\n")
+    assert evaluate_main([str(run), "--out", str(out), *FAST]) == 0
+    assert (out / "results.json").is_file()
+    assert "[evaluate] data" in (out / "evaluate.log").read_text()
+
+
 def test_reference_flags_check_a_train_py_checkpoint_too(trained_run, monkeypatch, tmp_path, capsys):
     """``--ngf 999`` on a train.py checkpoint was accepted and ignored: the ngf-8 net was scored."""
     folder, run = trained_run

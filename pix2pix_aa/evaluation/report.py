@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
@@ -156,13 +157,36 @@ def _earlier_models(out_dir: Path) -> Optional[dict]:
     return models if isinstance(models, dict) else None
 
 
+#: The first line evaluate.py writes to evaluate.log: a timestamp, then ``[evaluate]``.
+_LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[evaluate\] ")
+
+
+def _log_is_evaluations(path: Path) -> bool:
+    """Whether ``path`` (an existing evaluate.log) is empty or starts as evaluate.py's log does."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(64).decode("utf-8", errors="replace")
+    except OSError:
+        return False
+    return not head or _LOG_LINE.match(head) is not None
+
+
 def foreign_outputs(out_dir: Path) -> list[str]:
     """The files in ``out_dir`` that an evaluation would overwrite although no evaluation wrote
-    them: results.csv / results.md / index.html (or a results.json) without a results.json of
-    evaluate.py's beside them; [] when ``out_dir`` is new or holds an earlier evaluation."""
-    names = ("results.json", "results.csv", "results.md", "index.html")
-    present = [n for n in names if (Path(out_dir) / n).is_file()]
-    return present if present and _earlier_models(out_dir) is None else []
+    them: results.csv / results.md / index.html, stability_spectrum.png / panning.gif (or a
+    results.json) without a results.json of evaluate.py's beside them, and an evaluate.log that
+    is not evaluate.py's; [] when ``out_dir`` is new or holds an earlier evaluation.
+
+    An evaluation writes its results.json before any other result, so an evaluation that stopped
+    earlier leaves only its own evaluate.log, which is recognised by its first line.
+    """
+    out_dir = Path(out_dir)
+    if _earlier_models(out_dir) is not None:
+        return []
+    names = ("results.json", "results.csv", "results.md", "index.html", *SHARED_FILES)
+    present = [n for n in names if (out_dir / n).is_file()]
+    log = out_dir / "evaluate.log"
+    return present + (["evaluate.log"] if log.is_file() and not _log_is_evaluations(log) else [])
 
 
 def earlier_outputs(out_dir: Path) -> list[str]:
