@@ -24,6 +24,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Optional
 
+import yaml
+
 from pix2pix_aa.compat import batches_in_checkpoint, epochs_in_checkpoint
 from pix2pix_aa.console import notice
 
@@ -154,11 +156,31 @@ def explicit_keys(argv: Iterable[str]) -> set[str]:
     dropped (jsonargparse accepts ``--model.generator.antialias`` for
     ``--model.generator.init_args.antialias``). Config files do not count: a shipped YAML says
     what a *new* run should be, not what to change in an existing one."""
+    argv = list(argv)
     keys = set()
-    for token in argv:
+    for i, token in enumerate(argv):
         if isinstance(token, str) and token.startswith("--") and len(token) > 2:
-            keys.add(_normal(token[2:].split("=", 1)[0]))
+            name, eq, value = token[2:].partition("=")
+            if not eq:
+                following = argv[i + 1] if i + 1 < len(argv) else None
+                value = following if isinstance(following, str) and not following.startswith("--") else ""
+            inside = _inline_mapping_keys(_normal(name), value)
+            # A whole section (--data '{tile: 64}') is merged option by option: only what the
+            # mapping holds is given. A deeper option's mapping is its value, given as a whole.
+            keys |= inside if inside and "." not in name else inside | {_normal(name)}
     return keys
+
+
+def _inline_mapping_keys(key: str, value: str) -> set[str]:
+    """The options an inline YAML mapping sets: ``--data '{tile: 64}'`` is ``--data.tile 64`` to
+    jsonargparse, so it gives ``data.tile``. A file name or a plain value gives nothing."""
+    if "{" not in value and ":" not in value:
+        return set()
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return set()
+    return {_normal(k) for k in _flatten(parsed, key)} if isinstance(parsed, dict) and parsed else set()
 
 
 def _normal(key: str) -> str:

@@ -618,6 +618,9 @@ def test_predict_only_options_are_refused_elsewhere_and_never_inherited(fit, fol
     assert "--data.tile, --predict_output_dir: predict only (fit would ignore them)" in err
     err = _error(capsys, lambda: fit("predonly", "--data.predict_resize", "true", subcommand="test"))
     assert "--data.predict_resize: predict only (test would ignore it)" in err
+    # jsonargparse reads --data '{tile: 32}' as --data.tile 32: it was not noticed.
+    err = _error(capsys, lambda: fit("predonly", "--data", "{tile: 32}"))
+    assert "--data.tile: predict only (fit would ignore it)" in err
     fit("predonly", "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0", data__predict_resize=True)
     assert "data.predict_resize=True: predict only, not used by fit" in capsys.readouterr().err  # from the YAML
     ckpt = folder / "runs" / "predonly" / "version_0" / "checkpoints" / "last.ckpt"
@@ -754,3 +757,16 @@ def test_a_shift_every_past_train_pys_max_steps_is_named_at_start(fit, capsys):
     # max_steps is -1 then): the bound the notice compares shift_every with.
     fit("every_past_steps", "--trainer.max_steps", "3", "--model.lambda_shift", "1", "--model.shift_every", "5")
     assert "model.shift_every=5 is not below this run's 3 training iterations" in capsys.readouterr().err
+
+
+def test_an_inline_mapping_counts_as_the_flags_it_holds():
+    from pix2pix_aa.resume import explicit_keys
+
+    keys = explicit_keys(["fit", "--data", "{tile: 64}", "--model.generator={class_path: a.B, init_args: {ngf: 8}}",
+                          "--data.generate_counts", "{train: 4}", "--config", "c.yaml", "--model.channels_last",
+                          "true", "--trainer", "t.yaml"])
+    assert {"data.tile", "model.generator.ngf", "model.generator.class_path", "data.generate_counts"} <= keys
+    assert not any(k.startswith(("config.", "trainer.", "model.channels_last.")) for k in keys)  # files, plain values
+    # Only what the mapping holds: the bare section would count every option under it as given
+    # (a resume would take the config's values over the checkpoint's for all of them).
+    assert "data" not in keys
