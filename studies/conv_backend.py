@@ -3,6 +3,7 @@
     .venv/bin/python -m studies.conv_backend --setting 256b1       # unet_256 + PatchGAN, batch 1
     .venv/bin/python -m studies.conv_backend --setting 128b4       # unet_128, ngf = ndf = 32, batch 4
     .venv/bin/python -m studies.conv_backend --setting 256b1 --layers   # + every conv of G and D alone
+    .venv/bin/python -m studies.conv_backend --setting 128b4 --thresholds --fpmath bf16   # oneDNN in bf16 inside
 
 PyTorch runs every float32 CPU convolution with a 4x4 kernel through oneDNN, which reorders the
 weight into its blocked layout on every call (forward, backward-data, backward-weights, and the
@@ -13,6 +14,13 @@ col2im plus a GEMM on the plain weight) has no reorder. No library lets one laye
 backend, so this study routes a convolution through ``aten.convolution`` and
 ``aten.convolution_backward`` with oneDNN switched off when its weight has at least ``T`` times
 as many elements as its output (``--thresholds``), and leaves every other one on oneDNN.
+
+``--fpmath bf16`` adds a way that keeps oneDNN everywhere but lets it compute each float32
+convolution in bfloat16 inside (``torch.backends.mkldnn`` ``fp32_precision``, oneDNN's fpmath
+mode: the tensors stay float32, the weights and activations are rounded to bf16 in the reorder
+oneDNN makes anyway, and a CPU with AMX multiplies them). It changes the numbers like bf16
+autocast (``--trainer.precision bf16-mixed``), which also runs the pointwise layers and stores the
+activations in bf16.
 
 It times train.py's iteration: each design's module built by train.py's start-up from its shipped
 config (``profile_step.SETTINGS``: 256b1 the facades configs, 128b4 the cpu_quick ones), its
@@ -26,6 +34,7 @@ weights are compared with oneDNN's (same seed, same iterations).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
@@ -101,6 +110,18 @@ def route(net: nn.Module, threshold: float | None) -> nn.Module:
     return net
 
 
+@contextlib.contextmanager
+def fpmath(mode: str | None):
+    """oneDNN's float32 convolutions computed in ``mode`` (``bf16``) inside; ``None``: unchanged."""
+    before = torch.backends.mkldnn.conv.fp32_precision
+    if mode is not None:
+        torch.backends.mkldnn.conv.fp32_precision = mode
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.conv.fp32_precision = before
+
+
 def conv_time(conv: nn.Module, x: torch.Tensor, native: bool, reps: int) -> float:
     """Median ms of one forward + backward (input and weight gradients)."""
     times = []
@@ -142,8 +163,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--setting", choices=list(SETTINGS), default="256b1")
     ap.add_argument("--designs", nargs="+", default=DESIGNS, choices=DESIGNS)
-    ap.add_argument("--thresholds", type=float, nargs="+", default=[16.0],
+    ap.add_argument("--thresholds", type=float, nargs="*", default=[16.0],
                     help="native path for convs whose weight has >= T x their output's elements")
+    ap.add_argument("--fpmath", choices=["bf16"], help="also oneDNN everywhere, computing in this type inside")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1, help="untimed iterations per way per round")
@@ -155,12 +177,15 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     quiet()
     print(f"# python -m studies.conv_backend --setting {args.setting} --designs {' '.join(args.designs)} "
-          f"--thresholds {' '.join(f'{t:g}' for t in args.thresholds)} --threads {args.threads} --rounds {args.rounds} "
+          f"--thresholds {' '.join(f'{t:g}' for t in args.thresholds)}"
+          f"{f' --fpmath {args.fpmath}' if args.fpmath else ''} --threads {args.threads} --rounds {args.rounds} "
           f"--warmup {args.warmup} --iters {args.iters}{' --layers' if args.layers else ''}")
     print(f"# torch {torch.__version__}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f} at the start")
     workdir = tempfile.mkdtemp(prefix="conv_backend_")
     ways: list[tuple[str, float | None]] = [("oneDNN", None)] + [(f"native>={t:g}", t) for t in args.thresholds]
+    if args.fpmath:
+        ways.append((f"oneDNN fpmath {args.fpmath}", None))
     modules, configs = {}, {}
     for design in args.designs:
         config, extra = SETTINGS[args.setting][design]
@@ -186,7 +211,8 @@ def main() -> None:
                     times[k].append((time.perf_counter() - clock[i][0], time.process_time() - clock[i][1]))
 
             torch.manual_seed(r)  # the same dropout masks and shifts for every way
-            fit(modules[k], configs[k[0]], data, workdir, start, end, progress_bar=False)
+            with fpmath(args.fpmath if k[1].startswith("oneDNN fpmath") else None):
+                fit(modules[k], configs[k[0]], data, workdir, start, end, progress_bar=False)
         print(f"# round {r + 1}/{args.rounds} done", flush=True)
     print(f"\n{args.setting} (train.py's training_step in a Trainer, the shipped configs), {args.threads} thread(s): "
           f"ms per iteration, median of {args.rounds} x {args.iters}, wall (CPU); ratio to oneDNN by wall (CPU); "

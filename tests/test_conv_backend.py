@@ -57,3 +57,21 @@ def test_only_layers_over_the_threshold_are_routed(monkeypatch):
         y = cb.route(net, threshold)(x)
     assert len(calls) == sum(r >= threshold for r in seen) > 0
     torch.testing.assert_close(y, expected_y, atol=1e-5, rtol=1e-4)
+
+
+def test_fpmath_bf16_computes_the_convolutions_in_bf16_and_restores_the_setting():
+    conv = torch.nn.Conv2d(16, 16, 4, stride=2, padding=1)
+    x = torch.randn(2, 16, 32, 32)
+    before = torch.backends.mkldnn.conv.fp32_precision
+    with torch.no_grad():
+        y32 = conv(x)
+        with cb.fpmath("bf16"):
+            assert torch.backends.mkldnn.conv.fp32_precision == "bf16"
+            y16 = conv(x)
+        with cb.fpmath(None):
+            assert torch.backends.mkldnn.conv.fp32_precision == before
+    assert torch.backends.mkldnn.conv.fp32_precision == before
+    assert torch.equal(conv(x).detach(), y32)
+    torch.testing.assert_close(y16, y32, atol=0.05, rtol=0.02)  # bf16 has 8 bits of mantissa
+    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        assert not torch.equal(y16, y32)
