@@ -183,8 +183,11 @@ def _read_json(path: Path) -> Optional[dict]:
 
 def sha256_of(path: Path) -> str:
     """SHA-256 of a file, hex (read in blocks: data set archives are gigabytes)."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:  # hashlib.file_digest would do this from Python 3.11 on; 3.10 is supported
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _existing_parent(path: Path) -> Path:

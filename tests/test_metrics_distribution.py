@@ -3,6 +3,7 @@ evaluation, reports and TensorBoard, offline, with known answers from a small fe
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -83,14 +84,27 @@ def test_kid_subset_size_adapts_to_small_sets():
         fid_from_features(few[:1], other)
 
 
-def test_lpips_is_zero_for_identical_images_with_the_torchmetrics_network_from_a_local_file(tmp_path):
+def _random_alexnet_weights(path: Path, monkeypatch) -> Path:
+    """Random AlexNet weights, accepted in place of torchvision's published file (whose sha256
+    they cannot have): no download, the real LPIPS code path."""
+    import dataclasses
+
     import torchvision
 
-    path = tmp_path / "alexnet.pth"  # random AlexNet weights: no download, the real LPIPS code path
+    from pix2pix_aa.metrics import pretrained
+
     torch.manual_seed(0)
     torch.save(torchvision.models.alexnet().state_dict(), path)
+    monkeypatch.setitem(pretrained.WEIGHTS, "lpips", dataclasses.replace(pretrained.WEIGHTS["lpips"],
+                                                                         checks_digest=False))
+    return path
+
+
+def test_lpips_is_zero_for_identical_images_with_the_torchmetrics_network_from_a_local_file(tmp_path, monkeypatch):
+    path = _random_alexnet_weights(tmp_path / "alexnet.pth", monkeypatch)
     status = resolve_weights("lpips", str(path))
     assert status.path == str(path) and status.source == "option" and status.skipped is None
+    assert status.describe().endswith(f"(option, sha256 {hashlib.sha256(path.read_bytes()).hexdigest()})")
     net = lpips_network(status.path)
     # The linear layers are the ones shipped in torchmetrics (read with strict=False there: checked here).
     import inspect
@@ -143,8 +157,9 @@ def test_offline_without_weights_says_which_metric_is_skipped_and_how_to_supply_
     torch.save({"features.0.weight": torch.zeros(1)}, wrong)
     with pytest.raises(ValueError, match="not the FID and KID network's weights"):
         resolve_weights("fid", str(wrong))
-    monkeypatch.setenv("PIX2PIX_AA_LPIPS_WEIGHTS", str(wrong))  # the environment variable is read too
-    assert resolve_weights("lpips").source == "environment"
+    monkeypatch.setenv("PIX2PIX_AA_LPIPS_WEIGHTS", str(wrong))  # the environment variable is read (and checked) too
+    with pytest.raises(ValueError, match="PIX2PIX_AA_LPIPS_WEIGHTS .*wrong.pth: not the LPIPS network's published"):
+        resolve_weights("lpips")
     monkeypatch.delenv("PIX2PIX_AA_LPIPS_WEIGHTS")
     # A damaged file in the cache: skipped in one line (not a failure per model later).
     damaged = Path(torch.hub.get_dir()) / "checkpoints" / "alexnet-owt-7be5be79.pth"
@@ -245,15 +260,22 @@ FAST = ["--max-images", "3", "--shifts", "2", "--noise", "none", "--layers", "no
         "--flicker-frames", "0", "--samples", "0", "--no-progress", "--no-tensorboard"]
 
 
-def _random_inception_weights(path, monkeypatch):
-    """A state dict of the FID Inception with random weights, made without its download."""
+def _random_inception_weights(path, monkeypatch, degenerate: bool = False):
+    """A state dict of the FID Inception with random weights, made without its download. As
+    torch-fidelity builds it, its features are ~1e-8 and alike for every image (``degenerate``);
+    otherwise its convolutions are drawn at He scale, so the features tell images apart."""
     import torch_fidelity.feature_extractor_inceptionv3 as fe
 
     with monkeypatch.context() as m:
         m.setattr(fe, "load_state_dict_from_url", lambda *a, **k: {})
         m.setattr(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, *a, **k: None)
         net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-    torch.save(net.state_dict(), path)
+    state = net.state_dict()
+    g = torch.Generator().manual_seed(0)
+    for value in state.values() if not degenerate else ():
+        if value.dim() == 4:
+            value.copy_(torch.randn(value.shape, generator=g) * (2.0 / value[0].numel()) ** 0.5)
+    torch.save(state, path)
     return path
 
 
@@ -291,22 +313,74 @@ def test_evaluate_offline_prints_one_line_per_skipped_network_and_the_rest(train
 
 
 def test_evaluate_reads_both_networks_from_local_files(trained_run, monkeypatch, tmp_path):
+    from pix2pix_aa.evaluation.cli import main as evaluate_main
+
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    inception = _random_inception_weights(tmp_path / "inception.pth", monkeypatch)
+    alexnet = _random_alexnet_weights(tmp_path / "alexnet.pth", monkeypatch)
+    monkeypatch.setenv("PIX2PIX_AA_LPIPS_WEIGHTS", str(alexnet))  # one by variable
+    assert evaluate_main([str(run), "--out", str(tmp_path / "eval"), "--fid-weights", str(inception), *FAST]) == 0
+    payload = json.loads((tmp_path / "eval" / "results.json").read_text())
+    row = next(iter(payload["models"].values()))["row"]
+    assert row["fid"] is not None and row["kid_mean"] is not None and row["quality_lpips"] > 0
+    assert row["fid"] > 0  # the features tell the outputs from the targets
+    assert row["kid_subset_size"] == 2  # 3 images: half the set, at least 2
+    # Which files the scores come from: the full sha256 in results.json, 12 digits in results.md.
+    digests = {name: hashlib.sha256(p.read_bytes()).hexdigest() for name, p in (("fid", inception),
+                                                                                ("lpips", alexnet))}
+    assert payload["options"]["quality_metrics"]["fid"].endswith(f"(option, sha256 {digests['fid']})")
+    assert payload["options"]["quality_metrics"]["lpips"].endswith(f"(environment, sha256 {digests['lpips']})")
+    md = (tmp_path / "eval" / "results.md").read_text()
+    assert f"FID and KID: weights {inception} (option, sha256 {digests['fid'][:12]})." in md
+    assert f"LPIPS: weights {alexnet} (environment, sha256 {digests['lpips'][:12]})." in md
+
+
+def test_a_weights_file_of_another_network_or_untrained_is_one_line_at_start_up(trained_run, run_cli, monkeypatch,
+                                                                                 tmp_path, capsys):
+    """torchvision's ImageNet Inception v3, an untrained FID Inception (FID 0.00 for every model),
+    VGG16 or random AlexNet weights: the first crashed after the stability work with a state_dict
+    traceback, in training at the first validation (the epochs trained lost); the second scored."""
     import torchvision
 
     from pix2pix_aa.evaluation.cli import main as evaluate_main
 
     folder, run = trained_run
     monkeypatch.chdir(folder)
-    inception = _random_inception_weights(tmp_path / "inception.pth", monkeypatch)
+    torch.save(torchvision.models.inception_v3(weights=None, init_weights=False, aux_logits=True).state_dict(),
+               tmp_path / "tv_inception.pth")
+    untrained = _random_inception_weights(tmp_path / "untrained.pth", monkeypatch, degenerate=True)
     torch.save(torchvision.models.alexnet().state_dict(), tmp_path / "alexnet.pth")
-    monkeypatch.setenv("PIX2PIX_AA_LPIPS_WEIGHTS", str(tmp_path / "alexnet.pth"))  # one by variable
-    assert evaluate_main([str(run), "--out", str(tmp_path / "eval"), "--fid-weights", str(inception), *FAST]) == 0
-    payload = json.loads((tmp_path / "eval" / "results.json").read_text())
-    row = next(iter(payload["models"].values()))["row"]
-    assert row["fid"] is not None and row["kid_mean"] is not None and row["quality_lpips"] > 0
-    assert row["kid_subset_size"] == 2  # 3 images: half the set, at least 2
-    assert payload["options"]["quality_metrics"]["fid"].endswith("(option)")
-    assert payload["options"]["quality_metrics"]["lpips"].endswith("(environment)")
+    cases = [("--fid-weights", tmp_path / "tv_inception.pth", "not the FID and KID network's weights (Unexpected "
+              "key(s) in state_dict: "),
+             ("--fid-weights", untrained, "the FID Inception built from it gives a noise image and a smooth ramp the "
+              "same features (RMS difference "),
+             ("--lpips-weights", tmp_path / "alexnet.pth", "not the LPIPS network's published weights (sha256 ")]
+    for flag, path, message in cases:
+        out = tmp_path / f"eval_{path.stem}"
+        assert evaluate_main([str(run), "--out", str(out), flag, str(path), *FAST]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {flag} {path}: {message}") and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1 and not out.exists()  # before anything is evaluated
+    # The same in the cache (no option): skipped in one line, the rest scored.
+    from pix2pix_aa.metrics import pretrained
+
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / "weights-inception-2015-12-05-6726825d.pth"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes((tmp_path / "tv_inception.pth").read_bytes())
+    try:
+        status = pretrained.resolve_weights("fid")
+    finally:
+        cached.unlink()  # the cache folder is shared by the session's tests
+    assert status.skipped.startswith("FID and KID skipped: cached file ") and "Unexpected key(s)" in status.skipped
+    # In training, at start-up: nothing trained and lost.
+    monkeypatch.setenv("PIX2PIX_AA_FID_WEIGHTS", str(untrained))
+    with pytest.raises(SystemExit):
+        run_cli(folder, ["fit", "--config", str(run / "config.yaml"), "--model.val_kid", "true",
+                         "--trainer.logger.init_args.name", "kidbad"])
+    err = capsys.readouterr().err
+    assert "PIX2PIX_AA_FID_WEIGHTS " in err and "same features" in err and "Traceback" not in err
+    assert not (folder / "runs" / "kidbad").exists()
 
 
 # --- validation KID and the best checkpoint (train.py) ----------------------------------------

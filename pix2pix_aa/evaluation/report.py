@@ -92,11 +92,14 @@ def table_notes(results: Sequence[ModelResult], options: dict) -> str:
 
 
 def quality_metrics_note(results: Sequence[ModelResult], options: dict) -> str:
-    """The line on FID / KID / LPIPS: on how many images, the small-set bias, and which metric
-    was skipped and why (``options["quality_metrics"]``: ``{name: status line}``, as evaluate.py
-    records it)."""
+    """The line on FID / KID / LPIPS: on how many images, the small-set bias, the weights files
+    scored with (path, source, first 12 hex digits of the sha256), and which metric was skipped
+    and why (``options["quality_metrics"]``: ``{name: status line}``, as evaluate.py records it)."""
     status = options.get("quality_metrics") or {}
     skipped = [line for line in status.values() if "skipped" in str(line)]
+    # Which files the scores come from (results.json holds the full sha256).
+    used = [re.sub(r"(sha256 [0-9a-f]{12})[0-9a-f]+", r"\1", str(line)) for line in status.values()
+            if ": weights " in str(line)]
     scored = [r for r in results if r.distribution is not None or "lpips" in r.quality]
     parts = []
     if scored:
@@ -108,6 +111,7 @@ def quality_metrics_note(results: Sequence[ModelResult], options: dict) -> str:
                      + ". FID is biased upwards on small sets (the same model scores higher with fewer images), so "
                      "below a few thousand images read KID mean ± std, which is unbiased: a difference smaller "
                      "than the std is no difference. FID is comparable only between rows with the same image count.")
+        parts += used
     elif status.get("off"):
         parts.append(f"Quality metrics (FID, KID, LPIPS): {status['off']}.")
     parts += skipped

@@ -10,6 +10,15 @@ the libraries' own function into that cache, with a socket timeout
 skipped and how to supply its weights; the caller prints it and computes the rest.
 ``PIX2PIX_AA_OFFLINE=1`` (:data:`OFFLINE_ENV`, ``evaluate.py --offline``) forbids the download.
 
+Every file is checked before it is used (:func:`check_weights`), so a wrong one is one line at
+start-up, not a traceback at the first validation or after the stability work: the network is
+built from it strictly (every key and shape); the AlexNet file's sha256 must start with the digits
+in torchvision's file name (torch.hub's convention, which torchvision checks on download); and the
+FID Inception must tell two different images apart (an untrained Inception's features are ~1e-8
+and alike for every image, which made FID 0.00). The FID file's name carries digits too, but
+torch-fidelity never checks them, so they are not relied on. The sha256 of the file used is part
+of its :class:`WeightsStatus` line, which evaluate.py records in results.json and results.md.
+
 LPIPS's linear layers ship inside torchmetrics (``torchmetrics/functional/image/lpips_models/
 alex.pth``, read from the installed package); only its AlexNet backbone is downloaded (by
 torchvision).
@@ -20,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -33,7 +43,7 @@ import torch
 from torch import nn
 
 __all__ = ["DOWNLOAD_TIMEOUT_S", "FID_WEIGHTS_ENV", "LPIPS_WEIGHTS_ENV", "OFFLINE_ENV", "WEIGHTS", "WeightsStatus",
-           "inception_network", "lpips_network", "offline", "resolve_weights"]
+           "check_weights", "inception_network", "lpips_network", "offline", "resolve_weights"]
 
 FID_WEIGHTS_ENV = "PIX2PIX_AA_FID_WEIGHTS"
 LPIPS_WEIGHTS_ENV = "PIX2PIX_AA_LPIPS_WEIGHTS"
@@ -50,6 +60,13 @@ class _Weights:
     option: str         # evaluate.py's option
     env: str
     key: str            # a key every valid state dict of this network holds
+    checks_digest: bool  # the file name's hex digits are its sha256's first (torch.hub's convention)
+
+    @property
+    def digest_prefix(self) -> Optional[str]:
+        """The first hex digits of the published file's sha256, from its name, or None."""
+        found = re.search(torch.hub.HASH_REGEX, os.path.basename(self.url)) if self.checks_digest else None
+        return found.group(1) if found else None
 
     @property
     def url(self) -> str:
@@ -63,23 +80,26 @@ class _Weights:
 
 
 #: The two weight files: "fid" (FID Inception, used by FID and KID) and "lpips" (AlexNet).
-WEIGHTS = {"fid": _Weights("FID and KID", "--fid-weights", FID_WEIGHTS_ENV, "Mixed_7c.branch_pool.conv.weight"),
-           "lpips": _Weights("LPIPS", "--lpips-weights", LPIPS_WEIGHTS_ENV, "features.0.weight")}
+WEIGHTS = {"fid": _Weights("FID and KID", "--fid-weights", FID_WEIGHTS_ENV, "Mixed_7c.branch_pool.conv.weight",
+                           checks_digest=False),
+           "lpips": _Weights("LPIPS", "--lpips-weights", LPIPS_WEIGHTS_ENV, "features.0.weight", checks_digest=True)}
 
 
 @dataclass
 class WeightsStatus:
-    """Where one network's weights come from: ``path`` (a local file) and ``source``
-    (``option`` | ``environment`` | ``cache`` | ``download``), or ``skipped``: the one line saying
-    which metrics are skipped, why, and how to supply the weights."""
+    """Where one network's weights come from: ``path`` (a local file), ``source`` (``option`` |
+    ``environment`` | ``cache`` | ``download``) and the file's ``sha256``, or ``skipped``: the one
+    line saying which metrics are skipped, why, and how to supply the weights."""
 
     name: str
     path: Optional[str] = None
     source: Optional[str] = None
     skipped: Optional[str] = None
+    sha256: Optional[str] = None
 
     def describe(self) -> str:
-        return self.skipped or f"{WEIGHTS[self.name].metrics}: weights {self.path} ({self.source})"
+        return self.skipped or (f"{WEIGHTS[self.name].metrics}: weights {self.path} ({self.source}, "
+                                f"sha256 {self.sha256})")
 
 
 def offline() -> bool:
@@ -87,11 +107,52 @@ def offline() -> bool:
     return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
-def _check_file(path: str, w: _Weights, origin: str) -> None:
-    """A readable state dict of this network, read without unpickling code (weights_only)."""
+#: Files already checked in this process: (name, resolved path, size, mtime) -> sha256.
+_CHECKED: dict[tuple, str] = {}
+
+
+def _load_problem(e: Exception) -> str:
+    """The first specific line of a ``load_state_dict`` error (missing / unexpected keys, a size
+    mismatch), shortened."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
+    line = next((ln for ln in lines if ln.startswith(("Missing", "Unexpected", "size mismatch"))), lines[0])
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
+def _features_differ(net: nn.Module) -> float:
+    """RMS difference of the network's features for a noise image and a smooth ramp (uint8, 64 x 64)."""
+    noise = torch.randint(0, 256, (1, 3, 64, 64), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    ramp = torch.linspace(0, 255, 64).round().to(torch.uint8).expand(1, 3, 64, 64)
+    with torch.no_grad():
+        f = net(torch.cat([noise, ramp])).reshape(2, -1).double()
+    return float((f[0] - f[1]).pow(2).mean().sqrt())
+
+
+#: Below this RMS difference (features of a trained FID Inception are ~0.1-1 and differ by as much)
+#: the two probe images count as alike.
+_ALIKE_RMS = 1e-4
+
+
+def check_weights(name: str, path: str, origin: str = "weights file") -> str:
+    """Check that ``path`` holds the weights of network ``name`` (``"fid"`` or ``"lpips"``);
+    returns its sha256 (hex). Checked once per file per process.
+
+    Raises:
+        ValueError: one line naming ``origin`` and the file: missing, unreadable, another
+            network's (a key or shape the network does not have; for AlexNet, a sha256 other than
+            torchvision's file's), or, for the FID Inception, features that do not tell two
+            different images apart.
+    """
+    from pix2pix_aa.download import sha256_of
+
+    w = WEIGHTS[name]
     p = Path(path).expanduser()
     if not p.is_file():
         raise ValueError(f"{origin} {path}: no such file; give the {w.metrics} weights file (a copy of {w.url})")
+    stat = p.stat()
+    key = (name, str(p.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key in _CHECKED:
+        return _CHECKED[key]
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is one line, whatever torch raised
@@ -100,6 +161,27 @@ def _check_file(path: str, w: _Weights, origin: str) -> None:
     if not isinstance(state, dict) or w.key not in state:
         raise ValueError(f"{origin} {path}: not the {w.metrics} network's weights (no {w.key!r}); expected a copy "
                          f"of {w.url}")
+    del state
+    digest = sha256_of(p)
+    expected = w.digest_prefix
+    if expected and not digest.startswith(expected):
+        raise ValueError(f"{origin} {path}: not the {w.metrics} network's published weights (sha256 {digest[:12]}..., "
+                         f"the file {os.path.basename(w.url)} starts {expected}); {w.metrics} is defined with those: "
+                         f"give a copy of {w.url}")
+    try:
+        net = inception_network(str(p)) if name == "fid" else lpips_network(str(p))
+    except Exception as e:  # noqa: BLE001 - the libraries' strict load says which keys or shapes differ
+        raise ValueError(f"{origin} {path}: not the {w.metrics} network's weights ({_load_problem(e)}); expected a "
+                         f"copy of {w.url}") from None
+    if name == "fid":
+        rms = _features_differ(net)
+        if not rms > _ALIKE_RMS:  # also NaN
+            _NETWORKS.pop(("fid", str(p)), None)
+            raise ValueError(f"{origin} {path}: the FID Inception built from it gives a noise image and a smooth ramp "
+                             f"the same features (RMS difference {rms:.1e}): not a trained network's weights; "
+                             f"expected a copy of {w.url}")
+    _CHECKED[key] = digest
+    return digest
 
 
 def _library_missing(name: str) -> Optional[str]:
@@ -131,7 +213,7 @@ def resolve_weights(name: str, path: Optional[str] = None, download: Optional[bo
 
     Raises:
         ValueError: one line, when a given file does not exist or is not this network's weights
-            (a usage error: the user asked for that file).
+            (a usage error: the user asked for that file; :func:`check_weights`).
     """
     w = WEIGHTS[name]
     missing = _library_missing(name)
@@ -139,16 +221,16 @@ def resolve_weights(name: str, path: Optional[str] = None, download: Optional[bo
         return WeightsStatus(name, skipped=missing)
     for value, source, origin in ((path, "option", w.option), (os.environ.get(w.env), "environment", w.env)):
         if value:
-            _check_file(value, w, origin)
-            return WeightsStatus(name, str(Path(value).expanduser()), source)
+            digest = check_weights(name, value, origin)
+            return WeightsStatus(name, str(Path(value).expanduser()), source, sha256=digest)
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
     how = f"pass {w.option} PATH (or set {w.env}) to a copy of {w.url}"
     if cached.is_file():
         try:  # a damaged cache file would otherwise fail inside the evaluation, once per model
-            _check_file(str(cached), w, "cached file")
+            digest = check_weights(name, str(cached), "cached file")
         except ValueError as e:
             return WeightsStatus(name, skipped=f"{w.metrics} skipped: {e}; delete it to download it again, or {how}")
-        return WeightsStatus(name, str(cached), "cache")
+        return WeightsStatus(name, str(cached), "cache", sha256=digest)
     if not (download if download is not None else not offline()):
         return WeightsStatus(name, skipped=f"{w.metrics} skipped: no weights in the cache ({cached}) and downloads "
                                             f"are off (--offline or {OFFLINE_ENV}); {how}")
@@ -171,7 +253,11 @@ def resolve_weights(name: str, path: Optional[str] = None, download: Optional[bo
     finally:
         timer.cancel()
         socket.setdefaulttimeout(before)
-    return WeightsStatus(name, str(cached), "download")
+    try:
+        digest = check_weights(name, str(cached), "downloaded file")
+    except ValueError as e:
+        return WeightsStatus(name, skipped=f"{w.metrics} skipped: {e}; delete it to download it again, or {how}")
+    return WeightsStatus(name, str(cached), "download", sha256=digest)
 
 
 @contextlib.contextmanager
