@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import re
 import sys
 import tempfile
 import warnings
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
@@ -36,6 +38,9 @@ from torch import nn
 __all__ = ["ExportError", "PadToMultiple", "export_generator", "verify_inputs", "main"]
 
 FORMATS = ("onnx", "torchscript")
+#: File name endings that say the format (``--out netG.pt`` is TorchScript without ``--format``).
+SUFFIXES = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".ts": "torchscript",
+            ".torchscript": "torchscript", ".jit": "torchscript"}
 
 
 class ExportError(Exception):
@@ -215,6 +220,42 @@ def export_generator(generator: nn.Module, out: str | Path, fmt: str = "onnx", a
     return worst
 
 
+def _is_export(path: Path, fmt: str) -> bool:
+    """Whether the existing file ``path`` is a ``fmt`` model file, which an export may replace: a
+    TorchScript archive holds compiled code (``code/``), which a training checkpoint (also a zip)
+    does not; an ONNX model from PyTorch starts with its IR version and names its producer."""
+    if fmt == "torchscript":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return any("/code/" in name for name in archive.namelist())
+        except (OSError, zipfile.BadZipFile):
+            return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return False
+    return head[:1] == b"\x08" and b"pytorch" in head
+
+
+def _options_problem(args: argparse.Namespace) -> Optional[str]:
+    """One line on options that contradict each other or cannot hold, before anything loads."""
+    by_name = SUFFIXES.get(args.out.suffix.lower())
+    if args.format is None:
+        args.format = by_name or "onnx"
+    elif by_name is not None and by_name != args.format:
+        return (f"--format {args.format} and --out {args.out}: the name says {by_name}; end the name as the format "
+                "(.onnx for onnx, .pt for torchscript) or drop --format")
+    if not math.isfinite(args.atol) or args.atol < 0:
+        return f"--atol must be a finite number >= 0, got {args.atol:g}"
+    if args.size is not None and args.size < 1:
+        return f"--size must be >= 1 (pixels), got {args.size}"
+    if args.out.is_file() and not _is_export(args.out, args.format):
+        return (f"--out {args.out} exists and is not a {args.format} model file (an export would replace it); pass "
+                "another --out, or move it")
+    return None
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """``pix2pix-aa-export CKPT --format onnx|torchscript --out FILE``; exit 2 on any error."""
     from pix2pix_aa.console import output_path_problem
@@ -222,15 +263,17 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     p = argparse.ArgumentParser(prog="pix2pix-aa-export", description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoint", help="a train.py checkpoint (.ckpt) or a run folder (its last.ckpt, as evaluate.py)")
-    p.add_argument("--format", choices=FORMATS, default="onnx")
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="default: from --out's name (.onnx; .pt, .pth, .ts: torchscript), else onnx")
     p.add_argument("--out", type=Path, required=True, help="file to write (e.g. netG.onnx, netG.pt)")
     p.add_argument("--atol", type=float, default=1e-4, help="largest allowed |export - eager| (default 1e-4)")
     p.add_argument("--size", type=int, default=None, help="side of the square verification input")
     p.add_argument("--trust-checkpoint", action="store_true", help="allow full unpickling of the checkpoint")
     args = p.parse_args(argv)
-    problem = output_path_problem(args.out, "--out", file=True)
+    problem = output_path_problem(args.out, "--out", file=True) or _options_problem(args)
     if problem:
-        p.error(problem)
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         found = find_checkpoints([args.checkpoint])
         if len(found) > 1:

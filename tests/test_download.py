@@ -682,6 +682,17 @@ def test_downloaded_model_is_evaluated_by_name_on_its_recorded_data(tmp_path, se
     assert data["direction"] == "BtoA" and data["image_size"] == [256, 256] and data["images"] == 2
     assert data["settings_from"] == str(weights.with_suffix(".json")) and data["overridden"] == []
 
+    # a file that is no longer the one downloaded (here its record names another sha256) was scored
+    # under the official name without a word
+    record_file = weights.with_suffix(".json")
+    record = json.loads(record_file.read_text())
+    record_file.write_text(json.dumps({**record, "source": {**record["source"], "sha256": "0" * 64}}))
+    assert _evaluate(["facades_label2photo", *fast, "--out", "changed"]) == 2
+    err = capsys.readouterr().err
+    assert "does not match 000000000000... recorded in" in err and "the file changed since it was downloaded; " \
+        "download it again (pix2pix-aa-data model facades_label2photo --force)" in err
+    record_file.write_text(json.dumps(record))
+
     # the same numbers as the explicit flags on the bare .pth (its record moved away)
     weights.with_suffix(".json").rename(tmp_path / "record.json")
     assert _evaluate([str(weights), *fast, "--out", "by_flags", "--data-dir", "data/pix2pix/facades", "--dataset",

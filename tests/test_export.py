@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pix2pix_aa.export import ExportError, export_generator, main, verify_inputs
+from pix2pix_aa.export import ExportError, _is_export, export_generator, main, verify_inputs
 from pix2pix_aa.networks import UNetGenerator
 
 onnxruntime = pytest.importorskip("onnxruntime", reason="the export extra (pip install -e '.[export]')")
@@ -133,3 +133,38 @@ def test_an_input_off_the_grid_is_padded_inside_the_exported_graph_as_predict_do
             got = run(x)
         assert got.shape == expected.shape == shape
         assert float((got - expected).abs().max()) < 1e-4
+
+
+def test_out_names_the_format_and_never_replaces_a_file_that_is_not_an_export(baseline_run, tmp_path, capsys):
+    """``--out netG.pt`` wrote an ONNX file under that name; ``--out last.ckpt`` replaced the training
+    checkpoint being exported (any other file too); ``--atol nan`` switched the check off."""
+    import shutil
+
+    ckpt = tmp_path / "last.ckpt"
+    shutil.copyfile(baseline_run / "checkpoints" / "last.ckpt", ckpt)
+    before = ckpt.read_bytes()
+    notes = tmp_path / "notes.md"
+    notes.write_text("mine")
+    cases = [([str(ckpt), "--format", "torchscript", "--out", str(ckpt)],
+              f"--out {ckpt} exists and is not a torchscript model file"),
+             ([str(ckpt), "--out", str(notes)], f"--out {notes} exists and is not a onnx model file"),
+             ([str(ckpt), "--format", "onnx", "--out", str(tmp_path / "g.pt")], "--format onnx and --out "),
+             ([str(ckpt), "--out", str(tmp_path / "g.pt"), "--atol", "nan"], "--atol must be a finite number >= 0"),
+             ([str(ckpt), "--out", str(tmp_path / "g.pt"), "--atol=-1"], "--atol must be a finite number >= 0"),
+             ([str(ckpt), "--out", str(tmp_path / "g.pt"), "--size", "0"], "--size must be >= 1")]
+    for argv, message in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {message}") and len(err.strip().splitlines()) == 1, err
+    assert ckpt.read_bytes() == before and notes.read_text() == "mine"
+    # The name says the format; an earlier export of it is replaced.
+    out = tmp_path / "g.pt"
+    for _ in range(2):
+        assert main([str(ckpt), "--out", str(out)]) == 0
+        assert "(torchscript," in capsys.readouterr().out
+    torch.jit.load(str(out))
+    onnx_out = tmp_path / "g.onnx"
+    assert main([str(ckpt), "--out", str(onnx_out)]) == 0
+    assert onnxruntime.InferenceSession(str(onnx_out), providers=["CPUExecutionProvider"]) is not None
+    assert _is_export(onnx_out, "onnx") and not _is_export(onnx_out, "torchscript")  # so a re-export may replace it
+    assert not _is_export(ckpt, "torchscript") and not _is_export(ckpt, "onnx")

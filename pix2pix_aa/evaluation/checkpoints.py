@@ -284,8 +284,26 @@ def load_recorded(path: str | Path, trust: bool = False, reference: Optional[dic
     if before != after:
         raise CheckpointError(f"{path}: the file changed while it was read (a training still saving it?); "
                               "evaluate it again once it is written")
+    _check_downloaded_digest(path, record["sha256"])
     item.checkpoint = record
     return item
+
+
+def _check_downloaded_digest(path: Path, digest: str) -> None:
+    """A downloaded reference generator must still be the file its record describes: the record's
+    data settings and generator options are that file's, and its name labels the results."""
+    from pix2pix_aa.pretrained import read_record, record_path
+
+    try:
+        saved = read_record(path) if path.suffix == ".pth" else None
+    except ValueError:
+        return  # the loader has said what is wrong with the record
+    expected = ((saved or {}).get("source") or {}).get("sha256")
+    if expected and expected != digest:
+        name = (saved or {}).get("name") or "NAME"
+        raise CheckpointError(f"{path}: sha256 {digest[:12]}... does not match {expected[:12]}... recorded in "
+                              f"{record_path(path)}: the file changed since it was downloaded; download it again "
+                              f"(pix2pix-aa-data model {name} --force), or evaluate a copy of it outside that folder")
 
 
 def _load_reference(path: Path, options: dict) -> LoadedGenerator:
