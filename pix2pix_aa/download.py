@@ -764,7 +764,10 @@ def download_model(name: str, root: Path = MODEL_ROOT, data_root: Path = DATA_RO
         _, info = load_reference_generator(partial)
     except ValueError as e:
         _drop(partial)
-        raise DownloadError(f"{url}: not a reference pix2pix generator ({e}); removed the download") from None
+        # The loader's words are for files the user names: here the file is the download's
+        # temporary copy, and no option makes this command unpickle code.
+        reason = str(e).replace(f"{partial}: ", "").split("; if you trust this file")[0]
+        raise DownloadError(f"{url}: not a reference pix2pix generator ({reason}); removed the download") from None
     model = MODELS[name]
     _announce_architecture(name, info)
     try:

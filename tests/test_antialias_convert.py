@@ -7,6 +7,7 @@ import ast
 import copy
 import functools
 import pathlib
+import re
 
 import pytest
 import torch
@@ -115,3 +116,42 @@ def test_package_never_imports_antialiased_cnns() -> None:
             elif isinstance(node, ast.ImportFrom):
                 names = [node.module or ""]
             assert not any(n.split(".")[0] == "antialiased_cnns" for n in names), path
+
+
+@pytest.mark.parametrize("conv", [nn.Conv2d(3, 8, 4, stride=2, padding=1), nn.Conv2d(3, 8, 7, stride=2),
+                                  nn.Conv2d(3, 8, 5, stride=3, padding=1), nn.Conv2d(3, 8, 3, stride=2, padding=1)])
+def test_a_strided_conv_keeps_its_output_size_and_its_weights(conv) -> None:
+    """BlurPool(s) -> conv at stride 1 changed the size of any conv but the "same" ones (pix2pix's
+    4x4 with padding 1: 16 -> 15 on 32 px); those now blur at stride 1 and keep their stride."""
+    net = nn.Sequential(nn.Identity(), conv)  # no activation after it: the blur goes before the conv
+    keys = list(net.state_dict())
+    for side in (32, 33):
+        x = torch.randn(1, 3, side, side)
+        expected = net(x).shape
+        converted = antialias(copy.deepcopy(net), filt_size=3)
+        assert converted(x).shape == expected and list(converted.state_dict()) == keys
+    same = conv.padding[0] * 2 == conv.kernel_size[0] - 1
+    assert (converted[1].blur.stride, converted[1].stride) == ((2, (1, 1)) if same else (1, conv.stride))
+
+
+class _MyConv(nn.Conv2d):
+    pass
+
+
+@pytest.mark.parametrize("layer, why", [
+    (_MyConv(3, 3, 3, stride=2, padding=1), "_MyConv, stride (2, 2): a layer type this function does not rewrite"),
+    (nn.MaxPool2d(2, ceil_mode=True), "MaxPool2d, stride 2: ceil_mode"),
+    (nn.AvgPool2d(4, 2), "AvgPool2d, stride 2: kernel size not its stride"),
+    (nn.Conv1d(3, 3, 3, stride=2), "Conv1d, stride (2,): a layer type"),
+])
+def test_a_layer_it_cannot_rewrite_is_named_and_nothing_changes(layer, why) -> None:
+    """A strided Conv2d subclass was left aliased without a word (the plain conv beside it
+    converted); ceil_mode and AvgPool2d(4, 2) lost their output size."""
+    net = nn.Sequential(nn.Conv2d(3, 3, 3, stride=2, padding=1), nn.ReLU(), layer)
+    before = copy.deepcopy(net)
+    with pytest.raises(ValueError, match=rf"cannot anti-alias 1 subsampling layer\(s\) of Sequential and keep the "
+                                         rf"output size: 2 \({re.escape(why)}"):
+        antialias(net)
+    assert str(net) == str(before)  # checked before anything changed
+    with pytest.raises(ValueError, match=r"a bare Conv2d has no parent .*nn.Sequential\(Conv2d"):
+        antialias(nn.Conv2d(3, 8, 3, stride=2, padding=1))

@@ -278,8 +278,9 @@ def test_unknown_filter_raises_listing_valid_ones(bad: object) -> None:
 def test_other_bad_input_raises_clear_errors() -> None:
     with pytest.raises(ValueError, match="valid: circular, reflect, replicate, zero"):
         BlurPool(3, 4, pad_type="mirror")
-    with pytest.raises(ValueError, match="stride must be >= 1"):
-        BlurPool(3, 4, stride=0)
+    for stride in (0, 2.5, (2, 1)):  # 2.5 and (2, 1) were TypeErrors from deep inside torch
+        with pytest.raises(ValueError, match=r"stride must be an int >= 1 \(the same along both axes\), got"):
+            BlurPool(3, 4, stride=stride)
     with pytest.raises(ValueError, match=r"built for 3 channels got input of shape \(1, 4, 8, 8\)"):
         BlurPool(3, 4)(torch.zeros(1, 4, 8, 8))
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):

@@ -107,6 +107,20 @@ def test_sixteen_bit_grayscale_is_scaled_to_eight_bits(tmp_path):
     np.testing.assert_array_equal(got[0].numpy(), np.round(arr / 257.0).astype(np.uint8))
 
 
+def test_a_float_image_is_refused_at_start_up_not_read_as_black(tmp_path):
+    """A 32-bit float TIFF in [0, 1]: Pillow's conversion truncated it to 0..1 of 255 (black), with
+    only a 'converting' notice, and the table then showed an HF ratio of 486355."""
+    (tmp_path / "train").mkdir()
+    pair = np.concatenate([np.random.default_rng(0).random((32, 32)), np.full((32, 32), 0.5)], 1).astype(np.float32)
+    path = tmp_path / "train" / "x.tif"
+    Image.fromarray(pair, mode="F").save(path)
+    for read in (lambda: decode_image(path), lambda: AlignedDataset(tmp_path, "train", "AtoB", load_size=32,
+                                                                    crop_size=32, train=False)):
+        with pytest.raises(ValueError, match=r"x.tif: 32-bit float image \(mode F\), whose values have no standard "
+                                             r"scale"):
+            read()
+
+
 def test_decode_image_bad_arguments_name_the_option(tmp_path):
     Image.fromarray(_photo()).save(tmp_path / "x.png")
     with pytest.raises(ValueError, match=r"channels must be one of \(1, 3\), got 2"):

@@ -588,14 +588,16 @@ def test_a_generator_saved_by_old_pytorch_loads_with_its_record(tmp_path, server
         assert torch.equal(loaded.generator(x), net(x))
 
 
-@pytest.mark.parametrize("case", ["not-a-generator", "junk", "wrong-sha256", "unreachable"])
+@pytest.mark.parametrize("case", ["not-a-generator", "junk", "pickled-module", "wrong-sha256", "unreachable"])
 def test_model_failures_are_one_line_and_leave_no_folder(tmp_path, server, closed_port, generator_pth, capsys, case):
     from test_reference import RefNLayerD
 
-    body = {"not-a-generator": None, "junk": b"not a state_dict" * 100}.get(case, generator_pth)
+    body = {"not-a-generator": None, "junk": b"not a state_dict" * 100, "pickled-module": None}.get(case,
+                                                                                                    generator_pth)
     if body is None:
         out = io.BytesIO()
-        torch.save(RefNLayerD(6, 4).state_dict(), out)
+        net = RefNLayerD(6, 4)
+        torch.save(net if case == "pickled-module" else net.state_dict(), out)
         body = out.getvalue()
     server.state.files[MODELS + "map2sat.pth"] = body
     root = tmp_path / "models"
@@ -605,8 +607,11 @@ def test_model_failures_are_one_line_and_leave_no_folder(tmp_path, server, close
     assert code == 1 and len(errors) == 1
     expected = {"not-a-generator": "discriminator, not a generator", "junk": "not a readable PyTorch checkpoint",
                 "wrong-sha256": f"does not match {'f' * 64}",
+                # not the temporary file's path, nor evaluate.py's / train.py's options to trust it
+                "pickled-module": "map2sat.pth: not a reference pix2pix generator (refused to unpickle objects that "
+                                  "are not plain weights",
                 "unreachable": "connection refused; use a mirror (--base-url or PIX2PIX_AA_MODEL_URL)"}[case]
-    assert expected in errors[0]
+    assert expected in errors[0] and ".partial" not in errors[0] and "--trust-checkpoint" not in errors[0]
     assert not (root / "map2sat_pretrained").exists() and leftovers(root) == []
 
 

@@ -253,6 +253,13 @@ def test_skipped_metrics_are_named_in_the_notes_instead_of_blank_columns(scored)
     assert "off (--no-quality-metrics)" in report.quality_metrics_note([plain], {"quality_metrics": {"off": "off "
                                                                                 "(--no-quality-metrics)"}})
     assert report.quality_metrics_note([plain], {}) == ""  # Python API, metrics not asked for
+    # --max-images 1 with the weights given: the columns read '-' and nothing said why.
+    one = evaluate_generator(Identity(), _images(1), _images(1), EvalOptions(**OPTS, fid_network=SmallFeatures()))
+    assert one.distribution.fid is None and one.num_images == 1
+    note = report.quality_metrics_note([one], {"quality_metrics": {"fid": "FID and KID: weights f.pth (option, sha256 "
+                                                                          "ab)"}})
+    assert note.endswith("FID and KID not computed: they compare two sets of images and need at least 2 per model, "
+                         "got 1.")
 
 
 # --- evaluate.py, offline ----------------------------------------------------------------------

@@ -194,7 +194,20 @@ def test_result_to_dict_is_strict_json():
     (lambda: stability_circular(lambda t: t, torch.zeros(1, 3, 8, 8), [(-1, 0)]), "non-negative"),
     (lambda: stability_circular(lambda t: t[..., :4, :4], torch.zeros(1, 3, 8, 8), [(1, 0)]), "spatial size"),
     (lambda: stability_circular(lambda t: t, torch.zeros(1, 3, 8, 8), [(1, 0)], batch_size=0), "batch_size"),
+    # Truncated to (0, 1) and scored as that; rolled by the image's size (no shift), scored at the cap.
+    (lambda: stability_crop(lambda t: t, torch.zeros(1, 3, 10, 10), 8, [(0.5, 1.7)]), "whole pixels, got"),
+    (lambda: stability_circular(lambda t: t, torch.zeros(1, 3, 8, 8), [(8, 8)]), r"\(8, 8\) is a roll by \(0, 0\)"),
+    # 0..255 images: -27.9 dB; uint8: a torch.finfo TypeError.
+    (lambda: stability_crop(lambda t: t, torch.full((1, 3, 10, 10), 255.0), 8, [(1, 0)]), r"values in \[255, 255\]"),
+    (lambda: stability_crop(lambda t: t, torch.zeros(1, 3, 10, 10, dtype=torch.uint8), 8, [(1, 0)]), "float tensor"),
 ])
 def test_bad_input_errors_are_clear(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_images_in_0_1_are_warned_about_and_another_data_range_is_taken_as_given():
+    x = torch.rand(1, 3, 10, 10)  # [0, 1]: reads 6 dB too stable against data range 2
+    with pytest.warns(UserWarning, match=r"no negative value: images in \[0, 1\]\?"):
+        stability_crop(lambda t: t, x, 8, [(1, 0)])
+    stability_crop(lambda t: t, x * 255, 8, [(1, 0)], data_range=255.0)  # the caller's scale: no check

@@ -193,9 +193,15 @@ def expected_kind(channels: int) -> str:
 def check_color_mode(path: Path, mode: str, grayscale: str, channels: int = 3) -> None:
     """Raise for a file whose mode is not ``channels`` when ``grayscale="error"``; else nothing.
 
+    A 32-bit float image (mode ``F``) is refused whatever ``grayscale`` is: its values have no
+    standard scale (0..1? 0..255?), and Pillow's conversion truncates them (0..1 read as black).
+
     Raises:
         ValueError: naming the file, its mode, what was expected and the options to change.
     """
+    if mode == "F":
+        raise ValueError(f"{path}: 32-bit float image (mode F), whose values have no standard scale to 8 bits "
+                         "(0..1 would be read as black); save it as an 8- or 16-bit image (PNG)")
     kind = unexpected_mode(mode, channels)
     if kind is None or grayscale != "error":
         return

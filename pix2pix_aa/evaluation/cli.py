@@ -52,6 +52,7 @@ from pix2pix_aa.evaluation.runner import (
     output_dir_default,
 )
 from pix2pix_aa.evaluation.speed import default_threads, keep_freed_memory
+from pix2pix_aa.evaluation.table import slug
 from pix2pix_aa.metrics.bandwidth import LOWPASS_CHOICES
 from pix2pix_aa.metrics.pretrained import FID_WEIGHTS_ENV, LPIPS_WEIGHTS_ENV, OFFLINE_ENV, offline, resolve_weights
 
@@ -588,9 +589,12 @@ def _write_outputs(run: _Invocation, done: list[tuple[LoadedGenerator, ModelResu
     table = markdown_table(results)
     if not run.args.no_tensorboard:
         ranges = heatmap_ranges(results)
+        # One TensorBoard run per evaluation (named after its --out): evaluations of one checkpoint on
+        # other data or fewer images would otherwise share tags and steps, indistinguishable.
+        name = slug(str(out_dir))
         for item, result in done:
-            log_to_tensorboard(result, item.run_dir / "evaluation", table, step=item.epoch or 0, ranges=ranges,
-                               all_results=results, hparams=item.hparams)
+            log_to_tensorboard(result, item.run_dir / "evaluation" / name, table, step=item.epoch or 0,
+                               ranges=ranges, all_results=results, hparams=item.hparams, evaluation=name)
     print(table)
     print("\n" + table_notes(results, options_dict(opts)))
     print(f"\nwrote {', '.join(sorted({str(p.name) for p in files.values()})[:6])} ... to {out_dir}")

@@ -114,6 +114,11 @@ def quality_metrics_note(results: Sequence[ModelResult], options: dict) -> str:
         parts += used
     elif status.get("off"):
         parts.append(f"Quality metrics (FID, KID, LPIPS): {status['off']}.")
+    few = sorted({r.num_images for r in results if (r.distribution is None or r.distribution.fid is None)
+                  and r.num_images < 2})
+    if few and ": weights " in str(status.get("fid", "")):  # the weights were there; the images were not
+        parts.append(f"FID and KID not computed: they compare two sets of images and need at least 2 per model, "
+                     f"got {', '.join(map(str, few))}")
     parts += skipped
     # The skip lines are sentences without a full stop (they also print alone, as notices).
     return " ".join(part if part.endswith(".") else part + "." for part in parts)
@@ -336,9 +341,10 @@ def generator_hparams(hparams: dict) -> dict:
 
 def log_to_tensorboard(result: ModelResult, log_dir: Path, table: str, step: int = 0,
                        ranges: Optional[dict] = None, all_results: Optional[Sequence[ModelResult]] = None,
-                       hparams: Optional[dict] = None) -> None:
+                       hparams: Optional[dict] = None, evaluation: Optional[str] = None) -> None:
     """Scalars, heatmap images, the spectrum plot and the comparison table under ``log_dir`` (a
-    run's folder).
+    folder of the run's; evaluate.py: ``<run>/evaluation/<its --out, slugged>``, named in the
+    HPARAMS dashboard by ``evaluation``, beside the number of images scored).
 
     ``ranges``: :func:`heatmap_ranges` of the whole evaluation, so every run's heatmaps share the
     colour scale of the PNGs; ``all_results``: the models whose curves go on the spectrum plot
@@ -377,7 +383,8 @@ def log_to_tensorboard(result: ModelResult, log_dir: Path, table: str, step: int
             row = result.row()
             metrics = {f"hparam/{k}": float(row[k]) for k in HPARAM_METRICS
                        if isinstance(row.get(k), (int, float)) and math.isfinite(row[k])}
-            hp = {"filter": result.antialias, **generator_hparams(hparams)}
+            hp = {"filter": result.antialias, **generator_hparams(hparams), "images": result.num_images,
+                  **({"evaluation": evaluation} if evaluation else {})}
             for summary in hparams_summary(hp, metrics):  # the experiment, session start and end
                 writer.file_writer.add_summary(summary)
             for k, v in metrics.items():

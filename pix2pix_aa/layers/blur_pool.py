@@ -159,8 +159,8 @@ class BlurPool(nn.Module):
         lowpass = parse_filter(filt_size)
         if lowpass.size == 0:
             raise ValueError("BlurPool needs a filter size 1..7; use create_blur_pool for 'none'")
-        if stride < 1:
-            raise ValueError(f"stride must be >= 1, got {stride}")
+        if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+            raise ValueError(f"stride must be an int >= 1 (the same along both axes), got {stride!r}")
         pad_mode(pad_type)  # validate early
         self.channels, self.filt_size, self.stride = channels, lowpass.size, stride
         self.filter_name = lowpass.name

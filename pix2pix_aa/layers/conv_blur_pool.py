@@ -77,24 +77,33 @@ class ConvBlurPool(nn.Module):
 
 
 class BlurConv2d(nn.Conv2d):
-    """``BlurPool(blur_stride)`` on the input, then this convolution at stride 1.
+    """``BlurPool(blur_stride)`` on the input, then this convolution at stride 1; or, with
+    ``blur_stride=1`` and a conv ``stride`` s, a stride-1 blur, then the conv at stride s.
+
+    Either way the input is low-passed before it is subsampled, once. The second form keeps the
+    output size of any strided conv (the first keeps it only for "same" convs, 2 * padding ==
+    dilation * (kernel_size - 1): 3x3 with padding 1, 1x1 without).
 
     Args:
         in_channels, out_channels, kernel_size, padding, dilation, groups, bias, padding_mode:
             as ``nn.Conv2d``.
-        blur_stride: the subsampling factor (the replaced conv's stride).
+        blur_stride: the subsampling factor of the blur (the replaced conv's stride), or 1.
+        stride: the conv's stride: 1, or the subsampling factor when ``blur_stride`` is 1.
         filt_size, pad_type: of the BlurPool.
 
     Shape:
-        (N, C_in, H, W) -> the conv's output on (N, C_in, ceil(H / s), ceil(W / s)).
+        (N, C_in, H, W) -> the conv's output on (N, C_in, ceil(H / s), ceil(W / s)); with
+        ``blur_stride=1``, the strided conv's output on (N, C_in, H, W).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
                  blur_stride: int = 2, filt_size: FilterSpec = 4, pad_type: str = "reflect",
                  **conv_kwargs) -> None:
-        if conv_kwargs.pop("stride", 1) not in (1, (1, 1)):
-            raise ValueError("BlurConv2d's conv runs at stride 1; give the subsampling as blur_stride")
-        super().__init__(in_channels, out_channels, kernel_size, stride=1, **conv_kwargs)
+        stride = conv_kwargs.pop("stride", 1)
+        if blur_stride != 1 and stride not in (1, (1, 1)):
+            raise ValueError("BlurConv2d subsamples once: by the blur (blur_stride, the conv at stride 1) or by the "
+                             "conv (its stride, with blur_stride 1)")
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, **conv_kwargs)
         self.blur = BlurPool(in_channels, filt_size, stride=blur_stride, pad_type=pad_type)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,15 +114,23 @@ class BlurConv2d(nn.Conv2d):
                   blur_stride: int | None = None) -> BlurConv2d:
         """Anti-alias a strided ``conv`` (or, with ``blur_stride``, a stride-1 conv that should
         take over a subsampling moved from elsewhere). The new module *shares* the conv's weight
-        and bias Parameters, so optimisers and state_dicts still refer to the same tensors."""
+        and bias Parameters, so optimisers and state_dicts still refer to the same tensors.
+
+        A "same" conv (3x3 with padding 1, 1x1 without) becomes BlurPool(s) -> conv at stride 1,
+        ``antialiased-cnns``' layout; any other (pix2pix's 4x4 with padding 1, a 7x7 without
+        padding) a stride-1 blur -> the conv at stride s, the only order of the two that keeps
+        its output size."""
         sh, sw = conv.stride
         if sh != sw:
             raise ValueError(f"only square strides can be anti-aliased, got {conv}")
+        stride = 1
         if blur_stride is None:
-            blur_stride = sh
+            same = all(2 * p == d * (k - 1) for p, d, k in zip(conv.padding, conv.dilation, conv.kernel_size)) \
+                if isinstance(conv.padding, tuple) else False
+            blur_stride, stride = (sh, 1) if same else (1, sh)
         elif sh != 1:
             raise ValueError(f"blur_stride given for an already strided conv {conv}")
-        new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, blur_stride=blur_stride,
+        new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, blur_stride=blur_stride, stride=stride,
                   filt_size=filt_size, pad_type=pad_type, padding=conv.padding, dilation=conv.dilation,
                   groups=conv.groups, bias=conv.bias is not None, padding_mode=conv.padding_mode,
                   device=conv.weight.device, dtype=conv.weight.dtype)

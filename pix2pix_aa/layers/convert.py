@@ -10,9 +10,14 @@ model loads strictly into the converted one):
   BN + ReLU) becomes ``BlurPool(s) -> conv`` (:class:`BlurConv2d`); the 1x1 shortcut conv becomes
   ``BlurPool(s) -> conv 1x1``; the stem conv runs at stride 1 with BlurPool after its ReLU.
   This is the layout of ``antialiased_cnns.resnet*``.
-* any other strided conv (activation not adjacent): ``BlurPool(s) -> conv`` (BlurConv2d).
+* any other strided conv (activation not adjacent): ``BlurPool(s) -> conv`` (BlurConv2d) for a
+  "same" conv (3x3 with padding 1, 1x1), else ``Blur -> conv stride s``: either keeps its output size.
 * ``MaxPool2d(k, s, p)`` -> ``MaxPool2d(k, 1, p) -> BlurPool(s)`` (MaxBlurPool).
 * ``AvgPool2d(s)`` -> ``BlurPool(s)``. Adaptive pools (global pooling) are left alone.
+
+Layers it cannot rewrite so that the output keeps its size (``ceil_mode`` pools, ``AvgPool2d``
+with a kernel other than its stride, subclasses of ``nn.Conv2d``, strided 1-D / 3-D convs and
+pools, LPPool) are refused before anything changes, never left aliased without a word.
 
 With ``keep_stem=True`` the first strided conv (the 7x7 stem) stays strided, as
 ``antialiased-cnns`` does by default (``pool_only=True``): the stem at stride 1 costs 4x its
@@ -26,7 +31,7 @@ from torch import nn
 from pix2pix_aa.layers.blur_pool import BlurPool, FilterSpec, filter_size
 from pix2pix_aa.layers.conv_blur_pool import BlurConv2d
 from pix2pix_aa.layers.padding import pad_mode
-from pix2pix_aa.layers.pooling import blur_pool_from_avg_pool, max_blur_pool_from_max_pool
+from pix2pix_aa.layers.pooling import MaxBlurPool, blur_pool_from_avg_pool, max_blur_pool_from_max_pool
 
 __all__ = ["antialias", "count_parameters"]
 
@@ -139,6 +144,31 @@ def _int_stride(stride: int | tuple[int, ...]) -> int:
     return stride if isinstance(stride, int) else max(stride)
 
 
+def _not_convertible(m: nn.Module) -> str | None:
+    """Why the subsampling layer ``m`` cannot be converted so that its output keeps its size, or
+    None (converted, already anti-aliased, or not subsampling)."""
+    from torch.nn.modules.conv import _ConvNd
+    from torch.nn.modules.pooling import _AvgPoolNd, _LPPoolNd, _MaxPoolNd
+
+    if isinstance(m, (BlurPool, BlurConv2d, MaxBlurPool)):
+        return None
+    if isinstance(m, _ConvNd) and not m.transposed:
+        strided = _int_stride(m.stride) > 1
+    elif isinstance(m, (_MaxPoolNd, _AvgPoolNd, _LPPoolNd)):
+        strided = _int_stride(m.stride if m.stride is not None else m.kernel_size) > 1
+    else:
+        return None
+    if not strided or type(m) is nn.Conv2d:
+        return None
+    if type(m) is nn.MaxPool2d:
+        return "ceil_mode" if m.ceil_mode else None
+    if type(m) is nn.AvgPool2d:
+        k, stride, pad = (nn.modules.utils._pair(v) for v in (m.kernel_size, m.stride or m.kernel_size, m.padding))
+        return None if k == stride and pad == (0, 0) and not m.ceil_mode else "kernel size not its stride, padding " \
+            "or ceil_mode (its blur replacement would change the output size)"
+    return "a layer type this function does not rewrite"
+
+
 def _is_torchvision_resnet(model: nn.Module) -> bool:
     try:
         from torchvision.models.resnet import ResNet
@@ -163,12 +193,24 @@ def antialias(model: nn.Module, filt_size: FilterSpec = 4, pad_type: str = "refl
         divisible by the total stride.
 
     Raises:
-        ValueError: unknown filter / pad type, or nothing to anti-alias in ``model``.
+        ValueError: unknown filter / pad type, nothing to anti-alias in ``model``, a subsampling
+            layer it cannot rewrite (named; nothing changed), or a bare conv / pool (no parent).
     """
     size = filter_size(filt_size)
     if size == 0:
         raise ValueError("antialias needs a filter (1..7 or a name such as 'bin4'), got 'none'")
     pad_mode(pad_type)
+    # Checked before anything changes: a model left partly aliased, or whose sizes changed, would
+    # be a plausible wrong answer.
+    left = [f"{name or '(the model)'} ({type(m).__name__}, stride {m.stride}: {why})"
+            for name, m in model.named_modules() if (why := _not_convertible(m))]
+    if left:
+        raise ValueError(f"antialias cannot anti-alias {len(left)} subsampling layer(s) of {type(model).__name__} "
+                         f"and keep the output size: {'; '.join(left[:3])}{' ...' if len(left) > 3 else ''}; replace "
+                         "them by nn.Conv2d / nn.MaxPool2d / nn.AvgPool2d(k), or add BlurPool yourself")
+    if not model._modules and _is_strided_conv(model) or type(model) in (nn.MaxPool2d, nn.AvgPool2d):
+        raise ValueError(f"antialias rewrites a model's layers in place, and a bare {type(model).__name__} has no "
+                         f"parent to hold its replacement: pass nn.Sequential({type(model).__name__}(...))")
     before = count_parameters(model)
     conv = _Converter(size, pad_type, keep_stem)
     if _is_torchvision_resnet(model):

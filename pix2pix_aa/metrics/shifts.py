@@ -40,13 +40,17 @@ def shift_grid(max_shift: int = 8, num_shifts: int | None = None, seed: int = 0)
 
 
 def validate_shifts(shifts: Iterable[Sequence[int]], limit: tuple[int, int] | None = None) -> list[Shift]:
-    """Turn ``shifts`` into a list of (int, int), checking 0 <= dy, dx (< limit if given)."""
+    """Turn ``shifts`` into a list of (int, int), checking 0 <= dy, dx (<= limit if given).
+    Whole pixels only: a fractional shift (0.5) is refused, not truncated to another one."""
     out: list[Shift] = []
     for s in shifts:
         try:
-            dy, dx = (int(v) for v in s)
-        except (TypeError, ValueError):
-            raise ValueError(f"each shift must be a pair (dy, dx) of ints, got {s!r}") from None
+            pair = [float(v) for v in s]
+            if len(pair) != 2 or any(v != int(v) for v in pair):
+                raise ValueError
+            dy, dx = (int(v) for v in pair)
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(f"each shift must be a pair (dy, dx) of whole pixels, got {s!r}") from None
         if dy < 0 or dx < 0:
             raise ValueError(f"shifts must be non-negative (0 <= dy, dx < S), got {(dy, dx)}")
         if limit is not None and (dy > limit[0] or dx > limit[1]):

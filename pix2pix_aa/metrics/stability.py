@@ -35,6 +35,7 @@ Choices (documented here and in :class:`StabilityResult`):
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
@@ -242,10 +243,27 @@ def _sse(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, int]:
     return d.square().sum().cpu(), d.numel()
 
 
-def _check_images(x: torch.Tensor, name: str) -> None:
+def _check_images(x: torch.Tensor, name: str, data_range: float) -> None:
+    """A float (N, C, H, W) batch; with the default data range, images in [-1, 1] (0..255 or
+    other scales give a PSNR off by 20 log10 of the ratio, here refused beyond [-2, 2]; [0, 1]
+    images, which fit in [-1, 1], by 6 dB, here warned about)."""
     if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[0] == 0:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"{name} must be a non-empty (N, C, H, W) tensor, got {shape}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a float tensor of images in [-1, 1], got {x.dtype} (for uint8 images: "
+                         "x.float() / 127.5 - 1)")
+    if data_range != DATA_RANGE:
+        return
+    lo, hi = float(x.min()), float(x.max())
+    if lo < -2 or hi > 2:  # another scale (0..255); an overshoot of a resize or added noise is not refused
+        raise ValueError(f"{name} holds values in [{lo:.3g}, {hi:.3g}], not images in [-1, 1], which the PSNR's data "
+                         f"range {DATA_RANGE:g} assumes: map them to [-1, 1] (x / 127.5 - 1 for 0..255), or pass "
+                         "data_range")
+    if lo >= 0 and hi > 0.5:  # no dark pixel at all, but bright ones: the look of [0, 1] images
+        warnings.warn(f"{name} has no negative value: images in [0, 1]? The PSNR assumes [-1, 1] (data range "
+                      f"{DATA_RANGE:g}), which reads [0, 1] images 6 dB too stable; map them with x * 2 - 1",
+                      stacklevel=3)
 
 
 def stability_crop(G: Generator, source: torch.Tensor, crop_size: Union[int, Sequence[int]],
@@ -277,7 +295,7 @@ def stability_crop(G: Generator, source: torch.Tensor, crop_size: Union[int, Seq
     Raises:
         ValueError: shapes, shifts or margin that leave nothing to compare; an unknown low-pass.
     """
-    _check_images(source, "source")
+    _check_images(source, "source", data_range)
     h, w = (crop_size, crop_size) if isinstance(crop_size, int) else (int(crop_size[0]), int(crop_size[1]))
     sh, sw = source.shape[-2] - h, source.shape[-1] - w
     if h < 1 or w < 1 or sh < 0 or sw < 0:
@@ -348,8 +366,13 @@ def stability_circular(G: Generator, x: torch.Tensor, shifts: Sequence[Sequence[
     Raises:
         ValueError: bad shapes or shifts; an unknown low-pass.
     """
-    _check_images(x, "x")
+    _check_images(x, "x", data_range)
     shift_list = _drop_zero_shift(validate_shifts(shifts))
+    h, w = x.shape[-2:]
+    wrapped = next((s for s in shift_list if s[0] >= h or s[1] >= w), None)
+    if wrapped is not None:  # a roll by the image's size is no shift, scored at the cap
+        raise ValueError(f"circular shifts must be smaller than the image ({h}x{w}): {wrapped} is a roll by "
+                         f"{(wrapped[0] % h, wrapped[1] % w)}")
     lp_name, _, lp_circular, _ = resolve_lowpass(lowpass)
     warn_if_training(G)
     bs = check_batch_size(batch_size, tuple(x.shape[1:]), x.dtype)
