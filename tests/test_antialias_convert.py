@@ -143,6 +143,10 @@ class _MyConv(nn.Conv2d):
     (nn.MaxPool2d(2, ceil_mode=True), "MaxPool2d, stride 2: ceil_mode"),
     (nn.AvgPool2d(4, 2), "AvgPool2d, stride 2: kernel size not its stride"),
     (nn.Conv1d(3, 3, 3, stride=2), "Conv1d, stride (2,): a layer type"),
+    # The plain conv before it was rewritten, then the refusal came:
+    (nn.Conv2d(3, 3, 3, stride=(2, 1), padding=1), "Conv2d, stride (2, 1): a non-square stride"),
+    # MaxBlurPool returns one tensor: the user's MaxUnpool2d then failed deep in forward.
+    (nn.MaxPool2d(2, return_indices=True), "MaxPool2d, stride 2: ceil_mode, return_indices or dilation"),
 ])
 def test_a_layer_it_cannot_rewrite_is_named_and_nothing_changes(layer, why) -> None:
     """A strided Conv2d subclass was left aliased without a word (the plain conv beside it
@@ -155,3 +159,12 @@ def test_a_layer_it_cannot_rewrite_is_named_and_nothing_changes(layer, why) -> N
     assert str(net) == str(before)  # checked before anything changed
     with pytest.raises(ValueError, match=r"a bare Conv2d has no parent .*nn.Sequential\(Conv2d"):
         antialias(nn.Conv2d(3, 8, 3, stride=2, padding=1))
+
+
+def test_a_strided_layer_used_in_two_places_is_refused() -> None:
+    """Its stride set to 1 for one place left the other without its subsampling: 16 -> 32 px."""
+    shared = nn.Conv2d(3, 3, 3, stride=2, padding=1)
+    net = nn.Sequential(nn.Sequential(shared, nn.ReLU()), nn.Upsample(scale_factor=2), nn.Sequential(shared))
+    with pytest.raises(ValueError, match=r"0.0 and 2.0 \(one Conv2d in 2 places\)"):
+        antialias(net)
+    assert shared.stride == (2, 2)

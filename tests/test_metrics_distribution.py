@@ -267,10 +267,12 @@ FAST = ["--max-images", "3", "--shifts", "2", "--noise", "none", "--layers", "no
         "--flicker-frames", "0", "--samples", "0", "--no-progress", "--no-tensorboard"]
 
 
-def _random_inception_weights(path, monkeypatch, degenerate: bool = False):
+def _random_inception_weights(path, monkeypatch, he_init: bool = True, bn_moved: bool = True):
     """A state dict of the FID Inception with random weights, made without its download. As
-    torch-fidelity builds it, its features are ~1e-8 and alike for every image (``degenerate``);
-    otherwise its convolutions are drawn at He scale, so the features tell images apart."""
+    torch-fidelity builds it, its features are ~1e-8 and alike for every image, and its batch
+    norms' running statistics are at their initial values; ``he_init`` draws the convolutions at
+    He scale (the features then tell images apart), ``bn_moved`` moves those statistics as
+    training would."""
     import torch_fidelity.feature_extractor_inceptionv3 as fe
 
     with monkeypatch.context() as m:
@@ -279,9 +281,13 @@ def _random_inception_weights(path, monkeypatch, degenerate: bool = False):
         net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
     state = net.state_dict()
     g = torch.Generator().manual_seed(0)
-    for value in state.values() if not degenerate else ():
-        if value.dim() == 4:
+    for key, value in state.items():
+        if he_init and value.dim() == 4:
             value.copy_(torch.randn(value.shape, generator=g) * (2.0 / value[0].numel()) ** 0.5)
+        if bn_moved and key.endswith("running_mean"):
+            value.copy_(torch.randn(value.shape, generator=g) * 0.01)
+        if bn_moved and key.endswith("running_var"):
+            value.copy_(1 + 0.1 * torch.rand(value.shape, generator=g))
     torch.save(state, path)
     return path
 
@@ -356,11 +362,16 @@ def test_a_weights_file_of_another_network_or_untrained_is_one_line_at_start_up(
     monkeypatch.chdir(folder)
     torch.save(torchvision.models.inception_v3(weights=None, init_weights=False, aux_logits=True).state_dict(),
                tmp_path / "tv_inception.pth")
-    untrained = _random_inception_weights(tmp_path / "untrained.pth", monkeypatch, degenerate=True)
+    untrained = _random_inception_weights(tmp_path / "untrained.pth", monkeypatch, he_init=False, bn_moved=False)
+    alike = _random_inception_weights(tmp_path / "alike.pth", monkeypatch, he_init=False)
+    he_random = _random_inception_weights(tmp_path / "he_random.pth", monkeypatch, bn_moved=False)
     torch.save(torchvision.models.alexnet().state_dict(), tmp_path / "alexnet.pth")
     cases = [("--fid-weights", tmp_path / "tv_inception.pth", "not the FID and KID network's weights (Unexpected "
               "key(s) in state_dict: "),
-             ("--fid-weights", untrained, "the FID Inception built from it gives a noise image and a smooth ramp the "
+             ("--fid-weights", untrained, "untrained FID Inception weights (every batch norm's running statistics "
+              "are still at their initial mean 0 and variance 1)"),
+             ("--fid-weights", he_random, "untrained FID Inception weights"),  # scored FID 241.5 otherwise
+             ("--fid-weights", alike, "the FID Inception built from it gives a noise image and a smooth ramp the "
               "same features (RMS difference "),
              ("--lpips-weights", tmp_path / "alexnet.pth", "not the LPIPS network's published weights (sha256 ")]
     for flag, path, message in cases:
@@ -386,7 +397,7 @@ def test_a_weights_file_of_another_network_or_untrained_is_one_line_at_start_up(
         run_cli(folder, ["fit", "--config", str(run / "config.yaml"), "--model.val_kid", "true",
                          "--trainer.logger.init_args.name", "kidbad"])
     err = capsys.readouterr().err
-    assert "PIX2PIX_AA_FID_WEIGHTS " in err and "same features" in err and "Traceback" not in err
+    assert "PIX2PIX_AA_FID_WEIGHTS " in err and "untrained FID Inception weights" in err and "Traceback" not in err
     assert not (folder / "runs" / "kidbad").exists()
 
 

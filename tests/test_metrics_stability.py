@@ -200,6 +200,11 @@ def test_result_to_dict_is_strict_json():
     # 0..255 images: -27.9 dB; uint8: a torch.finfo TypeError.
     (lambda: stability_crop(lambda t: t, torch.full((1, 3, 10, 10), 255.0), 8, [(1, 0)]), r"values in \[255, 255\]"),
     (lambda: stability_crop(lambda t: t, torch.zeros(1, 3, 10, 10, dtype=torch.uint8), 8, [(1, 0)]), "float tensor"),
+    (lambda: stability_crop(lambda t: t, torch.full((1, 3, 10, 10), float("nan")), 8, [(1, 0)]), "holds NaN"),
+    (lambda: stability_crop(lambda t: t, torch.zeros(1, 3, 10, 10), 8, [(True, 0)]), "whole pixels, got"),
+    (lambda: stability_crop(lambda t: t, torch.zeros(1, 3, 10, 10), 8, ["12"]), "whole pixels, got"),
+    (lambda: stability_crop(lambda t: t, torch.rand(1, 3, 10, 10) * 255, 8, [(1, 0)], data_range=1.0),
+     "more than twice data_range 1"),
 ])
 def test_bad_input_errors_are_clear(call, match):
     with pytest.raises(ValueError, match=match):
@@ -211,3 +216,21 @@ def test_images_in_0_1_are_warned_about_and_another_data_range_is_taken_as_given
     with pytest.warns(UserWarning, match=r"no negative value: images in \[0, 1\]\?"):
         stability_crop(lambda t: t, x, 8, [(1, 0)])
     stability_crop(lambda t: t, x * 255, 8, [(1, 0)], data_range=255.0)  # the caller's scale: no check
+
+
+@pytest.mark.parametrize("head, match", [(lambda y: (y + 1) / 2, r"G's output has no negative value"),
+                                         (lambda y: (y + 1) * 127.5, r"G's output holds values in \[")])
+def test_a_generator_on_another_scale_is_warned_about(head, match):
+    """A sigmoid-style [0, 1] head read 6 dB more stable, a 0..255 one -28 dB, without a word: the
+    PSNR is of G's outputs."""
+    x = torch.rand(2, 3, 12, 12) * 2 - 1
+    G = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, stride=2, padding=1), torch.nn.Upsample(scale_factor=2),
+                            torch.nn.Tanh()).eval()
+    with torch.no_grad(), pytest.warns(UserWarning, match=match):
+        stability_crop(lambda t: head(G(t)), reflect_pad_source(x, 2), 12, shift_grid(2))
+
+
+def test_a_data_range_far_above_the_images_span_is_warned_about():
+    x = torch.rand(1, 3, 10, 10) * 2 - 1
+    with pytest.warns(UserWarning, match="under an eighth of data_range 255"):
+        stability_crop(lambda t: t, x, 8, [(1, 0)], data_range=255.0)

@@ -158,14 +158,21 @@ def _not_convertible(m: nn.Module) -> str | None:
         strided = _int_stride(m.stride if m.stride is not None else m.kernel_size) > 1
     else:
         return None
-    if not strided or type(m) is nn.Conv2d:
+    if not strided:
         return None
+    pair = nn.modules.utils._pair
+    if type(m) is nn.Conv2d:
+        return None if m.stride[0] == m.stride[1] else "a non-square stride"
     if type(m) is nn.MaxPool2d:
-        return "ceil_mode" if m.ceil_mode else None
+        if m.ceil_mode or m.return_indices or pair(m.dilation) != (1, 1):
+            return "ceil_mode, return_indices or dilation"
+        k, stride, pad = (pair(v) for v in (m.kernel_size, m.stride or m.kernel_size, m.padding))
+        return None if k[0] == k[1] and stride[0] == stride[1] and pad[0] == pad[1] else "not square"
     if type(m) is nn.AvgPool2d:
-        k, stride, pad = (nn.modules.utils._pair(v) for v in (m.kernel_size, m.stride or m.kernel_size, m.padding))
-        return None if k == stride and pad == (0, 0) and not m.ceil_mode else "kernel size not its stride, padding " \
-            "or ceil_mode (its blur replacement would change the output size)"
+        k, stride, pad = (pair(v) for v in (m.kernel_size, m.stride or m.kernel_size, m.padding))
+        return None if k == stride and stride[0] == stride[1] and pad == (0, 0) and not m.ceil_mode else \
+            "kernel size not its stride, not square, padding or ceil_mode (its blur replacement would change the " \
+            "output size)"
     return "a layer type this function does not rewrite"
 
 
@@ -204,6 +211,13 @@ def antialias(model: nn.Module, filt_size: FilterSpec = 4, pad_type: str = "refl
     # be a plausible wrong answer.
     left = [f"{name or '(the model)'} ({type(m).__name__}, stride {m.stride}: {why})"
             for name, m in model.named_modules() if (why := _not_convertible(m))]
+    uses: dict[int, list[str]] = {}
+    for name, m in model.named_modules(remove_duplicate=False):
+        if _is_strided_conv(m) or type(m) in (nn.MaxPool2d, nn.AvgPool2d):
+            uses.setdefault(id(m), []).append(name)
+    # One layer in two places: the rewrite of one place (its stride set to 1) would reach the other.
+    left += [f"{' and '.join(names)} (one {type(model.get_submodule(names[0])).__name__} in {len(names)} places)"
+             for names in uses.values() if len(names) > 1]
     if left:
         raise ValueError(f"antialias cannot anti-alias {len(left)} subsampling layer(s) of {type(model).__name__} "
                          f"and keep the output size: {'; '.join(left[:3])}{' ...' if len(left) > 3 else ''}; replace "

@@ -14,9 +14,11 @@ Every file is checked before it is used (:func:`check_weights`), so a wrong one 
 start-up, not a traceback at the first validation or after the stability work: the network is
 built from it strictly (every key and shape); the AlexNet file's sha256 must start with the digits
 in torchvision's file name (torch.hub's convention, which torchvision checks on download); and the
-FID Inception must tell two different images apart (an untrained Inception's features are ~1e-8
-and alike for every image, which made FID 0.00). The FID file's name carries digits too, but
-torch-fidelity never checks them, so they are not relied on. The sha256 of the file used is part
+FID Inception must have been trained (its batch norms' running statistics moved from their initial
+values) and tell two different images apart (an untrained Inception's features are ~1e-8 and alike
+for every image, which made FID 0.00). The FID file's name carries digits too, but torch-fidelity
+never checks them, so they are not relied on, and weights trained otherwise (another data set, a
+fine-tuned copy) are not told from the published ones. The sha256 of the file used is part
 of its :class:`WeightsStatus` line, which evaluate.py records in results.json and results.md.
 
 LPIPS's linear layers ship inside torchmetrics (``torchmetrics/functional/image/lpips_models/
@@ -133,6 +135,15 @@ def _features_differ(net: nn.Module) -> float:
 _ALIKE_RMS = 1e-4
 
 
+def _batch_norm_untouched(state: dict) -> bool:
+    """Whether every batch norm's running statistics in ``state`` are at their initial values
+    (mean 0, variance 1): a network built and saved without training, whatever its weights' init.
+    The FID Inception's, converted from TensorFlow's, are its moving averages over ImageNet."""
+    means = [v for k, v in state.items() if k.endswith("running_mean") and isinstance(v, torch.Tensor)]
+    variances = [v for k, v in state.items() if k.endswith("running_var") and isinstance(v, torch.Tensor)]
+    return bool(means) and all(bool((m == 0).all()) for m in means) and all(bool((v == 1).all()) for v in variances)
+
+
 def check_weights(name: str, path: str, origin: str = "weights file") -> str:
     """Check that ``path`` holds the weights of network ``name`` (``"fid"`` or ``"lpips"``);
     returns its sha256 (hex). Checked once per file per process.
@@ -161,6 +172,7 @@ def check_weights(name: str, path: str, origin: str = "weights file") -> str:
     if not isinstance(state, dict) or w.key not in state:
         raise ValueError(f"{origin} {path}: not the {w.metrics} network's weights (no {w.key!r}); expected a copy "
                          f"of {w.url}")
+    untouched = name == "fid" and _batch_norm_untouched(state)
     del state
     digest = sha256_of(p)
     expected = w.digest_prefix
@@ -173,6 +185,10 @@ def check_weights(name: str, path: str, origin: str = "weights file") -> str:
     except Exception as e:  # noqa: BLE001 - the libraries' strict load says which keys or shapes differ
         raise ValueError(f"{origin} {path}: not the {w.metrics} network's weights ({_load_problem(e)}); expected a "
                          f"copy of {w.url}") from None
+    if untouched:  # after the build, so that another network's file is named as such
+        _NETWORKS.pop(("fid", str(p)), None)
+        raise ValueError(f"{origin} {path}: untrained FID Inception weights (every batch norm's running statistics "
+                         f"are still at their initial mean 0 and variance 1); expected a copy of {w.url}")
     if name == "fid":
         rms = _features_differ(net)
         if not rms > _ALIKE_RMS:  # also NaN

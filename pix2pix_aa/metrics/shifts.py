@@ -45,6 +45,8 @@ def validate_shifts(shifts: Iterable[Sequence[int]], limit: tuple[int, int] | No
     out: list[Shift] = []
     for s in shifts:
         try:
+            if isinstance(s, (str, bytes)) or any(isinstance(v, (bool, str, bytes)) for v in s):
+                raise ValueError  # "12" would be (1, 2); True would be 1
             pair = [float(v) for v in s]
             if len(pair) != 2 or any(v != int(v) for v in pair):
                 raise ValueError

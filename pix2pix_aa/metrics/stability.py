@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
@@ -244,26 +244,65 @@ def _sse(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, int]:
 
 
 def _check_images(x: torch.Tensor, name: str, data_range: float) -> None:
-    """A float (N, C, H, W) batch; with the default data range, images in [-1, 1] (0..255 or
-    other scales give a PSNR off by 20 log10 of the ratio, here refused beyond [-2, 2]; [0, 1]
-    images, which fit in [-1, 1], by 6 dB, here warned about)."""
+    """A float (N, C, H, W) batch of images on the PSNR's scale (:func:`_check_scale`)."""
     if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[0] == 0:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"{name} must be a non-empty (N, C, H, W) tensor, got {shape}")
     if not x.is_floating_point():
         raise ValueError(f"{name} must be a float tensor of images in [-1, 1], got {x.dtype} (for uint8 images: "
                          "x.float() / 127.5 - 1)")
-    if data_range != DATA_RANGE:
+    if torch.isnan(x).any():
+        raise ValueError(f"{name} holds NaN values")
+    _check_scale(x, name, data_range)
+
+
+def _check_scale(x: torch.Tensor, name: str, data_range: float, outputs: bool = False) -> None:
+    """Images whose scale is not the data range's give a PSNR off by 20 log10 of the ratio: with
+    the default range, values beyond [-2, 2] (0..255) are refused (a resize's overshoot or added
+    noise is not), and [0, 1] images, which fit in [-1, 1] and read 6 dB too stable, warned
+    about; with another ``data_range``, values spanning more than twice it are refused and less
+    than an eighth of it warned about. ``outputs`` (G's): warnings only, and only beyond [-10, 10]
+    for the first (a network without a tanh head, such as a plain conv, is a fair thing to test)."""
+    finite = x[torch.isfinite(x)]
+    if finite.numel() == 0:
         return
-    lo, hi = float(x.min()), float(x.max())
-    if lo < -2 or hi > 2:  # another scale (0..255); an overshoot of a resize or added noise is not refused
-        raise ValueError(f"{name} holds values in [{lo:.3g}, {hi:.3g}], not images in [-1, 1], which the PSNR's data "
-                         f"range {DATA_RANGE:g} assumes: map them to [-1, 1] (x / 127.5 - 1 for 0..255), or pass "
-                         "data_range")
-    if lo >= 0 and hi > 0.5:  # no dark pixel at all, but bright ones: the look of [0, 1] images
-        warnings.warn(f"{name} has no negative value: images in [0, 1]? The PSNR assumes [-1, 1] (data range "
-                      f"{DATA_RANGE:g}), which reads [0, 1] images 6 dB too stable; map them with x * 2 - 1",
-                      stacklevel=3)
+    lo, hi = float(finite.min()), float(finite.max())
+    if data_range == DATA_RANGE:
+        bound = 10 if outputs else 2
+        if lo < -bound or hi > bound:
+            message = (f"{name} holds values in [{lo:.3g}, {hi:.3g}], not images in [-1, 1], which the PSNR's data "
+                       f"range {DATA_RANGE:g} assumes: map them to [-1, 1] (x / 127.5 - 1 for 0..255), or pass "
+                       "data_range")
+            if not outputs:
+                raise ValueError(message)
+            warnings.warn(message, stacklevel=4)
+        if lo >= 0 and hi > 0.5:  # no dark pixel at all, but bright ones: the look of [0, 1] images
+            warnings.warn(f"{name} has no negative value: images in [0, 1]? The PSNR assumes [-1, 1] (data range "
+                          f"{DATA_RANGE:g}), which reads [0, 1] images 6 dB too stable; map them with x * 2 - 1",
+                          stacklevel=4)
+        return
+    if hi - lo > 2 * data_range:
+        message = f"{name} holds values in [{lo:.3g}, {hi:.3g}], more than twice data_range {data_range:g}"
+        if not outputs:
+            raise ValueError(message)
+        warnings.warn(message, stacklevel=4)
+    if hi - lo < data_range / 8:
+        warnings.warn(f"{name} spans [{lo:.3g}, {hi:.3g}], under an eighth of data_range {data_range:g}: the PSNR "
+                      "reads it as far more stable than on its own scale; is data_range right?", stacklevel=4)
+
+
+def _checking_outputs(compare: Callable, data_range: float) -> Callable:
+    """``compare``, checking the scale of G's first output on the way: the PSNR is of G's outputs,
+    and a generator with a [0, 1] (sigmoid) or 0..255 head is off like such inputs."""
+    checked: list[bool] = []
+
+    def wrapped(ref: torch.Tensor, out: torch.Tensor, k: int):
+        if not checked:
+            checked.append(True)
+            _check_scale(ref, "G's output", data_range, outputs=True)
+        return compare(ref, out, k)
+
+    return wrapped
 
 
 def stability_crop(G: Generator, source: torch.Tensor, crop_size: Union[int, Sequence[int]],
@@ -333,7 +372,8 @@ def stability_crop(G: Generator, source: torch.Tensor, crop_size: Union[int, Seq
 
     extras = _Extras(source.shape[0], len(shift_list), lp_crop, radius, spectrum, regions)
     on_pair = extras.add if (lp_crop is not None or spectrum) else None
-    mse, counts = run_pairs(G, source.shape[0], len(shift_list), make_input, compare, bs, on_pair=on_pair)
+    mse, counts = run_pairs(G, source.shape[0], len(shift_list), make_input,
+                            _checking_outputs(compare, data_range), bs, on_pair=on_pair)
     eb = extras.equal_bandwidth("crop", shift_list, grid_size, margin, data_range, max_db, lp_name,
                                 extra={"crop_size": [h, w], "lowpass_radius": radius})
     return _summarise("crop", shift_list, mse, counts, grid_size, margin, data_range, max_db,
@@ -388,7 +428,8 @@ def stability_circular(G: Generator, x: torch.Tensor, shifts: Sequence[Sequence[
 
     extras = _Extras(x.shape[0], len(shift_list), lp_circular, 0, spectrum, regions)
     on_pair = extras.add if (lp_circular is not None or spectrum) else None
-    mse, counts = run_pairs(G, x.shape[0], len(shift_list), make_input, compare, bs, on_pair=on_pair)
+    mse, counts = run_pairs(G, x.shape[0], len(shift_list), make_input, _checking_outputs(compare, data_range),
+                            bs, on_pair=on_pair)
     eb = extras.equal_bandwidth("circular", shift_list, grid_size, 0, data_range, max_db, lp_name)
     return _summarise("circular", shift_list, mse, counts, grid_size, 0, data_range, max_db, equal_bandwidth=eb,
                       band_output=extras.band_y, band_error=extras.band_e)
