@@ -240,6 +240,8 @@ def _is_export(path: Path, fmt: str) -> bool:
 
 def _options_problem(args: argparse.Namespace) -> Optional[str]:
     """One line on options that contradict each other or cannot hold, before anything loads."""
+    if args.out.suffix.lower() == ".ckpt":  # a later train.py or evaluate.py would take it for a checkpoint
+        return f"--out {args.out}: .ckpt names training checkpoints; name the export .onnx or .pt"
     by_name = SUFFIXES.get(args.out.suffix.lower())
     if args.format is None:
         args.format = by_name or "onnx"
@@ -251,8 +253,8 @@ def _options_problem(args: argparse.Namespace) -> Optional[str]:
     if args.size is not None and args.size < 1:
         return f"--size must be >= 1 (pixels), got {args.size}"
     if args.out.is_file() and not _is_export(args.out, args.format):
-        return (f"--out {args.out} exists and is not a {args.format} model file (an export would replace it); pass "
-                "another --out, or move it")
+        return (f"--out {args.out} exists and is not {'an ONNX' if args.format == 'onnx' else 'a TorchScript'} model "
+                "file (an export would replace it); pass another --out, or move it")
     return None
 
 

@@ -153,6 +153,32 @@ def test_an_out_folder_with_the_users_own_log_or_pictures_is_refused(names, list
     assert all((out / n).read_text() == "mine" for n in names)
 
 
+def test_another_tools_results_json_is_not_taken_for_an_evaluation(trained_run, monkeypatch, tmp_path, capsys):
+    # Any results.json with a "models" mapping counted as an earlier evaluation: the user's
+    # results.json, results.md and index.html were replaced without a word.
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    out = tmp_path / "site"
+    out.mkdir()
+    (out / "results.json").write_text('{"models": {"resnet": {"acc": 0.9}}, "note": "my other tool"}')
+    (out / "index.html").write_text("mine")
+    assert evaluate_main([str(run), "--out", str(out), *FAST]) == 2
+    assert f"error: --out {out} holds results.json, index.html that no evaluation wrote" in capsys.readouterr().err
+    assert (out / "index.html").read_text() == "mine"
+
+
+def test_an_evaluation_into_the_same_out_replaces_its_tensorboard_run(trained_run, monkeypatch, tmp_path):
+    # The same --out twice appended a second event file: two values at one step, one of them stale.
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    out = tmp_path / "again"
+    flags = [a for a in FAST if a != "--no-tensorboard"]
+    for _ in range(2):
+        assert evaluate_main([str(run), "--out", str(out), *flags]) == 0
+    logs = [p for p in (run / "evaluation").iterdir() if p.name.startswith("again-")]
+    assert len(logs) == 1 and len(list(logs[0].glob("events.out.tfevents.*"))) == 1
+
+
 def test_an_evaluation_that_stopped_before_its_results_leaves_a_log_that_is_not_refused(trained_run, monkeypatch,
                                                                                        tmp_path, capsys):
     folder, run = trained_run

@@ -146,12 +146,13 @@ def test_out_names_the_format_and_never_replaces_a_file_that_is_not_an_export(ba
     notes = tmp_path / "notes.md"
     notes.write_text("mine")
     cases = [([str(ckpt), "--format", "torchscript", "--out", str(ckpt)],
-              f"--out {ckpt} exists and is not a torchscript model file"),
-             ([str(ckpt), "--out", str(notes)], f"--out {notes} exists and is not a onnx model file"),
+              f"--out {ckpt} exists and is not a TorchScript model file"),
+             ([str(ckpt), "--out", str(notes)], f"--out {notes} exists and is not an ONNX model file"),
              ([str(ckpt), "--format", "onnx", "--out", str(tmp_path / "g.pt")], "--format onnx and --out "),
              ([str(ckpt), "--out", str(tmp_path / "g.pt"), "--atol", "nan"], "--atol must be a finite number >= 0"),
              ([str(ckpt), "--out", str(tmp_path / "g.pt"), "--atol=-1"], "--atol must be a finite number >= 0"),
-             ([str(ckpt), "--out", str(tmp_path / "g.pt"), "--size", "0"], "--size must be >= 1")]
+             ([str(ckpt), "--out", str(tmp_path / "g.pt"), "--size", "0"], "--size must be >= 1"),
+             ([str(ckpt), "--out", str(tmp_path / "new.ckpt")], f"--out {tmp_path / 'new.ckpt'}: .ckpt names training")]
     for argv, message in cases:
         assert main(argv) == 2
         err = capsys.readouterr().err

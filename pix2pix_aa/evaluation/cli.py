@@ -15,6 +15,7 @@ Data-parallel (same numbers as one process; see pix2pix_aa/evaluation/parallel.p
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import time
 from collections.abc import Callable
@@ -589,12 +590,17 @@ def _write_outputs(run: _Invocation, done: list[tuple[LoadedGenerator, ModelResu
     table = markdown_table(results)
     if not run.args.no_tensorboard:
         ranges = heatmap_ranges(results)
-        # One TensorBoard run per evaluation (named after its --out): evaluations of one checkpoint on
-        # other data or fewer images would otherwise share tags and steps, indistinguishable.
-        name = slug(str(out_dir))
+        # One TensorBoard run per --out folder: evaluations of one checkpoint on other data or fewer
+        # images would otherwise share tags and steps, indistinguishable. Named after the folder and
+        # a hash of its resolved path (two "eval" folders stay apart); an evaluation into the same
+        # folder replaces the earlier one's events, as it replaces its files.
+        name = f"{slug(out_dir.name)}-{hashlib.sha1(str(out_dir.resolve()).encode()).hexdigest()[:8]}"
         for item, result in done:
-            log_to_tensorboard(result, item.run_dir / "evaluation" / name, table, step=item.epoch or 0,
-                               ranges=ranges, all_results=results, hparams=item.hparams, evaluation=name)
+            log_dir = item.run_dir / "evaluation" / name
+            for old in log_dir.glob("events.out.tfevents.*"):
+                old.unlink()
+            log_to_tensorboard(result, log_dir, table, step=item.epoch or 0, ranges=ranges, all_results=results,
+                               hparams=item.hparams, evaluation=str(out_dir))
     print(table)
     print("\n" + table_notes(results, options_dict(opts)))
     print(f"\nwrote {', '.join(sorted({str(p.name) for p in files.values()})[:6])} ... to {out_dir}")

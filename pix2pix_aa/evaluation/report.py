@@ -158,12 +158,16 @@ def checkpoint_note(results: Sequence[ModelResult]) -> str:
 
 def _earlier_models(out_dir: Path) -> Optional[dict]:
     """The ``models`` of an evaluation's results.json in ``out_dir``, or None (no file, or not one
-    evaluate.py wrote)."""
+    evaluate.py wrote: :func:`write_report` writes exactly ``options``, ``models`` and ``errors``,
+    the options as a mapping; another tool's results.json with a "models" key is not one)."""
     try:
-        models = json.loads((Path(out_dir) / "results.json").read_text(encoding="utf-8")).get("models")
-    except (OSError, ValueError, AttributeError):
+        payload = json.loads((Path(out_dir) / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
-    return models if isinstance(models, dict) else None
+    if not isinstance(payload, dict) or set(payload) != {"options", "models", "errors"} \
+            or not isinstance(payload["options"], dict) or not isinstance(payload["models"], dict):
+        return None
+    return payload["models"]
 
 
 #: The first line evaluate.py writes to evaluate.log: a timestamp, then ``[evaluate]``.
@@ -343,7 +347,7 @@ def log_to_tensorboard(result: ModelResult, log_dir: Path, table: str, step: int
                        ranges: Optional[dict] = None, all_results: Optional[Sequence[ModelResult]] = None,
                        hparams: Optional[dict] = None, evaluation: Optional[str] = None) -> None:
     """Scalars, heatmap images, the spectrum plot and the comparison table under ``log_dir`` (a
-    folder of the run's; evaluate.py: ``<run>/evaluation/<its --out, slugged>``, named in the
+    folder of the run's; evaluate.py: ``<run>/evaluation/<--out name>-<hash>``, named in the
     HPARAMS dashboard by ``evaluation``, beside the number of images scored).
 
     ``ranges``: :func:`heatmap_ranges` of the whole evaluation, so every run's heatmaps share the
