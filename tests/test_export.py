@@ -145,8 +145,10 @@ def test_out_names_the_format_and_never_replaces_a_file_that_is_not_an_export(ba
     before = ckpt.read_bytes()
     notes = tmp_path / "notes.md"
     notes.write_text("mine")
-    cases = [([str(ckpt), "--format", "torchscript", "--out", str(ckpt)],
-              f"--out {ckpt} exists and is not a TorchScript model file"),
+    (tmp_path / "notes.pt").write_text("mine")
+    cases = [([str(ckpt), "--format", "torchscript", "--out", str(ckpt)], f"--out {ckpt}: .ckpt names training"),
+             ([str(ckpt), "--out", str(tmp_path / "notes.pt")],
+              f"--out {tmp_path / 'notes.pt'} exists and is not a TorchScript model file"),
              ([str(ckpt), "--out", str(notes)], f"--out {notes} exists and is not an ONNX model file"),
              ([str(ckpt), "--format", "onnx", "--out", str(tmp_path / "g.pt")], "--format onnx and --out "),
              ([str(ckpt), "--out", str(tmp_path / "g.pt"), "--atol", "nan"], "--atol must be a finite number >= 0"),
@@ -157,7 +159,7 @@ def test_out_names_the_format_and_never_replaces_a_file_that_is_not_an_export(ba
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"error: {message}") and len(err.strip().splitlines()) == 1, err
-    assert ckpt.read_bytes() == before and notes.read_text() == "mine"
+    assert ckpt.read_bytes() == before and notes.read_text() == "mine" == (tmp_path / "notes.pt").read_text()
     # The name says the format; an earlier export of it is replaced.
     out = tmp_path / "g.pt"
     for _ in range(2):
