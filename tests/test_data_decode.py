@@ -121,6 +121,28 @@ def test_a_float_image_is_refused_at_start_up_not_read_as_black(tmp_path):
             read()
 
 
+def test_a_sixteen_bit_file_of_eight_bit_values_is_refused_at_start_up(tmp_path):
+    """Class ids 0..11 (or 8-bit data) in a 16-bit PNG were scaled by 1/257 to all zeros: black."""
+    (tmp_path / "train").mkdir()
+    arr = np.concatenate([np.arange(32 * 32).reshape(32, 32) % 12, np.full((32, 32), 7)], 1).astype(np.uint16)
+    Image.fromarray(arr).save(tmp_path / "train" / "ids.png")
+    for read in (lambda: decode_image(tmp_path / "train" / "ids.png"),
+                 lambda: AlignedDataset(tmp_path, "train", "AtoB", load_size=32, crop_size=32, train=False)):
+        with pytest.raises(ValueError, match=r"ids.png: 16-bit image \(mode I;16\) whose values are all in 0..11"):
+            read()
+
+
+def test_a_tiff_pillow_cannot_read_is_named_as_such_not_as_damaged(tmp_path):
+    tifffile = pytest.importorskip("tifffile")
+    (tmp_path / "train").mkdir()
+    path = tmp_path / "train" / "x.tif"
+    tifffile.imwrite(path, np.random.default_rng(0).random((32, 64)))  # float64: Pillow cannot identify it
+    for read in (lambda: decode_image(path), lambda: AlignedDataset(tmp_path, "train", "AtoB", load_size=32,
+                                                                    crop_size=32, train=False)):
+        with pytest.raises(ValueError, match=r"x.tif: cannot decode this TIFF: a sample format Pillow does not read"):
+            read()
+
+
 def test_decode_image_bad_arguments_name_the_option(tmp_path):
     Image.fromarray(_photo()).save(tmp_path / "x.png")
     with pytest.raises(ValueError, match=r"channels must be one of \(1, 3\), got 2"):

@@ -27,6 +27,7 @@ from pix2pix_aa.data.image_io import (
     GRAYSCALE_POLICIES,
     IMAGE_EXTENSIONS,
     check_color_mode,
+    check_sixteen_bit,
     decode_image,
     expected_kind,
     image_header,
@@ -186,6 +187,7 @@ class _PairDataset(Dataset):
         sizes, converted, kinds = [], [], {}
         for p, nc in zip(paths, channels):
             w, h, mode = image_header(p)
+            check_sixteen_bit(p, mode)
             kind = unexpected_mode(mode, nc)
             if kind is not None:
                 check_color_mode(p, mode, self.grayscale, nc)  # raises with "error", naming the file
@@ -433,6 +435,7 @@ class ImageFolderDataset(Dataset):
         converted = []
         for p in self.files:
             _, _, mode = image_header(p, any_size=True)  # fail early on unreadable files
+            check_sixteen_bit(p, mode)
             if unexpected_mode(mode, channels) is not None:
                 check_color_mode(p, mode, grayscale, channels)
                 converted.append(p)

@@ -165,7 +165,7 @@ def image_header(path: Path, any_size: bool = False) -> tuple[int, int, str]:
     except Image.DecompressionBombError as err:
         raise _too_large(path, err) from None
     except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"{path}: not a readable image ({err})") from None
+        raise _undecodable(Path(path), err, f"{path}: not a readable image ({err})") from None
 
 
 def is_rgb_mode(mode: str) -> bool:
@@ -220,6 +220,37 @@ def _check_args(channels: int, grayscale: str) -> None:
         raise ValueError(f"channels must be one of {CHANNELS}, got {channels!r}")
 
 
+def _undecodable(path: Path, err: Exception, message: str) -> ValueError:
+    """The error for a file Pillow cannot read: ``message``, or for a TIFF that Pillow cannot
+    identify, what it most likely is. Pillow reads 8/16-bit and single-channel float TIFFs only;
+    float64, float16 or multi-channel float files are whole files it cannot identify."""
+    if isinstance(err, UnidentifiedImageError) and path.suffix.lower() in (".tif", ".tiff"):
+        return ValueError(f"{path}: cannot decode this TIFF: a sample format Pillow does not read (float64, float16, "
+                          "multi-channel float) or a damaged file; save it as an 8- or 16-bit image (PNG)")
+    return ValueError(message)
+
+
+def _check_sixteen_bit_values(path: Path, mode: str, values: np.ndarray) -> None:
+    """16-bit files are scaled by 1/257 to 8 bits; one whose values all fit in 0..255 (8-bit data,
+    or class ids, saved in a 16-bit file) would be read as black: refused, naming the file."""
+    top = float(values.max()) if values.size else 0.0
+    if 0 < top <= 255:
+        raise ValueError(f"{path}: 16-bit image (mode {mode}) whose values are all in 0..{top:.0f}: 8-bit data (or "
+                         "class ids) in a 16-bit file, which the 16-to-8-bit scaling (1/257) would read as black; "
+                         "save it as an 8-bit image")
+
+
+def check_sixteen_bit(path: Path, mode: str) -> None:
+    """For the data sets' start-up scan: decode a 16-bit file and refuse it as :func:`open_oriented`
+    would (8-bit values in a 16-bit file); other modes cost nothing.
+
+    Raises:
+        ValueError: naming the file.
+    """
+    if mode in _SIXTEEN_BIT:
+        open_oriented(path, any_size=True)
+
+
 def open_oriented(path: Path, any_size: bool = False) -> tuple[Image.Image, str]:
     """Decode ``path`` fully and apply its EXIF orientation: ``(image, mode of the file)``.
 
@@ -245,11 +276,14 @@ def open_oriented(path: Path, any_size: bool = False) -> tuple[Image.Image, str]
             mode = im.mode
             out = ImageOps.exif_transpose(im)  # an oriented copy, detached from the file
             if mode in _SIXTEEN_BIT:  # 16-bit grayscale -> 8 bits, rounded
-                out = Image.fromarray((np.asarray(out, dtype=np.float64) / 257.0).round().clip(0, 255).astype(np.uint8))
+                values = np.asarray(out, dtype=np.float64)
+                _check_sixteen_bit_values(path, mode, values)
+                out = Image.fromarray((values / 257.0).round().clip(0, 255).astype(np.uint8))
     except Image.DecompressionBombError as err:
         raise _too_large(path, err) from None
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ValueError(f"{path}: cannot decode image, the file is truncated or corrupt ({err})") from None
+        message = f"{path}: cannot decode image, the file is truncated or corrupt ({err})"
+        raise _undecodable(path, err, message) from None
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = previous
     return out, mode
