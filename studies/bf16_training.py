@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--stage", choices=["all", "report"], default="all",
                    help="report: the record and table from the runs evaluated so far (or recorded), training nothing")
-    p.add_argument("--jobs", type=int, default=1, help="runs trained (and evaluated) at a time, one thread each")
+    p.add_argument("--jobs", type=ds.at_least(1), default=1,
+                   help="runs trained (and evaluated) at a time, one thread each")
     args = p.parse_args(argv)
     names = {design: candidate(design) for design in DESIGNS}
     if args.stage == "all":

@@ -1097,6 +1097,13 @@ def candidate_filters(names: list[str]) -> list[str]:
     return found
 
 
+def network_code() -> str:
+    """Fingerprint of the code a step time depends on: the networks, their layers, the losses."""
+    package = ROOT / "pix2pix_aa"
+    return fingerprint([*(package / "networks").glob("*.py"), *(package / "layers").glob("*.py"),
+                        package / "losses.py"])
+
+
 def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -> None:
     """Write the record, the figures and docs/DESIGN_STUDY.md from the runs and the committed
     record: each section of the page is a function below, in page order."""
@@ -1113,7 +1120,7 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
               "**provisional**, seeds done: " + "; ".join(f"{c} {','.join(map(str, done_seeds[c])) or 'none'}"
                                                             for c in names))
     text = (_page_conditions(status, names, seeds, trained, data, args)
-            + _page_cost(summary, names, trained)
+            + _page_cost(summary, names, trained, stale_cost=cost_file.get("code") != network_code())
             + _page_results(summary, trained, spectrum, data)
             + _page_goal(data, trained, goal_lines)
             + _page_recommendation(summary, scores, best, data, names, trained))
@@ -1228,8 +1235,9 @@ rewrites this page from the cached results). Page written {time.strftime('%Y-%m-
 """
 
 
-def _page_cost(summary: dict, names: list[str], trained: list[str]) -> str:
-    """The "Candidates and cost" section: parameters and step times, and the filters' responses."""
+def _page_cost(summary: dict, names: list[str], trained: list[str], stale_cost: bool = False) -> str:
+    """The "Candidates and cost" section: parameters and step times (``stale_cost``: measured with
+    other network code, which the page says), and the filters' responses."""
     import torch
 
     from pix2pix_aa.layers.filters import frequency_response
@@ -1247,6 +1255,8 @@ def _page_cost(summary: dict, names: list[str], trained: list[str]) -> str:
     for f in candidate_filters(trained):
         r = frequency_response(f, freqs)
         filt_lines.append(f"| {f} | " + " | ".join(f"{v:.3f}" for v in r.tolist()) + " |")
+    stale = (", measured with earlier code of the networks, layers or losses than this page's (`--stage cost` "
+             "measures them again)") if stale_cost else ""
     return f"""## Candidates and cost
 
 {chr(10).join(cost_lines)}
@@ -1254,7 +1264,7 @@ def _page_cost(summary: dict, names: list[str], trained: list[str]) -> str:
 The controlled step time is the CPU time of G + D forward and backward of one batch (4 x 128x128,
 1 thread, no optimiser step), median of 7 interleaved rounds on this machine, all candidates in one run
 (repeated on another day or under load, ratios moved by 5-15% of their value, so a ratio within
-0.2x of the 1.6x limit can fall on either side of it in another measurement); the training column is the
+0.2x of the 1.6x limit can fall on either side of it in another measurement){stale}; the training column is the
 median seconds per iteration of each run's log, seed-matched to the baseline, measured while
 other jobs shared the 2 cores (read it as a rough check); n/a where no baseline run of the same
 seed was trained by the same invocation of this script as the candidate's (timings of
@@ -1523,15 +1533,30 @@ READING = """## How to read it
 
 
 # ---------------------------------------------------------------------------- main
+
+def at_least(low: int):
+    """An argparse type: an int >= ``low``, else argparse's one usage line."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an int, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--stage", choices=["all", "train", "evaluate", "spectrum", "cost", "report"], default="all")
     p.add_argument("--candidates", nargs="+", default=DEFAULT_CANDIDATES, choices=list(CANDIDATES))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--threads", type=int, default=1, help="torch threads per training / evaluation")
-    p.add_argument("--max-images", type=int, default=20, help="images per evaluation set")
-    p.add_argument("--retries", type=int, default=1, help="retries of a failed training or evaluation")
-    p.add_argument("--jobs", type=int, default=1, help="runs trained (and evaluated) at a time, --threads each")
+    p.add_argument("--threads", type=at_least(1), default=1, help="torch threads per training / evaluation")
+    p.add_argument("--max-images", type=at_least(1), default=20, help="images per evaluation set")
+    p.add_argument("--retries", type=at_least(0), default=1, help="retries of a failed training or evaluation")
+    p.add_argument("--jobs", type=at_least(1), default=1, help="runs trained (and evaluated) at a time, --threads each")
     p.add_argument("--retrain", action="store_true", help="train runs that the committed record already holds")
     args = p.parse_args(argv)
     # The page's regenerate command: the options that change its numbers (the page always covers
@@ -1540,6 +1565,9 @@ def main(argv: list[str] | None = None) -> int:
                         *(["--max-images", str(args.max_images)] if args.max_images != 20 else [])]
     if "baseline" not in args.candidates:
         p.error("the study needs the baseline")
+    if args.stage == "report" and args.passthrough:  # it would print them as the page's regenerate command
+        p.error("--stage report redraws the page from the recorded results: --threads and --max-images belong to "
+                "the stages that compute them (all, train, evaluate, spectrum)")
     names = list(dict.fromkeys(args.candidates))  # training order
     report_names, report_seeds = report_scope(names, args.seeds)
     if args.stage in ("all", "train", "evaluate"):
@@ -1589,10 +1617,14 @@ def main(argv: list[str] | None = None) -> int:
             if rec.get("cost_code") and rec.get("cost"):
                 cached = {"code": rec["cost_code"], "candidates": rec["cost"], "from_record": True}
                 write_json(OUT / "cost.json", cached)
-        code = fingerprint([*(ROOT / "pix2pix_aa" / "networks").glob("*.py"),
-                            *(ROOT / "pix2pix_aa" / "layers").glob("*.py"), ROOT / "pix2pix_aa" / "losses.py"])
-        if cached is None or cached.get("code") != code or set(report_names) - set(cached.get("candidates", {})) \
-                or args.stage == "cost":
+        code = network_code()
+        stale = cached is None or cached.get("code") != code or set(report_names) - set(cached.get("candidates", {}))
+        if stale and args.stage == "report":
+            # A report only reports: timing here would put this machine's (and this load's) step
+            # ratios into the committed record and could flip the page's time criterion.
+            log("cost: the recorded step times were measured with other network code or miss candidates; the "
+                "page keeps them: run --stage cost to measure them with this code")
+        elif stale or args.stage == "cost":
             # Every candidate of the page in one run: step times compare only within one run.
             log(f"cost: {len(report_names)} candidates, G + D step at 4 x 128x128, 1 thread")
             write_json(OUT / "cost.json", {"code": code, "candidates": measure_cost(report_names), **git_state()})

@@ -794,7 +794,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stage", choices=["all", "report"], default="all")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    p.add_argument("--jobs", type=int, default=1, help="runs trained (and evaluated) at a time, one thread each")
+    p.add_argument("--jobs", type=ds.at_least(1), default=1,
+                   help="runs trained (and evaluated) at a time, one thread each")
     args = p.parse_args(argv)
     if args.stage == "all":
         recorded = (ds.read_json(RECORD) or {}).get("rows", {})

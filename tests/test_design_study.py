@@ -277,3 +277,27 @@ def test_a_record_is_rewritten_only_when_its_data_change(study, tmp_path):
     assert not study.write_record(path, {"rows": {"a": 1}})  # same data: provenance left as it was
     assert study.read_json(path)["commit"] == "elsewhere"
     assert study.write_record(path, {"rows": {"a": 2}}) and study.read_json(path)["commit"] == first["commit"]
+
+
+def test_a_report_never_times_the_candidates_and_says_when_their_times_are_stale(study, tmp_path, monkeypatch,
+                                                                                  capsys):
+    """`--stage report` on a checkout whose network code had changed re-timed every candidate
+    (2 min of CPU) and wrote this machine's step ratios into the committed page and record."""
+    monkeypatch.setattr(study, "OUT", tmp_path)
+    study.write_json(tmp_path / "cost.json", {"code": "an older fingerprint", "candidates": {"baseline": 1.0}})
+    monkeypatch.setattr(study, "measure_cost", lambda names: pytest.fail("a report timed the candidates"))
+    reported = []
+    monkeypatch.setattr(study, "write_report", lambda names, seeds, args: reported.append(names))
+    assert study.main(["--stage", "report", "--candidates", "baseline"]) == 0
+    assert reported and "the page keeps them: run --stage cost" in capsys.readouterr().out
+    summary = {"baseline": {"params": None, "params_ratio": None, "step_ratio": None, "train_time_ratio": (None, None)}}
+    text = study._page_cost(summary, ["baseline"], [], stale_cost=True)
+    assert "measured with earlier code of the networks, layers or losses than this page's" in text
+    # Options that only the computing stages use would be printed as the page's regenerate command.
+    with pytest.raises(SystemExit):
+        study.main(["--stage", "report", "--max-images", "5"])
+    assert "--stage report redraws the page from the recorded results" in capsys.readouterr().err
+    for bad in (["--jobs", "0"], ["--max-images", "0"]):
+        with pytest.raises(SystemExit):
+            study.main(["--stage", "report", *bad])
+        assert "must be >= 1, got 0" in capsys.readouterr().err
