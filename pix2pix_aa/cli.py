@@ -889,6 +889,11 @@ class Pix2PixCLI(LightningCLI):
         self._quiet_checkpoint_callbacks()
         output_dir = self.config[self.subcommand].predict_output_dir
         problem = output_path_problem(output_dir, "--predict_output_dir")
+        inputs = self.config[self.subcommand].data.get("predict_dir")
+        if not problem and inputs and Path(inputs).is_dir() and Path(output_dir).resolve() == Path(inputs).resolve():
+            problem = (f"--predict_output_dir {output_dir} is --data.predict_dir: the outputs would be written among "
+                       "the inputs (replacing any named like them, and read as inputs by the next predict); pass "
+                       "another folder")
         if problem:
             raise ValueError(problem)
         self.trainer.callbacks.append(ImageWriter(output_dir))

@@ -71,8 +71,9 @@ def resolve_overlap(tile: int, overlap: Optional[int], multiple: int) -> int:
         return tile // 2 // multiple * multiple
     if overlap % multiple:
         lo = overlap // multiple * multiple
+        fits = [str(v) for v in (lo, lo + multiple) if v < tile]  # an overlap must stay below the tile
         raise ValueError(f"data.tile_overlap={overlap} is not a multiple of the generator's size multiple {multiple} "
-                         f"(2**num_downs: tile offsets must lie on its grid); use {lo} or {lo + multiple}")
+                         f"(2**num_downs: tile offsets must lie on its grid); use {' or '.join(fits)}")
     if overlap >= tile:
         raise ValueError(f"data.tile_overlap={overlap} must be smaller than data.tile={tile}")
     return overlap

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from pix2pix_aa.callbacks import ImageWriter, output_file_name
+from pix2pix_aa.callbacks.prediction import written_by_predict
 from pix2pix_aa.data import ImageFolderDataset, Pix2PixDataModule
 
 
@@ -131,7 +132,7 @@ def test_same_stem_inputs_are_both_written_at_their_own_size(tmp_path, capsys, p
     Image.fromarray(png).save(inputs / "scene.png")
     Image.fromarray(jpg).save(inputs / "scene.jpg", quality=95)
     predict(tmp_path, _dm(tmp_path, inputs), out)
-    assert sorted(p.name for p in out.iterdir()) == ["scene_jpg.png", "scene_png.png"]
+    assert sorted(p.name for p in out.glob("*.png")) == ["scene_jpg.png", "scene_png.png"]
     assert Image.open(out / "scene_png.png").size == (56, 40) and Image.open(out / "scene_jpg.png").size == (72, 24)
     np.testing.assert_array_equal(np.asarray(Image.open(out / "scene_png.png")), png)  # identity: exact round trip
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"[pix2pix_aa] predict: wrote 2 image(s) to {out}"
@@ -188,3 +189,41 @@ def test_an_input_that_fails_part_way_says_what_was_already_written(tmp_path, ca
         predict(tmp_path, _dm(tmp_path, inputs, batch_size=1), out)
     assert sorted(p.name for p in out.iterdir()) == ["0_png.png", "1_png.png"]
     assert f"[pix2pix_aa] predict stopped: 2 image(s) were already written to {out}" in capsys.readouterr().err
+
+
+def test_a_users_file_under_an_output_name_is_never_replaced(tmp_path, capsys, predict):
+    """A file of the user's named like an output (or the inputs themselves, with the output folder
+    the input folder) was replaced without a word."""
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(_img(64, 64)).save(inputs / name)
+    out.mkdir()
+    (out / "b_png.png").write_bytes(b"the user's photo")
+    with pytest.raises(ValueError, match=r"--predict_output_dir .*out holds b_png.png, which this predict would "
+                                         r"overwrite and no earlier predict wrote"):
+        predict(tmp_path, _dm(tmp_path, inputs), out)
+    assert [p.name for p in out.iterdir()] == ["b_png.png"] and (out / "b_png.png").read_bytes() == b"the user's photo"
+    # Its own outputs carry its mark (a PNG text chunk): a second predict into the folder replaces them.
+    (out / "b_png.png").unlink()
+    predict(tmp_path, _dm(tmp_path, inputs), out)
+    predict(tmp_path, _dm(tmp_path, inputs / "a.png"), out)
+    assert sorted(p.name for p in out.iterdir()) == ["a_png.png", "b_png.png"]
+    assert all(written_by_predict(p) for p in out.iterdir())
+    Image.fromarray(_img(64, 64)).save(out / "a_png.png")  # a PNG of the user's under that name
+    with pytest.raises(ValueError, match="holds a_png.png, which this predict would overwrite"):
+        predict(tmp_path, _dm(tmp_path, inputs), out)
+
+
+def test_predict_into_its_own_input_folder_is_refused(trained_run, tmp_path, capsys, run_cli):
+    folder, run = trained_run
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.fromarray(_img(64, 64)).save(inputs / "a.png")
+    with pytest.raises(SystemExit):
+        run_cli(folder, ["predict", "--config", str(folder / "tiny.yaml"), "--ckpt_path",
+                         str(run / "checkpoints" / "last.ckpt"), "--data.predict_dir", str(inputs),
+                         "--predict_output_dir", str(inputs)])
+    assert f"--predict_output_dir {inputs} is --data.predict_dir: the outputs would be written among the inputs" \
+        in capsys.readouterr().err
+    assert [p.name for p in inputs.iterdir()] == ["a.png"]

@@ -50,6 +50,8 @@ def test_overlap_default_and_options_off_the_grid_are_refused():
         resolve_overlap(300, None, 256)
     with pytest.raises(ValueError, match=r"data\.tile_overlap=100 is not a multiple .* 256 .*; use 0 or 256"):
         resolve_overlap(512, 100, 256)
+    with pytest.raises(ValueError, match=r"data\.tile_overlap=64 is not a multiple .* 128 .*; use 0$"):
+        resolve_overlap(128, 64, 128)  # it advised "0 or 128", and 128 is no overlap of a 128 tile
     with pytest.raises(ValueError, match=r"data\.tile_overlap=512 must be smaller than data\.tile=512"):
         resolve_overlap(512, 512, 256)
     with pytest.raises(ValueError, match=r"input of size 20x24 \(HxW\) is not a multiple of 8; pad it first"):

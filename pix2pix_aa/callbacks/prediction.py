@@ -9,12 +9,38 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 from pytorch_lightning.callbacks import BasePredictionWriter
 from torchvision.transforms.v2.functional import to_pil_image
 
 from pix2pix_aa.data.image_io import IMAGE_EXTENSIONS
 
-__all__ = ["ImageWriter", "output_file_name"]
+__all__ = ["SOFTWARE", "ImageWriter", "output_file_name", "written_by_predict"]
+
+
+#: The PNG text chunk that marks predict's outputs ("Software"): a later predict into the folder
+#: may replace such files, and refuses to replace any other. A mark inside each file, not a list
+#: beside them, so the output folder holds the images alone.
+SOFTWARE = "pix2pix-aa predict"
+
+
+def written_by_predict(path: Path) -> bool:
+    """Whether ``path`` is a PNG that predict wrote (its "Software" text chunk)."""
+    try:
+        with Image.open(path) as im:
+            return im.format == "PNG" and im.info.get("Software") == SOFTWARE
+    except (OSError, ValueError):
+        return False
+
+
+def _input_names(dataset: Any) -> list[str] | None:
+    """The input file names a predict data set will give, when it can say without decoding."""
+    files = getattr(dataset, "files", None)
+    if files is not None:
+        return [Path(f).name for f in files]
+    source = getattr(getattr(dataset, "dataset", None), "source_name", None)
+    return [source(i) for i in range(len(dataset))] if source is not None else None
 
 
 def output_file_name(name: str) -> str:
@@ -38,9 +64,13 @@ class ImageWriter(BasePredictionWriter):
     Expects ``predict_step`` to return ``{"name": list[str] (input file names),
     "image": Tensor (N, C, H, W) in [0, 1], C = 1 or 3}``.
 
+    Each PNG carries a "Software" text chunk (:data:`SOFTWARE`): a later predict into the folder
+    replaces such files, and refuses (at its start, before writing anything) to replace any other.
+
     Raises:
         ValueError: two predictions of one run would be written to the same file (the names
-            are listed): nothing is overwritten silently.
+            are listed), or an output name is a file of the folder that no predict wrote: nothing
+            is overwritten silently.
     """
 
     def __init__(self, output_dir: str = "outputs/predict") -> None:
@@ -50,6 +80,16 @@ class ImageWriter(BasePredictionWriter):
 
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.written = {}
+        datamodule = getattr(trainer, "datamodule", None)
+        names = _input_names(getattr(datamodule, "predict_set", None)) if datamodule is not None else None
+        if not names or not self.output_dir.is_dir():
+            return
+        theirs = sorted({out for out in map(output_file_name, names)
+                         if (self.output_dir / out).exists() and not written_by_predict(self.output_dir / out)})
+        if theirs:  # the user's own files under the names this run writes, replaced without a word
+            shown = ", ".join(theirs[:3]) + (f" and {len(theirs) - 3} more" if len(theirs) > 3 else "")
+            raise ValueError(f"--predict_output_dir {self.output_dir} holds {shown}, which this predict would "
+                             "overwrite and no earlier predict wrote; pass another --predict_output_dir, or move them")
 
     def write_on_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, prediction: Any,
                            batch_indices: Sequence[int] | None, batch: Any, batch_idx: int,
@@ -66,7 +106,9 @@ class ImageWriter(BasePredictionWriter):
             self.written[out] = str(name)
             # Round to 8 bits as torchvision.utils.save_image does; 1 channel -> mode L.
             pixels = image.detach().float().clamp(0, 1).mul(255).add(0.5).floor().to(torch.uint8).cpu()
-            to_pil_image(pixels).save(self.output_dir / out)
+            mark = PngInfo()
+            mark.add_text("Software", SOFTWARE)
+            to_pil_image(pixels).save(self.output_dir / out, pnginfo=mark)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         # An unreadable input stops predict part-way: say what is already on disk, so a folder
