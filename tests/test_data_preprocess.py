@@ -268,3 +268,18 @@ def test_train_py_fit_test_predict_with_preprocess_none_on_non_square_images(wri
                        "--data.tile", "64", "--data.tile_overlap", "0"])
     assert {p.name: Image.open(p).size for p in (tmp_path / "out").iterdir()} == \
         {"wide_png.png": (72, 40), "tall_png.png": (48, 80)}
+
+
+def test_sizes_a_preprocess_never_reads_are_named(capsys):
+    """`--data.preprocess crop --data.load_size 200` trained, and the summary printed load_size as
+    if used; with `none`, crop_size too."""
+    from pix2pix_aa.data import Pix2PixDataModule
+
+    Pix2PixDataModule(data_dir="unused", preprocess="crop", load_size=300)
+    Pix2PixDataModule(data_dir="unused", preprocess="none", load_size=64, crop_size=64)
+    Pix2PixDataModule(data_dir="unused", preprocess="crop")  # at the defaults: nothing asked for, nothing said
+    assert capsys.readouterr().err.splitlines() == [
+        "[pix2pix_aa] data.preprocess=crop: data.load_size=300 not used (no resize: images are cropped at their own "
+        "scale)",
+        "[pix2pix_aa] data.preprocess=none: data.load_size=64, data.crop_size=64 not used (each image at its own "
+        "size; crop_size still sizes predict_resize)"]

@@ -241,6 +241,17 @@ class Pix2PixDataModule(pl.LightningDataModule):
         self.no_flip = no_flip
         self.predict_resize = predict_resize
         self.preprocess = preprocess
+        # Options this preprocess never reads, named when set (they would be printed in the data
+        # summary as if used): the transforms table in pix2pix_aa/data/transforms.py.
+        given = {"load_size": load_size, "crop_size": crop_size}
+        unused = [k for k in {"crop": ("load_size",), "none": ("load_size", "crop_size")}.get(preprocess, ())
+                  if given[k] != _DEFAULTS[k]]
+        if unused:
+            why = ("no resize: images are cropped at their own scale" if preprocess == "crop" else
+                   "each image at its own size" + ("; crop_size still sizes predict_resize" if "crop_size" in unused
+                                                   else ""))
+            named = ", ".join(f"data.{k}={given[k]}" for k in unused)
+            notice(f"data.preprocess={preprocess}: {named} not used ({why})")
         self.tile = tile
         self.tile_overlap = tile_overlap
         self.train_set: Dataset | None = None
@@ -267,11 +278,10 @@ class Pix2PixDataModule(pl.LightningDataModule):
             return
         # Compared with generation.json only where set away from the default: an option left at its
         # default asks for nothing (a folder made with --size 64 must not warn "asked 256" on every run).
-        defaults = {k: v.default for k, v in inspect.signature(Pix2PixDataModule.__init__).parameters.items()}
         wanted = {key: value for key, opt, value in (("seed", "seed", self.seed),
                                                      ("size", "generate_size", self.generate_size),
                                                      ("splits", "generate_counts", self.generate_counts))
-                  if value != defaults.get(opt)}
+                  if value != _DEFAULTS.get(opt)}
         if self.data_dir.exists():
             self._check_existing(wanted)
             return
@@ -584,3 +594,7 @@ class Pix2PixDataModule(pl.LightningDataModule):
         """Batches of ``{"input": (N, input_nc, H, W), "name": list of file names}``; N = 1 unless
         ``predict_resize`` (then ``batch_size``, all at ``crop_size``)."""
         return self._loader(self.predict_set, "predict", batch_size=self.batch_size if self.predict_resize else 1)
+
+
+#: Pix2PixDataModule's argument defaults: an option at its default was not asked for.
+_DEFAULTS = {k: p.default for k, p in inspect.signature(Pix2PixDataModule.__init__).parameters.items()}
