@@ -36,6 +36,7 @@ from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from pix2pix_aa.callbacks import (
     FiniteModelCheckpoint,
@@ -1047,6 +1048,15 @@ def main(args: Optional[list[str]] = None, run: bool = True) -> Pix2PixCLI:
             args=args,
             run=run,
         )
+    # SIGTERM (a scheduler's preemption, kill): Lightning stops at the next step with a SystemExit of
+    # code None, i.e. exit status 0, as if the run had finished; when the signal also reached the
+    # DataLoader workers, torch raises from its SIGCHLD handler instead, with two pages of traceback.
+    except SIGTERMException as e:
+        _stopped_by_sigterm(debug, e)
+    except RuntimeError as e:
+        if "is killed by signal: Terminated" not in str(e):
+            raise
+        _stopped_by_sigterm(debug, e)
     # MisconfigurationException: Lightning's own refusals of trainer options (an accelerator this
     # machine lacks, ...): already one sentence for the user.
     except (ValueError, FileNotFoundError, FloatingPointError, CheckpointError, MisconfigurationException) as e:
@@ -1058,6 +1068,17 @@ def main(args: Optional[list[str]] = None, run: bool = True) -> Pix2PixCLI:
             line = f"the trainer options (--trainer.*) were refused by Lightning: {line}"
         print(f"error: {line}\n(pass --debug to see the traceback)", file=sys.stderr)
         raise SystemExit(2) from e
+
+
+def _stopped_by_sigterm(debug: bool, error: BaseException) -> None:
+    """One line for a run stopped by SIGTERM, and exit status 143 (128 + 15, the shell's)."""
+    if debug:
+        raise error
+    _end_progress_line()
+    print("error: stopped by SIGTERM (a scheduler's preemption or a kill): the steps since the last checkpoint are "
+          "lost (last.ckpt is written at each epoch's end); resume with the same command and --ckpt_path last",
+          file=sys.stderr)
+    raise SystemExit(128 + 15) from None
 
 
 def _end_progress_line() -> None:

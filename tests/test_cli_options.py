@@ -770,3 +770,24 @@ def test_an_inline_mapping_counts_as_the_flags_it_holds():
     # Only what the mapping holds: the bare section would count every option under it as given
     # (a resume would take the config's values over the checkpoint's for all of them).
     assert "data" not in keys
+
+
+@pytest.mark.parametrize("raised", ["lightning", "workers"])
+def test_sigterm_is_one_line_and_a_failing_exit_status(fit, monkeypatch, capsys, raised):
+    """Lightning stops on SIGTERM with a SystemExit of code None: exit status 0, as if finished; when
+    the signal also reached the DataLoader workers, two pages of traceback from torch's handler."""
+    from pytorch_lightning import Trainer
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    def stopped(*args, **kwargs):
+        if raised == "lightning":
+            raise SIGTERMException
+        raise RuntimeError("DataLoader worker (pid 4242) is killed by signal: Terminated. ")
+
+    monkeypatch.setattr(Trainer, "fit", stopped)
+    with pytest.raises(SystemExit) as info:
+        fit("sigterm")
+    assert info.value.code == 143
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("error: stopped by SIGTERM (a scheduler's preemption or a kill): the steps "
+                                           "since the last checkpoint are lost") and "Traceback" not in err
