@@ -180,12 +180,13 @@ def export_generator(generator: nn.Module, out: str | Path, fmt: str = "onnx", a
     """
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    generator = generator.cpu().float().eval()
+    # A copy: the caller's module keeps its device, dtype, mode and gradients. Without gradients:
+    # a TorchScript file keeps requires_grad, and its outputs then refuse .numpy().
+    generator = copy.deepcopy(generator).cpu().float().eval().requires_grad_(False)
     if getattr(generator, "pad_input", False):
         # The pad-and-crop branches on each input's size, which an exported graph cannot follow
         # (the file "verified" on multiples, then failed on the sizes it claimed to pad). Export
         # the network itself inside PadToMultiple, whose padding has no branch.
-        generator = copy.deepcopy(generator)
         generator.pad_input = False
     checks = list(inputs) if inputs is not None else verify_inputs(generator)
     why = ""

@@ -179,6 +179,19 @@ def test_an_evaluation_into_the_same_out_replaces_its_tensorboard_run(trained_ru
     assert len(logs) == 1 and len(list(logs[0].glob("events.out.tfevents.*"))) == 1
 
 
+def test_an_out_folder_inside_the_data_is_refused(trained_run, monkeypatch, tmp_path, capsys):
+    # The report's PNGs landed in the test split, and the next evaluation read them as test images.
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    import yaml
+
+    data_dir = Path(yaml.safe_load((run / "config.yaml").read_text())["data"]["data_dir"])
+    out = data_dir / "test" / "eval"
+    assert evaluate_main([str(run), "--out", str(out), *FAST]) == 2
+    assert f"error: --out {out} is inside the data folder" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_an_evaluation_that_stopped_before_its_results_leaves_a_log_that_is_not_refused(trained_run, monkeypatch,
                                                                                        tmp_path, capsys):
     folder, run = trained_run

@@ -38,6 +38,9 @@ def test_torchscript_export_matches_eager(tmp_path):
     x = torch.rand(1, 3, 48, 80) * 2 - 1
     with torch.inference_mode():
         assert torch.allclose(loaded(x), generator(x), atol=1e-5)
+    # Outside no_grad too: the file's parameters kept requires_grad, and .numpy() on its output failed.
+    assert loaded(x).numpy().shape == (1, 3, 48, 80)
+    assert all(p.requires_grad for p in generator.parameters())  # the caller's module is untouched
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])

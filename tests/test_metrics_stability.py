@@ -234,3 +234,23 @@ def test_a_data_range_far_above_the_images_span_is_warned_about():
     x = torch.rand(1, 3, 10, 10) * 2 - 1
     with pytest.warns(UserWarning, match="under an eighth of data_range 255"):
         stability_crop(lambda t: t, x, 8, [(1, 0)], data_range=255.0)
+
+
+def test_quality_and_noise_robustness_check_the_scale_too():
+    """quality() scored [0, 1] images 6 dB closer (32.00 for 25.98) without a word; noise_robustness
+    took 0..255 images (its sigma is in [-1, 1] units) and failed on uint8 with a TypeError."""
+    from pix2pix_aa.metrics import noise_robustness, quality
+
+    t = torch.rand(2, 3, 16, 16) * 2 - 1
+    p = (t + 0.1 * torch.randn_like(t)).clamp(-1, 1)
+    with pytest.warns(UserWarning, match=r"target has no negative value: images in \[0, 1\]\?"):
+        quality((p + 1) / 2, (t + 1) / 2)
+    with pytest.raises(ValueError, match=r"target holds values in \[[0-9.]+, 255\]"):
+        quality(p, (t + 1) * 127.5)
+    with pytest.warns(UserWarning, match=r"pred holds values in \["):
+        quality((p + 1) * 127.5, t)  # a network's outputs: warned, not refused
+    G = torch.nn.Identity()
+    with pytest.raises(ValueError, match=r"x holds values in \[[0-9.]+, 255\]"):
+        noise_robustness(G, (t + 1) * 127.5, [0.1])
+    with pytest.raises(ValueError, match="x must be a float tensor"):
+        noise_robustness(G, ((t + 1) * 127.5).to(torch.uint8), [0.1])

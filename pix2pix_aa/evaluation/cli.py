@@ -645,6 +645,12 @@ def run(args: argparse.Namespace) -> int:
     # not after lines about the quality metrics' weights.
     opts.fid_network, opts.lpips_network, opts.quality_metrics = quality_weights(args, rank)
     out_dir = args.out or output_dir_default()
+    for settings, *_ in batches:  # the report's PNGs would be read as images of that split next time
+        data_dir = Path(settings.kwargs["data_dir"]).resolve()
+        if out_dir.resolve() == data_dir or data_dir in out_dir.resolve().parents:
+            state.report(f"--out {out_dir} is inside the data folder {settings.kwargs['data_dir']}: the report's "
+                         "images would be read as data by the next evaluation or training; pass a folder outside it")
+            return EXIT_USAGE
     if rank == 0:
         state.log = _open_log(out_dir, batches)
     done = _evaluate_batches(state, batches, opts, device, threads)

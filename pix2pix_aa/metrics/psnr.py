@@ -8,11 +8,13 @@ stability metrics need the per-image MSE as well (for pooling), which library PS
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Literal
 
 import torch
 
-__all__ = ["DATA_RANGE", "MAX_PSNR_DB", "mse_per_image", "psnr", "psnr_from_mse", "pooled_psnr"]
+__all__ = ["DATA_RANGE", "MAX_PSNR_DB", "check_image_scale", "mse_per_image", "psnr", "psnr_from_mse",
+           "pooled_psnr"]
 
 #: Images live in [-1, 1], so the peak-to-peak range is 2 (== range 1 for images in [0, 1]).
 DATA_RANGE: float = 2.0
@@ -21,6 +23,46 @@ DATA_RANGE: float = 2.0
 #: as 200 dB. float32 round-off alone gives roughly 130-160 dB on 256x256 images, so 200 dB
 #: means "equal to float precision"; a finite cap keeps means, JSON and tables well defined.
 MAX_PSNR_DB: float = 200.0
+
+
+def check_image_scale(x: torch.Tensor, name: str, data_range: float = DATA_RANGE, outputs: bool = False,
+                      stacklevel: int = 4) -> None:
+    """Images whose scale is not the data range's give a PSNR off by 20 log10 of the ratio: with
+    the default range, values beyond [-2, 2] (0..255) are refused (a resize's overshoot or added
+    noise is not), and [0, 1] images, which fit in [-1, 1] and read 6 dB too stable, warned
+    about; with another ``data_range``, values spanning more than twice it are refused and less
+    than an eighth of it warned about. ``outputs`` (G's): warnings only, and only beyond [-10, 10]
+    for the first (a network without a tanh head, such as a plain conv, is a fair thing to test).
+
+    Raises:
+        ValueError: naming ``name``, its range and the fix.
+    """
+    finite = x[torch.isfinite(x)]
+    if finite.numel() == 0:
+        return
+    lo, hi = float(finite.min()), float(finite.max())
+    if data_range == DATA_RANGE:
+        bound = 10 if outputs else 2
+        if lo < -bound or hi > bound:
+            message = (f"{name} holds values in [{lo:.3g}, {hi:.3g}], not images in [-1, 1], which the PSNR's data "
+                       f"range {DATA_RANGE:g} assumes: map them to [-1, 1] (x / 127.5 - 1 for 0..255), or pass "
+                       "data_range")
+            if not outputs:
+                raise ValueError(message)
+            warnings.warn(message, stacklevel=stacklevel)
+        if lo >= 0 and hi > 0.5:  # no dark pixel at all, but bright ones: the look of [0, 1] images
+            warnings.warn(f"{name} has no negative value: images in [0, 1]? The PSNR assumes [-1, 1] (data range "
+                          f"{DATA_RANGE:g}), which reads [0, 1] images 6 dB too stable; map them with x * 2 - 1",
+                          stacklevel=stacklevel)
+        return
+    if hi - lo > 2 * data_range:
+        message = f"{name} holds values in [{lo:.3g}, {hi:.3g}], more than twice data_range {data_range:g}"
+        if not outputs:
+            raise ValueError(message)
+        warnings.warn(message, stacklevel=stacklevel)
+    if hi - lo < data_range / 8:
+        warnings.warn(f"{name} spans [{lo:.3g}, {hi:.3g}], under an eighth of data_range {data_range:g}: the PSNR "
+                      "reads it as far more stable than on its own scale; is data_range right?", stacklevel=stacklevel)
 
 
 def _check_pair(a: torch.Tensor, b: torch.Tensor) -> None:

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from pix2pix_aa.metrics.bandwidth import high_frequency_energy
-from pix2pix_aa.metrics.psnr import DATA_RANGE, psnr
+from pix2pix_aa.metrics.psnr import DATA_RANGE, check_image_scale, psnr
 
 __all__ = ["COLLAPSE_CONTENT_RATIO", "COLLAPSE_IMAGE_FRACTION", "COLLAPSE_TV_RATIO", "coarse_contrast", "content_lost",
            "quality", "sharpness", "total_variation"]
@@ -85,6 +85,10 @@ def quality(pred: torch.Tensor, target: torch.Tensor, window_size: int = 11) -> 
         pred, target: (N, C, H, W) in [-1, 1], same shape.
         window_size: SSIM Gaussian window (11, as Wang et al.).
 
+    Raises:
+        ValueError: shapes, or targets on another scale than [-1, 1] (beyond [-2, 2]); outputs on
+            another scale, and [0, 1]-looking images, are warned about (:func:`check_image_scale`).
+
     Returns:
         ``{"psnr": dB (data range 2), "ssim": in [-1, 1] (on images mapped to [0, 1]),
         "l1": mean |pred - target| in [-1, 1] units, "tv": total variation of pred,
@@ -98,6 +102,10 @@ def quality(pred: torch.Tensor, target: torch.Tensor, window_size: int = 11) -> 
                          f"{tuple(pred.shape)} and {tuple(target.shape)}")
     if min(pred.shape[-2:]) < window_size:
         raise ValueError(f"SSIM window {window_size} larger than the images {tuple(pred.shape[-2:])}")
+    # The targets are data (refused on another scale), the outputs a network's (warned about):
+    # [0, 1] images read 6 dB closer than they are.
+    check_image_scale(target, "target")
+    check_image_scale(pred, "pred", outputs=True)
     with torch.no_grad():
         p, t = pred.detach().float(), target.detach().float()
         ssim_map = kornia.metrics.ssim((p + 1) / 2, (t + 1) / 2, window_size, max_val=1.0)

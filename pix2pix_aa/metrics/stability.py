@@ -35,7 +35,6 @@ Choices (documented here and in :class:`StabilityResult`):
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
@@ -45,7 +44,7 @@ import torch
 
 from pix2pix_aa.metrics._batching import Generator, check_batch_size, run_pairs, warn_if_training
 from pix2pix_aa.metrics.bandwidth import NUM_BANDS, LowpassFn, band_edges, band_energy, resolve_lowpass, spectrum_db
-from pix2pix_aa.metrics.psnr import DATA_RANGE, MAX_PSNR_DB, psnr_from_mse
+from pix2pix_aa.metrics.psnr import DATA_RANGE, MAX_PSNR_DB, check_image_scale, psnr_from_mse
 from pix2pix_aa.metrics.shifts import Shift, grid_size_for, validate_shifts
 
 __all__ = ["StabilityResult", "stability_crop", "stability_circular", "nan_to_none"]
@@ -253,42 +252,7 @@ def _check_images(x: torch.Tensor, name: str, data_range: float) -> None:
                          "x.float() / 127.5 - 1)")
     if torch.isnan(x).any():
         raise ValueError(f"{name} holds NaN values")
-    _check_scale(x, name, data_range)
-
-
-def _check_scale(x: torch.Tensor, name: str, data_range: float, outputs: bool = False) -> None:
-    """Images whose scale is not the data range's give a PSNR off by 20 log10 of the ratio: with
-    the default range, values beyond [-2, 2] (0..255) are refused (a resize's overshoot or added
-    noise is not), and [0, 1] images, which fit in [-1, 1] and read 6 dB too stable, warned
-    about; with another ``data_range``, values spanning more than twice it are refused and less
-    than an eighth of it warned about. ``outputs`` (G's): warnings only, and only beyond [-10, 10]
-    for the first (a network without a tanh head, such as a plain conv, is a fair thing to test)."""
-    finite = x[torch.isfinite(x)]
-    if finite.numel() == 0:
-        return
-    lo, hi = float(finite.min()), float(finite.max())
-    if data_range == DATA_RANGE:
-        bound = 10 if outputs else 2
-        if lo < -bound or hi > bound:
-            message = (f"{name} holds values in [{lo:.3g}, {hi:.3g}], not images in [-1, 1], which the PSNR's data "
-                       f"range {DATA_RANGE:g} assumes: map them to [-1, 1] (x / 127.5 - 1 for 0..255), or pass "
-                       "data_range")
-            if not outputs:
-                raise ValueError(message)
-            warnings.warn(message, stacklevel=4)
-        if lo >= 0 and hi > 0.5:  # no dark pixel at all, but bright ones: the look of [0, 1] images
-            warnings.warn(f"{name} has no negative value: images in [0, 1]? The PSNR assumes [-1, 1] (data range "
-                          f"{DATA_RANGE:g}), which reads [0, 1] images 6 dB too stable; map them with x * 2 - 1",
-                          stacklevel=4)
-        return
-    if hi - lo > 2 * data_range:
-        message = f"{name} holds values in [{lo:.3g}, {hi:.3g}], more than twice data_range {data_range:g}"
-        if not outputs:
-            raise ValueError(message)
-        warnings.warn(message, stacklevel=4)
-    if hi - lo < data_range / 8:
-        warnings.warn(f"{name} spans [{lo:.3g}, {hi:.3g}], under an eighth of data_range {data_range:g}: the PSNR "
-                      "reads it as far more stable than on its own scale; is data_range right?", stacklevel=4)
+    check_image_scale(x, name, data_range)
 
 
 def _checking_outputs(compare: Callable, data_range: float) -> Callable:
@@ -299,7 +263,7 @@ def _checking_outputs(compare: Callable, data_range: float) -> Callable:
     def wrapped(ref: torch.Tensor, out: torch.Tensor, k: int):
         if not checked:
             checked.append(True)
-            _check_scale(ref, "G's output", data_range, outputs=True)
+            check_image_scale(ref, "G's output", data_range, outputs=True, stacklevel=5)
         return compare(ref, out, k)
 
     return wrapped
