@@ -475,6 +475,30 @@ def _refuse_predict_options(config, subcommand: str, explicit: set[str]) -> None
                "later predict)")
 
 
+def _refuse_resuming_another_run(config, path: str, explicit: set[str]) -> None:
+    """``fit --config A.yaml --ckpt_path runs/B/version_0/checkpoints/last.ckpt`` went on training
+    B's networks (kept from the checkpoint) in a run named A, where every later ``--ckpt_path last``
+    of A then found them. A resume goes on in a run of the checkpoint's name, unless a name is given.
+
+    Raises:
+        ValueError: the checkpoint sits in another run's ``version_N/checkpoints`` folder and no
+            logger name was given on the command line.
+    """
+    ckpt = Path(path)
+    if ckpt.parent.name != "checkpoints" or not ckpt.parent.parent.name.startswith("version_"):
+        return
+    logger = config.trainer.get("logger")
+    init_args = logger.get("init_args") if hasattr(logger, "get") else None
+    name = init_args.get("name") if init_args is not None and hasattr(init_args, "get") else None
+    theirs = ckpt.parent.parent.parent.name
+    if name is None or name == theirs or "trainer.logger.name" in explicit:
+        return
+    raise ValueError(f"--ckpt_path {path} is a checkpoint of run {theirs!r}, and this fit would go on training its "
+                     f"networks in a run named {name!r} (from the config): resume it with its own config "
+                     f"({ckpt.parent.parent / 'config.yaml'}), or name the new run with "
+                     "--trainer.logger.init_args.name")
+
+
 def _refuse_overwriting_a_run(config) -> None:
     """A new fit whose ``last.ckpt`` has no ``version_N`` folder of its own (``trainer.logger
     false``, or ``last_checkpoint.dirpath``) would write over an earlier run's ``last.ckpt`` there,
@@ -638,6 +662,8 @@ class Pix2PixCLI(LightningCLI):
             self._use_reference_generator(parser, subcommand, path, explicit)
             path = None
         if path and path not in _CKPT_KEYWORDS and "://" not in str(path):
+            if subcommand == "fit" and not from_last:
+                _refuse_resuming_another_run(config, path, explicit)
             self._merge_checkpoint(parser, subcommand, path, from_last, explicit)
         config = self.config[subcommand]
         if subcommand == "fit":

@@ -791,3 +791,19 @@ def test_sigterm_is_one_line_and_a_failing_exit_status(fit, monkeypatch, capsys,
     err = capsys.readouterr().err
     assert err.splitlines()[-1].startswith("error: stopped by SIGTERM (a scheduler's preemption or a kill): the steps "
                                            "since the last checkpoint are lost") and "Traceback" not in err
+
+
+def test_resuming_another_runs_checkpoint_under_a_config_of_another_name_is_refused(fit, folder, capsys):
+    """`fit --config cpu_quick_aa.yaml --ckpt_path runs/cpu_quick_baseline/.../last.ckpt` trained the
+    baseline's networks (kept from the checkpoint) into runs/cpu_quick_aa, where every later
+    `--ckpt_path last` then found them."""
+    fit("theirs", "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0")
+    ckpt = folder / "runs" / "theirs" / "version_0" / "checkpoints" / "last.ckpt"
+    config = folder / "theirs.yaml"  # the same recipe, but its logger names the run "tiny"
+    args = ["fit", "--config", str(config), "--ckpt_path", str(ckpt), "--model.n_epochs_decay", "1"]
+    err = _error(capsys, lambda: cli_main(args))
+    assert (f"--ckpt_path {ckpt} is a checkpoint of run 'theirs', and this fit would go on training its networks in "
+            "a run named 'tiny' (from the config)") in err
+    assert not (folder / "runs" / "tiny").exists()
+    cli_main([*args, "--trainer.logger.init_args.name", "theirs_more"])  # a name given: a new run, as asked
+    assert (folder / "runs" / "theirs_more" / "version_0" / "checkpoints" / "last.ckpt").is_file()
