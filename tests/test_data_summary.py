@@ -111,6 +111,8 @@ def test_predict_on_pair_files_is_noticed(tmp_path, capsys):
     assert ("predict: 1 of 2 inputs are twice as wide as high (e.g. pair.png: 64x32), like the A|B pair files the "
             "model was trained on: the generator reads each whole file, both halves") in err
     assert pair_files_notice([inputs / "half.png"], "aligned", "BtoA") is None
+    _png(inputs / "dot.png", 1, 1, 7)  # 1 = 2 x 1 - 1: within the pixel's tolerance, but no pair file
+    assert pair_files_notice([inputs / "dot.png"], "aligned", "BtoA") is None
     assert pair_files_notice([inputs / "pair.png"], "paired", "BtoA") is None  # trained on separate A/ B/ files
     for kind in ("facades", "photos", "colorize"):  # the generated kinds are A|B files too
         assert pair_files_notice([inputs / "pair.png"], kind, "BtoA") is not None, kind

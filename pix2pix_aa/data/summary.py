@@ -216,7 +216,7 @@ def report_fit_data(dm: Any) -> None:
 
 def pair_files_notice(files: Sequence[Path], kind: str, direction: str) -> Optional[str]:
     """One line when prediction inputs look like A|B pair files (twice as wide as high, give or
-    take a pixel) and the model was trained on such files (``kind`` in :data:`PAIR_FILE_KINDS`),
+    take a pixel; 8 px high at least) and the model was trained on such files (``kind`` in :data:`PAIR_FILE_KINDS`),
     else None."""
     if kind not in PAIR_FILE_KINDS:
         return None
@@ -226,7 +226,7 @@ def pair_files_notice(files: Sequence[Path], kind: str, direction: str) -> Optio
             w, h, _ = image_header(p)
         except ValueError:
             continue
-        if abs(w - 2 * h) <= 1:
+        if abs(w - 2 * h) <= 1 and h >= 8:  # a pixel's tolerance, which a tiny image would meet whatever it is
             wide.append((p, w, h))
     if not wide:
         return None
