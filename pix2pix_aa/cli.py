@@ -475,28 +475,30 @@ def _refuse_predict_options(config, subcommand: str, explicit: set[str]) -> None
                "later predict)")
 
 
-def _refuse_resuming_another_run(config, path: str, explicit: set[str]) -> None:
+def _refuse_resuming_another_run(config, path: str, ckpt: dict, explicit: set[str]) -> None:
     """``fit --config A.yaml --ckpt_path runs/B/version_0/checkpoints/last.ckpt`` went on training
     B's networks (kept from the checkpoint) in a run named A, where every later ``--ckpt_path last``
     of A then found them. A resume goes on in a run of the checkpoint's name, unless a name is given.
+    The checkpoint's run is read from the folder its checkpoint callbacks wrote into (recorded in
+    it), so a copy or another spelling of the path is the same run.
 
     Raises:
-        ValueError: the checkpoint sits in another run's ``version_N/checkpoints`` folder and no
-            logger name was given on the command line.
+        ValueError: the checkpoint was written into another run's ``<name>/<version>/checkpoints``
+            folder and no logger name was given on the command line.
     """
-    ckpt = Path(path)
-    if ckpt.parent.name != "checkpoints" or not ckpt.parent.parent.name.startswith("version_"):
+    if "trainer.logger.name" in explicit:
         return
+    written = {Path(str(state["dirpath"])).parent.parent.name for key, state in (ckpt.get("callbacks") or {}).items()
+               if "Checkpoint" in str(key) and isinstance(state, dict) and state.get("dirpath")}
     logger = config.trainer.get("logger")
     init_args = logger.get("init_args") if hasattr(logger, "get") else None
     name = init_args.get("name") if init_args is not None and hasattr(init_args, "get") else None
-    theirs = ckpt.parent.parent.parent.name
-    if name is None or name == theirs or "trainer.logger.name" in explicit:
+    if name is None or len(written) != 1 or name in written:
         return
+    theirs = written.pop()
     raise ValueError(f"--ckpt_path {path} is a checkpoint of run {theirs!r}, and this fit would go on training its "
-                     f"networks in a run named {name!r} (from the config): resume it with its own config "
-                     f"({ckpt.parent.parent / 'config.yaml'}), or name the new run with "
-                     "--trainer.logger.init_args.name")
+                     f"networks in a run named {name!r} (from the config): resume it with its own config (its run "
+                     "folder's config.yaml), or name the new run with --trainer.logger.init_args.name")
 
 
 def _refuse_overwriting_a_run(config) -> None:
@@ -662,8 +664,6 @@ class Pix2PixCLI(LightningCLI):
             self._use_reference_generator(parser, subcommand, path, explicit)
             path = None
         if path and path not in _CKPT_KEYWORDS and "://" not in str(path):
-            if subcommand == "fit" and not from_last:
-                _refuse_resuming_another_run(config, path, explicit)
             self._merge_checkpoint(parser, subcommand, path, from_last, explicit)
         config = self.config[subcommand]
         if subcommand == "fit":
@@ -689,6 +689,8 @@ class Pix2PixCLI(LightningCLI):
         check_module_checkpoint(path, ckpt, Pix2PixModule.__name__, "generator")
         if from_last and subcommand == "fit":
             set_purge_step(config, ckpt)
+        elif subcommand == "fit":
+            _refuse_resuming_another_run(config, path, ckpt, explicit)
         self.startup.resumed_batches = batches_in_checkpoint(ckpt) or 0  # trained before this process
         merge, updates = merge_checkpoint_options(config, ckpt, subcommand, explicit)
         if updates:

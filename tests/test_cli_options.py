@@ -805,5 +805,11 @@ def test_resuming_another_runs_checkpoint_under_a_config_of_another_name_is_refu
     assert (f"--ckpt_path {ckpt} is a checkpoint of run 'theirs', and this fit would go on training its networks in "
             "a run named 'tiny' (from the config)") in err
     assert not (folder / "runs" / "tiny").exists()
+    # Another spelling of the path, or a copy: the run is the one the checkpoint recorded writing into.
+    copy = folder / "copied.ckpt"
+    shutil.copyfile(ckpt, copy)
+    for other in (ckpt.parent / ".." / "checkpoints" / "last.ckpt", copy):
+        err = _error(capsys, lambda other=other: cli_main([*args[:4], str(other), *args[5:]]))
+        assert "is a checkpoint of run 'theirs'" in err
     cli_main([*args, "--trainer.logger.init_args.name", "theirs_more"])  # a name given: a new run, as asked
     assert (folder / "runs" / "theirs_more" / "version_0" / "checkpoints" / "last.ckpt").is_file()

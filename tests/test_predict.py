@@ -213,6 +213,10 @@ def test_a_users_file_under_an_output_name_is_never_replaced(tmp_path, capsys, p
     Image.fromarray(_img(64, 64)).save(out / "a_png.png")  # a PNG of the user's under that name
     with pytest.raises(ValueError, match="holds a_png.png, which this predict would overwrite"):
         predict(tmp_path, _dm(tmp_path, inputs), out)
+    (out / "a_png.png").unlink()  # a link to predict's output elsewhere: it was written through
+    (out / "a_png.png").symlink_to(out / "b_png.png")
+    with pytest.raises(ValueError, match="holds a_png.png, which this predict would overwrite"):
+        predict(tmp_path, _dm(tmp_path, inputs), out)
 
 
 def test_predict_into_its_own_input_folder_is_refused(trained_run, tmp_path, capsys, run_cli):

@@ -84,8 +84,10 @@ class ImageWriter(BasePredictionWriter):
         names = _input_names(getattr(datamodule, "predict_set", None)) if datamodule is not None else None
         if not names or not self.output_dir.is_dir():
             return
+        # A link is never ours: writing through it would replace a file outside the folder.
         theirs = sorted({out for out in map(output_file_name, names)
-                         if (self.output_dir / out).exists() and not written_by_predict(self.output_dir / out)})
+                         if (self.output_dir / out).is_symlink()
+                         or (self.output_dir / out).exists() and not written_by_predict(self.output_dir / out)})
         if theirs:  # the user's own files under the names this run writes, replaced without a word
             shown = ", ".join(theirs[:3]) + (f" and {len(theirs) - 3} more" if len(theirs) > 3 else "")
             raise ValueError(f"--predict_output_dir {self.output_dir} holds {shown}, which this predict would "
