@@ -130,6 +130,25 @@ def test_a_sixteen_bit_file_of_eight_bit_values_is_refused_at_start_up(tmp_path)
                  lambda: AlignedDataset(tmp_path, "train", "AtoB", load_size=32, crop_size=32, train=False)):
         with pytest.raises(ValueError, match=r"ids.png: 16-bit image \(mode I;16\) whose values are all in 0..11"):
             read()
+    # 12-bit data (0..4080) read as at most 16 of 255.
+    Image.fromarray((arr * 340).astype(np.uint16)).save(tmp_path / "train" / "ids.png")
+    with pytest.raises(ValueError, match=r"values are all in 0..3740: 8- to 12-bit data"):
+        decode_image(tmp_path / "train" / "ids.png")
+
+
+def test_a_sixteen_bit_colour_file_of_eight_bit_values_is_refused_at_start_up(tmp_path):
+    """Pillow reads a 16-bit RGB TIFF as 8-bit RGB keeping the high bytes: 0..255 values came out black."""
+    tifffile = pytest.importorskip("tifffile")
+    (tmp_path / "train").mkdir()
+    rgb = np.random.default_rng(0).integers(0, 256, (32, 64, 3)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "train" / "x.tif", rgb, photometric="rgb")
+    for read in (lambda: decode_image(tmp_path / "train" / "x.tif"),
+                 lambda: AlignedDataset(tmp_path, "train", "AtoB", load_size=32, crop_size=32, train=False)):
+        with pytest.raises(ValueError, match=r"x.tif: 16-bit image \(mode RGB, 16 bits a sample\) whose values are "
+                                             r"all in 0..255"):
+            read()
+    tifffile.imwrite(tmp_path / "train" / "x.tif", rgb * 257, photometric="rgb")  # the full 16-bit range: read
+    assert int(decode_image(tmp_path / "train" / "x.tif").max()) == 255
 
 
 def test_a_tiff_pillow_cannot_read_is_named_as_such_not_as_damaged(tmp_path):

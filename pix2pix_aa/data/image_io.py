@@ -230,25 +230,43 @@ def _undecodable(path: Path, err: Exception, message: str) -> ValueError:
     return ValueError(message)
 
 
-def _check_sixteen_bit_values(path: Path, mode: str, values: np.ndarray) -> None:
-    """16-bit files are scaled by 1/257 to 8 bits; one whose values all fit in 0..255 (8-bit data,
-    or class ids, saved in a 16-bit file) would be read as black: refused, naming the file."""
-    top = float(values.max()) if values.size else 0.0
-    if 0 < top <= 255:
-        raise ValueError(f"{path}: 16-bit image (mode {mode}) whose values are all in 0..{top:.0f}: 8-bit data (or "
-                         "class ids) in a 16-bit file, which the 16-to-8-bit scaling (1/257) would read as black; "
-                         "save it as an 8-bit image")
+#: 16-bit files whose largest value is below this hold 8- to 12-bit data (or class ids): the
+#: 16-to-8-bit scaling would read them as black or nearly (at most 16 of 255).
+_SIXTEEN_BIT_FLOOR = 4096
+
+
+def _sixteen_bit_colour(im: Image.Image) -> bool:
+    """Whether an opened (not yet loaded) colour image has 16 bits a sample: Pillow reads such a
+    PNG or TIFF as 8-bit RGB, keeping each value's high byte (its raw mode says ``RGB;16...``)."""
+    raw = im.tile[0][3] if im.tile else ""
+    raw = raw[0] if isinstance(raw, tuple) and raw else raw
+    return isinstance(raw, str) and raw.startswith("RGB") and ";16" in raw
+
+
+def _check_sixteen_bit_values(path: Path, mode: str, top: float) -> None:
+    """Refuse a 16-bit file whose largest value ``top`` is below :data:`_SIXTEEN_BIT_FLOOR`."""
+    if 0 < top < _SIXTEEN_BIT_FLOOR:
+        kind = "32-bit integer" if mode == "I" else "16-bit"
+        raise ValueError(f"{path}: {kind} image (mode {mode}) whose values are all in 0..{top:.0f}: 8- to 12-bit "
+                         f"data (or class ids) in a {kind} file, which the scaling to 8 bits (1/257) would read as "
+                         f"black or nearly (at most {top / 257:.0f} of 255); rescale it to 8 bits and save it so")
 
 
 def check_sixteen_bit(path: Path, mode: str) -> None:
-    """For the data sets' start-up scan: decode a 16-bit file and refuse it as :func:`open_oriented`
-    would (8-bit values in a 16-bit file); other modes cost nothing.
+    """For the data sets' start-up scan: decode a 16-bit file (grayscale, or a colour PNG / TIFF
+    with 16 bits a sample) and refuse it as :func:`open_oriented` would; other files cost one
+    header read at most.
 
     Raises:
         ValueError: naming the file.
     """
     if mode in _SIXTEEN_BIT:
         open_oriented(path, any_size=True)
+    elif mode in ("RGB", "RGBA") and Path(path).suffix.lower() in (".png", ".tif", ".tiff"):
+        with Image.open(path) as im:
+            deep = _sixteen_bit_colour(im)
+        if deep:
+            open_oriented(path, any_size=True)
 
 
 def open_oriented(path: Path, any_size: bool = False) -> tuple[Image.Image, str]:
@@ -272,13 +290,18 @@ def open_oriented(path: Path, any_size: bool = False) -> tuple[Image.Image, str]
     previous, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
     try:
         with _pixel_limit(any_size), Image.open(path) as im:
+            deep_colour = _sixteen_bit_colour(im)  # known before loading only
             im.load()
             mode = im.mode
             out = ImageOps.exif_transpose(im)  # an oriented copy, detached from the file
             if mode in _SIXTEEN_BIT:  # 16-bit grayscale -> 8 bits, rounded
                 values = np.asarray(out, dtype=np.float64)
-                _check_sixteen_bit_values(path, mode, values)
+                _check_sixteen_bit_values(path, mode, float(values.max()) if values.size else 0.0)
                 out = Image.fromarray((values / 257.0).round().clip(0, 255).astype(np.uint8))
+            elif deep_colour:  # Pillow kept the high bytes: a high byte of h means a value of 256 h to 256 h + 255
+                high = np.asarray(out)
+                top = float(high[..., :3].max()) * 256 + 255 if high.size else 0.0
+                _check_sixteen_bit_values(path, f"{mode}, 16 bits a sample", top)
     except Image.DecompressionBombError as err:
         raise _too_large(path, err) from None
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
