@@ -137,7 +137,8 @@ def test_an_out_folder_with_the_users_own_results_files_is_refused(trained_run, 
 
 @pytest.mark.parametrize("names, listed", [(("evaluate.log",), "evaluate.log"),
                                            (("panning.gif", "stability_spectrum.png"),
-                                            "stability_spectrum.png, panning.gif")])
+                                            "stability_spectrum.png, panning.gif"),
+                                           (("samples_tiny_version_0_last.png",), "samples_tiny_version_0_last.png")])
 def test_an_out_folder_with_the_users_own_log_or_pictures_is_refused(names, listed, trained_run, monkeypatch,
                                                                      tmp_path, capsys):
     # A user's own evaluate.log, panning.gif or stability_spectrum.png in --out, with no

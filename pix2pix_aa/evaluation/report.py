@@ -186,9 +186,10 @@ def _log_is_evaluations(path: Path) -> bool:
 
 def foreign_outputs(out_dir: Path) -> list[str]:
     """The files in ``out_dir`` that an evaluation would overwrite although no evaluation wrote
-    them: results.csv / results.md / index.html, stability_spectrum.png / panning.gif (or a
-    results.json) without a results.json of evaluate.py's beside them, and an evaluate.log that
-    is not evaluate.py's; [] when ``out_dir`` is new or holds an earlier evaluation.
+    them: results.csv / results.md / index.html, stability_spectrum.png / panning.gif, the per-model
+    images (``samples_*.png``, ...; or a results.json) without a results.json of evaluate.py's
+    beside them, and an evaluate.log that is not evaluate.py's; [] when ``out_dir`` is new or holds
+    an earlier evaluation.
 
     An evaluation writes its results.json before any other result, so an evaluation that stopped
     earlier leaves only its own evaluate.log, which is recognised by its first line.
@@ -198,6 +199,9 @@ def foreign_outputs(out_dir: Path) -> list[str]:
         return []
     names = ("results.json", "results.csv", "results.md", "index.html", *SHARED_FILES)
     present = [n for n in names if (out_dir / n).is_file()]
+    # The per-model images' names depend on labels not known before loading: any file of their form.
+    present += sorted({p.name for pattern in MODEL_FILES.values() for p in out_dir.glob(pattern.format("*"))
+                       if p.is_file()})
     log = out_dir / "evaluate.log"
     return present + (["evaluate.log"] if log.is_file() and not _log_is_evaluations(log) else [])
 
