@@ -240,6 +240,16 @@ def test_a_bad_metric_option_is_one_line_naming_its_flag_before_anything_loads(f
     assert capsys.readouterr().err == f"error: {message}\n"
 
 
+@pytest.mark.parametrize("device", ["mps", "meta", "cpu:3", "gpu"])
+def test_a_device_the_evaluation_cannot_run_on_is_one_line(trained_run, monkeypatch, tmp_path, capsys, device):
+    # mps / meta / xpu parsed as torch devices, then died deep in generator.to(device).
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    assert evaluate_main([str(run), "--device", device, "--out", str(tmp_path / "eval"), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --device") and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_an_unknown_layer_names_the_layers_flag(trained_run, monkeypatch, tmp_path, capsys):
     folder, run = trained_run
     monkeypatch.chdir(folder)

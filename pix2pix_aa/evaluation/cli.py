@@ -215,6 +215,10 @@ def _device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError:
         raise ValueError(f"--device: unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    # Other torch device types (mps, xpu, meta, ...) parse, then failed deep in .to(device): the
+    # evaluation runs on the CPU and CUDA only.
+    if device.type not in ("cpu", "cuda") or device.type == "cpu" and device.index not in (None, 0):
+        raise ValueError(f"--device {name}: the evaluation runs on cpu or cuda (cuda:N); use auto, cpu, cuda or cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda requested but CUDA is not available; use --device cpu")
     return device
