@@ -76,6 +76,10 @@ def test_footer_counts_the_compared_shifts_and_defines_mean_and_pooled(results):
     notes4 = report.table_notes([aliasing], options_dict(EvalOptions(max_shift=4)))
     assert "15 compared shifts" in notes4 and len(aliasing.crop.shifts) == 15
     assert "pooled = squared error pooled over every compared pixel" in notes4 and "mean = mean over images" in notes4
+    assert "protocol both; crop protocol margin 0" in notes4
+    # --protocol circular: the footer spoke of the crop protocol's margin.
+    circular = report.table_notes([], options_dict(EvalOptions(max_shift=4, protocol="circular")))
+    assert "protocol circular; equal-bandwidth" in circular and "margin" not in circular.split("Shifts:")[1][:120]
 
 
 def test_help_defines_mean_pooled_and_the_lowpass(capsys):

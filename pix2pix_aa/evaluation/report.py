@@ -85,8 +85,10 @@ def table_notes(results: Sequence[ModelResult], options: dict) -> str:
     quality_note = quality_metrics_note(results, options)
     if quality_note:
         notes.append(quality_note)
-    notes.append(f"Shifts: {compared} compared shifts (dy, dx) of the {s}x{s} grid, (0, 0) excluded; crop protocol "
-                 f"margin {options.get('margin', 0)}; equal-bandwidth filter: {lowpass}.")
+    protocol = options.get("protocol", "both")
+    margin = "" if protocol == "circular" else f"; crop protocol margin {options.get('margin', 0)}"
+    notes.append(f"Shifts: {compared} compared shifts (dy, dx) of the {s}x{s} grid, (0, 0) excluded; protocol "
+                 f"{protocol}{margin}; equal-bandwidth filter: {lowpass}.")
     notes.append(DEFINITIONS)
     return "\n\n".join(notes)
 
