@@ -230,3 +230,17 @@ def test_a_long_design_label_wraps_in_the_heatmap_title_instead_of_widening_the_
     assert len(set(features.values())) <= 1
     page = files["html"].read_text(encoding="utf-8")
     assert f"{long.label} [{long.antialias}]" in page.replace("&#x27;", "'")  # the full label is on the page
+
+
+def test_flat_targets_get_no_sharpness_ratio_and_a_note():
+    """All-black targets (16-bit files read as black) gave an HF ratio of 543948, unflagged, and
+    the row ranked first."""
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    black = -torch.ones_like(x)
+    flat = evaluate_generator(nn.Identity(), x, black, EvalOptions(max_shift=2, layers=None, noise=()), label="flat")
+    assert flat.targets_flat and flat.row()["hf_ratio"] is None and flat.row()["tv_ratio"] is None
+    notes = report.table_notes([flat], options_dict(EvalOptions(max_shift=2)))
+    assert "Flat targets: flat (constant images, total variation at most 1e-6): the TV and HF ratios are not " \
+           "defined" in notes
+    fine = evaluate_generator(nn.Identity(), x, x, EvalOptions(max_shift=2, layers=None, noise=()), label="fine")
+    assert not fine.targets_flat and fine.row()["hf_ratio"] == pytest.approx(1.0)

@@ -78,6 +78,11 @@ def table_notes(results: Sequence[ModelResult], options: dict) -> str:
                      f"its target's content (coarse contrast, the standard deviation after 4x4 average pooling, below "
                      f"{COLLAPSE_CONTENT_RATIO:.0%} of the target's): such outputs are trivially stable, so their "
                      "stability numbers are no result.")
+    flat = [r.label for r in results if r.targets_flat]
+    if flat:
+        notes.append(f"Flat targets: {', '.join(flat)} (constant images, total variation at most 1e-6): the TV and "
+                     "HF ratios are not defined, and PSNR and SSIM compare the outputs with a constant image; check "
+                     "the data (black targets come from images that were not read right).")
     compared = next((len(res.shifts) for r in results for res in (r.crop, r.circular) if res is not None),
                     len([s for s in options.get("shifts", []) if tuple(s) != (0, 0)]))
     s = options.get("max_shift")

@@ -160,8 +160,18 @@ class ModelResult:
         return _ratio(self.quality.get("tv"), self.quality.get("tv_target"))
 
     @property
+    def targets_flat(self) -> bool:
+        """Whether the targets are constant images (total variation at most 1e-6 in [-1, 1] units):
+        black targets, a broken data set. Their sharpness ratios are then no figure."""
+        tv = self.quality.get("tv_target")
+        return tv is not None and not tv > _FLAT_TV
+
+    @property
     def hf_ratio(self) -> float:
-        """Energy above half Nyquist of the outputs / that of the targets (means over images)."""
+        """Energy above half Nyquist of the outputs / that of the targets (means over images; nan
+        if the targets are flat: their energy is float round-off, and the ratio was 5e5)."""
+        if self.targets_flat:
+            return float("nan")
         return _ratio(self.quality.get("hf"), self.quality.get("hf_target"))
 
     @property
@@ -228,6 +238,10 @@ class ModelResult:
                 "flicker": self.flicker.to_dict() if self.flicker else None,
                 "distribution": self.distribution.to_dict() if self.distribution else None,
                 "noise": {f"{k:g}": v for k, v in self.noise.items()}}
+
+
+#: Targets whose mean total variation is at most this are flat (:attr:`ModelResult.targets_flat`).
+_FLAT_TV = 1e-6
 
 
 def _ratio(a: Optional[float], b: Optional[float]) -> float:
