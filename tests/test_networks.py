@@ -117,10 +117,23 @@ def test_bad_size_names_size_and_nearest_valid():
     (dict(upsample="pixelshuffle"), "unknown upsample"),
     (dict(num_downs=1), "num_downs must be >= 2"),
     (dict(upsample_antialias=True), "needs an antialias filter"),
+    # Accepted and ignored before: nothing reads them in these networks.
+    (dict(aps_norm="l1"), r"aps_norm='l1' applies to APS only"),
+    (dict(blur_pad_type="circular"), r"blur_pad_type='circular' pads the blurs, and this network has none"),
 ])
 def test_unknown_options_raise_clear_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         UNetGenerator(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(antialias=["bin5"] * 3), "the discriminator takes one antialias filter for all its strided convs"),
+    (dict(antialias="aps"), "adaptive polyphase sampling is for the generators"),
+    (dict(blur_pad_type="circular"), "pads the blurs, and this discriminator has none"),
+])
+def test_discriminator_options_it_cannot_use_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        PatchGANDiscriminator(**kwargs)
 
 
 def test_features_are_named_with_strides_and_match_forward():

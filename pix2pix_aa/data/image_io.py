@@ -263,7 +263,7 @@ def check_sixteen_bit(path: Path, mode: str) -> None:
     if mode in _SIXTEEN_BIT:
         open_oriented(path, any_size=True)
     elif mode in ("RGB", "RGBA") and Path(path).suffix.lower() in (".png", ".tif", ".tiff"):
-        with Image.open(path) as im:
+        with _pixel_limit(True), Image.open(path) as im:  # the header only: the size is checked elsewhere
             deep = _sixteen_bit_colour(im)
         if deep:
             open_oriented(path, any_size=True)

@@ -263,9 +263,17 @@ def resolve_antialias(num_levels: int, antialias: PerLevel = "none",
                              "antialias value, not in a list")
         filters.append(parse_filter(f))
     up_pad = conv_pad if upsample_pad_type is None else upsample_pad_type
+    up_filters = upsample_filters(upsample_antialias, filters, n)
+    # Options that nothing here reads were accepted and silently ignored.
+    if aps_norm != "l2":
+        raise ValueError(f"aps_norm={aps_norm!r} applies to APS only (antialias='aps...'), and antialias is "
+                         f"{antialias!r}; drop it")
+    if blur_pad_type is not None and not any(f.size for f in (*filters, *up_filters)):
+        raise ValueError(f"blur_pad_type={blur_pad_type!r} pads the blurs, and this network has none (antialias "
+                         f"{antialias!r}, no upsampling blur); drop it")
     return AntiAlias(
         tuple(Downsample(f, m, down_pad, blur_pad) for f, m in zip(filters, modes)),
-        tuple(Upsample(u, f, up_pad, blur_pad) for u, f in zip(ups, upsample_filters(upsample_antialias, filters, n))),
+        tuple(Upsample(u, f, up_pad, blur_pad) for u, f in zip(ups, up_filters)),
         False, conv_pad)
 
 
@@ -276,9 +284,18 @@ def resolve_downsample(antialias: FilterSpec = "none", mode: str = "conv_blur", 
     Raises:
         ValueError: for an unknown filter, mode or padding.
     """
+    if isinstance(antialias, (list, tuple)):
+        raise ValueError(f"the discriminator takes one antialias filter for all its strided convs, not a list "
+                         f"({list(antialias)!r})")
+    if isinstance(antialias, str) and parse_antialias(antialias)[0]:
+        raise ValueError(f"antialias={antialias!r}: adaptive polyphase sampling is for the generators; give the "
+                         "discriminator a blur filter (e.g. 'bin5') or 'none'")
     filt = parse_filter(antialias)
     check_choice("antialias_mode", mode, ANTIALIAS_MODES)
     blur_pad = blur_pad_type or default_blur_pad(pad_type)
     pad_mode(pad_type)
     pad_mode(blur_pad)
+    if blur_pad_type is not None and not filt.size:  # nothing to pad: it was accepted and ignored
+        raise ValueError(f"blur_pad_type={blur_pad_type!r} pads the blurs, and this discriminator has none "
+                         f"(antialias {antialias!r}); drop it")
     return Downsample(filt, mode, pad_type, blur_pad)
