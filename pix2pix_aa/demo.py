@@ -64,6 +64,37 @@ def _run_logged(cmd: list[str], threads: int, log: Path) -> float:
     return (time.perf_counter() - start) / 60
 
 
+def check_data_folder(config: str, extra: Sequence[str] = ()) -> None:
+    """Refuse a generated data folder of other counts than the demo asks for: the data module takes
+    an existing folder as it is when the counts are left at their default, so a tiny demo's 4-image
+    set was trained and scored on by the next plain demo, whose table then read as the full one.
+
+    Raises:
+        SystemExit: naming the folder, what it holds and what is asked, and the fix.
+    """
+    import json
+
+    import yaml
+
+    from pix2pix_aa.data.facades import DEFAULT_SPLITS
+
+    data = (yaml.safe_load((ROOT / config).read_text()) or {}).get("data", {})
+    data.update({flag[len("--data."):]: yaml.safe_load(value) for flag, value in zip(extra, extra[1:])
+                 if flag.startswith("--data.")})
+    if data.get("dataset", "facades") != "facades":
+        return
+    folder = Path(data.get("data_dir") or "data/facades")
+    meta_path = (folder if folder.is_absolute() else ROOT / folder) / "generation.json"
+    if not meta_path.is_file():
+        return
+    held = (json.loads(meta_path.read_text()) or {}).get("splits")
+    asked = data.get("generate_counts") or DEFAULT_SPLITS
+    if held is not None and held != asked:
+        raise SystemExit(f"error: {folder} holds facades generated with counts {held}, and the demo asks for {asked} "
+                         "(a smaller run's data?): move it away (the demo generates it again), or pass --train-args "
+                         "--data.generate_counts with those counts")
+
+
 def prepare_data(config: str, extra: Sequence[str] = ()) -> None:
     """The data set ``config`` (with ``extra`` train.py arguments) trains on, generated if missing by
     the data module itself, as train.py would: before trainings start side by side, so that they do
@@ -147,8 +178,14 @@ def train_command(name: str, antialias: str | None, config: str, extra: Sequence
     return cmd
 
 
-#: Module options of the training objective that a finished run must share with its config.
-OBJECTIVE_OPTIONS = ("gan_mode", "lambda_l1", "lambda_shift", "shift_images", "max_shift")
+#: Module options of the training objective, and of its length, that a run must share with what
+#: the demo asks for: a finished tiny run (``--train-args --model.n_epochs 1``) was otherwise taken
+#: up by the next plain demo, which printed its table as the 12-epoch result.
+OBJECTIVE_OPTIONS = ("gan_mode", "lambda_l1", "lambda_shift", "shift_images", "max_shift", "n_epochs", "n_epochs_decay")
+#: Data options a run must share with what the demo asks for (the same reason: a tiny data set).
+DATA_OPTIONS = ("generate_counts", "generate_size", "batch_size", "crop_size", "load_size", "seed")
+#: train.py options that would move the run away from the folder the demo evaluates.
+RUN_NAMING = ("--trainer.logger", "--trainer.default_root_dir")
 
 
 def check_same_generator(last: Path, config: str, antialias: str | None, extra: Sequence[str] = ()) -> None:
@@ -192,9 +229,21 @@ def check_same_generator(last: Path, config: str, antialias: str | None, extra: 
         run_value, config_value = hparams.get(key, defaults[key]), asked.get(key, defaults[key])
         if run_value != config_value:
             differ[f"model.{key}"] = (run_value, config_value)
+    from pix2pix_aa.data import Pix2PixDataModule
+
+    data_defaults = {k: p.default for k, p in inspect.signature(Pix2PixDataModule).parameters.items()}
+    data = (yaml.safe_load((ROOT / config).read_text()) or {}).get("data", {})
+    data_asked = {**data, **{flag[len("--data."):]: yaml.safe_load(value) for flag, value in zip(extra, extra[1:])
+                             if flag.startswith("--data.") and flag[len("--data."):] in DATA_OPTIONS}}
+    saved = ckpt.get("datamodule_hyper_parameters") or {}
+    for key in DATA_OPTIONS:
+        run_value, config_value = saved.get(key, data_defaults[key]), data_asked.get(key, data_defaults[key])
+        if run_value != config_value:
+            differ[f"data.{key}"] = (run_value, config_value)
     if differ:
-        raise SystemExit(f"error: {last.relative_to(ROOT)} was trained with another generator than {config} asks "
-                         f"for ({'; '.join(f'{k}: run {a!r}, config {b!r}' for k, (a, b) in differ.items())}). "
+        raise SystemExit(f"error: {last.relative_to(ROOT)} was trained with another generator, objective, length or "
+                         f"data than {config} (with --train-args) asks for "
+                         f"({'; '.join(f'{k}: run {a!r}, asked {b!r}' for k, (a, b) in differ.items())}). "
                          f"Move or delete {last.parent.parent.relative_to(ROOT)} to train the current design.")
 
 
@@ -272,8 +321,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads < 1 or (args.jobs is not None and args.jobs < 1):
         parser.error("--threads and --jobs must be >= 1")
+    if args.max_images < 1:  # checked before the trainings, not by evaluate.py after them
+        parser.error(f"--max-images must be >= 1, got {args.max_images}")
+    naming = [a for a in args.train_args if a.split("=")[0].startswith(RUN_NAMING)]
+    if naming:  # the demo evaluates runs/cpu_quick_<variant>/main: a run trained elsewhere was not scored
+        parser.error(f"--train-args {' '.join(naming)}: the demo names its runs (runs/cpu_quick_<variant>/"
+                     f"{VERSION}) and evaluates those; train elsewhere with train.py itself")
     start = time.perf_counter()
     names = [v for v in VARIANTS if v in args.variants]
+    for config in dict.fromkeys(args.config if VARIANTS[n][0] == "base" else VARIANTS[n][0] for n in names):
+        check_data_folder(config, args.train_args)
     trainings = []
     for name in names:
         config, antialias = VARIANTS[name]

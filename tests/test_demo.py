@@ -35,10 +35,10 @@ def test_a_run_of_the_configs_generator_is_resumed(root):
 
 def test_a_run_of_another_generator_is_refused_with_what_differs(root):
     _run(root, antialias="kaiser9", upsample_antialias=[False, "kaiser9"], fullres_channels=16)
-    with pytest.raises(SystemExit, match=r"upsample_antialias: run \[False, 'kaiser9'\], config \[False, "
+    with pytest.raises(SystemExit, match=r"upsample_antialias: run \[False, 'kaiser9'\], asked \[False, "
                                          r"'kaiser13_c0.19_w0.12'\]\)\. Move or delete runs/cpu_quick_aa/main"):
         demo.train_command("aa", None, "aa.yaml")
-    with pytest.raises(SystemExit, match="fullres_channels: run 16, config 8"):
+    with pytest.raises(SystemExit, match="fullres_channels: run 16, asked 8"):
         flags = ["--model.generator.init_args.fullres_channels", "8",
                  "--model.generator.init_args.upsample_antialias", "[false, kaiser9]"]
         demo.train_command("aa", None, "aa.yaml", flags)
@@ -51,7 +51,7 @@ def test_a_run_trained_with_another_objective_is_refused(root):
     config["model"]["lambda_shift"] = 3.0
     (root / "aa.yaml").write_text(yaml.safe_dump(config))
     _run(root, **design)  # trained without the term
-    with pytest.raises(SystemExit, match=r"model.lambda_shift: run 0.0, config 3.0"):
+    with pytest.raises(SystemExit, match=r"model.lambda_shift: run 0.0, asked 3.0"):
         demo.train_command("aa", None, "aa.yaml")
     last = _run(root, module={"lambda_shift": 3.0, "shift_images": 1}, **design)
     assert demo.train_command("aa", None, "aa.yaml")[-1] == str(last)
@@ -71,7 +71,7 @@ def test_an_objective_given_by_flags_is_compared_as_the_flags_set_it(root):
     last = _run(root, module={"lambda_shift": 3.0, "shift_images": 1}, **design)
     flags = ["--model.lambda_shift", "3.0", "--model.shift_images", "1"]
     assert demo.train_command("aa", None, "aa.yaml", flags)[-1] == str(last)
-    with pytest.raises(SystemExit, match=r"model.lambda_shift: run 3.0, config 20.0"):
+    with pytest.raises(SystemExit, match=r"model.lambda_shift: run 3.0, asked 20.0"):
         demo.train_command("aa", None, "aa.yaml", ["--model.lambda_shift", "20.0"])
 
 
@@ -113,3 +113,40 @@ def test_default_jobs_run_one_thread_trainings_all_at_once_and_others_as_the_cor
     monkeypatch.setattr(speed, "available_cores", lambda: 8)
     assert demo.default_jobs(3, threads=1) == 3
     assert demo.default_jobs(3, threads=4) == 2
+
+
+def test_a_run_of_another_length_or_data_is_refused_and_run_names_stay_the_demos(root, capsys):
+    """After a tiny demo (--train-args --model.n_epochs 1 ...), a plain demo took up the finished
+    1-epoch run and printed its table as the 12-epoch result; --train-args naming the run trained
+    elsewhere while the demo evaluated the old run."""
+    design = {"antialias": "kaiser9", "upsample_antialias": [False, "kaiser13_c0.19_w0.12"], "fullres_channels": 16}
+    _run(root, module={"n_epochs": 1, "n_epochs_decay": 0}, **design)
+    with pytest.raises(SystemExit, match=r"model.n_epochs: run 1, asked 100; model.n_epochs_decay: run 0, asked 100"):
+        demo.train_command("aa", None, "aa.yaml")
+    tiny = ["--model.n_epochs", "1", "--model.n_epochs_decay", "0"]
+    last = demo.run_dir("aa") / "checkpoints" / "last.ckpt"
+    assert demo.train_command("aa", None, "aa.yaml", tiny)[-1] == str(last)  # the same tiny demo again: resumed
+    torch.save({"state_dict": {}, "hyper_parameters": {"generator": {"init_args": {"ngf": 32, **design}},
+                                                        "n_epochs": 1, "n_epochs_decay": 0},
+                "datamodule_hyper_parameters": {"generate_counts": {"train": 4, "val": 2, "test": 2}}}, last)
+    with pytest.raises(SystemExit, match=r"data.generate_counts: run \{'train': 4, 'val': 2, 'test': 2\}, asked None"):
+        demo.train_command("aa", None, "aa.yaml", tiny)
+    for bad, message in ((["--max-images", "0"], "--max-images must be >= 1, got 0"),
+                         (["--train-args", "--trainer.logger.init_args.name", "mine"],
+                          "--train-args --trainer.logger.init_args.name: the demo names its runs")):
+        with pytest.raises(SystemExit):
+            demo.main(bad)
+        assert message in capsys.readouterr().err
+
+
+def test_a_data_folder_of_other_counts_is_refused(root):
+    """A tiny demo's 4-image data/facades was trained and scored on by the next plain demo."""
+    folder = root / "data" / "facades"
+    folder.mkdir(parents=True)
+    (folder / "generation.json").write_text('{"generator": "pix2pix_aa.data.facades", "splits": '
+                                            '{"train": 4, "val": 2, "test": 2}}')
+    with pytest.raises(SystemExit, match=r"data/facades holds facades generated with counts \{'train': 4, 'val': 2, "
+                                         r"'test': 2\}, and the demo asks for \{'train': 400, 'val': 100, "
+                                         r"'test': 106\}"):
+        demo.check_data_folder("aa.yaml")
+    demo.check_data_folder("aa.yaml", ["--data.generate_counts", "{train: 4, val: 2, test: 2}"])  # as asked
