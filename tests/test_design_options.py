@@ -123,7 +123,7 @@ def test_per_level_upsampling_and_modes():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(antialias=["bin5"] * 3), "one value per level.*num_downs = 4 values, got 3"),
+    (dict(antialias=["bin5"] * 3), r"one value per level.*4 values \(one per downsampling: .*\), got 3"),
     (dict(antialias=["aps", "bin5", "bin5", "bin5"]), "applies to every level"),
     (dict(antialias=["none"] * 4, upsample_antialias=True), "needs an antialias filter"),
     (dict(antialias=["none", "bin5", "bin5", "bin5"], upsample_antialias=[True] * 4), "at level 1 needs"),

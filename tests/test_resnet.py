@@ -169,3 +169,12 @@ def test_train_py_fits_a_resnet_generator(tmp_path, run_cli, write_tiny_config):
     cfg = write_tiny_config(tmp_path, trainer__max_epochs=1, model__generator=generator)
     run_cli(tmp_path, ["fit", "--config", str(cfg)])
     assert list((tmp_path / "runs" / "tiny" / "version_0" / "checkpoints").glob("last.ckpt"))
+
+
+def test_a_per_level_list_of_the_wrong_length_counts_downsamplings_not_num_downs():
+    """The ResNet has no num_downs; the message named it."""
+    from pix2pix_aa.networks import ResNetGenerator
+
+    with pytest.raises(ValueError, match=r"antialias lists one value per level, outermost first: 2 values \(one per "
+                                         r"downsampling"):
+        ResNetGenerator(n_blocks=2, ngf=8, antialias=["bin5"])

@@ -65,8 +65,8 @@ def per_level(value: object, num_levels: int, name: str) -> list:
     """
     if isinstance(value, (list, tuple)):
         if len(value) != num_levels:
-            raise ValueError(f"{name} lists one value per level, outermost first: num_downs = {num_levels} "
-                             f"values, got {len(value)}: {list(value)!r}")
+            raise ValueError(f"{name} lists one value per level, outermost first: {num_levels} values (one per "
+                             f"downsampling: the U-Net's num_downs), got {len(value)}: {list(value)!r}")
         return list(value)
     return [value] * num_levels
 
