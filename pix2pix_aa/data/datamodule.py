@@ -359,6 +359,16 @@ class Pix2PixDataModule(pl.LightningDataModule):
             notice(f"{self.data_dir} exists and was generated with different settings "
                    f"({', '.join(f'{k}: on disk {a}, asked {b}' for k, (a, b) in diff.items())}); using it as is. "
                    f"Delete it or choose another data_dir to regenerate.")
+        if self.dataset == "facades" and "splits" not in wanted:
+            from pix2pix_aa.data.facades import DEFAULT_SPLITS
+
+            held = meta.get("splits")
+            if held is not None and held != DEFAULT_SPLITS:
+                # Counts left at their default ask for nothing, but a smaller run's set (4 images)
+                # was then trained and scored on as if it were the full one, without a word.
+                notice(f"{self.data_dir} holds facades generated with counts {held}, not the default "
+                       f"{DEFAULT_SPLITS}; using it as it is (--data.generate_counts says which you want: a "
+                       "folder of other counts is refused then)")
 
     # ------------------------------------------------------------------ datasets
     def _make(self, split: str, train: bool | None = None, keep_size: bool = False, hint: str = "") -> Dataset:
