@@ -250,6 +250,17 @@ def test_a_device_the_evaluation_cannot_run_on_is_one_line(trained_run, monkeypa
     assert err.startswith("error: --device") and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
 
 
+def test_flicker_images_0_is_recorded_as_no_flicker(trained_run, monkeypatch, tmp_path):
+    # --flicker-images 0 alone turned the flicker off, and results.json recorded 32 frames.
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    at = FAST.index("--flicker-frames")
+    flags = [*FAST[:at], *FAST[at + 2:], "--flicker-images", "0"]
+    assert evaluate_main([str(run), "--out", str(tmp_path / "eval"), *flags]) == 0
+    options = json.loads((tmp_path / "eval" / "results.json").read_text())["options"]
+    assert options["flicker_frames"] == 0 and options["flicker_images"] == 0
+
+
 def test_an_unknown_layer_names_the_layers_flag(trained_run, monkeypatch, tmp_path, capsys):
     folder, run = trained_run
     monkeypatch.chdir(folder)

@@ -429,7 +429,9 @@ def eval_options(args: argparse.Namespace) -> EvalOptions:
     return EvalOptions(max_shift=args.shifts, num_shifts=args.num_shifts, protocol=args.protocol,
                        layers=None if args.layers == "none" else args.layers.split(","), noise=tuple(args.noise),
                        margin=args.margin, batch_size=args.batch_size, seed=args.seed, chunk=args.chunk,
-                       lowpass=args.lowpass, spectrum=args.spectrum, flicker_frames=args.flicker_frames,
+                       lowpass=args.lowpass, spectrum=args.spectrum,
+                       # --flicker-images 0 turns the flicker off: recorded so, not as 32 frames never measured.
+                       flicker_frames=args.flicker_frames if args.flicker_images else 0,
                        flicker_images=args.flicker_images, samples=args.samples, precision=args.precision,
                        channels_last=args.channels_last, compile=args.compile)
 
