@@ -151,8 +151,8 @@ def check_weights(name: str, path: str, origin: str = "weights file") -> str:
     Raises:
         ValueError: one line naming ``origin`` and the file: missing, unreadable, another
             network's (a key or shape the network does not have; for AlexNet, a sha256 other than
-            torchvision's file's), or, for the FID Inception, features that do not tell two
-            different images apart.
+            torchvision's file's), or, for the FID Inception, untrained weights (every batch norm's
+            statistics at their initial values) or features that do not tell two images apart.
     """
     from pix2pix_aa.download import sha256_of
 
