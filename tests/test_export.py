@@ -19,6 +19,7 @@ def test_onnx_export_of_a_checkpoint_matches_eager_on_two_sizes(request, fixture
     out = tmp_path / "netG.onnx"
     assert main([str(run / "checkpoints" / "last.ckpt"), "--format", "onnx", "--out", str(out)]) == 0
     assert "max |export - eager|" in capsys.readouterr().out
+    assert _is_export(out, "onnx") and not _is_export(out, "torchscript")  # so a re-export may replace it
     # Independently of the command's own check: a size it was not verified on.
     from pix2pix_aa.evaluation.checkpoints import load_generator
 
@@ -169,8 +170,5 @@ def test_out_names_the_format_and_never_replaces_a_file_that_is_not_an_export(ba
         assert main([str(ckpt), "--out", str(out)]) == 0
         assert "(torchscript," in capsys.readouterr().out
     torch.jit.load(str(out))
-    onnx_out = tmp_path / "g.onnx"
-    assert main([str(ckpt), "--out", str(onnx_out)]) == 0
-    assert onnxruntime.InferenceSession(str(onnx_out), providers=["CPUExecutionProvider"]) is not None
-    assert _is_export(onnx_out, "onnx") and not _is_export(onnx_out, "torchscript")  # so a re-export may replace it
     assert not _is_export(ckpt, "torchscript") and not _is_export(ckpt, "onnx")
+    assert not _is_export(out, "onnx")  # an ONNX export is recognised in the test above
