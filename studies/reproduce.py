@@ -580,7 +580,7 @@ common region, and their difference x8 (rows: {', '.join(figure_models)}):
 
 Per-model heatmaps, the raw results (JSON/CSV) and an offline page (`index.html`: table, spectrum,
 heatmaps, panning animation, samples) are in `outputs/repro/<set>/` after a run, and in
-TensorBoard under each run's `evaluation/` (`tensorboard --logdir runs`).
+TensorBoard under each run's `evaluation/<--out name>-<hash>/` (`tensorboard --logdir runs`).
 """
 
 
