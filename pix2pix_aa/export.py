@@ -38,6 +38,9 @@ from torch import nn
 __all__ = ["ExportError", "PadToMultiple", "export_generator", "verify_inputs", "main"]
 
 FORMATS = ("onnx", "torchscript")
+#: What marks this command's files (a TorchScript extra file, ONNX metadata): only those are
+#: replaced by a later export to the same --out.
+MARK_KEY, MARK = "pix2pix_aa", "pix2pix-aa-export"
 #: File name endings that say the format (``--out netG.pt`` is TorchScript without ``--format``).
 SUFFIXES = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".ts": "torchscript",
             ".torchscript": "torchscript", ".jit": "torchscript"}
@@ -144,6 +147,12 @@ def _export_onnx(generator: nn.Module, out: Path) -> None:
             first = re.sub(r"\x1b\[[0-9;]*m", "", " ".join(str(err).split()))[:200]
             raise ExportError(f"torch.onnx.export failed: {type(err).__name__}: {first}") from err
         program.save(str(out))
+    import onnx
+
+    model = onnx.load(str(out))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = MARK_KEY, MARK
+    onnx.save(model, str(out))
 
 
 def _onnx_runner(path: Path):
@@ -208,7 +217,7 @@ def export_generator(generator: nn.Module, out: str | Path, fmt: str = "onnx", a
             with warnings.catch_warnings(), torch.inference_mode():
                 warnings.simplefilter("ignore")  # the tracer's warnings; the check below decides
                 traced = torch.jit.trace(generator, checks[0], check_trace=False)
-            traced.save(str(staged))
+            traced.save(str(staged), _extra_files={MARK_KEY: MARK})
             with warnings.catch_warnings():  # torch deprecates TorchScript; the file is still what was asked
                 warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.*deprecated", category=FutureWarning)
                 loaded = torch.jit.load(str(staged))
@@ -222,21 +231,22 @@ def export_generator(generator: nn.Module, out: str | Path, fmt: str = "onnx", a
 
 
 def _is_export(path: Path, fmt: str) -> bool:
-    """Whether the existing file ``path`` is a ``fmt`` model file, which an export may replace: a
-    TorchScript archive holds compiled code (``code/``), which a training checkpoint (also a zip)
-    does not; an ONNX model from PyTorch starts with its IR version and names its producer."""
+    """Whether the existing file ``path`` is an earlier export of this command in format ``fmt``,
+    which a new export may replace: it carries :data:`MARK` (a TorchScript archive's extra file, an
+    ONNX model's metadata). A user's own model file of that format does not."""
     if fmt == "torchscript":
         try:
             with zipfile.ZipFile(path) as archive:
-                return any("/code/" in name for name in archive.namelist())
+                return any(name.endswith(f"/extra/{MARK_KEY}") for name in archive.namelist())
         except (OSError, zipfile.BadZipFile):
             return False
     try:
-        with open(path, "rb") as f:
-            head = f.read(64)
-    except OSError:
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - not an ONNX model (or onnx missing): not ours to replace
         return False
-    return head[:1] == b"\x08" and b"pytorch" in head
+    return any(p.key == MARK_KEY and p.value == MARK for p in model.metadata_props)
 
 
 def _options_problem(args: argparse.Namespace) -> Optional[str]:
@@ -254,8 +264,8 @@ def _options_problem(args: argparse.Namespace) -> Optional[str]:
     if args.size is not None and args.size < 1:
         return f"--size must be >= 1 (pixels), got {args.size}"
     if args.out.is_file() and not _is_export(args.out, args.format):
-        return (f"--out {args.out} exists and is not {'an ONNX' if args.format == 'onnx' else 'a TorchScript'} model "
-                "file (an export would replace it); pass another --out, or move it")
+        return (f"--out {args.out} exists and is not an earlier {'ONNX' if args.format == 'onnx' else 'TorchScript'} "
+                "export of this command (an export would replace it); pass another --out, or move it")
     return None
 
 

@@ -150,10 +150,15 @@ def test_out_names_the_format_and_never_replaces_a_file_that_is_not_an_export(ba
     notes = tmp_path / "notes.md"
     notes.write_text("mine")
     (tmp_path / "notes.pt").write_text("mine")
+    torch.jit.script(torch.nn.Linear(2, 2)).save(str(tmp_path / "mine.pt"))
+    mine = (tmp_path / "mine.pt").read_bytes()
     cases = [([str(ckpt), "--format", "torchscript", "--out", str(ckpt)], f"--out {ckpt}: .ckpt names training"),
              ([str(ckpt), "--out", str(tmp_path / "notes.pt")],
-              f"--out {tmp_path / 'notes.pt'} exists and is not a TorchScript model file"),
-             ([str(ckpt), "--out", str(notes)], f"--out {notes} exists and is not an ONNX model file"),
+              f"--out {tmp_path / 'notes.pt'} exists and is not an earlier TorchScript export of this command"),
+             ([str(ckpt), "--out", str(notes)], f"--out {notes} exists and is not an earlier ONNX export"),
+             # the user's own TorchScript model: a model file of the format, but not this command's
+             ([str(ckpt), "--out", str(tmp_path / "mine.pt")],
+              f"--out {tmp_path / 'mine.pt'} exists and is not an earlier TorchScript export"),
              ([str(ckpt), "--format", "onnx", "--out", str(tmp_path / "g.pt")], "--format onnx and --out "),
              ([str(ckpt), "--out", str(tmp_path / "g.pt"), "--atol", "nan"], "--atol must be a finite number >= 0"),
              ([str(ckpt), "--out", str(tmp_path / "g.pt"), "--atol=-1"], "--atol must be a finite number >= 0"),
@@ -164,6 +169,7 @@ def test_out_names_the_format_and_never_replaces_a_file_that_is_not_an_export(ba
         err = capsys.readouterr().err
         assert err.startswith(f"error: {message}") and len(err.strip().splitlines()) == 1, err
     assert ckpt.read_bytes() == before and notes.read_text() == "mine" == (tmp_path / "notes.pt").read_text()
+    assert (tmp_path / "mine.pt").read_bytes() == mine
     # The name says the format; an earlier export of it is replaced.
     out = tmp_path / "g.pt"
     for _ in range(2):
