@@ -16,7 +16,6 @@ counted in training iterations (batches). Errors are one ``error:`` line (exit c
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import re
@@ -68,6 +67,7 @@ from pix2pix_aa.console import notice, output_path_problem
 from pix2pix_aa.data import Pix2PixDataModule
 from pix2pix_aa.module import Pix2PixModule, load_weights
 from pix2pix_aa.options import (
+    argument_defaults,
     check_model_and_data,
     check_plateau_validation,
     check_schedule,
@@ -466,13 +466,20 @@ def _refuse_predict_options(config, subcommand: str, explicit: set[str]) -> None
         raise ValueError(f"--{', --'.join(given)}: predict only ({subcommand} would ignore "
                          f"{'it' if len(given) == 1 else 'them'}); drop {'it' if len(given) == 1 else 'them'}, or "
                          "run train.py predict")
-    defaults = {k: p.default for k, p in inspect.signature(Pix2PixDataModule).parameters.items()}
+    defaults = argument_defaults(Pix2PixDataModule)
     set_here = [f"data.{k}={config.data.get(k)!r}" for k in PREDICT_DATA_KEYS if config.data.get(k) != defaults.get(k)]
     if config.get("predict_output_dir") not in (None, PREDICT_OUTPUT_DIR):
         set_here.append(f"predict_output_dir={config.get('predict_output_dir')!r}")
     if set_here:
         notice(f"{', '.join(set_here)}: predict only, not used by {subcommand} (nor taken from its checkpoint by a "
                "later predict)")
+
+
+def _logger_init_args(config) -> Any:
+    """The configured logger's ``init_args`` (a namespace), or None (``logger: false`` / unset)."""
+    logger = config.trainer.get("logger")
+    init = logger.get("init_args") if hasattr(logger, "get") else None
+    return init if hasattr(init, "get") else None
 
 
 def _refuse_resuming_another_run(config, path: str, ckpt: dict, explicit: set[str]) -> None:
@@ -490,9 +497,8 @@ def _refuse_resuming_another_run(config, path: str, ckpt: dict, explicit: set[st
         return
     written = {Path(str(state["dirpath"])).parent.parent.name for key, state in (ckpt.get("callbacks") or {}).items()
                if "Checkpoint" in str(key) and isinstance(state, dict) and state.get("dirpath")}
-    logger = config.trainer.get("logger")
-    init_args = logger.get("init_args") if hasattr(logger, "get") else None
-    name = init_args.get("name") if init_args is not None and hasattr(init_args, "get") else None
+    init_args = _logger_init_args(config)
+    name = init_args.get("name") if init_args is not None else None
     if name is None or len(written) != 1 or name in written:
         return
     theirs = written.pop()
@@ -530,8 +536,7 @@ def _apply_root_dir(config, explicit: set[str]) -> set[str]:
         ValueError: ``--trainer.logger.init_args.save_dir`` on the command line too, and different.
     """
     root = config.trainer.get("default_root_dir")
-    logger = config.trainer.get("logger")
-    init = logger.get("init_args") if hasattr(logger, "get") else None
+    init = _logger_init_args(config)
     if root is None or init is None or "save_dir" not in init:
         return set()
     if init.save_dir is not None and Path(init.save_dir).resolve() == Path(root).resolve():
@@ -729,9 +734,7 @@ class Pix2PixCLI(LightningCLI):
         self.startup.reference_generator = generator
         # Every option of the file's class: merged over the config's generator, the file's few
         # would have kept the config's others (anti-aliasing, padding, a full-resolution path).
-        params = inspect.signature(type(generator)).parameters.values()
-        init_args = {**{p.name: p.default for p in params if p.default is not inspect.Parameter.empty},
-                     **info["init_args"]}
+        init_args = {**argument_defaults(type(generator)), **info["init_args"]}
         updates = {"generator": {"class_path": info["class_path"], "init_args": init_args}}
         self.config = parser.parse_object({subcommand: {"model": updates}}, self.config)
         self.config[subcommand].ckpt_path = None

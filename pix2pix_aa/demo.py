@@ -17,7 +17,6 @@ it is shown as it comes.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import subprocess
@@ -203,6 +202,7 @@ def check_same_generator(last: Path, config: str, antialias: str | None, extra: 
 
     from pix2pix_aa.checkpoints import CheckpointError, read_checkpoint
     from pix2pix_aa.module import Pix2PixModule
+    from pix2pix_aa.options import argument_defaults
 
     module = (yaml.safe_load((ROOT / config).read_text()) or {}).get("model", {})
     wanted = dict(module.get("generator", {}).get("init_args", {}))
@@ -221,7 +221,7 @@ def check_same_generator(last: Path, config: str, antialias: str | None, extra: 
     differ = {k: (trained.get(k), v) for k, v in wanted.items() if trained.get(k) != v}
     # The training objective shapes the generator as much as its layers (the shift term): the
     # config's loss options against the run's, each at the module's default where unset.
-    defaults = {k: p.default for k, p in inspect.signature(Pix2PixModule).parameters.items()}
+    defaults = argument_defaults(Pix2PixModule)
     # A ``--model.<key> <value>`` pair of ``extra`` sets the objective as the command line does.
     asked = {**module, **{flag[len("--model."):]: yaml.safe_load(value) for flag, value in zip(extra, extra[1:])
                           if flag.startswith("--model.") and flag[len("--model."):] in OBJECTIVE_OPTIONS}}
@@ -231,7 +231,7 @@ def check_same_generator(last: Path, config: str, antialias: str | None, extra: 
             differ[f"model.{key}"] = (run_value, config_value)
     from pix2pix_aa.data import Pix2PixDataModule
 
-    data_defaults = {k: p.default for k, p in inspect.signature(Pix2PixDataModule).parameters.items()}
+    data_defaults = argument_defaults(Pix2PixDataModule)
     data = (yaml.safe_load((ROOT / config).read_text()) or {}).get("data", {})
     data_asked = {**data, **{flag[len("--data."):]: yaml.safe_load(value) for flag, value in zip(extra, extra[1:])
                              if flag.startswith("--data.") and flag[len("--data."):] in DATA_OPTIONS}}

@@ -13,11 +13,14 @@ costs a second, not a run:
   mapped to ours, for the parser's "unrecognized arguments" error.
 * :func:`check_model_and_data`: channels and image size against the networks.
 * :func:`check_shift_term`: the shift-equivariance term's options against the data.
+* :func:`argument_defaults`: a class's constructor defaults (an option left at its default asks
+  for nothing).
 """
 
 from __future__ import annotations
 
 import difflib
+import inspect
 from typing import Any, Optional
 
 import torch
@@ -31,6 +34,16 @@ __all__ = ["LIGHTNING_FLAGS", "REFERENCE_FLAGS", "check_model_and_data", "check_
 
 
 # -- schedule -----------------------------------------------------------------------------------
+
+def argument_defaults(cls: type) -> dict[str, Any]:
+    """``{name: default}`` of the parameters of ``cls``'s constructor that have a default; {} for
+    a class without an inspectable signature."""
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+
 def check_schedule(config) -> None:
     """``trainer.max_epochs`` must equal ``model.n_epochs + model.n_epochs_decay``; None -> derived.
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from pix2pix_aa.checkpoints import CheckpointError, check_module_checkpoint, rea
 from pix2pix_aa.compat import batches_in_checkpoint
 from pix2pix_aa.download import sha256_of
 from pix2pix_aa.module import Pix2PixModule
+from pix2pix_aa.options import argument_defaults
 
 __all__ = ["REFERENCE_OPTIONS", "CheckpointError", "LoadedGenerator", "file_record", "filter_label",
            "find_checkpoints", "load_generator", "load_recorded", "objective_label"]
@@ -86,10 +86,7 @@ def filter_label(cls: type, init_args: dict) -> str:
     :data:`DESIGN_OPTIONS` set away from ``cls``'s default, e.g. ``kaiser9_c0.17_w0.16
     (antialias_mode blur_conv, upsample_antialias [none, kaiser13_c0.19_w0.12 x6],
     fullres_channels 16)``. Two designs that share an encoder filter read differently."""
-    try:
-        defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items()}
-    except (TypeError, ValueError):  # a class without an inspectable signature: encoder filter only
-        defaults = {}
+    defaults = argument_defaults(cls)  # {} for a class without an inspectable signature: encoder filter only
     label = _compact(init_args.get("antialias", defaults.get("antialias", "none")))
     changed = [f"{k} {_compact(init_args[k])}" for k in DESIGN_OPTIONS
                if k in init_args and k in defaults and init_args[k] != defaults[k]
@@ -212,11 +209,7 @@ def _reference_view(cls: type, init_args: dict) -> dict:
     option): ``{"netG": "unet_64", "norm": "batch", "ngf": 8, "input_nc": 3, "output_nc": 3}``."""
     from pix2pix_aa.networks import ResNetGenerator, UNetGenerator
 
-    try:
-        defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items()
-                    if p.default is not inspect.Parameter.empty}
-    except (TypeError, ValueError):
-        defaults = {}
+    defaults = argument_defaults(cls)
     args = {**defaults, **init_args}
     netg = None  # the reference's names for the same layouts (pix2pix_aa.reference.ReferenceLayout.name)
     if isinstance(cls, type) and issubclass(cls, UNetGenerator) and "num_downs" in args:
