@@ -178,6 +178,13 @@ def test_an_evaluation_into_the_same_out_replaces_its_tensorboard_run(trained_ru
         assert evaluate_main([str(run), "--out", str(out), *flags]) == 0
     logs = [p for p in (run / "evaluation").iterdir() if p.name.startswith("again-")]
     assert len(logs) == 1 and len(list(logs[0].glob("events.out.tfevents.*"))) == 1
+    # Two checkpoints of one run, in one evaluation: each keeps its events (the replacement is of
+    # the earlier evaluation's, not of this one's first model).
+    last = _copy_run(run, tmp_path / "runs")
+    shutil.copy(last, last.with_name("best-000.ckpt"))
+    assert evaluate_main([str(last), str(last.with_name("best-000.ckpt")), "--out", str(out), *flags]) == 0
+    logs = list((last.parent.parent / "evaluation").iterdir())
+    assert len(logs) == 1 and len(list(logs[0].glob("events.out.tfevents.*"))) == 2
 
 
 def test_an_out_folder_inside_the_data_is_refused(trained_run, monkeypatch, tmp_path, capsys):

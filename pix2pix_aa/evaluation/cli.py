@@ -601,12 +601,14 @@ def _write_outputs(run: _Invocation, done: list[tuple[LoadedGenerator, ModelResu
         # a hash of its resolved path (two "eval" folders stay apart); an evaluation into the same
         # folder replaces the earlier one's events, as it replaces its files.
         name = f"{slug(out_dir.name)}-{hashlib.sha1(str(out_dir.resolve()).encode()).hexdigest()[:8]}"
-        for item, result in done:
-            log_dir = item.run_dir / "evaluation" / name
+        # Once per folder, before any model of this evaluation is logged: two checkpoints of one
+        # run (last.ckpt and a best-*.ckpt) log into the same folder.
+        for log_dir in {item.run_dir / "evaluation" / name for item, _ in done}:
             for old in log_dir.glob("events.out.tfevents.*"):
                 old.unlink()
-            log_to_tensorboard(result, log_dir, table, step=item.epoch or 0, ranges=ranges, all_results=results,
-                               hparams=item.hparams, evaluation=str(out_dir))
+        for item, result in done:
+            log_to_tensorboard(result, item.run_dir / "evaluation" / name, table, step=item.epoch or 0,
+                               ranges=ranges, all_results=results, hparams=item.hparams, evaluation=str(out_dir))
     print(table)
     print("\n" + table_notes(results, options_dict(opts)))
     print(f"\nwrote {', '.join(sorted({str(p.name) for p in files.values()})[:6])} ... to {out_dir}")
