@@ -13,7 +13,7 @@ from typing import Literal
 
 import torch
 
-__all__ = ["DATA_RANGE", "MAX_PSNR_DB", "check_image_scale", "mse_per_image", "psnr", "psnr_from_mse",
+__all__ = ["DATA_RANGE", "MAX_PSNR_DB", "check_image_scale", "check_images", "mse_per_image", "psnr", "psnr_from_mse",
            "pooled_psnr"]
 
 #: Images live in [-1, 1], so the peak-to-peak range is 2 (== range 1 for images in [0, 1]).
@@ -23,6 +23,22 @@ DATA_RANGE: float = 2.0
 #: as 200 dB. float32 round-off alone gives roughly 130-160 dB on 256x256 images, so 200 dB
 #: means "equal to float precision"; a finite cap keeps means, JSON and tables well defined.
 MAX_PSNR_DB: float = 200.0
+
+
+def check_images(x: torch.Tensor, name: str, data_range: float = DATA_RANGE, stacklevel: int = 2) -> None:
+    """A non-empty float (N, C, H, W) batch of images on the PSNR's scale (:func:`check_image_scale`;
+    ``stacklevel`` of its warnings as ``warnings.warn`` counts it from here).
+
+    Raises:
+        ValueError: naming ``name``: another shape, an integer dtype, or another scale.
+    """
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[0] == 0:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a non-empty (N, C, H, W) tensor, got {shape}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a float tensor of images in [-1, 1], got {x.dtype} (for uint8 images: "
+                         "x.float() / 127.5 - 1)")
+    check_image_scale(x, name, data_range, stacklevel=stacklevel + 1)
 
 
 def check_image_scale(x: torch.Tensor, name: str, data_range: float = DATA_RANGE, outputs: bool = False,

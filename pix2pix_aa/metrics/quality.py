@@ -104,8 +104,8 @@ def quality(pred: torch.Tensor, target: torch.Tensor, window_size: int = 11) -> 
         raise ValueError(f"SSIM window {window_size} larger than the images {tuple(pred.shape[-2:])}")
     # The targets are data (refused on another scale), the outputs a network's (warned about):
     # [0, 1] images read 6 dB closer than they are.
-    check_image_scale(target, "target")
-    check_image_scale(pred, "pred", outputs=True)
+    check_image_scale(target, "target", stacklevel=3)  # warnings point at quality()'s caller
+    check_image_scale(pred, "pred", outputs=True, stacklevel=3)
     with torch.no_grad():
         p, t = pred.detach().float(), target.detach().float()
         ssim_map = kornia.metrics.ssim((p + 1) / 2, (t + 1) / 2, window_size, max_val=1.0)

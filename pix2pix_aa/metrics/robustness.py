@@ -8,7 +8,7 @@ from typing import Optional
 import torch
 
 from pix2pix_aa.metrics._batching import Generator, check_batch_size, forward, warn_if_training
-from pix2pix_aa.metrics.psnr import DATA_RANGE, MAX_PSNR_DB, check_image_scale, mse_per_image, psnr_from_mse
+from pix2pix_aa.metrics.psnr import DATA_RANGE, MAX_PSNR_DB, check_images, mse_per_image, psnr_from_mse
 
 __all__ = ["noise_draw", "noise_robustness"]
 
@@ -41,18 +41,12 @@ def noise_robustness(G: Generator, x: torch.Tensor, sigmas: Sequence[float] = (0
         sigmas: noise standard deviations, each >= 0.
 
     Raises:
-        ValueError: ``x`` not float, or on another scale (:func:`~pix2pix_aa.metrics.psnr.check_image_scale`).
+        ValueError: ``x`` not float, or on another scale (:func:`~pix2pix_aa.metrics.psnr.check_images`).
 
     Returns:
         {sigma: mean PSNR in dB} in the order given.
     """
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[0] == 0:
-        raise ValueError(f"x must be a non-empty (N, C, H, W) tensor, got "
-                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
-    if not x.is_floating_point():
-        raise ValueError(f"x must be a float tensor of images in [-1, 1], got {x.dtype} (for uint8 images: "
-                         "x.float() / 127.5 - 1)")
-    check_image_scale(x, "x", data_range)  # sigma is in [-1, 1] units: other scales mean other noise
+    check_images(x, "x", data_range, stacklevel=3)  # sigma is in [-1, 1] units: other scales mean other noise
     sigmas = [float(s) for s in sigmas]
     if not sigmas or any(s < 0 for s in sigmas):
         raise ValueError(f"sigmas must be a non-empty list of values >= 0, got {sigmas}")

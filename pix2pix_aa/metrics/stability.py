@@ -44,7 +44,7 @@ import torch
 
 from pix2pix_aa.metrics._batching import Generator, check_batch_size, run_pairs, warn_if_training
 from pix2pix_aa.metrics.bandwidth import NUM_BANDS, LowpassFn, band_edges, band_energy, resolve_lowpass, spectrum_db
-from pix2pix_aa.metrics.psnr import DATA_RANGE, MAX_PSNR_DB, check_image_scale, psnr_from_mse
+from pix2pix_aa.metrics.psnr import DATA_RANGE, MAX_PSNR_DB, check_image_scale, check_images, psnr_from_mse
 from pix2pix_aa.metrics.shifts import Shift, grid_size_for, validate_shifts
 
 __all__ = ["StabilityResult", "stability_crop", "stability_circular", "nan_to_none"]
@@ -243,16 +243,10 @@ def _sse(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, int]:
 
 
 def _check_images(x: torch.Tensor, name: str, data_range: float) -> None:
-    """A float (N, C, H, W) batch of images on the PSNR's scale (:func:`_check_scale`)."""
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[0] == 0:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be a non-empty (N, C, H, W) tensor, got {shape}")
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must be a float tensor of images in [-1, 1], got {x.dtype} (for uint8 images: "
-                         "x.float() / 127.5 - 1)")
+    """:func:`~pix2pix_aa.metrics.psnr.check_images`, and no NaN (every PSNR would be NaN)."""
+    check_images(x, name, data_range, stacklevel=4)  # warnings point at the caller of stability_*
     if torch.isnan(x).any():
         raise ValueError(f"{name} holds NaN values")
-    check_image_scale(x, name, data_range)
 
 
 def _checking_outputs(compare: Callable, data_range: float) -> Callable:
