@@ -63,6 +63,17 @@ def _run_logged(cmd: list[str], threads: int, log: Path) -> float:
     return (time.perf_counter() - start) / 60
 
 
+def asked_data(config: str, extra: Sequence[str] = ()) -> dict:
+    """The data options a training of ``config`` with the train.py arguments ``extra`` asks for:
+    the config's ``data`` section, with the ``--data.<key> <value>`` pairs of ``extra`` over it."""
+    import yaml
+
+    data = dict((yaml.safe_load((ROOT / config).read_text()) or {}).get("data") or {})
+    data.update({flag[len("--data."):]: yaml.safe_load(value) for flag, value in zip(extra, extra[1:])
+                 if flag.startswith("--data.")})
+    return data
+
+
 def check_data_folder(config: str, extra: Sequence[str] = ()) -> None:
     """Refuse a generated data folder of other counts than the demo asks for: the data module takes
     an existing folder as it is when the counts are left at their default, so a tiny demo's 4-image
@@ -73,13 +84,9 @@ def check_data_folder(config: str, extra: Sequence[str] = ()) -> None:
     """
     import json
 
-    import yaml
-
     from pix2pix_aa.data.facades import DEFAULT_SPLITS
 
-    data = (yaml.safe_load((ROOT / config).read_text()) or {}).get("data", {})
-    data.update({flag[len("--data."):]: yaml.safe_load(value) for flag, value in zip(extra, extra[1:])
-                 if flag.startswith("--data.")})
+    data = asked_data(config, extra)
     if data.get("dataset", "facades") != "facades":
         return
     folder = Path(data.get("data_dir") or "data/facades")
@@ -232,9 +239,7 @@ def check_same_generator(last: Path, config: str, antialias: str | None, extra: 
     from pix2pix_aa.data import Pix2PixDataModule
 
     data_defaults = argument_defaults(Pix2PixDataModule)
-    data = (yaml.safe_load((ROOT / config).read_text()) or {}).get("data", {})
-    data_asked = {**data, **{flag[len("--data."):]: yaml.safe_load(value) for flag, value in zip(extra, extra[1:])
-                             if flag.startswith("--data.") and flag[len("--data."):] in DATA_OPTIONS}}
+    data_asked = asked_data(config, extra)
     saved = ckpt.get("datamodule_hyper_parameters") or {}
     for key in DATA_OPTIONS:
         run_value, config_value = saved.get(key, data_defaults[key]), data_asked.get(key, data_defaults[key])
