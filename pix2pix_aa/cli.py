@@ -159,7 +159,7 @@ COMMON_OPTIONS: dict[str, str] = {
     "predict_output_dir": "predict: folder of the generated PNGs",
     "trainer.accelerator": "cpu | gpu | auto",
     "trainer.devices": "number of devices (or a list of ids)",
-    "trainer.precision": "32-true | bf16-mixed | 16-mixed (bf16-mixed: CPUs with AMX, recent GPUs)",
+    "trainer.precision": "32-true | bf16-mixed | 16-mixed (bf16-mixed: CPUs with AMX, recent GPUs; 16-mixed: GPUs)",
     "trainer.max_steps": "stop after N training iterations (batches)",
     "trainer.limit_val_batches": "0 turns validation off",
     "trainer.check_val_every_n_epoch": "validate every N epochs",
@@ -819,6 +819,12 @@ class Pix2PixCLI(LightningCLI):
                 isinstance(c, ProgressBar) for c in callbacks):
             kwargs["callbacks"] = [*callbacks, QuietProgressBar()]
         trainer = super().instantiate_trainer(**kwargs)
+        if str(config.trainer.get("precision")) in ("16", "16-mixed") and str(trainer.precision) == "bf16-mixed":
+            # Lightning swaps float16 autocast for bfloat16 on the CPU with a warning, while the run's
+            # config.yaml (and a later --config of it) keeps saying 16-mixed.
+            raise ValueError(f"trainer.precision {config.trainer.get('precision')}: float16 autocast needs a GPU; "
+                             "on the CPU Lightning would run bf16-mixed instead while the run's config.yaml said "
+                             "16-mixed. Pass --trainer.precision bf16-mixed (CPUs with AMX) or 32-true")
         # Every DDP strategy, however it was given (auto on several devices, a class_path), needs
         # find_unused_parameters (gan_strategy): refused here, at start-up, rather than at the
         # first generator step with DDP's error from each process.
@@ -1048,6 +1054,9 @@ def main(args: Optional[list[str]] = None, run: bool = True) -> Pix2PixCLI:
     # The model summary's size estimate under bf16-mixed: the weights stay float32, so its
     # 32-bit figure is the right one, and the warning says nothing the user can act on.
     warnings.filterwarnings("ignore", message=r"Precision bf16-mixed is not supported by the model summary")
+    # Lightning's swap of 16-mixed for bf16-mixed on the CPU: refused in one line instead
+    # (Pix2PixCLI.instantiate_trainer).
+    warnings.filterwarnings("ignore", message=r"You passed `Trainer\(accelerator='cpu', precision='16-mixed'\)`")
     # Lightning 2.6 prints an advertisement for a cloud logger at every Trainer start.
     for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero"):
         if not any(isinstance(f, _NoTips) for f in logging.getLogger(name).filters):

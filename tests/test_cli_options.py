@@ -419,6 +419,18 @@ def test_a_data_folder_without_val_is_refused_before_training(fit, folder, tmp_p
     assert cli.trainer.current_epoch == 1
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="float16 autocast runs on a GPU")
+@pytest.mark.parametrize("flag", ["16-mixed", "16"])
+def test_float16_autocast_on_the_cpu_is_refused_not_swapped_for_bf16(fit, folder, capsys, flag):
+    """Lightning trained ``--trainer.precision 16-mixed`` on the CPU in bf16 (one warning among the
+    start-up lines), while the run's config.yaml went on saying 16-mixed."""
+    err = _error(capsys, lambda: fit(f"fp16_{flag}", "--trainer.precision", flag))
+    assert f"trainer.precision {flag}: float16 autocast needs a GPU" in err
+    assert "Pass --trainer.precision bf16-mixed (CPUs with AMX) or 32-true" in err
+    assert "Traceback" not in err and "You passed `Trainer(" not in err
+    assert not (folder / "runs" / f"fp16_{flag}").exists()
+
+
 def test_a_failed_start_up_leaves_no_run_folder(fit, folder, tmp_path, capsys):
     """Corrupt training images stop the first training batch (after the logger made
     runs/<name>/version_N): the folder is removed, so TensorBoard lists no empty run; a failure
