@@ -65,6 +65,7 @@ from pix2pix_aa.compat import (
 )
 from pix2pix_aa.console import notice, output_path_problem
 from pix2pix_aa.data import Pix2PixDataModule
+from pix2pix_aa.data.writer import GenerationStopped
 from pix2pix_aa.module import Pix2PixModule, load_weights
 from pix2pix_aa.options import (
     argument_defaults,
@@ -1091,7 +1092,7 @@ def main(args: Optional[list[str]] = None, run: bool = True) -> Pix2PixCLI:
     # SIGTERM (a scheduler's preemption, kill): Lightning stops at the next step with a SystemExit of
     # code None, i.e. exit status 0, as if the run had finished; when the signal also reached the
     # DataLoader workers, torch raises from its SIGCHLD handler instead, with two pages of traceback.
-    except SIGTERMException as e:
+    except (SIGTERMException, GenerationStopped) as e:
         _stopped_by_sigterm(debug, e)
     except RuntimeError as e:
         if "is killed by signal: Terminated" not in str(e):
@@ -1115,9 +1116,12 @@ def _stopped_by_sigterm(debug: bool, error: BaseException) -> None:
     if debug:
         raise error
     _end_progress_line()
-    print("error: stopped by SIGTERM (a scheduler's preemption or a kill): the steps since the last checkpoint are "
-          "lost (last.ckpt is written at each epoch's end); resume with the same command and --ckpt_path last",
-          file=sys.stderr)
+    if isinstance(error, GenerationStopped):  # before any training: nothing to resume
+        print(f"error: {error}", file=sys.stderr)
+    else:
+        print("error: stopped by SIGTERM (a scheduler's preemption or a kill): the steps since the last checkpoint "
+              "are lost (last.ckpt is written at each epoch's end); resume with the same command and --ckpt_path last",
+              file=sys.stderr)
     raise SystemExit(128 + 15) from None
 
 

@@ -108,6 +108,7 @@ def prepare_data(config: str, extra: Sequence[str] = ()) -> None:
     import logging
 
     from pix2pix_aa.cli import main as cli_main
+    from pix2pix_aa.data.writer import GenerationStopped
 
     # Quietly: the demo's own argv is not the CLI's, and the trainings print Lightning's banners.
     quieted = [logging.getLogger(n) for n in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch")]
@@ -117,7 +118,11 @@ def prepare_data(config: str, extra: Sequence[str] = ()) -> None:
         for lg in quieted:
             lg.setLevel(logging.WARNING)
         cli = cli_main(["--config", str(ROOT / config), *extra, "--trainer.logger", "false"], run=False)
-        cli.datamodule.prepare_data()
+        try:
+            cli.datamodule.prepare_data()
+        except GenerationStopped as e:
+            print(f"error: {e}", file=sys.stderr)
+            raise SystemExit(128 + 15) from None
     finally:
         sys.argv = saved_argv
         for lg, level in zip(quieted, levels):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import numpy as np
 import pytest
 from PIL import Image
 
+from pix2pix_aa.data import facades as facades_module
 from pix2pix_aa.data.facades import (
     DEFAULT_SPLITS,
     PALETTE,
@@ -129,3 +133,48 @@ def test_sample_grid_cells_are_pairs():
     g = sample_grid(seed=0, n=3, size=32, cols=2)
     assert g.shape == (2 * 32 + 4, 2 * 64 + 4, 3)
     np.testing.assert_array_equal(g[:32, :64], render_pair(0, "train", 0, 32))
+
+
+_PARENT = os.getpid()
+_real_write_one = facades_module._write_one
+
+
+def _write_then_terminate(job):
+    """The generator's own writer, then SIGTERM to the generating process at the 11th training
+    image (a module-level function: the pool pickles it by name)."""
+    _real_write_one(job)
+    if job[1] == "train" and job[2] == 10:
+        os.kill(_PARENT, signal.SIGTERM)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_while_generating_is_one_line_and_leaves_no_staging_folder(tmp_path, capfd, monkeypatch, workers):
+    """SIGTERM (a scheduler's preemption) ended the process on the spot: exit status 143 with no
+    word, and the hidden staging folder ``.<out>.tmp-<pid>`` stayed for good. Forked workers end
+    quietly (the pool stops them with SIGTERM too)."""
+    monkeypatch.setattr(facades_module, "_write_one", _write_then_terminate)
+    before = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "facades"
+    rc = main(["--out", str(out), "--size", "16", "--train", "60", "--val", "1", "--test", "1",
+               "--workers", str(workers)])
+    err = capfd.readouterr().err
+    assert rc == 143
+    assert f"error: stopped by SIGTERM while generating {out}: the partial data set was removed" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []  # neither the data set nor its staging folder
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is put back
+
+
+def test_a_staging_folder_of_a_process_that_no_longer_runs_is_removed(tmp_path):
+    """A generation killed with SIGKILL (or a machine that went down) leaves ``.<out>.tmp-<pid>``;
+    the next generation of that folder removes it, and leaves one of a running process alone."""
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = tmp_path / f".facades.tmp-{int(gone.stdout)}"
+    alive = tmp_path / f".facades.tmp-{os.getppid()}"
+    for folder in (dead, alive):
+        (folder / "train").mkdir(parents=True)
+    generate_facades(tmp_path / "facades", splits={"train": 1, "val": 0, "test": 0}, size=16)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["facades", alive.name])

@@ -33,7 +33,14 @@ from PIL import Image
 from pix2pix_aa.data.facade_layout import make_layout, rasterize
 from pix2pix_aa.data.facade_render import render_photo
 from pix2pix_aa.data.palette import CLASS_NAMES, PALETTE, colorize, decode_labels
-from pix2pix_aa.data.writer import META_FILE, SPLIT_OFFSETS, check_request, sample_seed, staged_dataset  # noqa: F401
+from pix2pix_aa.data.writer import (  # noqa: F401
+    META_FILE,
+    SPLIT_OFFSETS,
+    GenerationStopped,
+    check_request,
+    sample_seed,
+    staged_dataset,
+)
 
 __all__ = [
     "DEFAULT_SPLITS",
@@ -190,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileExistsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except GenerationStopped as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 128 + 15
     dt = time.perf_counter() - t0
     print(f"wrote {sum(splits.values())} images ({splits}) at {args.size}x{2 * args.size} to {out} in {dt:.1f} s")
     if args.grid:

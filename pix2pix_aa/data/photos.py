@@ -31,6 +31,7 @@ generalisation, not generalisation to new scenes; textures repeat within a scene
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -39,7 +40,7 @@ from typing import Literal, Union
 import numpy as np
 from PIL import Image
 
-from pix2pix_aa.data.writer import check_request, staged_dataset
+from pix2pix_aa.data.writer import GenerationStopped, check_request, staged_dataset
 
 __all__ = ["PHOTO_NAMES", "PHOTO_TASKS", "load_photo", "edge_map", "gray_map", "photo_cells", "photo_pair",
            "generate_photos"]
@@ -260,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
                               overwrite=args.overwrite)
     except (ValueError, OSError) as e:
         p.error(str(e))
+    except GenerationStopped as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 128 + 15
     print(f"wrote {out} ({args.task}, {args.size}px, {splits})")
     return 0
 

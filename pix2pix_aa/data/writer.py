@@ -17,18 +17,24 @@ import contextlib
 import json
 import os
 import shutil
+import signal
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Union
 
 import numpy as np
 
-__all__ = ["META_FILE", "SPLIT_OFFSETS", "check_request", "sample_seed", "staged_dataset"]
+__all__ = ["META_FILE", "SPLIT_OFFSETS", "GenerationStopped", "check_request", "sample_seed", "staged_dataset"]
 
 #: Sample index offset per split so splits never share a seed (and stay fixed when counts change).
 SPLIT_OFFSETS: dict[str, int] = {"train": 0, "val": 1_000_000, "test": 2_000_000}
 #: Name of the metadata file written next to the splits.
 META_FILE = "generation.json"
+
+
+class GenerationStopped(Exception):
+    """SIGTERM arrived while :func:`staged_dataset` was writing: the partial folder was removed."""
 
 
 def sample_seed(seed: int, split: str, index: int) -> np.random.SeedSequence:
@@ -77,11 +83,13 @@ def staged_dataset(out_dir: Union[str, os.PathLike], splits: Mapping[str, int], 
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists; pass --overwrite (Python: overwrite=True) to replace it")
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    for stale in [tmp, *_orphans(out)]:
+        shutil.rmtree(stale, ignore_errors=True)
     try:
         for split in splits:
             (tmp / split).mkdir(parents=True)
-        yield tmp
+        with _sigterm_raises(out):
+            yield tmp
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         if out.exists() and overwrite:
             shutil.rmtree(out)
@@ -94,3 +102,45 @@ def staged_dataset(out_dir: Union[str, os.PathLike], splits: Mapping[str, int], 
             raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _orphans(out: Path) -> list[Path]:
+    """Staging folders of ``out`` left by a process that no longer runs (killed by SIGKILL, or
+    the machine went down): nothing else would ever remove them."""
+    found = []
+    for path in out.parent.glob(f".{out.name}.tmp-*"):
+        pid = path.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            found.append(path)
+        except OSError:  # alive, another user's: not ours to touch
+            pass
+    return found
+
+
+@contextlib.contextmanager
+def _sigterm_raises(out: Path) -> Iterator[None]:
+    """SIGTERM (a scheduler's preemption, kill) raises :class:`GenerationStopped` in this process,
+    so the staging folder is removed and the caller can say so in one line; Python's default would
+    end the process on the spot, leaving the hidden folder behind. Forked generation workers
+    inherit the handler and end as the default would (``Pool`` stops its workers with SIGTERM)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set a handler; the default stays
+        return
+    owner = os.getpid()
+
+    def stop(signum: int, frame: object) -> None:
+        if os.getpid() != owner:
+            os._exit(128 + signal.SIGTERM)
+        raise GenerationStopped(f"stopped by SIGTERM while generating {out}: the partial data set was removed; "
+                                "the next run generates it again")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        # None: the earlier handler was not set from Python and cannot be put back; the default then.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

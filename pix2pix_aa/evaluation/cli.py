@@ -26,6 +26,7 @@ from typing import NoReturn, Optional
 import torch
 
 from pix2pix_aa.console import notice, output_path_problem
+from pix2pix_aa.data.writer import GenerationStopped
 from pix2pix_aa.evaluation.checkpoints import (
     REFERENCE_OPTIONS,
     CheckpointError,
@@ -714,6 +715,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except GenerationStopped as e:  # SIGTERM while the test data were generated
+        print(f"error: {e}", file=sys.stderr)
+        return 128 + 15
 
 
 if __name__ == "__main__":
