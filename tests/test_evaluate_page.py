@@ -46,6 +46,19 @@ def test_panning_flicker_of_the_identity_is_the_cap_and_merges_over_chunks(evalu
     assert identity.flicker.output_frames.shape == (8, 32, 32, 3) and identity.samples.shape == (2, 32, 96, 3)
 
 
+def test_the_pages_state_the_frames_and_images_of_the_flicker(evaluated, tmp_path):
+    """results.md and index.html gave the flicker figure without its frame and image counts (only
+    results.json held them); a row of flicker over 4 frames read like one over 32."""
+    (identity, aliasing), opts = evaluated
+    files = report.write_report([identity, aliasing], tmp_path, options_dict(opts), {})
+    for name in ("md", "html"):
+        assert "panning flicker over 8 frames on the first 2 images." in files[name].read_text()
+    without = EvalOptions(max_shift=2, layers=None, noise=(), flicker_frames=0, samples=0)
+    x = torch.zeros(1, 3, 16, 16)
+    notes = report.table_notes([evaluate_generator(Identity(), x, x, without, label="id")], options_dict(without))
+    assert "; no panning flicker." in notes
+
+
 def test_the_animation_shows_input_and_every_model_side_by_side(evaluated, tmp_path):
     (identity, aliasing), opts = evaluated
     files = report.write_report([identity, aliasing], tmp_path, options_dict(opts), {})

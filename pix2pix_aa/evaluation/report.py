@@ -92,8 +92,12 @@ def table_notes(results: Sequence[ModelResult], options: dict) -> str:
         notes.append(quality_note)
     protocol = options.get("protocol", "both")
     margin = "" if protocol == "circular" else f"; crop protocol margin {options.get('margin', 0)}"
+    # The images a flicker figure is on: the first --flicker-images of each model's data, fewer on a smaller set.
+    panning = sorted({(r.flicker.num_frames, r.flicker.num_images) for r in results if r.flicker is not None})
+    flicker = ("panning flicker over " + ", ".join(f"{f} frames on the first {n} images" for f, n in panning)
+               if panning else "no panning flicker")
     notes.append(f"Shifts: {compared} compared shifts (dy, dx) of the {s}x{s} grid, (0, 0) excluded; protocol "
-                 f"{protocol}{margin}; equal-bandwidth filter: {lowpass}.")
+                 f"{protocol}{margin}; equal-bandwidth filter: {lowpass}; {flicker}.")
     notes.append(DEFINITIONS)
     return "\n\n".join(notes)
 
