@@ -185,6 +185,12 @@ def test_an_evaluation_into_the_same_out_replaces_its_tensorboard_run(trained_ru
     assert evaluate_main([str(last), str(last.with_name("best-000.ckpt")), "--out", str(out), *flags]) == 0
     logs = list((last.parent.parent / "evaluation").iterdir())
     assert len(logs) == 1 and len(list(logs[0].glob("events.out.tfevents.*"))) == 2
+    # A later evaluation into the same --out without that run: its run no longer lists this
+    # evaluation (it kept it, while the folder's results held only the other model).
+    assert evaluate_main([str(run), "--out", str(out), *flags]) == 0
+    assert not logs[0].exists()
+    assert len(list(next(p for p in (run / "evaluation").iterdir() if p.name.startswith("again-")).glob(
+        "events.out.tfevents.*"))) == 1
 
 
 def test_an_out_folder_inside_the_data_is_refused(trained_run, monkeypatch, tmp_path, capsys):

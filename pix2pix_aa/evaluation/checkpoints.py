@@ -59,7 +59,13 @@ class LoadedGenerator:
     @property
     def run_dir(self) -> Path:
         """The Lightning log dir of the run (``.../version_N``) when the checkpoint sits in it."""
-        return self.path.parent.parent if self.path.parent.name == "checkpoints" else self.path.parent
+        return run_dir_of(self.path)
+
+
+def run_dir_of(checkpoint: Path) -> Path:
+    """The run folder of a checkpoint file: ``.../version_N`` for ``.../version_N/checkpoints/x.ckpt``,
+    else the file's own folder (evaluate.py logs its TensorBoard events under it)."""
+    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
 
 
 #: Generator options that change the anti-aliasing design beside the encoder filter.

@@ -15,6 +15,7 @@ Data-parallel (same numbers as one process; see pix2pix_aa/evaluation/parallel.p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import sys
 import time
@@ -33,11 +34,13 @@ from pix2pix_aa.evaluation.checkpoints import (
     LoadedGenerator,
     find_checkpoints,
     load_recorded,
+    run_dir_of,
 )
 from pix2pix_aa.evaluation.data import DataSettings, code_version, data_settings, load_data
 from pix2pix_aa.evaluation.parallel import distributed_env, evaluate_distributed, evaluate_in_pool, evaluate_in_process
 from pix2pix_aa.evaluation.report import (
     DEFINITIONS,
+    earlier_checkpoints,
     earlier_outputs,
     foreign_outputs,
     heatmap_ranges,
@@ -591,6 +594,7 @@ def _write_outputs(run: _Invocation, done: list[tuple[LoadedGenerator, ModelResu
                  "threads_per_process": threads if threads is not None else torch.get_num_threads(),
                  "device": str(device)}
     earlier = earlier_outputs(out_dir)  # read before this evaluation's results.json replaces it
+    earlier_runs = {run_dir_of(path) for path in earlier_checkpoints(out_dir)}
     files = write_report(results, out_dir, {**options_dict(opts), "execution": execution, "code": code_version()},
                          run.errors)
     _remove_stale(run, out_dir, earlier, files)
@@ -603,10 +607,15 @@ def _write_outputs(run: _Invocation, done: list[tuple[LoadedGenerator, ModelResu
         # folder replaces the earlier one's events, as it replaces its files.
         name = f"{slug(out_dir.name)}-{hashlib.sha1(str(out_dir.resolve()).encode()).hexdigest()[:8]}"
         # Once per folder, before any model of this evaluation is logged: two checkpoints of one
-        # run (last.ckpt and a best-*.ckpt) log into the same folder.
-        for log_dir in {item.run_dir / "evaluation" / name for item, _ in done}:
+        # run (last.ckpt and a best-*.ckpt) log into the same folder. The runs of models the
+        # earlier evaluation into this folder scored and this one does not lose theirs too: the
+        # folder's results no longer hold them.
+        for run_dir in {*earlier_runs, *(item.run_dir for item, _ in done)}:
+            log_dir = run_dir / "evaluation" / name
             for old in log_dir.glob("events.out.tfevents.*"):
                 old.unlink()
+            with contextlib.suppress(OSError):  # emptied (a model logged below makes it again)
+                log_dir.rmdir()
         for item, result in done:
             log_to_tensorboard(result, item.run_dir / "evaluation" / name, table, step=item.epoch or 0,
                                ranges=ranges, all_results=results, hparams=item.hparams, evaluation=str(out_dir))

@@ -228,6 +228,19 @@ def earlier_outputs(out_dir: Path) -> list[str]:
     return [*SHARED_FILES, *(pattern.format(stem) for stem in stems.values() for pattern in MODEL_FILES.values())]
 
 
+def earlier_checkpoints(out_dir: Path) -> list[Path]:
+    """The checkpoint files (resolved paths) an earlier evaluation into ``out_dir`` scored, from its
+    results.json; [] when there is none or it does not read."""
+    models = _earlier_models(out_dir) or {}
+    found = []
+    for entry in models.values():
+        checkpoint = entry.get("checkpoint") if isinstance(entry, dict) else None
+        path = checkpoint.get("path_resolved") if isinstance(checkpoint, dict) else None
+        if isinstance(path, str) and path:
+            found.append(Path(path))
+    return found
+
+
 def _describe_data(data: dict) -> str:
     if not data:
         return "data not recorded"
