@@ -12,7 +12,7 @@ from pix2pix_aa.networks import UNetGenerator
 onnxruntime = pytest.importorskip("onnxruntime", reason="the export extra (pip install -e '.[export]')")
 
 
-@pytest.mark.slow  # torch.export of a 7-level anti-aliased U-Net, then onnxruntime: ~20 s on the 2-core machine
+@pytest.mark.slow  # torch.export of a 6-level Bin-5 U-Net, then onnxruntime: ~20 s on the 2-core machine
 def test_onnx_export_of_a_checkpoint_matches_eager_on_two_sizes(trained_run, tmp_path, capsys):
     run = trained_run[1]  # bin5: the blur's depthwise convolutions after a reflect pad of symbolic size
     out = tmp_path / "netG.onnx"
