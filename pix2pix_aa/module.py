@@ -61,6 +61,25 @@ def linear_decay_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float
     return max(0.0, 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1))
 
 
+#: The options that set a run's LR at each epoch: a resume that changes one recomputes the LR.
+SCHEDULE_OPTIONS = ("lr", "lr_policy", "n_epochs", "n_epochs_decay", "lr_decay_iters")
+
+
+def schedule_factor(policy: str, epoch: int, n_epochs: int, n_epochs_decay: int,
+                    lr_decay_iters: int) -> Optional[float]:
+    """The LR multiplier of ``policy`` at 0-based ``epoch``, as the reference's schedulers give it
+    from the start of a run (``linear``: :func:`linear_decay_factor`; ``step``: 0.1 every
+    ``lr_decay_iters`` epochs; ``cosine``: annealing to 0 over ``n_epochs``, torch's closed form);
+    None for ``plateau``, whose LR follows the validation history."""
+    if policy == "linear":
+        return linear_decay_factor(epoch, n_epochs, n_epochs_decay)
+    if policy == "step":
+        return 0.1 ** (epoch // lr_decay_iters)
+    if policy == "cosine":
+        return (1 + math.cos(math.pi * epoch / max(1, n_epochs))) / 2
+    return None
+
+
 def load_weights(net: nn.Module, path: str, name: str) -> None:
     """Load ``net``'s weights from a train.py checkpoint (its ``<name>.*`` entries), a bare
     state_dict file, or a reference pix2pix / CycleGAN file (``latest_net_G.pth`` /
@@ -329,6 +348,15 @@ class Pix2PixModule(pl.LightningModule):
         if stage == "fit" and self.hparams.channels_last:
             self.to(memory_format=torch.channels_last)
 
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # The options the checkpoint was trained with, for on_train_start: a resume may change the
+        # schedule (train.py lets it), which the restored schedulers do not know.
+        self._checkpoint_hparams = dict(checkpoint.get("hyper_parameters") or {})
+        if self._checkpoint_hparams.get("lr_policy", self.hparams.lr_policy) != self.hparams.lr_policy:
+            # Another policy's scheduler state: loading it into this one fails (LambdaLR wants its
+            # lr_lambdas) or carries the old schedule's counters; on_train_start sets the new one.
+            checkpoint["lr_schedulers"] = []
+
     def on_fit_start(self) -> None:
         if self.trainer.ckpt_path is not None:  # resuming: the checkpoint's weights win
             return
@@ -354,11 +382,46 @@ class Pix2PixModule(pl.LightningModule):
             for group in opt.param_groups:
                 group["betas"] = (hp.beta1, hp.beta2)
                 group["initial_lr"] = hp.lr
-            if isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+            if self._schedule_changed():
+                self._restart_schedule(opt, scheduler)
+            elif isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
                 scheduler.base_lrs = [hp.lr] * len(opt.param_groups)
                 factor = linear_decay_factor(self.current_epoch, hp.n_epochs, hp.n_epochs_decay)
                 for group in opt.param_groups:
                     group["lr"] = hp.lr * factor
+
+    def _schedule_changed(self) -> bool:
+        """Whether this fit resumes a checkpoint trained with other schedule options."""
+        before = getattr(self, "_checkpoint_hparams", None)
+        if self.trainer.ckpt_path is None or before is None:
+            return False
+        return any(before.get(key, self.hparams[key]) != self.hparams[key] for key in SCHEDULE_OPTIONS)
+
+    def _restart_schedule(self, opt: torch.optim.Optimizer, scheduler: Any) -> None:
+        """Put the LR of a resumed fit whose schedule options changed where the new schedule has it at
+        this epoch. The step and cosine schedulers scale the optimiser's restored LR each epoch and
+        the restored state kept the old step size and length: a resume from a finished linear run went
+        on at LR 0, and a changed ``--model.lr`` was never used. ``plateau`` has no closed form: a
+        changed LR scales the restored one; from another policy it starts at ``lr``."""
+        hp, epoch = self.hparams, self.current_epoch
+        sched = torch.optim.lr_scheduler
+        if isinstance(scheduler, sched.StepLR):
+            scheduler.step_size, scheduler.gamma = hp.lr_decay_iters, 0.1
+        elif isinstance(scheduler, sched.CosineAnnealingLR):
+            scheduler.T_max, scheduler.eta_min = max(1, hp.n_epochs), 0
+        factor = schedule_factor(hp.lr_policy, epoch, hp.n_epochs, hp.n_epochs_decay, hp.lr_decay_iters)
+        before = self._checkpoint_hparams
+        for group in opt.param_groups:
+            if factor is not None:
+                group["lr"] = hp.lr * factor
+            elif before.get("lr_policy") == "plateau" and before.get("lr"):
+                group["lr"] = group["lr"] * hp.lr / before["lr"]
+            else:
+                group["lr"] = hp.lr
+        if not isinstance(scheduler, sched.ReduceLROnPlateau):
+            scheduler.base_lrs = [hp.lr] * len(opt.param_groups)
+            scheduler.last_epoch = epoch  # the restored one's; 0 when another policy's state was dropped
+        scheduler._last_lr = [group["lr"] for group in opt.param_groups]
 
     def _planned_iterations(self) -> float:
         """Training iterations (batches) this fit runs in all, resumed ones included: max_epochs'

@@ -155,6 +155,37 @@ def test_resume_with_a_changed_lr_uses_it(fit, capsys):
     assert opt_g.param_groups[0]["lr"] == pytest.approx(1e-3 * linear_decay_factor(3, 1, 2))
 
 
+def _epoch_lrs(run_dir: Path) -> list[float]:
+    """lr/G as logged, one value per epoch (the LR each epoch trained with)."""
+    return [round(v, 12) for _, v in _scalars(run_dir, "lr/G")]
+
+
+@pytest.mark.parametrize("first, flags, scratch", [
+    # A finished linear schedule, resumed with another policy: the step and cosine schedulers scale
+    # the restored LR, 0 at the end of a linear run, so the added epochs trained at LR 0.
+    (("--model.lr_policy", "linear"), ("--model.lr_policy", "cosine"), ("--model.lr_policy", "cosine")),
+    # The same policy with a new --model.lr: step and cosine went on with the old one.
+    (("--model.lr_policy", "step", "--model.lr_decay_iters", "3"),
+     ("--model.lr_policy", "step", "--model.lr_decay_iters", "3", "--model.lr", "0.001"),
+     ("--model.lr_policy", "step", "--model.lr_decay_iters", "3", "--model.lr", "0.001")),
+    # From step to linear: LambdaLR could not load StepLR's state.
+    (("--model.lr_policy", "step", "--model.lr_decay_iters", "1"), ("--model.lr_policy", "linear"),
+     ("--model.lr_policy", "linear")),
+])
+def test_a_resume_with_another_schedule_trains_each_epoch_at_that_schedules_lr(fit, capsys, first, flags, scratch):
+    """The resumed epochs get the LR the new schedule gives them from the start of a run."""
+    name = f"sched_{first[1]}_{flags[1]}_{len(flags)}"
+    fit(name, *first)
+    resumed = fit(name, "--ckpt_path", "last", "--model.n_epochs_decay", "3", *flags)
+    reference = fit(f"{name}_scratch", "--model.n_epochs_decay", "3", *scratch)
+    assert "changed from the checkpoint by the command line" in capsys.readouterr().err
+    run_dir, scratch_dir = Path(resumed.trainer.log_dir), Path(reference.trainer.log_dir)
+    resumed_lrs = _epoch_lrs(run_dir)[2:]  # the events of the first fit are in the same folder
+    assert resumed_lrs and resumed_lrs == _epoch_lrs(scratch_dir)[-len(resumed_lrs):], (
+        resumed_lrs, _epoch_lrs(scratch_dir))
+    assert any(resumed_lrs)  # the bug trained them all at 0
+
+
 def test_resume_refuses_changed_networks_in_one_line(fit, capsys):
     fit("nets")
     err = _error(capsys, lambda: fit("nets", "--ckpt_path", "last", "--model.generator.init_args.antialias", "none"))
