@@ -563,6 +563,19 @@ def _names_and_shapes(ckpt: dict) -> dict:
                            for k, v in ckpt["state_dict"].items()}}
 
 
+def _refuse_initial_weights_on_resume(config, explicit: set[str]) -> None:
+    """A resumed fit goes on from its checkpoint's weights: ``--model.generator_weights`` (or the
+    discriminator's) given beside ``--ckpt_path`` was printed as changed, never loaded, and then
+    recorded in the run's config.yaml and checkpoints as where the weights came from."""
+    given = [key for key in ("model.generator_weights", "model.discriminator_weights")
+             if key in explicit and config.model.get(key.split(".", 1)[1])]
+    if given:
+        raise ValueError(f"--ckpt_path and --{' and --'.join(given)} both give weights: a resumed fit goes on from the "
+                         f"checkpoint's, so {'these' if len(given) > 1 else 'this'} would be ignored; drop --ckpt_path "
+                         f"to start a new run from {'them' if len(given) > 1 else 'it'}, or drop "
+                         f"--{' and --'.join(given)} to resume")
+
+
 def _check_fit_options(config) -> None:
     """fit's own checks (schedule, plateau validation, no ``--untrained``), the best checkpoint's
     default (:func:`best_checkpoint_default`) and its notices: validation off (no best
@@ -666,6 +679,8 @@ class Pix2PixCLI(LightningCLI):
         elif subcommand == "fit" and config.get("ckpt_path") is None:
             _refuse_overwriting_a_run(config)
         path = config.get("ckpt_path")
+        if path and subcommand == "fit":
+            _refuse_initial_weights_on_resume(config, explicit)
         if path and subcommand != "fit" and str(path).endswith(".pth"):
             self._use_reference_generator(parser, subcommand, path, explicit)
             path = None

@@ -652,6 +652,14 @@ def test_ckpt_path_and_generator_weights_together_are_refused(fit, folder, tmp_p
     for flag in ("--ckpt_path", "--model.generator_weights"):
         err = _error(capsys, lambda flag=flag: fit("gwboth", flag, str(ckpt), "--untrained", "true", subcommand="test"))
         assert f"--untrained true and {flag} disagree" in err
+    # fit: printed as "changed from the checkpoint", never loaded, and recorded as the run's weights.
+    before = ckpt.read_bytes()
+    for flags in (("--ckpt_path", str(ckpt)), ("--ckpt_path", "last")):
+        err = _error(capsys, lambda flags=flags: fit("gwboth", *flags, "--model.generator_weights", str(ckpt),
+                                                     "--model.discriminator_weights", str(ckpt)))
+        assert ("--ckpt_path and --model.generator_weights and --model.discriminator_weights both give weights: a "
+                "resumed fit goes on from the checkpoint's, so these would be ignored") in err
+    assert ckpt.read_bytes() == before
 
 
 def test_predict_only_options_are_refused_elsewhere_and_never_inherited(fit, folder, tmp_path, capsys):
