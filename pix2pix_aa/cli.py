@@ -522,6 +522,16 @@ def _refuse_overwriting_a_run(config) -> None:
         raise ValueError(f"{existing[0]} exists (an earlier run without version folders: trainer.logger false or "
                          "last_checkpoint.dirpath) and this fit would overwrite it; resume it with --ckpt_path last, "
                          "or give --trainer.default_root_dir (or --last_checkpoint.dirpath) a folder of its own")
+    # A version named in the logger's options is that folder, trained or not: Lightning writes into it
+    # (a second event file in one TensorBoard run, the trained last.ckpt replaced).
+    init = _logger_init_args(config)
+    version = init.get("version") if base is not None and init is not None else None
+    if version is not None:
+        folder = base / (version if isinstance(version, str) else f"version_{version}")
+        if (folder / "checkpoints" / "last.ckpt").is_file():
+            raise ValueError(f"trainer.logger.init_args.version {version}: {folder} holds a trained run "
+                             f"({folder / 'checkpoints' / 'last.ckpt'}) that this fit would overwrite; resume it with "
+                             "--ckpt_path last, or leave the version out for a new version_N")
 
 
 def _apply_root_dir(config, explicit: set[str]) -> set[str]:

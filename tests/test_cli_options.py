@@ -400,6 +400,25 @@ def test_a_fit_without_logger_never_overwrites_a_config_yaml_in_its_folder(folde
     assert (work / "checkpoints" / "last.ckpt").read_bytes() == last
 
 
+def test_a_new_fit_into_a_named_version_of_a_trained_run_is_refused(fit, folder, capsys):
+    """``--trainer.logger.init_args.version 0`` of an existing run replaced its trained last.ckpt,
+    config.yaml and hparams.yaml, and mixed two event files in one TensorBoard run, with only
+    Lightning's "exists and is not empty" warning."""
+    fit("pinned", "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0")
+    last = folder / "runs" / "pinned" / "version_0" / "checkpoints" / "last.ckpt"
+    before = last.read_bytes()
+    for version in ("0", "version_0"):
+        err = _error(capsys, lambda version=version: fit("pinned", "--trainer.logger.init_args.version", version,
+                                                         "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0"))
+        assert f"trainer.logger.init_args.version {version}: runs/pinned/version_0 holds a trained run" in err
+        assert "resume it with --ckpt_path last, or leave the version out for a new version_N" in err
+    assert last.read_bytes() == before
+    assert len(list(last.parent.parent.glob("events.out.tfevents.*"))) == 1
+    cli = fit("pinned", "--trainer.logger.init_args.version", "3", "--trainer.max_epochs", "1",
+              "--model.n_epochs_decay", "0")  # a version of its own: trains
+    assert Path(cli.trainer.log_dir).name == "version_3"
+
+
 def test_a_fixed_last_checkpoint_folder_is_resumed_and_never_overwritten(fit, folder, capsys):
     # --ckpt_path last looked under checkpoint.dirpath (the best checkpoints' folder), so a run whose
     # last.ckpt went to last_checkpoint.dirpath never resumed; a second fit wrote over it.
