@@ -178,3 +178,20 @@ def test_a_staging_folder_of_a_process_that_no_longer_runs_is_removed(tmp_path):
         (folder / "train").mkdir(parents=True)
     generate_facades(tmp_path / "facades", splits={"train": 1, "val": 0, "test": 0}, size=16)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["facades", alive.name])
+
+
+def test_overwrite_replaces_only_a_generated_data_set(tmp_path, capsys):
+    """``--overwrite`` removed any folder: a mistyped ``--out`` took the user's files with it."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("precious")
+    assert main(["--out", str(mine), "--size", "16", "--train", "1", "--val", "0", "--test", "0", "--overwrite"]) == 2
+    assert "holds files that no generator wrote (no generation.json); --overwrite replaces only a generated data set" \
+        in capsys.readouterr().err
+    assert (mine / "thesis.txt").read_text() == "precious"
+    generated = tmp_path / "generated"
+    generate_facades(generated, splits={"train": 2, "val": 0, "test": 0}, size=16)
+    generate_facades(generated, splits={"train": 1, "val": 0, "test": 0}, size=16, overwrite=True)
+    assert len(list((generated / "train").iterdir())) == 1
+    (tmp_path / "empty").mkdir()
+    generate_facades(tmp_path / "empty", splits={"train": 1, "val": 0, "test": 0}, size=16, overwrite=True)

@@ -74,14 +74,19 @@ def staged_dataset(out_dir: Union[str, os.PathLike], splits: Mapping[str, int], 
     clean exit write ``generation.json`` (``meta``) and rename the folder to ``out_dir``.
 
     Raises:
-        FileExistsError: ``out_dir`` exists and not ``overwrite``, or another process (e.g. a
-            second DDP node) created it while this one was writing.
+        FileExistsError: ``out_dir`` exists and not ``overwrite``; ``overwrite`` of a folder that
+            holds files but no ``generation.json``; or another process (e.g. a second DDP node)
+            created it while this one was writing.
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{out} is a file, not a data set folder: choose another output folder")
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists; pass --overwrite (Python: overwrite=True) to replace it")
+    if out.is_dir() and overwrite and not (out / META_FILE).is_file() and any(out.iterdir()):
+        # --overwrite removes the folder: only one a generator wrote (a mistyped --out data was deleted).
+        raise FileExistsError(f"{out} holds files that no generator wrote (no {META_FILE}); --overwrite replaces only "
+                              "a generated data set: choose another --out, or move them away first")
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     for stale in [tmp, *_orphans(out)]:
         shutil.rmtree(stale, ignore_errors=True)
