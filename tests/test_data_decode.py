@@ -174,3 +174,25 @@ def test_listing_is_natural_and_case_insensitive(tmp_path):
     for name in ("10.png", "2.JPG", "1.tiff", "notes.txt"):
         (tmp_path / name).write_bytes(b"")
     assert [p.name for p in list_images(tmp_path, "x")] == ["1.tiff", "2.JPG", "10.png"]
+
+
+@pytest.mark.parametrize("layout", ["aligned", "paired"])
+def test_training_data_names_the_files_it_skips_and_refuses_broken_image_links(tmp_path, capsys, layout):
+    """A split's .gif / .tga files were left out without a word (12 of 16 files, the count the only
+    hint), and a link named like an image that points at nothing too (in a paired set, so was its
+    partner, never named as unmatched)."""
+    pair = np.concatenate([_photo(), _photo()], axis=1)
+    sides = {"aligned": [tmp_path / "train"], "paired": [tmp_path / "train" / "A", tmp_path / "train" / "B"]}[layout]
+    for folder in sides:
+        folder.mkdir(parents=True)
+        Image.fromarray(pair if layout == "aligned" else _photo()).save(folder / "1.png")
+        Image.fromarray(pair if layout == "aligned" else _photo()).save(folder / "2.gif")
+        (folder / ".DS_Store").write_bytes(b"")
+    dataset = AlignedDataset if layout == "aligned" else PairedFolderDataset
+    assert len(dataset(tmp_path, "train", "AtoB", load_size=32, crop_size=32, train=False)) == 1
+    err = capsys.readouterr().err
+    assert "skipped 1 file(s) that are not .png/.jpg/.jpeg/.webp/.bmp/.tif/.tiff images: 2.gif" in err
+    assert ".DS_Store" not in err
+    (sides[0] / "3.png").symlink_to(tmp_path / "moved" / "3.png")
+    with pytest.raises(FileNotFoundError, match=r"1 link\(s\) to images that do not exist: 3\.png \(3\.png -> "):
+        dataset(tmp_path, "train", "AtoB", load_size=32, crop_size=32, train=False)

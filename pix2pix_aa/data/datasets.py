@@ -280,7 +280,7 @@ class AlignedDataset(_PairDataset):
         if (folder / "A").is_dir() and (folder / "B").is_dir() and not _holds_image_files(folder):
             raise FileNotFoundError(f"{self.what}: {folder} holds A/ and B/ folders, not A|B image files: that is "
                                     "the paired layout; pass --data.dataset paired")
-        self.files = list_images(folder, self.what)
+        self.files = list_images(folder, self.what, report_skipped=True)  # a .gif among them was dropped unsaid
         if check_files:
             self.sizes = []
             for p, (w, h) in zip(self.files, self._scan(self.files, [self.file_nc] * len(self.files))):
@@ -334,8 +334,8 @@ class PairedFolderDataset(_PairDataset):
         if not (folder / "A").is_dir() and not (folder / "B").is_dir() and _holds_image_files(folder):
             raise FileNotFoundError(f"{self.what}: {folder} holds image files but no A/ and B/ folders: A|B files "
                                     "side by side are the aligned layout; pass --data.dataset aligned")
-        a_files = list_images(folder / "A", f"{self.what} (A side)")
-        b_files = list_images(folder / "B", f"{self.what} (B side)")
+        a_files = list_images(folder / "A", f"{self.what} (A side)", report_skipped=True)
+        b_files = list_images(folder / "B", f"{self.what} (B side)", report_skipped=True)
         for side, files in (("A", a_files), ("B", b_files)):
             by_stem: dict[str, list[str]] = {}
             for p in files:

@@ -23,6 +23,7 @@ before; datasets re-check the decoded sizes where a mismatch would misalign a pa
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -82,12 +83,18 @@ def list_images(folder: Path, what: str, report_skipped: bool = False) -> list[P
             that are not read (they are never read: the listing is not recursive).
 
     Raises:
-        FileNotFoundError: if ``folder`` is missing or holds no image file.
+        FileNotFoundError: if ``folder`` is missing or holds no image file, or a link named like
+            an image points at nothing (it was left out without a word, and in a paired set its
+            partner with it).
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{what}: folder {folder} does not exist")
     entries = sorted(folder.iterdir(), key=natural_key)
+    broken = [p for p in entries if p.is_symlink() and not p.exists() and is_image_file(p)]
+    if broken:
+        raise FileNotFoundError(f"{what}: {len(broken)} link(s) to images that do not exist: {_names(broken)} "
+                                f"({broken[0].name} -> {os.readlink(broken[0])}); fix or remove them")
     files = [p for p in entries if p.is_file() and is_image_file(p)]
     if not files:
         raise FileNotFoundError(
@@ -96,7 +103,7 @@ def list_images(folder: Path, what: str, report_skipped: bool = False) -> list[P
         )
     if report_skipped:
         folders = [p for p in entries if p.is_dir()]
-        others = [p for p in entries if not p.is_dir() and p not in files]
+        others = [p for p in entries if not p.is_dir() and p not in files and not p.name.startswith(".")]
         if folders:
             notice(f"{what}: skipped {len(folders)} subfolder(s): {_names(folders, '/')} "
                    f"(reads the images of one folder, not recursive)")
