@@ -200,6 +200,9 @@ def test_max_steps_counts_training_iterations(fit, capsys):
     err = capsys.readouterr().err
     assert "counts training iterations (batches)" in err
     assert "stopped after 3 training iterations (trainer.max_steps=3)" in err
+    # Stopped inside an epoch, which last.ckpt records as finished: a resume skipped its rest unsaid.
+    assert ("3 of epoch 0's 4 batches: last.ckpt counts epoch 0 as finished, so a resume (--ckpt_path last) goes on "
+            "with epoch 1, and the other 1 batches of epoch 0 are not trained") in err
     saved = yaml.safe_load((Path(cli.trainer.log_dir) / "config.yaml").read_text())
     assert saved["trainer"]["max_steps"] == 3  # the user's value, not the -1 handed to Lightning
 

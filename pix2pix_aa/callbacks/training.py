@@ -25,20 +25,32 @@ class StopAfterIterations(Callback):
     def __init__(self, iterations: int) -> None:
         self.iterations = iterations
         self.stopped = False
+        self.short_epoch: tuple[int, int, int] | None = None  # (epoch, batches trained, batches in it)
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if batches_that_stepped(trainer) >= self.iterations:  # a resumed run that is already done
             trainer.should_stop = self.stopped = True
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
         if batches_that_stepped(trainer) + 1 >= self.iterations:  # Lightning counts this batch after the hook
             trainer.should_stop = self.stopped = True
+            total = trainer.num_training_batches
+            if isinstance(total, int) and batch_idx + 1 < total:
+                self.short_epoch = (trainer.current_epoch, batch_idx + 1, total)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # Lightning's own line names max_epochs whenever the loop ends in its last epoch.
         if self.stopped:
-            notice(f"stopped after {batches_that_stepped(trainer)} training iterations "
-                   f"(trainer.max_steps={self.iterations})")
+            line = (f"stopped after {batches_that_stepped(trainer)} training iterations "
+                    f"(trainer.max_steps={self.iterations})")
+            if self.short_epoch is not None:
+                # Lightning ends the epoch at the stop, and last.ckpt records it as finished.
+                epoch, done, total = self.short_epoch
+                line += (f", {done} of epoch {epoch}'s {total} batches: last.ckpt counts epoch {epoch} as finished, so "
+                         f"a resume (--ckpt_path last) goes on with epoch {epoch + 1}, and the other {total - done} "
+                         f"batches of epoch {epoch} are not trained")
+            notice(line)
 
 
 class QuietProgressBar(TQDMProgressBar):
