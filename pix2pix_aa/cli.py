@@ -367,7 +367,7 @@ class ReusableConfig(SaveConfigCallback):
         super().setup(trainer, pl_module, stage)
 
 
-def best_checkpoint_default(config: Any) -> None:
+def best_checkpoint_default(config: Any) -> Optional[str]:
     """Which best checkpoint a fit keeps, unless ``checkpoint.monitor`` names a metric.
 
     Not validation L1: L1 is minimised by the conditional median of the targets, a smoothed image,
@@ -377,24 +377,28 @@ def best_checkpoint_default(config: Any) -> None:
     ``model.val_kid`` on and the Inception weights reachable: the best by validation KID (lower is
     closer to the targets' distribution, blur included). Otherwise ``last.ckpt`` only, said in one
     line. ``checkpoint.save_top_k`` 1 without a monitor (a copy of last.ckpt named best) becomes 0.
+    Returns why validation KID is skipped (``model.val_kid`` on, no weights; said here), or None.
     """
     from pix2pix_aa.metrics.pretrained import resolve_weights
 
     ckpt, val_kid = config.checkpoint, bool(config.model.get("val_kid"))
-    # Without weights the module says why at its first validation, and logs no val/kid.
-    kid_logged = val_kid and not resolve_weights("fid", announce=notice).skipped
+    skipped = resolve_weights("fid", announce=notice, has_option=False).skipped if val_kid else None
+    if skipped:  # said here, before any epoch is trained; the module then logs no val/kid
+        notice(f"model.val_kid: {skipped}; validation goes on without val/kid")
+    kid_logged = val_kid and not skipped
     if ckpt.get("monitor") is None and kid_logged:
         ckpt.monitor, ckpt.mode = "val/kid", "min"
     elif ckpt.get("monitor") == "val/kid" and not kid_logged:  # e.g. a saved config.yaml reused offline
         ckpt.monitor, ckpt.save_top_k = None, 0
         notice("checkpoint.monitor val/kid: this run logs no val/kid (" + (
             "no FID Inception weights" if val_kid else "model.val_kid is off") + "): last.ckpt only")
-        return
+        return skipped
     if ckpt.get("monitor") is None and ckpt.get("save_top_k") == 1:
         ckpt.save_top_k = 0
         notice("checkpoints: last.ckpt only; no best-*.ckpt by validation L1, which ranks early, blurry "
                "generators first (--model.val_kid true keeps the best by validation KID; --checkpoint.monitor "
                "val/l1 the L1 ranking)")
+    return skipped
 
 
 @dataclass
@@ -413,10 +417,12 @@ class StartupState:
             once the model is built (None: the checkpoint's weights, or ``--untrained``).
         finished: why ``fit --ckpt_path`` has nothing left to train (the fit is then skipped:
             no run folder or config.yaml is touched), or None.
+        kid_skipped: why a fit's validation KID is skipped (said at start-up), or None.
     """
 
     resumed_batches: int = 0
     finished: Optional[str] = None
+    kid_skipped: Optional[str] = None
     checkpoint: Optional[tuple[str, dict]] = None
     reference_generator: Optional[torch.nn.Module] = None
     generator_weights: Optional[str] = None
@@ -586,10 +592,11 @@ def _refuse_initial_weights_on_resume(config, explicit: set[str]) -> None:
                          f"--{' and --'.join(given)} to resume")
 
 
-def _check_fit_options(config) -> None:
+def _check_fit_options(config) -> Optional[str]:
     """fit's own checks (schedule, plateau validation, no ``--untrained``), the best checkpoint's
     default (:func:`best_checkpoint_default`) and its notices: validation off (no best
-    checkpoint), ``trainer.max_steps`` counted in iterations.
+    checkpoint), ``trainer.max_steps`` counted in iterations. Returns why validation KID is
+    skipped (``model.val_kid`` on, no weights), said already, or None.
 
     Raises:
         ValueError: ``--untrained``, ``trainer.limit_train_batches=0``, or a schedule / plateau
@@ -603,7 +610,7 @@ def _check_fit_options(config) -> None:
                          "(validate / test score a checkpoint without training)")
     check_schedule(config)
     check_plateau_validation(config)
-    monitor = config.checkpoint.get("monitor")
+    monitor, kid_skipped = config.checkpoint.get("monitor"), None
     if config.trainer.get("enable_checkpointing") is False:
         pass  # no checkpoint at all, said once when the trainer is built (Pix2PixCLI._instantiate_trainer)
     elif config.trainer.get("limit_val_batches") in (0, 0.0) and (monitor is None or monitor.startswith("val/")):
@@ -612,11 +619,12 @@ def _check_fit_options(config) -> None:
         notice("validation is off (trainer.limit_val_batches=0): no best checkpoint"
                + (f" by {monitor}" if monitor else "") + ", last.ckpt only")
     else:
-        best_checkpoint_default(config)
+        kid_skipped = best_checkpoint_default(config)
     steps = config.trainer.get("max_steps")
     if steps is not None and steps > 0:
         notice(f"trainer.max_steps={steps} counts training iterations (batches); each "
                "iteration makes one D and one G optimiser step")
+    return kid_skipped
 
 
 def _announce_data(config, subcommand: str) -> None:
@@ -698,7 +706,7 @@ class Pix2PixCLI(LightningCLI):
             self._merge_checkpoint(parser, subcommand, path, from_last, explicit)
         config = self.config[subcommand]
         if subcommand == "fit":
-            _check_fit_options(config)
+            self.startup.kid_skipped = _check_fit_options(config)
         elif subcommand in ("validate", "test", "predict"):
             self._choose_generator_weights(config, subcommand, explicit)
             _announce_data(config, subcommand)
@@ -819,6 +827,8 @@ class Pix2PixCLI(LightningCLI):
         if weights:
             load_weights(self.model.generator, weights, "generator")
             notice(f"model.generator_weights: {self.subcommand} with the generator from {weights}")
+        if self.startup.kid_skipped:  # said at start-up: the module would say it again at its first validation
+            self.model.__dict__["_kid_net"] = None
         check_model_and_data(self.model.generator, self.model.discriminator, self.datamodule)
         check_shift_term(self.model.hparams, self.datamodule, training=self.subcommand == "fit")
 

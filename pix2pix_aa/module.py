@@ -672,7 +672,7 @@ class Pix2PixModule(pl.LightningModule):
         reachable."""
         from pix2pix_aa.metrics.pretrained import inception_network, resolve_weights
 
-        status = resolve_weights("fid")
+        status = resolve_weights("fid", has_option=False)
         if status.skipped:
             self.print(f"warning: model.val_kid: {status.skipped}; validation goes on without val/kid")
             return None

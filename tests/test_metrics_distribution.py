@@ -450,6 +450,10 @@ def test_without_val_kid_a_fit_keeps_last_only_and_says_why(trained_run, tmp_pat
     out = capsys.readouterr()
     printed = out.out + out.err
     assert printed.count("FID and KID skipped") == 1 and "model.val_kid" in printed and "Traceback" not in printed
+    # The way train.py takes (it has no --fid-weights), said at start-up, before any epoch trains.
+    assert "set PIX2PIX_AA_FID_WEIGHTS to a copy of" in printed and "--fid-weights" not in printed
+    assert "model.val_kid: FID and KID skipped" in out.err and "warning: model.val_kid" not in out.out  # the module's
+    assert out.err.index("model.val_kid: FID and KID skipped") < out.err.index("checkpoints: last.ckpt only")
     assert "checkpoints: last.ckpt only; no best-*.ckpt by validation L1" in printed
     ckpts = tmp_path / "runs" / "tiny" / "version_0" / "checkpoints"
     assert [p.name for p in ckpts.glob("*.ckpt")] == ["last.ckpt"]

@@ -211,8 +211,8 @@ def _library_missing(name: str) -> Optional[str]:
 
 
 def resolve_weights(name: str, path: Optional[str] = None, download: Optional[bool] = None,
-                    timeout: float = DOWNLOAD_TIMEOUT_S, announce: Optional[Callable[[str], None]] = None
-                    ) -> WeightsStatus:
+                    timeout: float = DOWNLOAD_TIMEOUT_S, announce: Optional[Callable[[str], None]] = None,
+                    has_option: bool = True) -> WeightsStatus:
     """Find the weights of network ``name`` (``"fid"`` or ``"lpips"``), downloading them into the
     libraries' cache if needed and allowed.
 
@@ -223,6 +223,8 @@ def resolve_weights(name: str, path: Optional[str] = None, download: Optional[bo
         announce: called with one line when a download lasts over :data:`ANNOUNCE_AFTER_S` (the
             libraries' own progress output is held back, so an attempt that fails at once, as
             offline, prints nothing but the skip line).
+        has_option: the caller takes evaluate.py's option (``--fid-weights``); False (train.py):
+            the skip line names the environment variable alone.
 
     Returns:
         A :class:`WeightsStatus` with a local ``path``, or ``skipped`` set (no weights reachable).
@@ -240,7 +242,8 @@ def resolve_weights(name: str, path: Optional[str] = None, download: Optional[bo
             digest = check_weights(name, value, origin)
             return WeightsStatus(name, str(Path(value).expanduser()), source, sha256=digest)
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
-    how = f"pass {w.option} PATH (or set {w.env}) to a copy of {w.url}"
+    how = (f"pass {w.option} PATH (or set {w.env}) to a copy of {w.url}" if has_option
+           else f"set {w.env} to a copy of {w.url}")
     if cached.is_file():
         try:  # a damaged cache file would otherwise fail inside the evaluation, once per model
             digest = check_weights(name, str(cached), "cached file")
