@@ -610,6 +610,10 @@ def _check_fit_options(config) -> Optional[str]:
                          "(validate / test score a checkpoint without training)")
     check_schedule(config)
     check_plateau_validation(config)
+    policy, step = config.model.get("lr_policy"), config.model.get("lr_decay_iters")
+    if policy != "step" and step != argument_defaults(Pix2PixModule)["lr_decay_iters"]:
+        notice(f"model.lr_decay_iters={step}: not used (the step of model.lr_policy step; this run's policy is "
+               f"{policy})")
     monitor, kid_skipped = config.checkpoint.get("monitor"), None
     if config.trainer.get("enable_checkpointing") is False:
         pass  # no checkpoint at all, said once when the trainer is built (Pix2PixCLI._instantiate_trainer)

@@ -128,6 +128,9 @@ def refuse_unsupported(config) -> None:
     if trainer.get("gradient_clip_val") is not None:
         raise ValueError("trainer.gradient_clip_val cannot be used with the GAN's manual optimisation (two "
                          "optimisers); use --model.grad_clip_norm VALUE (clips each player's gradient norm)")
+    if trainer.get("gradient_clip_algorithm") is not None:  # Lightning ignores it without gradient_clip_val
+        raise ValueError("trainer.gradient_clip_algorithm cannot be used with the GAN's manual optimisation (two "
+                         "optimisers); use --model.grad_clip_norm VALUE (clips each player's gradient norm)")
     if trainer.get("accumulate_grad_batches") not in (None, 1):
         raise ValueError("trainer.accumulate_grad_batches is not supported by the GAN's manual optimisation; "
                          "raise --data.batch_size instead")

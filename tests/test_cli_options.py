@@ -261,6 +261,7 @@ def test_test_uses_the_checkpoints_data_unless_overridden(fit, folder, capsys, w
     (["--optimizer", "torch.optim.SGD"], "--model.lr"),
     (["--lr_scheduler", "torch.optim.lr_scheduler.StepLR"], "--model.lr_policy"),
     (["--trainer.gradient_clip_val", "1.0"], "--model.grad_clip_norm"),
+    (["--trainer.gradient_clip_algorithm", "norm"], "--model.grad_clip_norm"),  # Lightning ignored it
     # spawned processes get the trainer pickled, and the CLI's config holds jsonargparse lambdas
     (["--trainer.strategy", "ddp_spawn"], "use --trainer.strategy ddp"),
     (["--trainer.strategy", "{class_path: pytorch_lightning.strategies.DDPStrategy, init_args: {start_method: spawn}}"],
@@ -682,6 +683,21 @@ def test_ckpt_path_and_generator_weights_together_are_refused(fit, folder, tmp_p
         assert ("--ckpt_path and --model.generator_weights and --model.discriminator_weights both give weights: a "
                 "resumed fit goes on from the checkpoint's, so these would be ignored") in err
     assert ckpt.read_bytes() == before
+
+
+def test_options_a_fit_does_not_use_are_named(fit, folder, capsys):
+    """``--model.lr_decay_iters`` without the step policy and ``--data.generate_size`` (or counts)
+    with files of the user's were accepted and recorded in config.yaml without a word."""
+    fit("unused", "--model.lr_policy", "step", "--model.lr_decay_iters", "7", "--trainer.max_epochs", "1",
+        "--model.n_epochs_decay", "0")  # (it generates the shared facades the next fit reads as aligned files)
+    assert "not used" not in capsys.readouterr().err
+    fit("unused", "--model.lr_decay_iters", "7", "--data.dataset", "aligned", "--data.generate_size", "128",
+        "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0")
+    err = capsys.readouterr().err
+    assert "model.lr_decay_iters=7: not used (the step of model.lr_policy step; this run's policy is linear)" in err
+    assert "data.generate_size=128, data.generate_counts={" in err
+    assert ("}: not used (data.dataset aligned reads the files in data_dir; facades, photos, colorize are the sets made "
+            "on first use)") in err
 
 
 def test_predict_only_options_are_refused_elsewhere_and_never_inherited(fit, folder, tmp_path, capsys):

@@ -252,6 +252,11 @@ class Pix2PixDataModule(pl.LightningDataModule):
                                                    else ""))
             named = ", ".join(f"data.{k}={given[k]}" for k in unused)
             notice(f"data.preprocess={preprocess}: {named} not used ({why})")
+        generating = {"data.generate_size": generate_size, "data.generate_counts": generate_counts}
+        if dataset not in GENERATED_KINDS and any(v is not None for v in generating.values()):
+            named = ", ".join(f"{k}={v}" for k, v in generating.items() if v is not None)
+            notice(f"{named}: not used (data.dataset {dataset} reads the files in data_dir; "
+                   f"{', '.join(GENERATED_KINDS)} are the sets made on first use)")
         self.tile = tile
         self.tile_overlap = tile_overlap
         self.train_set: Dataset | None = None
