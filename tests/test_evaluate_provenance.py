@@ -296,3 +296,21 @@ def test_a_bad_flag_is_one_line_without_the_usage_block(flags, expected, capsys)
         code = e.code
     err = capsys.readouterr().err
     assert code == 2 and err.splitlines()[0].startswith(expected) and "usage:" not in err, err
+
+
+def test_ctrl_c_is_one_line_and_exit_status_130(trained_run, monkeypatch, tmp_path, capsys):
+    """Ctrl-C printed a ~50-line traceback from wherever it landed (a TensorBoard figure, a deepcopy)."""
+    from pix2pix_aa.evaluation import cli as evaluation_cli
+
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluation_cli, "log_to_tensorboard", interrupted)
+    out = tmp_path / "eval"
+    assert evaluate_main([str(run), "--out", str(out), *[a for a in FAST if a != "--no-tensorboard"]]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == (f"error: interrupted; {out} may hold part of this evaluation (files and TensorBoard events); "
+                           "run the same command again to evaluate anew"), err

@@ -727,6 +727,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     except GenerationStopped as e:  # SIGTERM while the test data were generated
         print(f"error: {e}", file=sys.stderr)
         return 128 + 15
+    except KeyboardInterrupt:  # Ctrl-C: a page of traceback from wherever it landed (a plot, a deepcopy)
+        if args.debug:
+            raise
+        where = f" {args.out} may hold part of this evaluation (files and TensorBoard events);" if args.out else ""
+        print(f"error: interrupted;{where} run the same command again to evaluate anew", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
