@@ -60,15 +60,17 @@ def resolve_overlap(tile: int, overlap: Optional[int], multiple: int) -> int:
 
     Raises:
         ValueError: ``tile`` or ``overlap`` not a multiple of ``multiple`` (naming the options
-            ``data.tile`` / ``data.tile_overlap``), or ``overlap >= tile``.
+            ``data.tile`` / ``data.tile_overlap``), a negative overlap, or ``overlap >= tile``.
     """
     if tile % multiple or tile < multiple:
         lo, hi = max(multiple, tile // multiple * multiple), -(-tile // multiple) * multiple
         raise ValueError(f"data.tile={tile} is not a multiple of the generator's size multiple {multiple} "
                          f"(2**num_downs: tile offsets must lie on its grid); use {lo}"
-                         + (f" or {hi}" if hi != lo else ""))
+                         + (f" or {hi}" if hi not in (lo, 0) and hi > 0 else ""))
     if overlap is None:
         return tile // 2 // multiple * multiple
+    if overlap < 0:
+        raise ValueError(f"data.tile_overlap={overlap} must be 0 or more (pixels neighbouring tiles share)")
     if overlap % multiple:
         lo = overlap // multiple * multiple
         fits = [str(v) for v in (lo, lo + multiple) if v < tile]  # an overlap must stay below the tile

@@ -56,6 +56,12 @@ def test_overlap_default_and_options_off_the_grid_are_refused():
         resolve_overlap(512, 512, 256)
     with pytest.raises(ValueError, match=r"input of size 20x24 \(HxW\) is not a multiple of 8; pad it first"):
         tiled_generate(nn.Identity(), torch.zeros(1, 3, 20, 24), 16, 8, multiple=8)
+    # A negative overlap failed inside torch ("upper bound and lower bound inconsistent with step
+    # sign"); tile 0 was advised "use 16 or 0".
+    with pytest.raises(ValueError, match=r"data\.tile_overlap=-16 must be 0 or more"):
+        tiled_generate(nn.Identity(), torch.zeros(1, 3, 64, 64), 32, -16, multiple=16)
+    with pytest.raises(ValueError, match=r"data\.tile=0 is not a multiple .* 16 .*; use 16$"):
+        resolve_overlap(0, None, 16)
 
 
 # --- tiled against whole ----------------------------------------------------------------------
