@@ -213,7 +213,7 @@ def test_progress_is_printed_in_lines_when_not_a_terminal_and_the_data_are_named
     assert ("[evaluate] data data/tiny (facades, test, BtoA, 64 px): 2 images of 64x64 px (HxW), for "
             "tiny/version_0/last") in log
     assert "tiny/version_0/last: 2/2 images (100%)" in log and f"files to {out}" in log
-    data = "Data: data/tiny (facades), split test, BtoA, 64x64 px, 2 images."
+    data = "Data: data/tiny (facades), split test, BtoA, 64x64 px (HxW), 2 images."
     assert data in (out / "results.md").read_text() and data in (out / "index.html").read_text()
 
 

@@ -58,7 +58,7 @@ def test_each_checkpoint_is_scored_on_its_own_direction(two_directions, monkeypa
     # A table that mixes data settings says so, in the printed output and in results.md.
     md = (tmp_path / "both" / "results.md").read_text()
     for text in (printed, md):
-        assert "measured on different data" in text and ", AtoB, 64x64 px, 2 images" in text
+        assert "measured on different data" in text and ", AtoB, 64x64 px (HxW), 2 images" in text
     assert "different data" not in (tmp_path / "atob" / "results.md").read_text()
 
 

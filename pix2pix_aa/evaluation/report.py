@@ -246,7 +246,7 @@ def _describe_data(data: dict) -> str:
         return "data not recorded"
     size = data.get("image_size") or ["?", "?"]
     return (f"{data.get('data_dir')} ({data.get('dataset')}), split {data.get('split')}, {data.get('direction')}, "
-            f"{size[0]}x{size[1]} px, {data.get('images')} images")
+            f"{size[0]}x{size[1]} px (HxW), {data.get('images')} images")
 
 
 def _shared_range(results: Sequence[ModelResult], attr: str) -> tuple[Optional[float], Optional[float]]:
