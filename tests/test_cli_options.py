@@ -168,6 +168,9 @@ def _epoch_lrs(run_dir: Path) -> list[float]:
     (("--model.lr_policy", "step", "--model.lr_decay_iters", "3"),
      ("--model.lr_policy", "step", "--model.lr_decay_iters", "3", "--model.lr", "0.001"),
      ("--model.lr_policy", "step", "--model.lr_decay_iters", "3", "--model.lr", "0.001")),
+    # plateau has no closed form: a new LR scales the restored one (no reduction in 4 epochs here).
+    (("--model.lr_policy", "plateau"), ("--model.lr_policy", "plateau", "--model.lr", "0.001"),
+     ("--model.lr_policy", "plateau", "--model.lr", "0.001")),
     # From step to linear: LambdaLR could not load StepLR's state.
     (("--model.lr_policy", "step", "--model.lr_decay_iters", "1"), ("--model.lr_policy", "linear"),
      ("--model.lr_policy", "linear")),
