@@ -699,8 +699,8 @@ def test_options_a_fit_does_not_use_are_named(fit, folder, capsys):
     err = capsys.readouterr().err
     assert "model.lr_decay_iters=7: not used (the step of model.lr_policy step; this run's policy is linear)" in err
     assert "data.generate_size=128, data.generate_counts={" in err
-    assert ("}: not used (data.dataset aligned reads the files in data_dir; facades, photos, colorize are the sets made "
-            "on first use)") in err
+    assert ("}: not used (data.dataset aligned reads the files in data_dir; facades, photos, colorize are the sets "
+            "made on first use)") in err
 
 
 def test_predict_only_options_are_refused_elsewhere_and_never_inherited(fit, folder, tmp_path, capsys):

@@ -312,5 +312,5 @@ def test_ctrl_c_is_one_line_and_exit_status_130(trained_run, monkeypatch, tmp_pa
     out = tmp_path / "eval"
     assert evaluate_main([str(run), "--out", str(out), *[a for a in FAST if a != "--no-tensorboard"]]) == 130
     err = capsys.readouterr().err
-    assert err.strip() == (f"error: interrupted; {out} may hold part of this evaluation (files and TensorBoard events); "
-                           "run the same command again to evaluate anew"), err
+    assert err.strip() == (f"error: interrupted; {out} may hold part of this evaluation (files and TensorBoard "
+                           "events); run the same command again to evaluate anew"), err

@@ -280,7 +280,7 @@ class AlignedDataset(_PairDataset):
         if (folder / "A").is_dir() and (folder / "B").is_dir() and not _holds_image_files(folder):
             raise FileNotFoundError(f"{self.what}: {folder} holds A/ and B/ folders, not A|B image files: that is "
                                     "the paired layout; pass --data.dataset paired")
-        self.files = list_images(folder, self.what, report_skipped=True)  # a .gif among them was dropped unsaid
+        self.files = list_images(folder, self.what, report_skipped=True)  # files it never reads are named
         if check_files:
             self.sizes = []
             for p, (w, h) in zip(self.files, self._scan(self.files, [self.file_nc] * len(self.files))):
