@@ -114,12 +114,16 @@ def main(argv: list[str] | None = None) -> int:
     recorded = (ds.read_json(RECORD) or {}).get("rows", {})
     rows = rds.merge_missing(rds.collect(args.seeds), {"facades": {"quick": recorded}})
     facades = rows.get("facades", {}).get("quick", {})
-    record: dict = {}
-    for seed in args.seeds:  # the rows the table reads: this machine's runs only
+    # Every recorded run stays: a report of fewer seeds or k erased the others, which may exist
+    # nowhere else (a fresh clone has none of the runs).
+    record: dict = {name: dict(by_seed) for name, by_seed in recorded.items()}
+    for seed in args.seeds:  # this invocation's rows: this machine's runs (or the record's)
         for name in [*(reference(r, seed) for r in ROLES), *names]:
             if str(seed) in facades.get(name, {}):
                 record.setdefault(name, {})[str(seed)] = facades[name][str(seed)]
-    ds.write_record(RECORD, {"every": args.every, "seeds": args.seeds, "rows": record})
+    recorded_every = [k for k in range(2, 1000) if candidate(k) in record]
+    seeds = sorted({int(s) for by_seed in record.values() for s in by_seed})
+    ds.write_record(RECORD, {"every": recorded_every, "seeds": seeds, "rows": record})
     print("\n".join(table(rows, names, args.seeds)))
     return 0
 

@@ -3,6 +3,8 @@ arithmetic and the ranking, and the attribution of input noise to the parts of G
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -207,6 +209,22 @@ def test_term_every_table_is_seed_matched_to_this_machines_baseline():
     # Seed 1's baseline is the design study's (another CPU): no reference there, so not compared.
     assert cells[1] == "0,10" and float(cells[3]) == pytest.approx(((27 - 20) + (30 - 22)) / 2)
     assert cells[7] == "-1.00 (0) |"  # against the shipped design on the seed both have
+
+
+def test_a_term_every_report_of_fewer_seeds_keeps_the_records_other_runs(monkeypatch, tmp_path):
+    """``--stage report --seeds 0`` rewrote the record with seed 0's rows only: the rows of seeds
+    10-12 (nowhere else on a fresh clone) were gone, and every later report showed fewer seeds."""
+    every2 = term_every.candidate(2)
+    row = {"pooled_db": 27.0, "psnr": 15.0, "tv_ratio": 1.0, "hf_ratio": 0.8}
+    record = tmp_path / "term_every.json"
+    rows = {every2: {"0": row, "10": row}, "ref_baseline": {"0": row}}
+    record.write_text(json.dumps({"every": [2], "seeds": [0, 10], "rows": rows}))
+    monkeypatch.setattr(term_every, "RECORD", record)
+    monkeypatch.setattr(term_every.rds, "collect", lambda seeds: {})  # no run on disk: a fresh clone
+    for flags in (["--seeds", "0"], ["--seeds", "99", "--every", "7"]):
+        assert term_every.main(["--stage", "report", *flags]) == 0
+        saved = json.loads(record.read_text())
+        assert saved["rows"] == rows and saved["seeds"] == [0, 10] and saved["every"] == [2]
 
 
 def test_a_variant_is_read_against_the_shipped_design_seed_by_seed(monkeypatch):
