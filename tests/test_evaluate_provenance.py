@@ -314,3 +314,24 @@ def test_ctrl_c_is_one_line_and_exit_status_130(trained_run, monkeypatch, tmp_pa
     err = capsys.readouterr().err
     assert err.strip() == (f"error: interrupted; {out} may hold part of this evaluation (files and TensorBoard "
                            "events); run the same command again to evaluate anew"), err
+
+
+def test_a_users_image_beside_an_earlier_evaluation_is_refused(trained_run, monkeypatch, tmp_path, capsys):
+    """In an --out holding an evaluation of one model, the user's own file under a name the next
+    evaluation (of another model) writes was overwritten without a word; in a fresh folder it was
+    refused."""
+    folder, run = trained_run
+    monkeypatch.chdir(folder)
+    out = tmp_path / "eval"
+    assert evaluate_main([str(run), "--out", str(out), *FAST]) == 0
+    other = _copy_run(run, tmp_path, "other").parent.parent
+    mine = out / "stability_crop_other_version_0_last.png"
+    mine.write_text("mine")
+    capsys.readouterr()
+    assert evaluate_main([str(other), "--out", str(out), *FAST]) == 2
+    assert (f"error: --out {out} holds stability_crop_other_version_0_last.png that no evaluation wrote (the earlier "
+            "evaluation's results.json does not name them)") in capsys.readouterr().err
+    assert mine.read_text() == "mine"
+    mine.unlink()
+    assert evaluate_main([str(other), "--out", str(out), *FAST]) == 0
+    assert evaluate_main([str(other), "--out", str(out), *FAST]) == 0  # its own images are replaced as before

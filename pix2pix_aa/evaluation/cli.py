@@ -47,6 +47,7 @@ from pix2pix_aa.evaluation.report import (
     log_to_tensorboard,
     markdown_table,
     table_notes,
+    unowned_outputs,
     write_report,
 )
 from pix2pix_aa.evaluation.runner import (
@@ -656,13 +657,18 @@ def run(args: argparse.Namespace) -> int:
         state.report("no checkpoint could be loaded")
         return EXIT_USAGE
     _distinct_labels(loaded)
+    out_dir = args.out or output_dir_default()
+    unowned = unowned_outputs(out_dir, [item.label for item in loaded])
+    if unowned:
+        state.report(f"--out {out_dir} holds {', '.join(unowned)} that no evaluation wrote (the earlier evaluation's "
+                     "results.json does not name them) and this one would overwrite; pass another --out or move them")
+        return EXIT_USAGE
     batches = _load_batches(state, _group_by_data(state, loaded))
     if not batches:
         return EXIT_USAGE
     # Once there is something to score: a checkpoint or data set that is missing is said first,
     # not after lines about the quality metrics' weights.
     opts.fid_network, opts.lpips_network, opts.quality_metrics = quality_weights(args, rank)
-    out_dir = args.out or output_dir_default()
     for settings, *_ in batches:  # the report's PNGs would be read as images of that split next time
         data_dir = Path(settings.kwargs["data_dir"]).resolve()
         if out_dir.resolve() == data_dir or data_dir in out_dir.resolve().parents:

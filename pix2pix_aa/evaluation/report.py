@@ -217,6 +217,17 @@ def foreign_outputs(out_dir: Path) -> list[str]:
     return present + (["evaluate.log"] if log.is_file() and not _log_is_evaluations(log) else [])
 
 
+def unowned_outputs(out_dir: Path, labels: Sequence[str]) -> list[str]:
+    """The per-model images an evaluation of ``labels`` would write into ``out_dir`` over files no
+    evaluation wrote: beside an earlier evaluation's results.json, the names it does not give (the
+    user's ``samples_<label>.png`` was overwritten there). A new folder is :func:`foreign_outputs`'."""
+    if _earlier_models(out_dir) is None:
+        return []
+    ours = set(earlier_outputs(out_dir))
+    planned = [pattern.format(stem) for stem in file_stems(list(labels)).values() for pattern in MODEL_FILES.values()]
+    return [name for name in planned if (Path(out_dir) / name).is_file() and name not in ours]
+
+
 def earlier_outputs(out_dir: Path) -> list[str]:
     """The image names an earlier evaluation wrote into ``out_dir``, from its results.json (its
     models' labels give them, as :func:`write_report` named them); [] when there is none or it
