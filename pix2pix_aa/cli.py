@@ -16,6 +16,7 @@ counted in training iterations (batches). Errors are one ``error:`` line (exit c
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
@@ -66,7 +67,7 @@ from pix2pix_aa.compat import (
 from pix2pix_aa.console import notice, output_path_problem
 from pix2pix_aa.data import Pix2PixDataModule
 from pix2pix_aa.data.writer import GenerationStopped
-from pix2pix_aa.module import Pix2PixModule, load_weights
+from pix2pix_aa.module import MONITORABLE, VAL_METRICS, Pix2PixModule, load_weights
 from pix2pix_aa.options import (
     argument_defaults,
     check_model_and_data,
@@ -615,6 +616,11 @@ def _check_fit_options(config) -> Optional[str]:
         notice(f"model.lr_decay_iters={step}: not used (the step of model.lr_policy step; this run's policy is "
                f"{policy})")
     monitor, kid_skipped = config.checkpoint.get("monitor"), None
+    if monitor is not None and monitor not in MONITORABLE:
+        close = difflib.get_close_matches(monitor, MONITORABLE, n=1)
+        raise ValueError(f"checkpoint.monitor {monitor!r}: not a metric this module logs"
+                         + (f" (did you mean {close[0]}?)" if close else "") + "; the validation metrics are "
+                         + ", ".join(VAL_METRICS) + " (val/kid with --model.val_kid true)")
     if config.trainer.get("enable_checkpointing") is False:
         pass  # no checkpoint at all, said once when the trainer is built (Pix2PixCLI._instantiate_trainer)
     elif config.trainer.get("limit_val_batches") in (0, 0.0) and (monitor is None or monitor.startswith("val/")):

@@ -265,6 +265,9 @@ def test_test_uses_the_checkpoints_data_unless_overridden(fit, folder, capsys, w
     (["--lr_scheduler", "torch.optim.lr_scheduler.StepLR"], "--model.lr_policy"),
     (["--trainer.gradient_clip_val", "1.0"], "--model.grad_clip_norm"),
     (["--trainer.gradient_clip_algorithm", "norm"], "--model.grad_clip_norm"),  # Lightning ignored it
+    # A misspelt monitor failed at the first validation, an epoch or two in, with no last.ckpt.
+    (["--checkpoint.monitor", "val/psrn"], "checkpoint.monitor 'val/psrn': not a metric this module logs (did you "
+                                           "mean val/psnr?)"),
     # spawned processes get the trainer pickled, and the CLI's config holds jsonargparse lambdas
     (["--trainer.strategy", "ddp_spawn"], "use --trainer.strategy ddp"),
     (["--trainer.strategy", "{class_path: pytorch_lightning.strategies.DDPStrategy, init_args: {start_method: spawn}}"],
@@ -686,6 +689,18 @@ def test_ckpt_path_and_generator_weights_together_are_refused(fit, folder, tmp_p
         assert ("--ckpt_path and --model.generator_weights and --model.discriminator_weights both give weights: a "
                 "resumed fit goes on from the checkpoint's, so these would be ignored") in err
     assert ckpt.read_bytes() == before
+
+
+def test_every_metric_a_fit_logs_is_one_checkpoint_monitor_takes(fit):
+    """checkpoint.monitor is checked at start-up against MONITORABLE: a metric logged but not listed
+    there would be refused although it exists."""
+    from pix2pix_aa.module import MONITORABLE
+
+    cli = fit("logged", "--model.lambda_shift", "1", "--model.max_shift", "2", "--trainer.max_epochs", "1",
+              "--model.n_epochs_decay", "0", "--trainer.check_val_every_n_epoch", "1")
+    logged = set(cli.trainer.callback_metrics)
+    assert {"val/l1", "train/loss_G_shift_step", "lr/G"} <= logged
+    assert logged <= set(MONITORABLE), logged - set(MONITORABLE)
 
 
 def test_options_a_fit_does_not_use_are_named(fit, folder, capsys):
