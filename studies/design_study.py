@@ -48,6 +48,7 @@ import functools
 import hashlib
 import json
 import math
+import re
 import statistics
 import subprocess
 import sys
@@ -1051,6 +1052,14 @@ def report_scope(names: list[str], seeds: list[int]) -> tuple[list[str], list[in
     return scope, sorted({0, 1, 2, *(rec.get("seeds") or []), *seeds})
 
 
+def seeds_with_runs(names: list[str], seeds: list[int]) -> list[int]:
+    """The ``seeds`` a report may name as trained: the default study's, the record's, and those with
+    a run of one of ``names`` on disk. ``--stage report --seeds 99`` wrote "seeds 0, 1, 2, 3, 4, 99"
+    into the page and the record, though nothing was trained at seed 99."""
+    recorded = set((read_json(RECORD) or {}).get("seeds") or [])
+    return [s for s in seeds if s in recorded or s in (0, 1, 2) or any(run_dir(run_name(c, s)).is_dir() for c in names)]
+
+
 def merge_record(previous: dict, data: dict, names: list[str], seeds: list[int]) -> dict:
     """The record's runs after a report of ``names`` x ``seeds``: this report's runs, and every
     run of the previous record outside it (other candidates, and other seeds of these candidates
@@ -1124,8 +1133,14 @@ def write_report(names: list[str], seeds: list[int], args: argparse.Namespace) -
             + _page_results(summary, trained, spectrum, data)
             + _page_goal(data, trained, goal_lines)
             + _page_recommendation(summary, scores, best, data, names, trained))
-    DOC.write_text(text + "\n" + READING)
-    log(f"wrote {DOC.relative_to(ROOT)} and {FIGS.relative_to(ROOT)}/")
+    page = text + "\n" + READING
+    stamp = re.compile(r"Page written [0-9-]+ [0-9:]+ UTC\.")
+    if DOC.is_file() and stamp.sub("", DOC.read_text()) == stamp.sub("", page):  # a clean tree stays clean
+        log(f"{DOC.relative_to(ROOT)}: unchanged but for its time stamp, left as it is; figures in "
+            f"{FIGS.relative_to(ROOT)}/")
+    else:
+        DOC.write_text(page)
+        log(f"wrote {DOC.relative_to(ROOT)} and {FIGS.relative_to(ROOT)}/")
 
 
 def _save_record_and_figures(names: list[str], seeds: list[int], data: dict, summary: dict, cost_file: dict,
@@ -1570,6 +1585,8 @@ def main(argv: list[str] | None = None) -> int:
                 "the stages that compute them (all, train, evaluate, spectrum)")
     names = list(dict.fromkeys(args.candidates))  # training order
     report_names, report_seeds = report_scope(names, args.seeds)
+    if args.stage == "report":  # a report trains nothing: a seed without a run would be named as trained
+        report_seeds = seeds_with_runs(report_names, report_seeds)
     if args.stage in ("all", "train", "evaluate"):
         ensure_data()
     if args.stage in ("all", "train"):

@@ -209,6 +209,15 @@ def test_a_report_of_a_subset_covers_the_whole_study(study, tmp_path, monkeypatc
     assert study.report_scope(["baseline"], [5])[1] == [0, 1, 2, 3, 5]
 
 
+def test_a_report_names_only_seeds_that_were_trained(study, tmp_path, monkeypatch):
+    record = tmp_path / "record.json"
+    study.write_json(record, {"seeds": [0, 1, 2, 3]})
+    monkeypatch.setattr(study, "RECORD", record)
+    monkeypatch.setattr(study, "run_dir", lambda name: tmp_path / "runs" / name)
+    (tmp_path / "runs" / study.run_name("bin5", 7)).mkdir(parents=True)  # a run of this machine's
+    assert study.seeds_with_runs(["baseline", "bin5"], [0, 1, 2, 3, 7, 99]) == [0, 1, 2, 3, 7]
+
+
 def test_filter_table_lists_the_candidates_filters_once_in_order(study):
     assert study.candidate_filters(["baseline", "bin5", "bc_kaiser9n_lastk9c36_fr16", "bc_kaiser9n_lastk7_fr16",
                                     "bin5_enc", "aps_bin5"]) == ["bin5", "kaiser9_c0.17_w0.16",
