@@ -715,6 +715,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"error: --flicker-frames {args.flicker_frames} with --flicker-images 0: no flicker would be measured; "
               "drop one of them (--flicker-frames 0 turns the flicker off)", file=sys.stderr)
         return EXIT_USAGE
+    weights = [flag for flag, value in (("--fid-weights", args.fid_weights), ("--lpips-weights", args.lpips_weights))
+               if value]
+    if weights and not args.quality_metrics:  # the file went unchecked and unused, without a word
+        print(f"error: {' and '.join(weights)} with --no-quality-metrics: no quality metric would use "
+              f"{'them' if len(weights) > 1 else 'it'}; drop one of them", file=sys.stderr)
+        return EXIT_USAGE
     problem = output_path_problem(args.out, "--out") if args.out is not None else None
     foreign = foreign_outputs(Path(args.out)) if args.out is not None and problem is None else []
     if foreign:  # the user's own files under the names evaluate.py writes
