@@ -59,6 +59,23 @@ def test_the_pages_state_the_frames_and_images_of_the_flicker(evaluated, tmp_pat
     assert "; no panning flicker." in notes
 
 
+def test_the_pages_show_the_noise_robustness_measured_by_default(tmp_path):
+    """--noise (on by default) was written to results.csv / .json only: the printed table,
+    results.md and index.html never showed it."""
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    opts = EvalOptions(max_shift=2, layers=None, noise=(0.01, 0.1), flicker_frames=0, samples=0)
+    result = evaluate_generator(Identity(), x, x, opts, label="identity")
+    files = report.write_report([result], tmp_path, options_dict(opts), {})
+    # The identity's output moves as its input: PSNR of sigma-z noise over data range 2.
+    expected = [10 * np.log10(4 / (s * s)) for s in (0.01, 0.1)]
+    line = (f"identity sigma 0.01: {result.noise[0.01]:.2f}, sigma 0.1: {result.noise[0.1]:.2f}.")
+    assert result.noise[0.01] == pytest.approx(expected[0], abs=0.3) and result.noise[0.1] == pytest.approx(
+        expected[1], abs=0.3)
+    for name in ("md", "html"):
+        assert "Robustness to input noise (mean PSNR in dB between G(x) and G(x + sigma z)" in files[name].read_text()
+        assert line in files[name].read_text()
+
+
 def test_the_animation_shows_input_and_every_model_side_by_side(evaluated, tmp_path):
     (identity, aliasing), opts = evaluated
     files = report.write_report([identity, aliasing], tmp_path, options_dict(opts), {})

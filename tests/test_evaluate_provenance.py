@@ -245,8 +245,9 @@ def test_reference_flags_check_a_train_py_checkpoint_too(trained_run, monkeypatc
     (["--flicker-frames", "1"], "--flicker-frames must be 0 (off) or >= 2, got 1"),
     (["--flicker-images", "-1"], "--flicker-images must be >= 0, got -1"),
     (["--samples", "-1"], "--samples must be >= 0, got -1"),
-    (["--noise=-0.1"], "--noise: every sigma must be a finite number >= 0, got -0.1"),
-    (["--noise", "inf"], "--noise: every sigma must be a finite number >= 0, got inf"),  # was scored as null
+    (["--noise=-0.1"], "--noise: every sigma must be a finite number > 0 ('none' turns it off), got -0.1"),
+    (["--noise", "inf"], "--noise: every sigma must be a finite number > 0 ('none' turns it off), got inf"),  # was null
+    (["--noise", "0"], "--noise: every sigma must be a finite number > 0 ('none' turns it off), got 0"),  # the cap
 ])
 def test_a_bad_metric_option_is_one_line_naming_its_flag_before_anything_loads(flags, message, capsys):
     assert evaluate_main(["runs/none", "--shifts", "2", "--no-progress", *flags]) == 2

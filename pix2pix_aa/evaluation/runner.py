@@ -101,8 +101,8 @@ class EvalOptions:
             raise ValueError(f"--batch-size must be >= 1 (max images per forward pass), got {self.batch_size}")
         if self.margin < 0:
             raise ValueError(f"--margin must be >= 0, got {self.margin}")
-        if any(not 0 <= s < math.inf for s in self.noise):  # also refuses nan and inf
-            raise ValueError(f"--noise: every sigma must be a finite number >= 0, got "
+        if any(not 0 < s < math.inf for s in self.noise):  # also refuses nan and inf; 0 would score the cap
+            raise ValueError(f"--noise: every sigma must be a finite number > 0 ('none' turns it off), got "
                              f"{','.join(f'{s:g}' for s in self.noise)}")
         if isinstance(self.lowpass, str) and self.lowpass.lower() == "none":
             self.lowpass = None
