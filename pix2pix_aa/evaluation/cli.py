@@ -611,12 +611,23 @@ def _write_outputs(run: _Invocation, done: list[tuple[LoadedGenerator, ModelResu
         # run (last.ckpt and a best-*.ckpt) log into the same folder. The runs of models the
         # earlier evaluation into this folder scored and this one does not lose theirs too: the
         # folder's results no longer hold them.
-        for run_dir in {*earlier_runs, *(item.run_dir for item, _ in done)}:
+        scored = {item.run_dir for item, _ in done}
+        dropped = []
+        for run_dir in {*earlier_runs, *scored}:
             log_dir = run_dir / "evaluation" / name
-            for old in log_dir.glob("events.out.tfevents.*"):
+            events = list(log_dir.glob("events.out.tfevents.*"))
+            for old in events:
                 old.unlink()
+            if events and run_dir not in scored:
+                dropped.append(str(log_dir))
             with contextlib.suppress(OSError):  # emptied (a model logged below makes it again)
                 log_dir.rmdir()
+        if dropped:  # folders of other runs: said, as the images removed from --out are
+            line = (f"note: removed this --out's earlier TensorBoard run from the {len(dropped)} run(s) this "
+                    f"evaluation no longer scores: {', '.join(sorted(dropped))}")
+            print(line, file=sys.stderr)
+            if run.log is not None:
+                run.log(f"[evaluate] {line}")
         for item, result in done:
             log_to_tensorboard(result, item.run_dir / "evaluation" / name, table, step=item.epoch or 0,
                                ranges=ranges, all_results=results, hparams=item.hparams, evaluation=str(out_dir))
