@@ -63,14 +63,15 @@ def linear_decay_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float
 
 #: What the module logs, by the names ``checkpoint.monitor`` takes (Lightning's): the validation
 #: metrics (``val/kid*`` with ``val_kid``), the training losses as epoch means, per step
-#: (``_step``) and per epoch (``_epoch``; ``loss_G_shift`` with the shift term), and the LRs. A
-#: misspelt monitor failed at the first validation, an epoch or two in, with no last.ckpt written.
+#: (``_step``) and per epoch (``_epoch``; ``loss_G_shift`` with the shift term), the LRs, and the
+#: epoch and step counters Lightning adds. A misspelt monitor failed at the first validation, an
+#: epoch or two in, with no last.ckpt written.
 VAL_METRICS = ("val/l1", "val/psnr", "val/ssim", "val/tv", "val/tv_target", "val/tv_ratio", "val/content_lost",
                "val/stability_psnr", "val/kid", "val/kid_std")
 TRAIN_LOSSES = ("train/loss_G", "train/loss_D", "train/loss_G_GAN", "train/loss_G_L1", "train/loss_G_shift",
                 "train/loss_D_real", "train/loss_D_fake")
 MONITORABLE = (*VAL_METRICS, *(f"{k}{suffix}" for k in TRAIN_LOSSES for suffix in ("", "_step", "_epoch")),
-               "lr/G", "lr/D")
+               "lr/G", "lr/D", "epoch", "step")
 
 #: The options that set a run's LR at each epoch: a resume that changes one recomputes the LR.
 SCHEDULE_OPTIONS = ("lr", "lr_policy", "n_epochs", "n_epochs_decay", "lr_decay_iters")
