@@ -138,6 +138,23 @@ def test_same_stem_inputs_are_both_written_at_their_own_size(tmp_path, capsys, p
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"[pix2pix_aa] predict: wrote 2 image(s) to {out}"
 
 
+def test_an_earlier_predicts_other_outputs_in_the_folder_are_named(tmp_path, capsys, predict):
+    """A second predict of other inputs into the same folder left the first one's outputs beside
+    its own without a word: the folder read as one run's result."""
+    first, second, out = tmp_path / "a", tmp_path / "b", tmp_path / "out"
+    for folder, names in ((first, ("x.png", "y.png")), (second, ("z.png",))):
+        folder.mkdir()
+        for name in names:
+            Image.fromarray(_img(32, 32, 0)).save(folder / name)
+    predict(tmp_path, _dm(tmp_path, first), out)
+    (out / "notes.png").write_bytes((out / "x_png.png").read_bytes()[:8])  # the user's: not predict's
+    capsys.readouterr()
+    predict(tmp_path, _dm(tmp_path, second), out)
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"[pix2pix_aa] predict: wrote 1 image(s) to {out}; the folder also holds 2 image(s) of an earlier predict "
+        "that this one did not write (x_png.png, y_png.png)")
+
+
 def test_one_channel_outputs_are_grayscale_pngs(tmp_path, predict):
     inputs, out = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()

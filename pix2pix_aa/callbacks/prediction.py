@@ -121,5 +121,11 @@ class ImageWriter(BasePredictionWriter):
 
     def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         where = f" (rank {trainer.global_rank})" if trainer.world_size > 1 else ""
-        print(f"[pix2pix_aa] predict: wrote {len(self.written)} image(s) to {self.output_dir}{where}",
+        # An earlier predict's outputs of other inputs stay beside these: said, so the folder is not
+        # taken for this run's result alone (other ranks' outputs are this run's: not counted there).
+        earlier = [] if trainer.world_size > 1 else sorted(
+            p.name for p in self.output_dir.glob("*.png") if p.name not in self.written and written_by_predict(p))
+        also = (f"; the folder also holds {len(earlier)} image(s) of an earlier predict that this one did not write "
+                f"({', '.join(earlier[:3])}{', ...' if len(earlier) > 3 else ''})") if earlier else ""
+        print(f"[pix2pix_aa] predict: wrote {len(self.written)} image(s) to {self.output_dir}{where}{also}",
               file=sys.stderr, flush=True)
