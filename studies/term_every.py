@@ -32,9 +32,13 @@ from studies import real_data_study as rds
 RECORD = ds.ROOT / "docs" / "benchmarks" / "term_every.json"
 
 
+#: The candidates' name before their k.
+PREFIX = f"{rds.SHIPPED}_every"
+
+
 def candidate(k: int) -> str:
     """The shipped design with the term every ``k`` iterations, registered as a design study candidate."""
-    name = f"{rds.SHIPPED}_every{k}"
+    name = f"{PREFIX}{k}"
     shipped = ds.CANDIDATES[rds.SHIPPED]
     ds.CANDIDATES.setdefault(name, replace(shipped, summary=f"{shipped.summary}; the term every {k} iterations",
                                            model_args={**shipped.model_args, "shift_every": k}))
@@ -121,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in [*(reference(r, seed) for r in ROLES), *names]:
             if str(seed) in facades.get(name, {}):
                 record.setdefault(name, {})[str(seed)] = facades[name][str(seed)]
-    recorded_every = [k for k in range(2, 1000) if candidate(k) in record]
+    recorded_every = sorted(int(n[len(PREFIX):]) for n in record if n.startswith(PREFIX) and n[len(PREFIX):].isdigit())
     seeds = sorted({int(s) for by_seed in record.values() for s in by_seed})
     ds.write_record(RECORD, {"every": recorded_every, "seeds": seeds, "rows": record})
     print("\n".join(table(rows, names, args.seeds)))
