@@ -357,6 +357,8 @@ EVAL_ARGS = ["--layers", "none", "--noise", "none", "--protocol", "crop", "--no-
 #: The goal, relative to the baseline (same seeds): see docs/DESIGN_STUDY.md.
 GOAL = {"stability_gain_db": 8.0, "tv_ratio_tolerance": 0.10, "psnr_drop_db": 0.3, "params_ratio": 1.02,
         "time_ratio": 1.6, "seeds": 3}
+#: The seeds every study report covers (``--seeds``' default).
+DEFAULT_SEEDS = (0, 1, 2)
 
 
 def retry(fn, attempts: int, pause: float = 30.0) -> bool:
@@ -1040,24 +1042,21 @@ def matches(model: dict, candidate: str, recipe_ngf: int = 32) -> bool:
                                     for k, v in want.items())
 
 
-def report_scope(names: list[str], seeds: list[int]) -> tuple[list[str], list[int]]:
+def report_scope(names: list[str], seeds: list[int], trained_only: bool = False) -> tuple[list[str], list[int]]:
     """The candidates and seeds a report covers: the default study, the committed record's
     candidates whose options are unchanged and its seeds, and this invocation's ``names`` and
     ``seeds``. A study run of a subset (one new candidate, two more seeds) then rewrites the
-    whole page and record, never a page of the subset alone."""
+    whole page and record, never a page of the subset alone. ``trained_only`` (a report, which
+    trains nothing): of this invocation's seeds, only those with a run of a covered candidate on
+    disk; ``--stage report --seeds 99`` wrote "seeds 0, 1, 2, 3, 4, 99" into the page and the
+    record, though nothing was trained at seed 99."""
     rec = read_json(RECORD) or {}
     options = rec.get("candidates") or {}
     recorded = [c for c in options if same_options(options, c)]
     scope = list(dict.fromkeys([*DEFAULT_CANDIDATES, *recorded, *names]))
-    return scope, sorted({0, 1, 2, *(rec.get("seeds") or []), *seeds})
-
-
-def seeds_with_runs(names: list[str], seeds: list[int]) -> list[int]:
-    """The ``seeds`` a report may name as trained: the default study's, the record's, and those with
-    a run of one of ``names`` on disk. ``--stage report --seeds 99`` wrote "seeds 0, 1, 2, 3, 4, 99"
-    into the page and the record, though nothing was trained at seed 99."""
-    recorded = set((read_json(RECORD) or {}).get("seeds") or [])
-    return [s for s in seeds if s in recorded or s in (0, 1, 2) or any(run_dir(run_name(c, s)).is_dir() for c in names)]
+    if trained_only:
+        seeds = [s for s in seeds if any(run_dir(run_name(c, s)).is_dir() for c in scope)]
+    return scope, sorted({*DEFAULT_SEEDS, *(rec.get("seeds") or []), *seeds})
 
 
 def merge_record(previous: dict, data: dict, names: list[str], seeds: list[int]) -> dict:
@@ -1567,7 +1566,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--stage", choices=["all", "train", "evaluate", "spectrum", "cost", "report"], default="all")
     p.add_argument("--candidates", nargs="+", default=DEFAULT_CANDIDATES, choices=list(CANDIDATES))
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS))
     p.add_argument("--threads", type=at_least(1), default=1, help="torch threads per training / evaluation")
     p.add_argument("--max-images", type=at_least(1), default=20, help="images per evaluation set")
     p.add_argument("--retries", type=at_least(0), default=1, help="retries of a failed training or evaluation")
@@ -1584,9 +1583,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--stage report redraws the page from the recorded results: --threads and --max-images belong to "
                 "the stages that compute them (all, train, evaluate, spectrum)")
     names = list(dict.fromkeys(args.candidates))  # training order
-    report_names, report_seeds = report_scope(names, args.seeds)
-    if args.stage == "report":  # a report trains nothing: a seed without a run would be named as trained
-        report_seeds = seeds_with_runs(report_names, report_seeds)
+    report_names, report_seeds = report_scope(names, args.seeds, trained_only=args.stage == "report")
     if args.stage in ("all", "train", "evaluate"):
         ensure_data()
     if args.stage in ("all", "train"):

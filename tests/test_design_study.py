@@ -215,7 +215,7 @@ def test_a_report_names_only_seeds_that_were_trained(study, tmp_path, monkeypatc
     monkeypatch.setattr(study, "RECORD", record)
     monkeypatch.setattr(study, "run_dir", lambda name: tmp_path / "runs" / name)
     (tmp_path / "runs" / study.run_name("bin5", 7)).mkdir(parents=True)  # a run of this machine's
-    assert study.seeds_with_runs(["baseline", "bin5"], [0, 1, 2, 3, 7, 99]) == [0, 1, 2, 3, 7]
+    assert study.report_scope(["baseline", "bin5"], [0, 1, 2, 3, 7, 99], trained_only=True)[1] == [0, 1, 2, 3, 7]
 
 
 def test_filter_table_lists_the_candidates_filters_once_in_order(study):
