@@ -227,10 +227,11 @@ def unowned_outputs(out_dir: Path, labels: Sequence[str]) -> list[str]:
     """The per-model images an evaluation of ``labels`` would write into ``out_dir`` over files no
     evaluation wrote: beside an earlier evaluation's results.json, the names it does not give (the
     user's ``samples_<label>.png`` was overwritten there). A new folder is :func:`foreign_outputs`'."""
-    if _earlier_models(out_dir) is None:
+    models = _earlier_models(out_dir)
+    if models is None:
         return []
-    ours = set(earlier_outputs(out_dir))
-    planned = [pattern.format(stem) for stem in file_stems(list(labels)).values() for pattern in MODEL_FILES.values()]
+    ours = set(_outputs_of(models))
+    planned = _outputs_of(dict.fromkeys(labels))  # its shared images are the earlier evaluation's names too
     return [name for name in planned if (Path(out_dir) / name).is_file() and name not in ours]
 
 
@@ -239,8 +240,11 @@ def earlier_outputs(out_dir: Path) -> list[str]:
     models' labels give them, as :func:`write_report` named them); [] when there is none or it
     does not read. Only these names are ever removed: nothing else in the folder is touched."""
     models = _earlier_models(out_dir)
-    if models is None:
-        return []
+    return [] if models is None else _outputs_of(models)
+
+
+def _outputs_of(models: dict) -> list[str]:
+    """The image names :func:`write_report` gives an evaluation of ``models`` (its labels)."""
     stems = file_stems([str(label) for label in models])
     return [*SHARED_FILES, *(pattern.format(stem) for stem in stems.values() for pattern in MODEL_FILES.values())]
 
