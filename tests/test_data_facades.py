@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 
@@ -163,6 +164,60 @@ def test_sigterm_while_generating_is_one_line_and_leaves_no_staging_folder(tmp_p
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert list(tmp_path.iterdir()) == []  # neither the data set nor its staging folder
     assert signal.getsignal(signal.SIGTERM) == before  # the handler is put back
+
+
+def _worker_stuck_in_c(*args, **kwargs):
+    """The pool's worker loop, except that the first worker to start blocks for good in C before
+    taking a job, as a forked worker does on a lock another thread held at fork time. A default
+    mutex locked twice never returns, and a signal does not interrupt the wait, so a Python
+    handler never runs there."""
+    import ctypes
+    import multiprocessing.pool
+
+    try:
+        fd = os.open(os.environ["STUCK_WORKER_FILE"], os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return _real_pool_worker(*args, **kwargs)
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    libc = ctypes.CDLL(None)
+    mutex = ctypes.create_string_buffer(64)  # zeros: PTHREAD_MUTEX_INITIALIZER (glibc)
+    libc.pthread_mutex_lock(mutex)
+    libc.pthread_mutex_lock(mutex)
+    return multiprocessing.pool.worker(*args, **kwargs)
+
+
+_real_pool_worker = __import__("multiprocessing.pool").pool.worker
+
+
+def test_a_forked_worker_stuck_in_c_does_not_hang_the_generation(tmp_path, monkeypatch):
+    """The SIGTERM handler of the generating process was inherited by its forked workers. The pool
+    ends its workers with SIGTERM once the jobs are done, and a worker blocked in C (the other
+    worker did every job) never ran that handler, so the parent waited for it for good. Forked
+    workers now get the default SIGTERM action, which ends them wherever they are."""
+    import multiprocessing.pool
+    import threading
+    import time
+
+    stuck = tmp_path / "stuck.pid"
+    monkeypatch.setenv("STUCK_WORKER_FILE", str(stuck))
+    monkeypatch.setattr(multiprocessing.pool, "worker", _worker_stuck_in_c)
+
+    def unstick() -> None:  # a hang fails the test below instead of the suite waiting for good
+        if stuck.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(stuck.read_text()), signal.SIGKILL)
+
+    timer = threading.Timer(60, unstick)
+    timer.start()
+    start = time.monotonic()
+    try:
+        generate_facades(tmp_path / "facades", splits={"train": 12, "val": 0, "test": 0}, size=16, workers=2)
+    finally:
+        timer.cancel()
+    assert stuck.exists()  # the case happened: one worker blocked
+    assert time.monotonic() - start < 50
+    assert len(list((tmp_path / "facades" / "train").glob("*.png"))) == 12
 
 
 def test_a_staging_folder_of_a_process_that_no_longer_runs_is_removed(tmp_path):

@@ -126,26 +126,43 @@ def _orphans(out: Path) -> list[Path]:
     return found
 
 
+_handler_installed = False  # True while _sigterm_raises' handler is this process's
+
+
+def _default_sigterm_in_child() -> None:
+    """A forked child does not inherit :func:`_sigterm_raises`' handler. A Python handler runs only
+    between bytecodes, so a worker blocked in C (a lock that another thread held at fork time) would
+    never run it: ``Pool`` ends its workers with SIGTERM, and the parent would wait for that one for
+    good. The default action ends a process wherever it is."""
+    global _handler_installed
+    if _handler_installed:
+        _handler_installed = False
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+os.register_at_fork(after_in_child=_default_sigterm_in_child)
+
+
 @contextlib.contextmanager
 def _sigterm_raises(out: Path) -> Iterator[None]:
     """SIGTERM (a scheduler's preemption, kill) raises :class:`GenerationStopped` in this process,
     so the staging folder is removed and the caller can say so in one line; Python's default would
-    end the process on the spot, leaving the hidden folder behind. Forked generation workers
-    inherit the handler and end as the default would (``Pool`` stops its workers with SIGTERM)."""
+    end the process on the spot, leaving the hidden folder behind. Processes forked meanwhile (the
+    generation workers) get the default action back at fork (:func:`_default_sigterm_in_child`)."""
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread may set a handler; the default stays
         return
-    owner = os.getpid()
+    global _handler_installed
 
     def stop(signum: int, frame: object) -> None:
-        if os.getpid() != owner:
-            os._exit(128 + signal.SIGTERM)
         raise GenerationStopped(f"stopped by SIGTERM while generating {out}: the partial data set was removed; "
                                 "the next run generates it again")
 
     previous = signal.signal(signal.SIGTERM, stop)
+    _handler_installed = True
     try:
         yield
     finally:
+        _handler_installed = False
         # None: the earlier handler was not set from Python and cannot be put back; the default then.
         signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
