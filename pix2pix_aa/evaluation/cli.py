@@ -40,12 +40,13 @@ from pix2pix_aa.evaluation.data import DataSettings, code_version, data_settings
 from pix2pix_aa.evaluation.parallel import distributed_env, evaluate_distributed, evaluate_in_pool, evaluate_in_process
 from pix2pix_aa.evaluation.report import (
     DEFINITIONS,
-    earlier_checkpoints,
-    earlier_outputs,
+    checkpoints_of,
+    earlier_models,
     foreign_outputs,
     heatmap_ranges,
     log_to_tensorboard,
     markdown_table,
+    outputs_of,
     table_notes,
     unowned_outputs,
     write_report,
@@ -594,11 +595,11 @@ def _write_outputs(run: _Invocation, done: list[tuple[LoadedGenerator, ModelResu
     execution = {"num_processes": run.args.num_processes, "world_size": run.world_size,
                  "threads_per_process": threads if threads is not None else torch.get_num_threads(),
                  "device": str(device)}
-    earlier = earlier_outputs(out_dir)  # read before this evaluation's results.json replaces it
-    earlier_runs = {run_dir_of(path) for path in earlier_checkpoints(out_dir)}
+    earlier = earlier_models(out_dir)  # read before this evaluation's results.json replaces it
+    earlier_runs = {run_dir_of(path) for path in checkpoints_of(earlier)}
     files = write_report(results, out_dir, {**options_dict(opts), "execution": execution, "code": code_version()},
                          run.errors)
-    _remove_stale(run, out_dir, earlier, files)
+    _remove_stale(run, out_dir, outputs_of(earlier), files)
     table = markdown_table(results)
     if not run.args.no_tensorboard:
         ranges = heatmap_ranges(results)

@@ -23,9 +23,9 @@ from pix2pix_aa.metrics.distribution import KID_SUBSETS
 from pix2pix_aa.metrics.plots import plot_feature_distance, plot_stability_heatmap, plot_stability_spectrum
 
 __all__ = ["DEFINITIONS", "HPARAM_METRICS", "MODEL_FILES", "SHARED_FILES", "TABLE_COLUMNS", "checkpoint_note",
-           "data_note", "earlier_outputs", "file_stems", "foreign_outputs", "generator_hparams", "heatmap_ranges",
-           "log_to_tensorboard", "markdown_report",
-           "markdown_table", "quality_metrics_note", "short_hash", "table_notes", "write_report"]
+           "checkpoints_of", "data_note", "earlier_models", "file_stems", "foreign_outputs", "generator_hparams",
+           "heatmap_ranges", "log_to_tensorboard", "markdown_report", "markdown_table", "outputs_of",
+           "quality_metrics_note", "short_hash", "table_notes", "unowned_outputs", "write_report"]
 
 #: The images written per model (``{}``: the model's :func:`file_stems` part) and once per
 #: evaluation, beside results.json / .csv / .md, index.html and evaluate.log.
@@ -173,7 +173,7 @@ def checkpoint_note(results: Sequence[ModelResult]) -> str:
         if lines else ""
 
 
-def _earlier_models(out_dir: Path) -> Optional[dict]:
+def earlier_models(out_dir: Path) -> Optional[dict]:
     """The ``models`` of an evaluation's results.json in ``out_dir``, or None (no file, or not one
     evaluate.py wrote: :func:`write_report` writes exactly ``options``, ``models`` and ``errors``,
     the options as a mapping; another tool's results.json with a "models" key is not one)."""
@@ -212,7 +212,7 @@ def foreign_outputs(out_dir: Path) -> list[str]:
     earlier leaves only its own evaluate.log, which is recognised by its first line.
     """
     out_dir = Path(out_dir)
-    if _earlier_models(out_dir) is not None:
+    if earlier_models(out_dir) is not None:
         return []
     names = ("results.json", "results.csv", "results.md", "index.html", *SHARED_FILES)
     present = [n for n in names if (out_dir / n).is_file()]
@@ -227,34 +227,29 @@ def unowned_outputs(out_dir: Path, labels: Sequence[str]) -> list[str]:
     """The per-model images an evaluation of ``labels`` would write into ``out_dir`` over files no
     evaluation wrote: beside an earlier evaluation's results.json, the names it does not give (the
     user's ``samples_<label>.png`` was overwritten there). A new folder is :func:`foreign_outputs`'."""
-    models = _earlier_models(out_dir)
+    models = earlier_models(out_dir)
     if models is None:
         return []
-    ours = set(_outputs_of(models))
-    planned = _outputs_of(dict.fromkeys(labels))  # its shared images are the earlier evaluation's names too
+    ours = set(outputs_of(models))
+    planned = outputs_of(dict.fromkeys(labels))  # its shared images are the earlier evaluation's names too
     return [name for name in planned if (Path(out_dir) / name).is_file() and name not in ours]
 
 
-def earlier_outputs(out_dir: Path) -> list[str]:
-    """The image names an earlier evaluation wrote into ``out_dir``, from its results.json (its
-    models' labels give them, as :func:`write_report` named them); [] when there is none or it
-    does not read. Only these names are ever removed: nothing else in the folder is touched."""
-    models = _earlier_models(out_dir)
-    return [] if models is None else _outputs_of(models)
-
-
-def _outputs_of(models: dict) -> list[str]:
-    """The image names :func:`write_report` gives an evaluation of ``models`` (its labels)."""
+def outputs_of(models: Optional[dict]) -> list[str]:
+    """The image names :func:`write_report` gives an evaluation of ``models`` (its labels; an
+    earlier evaluation's from :func:`earlier_models`, [] for None). Only these names of an earlier
+    evaluation are ever removed: nothing else in its folder is touched."""
+    if models is None:
+        return []
     stems = file_stems([str(label) for label in models])
     return [*SHARED_FILES, *(pattern.format(stem) for stem in stems.values() for pattern in MODEL_FILES.values())]
 
 
-def earlier_checkpoints(out_dir: Path) -> list[Path]:
-    """The checkpoint files (resolved paths) an earlier evaluation into ``out_dir`` scored, from its
-    results.json; [] when there is none or it does not read."""
-    models = _earlier_models(out_dir) or {}
+def checkpoints_of(models: Optional[dict]) -> list[Path]:
+    """The checkpoint files (resolved paths) an earlier evaluation scored, from its ``models``
+    (:func:`earlier_models`); [] for None."""
     found = []
-    for entry in models.values():
+    for entry in (models or {}).values():
         checkpoint = entry.get("checkpoint") if isinstance(entry, dict) else None
         path = checkpoint.get("path_resolved") if isinstance(checkpoint, dict) else None
         if isinstance(path, str) and path:
