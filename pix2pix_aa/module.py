@@ -45,6 +45,7 @@ from pix2pix_aa.metrics import (
     stability_crop,
 )
 from pix2pix_aa.metrics.distribution import distribution_features, kid_from_features
+from pix2pix_aa.metrics.flicker import same_channels
 from pix2pix_aa.networks import PatchGANDiscriminator, UNetGenerator, init_weights
 
 __all__ = ["LR_POLICIES", "MONITORABLE", "Pix2PixModule", "linear_decay_factor", "load_weights"]
@@ -762,8 +763,9 @@ class Pix2PixModule(pl.LightningModule):
         k = min(self.hparams.num_log_images, real_a.shape[0])
         if k == 0:
             return
-        # One row per sample: input | generated | target.
-        rows = torch.stack([to_unit(real_a[:k]), to_unit(fake_b[:k]), to_unit(real_b[:k])], 1).flatten(0, 1)
+        # One row per sample: input | generated | target (a grayscale input or target in grey).
+        panels = same_channels(to_unit(real_a[:k]), to_unit(fake_b[:k]), to_unit(real_b[:k]))
+        rows = torch.stack(panels, 1).flatten(0, 1)
         grid = torchvision.utils.make_grid(rows, nrow=3, padding=2)
         for logger in self.loggers:
             if hasattr(logger.experiment, "add_image"):

@@ -131,3 +131,41 @@ def test_bad_channel_counts_name_the_option(tmp_path, kwargs, match):
         Pix2PixDataModule(data_dir=str(tmp_path / "x"), **kwargs)
     with pytest.raises(ValueError, match=match):
         AlignedDataset(tmp_path / "x", "train", **kwargs)
+
+
+def test_a_colourisation_trains_validates_tests_and_is_evaluated_with_its_input_shown(tmp_path, run_cli,
+                                                                                       write_tiny_config, capsys):
+    """input_nc 1 and output_nc 3 (grayscale -> colour, the case data/README describes): the image
+    grid of train.py stacked a 1-channel input with 3-channel images and failed at the first logged
+    batch (at the first validation with the grid off), and evaluate.py's samples left the input out.
+    The grayscale input is now shown in grey beside the output and the target."""
+    from PIL import Image
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from pix2pix_aa.evaluation.cli import main as evaluate_main
+
+    root = tmp_path / "colour"
+    for split, n in (("train", 4), ("val", 2), ("test", 2)):
+        (root / split).mkdir(parents=True)
+        for i in range(n):
+            photo = _rgb(64, 64, seed=i)
+            Image.fromarray(np.concatenate([photo, photo], axis=1)).save(root / split / f"{i}.png")
+    config = write_tiny_config(tmp_path, trainer__max_epochs=1, data__dataset="aligned", data__data_dir=str(root),
+                               data__direction="AtoB", data__input_nc=1, model__log_images_every_n_batches=1)
+    flags = ["--model.generator.init_args.in_channels", "1", "--model.discriminator.init_args.in_channels", "4"]
+    run_cli(tmp_path, ["fit", "--config", str(config), *flags])
+    run = tmp_path / "runs" / "tiny" / "version_0"
+    run_cli(tmp_path, ["test", "--config", str(config), *flags, "--ckpt_path", str(run / "checkpoints" / "last.ckpt")])
+    events = EventAccumulator(str(run), size_guidance={"images": 0})
+    events.Reload()
+    for tag in ("train/images", "val/images"):
+        grid = events.Images(tag)[-1]
+        assert (grid.width, grid.height) == (2 + 3 * (64 + 2), 2 + 2 * (64 + 2))  # input | generated | target
+    capsys.readouterr()
+    out = tmp_path / "eval"
+    assert evaluate_main([str(run), "--out", str(out), "--max-images", "2", "--shifts", "2", "--no-progress",
+                          "--no-quality-metrics", "--flicker-frames", "0", "--noise", "0.1"]) == 0
+    strip = np.asarray(Image.open(out / "samples_tiny_version_0_last.png"))
+    assert strip.shape[1] == 3 * 64  # input | output | target
+    gray = np.asarray(Image.fromarray(_rgb(64, 64, seed=0)).convert("L"))
+    assert np.abs(strip[:64, :64].astype(int) - gray[..., None]).max() <= 1  # the input, in grey

@@ -34,7 +34,7 @@ from pix2pix_aa.metrics import (
 )
 from pix2pix_aa.metrics.bandwidth import resolve_lowpass
 from pix2pix_aa.metrics.distribution import DistributionResult, distribution_features, lpips
-from pix2pix_aa.metrics.flicker import FlickerResult, merge_flicker, panning_flicker, to_uint8_frames
+from pix2pix_aa.metrics.flicker import FlickerResult, merge_flicker, panning_flicker, same_channels, to_uint8_frames
 from pix2pix_aa.metrics.merge import merge_feature_distance, merge_stability
 
 __all__ = ["COLLAPSE_CONTENT_RATIO", "COLLAPSE_IMAGE_FRACTION", "COLLAPSE_TV_RATIO",
@@ -407,9 +407,8 @@ def evaluate_chunks(generator: nn.Module, inputs: torch.Tensor, targets: torch.T
                                            keep_frames=lo == 0)
         n_samples = min(x.shape[0], opts.samples - lo)
         if n_samples > 0:  # input | output | target side by side, (k, H, 3W, C) uint8
-            part.samples = to_uint8_frames(torch.cat([x[:n_samples], fake[:n_samples], y[:n_samples]], dim=-1)
-                                           if fake.shape[1] == x.shape[1] else
-                                           torch.cat([fake[:n_samples], y[:n_samples]], dim=-1))
+            part.samples = to_uint8_frames(torch.cat(same_channels(x[:n_samples], fake[:n_samples], y[:n_samples]),
+                                                     dim=-1))
         if opts.noise:
             part.noise = noise_robustness(generator, x, opts.noise, seed=opts.seed + lo, batch_size=opts.batch_size)
         out.append(part)

@@ -26,7 +26,7 @@ import torch
 from pix2pix_aa.metrics._batching import Generator, check_batch_size, forward, warn_if_training
 from pix2pix_aa.metrics.psnr import DATA_RANGE, MAX_PSNR_DB, psnr_from_mse
 
-__all__ = ["FlickerResult", "merge_flicker", "panning_flicker", "to_uint8_frames"]
+__all__ = ["FlickerResult", "merge_flicker", "panning_flicker", "same_channels", "to_uint8_frames"]
 
 
 @dataclass
@@ -72,6 +72,19 @@ def _summarise(mse: torch.Tensor, count: int, num_frames: int, data_range: float
     return FlickerResult(mse=mse.numpy(), count=count, num_frames=num_frames, pooled_psnr=pooled, mean_psnr=mean,
                          data_range=data_range, max_db=max_db, input_frames=input_frames,
                          output_frames=output_frames)
+
+
+def same_channels(*images: torch.Tensor) -> list[torch.Tensor]:
+    """``images`` with grayscale ones repeated to the others' channels, to be shown side by side.
+
+    A colourisation's input (input_nc 1) beside its output and target (3): the grey image is shown
+    as grey, not left out. Images that all have one channel count are returned as they are.
+
+    Shape:
+        each (N, 1 or C, H, W) -> (N, C, H, W), C the largest channel count given.
+    """
+    c = max(x.shape[1] for x in images)
+    return [x.expand(-1, c, -1, -1) if x.shape[1] == 1 else x for x in images]
 
 
 def to_uint8_frames(x: torch.Tensor) -> np.ndarray:
