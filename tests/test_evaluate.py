@@ -143,6 +143,24 @@ def test_run_folders_expand_to_last_checkpoints(trained_run):
         find_checkpoints([str(folder / "data")])
 
 
+def test_a_folder_of_several_checkpoints_without_last_is_refused_not_one_picked(tmp_path):
+    """A folder of several .ckpt files and no last.ckpt gave one of them, the last by name (and
+    epoch=9 sorts after epoch=10, so the older one), and dropped the others without a word."""
+    models = tmp_path / "mymodels"
+    models.mkdir()
+    for name in ("epoch=9-step=10.ckpt", "epoch=10-step=11.ckpt"):
+        (models / name).write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"holds 2 checkpoints and no last.ckpt \(epoch=10-step=11.ckpt, "
+                                              r"epoch=9-step=10.ckpt\): pass the file\(s\) to evaluate"):
+        find_checkpoints([str(models)])
+    (models / "last.ckpt").write_bytes(b"")
+    assert find_checkpoints([str(models)]) == [models / "last.ckpt"]
+    only = tmp_path / "only"
+    only.mkdir()
+    (only / "best-002.ckpt").write_bytes(b"")
+    assert find_checkpoints([str(tmp_path / "only")]) == [only / "best-002.ckpt"]
+
+
 def test_no_spectrum_drops_only_the_spectrum(trained_run, monkeypatch, tmp_path):
     import json
 

@@ -116,7 +116,8 @@ def find_checkpoints(paths: list[str]) -> list[Path]:
     """Expand folders of runs into their ``last.ckpt`` files (or their only checkpoint).
 
     A file path is kept as given (even if missing: loading reports it). A folder is searched
-    recursively; per ``checkpoints/`` folder, ``last.ckpt`` is preferred. A folder of a reference
+    recursively; in each folder holding ``.ckpt`` files, ``last.ckpt`` is used, else the only one:
+    several without a ``last.ckpt`` raise :class:`CheckpointError` naming them. A folder of a reference
     generator (``latest_net_G.pth``, no ``.ckpt``) and the name of a downloaded official generator
     (``facades_label2photo``: :func:`pix2pix_aa.pretrained.resolve_pretrained`) give its ``.pth``.
     """
@@ -138,8 +139,14 @@ def find_checkpoints(paths: list[str]) -> list[Path]:
         if not ckpt_dirs:
             raise CheckpointError(f"no .ckpt files under folder {p}")
         for d in ckpt_dirs:
-            last = d / "last.ckpt"
-            found.append(last if last.exists() else sorted(d.glob("*.ckpt"))[-1])
+            last, files = d / "last.ckpt", sorted(d.glob("*.ckpt"))
+            if not last.exists() and len(files) > 1:
+                # Picking one would drop the others without a word (and a name sort puts
+                # epoch=9 after epoch=10): the user says which.
+                names = ", ".join(f.name for f in files[:4]) + (f" and {len(files) - 4} more" if len(files) > 4 else "")
+                raise CheckpointError(f"{d} holds {len(files)} checkpoints and no last.ckpt ({names}): pass the "
+                                      f"file(s) to evaluate, e.g. {d / files[0].name} (or {d}/*.ckpt for all)")
+            found.append(last if last.exists() else files[0])
     return found
 
 
