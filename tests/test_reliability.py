@@ -406,6 +406,19 @@ class _Payload:
         return (open, (str(self.marker), "w"))
 
 
+def _damaged(path: Path, data: bytes) -> bytes:
+    """``data`` (the bytes of checkpoint ``path``) with 4 bytes flipped inside the generator's first
+    weight tensor, as a damaged copy or disk would leave it; the zip's structure stays intact."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        info = next(i for i in archive.infolist() if "/data/" in i.filename and i.file_size >= 64)
+    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26:info.header_offset + 30])
+    start = info.header_offset + 30 + name_len + extra_len + 16
+    return data[:start] + bytes(b ^ 0xFF for b in data[start:start + 4]) + data[start + 4:]
+
+
 def _bad_checkpoints(folder: Path, last: Path) -> dict[str, tuple[Path, str]]:
     """name -> (file, expected message) for every way a checkpoint can be unusable."""
     bad = folder / "bad"
@@ -421,6 +434,7 @@ def _bad_checkpoints(folder: Path, last: Path) -> dict[str, tuple[Path, str]]:
     data = last.read_bytes()
     (bad / "truncated.ckpt").write_bytes(data[:len(data) // 2])  # an interrupted copy
     (bad / "truncated_start.ckpt").write_bytes(data[:20])  # torch: "not a ZIP archive ... internal miniz error"
+    (bad / "damaged.ckpt").write_bytes(_damaged(last, data))  # torch.load reads it: the CRC-32s are never checked
     return {
         "missing": (bad / "missing.ckpt", "missing.ckpt: file not found"),
         "folder": (bad, "bad: is a folder, expected a .ckpt file"),
@@ -430,6 +444,7 @@ def _bad_checkpoints(folder: Path, last: Path) -> dict[str, tuple[Path, str]]:
                       "truncated (its zip archive has no end record): an interrupted copy or download? copy it again"),
         "truncated_start": (bad / "truncated_start.ckpt", "truncated_start.ckpt: not a readable PyTorch checkpoint: "
                             "the file is truncated"),
+        "damaged": (bad / "damaged.ckpt", "damaged.ckpt: the file is damaged: its member archive/data/"),
         "other_class": (bad / "other_class.ckpt", "a checkpoint of x.ResNet, expected a Pix2PixModule"),
         "no_generator": (bad / "no_generator.ckpt", "no generator weights (is it a Pix2PixModule checkpoint?"),
         "mismatch": (bad / "mismatch.ckpt", "the model config does not match the weights ("),
@@ -437,8 +452,8 @@ def _bad_checkpoints(folder: Path, last: Path) -> dict[str, tuple[Path, str]]:
     }
 
 
-CASES = ["missing", "folder", "junk", "truncated", "truncated_start", "other_class", "no_generator", "mismatch",
-         "pickled"]
+CASES = ["missing", "folder", "junk", "truncated", "truncated_start", "damaged", "other_class", "no_generator",
+         "mismatch", "pickled"]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -472,13 +487,14 @@ def test_predict_reads_a_good_checkpoint_weights_only(micro_run, tmp_path, run_c
     assert len(list((tmp_path / "pred").glob("*.png"))) == 1
 
 
-@pytest.mark.parametrize("case", ["other_class", "no_generator", "pickled", "folder"])
+@pytest.mark.parametrize("case", ["other_class", "no_generator", "pickled", "folder", "damaged"])
 def test_evaluate_with_a_bad_checkpoint_is_one_line(micro_run, case, capsys):
     folder, _, last = micro_run
     path, _ = _bad_checkpoints(folder, last)[case]
     expected = {"other_class": "a checkpoint of x.ResNet, expected a Pix2PixModule",
                 "no_generator": "no generator weights",
-                "pickled": "--trust-checkpoint", "folder": "no .ckpt files under folder"}[case]
+                "pickled": "--trust-checkpoint", "folder": "no .ckpt files under folder",
+                "damaged": "fails the archive's CRC-32 check"}[case]
     if case == "folder":
         (folder / "empty_run").mkdir(exist_ok=True)
         path = folder / "empty_run"

@@ -5,11 +5,12 @@ from pix2pix_aa.checkpoints.io import (
     AtomicCheckpointIO,
     CheckpointError,
     atomic_torch_save,
+    check_archive,
     check_module_checkpoint,
     check_state_matches,
     nonfinite_tensors,
     read_checkpoint,
 )
 
-__all__ = ["AtomicCheckpointIO", "CheckpointError", "atomic_torch_save", "check_module_checkpoint",
+__all__ = ["AtomicCheckpointIO", "CheckpointError", "atomic_torch_save", "check_archive", "check_module_checkpoint",
            "check_state_matches", "nonfinite_tensors", "read_checkpoint"]
