@@ -133,6 +133,27 @@ def test_a_missing_data_dir_flag_is_an_error_not_freshly_generated_data(two_dire
         shutil.move(tmp_path / "kept", recorded)
 
 
+def test_a_data_dir_flag_scores_another_generated_set_as_it_is(trained_run, monkeypatch, tmp_path, capsys):
+    """The checkpoint's recorded generation settings (counts, size, seed) were checked against a
+    ``--data-dir`` set: one generated with other counts was refused with train.py's words
+    (``--data.data_dir``, "drop the option"), for every model trained with ``generate_counts``."""
+    from pix2pix_aa.data.facades import generate_facades
+
+    folder, run = trained_run  # trained with generate_counts 8/2/2 at 64 px, seed 0
+    monkeypatch.chdir(folder)
+    other = generate_facades(tmp_path / "other", seed=7, splits={"train": 1, "val": 1, "test": 3}, size=64)
+    capsys.readouterr()
+    out = tmp_path / "eval"
+    assert evaluate_main([str(run), "--data-dir", str(other), "--out", str(out), *FAST, "--max-images", "3"]) == 0
+    err = capsys.readouterr().err
+    assert "data.generate_counts" not in err and "--data." not in err, err
+    data = json.loads((out / "results.json").read_text())["models"]["tiny/version_0/last"]["data"]
+    assert data["images"] == 3 and data["trained_with"] == {"--data-dir": "data/tiny"}
+    # The pages say it too: a row on other data is not the model's own held-out score.
+    assert (f"Data: {other} (facades), split test, BtoA, 64x64 px (HxW), 3 images -- not as the model was trained: "
+            f"--data-dir {other} (trained: data/tiny).") in (out / "results.md").read_text()
+
+
 def test_a_size_the_generator_cannot_take_is_refused_before_evaluating(two_directions, monkeypatch, tmp_path,
                                                                        capsys):
     folder, btoa, atob = two_directions

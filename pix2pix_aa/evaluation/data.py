@@ -24,6 +24,8 @@ from pix2pix_aa.evaluation.checkpoints import LoadedGenerator
 __all__ = ["DataSettings", "code_version", "data_settings", "load_data"]
 
 #: Settings without which the evaluation data is not defined -> the flag that sets them.
+#: The data module's options that only say how a procedural set is generated into its data_dir.
+GENERATION_OPTIONS = ("seed", "generate_size", "generate_counts")
 REQUIRED = {"data_dir": "--data-dir", "dataset": "--dataset", "direction": "--direction", "crop_size": "--size"}
 
 
@@ -60,7 +62,9 @@ class DataSettings:
                 "data_dir_resolved": str(Path(self.kwargs["data_dir"]).resolve()),
                 "dataset": self.kwargs["dataset"], "split": self.split, "direction": self.kwargs["direction"],
                 "image_size": [int(inputs.shape[-2]), int(inputs.shape[-1])], "images": int(inputs.shape[0]),
-                "settings_from": self.source, "overridden": list(self.overridden)}
+                "settings_from": self.source, "overridden": list(self.overridden),
+                "trained_with": {flag: value if value is None or isinstance(value, (int, float)) else str(value)
+                                 for flag, value in self.trained_with.items()}}
 
     def describe(self) -> str:
         k = self.kwargs
@@ -149,8 +153,13 @@ def load_data(settings: DataSettings, max_images: Optional[int]) -> tuple[torch.
         fix = f"download it (pix2pix-aa-data download {data_dir.name}) or " if data_dir.name in DATASETS else ""
         raise FileNotFoundError(f"{data_dir} does not exist: the data set recorded in {settings.source}; {fix}pass "
                                 "--data-dir")
-    dm = Pix2PixDataModule(**settings.kwargs)
-    dm.prepare_data()
+    if "--data-dir" in settings.overridden:
+        # Another set, scored as it is: the checkpoint's generation settings (counts, size, seed)
+        # describe its own data_dir, and checked against this folder they would refuse it.
+        dm = Pix2PixDataModule(**{k: v for k, v in settings.kwargs.items() if k not in GENERATION_OPTIONS})
+    else:
+        dm = Pix2PixDataModule(**settings.kwargs)
+        dm.prepare_data()
     return load_eval_images(dm.eval_dataset(settings.split), max_images)
 
 

@@ -261,8 +261,15 @@ def _describe_data(data: dict) -> str:
     if not data:
         return "data not recorded"
     size = data.get("image_size") or ["?", "?"]
-    return (f"{data.get('data_dir')} ({data.get('dataset')}), split {data.get('split')}, {data.get('direction')}, "
+    text = (f"{data.get('data_dir')} ({data.get('dataset')}), split {data.get('split')}, {data.get('direction')}, "
             f"{size[0]}x{size[1]} px (HxW), {data.get('images')} images")
+    trained = data.get("trained_with") or {}
+    if trained:  # a flag set the data away from the checkpoint's: its row is not its own held-out score
+        given = {"--data-dir": data.get("data_dir"), "--dataset": data.get("dataset"),
+                 "--direction": data.get("direction"), "--size": size[0]}
+        text += (" -- not as the model was trained: "
+                 + ", ".join(f"{flag} {given.get(flag, '?')} (trained: {value})" for flag, value in trained.items()))
+    return text
 
 
 def _shared_range(results: Sequence[ModelResult], attr: str) -> tuple[Optional[float], Optional[float]]:
