@@ -289,6 +289,9 @@ def test_an_unknown_layer_names_the_layers_flag(trained_run, monkeypatch, tmp_pa
     # an explicit --flicker-frames was ignored: flicker shown as '-'
     (["--flicker-images", "0", "--flicker-frames", "8"], "error: --flicker-frames 8 with --flicker-images 0: no "
                                                           "flicker would be measured"),
+    # recorded in results.json as margin 5, and not used
+    (["--protocol", "circular", "--margin", "5"], "error: --margin 5 with --protocol circular: the margin is the "
+                                                  "crop protocol's border"),
     # the file was neither checked nor used, without a word
     (["--fid-weights", "junk.pth", "--no-quality-metrics"], "error: --fid-weights with --no-quality-metrics: no "
                                                             "quality metric would use it; drop one of them"),

@@ -5,6 +5,7 @@ defaults never exceed the cores."""
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import shutil
@@ -127,6 +128,11 @@ def test_evaluate_py_speed_flags_run_and_are_recorded(trained_run, monkeypatch, 
     options = json.loads((tmp_path / "e" / "results.json").read_text())["options"]
     assert options["precision"] == "bf16" and options["channels_last"] is True and options["compile"] is False
     assert options["execution"] == {"num_processes": 1, "world_size": 1, "threads_per_process": 1, "device": "cpu"}
+    # bf16 changes the figures: the tables say so (only results.json did), float32 ones stay as they were.
+    for name in ("results.md", "index.html"):
+        assert "generator computed in bf16 (autocast), not float32" in (tmp_path / "e" / name).read_text()
+    with (tmp_path / "e" / "results.csv").open() as f:
+        assert next(csv.DictReader(f))["precision"] == "bf16"
 
 
 def test_every_forward_of_the_evaluation_runs_under_inference_mode():

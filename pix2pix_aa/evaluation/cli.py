@@ -727,6 +727,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"error: --flicker-frames {args.flicker_frames} with --flicker-images 0: no flicker would be measured; "
               "drop one of them (--flicker-frames 0 turns the flicker off)", file=sys.stderr)
         return EXIT_USAGE
+    if args.protocol == "circular" and any(a.split("=")[0] == "--margin" for a in given):
+        print(f"error: --margin {args.margin} with --protocol circular: the margin is the crop protocol's border "
+              "(the circular one compares every pixel); drop one of them", file=sys.stderr)
+        return EXIT_USAGE
     weights = [flag for flag, value in (("--fid-weights", args.fid_weights), ("--lpips-weights", args.lpips_weights))
                if value]
     if weights and not args.quality_metrics:  # the file went unchecked and unused, without a word

@@ -102,8 +102,10 @@ def table_notes(results: Sequence[ModelResult], options: dict) -> str:
     panning = sorted({(r.flicker.num_frames, r.flicker.num_images) for r in results if r.flicker is not None})
     flicker = ("panning flicker over " + ", ".join(f"{f} frames on the first {n} images" for f, n in panning)
                if panning else "no panning flicker")
+    precision = options.get("precision", "32")
+    computed = "" if precision == "32" else f"; generator computed in {precision} (autocast), not float32"
     notes.append(f"Shifts: {compared} compared shifts (dy, dx) of the {s}x{s} grid, (0, 0) excluded; protocol "
-                 f"{protocol}{margin}; equal-bandwidth filter: {lowpass}; {flicker}.")
+                 f"{protocol}{margin}; equal-bandwidth filter: {lowpass}; {flicker}{computed}.")
     notes.append(DEFINITIONS)
     return "\n\n".join(notes)
 
@@ -311,7 +313,8 @@ def write_report(results: Sequence[ModelResult], out_dir: Path, options: dict, e
     payload = _finite({"options": options, "models": {r.label: r.to_dict() for r in results}, "errors": errors})
     files["json"] = out_dir / "results.json"
     files["json"].write_text(json.dumps(payload, indent=2, allow_nan=False, default=_json_default))
-    rows = [r.row() for r in results]
+    # The precision changes the figures (docs/PERFORMANCE.md section 5c): each row carries it.
+    rows = [{**r.row(), "precision": options.get("precision", "32")} for r in results]
     files["csv"] = out_dir / "results.csv"
     with files["csv"].open("w", newline="") as f:
         keys = list(dict.fromkeys(k for row in rows for k in row))
