@@ -652,6 +652,30 @@ def _announce_data(config, subcommand: str) -> None:
                f"{data.get('preprocess', 'resize_and_crop')}")
 
 
+def _refuse_another_generator(config, weights: str, subcommand: str) -> None:
+    """``validate`` / ``test`` / ``predict --model.generator_weights RUN.ckpt`` load the weights into
+    the config's generator. Anti-aliasing, padding and the full-resolution path add no weights, so a
+    checkpoint trained with other such options loaded without a word and ran through another
+    network. (A fit may start a new design from a run's weights: it is not checked.)
+
+    Raises:
+        ValueError: the checkpoint records a generator that differs from the config's.
+    """
+    from pix2pix_aa.checkpoints import CheckpointError, read_checkpoint
+    from pix2pix_aa.resume import generator_differences, show_differences
+
+    try:
+        ckpt = read_checkpoint(weights, lightning=False)
+    except CheckpointError:
+        return  # said when the weights are loaded
+    differs = generator_differences(config, ckpt)
+    if differs:
+        raise ValueError(f"model.generator_weights: {weights} was trained with another generator than the config "
+                         f"builds: {show_differences(differs)}; {subcommand} would run its weights through that "
+                         f"other network. Pass --ckpt_path {weights} instead (its generator and data options are "
+                         "taken from it), or these options")
+
+
 class Pix2PixCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Always checkpoint last.ckpt (for resuming); a best checkpoint only by a figure that does not
@@ -811,6 +835,7 @@ class Pix2PixCLI(LightningCLI):
                                  f"({subcommand} would use the checkpoint's): pass one of them")
             return
         if weights:
+            _refuse_another_generator(config, weights, subcommand)
             self.startup.generator_weights = weights
             return
         if config.get("untrained"):

@@ -215,6 +215,24 @@ def _show(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
+def show_differences(differs: dict[str, tuple[Any, Any]]) -> str:
+    """``key=value (checkpoint: value), ...`` of ``{key: (value, checkpoint value)}``."""
+    return ", ".join(f"{k}={_show(v)} (checkpoint: {_show(c)})" for k, (v, c) in differs.items())
+
+
+def generator_differences(config, ckpt: Any) -> dict[str, tuple[Any, Any]]:
+    """The ``model.generator`` options (class_path, init_args) in which ``config`` differs from
+    what train.py checkpoint ``ckpt`` recorded: ``{key: (config value, checkpoint value)}``; {}
+    when ``ckpt`` records no generator (a bare state_dict, a reference pix2pix file)."""
+    hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    recorded = hparams.get("generator") if isinstance(hparams, dict) else None
+    if not isinstance(recorded, dict) or "class_path" not in recorded:
+        return {}
+    here = _flatten(config.model.get("generator"), "model.generator")
+    there = _flatten(recorded, "model.generator")
+    return {k: (here.get(k), there.get(k)) for k in sorted(set(here) | set(there)) if here.get(k) != there.get(k)}
+
+
 class OptionMerge:
     """What :func:`merge_checkpoint_options` decided, for printing and for tests."""
 
@@ -232,9 +250,8 @@ class OptionMerge:
             notice(f"{path}: kept from the checkpoint (pass the flag on the command line to change it): "
                  + ", ".join(f"{k}={_show(c)} (config: {_show(v)})" for k, v, c in kept[:limit]) + more)
         if self.from_command_line:
-            changed = self.from_command_line.items()
-            notice(f"{path}: changed from the checkpoint by the command line: "
-                 + ", ".join(f"{k}={_show(v)} (checkpoint: {_show(c)})" for k, (v, c) in changed))
+            changed = show_differences(self.from_command_line)
+            notice(f"{path}: changed from the checkpoint by the command line: {changed}")
 
 
 def merge_checkpoint_options(config, ckpt: dict[str, Any], subcommand: str, explicit: set[str]) -> tuple[
@@ -291,7 +308,6 @@ def merge_checkpoint_options(config, ckpt: dict[str, Any], subcommand: str, expl
     if merge.refused:
         raise ValueError(
             "--ckpt_path: resuming cannot change the networks (the weights and optimiser state belong to the "
-            "checkpoint's): " + ", ".join(f"{k}={_show(v)} (checkpoint: {_show(c)})"
-                                          for k, (v, c) in merge.refused.items())
-            + "; drop these flags to resume, or start a new run without --ckpt_path")
+            f"checkpoint's): {show_differences(merge.refused)}"
+            "; drop these flags to resume, or start a new run without --ckpt_path")
     return merge, {k: v for k, v in updates.items() if v}

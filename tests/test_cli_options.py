@@ -656,6 +656,27 @@ def test_generator_weights_are_loaded_by_predict_test_and_validate(fit, folder, 
                 assert any(torch.equal(value, v) for v in cli.model.generator.state_dict().values()), key
 
 
+def test_generator_weights_of_a_run_trained_as_another_generator_are_refused_outside_a_fit(fit, folder, tmp_path,
+                                                                                           capsys):
+    """``predict --model.generator_weights RUN.ckpt`` built the config's generator and loaded the
+    run's weights into it: anti-aliasing adds no weights, so a Bin-5 run's weights ran through the
+    baseline network without a word (USAGE's Bin-5 run is the baseline config plus a flag)."""
+    fit("gwbin5", "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0")  # the tiny config: bin5
+    ckpt = folder / "runs" / "gwbin5" / "version_0" / "checkpoints" / "last.ckpt"
+    capsys.readouterr()
+    for subcommand, extra in (("predict", ("--predict_output_dir", str(tmp_path / "out"))), ("test", ())):
+        err = _error(capsys, lambda subcommand=subcommand, extra=extra: fit(
+            "gwbin5", "--model.generator_weights", str(ckpt), "--model.generator.init_args.antialias", "none", *extra,
+            subcommand=subcommand))
+        assert (f"error: model.generator_weights: {ckpt} was trained with another generator than the config builds: "
+                "model.generator.init_args.antialias='none' (checkpoint: 'bin5')") in err
+        assert f"Pass --ckpt_path {ckpt} instead" in err
+    assert not (tmp_path / "out").exists()
+    cli = fit("gwbin5", "--model.generator_weights", str(ckpt), "--predict_output_dir", str(tmp_path / "out"),
+              subcommand="predict")  # the same generator: loaded
+    assert f"the generator from {ckpt}" in capsys.readouterr().err and cli.trainer.state.finished
+
+
 @pytest.mark.parametrize("subcommand", ["predict", "test", "validate"])
 def test_evaluating_without_trained_weights_is_refused_unless_asked(fit, folder, tmp_path, capsys, subcommand):
     fit("gwnone", "--trainer.max_epochs", "1", "--model.n_epochs_decay", "0")  # makes the data set
