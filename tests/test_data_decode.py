@@ -188,10 +188,12 @@ def test_training_data_names_the_files_it_skips_and_refuses_broken_image_links(t
         Image.fromarray(pair if layout == "aligned" else _photo()).save(folder / "1.png")
         Image.fromarray(pair if layout == "aligned" else _photo()).save(folder / "2.gif")
         (folder / ".DS_Store").write_bytes(b"")
+        (folder / "._1.png").write_bytes(b"\x00\x05\x16\x07")  # macOS AppleDouble: stopped the run, unreadable
     dataset = AlignedDataset if layout == "aligned" else PairedFolderDataset
     assert len(dataset(tmp_path, "train", "AtoB", load_size=32, crop_size=32, train=False)) == 1
     err = capsys.readouterr().err
     assert "skipped 1 file(s) that are not .png/.jpg/.jpeg/.webp/.bmp/.tif/.tiff images: 2.gif" in err
+    assert "skipped 1 hidden file(s) named like images: ._1.png (macOS writes ._<name> resource files" in err
     assert ".DS_Store" not in err
     (sides[0] / "3.png").symlink_to(tmp_path / "moved" / "3.png")
     with pytest.raises(FileNotFoundError, match=r"1 link\(s\) to images that do not exist: 3\.png \(3\.png -> "):

@@ -95,7 +95,10 @@ def list_images(folder: Path, what: str, report_skipped: bool = False) -> list[P
     if broken:
         raise FileNotFoundError(f"{what}: {len(broken)} link(s) to images that do not exist: {_names(broken)} "
                                 f"({broken[0].name} -> {os.readlink(broken[0])}); fix or remove them")
-    files = [p for p in entries if p.is_file() and is_image_file(p)]
+    # Hidden files are never data: macOS writes ._<name> resource files beside each file it copies to
+    # FAT/exFAT/SMB shares or zips, named like images and unreadable as them.
+    hidden = [p for p in entries if p.name.startswith(".") and p.is_file() and is_image_file(p)]
+    files = [p for p in entries if p.is_file() and is_image_file(p) and p not in hidden]
     if not files:
         raise FileNotFoundError(
             f"{what}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in {folder}"
@@ -110,6 +113,9 @@ def list_images(folder: Path, what: str, report_skipped: bool = False) -> list[P
         if others:
             notice(f"{what}: skipped {len(others)} file(s) that are not {'/'.join(IMAGE_EXTENSIONS)} images: "
                    f"{_names(others)}")
+        if hidden:
+            notice(f"{what}: skipped {len(hidden)} hidden file(s) named like images: {_names(hidden)} (macOS "
+                   "writes ._<name> resource files beside copied files)")
     return files
 
 
