@@ -83,6 +83,7 @@ from pix2pix_aa.resume import (
     check_resume_length,
     explicit_keys,
     merge_checkpoint_options,
+    refuse_new_seeds,
     resolve_last_checkpoint,
     run_folders,
     set_purge_step,
@@ -764,6 +765,8 @@ class Pix2PixCLI(LightningCLI):
             set_purge_step(config, ckpt)
         elif subcommand == "fit":
             _refuse_resuming_another_run(config, path, ckpt, explicit)
+        if subcommand == "fit":
+            refuse_new_seeds(config, ckpt, explicit)
         self.startup.resumed_batches = batches_in_checkpoint(ckpt) or 0  # trained before this process
         merge, updates = merge_checkpoint_options(config, ckpt, subcommand, explicit)
         if updates:

@@ -254,6 +254,26 @@ class OptionMerge:
             notice(f"{path}: changed from the checkpoint by the command line: {changed}")
 
 
+def refuse_new_seeds(config, ckpt: dict[str, Any], explicit: set[str]) -> None:
+    """A resumed fit goes on with the checkpoint's random streams (the RNG states and the shuffling
+    it saved: an exact resume), so a ``--seed_everything`` or ``--data.seed`` other than the run's
+    would not be used, while the start-up lines and config.yaml said it was.
+
+    Raises:
+        ValueError: one of them given on the command line, unlike the checkpoint's.
+    """
+    rng = (ckpt.get("callbacks") or {}).get("ResumeRNGState") or {}
+    recorded = {"seed_everything": rng.get("seed"),
+                "data.seed": (ckpt.get("datamodule_hyper_parameters") or {}).get("seed")}
+    given = {"seed_everything": config.get("seed_everything"), "data.seed": (config.get("data") or {}).get("seed")}
+    new = {key: (given[key], recorded[key]) for key in recorded
+           if _is_explicit(key, explicit) and recorded[key] is not None and given[key] != recorded[key]}
+    if new:
+        raise ValueError(f"--ckpt_path: {show_differences(new)}: a resumed fit goes on with the checkpoint's random "
+                         "streams (its saved RNG states and data order, so that it resumes exactly), and a new seed "
+                         "would not be used; drop it, or start a new run without --ckpt_path")
+
+
 def merge_checkpoint_options(config, ckpt: dict[str, Any], subcommand: str, explicit: set[str]) -> tuple[
         OptionMerge, dict[str, Any]]:
     """Decide, option by option, between the config and the checkpoint (rules in the module doc).

@@ -155,6 +155,22 @@ def test_resume_with_a_changed_lr_uses_it(fit, capsys):
     assert opt_g.param_groups[0]["lr"] == pytest.approx(1e-3 * linear_decay_factor(3, 1, 2))
 
 
+def test_a_resume_with_another_seed_is_refused(fit, capsys):
+    """``--ckpt_path last --seed_everything 5 --data.seed 7``: the start-up lines said data.seed was
+    changed and config.yaml recorded both, while the restored RNG states and data order made the
+    weights bit-identical to a resume without them."""
+    fit("reseed")
+    capsys.readouterr()
+    for flags, shown in ((("--seed_everything", "5"), "seed_everything=5 (checkpoint: 0)"),
+                         (("--data.seed", "7"), "data.seed=7 (checkpoint: 0)")):
+        err = _error(capsys, lambda flags=flags: fit("reseed", "--ckpt_path", "last", "--trainer.max_epochs", "3",
+                                                     "--model.n_epochs_decay", "2", *flags))
+        assert f"error: --ckpt_path: {shown}: a resumed fit goes on with the checkpoint's random streams" in err
+    cli = fit("reseed", "--ckpt_path", "last", "--trainer.max_epochs", "3", "--model.n_epochs_decay", "2",
+              "--seed_everything", "0")  # the run's own seed: nothing new
+    assert cli.trainer.current_epoch == 3
+
+
 def _epoch_lrs(run_dir: Path) -> list[float]:
     """lr/G as logged, one value per epoch (the LR each epoch trained with)."""
     return [round(v, 12) for _, v in _scalars(run_dir, "lr/G")]

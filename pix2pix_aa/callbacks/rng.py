@@ -6,6 +6,7 @@ random crops/flips after a resume differ from an uninterrupted run.
 
 from __future__ import annotations
 
+import os
 import random
 from typing import Any
 
@@ -32,6 +33,9 @@ class ResumeRNGState(Callback):
         version, py_state, py_gauss = random.getstate()
         state = {"torch": torch.get_rng_state(), "numpy": [kind, key.tolist(), pos, has_gauss, gauss],
                  "python": [version, list(py_state), py_gauss]}
+        seed = os.environ.get("PL_GLOBAL_SEED")  # seed_everything's: a resume that asks for another is refused
+        if seed is not None:
+            state["seed"] = int(seed)
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             state["cuda"] = torch.cuda.get_rng_state_all()
         return state
