@@ -377,7 +377,8 @@ class Pix2PixModule(pl.LightningModule):
                            ("discriminator", self.hparams.discriminator_weights)):
             if path:
                 load_weights(getattr(self, name), path, name)
-                self.print(f"[pix2pix_aa] model.{name}_weights: initialised the {name} from {path}")
+                # notice, not self.print: before the first epoch the progress bar swallows self.print's line
+                notice(f"model.{name}_weights: initialised the {name} from {path}")
 
     def on_train_start(self) -> None:
         # A resumed run restores each optimiser's lr/betas and each scheduler's base LR from the

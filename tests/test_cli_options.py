@@ -591,9 +591,11 @@ def test_generator_weights_initialise_an_antialiased_fit_from_a_baseline(fit, fo
     torch.save(base.model.generator.state_dict(), bare)
     capsys.readouterr()
     for source, name in ((ckpt, "ft_ckpt"), (bare, "ft_pth")):
-        cli = fit(name, "--model.generator_weights", str(source), "--trainer.max_steps", "0")
-        captured = capsys.readouterr()
-        assert f"initialised the generator from {source}" in captured.out + captured.err
+        # With the progress bar (the default): the line went to the bar, which printed nothing yet.
+        cli = fit(name, "--model.generator_weights", str(source), "--trainer.max_steps", "0",
+                  "--trainer.enable_progress_bar", "true")
+        err = capsys.readouterr().err
+        assert f"[pix2pix_aa] model.generator_weights: initialised the generator from {source}" in err
         for key, value in base.model.generator.state_dict().items():
             assert torch.equal(cli.model.generator.state_dict()[key], value), key
 
