@@ -81,7 +81,14 @@ def resolve_last_checkpoint(config, subcommand: str) -> None:
     folders, base = run_folders(config)
     found = [p for folder in folders if folder.is_dir() for p in folder.glob("last*.ckpt")
              if re.fullmatch(r"last(-v?\d+)?\.ckpt", p.name)]
-    where = ", ".join(str(f) for f in folders[:3]) or "the logger's folder"
+    where = ", ".join(str(f) for f in folders[:3]) or (f"{base}/version_*/checkpoints" if base is not None
+                                                      else "the logger's folder")
+    if not found and base is not None and base.parent.is_dir():
+        # A mistyped run name (or a config naming another run) shows at once beside the runs there.
+        others = sorted(p.name for p in base.parent.iterdir() if p != base and any(p.glob("*/checkpoints/last*.ckpt")))
+        if others:
+            where += f" (runs with a last.ckpt in {base.parent}: {', '.join(others[:5])}" \
+                     + (f" and {len(others) - 5} more" if len(others) > 5 else "") + ")"
     if not found:
         if subcommand != "fit":
             raise FileNotFoundError(f"--ckpt_path last: no last.ckpt found under {where}; pass the checkpoint path")

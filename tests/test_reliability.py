@@ -262,12 +262,20 @@ def test_ckpt_path_last_without_a_checkpoint(micro, fit, run_cli, capsys):
         run_cli(folder, ["predict", "--config", str(cfg), "--ckpt_path", "last",
                          "--trainer.logger.init_args.name", "never"])
     assert exit_info.value.code == 2
-    assert "error: --ckpt_path last: no last.ckpt found under" in capsys.readouterr().err
+    # The folder looked in is named (was: "under the logger's folder"), so a run name the config or a
+    # typo got wrong shows.
+    assert "error: --ckpt_path last: no last.ckpt found under runs/never/version_*/checkpoints" \
+        in capsys.readouterr().err
     # fit: set-and-forget for job scripts: says so and starts a fresh run
     cli = fit(folder, cfg, "--ckpt_path", "last", "--trainer.logger.init_args.name", "fresh",
               "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "0", *_epochs(1))
     assert "--ckpt_path last: no last.ckpt under" in capsys.readouterr().err
     assert cli.trainer.global_step == 2 and cli.trainer.logger.version == 0
+    with pytest.raises(SystemExit):  # a typo beside a run: the runs with a last.ckpt are named
+        run_cli(folder, ["predict", "--config", str(cfg), "--ckpt_path", "last",
+                         "--trainer.logger.init_args.name", "frsh"])
+    assert "no last.ckpt found under runs/frsh/version_*/checkpoints (runs with a last.ckpt in runs: " \
+        in capsys.readouterr().err
 
 
 # -- 3. non-finite losses -----------------------------------------------------------------------
