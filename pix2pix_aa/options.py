@@ -49,7 +49,8 @@ def check_schedule(config) -> None:
 
     The reference pix2pix trains exactly ``n_epochs + n_epochs_decay`` epochs. A Trainer that
     stops later keeps training at LR 0 (formerly at a negative LR); one that stops earlier never
-    decays the LR. ``fast_dev_run`` is exempt.
+    decays the LR. ``fast_dev_run`` is exempt. A ``trainer.min_epochs`` past the schedule would
+    be ignored (Lightning stops at max_epochs): refused too.
 
     Raises:
         ValueError: one line naming both options and the fix.
@@ -62,6 +63,12 @@ def check_schedule(config) -> None:
     if total < 1:
         raise ValueError(f"model.n_epochs + model.n_epochs_decay = {n} + {n_decay} = 0: nothing would be trained; "
                          "set --model.n_epochs N (epochs at the base LR) and --model.n_epochs_decay N (decay epochs)")
+    min_epochs = trainer.get("min_epochs")
+    if min_epochs is not None and min_epochs > total:  # Lightning lets max_epochs win without a word
+        raise ValueError(f"trainer.min_epochs={min_epochs} but the LR schedule ends after model.n_epochs + "
+                         f"model.n_epochs_decay = {n} + {n_decay} = {total} epochs, where the run stops: pass "
+                         f"--model.n_epochs_decay {max(min_epochs - n, 0)} to train {min_epochs} epochs, or drop "
+                         "trainer.min_epochs")
     max_epochs = trainer.get("max_epochs")
     if max_epochs is None:
         trainer.max_epochs = total

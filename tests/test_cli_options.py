@@ -63,6 +63,10 @@ def test_max_epochs_past_or_short_of_the_schedule_is_refused(fit, capsys):
     assert "--model.n_epochs_decay 4" in err  # the fix for "train 5 epochs"
     err = _error(capsys, lambda: fit("short", "--trainer.max_epochs", "1"))
     assert "would stop before the LR decay ends" in err
+    # min_epochs past the schedule: recorded in config.yaml, and the run stopped at the schedule's end
+    err = _error(capsys, lambda: fit("minep", "--trainer.min_epochs", "3"))
+    assert ("trainer.min_epochs=3 but the LR schedule ends after model.n_epochs + model.n_epochs_decay = 1 + 1 = 2 "
+            "epochs, where the run stops: pass --model.n_epochs_decay 2 to train 3 epochs") in err
 
 
 def test_max_epochs_unset_is_derived_from_the_schedule(fit, capsys):
