@@ -178,6 +178,8 @@ def image_header(path: Path, any_size: bool = False) -> tuple[int, int, str]:
     except Image.DecompressionBombError as err:
         raise _too_large(path, err) from None
     except (UnidentifiedImageError, OSError) as err:
+        if Path(path).is_file() and Path(path).stat().st_size == 0:  # as decode_image says it
+            raise ValueError(f"{path}: file is empty (0 bytes); expected a PNG/JPEG image") from None
         raise _undecodable(Path(path), err, f"{path}: not a readable image ({err})") from None
 
 
