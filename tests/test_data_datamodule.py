@@ -254,6 +254,10 @@ def test_missing_test_split_suggests_val_or_predict_dir(tmp_path):
                                                 r"'val'\]\); score the val split with `train\.py validate` "
                                                 r"\(or `evaluate\.py --split val`\)"):
         dm.setup("test")
+    only_train = Pix2PixDataModule(data_dir=str(_aligned_set(tmp_path / "train_only", splits=("train",))),
+                                   dataset="aligned", load_size=32, crop_size=32, num_workers=0)
+    with pytest.raises(FileNotFoundError, match=r"test does not exist .*; add a test/ folder \(there is no val/"):
+        only_train.setup("test")  # `train.py validate` was advised, which has no val/ to read either
     with pytest.raises(FileNotFoundError, match=r"test does not exist .*pass --data\.predict_dir FOLDER_OR_FILE"):
         dm.setup("predict")
     with pytest.raises(FileNotFoundError, match=r"test does not exist .*evaluate\.py --split val"):

@@ -443,9 +443,10 @@ class Pix2PixDataModule(pl.LightningDataModule):
                 self.val_set = val
                 self._val_missing = None
         if stage in (None, "test") and self.test_set is None:
+            has_val = (self.data_dir / "val").is_dir()
             self.test_set = self._make(
                 "test", hint="score the val split with `train.py validate` (or `evaluate.py --split val`), "
-                             "or add a test/ folder")
+                             "or add a test/ folder" if has_val else "add a test/ folder (there is no val/ either)")
         if stage in (None, "predict") and self.predict_set is None:
             if self.predict_dir is not None:
                 self.predict_set = ImageFolderDataset(
