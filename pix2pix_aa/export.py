@@ -5,10 +5,11 @@ is written.
 
 Height and width (and the batch) stay dynamic: the file pads its input inside the graph as
 ``predict`` does (reflect on the bottom/right to a multiple of 2**num_downs, generate, crop back),
-so any height and width of at least 2**num_downs are accepted. Every export is run back, by onnxruntime for
-ONNX and by TorchScript itself, on inputs of two sizes and on a one-pixel shift of the first,
-and compared with the eager generator; a file whose outputs differ by more than ``--atol`` is
-not written and the command says why. That check is what keeps a data-dependent model honest:
+so any height and width of at least 2**num_downs are accepted. Every export is run back, by
+onnxruntime for ONNX and by TorchScript itself, on inputs of two sizes, on a one-pixel shift of
+the first, off the grid and at the smallest size it accepts, and compared with the eager
+generator; a file whose outputs differ by more than ``--atol`` is not written and the command
+says why. That check is what keeps a data-dependent model honest:
 APS picks its polyphase component from the input's values, which a trace freezes to the phases
 of the example input (a traced APS U-Net differed from eager by up to 0.99 on a 1-pixel shift).
 
@@ -53,7 +54,9 @@ class ExportError(Exception):
 def verify_inputs(generator: nn.Module, size: Optional[int] = None, seed: int = 0) -> list[torch.Tensor]:
     """Inputs an export must reproduce: (1, C, s, s), (2, C, s, 2s), a one-pixel circular shift
     of the first, and (1, C, s + 1, 2s - 3), off the generator's grid (padded inside the graph),
-    with ``s`` a multiple of the generator's ``size_multiple``.
+    with ``s`` a multiple of the generator's ``size_multiple`` m; and (1, C, m, m), the smallest
+    size the file accepts, when ``s`` > m (a branch on a map's size, frozen by a trace at ``s``,
+    shows there).
 
     Shape: each (N, in_channels, H, W), values in [-1, 1].
     """
@@ -62,8 +65,11 @@ def verify_inputs(generator: nn.Module, size: Optional[int] = None, seed: int = 
     channels = int(getattr(generator, "in_channels", 3))
     g = torch.Generator().manual_seed(seed)
     first = torch.rand(1, channels, s, s, generator=g) * 2 - 1
-    return [first, torch.rand(2, channels, s, 2 * s, generator=g) * 2 - 1, torch.roll(first, (1, 1), (-2, -1)),
-            torch.rand(1, channels, s + 1, max(2 * s - 3, multiple), generator=g) * 2 - 1]
+    inputs = [first, torch.rand(2, channels, s, 2 * s, generator=g) * 2 - 1, torch.roll(first, (1, 1), (-2, -1)),
+              torch.rand(1, channels, s + 1, max(2 * s - 3, multiple), generator=g) * 2 - 1]
+    if s > multiple:
+        inputs.append(torch.rand(1, channels, multiple, multiple, generator=g) * 2 - 1)
+    return inputs
 
 
 def _pad_reflect(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -298,14 +304,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         multiple = int(getattr(generator, "size_multiple", 1))
         if args.size is not None and args.size % multiple:
             raise ExportError(f"--size {args.size} is not a multiple of the generator's size multiple {multiple}")
-        worst = export_generator(generator, args.out, args.format, args.atol,
-                                 inputs=verify_inputs(generator, args.size))
+        checks = verify_inputs(generator, args.size)
+        worst = export_generator(generator, args.out, args.format, args.atol, inputs=checks)
     except (CheckpointError, ExportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {args.out} ({args.format}, dynamic batch, height and width: any size from {multiple} px, "
-          f"padded inside to multiples of {multiple} and cropped back, as predict does; max |export - eager| = "
-          f"{worst:.2g} on 4 verification inputs)")
+    print(f"wrote {args.out} from {found[0]} ({args.format}, dynamic batch, height and width: any size from "
+          f"{multiple} px, padded inside to multiples of {multiple} and cropped back, as predict does; max |export - "
+          f"eager| = {worst:.2g} on {len(checks)} verification inputs)")
     return 0
 
 

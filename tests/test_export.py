@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pix2pix_aa.export import ExportError, _is_export, export_generator, main, verify_inputs
+from pix2pix_aa.export import ExportError, PadToMultiple, _is_export, export_generator, main, verify_inputs
 from pix2pix_aa.networks import UNetGenerator
 
 onnxruntime = pytest.importorskip("onnxruntime", reason="the export extra (pip install -e '.[export]')")
@@ -43,6 +43,26 @@ def test_torchscript_export_matches_eager(tmp_path):
     assert all(p.requires_grad for p in generator.parameters())  # the caller's module is untouched
 
 
+def test_torchscript_export_of_the_blurred_design_matches_eager_at_every_size(tmp_path):
+    """The blur's reflect padding falls back to replicate on maps smaller than its pad, a branch
+    on the map's size: a trace froze the example's branch, so a file traced at 64 px differed at
+    other sizes (refused once the deep layers mattered, as in a trained model) and one traced at a
+    larger size failed below it."""
+    torch.manual_seed(0)
+    generator = UNetGenerator(num_downs=4, ngf=8, antialias="kaiser9_c0.17_w0.16", antialias_mode="blur_conv",
+                              upsample_antialias="kaiser13_c0.19_w0.12", fullres_channels=4).eval()
+    for m in generator.modules():  # small running variances: the deep layers matter, as after training
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_var.uniform_(0.001, 0.01)
+    for size in (64, 128):
+        export_generator(generator, tmp_path / f"g{size}.pt", "torchscript", inputs=verify_inputs(generator, size))
+        loaded = torch.jit.load(str(tmp_path / f"g{size}.pt"))
+        for shape in ((16, 16), (32, 48), (64, 64), (96, 160), (33, 47)):
+            x = torch.rand(1, 3, *shape) * 2 - 1
+            with torch.inference_mode():
+                assert torch.allclose(loaded(x), PadToMultiple(generator)(x), atol=1e-5), (size, shape)
+
+
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_aps_is_refused_not_exported_wrong(tmp_path, fmt):
     generator = UNetGenerator(num_downs=4, ngf=8, antialias="aps", pad_type="circular").eval()
@@ -69,7 +89,7 @@ def test_verification_catches_a_wrong_export(tmp_path):
 
 def test_verify_inputs_are_multiples_of_the_generator(tmp_path):
     shapes = [tuple(x.shape) for x in verify_inputs(UNetGenerator(num_downs=5, ngf=4))]
-    assert shapes == [(1, 3, 64, 64), (2, 3, 64, 128), (1, 3, 64, 64), (1, 3, 65, 125)]
+    assert shapes == [(1, 3, 64, 64), (2, 3, 64, 128), (1, 3, 64, 64), (1, 3, 65, 125), (1, 3, 32, 32)]
 
 
 def test_bad_checkpoint_is_one_line(tmp_path, capsys):

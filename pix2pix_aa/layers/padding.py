@@ -122,6 +122,10 @@ def safe_pad(x: torch.Tensor, pad: Pad, mode: str) -> torch.Tensor:
         return x
     if mode == "reflect" and torch.compiler.is_exporting():
         return _reflect_or_replicate(x, pad)
+    if mode == "reflect" and torch.jit.is_tracing():
+        # A trace records one branch of defined_mode, the example's: a TorchScript file traced at 512 px
+        # then failed below it, and one traced at 128 px differed at 256. A scripted call keeps the branch.
+        return _scripted_reflect_pad()(x, list(pad))
     mode = defined_mode(x, pad, mode)
     if mode == "constant":
         return F.pad(x, pad)
@@ -160,6 +164,23 @@ def _reflect_or_replicate(x: torch.Tensor, pad: Pad) -> torch.Tensor:
     rows = torch.where(fits, rows_ref, rows_rep)
     cols = torch.where(fits, cols_ref, cols_rep)
     return x.index_select(-2, rows).index_select(-1, cols)
+
+
+def _reflect_pad_defined(x: torch.Tensor, pad: list[int]) -> torch.Tensor:
+    """:func:`defined_mode`'s rule with its branch, written for ``torch.jit.script``."""
+    if max(pad[0], pad[1]) >= x.shape[-1] or max(pad[2], pad[3]) >= x.shape[-2]:
+        return F.pad(x, pad, mode="replicate")
+    return F.pad(x, pad, mode="reflect")
+
+
+_SCRIPTED: list = []
+
+
+def _scripted_reflect_pad():
+    """:func:`_reflect_pad_defined` compiled by TorchScript, once (on first use: scripting costs ~0.1 s)."""
+    if not _SCRIPTED:
+        _SCRIPTED.append(torch.jit.script(_reflect_pad_defined))
+    return _SCRIPTED[0]
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
