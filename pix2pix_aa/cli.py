@@ -84,6 +84,7 @@ from pix2pix_aa.resume import (
     explicit_keys,
     merge_checkpoint_options,
     refuse_new_seeds,
+    resolve_best_checkpoint,
     resolve_last_checkpoint,
     run_folders,
     set_purge_step,
@@ -729,6 +730,8 @@ class Pix2PixCLI(LightningCLI):
         from_last = config.get("ckpt_path") == "last"
         if from_last:
             resolve_last_checkpoint(config, subcommand)
+        elif config.get("ckpt_path") == "best":
+            resolve_best_checkpoint(config, subcommand)
         elif subcommand == "fit" and config.get("ckpt_path") is None:
             _refuse_overwriting_a_run(config)
         path = config.get("ckpt_path")

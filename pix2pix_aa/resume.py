@@ -105,6 +105,39 @@ def resolve_last_checkpoint(config, subcommand: str) -> None:
         logger.init_args.version = int(match.group(1)) if match else run
 
 
+def resolve_best_checkpoint(config, subcommand: str) -> None:
+    """Turn ``ckpt_path: best`` into this run's ``best-*.ckpt`` (validate / test / predict).
+
+    Lightning knows ``best`` only in the process that ran the fit, and otherwise says its
+    ModelCheckpoint "is not configured to save the best model", even beside a best-002.ckpt.
+    Here: the run's newest folder holding a ``best*.ckpt`` (``checkpoint.dirpath``, else the
+    logger's ``version_N/checkpoints``) gives its one best file.
+
+    Raises:
+        ValueError: ``fit`` (a resume goes on from ``last``), no best file (the run kept last.ckpt
+            only: no monitor), or several in that folder (``checkpoint.save_top_k`` > 1: which
+            one is meant is the user's to say).
+    """
+    if subcommand == "fit":
+        raise ValueError("--ckpt_path best: a fit resumes from its last checkpoint (--ckpt_path last); to start a new "
+                         "run from the best weights pass --model.generator_weights BEST.ckpt")
+    dirpath = (config.get("checkpoint") or {}).get("dirpath")
+    folders, base = ([Path(dirpath)], None) if dirpath else run_folders(config)
+    found = [p for folder in folders if folder.is_dir() for p in folder.glob("best*.ckpt")]
+    where = ", ".join(str(f) for f in folders[:3]) or (f"{base}/version_*/checkpoints" if base is not None
+                                                      else "the logger's folder")
+    if not found:
+        raise ValueError(f"--ckpt_path best: no best*.ckpt under {where} (a run keeps one only with a "
+                         "checkpoint.monitor); pass the checkpoint path, or --ckpt_path last")
+    folder = max(found, key=lambda p: p.stat().st_mtime).parent
+    candidates = sorted(p for p in found if p.parent == folder)
+    if len(candidates) > 1:
+        raise ValueError(f"--ckpt_path best: {folder} holds {len(candidates)} best checkpoints "
+                         f"({', '.join(p.name for p in candidates[:4])}); pass the one you mean")
+    config.ckpt_path = str(candidates[0])
+    notice(f"--ckpt_path best: {candidates[0]}")
+
+
 def set_purge_step(config, ckpt: dict) -> None:
     """After :func:`resolve_last_checkpoint` pinned ``fit`` to the run's version: TensorBoard's
     ``purge_step`` = the checkpoint's logged step, so it hides only what the interrupted run

@@ -175,6 +175,24 @@ def test_a_resume_with_another_seed_is_refused(fit, capsys):
     assert cli.trainer.current_epoch == 3
 
 
+def test_ckpt_path_best_is_the_runs_best_checkpoint(fit, folder, capsys):
+    """Lightning knows ``best`` only in the process that ran the fit: ``test --ckpt_path best``
+    beside a best-001.ckpt said that ModelCheckpoint "is not configured to save the best model"."""
+    fit("bestrun", "--checkpoint.monitor", "val/l1")
+    best = sorted((folder / "runs" / "bestrun" / "version_0" / "checkpoints").glob("best*.ckpt"))
+    assert len(best) == 1
+    capsys.readouterr()
+    cli = fit("bestrun", "--ckpt_path", "best", subcommand="test")
+    assert f"--ckpt_path best: {best[0].relative_to(folder)}" in capsys.readouterr().err
+    assert cli.trainer.state.finished and cli.trainer.ckpt_path == str(best[0].relative_to(folder))
+    err = _error(capsys, lambda: fit("bestrun", "--ckpt_path", "best"))
+    assert "error: --ckpt_path best: a fit resumes from its last checkpoint (--ckpt_path last)" in err
+    fit("nobest")  # last.ckpt only
+    capsys.readouterr()
+    err = _error(capsys, lambda: fit("nobest", "--ckpt_path", "best", subcommand="test"))
+    assert "error: --ckpt_path best: no best*.ckpt under " in err and "runs/nobest/version_0/checkpoints" in err
+
+
 def _epoch_lrs(run_dir: Path) -> list[float]:
     """lr/G as logged, one value per epoch (the LR each epoch trained with)."""
     return [round(v, 12) for _, v in _scalars(run_dir, "lr/G")]
