@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -36,4 +38,10 @@ def test_mixed_sizes_are_one_error_and_size_resizes(mixed_run, capsys, tmp_path,
     assert "the evaluation images have 2 sizes (HxW: 64x64, 64x128)" in err and "--size N" in err
     assert "Traceback" not in err
     assert evaluate_main([str(run), *common, "--size", "64", "--out", str(tmp_path / "b")]) == 0
-    assert (tmp_path / "b" / "results.json").is_file()
+    # --size equal to the run's (unused) crop_size still resizes images it trained on at their own
+    # sizes: recorded and said as a change (was: "overridden": [], as if scored as trained).
+    data = json.loads((tmp_path / "b" / "results.json").read_text())["models"]["mixed/version_0/last"]["data"]
+    assert data["overridden"] == ["--size"]
+    assert data["trained_with"] == {"--size": "the images' own sizes (preprocess none)"}
+    assert "not as the model was trained: --size 64 (trained: the images' own sizes (preprocess none))" \
+        in (tmp_path / "b" / "results.md").read_text()

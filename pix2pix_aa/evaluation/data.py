@@ -123,8 +123,14 @@ def data_settings(item: LoadedGenerator, split: Optional[str] = None, data_dir: 
                   "predict_dir": None, "max_val_images": None}
     kwargs.update({k: v for k, v in evaluation.items() if k in accepted})
     changed = [k for k in overrides if recorded.get(k) != overrides[k]]
+    trained_with = {REQUIRED[k]: recorded.get(k) for k in changed}
+    own_sizes = recorded.get("preprocess", "resize_and_crop")
+    if size is not None and own_sizes != "resize_and_crop":  # resized to size x size: never as trained
+        if "crop_size" not in changed:
+            changed.append("crop_size")
+        trained_with["--size"] = f"the images' own sizes (preprocess {own_sizes})"
     return DataSettings(kwargs=kwargs, split=split, source=source, overridden=[REQUIRED[k] for k in changed],
-                        trained_with={REQUIRED[k]: recorded.get(k) for k in changed})
+                        trained_with=trained_with)
 
 
 def load_data(settings: DataSettings, max_images: Optional[int]) -> tuple[torch.Tensor, torch.Tensor]:
