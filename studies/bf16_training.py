@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
         with ThreadPoolExecutor(args.jobs) as pool:  # threads: each run is a subprocess
             list(pool.map(run_one, queue()))
-    rows = rds.merge_missing(rds.collect([0, 1, 2]), (ds.read_json(RECORD) or {}).get("rows", {}))
+    rows = rds.merge_missing(rds.collect(), (ds.read_json(RECORD) or {}).get("rows", {}))
     record: dict = {}
     for d, r, design, seed in queue():  # the rows the table reads, bf16 and float32
         for name in (names[design], design, "baseline", names["baseline"]):

@@ -198,7 +198,7 @@ def row_of(results: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------- record
-def collect(seeds: list[int]) -> dict:
+def collect() -> dict:
     """dataset -> recipe -> candidate -> seed -> row: the runs evaluated here, then the committed
     record's for runs not on disk, then the design study's record for the facades."""
     record = ds.read_json(RECORD) or {}
@@ -772,11 +772,11 @@ def write_readme_block(summary: dict) -> None:
     README.write_text(text[:start + len(README_MARKERS[0])] + "\n" + readme_block(summary) + "\n" + text[end:])
 
 
-def write_report(seeds: list[int]) -> None:
+def write_report() -> None:
     """The record (docs/images/real_data_study/record.json), the page (docs/REAL_DATA_STUDY.md)
     with its figures, and the README's recommendation block."""
     rows = {d: {r: {c: v for c, v in cands.items() if c in CANDIDATE_NAMES} for r, cands in recipes.items()}
-            for d, recipes in collect(seeds).items()}  # not the probes of other studies (studies/term_every.py)
+            for d, recipes in collect().items()}  # not the probes of other studies (studies/term_every.py)
     cost = (ds.read_json(ds.RECORD) or {}).get("cost", {})
     summary = summarise(rows, cost)
     RECORD.parent.mkdir(parents=True, exist_ok=True)
@@ -792,11 +792,17 @@ def write_report(seeds: list[int]) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--stage", choices=["all", "report"], default="all")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="--stage all: the seeds to train (default 0 1 2)")
+    p.add_argument("--datasets", nargs="+", default=None, choices=list(DATASETS),
+                   help="--stage all: the data sets to train (default: all)")
     p.add_argument("--jobs", type=ds.at_least(1), default=1,
                    help="runs trained (and evaluated) at a time, one thread each")
     args = p.parse_args(argv)
+    if args.stage == "report" and (args.seeds or args.datasets):
+        # Accepted and ignored before: a report covers every recorded run.
+        p.error("--seeds and --datasets choose what --stage all trains; --stage report covers every recorded run")
+    args.seeds = args.seeds or [0, 1, 2]
+    args.datasets = args.datasets or list(DATASETS)
     if args.stage == "all":
         recorded = (ds.read_json(RECORD) or {}).get("rows", {})
         if "facades" in args.datasets:
@@ -812,7 +818,7 @@ def main(argv: list[str] | None = None) -> int:
 
         with ThreadPoolExecutor(args.jobs) as pool:  # threads: each run is a subprocess
             list(pool.map(run_one, queue(args.seeds, args.datasets)))
-    write_report(args.seeds)
+    write_report()
     return 0
 
 

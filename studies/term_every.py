@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     # A fresh clone has none of the runs on disk and the real-data study's record lacks the k > 1
     # runs: this study's own record supplies them, so --stage report prints the same table.
     recorded = (ds.read_json(RECORD) or {}).get("rows", {})
-    rows = rds.merge_missing(rds.collect(args.seeds), {"facades": {"quick": recorded}})
+    rows = rds.merge_missing(rds.collect(), {"facades": {"quick": recorded}})
     facades = rows.get("facades", {}).get("quick", {})
     # Every recorded run stays: a report of fewer seeds or k erased the others, which may exist
     # nowhere else (a fresh clone has none of the runs).
@@ -128,6 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     recorded_every = sorted(int(n[len(PREFIX):]) for n in record if n.startswith(PREFIX) and n[len(PREFIX):].isdigit())
     seeds = sorted({int(s) for by_seed in record.values() for s in by_seed})
     ds.write_record(RECORD, {"every": recorded_every, "seeds": seeds, "rows": record})
+    missing = [f"k={k} seed {seed}" for k, name in zip(args.every, names) for seed in args.seeds
+               if str(seed) not in facades.get(name, {})]
+    if missing:  # a table of n/a rows alone read like a result
+        shown = RECORD.relative_to(ds.ROOT) if RECORD.is_relative_to(ds.ROOT) else RECORD
+        print(f"note: no run of {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''} on disk or in "
+              f"{shown}: their cells read n/a; --stage all trains them", file=sys.stderr)
     print("\n".join(table(rows, names, args.seeds)))
     return 0
 

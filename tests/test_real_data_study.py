@@ -211,7 +211,7 @@ def test_term_every_table_is_seed_matched_to_this_machines_baseline():
     assert cells[7] == "-1.00 (0) |"  # against the shipped design on the seed both have
 
 
-def test_a_term_every_report_of_fewer_seeds_keeps_the_records_other_runs(monkeypatch, tmp_path):
+def test_a_term_every_report_of_fewer_seeds_keeps_the_records_other_runs(monkeypatch, tmp_path, capsys):
     """``--stage report --seeds 0`` rewrote the record with seed 0's rows only: the rows of seeds
     10-12 (nowhere else on a fresh clone) were gone, and every later report showed fewer seeds."""
     every2 = term_every.candidate(2)
@@ -220,11 +220,23 @@ def test_a_term_every_report_of_fewer_seeds_keeps_the_records_other_runs(monkeyp
     rows = {every2: {"0": row, "10": row}, "ref_baseline": {"0": row}}
     record.write_text(json.dumps({"every": [2], "seeds": [0, 10], "rows": rows}))
     monkeypatch.setattr(term_every, "RECORD", record)
-    monkeypatch.setattr(term_every.rds, "collect", lambda seeds: {})  # no run on disk: a fresh clone
+    monkeypatch.setattr(term_every.rds, "collect", lambda: {})  # no run on disk: a fresh clone
     for flags in (["--seeds", "0"], ["--seeds", "99", "--every", "7"]):
         assert term_every.main(["--stage", "report", *flags]) == 0
         saved = json.loads(record.read_text())
         assert saved["rows"] == rows and saved["seeds"] == [0, 10] and saved["every"] == [2]
+    # k = 7 at seed 99 has no run: said, not only a table of n/a cells (was: exit 0 and the table alone)
+    assert f"note: no run of k=7 seed 99 on disk or in {record}: their cells read n/a" in capsys.readouterr().err
+
+
+def test_a_real_data_study_report_refuses_the_options_it_would_ignore(capsys):
+    """``--stage report --seeds 99`` (or ``--datasets``) was accepted and the page written from every
+    recorded run, as without them."""
+    for flags in (["--seeds", "99"], ["--datasets", "facades"]):
+        with pytest.raises(SystemExit) as info:
+            study.main(["--stage", "report", *flags])
+        assert info.value.code == 2
+        assert "--seeds and --datasets choose what --stage all trains" in capsys.readouterr().err
 
 
 def test_a_variant_is_read_against_the_shipped_design_seed_by_seed(monkeypatch):
@@ -278,7 +290,7 @@ def test_term_every_report_reads_its_own_record_when_the_runs_are_not_on_disk(mo
     record = tmp_path / "term_every.json"
     term_every.ds.write_json(record, {"rows": {every2: {"10": row}, "baseline": {"10": base}}})
     monkeypatch.setattr(term_every, "RECORD", record)
-    monkeypatch.setattr(study, "collect", lambda seeds: {})
+    monkeypatch.setattr(study, "collect", lambda: {})
     assert term_every.main(["--stage", "report", "--every", "2", "--seeds", "10"]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith(f"| {every2} "))
     assert line.split(" | ")[1:3] == ["10", "27.00"]
