@@ -84,6 +84,23 @@ def test_kid_subset_size_adapts_to_small_sets():
         fid_from_features(few[:1], other)
 
 
+def test_kid_on_two_images_has_no_spread_rather_than_a_std_of_zero():
+    """With 2 images every "random subset" is the whole set: the table printed ``± 0.0000`` beside
+    the note that a difference smaller than the std is no difference."""
+    from pix2pix_aa.evaluation.report import quality_metrics_note
+    from pix2pix_aa.metrics.distribution import DistributionResult
+
+    g = torch.Generator().manual_seed(0)
+    fake, real = torch.randn(2, 8, generator=g), torch.randn(2, 8, generator=g) + 1
+    two = DistributionResult.from_features([fake], [real])
+    assert two.kid_mean is not None and two.kid_std is None and two.fid is not None
+    three = DistributionResult.from_features([torch.randn(3, 8, generator=g)], [torch.randn(3, 8, generator=g)])
+    assert three.kid_std is not None  # subsets of 2 of 3 images differ: a spread
+    result = type("R", (), {"distribution": two, "quality": {}, "num_images": 2})()
+    note = quality_metrics_note([result], {"quality_metrics": {}})
+    assert "KID on the whole set of 2 images, too few for random subsets: no ± spread" in note
+
+
 def _random_alexnet_weights(path: Path, monkeypatch) -> Path:
     """Random AlexNet weights, accepted in place of torchvision's published file (whose sha256
     they cannot have): no download, the real LPIPS code path."""

@@ -124,9 +124,12 @@ def quality_metrics_note(results: Sequence[ModelResult], options: dict) -> str:
     if scored:
         counts = sorted({r.num_images for r in scored})
         subset = next((r.distribution.kid_subset_size for r in scored if r.distribution is not None), None)
+        whole = any(r.distribution is not None and r.distribution.kid_mean is not None and r.distribution.kid_std
+                    is None for r in scored)
+        kid = (f"; KID on the whole set of {subset} images, too few for random subsets: no ± spread" if whole
+               else f"; KID over {KID_SUBSETS} random subsets of {subset} images" if subset else "")
         parts.append(f"Quality metrics on {', '.join(map(str, counts))} images per model (outputs against the "
-                     "targets of the same images)"
-                     + (f"; KID over {KID_SUBSETS} random subsets of {subset} images" if subset else "")
+                     "targets of the same images)" + kid
                      + ". FID is biased upwards on small sets (the same model scores higher with fewer images), so "
                      "below a few thousand images read KID mean ± std, which is unbiased: a difference smaller "
                      "than the std is no difference. FID is comparable only between rows with the same image count.")

@@ -166,7 +166,8 @@ class DistributionResult:
 
     Attributes:
         fid: FID (None when fewer than 2 images).
-        kid_mean, kid_std: KID over random subsets (None likewise).
+        kid_mean, kid_std: KID over random subsets (None likewise; kid_std None also when every
+            subset is the whole set, 2 images: no spread).
         kid_subset_size, kid_subsets: how KID was drawn.
         num_images: images in each set.
         feature_dim: D.
@@ -188,8 +189,10 @@ class DistributionResult:
         if len(f) < 2:  # FID needs covariances and KID pairs: nothing to report for one image
             return cls(None, None, None, None, subsets, len(f), f.shape[1])
         k = kid_from_features(f, r, subsets=subsets, seed=seed)
-        return cls(fid_from_features(f, r), k["kid_mean"], k["kid_std"], k["kid_subset_size"], subsets, len(f),
-                   f.shape[1])
+        # Subsets as large as the set are all the whole set: their std of 0 is no spread (and read
+        # beside "a difference smaller than the std is no difference" it invited the opposite).
+        std = None if k["kid_subset_size"] >= min(len(f), len(r)) else k["kid_std"]
+        return cls(fid_from_features(f, r), k["kid_mean"], std, k["kid_subset_size"], subsets, len(f), f.shape[1])
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
