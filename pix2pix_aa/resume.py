@@ -67,6 +67,13 @@ def run_folders(config) -> tuple[list[Path], Optional[Path]]:
                                                                  if not p.parent.name.startswith("version_")), base
 
 
+def _looked_in(folders: list[Path], base: Optional[Path]) -> str:
+    """Where a ``--ckpt_path last`` / ``best`` looked, for its message: the folders, or the run's
+    ``version_*/checkpoints`` pattern when it has none yet."""
+    return ", ".join(str(f) for f in folders[:3]) or (f"{base}/version_*/checkpoints" if base is not None
+                                                      else "the logger's folder")
+
+
 def resolve_last_checkpoint(config, subcommand: str) -> None:
     """Turn ``ckpt_path: last`` into the newest ``last*.ckpt`` of this run's folders.
 
@@ -81,8 +88,7 @@ def resolve_last_checkpoint(config, subcommand: str) -> None:
     folders, base = run_folders(config)
     found = [p for folder in folders if folder.is_dir() for p in folder.glob("last*.ckpt")
              if re.fullmatch(r"last(-v?\d+)?\.ckpt", p.name)]
-    where = ", ".join(str(f) for f in folders[:3]) or (f"{base}/version_*/checkpoints" if base is not None
-                                                      else "the logger's folder")
+    where = _looked_in(folders, base)
     if not found and base is not None and base.parent.is_dir():
         # A mistyped run name (or a config naming another run) shows at once beside the runs there.
         others = sorted(p.name for p in base.parent.iterdir() if p != base and any(p.glob("*/checkpoints/last*.ckpt")))
@@ -124,8 +130,7 @@ def resolve_best_checkpoint(config, subcommand: str) -> None:
     dirpath = (config.get("checkpoint") or {}).get("dirpath")
     folders, base = ([Path(dirpath)], None) if dirpath else run_folders(config)
     found = [p for folder in folders if folder.is_dir() for p in folder.glob("best*.ckpt")]
-    where = ", ".join(str(f) for f in folders[:3]) or (f"{base}/version_*/checkpoints" if base is not None
-                                                      else "the logger's folder")
+    where = _looked_in(folders, base)
     if not found:
         raise ValueError(f"--ckpt_path best: no best*.ckpt under {where} (a run keeps one only with a "
                          "checkpoint.monitor); pass the checkpoint path, or --ckpt_path last")

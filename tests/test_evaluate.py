@@ -151,7 +151,7 @@ def test_a_folder_of_several_checkpoints_without_last_is_refused_not_one_picked(
     for name in ("epoch=9-step=10.ckpt", "epoch=10-step=11.ckpt"):
         (models / name).write_bytes(b"")
     with pytest.raises(CheckpointError, match=r"holds 2 checkpoints and no last.ckpt \(epoch=10-step=11.ckpt, "
-                                              r"epoch=9-step=10.ckpt\): pass the file\(s\) to evaluate"):
+                                              r"epoch=9-step=10.ckpt\): pass the file\(s\) you mean"):
         find_checkpoints([str(models)])
     (models / "last.ckpt").write_bytes(b"")
     assert find_checkpoints([str(models)]) == [models / "last.ckpt"]

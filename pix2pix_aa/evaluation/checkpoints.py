@@ -145,7 +145,7 @@ def find_checkpoints(paths: list[str]) -> list[Path]:
                 # epoch=9 after epoch=10): the user says which.
                 names = ", ".join(f.name for f in files[:4]) + (f" and {len(files) - 4} more" if len(files) > 4 else "")
                 raise CheckpointError(f"{d} holds {len(files)} checkpoints and no last.ckpt ({names}): pass the "
-                                      f"file(s) to evaluate, e.g. {d / files[0].name} (or {d}/*.ckpt for all)")
+                                      f"file(s) you mean, e.g. {d / files[0].name} (or {d}/*.ckpt for all)")
             found.append(last if last.exists() else files[0])
     return found
 
