@@ -66,6 +66,17 @@ def test_keep_stem_leaves_the_first_conv_strided() -> None:
     assert dense.features.conv0.stride == (2, 2)
 
 
+@pytest.mark.parametrize("spec", ["kaiser7_c0.2_w0.1", "kaiser12", "tri3"])
+def test_every_blur_has_the_filter_asked_for(spec: str) -> None:
+    """A Kaiser name was cut to its number of taps: ``filt_size="kaiser7"`` built Bin-7 blurs, and
+    ``"kaiser12"`` (a valid name) was refused as a size outside 1..7."""
+    aa = antialias(torchvision.models.resnet18(weights=None), filt_size=spec)
+    blurs = [m for m in aa.modules() if isinstance(m, BlurPool)]
+    assert len(blurs) == 2 + 3 * 2  # the stem and the maxpool; each strided block: its next conv, its shortcut
+    for blur in blurs:
+        torch.testing.assert_close(blur.filt, BlurPool(None, spec).filt, rtol=0, atol=0)
+
+
 def test_densenet_and_vgg_rules() -> None:
     _, dense = _converted("densenet121")
     f = dense.features
@@ -142,6 +153,8 @@ class _MyConv(nn.Conv2d):
     (_MyConv(3, 3, 3, stride=2, padding=1), "_MyConv, stride (2, 2): a layer type this function does not rewrite"),
     (nn.MaxPool2d(2, ceil_mode=True), "MaxPool2d, stride 2: ceil_mode"),
     (nn.AvgPool2d(4, 2), "AvgPool2d, stride 2: kernel size not its stride"),
+    # A 2x2 sum pool became a unit-gain blur: outputs a quarter of what they were, without a word.
+    (nn.AvgPool2d(2, divisor_override=1), "AvgPool2d, stride 2: divisor_override=1"),
     (nn.Conv1d(3, 3, 3, stride=2), "Conv1d, stride (2,): a layer type"),
     # The plain conv before it was rewritten, then the refusal came:
     (nn.Conv2d(3, 3, 3, stride=(2, 1), padding=1), "Conv2d, stride (2, 1): a non-square stride"),

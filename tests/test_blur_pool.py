@@ -265,7 +265,7 @@ def test_named_filters() -> None:
     assert create_blur_pool("bin5", 8).filt_size == 5
 
 
-@pytest.mark.parametrize("bad", ["bin9", "gauss", 8, -1, True, "box2"])
+@pytest.mark.parametrize("bad", ["bin9", "gauss", 8, -1, True, "box2", "kaiser7_c0.2.5"])  # the last: float()'s error
 def test_unknown_filter_raises_listing_valid_ones(bad: object) -> None:
     with pytest.raises(ValueError) as err:
         BlurPool(3, bad)  # type: ignore[arg-type]
@@ -288,6 +288,9 @@ def test_other_bad_input_raises_clear_errors() -> None:
     with pytest.raises(ValueError, match="'none' has no blur"):
         blur_pool2d(torch.zeros(1, 1, 4, 4), "none")
     assert BlurPool(None, 3)(torch.zeros(1, 7, 4, 4)).shape == (1, 7, 2, 2)  # any channel count
+    # The filter cast to uint8 was all zeros: a black image of the right shape, without a word.
+    with pytest.raises(ValueError, match=r"blur expects a floating-point tensor, got torch.uint8"):
+        BlurPool(None, 4)(torch.full((1, 3, 8, 8), 200, dtype=torch.uint8))
 
 
 # --- the other layer families -------------------------------------------------------------------------

@@ -38,6 +38,13 @@ def test_psnr_identical_is_inf_and_cap_applies():
     assert abs(float(psnr_from_mse(0.04)) - 20.0) < 1e-12
 
 
+def test_psnr_of_integer_images_is_refused():
+    """uint8 images against the default data range 2 gave a negative dB without a word."""
+    a = torch.full((1, 3, 4, 4), 200, dtype=torch.uint8)
+    with pytest.raises(ValueError, match=r"psnr needs float images in \[-1, 1\].*x.float\(\) / 127.5 - 1"):
+        psnr(a, a // 2)
+
+
 def test_pooled_psnr_is_psnr_of_summed_error():
     # Two pairs: MSE 0.01 over 100 elements and 0.09 over 300 -> pooled MSE 0.07.
     value = pooled_psnr(torch.tensor([1.0, 27.0]), torch.tensor([100, 300]))

@@ -76,6 +76,8 @@ def _blur(x: torch.Tensor, filt: torch.Tensor, stride: int, pad_type: str, pad_o
     size = filt.shape[-1]
     if x.dim() != 4:
         raise ValueError(f"blur expects a (N, C, H, W) tensor, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():  # the filter cast to an integer dtype is all zeros: a black output
+        raise ValueError(f"blur expects a floating-point tensor, got {x.dtype} (for uint8 images: x.float())")
     channels = x.shape[1]
     mode = pad_mode(pad_type)
     pad = pad_amounts(size, pad_off)

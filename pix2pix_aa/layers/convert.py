@@ -57,7 +57,7 @@ def _is_strided_conv(m: nn.Module) -> bool:
 
 
 class _Converter:
-    def __init__(self, filt_size: int, pad_type: str, keep_stem: bool) -> None:
+    def __init__(self, filt_size: FilterSpec, pad_type: str, keep_stem: bool) -> None:
         self.filt_size, self.pad_type = filt_size, pad_type
         self.stem_left = keep_stem  # True until the first strided conv has been skipped
         self.kept: set[int] = set()  # ids of convs deliberately left strided (the stem)
@@ -169,6 +169,8 @@ def _not_convertible(m: nn.Module) -> str | None:
         k, stride, pad = (pair(v) for v in (m.kernel_size, m.stride or m.kernel_size, m.padding))
         return None if k[0] == k[1] and stride[0] == stride[1] and pad[0] == pad[1] else "not square"
     if type(m) is nn.AvgPool2d:
+        if m.divisor_override is not None:  # a sum (or scaled) pool: the unit-gain blur would change its scale
+            return f"divisor_override={m.divisor_override}"
         k, stride, pad = (pair(v) for v in (m.kernel_size, m.stride or m.kernel_size, m.padding))
         return None if k == stride and stride[0] == stride[1] and pad == (0, 0) and not m.ceil_mode else \
             "kernel size not its stride, not square, padding or ceil_mode (its blur replacement would change the " \
@@ -190,7 +192,8 @@ def antialias(model: nn.Module, filt_size: FilterSpec = 4, pad_type: str = "refl
 
     Args:
         model: e.g. ``torchvision.models.resnet18()``, ``vgg16()``, ``densenet121()``.
-        filt_size: blur filter 1..7 or a name (``"bin4"``, the paper's default for ImageNet).
+        filt_size: blur filter 1..7 or a name (``"bin4"``, the paper's default for ImageNet;
+            ``"kaiser7_c0.2_w0.1"``: :func:`pix2pix_aa.layers.filters.parse_filter`).
         pad_type: padding of the blurs.
         keep_stem: leave the first strided conv strided (``antialiased-cnns``' ``pool_only``).
 
@@ -203,8 +206,7 @@ def antialias(model: nn.Module, filt_size: FilterSpec = 4, pad_type: str = "refl
         ValueError: unknown filter / pad type, nothing to anti-alias in ``model``, a subsampling
             layer it cannot rewrite (named; nothing changed), or a bare conv / pool (no parent).
     """
-    size = filter_size(filt_size)
-    if size == 0:
+    if filter_size(filt_size) == 0:
         raise ValueError("antialias needs a filter (1..7 or a name such as 'bin4'), got 'none'")
     pad_mode(pad_type)
     # Checked before anything changes: a model left partly aliased, or whose sizes changed, would
@@ -226,7 +228,7 @@ def antialias(model: nn.Module, filt_size: FilterSpec = 4, pad_type: str = "refl
         raise ValueError(f"antialias rewrites a model's layers in place, and a bare {type(model).__name__} has no "
                          f"parent to hold its replacement: pass nn.Sequential({type(model).__name__}(...))")
     before = count_parameters(model)
-    conv = _Converter(size, pad_type, keep_stem)
+    conv = _Converter(filt_size, pad_type, keep_stem)  # the spec itself: a Kaiser name was once cut to its taps
     if _is_torchvision_resnet(model):
         conv.resnet(model)
     for m in list(model.modules()):

@@ -61,7 +61,8 @@ FILTER_SIZES: dict[str, int] = {
 KAISER_CUTOFF = 0.25
 KAISER_WIDTH = 0.25
 _MAX_TAPS = 15
-_KAISER_RE = re.compile(r"^kaiser(\d+)(?:_c([0-9.]+))?(?:_w([0-9.]+))?$")
+_NUMBER = r"(\d+(?:\.\d*)?|\.\d+)"  # 0.2, .2, 2.: one number (a looser [0-9.]+ let "0.2.5" reach float())
+_KAISER_RE = re.compile(rf"^kaiser(\d+)(?:_c{_NUMBER})?(?:_w{_NUMBER})?$")
 
 FilterSpec = Union[str, int, None]
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from pix2pix_aa.metrics._batching import Generator, check_batch_size, forward, warn_if_training
-from pix2pix_aa.metrics.psnr import DATA_RANGE, MAX_PSNR_DB, psnr_from_mse
+from pix2pix_aa.metrics.psnr import DATA_RANGE, MAX_PSNR_DB, check_images, psnr_from_mse
 
 __all__ = ["FlickerResult", "merge_flicker", "panning_flicker", "same_channels", "to_uint8_frames"]
 
@@ -116,10 +116,11 @@ def panning_flicker(G: Generator, source: torch.Tensor, crop_size: Union[int, Se
         :class:`FlickerResult` (dB).
 
     Raises:
-        ValueError: F < 2, a source too small for the path, or a G that changes the size.
+        ValueError: F < 2, a source too small for the path, a G that changes the size, or a source
+            that is not float images in [-1, 1] (:func:`pix2pix_aa.metrics.psnr.check_images`).
     """
-    if not isinstance(source, torch.Tensor) or source.dim() != 4 or source.shape[0] == 0:
-        raise ValueError("source must be a non-empty (N, C, H, W) tensor")
+    # As the stability metrics: [0, 1] images read ~6 dB steadier, 0..255 ones negative, uint8 failed in torch.
+    check_images(source, "source", data_range, stacklevel=3)
     if not isinstance(num_frames, int) or num_frames < 2:
         raise ValueError(f"num_frames must be an int >= 2, got {num_frames!r}")
     h, w = (crop_size, crop_size) if isinstance(crop_size, int) else (int(crop_size[0]), int(crop_size[1]))

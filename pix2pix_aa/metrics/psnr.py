@@ -88,6 +88,9 @@ def _check_pair(a: torch.Tensor, b: torch.Tensor) -> None:
         raise ValueError(f"psnr needs tensors of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     if a.dim() < 1 or a.numel() == 0:
         raise ValueError(f"psnr needs non-empty (N, ...) tensors, got shape {tuple(a.shape)}")
+    if not (a.is_floating_point() and b.is_floating_point()):  # uint8 images against data_range 2: negative dB
+        raise ValueError(f"psnr needs float images in [-1, 1] (or a data_range of theirs), got {a.dtype} and "
+                         f"{b.dtype} (for uint8 images: x.float() / 127.5 - 1)")
 
 
 def mse_per_image(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
