@@ -203,7 +203,10 @@ def band_energy(x: torch.Tensor, num_bands: int = NUM_BANDS, window: bool = True
 
 def high_frequency_energy(x: torch.Tensor, window: bool = True) -> torch.Tensor:
     """Per-image spectral energy above half Nyquist (rho > 0.25 cycles/pixel), Hann-windowed, per
-    pixel and channel (sum |FFT2(w * x)|^2 / (C * H * W) over those bins).
+    channel: sum |FFT2(w * x)|^2 / (C * H * W) over those bins, which by Parseval is the sum over
+    pixels of the squared high-pass part, averaged over channels. It grows with the image's area
+    (a +-1 checkerboard: 64 at 8x8, 256 at 16x16, unwindowed), so compare it only between images of
+    one size: the HF ratio (outputs over their targets) does.
 
     Shape:
         (N, C, H, W) -> (N,) float64.

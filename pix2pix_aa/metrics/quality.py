@@ -131,7 +131,7 @@ def sharpness(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
     Returns:
         ``{"tv", "tv_target"}``: :func:`total_variation` ([-1, 1] units per pixel);
         ``{"hf", "hf_target"}``: spectral energy above half Nyquist (0.25 cycles/pixel) of the
-        Hann-windowed images, per pixel and channel
+        Hann-windowed images, per channel, growing with the image's area (compare the ratio)
         (:func:`pix2pix_aa.metrics.bandwidth.high_frequency_energy`);
         ``"lost"``: the fraction of images whose output lost its target's content
         (:func:`content_lost`; a mean over images too, so it merges over chunks).
