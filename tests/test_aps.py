@@ -388,6 +388,8 @@ def test_phases_are_per_sample_and_deterministic():
         assert p.tolist() == [int(single[i][level]) for i in range(3)]
     with pytest.raises(ValueError, match="only defined for APS"):
         UNetGenerator(num_downs=3, ngf=2).phases(x)
+    with torch.no_grad():  # an empty batch gives an empty batch, as the other generators (was an IndexError)
+        assert g(x[:0]).shape == (0, 3, 16, 16)
 
 
 def test_features_match_forward_and_output_range():

@@ -282,6 +282,8 @@ def _per_sample(fn: Callable[[torch.Tensor, int, int], torch.Tensor], index_y: t
     """``fn(x[n:n+1], iy, ix)`` for every sample n: one call for the batch when all samples share
     the phase (always at batch size 1), else one (cheap: a roll or a crop) per sample."""
     pairs = torch.stack([index_y, index_x], 1).tolist()
+    if not pairs:  # an empty batch: any phase gives the empty output of the right shape (0 failed here)
+        return fn(x, 0, 0)
     if all(p == pairs[0] for p in pairs):  # one phase for the batch (always for batch size 1)
         return fn(x, *pairs[0])
     return torch.cat([fn(x[n:n + 1], *p) for n, p in enumerate(pairs)])
