@@ -324,6 +324,8 @@ class Pix2PixModule(pl.LightningModule):
         self._stability_parts: Optional[list] = None
         # each validation batch's (generated, target) distribution features for val/kid (val_kid on),
         self._kid_features: list = []
+        # the learning rates the current training epoch runs with (logged at its end as lr/*),
+        self._epoch_lrs: dict[str, float] = {}
         # and predict's (tile, tile_overlap) from the data module (None: whole images).
         self._predict_tiling: Optional[tuple[int, Optional[int]]] = None
 
@@ -567,9 +569,14 @@ class Pix2PixModule(pl.LightningModule):
         if self.hparams.on_nonfinite == "skip":  # snapshot for _check_finite (BatchNorm buffers: a few KB)
             self._buffers_before_batch = {n: b.detach().clone() for n, b in self.named_buffers()}
 
-    def on_train_epoch_end(self) -> None:
+    def on_train_epoch_start(self) -> None:
+        # The LRs this epoch trains with, logged at its end: plateau steps at the epoch's validation,
+        # which runs before on_train_epoch_end, so reading them there logged each reduction one epoch early.
         opt_g, opt_d = self.optimizers()
-        self.log_dict({"lr/G": opt_g.param_groups[0]["lr"], "lr/D": opt_d.param_groups[0]["lr"]})
+        self._epoch_lrs = {"lr/G": opt_g.param_groups[0]["lr"], "lr/D": opt_d.param_groups[0]["lr"]}
+
+    def on_train_epoch_end(self) -> None:
+        self.log_dict(self._epoch_lrs)
         for scheduler in self.lr_schedulers():
             # ReduceLROnPlateau steps in on_validation_end instead, once per fresh val/l1.
             if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):

@@ -392,6 +392,20 @@ def test_lr_policy_plateau_steps_once_per_validation(fit, folder):
     assert len(_scalars(folder / "runs" / "plateau" / "version_0", "val/l1")) == 3
 
 
+def test_lr_policy_plateau_logs_each_epoch_with_the_lr_it_trained_at(fit, folder):
+    """The plateau steps at the epoch's validation, which Lightning runs before on_train_epoch_end,
+    where lr/* were read: a reduction was logged on the epoch before the one it took effect in."""
+    cli = fit("plateau_lr", "--model.lr_policy", "plateau", "--model.lr", "1e-6", "--trainer.max_epochs", "8",
+        "--model.n_epochs", "8", "--model.n_epochs_decay", "0", "--model.log_images_every_n_batches", "0",
+        "--model.generator.init_args.norm", "instance",  # no running statistics: val/l1 stays where it is
+        data__data_dir=str(folder / "data_plateau"), data__generate_counts={"train": 2, "val": 1, "test": 1},
+        data__batch_size=2)
+    # val/l1 does not move by 1% at LR 1e-6: best at epoch 0, the 6th validation without improvement
+    # (epoch 6) reduces the LR x0.2, which epoch 7 is the first to train with.
+    assert cli.model.optimizers()[0].param_groups[0]["lr"] == pytest.approx(2e-7)
+    assert _epoch_lrs(folder / "runs" / "plateau_lr" / "version_0") == pytest.approx([1e-6] * 7 + [2e-7])
+
+
 @pytest.mark.parametrize("flags,expected", [
     (("--trainer.limit_val_batches", "0"), "validation is off (trainer.limit_val_batches=0)"),
     (("--trainer.check_val_every_n_epoch", "3"), "(trainer.check_val_every_n_epoch=3 > trainer.max_epochs=2)"),
