@@ -504,7 +504,10 @@ class Pix2PixModule(pl.LightningModule):
             if with_term:  # 3. and commute with the shift (crop protocol)
                 loss_g_shift = shift_equivariance_l1(fake_b[:k], fake_shifted, shift) * hp.lambda_shift
                 loss_g = loss_g + loss_g_shift
-                self.log("train/loss_G_shift", loss_g_shift, on_step=True, on_epoch=True, batch_size=k)
+                if hp.shift_every == 1:
+                    self.log("train/loss_G_shift", loss_g_shift, on_step=True, on_epoch=True, batch_size=k)
+                else:  # per step, Lightning would repeat this value at the steps without the term
+                    self.log("train/loss_G_shift_epoch", loss_g_shift, on_step=False, on_epoch=True, batch_size=k)
             g_ok = self._check_finite("loss_G", loss_g, batch_idx)
             if g_ok:
                 self._step(opt_g, loss_g, self.generator)
@@ -540,7 +543,9 @@ class Pix2PixModule(pl.LightningModule):
                 f"non-finite {name} = {loss.item()} at {where}. Lower the learning rate, check the data "
                 "for NaNs, or set model.on_nonfinite=skip to skip such steps.")
         self.print(f"warning: skipped the optimiser step: non-finite {name} = {loss.item()} at {where}")
-        self.log(f"train/skipped_{name}", 1.0, on_step=True, reduce_fx="sum")
+        # The epoch's count: a per-step value would be repeated by Lightning at every later step of the
+        # epoch (it re-logs a step key's last value), so each looked skipped.
+        self.log(f"train/skipped_{name}", 1.0, on_step=False, on_epoch=True, reduce_fx="sum")
         self._skipped_this_fit[name] = self._skipped_this_fit.get(name, 0) + 1
         # The forward passes already updated BatchNorm's running statistics with this batch:
         # put them back, or one NaN batch leaves every later eval output NaN.

@@ -97,6 +97,9 @@ def test_shift_every_applies_the_term_on_every_kth_iteration(tmp_path, tiny_modu
     trainer.fit(module, loader)
     assert batch_sizes == [3, 2, 3, 2]
     assert "applied on its first iteration only" not in capsys.readouterr().err
+    # Per epoch only: a per-step curve repeated the last value at the iterations without the term.
+    logged = trainer.logged_metrics
+    assert "train/loss_G_shift_epoch" in logged and "train/loss_G_shift_step" not in logged
     with pytest.raises(ValueError, match="model.shift_every must be an int >= 1"):
         tiny_module(lambda_shift=1.0, shift_every=0)
 

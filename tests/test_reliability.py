@@ -311,13 +311,33 @@ def _pairs(n: int, nan_at: int | None = None, seed: int = 0) -> list[dict[str, t
     return items
 
 
+class _StepLogger(pl.loggers.Logger):
+    """Keeps every ``log_metrics`` call's metrics, in order."""
+
+    name, version, experiment = "steps", 0, None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[dict] = []
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        self.rows.append(dict(metrics))
+
+    def log_hyperparams(self, *args, **kwargs) -> None:
+        pass
+
+
 def test_skip_mode_skips_the_nan_batch_and_keeps_the_model_finite(tmp_path, capsys, tiny_module, cpu_trainer):
     module = tiny_module(seed=0, log_images_every_n_batches=0, val_stability_images=0, on_nonfinite="skip")
     ckpt = FiniteModelCheckpoint(dirpath=tmp_path, monitor="val/l1", save_last=True, filename="best")
-    trainer = cpu_trainer(max_epochs=1, callbacks=[ckpt], num_sanity_val_steps=0, default_root_dir=tmp_path)
+    steps = _StepLogger()
+    trainer = cpu_trainer(max_epochs=1, callbacks=[ckpt], num_sanity_val_steps=0, default_root_dir=tmp_path,
+                          logger=steps, log_every_n_steps=1)
     trainer.fit(module, datamodule=_ListData(_pairs(6, nan_at=2), _pairs(1, seed=1)))
     captured = capsys.readouterr()
     assert "skipped the optimiser step: non-finite loss_D = nan at epoch 0, batch 1" in captured.out
+    # Once, the epoch's count: a per-step 1.0 was repeated by Lightning at every later step of the epoch.
+    assert [m["train/skipped_loss_D"] for m in steps.rows if "train/skipped_loss_D" in m] == [1.0]
     assert ("model.on_nonfinite=skip: optimiser steps skipped for non-finite losses in this fit's 3 iterations: "
             "1 loss_D, 1 loss_G") in captured.err
     assert trainer.global_step == 4  # batches 0 and 2 stepped G and D; batch 1 stepped nothing
