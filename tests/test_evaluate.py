@@ -54,6 +54,9 @@ def test_evaluate_two_checkpoints_writes_every_output(trained_run, baseline_run,
     events = EventAccumulator(str(bin5_run / "evaluation" / name), size_guidance={"images": 0})
     events.Reload()
     assert "eval/stability_crop_pooled_db" in events.Tags()["scalars"]
+    # At the checkpoint's iteration, where the run's training curves put it (was its epoch: 2 here)
+    (point,) = events.Scalars("eval/stability_crop_pooled_db")
+    assert point.step == model["row"]["step"] == 8  # 2 epochs of 4 batches
     assert "eval/stability_crop_heatmap" in events.Tags()["images"]
     assert ("eval/stability_spectrum" in events.Tags()["images"]
             and "eval/spectrum_crop_band4_db" in events.Tags()["scalars"])

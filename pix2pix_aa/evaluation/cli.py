@@ -630,7 +630,10 @@ def _write_outputs(run: _Invocation, done: list[tuple[LoadedGenerator, ModelResu
             if run.log is not None:
                 run.log(f"[evaluate] {line}")
         for item, result in done:
-            log_to_tensorboard(result, item.run_dir / "evaluation" / name, table, step=item.epoch or 0,
+            # At the checkpoint's iteration, the x-axis of its run's training curves (its epoch put the
+            # final evaluation among the first iterations there); a reference file has only an epoch.
+            step = item.step if item.step is not None else item.epoch or 0
+            log_to_tensorboard(result, item.run_dir / "evaluation" / name, table, step=step,
                                ranges=ranges, all_results=results, hparams=item.hparams, evaluation=str(out_dir))
     print(table)
     print("\n" + table_notes(results, options_dict(opts)))
