@@ -614,6 +614,11 @@ def _check_fit_options(config) -> Optional[str]:
     check_schedule(config)
     check_plateau_validation(config)
     policy, step = config.model.get("lr_policy"), config.model.get("lr_decay_iters")
+    n, n_decay = int(config.model.n_epochs), int(config.model.n_epochs_decay)
+    if policy == "cosine" and n_decay > 0:  # the reference's schedule, which "annealing to 0" does not describe
+        notice(f"model.lr_policy cosine: the LR anneals to 0 over model.n_epochs ({n}) and rises again over the "
+               f"model.n_epochs_decay ({n_decay}) epochs after (the reference pix2pix's CosineAnnealingLR, T_max = "
+               "n_epochs); --model.n_epochs_decay 0 ends the run at LR 0")
     if policy != "step" and step != argument_defaults(Pix2PixModule)["lr_decay_iters"]:
         notice(f"model.lr_decay_iters={step}: not used (the step of model.lr_policy step; this run's policy is "
                f"{policy})")

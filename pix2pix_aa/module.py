@@ -209,7 +209,8 @@ class Pix2PixModule(pl.LightningModule):
         lr_policy: the reference pix2pix's schedules: ``linear`` (above), ``step`` (x0.1 every
             ``lr_decay_iters`` epochs), ``plateau`` (x0.2 when ``val/l1`` has not improved by 1%
             for 5 validations; one step per validation, so it needs validation on: train.py
-            refuses it otherwise), ``cosine`` (cosine annealing to 0 over ``n_epochs`` epochs).
+            refuses it otherwise), ``cosine`` (cosine annealing to 0 over ``n_epochs`` epochs, then
+            rising again over ``n_epochs_decay``, as the reference's ``CosineAnnealingLR``).
         lr_decay_iters: the step of ``lr_policy=step``, in epochs (reference: 50).
         init_type, init_gain: weight initialisation (pix2pix: normal(0, 0.02)).
         generator_weights, discriminator_weights: start a new fit from these weights instead of

@@ -69,6 +69,15 @@ def test_max_epochs_past_or_short_of_the_schedule_is_refused(fit, capsys):
             "epochs, where the run stops: pass --model.n_epochs_decay 2 to train 3 epochs") in err
 
 
+def test_a_cosine_schedule_with_decay_epochs_says_the_lr_rises_again(fit, capsys):
+    """cosine anneals to 0 over n_epochs (the reference's T_max) and climbs back over n_epochs_decay:
+    logged 1e-3, 5e-4, 0, 5e-4 for 2 + 2 epochs, while the docs said "annealing to 0"."""
+    fit("cosine_up", "--model.lr_policy", "cosine", "--trainer.limit_train_batches", "1",
+        "--trainer.limit_val_batches", "0")
+    assert ("model.lr_policy cosine: the LR anneals to 0 over model.n_epochs (1) and rises again over the "
+            "model.n_epochs_decay (1) epochs after") in capsys.readouterr().err
+
+
 def test_max_epochs_unset_is_derived_from_the_schedule(fit, capsys):
     cli = fit("derived", "--model.n_epochs", "1", "--model.n_epochs_decay", "0")
     assert cli.trainer.max_epochs == 1 and cli.trainer.current_epoch == 1
