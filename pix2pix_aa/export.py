@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pix2pix_aa.layers.padding import scripted
+
 __all__ = ["ExportError", "PadToMultiple", "export_generator", "verify_inputs", "main"]
 
 FORMATS = ("onnx", "torchscript")
@@ -84,17 +86,6 @@ def _crop_to(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return y[..., :x.shape[-2], :x.shape[-1]]
 
 
-_SCRIPTED: dict = {}
-
-
-def _traceable(fn):
-    """``fn`` compiled by TorchScript: a trace calls it as a function of the input's shape; the
-    Python function would be traced with the example's pad sizes frozen in."""
-    if fn not in _SCRIPTED:
-        _SCRIPTED[fn] = torch.jit.script(fn)
-    return _SCRIPTED[fn]
-
-
 class PadToMultiple(nn.Module):
     """``generator`` with ``predict``'s padding inside: the input reflect-padded on the
     bottom/right to multiples of the generator's ``size_multiple``, generated, and cropped back,
@@ -113,8 +104,8 @@ class PadToMultiple(nn.Module):
         self.in_channels = int(getattr(generator, "in_channels", 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pad, crop = (_traceable(_pad_reflect), _traceable(_crop_to)) if torch.jit.is_tracing() else (_pad_reflect,
-                                                                                                       _crop_to)
+        pad, crop = (scripted(_pad_reflect), scripted(_crop_to)) if torch.jit.is_tracing() else (_pad_reflect,
+                                                                                                   _crop_to)
         return crop(self.generator(pad(x, self.size_multiple)), x)
 
 

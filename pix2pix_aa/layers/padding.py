@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["PAD_TYPES", "pad_mode", "pad_amounts", "index_map", "defined_mode", "safe_pad", "gather_pad",
-           "pad_to_multiple"]
+           "pad_to_multiple", "scripted"]
 
 #: Padding modes; aliases accepted for compatibility with ``antialiased-cnns``.
 PAD_TYPES: dict[str, str] = {
@@ -125,7 +125,7 @@ def safe_pad(x: torch.Tensor, pad: Pad, mode: str) -> torch.Tensor:
     if mode == "reflect" and torch.jit.is_tracing():
         # A trace records one branch of defined_mode, the example's: a TorchScript file traced at 512 px
         # then failed below it, and one traced at 128 px differed at 256. A scripted call keeps the branch.
-        return _scripted_reflect_pad()(x, list(pad))
+        return scripted(_reflect_pad_defined)(x, list(pad))
     mode = defined_mode(x, pad, mode)
     if mode == "constant":
         return F.pad(x, pad)
@@ -173,14 +173,16 @@ def _reflect_pad_defined(x: torch.Tensor, pad: list[int]) -> torch.Tensor:
     return F.pad(x, pad, mode="reflect")
 
 
-_SCRIPTED: list = []
+_SCRIPTED: dict = {}
 
 
-def _scripted_reflect_pad():
-    """:func:`_reflect_pad_defined` compiled by TorchScript, once (on first use: scripting costs ~0.1 s)."""
-    if not _SCRIPTED:
-        _SCRIPTED.append(torch.jit.script(_reflect_pad_defined))
-    return _SCRIPTED[0]
+def scripted(fn):
+    """``fn`` compiled by TorchScript, once per process (on first use: scripting costs ~0.1 s). A
+    trace calls it as a function of its inputs' sizes, keeping its branches; the Python function
+    would be traced with the example's sizes and branch frozen in."""
+    if fn not in _SCRIPTED:
+        _SCRIPTED[fn] = torch.jit.script(fn)
+    return _SCRIPTED[fn]
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
