@@ -783,7 +783,8 @@ def download_model(name: str, root: Path = MODEL_ROOT, data_root: Path = DATA_RO
     _drop(partial)
     _notice(f"{name}: ready in {weights} ({info['netG']}, norm {info['norm']}; {model.task}, trained on "
             f"{model.dataset} {model.direction}; {_mb(size)}, sha256 {digest[:12]}...); score it with: "
-            f"python evaluate.py {name}" + ("" if root == MODEL_ROOT else f" -> python evaluate.py {folder}"))
+            # evaluate.py NAME looks under ./checkpoints: another --root is scored by its folder.
+            f"python evaluate.py {name if root == MODEL_ROOT else folder}")
     return weights
 
 

@@ -525,7 +525,10 @@ def test_model_download_records_architecture_data_settings_and_checksum(tmp_path
     root, data_root = tmp_path / "models", tmp_path / "sets"
     args = ("model", "facades_label2photo", "--root", str(root), "--data-root", str(data_root), "--base-url",
             server.url + MODELS)
-    assert run(capsys, *args) == (0, [])
+    assert main([*args, "--no-progress"]) == 0
+    # Another --root: the next step names its folder, which evaluate.py scores (was "python evaluate.py
+    # facades_label2photo -> python evaluate.py FOLDER", a line that copied into the shell redirected).
+    assert f"score it with: python evaluate.py {root / 'facades_label2photo_pretrained'}\n" in capsys.readouterr().err
     weights = root / "facades_label2photo_pretrained" / "latest_net_G.pth"
     assert weights.read_bytes() == generator_pth
     record = json.loads(weights.with_suffix(".json").read_text())
