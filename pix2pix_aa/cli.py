@@ -398,9 +398,11 @@ def best_checkpoint_default(config: Any) -> Optional[str]:
         return skipped
     if ckpt.get("monitor") is None and ckpt.get("save_top_k") == 1:
         ckpt.save_top_k = 0
+        # With val_kid on and no weights (said above), advising --model.val_kid true read as if the flag was ignored.
+        kid = ("model.val_kid would keep the best by validation KID once the FID weights are reachable" if skipped
+               else "--model.val_kid true keeps the best by validation KID")
         notice("checkpoints: last.ckpt only; no best-*.ckpt by validation L1, which ranks early, blurry "
-               "generators first (--model.val_kid true keeps the best by validation KID; --checkpoint.monitor "
-               "val/l1 the L1 ranking)")
+               f"generators first ({kid}; --checkpoint.monitor val/l1 the L1 ranking)")
     return skipped
 
 

@@ -472,6 +472,9 @@ def test_without_val_kid_a_fit_keeps_last_only_and_says_why(trained_run, tmp_pat
     assert "model.val_kid: FID and KID skipped" in out.err and "warning: model.val_kid" not in out.out  # the module's
     assert out.err.index("model.val_kid: FID and KID skipped") < out.err.index("checkpoints: last.ckpt only")
     assert "checkpoints: last.ckpt only; no best-*.ckpt by validation L1" in printed
+    # Not "--model.val_kid true keeps the best", which the user had just passed:
+    assert "model.val_kid would keep the best by validation KID once the FID weights are reachable" in printed
+    assert "--model.val_kid true keeps" not in printed
     ckpts = tmp_path / "runs" / "tiny" / "version_0" / "checkpoints"
     assert [p.name for p in ckpts.glob("*.ckpt")] == ["last.ckpt"]
     # The L1 ranking is still there for whoever asks for it.
