@@ -24,6 +24,11 @@ class Identity(nn.Module):
         return x
 
 
+class Flat(nn.Module):
+    def forward(self, x):
+        return torch.zeros_like(x)
+
+
 class Aliasing(nn.Module):
     def forward(self, x):
         return F.interpolate(x[..., ::2, ::2], scale_factor=2, mode="nearest")
@@ -74,6 +79,11 @@ def test_the_pages_show_the_noise_robustness_measured_by_default(tmp_path):
     for name in ("md", "html"):
         assert "Robustness to input noise (mean PSNR in dB between G(x) and G(x + sigma z)" in files[name].read_text()
         assert line in files[name].read_text()
+    # A collapsed model's figures are marked, not left out without a word (every 2-epoch model collapses).
+    flat = evaluate_generator(Flat(), x, x, opts, label="flat")
+    assert flat.collapsed
+    notes = report.table_notes([result, flat], options_dict(opts))
+    assert "; flat (collapsed) sigma 0.01: " in notes
 
 
 def test_the_animation_shows_input_and_every_model_side_by_side(evaluated, tmp_path):

@@ -90,12 +90,13 @@ def table_notes(results: Sequence[ModelResult], options: dict) -> str:
     quality_note = quality_metrics_note(results, options)
     if quality_note:
         notes.append(quality_note)
-    noisy = [r for r in results if r.noise and not r.collapsed]
+    noisy = [r for r in results if r.noise]
     if noisy:  # measured by default, and shown only in results.csv / .json before
+        # A collapsed model's figures are marked as its stability columns are (they were left out unsaid).
+        figures = [f"{r.label}{' (collapsed)' if r.collapsed else ''} "
+                   + ", ".join(f"sigma {s:g}: {db:.2f}" for s, db in sorted(r.noise.items())) for r in noisy]
         notes.append("Robustness to input noise (mean PSNR in dB between G(x) and G(x + sigma z), z ~ N(0, 1), "
-                     "sigma in [-1, 1] units; higher = the output moves less): "
-                     + "; ".join(f"{r.label} " + ", ".join(f"sigma {s:g}: {db:.2f}"
-                                                           for s, db in sorted(r.noise.items())) for r in noisy) + ".")
+                     "sigma in [-1, 1] units; higher = the output moves less): " + "; ".join(figures) + ".")
     protocol = options.get("protocol", "both")
     margin = "" if protocol == "circular" else f"; crop protocol margin {options.get('margin', 0)}"
     # The images a flicker figure is on: the first --flicker-images of each model's data, fewer on a smaller set.
