@@ -229,7 +229,7 @@ def test_reference_flags_check_a_train_py_checkpoint_too(trained_run, monkeypatc
     assert err == [f"error: {ckpt}: --norm instance, --ngf 999 given, but the checkpoint's generator is "
                    "UNetGenerator (netG=unet_64, norm=batch, ngf=8, input_nc=3, output_nc=3); these flags check "
                    "the architecture of every model given, and a train.py checkpoint records its own: drop them, "
-                   "or correct them", "error: no checkpoint could be loaded"]
+                   "or correct them"]  # one line (a summary "no checkpoint could be loaded" under it said nothing new)
     assert not (out / "results.json").exists()
     held = {"netG": "unet_64", "norm": "batch", "ngf": 8, "input_nc": 3, "output_nc": 3}
     assert load_generator(ckpt, reference=held).antialias == "bin5"  # values that match pass

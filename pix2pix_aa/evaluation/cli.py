@@ -669,7 +669,8 @@ def run(args: argparse.Namespace) -> int:
     state = _Invocation(args, rank, world_size)
     loaded = _load_checkpoints(state)
     if not loaded:
-        state.report("no checkpoint could be loaded")
+        if not state.errors:  # each failed checkpoint has had its line: a summary under it said nothing new
+            state.report("no checkpoint could be loaded")
         return EXIT_USAGE
     _distinct_labels(loaded)
     out_dir = args.out or output_dir_default()
