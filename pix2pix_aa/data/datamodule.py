@@ -433,8 +433,10 @@ class Pix2PixDataModule(pl.LightningDataModule):
             if missing:
                 if self._val_missing is None:
                     self._val_missing = missing
-                    notice(f"{self.data_dir} has no val/ folder: no validation set (train with "
-                           f"--trainer.limit_val_batches 0, or add one)")
+                    trainer = self._trainer_or_none()
+                    if trainer is None or trainer.limit_val_batches != 0:  # off: the advice was the flag given
+                        notice(f"{self.data_dir} has no val/ folder: no validation set (train with "
+                               f"--trainer.limit_val_batches 0, or add one)")
             else:
                 val = self._make("val", hint="validation reads val/: add it, train with --trainer.limit_val_batches 0, "
                                                "or score test/ with `train.py test`")
