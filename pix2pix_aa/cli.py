@@ -418,6 +418,7 @@ class StartupState:
             the model before Lightning loads it; used once, then None.
         reference_generator: the generator built from a reference ``latest_net_G.pth`` given as
             ``--ckpt_path``; its weights go into the model once it is built.
+        reference_path: that file (validate / test log beside it).
         generator_weights: the ``model.generator_weights`` file validate / test / predict load
             once the model is built (None: the checkpoint's weights, or ``--untrained``).
         finished: why ``fit --ckpt_path`` has nothing left to train (the fit is then skipped:
@@ -430,6 +431,7 @@ class StartupState:
     kid_skipped: Optional[str] = None
     checkpoint: Optional[tuple[str, dict]] = None
     reference_generator: Optional[torch.nn.Module] = None
+    reference_path: Optional[str] = None
     generator_weights: Optional[str] = None
 
 
@@ -812,7 +814,7 @@ class Pix2PixCLI(LightningCLI):
                              f"architecture, so --{', --'.join(given)} would be ignored; drop them, or pass the file "
                              "as --model.generator_weights with the generator options you want")
         generator, info = load_reference_generator(path)
-        self.startup.reference_generator = generator
+        self.startup.reference_generator, self.startup.reference_path = generator, str(path)
         # Every option of the file's class: merged over the config's generator, the file's few
         # would have kept the config's others (anti-aliasing, padding, a full-resolution path).
         init_args = {**argument_defaults(type(generator)), **info["init_args"]}
@@ -893,7 +895,12 @@ class Pix2PixCLI(LightningCLI):
         if self.subcommand == "predict":
             kwargs["logger"] = False  # predict logs nothing: no empty run folder
         elif self.subcommand in ("validate", "test"):
-            run_dir = _run_dir_of(config.get("ckpt_path"))
+            weights = config.get("ckpt_path") or self.startup.reference_path or self.startup.generator_weights
+            run_dir = _run_dir_of(weights)
+            if run_dir is None and weights and weights not in _CKPT_KEYWORDS and "://" not in str(weights):
+                # A file outside a training run (a downloaded reference generator): beside it. The config's
+                # logger made a runs/<config name>/version_N that looked like a training run without checkpoints.
+                run_dir = Path(weights).parent
             if run_dir is not None:  # beside the training run's events, never into them
                 kwargs["logger"] = TensorBoardLogger(save_dir=str(run_dir), name=self.subcommand,
                                                      default_hp_metric=False)

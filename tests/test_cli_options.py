@@ -680,6 +680,10 @@ def test_predict_and_test_take_a_reference_generator_file(fit, folder, tmp_path,
     assert written
     cli = fit("refdata", "--ckpt_path", str(path), subcommand="test")
     assert "test/psnr" in cli.trainer.callback_metrics
+    # The events beside the file (the config's logger made runs/refdata/version_1, a "training run"
+    # without checkpoints).
+    assert list((tmp_path / "test").glob("version_0/events.out.tfevents.*"))
+    assert sorted(p.name for p in (folder / "runs" / "refdata").iterdir()) == ["version_0"]
     # A config's own generator options (anti-aliasing, a full-resolution path) were merged into the
     # file's architecture: other outputs without a word, or a state_dict traceback.
     cli = fit("refdata", "--ckpt_path", str(path), "--predict_output_dir", str(tmp_path / "out2"),
