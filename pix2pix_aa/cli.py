@@ -420,7 +420,8 @@ class StartupState:
             ``--ckpt_path``; its weights go into the model once it is built.
         reference_path: that file (validate / test log beside it).
         generator_weights: the ``model.generator_weights`` file validate / test / predict load
-            once the model is built (None: the checkpoint's weights, or ``--untrained``).
+            once the model is built (None: the checkpoint's weights, or ``--untrained``);
+            ``generator_weights_read`` that file as the start-up check read it, loaded from there.
         finished: why ``fit --ckpt_path`` has nothing left to train (the fit is then skipped:
             no run folder or config.yaml is touched), or None.
         kid_skipped: why a fit's validation KID is skipped (said at start-up), or None.
@@ -433,6 +434,7 @@ class StartupState:
     reference_generator: Optional[torch.nn.Module] = None
     reference_path: Optional[str] = None
     generator_weights: Optional[str] = None
+    generator_weights_read: Optional[dict] = None
 
 
 def _command_line(args: Any) -> list[str]:
@@ -663,11 +665,12 @@ def _announce_data(config, subcommand: str) -> None:
                f"{data.get('preprocess', 'resize_and_crop')}")
 
 
-def _refuse_another_generator(config, weights: str, subcommand: str) -> None:
+def _refuse_another_generator(config, weights: str, subcommand: str) -> Optional[dict]:
     """``validate`` / ``test`` / ``predict --model.generator_weights RUN.ckpt`` load the weights into
     the config's generator. Anti-aliasing, padding and the full-resolution path add no weights, so a
     checkpoint trained with other such options loaded without a word and ran through another
-    network. (A fit may start a new design from a run's weights: it is not checked.)
+    network. (A fit may start a new design from a run's weights: it is not checked.) Returns the
+    file as read, for :func:`pix2pix_aa.module.load_weights` (None: it does not read, said there).
 
     Raises:
         ValueError: the checkpoint records a generator that differs from the config's.
@@ -678,13 +681,14 @@ def _refuse_another_generator(config, weights: str, subcommand: str) -> None:
     try:
         ckpt = read_checkpoint(weights, lightning=False)
     except CheckpointError:
-        return  # said when the weights are loaded
+        return None  # said when the weights are loaded
     differs = generator_differences(config, ckpt)
     if differs:
         raise ValueError(f"model.generator_weights: {weights} was trained with another generator than the config "
                          f"builds: {show_differences(differs)}; {subcommand} would run its weights through that "
                          f"other network. Pass --ckpt_path {weights} instead (its generator and data options are "
                          "taken from it), or these options")
+    return ckpt
 
 
 class Pix2PixCLI(LightningCLI):
@@ -850,7 +854,7 @@ class Pix2PixCLI(LightningCLI):
                                  f"({subcommand} would use the checkpoint's): pass one of them")
             return
         if weights:
-            _refuse_another_generator(config, weights, subcommand)
+            self.startup.generator_weights_read = _refuse_another_generator(config, weights, subcommand)
             self.startup.generator_weights = weights
             return
         if config.get("untrained"):
@@ -875,7 +879,8 @@ class Pix2PixCLI(LightningCLI):
             self.model.generator.load_state_dict(reference.state_dict())
         weights = self.startup.generator_weights
         if weights:
-            load_weights(self.model.generator, weights, "generator")
+            load_weights(self.model.generator, weights, "generator", data=self.startup.generator_weights_read)
+            self.startup.generator_weights_read = None  # the file's tensors: not held past the load
             notice(f"model.generator_weights: {self.subcommand} with the generator from {weights}")
         if self.startup.kid_skipped:  # said at start-up: the module would say it again at its first validation
             self.model.__dict__["_kid_net"] = None

@@ -93,11 +93,12 @@ def schedule_factor(policy: str, epoch: int, n_epochs: int, n_epochs_decay: int,
     return None
 
 
-def load_weights(net: nn.Module, path: str, name: str) -> None:
+def load_weights(net: nn.Module, path: str, name: str, data: Optional[dict] = None) -> None:
     """Load ``net``'s weights from a train.py checkpoint (its ``<name>.*`` entries), a bare
     state_dict file, or a reference pix2pix / CycleGAN file (``latest_net_G.pth`` /
     ``latest_net_D.pth``, recognised from its keys: :mod:`pix2pix_aa.reference`), exactly
-    (every key, every shape).
+    (every key, every shape). ``data``: the file as a caller already read it
+    (:func:`pix2pix_aa.checkpoints.read_checkpoint`), so it is not read twice.
 
     Raises:
         ValueError: one line naming the file, the option and what did not match.
@@ -106,7 +107,7 @@ def load_weights(net: nn.Module, path: str, name: str) -> None:
 
     option = f"model.{name}_weights"
     try:
-        data = read_checkpoint(path, lightning=False)
+        data = read_checkpoint(path, lightning=False) if data is None else data
     except CheckpointError as err:
         raise ValueError(f"{option}: {err}") from None
     if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
