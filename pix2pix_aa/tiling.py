@@ -66,7 +66,7 @@ def resolve_overlap(tile: int, overlap: Optional[int], multiple: int) -> int:
         lo, hi = max(multiple, tile // multiple * multiple), -(-tile // multiple) * multiple
         raise ValueError(f"data.tile={tile} is not a multiple of the generator's size multiple {multiple} "
                          f"(2**num_downs: tile offsets must lie on its grid); use {lo}"
-                         + (f" or {hi}" if hi not in (lo, 0) and hi > 0 else ""))
+                         + (f" or {hi}" if hi > 0 and hi != lo else ""))
     if overlap is None:
         return tile // 2 // multiple * multiple
     if overlap < 0:

@@ -801,7 +801,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage == "report" and (args.seeds or args.datasets):
         # Accepted and ignored before: a report covers every recorded run.
         p.error("--seeds and --datasets choose what --stage all trains; --stage report covers every recorded run")
-    args.seeds = args.seeds or [0, 1, 2]
+    args.seeds = args.seeds or list(ds.DEFAULT_SEEDS)
     args.datasets = args.datasets or list(DATASETS)
     if args.stage == "all":
         recorded = (ds.read_json(RECORD) or {}).get("rows", {})

@@ -726,12 +726,12 @@ def _open_log(out_dir: Path, batches: list[Batch]) -> Callable[[str], None]:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    given = sys.argv[1:] if argv is None else argv
-    if args.flicker_images == 0 and args.flicker_frames and any(a.split("=")[0] == "--flicker-frames" for a in given):
+    given = {a.split("=")[0] for a in (sys.argv[1:] if argv is None else argv)}  # the flags on the command line
+    if args.flicker_images == 0 and args.flicker_frames and "--flicker-frames" in given:
         print(f"error: --flicker-frames {args.flicker_frames} with --flicker-images 0: no flicker would be measured; "
               "drop one of them (--flicker-frames 0 turns the flicker off)", file=sys.stderr)
         return EXIT_USAGE
-    if args.protocol == "circular" and any(a.split("=")[0] == "--margin" for a in given):
+    if args.protocol == "circular" and "--margin" in given:
         print(f"error: --margin {args.margin} with --protocol circular: the margin is the crop protocol's border "
               "(the circular one compares every pixel); drop one of them", file=sys.stderr)
         return EXIT_USAGE

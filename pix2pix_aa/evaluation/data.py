@@ -23,9 +23,9 @@ from pix2pix_aa.evaluation.checkpoints import LoadedGenerator
 
 __all__ = ["DataSettings", "code_version", "data_settings", "load_data"]
 
-#: Settings without which the evaluation data is not defined -> the flag that sets them.
 #: The data module's options that only say how a procedural set is generated into its data_dir.
 GENERATION_OPTIONS = ("seed", "generate_size", "generate_counts")
+#: Settings without which the evaluation data is not defined -> the flag that sets them.
 REQUIRED = {"data_dir": "--data-dir", "dataset": "--dataset", "direction": "--direction", "crop_size": "--size"}
 
 
