@@ -178,9 +178,15 @@ def image_header(path: Path, any_size: bool = False) -> tuple[int, int, str]:
     except Image.DecompressionBombError as err:
         raise _too_large(path, err) from None
     except (UnidentifiedImageError, OSError) as err:
-        if Path(path).is_file() and Path(path).stat().st_size == 0:  # as decode_image says it
-            raise ValueError(f"{path}: file is empty (0 bytes); expected a PNG/JPEG image") from None
+        if Path(path).is_file():
+            _refuse_empty(Path(path))  # as decode_image says it
         raise _undecodable(Path(path), err, f"{path}: not a readable image ({err})") from None
+
+
+def _refuse_empty(path: Path) -> None:
+    """Raises ValueError for a 0-byte file: Pillow only says it cannot identify it."""
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: file is empty (0 bytes); expected a PNG/JPEG image")
 
 
 def is_rgb_mode(mode: str) -> bool:
@@ -299,8 +305,7 @@ def open_oriented(path: Path, any_size: bool = False) -> tuple[Image.Image, str]
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file {path} does not exist")
-    if path.stat().st_size == 0:
-        raise ValueError(f"{path}: file is empty (0 bytes); expected a PNG/JPEG image")
+    _refuse_empty(path)
     # Another library may have switched Pillow to pad truncated files (with black); not here.
     previous, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
     try:
