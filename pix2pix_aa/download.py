@@ -213,7 +213,22 @@ def _disk_problem(e: OSError, what: str) -> str:
 
 
 def _base_url(given: Optional[str], env: str, default: str) -> str:
+    """The mirror to download from, ending in ``/``: ``given`` (``--base-url``), else ``$env``,
+    else ``default``. A folder path (no scheme) becomes its ``file://`` URL.
+
+    Raises:
+        DownloadError: neither a URL urllib opens (http, https, file) nor an existing folder.
+    """
     url = given or os.environ.get(env) or default
+    where = "--base-url" if given else env
+    try:
+        scheme = urllib.parse.urlsplit(url).scheme.lower()
+    except ValueError as e:  # e.g. "http://[::1/"
+        raise DownloadError(f"{where} {url}: not a valid URL ({e})") from None
+    if scheme not in ("http", "https", "file", "ftp"):
+        if Path(url).expanduser().is_dir():  # the natural way to name a local mirror
+            return Path(url).expanduser().resolve().as_uri() + "/"
+        raise DownloadError(f"{where} {url}: not a URL (http://, https://, file://) nor an existing folder")
     return url if url.endswith("/") else url + "/"
 
 
@@ -384,6 +399,8 @@ def _open_url(url: str, part: Path, offset: int, meta: dict, timeout: float, env
         raise DownloadError(_url_problem(url, e.reason, env)) from None
     except (OSError, http.client.HTTPException) as e:
         raise DownloadError(_url_problem(url, e, env)) from None
+    except ValueError as e:  # urllib's parse of a malformed URL, e.g. "http://[::1/"
+        raise DownloadError(f"{url}: not a valid URL ({e}); check --base-url" + (f" or {env}" if env else "")) from None
 
 
 def _response_span(response: Any, url: str, part: Path, offset: int,
@@ -482,17 +499,47 @@ def _remove_stale(folder: Path, name: str) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
-def _count_images(folder: Path) -> int:
-    from pix2pix_aa.data.image_io import is_image_file
+def _images(folder: Path) -> list[Path]:
+    """The image files in ``folder`` that the data sets read (hidden ``._*`` copies are not)."""
+    from pix2pix_aa.data.image_io import is_image_file, natural_key
 
-    return sum(1 for p in folder.iterdir() if p.is_file() and is_image_file(p))
+    return sorted((p for p in folder.iterdir() if p.is_file() and is_image_file(p) and not p.name.startswith(".")),
+                  key=natural_key)
+
+
+def _tar_end_problem(tar: tarfile.TarFile) -> Optional[str]:
+    """Why ``tar`` (read to its end) lacks the two zero blocks every tar writer ends with, or None.
+    tarfile takes the end of the data as the end of the archive, so a tar cut at a member's
+    boundary (its gzip stream intact) would extract as a smaller data set without a word."""
+    tar.fileobj.seek(tar.offset)
+    tail = tar.fileobj.read(2 * tarfile.BLOCKSIZE)
+    if len(tail) < 2 * tarfile.BLOCKSIZE or tail.count(0) != len(tail):
+        return f"no end-of-archive marker after its {len(tar.getmembers())} entries: cut short"
+    return None
+
+
+def _first_image_problem(folder: Path) -> Optional[str]:
+    """Why the first image of ``folder`` does not decode (an archive of error pages or empty
+    files named .jpg), or None: checked before a data set is called ready and its archive's
+    checksum recorded."""
+    from pix2pix_aa.data.image_io import decode_image
+
+    files = _images(folder)
+    if not files:
+        return None
+    try:
+        decode_image(files[0])
+    except (OSError, ValueError) as e:
+        return " ".join(str(e).split()).replace(str(files[0]), files[0].name)  # not the temporary folder's path
+    return None
 
 
 def _extract(archive: Path, name: str, final: Path, record: dict, downloaded: bool = True) -> dict[str, int]:
     """Extract a data set archive into ``final``, atomically. The archive's top folder (or the
-    archive itself) must hold ``train/`` ``val/`` ``test/`` folders of images; a single top
-    folder named after another data set is refused (removed if ``downloaded``, else kept: a
-    copy put there by hand under the wrong name).
+    archive itself) must hold ``train/`` ``val/`` ``test/`` folders of images, end with the tar
+    end-of-archive marker, and the first image of each split must decode. A refused archive is
+    removed if ``downloaded``; otherwise (a copy put there by hand, or kept and checked from an
+    earlier download) it is kept and the message says what to do with it.
 
     Returns:
         Images per split.
@@ -504,19 +551,31 @@ def _extract(archive: Path, name: str, final: Path, record: dict, downloaded: bo
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=root))
     except OSError as e:
         raise DownloadError(_disk_problem(e, f"making a folder in {root}")) from None
-    broken = f"{archive}: not a complete .tar.gz archive ({{}}); removed it: run the command again to download it again"
+
+    def refuse(why: str, fix: str = f"repack it as {name}/{{train,val,test}}/ or delete it") -> DownloadError:
+        if downloaded:
+            archive.unlink(missing_ok=True)
+            return DownloadError(f"{archive}: {why}; removed it (check --base-url)")
+        return DownloadError(f"{archive}: {why}; kept it: {fix}, then run the command again")
+
+    cut = "run the command again to download it again"
     try:
         try:
             with tarfile.open(archive, "r:*") as tar:
                 # the "data" filter refuses absolute paths, links out of the folder, devices
                 tar.extractall(tmp, filter="data")
+                short = _tar_end_problem(tar)
+            if short:
+                raise refuse(f"not a complete tar archive ({short})", f"delete it or {cut}")
         except tarfile.FilterError as e:
-            archive.unlink(missing_ok=True)
-            raise DownloadError(f"{archive}: refused by tarfile's data filter ({_one_line(e)}): not a plain data "
-                                "set archive; removed it") from None
+            raise refuse(f"refused by tarfile's data filter ({_one_line(e)}): not a plain data set archive") from None
         except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:  # before OSError: BadGzipFile is one
-            archive.unlink(missing_ok=True)
-            raise DownloadError(broken.format(_one_line(e))) from None
+            if downloaded:
+                archive.unlink(missing_ok=True)
+                raise DownloadError(f"{archive}: not a complete .tar.gz archive ({_one_line(e)}); removed it: "
+                                    f"{cut}") from None
+            raise refuse(f"not a complete .tar.gz archive ({_one_line(e)})", "delete it (a download replaces it) "
+                         "or copy it again") from None
         except OSError as e:
             raise DownloadError(_disk_problem(e, f"extracting {archive}")) from None
         top = tmp / name if (tmp / name).is_dir() else tmp
@@ -526,20 +585,18 @@ def _extract(archive: Path, name: str, final: Path, record: dict, downloaded: bo
             if len(sub) == 1 and any((sub[0] / s).is_dir() for s in SPLITS):
                 top = sub[0]
                 if top.name in (*DATASETS, "cityscapes"):  # e.g. facades served as night2day.tar.gz
-                    if downloaded:
-                        archive.unlink(missing_ok=True)
-                    what = ("removed it (check --base-url)" if downloaded else
-                            f"rename it to {top.name}.tar.gz or delete it, then run the command again")
-                    raise DownloadError(f"{archive}: its top folder is {top.name}/, expected {name}/: the "
-                                        f"{top.name} data set, not {name}; {what}")
+                    raise refuse(f"its top folder is {top.name}/, expected {name}/: the {top.name} data set, not "
+                                 f"{name}", f"rename it to {top.name}.tar.gz or delete it")
             else:
-                archive.unlink(missing_ok=True)
-                raise DownloadError(f"{archive}: no train/ val/ test/ folders inside (found {entries[:5]}): not a "
-                                    "pix2pix data set archive; removed it")
-        splits = {s: _count_images(top / s) for s in SPLITS if (top / s).is_dir()}
+                raise refuse(f"no train/ val/ test/ folders inside (found {entries[:5]}): not a pix2pix data set "
+                             "archive")
+        splits = {s: len(_images(top / s)) for s in SPLITS if (top / s).is_dir()}
         if not any(splits.values()):
-            archive.unlink(missing_ok=True)
-            raise DownloadError(f"{archive}: its {', '.join(splits)} folders hold no images; removed it")
+            raise refuse(f"its {', '.join(splits)} folders hold no images")
+        for split in splits:
+            bad = _first_image_problem(top / split)
+            if bad:
+                raise refuse(f"its first {split}/ image does not decode ({bad}): not a data set of images")
         _write_json(top / MARKER, {**record, "name": name, "splits": splits, "extracted_at": _now()})
         _install(top, final)
     finally:
@@ -607,9 +664,16 @@ def download_dataset(name: str, root: Path = DATA_ROOT, base_url: Optional[str] 
         if sha256 and done.get("sha256") != sha256:
             raise DownloadError(f"{final} was extracted from an archive with sha256 {done.get('sha256')}, not the "
                                 f"{sha256} given; pass --force to download and check it again")
-        _notice(f"{name}: already in {final} ({_describe_splits(done.get('splits', {}))}; sha256 "
+        # Counted again, not read from the record: files removed since would otherwise go unsaid
+        # until a training or an evaluation missed them.
+        splits = {s: len(_images(final / s)) for s in SPLITS if (final / s).is_dir()}
+        recorded = done.get("splits", {})
+        _notice(f"{name}: already in {final} ({_describe_splits(splits)}; sha256 "
                 f"{str(done.get('sha256'))[:12]}... of {done.get('url')}); --force downloads it again")
-        _announce_missing_splits(name, done.get("splits", {}), str(final))
+        if splits != recorded:
+            _notice(f"{name}: {final} no longer holds what was extracted ({_describe_splits(recorded)}); --force "
+                    "downloads it again")
+        _announce_missing_splits(name, splits, str(final))
         return final
     record = _read_json(record_file)
     if sha256:

@@ -9,6 +9,7 @@ non-zero exit code, and no half-written folder.
 from __future__ import annotations
 
 import errno
+import gzip
 import hashlib
 import io
 import json
@@ -268,19 +269,48 @@ def test_an_interrupted_download_fails_in_one_line_and_the_next_run_resumes(tmp_
     assert (root / "facades" / "download.json").is_file()
 
 
-@pytest.mark.parametrize("damage", ["truncated", "not-gzip", "no-layout", "unsafe-member"])
+def cut_at_a_member(tgz: bytes) -> bytes:
+    """``tgz``'s tar cut right before its last member, gzipped whole again: a complete gzip stream
+    of a tar without its end-of-archive marker (tarfile reads it as a shorter archive)."""
+    raw = gzip.decompress(tgz)
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        last = tar.getmembers()[-1].offset
+    return gzip.compress(raw[:last])
+
+
+def images_that_are_not(body: bytes) -> bytes:
+    """An archive in the reference's layout whose .jpg files hold ``body`` (an error page, nothing)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for split in ("train", "val", "test"):
+            info = tarfile.TarInfo(f"facades/{split}/1.jpg")
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not-gzip", "no-layout", "unsafe-member", "cut-at-a-member",
+                                    "empty-jpgs", "html-jpgs"])
 def test_a_bad_archive_is_one_line_and_leaves_no_folder(tmp_path, server, facades_tgz, capsys, damage):
     body = {"truncated": facades_tgz[: len(facades_tgz) * 2 // 3],
             "not-gzip": b"<html>not an archive</html>" * 40,
             "no-layout": make_archive(splits={"images": 2}),
-            "unsafe-member": make_archive(extra={"../escaped.txt": b"x"})}[damage]
+            "unsafe-member": make_archive(extra={"../escaped.txt": b"x"}),
+            # before: extracted as a data set one test image short, without a word
+            "cut-at-a-member": cut_at_a_member(facades_tgz),
+            # before: "ready", and the archive's checksum recorded as the one to expect
+            "empty-jpgs": images_that_are_not(b""),
+            "html-jpgs": images_that_are_not(b"<html>404 Not Found</html>")}[damage]
     server.state.files[DATA + "facades.tar.gz"] = body
     root = tmp_path / "data"
     code, errors = run(capsys, "download", "facades", "--root", str(root), "--base-url", server.url + DATA)
     assert code == 1 and len(errors) == 1
     expected = {"truncated": "not a complete .tar.gz archive", "not-gzip": "not a complete .tar.gz archive",
                 "no-layout": "no train/ val/ test/ folders inside",
-                "unsafe-member": "refused by tarfile's data filter"}[damage]
+                "unsafe-member": "refused by tarfile's data filter",
+                "cut-at-a-member": "not a complete tar archive (no end-of-archive marker after its 9 entries",
+                "empty-jpgs": "its first train/ image does not decode (1.jpg: file is empty",
+                "html-jpgs": "its first train/ image does not decode (1.jpg:"}[damage]
     assert expected in errors[0] and "removed it" in errors[0]
     if damage == "unsafe-member":
         assert "OutsideDestinationError" in errors[0] and not (tmp_path / "escaped.txt").exists()
@@ -496,6 +526,51 @@ def test_offline_from_a_copied_archive_or_a_file_mirror(tmp_path, closed_port, f
     (mirror / "facades.tar.gz").write_bytes(facades_tgz)
     assert run(capsys, "download", "facades", "--root", str(tmp_path / "b"), "--base-url", mirror.as_uri()) == (0, [])
     assert len(list((tmp_path / "b" / "facades" / "test").glob("*.jpg"))) == 2
+
+
+def test_a_folder_path_as_mirror_is_read_as_its_file_url_and_a_non_url_is_one_line(tmp_path, facades_tgz, capsys,
+                                                                                    monkeypatch):
+    mirror = tmp_path / "my mirror"  # a space too
+    mirror.mkdir()
+    (mirror / "facades.tar.gz").write_bytes(facades_tgz)
+    root = tmp_path / "data"
+    # before: a traceback ("unknown url type") from inside urllib
+    assert run(capsys, "download", "facades", "--root", str(root), "--base-url", str(mirror)) == (0, [])
+    assert json.loads((root / "facades" / "download.json").read_text())["url"] == mirror.as_uri() + "/facades.tar.gz"
+    monkeypatch.setenv(download.MODEL_URL_ENV, str(tmp_path / "nowhere"))
+    code, errors = run(capsys, "model", "facades_label2photo", "--root", str(tmp_path / "m"))
+    assert code == 1 and errors == [f"error: {download.MODEL_URL_ENV} {tmp_path / 'nowhere'}: not a URL (http://, "
+                                    "https://, file://) nor an existing folder"]
+    code, errors = run(capsys, "download", "facades", "--root", str(tmp_path / "c"), "--base-url", "http://[::1/")
+    assert code == 1 and errors == ["error: --base-url http://[::1/: not a valid URL (Invalid IPv6 URL)"]
+
+
+def test_a_hand_placed_archive_that_is_refused_is_kept(tmp_path, closed_port, capsys):
+    root = tmp_path / "data"
+    archive = root / "archives" / "facades.tar.gz"
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(make_archive(splits={"images": 2}))  # a layout the user can repack
+    code, errors = run(capsys, "download", "facades", "--root", str(root), "--base-url", closed_port)
+    assert code == 1 and "no train/ val/ test/ folders inside" in errors[0]
+    assert errors[0].endswith("kept it: repack it as facades/{train,val,test}/ or delete it, then run the command "
+                              "again")
+    assert archive.is_file() and not (root / "facades").exists() and leftovers(root) == []  # before: deleted
+
+
+def test_already_there_counts_the_folder_again(tmp_path, server, facades_tgz, capsys):
+    server.state.files[DATA + "facades.tar.gz"] = facades_tgz
+    root = tmp_path / "data"
+    args = ["download", "facades", "--root", str(root), "--base-url", server.url + DATA, "--no-progress"]
+    assert main(args) == 0
+    for p in [root / "facades" / "train" / "2.jpg", *(root / "facades" / "test").iterdir()]:
+        p.unlink()
+    capsys.readouterr()
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    # before: "(train 3, val 1, test 2 images ...)" from the record, and no word of the missing test images
+    assert "already in" in err and "(train 2, val 1, test 0 images;" in err
+    assert "no longer holds what was extracted (train 3, val 1, test 2 images); --force downloads it again" in err
+    assert "no test/ images in" in err
 
 
 def test_a_folder_not_made_by_the_command_is_not_replaced_without_force(tmp_path, server, facades_tgz, capsys):
