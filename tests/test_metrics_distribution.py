@@ -309,6 +309,25 @@ def _random_inception_weights(path, monkeypatch, he_init: bool = True, bn_moved:
     return path
 
 
+def test_fid_features_are_torch_fidelitys_own(tmp_path, monkeypatch):
+    """The features FID and KID are computed from equal those of torch-fidelity's extractor (the
+    reference for the TF FID) on the same weights. torchmetrics' default resize (PyTorch's
+    antialiased bilinear) differed from them by up to a few tenths of a percent, so the figures
+    were not comparable with torch-fidelity's or published ones."""
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+
+    from pix2pix_aa.metrics.pretrained import inception_network
+
+    path = _random_inception_weights(tmp_path / "inception.pth", monkeypatch)
+    images = (torch.rand(3, 3, 64, 96, generator=torch.Generator().manual_seed(1)) * 255).round().to(torch.uint8)
+    reference = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
+                                               feature_extractor_weights_path=str(path)).eval()
+    with torch.inference_mode():
+        ours, theirs = inception_network(str(path))(images), reference(images)[0]
+    assert ours.shape == theirs.shape == (3, 2048)
+    assert float((ours - theirs).abs().max()) <= 1e-5 * float(theirs.abs().max())
+
+
 def test_evaluate_offline_prints_one_line_per_skipped_network_and_the_rest(trained_run, monkeypatch, tmp_path,
                                                                             capsys):
     from pix2pix_aa.evaluation.cli import main as evaluate_main
@@ -359,10 +378,13 @@ def test_evaluate_reads_both_networks_from_local_files(trained_run, monkeypatch,
     # Which files the scores come from: the full sha256 in results.json, 12 digits in results.md.
     digests = {name: hashlib.sha256(p.read_bytes()).hexdigest() for name, p in (("fid", inception),
                                                                                 ("lpips", alexnet))}
-    assert payload["options"]["quality_metrics"]["fid"].endswith(f"(option, sha256 {digests['fid']})")
+    assert payload["options"]["quality_metrics"]["fid"].endswith(
+        f"(option, sha256 {digests['fid']}), images resized to 299 x 299 by torch-fidelity's TF1-compatible bilinear "
+        "(not antialiased)")
     assert payload["options"]["quality_metrics"]["lpips"].endswith(f"(environment, sha256 {digests['lpips']})")
     md = (tmp_path / "eval" / "results.md").read_text()
-    assert f"FID and KID: weights {inception} (option, sha256 {digests['fid'][:12]})." in md
+    assert (f"FID and KID: weights {inception} (option, sha256 {digests['fid'][:12]}), images resized to 299 x 299 "
+            "by torch-fidelity's TF1-compatible bilinear (not antialiased).") in md
     assert f"LPIPS: weights {alexnet} (environment, sha256 {digests['lpips'][:12]})." in md
 
 

@@ -82,6 +82,8 @@ class _Weights:
 
 
 #: The two weight files: "fid" (FID Inception, used by FID and KID) and "lpips" (AlexNet).
+#: How :func:`inception_network` brings an image to 299 x 299, recorded beside FID and KID.
+FID_RESIZE = "resized to 299 x 299 by torch-fidelity's TF1-compatible bilinear (not antialiased)"
 WEIGHTS = {"fid": _Weights("FID and KID", "--fid-weights", FID_WEIGHTS_ENV, "Mixed_7c.branch_pool.conv.weight",
                            checks_digest=False),
            "lpips": _Weights("LPIPS", "--lpips-weights", LPIPS_WEIGHTS_ENV, "features.0.weight", checks_digest=True)}
@@ -101,7 +103,7 @@ class WeightsStatus:
 
     def describe(self) -> str:
         return self.skipped or (f"{WEIGHTS[self.name].metrics}: weights {self.path} ({self.source}, "
-                                f"sha256 {self.sha256})")
+                                f"sha256 {self.sha256})" + (f", images {FID_RESIZE}" if self.name == "fid" else ""))
 
 
 def offline() -> bool:
@@ -298,13 +300,17 @@ _NETWORKS: dict[tuple[str, str], nn.Module] = {}
 def inception_network(path: str) -> nn.Module:
     """The FID Inception v3 (torchmetrics' ``NoTrainInceptionV3``, the network torch-fidelity and
     the TF FID use; 2048-d pool features) with the weights in ``path``; built once per process.
-    Takes uint8 (N, 3, H, W) and resizes to 299 x 299 itself."""
+    Takes uint8 (N, 3, H, W) and resizes to 299 x 299 itself, as torch-fidelity and the TF FID do
+    (:data:`FID_RESIZE`)."""
     key = ("fid", str(path))
     if key not in _NETWORKS:
         from torchmetrics.image.fid import NoTrainInceptionV3
 
+        # antialias=False: torchmetrics' default resizes with PyTorch's antialiased bilinear, whose
+        # features differ from torch-fidelity's (and so from published FIDs) by up to a few tenths
+        # of a percent; off, it runs torch-fidelity's TF1-compatible bilinear resize.
         net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
-                                 feature_extractor_weights_path=str(path))
+                                 feature_extractor_weights_path=str(path), antialias=False)
         net.num_features = 2048
         _NETWORKS[key] = net
     return _NETWORKS[key]
