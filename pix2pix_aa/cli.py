@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import math
 import os
 import re
 import shutil
@@ -385,9 +386,12 @@ def best_checkpoint_default(config: Any) -> Optional[str]:
     from pix2pix_aa.metrics.pretrained import resolve_weights
 
     ckpt, val_kid = config.checkpoint, bool(config.model.get("val_kid"))
-    skipped = resolve_weights("fid", announce=notice, has_option=False).skipped if val_kid else None
+    status = resolve_weights("fid", announce=notice, has_option=False) if val_kid else None
+    skipped = status.skipped if status else None
     if skipped:  # said here, before any epoch is trained; the module then logs no val/kid
         notice(f"model.val_kid: {skipped}; validation goes on without val/kid")
+    elif status:  # the file behind every val/kid (also recorded in each checkpoint)
+        notice(f"model.val_kid: {status.describe()}")
     kid_logged = val_kid and not skipped
     if ckpt.get("monitor") is None and kid_logged:
         ckpt.monitor, ckpt.mode = "val/kid", "min"
@@ -988,6 +992,7 @@ class Pix2PixCLI(LightningCLI):
     def before_fit(self) -> None:
         self._check_checkpoint()
         self._check_validation_data()
+        self._check_val_kid_images()
 
     def fit(self, model: LightningModule, **kwargs: Any) -> None:
         """``Trainer.fit``, unless the resumed run has nothing left to train: then one line, and
@@ -1004,6 +1009,28 @@ class Pix2PixCLI(LightningCLI):
         missing = self.datamodule.missing_validation() if isinstance(self.datamodule, Pix2PixDataModule) else None
         if missing and self.trainer.limit_val_batches != 0:
             raise FileNotFoundError(missing)
+
+    def _check_val_kid_images(self) -> None:
+        """``model.val_kid`` with a validation of fewer than 2 images: refused at start-up. KID
+        compares two sets and needs 2 images each; the fit trained its first epoch, logged no
+        val/kid, and stopped at the best checkpoint's monitor without writing any checkpoint."""
+        if not self.model.hparams.get("val_kid") or self.startup.kid_skipped or self.trainer.limit_val_batches == 0:
+            return
+        if not isinstance(self.datamodule, Pix2PixDataModule):
+            return
+        count = self.datamodule.val_image_count()
+        if count is None:
+            return
+        limit, batch = self.trainer.limit_val_batches, self.datamodule.batch_size
+        batches = math.ceil(count / batch)
+        # Lightning's reading of the limit: a number of batches, or a fraction of them rounded down.
+        batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
+        scored = min(count, batches * batch)
+        if scored < 2:
+            limited = f", --trainer.limit_val_batches {limit} of batch size {batch}" if scored < count else ""
+            raise ValueError(f"model.val_kid: KID needs at least 2 validation images, and this fit's validation scores "
+                             f"{scored} ({count} in {self.datamodule.data_dir / 'val'}{limited}); add validation "
+                             "images, raise the limit, or drop --model.val_kid")
 
     def _quiet_checkpoint_callbacks(self) -> None:
         # validate/test/predict restore the checkpoint callbacks' state and warn that their

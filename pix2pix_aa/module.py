@@ -165,6 +165,8 @@ VAL_STABILITY_GRID = 8
 
 #: Checkpoint key of the Trainer options a resumed fit keeps (``{"precision": "bf16-mixed"}``).
 TRAINER_OPTIONS_KEY = "pix2pix_aa_trainer"
+#: Checkpoint key of the FID Inception weights that scored ``val/kid`` (path, source, sha256, resize).
+VAL_KID_WEIGHTS_KEY = "pix2pix_aa_val_kid_weights"
 
 
 class Pix2PixModule(pl.LightningModule):
@@ -358,6 +360,8 @@ class Pix2PixModule(pl.LightningModule):
         # The Trainer options a resumed fit must continue with, which Lightning does not record
         # (pix2pix_aa.resume keeps them unless the command line changes them).
         checkpoint[TRAINER_OPTIONS_KEY] = {"precision": str(self.trainer.precision)}
+        if self.__dict__.get("_kid_weights"):  # which Inception scored val/kid (and ranked best-*.ckpt)
+            checkpoint[VAL_KID_WEIGHTS_KEY] = self.__dict__["_kid_weights"]
 
     def setup(self, stage: str) -> None:
         # Before the optimisers are built and a checkpoint is restored: the parameters keep their
@@ -704,6 +708,7 @@ class Pix2PixModule(pl.LightningModule):
         if status.skipped:
             self.print(f"warning: model.val_kid: {status.skipped}; validation goes on without val/kid")
             return None
+        self.__dict__["_kid_weights"] = status.describe()
         return inception_network(status.path)
 
     def _kid_on(self, fake_b: torch.Tensor, real_b: torch.Tensor) -> None:

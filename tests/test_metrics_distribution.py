@@ -466,6 +466,10 @@ def test_val_kid_is_logged_per_validation_and_ranks_the_best_checkpoint(tmp_path
     assert [p.name for p in (run / "checkpoints").glob("best-*.ckpt")] == [f"best-{best:03d}.ckpt"]
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert not any("inception" in k or "kid" in k for k in ckpt["state_dict"])  # the feature network stays out
+    # Which weights scored val/kid: said at start-up and kept in each checkpoint (before: nowhere).
+    described = pretrained.WeightsStatus("fid", "small", "test").describe()
+    assert f"model.val_kid: {described}" in capsys.readouterr().err
+    assert ckpt["pix2pix_aa_val_kid_weights"] == described
     state = next(v for k, v in ckpt["callbacks"].items() if k.startswith("FiniteModelCheckpoint"))
     assert state["monitor"] == "val/kid" and float(state["best_model_score"]) == pytest.approx(kids[best][1])
     # Its config.yaml (monitor val/kid) reused where no weights are: last.ckpt only, said once, no crash.
@@ -476,6 +480,33 @@ def test_val_kid_is_logged_per_validation_and_ranks_the_best_checkpoint(tmp_path
     assert "checkpoint.monitor val/kid: this run logs no val/kid (no FID Inception weights): last.ckpt only" in err
     again = tmp_path / "runs" / "again" / "version_0" / "checkpoints"
     assert [p.name for p in again.glob("*.ckpt")] == ["last.ckpt"]
+
+
+@pytest.mark.parametrize("flags, why", [
+    (["--data.generate_counts", "{train: 2, val: 1, test: 1}"], "1 in {val}"),
+    (["--trainer.limit_val_batches", "1", "--data.batch_size", "1"], "2 in {val}, --trainer.limit_val_batches 1 of "
+                                                                      "batch size 1"),
+], ids=["one-val-image", "limited"])
+def test_val_kid_with_fewer_than_two_validation_images_is_refused_at_start_up(tmp_path, run_cli, write_tiny_config,
+                                                                              monkeypatch, capsys, flags, why):
+    """Before: the first epoch trained, no val/kid was logged, and the fit stopped at the best
+    checkpoint's monitor with a message about --trainer.* options, without writing any checkpoint."""
+    from pix2pix_aa.metrics import pretrained
+
+    monkeypatch.setattr(pretrained, "resolve_weights", lambda name, *a, **k: pretrained.WeightsStatus(name, "small",
+                                                                                                     "test"))
+    monkeypatch.setattr(pretrained, "inception_network", lambda path: SmallFeatures())
+    data = tmp_path / "data"
+    cfg = write_tiny_config(tmp_path, trainer__max_epochs=1, data__data_dir=str(data),
+                            data__generate_counts={"train": 2, "val": 2, "test": 1})
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(tmp_path, ["fit", "--config", str(cfg), "--model.val_kid", "true", *flags])
+    assert exit_.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert errors == ["error: model.val_kid: KID needs at least 2 validation images, and this fit's validation scores "
+                      f"1 ({why.format(val=data / 'val')}); add validation images, raise the limit, or drop "
+                      "--model.val_kid"]
+    assert not list((tmp_path / "runs").glob("tiny/version_*/checkpoints"))
 
 
 def test_without_val_kid_a_fit_keeps_last_only_and_says_why(trained_run, tmp_path, run_cli, write_tiny_config,
@@ -491,6 +522,7 @@ def test_without_val_kid_a_fit_keeps_last_only_and_says_why(trained_run, tmp_pat
     assert printed.count("FID and KID skipped") == 1 and "model.val_kid" in printed and "Traceback" not in printed
     # The way train.py takes (it has no --fid-weights), said at start-up, before any epoch trains.
     assert "set PIX2PIX_AA_FID_WEIGHTS to a copy of" in printed and "--fid-weights" not in printed
+    assert "downloads are off (PIX2PIX_AA_OFFLINE)" in printed and "--offline" not in printed  # evaluate.py's flag
     assert "model.val_kid: FID and KID skipped" in out.err and "warning: model.val_kid" not in out.out  # the module's
     assert out.err.index("model.val_kid: FID and KID skipped") < out.err.index("checkpoints: last.ckpt only")
     assert "checkpoints: last.ckpt only; no best-*.ckpt by validation L1" in printed

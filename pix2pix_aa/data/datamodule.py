@@ -419,6 +419,23 @@ class Pix2PixDataModule(pl.LightningDataModule):
         return (f"no validation data: {self.data_dir} has no val/ folder; train without validation with "
                 f"--trainer.limit_val_batches 0, or add {self.data_dir / 'val'}")
 
+    def val_image_count(self) -> int | None:
+        """How many validation images a fit scores before the trainer's limits: ``val/``'s images
+        (its ``A/`` for ``paired``) up to ``max_val_images``, or for a generated set not made yet
+        the ``val`` of ``generate_counts``; None where that is not known yet (the default counts
+        of a set still to generate, no ``val/``). Lists files only, reads no image."""
+        from pix2pix_aa.data.image_io import list_images
+
+        val = self.data_dir / "val"
+        if val.is_dir():
+            folder = val / "A" if self.dataset == "paired" else val
+            count = len(list_images(folder, "validation")) if folder.is_dir() else 0
+        elif self.dataset in GENERATED_KINDS and not self.data_dir.exists() and "val" in (self.generate_counts or {}):
+            count = self.generate_counts["val"]
+        else:
+            return None
+        return count if self.max_val_images is None else min(count, self.max_val_images)
+
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets a stage needs (``fit``, ``validate``, ``test``, ``predict``; None = all).
 

@@ -254,7 +254,8 @@ def resolve_weights(name: str, path: Optional[str] = None, download: Optional[bo
         return WeightsStatus(name, str(cached), "cache", sha256=digest)
     if not (download if download is not None else not offline()):
         return WeightsStatus(name, skipped=f"{w.metrics} skipped: no weights in the cache ({cached}) and downloads "
-                                            f"are off (--offline or {OFFLINE_ENV}); {how}")
+                                            "are off (" + ("--offline or " if has_option else "")
+                                            + f"{OFFLINE_ENV}); {how}")
     # Said only if the download lasts (a real transfer), so an offline machine, which fails at once,
     # prints the skip line alone.
     timer = threading.Timer(ANNOUNCE_AFTER_S, announce or (lambda _: None),
