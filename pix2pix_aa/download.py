@@ -508,13 +508,18 @@ def _images(folder: Path) -> list[Path]:
 
 
 def _tar_end_problem(tar: tarfile.TarFile) -> Optional[str]:
-    """Why ``tar`` (read to its end) lacks the two zero blocks every tar writer ends with, or None.
-    tarfile takes the end of the data as the end of the archive, so a tar cut at a member's
-    boundary (its gzip stream intact) would extract as a smaller data set without a word."""
+    """Why ``tar`` (read to its end) lacks the two zero blocks every tar writer ends with, or None;
+    then the rest of the stream is read, so that gzip checks its CRC-32 and length (raising
+    ``gzip.BadGzipFile`` / ``zlib.error`` / ``EOFError``). tarfile takes the end of the data, or
+    a damaged header after the first, as the end of the archive, and stops reading before the
+    gzip trailer: a tar cut at a member's boundary, or one with a flipped bit, extracted as a
+    smaller or corrupt data set without a word."""
     tar.fileobj.seek(tar.offset)
     tail = tar.fileobj.read(2 * tarfile.BLOCKSIZE)
     if len(tail) < 2 * tarfile.BLOCKSIZE or tail.count(0) != len(tail):
-        return f"no end-of-archive marker after its {len(tar.getmembers())} entries: cut short"
+        return f"no end-of-archive marker after its {len(tar.getmembers())} entries: cut short or damaged"
+    while tar.fileobj.read(CHUNK):
+        pass
     return None
 
 
@@ -570,6 +575,11 @@ def _extract(archive: Path, name: str, final: Path, record: dict, downloaded: bo
         except tarfile.FilterError as e:
             raise refuse(f"refused by tarfile's data filter ({_one_line(e)}): not a plain data set archive") from None
         except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:  # before OSError: BadGzipFile is one
+            with open(archive, "rb") as f:
+                head = f.read(64)
+            if head.lstrip()[:1] == b"<":  # a proxy's or server's error page: downloading again gets it again
+                raise refuse(f"a web page, not an archive (it starts with {head.lstrip()[:24]!r})",
+                             "delete it") from None
             if downloaded:
                 archive.unlink(missing_ok=True)
                 raise DownloadError(f"{archive}: not a complete .tar.gz archive ({_one_line(e)}); removed it: "

@@ -289,18 +289,32 @@ def images_that_are_not(body: bytes) -> bytes:
     return out.getvalue()
 
 
+def flip_a_bit(data: bytes) -> bytes:
+    """``data`` with one bit of its middle byte flipped: inside the deflate stream of a .tar.gz,
+    where tarfile alone extracts it (its members corrupt) without an error."""
+    damaged = bytearray(data)
+    damaged[len(data) // 2] ^= 1
+    return bytes(damaged)
+
+
 @pytest.mark.parametrize("damage", ["truncated", "not-gzip", "no-layout", "unsafe-member", "cut-at-a-member",
-                                    "empty-jpgs", "html-jpgs"])
+                                    "empty-jpgs", "html-jpgs", "flipped-bit", "bad-crc", "html-page"])
 def test_a_bad_archive_is_one_line_and_leaves_no_folder(tmp_path, server, facades_tgz, capsys, damage):
     body = {"truncated": facades_tgz[: len(facades_tgz) * 2 // 3],
-            "not-gzip": b"<html>not an archive</html>" * 40,
+            "not-gzip": b"PK\x03\x04 a zip file, not a tar" * 40,
             "no-layout": make_archive(splits={"images": 2}),
             "unsafe-member": make_archive(extra={"../escaped.txt": b"x"}),
             # before: extracted as a data set one test image short, without a word
             "cut-at-a-member": cut_at_a_member(facades_tgz),
             # before: "ready", and the archive's checksum recorded as the one to expect
             "empty-jpgs": images_that_are_not(b""),
-            "html-jpgs": images_that_are_not(b"<html>404 Not Found</html>")}[damage]
+            "html-jpgs": images_that_are_not(b"<html>404 Not Found</html>"),
+            # before: "ready", its images corrupt, and that file's checksum recorded
+            "flipped-bit": flip_a_bit(facades_tgz),
+            # every member whole, the gzip trailer's CRC-32 wrong: read only when the stream is read to its end
+            "bad-crc": facades_tgz[:-8] + bytes([facades_tgz[-8] ^ 1]) + facades_tgz[-7:],
+            # before: "not a complete .tar.gz archive (ReadError: ...); ... run the command again"
+            "html-page": b"<!DOCTYPE html><html><body>Service Unavailable</body></html>"}[damage]
     server.state.files[DATA + "facades.tar.gz"] = body
     root = tmp_path / "data"
     code, errors = run(capsys, "download", "facades", "--root", str(root), "--base-url", server.url + DATA)
@@ -308,9 +322,13 @@ def test_a_bad_archive_is_one_line_and_leaves_no_folder(tmp_path, server, facade
     expected = {"truncated": "not a complete .tar.gz archive", "not-gzip": "not a complete .tar.gz archive",
                 "no-layout": "no train/ val/ test/ folders inside",
                 "unsafe-member": "refused by tarfile's data filter",
-                "cut-at-a-member": "not a complete tar archive (no end-of-archive marker after its 9 entries",
+                "cut-at-a-member": "not a complete tar archive (no end-of-archive marker after its 9 entries: "
+                                   "cut short or damaged",
                 "empty-jpgs": "its first train/ image does not decode (1.jpg: file is empty",
-                "html-jpgs": "its first train/ image does not decode (1.jpg:"}[damage]
+                "html-jpgs": "its first train/ image does not decode (1.jpg:",
+                "flipped-bit": "not a complete ",  # tar archive (a damaged header) or .tar.gz archive (the CRC)
+                "bad-crc": "not a complete .tar.gz archive (BadGzipFile: CRC check failed",
+                "html-page": "a web page, not an archive (it starts with b'<!DOCTYPE html><html><bo')"}[damage]
     assert expected in errors[0] and "removed it" in errors[0]
     if damage == "unsafe-member":
         assert "OutsideDestinationError" in errors[0] and not (tmp_path / "escaped.txt").exists()

@@ -405,7 +405,13 @@ def test_a_weights_file_of_another_network_or_untrained_is_one_line_at_start_up(
     alike = _random_inception_weights(tmp_path / "alike.pth", monkeypatch, he_init=False)
     he_random = _random_inception_weights(tmp_path / "he_random.pth", monkeypatch, bn_moved=False)
     torch.save(torchvision.models.alexnet().state_dict(), tmp_path / "alexnet.pth")
-    cases = [("--fid-weights", tmp_path / "tv_inception.pth", "not the FID and KID network's weights (Unexpected "
+    torch.save(nn.Linear(2, 2), tmp_path / "module.pth")  # a pickled module: torch's refusal is coloured, pages long
+    (tmp_path / "cut.pth").write_bytes(he_random.read_bytes()[:100_000])
+    cases = [("--fid-weights", tmp_path / "module.pth", "not a PyTorch weights file (it holds pickled objects that "
+              "are not plain weights (Unsupported global: GLOBAL torch.nn.modules.linear.Linear"),
+             ("--fid-weights", tmp_path / "cut.pth", "not a PyTorch weights file (the file is truncated (its zip "
+              "archive has no end record): an interrupted copy or download? copy it again)"),
+             ("--fid-weights", tmp_path / "tv_inception.pth", "not the FID and KID network's weights (Unexpected "
               "key(s) in state_dict: "),
              ("--fid-weights", untrained, "untrained FID Inception weights (every batch norm's running statistics "
               "are still at their initial mean 0 and variance 1)"),
@@ -419,6 +425,14 @@ def test_a_weights_file_of_another_network_or_untrained_is_one_line_at_start_up(
         err = capsys.readouterr().err
         assert err.startswith(f"error: {flag} {path}: {message}") and "Traceback" not in err, err
         assert len(err.strip().splitlines()) == 1 and not out.exists()  # before anything is evaluated
+        assert "\x1b" not in err and "two options" not in err  # before: torch's colours, its sentence cut in half
+    # The Python API checks a path as evaluate.py does (before: FID 0 and KID 0 from the untrained file).
+    from pix2pix_aa.evaluation.runner import quality_networks
+
+    with pytest.raises(ValueError, match=f"^EvalOptions.fid_network {untrained}: untrained FID Inception weights"):
+        quality_networks(EvalOptions(fid_network=str(untrained)))
+    with pytest.raises(ValueError, match="^EvalOptions.lpips_network .*: not the LPIPS network's published weights"):
+        quality_networks(EvalOptions(lpips_network=tmp_path / "alexnet.pth"))
     # The same in the cache (no option): skipped in one line, the rest scored.
     from pix2pix_aa.metrics import pretrained
 

@@ -39,6 +39,7 @@ __all__ = [
     "check_archive",
     "check_module_checkpoint",
     "check_state_matches",
+    "load_error_reason",
     "nonfinite_tensors",
     "read_checkpoint",
 ]
@@ -166,14 +167,31 @@ def _first_line(e: BaseException, limit: int = 160) -> str:
     return f"{type(e).__name__}: {line}"
 
 
+def _refused_objects(e: Exception) -> Optional[str]:
+    """For ``weights_only``'s refusal, "objects that are not plain weights (the refused one)";
+    else None. torch's message is a page long; the line naming the refused object is what matters."""
+    if not (isinstance(e, pickle.UnpicklingError) and "weights_only" in str(e).lower().replace(" ", "_")):
+        return None
+    detail = next((ln.strip() for ln in str(e).splitlines() if "Unsupported" in ln), "")
+    detail = re.sub(r"^WeightsUnpickler error:\s*", "", detail).split(". ")[0][:160]
+    return f"objects that are not plain weights{f' ({detail})' if detail else ''}"
+
+
+def load_error_reason(e: Exception, head: bytes) -> str:
+    """Why ``torch.load`` failed on a file that starts with ``head``, in a few words: torch's own
+    message is pages long, coloured, and does not say that a zip without its end is truncated."""
+    if head.startswith(b"PK") and ("central directory" in str(e) or "not a ZIP archive" in str(e)):
+        return ("the file is truncated (its zip archive has no end record): an interrupted copy or download? copy it "
+                "again")
+    refused = _refused_objects(e)
+    return f"it holds pickled {refused}" if refused else _first_line(e)
+
+
 def _unpickling_message(path: Path, e: Exception, weights_only: bool) -> str:
-    if weights_only and "weights_only" in str(e).lower().replace(" ", "_"):
-        # torch's message is a page long; the line naming the refused object is what matters.
-        detail = next((ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln or "Unsupported" in ln),
-                      "")
-        detail = re.sub(r"^WeightsUnpickler error:\s*", "", detail).split(". ")[0][:160]
-        return (f"{path}: refused to unpickle objects that are not plain weights{f' ({detail})' if detail else ''}; "
-                "if you trust this file, pass --trust-checkpoint (evaluate.py) or --weights_only false (train.py)")
+    refused = _refused_objects(e) if weights_only else None
+    if refused:
+        return (f"{path}: refused to unpickle {refused}; if you trust this file, pass --trust-checkpoint "
+                "(evaluate.py) or --weights_only false (train.py)")
     return f"{path}: not a readable PyTorch checkpoint ({_first_line(e)})"
 
 
@@ -203,11 +221,9 @@ def read_checkpoint(path: str | os.PathLike, trust: bool = False, lightning: boo
     except pickle.UnpicklingError as e:
         raise CheckpointError(_unpickling_message(path, e, not trust)) from e
     except Exception as e:  # torch.load on junk raises many types (KeyError, EOFError, RuntimeError, ...)
-        # A zip whose end is missing (torch.save's start, then nothing): torch's words do not say so.
-        if head.startswith(b"PK") and ("central directory" in str(e) or "not a ZIP archive" in str(e)):
-            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint: the file is truncated (its zip "
-                                  "archive has no end record): an interrupted copy or download? copy it again") from e
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_first_line(e)})") from e
+        reason = load_error_reason(e, head)
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint" + (
+            f": {reason}" if reason.startswith("the file is truncated") else f" ({reason})")) from e
     if head.startswith(b"PK"):
         check_archive(path)
     if not isinstance(ckpt, dict) or (lightning and "state_dict" not in ckpt):

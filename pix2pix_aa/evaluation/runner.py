@@ -328,12 +328,19 @@ def inference_generator(module: nn.Module, opts: EvalOptions, device: torch.devi
 def quality_networks(opts: EvalOptions, device: torch.device | str = "cpu") -> tuple[Optional[Callable],
                                                                                   Optional[Callable]]:
     """(FID / KID feature network, LPIPS function) of ``opts`` on ``device``, each None when off: a
-    weights path is built into the standard network (once per process), a module or callable is
-    used as it is."""
-    from pix2pix_aa.metrics.pretrained import inception_network, lpips_network
+    weights path is checked (:func:`pix2pix_aa.metrics.pretrained.check_weights`: another network's,
+    untrained or not the published file is refused; once per file per process) and built into the
+    standard network (once per process), a module or callable is used as it is.
+
+    Raises:
+        ValueError: a weights path that is not that network's trained weights (one line)."""
+    from pix2pix_aa.metrics.pretrained import check_weights, inception_network, lpips_network
 
     out = []
-    for value, build in ((opts.fid_network, inception_network), (opts.lpips_network, lpips_network)):
+    for name, value, build in (("fid", opts.fid_network, inception_network),
+                               ("lpips", opts.lpips_network, lpips_network)):
+        if isinstance(value, (str, Path)):  # an untrained Inception scored FID 0 and KID 0 without a word
+            check_weights(name, str(value), f"EvalOptions.{name}_network")
         net = build(value) if isinstance(value, (str, Path)) else value
         out.append(net.to(device) if isinstance(net, nn.Module) else net)
     return out[0], out[1]

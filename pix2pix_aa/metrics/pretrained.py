@@ -169,8 +169,12 @@ def check_weights(name: str, path: str, origin: str = "weights file") -> str:
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is one line, whatever torch raised
-        raise ValueError(f"{origin} {path}: not a PyTorch weights file ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0] if str(e) else ''}); expected a copy of {w.url}") from None
+        from pix2pix_aa.checkpoints import load_error_reason
+
+        with open(p, "rb") as f:
+            head = f.read(4)
+        raise ValueError(f"{origin} {path}: not a PyTorch weights file ({load_error_reason(e, head)}); expected a "
+                         f"copy of {w.url}") from None
     if not isinstance(state, dict) or w.key not in state:
         raise ValueError(f"{origin} {path}: not the {w.metrics} network's weights (no {w.key!r}); expected a copy "
                          f"of {w.url}")
