@@ -68,7 +68,14 @@ from pix2pix_aa.compat import (
 from pix2pix_aa.console import notice, output_path_problem
 from pix2pix_aa.data import Pix2PixDataModule
 from pix2pix_aa.data.writer import GenerationStopped
-from pix2pix_aa.module import MONITORABLE, VAL_METRICS, Pix2PixModule, load_weights
+from pix2pix_aa.module import (
+    HIGHER_IS_BETTER,
+    MONITORABLE,
+    NO_BETTER_DIRECTION,
+    VAL_METRICS,
+    Pix2PixModule,
+    load_weights,
+)
 from pix2pix_aa.options import (
     argument_defaults,
     check_model_and_data,
@@ -638,6 +645,14 @@ def _check_fit_options(config) -> Optional[str]:
         raise ValueError(f"checkpoint.monitor {monitor!r}: not a metric this module logs"
                          + (f" (did you mean {close[0]}?)" if close else "") + "; the validation metrics are "
                          + ", ".join(VAL_METRICS) + " (val/kid with --model.val_kid true)")
+    if monitor in NO_BETTER_DIRECTION:
+        raise ValueError(f"checkpoint.monitor {monitor}: has no better direction (TV measures sharpness, its ratio is "
+                         "best at 1, the targets' TV and KID's spread are no scores), so no epoch is its best; "
+                         "monitor val/kid (--model.val_kid true), val/l1 or val/psnr")
+    if monitor in HIGHER_IS_BETTER and config.checkpoint.get("mode", "min") == "min":
+        config.checkpoint.mode = "max"  # mode min kept the worst epoch as best-*.ckpt, without a word
+        notice(f"checkpoint.monitor {monitor}: higher is better, so checkpoint.mode max (min would keep the worst "
+               "epoch)")
     if config.trainer.get("enable_checkpointing") is False:
         pass  # no checkpoint at all, said once when the trainer is built (Pix2PixCLI._instantiate_trainer)
     elif config.trainer.get("limit_val_batches") in (0, 0.0) and (monitor is None or monitor.startswith("val/")):
@@ -918,6 +933,11 @@ class Pix2PixCLI(LightningCLI):
         if config.trainer.get("enable_progress_bar") is not False and not any(
                 isinstance(c, ProgressBar) for c in callbacks):
             kwargs["callbacks"] = [*callbacks, QuietProgressBar()]
+        if str(config.trainer.get("precision")) == "16-true":
+            # measured: NaN losses within 3 batches, and at a low LR half the weights never moved
+            raise ValueError("trainer.precision 16-true: float16 weights and Adam state cannot train this GAN (Adam's "
+                             "eps 1e-8 is 0 in float16, small updates round away, the losses overflow to NaN); use "
+                             "16-mixed (autocast, float32 weights; a GPU), bf16-mixed, or 32-true")
         trainer = super().instantiate_trainer(**kwargs)
         if str(config.trainer.get("precision")) in ("16", "16-mixed") and str(trainer.precision) == "bf16-mixed":
             # Lightning swaps float16 autocast for bfloat16 on the CPU with a warning, while the run's

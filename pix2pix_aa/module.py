@@ -74,6 +74,11 @@ TRAIN_LOSSES = ("train/loss_G", "train/loss_D", "train/loss_G_GAN", "train/loss_
 MONITORABLE = (*VAL_METRICS, *(f"{k}{suffix}" for k in TRAIN_LOSSES for suffix in ("", "_step", "_epoch")),
                "lr/G", "lr/D", "epoch", "step")
 
+#: Validation metrics where higher is better (a best checkpoint by them takes ``mode max``), and
+#: those with no better direction (TV is sharpness, its ratio best at 1; the targets' TV is the data's).
+HIGHER_IS_BETTER = ("val/psnr", "val/ssim", "val/stability_psnr")
+NO_BETTER_DIRECTION = ("val/tv", "val/tv_target", "val/tv_ratio", "val/kid_std")
+
 #: The options that set a run's LR at each epoch: a resume that changes one recomputes the LR.
 SCHEDULE_OPTIONS = ("lr", "lr_policy", "n_epochs", "n_epochs_decay", "lr_decay_iters")
 

@@ -56,8 +56,20 @@ def check_schedule(config) -> None:
         ValueError: one line naming both options and the fix.
     """
     trainer, model = config.trainer, config.model
-    if trainer.get("fast_dev_run"):
+    fast = trainer.get("fast_dev_run")
+    if fast is not True and isinstance(fast, int) and fast > 1:
+        # Lightning runs it as max_steps=N optimiser steps, two per pix2pix iteration: N // 2
+        # batches, and the epoch cut before its validation.
+        raise ValueError(f"trainer.fast_dev_run={fast} would train {fast // 2} batches and skip validation (Lightning "
+                         "counts it in optimiser steps, two per iteration); use --trainer.fast_dev_run true (one batch "
+                         f"of each), or --trainer.limit_train_batches {fast} --trainer.limit_val_batches {fast} "
+                         "--model.n_epochs 1 --model.n_epochs_decay 0")
+    if fast:
         return
+    if trainer.get("min_steps"):  # Lightning's optimiser steps; ignored unless a callback stops the fit early
+        raise ValueError(f"trainer.min_steps={trainer.get('min_steps')}: counted in optimiser steps (two per "
+                         "iteration) and only binding when a callback stops the fit early; use --trainer.min_epochs, "
+                         "which this CLI checks against the LR schedule")
     n, n_decay = int(model.n_epochs), int(model.n_epochs_decay)
     total = n + n_decay
     if total < 1:

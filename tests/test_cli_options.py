@@ -202,6 +202,18 @@ def test_ckpt_path_best_is_the_runs_best_checkpoint(fit, folder, capsys):
     assert "error: --ckpt_path best: no best*.ckpt under " in err and "runs/nobest/version_0/checkpoints" in err
 
 
+def test_a_best_checkpoint_by_a_higher_is_better_metric_is_its_highest(fit, folder, capsys):
+    """--checkpoint.monitor val/psnr kept the epoch with the lowest PSNR (mode min, the default),
+    and test --ckpt_path best scored it."""
+    fit("psnrbest", "--checkpoint.monitor", "val/psnr")
+    assert "checkpoint.monitor val/psnr: higher is better, so checkpoint.mode max" in capsys.readouterr().err
+    run = folder / "runs" / "psnrbest" / "version_0"
+    psnr = [v for _, v in _scalars(run, "val/psnr")]
+    assert len(psnr) == 2 and psnr[0] != psnr[1]
+    best = [p.name for p in (run / "checkpoints").glob("best*.ckpt")]
+    assert best == [f"best-{max(range(2), key=psnr.__getitem__):03d}.ckpt"]
+
+
 def _epoch_lrs(run_dir: Path) -> list[float]:
     """lr/G as logged, one value per epoch (the LR each epoch trained with)."""
     return [round(v, 12) for _, v in _scalars(run_dir, "lr/G")]
@@ -315,6 +327,11 @@ def test_test_uses_the_checkpoints_data_unless_overridden(fit, folder, capsys, w
     # A misspelt monitor failed at the first validation, an epoch or two in, with no last.ckpt.
     (["--checkpoint.monitor", "val/psrn"], "checkpoint.monitor 'val/psrn': not a metric this module logs (did you "
                                            "mean val/psnr?)"),
+    (["--checkpoint.monitor", "val/tv_ratio"], "checkpoint.monitor val/tv_ratio: has no better direction"),
+    # before: 1 batch trained and no validation, without a word
+    (["--trainer.fast_dev_run", "3"], "trainer.fast_dev_run=3 would train 1 batches and skip validation"),
+    (["--trainer.min_steps", "1000"], "trainer.min_steps=1000: counted in optimiser steps"),  # before: ignored
+    (["--trainer.precision", "16-true"], "trainer.precision 16-true: float16 weights and Adam state cannot train"),
     # spawned processes get the trainer pickled, and the CLI's config holds jsonargparse lambdas
     (["--trainer.strategy", "ddp_spawn"], "use --trainer.strategy ddp"),
     (["--trainer.strategy", "{class_path: pytorch_lightning.strategies.DDPStrategy, init_args: {start_method: spawn}}"],
