@@ -214,6 +214,20 @@ def test_a_best_checkpoint_by_a_higher_is_better_metric_is_its_highest(fit, fold
     assert best == [f"best-{max(range(2), key=psnr.__getitem__):03d}.ckpt"]
 
 
+def test_mid_epoch_snapshots_keep_last_ckpt_at_every_epoch_end(fit, folder, capsys):
+    """With last_checkpoint.every_n_train_steps a finished fit's last.ckpt was its last mid-epoch
+    snapshot (Lightning turns the epoch-end save off), short of the trained model."""
+    fit("snapshots", "--last_checkpoint.every_n_train_steps", "3")  # 2 epochs x 2 iterations, 2 optimiser steps each
+    assert ("last_checkpoint.every_n_train_steps=3 counts optimiser steps, two per training iteration: a checkpoint "
+            "every 1.5 iterations") in capsys.readouterr().err
+    fit("plain")
+    last = {name: torch.load(folder / "runs" / name / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
+            for name in ("snapshots", "plain")}
+    assert last["snapshots"]["global_step"] == last["plain"]["global_step"] == 8  # before: 6
+    assert last["snapshots"]["loops"]["fit_loop"] == last["plain"]["loops"]["fit_loop"]
+    assert all(torch.equal(v, last["plain"]["state_dict"][k]) for k, v in last["snapshots"]["state_dict"].items())
+
+
 def _epoch_lrs(run_dir: Path) -> list[float]:
     """lr/G as logged, one value per epoch (the LR each epoch trained with)."""
     return [round(v, 12) for _, v in _scalars(run_dir, "lr/G")]

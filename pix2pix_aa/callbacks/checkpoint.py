@@ -68,3 +68,12 @@ class LastCheckpoint(FiniteModelCheckpoint):
                          every_n_epochs=every_n_epochs, train_time_interval=train_time_interval,
                          enable_version_counter=False)
 
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        # every_n_train_steps / train_time_interval switch Lightning's epoch-end save off (its
+        # triggers exclude each other), so a finished fit's last.ckpt was the last mid-epoch save,
+        # short of the trained model, and a kill could lose more than the epoch in progress.
+        if (self._every_n_epochs < 1 and self._should_save_on_train_epoch_end(trainer)
+                and not self._should_skip_saving_checkpoint(trainer)):
+            self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
+
