@@ -44,6 +44,7 @@ from pix2pix_aa.callbacks import (
     HparamsAtFitEnd,
     ImageWriter,
     LastCheckpoint,
+    MaxTimeNotice,
     QuietProgressBar,
     ResumeRNGState,
     StopAfterIterations,
@@ -964,6 +965,8 @@ class Pix2PixCLI(LightningCLI):
             trainer.callbacks.append(HparamsAtFitEnd())
         if kwargs.get("max_steps") == -1:
             trainer.callbacks.append(StopAfterIterations(int(steps)))
+        if self.subcommand == "fit" and config.trainer.get("max_time"):
+            trainer.callbacks.append(MaxTimeNotice())
         return trainer
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Trainer:

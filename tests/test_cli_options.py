@@ -228,6 +228,23 @@ def test_mid_epoch_snapshots_keep_last_ckpt_at_every_epoch_end(fit, folder, caps
     assert all(torch.equal(v, last["plain"]["state_dict"][k]) for k, v in last["snapshots"]["state_dict"].items())
 
 
+def test_a_max_time_stop_inside_an_epoch_is_named(fit, capsys, monkeypatch):
+    """Lightning said only "Time limit reached"; a resume then skipped the rest of the epoch."""
+    from pytorch_lightning.callbacks import Timer
+
+    calls = []  # the fit's start-up check finds time left; the 1 s are up at the first batch's end
+
+    def elapsed(self, stage="train") -> float:
+        calls.append(stage)
+        return 0.0 if len(calls) == 1 else 10.0
+
+    monkeypatch.setattr(Timer, "time_elapsed", elapsed)
+    fit("timed", "--trainer.max_time", "00:00:00:01")
+    assert ("stopped by trainer.max_time after 1 of epoch 0's 2 batches: last.ckpt counts epoch 0 as finished, so a "
+            "resume (--ckpt_path last) goes on with epoch 1, and the other 1 batches of epoch 0 are not trained"
+            ) in capsys.readouterr().err
+
+
 def _epoch_lrs(run_dir: Path) -> list[float]:
     """lr/G as logged, one value per epoch (the LR each epoch trained with)."""
     return [round(v, 12) for _, v in _scalars(run_dir, "lr/G")]

@@ -1,16 +1,17 @@
-"""Training-loop callbacks the CLI adds: ``max_steps`` in iterations, a quieter progress bar."""
+"""Training-loop callbacks the CLI adds: ``max_steps`` in iterations, a ``max_time`` stop named, a quieter
+progress bar."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pytorch_lightning import Callback, LightningModule, Trainer
-from pytorch_lightning.callbacks import TQDMProgressBar
+from pytorch_lightning.callbacks import Timer, TQDMProgressBar
 
 from pix2pix_aa.compat import batches_that_stepped
 from pix2pix_aa.console import notice
 
-__all__ = ["QuietProgressBar", "StopAfterIterations"]
+__all__ = ["MaxTimeNotice", "QuietProgressBar", "StopAfterIterations"]
 
 
 class StopAfterIterations(Callback):
@@ -45,12 +46,36 @@ class StopAfterIterations(Callback):
             line = (f"stopped after {batches_that_stepped(trainer)} training iterations "
                     f"(trainer.max_steps={self.iterations})")
             if self.short_epoch is not None:
-                # Lightning ends the epoch at the stop, and last.ckpt records it as finished.
-                epoch, done, total = self.short_epoch
-                line += (f", {done} of epoch {epoch}'s {total} batches: last.ckpt counts epoch {epoch} as finished, so "
-                         f"a resume (--ckpt_path last) goes on with epoch {epoch + 1}, and the other {total - done} "
-                         f"batches of epoch {epoch} are not trained")
+                line += ", " + _cut_epoch(*self.short_epoch)
             notice(line)
+
+
+def _cut_epoch(epoch: int, done: int, total: int) -> str:
+    # Lightning ends the epoch at the stop, and last.ckpt records it as finished.
+    return (f"{done} of epoch {epoch}'s {total} batches: last.ckpt counts epoch {epoch} as finished, so a resume "
+            f"(--ckpt_path last) goes on with epoch {epoch + 1}, and the other {total - done} batches of epoch {epoch} "
+            "are not trained")
+
+
+class MaxTimeNotice(Callback):
+    """One line when ``trainer.max_time`` stopped a fit inside an epoch: Lightning says only
+    "Time limit reached", and a resume silently skipped the rest of that epoch (as after a
+    ``trainer.max_steps`` stop, which :class:`StopAfterIterations` announces)."""
+
+    def __init__(self) -> None:
+        self.last: tuple[int, int, Any] | None = None  # (epoch, batches trained in it, batches in it)
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        self.last = (trainer.current_epoch, batch_idx + 1, trainer.num_training_batches)
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+        if timer is None or self.last is None or not isinstance(self.last[2], int) or self.last[1] >= self.last[2]:
+            return
+        left = timer.time_remaining()
+        if left is not None and left <= 0:
+            notice("stopped by trainer.max_time after " + _cut_epoch(*self.last))
 
 
 class QuietProgressBar(TQDMProgressBar):
