@@ -510,6 +510,47 @@ def is_finished(name: str) -> bool:
     return done is not None and done >= max_epochs()
 
 
+def run_mismatch(name: str, candidate: str, seed: int, data_dir: str | None) -> str | None:
+    """How run ``name``'s last.ckpt differs from a run of ``candidate`` at ``seed`` on ``data_dir``
+    (generator options, module and Trainer options, seed, data folder), or None. A run folder of
+    that name holding another training (a user's run, an older study's) was reused as the
+    candidate's, trained and scored under its name."""
+    import torch
+
+    try:
+        ckpt = torch.load(run_dir(name) / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True,
+                          mmap=True)
+    except Exception:  # noqa: BLE001 - unreadable: not finished, trained (again) by train.py
+        return None
+    cand = CANDIDATES[candidate]
+    hp = ckpt.get("hyper_parameters") or {}
+    generator = (hp.get("generator") or {}).get("init_args") or {}
+    got = {**{k: generator.get(k) for k in [*cand.init_args, "antialias"]}, **{f"model.{k}": hp.get(k)
+                                                                               for k in cand.model_args}}
+    wanted = {**cand.init_args, "antialias": cand.antialias, **{f"model.{k}": v for k, v in cand.model_args.items()}}
+    if "precision" in cand.trainer_args:
+        got["trainer.precision"] = (ckpt.get("pix2pix_aa_trainer") or {}).get("precision")
+        wanted["trainer.precision"] = str(cand.trainer_args["precision"])
+    seeds = [v.get("seed") for k, v in (ckpt.get("callbacks") or {}).items() if k.startswith("ResumeRNGState")]
+    if seeds and seeds[0] is not None:
+        got["seed"], wanted["seed"] = seeds[0], seed
+    if data_dir is not None:
+        recorded = (ckpt.get("datamodule_hyper_parameters") or {}).get("data_dir")
+        got["data_dir"] = str((ROOT / str(recorded)).resolve()) if recorded is not None else None
+        wanted["data_dir"] = str((ROOT / data_dir).resolve())
+    differ = [f"{k} {got[k]!r}, not {v!r}" for k, v in wanted.items() if json.dumps(got[k]) != json.dumps(v)]
+    return "; ".join(differ) or None
+
+
+def config_data_dir(config: str | Path, flags: list[str] = ()) -> str:
+    """The data folder a recipe trains on: ``--data.data_dir`` in ``flags``, else the config's."""
+    import yaml
+
+    if "--data.data_dir" in flags:
+        return flags[list(flags).index("--data.data_dir") + 1]
+    return str(yaml.safe_load((ROOT / config).read_text())["data"]["data_dir"])
+
+
 def seconds_per_step(name: str) -> dict:
     """Median wall seconds per training iteration over consecutive logged steps (a resume gap
     or a pause is one interval among ~100 and does not move the median)."""
@@ -548,9 +589,23 @@ def train(candidate: str, seed: int, threads: int) -> bool:
         return _train(candidate, seed, threads)
 
 
+def other_run(name: str, candidate: str, seed: int, data_dir: str) -> bool:
+    """Whether ``runs/<name>`` holds another training than the candidate's (said in one line:
+    the study never trains over it, evaluates or reports it)."""
+    why = run_mismatch(name, candidate, seed, data_dir)
+    if why:
+        folder = run_dir(name)
+        shown = folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder
+        log(f"{name}: {shown} holds another run ({why}); move it away to train "
+            f"{candidate} at seed {seed} there")
+    return why is not None
+
+
 def _train(candidate: str, seed: int, threads: int) -> bool:
     name = run_name(candidate, seed)
     record = OUT / "train" / f"{name}.json"
+    if other_run(name, candidate, seed, config_data_dir(CONFIG)):
+        return False
     if is_finished(name):
         if read_json(record) is None:
             write_json(record, {"run": name, "candidate": candidate, "seed": seed, **seconds_per_step(name)})
@@ -582,10 +637,22 @@ def _train(candidate: str, seed: int, threads: int) -> bool:
 EB_KEYS = ("stability_crop_eb_pooled_db", "stability_crop_lowpass_pooled_db", "stability_crop_equal_bandwidth_db")
 
 
+def stale_evaluation(results: Path, name: str) -> bool:
+    """Whether evaluate.py's ``results`` scored another checkpoint than run ``name``'s last.ckpt now."""
+    from pix2pix_aa.download import sha256_of
+
+    scored = next(iter((read_json(results) or {}).get("models", {}).values()), {}).get("row", {})
+    last = run_dir(name) / "checkpoints" / "last.ckpt"
+    return bool(scored.get("checkpoint_sha256")) and last.is_file() and scored["checkpoint_sha256"] != sha256_of(last)
+
+
 def needs_evaluation(name: str, set_name: str, refresh: bool) -> bool:
+    """Whether run ``name`` is (re-)evaluated on ``set_name``: no evaluation yet, one of another
+    checkpoint than the run's last.ckpt now (a run trained again under the name kept the old
+    figures), or, with ``refresh``, one by older evaluation code."""
     cached = read_json(OUT / "eval" / set_name / name / "meta.json")
     results = OUT / "eval" / set_name / name / "results.json"
-    if cached is None or not results.exists():
+    if cached is None or not results.exists() or stale_evaluation(results, name):
         return True
     if not refresh:
         return False
@@ -1589,6 +1656,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage in ("all", "train"):
         recorded = {} if args.retrain else recorded_runs()
 
+        failed: list[str] = []
+
         def run_one(c: str, seed: int) -> None:
             name = run_name(c, seed)
             if recorded and not is_finished(name) and is_recorded(c, seed, recorded):
@@ -1596,6 +1665,8 @@ def main(argv: list[str] | None = None) -> int:
                     "(--retrain trains it again)")
                 return
             ok = retry(lambda: train(c, seed, args.threads), args.retries + 1)
+            if not ok:
+                failed.append(name)
             if ok and args.stage == "all":  # evaluate at once: an interrupted study keeps its results
                 for set_name in EVAL_SETS:
                     if needs_evaluation(name, set_name, refresh=False):
@@ -1612,13 +1683,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             for t in tasks:
                 run_one(*t)
-        log(f"seeds {', '.join(map(str, args.seeds))}: every candidate trained")
+        log(f"seeds {', '.join(map(str, args.seeds))}: " + (f"{len(failed)} runs not trained: {', '.join(failed)}"
+                                                              if failed else "every candidate trained"))
     if args.stage in ("all", "evaluate"):
         for seed in args.seeds:
             for c in names:
                 name = run_name(c, seed)
-                if not is_finished(name):
-                    continue  # not trained here (or taken from the record)
+                if not is_finished(name) or other_run(name, c, seed, config_data_dir(CONFIG)):
+                    continue  # not trained here (or taken from the record), or not this candidate's run
                 for set_name in EVAL_SETS:
                     if needs_evaluation(name, set_name, refresh=args.stage == "evaluate"):
                         evaluate(name, set_name, args.max_images, args.threads)

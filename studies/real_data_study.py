@@ -153,6 +153,8 @@ def train(dataset: str, recipe: str, candidate: str, seed: int, threads: int) ->
 def _train(dataset: str, recipe: str, candidate: str, seed: int, threads: int) -> bool:
     name = run_name(dataset, recipe, candidate, seed)
     record = OUT / "train" / f"{name}.json"
+    if ds.other_run(name, candidate, seed, ds.config_data_dir(RECIPES[recipe], DATASETS[dataset]["flags"])):
+        return False
     if is_finished(name, recipe):
         return True
     cand = ds.CANDIDATES[candidate]
@@ -176,7 +178,7 @@ def _train(dataset: str, recipe: str, candidate: str, seed: int, threads: int) -
 
 def evaluate(dataset: str, name: str, threads: int) -> bool:
     out = OUT / "eval" / name
-    if (out / "results.json").exists():
+    if (out / "results.json").exists() and not ds.stale_evaluation(out / "results.json", name):
         return True
     cmd = [sys.executable, "evaluate.py", str(run_dir(name)), "--max-images", str(DATASETS[dataset]["images"]),
            "--out", str(out), *EVAL_ARGS]

@@ -310,3 +310,36 @@ def test_a_report_never_times_the_candidates_and_says_when_their_times_are_stale
         with pytest.raises(SystemExit):
             study.main(["--stage", "report", *bad])
         assert "must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_a_run_folder_of_another_training_is_never_taken_for_the_candidates(study, trained_run, monkeypatch, capsys):
+    """A finished run of other settings under a candidate's run name (a user's fit, an older
+    study's) was taken as the candidate's: not retrained, then scored under its name."""
+    folder, run = trained_run  # bin5, seed 0, on data/tiny
+    monkeypatch.setattr(study, "run_dir", lambda name: run)
+    assert study.run_mismatch("x", "bin5", 0, "data/tiny") is None
+    assert study.run_mismatch("x", "baseline", 0, "data/tiny") == "antialias 'bin5', not 'none'"
+    assert study.run_mismatch("x", "bin5", 3, "data/tiny") == "seed 0, not 3"
+    assert "data_dir " in study.run_mismatch("x", "bin5", 0, "data/facades")
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained over another run")
+
+    monkeypatch.setattr(study.subprocess, "run", no_training)
+    assert study._train("baseline", 0, threads=1) is False
+    assert "holds another run (antialias 'bin5', not 'none'; data_dir " in capsys.readouterr().out
+
+
+def test_an_evaluation_of_another_checkpoint_is_redone(study, trained_run, tmp_path, monkeypatch):
+    """A run trained again under its name kept the old checkpoint's figures (the evaluation was
+    reused because its files existed)."""
+    import json
+
+    from pix2pix_aa.download import sha256_of
+
+    _, run = trained_run
+    monkeypatch.setattr(study, "run_dir", lambda name: run)
+    results = tmp_path / "results.json"
+    for digest, stale in ((sha256_of(run / "checkpoints" / "last.ckpt"), False), ("0" * 64, True)):
+        results.write_text(json.dumps({"models": {"x": {"row": {"checkpoint_sha256": digest}}}}))
+        assert study.stale_evaluation(results, "x") is stale
