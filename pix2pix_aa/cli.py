@@ -166,7 +166,8 @@ COMMON_OPTIONS: dict[str, str] = {
     "print_config": "print the complete config after all flags, and exit",
     "ckpt_path": "checkpoint: fit resumes it (`last`: this run's newest); validate/test/predict use its weights "
                  "(a reference latest_net_G.pth too)",
-    "seed_everything": "seed of weights, data order and augmentation",
+    "seed_everything": "seed of the weights (and of crops and flips with data.num_workers 0); --data.seed seeds "
+                       "the data order, and crops and flips in workers",
     "norm": "batch | instance | none for both networks",
     "untrained": "validate/test/predict with the random initialisation (refused without it)",
     "predict_output_dir": "predict: folder of the generated PNGs",

@@ -310,6 +310,22 @@ class Pix2PixModule(pl.LightningModule):
             raise ValueError(f"lr_policy must be one of {', '.join(LR_POLICIES)}, got {lr_policy!r}")
         if lr_decay_iters < 1:
             raise ValueError(f"lr_decay_iters must be >= 1, got {lr_decay_iters}")
+        # Checked here, not where they are used: a negative count turned into every batch's grid or
+        # all but the last images (Python's % and slicing), val_stability_shifts out of range failed
+        # at the first validation naming max_shift, and a negative init_gain in torch's init.
+        grid = VAL_STABILITY_GRID ** 2  # the shifts of the validation's grid, [0, 8)^2
+        for option, value, low, high, meaning in (
+                ("log_images_every_n_batches", log_images_every_n_batches, 0, None, "0 = off"),
+                ("num_log_images", num_log_images, 1, None, "images per grid"),
+                ("val_stability_images", val_stability_images, 0, None, "0 = off"),
+                ("val_stability_shifts", val_stability_shifts, 1, grid,
+                 f"shifts from the validation's {VAL_STABILITY_GRID} x {VAL_STABILITY_GRID} grid")):
+            if not isinstance(value, int) or value < low or (high is not None and value > high):
+                span = f"in {low}..{high}" if high is not None else f">= {low}"
+                raise ValueError(f"model.{option} must be an int {span} ({meaning}), got {value!r}")
+        if not init_gain >= 0:
+            raise ValueError(f"model.init_gain must be >= 0 (the initial weights' scale; pix2pix: 0.02), got "
+                             f"{init_gain}")
         # From LightningCLI the networks arrive as class_path/init_args dicts, which must be kept
         # (evaluate.py rebuilds the generator from them). Networks passed as objects from Python are
         # ignored: otherwise Lightning deep-copies them into hparams_initial and the logger writes

@@ -363,6 +363,13 @@ def test_test_uses_the_checkpoints_data_unless_overridden(fit, folder, capsys, w
     (["--trainer.fast_dev_run", "3"], "trainer.fast_dev_run=3 would train 1 batches and skip validation"),
     (["--trainer.min_steps", "1000"], "trainer.min_steps=1000: counted in optimiser steps"),  # before: ignored
     (["--trainer.precision", "16-true"], "trainer.precision 16-true: float16 weights and Adam state cannot train"),
+    # before: refused at the first validation naming max_shift / an image grid every batch / a traceback
+    (["--model.val_stability_shifts", "100"], "model.val_stability_shifts must be an int in 1..64 (shifts from the "
+                                              "validation's 8 x 8 grid), got 100"),
+    (["--model.log_images_every_n_batches", "-1"], "model.log_images_every_n_batches must be an int >= 0 (0 = off)"),
+    (["--model.num_log_images", "-2"], "model.num_log_images must be an int >= 1 (images per grid), got -2"),
+    (["--model.init_gain", "-1"], "model.init_gain must be >= 0"),
+    (["--model.discriminator.init_args.ndf", "0"], "ndf and in_channels must be positive, got ndf 0"),
     # spawned processes get the trainer pickled, and the CLI's config holds jsonargparse lambdas
     (["--trainer.strategy", "ddp_spawn"], "use --trainer.strategy ddp"),
     (["--trainer.strategy", "{class_path: pytorch_lightning.strategies.DDPStrategy, init_args: {start_method: spawn}}"],

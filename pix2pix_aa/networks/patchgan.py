@@ -38,6 +38,8 @@ class PatchGANDiscriminator(nn.Module):
         super().__init__()
         if n_layers < 1:
             raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+        if ndf < 1 or in_channels < 1:  # ndf 0 failed inside batch norm with a traceback
+            raise ValueError(f"ndf and in_channels must be positive, got ndf {ndf}, in_channels {in_channels}")
         check_choice("norm", norm, NORMS)
         self.in_channels = in_channels
         bias = norm != "batch"
