@@ -36,6 +36,7 @@ import hashlib
 import http.client
 import json
 import os
+import shlex
 import shutil
 import socket
 import sys
@@ -457,7 +458,10 @@ def _receive(response: Any, url: str, dest: Path, part: Path, meta_path: Path, o
     with f:
         while True:
             try:
-                chunk = response.read(CHUNK)
+                # read1: what has arrived, up to CHUNK. read(CHUNK) waited for a whole MiB, so on a
+                # link that stalls (a timeout) the bytes it had buffered were lost and a resume
+                # began at the same offset again.
+                chunk = response.read1(CHUNK) if hasattr(response, "read1") else response.read(CHUNK)
             except (OSError, http.client.HTTPException) as e:  # reset, timeout, incomplete
                 lost = e
                 break
@@ -481,7 +485,12 @@ def _receive(response: Any, url: str, dest: Path, part: Path, meta_path: Path, o
 # -- data sets -----------------------------------------------------------------------------------
 def _install(new: Path, final: Path) -> None:
     """Rename the complete folder ``new`` to ``final``, replacing an existing ``final`` (moved
-    aside first: a directory cannot be renamed over a non-empty one)."""
+    aside first: a directory cannot be renamed over a non-empty one). ``new`` gets the
+    permissions the umask gives a new folder (``tempfile.mkdtemp`` makes it 0700, which other
+    users of a shared machine could not read)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(new, 0o777 & ~umask)
     old = None
     if final.exists():
         old = final.with_name(f".{final.name}.{os.getpid()}.old")
@@ -492,11 +501,22 @@ def _install(new: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _refuse_link(final: Path) -> None:
+    """``--force`` on a folder that is a symlink (e.g. to a larger disk): the link was replaced by
+    a new folder on --root's disk, the data set it pointed to left stale, and its old link kept."""
+    if final.is_symlink():
+        raise DownloadError(f"{final} is a link to {final.resolve()}: pass --root {final.resolve().parent} to replace "
+                            "the data there, or remove the link")
+
+
 def _remove_stale(folder: Path, name: str) -> None:
     """Temporary folders left by a killed run (``.<name>.*.tmp`` / ``.old``)."""
     if folder.is_dir():
         for stale in [*folder.glob(f".{name}.*.tmp"), *folder.glob(f".{name}.*.old")]:
-            shutil.rmtree(stale, ignore_errors=True)
+            if stale.is_symlink():  # rmtree refuses links (silently here)
+                stale.unlink()
+            else:
+                shutil.rmtree(stale, ignore_errors=True)
 
 
 def _images(folder: Path) -> list[Path]:
@@ -570,8 +590,14 @@ def _extract(archive: Path, name: str, final: Path, record: dict, downloaded: bo
                 # the "data" filter refuses absolute paths, links out of the folder, devices
                 tar.extractall(tmp, filter="data")
                 short = _tar_end_problem(tar)
+                # The data filter lets links inside the folder through: a test/ that links to train/
+                # was a held-out split of training images. The reference's archives hold none.
+                links = [f"{m.name} -> {m.linkname}" for m in tar.getmembers() if m.issym() or m.islnk()]
             if short:
                 raise refuse(f"not a complete tar archive ({short})", f"delete it or {cut}")
+            if links:
+                raise refuse(f"it holds links ({', '.join(links[:3])}), not only files: a split could be another "
+                             "split's images")
         except tarfile.FilterError as e:
             raise refuse(f"refused by tarfile's data filter ({_one_line(e)}): not a plain data set archive") from None
         except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:  # before OSError: BadGzipFile is one
@@ -666,6 +692,8 @@ def download_dataset(name: str, root: Path = DATA_ROOT, base_url: Optional[str] 
     archive = root / ARCHIVES / f"{name}.tar.gz"
     record_file = archive.with_name(archive.name + ".json")
     _remove_stale(root, name)
+    if force:
+        _refuse_link(final)
     if final.exists() and not force:
         done = _read_json(final / MARKER)
         if done is None:
@@ -804,6 +832,8 @@ def download_model(name: str, root: Path = MODEL_ROOT, data_root: Path = DATA_RO
     root = Path(root)
     folder = model_folder(name, root)
     weights = folder / WEIGHTS_NAME
+    if force:
+        _refuse_link(folder)
     try:
         record = read_record(weights) if folder.exists() else None
     except ValueError as e:
@@ -858,7 +888,7 @@ def download_model(name: str, root: Path = MODEL_ROOT, data_root: Path = DATA_RO
     _notice(f"{name}: ready in {weights} ({info['netG']}, norm {info['norm']}; {model.task}, trained on "
             f"{model.dataset} {model.direction}; {_mb(size)}, sha256 {digest[:12]}...); score it with: "
             # evaluate.py NAME looks under ./checkpoints: another --root is scored by its folder.
-            f"python evaluate.py {name if root == MODEL_ROOT else folder}")
+            f"python evaluate.py {name if root == MODEL_ROOT else shlex.quote(str(folder))}")
     return weights
 
 
@@ -971,8 +1001,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print("error: interrupted; a partial download is kept as <file>.part: run the same command again to resume",
-              file=sys.stderr)
+        print("error: interrupted; what was received is kept as the download's .part file (in --root's archives/ "
+              "or .partial/): run the same command again to resume", file=sys.stderr)
         return 130
     return 0
 

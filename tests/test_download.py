@@ -41,6 +41,9 @@ class ServerState:
     files: dict[str, bytes] = field(default_factory=dict)
     #: path -> body bytes sent before the connection is dropped (once: the next request is whole)
     drop_after: dict[str, int] = field(default_factory=dict)
+    #: path -> body bytes sent before the server stalls for ``stall_s`` and then drops (once)
+    stall_after: dict[str, int] = field(default_factory=dict)
+    stall_s: float = 1.0
     ranges: bool = True
     requests: list[tuple[str, str | None, str | None]] = field(default_factory=list)
 
@@ -74,6 +77,13 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("ETag", etag)
         self.end_headers()
         payload = body[start:]
+        stall = state.stall_after.pop(self.path, None)
+        if stall is not None:  # part of the body, then nothing until the client's timeout
+            self.wfile.write(payload[:stall])
+            self.wfile.flush()
+            time.sleep(state.stall_s)
+            self.close_connection = True
+            return
         cut = state.drop_after.pop(self.path, None)
         if cut is not None:  # part of the body, then the connection goes away
             self.wfile.write(payload[:cut])
@@ -267,6 +277,18 @@ def test_an_interrupted_download_fails_in_one_line_and_the_next_run_resumes(tmp_
     assert server.state.requests[-1][1] == f"bytes={half}-"  # only the rest was asked for
     assert (root / "archives" / "facades.tar.gz").read_bytes() == facades_tgz and not part.exists()
     assert (root / "facades" / "download.json").is_file()
+
+
+def test_bytes_received_before_a_stall_are_kept(tmp_path, server, facades_tgz, capsys):
+    """A 1 MiB read() waited for the whole MiB: the bytes a stalled link had sent were dropped at
+    the timeout (the .part stayed empty), so each resume began at the same offset again."""
+    server.state.files[DATA + "facades.tar.gz"] = facades_tgz
+    server.state.stall_after[DATA + "facades.tar.gz"] = 4096
+    root = tmp_path / "data"
+    code, errors = run(capsys, "download", "facades", "--root", str(root), "--base-url", server.url + DATA,
+                       "--retries", "0", "--timeout", "0.3")
+    assert code == 1 and "connection lost after 4.1 kB" in errors[0], errors
+    assert (root / "archives" / "facades.tar.gz.part").read_bytes() == facades_tgz[:4096]
 
 
 def cut_at_a_member(tgz: bytes) -> bytes:
@@ -573,6 +595,63 @@ def test_a_hand_placed_archive_that_is_refused_is_kept(tmp_path, closed_port, ca
     assert errors[0].endswith("kept it: repack it as facades/{train,val,test}/ or delete it, then run the command "
                               "again")
     assert archive.is_file() and not (root / "facades").exists() and leftovers(root) == []  # before: deleted
+
+
+def test_links_in_an_archive_or_as_the_folder_are_refused(tmp_path, server, facades_tgz, capsys):
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for split, data in (("train", ab_jpeg(1)), ("val", ab_jpeg(2))):
+            info = tarfile.TarInfo(f"facades/{split}/1.jpg")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("facades/test")
+        link.type, link.linkname = tarfile.SYMTYPE, "train"
+        tar.addfile(link)
+    server.state.files[DATA + "facades.tar.gz"] = out.getvalue()
+    root = tmp_path / "data"
+    args = ["download", "facades", "--root", str(root), "--base-url", server.url + DATA]
+    code, errors = run(capsys, *args)
+    # before: "ready (train 1, val 1, test 1 images)": the training image scored as a test image
+    assert code == 1 and "it holds links (facades/test -> train), not only files" in errors[0]
+    assert not (root / "facades").exists()
+    server.state.files[DATA + "facades.tar.gz"] = facades_tgz
+    disk = tmp_path / "big_disk"
+    assert run(capsys, "download", "facades", "--root", str(disk), "--base-url", server.url + DATA) == (0, [])
+    (root / "facades").symlink_to(disk / "facades")
+    code, errors = run(capsys, *args, "--force")
+    # before: the link replaced by a new folder on --root's disk, a hidden .facades.*.old link left behind
+    assert code == 1 and errors == [f"error: {root / 'facades'} is a link to {disk / 'facades'}: pass --root {disk} "
+                                    "to replace the data there, or remove the link"]
+    assert (root / "facades").is_symlink() and leftovers(root) == []
+
+
+def test_installed_folders_get_the_umasks_permissions(tmp_path, server, generator_pth, capsys):
+    """tempfile.mkdtemp's 0700 was renamed into place: other users could not read a model folder."""
+    import os
+    import stat
+
+    server.state.files[MODELS + "facades_label2photo.pth"] = generator_pth
+    flat = io.BytesIO()  # train/ val/ test/ at the archive's top: the temporary folder itself is installed
+    with tarfile.open(fileobj=flat, mode="w:gz") as tar:
+        for split in ("train", "val", "test"):
+            data = ab_jpeg(3)
+            info = tarfile.TarInfo(f"{split}/1.jpg")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    server.state.files[DATA + "facades.tar.gz"] = flat.getvalue()
+    old = os.umask(0o022)
+    models = tmp_path / "my models"  # a space: the "score it with" line quotes the folder
+    try:
+        assert main(["model", "facades_label2photo", "--root", str(models), "--base-url", server.url + MODELS,
+                     "--no-progress"]) == 0
+        assert f"score it with: python evaluate.py '{models / 'facades_label2photo_pretrained'}'\n" in (
+            capsys.readouterr().err)
+        assert run(capsys, "download", "facades", "--root", str(tmp_path / "d"), "--base-url", server.url + DATA) == (
+            0, [])
+    finally:
+        os.umask(old)
+    for folder in (models / "facades_label2photo_pretrained", tmp_path / "d" / "facades"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o755, folder
 
 
 def test_already_there_counts_the_folder_again(tmp_path, server, facades_tgz, capsys):

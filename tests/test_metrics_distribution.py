@@ -328,6 +328,15 @@ def test_fid_features_are_torch_fidelitys_own(tmp_path, monkeypatch):
     assert float((ours - theirs).abs().max()) <= 1e-5 * float(theirs.abs().max())
 
 
+def test_a_relative_weights_path_is_recorded_resolved(tmp_path, monkeypatch):
+    from pix2pix_aa.metrics.pretrained import resolve_weights
+
+    _random_inception_weights(tmp_path / "inception.pth", monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    # before: "weights inception.pth (option, ...)" in results.json, read from another folder later
+    assert resolve_weights("fid", "inception.pth").path == str(tmp_path / "inception.pth")
+
+
 def test_evaluate_offline_prints_one_line_per_skipped_network_and_the_rest(trained_run, monkeypatch, tmp_path,
                                                                             capsys):
     from pix2pix_aa.evaluation.cli import main as evaluate_main

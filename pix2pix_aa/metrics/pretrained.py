@@ -246,7 +246,8 @@ def resolve_weights(name: str, path: Optional[str] = None, download: Optional[bo
     for value, source, origin in ((path, "option", w.option), (os.environ.get(w.env), "environment", w.env)):
         if value:
             digest = check_weights(name, value, origin)
-            return WeightsStatus(name, str(Path(value).expanduser()), source, sha256=digest)
+            # resolved: results.json is read from elsewhere than the folder evaluate.py ran in
+            return WeightsStatus(name, str(Path(value).expanduser().resolve()), source, sha256=digest)
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
     how = (f"pass {w.option} PATH (or set {w.env}) to a copy of {w.url}" if has_option
            else f"set {w.env} to a copy of {w.url}")
