@@ -8,6 +8,8 @@ from __future__ import annotations
 import errno
 import math
 import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -94,11 +96,19 @@ def test_crash_mid_write_leaves_the_previous_checkpoint_intact(tmp_path):
     kept = torch.load(target, weights_only=True)
     assert kept["epoch"] == 1 and torch.equal(kept["w"], torch.arange(4.0))
     assert sorted(p.name for p in target.parent.iterdir()) == ["last.ckpt"]  # the temp file is gone
-    # SIGKILL cannot run the cleanup: the next save of that name removes the orphan.
-    orphan = target.parent / ".last.ckpt.99999.tmp"
-    orphan.write_bytes(b"half")
-    AtomicCheckpointIO().save_checkpoint({"epoch": 3}, target)
-    assert torch.load(target, weights_only=True)["epoch"] == 3 and not orphan.exists()
+    # SIGKILL cannot run the cleanup: the next save of that name removes the orphan, and only an
+    # orphan: a live process's file is another fit saving the same run (removing it failed that save).
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        orphan, live = (target.parent / f".last.ckpt.{pid}.tmp" for pid in (int(gone.stdout), alive.pid))
+        orphan.write_bytes(b"half")
+        live.write_bytes(b"being written")
+        AtomicCheckpointIO().save_checkpoint({"epoch": 3}, target)
+        assert torch.load(target, weights_only=True)["epoch"] == 3 and not orphan.exists() and live.exists()
+    finally:
+        alive.kill()
+        alive.wait()
 
 
 def _disk_full(data, f):

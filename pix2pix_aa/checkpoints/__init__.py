@@ -10,8 +10,10 @@ from pix2pix_aa.checkpoints.io import (
     check_state_matches,
     load_error_reason,
     nonfinite_tensors,
+    process_gone,
     read_checkpoint,
 )
 
 __all__ = ["AtomicCheckpointIO", "CheckpointError", "atomic_torch_save", "check_archive", "check_module_checkpoint",
-           "check_state_matches", "load_error_reason", "nonfinite_tensors", "read_checkpoint"]
+           "check_state_matches", "load_error_reason", "nonfinite_tensors", "process_gone",
+           "read_checkpoint"]

@@ -41,6 +41,7 @@ __all__ = [
     "check_state_matches",
     "load_error_reason",
     "nonfinite_tensors",
+    "process_gone",
     "read_checkpoint",
 ]
 
@@ -72,6 +73,29 @@ def _write_bytes(data: bytes, f) -> None:
     f.write(data)
 
 
+def process_gone(pid: int) -> bool:
+    """Whether no process ``pid`` runs on this machine (a temporary file of it is an orphan).
+    Another user's live process counts as running: not ours to touch."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def _orphaned_temporaries(path: Path) -> list[Path]:
+    """``.<name>.<pid>.tmp`` beside ``path`` of writers that no longer run. A live one is another
+    process saving the same file (a second fit of the run): removing it made that save fail."""
+    found = []
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2:-len(".tmp")]
+        if pid.isdigit() and int(pid) != os.getpid() and process_gone(int(pid)):
+            found.append(tmp)
+    return found
+
+
 def atomic_torch_save(obj: Any, path: str | os.PathLike, _write: Callable[[bytes, Any], None] = _write_bytes) -> None:
     """``torch.save(obj, path)`` that either fully replaces ``path`` or leaves it untouched.
 
@@ -94,7 +118,7 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike, _write: Callable[[bytes
     tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a killed writer
+        for stale in _orphaned_temporaries(path):  # left by a killed writer
             stale.unlink(missing_ok=True)
         with open(tmp, "wb") as f:
             _write(buffer.getbuffer(), f)

@@ -112,17 +112,13 @@ def staged_dataset(out_dir: Union[str, os.PathLike], splits: Mapping[str, int], 
 def _orphans(out: Path) -> list[Path]:
     """Staging folders of ``out`` left by a process that no longer runs (killed by SIGKILL, or
     the machine went down): nothing else would ever remove them."""
+    from pix2pix_aa.checkpoints import process_gone  # here: generation itself needs numpy only
+
     found = []
     for path in out.parent.glob(f".{out.name}.tmp-*"):
         pid = path.name.rsplit("-", 1)[-1]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+        if pid.isdigit() and int(pid) != os.getpid() and process_gone(int(pid)):
             found.append(path)
-        except OSError:  # alive, another user's: not ours to touch
-            pass
     return found
 
 
