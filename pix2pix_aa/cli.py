@@ -1019,9 +1019,24 @@ class Pix2PixCLI(LightningCLI):
         check_state_matches(path, ckpt, self.model)
 
     def before_fit(self) -> None:
+        self._check_hpc_checkpoint()
         self._check_checkpoint()
         self._check_validation_data()
         self._check_val_kid_images()
+
+    def _check_hpc_checkpoint(self) -> None:
+        """On SLURM, Lightning resumes any fit without ``--ckpt_path`` from the newest
+        ``hpc_ckpt_N.ckpt`` in ``trainer.default_root_dir``, which every run shares: a fit of
+        another name and options continued another run's weights (or failed with a size-mismatch
+        traceback), past every check this CLI makes of a resume. Refused, naming the file."""
+        if self.config[self.subcommand].get("ckpt_path") is not None or not _on_slurm():
+            return
+        found = sorted(Path(self.trainer.default_root_dir).glob("hpc_ckpt_*.ckpt"),
+                       key=lambda p: int(p.stem.rsplit("_", 1)[-1]) if p.stem.rsplit("_", 1)[-1].isdigit() else -1)
+        if found:
+            raise ValueError(f"{found[-1]}: a SLURM requeue checkpoint, which Lightning would resume this fit from "
+                             "whichever run saved it; pass --ckpt_path last (this run's last.ckpt), --ckpt_path "
+                             f"{found[-1]} to resume from it with this CLI's checks, or move it away")
 
     def fit(self, model: LightningModule, **kwargs: Any) -> None:
         """``Trainer.fit``, unless the resumed run has nothing left to train: then one line, and
@@ -1137,6 +1152,13 @@ def apply_allocator(allocator: str) -> None:
 
 #: DDP strategies a two-optimiser GAN cannot use as they are (see gan_strategy).
 _DDP_NAMES = ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook")
+
+
+def _on_slurm() -> bool:
+    """Whether Lightning takes this process for a SLURM job (and so looks for requeue checkpoints)."""
+    from lightning_fabric.plugins.environments import SLURMEnvironment
+
+    return SLURMEnvironment.detect()
 
 
 def gan_strategy(strategy: Any) -> Any:

@@ -245,6 +245,22 @@ def test_a_max_time_stop_inside_an_epoch_is_named(fit, capsys, monkeypatch):
             ) in capsys.readouterr().err
 
 
+def test_a_slurm_requeue_checkpoint_of_the_shared_folder_is_not_resumed_silently(fit, folder, capsys, monkeypatch):
+    """Lightning resumed any fit on SLURM from runs/hpc_ckpt_N.ckpt, whichever run wrote it."""
+    from pix2pix_aa import cli
+
+    monkeypatch.setattr(cli, "_on_slurm", lambda: True)
+    donor = fit("donor")
+    hpc = Path(donor.trainer.default_root_dir) / "hpc_ckpt_1.ckpt"  # where Lightning saves it on SIGUSR1
+    shutil.copy(folder / "runs" / "donor" / "version_0" / "checkpoints" / "last.ckpt", hpc)
+    try:
+        err = _error(capsys, lambda: fit("another", "--model.lr", "0.001"))
+        assert "hpc_ckpt_1.ckpt: a SLURM requeue checkpoint, which Lightning would resume this fit from" in err
+        assert not list((folder / "runs" / "another").glob("version_*/checkpoints"))
+    finally:
+        hpc.unlink()
+
+
 def _epoch_lrs(run_dir: Path) -> list[float]:
     """lr/G as logged, one value per epoch (the LR each epoch trained with)."""
     return [round(v, 12) for _, v in _scalars(run_dir, "lr/G")]
