@@ -73,6 +73,7 @@ from pix2pix_aa.module import (
     HIGHER_IS_BETTER,
     MONITORABLE,
     NO_BETTER_DIRECTION,
+    TRAINER_OPTIONS_KEY,
     VAL_METRICS,
     Pix2PixModule,
     load_weights,
@@ -438,9 +439,12 @@ class StartupState:
         finished: why ``fit --ckpt_path`` has nothing left to train (the fit is then skipped:
             no run folder or config.yaml is touched), or None.
         kid_skipped: why a fit's validation KID is skipped (said at start-up), or None.
+        resumed_world_size: the processes the resumed checkpoint's fit trained in (None: not a
+            resumed fit, or a checkpoint from before it was recorded).
     """
 
     resumed_batches: int = 0
+    resumed_world_size: Optional[int] = None
     finished: Optional[str] = None
     kid_skipped: Optional[str] = None
     checkpoint: Optional[tuple[str, dict]] = None
@@ -810,6 +814,8 @@ class Pix2PixCLI(LightningCLI):
         if subcommand == "fit":
             refuse_new_seeds(config, ckpt, explicit)
         self.startup.resumed_batches = batches_in_checkpoint(ckpt) or 0  # trained before this process
+        if subcommand == "fit":
+            self.startup.resumed_world_size = (ckpt.get(TRAINER_OPTIONS_KEY) or {}).get("world_size")
         merge, updates = merge_checkpoint_options(config, ckpt, subcommand, explicit)
         if updates:
             self.config = parser.parse_object({subcommand: updates}, self.config)
@@ -1023,6 +1029,9 @@ class Pix2PixCLI(LightningCLI):
         self._check_checkpoint()
         self._check_validation_data()
         self._check_val_kid_images()
+        if self.config[self.subcommand].get("ckpt_path") is not None and not self.startup.finished:
+            for line in resume_process_notes(self.trainer.world_size, self.startup.resumed_world_size):
+                notice(line)
 
     def _check_hpc_checkpoint(self) -> None:
         """On SLURM, Lightning resumes any fit without ``--ckpt_path`` from the newest
@@ -1152,6 +1161,23 @@ def apply_allocator(allocator: str) -> None:
 
 #: DDP strategies a two-optimiser GAN cannot use as they are (see gan_strategy).
 _DDP_NAMES = ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook")
+
+
+def resume_process_notes(processes: int, trained_in: Optional[int]) -> list[str]:
+    """What a resumed fit in ``processes`` processes cannot repeat of a run that trained in
+    ``trained_in`` (None: not recorded): each process's crop and flip stream starts again, and
+    another count changes every epoch's batches. Lightning resumes both without a word."""
+    notes = []
+    if trained_in is not None and trained_in != processes:
+        notes.append(f"trainer: this resume runs {processes} process{'es' if processes > 1 else ''}, the checkpoint's "
+                     f"fit {trained_in}: each epoch now has {trained_in / processes:g}x the batches of its, and each "
+                     f"optimiser step averages {processes / trained_in:g}x the images; not the run an uninterrupted "
+                     "fit would have been")
+    if processes > 1:
+        notes.append(f"trainer: a resume in {processes} processes goes on with other random crops and flips than an "
+                     "uninterrupted run (each process's stream starts again); one process with --data.num_workers 0 "
+                     "resumes exactly")
+    return notes
 
 
 def _on_slurm() -> bool:

@@ -168,7 +168,8 @@ def to_unit(x: torch.Tensor) -> torch.Tensor:
 VAL_STABILITY_GRID = 8
 
 
-#: Checkpoint key of the Trainer options a resumed fit keeps (``{"precision": "bf16-mixed"}``).
+#: Checkpoint key of the Trainer options a resumed fit keeps (``{"precision": "bf16-mixed"}``), and
+#: the number of processes it trained in (``world_size``).
 TRAINER_OPTIONS_KEY = "pix2pix_aa_trainer"
 #: Checkpoint key of the FID Inception weights that scored ``val/kid`` (path, source, sha256, resize).
 VAL_KID_WEIGHTS_KEY = "pix2pix_aa_val_kid_weights"
@@ -380,7 +381,9 @@ class Pix2PixModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # The Trainer options a resumed fit must continue with, which Lightning does not record
         # (pix2pix_aa.resume keeps them unless the command line changes them).
-        checkpoint[TRAINER_OPTIONS_KEY] = {"precision": str(self.trainer.precision)}
+        # world_size: said on a resume in another number of processes (not recorded by Lightning).
+        checkpoint[TRAINER_OPTIONS_KEY] = {"precision": str(self.trainer.precision),
+                                           "world_size": int(self.trainer.world_size)}
         if self.__dict__.get("_kid_weights"):  # which Inception scored val/kid (and ranked best-*.ckpt)
             checkpoint[VAL_KID_WEIGHTS_KEY] = self.__dict__["_kid_weights"]
 

@@ -261,6 +261,26 @@ def test_a_slurm_requeue_checkpoint_of_the_shared_folder_is_not_resumed_silently
         hpc.unlink()
 
 
+def test_a_resume_in_another_number_of_processes_is_said(fit, folder, capsys):
+    """The checkpoint records the processes it trained in; Lightning resumed in any number without a word."""
+    from pix2pix_aa.cli import resume_process_notes
+
+    fit("procs", "--model.n_epochs", "1", "--model.n_epochs_decay", "0")
+    last = folder / "runs" / "procs" / "version_0" / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(last, weights_only=True)
+    assert ckpt["pix2pix_aa_trainer"]["world_size"] == 1
+    ckpt["pix2pix_aa_trainer"]["world_size"] = 2  # as if trained in 2 processes
+    torch.save(ckpt, last)
+    capsys.readouterr()
+    fit("procs", "--ckpt_path", "last", "--model.n_epochs", "1", "--model.n_epochs_decay", "1")  # one epoch more
+    assert ("trainer: this resume runs 1 process, the checkpoint's fit 2: each epoch now has 2x the batches of its, "
+            "and each optimiser step averages 0.5x the images") in capsys.readouterr().err
+    assert resume_process_notes(1, 1) == [] and resume_process_notes(1, None) == []
+    two = resume_process_notes(2, None)  # DDP: each rank's crop and flip stream starts again
+    assert len(two) == 1 and two[0].startswith("trainer: a resume in 2 processes goes on with other random crops")
+    assert len(resume_process_notes(2, 1)) == 2
+
+
 def _epoch_lrs(run_dir: Path) -> list[float]:
     """lr/G as logged, one value per epoch (the LR each epoch trained with)."""
     return [round(v, 12) for _, v in _scalars(run_dir, "lr/G")]
