@@ -610,6 +610,14 @@ def test_default_root_dir_and_a_different_logger_save_dir_are_refused(fit, folde
 
 
 # -- networks against data, at start-up ---------------------------------------------------------------
+def test_an_antialiased_discriminator_trains(fit, folder):
+    """Its start-up size check ran the blur on meta tensors, where the autocast query raised:
+    every anti-aliased discriminator was refused as "too small" at any crop size."""
+    cli = fit("aa_disc", "--model.discriminator.init_args.antialias", "bin5", "--model.n_epochs", "1",
+              "--model.n_epochs_decay", "0")
+    assert cli.trainer.state.finished and cli.model.hparams.discriminator["init_args"]["antialias"] == "bin5"
+
+
 def test_image_too_small_for_the_discriminator_is_caught_at_start_up(fit, capsys):
     err = _error(capsys, lambda: fit("small", "--data.crop_size", "16", "--data.load_size", "16",
                                      "--model.generator.init_args.num_downs", "4",

@@ -56,7 +56,9 @@ __all__ = [
 def _autocast_dtype(x: torch.Tensor) -> torch.dtype | None:
     """The dtype autocast would run a conv in for ``x``, or None when autocast is off."""
     kind = x.device.type
-    if not x.is_floating_point() or not torch.is_autocast_enabled(kind):
+    # meta: shape inference (the CLI's start-up size checks), where asking about autocast raises
+    # "unknown device type" and every anti-aliased discriminator was refused as too small.
+    if not x.is_floating_point() or x.is_meta or not torch.is_autocast_enabled(kind):
         return None
     return torch.get_autocast_dtype(kind)
 
