@@ -634,6 +634,13 @@ def _check_fit_options(config) -> Optional[str]:
     if config.trainer.get("limit_train_batches") in (0, 0.0):  # Lightning exits 0 having trained nothing
         raise ValueError("trainer.limit_train_batches=0: fit would train nothing and save no checkpoint; drop it "
                          "(validate / test score a checkpoint without training)")
+    if config.trainer.get("max_steps") == 0:  # the same: exit 0, an empty run folder
+        raise ValueError("trainer.max_steps=0: fit would train nothing and save no checkpoint; drop it (-1: no "
+                         "limit; N: N training iterations)")
+    every = config.trainer.get("check_val_every_n_epoch")
+    if every is not None and every < 1:  # Lightning divided by it at the first epoch's end
+        raise ValueError(f"trainer.check_val_every_n_epoch={every}: must be >= 1; --trainer.limit_val_batches 0 turns "
+                         "validation off")
     check_schedule(config)
     check_plateau_validation(config)
     policy, step = config.model.get("lr_policy"), config.model.get("lr_decay_iters")
@@ -668,6 +675,10 @@ def _check_fit_options(config) -> Optional[str]:
                + (f" by {monitor}" if monitor else "") + ", last.ckpt only")
     else:
         kid_skipped = best_checkpoint_default(config)
+        monitor, epochs = config.checkpoint.get("monitor"), config.trainer.get("max_epochs")
+        if (monitor or "").startswith("val/") and every and epochs is not None and 0 <= epochs < every:
+            notice(f"trainer.check_val_every_n_epoch={every} > the run's {epochs} epochs: no validation runs, so no "
+                   f"best checkpoint by {monitor}, last.ckpt only")
     steps = config.trainer.get("max_steps")
     if steps is not None and steps > 0:
         notice(f"trainer.max_steps={steps} counts training iterations (batches); each "

@@ -202,6 +202,12 @@ def test_ckpt_path_best_is_the_runs_best_checkpoint(fit, folder, capsys):
     assert "error: --ckpt_path best: no best*.ckpt under " in err and "runs/nobest/version_0/checkpoints" in err
 
 
+def test_a_monitor_that_never_validates_is_said(fit, folder, capsys):
+    fit("novalid", "--checkpoint.monitor", "val/l1", "--trainer.check_val_every_n_epoch", "5")
+    assert ("trainer.check_val_every_n_epoch=5 > the run's 2 epochs: no validation runs, so no best checkpoint by "
+            "val/l1, last.ckpt only") in capsys.readouterr().err
+
+
 def test_a_best_checkpoint_by_a_higher_is_better_metric_is_its_highest(fit, folder, capsys):
     """--checkpoint.monitor val/psnr kept the epoch with the lowest PSNR (mode min, the default),
     and test --ckpt_path best scored it."""
@@ -399,6 +405,8 @@ def test_test_uses_the_checkpoints_data_unless_overridden(fit, folder, capsys, w
     (["--trainer.fast_dev_run", "3"], "trainer.fast_dev_run=3 would train 1 batches and skip validation"),
     (["--trainer.min_steps", "1000"], "trainer.min_steps=1000: counted in optimiser steps"),  # before: ignored
     (["--trainer.precision", "16-true"], "trainer.precision 16-true: float16 weights and Adam state cannot train"),
+    (["--trainer.max_steps", "0"], "trainer.max_steps=0: fit would train nothing"),  # before: exit 0, nothing
+    (["--trainer.check_val_every_n_epoch", "0"], "trainer.check_val_every_n_epoch=0: must be >= 1"),  # a traceback
     # before: refused at the first validation naming max_shift / an image grid every batch / a traceback
     (["--model.val_stability_shifts", "100"], "model.val_stability_shifts must be an int in 1..64 (shifts from the "
                                               "validation's 8 x 8 grid), got 100"),
