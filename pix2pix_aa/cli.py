@@ -80,6 +80,7 @@ from pix2pix_aa.module import (
 )
 from pix2pix_aa.options import (
     argument_defaults,
+    callback_monitors,
     check_model_and_data,
     check_plateau_validation,
     check_schedule,
@@ -653,11 +654,14 @@ def _check_fit_options(config) -> Optional[str]:
         notice(f"model.lr_decay_iters={step}: not used (the step of model.lr_policy step; this run's policy is "
                f"{policy})")
     monitor, kid_skipped = config.checkpoint.get("monitor"), None
-    if monitor is not None and monitor not in MONITORABLE:
-        close = difflib.get_close_matches(monitor, MONITORABLE, n=1)
-        raise ValueError(f"checkpoint.monitor {monitor!r}: not a metric this module logs"
-                         + (f" (did you mean {close[0]}?)" if close else "") + "; the validation metrics are "
-                         + ", ".join(VAL_METRICS) + " (val/kid with --model.val_kid true)")
+    # A misspelt EarlyStopping monitor in trainer.callbacks was a traceback after the first epoch.
+    for where, name in [("checkpoint.monitor", monitor), *((f"trainer.callbacks: {cls} monitor", watched)
+                                                            for cls, watched in callback_monitors(config))]:
+        if name is not None and name not in MONITORABLE:
+            close = difflib.get_close_matches(name, MONITORABLE, n=1)
+            raise ValueError(f"{where} {name!r}: not a metric this module logs"
+                             + (f" (did you mean {close[0]}?)" if close else "") + "; the validation metrics are "
+                             + ", ".join(VAL_METRICS) + " (val/kid with --model.val_kid true)")
     if monitor in NO_BETTER_DIRECTION:
         raise ValueError(f"checkpoint.monitor {monitor}: has no better direction (TV measures sharpness, its ratio is "
                          "best at 1, the targets' TV and KID's spread are no scores), so no epoch is its best; "
@@ -777,6 +781,9 @@ class Pix2PixCLI(LightningCLI):
         explicit = explicit_keys(_command_line(args))
         config.trainer.strategy = gan_strategy(config.trainer.get("strategy"))
         refuse_unsupported(config)
+        limit = {"validate": "limit_val_batches", "test": "limit_test_batches", "predict": "limit_predict_batches"}
+        if subcommand in limit and config.trainer.get(limit[subcommand]) in (0, 0.0):  # exit 0, nothing done
+            raise ValueError(f"trainer.{limit[subcommand]}=0: {subcommand} would run on no batch; drop it")
         check_seed(config)
         explicit |= _apply_norm(config, explicit)
         explicit |= _apply_root_dir(config, explicit)

@@ -29,8 +29,8 @@ from torch import nn
 from pix2pix_aa.console import notice
 from pix2pix_aa.losses import max_shift_problem
 
-__all__ = ["LIGHTNING_FLAGS", "REFERENCE_FLAGS", "check_model_and_data", "check_plateau_validation", "check_schedule",
-           "check_shift_term", "refuse_unsupported", "suggest_option"]
+__all__ = ["LIGHTNING_FLAGS", "REFERENCE_FLAGS", "callback_monitors", "check_model_and_data",
+           "check_plateau_validation", "check_schedule", "check_shift_term", "refuse_unsupported", "suggest_option"]
 
 
 # -- schedule -----------------------------------------------------------------------------------
@@ -91,6 +91,9 @@ def check_schedule(config) -> None:
     if max_epochs == -1:
         raise ValueError(f"trainer.max_epochs=-1 (no limit) but the LR schedule ends after model.n_epochs + "
                          f"model.n_epochs_decay = {n} + {n_decay} = {total} epochs; leave trainer.max_epochs unset")
+    if max_epochs == 0:  # the fixes below would be refused in turn: nothing would be trained
+        raise ValueError("trainer.max_epochs=0: fit would train nothing; leave trainer.max_epochs unset (derived "
+                         f"from model.n_epochs + model.n_epochs_decay = {total})")
     extra = max_epochs - n
     fix = (f"--model.n_epochs_decay {extra} to train {max_epochs} epochs with the decay at the end"
            if extra >= 0 else f"--model.n_epochs {max_epochs} --model.n_epochs_decay 0")
@@ -153,6 +156,15 @@ def refuse_unsupported(config) -> None:
     if trainer.get("accumulate_grad_batches") not in (None, 1):
         raise ValueError("trainer.accumulate_grad_batches is not supported by the GAN's manual optimisation; "
                          "raise --data.batch_size instead")
+    for callback in trainer.get("callbacks") or []:  # the same through a callback: a traceback at the fit's start
+        if str(_class_path(callback)).endswith("GradientAccumulationScheduler"):
+            raise ValueError("trainer.callbacks: GradientAccumulationScheduler is not supported by the GAN's manual "
+                             "optimisation; raise --data.batch_size instead")
+    filename = (config.get("last_checkpoint") or {}).get("filename")
+    if filename not in (None, "last"):  # --ckpt_path last, evaluate.py and export look for last.ckpt
+        raise ValueError(f"last_checkpoint.filename {filename!r}: the newest checkpoint must be last.ckpt, which "
+                         "--ckpt_path last, evaluate.py and pix2pix-aa-export look for (a resume trained a new run "
+                         "from scratch); drop the option (checkpoint.filename names the best checkpoints)")
     # Spawned processes receive the trainer pickled, and the CLI's parsed config holds
     # jsonargparse's local lambdas: the fit stopped after start-up with a pickling traceback.
     strategy = trainer.get("strategy")
@@ -161,6 +173,25 @@ def refuse_unsupported(config) -> None:
         raise ValueError("trainer.strategy: spawn-started processes (ddp_spawn, start_method spawn or forkserver) "
                          "cannot receive train.py's trainer (it does not pickle); use --trainer.strategy ddp "
                          "(Lightning starts the script once per process, or torchrun does) or ddp_fork")
+
+
+def _class_path(callback: Any) -> Optional[str]:
+    """A callback's class path, given as a config mapping or as an object."""
+    if hasattr(callback, "get"):
+        return callback.get("class_path")
+    return f"{type(callback).__module__}.{type(callback).__name__}"
+
+
+def callback_monitors(config) -> list[tuple[str, str]]:
+    """``(class name, monitor)`` of each ``trainer.callbacks`` entry that has a ``monitor``
+    (EarlyStopping, ModelCheckpoint), for the start-up check of the metric's name."""
+    found = []
+    for callback in config.trainer.get("callbacks") or []:
+        args = (callback.get("init_args") or {}) if hasattr(callback, "get") else vars(callback)
+        monitor = args.get("monitor")
+        if monitor:
+            found.append((str(_class_path(callback)).rsplit(".", 1)[-1], str(monitor)))
+    return found
 
 
 #: The reference pix2pix's options (``options/*.py`` of junyanz/pytorch-CycleGAN-and-pix2pix)

@@ -202,6 +202,16 @@ def test_ckpt_path_best_is_the_runs_best_checkpoint(fit, folder, capsys):
     assert "error: --ckpt_path best: no best*.ckpt under " in err and "runs/nobest/version_0/checkpoints" in err
 
 
+@pytest.mark.parametrize("subcommand, option", [("validate", "limit_val_batches"), ("test", "limit_test_batches"),
+                                                ("predict", "limit_predict_batches")])
+def test_evaluating_no_batch_is_refused(fit, folder, capsys, subcommand, option):
+    """Before: exit 0, nothing scored or written, and an empty TensorBoard run left."""
+    fit("limited", "--model.n_epochs", "1", "--model.n_epochs_decay", "0")
+    err = _error(capsys, lambda: fit("limited", "--ckpt_path", "last", f"--trainer.{option}", "0",
+                                     subcommand=subcommand))
+    assert f"error: trainer.{option}=0: {subcommand} would run on no batch; drop it" in err
+
+
 def test_a_monitor_that_never_validates_is_said(fit, folder, capsys):
     fit("novalid", "--checkpoint.monitor", "val/l1", "--trainer.check_val_every_n_epoch", "5")
     assert ("trainer.check_val_every_n_epoch=5 > the run's 2 epochs: no validation runs, so no best checkpoint by "
@@ -406,6 +416,16 @@ def test_test_uses_the_checkpoints_data_unless_overridden(fit, folder, capsys, w
     (["--trainer.min_steps", "1000"], "trainer.min_steps=1000: counted in optimiser steps"),  # before: ignored
     (["--trainer.precision", "16-true"], "trainer.precision 16-true: float16 weights and Adam state cannot train"),
     (["--trainer.max_steps", "0"], "trainer.max_steps=0: fit would train nothing"),  # before: exit 0, nothing
+    (["--trainer.max_epochs", "0"], "trainer.max_epochs=0: fit would train nothing; leave trainer.max_epochs unset"),
+    # before: the epoch's tracebacks, a misspelt EarlyStopping monitor only after training an epoch
+    (["--trainer.callbacks+", "{class_path: pytorch_lightning.callbacks.EarlyStopping, init_args: "
+      "{monitor: val/psrn}}"],
+     "trainer.callbacks: EarlyStopping monitor 'val/psrn': not a metric this module logs (did you mean val/psnr?)"),
+    (["--trainer.callbacks+", "{class_path: pytorch_lightning.callbacks.GradientAccumulationScheduler, init_args: "
+      "{scheduling: {0: 2}}}"], "GradientAccumulationScheduler is not supported by the GAN's manual optimisation"),
+    # before: no last.ckpt, and --ckpt_path last trained a new run from scratch
+    (["--last_checkpoint.filename", "snap"], "last_checkpoint.filename 'snap': the newest checkpoint must be "
+                                             "last.ckpt"),
     (["--trainer.check_val_every_n_epoch", "0"], "trainer.check_val_every_n_epoch=0: must be >= 1"),  # a traceback
     # before: refused at the first validation naming max_shift / an image grid every batch / a traceback
     (["--model.val_stability_shifts", "100"], "model.val_stability_shifts must be an int in 1..64 (shifts from the "
