@@ -58,11 +58,20 @@ INSTANCE_ATTRIBUTES = frozenset({"_batches_that_stepped", "_actions", "_name_par
 def batches_in_checkpoint(ckpt: dict) -> Optional[int]:
     """Training iterations (batches) a Lightning checkpoint had done: the x-axis of its run's
     TensorBoard scalars (``global_step`` counts both players' optimiser steps, another unit).
-    None when the fit loop's counter is not saved."""
+    None when the fit loop's counter is not saved.
+
+    A mid-epoch checkpoint (saved in ``on_train_batch_end``) holds ``_batches_that_stepped``
+    before Lightning counts that batch, one short of the batches it trained (and of the step the
+    resumed run logs first); the batch progress's ``processed`` has it."""
     try:
-        return int(ckpt["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"])
+        loop = ckpt["loops"]["fit_loop"]
+        stepped = int(loop["epoch_loop.state_dict"]["_batches_that_stepped"])
     except (KeyError, TypeError, ValueError):
         return None
+    try:
+        return max(stepped, int(loop["epoch_loop.batch_progress"]["total"]["processed"]))
+    except (KeyError, TypeError, ValueError):
+        return stepped
 
 
 def epochs_in_checkpoint(ckpt: dict) -> Optional[int]:

@@ -263,6 +263,10 @@ def test_mid_epoch_resume_keeps_the_step_count_but_not_the_data_order(micro, fit
     assert resumed.trainer.global_step == full.trainer.global_step == 16
     assert resumed.trainer.current_epoch == full.trainer.current_epoch == 2
     assert not _same(_weights(resumed.model), _weights(full.model))
+    # Every iteration logged once: purge_step was the checkpoint's _batches_that_stepped, one short of
+    # the iterations a mid-epoch checkpoint holds, which erased the last trained step's values.
+    events = EventAccumulator(str(folder / "runs" / "mid_cut" / "version_0"), size_guidance={"scalars": 0}).Reload()
+    assert sorted(e.step for e in events.Scalars("train/loss_G_step")) == list(range(8))
 
 
 def test_ckpt_path_last_without_a_checkpoint(micro, fit, run_cli, capsys):
