@@ -1311,6 +1311,17 @@ def main(args: Optional[list[str]] = None, run: bool = True) -> Pix2PixCLI:
     # DataLoader workers, torch raises from its SIGCHLD handler instead, with two pages of traceback.
     except (SIGTERMException, GenerationStopped) as e:
         _stopped_by_sigterm(debug, e)
+    except (KeyboardInterrupt, SystemExit) as e:
+        # Ctrl-C: Lightning says "Detected KeyboardInterrupt" and exits 1, a crash's status; before
+        # the fit (start-up, data generation), Python's traceback.
+        if isinstance(e, SystemExit) and not isinstance(e.__context__, KeyboardInterrupt):
+            raise
+        if debug:
+            raise
+        _end_progress_line()
+        print("error: interrupted (Ctrl-C): the steps since the last checkpoint are lost (last.ckpt is written at each "
+              "epoch's end); a fit goes on with the same command and --ckpt_path last", file=sys.stderr)
+        raise SystemExit(128 + 2) from None
     except RuntimeError as e:
         if "is killed by signal: Terminated" not in str(e):
             raise

@@ -1115,6 +1115,35 @@ def test_sigterm_is_one_line_and_a_failing_exit_status(fit, monkeypatch, capsys,
                                            "since the last checkpoint are lost") and "Traceback" not in err
 
 
+@pytest.mark.parametrize("where", ["in the fit", "at start-up"])
+def test_ctrl_c_is_one_line_and_the_shells_status(fit, monkeypatch, capsys, where):
+    """Ctrl-C in a fit ended with Lightning's "Detected KeyboardInterrupt" and exit status 1 (a
+    crash's); at start-up, Python's traceback."""
+    from pytorch_lightning import Trainer
+
+    from pix2pix_aa import cli
+
+    def interrupted(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise SystemExit(1)  # noqa: B904 - what Lightning does once it has shut down (its __context__)
+
+    def at_start_up(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    if where == "in the fit":
+        monkeypatch.setattr(Trainer, "fit", interrupted)
+    else:
+        monkeypatch.setattr(cli, "check_seed", at_start_up)
+    with pytest.raises(SystemExit) as info:
+        fit("ctrl_c")
+    assert info.value.code == 130
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("error: interrupted (Ctrl-C): the steps since the last checkpoint are lost")
+    assert "Traceback" not in err
+
+
 def test_resuming_another_runs_checkpoint_under_a_config_of_another_name_is_refused(fit, folder, capsys):
     """`fit --config cpu_quick_aa.yaml --ckpt_path runs/cpu_quick_baseline/.../last.ckpt` trained the
     baseline's networks (kept from the checkpoint) into runs/cpu_quick_aa, where every later
