@@ -316,6 +316,35 @@ def fetch(url: str, dest: Path, *, retries: int = 3, timeout: float = 30.0, prog
     Raises:
         DownloadError: one line (what failed, what is kept, what to do).
     """
+    with _one_download_of(dest):
+        return _fetch(url, dest, retries=retries, timeout=timeout, progress=progress, label=label, env=env,
+                      check=check)
+
+
+@contextmanager
+def _one_download_of(dest: Path) -> Iterator[None]:
+    """Hold this machine's lock on downloading ``dest``. Two commands fetching one file shared its
+    ``.part``: one appended to the other's live file, and removed it under the other's checksum
+    (a FileNotFoundError traceback). The lock file is in the temporary folder, keyed by ``dest``:
+    nothing is made under ``--root`` before the server answers.
+
+    Raises:
+        DownloadError: another process holds it.
+    """
+    import fcntl
+
+    key = hashlib.sha256(str(dest.resolve()).encode()).hexdigest()[:16]
+    with open(Path(tempfile.gettempdir()) / f"pix2pix-aa-download-{key}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DownloadError(f"another pix2pix-aa-data is downloading {dest.name} into {dest.parent}; wait for it "
+                                "to finish, then run the command again") from None
+        yield
+
+
+def _fetch(url: str, dest: Path, *, retries: int, timeout: float, progress: bool, label: Optional[str],
+           env: Optional[str], check: Optional[Callable[[Path], None]]) -> int:
     part = dest.with_name(dest.name + ".part")
     meta_path = dest.with_name(dest.name + ".part.json")
     meta = _resumable_meta(url, part, meta_path)
@@ -712,6 +741,9 @@ def download_dataset(name: str, root: Path = DATA_ROOT, base_url: Optional[str] 
             _notice(f"{name}: {final} no longer holds what was extracted ({_describe_splits(recorded)}); --force "
                     "downloads it again")
         _announce_missing_splits(name, splits, str(final))
+        if not keep_archive and archive.is_file():  # --delete-archive given for a set already here
+            archive.unlink()
+            _notice(f"{name}: deleted {archive} (--delete-archive; its checksum stays recorded)")
         return final
     record = _read_json(record_file)
     if sha256:
@@ -798,6 +830,18 @@ def _announce_architecture(name: str, info: dict) -> None:
                 "recorded as found")
 
 
+def _set_data_dir(name: str, weights: Path, data_dir: Path) -> None:
+    """Record ``data_dir`` as the downloaded model's data folder (``--data-root`` given again),
+    which evaluate.py NAME reads; said when it changes."""
+    path = record_path(weights)
+    record = _read_json(path) or {}
+    old = (record.get("data") or {}).get("data_dir")
+    if old != str(data_dir):
+        record.setdefault("data", {})["data_dir"] = str(data_dir)
+        _write_json(path, record)
+        _notice(f"{name}: data_dir {data_dir} recorded in {path} (was {old})")
+
+
 def _drop(partial: Path) -> None:
     """Remove a model's finished or refused download, and its ``.partial`` folder once empty
     (other downloads may be in progress there)."""
@@ -808,12 +852,13 @@ def _drop(partial: Path) -> None:
         pass
 
 
-def download_model(name: str, root: Path = MODEL_ROOT, data_root: Path = DATA_ROOT, base_url: Optional[str] = None,
+def download_model(name: str, root: Path = MODEL_ROOT, data_root: Optional[Path] = None, base_url: Optional[str] = None,
                    sha256: Optional[str] = None, force: bool = False, retries: int = 3, timeout: float = 30.0,
                    progress: bool = False) -> Path:
     """Download one official pix2pix generator to ``<root>/<name>_pretrained/latest_net_G.pth``
     with its record ``latest_net_G.json`` (architecture read from the file, data settings of
-    :data:`pix2pix_aa.pretrained.MODELS`, ``data_dir`` = ``<data_root>/<data set>``, source URL,
+    :data:`pix2pix_aa.pretrained.MODELS`, ``data_dir`` = ``<data_root>/<data set>`` (``data_root``
+    None: ``data/pix2pix``; given for a model already here, its record takes it), source URL,
     size, SHA-256).
 
     An existing download is kept after its SHA-256 is checked against its record (``force``:
@@ -841,7 +886,10 @@ def download_model(name: str, root: Path = MODEL_ROOT, data_root: Path = DATA_RO
             raise DownloadError(f"{e}; or pass --force") from None
         record = None  # replaced below; nothing recorded to check the new file against
     if folder.exists() and not force:
-        if record is None or not weights.is_file():
+        if record is not None and not weights.is_file():
+            raise DownloadError(f"{weights} is missing (its record {record_path(weights).name} is there): download it "
+                                f"again with pix2pix-aa-data model {name} --force")
+        if record is None:
             raise DownloadError(f"{folder} exists but was not made by pix2pix-aa-data (no {WEIGHTS_NAME} with its "
                                 f"{record_path(weights).name}); move it away, or pass --force to replace it")
         digest, expected = sha256_of(weights), sha256 or record.get("source", {}).get("sha256")
@@ -850,6 +898,8 @@ def download_model(name: str, root: Path = MODEL_ROOT, data_root: Path = DATA_RO
                                 + ("given with --sha256" if sha256 else f"recorded in {record_path(weights)}")
                                 + "): the file changed since it was downloaded; pass --force to download it again")
         _notice(f"{name}: already in {weights} (sha256 {digest[:12]}... checked)")
+        if data_root is not None:  # given for a model already here: its record takes the new folder
+            _set_data_dir(name, weights, Path(data_root) / MODELS[name].dataset)
         return weights
     expected = sha256 or (record or {}).get("source", {}).get("sha256")
     url = _base_url(base_url, MODEL_URL_ENV, MODEL_URL) + f"{name}.pth"
@@ -880,7 +930,8 @@ def download_model(name: str, root: Path = MODEL_ROOT, data_root: Path = DATA_RO
         raise DownloadError(_disk_problem(e, f"making a folder in {root}")) from None
     try:
         os.replace(partial, tmp / WEIGHTS_NAME)
-        _write_json(record_path(tmp / WEIGHTS_NAME), _model_record(name, url, size, digest, info, data_root))
+        _write_json(record_path(tmp / WEIGHTS_NAME), _model_record(name, url, size, digest, info,
+                                                                   DATA_ROOT if data_root is None else data_root))
         _install(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -946,9 +997,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the data settings they were trained on (evaluate.py NAME reads them).")
     m.add_argument("names", nargs="+", metavar="NAME", help=f"{', '.join(MODELS)}")
     m.add_argument("--root", type=Path, default=MODEL_ROOT, help=f"where the models go (default {MODEL_ROOT})")
-    m.add_argument("--data-root", type=Path, default=DATA_ROOT,
+    m.add_argument("--data-root", type=Path, default=None,
                    help=f"where `download` put (or will put) the data sets, recorded for evaluate.py (default "
-                        f"{DATA_ROOT})")
+                        f"{DATA_ROOT}; given for a model already here, its record is updated)")
     _add_transfer_options(m, MODEL_URL_ENV, MODEL_URL)
     lister = sub.add_parser("list", help="what can be downloaded, and what is here")
     lister.add_argument("--root", type=Path, default=DATA_ROOT, help=f"data sets folder (default {DATA_ROOT})")

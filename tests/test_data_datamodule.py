@@ -157,8 +157,11 @@ def test_aligned_dataset_kind_does_not_generate(tmp_path):
     dm = _dm(tmp_path, dataset="aligned")
     dm.prepare_data()
     assert not (tmp_path / "facades").exists()
-    with pytest.raises(FileNotFoundError, match="aligned data set root .*facades does not exist"):
+    with pytest.raises(FileNotFoundError, match="aligned data set root .*facades does not exist") as error:
         dm.setup("fit")
+    # a folder named as one of the reference's sets: how to download it (before: not said)
+    assert f"download it with: pix2pix-aa-data download facades --root {tmp_path}; or pass the folder" in str(
+        error.value)
 
 
 def test_photos_edges_to_photo(tmp_path):

@@ -291,6 +291,19 @@ def test_bytes_received_before_a_stall_are_kept(tmp_path, server, facades_tgz, c
     assert (root / "archives" / "facades.tar.gz.part").read_bytes() == facades_tgz[:4096]
 
 
+def test_a_second_download_of_the_same_file_is_one_line(tmp_path, server, facades_tgz, capsys):
+    """Two commands shared the .part: one appended to the other's live file and died with a
+    FileNotFoundError traceback when the other renamed it."""
+    server.state.files[DATA + "facades.tar.gz"] = facades_tgz
+    root = tmp_path / "data"
+    with download._one_download_of(root / "archives" / "facades.tar.gz"):  # as a running command holds it
+        code, errors = run(capsys, "download", "facades", "--root", str(root), "--base-url", server.url + DATA)
+    assert code == 1 and errors == [f"error: another pix2pix-aa-data is downloading facades.tar.gz into "
+                                    f"{root / 'archives'}; wait for it to finish, then run the command again"]
+    assert server.state.requests == [] and not root.exists()
+    assert run(capsys, "download", "facades", "--root", str(root), "--base-url", server.url + DATA) == (0, [])
+
+
 def cut_at_a_member(tgz: bytes) -> bytes:
     """``tgz``'s tar cut right before its last member, gzipped whole again: a complete gzip stream
     of a tar without its end-of-archive marker (tarfile reads it as a shorter archive)."""
@@ -652,6 +665,29 @@ def test_installed_folders_get_the_umasks_permissions(tmp_path, server, generato
         os.umask(old)
     for folder in (models / "facades_label2photo_pretrained", tmp_path / "d" / "facades"):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o755, folder
+
+
+def test_options_for_what_is_already_here_are_applied(tmp_path, server, facades_tgz, generator_pth, capsys):
+    """--data-root for a downloaded model and --delete-archive for an extracted set were accepted
+    and ignored ("already in ..."); a model folder that lost its weights was "not made by" the command."""
+    server.state.files[MODELS + "facades_label2photo.pth"] = generator_pth
+    server.state.files[DATA + "facades.tar.gz"] = facades_tgz
+    models, data = tmp_path / "models", tmp_path / "data"
+    model = ["model", "facades_label2photo", "--root", str(models), "--base-url", server.url + MODELS]
+    assert run(capsys, *model) == (0, [])
+    record = models / "facades_label2photo_pretrained" / "latest_net_G.json"
+    assert json.loads(record.read_text())["data"]["data_dir"] == str(Path("data/pix2pix") / "facades")
+    assert main([*model, "--data-root", str(tmp_path / "elsewhere"), "--no-progress"]) == 0
+    assert json.loads(record.read_text())["data"]["data_dir"] == str(tmp_path / "elsewhere" / "facades")
+    assert f"data_dir {tmp_path / 'elsewhere' / 'facades'} recorded in" in capsys.readouterr().err
+    (models / "facades_label2photo_pretrained" / "latest_net_G.pth").unlink()
+    code, errors = run(capsys, *model)
+    assert code == 1 and "latest_net_G.pth is missing (its record latest_net_G.json is there): download it again " \
+                         "with pix2pix-aa-data model facades_label2photo --force" in errors[0]
+    dataset = ["download", "facades", "--root", str(data), "--base-url", server.url + DATA]
+    assert run(capsys, *dataset) == (0, []) and (data / "archives" / "facades.tar.gz").is_file()
+    assert main([*dataset, "--delete-archive", "--no-progress"]) == 0
+    assert not (data / "archives" / "facades.tar.gz").exists() and (data / "facades" / "train").is_dir()
 
 
 def test_already_there_counts_the_folder_again(tmp_path, server, facades_tgz, capsys):

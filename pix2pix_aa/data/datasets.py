@@ -101,11 +101,16 @@ def check_options(
 def _split_dir(root: PathLike, split: str, kind: str, hint: str = "") -> Path:
     root = Path(root)
     if not root.is_dir():
+        from pix2pix_aa.download import DATASETS
+
         where = f" (relative paths are read from the current folder {Path.cwd()})" if not root.is_absolute() else ""
+        # One of the reference's sets, named as the downloader names its folder: say how to get it.
+        get = (f"download it with: pix2pix-aa-data download {root.name}" + (
+            f" --root {root.parent}" if root.parent != Path("data/pix2pix") else "") + "; or ")
         raise FileNotFoundError(
-            f"{kind} data set root {root} does not exist{where}; pass the folder that holds train/ val/ test/ as "
-            "--data.data_dir (or --data-dir for evaluate.py); for the procedural facades use --data.dataset facades, "
-            "which generates them"
+            f"{kind} data set root {root} does not exist{where}; {get if root.name in DATASETS else ''}pass the folder "
+            "that holds train/ val/ test/ as --data.data_dir (or --data-dir for evaluate.py); for the procedural "
+            "facades use --data.dataset facades, which generates them"
         )
     folder = root / split
     if not folder.is_dir():
