@@ -843,10 +843,15 @@ class Pix2PixCLI(LightningCLI):
             check_schedule(config)  # max_epochs derived from the merged schedule
             self.startup.finished = check_resume_length(config, ckpt, str(path))
             workers = config.data.get("num_workers") or 0
+            trained = (ckpt.get("datamodule_hyper_parameters") or {}).get("num_workers") or 0
             if workers > 0 and not self.startup.finished:
                 notice(f"data.num_workers {workers}: this resume goes on with other random crops and flips than an "
                        "uninterrupted run would (its DataLoader workers start again with new seeds); a run trained "
                        "with --data.num_workers 0 resumes exactly")
+            elif trained > 0 and not self.startup.finished:  # the checkpoint's crops came from workers' streams
+                notice(f"data.num_workers 0: the checkpoint's fit drew its crops and flips in {trained} DataLoader "
+                       f"worker{'s' if trained > 1 else ''}; this resume draws them in this process, so it is not the "
+                       "run an uninterrupted fit would have been")
         self.startup.checkpoint = (path, _names_and_shapes(ckpt))
 
     def _use_reference_generator(self, parser: LightningArgumentParser, subcommand: str, path: str,

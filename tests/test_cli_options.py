@@ -292,6 +292,12 @@ def test_a_resume_in_another_number_of_processes_is_said(fit, folder, capsys):
     assert ("trainer: this resume runs 1 process, the checkpoint's fit 2: each epoch now has 2x the batches of its, "
             "and each optimiser step averages 0.5x the images") in capsys.readouterr().err
     assert resume_process_notes(1, 1) == [] and resume_process_notes(1, None) == []
+    # A run trained with DataLoader workers, resumed without: its crops come from another stream now.
+    ckpt["datamodule_hyper_parameters"]["num_workers"] = 2
+    torch.save(ckpt, last)
+    fit("procs", "--ckpt_path", "last", "--model.n_epochs", "1", "--model.n_epochs_decay", "2")
+    assert "data.num_workers 0: the checkpoint's fit drew its crops and flips in 2 DataLoader workers" in (
+        capsys.readouterr().err)
     two = resume_process_notes(2, None)  # DDP: each rank's crop and flip stream starts again
     assert len(two) == 1 and two[0].startswith("trainer: a resume in 2 processes goes on with other random crops")
     assert len(resume_process_notes(2, 1)) == 2
