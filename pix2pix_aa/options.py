@@ -221,6 +221,9 @@ REFERENCE_FLAGS: dict[str, str] = {
     "batch_size": "--data.batch_size N",
     "num_threads": "--data.num_workers N",
     "serial_batches": "(not supported: the training loader always shuffles, seeded by --data.seed)",
+    "pool_size": "(not needed: pix2pix trains with pool_size 0, no image pool, as this module does)",
+    "max_dataset_size": "--trainer.limit_train_batches N (batches per epoch; --data.max_val_images N for validation)",
+    "use_dropout": "--model.generator.init_args.dropout 0.5 (0: none)",
     "gan_mode": "--model.gan_mode vanilla|lsgan|hinge",
     "lambda_L1": "--model.lambda_l1 X",
     "lr": "--model.lr X",
@@ -252,9 +255,14 @@ def suggest_option(flag: str, known: Optional[list[str]] = None) -> Optional[str
     if root in LIGHTNING_FLAGS:
         return f"--{root} (LightningCLI's) is not used by this GAN; use {LIGHTNING_FLAGS[root]}"
     if name in REFERENCE_FLAGS:
-        return f"{flag.split('=', 1)[0]} is the reference pix2pix's option; here: {REFERENCE_FLAGS[name]}"
+        hint = REFERENCE_FLAGS[name]
+        return f"{flag.split('=', 1)[0]} is the reference pix2pix's option" + (
+            f" {hint}" if hint.startswith("(") else f"; here: {hint}")
     if name.rsplit(".", 1)[-1] in REFERENCE_FLAGS and "." in name:
-        return f"did you mean {REFERENCE_FLAGS[name.rsplit('.', 1)[-1]]}?"
+        tail = name.rsplit(".", 1)[-1]
+        hint = REFERENCE_FLAGS[tail]
+        # "did you mean (not supported: ...)?" read as garbled
+        return f"{tail} is the reference pix2pix's option {hint}" if hint.startswith("(") else f"did you mean {hint}?"
     if known:
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
         tail = [k for k in known if k.rsplit(".", 1)[-1] == name.rsplit(".", 1)[-1]]

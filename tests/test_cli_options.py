@@ -449,6 +449,13 @@ def test_test_uses_the_checkpoints_data_unless_overridden(fit, folder, capsys, w
     (["--direction", "AtoB"], "--data.direction"),
     (["--netG", "unet_128"], "--model.generator.init_args.num_downs"),
     (["--no_flip"], "--data.no_flip"),
+    # before: "did you mean (not supported: ...)?" / no hint at all
+    (["--data.serial_batches", "true"], "serial_batches is the reference pix2pix's option (not supported: the "
+                                        "training loader always shuffles"),
+    (["--pool_size", "0"], "--pool_size is the reference pix2pix's option (not needed: pix2pix trains with "
+                           "pool_size 0"),
+    (["--max_dataset_size", "10"], "here: --trainer.limit_train_batches N"),
+    (["--model.use_dropout", "false"], "did you mean --model.generator.init_args.dropout 0.5 (0: none)?"),
     (["--model.ngf", "8"], "--model.generator.init_args.ngf"),
     (["--model.generator.init_args.nfg", "8"], "Option 'nfg' is not accepted"),
     (["--model.generator.init_args.nfg", "8"], "did you mean --model.generator.init_args.ngf?"),
