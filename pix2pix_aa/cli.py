@@ -486,6 +486,28 @@ PREDICT_OUTPUT_DIR = "outputs/predictions"
 PREDICT_ONLY = (*(f"data.{key}" for key in PREDICT_DATA_KEYS), "predict_output_dir")
 
 
+#: Module options only a fit uses (losses, optimisers, schedule, the shift term, the step's
+#: safeguards): validate / test / predict score the generator's outputs with none of them.
+FIT_ONLY = tuple(f"model.{key}" for key in (
+    "gan_mode", "lambda_l1", "lambda_shift", "shift_images", "shift_every", "max_shift", "lr", "beta1", "beta2",
+    "fused_adam", "channels_last", "n_epochs", "n_epochs_decay", "lr_policy", "lr_decay_iters",
+    "discriminator_weights", "grad_clip_norm", "on_nonfinite", "log_images_every_n_batches"))
+
+
+def _refuse_fit_options(subcommand: str, explicit: set[str]) -> None:
+    """Fit-only options on the command line of validate / test / predict: they were accepted and
+    reported as "changed from the checkpoint", as if they had changed the scores.
+
+    Raises:
+        ValueError: naming them.
+    """
+    given = [k for k in FIT_ONLY if k in explicit] if subcommand != "fit" else []
+    if given:
+        it = "it" if len(given) == 1 else "them"
+        raise ValueError(f"--{', --'.join(given)}: used by fit only ({subcommand} scores the generator's outputs "
+                         f"without {it}); drop {it}")
+
+
 def _refuse_predict_options(config, subcommand: str, explicit: set[str]) -> None:
     """Predict-only options for fit / validate / test: refused on the command line; from a config
     file (one YAML may serve every subcommand) named in one line as not used.
@@ -788,6 +810,7 @@ class Pix2PixCLI(LightningCLI):
         explicit |= _apply_norm(config, explicit)
         explicit |= _apply_root_dir(config, explicit)
         _refuse_predict_options(config, subcommand, explicit)
+        _refuse_fit_options(subcommand, explicit)
         from_last = config.get("ckpt_path") == "last"
         if from_last:
             resolve_last_checkpoint(config, subcommand)

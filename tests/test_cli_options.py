@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -210,6 +211,15 @@ def test_evaluating_no_batch_is_refused(fit, folder, capsys, subcommand, option)
     err = _error(capsys, lambda: fit("limited", "--ckpt_path", "last", f"--trainer.{option}", "0",
                                      subcommand=subcommand))
     assert f"error: trainer.{option}=0: {subcommand} would run on no batch; drop it" in err
+
+
+def test_fit_only_options_are_refused_by_test(fit, folder, capsys):
+    """Before: accepted, and "changed from the checkpoint: model.lr=5.0 ..." as if it changed the scores."""
+    fit("fitonly", "--model.n_epochs", "1", "--model.n_epochs_decay", "0")
+    err = _error(capsys, lambda: fit("fitonly", "--ckpt_path", "last", "--model.lr", "5", "--model.gan_mode", "hinge",
+                                     subcommand="test"))
+    assert ("error: --model.gan_mode, --model.lr: used by fit only (test scores the generator's outputs without them); "
+            "drop them") in err
 
 
 def test_a_monitor_that_never_validates_is_said(fit, folder, capsys):
@@ -767,6 +777,15 @@ def test_one_channel_data_trains_end_to_end(folder, run_cli, write_tiny_config, 
 
 
 # -- initialising a new fit from other weights ---------------------------------------------------------
+class GeneratorAtTrainStart(pl.Callback):
+    """Keeps the generator's weights as the fit starts training (after any initialisation)."""
+
+    state: dict = {}
+
+    def on_train_start(self, trainer, pl_module):
+        GeneratorAtTrainStart.state = {k: v.clone() for k, v in pl_module.generator.state_dict().items()}
+
+
 def test_generator_weights_initialise_an_antialiased_fit_from_a_baseline(fit, folder, tmp_path, capsys):
     """Anti-aliasing adds no parameters: a baseline's weights (a .ckpt, or a bare state_dict) load
     into a Bin-5 generator; the first logged L1 is the baseline's, not a fresh init's."""
@@ -777,12 +796,12 @@ def test_generator_weights_initialise_an_antialiased_fit_from_a_baseline(fit, fo
     capsys.readouterr()
     for source, name in ((ckpt, "ft_ckpt"), (bare, "ft_pth")):
         # With the progress bar (the default): the line went to the bar, which printed nothing yet.
-        cli = fit(name, "--model.generator_weights", str(source), "--trainer.max_steps", "0",
-                  "--trainer.enable_progress_bar", "true")
+        fit(name, "--model.generator_weights", str(source), "--trainer.max_steps", "1",
+            "--trainer.enable_progress_bar", "true", "--trainer.callbacks+=test_cli_options.GeneratorAtTrainStart")
         err = capsys.readouterr().err
         assert f"[pix2pix_aa] model.generator_weights: initialised the generator from {source}" in err
         for key, value in base.model.generator.state_dict().items():
-            assert torch.equal(cli.model.generator.state_dict()[key], value), key
+            assert torch.equal(GeneratorAtTrainStart.state[key], value), key
 
 
 def test_generator_weights_that_do_not_fit_are_one_line(fit, folder, tmp_path, capsys):
