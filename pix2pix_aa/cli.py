@@ -816,7 +816,9 @@ class Pix2PixCLI(LightningCLI):
             resolve_last_checkpoint(config, subcommand)
         elif config.get("ckpt_path") == "best":
             resolve_best_checkpoint(config, subcommand)
-        elif subcommand == "fit" and config.get("ckpt_path") is None:
+        elif subcommand == "fit" and config.get("ckpt_path") is None and _on_slurm():
+            _take_requeue_checkpoint(config)
+        if subcommand == "fit" and config.get("ckpt_path") is None:
             _refuse_overwriting_a_run(config)
         path = config.get("ckpt_path")
         if path and subcommand == "fit":
@@ -1071,27 +1073,12 @@ class Pix2PixCLI(LightningCLI):
         check_state_matches(path, ckpt, self.model)
 
     def before_fit(self) -> None:
-        self._check_hpc_checkpoint()
         self._check_checkpoint()
         self._check_validation_data()
         self._check_val_kid_images()
         if self.config[self.subcommand].get("ckpt_path") is not None and not self.startup.finished:
             for line in resume_process_notes(self.trainer.world_size, self.startup.resumed_world_size):
                 notice(line)
-
-    def _check_hpc_checkpoint(self) -> None:
-        """On SLURM, Lightning resumes any fit without ``--ckpt_path`` from the newest
-        ``hpc_ckpt_N.ckpt`` in ``trainer.default_root_dir``, which every run shares: a fit of
-        another name and options continued another run's weights (or failed with a size-mismatch
-        traceback), past every check this CLI makes of a resume. Refused, naming the file."""
-        if self.config[self.subcommand].get("ckpt_path") is not None or not _on_slurm():
-            return
-        found = sorted(Path(self.trainer.default_root_dir).glob("hpc_ckpt_*.ckpt"),
-                       key=lambda p: int(p.stem.rsplit("_", 1)[-1]) if p.stem.rsplit("_", 1)[-1].isdigit() else -1)
-        if found:
-            raise ValueError(f"{found[-1]}: a SLURM requeue checkpoint, which Lightning would resume this fit from "
-                             "whichever run saved it; pass --ckpt_path last (this run's last.ckpt), --ckpt_path "
-                             f"{found[-1]} to resume from it with this CLI's checks, or move it away")
 
     def fit(self, model: LightningModule, **kwargs: Any) -> None:
         """``Trainer.fit``, unless the resumed run has nothing left to train: then one line, and
@@ -1224,6 +1211,34 @@ def resume_process_notes(processes: int, trained_in: Optional[int]) -> list[str]
                      "uninterrupted run (each process's stream starts again); one process with --data.num_workers 0 "
                      "resumes exactly")
     return notes
+
+
+def _take_requeue_checkpoint(config) -> None:
+    """On SLURM, Lightning resumes a fit without ``--ckpt_path`` from the newest ``hpc_ckpt_N.ckpt``
+    in ``trainer.default_root_dir`` (its save on SIGUSR1 before a requeue), which every run there
+    shares: a fit of another run continued that run's weights (or failed with a size-mismatch
+    traceback), past every check of this CLI's resume. This run's file becomes ``--ckpt_path``
+    (the requeued job resumes from it, with those checks); another run's is refused.
+
+    Raises:
+        ValueError: the newest requeue checkpoint there is another run's.
+    """
+    root = Path(config.trainer.get("default_root_dir") or os.getcwd())
+    found = sorted((p for p in root.glob("hpc_ckpt_*.ckpt") if p.stem.rsplit("_", 1)[-1].isdigit()),
+                   key=lambda p: int(p.stem.rsplit("_", 1)[-1]))
+    if not found:
+        return
+    hpc = found[-1]
+    ckpt = read_checkpoint(hpc, trust=_trusted(config))
+    written = {Path(str(state["dirpath"])).parent.parent.name for key, state in (ckpt.get("callbacks") or {}).items()
+               if "Checkpoint" in str(key) and isinstance(state, dict) and state.get("dirpath")}
+    init_args = _logger_init_args(config)
+    name = init_args.get("name") if init_args is not None else None
+    if name is None or name not in written:
+        raise ValueError(f"{hpc}: a SLURM requeue checkpoint of run {', '.join(sorted(written)) or '(unknown)'}, which "
+                         f"Lightning would resume this fit ({name}) from; move it away, or pass --ckpt_path")
+    config.ckpt_path = str(hpc)
+    notice(f"--ckpt_path {hpc}: this run's SLURM requeue checkpoint, resumed as a requeued job does")
 
 
 def _on_slurm() -> bool:

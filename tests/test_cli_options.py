@@ -271,18 +271,24 @@ def test_a_max_time_stop_inside_an_epoch_is_named(fit, capsys, monkeypatch):
             ) in capsys.readouterr().err
 
 
-def test_a_slurm_requeue_checkpoint_of_the_shared_folder_is_not_resumed_silently(fit, folder, capsys, monkeypatch):
-    """Lightning resumed any fit on SLURM from runs/hpc_ckpt_N.ckpt, whichever run wrote it."""
+def test_a_slurm_requeue_checkpoint_resumes_its_own_run_only(fit, folder, capsys, monkeypatch):
+    """Lightning resumed any fit on SLURM from runs/hpc_ckpt_N.ckpt, whichever run wrote it,
+    past every check of this CLI's resume; a requeued job of the run itself goes on from it."""
     from pix2pix_aa import cli
 
     monkeypatch.setattr(cli, "_on_slurm", lambda: True)
-    donor = fit("donor")
+    donor = fit("donor", "--model.n_epochs", "1", "--model.n_epochs_decay", "0")
     hpc = Path(donor.trainer.default_root_dir) / "hpc_ckpt_1.ckpt"  # where Lightning saves it on SIGUSR1
     shutil.copy(folder / "runs" / "donor" / "version_0" / "checkpoints" / "last.ckpt", hpc)
     try:
         err = _error(capsys, lambda: fit("another", "--model.lr", "0.001"))
-        assert "hpc_ckpt_1.ckpt: a SLURM requeue checkpoint, which Lightning would resume this fit from" in err
+        assert "hpc_ckpt_1.ckpt: a SLURM requeue checkpoint of run donor, which Lightning would resume this fit " \
+               "(another) from; move it away, or pass --ckpt_path" in err
         assert not list((folder / "runs" / "another").glob("version_*/checkpoints"))
+        cli_run = fit("donor", "--model.n_epochs", "1", "--model.n_epochs_decay", "1")  # the requeued job
+        assert "hpc_ckpt_1.ckpt: this run's SLURM requeue checkpoint, resumed as a requeued job does" in (
+            capsys.readouterr().err)
+        assert cli_run.trainer.current_epoch == 2
     finally:
         hpc.unlink()
 
