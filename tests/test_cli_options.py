@@ -203,23 +203,14 @@ def test_ckpt_path_best_is_the_runs_best_checkpoint(fit, folder, capsys):
     assert "error: --ckpt_path best: no best*.ckpt under " in err and "runs/nobest/version_0/checkpoints" in err
 
 
-@pytest.mark.parametrize("subcommand, option", [("validate", "limit_val_batches"), ("test", "limit_test_batches"),
-                                                ("predict", "limit_predict_batches")])
-def test_evaluating_no_batch_is_refused(fit, folder, capsys, subcommand, option):
+def test_evaluating_no_batch_is_refused(fit, folder, capsys):
     """Before: exit 0, nothing scored or written, and an empty TensorBoard run left."""
     fit("limited", "--model.n_epochs", "1", "--model.n_epochs_decay", "0")
-    err = _error(capsys, lambda: fit("limited", "--ckpt_path", "last", f"--trainer.{option}", "0",
-                                     subcommand=subcommand))
-    assert f"error: trainer.{option}=0: {subcommand} would run on no batch; drop it" in err
-
-
-def test_fit_only_options_are_refused_by_test(fit, folder, capsys):
-    """Before: accepted, and "changed from the checkpoint: model.lr=5.0 ..." as if it changed the scores."""
-    fit("fitonly", "--model.n_epochs", "1", "--model.n_epochs_decay", "0")
-    err = _error(capsys, lambda: fit("fitonly", "--ckpt_path", "last", "--model.lr", "5", "--model.gan_mode", "hinge",
-                                     subcommand="test"))
-    assert ("error: --model.gan_mode, --model.lr: used by fit only (test scores the generator's outputs without them); "
-            "drop them") in err
+    for subcommand, option in (("validate", "limit_val_batches"), ("test", "limit_test_batches"),
+                               ("predict", "limit_predict_batches")):
+        err = _error(capsys, lambda o=option, c=subcommand: fit("limited", "--ckpt_path", "last", f"--trainer.{o}",
+                                                                "0", subcommand=c))
+        assert f"error: trainer.{option}=0: {subcommand} would run on no batch; drop it" in err
 
 
 def test_a_monitor_that_never_validates_is_said(fit, folder, capsys):
