@@ -538,6 +538,12 @@ def _logger_init_args(config) -> Any:
     return init if hasattr(init, "get") else None
 
 
+def _runs_written_by(ckpt: dict) -> set[str]:
+    """The run names (``<name>/<version>/checkpoints``) the checkpoint's callbacks wrote into."""
+    return {Path(str(state["dirpath"])).parent.parent.name for key, state in (ckpt.get("callbacks") or {}).items()
+            if "Checkpoint" in str(key) and isinstance(state, dict) and state.get("dirpath")}
+
+
 def _refuse_resuming_another_run(config, path: str, ckpt: dict, explicit: set[str]) -> None:
     """``fit --config A.yaml --ckpt_path runs/B/version_0/checkpoints/last.ckpt`` went on training
     B's networks (kept from the checkpoint) in a run named A, where every later ``--ckpt_path last``
@@ -551,8 +557,7 @@ def _refuse_resuming_another_run(config, path: str, ckpt: dict, explicit: set[st
     """
     if "trainer.logger.name" in explicit:
         return
-    written = {Path(str(state["dirpath"])).parent.parent.name for key, state in (ckpt.get("callbacks") or {}).items()
-               if "Checkpoint" in str(key) and isinstance(state, dict) and state.get("dirpath")}
+    written = _runs_written_by(ckpt)
     init_args = _logger_init_args(config)
     name = init_args.get("name") if init_args is not None else None
     if name is None or len(written) != 1 or name in written:
@@ -1230,8 +1235,7 @@ def _take_requeue_checkpoint(config) -> None:
         return
     hpc = found[-1]
     ckpt = read_checkpoint(hpc, trust=_trusted(config))
-    written = {Path(str(state["dirpath"])).parent.parent.name for key, state in (ckpt.get("callbacks") or {}).items()
-               if "Checkpoint" in str(key) and isinstance(state, dict) and state.get("dirpath")}
+    written = _runs_written_by(ckpt)
     init_args = _logger_init_args(config)
     name = init_args.get("name") if init_args is not None else None
     if name is None or name not in written:
