@@ -868,7 +868,7 @@ class Pix2PixCLI(LightningCLI):
         if updates:
             self.config = parser.parse_object({subcommand: updates}, self.config)
             config = self.config[subcommand]
-        merge.report(str(path))
+        merge.report(str(path), fit=subcommand == "fit")
         if subcommand == "fit":
             check_schedule(config)  # max_epochs derived from the merged schedule
             self.startup.finished = check_resume_length(config, ckpt, str(path))

@@ -286,14 +286,20 @@ class OptionMerge:
         self.from_command_line: dict[str, tuple[Any, Any]] = {}  # key -> (command-line value, checkpoint value)
         self.refused: dict[str, tuple[Any, Any]] = {}
 
-    def report(self, path: str, limit: int = 8) -> None:
+    def report(self, path: str, limit: int = 8, fit: bool = False) -> None:
+        """Print what was kept and what was changed. ``fit``: the networks' options are said apart
+        (a resumed fit cannot change them, so advising their flag was advice the next run refused)."""
         # Options the config left unset (None) simply come from the checkpoint: not news. (An
         # unset precision reads as float32, "32-true", so a kept bf16 is printed.)
         kept = [(k, v, c) for k, (v, c) in self.from_checkpoint.items() if v is not None]
-        if kept:
-            more = f", and {len(kept) - limit} more" if len(kept) > limit else ""
-            notice(f"{path}: kept from the checkpoint (pass the flag on the command line to change it): "
-                 + ", ".join(f"{k}={_show(c)} (config: {_show(v)})" for k, v, c in kept[:limit]) + more)
+        networks = [item for item in kept if fit and item[0].split(".")[:2] in (["model", n] for n in NETWORK_KEYS)]
+        for items, why in (([i for i in kept if i not in networks], "pass the flag on the command line to change it"),
+                           (networks, "a resumed fit cannot change the networks; a new run (without --ckpt_path) "
+                                      "trains the config's")):
+            if items:
+                more = f", and {len(items) - limit} more" if len(items) > limit else ""
+                notice(f"{path}: kept from the checkpoint ({why}): "
+                       + ", ".join(f"{k}={_show(c)} (config: {_show(v)})" for k, v, c in items[:limit]) + more)
         if self.from_command_line:
             changed = show_differences(self.from_command_line)
             notice(f"{path}: changed from the checkpoint by the command line: {changed}")

@@ -125,6 +125,20 @@ def test_resume_keeps_unflagged_checkpoint_options_and_says_so(fit, folder, caps
     assert opt_g.param_groups[0]["initial_lr"] == pytest.approx(1e-3)
 
 
+def test_a_resume_under_a_config_of_other_networks_says_they_cannot_change(fit, folder, capsys, write_tiny_config):
+    """The kept-options line advised "pass the flag on the command line" for the generator's options
+    too, and the flag was then refused ("resuming cannot change the networks")."""
+    fit("nets", "--model.n_epochs", "1", "--model.n_epochs_decay", "0")  # the tiny config's bin5 generator
+    cfg = write_tiny_config(folder, "other_nets.yaml", data__data_dir=str(folder / "data"),
+                            data__generate_counts={"train": 4, "val": 1, "test": 1},
+                            model__generator__init_args__antialias="none")
+    capsys.readouterr()
+    fit("nets", "--ckpt_path", "last", "--model.n_epochs_decay", "1", config=cfg)
+    err = capsys.readouterr().err
+    assert ("kept from the checkpoint (a resumed fit cannot change the networks; a new run (without --ckpt_path) "
+            "trains the config's): model.generator.init_args.antialias='bin5' (config: 'none')") in err
+
+
 def test_resume_keeps_the_precision_it_was_trained_in_unless_flagged(fit, capsys):
     # Lightning records no precision: a bf16 run resumed without the flag went on in float32, silently.
     fit("bf16", "--trainer.precision", "bf16-mixed")
