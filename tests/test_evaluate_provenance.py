@@ -49,6 +49,25 @@ def test_results_name_the_checkpoint_file_and_its_sha256(trained_run, monkeypatc
     assert f"tiny/version_0/last: {ckpt} (sha256 {digest}," in (out / "evaluate.log").read_text()
 
 
+def test_a_partly_trained_run_is_named_beside_finished_ones(trained_run, monkeypatch, tmp_path):
+    """A run interrupted (or still training) was scored beside finished ones without a word."""
+    import torch
+
+    folder, run = trained_run  # 2 of its 2 epochs
+    monkeypatch.chdir(folder)
+    partial = _copy_run(run, tmp_path / "runs", "partial")
+    ckpt = torch.load(partial, weights_only=True)
+    ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"] = 1  # as after its first epoch
+    torch.save(ckpt, partial)
+    out = tmp_path / "eval"
+    assert evaluate_main([str(run), str(partial), "--out", str(out), *FAST]) == 0
+    md = (out / "results.md").read_text()
+    assert f"{partial} (sha256 " in md and ", trained 1 of its 2 epochs: a partly trained model" in md
+    assert md.count("partly trained") == 1  # the finished run is not flagged
+    models = json.loads((out / "results.json").read_text())["models"]
+    assert [m["checkpoint"].get("trained_epochs") for m in models.values()].count(1) == 1
+
+
 def test_a_checkpoint_rewritten_while_it_is_read_is_refused(trained_run, monkeypatch, tmp_path):
     _, run = trained_run
     path = _copy_run(run, tmp_path)

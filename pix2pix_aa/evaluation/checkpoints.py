@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from pix2pix_aa.checkpoints import CheckpointError, check_module_checkpoint, read_checkpoint
-from pix2pix_aa.compat import batches_in_checkpoint
+from pix2pix_aa.compat import batches_in_checkpoint, epochs_in_checkpoint
 from pix2pix_aa.download import sha256_of
 from pix2pix_aa.module import Pix2PixModule
 from pix2pix_aa.options import argument_defaults
@@ -39,6 +39,8 @@ class LoadedGenerator:
     data_source: Optional[str] = None
     #: The file the weights were read from (:func:`file_record`), when loaded by :func:`load_recorded`.
     checkpoint: Optional[dict] = None
+    #: ``(epochs trained, epochs of its schedule)`` of a train.py checkpoint; None where not recorded.
+    epochs: Optional[tuple[int, int]] = None
 
     @property
     def antialias(self) -> str:
@@ -214,7 +216,18 @@ def load_generator(path: str | Path, trust: bool = False, reference: Optional[di
     return LoadedGenerator(path=path, label=_label(path), generator=generator.eval(), hparams=hp_out,
                            datamodule_hparams=dict(ckpt.get("datamodule_hyper_parameters") or {}),
                            epoch=ckpt.get("epoch"), step=batches_in_checkpoint(ckpt),
-                           design="; ".join(filter(None, [filter_label(cls, flat), objective_label(hp)])))
+                           design="; ".join(filter(None, [filter_label(cls, flat), objective_label(hp)])),
+                           epochs=_epochs_of(ckpt, hp))
+
+
+def _epochs_of(ckpt: dict, hparams: dict) -> Optional[tuple[int, int]]:
+    """(epochs the checkpoint trained, epochs its LR schedule has), or None when either is unknown."""
+    trained = epochs_in_checkpoint(ckpt)
+    try:
+        scheduled = int(hparams["n_epochs"]) + int(hparams["n_epochs_decay"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None if trained is None else (trained, scheduled)
 
 
 def _reference_view(cls: type, init_args: dict) -> dict:
@@ -291,6 +304,8 @@ def load_recorded(path: str | Path, trust: bool = False, reference: Optional[dic
         raise CheckpointError(f"{path}: the file changed while it was read (a training still saving it?); "
                               "evaluate it again once it is written")
     _check_downloaded_digest(path, record["sha256"])
+    if item.epochs is not None and item.epochs[0] < item.epochs[1]:  # a run stopped or still training
+        record["trained_epochs"], record["schedule_epochs"] = item.epochs
     item.checkpoint = record
     return item
 

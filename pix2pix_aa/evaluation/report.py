@@ -173,8 +173,10 @@ def short_hash(checkpoint: Optional[dict]) -> str:
 def checkpoint_note(results: Sequence[ModelResult]) -> str:
     """Which file each row was read from, with a short sha256 (empty when none was recorded): a
     run's last.ckpt changes as training goes on, its label does not."""
-    lines = [f"- {r.label}: {r.checkpoint.get('path')} (sha256 {short_hash(r.checkpoint)})"
-             for r in results if r.checkpoint]
+    lines = [f"- {r.label}: {r.checkpoint.get('path')} (sha256 {short_hash(r.checkpoint)})" + (
+        f", trained {r.checkpoint['trained_epochs']} of its {r.checkpoint['schedule_epochs']} epochs: a partly trained "
+        "model (a fit stopped or still running)" if "trained_epochs" in r.checkpoint else "")
+        for r in results if r.checkpoint]
     return "Checkpoints (first 12 hex digits of the sha256; the full digest in results.json):\n" + "\n".join(lines) \
         if lines else ""
 
