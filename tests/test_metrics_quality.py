@@ -79,3 +79,26 @@ def test_plots_write_pngs(tmp_path):
     assert (tmp_path / "sub" / "feat.png").exists() and len(fig2.axes) == 5  # 2x2 grid + colour bar
     with pytest.raises(ValueError, match="unknown layers"):
         plot_feature_distance(fd, layers=["nope"])
+
+
+def test_ssim_is_the_gaussian_window_ssim_with_reflect_padded_borders():
+    """Known answer, written out: Wang et al.'s SSIM (11x11 Gaussian window, sigma 1.5, C1 = 0.01^2,
+    C2 = 0.03^2 on [0, 1] images) averaged over every pixel, border windows reflect-padded (the
+    docs had said zero-padded: 0.045 apart on generated images)."""
+    from pix2pix_aa.metrics.quality import quality
+
+    g = torch.Generator().manual_seed(0)
+    pred, target = (torch.rand(2, 3, 24, 20, generator=g) * 2 - 1 for _ in range(2))
+    x = torch.arange(11, dtype=torch.float64) - 5
+    w1 = torch.exp(-x ** 2 / (2 * 1.5 ** 2))
+    w = (w1[:, None] * w1[None, :] / w1.sum() ** 2).expand(3, 1, 11, 11)
+
+    def blur(img):
+        return F.conv2d(F.pad(img, (5, 5, 5, 5), mode="reflect"), w, groups=3)
+
+    a, b = ((t.double() + 1) / 2 for t in (pred, target))
+    mu_a, mu_b = blur(a), blur(b)
+    var_a, var_b, cov = blur(a * a) - mu_a ** 2, blur(b * b) - mu_b ** 2, blur(a * b) - mu_a * mu_b
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    ssim = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    assert quality(pred, target)["ssim"] == pytest.approx(float(ssim.mean()), abs=1e-5)

@@ -91,7 +91,7 @@ def quality(pred: torch.Tensor, target: torch.Tensor, window_size: int = 11) -> 
 
     Returns:
         ``{"psnr": dB (data range 2), "ssim": in [-1, 1] (on images mapped to [0, 1]; kornia's,
-        with zero-padded border windows: 0.01-0.02 below scikit-image's valid-window SSIM on
+        with reflect-padded border windows: 0.01-0.02 below scikit-image's valid-window SSIM on
         64-256 px photographs, docs/DESIGN.md section 5),
         "l1": mean |pred - target| in [-1, 1] units, "tv": total variation of pred,
         "tv_target": total variation of target}`` -- compare tv with tv_target: far below it
