@@ -64,6 +64,8 @@ def test_a_partly_trained_run_is_named_beside_finished_ones(trained_run, monkeyp
     md = (out / "results.md").read_text()
     assert f"{partial} (sha256 " in md and ", trained 1 of its 2 epochs: a partly trained model" in md
     assert md.count("partly trained") == 1  # the finished run is not flagged
+    # every column is defined under the table (L1 and seconds were not)
+    assert "L1 = mean absolute difference between output and target" in md and "seconds = the wall time" in md
     models = json.loads((out / "results.json").read_text())["models"]
     assert [m["checkpoint"].get("trained_epochs") for m in models.values()].count(1) == 1
 
@@ -361,3 +363,12 @@ def test_a_users_image_beside_an_earlier_evaluation_is_refused(trained_run, monk
     mine.unlink()
     assert evaluate_main([str(other), "--out", str(out), *FAST]) == 0
     assert evaluate_main([str(other), "--out", str(out), *FAST]) == 0  # its own images are replaced as before
+
+
+def test_an_option_with_underscores_gets_its_name(capsys):
+    """--max_images (train.py's spelling habit) was a bare "unrecognized arguments"."""
+    with pytest.raises(SystemExit) as exit_:
+        evaluate_main(["runs/x", "--max_images", "2", "--protcol", "crop"])
+    assert exit_.value.code == 2
+    assert ("error: unrecognized arguments: --max_images 2 --protcol crop (--max_images: did you mean --max-images?; "
+            "--protcol: did you mean --protocol?)") in capsys.readouterr().err

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import hashlib
 import sys
 import time
@@ -90,6 +91,12 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with a bad value in one line (argparse prints its 20-line usage block first)."""
 
     def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):  # --max_images for --max-images, the usual slip
+            flags = [t.split("=")[0] for t in message.split(":", 1)[1].split() if t.startswith("--")]
+            close = [difflib.get_close_matches(f.replace("_", "-"), list(self._option_string_actions), n=1)
+                     for f in flags]
+            hints = [f"{f}: did you mean {c[0]}?" for f, c in zip(flags, close) if c]
+            message += f" ({'; '.join(hints)})" if hints else ""
         self.exit(EXIT_USAGE, f"error: {message}\n(run {self.prog} --help for the options)\n")
 
 

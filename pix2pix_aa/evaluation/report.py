@@ -45,6 +45,8 @@ DEFINITIONS = (
     "per frame along a diagonal, after undoing the known motion (higher = steadier). "
     "TV ratio = total variation of the outputs / that of the targets; HF ratio = spectral "
     "energy above half Nyquist of the outputs / that of the targets (below 1: smoother than the targets). "
+    "L1 = mean absolute difference between output and target, in [-1, 1] units (what pix2pix's L1 term "
+    "minimises). seconds = the wall time this model's evaluation took. "
     "epoch = the checkpoint's 0-based epoch index (1 after two full epochs); step = training batches "
     "seen (one G and one D update each). filter = the encoder's anti-aliasing filter, then in brackets the "
     "generator's design options set away from their defaults (decoder filters, mode, full-resolution path), and "
