@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import re
+import shlex
 import shutil
 import sys
 import textwrap
@@ -1093,6 +1094,12 @@ class Pix2PixCLI(LightningCLI):
             notice(self.startup.finished)
             return
         self.trainer.fit(model, **kwargs)
+        last = next((Path(c.dirpath) / "last.ckpt" for c in self.trainer.callbacks
+                     if isinstance(c, LastCheckpoint) and c.dirpath), None)
+        if self.trainer.state.finished and not self.trainer.interrupted and last is not None and last.is_file():
+            # The end said nothing: where the model is, and the next step (README's quick start).
+            notice(f"fit done ({self.trainer.current_epoch} epochs, {batches_that_stepped(self.trainer)} iterations): "
+                   f"{last}; score it with: python evaluate.py {shlex.quote(str(last.parent.parent))}")
 
     def _check_validation_data(self) -> None:
         """A data folder without val/ while validation is on: the data module's error at start-up,

@@ -229,8 +229,12 @@ def test_evaluating_no_batch_is_refused(fit, folder, capsys):
 
 def test_a_monitor_that_never_validates_is_said(fit, folder, capsys):
     fit("novalid", "--checkpoint.monitor", "val/l1", "--trainer.check_val_every_n_epoch", "5")
+    err = capsys.readouterr().err
     assert ("trainer.check_val_every_n_epoch=5 > the run's 2 epochs: no validation runs, so no best checkpoint by "
-            "val/l1, last.ckpt only") in capsys.readouterr().err
+            "val/l1, last.ckpt only") in err
+    # the end of a fit says where the model is and the next step (it said nothing)
+    assert err.splitlines()[-1] == ("[pix2pix_aa] fit done (2 epochs, 4 iterations): runs/novalid/version_0/"
+                                    "checkpoints/last.ckpt; score it with: python evaluate.py runs/novalid/version_0")
 
 
 def test_a_best_checkpoint_by_a_higher_is_better_metric_is_its_highest(fit, folder, capsys):
