@@ -189,14 +189,16 @@ def test_another_tools_results_json_is_not_taken_for_an_evaluation(trained_run, 
     assert (out / "index.html").read_text() == "mine"
 
 
-def test_an_evaluation_into_the_same_out_replaces_its_tensorboard_run(trained_run, monkeypatch, tmp_path):
+def test_an_evaluation_into_the_same_out_replaces_its_tensorboard_run(trained_run, monkeypatch, tmp_path, capsys):
     # The same --out twice appended a second event file: two values at one step, one of them stale.
     folder, run = trained_run
     monkeypatch.chdir(folder)
     out = tmp_path / "again"
     flags = [a for a in FAST if a != "--no-tensorboard"]
-    for _ in range(2):
-        assert evaluate_main([str(run), "--out", str(out), *flags]) == 0
+    for given in (run, run.relative_to(folder)):  # the second time as a relative path
+        assert evaluate_main([str(given), "--out", str(out), *flags]) == 0
+    # before: the run, recorded resolved and given relative, was said to be "no longer scored"
+    assert "no longer scores" not in capsys.readouterr().err
     logs = [p for p in (run / "evaluation").iterdir() if p.name.startswith("again-")]
     assert len(logs) == 1 and len(list(logs[0].glob("events.out.tfevents.*"))) == 1
     # Two checkpoints of one run, in one evaluation: each keeps its events (the replacement is of

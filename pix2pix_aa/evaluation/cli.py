@@ -619,9 +619,11 @@ def _write_outputs(run: _Invocation, done: list[tuple[LoadedGenerator, ModelResu
         # run (last.ckpt and a best-*.ckpt) log into the same folder. The runs of models the
         # earlier evaluation into this folder scored and this one does not lose theirs too: the
         # folder's results no longer hold them.
-        scored = {item.run_dir for item, _ in done}
+        # Resolved: the earlier results record resolved paths, the command line may give relative
+        # ones, and one run under two spellings was said to be "no longer scored".
+        scored = {item.run_dir.resolve() for item, _ in done}
         dropped = []
-        for run_dir in {*earlier_runs, *scored}:
+        for run_dir in {*(r.resolve() for r in earlier_runs), *scored}:
             log_dir = run_dir / "evaluation" / name
             events = list(log_dir.glob("events.out.tfevents.*"))
             for old in events:
