@@ -263,6 +263,10 @@ def test_reference_flags_check_a_train_py_checkpoint_too(trained_run, monkeypatc
 @pytest.mark.parametrize("flags, message", [
     (["--chunk", "0"], "--chunk must be >= 1, got 0"),
     (["--num-shifts", "0"], "--num-shifts must be in 1..4 for --shifts 2, got 0"),
+    # before: "... Give nonzero shifts, e.g. shift_grid(8)", a Python function, not a flag
+    (["--shifts", "8", "--num-shifts", "1", "--seed", "139"], "--num-shifts 1 --seed 139 draws only the shift (0, 0), "
+                                                             "which compares an output with itself: pass another "
+                                                             "--seed or more --num-shifts"),
     (["--margin", "-1"], "--margin must be >= 0, got -1"),
     (["--batch-size", "0"], "--batch-size must be >= 1 (max images per forward pass), got 0"),
     (["--flicker-frames", "1"], "--flicker-frames must be 0 (off) or >= 2, got 1"),

@@ -95,6 +95,9 @@ class EvalOptions:
         if self.num_shifts is not None and not 1 <= self.num_shifts <= self.max_shift ** 2:
             raise ValueError(f"--num-shifts must be in 1..{self.max_shift ** 2} for --shifts {self.max_shift}, "
                              f"got {self.num_shifts}")
+        if self.num_shifts is not None and all(s == (0, 0) for s in self.shifts):  # the error named shift_grid()
+            raise ValueError(f"--num-shifts {self.num_shifts} --seed {self.seed} draws only the shift (0, 0), which "
+                             "compares an output with itself: pass another --seed or more --num-shifts")
         if self.chunk < 1:
             raise ValueError(f"--chunk must be >= 1, got {self.chunk}")
         if self.batch_size is not None and self.batch_size < 1:
