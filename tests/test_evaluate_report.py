@@ -52,6 +52,8 @@ def test_a_collapsed_model_is_flagged_and_listed_last_instead_of_topping_the_tab
     assert "200.00 (collapsed)" in rows[1]
     notes = report.table_notes([flat, aliasing], options_dict(opts))
     assert "Collapsed (listed last): flat (TV ratio 0.000, content lost on 100% of the images)" in notes
+    # the reason fits noise that lost the content too (it said "such outputs are trivially stable")
+    assert "such a model translates nothing, so its stability numbers are no result" in notes
     assert flat.to_dict()["sharpness"]["collapsed"] is True
 
 

@@ -78,8 +78,9 @@ def table_notes(results: Sequence[ModelResult], options: dict) -> str:
                      + f". A model is collapsed when its TV ratio is below {COLLAPSE_TV_RATIO} (near-constant "
                      f"outputs), or when on at least {COLLAPSE_IMAGE_FRACTION:.0%} of the images the output lost "
                      f"its target's content (coarse contrast, the standard deviation after 4x4 average pooling, below "
-                     f"{COLLAPSE_CONTENT_RATIO:.0%} of the target's): such outputs are trivially stable, so their "
-                     "stability numbers are no result.")
+                     f"{COLLAPSE_CONTENT_RATIO:.0%} of the target's): such a model translates nothing, so its "
+                     "stability numbers are no result (near-constant outputs are trivially stable; noise that lost "
+                     "the content is unstable for no reason the design explains).")
     flat = [r.label for r in results if r.targets_flat]
     if flat:
         notes.append(f"Flat targets: {', '.join(flat)} (constant images, total variation at most 1e-6): the TV and "
