@@ -1138,10 +1138,20 @@ class Pix2PixCLI(LightningCLI):
     def before_validate(self) -> None:
         self._check_checkpoint()
         self._quiet_checkpoint_callbacks()
+        self._say_what_stability_psnr_is()
 
     def before_test(self) -> None:
         self._check_checkpoint()
         self._quiet_checkpoint_callbacks()
+        self._say_what_stability_psnr_is()
+
+    def _say_what_stability_psnr_is(self) -> None:
+        # Printed beside PSNR / SSIM over every image, it read as a figure of the same set.
+        k, shifts = self.model.hparams.val_stability_images, self.model.hparams.val_stability_shifts
+        if k:
+            notice(f"{self.subcommand}/stability_psnr: the training curve's quick figure, on the first {k} images x "
+                   f"{shifts} shifts (model.val_stability_images, model.val_stability_shifts); evaluate.py scores "
+                   "every image and shift")
 
     def before_predict(self) -> None:
         self._check_checkpoint()

@@ -428,6 +428,8 @@ def test_test_uses_the_checkpoints_data_unless_overridden(fit, folder, capsys, w
     err = capsys.readouterr().err
     assert f"test data: facades at {folder / 'data'}, direction BtoA, crop_size 64, preprocess resize_and_crop" in err
     assert "kept from the checkpoint" in err and "data.direction='BtoA' (config: 'AtoB')" in err
+    # beside figures over every test image, the quick stability figure is said to be one (it was not)
+    assert "test/stability_psnr: the training curve's quick figure, on the first 2 images x 4 shifts" in err
     cli = fit("dataof", "--ckpt_path", ckpt, "--data.direction", "AtoB", config=other, subcommand="test")
     assert cli.datamodule.direction == "AtoB"  # explicit flag wins
 
