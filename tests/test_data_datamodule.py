@@ -164,6 +164,16 @@ def test_aligned_dataset_kind_does_not_generate(tmp_path):
         error.value)
 
 
+def test_photos_generated_larger_than_trained_say_how_to_get_more(tmp_path, capsys):
+    """Without --data.generate_size train.py cut 256 px cells (32 training images) and resized them
+    to the 128 px the cpu_quick configs train on, without a word."""
+    dm = _dm(tmp_path, data_dir=str(tmp_path / "photos"), dataset="photos", generate_size=None, load_size=128,
+             crop_size=128, generate_counts={"train": 1, "val": 1, "test": 1})
+    dm.prepare_data()
+    assert ("256px cells, resized to 128 px for training; --data.generate_size 128 cuts more, smaller cells "
+            "(94 training images at 128 px against 32 at 256)") in capsys.readouterr().out
+
+
 def test_photos_edges_to_photo(tmp_path):
     dm = _dm(tmp_path, data_dir=str(tmp_path / "photos"), dataset="photos",
              generate_counts={"train": 2, "val": 1, "test": 1})

@@ -340,8 +340,13 @@ class Pix2PixDataModule(pl.LightningDataModule):
             from pix2pix_aa.data.photos import generate_photos
 
             task = PHOTO_KIND_TASKS[self.dataset]
+            # Cells are cut from a few photographs: their size sets how many there are.
+            fewer = (f"; --data.generate_size {self.load_size} cuts more, smaller cells (94 training images at 128 px "
+                     "against 32 at 256)" if self.generate_size is None and self.load_size * 2 <= self.size_to_generate
+                     else "")
             print(f"[pix2pix_aa] {self.data_dir} not found: generating the real-photo task {task} "
-                  f"(seed {self.seed}, {self.size_to_generate}px) ...", flush=True)
+                  f"(seed {self.seed}, {self.size_to_generate}px cells, resized to {self.load_size} px for training"
+                  f"{fewer}) ...", flush=True)
             generate_photos(self.data_dir, seed=self.seed, splits=self.generate_counts, size=self.size_to_generate,
                             task=task)
         print(f"[pix2pix_aa] wrote {self.data_dir}", flush=True)
