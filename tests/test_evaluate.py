@@ -34,6 +34,9 @@ def test_evaluate_two_checkpoints_writes_every_output(trained_run, baseline_run,
     assert "| tiny/version_0/last" in printed and "| tiny_baseline/version_0/last" in printed
     results = json.loads((out / "results.json").read_text())
     assert set(results["models"]) == {"tiny/version_0/last", "tiny_baseline/version_0/last"}
+    # the progress count is over both models' images: each line says which model of how many
+    assert "evaluating tiny_baseline/version_0/last (model 2 of 2): 4/4 images (100%)" in (
+        out / "evaluate.log").read_text()
     model = results["models"]["tiny/version_0/last"]
     assert model["crop"]["num_shifts"] == 15 and model["circular"]["num_shifts"] == 15  # 4x4 grid minus (0, 0)
     assert set(model["features"]["layers"]) >= {"enc1", "enc6", "dec6", "dec2", "out"}

@@ -330,7 +330,9 @@ def _evaluate_all(loaded: list[LoadedGenerator], inputs: torch.Tensor, targets: 
     pool, or across torchrun ranks; the chunk results are merged identically in all three cases.
     ``data``: the provenance recorded with each result."""
     def advance(g: int, k: int) -> None:
-        progress.update(task, description=f"evaluating {loaded[g].label}", advance=k)
+        # The count is over every model's images: "20/40 images" beside one model's name read as its own.
+        of = f" (model {g + 1} of {len(loaded)})" if len(loaded) > 1 else ""
+        progress.update(task, description=f"evaluating {loaded[g].label}{of}", advance=k)
 
     generators = [i.generator for i in loaded]
     if world_size > 1:
