@@ -280,6 +280,9 @@ class Pix2PixArgumentParser(LightningArgumentParser):
             hint = suggest_option(flag, known)
             if hint:
                 hints.append(hint)
+        if _ErrorText.UNRECOGNISED in text:  # `train.py fit configs/x.yaml`: a config file given without --config
+            hints += [f"did you mean --config {t}?" for t in text.split() if t.endswith((".yaml", ".yml"))
+                      and not t.startswith("-")]
         hints = list(dict.fromkeys(hints))  # --optimizer X --optimizer.lr Y: one hint, not two
         sys.stderr.write(f"error: {text}\n" + "".join(f"  {h}\n" for h in hints)
                          + f"(run `{parser.prog.replace(' [options]', '')} --help` for the options)\n")

@@ -482,6 +482,7 @@ def test_test_uses_the_checkpoints_data_unless_overridden(fit, folder, capsys, w
     (["--pool_size", "0"], "--pool_size is the reference pix2pix's option (not needed: pix2pix trains with "
                            "pool_size 0"),
     (["--max_dataset_size", "10"], "here: --trainer.limit_train_batches N"),
+    (["configs/cpu_quick.yaml"], "did you mean --config configs/cpu_quick.yaml?"),  # before: no hint
     (["--model.use_dropout", "false"], "did you mean --model.generator.init_args.dropout 0.5 (0: none)?"),
     (["--model.ngf", "8"], "--model.generator.init_args.ngf"),
     (["--model.generator.init_args.nfg", "8"], "Option 'nfg' is not accepted"),
