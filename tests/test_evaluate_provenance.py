@@ -371,6 +371,13 @@ def test_a_users_image_beside_an_earlier_evaluation_is_refused(trained_run, monk
     assert evaluate_main([str(other), "--out", str(out), *FAST]) == 0  # its own images are replaced as before
 
 
+def test_train_pys_last_keyword_is_named_as_such(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert evaluate_main(["last", *FAST]) == 2  # before: "last: file not found"
+    assert "error: last: train.py's --ckpt_path last names a run's checkpoint; evaluate.py takes the run's folder" in (
+        capsys.readouterr().err)
+
+
 def test_an_option_with_underscores_gets_its_name(capsys):
     """--max_images (train.py's spelling habit) was a bare "unrecognized arguments"."""
     with pytest.raises(SystemExit) as exit_:

@@ -134,6 +134,9 @@ def find_checkpoints(paths: list[str]) -> list[Path]:
         if pretrained is not None:
             found.append(pretrained)
             continue
+        if str(p) in ("last", "best") and not p.exists():  # train.py's --ckpt_path keywords, not paths here
+            raise CheckpointError(f"{p}: train.py's --ckpt_path {p} names a run's checkpoint; evaluate.py takes the "
+                                  "run's folder (e.g. runs/NAME, its last.ckpt) or a checkpoint file")
         if not p.is_dir():
             found.append(p)
             continue
