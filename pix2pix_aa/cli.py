@@ -827,7 +827,7 @@ class Pix2PixCLI(LightningCLI):
             resolve_best_checkpoint(config, subcommand)
         elif subcommand == "fit" and config.get("ckpt_path") is None and _on_slurm():
             _take_requeue_checkpoint(config)
-        if subcommand == "fit" and config.get("ckpt_path") is None:
+        if subcommand == "fit" and config.get("ckpt_path") is None and not from_last:
             _refuse_overwriting_a_run(config)
         path = config.get("ckpt_path")
         if path and subcommand == "fit":

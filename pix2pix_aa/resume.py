@@ -98,8 +98,10 @@ def resolve_last_checkpoint(config, subcommand: str) -> None:
     if not found:
         if subcommand != "fit":
             raise FileNotFoundError(f"--ckpt_path last: no last.ckpt found under {where}; pass the checkpoint path")
-        notice(f"--ckpt_path last: no last.ckpt under {where} yet: training from scratch")
         config.ckpt_path = None
+        reused = _reuse_untrained_version(config, base)
+        notice(f"--ckpt_path last: no last.ckpt under {where} yet: training from scratch"
+               + (f" in {reused} (the fit that made it stopped before its first checkpoint)" if reused else ""))
         return
     newest = max(found, key=lambda p: p.stat().st_mtime)
     config.ckpt_path = str(newest)
@@ -109,6 +111,27 @@ def resolve_last_checkpoint(config, subcommand: str) -> None:
         run = newest.parent.parent.name
         match = re.fullmatch(r"version_(\d+)", run)
         logger.init_args.version = int(match.group(1)) if match else run
+
+
+def _reuse_untrained_version(config, base: Optional[Path]) -> Optional[Path]:
+    """The newest ``version_N`` of the run that holds no checkpoint (a fit killed before its first
+    one), which the fit from scratch then trains in: each relaunch of a job killed that early
+    started a ``version_{N+1}`` beside it, TensorBoard listed every one, and their orphaned
+    temporary checkpoint files were never removed. Its earlier events are purged (step 0)."""
+    init = config.trainer.get("logger")
+    init = init.get("init_args") if hasattr(init, "get") else None
+    if base is None or init is None or init.get("version") is not None or not base.is_dir():
+        return None
+    versions = [p for p in base.glob("version_*") if p.is_dir() and re.fullmatch(r"version_\d+", p.name)]
+    if not versions:
+        return None
+    newest = max(versions, key=lambda p: int(p.name.split("_")[1]))
+    if any(newest.rglob("*.ckpt")):
+        return None
+    init.version = int(newest.name.split("_")[1])
+    if "purge_step" in init:
+        init.purge_step = 0
+    return newest
 
 
 def resolve_best_checkpoint(config, subcommand: str) -> None:

@@ -269,6 +269,30 @@ def test_mid_epoch_resume_keeps_the_step_count_but_not_the_data_order(micro, fit
     assert sorted(e.step for e in events.Scalars("train/loss_G_step")) == list(range(8))
 
 
+def test_a_fit_killed_before_its_first_checkpoint_is_trained_again_in_its_folder(micro, fit, capsys):
+    """Each relaunch of a job killed before its first checkpoint started a version_{N+1} beside the
+    dead one: TensorBoard listed every one (the killed run's steps twice), and their orphaned
+    temporary checkpoint files were never removed."""
+    folder, write = micro
+    cfg = write("early.yaml", data__batch_size=1, trainer__max_epochs=1)
+    name = ("--trainer.logger.init_args.name", "early", "--checkpoint.monitor", "null")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(folder, cfg, *name, "--trainer.callbacks+=test_reliability.CrashAtStep", "--trainer.callbacks.step=4")
+    run = folder / "runs" / "early" / "version_0"
+    orphan = run / "checkpoints" / ".last.ckpt.999999999.tmp"  # as a SIGKILL mid-write leaves (no such pid)
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"half")
+    capsys.readouterr()
+    cli = fit(folder, cfg, *name, "--ckpt_path", "last")
+    assert f"training from scratch in {Path('runs/early/version_0')} (the fit that made it stopped before its" in (
+        capsys.readouterr().err)
+    assert cli.trainer.logger.version == 0 and not (folder / "runs" / "early" / "version_1").exists()
+    assert (run / "checkpoints" / "last.ckpt").is_file() and not orphan.exists()
+    events = EventAccumulator(str(run), size_guidance={"scalars": 0}).Reload()
+    steps = [e.step for e in events.Scalars("train/loss_G_step")]
+    assert steps == sorted(set(steps)) == list(range(len(steps)))  # the killed run's steps purged, each once
+
+
 def test_ckpt_path_last_without_a_checkpoint(micro, fit, run_cli, capsys):
     folder, write = micro
     cfg = write()
