@@ -127,7 +127,7 @@ def test_export_padding_equals_the_eager_reflect_with_fallback(size):
 def test_resnet_generator_exports_to_onnx(tmp_path):
     from pix2pix_aa.networks import ResNetGenerator
 
-    generator = ResNetGenerator(n_blocks=2, ngf=8, antialias="bin5").eval()
+    generator = ResNetGenerator(n_blocks=1, ngf=8, antialias="bin5").eval()  # one residual block: the export's cost
     assert export_generator(generator, tmp_path / "resnet.onnx", "onnx") < 1e-4
 
 
