@@ -108,7 +108,8 @@ class QuietServer(ThreadingHTTPServer):
 def server():
     srv = QuietServer(("127.0.0.1", 0), Handler)
     srv.state = ServerState()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    # serve_forever's default poll of 0.5 s made every test's shutdown wait up to half a second
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
     yield srv
