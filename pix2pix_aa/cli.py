@@ -837,6 +837,10 @@ class Pix2PixCLI(LightningCLI):
             path = None
         if path and path not in _CKPT_KEYWORDS and "://" not in str(path):
             self._merge_checkpoint(parser, subcommand, path, from_last, explicit)
+        if from_last and subcommand == "fit" and config.get("ckpt_path") is not None:
+            # The resume goes on in its run's folder on purpose: Lightning's "exists and is not empty"
+            # read to every user as a problem, at every resume.
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
         config = self.config[subcommand]
         if subcommand == "fit":
             self.startup.kid_skipped = _check_fit_options(config)
