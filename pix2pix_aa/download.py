@@ -549,11 +549,14 @@ def _remove_stale(folder: Path, name: str) -> None:
 
 
 def _images(folder: Path) -> list[Path]:
-    """The image files in ``folder`` that the data sets read (hidden ``._*`` copies are not)."""
-    from pix2pix_aa.data.image_io import is_image_file, natural_key
+    """The image files in ``folder`` as the data sets list them (hidden ``._*`` copies left out),
+    so the counts said are the ones that train; [] for a split without any (said as missing)."""
+    from pix2pix_aa.data.image_io import list_images
 
-    return sorted((p for p in folder.iterdir() if p.is_file() and is_image_file(p) and not p.name.startswith(".")),
-                  key=natural_key)
+    try:
+        return list_images(folder, f"{folder.name}/")
+    except FileNotFoundError:
+        return []
 
 
 def _tar_end_problem(tar: tarfile.TarFile) -> Optional[str]:
