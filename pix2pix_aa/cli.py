@@ -719,10 +719,10 @@ def _check_fit_options(config) -> Optional[str]:
         notice(f"trainer.max_steps={steps} counts training iterations (batches); each "
                "iteration makes one D and one G optimiser step")
     for section in ("checkpoint", "last_checkpoint"):
-        every = (config.get(section) or {}).get("every_n_train_steps")
-        if every:  # Lightning's global_step, as {step} in file names: not the iterations TensorBoard shows
-            notice(f"{section}.every_n_train_steps={every} counts optimiser steps, two per training iteration: a "
-                   f"checkpoint every {every / 2:g} iterations")
+        steps_every = (config.get(section) or {}).get("every_n_train_steps")
+        if steps_every:  # Lightning's global_step, as {step} in file names: not the iterations TensorBoard shows
+            notice(f"{section}.every_n_train_steps={steps_every} counts optimiser steps, two per training iteration: "
+                   f"a checkpoint every {steps_every / 2:g} iterations")
     return kid_skipped
 
 
