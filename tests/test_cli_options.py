@@ -453,6 +453,8 @@ def test_test_uses_the_checkpoints_data_unless_overridden(fit, folder, capsys, w
     (["--trainer.fast_dev_run", "3"], "trainer.fast_dev_run=3 would train 1 batches and skip validation"),
     (["--trainer.min_steps", "1000"], "trainer.min_steps=1000: counted in optimiser steps"),  # before: ignored
     (["--trainer.precision", "16-true"], "trainer.precision 16-true: float16 weights and Adam state cannot train"),
+    # before: trained, exit 0, with every batch-norm scale frozen at its start (updates rounded away)
+    (["--trainer.precision", "bf16-true"], "trainer.precision bf16-true: bfloat16 weights round Adam's small updates"),
     (["--trainer.max_steps", "0"], "trainer.max_steps=0: fit would train nothing"),  # before: exit 0, nothing
     (["--trainer.max_epochs", "0"], "trainer.max_epochs=0: fit would train nothing; leave trainer.max_epochs unset"),
     # before: the epoch's tracebacks, a misspelt EarlyStopping monitor only after training an epoch
