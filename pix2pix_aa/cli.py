@@ -26,6 +26,8 @@ import shutil
 import sys
 import textwrap
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, Optional
@@ -70,6 +72,7 @@ from pix2pix_aa.compat import (
 from pix2pix_aa.console import notice, output_path_problem
 from pix2pix_aa.data import Pix2PixDataModule
 from pix2pix_aa.data.writer import GenerationStopped
+from pix2pix_aa.locking import LockHeld, exclusive
 from pix2pix_aa.module import (
     HIGHER_IS_BETTER,
     MONITORABLE,
@@ -91,6 +94,7 @@ from pix2pix_aa.options import (
     suggest_option,
 )
 from pix2pix_aa.resume import (
+    FIT_LOCK,
     PREDICT_DATA_KEYS,
     check_resume_length,
     explicit_keys,
@@ -796,6 +800,8 @@ class Pix2PixCLI(LightningCLI):
         #: What parse_arguments decided about weights and checkpoints, for the hooks that act on
         #: it later (LightningCLI parses inside its own __init__, so this comes first).
         self.startup = StartupState()
+        #: The run folder another live fit holds (the refusal must not remove it as its own).
+        self._another_fits: Optional[Path] = None
         super().__init__(*args, **kwargs)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
@@ -1066,7 +1072,7 @@ class Pix2PixCLI(LightningCLI):
             if created and self.trainer.is_global_zero and not (
                     subcommand == "fit" and batches_that_stepped(self.trainer) > self.startup.resumed_batches):
                 for log_dir, top in created:
-                    if not log_dir.is_dir() or any(log_dir.rglob("*.ckpt")):
+                    if not log_dir.is_dir() or any(log_dir.rglob("*.ckpt")) or log_dir == self._another_fits:
                         continue
                     shutil.rmtree(log_dir, ignore_errors=True)
                     # Its new parents (runs/<name>) only if empty: another run may be writing there.
@@ -1106,13 +1112,33 @@ class Pix2PixCLI(LightningCLI):
         if self.startup.finished:
             notice(self.startup.finished)
             return
-        self.trainer.fit(model, **kwargs)
+        with self._one_fit_of_the_run():
+            self.trainer.fit(model, **kwargs)
         last = next((Path(c.dirpath) / "last.ckpt" for c in self.trainer.callbacks
                      if isinstance(c, LastCheckpoint) and c.dirpath), None)
         if self.trainer.state.finished and not self.trainer.interrupted and last is not None and last.is_file():
             # The end said nothing: where the model is, and the next step (README's quick start).
             notice(f"fit done ({self.trainer.current_epoch} epochs, {batches_that_stepped(self.trainer)} iterations): "
                    f"{last}; score it with: python evaluate.py {shlex.quote(str(last.parent.parent))}")
+
+    @contextmanager
+    def _one_fit_of_the_run(self) -> Iterator[None]:
+        """Hold the run folder's lock (``<run>/.fit.lock``) for the fit. Two fits of one run (a job
+        relaunched while the first still trains, two array jobs started at once into one new version)
+        each rewrote the other's last.ckpt, config.yaml and TensorBoard events without a word."""
+        log_dir = self.trainer.log_dir if self.trainer.is_global_zero else None
+        if not log_dir or "://" in str(log_dir):
+            yield
+            return
+        try:
+            with exclusive(Path(log_dir) / FIT_LOCK):
+                yield
+        except LockHeld as e:
+            self._another_fits = Path(log_dir).absolute()
+            raise ValueError(f"another fit ({e.holder}) is training this run, {log_dir}: two fits would overwrite "
+                             "each other's checkpoints and events. Wait for it to end (or stop it) and then resume "
+                             "with --ckpt_path last, or train a new run (drop --ckpt_path, or another "
+                             "--trainer.logger.init_args.version)") from None
 
     def _check_validation_data(self) -> None:
         """A data folder without val/ while validation is on: the data module's error at start-up,

@@ -53,6 +53,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
+from pix2pix_aa.locking import LockHeld, exclusive
 from pix2pix_aa.pretrained import (
     MODEL_ROOT,
     MODELS,
@@ -331,16 +332,13 @@ def _one_download_of(dest: Path) -> Iterator[None]:
     Raises:
         DownloadError: another process holds it.
     """
-    import fcntl
-
     key = hashlib.sha256(str(dest.resolve()).encode()).hexdigest()[:16]
-    with open(Path(tempfile.gettempdir()) / f"pix2pix-aa-download-{key}.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DownloadError(f"another pix2pix-aa-data is downloading {dest.name} into {dest.parent}; wait for it "
-                                "to finish, then run the command again") from None
-        yield
+    try:
+        with exclusive(Path(tempfile.gettempdir()) / f"pix2pix-aa-download-{key}.lock"):
+            yield
+    except LockHeld as e:
+        raise DownloadError(f"another pix2pix-aa-data ({e.holder}) is downloading {dest.name} into {dest.parent}; "
+                            "wait for it to finish, then run the command again") from None
 
 
 def _fetch(url: str, dest: Path, *, retries: int, timeout: float, progress: bool, label: Optional[str],

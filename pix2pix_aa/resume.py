@@ -28,10 +28,13 @@ import yaml
 
 from pix2pix_aa.compat import batches_in_checkpoint, epochs_in_checkpoint
 from pix2pix_aa.console import notice
+from pix2pix_aa.locking import held
 
-__all__ = ["PREDICT_DATA_KEYS", "OptionMerge", "check_resume_length", "explicit_keys", "merge_checkpoint_options",
-           "resolve_last_checkpoint", "run_folders", "set_purge_step"]
+__all__ = ["FIT_LOCK", "PREDICT_DATA_KEYS", "OptionMerge", "check_resume_length", "explicit_keys",
+           "merge_checkpoint_options", "resolve_last_checkpoint", "run_folders", "set_purge_step"]
 
+#: The lock file a fit holds in its run folder (``Pix2PixCLI.fit``): one fit of a run at a time.
+FIT_LOCK = ".fit.lock"
 #: Model options that define the networks (and so the shapes and meaning of the weights).
 NETWORK_KEYS = ("generator", "discriminator")
 #: Data options never taken from a checkpoint: how this process loads (workers), what and how it
@@ -126,7 +129,7 @@ def _reuse_untrained_version(config, base: Optional[Path]) -> Optional[Path]:
     if not versions:
         return None
     newest = max(versions, key=lambda p: int(p.name.split("_")[1]))
-    if any(newest.rglob("*.ckpt")):
+    if any(newest.rglob("*.ckpt")) or held(newest / FIT_LOCK):  # a fit still training towards its first one
         return None
     init.version = int(newest.name.split("_")[1])
     if "purge_step" in init:

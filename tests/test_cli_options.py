@@ -657,6 +657,27 @@ def test_a_new_fit_into_a_named_version_of_a_trained_run_is_refused(fit, folder,
     assert Path(cli.trainer.log_dir).name == "version_3"
 
 
+def test_a_second_fit_of_a_run_being_trained_is_refused(fit, folder, capsys):
+    """A job relaunched with ``--ckpt_path last`` while the first still trained (or two new fits
+    into one version) each rewrote the other's last.ckpt, config.yaml and events without a word."""
+    from pix2pix_aa.locking import exclusive
+
+    fit("busy", "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0")
+    run = folder / "runs" / "busy" / "version_0"
+    last = (run / "checkpoints" / "last.ckpt").read_bytes()
+    with exclusive(run / ".fit.lock"):  # as the first fit, still training, holds it
+        err = _error(capsys, lambda: fit("busy", "--ckpt_path", "last", "--trainer.limit_val_batches", "0"))
+        assert "another fit (pid " in err and "is training this run, runs/busy/version_0" in err
+        assert (run / "checkpoints" / "last.ckpt").read_bytes() == last
+        # A new fit into a version another fit has just made: refused, and that folder left alone.
+        with exclusive(folder / "runs" / "busy" / "version_5" / ".fit.lock"):
+            err = _error(capsys, lambda: fit("busy", "--trainer.logger.init_args.version", "5"))
+            assert "is training this run, runs/busy/version_5" in err
+        assert (folder / "runs" / "busy" / "version_5" / ".fit.lock").is_file()
+    cli = fit("busy", "--ckpt_path", "last", "--trainer.max_steps", "2", "--trainer.limit_val_batches", "0")
+    assert cli.trainer.global_step == 4  # released with its holder: the resume trains
+
+
 def test_a_fixed_last_checkpoint_folder_is_resumed_and_never_overwritten(fit, folder, capsys):
     # --ckpt_path last looked under checkpoint.dirpath (the best checkpoints' folder), so a run whose
     # last.ckpt went to last_checkpoint.dirpath never resumed; a second fit wrote over it.

@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -299,7 +300,8 @@ def test_a_second_download_of_the_same_file_is_one_line(tmp_path, server, facade
     root = tmp_path / "data"
     with download._one_download_of(root / "archives" / "facades.tar.gz"):  # as a running command holds it
         code, errors = run(capsys, "download", "facades", "--root", str(root), "--base-url", server.url + DATA)
-    assert code == 1 and errors == [f"error: another pix2pix-aa-data is downloading facades.tar.gz into "
+    holder = f"pid {os.getpid()} on {socket.gethostname()}"
+    assert code == 1 and errors == [f"error: another pix2pix-aa-data ({holder}) is downloading facades.tar.gz into "
                                     f"{root / 'archives'}; wait for it to finish, then run the command again"]
     assert server.state.requests == [] and not root.exists()
     assert run(capsys, "download", "facades", "--root", str(root), "--base-url", server.url + DATA) == (0, [])

@@ -293,6 +293,24 @@ def test_a_fit_killed_before_its_first_checkpoint_is_trained_again_in_its_folder
     assert steps == sorted(set(steps)) == list(range(len(steps)))  # the killed run's steps purged, each once
 
 
+def test_a_version_without_checkpoints_is_reused_only_when_no_fit_holds_it(tmp_path):
+    """A version folder without a checkpoint is a killed fit's, trained again in place; but a fit
+    still training towards its first checkpoint has one too, and a new fit moved into its folder."""
+    from jsonargparse import Namespace
+
+    from pix2pix_aa.locking import exclusive
+    from pix2pix_aa.resume import FIT_LOCK, _reuse_untrained_version
+
+    def config():
+        return Namespace(trainer=Namespace(logger=Namespace(init_args=Namespace(version=None, purge_step=None))))
+
+    run = tmp_path / "runs" / "x" / "version_0"
+    with exclusive(run / FIT_LOCK):  # the first fit, alive
+        assert _reuse_untrained_version(config(), run.parent) is None
+    killed = config()  # its holder gone: the lock file stays and holds nothing
+    assert _reuse_untrained_version(killed, run.parent) == run and killed.trainer.logger.init_args.version == 0
+
+
 def test_ckpt_path_last_without_a_checkpoint(micro, fit, run_cli, capsys):
     folder, write = micro
     cfg = write()
