@@ -7,8 +7,8 @@ one archive (one appending to the other's ``.part``).
 Written here rather than taken from a library: the standard library has the primitive
 (``fcntl.flock``) but no context manager around it, and the one small thing needed on top is the
 holder's name in the refusal. The kernel releases the lock when its holder exits, however it exits
-(a killed job leaves no stale lock to clear by hand). Where ``fcntl`` is missing (Windows) the block
-runs unlocked.
+(a killed job leaves no stale lock to clear by hand). Where ``fcntl`` is missing (Windows) or the
+file system refuses locks (some network mounts), the block runs unlocked.
 """
 
 from __future__ import annotations
@@ -50,14 +50,18 @@ def exclusive(path: str | os.PathLike) -> Iterator[None]:
     with open(path, "a+") as f:  # "a+": the holder's name is not truncated before the lock is ours
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = True
         except BlockingIOError:
             f.seek(0)
             pid, _, host = f.read().strip().partition(" ")
             raise LockHeld(path, f"pid {pid} on {host}" if pid.isdigit() and host else "another process") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"{os.getpid()} {socket.gethostname()}\n")
-        f.flush()
+        except OSError:  # a file system without locks (ENOLCK on some network mounts): run unlocked
+            locked = False
+        if locked:
+            f.seek(0)
+            f.truncate()
+            f.write(f"{os.getpid()} {socket.gethostname()}\n")
+            f.flush()
         yield
 
 
@@ -71,3 +75,5 @@ def held(path: str | os.PathLike) -> bool:
             return False
     except LockHeld:
         return True
+    except OSError:  # cannot open it (another user's run): nobody's lock this process could see
+        return False

@@ -661,3 +661,21 @@ def test_a_corrupt_image_read_in_a_worker_process_is_one_line(micro, tiny_facade
     assert exit_info.value.code == 2 and len(error_lines) == 1, err
     assert error_lines[0] == f"error: {bad}: cannot decode image, the file is truncated or corrupt " \
                              f"({error_lines[0].split('(', 1)[1]}" and "Traceback" not in err and "worker" not in err
+
+
+def test_a_file_system_without_locks_runs_the_block_unlocked(tmp_path, monkeypatch):
+    """flock raises ENOLCK on some network mounts: the fit must run there (unlocked), not stop with
+    a traceback from fcntl."""
+    import errno
+    import fcntl
+
+    from pix2pix_aa.locking import exclusive
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    ran = []
+    with exclusive(tmp_path / "run" / ".fit.lock"):
+        ran.append(True)
+    assert ran == [True]
