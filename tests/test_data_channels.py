@@ -91,6 +91,16 @@ def test_aligned_grayscale_input_rgb_target(tmp_path, capsys):
     # BtoA: the input is B (3 channels read as 1), the target A
     item = AlignedDataset(tmp_path, "test", "BtoA", load_size=32, crop_size=32, input_nc=3, output_nc=1)[0]
     assert item["input"].shape == (3, 32, 32) and item["target"].shape == (1, 32, 32)
+    # grayscale="error": the gray half is read; a colour half on the 1-channel side is refused
+    # (before: converted to luma without a word, the direction the wrong way round trained gray -> gray)
+    item = AlignedDataset(tmp_path, "test", "AtoB", load_size=32, crop_size=32, input_nc=1, output_nc=3,
+                          grayscale="error")[0]
+    torch.testing.assert_close(item["input"], _unit(a), atol=1e-6, rtol=0)
+    wrong_way = AlignedDataset(tmp_path, "test", "BtoA", load_size=32, crop_size=32, input_nc=1, output_nc=3,
+                               grayscale="error")
+    with pytest.raises(ValueError, match=r"x\.png: its B half is colour; expected 1-channel grayscale \(the input "
+                                         r"side, direction BtoA\)\. Check --data\.direction"):
+        wrong_way[0]
 
 
 def test_paired_sides_read_with_their_own_channels(tmp_path, capsys):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Literal, Union, get_args
 
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from pix2pix_aa.console import notice
@@ -263,7 +264,8 @@ class AlignedDataset(_PairDataset):
         check_files: read every header now (size, mode) to fail early with the file's name.
         input_nc / output_nc: channels of the input / target, 1 (grayscale) or 3 (RGB). A file
             is expected to be RGB if either side is RGB (each half is then converted to its
-            side's channels without a report), grayscale if both are.
+            side's channels without a report; with ``grayscale="error"`` a colour half on a
+            1-channel side is refused when it is read), grayscale if both are.
         keep_size: evaluation only: no resize, each image at its own size (``predict``).
         preprocess: ``resize_and_crop`` (default), ``crop``, ``scale_width``,
             ``scale_width_and_crop`` or ``none``, the reference pix2pix's ``--preprocess``
@@ -315,9 +317,24 @@ class AlignedDataset(_PairDataset):
         w, h = im.size
         if w % 2:
             raise ValueError(f"{path}: aligned A|B image must have an even width, got {w}x{h}")
-        a = pil_to_tensor(to_mode(im.crop((0, 0, w // 2, h)), self.a_nc))
-        b = pil_to_tensor(to_mode(im.crop((w // 2, 0, w, h)), self.b_nc))
+        halves = {"A": im.crop((0, 0, w // 2, h)), "B": im.crop((w // 2, 0, w, h))}
+        if self.grayscale == "error" and im.mode == "RGB":  # one file, one mode: a gray side's half may be colour
+            self._refuse_colour_half(path, halves)
+        a = pil_to_tensor(to_mode(halves["A"], self.a_nc))
+        b = pil_to_tensor(to_mode(halves["B"], self.b_nc))
         return a, b, path.stem
+
+
+    def _refuse_colour_half(self, path: Path, halves: dict[str, Image.Image]) -> None:
+        """``grayscale="error"``: the half of a 1-channel side must be gray (R = G = B). An RGB file
+        with a colour half there (the direction the wrong way round) was converted to luma."""
+        for side, nc in (("A", self.a_nc), ("B", self.b_nc)):
+            r, g, b = halves[side].split()
+            if nc == 1 and not r.tobytes() == g.tobytes() == b.tobytes():
+                role = "input" if (side == "A") == (self.direction == "AtoB") else "target"
+                raise ValueError(f"{path}: its {side} half is colour; expected 1-channel grayscale (the {role} side, "
+                                 f"direction {self.direction}). Check --data.direction, or pass grayscale='convert' "
+                                 "to convert it")
 
 
 class PairedFolderDataset(_PairDataset):
