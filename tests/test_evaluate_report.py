@@ -246,3 +246,21 @@ def test_flat_targets_get_no_sharpness_ratio_and_a_note():
            "defined" in notes
     fine = evaluate_generator(nn.Identity(), x, x, EvalOptions(max_shift=2, layers=None, noise=()), label="fine")
     assert not fine.targets_flat and fine.row()["hf_ratio"] == pytest.approx(1.0)
+
+
+def test_a_tiny_sharpness_ratio_keeps_its_digits():
+    """An output at 0.003 x the target has 0.003^2 = 9e-6 of its high-frequency energy: the row
+    said 0.0 (4 decimals) and the table 0.0000, as if there were none at all."""
+
+    class Faint(nn.Module):
+        def forward(self, x):
+            return 0.003 * x
+
+    x = _images()
+    faint = evaluate_generator(Faint(), x, x, EvalOptions(max_shift=2, layers=None, noise=(), chunk=1), label="faint")
+    assert faint.row()["hf_ratio"] == pytest.approx(9e-6, rel=1e-3)
+    assert faint.to_dict()["sharpness"]["hf_ratio"] == pytest.approx(9e-6, rel=1e-3)
+    assert faint.row()["tv_ratio"] == pytest.approx(0.003, rel=1e-3)
+    cells = report.markdown_table([faint]).splitlines()[2].split(" | ")
+    header = report.markdown_table([faint]).splitlines()[0].split(" | ")
+    assert cells[header.index("HF ratio")] == "9e-06" and cells[header.index("TV ratio")] == "0.0030"

@@ -213,8 +213,8 @@ class ModelResult:
         for k in ("psnr", "ssim", "l1", "tv", "tv_target", "hf", "hf_target", "lpips"):
             if k in self.quality:
                 row[f"quality_{k}"] = round(float(self.quality[k]), 6 if k.startswith("hf") else 4)
-        row["tv_ratio"] = _round(self.tv_ratio, 4)
-        row["hf_ratio"] = _round(self.hf_ratio, 4)
+        row["tv_ratio"] = _round(self.tv_ratio, 4, significant=3)
+        row["hf_ratio"] = _round(self.hf_ratio, 4, significant=3)
         row["content_lost"] = _round(self.content_lost, 4)
         row["flicker_pooled_db"] = None if self.flicker is None else round(self.flicker.pooled_psnr, 3)
         dist = self.distribution
@@ -230,7 +230,8 @@ class ModelResult:
 
     def to_dict(self) -> dict:
         return {"row": self.row(), "checkpoint": self.checkpoint, "data": self.data, "quality": self.quality,
-                "sharpness": {"tv_ratio": _round(self.tv_ratio, 6), "hf_ratio": _round(self.hf_ratio, 6),
+                "sharpness": {"tv_ratio": _round(self.tv_ratio, 6, significant=3),
+                              "hf_ratio": _round(self.hf_ratio, 6, significant=3),
                               "content_lost": _round(self.content_lost, 6),
                               "collapsed": self.collapsed, "collapse_tv_ratio": COLLAPSE_TV_RATIO,
                               "collapse_content_ratio": COLLAPSE_CONTENT_RATIO,
@@ -253,8 +254,14 @@ def _ratio(a: Optional[float], b: Optional[float]) -> float:
     return float(a) / float(b)
 
 
-def _round(v: float, digits: int) -> Optional[float]:
-    return round(v, digits) if math.isfinite(v) else None
+def _round(v: float, digits: int, significant: int = 0) -> Optional[float]:
+    """``v`` to ``digits`` decimals, and to at least ``significant`` significant digits when it is
+    smaller (a detail-less model's HF ratio of 1.75e-5 read 0.0 at 4 decimals); None if not finite."""
+    if not math.isfinite(v):
+        return None
+    if significant and v != 0:
+        digits = max(digits, significant - 1 - math.floor(math.log10(abs(v))))
+    return round(v, digits)
 
 
 def load_eval_images(dataset: torch.utils.data.Dataset, max_images: Optional[int]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -36,7 +36,8 @@ TABLE_COLUMNS = [
 ]
 
 def format_cell(value: object, key: str, row: dict) -> str:
-    """The text of one table cell: dB, FID and seconds to 2 decimals, KID as mean ± std, other floats to 4, ``-`` for a
+    """The text of one table cell: dB, FID and seconds to 2 decimals, KID as mean ± std, other floats to 4 (a
+    ratio under 0.001 to 3 significant digits), ``-`` for a
     missing value; a collapsed model's stability figures and name are marked ``(collapsed)``."""
     if value is None:
         return "-"
@@ -47,6 +48,8 @@ def format_cell(value: object, key: str, row: dict) -> str:
         return f"{value:.2f}"
     if isinstance(value, float):
         text = f"{value:.2f}" if key.endswith("_db") or key in ("quality_psnr", "seconds") else f"{value:.4f}"
+        if key.endswith("_ratio") and 0 < abs(value) < 1e-3:  # 0.0000 would read as none at all
+            text = f"{value:.3g}"
         if row.get("collapsed") and (key.startswith("stability_") or key.startswith("flicker_")):
             text += " (collapsed)"
         return text
