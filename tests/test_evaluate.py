@@ -42,7 +42,11 @@ def test_evaluate_two_checkpoints_writes_every_output(trained_run, baseline_run,
     assert set(model["features"]["layers"]) >= {"enc1", "enc6", "dec6", "dec2", "out"}
     assert model["row"]["stability_crop_pooled_db"] > 10
     with (out / "results.csv").open() as f:
-        assert len(list(csv.DictReader(f))) == 2
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2
+    # which weights scored FID / KID / LPIPS, in every row (it was in results.json / .md only)
+    status = results["options"]["quality_metrics"]
+    assert {(r["fid_kid_weights"], r["lpips_weights"]) for r in rows} == {(status["fid"], status["lpips"])}
     assert (out / "results.md").read_text().count("\n| tiny") == 2
     pngs = {p.name for p in out.glob("*.png")}
     assert {"stability_crop_tiny_version_0_last.png", "stability_circular_tiny_version_0_last.png",
@@ -64,6 +68,10 @@ def test_evaluate_two_checkpoints_writes_every_output(trained_run, baseline_run,
     assert ("eval/stability_spectrum" in events.Tags()["images"]
             and "eval/spectrum_crop_band4_db" in events.Tags()["scalars"])
     assert "eval/table/text_summary" in events.Tags()["tensors"]
+    # the lines under the table (shifts, precision, the quality metrics' weights) beside it
+    (text,) = events.Tensors("eval/notes/text_summary")
+    notes = text.tensor_proto.string_val[0].decode()
+    assert "Shifts: 15 compared shifts" in notes and status["fid"].split(";")[0] in notes
     # HPARAMS dashboard: the generator's options with the headline numbers.
     from tensorboard.plugins.hparams import plugin_data_pb2
 

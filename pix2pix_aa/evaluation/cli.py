@@ -610,6 +610,7 @@ def _write_outputs(run: _Invocation, done: list[tuple[LoadedGenerator, ModelResu
                          run.errors)
     _remove_stale(run, out_dir, outputs_of(earlier), files)
     table = markdown_table(results)
+    notes = table_notes(results, options_dict(opts))  # what the figures are and where they came from
     if not run.args.no_tensorboard:
         ranges = heatmap_ranges(results)
         # One TensorBoard run per --out folder: evaluations of one checkpoint on other data or fewer
@@ -645,9 +646,10 @@ def _write_outputs(run: _Invocation, done: list[tuple[LoadedGenerator, ModelResu
             # final evaluation among the first iterations there); a reference file has only an epoch.
             step = item.step if item.step is not None else item.epoch or 0
             log_to_tensorboard(result, item.run_dir / "evaluation" / name, table, step=step,
-                               ranges=ranges, all_results=results, hparams=item.hparams, evaluation=str(out_dir))
+                               ranges=ranges, all_results=results, hparams=item.hparams, evaluation=str(out_dir),
+                               notes=notes)
     print(table)
-    print("\n" + table_notes(results, options_dict(opts)))
+    print("\n" + notes)
     print(f"\nwrote {', '.join(sorted({str(p.name) for p in files.values()})[:6])} ... to {out_dir}")
     if run.log is not None:
         run.log(f"[evaluate] wrote {len(files) + 1} files to {out_dir}"

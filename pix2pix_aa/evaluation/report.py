@@ -322,8 +322,13 @@ def write_report(results: Sequence[ModelResult], out_dir: Path, options: dict, e
     payload = _finite({"options": options, "models": {r.label: r.to_dict() for r in results}, "errors": errors})
     files["json"] = out_dir / "results.json"
     files["json"].write_text(json.dumps(payload, indent=2, allow_nan=False, default=_json_default))
-    # The precision changes the figures (docs/PERFORMANCE.md section 5c): each row carries it.
-    rows = [{**r.row(), "precision": options.get("precision", "32")} for r in results]
+    # The precision changes the figures (docs/PERFORMANCE.md section 5c), and FID / KID / LPIPS
+    # depend on the weights that scored them: each row carries both.
+    weights = options.get("quality_metrics") or {}
+    provenance = {"precision": options.get("precision", "32"),
+                  "fid_kid_weights": weights.get("fid", weights.get("off")),
+                  "lpips_weights": weights.get("lpips", weights.get("off"))}
+    rows = [{**r.row(), **provenance} for r in results]
     files["csv"] = out_dir / "results.csv"
     with files["csv"].open("w", newline="") as f:
         keys = list(dict.fromkeys(k for row in rows for k in row))
@@ -408,7 +413,8 @@ def generator_hparams(hparams: dict) -> dict:
 
 def log_to_tensorboard(result: ModelResult, log_dir: Path, table: str, step: int = 0,
                        ranges: Optional[dict] = None, all_results: Optional[Sequence[ModelResult]] = None,
-                       hparams: Optional[dict] = None, evaluation: Optional[str] = None) -> None:
+                       hparams: Optional[dict] = None, evaluation: Optional[str] = None,
+                       notes: Optional[str] = None) -> None:
     """Scalars, heatmap images, the spectrum plot and the comparison table under ``log_dir`` (a
     folder of the run's; evaluate.py: ``<run>/evaluation/<--out name>-<hash>``, named in the
     HPARAMS dashboard by ``evaluation``, beside the number of images scored).
@@ -419,6 +425,8 @@ def log_to_tensorboard(result: ModelResult, log_dir: Path, table: str, step: int
     ``eval/spectrum_<protocol>_band<b>_db`` per band. ``hparams``: the checkpoint's module
     hyper-parameters; its generator options and the evaluation's headline numbers go to the
     HPARAMS dashboard (``torch.utils.tensorboard.summary.hparams``), so runs can be compared there.
+    ``notes``: the lines under the table (:func:`table_notes`: shifts, precision, which FID / LPIPS
+    weights scored), as the text ``eval/notes`` beside ``eval/table``.
     """
     from torch.utils.tensorboard import SummaryWriter
 
@@ -444,6 +452,8 @@ def log_to_tensorboard(result: ModelResult, log_dir: Path, table: str, step: int
             fig = plot_feature_distance(result.features)
             writer.add_figure("eval/feature_distance", fig, step)
         writer.add_text("eval/table", table, step)
+        if notes:
+            writer.add_text("eval/notes", notes, step)
         if hparams is not None:
             from torch.utils.tensorboard.summary import hparams as hparams_summary
 
