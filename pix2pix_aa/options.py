@@ -281,8 +281,8 @@ def check_model_and_data(generator: nn.Module, discriminator: nn.Module, datamod
       (conditional) discriminator's ``in_channels`` = their sum;
     * ``crop_size`` a multiple of the generator's ``size_multiple`` (2**num_downs), unless the
       generator pads its input;
-    * the discriminator's output at ``crop_size`` is at least 1x1 and no BatchNorm in it sees a
-      single value per channel (a batch of 1 at 1x1 fails mid-run with PyTorch's own message):
+    * the discriminator's output at ``crop_size`` is at least 1x1 and no BatchNorm (at batch 1) or
+      InstanceNorm in it sees a single value per channel (1x1 fails mid-run with PyTorch's own message):
       checked by one forward pass of a zero image on the meta device (shapes only, no compute).
 
     Raises:
@@ -358,17 +358,21 @@ def _discriminator_size_problem(discriminator: nn.Module, channels: int, crop: i
 
     def watch(module: nn.Module, inputs: tuple) -> None:
         x = inputs[0]
-        if x.shape[-2] * x.shape[-1] < 2:
-            small.append(f"{module.__class__.__name__} at {x.shape[-2]}x{x.shape[-1]}")
+        if x.shape[-2] * x.shape[-1] < 2:  # batch norm at batch 1; instance norm at any batch
+            batch = " at batch 1" if isinstance(module, nn.modules.batchnorm._BatchNorm) else ""
+            small.append(f"{module.__class__.__name__} at {x.shape[-2]}x{x.shape[-1]} would normalise a single "
+                         f"value per channel{batch}")
 
     hooks = [m.register_forward_pre_hook(watch) for m in discriminator.modules()
-             if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+             if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm))]
     try:
         # Meta tensors carry shapes through every layer without memory or arithmetic.
         with torch.device("meta"):
             x = torch.zeros(1, channels, crop, crop)
         out = _meta_forward(discriminator, x)
-    except RuntimeError as err:
+    except (RuntimeError, ValueError) as err:  # instance norm refuses a 1x1 map itself (ValueError)
+        if small:
+            return f"its {small[0]}"
         return f"a layer's input would be smaller than its kernel ({' '.join(str(err).split())[:100]})"
     finally:
         for h in hooks:
@@ -376,7 +380,7 @@ def _discriminator_size_problem(discriminator: nn.Module, channels: int, crop: i
     if out is not None and (out.shape[-2] < 1 or out.shape[-1] < 1):
         return f"its output would be {out.shape[-2]}x{out.shape[-1]}"
     if small:
-        return f"its {small[0]} would normalise a single value per channel at batch 1"
+        return f"its {small[0]}"
     return None
 
 

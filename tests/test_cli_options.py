@@ -722,6 +722,25 @@ def test_image_too_small_for_the_discriminator_is_caught_at_start_up(fit, capsys
     assert "data.crop_size=16 is too small for the discriminator" in err and "crop_size >= 24" in err
 
 
+def test_instance_norm_at_1x1_in_the_discriminator_is_caught_at_start_up():
+    """Only BatchNorm was watched: instance norm on a 1x1 map stopped the first step with PyTorch's
+    "Expected more than 1 spatial element when training"."""
+    import re
+
+    from pix2pix_aa.networks import PatchGANDiscriminator
+    from pix2pix_aa.options import _check_discriminator_size
+
+    d = PatchGANDiscriminator(ndf=4, n_layers=5, norm="instance")
+    with pytest.raises(ValueError, match=r"data.crop_size=32 is too small for the discriminator: its InstanceNorm2d "
+                                         r"at 1x1 would normalise a single value per channel; use data.crop_size "
+                                         r">= \d+") as info:
+        _check_discriminator_size(d, 6, 32)
+    smallest = int(re.search(r">= (\d+)", str(info.value)).group(1))
+    d.train()(torch.zeros(2, 6, smallest, smallest))  # the size it names trains
+    with pytest.raises(ValueError, match="Expected more than 1 spatial element"):
+        d(torch.zeros(2, 6, smallest - 1, smallest - 1))  # and one less is what PyTorch refuses
+
+
 def test_a_data_folder_without_val_is_refused_before_training(fit, folder, tmp_path, capsys):
     from pix2pix_aa.data.facades import generate_facades
 
