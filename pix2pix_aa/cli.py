@@ -92,6 +92,7 @@ from pix2pix_aa.options import (
     check_shift_term,
     refuse_unsupported,
     suggest_option,
+    validation_off,
 )
 from pix2pix_aa.resume import (
     FIT_LOCK,
@@ -714,10 +715,9 @@ def _check_fit_options(config) -> Optional[str]:
                + (f" by {monitor}" if monitor else "") + ", last.ckpt only")
     else:
         kid_skipped = best_checkpoint_default(config)
-        monitor, epochs = config.checkpoint.get("monitor"), config.trainer.get("max_epochs")
-        if (monitor or "").startswith("val/") and every and epochs is not None and 0 <= epochs < every:
-            notice(f"trainer.check_val_every_n_epoch={every} > the run's {epochs} epochs: no validation runs, so no "
-                   f"best checkpoint by {monitor}, last.ckpt only")
+        monitor, off = config.checkpoint.get("monitor"), validation_off(config.trainer)
+        if (monitor or "").startswith("val/") and off:
+            notice(f"{off}: no validation runs, so no best checkpoint by {monitor}, last.ckpt only")
     steps = config.trainer.get("max_steps")
     if steps is not None and steps > 0:
         notice(f"trainer.max_steps={steps} counts training iterations (batches); each "

@@ -30,7 +30,8 @@ from pix2pix_aa.console import notice
 from pix2pix_aa.losses import max_shift_problem
 
 __all__ = ["LIGHTNING_FLAGS", "REFERENCE_FLAGS", "callback_monitors", "check_model_and_data",
-           "check_plateau_validation", "check_schedule", "check_shift_term", "refuse_unsupported", "suggest_option"]
+           "check_plateau_validation", "check_schedule", "check_shift_term", "refuse_unsupported", "suggest_option",
+           "validation_off"]
 
 
 # -- schedule -----------------------------------------------------------------------------------
@@ -105,6 +106,18 @@ def check_schedule(config) -> None:
         "(derived from the schedule; the shipped configs and saved config.yaml files leave it unset)")
 
 
+def validation_off(trainer) -> Optional[str]:
+    """Why a fit with these trainer options validates never (the option that says so, as
+    ``trainer.limit_val_batches=0`` or ``trainer.check_val_every_n_epoch=5 > trainer.max_epochs=2``),
+    or None when it validates. Call after :func:`check_schedule`, which derives ``max_epochs``."""
+    every, epochs = trainer.get("check_val_every_n_epoch"), trainer.get("max_epochs")
+    if trainer.get("limit_val_batches") in (0, 0.0):
+        return "trainer.limit_val_batches=0"
+    if every is not None and epochs is not None and 0 <= epochs < every:
+        return f"trainer.check_val_every_n_epoch={every} > trainer.max_epochs={epochs}"
+    return None
+
+
 def check_plateau_validation(config) -> None:
     """``model.lr_policy plateau`` steps on each validation's ``val/l1``: without validation it
     would never step, and the LR would stay constant without a word.
@@ -119,12 +132,8 @@ def check_plateau_validation(config) -> None:
     model, trainer = config.model, config.trainer
     if model.get("lr_policy") != "plateau" or trainer.get("fast_dev_run"):
         return
-    every, epochs = trainer.get("check_val_every_n_epoch"), trainer.get("max_epochs")
-    if trainer.get("limit_val_batches") in (0, 0.0):
-        why = "trainer.limit_val_batches=0"
-    elif every is not None and epochs is not None and epochs >= 0 and every > epochs:
-        why = f"trainer.check_val_every_n_epoch={every} > trainer.max_epochs={epochs}"
-    else:
+    why = validation_off(trainer)
+    if why is None:
         return
     raise ValueError(f"model.lr_policy=plateau steps on each validation's val/l1, but validation is off ({why}): "
                      "the LR would never change; validate (a val/ split and validation batches), or use "

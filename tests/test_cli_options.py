@@ -235,7 +235,7 @@ def test_evaluating_no_batch_is_refused(fit, folder, capsys):
 def test_a_monitor_that_never_validates_is_said(fit, folder, capsys):
     fit("novalid", "--checkpoint.monitor", "val/l1", "--trainer.check_val_every_n_epoch", "5")
     err = capsys.readouterr().err
-    assert ("trainer.check_val_every_n_epoch=5 > the run's 2 epochs: no validation runs, so no best checkpoint by "
+    assert ("trainer.check_val_every_n_epoch=5 > trainer.max_epochs=2: no validation runs, so no best checkpoint by "
             "val/l1, last.ckpt only") in err
     # the end of a fit says where the model is and the next step (it said nothing)
     assert err.splitlines()[-1] == ("[pix2pix_aa] fit done (2 epochs, 4 iterations): runs/novalid/version_0/"
