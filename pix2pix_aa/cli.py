@@ -1135,10 +1135,13 @@ class Pix2PixCLI(LightningCLI):
                 yield
         except LockHeld as e:
             self._another_fits = Path(log_dir).absolute()
+            # Without a logger the run folder is trainer.default_root_dir itself (checkpoints/, config.yaml).
+            other = ("another --trainer.logger.init_args.version" if self.trainer.logger is not None
+                     else "another --trainer.default_root_dir")
+            resume = " and then resume with --ckpt_path last" if self.config[self.subcommand].get("ckpt_path") else ""
             raise ValueError(f"another fit ({e.holder}) is training this run, {log_dir}: two fits would overwrite "
-                             "each other's checkpoints and events. Wait for it to end (or stop it) and then resume "
-                             "with --ckpt_path last, or train a new run (drop --ckpt_path, or another "
-                             "--trainer.logger.init_args.version)") from None
+                             f"each other's checkpoints and events. Wait for it to end (or stop it){resume}, or "
+                             f"train in {other}") from None
 
     def _check_validation_data(self) -> None:
         """A data folder without val/ while validation is on: the data module's error at start-up,

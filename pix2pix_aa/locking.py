@@ -7,7 +7,8 @@ one archive (one appending to the other's ``.part``).
 Written here rather than taken from a library: the standard library has the primitive
 (``fcntl.flock``) but no context manager around it, and the one small thing needed on top is the
 holder's name in the refusal. The kernel releases the lock when its holder exits, however it exits
-(a killed job leaves no stale lock to clear by hand). Where ``fcntl`` is missing (Windows) or the
+(a killed job leaves no stale lock to clear by hand); processes it forks (DataLoader workers) do
+not share it. Where ``fcntl`` is missing (Windows) or the
 file system refuses locks (some network mounts), the block runs unlocked.
 """
 
@@ -20,6 +21,27 @@ from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["LockHeld", "exclusive", "held"]
+
+#: File descriptors of the locks this process holds. A forked child (a DataLoader worker) shares
+#: the lock with its parent; after a kill -9 of the parent, the orphaned workers kept the run
+#: locked for the seconds they took to notice, and a relaunch was refused naming a dead pid.
+_HELD: set[int] = set()
+
+
+def _release_in_child() -> None:
+    # Point the child's copies of the descriptors at /dev/null: the lock then belongs to the
+    # parent's descriptor alone (closing them would break the child's file objects).
+    if not _HELD:
+        return
+    null = os.open(os.devnull, os.O_RDONLY)
+    for fd in _HELD:
+        os.dup2(null, fd)
+    os.close(null)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_release_in_child)
 
 
 class LockHeld(RuntimeError):
@@ -57,12 +79,18 @@ def exclusive(path: str | os.PathLike) -> Iterator[None]:
             raise LockHeld(path, f"pid {pid} on {host}" if pid.isdigit() and host else "another process") from None
         except OSError:  # a file system without locks (ENOLCK on some network mounts): run unlocked
             locked = False
-        if locked:
-            f.seek(0)
-            f.truncate()
-            f.write(f"{os.getpid()} {socket.gethostname()}\n")
-            f.flush()
-        yield
+        if not locked:
+            yield
+            return
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()} {socket.gethostname()}\n")
+        f.flush()
+        _HELD.add(f.fileno())
+        try:
+            yield
+        finally:
+            _HELD.discard(f.fileno())
 
 
 def held(path: str | os.PathLike) -> bool:

@@ -668,12 +668,18 @@ def test_a_second_fit_of_a_run_being_trained_is_refused(fit, folder, capsys):
     with exclusive(run / ".fit.lock"):  # as the first fit, still training, holds it
         err = _error(capsys, lambda: fit("busy", "--ckpt_path", "last", "--trainer.limit_val_batches", "0"))
         assert "another fit (pid " in err and "is training this run, runs/busy/version_0" in err
+        assert ("Wait for it to end (or stop it) and then resume with --ckpt_path last, or train in another "
+                "--trainer.logger.init_args.version") in err
         assert (run / "checkpoints" / "last.ckpt").read_bytes() == last
         # A new fit into a version another fit has just made: refused, and that folder left alone.
         with exclusive(folder / "runs" / "busy" / "version_5" / ".fit.lock"):
             err = _error(capsys, lambda: fit("busy", "--trainer.logger.init_args.version", "5"))
             assert "is training this run, runs/busy/version_5" in err
         assert (folder / "runs" / "busy" / "version_5" / ".fit.lock").is_file()
+        # Without a logger the run folder is default_root_dir: another of those is the way out.
+        with exclusive(folder / "nolog" / ".fit.lock"):
+            err = _error(capsys, lambda: fit("busy", "--trainer.logger", "false", "--trainer.default_root_dir", "nolog"))
+            assert "Wait for it to end (or stop it), or train in another --trainer.default_root_dir" in err
     cli = fit("busy", "--ckpt_path", "last", "--trainer.max_steps", "2", "--trainer.limit_val_batches", "0")
     assert cli.trainer.global_step == 4  # released with its holder: the resume trains
 

@@ -679,3 +679,34 @@ def test_a_file_system_without_locks_runs_the_block_unlocked(tmp_path, monkeypat
     with exclusive(tmp_path / "run" / ".fit.lock"):
         ran.append(True)
     assert ran == [True]
+
+
+def test_a_killed_fits_forked_workers_do_not_keep_its_run_locked(tmp_path):
+    """DataLoader workers are forked inside the fit and shared its lock: after a kill -9 of the fit,
+    its orphaned workers held the run for seconds, and a relaunch was refused naming a dead pid."""
+    import signal
+    import subprocess
+    import sys
+
+    from pix2pix_aa.locking import held
+
+    lock = tmp_path / "run" / ".fit.lock"
+    script = (
+        "import os, signal, sys, time\n"
+        "from pix2pix_aa.locking import exclusive\n"
+        f"with exclusive({str(lock)!r}):\n"
+        "    worker = os.fork()\n"
+        "    if worker == 0:\n"
+        "        time.sleep(60); os._exit(0)\n"
+        "    print(worker, flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    fit = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                           cwd=Path(__file__).resolve().parents[1])
+    worker = int(fit.stdout.readline())
+    try:
+        assert fit.wait(timeout=30) == -signal.SIGKILL
+        os.kill(worker, 0)  # the orphaned worker still runs
+        assert not held(lock)
+    finally:
+        os.kill(worker, signal.SIGKILL)
