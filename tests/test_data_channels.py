@@ -98,9 +98,19 @@ def test_aligned_grayscale_input_rgb_target(tmp_path, capsys):
     torch.testing.assert_close(item["input"], _unit(a), atol=1e-6, rtol=0)
     wrong_way = AlignedDataset(tmp_path, "test", "BtoA", load_size=32, crop_size=32, input_nc=1, output_nc=3,
                                grayscale="error")
-    with pytest.raises(ValueError, match=r"x\.png: its B half is colour; expected 1-channel grayscale \(the input "
-                                         r"side, direction BtoA\)\. Check --data\.direction"):
+    with pytest.raises(ValueError, match=r"x\.png: its B half is colour \(R, G and B differ by [\d.]+ levels on "
+                                         r"average\); expected 1-channel grayscale \(the input side, direction "
+                                         r"BtoA\)\. Check the direction \(--data\.direction\)"):
         wrong_way[0]
+    # A JPEG of the same file: its colour half bleeds across the seam into the gray half's first
+    # column (a spread of ~60 there), which is no colour half: read, not refused.
+    (tmp_path / "test" / "x.png").unlink()
+    Image.fromarray(np.concatenate([np.stack([a] * 3, -1), b], axis=1)).save(tmp_path / "test" / "x.jpg", quality=90)
+    gray_half = np.asarray(Image.open(tmp_path / "test" / "x.jpg").convert("RGB"))[:, :32].astype(int)
+    assert (gray_half.max(-1) - gray_half.min(-1)).max() > 16  # the bleed is there
+    item = AlignedDataset(tmp_path, "test", "AtoB", load_size=32, crop_size=32, input_nc=1, output_nc=3,
+                          grayscale="error")[0]
+    assert item["input"].shape == (1, 32, 32)
 
 
 def test_paired_sides_read_with_their_own_channels(tmp_path, capsys):

@@ -246,6 +246,11 @@ def _holds_image_files(folder: Path) -> bool:
     return folder.is_dir() and any(p.is_file() and is_image_file(p) for p in folder.iterdir())
 
 
+#: The most a gray half of an RGB A|B file may differ between its channels, on average (0..255
+#: levels): see :meth:`AlignedDataset._refuse_colour_half`.
+GRAY_SPREAD = 2.0
+
+
 class AlignedDataset(_PairDataset):
     """The pix2pix aligned layout: ``root/<split>/*.{png,jpg,...}``, each image A (left) | B (right).
 
@@ -326,15 +331,25 @@ class AlignedDataset(_PairDataset):
 
 
     def _refuse_colour_half(self, path: Path, halves: dict[str, Image.Image]) -> None:
-        """``grayscale="error"``: the half of a 1-channel side must be gray (R = G = B). An RGB file
-        with a colour half there (the direction the wrong way round) was converted to luma."""
+        """``grayscale="error"``: the half of a 1-channel side must be gray. An RGB file with a colour
+        half there (the direction the wrong way round) was converted to luma without a word.
+
+        Gray means a mean channel spread (max - min of R, G, B per pixel) of at most
+        :data:`GRAY_SPREAD` levels: a JPEG's chroma bleeds across the A|B seam into the gray half's
+        first column (spreads of 60 there, about 1 level on average over a 64-px half) and its
+        quantisation adds a few levels, while colour photographs average 38-107 (scikit-image's;
+        a dark sky of sparse stars 4)."""
         for side, nc in (("A", self.a_nc), ("B", self.b_nc)):
-            r, g, b = halves[side].split()
-            if nc == 1 and not r.tobytes() == g.tobytes() == b.tobytes():
+            if nc != 1:
+                continue
+            rgb = pil_to_tensor(halves[side])
+            spread = (rgb.amax(0) - rgb.amin(0)).float().mean().item()
+            if spread > GRAY_SPREAD:
                 role = "input" if (side == "A") == (self.direction == "AtoB") else "target"
-                raise ValueError(f"{path}: its {side} half is colour; expected 1-channel grayscale (the {role} side, "
-                                 f"direction {self.direction}). Check --data.direction, or pass grayscale='convert' "
-                                 "to convert it")
+                raise ValueError(f"{path}: its {side} half is colour (R, G and B differ by {spread:.1f} levels on "
+                                 f"average); expected 1-channel grayscale (the {role} side, direction "
+                                 f"{self.direction}). Check the direction (--data.direction), or convert such files "
+                                 "(--data.grayscale convert)")
 
 
 class PairedFolderDataset(_PairDataset):
