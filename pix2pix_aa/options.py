@@ -317,16 +317,19 @@ def check_model_and_data(generator: nn.Module, discriminator: nn.Module, datamod
     variable = getattr(datamodule, "preprocess", "resize_and_crop") in ("none", "scale_width")
     if variable:
         return
-    if multiple and crop % multiple and not getattr(generator, "pad_input", False):
+    step = multiple if multiple and not getattr(generator, "pad_input", False) else 1
+    if crop % step:
         deepest = (crop & -crop).bit_length() - 1  # largest k with crop % 2**k == 0
         # A U-Net needs num_downs >= 2: an odd crop has no num_downs to offer.
         fewer = f"num_downs <= {deepest}, " if deepest >= 2 else ""
+        # The example is one the discriminator takes too.
+        nearest = max(step, crop // step * step)
+        example = _smallest_crop(discriminator, d_in or in_nc + out_nc, nearest, step) or nearest
         raise ValueError(
-            f"data.crop_size={crop} is not a multiple of 2**num_downs = {multiple} "
+            f"data.crop_size={crop} is not a multiple of 2**num_downs = {step} "
             f"(model.generator.init_args.num_downs={generator.num_downs}); use a crop_size that is a multiple "
-            f"of {multiple} (e.g. {max(multiple, crop // multiple * multiple)}), {fewer}or "
-            "model.generator.init_args.pad_input=true")
-    _check_discriminator_size(discriminator, d_in or in_nc + out_nc, crop)
+            f"of {step} (e.g. {example}), {fewer}or model.generator.init_args.pad_input=true")
+    _check_discriminator_size(discriminator, d_in or in_nc + out_nc, crop, step)
 
 
 #: The shift term's options and their defaults: set away from them with the term off, they do nothing.
@@ -379,8 +382,8 @@ def _discriminator_size_problem(discriminator: nn.Module, channels: int, crop: i
         with torch.device("meta"):
             x = torch.zeros(1, channels, crop, crop)
         out = _meta_forward(discriminator, x)
-    except (RuntimeError, ValueError) as err:  # instance norm refuses a 1x1 map itself (ValueError)
-        if small:
+    except (RuntimeError, ValueError) as err:
+        if isinstance(err, ValueError) and small:  # instance norm refuses a 1x1 map itself
             return f"its {small[0]}"
         return f"a layer's input would be smaller than its kernel ({' '.join(str(err).split())[:100]})"
     finally:
@@ -393,13 +396,24 @@ def _discriminator_size_problem(discriminator: nn.Module, channels: int, crop: i
     return None
 
 
-def _check_discriminator_size(discriminator: nn.Module, channels: int, crop: int) -> None:
+def _smallest_crop(discriminator: nn.Module, channels: int, start: int, step: int) -> Optional[int]:
+    """The smallest multiple of ``step`` from ``start`` on (up to 4096) that the discriminator
+    takes, or None."""
+    first = -(-start // step) * step
+    return next((c for c in range(first, 4097, step) if _discriminator_size_problem(discriminator, channels, c)
+                 is None), None)
+
+
+def _check_discriminator_size(discriminator: nn.Module, channels: int, crop: int, step: int = 1) -> None:
+    """Raises ValueError: the discriminator cannot train at ``crop``; names the smallest crop above
+    it that is a multiple of ``step`` (the generator's size multiple: a size that one takes and the
+    generator refuses sent the user back and forth between the two messages)."""
     problem = _discriminator_size_problem(discriminator, channels, crop)
     if problem is None:
         return
-    smallest = next((c for c in range(crop + 1, 4097) if _discriminator_size_problem(discriminator, channels, c)
-                     is None), None)
-    fix = f"use data.crop_size >= {smallest}" if smallest else "use a larger data.crop_size"
+    smallest = _smallest_crop(discriminator, channels, crop + 1, step)
+    fix = ("use a larger data.crop_size" if smallest is None else f"use data.crop_size >= {smallest}" if step == 1
+           else f"use data.crop_size {smallest} (or a larger multiple of {step}, the generator's)")
     raise ValueError(f"data.crop_size={crop} is too small for the discriminator: {problem}; {fix} or fewer "
                      "model.discriminator.init_args.n_layers")
 

@@ -725,7 +725,34 @@ def test_image_too_small_for_the_discriminator_is_caught_at_start_up(fit, capsys
     err = _error(capsys, lambda: fit("small", "--data.crop_size", "16", "--data.load_size", "16",
                                      "--model.generator.init_args.num_downs", "4",
                                      "--model.discriminator.init_args.n_layers", "3", "--data.batch_size", "1"))
-    assert "data.crop_size=16 is too small for the discriminator" in err and "crop_size >= 24" in err
+    # 24 (what the discriminator alone takes) was then refused by the generator, whose size multiple is 16
+    assert "data.crop_size=16 is too small for the discriminator" in err
+    assert "use data.crop_size 32 (or a larger multiple of 16, the generator's)" in err
+
+
+def test_the_two_size_checks_suggest_a_crop_both_take():
+    """Following each check's suggestion led back to the other: crop 64 -> "use >= 96" (for the
+    discriminator) -> "a multiple of 64 (e.g. 64)" (for the generator). 128 passes both."""
+    from types import SimpleNamespace
+
+    from pix2pix_aa.networks import PatchGANDiscriminator, UNetGenerator
+    from pix2pix_aa.options import check_model_and_data
+
+    g, d = UNetGenerator(num_downs=6, ngf=4), PatchGANDiscriminator(ndf=4, n_layers=5, norm="instance")
+
+    def check(crop):
+        check_model_and_data(g, d, SimpleNamespace(input_nc=3, output_nc=3, crop_size=crop))
+
+    with pytest.raises(ValueError, match=r"use data.crop_size 128 \(or a larger multiple of 64"):
+        check(64)
+    with pytest.raises(ValueError, match=r"not a multiple of 2\*\*num_downs = 64 .*\(e\.g\. 128\)"):
+        check(96)
+    check(128)
+    # A batch-norm discriminator whose conv meets a map smaller than its kernel: that is the cause
+    # named (the batch norm at 1x1 it passed before was reported instead).
+    with pytest.raises(ValueError, match="a layer's input would be smaller than its kernel"):
+        check_model_and_data(UNetGenerator(num_downs=5, ngf=4), PatchGANDiscriminator(ndf=4, n_layers=5),
+                             SimpleNamespace(input_nc=3, output_nc=3, crop_size=32))
 
 
 def test_instance_norm_at_1x1_in_the_discriminator_is_caught_at_start_up():
