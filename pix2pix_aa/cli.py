@@ -1013,12 +1013,18 @@ class Pix2PixCLI(LightningCLI):
         if config.trainer.get("enable_progress_bar") is not False and not any(
                 isinstance(c, ProgressBar) for c in callbacks):
             kwargs["callbacks"] = [*callbacks, QuietProgressBar()]
-        if str(config.trainer.get("precision")) == "16-true":
+        precision = str(config.trainer.get("precision"))
+        if precision in ("16-true", "bf16-true") and self.subcommand != "fit":
+            rounded = "bfloat16" if precision == "bf16-true" else "float16"
+            raise ValueError(f"trainer.precision {precision}: {self.subcommand} would run the generator with its "
+                             f"weights rounded to {rounded}, not the trained model; use bf16-mixed (autocast, float32 "
+                             "weights) or 32-true")
+        if precision == "16-true":
             # measured: NaN losses within 3 batches, and at a low LR half the weights never moved
             raise ValueError("trainer.precision 16-true: float16 weights and Adam state cannot train this GAN (Adam's "
                              "eps 1e-8 is 0 in float16, small updates round away, the losses overflow to NaN); use "
                              "16-mixed (autocast, float32 weights; a GPU), bf16-mixed, or 32-true")
-        if str(config.trainer.get("precision")) == "bf16-true":
+        if precision == "bf16-true":
             # measured (cpu_quick, iterations 4 -> 24): every batch-norm weight of G stayed where it was.
             # bfloat16 keeps 8 bits of mantissa: an Adam step of lr 2e-4 on a weight near 1 rounds to 0.
             raise ValueError("trainer.precision bf16-true: bfloat16 weights round Adam's small updates away (a "

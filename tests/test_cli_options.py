@@ -230,6 +230,12 @@ def test_evaluating_no_batch_is_refused(fit, folder, capsys):
         err = _error(capsys, lambda o=option, c=subcommand: fit("limited", "--ckpt_path", "last", f"--trainer.{o}",
                                                                 "0", subcommand=c))
         assert f"error: trainer.{option}=0: {subcommand} would run on no batch; drop it" in err
+    # A "true" half precision rounds the trained weights: refused for the reason that applies (it
+    # said Adam's updates round away, where nothing is trained).
+    err = _error(capsys, lambda: fit("limited", "--ckpt_path", "last", "--trainer.precision", "bf16-true",
+                                     subcommand="test"))
+    assert ("trainer.precision bf16-true: test would run the generator with its weights rounded to bfloat16, not the "
+            "trained model") in err
 
 
 def test_a_monitor_that_never_validates_is_said(fit, folder, capsys):
