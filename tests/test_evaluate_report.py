@@ -253,8 +253,12 @@ def test_a_tiny_sharpness_ratio_keeps_its_digits():
     said 0.0 (4 decimals) and the table 0.0000, as if there were none at all."""
 
     class Faint(nn.Module):
+        def __init__(self, gain: float = 0.003):
+            super().__init__()
+            self.gain = gain
+
         def forward(self, x):
-            return 0.003 * x
+            return self.gain * x
 
     x = _images()
     faint = evaluate_generator(Faint(), x, x, EvalOptions(max_shift=2, layers=None, noise=(), chunk=1), label="faint")
@@ -264,3 +268,11 @@ def test_a_tiny_sharpness_ratio_keeps_its_digits():
     cells = report.markdown_table([faint]).splitlines()[2].split(" | ")
     header = report.markdown_table([faint]).splitlines()[0].split(" | ")
     assert cells[header.index("HF ratio")] == "9e-06" and cells[header.index("TV ratio")] == "0.0030"
+    # the targets' figures keep their digits too, so a CSV's tv / tv_target gives the ratio
+    row = faint.row()
+    assert row["quality_tv"] / row["quality_tv_target"] == pytest.approx(0.003, rel=1e-2)
+    assert row["quality_hf"] / row["quality_hf_target"] == pytest.approx(9e-6, rel=1e-2)
+    # and the collapsed note (a TV ratio of 0.003 is one) says its ratio, not 0.000
+    fainter = evaluate_generator(Faint(3e-4), x, x, EvalOptions(max_shift=2, layers=None, noise=(), chunk=1),
+                                 label="fainter")
+    assert "fainter (TV ratio 0.0003, content lost" in report.table_notes([fainter], {})

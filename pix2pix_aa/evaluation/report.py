@@ -18,7 +18,7 @@ import numpy as np
 
 from pix2pix_aa.evaluation.page import write_index_html, write_panning_gif, write_samples
 from pix2pix_aa.evaluation.runner import COLLAPSE_CONTENT_RATIO, COLLAPSE_IMAGE_FRACTION, COLLAPSE_TV_RATIO, ModelResult
-from pix2pix_aa.evaluation.table import TABLE_COLUMNS, file_stems, markdown_table
+from pix2pix_aa.evaluation.table import TABLE_COLUMNS, file_stems, markdown_table, ratio_text
 from pix2pix_aa.metrics.distribution import KID_SUBSETS
 from pix2pix_aa.metrics.plots import plot_feature_distance, plot_stability_heatmap, plot_stability_spectrum
 
@@ -71,7 +71,7 @@ def table_notes(results: Sequence[ModelResult], options: dict) -> str:
         notes.append(checkpoints)
     collapsed = [r for r in results if r.collapsed]
     if collapsed:
-        named = ", ".join(f"{r.label} (TV ratio {r.tv_ratio:.3f}"
+        named = ", ".join(f"{r.label} (TV ratio {ratio_text(r.tv_ratio, 3)}"
                           + (f", content lost on {r.content_lost:.0%} of the images"
                              if math.isfinite(r.content_lost) else "") + ")" for r in collapsed)
         notes.append(f"Collapsed (listed last): {named}"

@@ -212,7 +212,7 @@ class ModelResult:
             row[f"stability_{name}_mean_db"] = None if res is None else round(res.mean_psnr, 3)
         for k in ("psnr", "ssim", "l1", "tv", "tv_target", "hf", "hf_target", "lpips"):
             if k in self.quality:
-                row[f"quality_{k}"] = round(float(self.quality[k]), 6 if k.startswith("hf") else 4)
+                row[f"quality_{k}"] = _round(float(self.quality[k]), 6 if k.startswith("hf") else 4, significant=3)
         row["tv_ratio"] = _round(self.tv_ratio, 4, significant=3)
         row["hf_ratio"] = _round(self.hf_ratio, 4, significant=3)
         row["content_lost"] = _round(self.content_lost, 4)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from pix2pix_aa.evaluation.runner import ModelResult
 
-__all__ = ["TABLE_COLUMNS", "format_cell", "markdown_table", "slug", "table_cells", "table_order"]
+__all__ = ["TABLE_COLUMNS", "format_cell", "markdown_table", "ratio_text", "slug", "table_cells", "table_order"]
 
 #: (row key, header) of the Markdown table, one row per checkpoint. Stability headline: pooled.
 TABLE_COLUMNS = [
@@ -35,6 +35,12 @@ TABLE_COLUMNS = [
     ("seconds", "seconds"),
 ]
 
+def ratio_text(value: float, decimals: int = 4) -> str:
+    """A ratio to ``decimals`` decimals, or to 3 significant digits below 0.001 (a detail-less
+    model's 1.75e-5 read 0.0000, as if it had none at all)."""
+    return f"{value:.3g}" if 0 < abs(value) < 1e-3 else f"{value:.{decimals}f}"
+
+
 def format_cell(value: object, key: str, row: dict) -> str:
     """The text of one table cell: dB, FID and seconds to 2 decimals, KID as mean ± std, other floats to 4 (a
     ratio under 0.001 to 3 significant digits), ``-`` for a
@@ -47,9 +53,8 @@ def format_cell(value: object, key: str, row: dict) -> str:
     if key == "fid" and isinstance(value, float):
         return f"{value:.2f}"
     if isinstance(value, float):
-        text = f"{value:.2f}" if key.endswith("_db") or key in ("quality_psnr", "seconds") else f"{value:.4f}"
-        if key.endswith("_ratio") and 0 < abs(value) < 1e-3:  # 0.0000 would read as none at all
-            text = f"{value:.3g}"
+        text = (f"{value:.2f}" if key.endswith("_db") or key in ("quality_psnr", "seconds")
+                else ratio_text(value) if key.endswith("_ratio") else f"{value:.4f}")
         if row.get("collapsed") and (key.startswith("stability_") or key.startswith("flicker_")):
             text += " (collapsed)"
         return text
