@@ -91,19 +91,20 @@ def resolve_last_checkpoint(config, subcommand: str) -> None:
     folders, base = run_folders(config)
     found = [p for folder in folders if folder.is_dir() for p in folder.glob("last*.ckpt")
              if re.fullmatch(r"last(-v?\d+)?\.ckpt", p.name)]
-    where = _looked_in(folders, base)
+    where, others = _looked_in(folders, base), ""
     if not found and base is not None and base.parent.is_dir():
         # A mistyped run name (or a config naming another run) shows at once beside the runs there.
-        others = sorted(p.name for p in base.parent.iterdir() if p != base and any(p.glob("*/checkpoints/last*.ckpt")))
-        if others:
-            where += f" (runs with a last.ckpt in {base.parent}: {', '.join(others[:5])}" \
-                     + (f" and {len(others) - 5} more" if len(others) > 5 else "") + ")"
+        runs = sorted(p.name for p in base.parent.iterdir() if p != base and any(p.glob("*/checkpoints/last*.ckpt")))
+        if runs:
+            others = f" (runs with a last.ckpt in {base.parent}: {', '.join(runs[:5])}" \
+                     + (f" and {len(runs) - 5} more" if len(runs) > 5 else "") + ")"
     if not found:
         if subcommand != "fit":
-            raise FileNotFoundError(f"--ckpt_path last: no last.ckpt found under {where}; pass the checkpoint path")
+            raise FileNotFoundError(f"--ckpt_path last: no last.ckpt found under {where}{others}; pass the checkpoint "
+                                    "path")
         config.ckpt_path = None
         reused = _reuse_untrained_version(config, base)
-        notice(f"--ckpt_path last: no last.ckpt under {where} yet: training from scratch"
+        notice(f"--ckpt_path last: no last.ckpt under {where} yet{others}: training from scratch"
                + (f" in {reused} (the fit that made it stopped before its first checkpoint)" if reused else ""))
         return
     newest = max(found, key=lambda p: p.stat().st_mtime)
