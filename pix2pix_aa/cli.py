@@ -1123,9 +1123,12 @@ class Pix2PixCLI(LightningCLI):
         last = next((Path(c.dirpath) / "last.ckpt" for c in self.trainer.callbacks
                      if isinstance(c, LastCheckpoint) and c.dirpath), None)
         if self.trainer.state.finished and not self.trainer.interrupted and last is not None and last.is_file():
+            # The run folder; without a logger that is trainer.default_root_dir (often the working
+            # folder), where evaluate.py would score every run beneath: the file itself then.
+            target = last.parent.parent if self.trainer.logger is not None else last
             # The end said nothing: where the model is, and the next step (README's quick start).
             notice(f"fit done ({self.trainer.current_epoch} epochs, {batches_that_stepped(self.trainer)} iterations): "
-                   f"{last}; score it with: python evaluate.py {shlex.quote(str(last.parent.parent))}")
+                   f"{last}; score it with: python evaluate.py {shlex.quote(str(target))}")
 
     @contextmanager
     def _one_fit_of_the_run(self) -> Iterator[None]:

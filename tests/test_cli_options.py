@@ -688,6 +688,10 @@ def test_a_second_fit_of_a_run_being_trained_is_refused(fit, folder, capsys):
             assert "Wait for it to end (or stop it), or train in another --trainer.default_root_dir" in err
     cli = fit("busy", "--ckpt_path", "last", "--trainer.max_steps", "2", "--trainer.limit_val_batches", "0")
     assert cli.trainer.global_step == 4  # released with its holder: the resume trains
+    capsys.readouterr()
+    fit("busy", "--trainer.logger", "false", "--trainer.default_root_dir", "nolog", "--trainer.max_steps", "1",
+        "--trainer.limit_val_batches", "0")  # now free; and its closing hint names the file, not the folder
+    assert "score it with: python evaluate.py nolog/checkpoints/last.ckpt" in capsys.readouterr().err
 
 
 def test_a_fixed_last_checkpoint_folder_is_resumed_and_never_overwritten(fit, folder, capsys):
