@@ -18,11 +18,13 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 import torchvision
+from pytorch_lightning.callbacks import ModelSummary
 from pytorch_lightning.plugins.precision import MixedPrecision
 from torch import nn
 
 from pix2pix_aa.compat import batches_that_stepped, built_by_cli
 from pix2pix_aa.console import notice
+from pix2pix_aa.data.transforms import VARIABLE_SIZE
 from pix2pix_aa.layers.padding import pad_to_multiple
 from pix2pix_aa.losses import (
     GAN_MODES,
@@ -392,6 +394,16 @@ class Pix2PixModule(pl.LightningModule):
         # identity (``Module.to`` swaps their data), and loading copies into the new layout.
         if stage == "fit" and self.hparams.channels_last:
             self.to(memory_format=torch.channels_last)
+        # The model summary's sizes and FLOPs come from one forward pass of this input (eval mode:
+        # no batch-norm statistics move, no random number is drawn); without it Lightning printed
+        # "0 Total Flops". Only where every image has the crop's size.
+        data = self._trainer.datamodule if self._trainer is not None else None
+        crop, channels = getattr(data, "crop_size", None), getattr(self.generator, "in_channels", None)
+        if stage == "fit" and crop and channels and getattr(data, "preprocess", None) not in (None, *VARIABLE_SIZE):
+            self.example_input_array = torch.zeros(1, channels, crop, crop)
+            if any(isinstance(c, ModelSummary) for c in self._trainer.callbacks):
+                notice(f"model summary: sizes and FLOPs of the generator's forward pass on one {crop}x{crop} image "
+                       "(the discriminator is not run there: its FLOPs read 0)")
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # The options the checkpoint was trained with, for on_train_start: a resume may change the

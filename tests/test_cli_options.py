@@ -1304,3 +1304,23 @@ def test_resuming_another_runs_checkpoint_under_a_config_of_another_name_is_refu
         assert "is a checkpoint of run 'theirs'" in err
     cli_main([*args, "--trainer.logger.init_args.name", "theirs_more"])  # a name given: a new run, as asked
     assert (folder / "runs" / "theirs_more" / "version_0" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_the_model_summary_counts_the_generators_flops(fit, capsys):
+    """Lightning's summary said "0 Total Flops" for every run (no example input)."""
+    from pytorch_lightning.utilities.model_summary.model_summary import get_human_readable_count
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cli = fit("summary", "--trainer.enable_model_summary", "true", "--trainer.max_steps", "1",
+              "--trainer.limit_val_batches", "0")
+    out = capsys.readouterr()
+    text = out.out + out.err
+    crop = cli.datamodule.crop_size
+    generator = cli.model.generator.eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        generator(torch.zeros(1, 3, crop, crop))
+    flops = counter.get_total_flops()
+    assert flops > 0
+    line = next(ln for ln in text.splitlines() if "Total Flops" in ln or "Total FLOPs" in ln)
+    assert get_human_readable_count(flops) in line, line
+    assert f"model summary: sizes and FLOPs of the generator's forward pass on one {crop}x{crop} image" in text
