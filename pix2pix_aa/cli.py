@@ -51,6 +51,7 @@ from pix2pix_aa.callbacks import (
     QuietProgressBar,
     ResumeRNGState,
     StopAfterIterations,
+    TrainingLog,
 )
 from pix2pix_aa.checkpoints import (
     AtomicCheckpointIO,
@@ -1053,6 +1054,8 @@ class Pix2PixCLI(LightningCLI):
             trainer.callbacks.append(StopAfterIterations(int(steps)))
         if self.subcommand == "fit" and config.trainer.get("max_time"):
             trainer.callbacks.append(MaxTimeNotice())
+        if self.subcommand == "fit":
+            trainer.callbacks.append(TrainingLog())
         return trainer
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Trainer:

@@ -1324,3 +1324,24 @@ def test_the_model_summary_counts_the_generators_flops(fit, capsys):
     line = next(ln for ln in text.splitlines() if "Total Flops" in ln or "Total FLOPs" in ln)
     assert get_human_readable_count(flops) in line, line
     assert f"model summary: sizes and FLOPs of the generator's forward pass on one {crop}x{crop} image" in text
+
+
+def test_the_fit_writes_its_progress_to_train_log(fit, folder, monkeypatch):
+    """Progress went to the terminal's progress bar only: a batch job's log held its carriage
+    returns, or nothing when the job was killed before its output was flushed."""
+    from pix2pix_aa.callbacks import TrainingLog
+
+    monkeypatch.setattr(TrainingLog, "EVERY_S", 0.0)  # a line at every batch
+    cli = fit("trainlog", "--model.n_epochs", "1", "--model.n_epochs_decay", "1")
+    run = Path(cli.trainer.log_dir)
+    lines = (run / "train.log").read_text().splitlines()
+    assert "fit started at iteration 0, epoch 0 (epochs 0 to 1): " in lines[0]
+    batches = cli.trainer.num_training_batches
+    assert sum(", iteration " in ln and " it/s" in ln for ln in lines) == 2 * batches
+    ends = [ln for ln in lines if " done (" in ln]
+    assert len(ends) == 2 and "epoch 1 done (2 of 2) at iteration " + str(2 * batches) in ends[1]
+    # the figures are TensorBoard's of that epoch, to the 4 digits written
+    for tag in ("val/l1", "train/loss_G_epoch"):
+        (_, value), = [p for p in _scalars(run, tag) if p[0] == 2 * batches - 1]
+        assert f"{tag} {value:.4g}" in ends[1]
+    assert lines[-1].split(" ", 1)[1].startswith(f"fit done: {2 * batches} iterations, 2 epochs, ")

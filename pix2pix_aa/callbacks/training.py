@@ -1,9 +1,15 @@
 """Training-loop callbacks the CLI adds: ``max_steps`` in iterations, a ``max_time`` stop named, a quieter
-progress bar."""
+progress bar, and the fit's progress in a file (``train.log``)."""
 
 from __future__ import annotations
 
-from typing import Any
+import math
+import shlex
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Optional
 
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.callbacks import Timer, TQDMProgressBar
@@ -11,7 +17,7 @@ from pytorch_lightning.callbacks import Timer, TQDMProgressBar
 from pix2pix_aa.compat import batches_that_stepped
 from pix2pix_aa.console import notice
 
-__all__ = ["MaxTimeNotice", "QuietProgressBar", "StopAfterIterations"]
+__all__ = ["MaxTimeNotice", "QuietProgressBar", "StopAfterIterations", "TrainingLog"]
 
 
 class StopAfterIterations(Callback):
@@ -86,3 +92,96 @@ class QuietProgressBar(TQDMProgressBar):
         items = super().get_metrics(trainer, pl_module)
         items.pop("v_num", None)
         return items
+
+
+class TrainingLog(Callback):
+    """The fit's progress in a file, ``<run folder>/train.log`` (``tail -f`` it): one timestamped
+    line at the start (iteration, epoch, the command), at most one every :attr:`EVERY_S` seconds
+    inside an epoch (batch, iteration, iterations per second), one at each epoch's end (the
+    epoch's mean losses, the validation figures, its time and the time left at that pace) and one
+    at the end (done, or what stopped it). Appended: a resumed fit continues its run's file.
+
+    Why a file: the progress bar rewrites one terminal line, and a batch job's log holds the
+    bar's carriage returns, or nothing from a job killed before its output was flushed.
+    """
+
+    #: Seconds between two lines inside an epoch.
+    EVERY_S = 60.0
+    #: Logged values written at an epoch's end, in this order (those the fit logs).
+    FIGURES = ("train/loss_G_epoch", "train/loss_D_epoch", "val/l1", "val/psnr", "val/ssim", "val/stability_psnr",
+               "val/kid")
+
+    def __init__(self) -> None:
+        self.path: Optional[Path] = None
+        self._fit_start = self._epoch_start = self._last_line = 0.0
+        self._epoch_seconds: list[float] = []
+        self._first_batch = 0
+        self._validated = False
+
+    def _write(self, line: str) -> None:
+        if self.path is None:
+            return
+        with self.path.open("a") as f:
+            f.write(f"{datetime.now().isoformat(timespec='seconds')} {line}\n")
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not trainer.is_global_zero or not trainer.log_dir or "://" in str(trainer.log_dir):
+            return
+        self.path = Path(trainer.log_dir) / "train.log"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fit_start = self._last_line = time.monotonic()
+        resumed = f", resumed from {trainer.ckpt_path}" if trainer.ckpt_path else ""
+        self._write(f"fit started at iteration {batches_that_stepped(trainer)}, epoch {trainer.current_epoch} (epochs "
+                    f"0 to {trainer.max_epochs - 1}){resumed}: {shlex.join(sys.argv)}")
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._epoch_start = time.monotonic()
+        self._first_batch = batches_that_stepped(trainer)
+        self._validated = False
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # Only this epoch's validation: an epoch without one still holds the last one's val/*.
+        self._validated = self._validated or not trainer.sanity_checking
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        now = time.monotonic()
+        if self.path is None or now - self._last_line < self.EVERY_S:
+            return
+        self._last_line = now
+        done = batches_that_stepped(trainer) + 1 - self._first_batch  # Lightning counts this batch after the hook
+        total = trainer.num_training_batches
+        of = f"/{total}" if isinstance(total, int) else ""
+        self._write(f"epoch {trainer.current_epoch}, batch {batch_idx + 1}{of}, iteration "
+                    f"{batches_that_stepped(trainer) + 1}, {done / max(now - self._epoch_start, 1e-9):.2f} it/s")
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.path is None:
+            return
+        now = time.monotonic()
+        seconds = now - self._epoch_start
+        self._epoch_seconds.append(seconds)
+        self._last_line = now
+        metrics = trainer.callback_metrics
+        figures = ", ".join(f"{k} {float(metrics[k]):.4g}" for k in self.FIGURES
+                            if k in metrics and (self._validated or not k.startswith("val/")))
+        left = (trainer.max_epochs or 0) - trainer.current_epoch - 1
+        pace = sum(self._epoch_seconds) / len(self._epoch_seconds)
+        eta = f", about {_minutes(left * pace)} left" if left > 0 and math.isfinite(pace) else ""
+        figures = figures or "no figures logged"
+        self._write(f"epoch {trainer.current_epoch} done ({trainer.current_epoch + 1} of {trainer.max_epochs}) at "
+                    f"iteration {batches_that_stepped(trainer)}: {figures}; {seconds:.1f} s{eta}")
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        state = "interrupted" if trainer.interrupted else "done"
+        self._write(f"fit {state}: {batches_that_stepped(trainer)} iterations, {trainer.current_epoch} epochs, "
+                    f"{_minutes(time.monotonic() - self._fit_start)} in this process")
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        first = (str(exception).strip().splitlines() or [""])[0][:200]
+        self._write(f"fit stopped at iteration {batches_that_stepped(trainer)} by {type(exception).__name__}"
+                    + (f": {first}" if first else ""))
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
