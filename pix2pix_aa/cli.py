@@ -1138,7 +1138,8 @@ class Pix2PixCLI(LightningCLI):
         """Hold the run folder's lock (``<run>/.fit.lock``) for the fit. Two fits of one run (a job
         relaunched while the first still trains, two array jobs started at once into one new version)
         each rewrote the other's last.ckpt, config.yaml and TensorBoard events without a word."""
-        log_dir = self.trainer.log_dir if self.trainer.is_global_zero else None
+        log_dir = self.trainer.log_dir  # on every rank: a broadcast from rank 0 once processes are joined
+        log_dir = log_dir if self.trainer.is_global_zero else None
         if not log_dir or "://" in str(log_dir):
             yield
             return

@@ -684,7 +684,8 @@ def test_a_second_fit_of_a_run_being_trained_is_refused(fit, folder, capsys):
         assert (folder / "runs" / "busy" / "version_5" / ".fit.lock").is_file()
         # Without a logger the run folder is default_root_dir: another of those is the way out.
         with exclusive(folder / "nolog" / ".fit.lock"):
-            err = _error(capsys, lambda: fit("busy", "--trainer.logger", "false", "--trainer.default_root_dir", "nolog"))
+            err = _error(capsys, lambda: fit("busy", "--trainer.logger", "false",
+                                             "--trainer.default_root_dir", "nolog"))
             assert "Wait for it to end (or stop it), or train in another --trainer.default_root_dir" in err
     cli = fit("busy", "--ckpt_path", "last", "--trainer.max_steps", "2", "--trainer.limit_val_batches", "0")
     assert cli.trainer.global_step == 4  # released with its holder: the resume trains

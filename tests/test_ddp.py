@@ -85,6 +85,10 @@ def test_rank_zero_alone_writes_one_checkpoint_folder_and_one_event_file(ddp_run
     ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert ckpts == ["last.ckpt"]  # the default keeps no best-*.ckpt (validation L1 rewards blur)
     assert {p.parent for p in ddp_run.rglob("*.ckpt")} == {run / "checkpoints"}  # none from rank 1
+    # One progress file, rank 0's (its log folder is a broadcast, so every rank takes part in it:
+    # asked on rank 0 alone, the fit hung)
+    assert [p.relative_to(ddp_run) for p in ddp_run.rglob("train.log")] == [Path("runs/tiny/version_0/train.log")]
+    assert (run / "train.log").read_text().count(" done (1 of 1) at iteration 2: ") == 1
     events = EventAccumulator(str(run), size_guidance={"images": 0})
     events.Reload()
     # One image per logging step (from rank 0 only): batch 0 of the epoch, and one validation grid.

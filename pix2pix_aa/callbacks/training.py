@@ -125,9 +125,10 @@ class TrainingLog(Callback):
             f.write(f"{datetime.now().isoformat(timespec='seconds')} {line}\n")
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not trainer.is_global_zero or not trainer.log_dir or "://" in str(trainer.log_dir):
+        log_dir = trainer.log_dir  # on every rank: under DDP it is a broadcast from rank 0
+        if not trainer.is_global_zero or not log_dir or "://" in str(log_dir):
             return
-        self.path = Path(trainer.log_dir) / "train.log"
+        self.path = Path(log_dir) / "train.log"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fit_start = self._last_line = time.monotonic()
         resumed = f", resumed from {trainer.ckpt_path}" if trainer.ckpt_path else ""
