@@ -1346,3 +1346,7 @@ def test_the_fit_writes_its_progress_to_train_log(fit, folder, monkeypatch):
         (_, value), = [p for p in _scalars(run, tag) if p[0] == 2 * batches - 1]
         assert f"{tag} {value:.4g}" in ends[1]
     assert lines[-1].split(" ", 1)[1].startswith(f"fit done: {2 * batches} iterations, 2 epochs, ")
+    # a resume appends, and starts where the checkpoint left off (it said iteration 0, epoch 0)
+    fit("trainlog", "--ckpt_path", "last", "--model.n_epochs_decay", "2")
+    more = (run / "train.log").read_text().splitlines()[len(lines):]
+    assert f"fit started at iteration {2 * batches}, epoch 2 (epochs 0 to 2), resumed from " in more[0]

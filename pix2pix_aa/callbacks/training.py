@@ -131,6 +131,9 @@ class TrainingLog(Callback):
         self.path = Path(log_dir) / "train.log"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fit_start = self._last_line = time.monotonic()
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # Here, not at on_fit_start: a resumed fit's counters are restored from its checkpoint by now.
         resumed = f", resumed from {trainer.ckpt_path}" if trainer.ckpt_path else ""
         self._write(f"fit started at iteration {batches_that_stepped(trainer)}, epoch {trainer.current_epoch} (epochs "
                     f"0 to {trainer.max_epochs - 1}){resumed}: {shlex.join(sys.argv)}")
@@ -174,7 +177,9 @@ class TrainingLog(Callback):
                     f"iteration {batches_that_stepped(trainer)}: {figures}; {seconds:.1f} s{eta}")
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        state = "interrupted" if trainer.interrupted else "done"
+        # A max_steps / max_time stop ends the fit before its schedule (the console says which).
+        state = ("interrupted" if trainer.interrupted else "done" if trainer.current_epoch >= (trainer.max_epochs or 0)
+                 else "stopped before its last epoch")
         self._write(f"fit {state}: {batches_that_stepped(trainer)} iterations, {trainer.current_epoch} epochs, "
                     f"{_minutes(time.monotonic() - self._fit_start)} in this process")
 
