@@ -70,7 +70,7 @@ from pix2pix_aa.compat import (
     parser_actions,
     subcommand_parsers,
 )
-from pix2pix_aa.console import notice, output_path_problem
+from pix2pix_aa.console import count, notice, output_path_problem, worker_error_line
 from pix2pix_aa.data import Pix2PixDataModule
 from pix2pix_aa.data.writer import GenerationStopped
 from pix2pix_aa.locking import LockHeld, exclusive
@@ -1130,7 +1130,8 @@ class Pix2PixCLI(LightningCLI):
             # folder), where evaluate.py would score every run beneath: the file itself then.
             target = last.parent.parent if self.trainer.logger is not None else last
             # The end said nothing: where the model is, and the next step (README's quick start).
-            notice(f"fit done ({self.trainer.current_epoch} epochs, {batches_that_stepped(self.trainer)} iterations): "
+            notice(f"fit done ({count(self.trainer.current_epoch, 'epoch')}, "
+                   f"{count(batches_that_stepped(self.trainer), 'iteration')}): "
                    f"{last}; score it with: python evaluate.py {shlex.quote(str(target))}")
 
     @contextmanager
@@ -1360,20 +1361,6 @@ def explain_instantiation_error(error: ValueError, config) -> str:
             if key.endswith(".class_path") and value == match.group(1):
                 return f"{key.removesuffix('.class_path')}.init_args: {message}"
     return message
-
-
-def worker_error_line(error: BaseException) -> str:
-    """The message of ``error``, without the worker traceback a DataLoader adds.
-
-    An exception raised in a DataLoader worker process (``num_workers > 0``) is re-raised in the
-    main process by torch with the worker's whole traceback in its text ("Caught ValueError in
-    DataLoader worker process 0. Original Traceback ... ValueError: <message>"); the original
-    message (one line here: our data errors name the file and what is wrong) is its last line.
-    """
-    text = str(error)
-    if not re.match(r"Caught \w+ in DataLoader worker process \d+", text):
-        return text
-    return re.sub(r"^[\w.]+: ", "", text.rstrip().splitlines()[-1])
 
 
 class _NoTips(logging.Filter):

@@ -1341,12 +1341,68 @@ def test_the_fit_writes_its_progress_to_train_log(fit, folder, monkeypatch):
     assert sum(", iteration " in ln and " it/s" in ln for ln in lines) == 2 * batches
     ends = [ln for ln in lines if " done (" in ln]
     assert len(ends) == 2 and "epoch 1 done (2 of 2) at iteration " + str(2 * batches) in ends[1]
-    # the figures are TensorBoard's of that epoch, to the 4 digits written
+    # the figures are TensorBoard's of that epoch, to the 4 digits written (trailing zeros kept)
     for tag in ("val/l1", "train/loss_G_epoch"):
         (_, value), = [p for p in _scalars(run, tag) if p[0] == 2 * batches - 1]
-        assert f"{tag} {value:.4g}" in ends[1]
+        assert f"{tag} {value:#.4g}" in ends[1]
     assert lines[-1].split(" ", 1)[1].startswith(f"fit done: {2 * batches} iterations, 2 epochs, ")
     # a resume appends, and starts where the checkpoint left off (it said iteration 0, epoch 0)
     fit("trainlog", "--ckpt_path", "last", "--model.n_epochs_decay", "2")
     more = (run / "train.log").read_text().splitlines()[len(lines):]
     assert f"fit started at iteration {2 * batches}, epoch 2 (epochs 0 to 2), resumed from " in more[0]
+
+
+def test_train_log_names_a_max_steps_stop_and_counts_the_time_left_to_it(fit, monkeypatch):
+    """A max_steps stop inside an epoch was logged as "epoch N done" with a time left, the time
+    left counted max_epochs alone (49 epochs left of a fit stopping in 1), and the end said
+    "done" when the stop came in the last epoch."""
+    from pix2pix_aa.callbacks import training
+
+    class Clock:  # 10 s between two readings of the callback's clock (Lightning's own is not touched)
+        now = 0.0
+
+        @classmethod
+        def monotonic(cls) -> float:
+            cls.now += 10.0
+            return cls.now
+
+    monkeypatch.setattr(training, "time", Clock)
+    batches = 4  # of the shared data set at batch 1
+    cli = fit("trainlog_steps", "--model.n_epochs", "50", "--data.batch_size", "1", "--trainer.max_steps",
+              str(batches + 2), "--trainer.limit_val_batches", "0")
+    assert cli.trainer.num_training_batches == batches
+    lines = (Path(cli.trainer.log_dir) / "train.log").read_text().splitlines()
+    epoch_0, = [ln for ln in lines if "epoch 0 done (1 of 51)" in ln]  # n_epochs + n_epochs_decay
+    # an epoch reads the clock at its start, each batch and its end: 50 s for 4 iterations; 2 left
+    assert f"at iteration {batches}: " in epoch_0 and "; 50.0 s, about 25 s left" in epoch_0, epoch_0
+    cut, = [ln for ln in lines if "epoch 1 " in ln and "batch 2/" not in ln and "it/s" not in ln]
+    assert f"epoch 1 stopped after 2 of its {batches} batches at iteration {batches + 2}: " in cut, cut
+    assert "left" not in cut
+    assert lines[-1].split(" ", 1)[1].startswith(f"fit stopped by trainer.max_steps={batches + 2}: "
+                                                  f"{batches + 2} iterations, 2 epochs, ")
+
+
+def test_train_log_figures_keep_their_digits_and_counts_their_nouns():
+    """39.9953 dB was written "40", read as exact; one epoch was "1 epochs"."""
+    from pix2pix_aa.callbacks.training import _figure
+    from pix2pix_aa.console import count
+
+    assert [_figure(v) for v in (39.9953, 0.70514, 41.3249, 1.5e-5)] == ["40.00", "0.7051", "41.32", "1.500e-05"]
+    assert (count(1, "epoch"), count(0, "epoch"), count(4, "iteration")) == ("1 epoch", "0 epochs", "4 iterations")
+
+
+def test_train_log_tells_a_worker_error_by_its_own_message(tmp_path):
+    """A DataLoader worker's error was logged as torch's wrapper line ("Caught ValueError in
+    DataLoader worker process 0."), where the console shows the data error itself."""
+    from types import SimpleNamespace
+
+    from pix2pix_aa.callbacks import TrainingLog
+
+    log = TrainingLog()
+    log.path = tmp_path / "train.log"
+    trainer = SimpleNamespace(fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(_batches_that_stepped=7)))
+    error = ValueError("Caught ValueError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
+                       "last):\n  File \"x.py\", line 1, in f\nValueError: data/train/3.jpg: is 1 pixel wide")
+    log.on_exception(trainer, None, error)
+    line = log.path.read_text().strip().split(" ", 1)[1]
+    assert line == "fit stopped at iteration 7 by ValueError: data/train/3.jpg: is 1 pixel wide"

@@ -15,7 +15,7 @@ from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.callbacks import Timer, TQDMProgressBar
 
 from pix2pix_aa.compat import batches_that_stepped
-from pix2pix_aa.console import notice
+from pix2pix_aa.console import count, notice, worker_error_line
 
 __all__ = ["MaxTimeNotice", "QuietProgressBar", "StopAfterIterations", "TrainingLog"]
 
@@ -114,9 +114,11 @@ class TrainingLog(Callback):
     def __init__(self) -> None:
         self.path: Optional[Path] = None
         self._fit_start = self._epoch_start = self._last_line = 0.0
-        self._epoch_seconds: list[float] = []
-        self._first_batch = 0
+        self._seconds = 0.0  # in the epochs this process trained to their end
+        self._iterations = 0  # in those epochs
+        self._first_batch = self._batches = 0  # the iteration an epoch started at; batches of it done
         self._validated = False
+        self._cut = False  # the last epoch ended before its last batch (a max_steps / max_time stop)
 
     def _write(self, line: str) -> None:
         if self.path is None:
@@ -149,6 +151,7 @@ class TrainingLog(Callback):
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
+        self._batches = batch_idx + 1  # of the epoch: a mid-epoch resume starts past 0
         now = time.monotonic()
         if self.path is None or now - self._last_line < self.EVERY_S:
             return
@@ -164,29 +167,70 @@ class TrainingLog(Callback):
             return
         now = time.monotonic()
         seconds = now - self._epoch_start
-        self._epoch_seconds.append(seconds)
         self._last_line = now
         metrics = trainer.callback_metrics
-        figures = ", ".join(f"{k} {float(metrics[k]):.4g}" for k in self.FIGURES
+        figures = ", ".join(f"{k} {_figure(float(metrics[k]))}" for k in self.FIGURES
                             if k in metrics and (self._validated or not k.startswith("val/")))
-        left = (trainer.max_epochs or 0) - trainer.current_epoch - 1
-        pace = sum(self._epoch_seconds) / len(self._epoch_seconds)
-        eta = f", about {_minutes(left * pace)} left" if left > 0 and math.isfinite(pace) else ""
         figures = figures or "no figures logged"
-        self._write(f"epoch {trainer.current_epoch} done ({trainer.current_epoch + 1} of {trainer.max_epochs}) at "
-                    f"iteration {batches_that_stepped(trainer)}: {figures}; {seconds:.1f} s{eta}")
+        total = trainer.num_training_batches
+        at = f"at iteration {batches_that_stepped(trainer)}: {figures}; {seconds:.1f} s"
+        self._cut = isinstance(total, int) and self._batches < total
+        if self._cut:  # Lightning ends the epoch at a max_steps / max_time stop, as if it were finished
+            self._write(f"epoch {trainer.current_epoch} stopped after {self._batches} of its {total} batches {at}")
+            return
+        self._seconds += seconds
+        self._iterations += batches_that_stepped(trainer) - self._first_batch
+        left = self._time_left(trainer)
+        eta = f", about {_minutes(left)} left" if left is not None and left > 0 else ""
+        self._write(f"epoch {trainer.current_epoch} done ({trainer.current_epoch + 1} of {trainer.max_epochs}) "
+                    f"{at}{eta}")
+
+    def _time_left(self, trainer: Trainer) -> Optional[float]:
+        """Seconds to the fit's end at this process's pace: the soonest of its stops (max_epochs,
+        max_steps in iterations, max_time), or None when a callback has already stopped it."""
+        total = trainer.num_training_batches
+        if trainer.should_stop or self._iterations == 0 or not isinstance(total, int):
+            return None
+        per_iteration = self._seconds / self._iterations  # validation included
+        iterations = [((trainer.max_epochs or 0) - trainer.current_epoch - 1) * total]
+        stop = next((c for c in trainer.callbacks if isinstance(c, StopAfterIterations)), None)
+        if stop is not None:
+            iterations.append(stop.iterations - batches_that_stepped(trainer))
+        left = [min(iterations) * per_iteration]
+        timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+        if timer is not None and timer.time_remaining() is not None:
+            left.append(timer.time_remaining())
+        soonest = min(left)
+        return soonest if math.isfinite(soonest) else None
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        # A max_steps / max_time stop ends the fit before its schedule (the console says which).
-        state = ("interrupted" if trainer.interrupted else "done" if trainer.current_epoch >= (trainer.max_epochs or 0)
-                 else "stopped before its last epoch")
-        self._write(f"fit {state}: {batches_that_stepped(trainer)} iterations, {trainer.current_epoch} epochs, "
+        # What ended it: the console names a max_steps / max_time stop too.
+        stop = next((c for c in trainer.callbacks if isinstance(c, StopAfterIterations)), None)
+        timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+        if trainer.interrupted:
+            state = "interrupted"
+        elif trainer.current_epoch >= (trainer.max_epochs or 0) and not self._cut:
+            state = "done"
+        elif stop is not None and stop.stopped:
+            state = f"stopped by trainer.max_steps={stop.iterations}"
+        elif timer is not None and (timer.time_remaining() or 1) <= 0:
+            state = "stopped by trainer.max_time"
+        else:
+            state = "stopped before its last epoch"
+        self._write(f"fit {state}: {count(batches_that_stepped(trainer), 'iteration')}, "
+                    f"{count(trainer.current_epoch, 'epoch')}, "
                     f"{_minutes(time.monotonic() - self._fit_start)} in this process")
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
-        first = (str(exception).strip().splitlines() or [""])[0][:200]
+        # The console's rule: a DataLoader worker's error by its own message, not torch's wrapper line.
+        first = (worker_error_line(exception).strip().splitlines() or [""])[0][:200]
         self._write(f"fit stopped at iteration {batches_that_stepped(trainer)} by {type(exception).__name__}"
                     + (f": {first}" if first else ""))
+
+
+def _figure(value: float) -> str:
+    # Four significant digits, trailing zeros kept: 39.9953 dB reads 40.00, not a round 40.
+    return f"{value:#.4g}"
 
 
 def _minutes(seconds: float) -> str:
