@@ -96,12 +96,19 @@ def test_aligned_grayscale_input_rgb_target(tmp_path, capsys):
     item = AlignedDataset(tmp_path, "test", "AtoB", load_size=32, crop_size=32, input_nc=1, output_nc=3,
                           grayscale="error")[0]
     torch.testing.assert_close(item["input"], _unit(a), atol=1e-6, rtol=0)
-    wrong_way = AlignedDataset(tmp_path, "test", "BtoA", load_size=32, crop_size=32, input_nc=1, output_nc=3,
-                               grayscale="error")
+    # at start-up, from the first file (it was found only when the file was read, mid-epoch)
     with pytest.raises(ValueError, match=r"x\.png: its B half is colour \(R, G and B differ by [\d.]+ levels on "
                                          r"average\); expected 1-channel grayscale \(the input side, direction "
                                          r"BtoA\)\. Check the direction \(--data\.direction\)"):
-        wrong_way[0]
+        AlignedDataset(tmp_path, "test", "BtoA", load_size=32, crop_size=32, input_nc=1, output_nc=3,
+                       grayscale="error")
+    # a later file's colour half, when that file is read
+    Image.fromarray(np.concatenate([b, b], axis=1)).save(tmp_path / "test" / "y.png")
+    mixed = AlignedDataset(tmp_path, "test", "AtoB", load_size=32, crop_size=32, input_nc=1, output_nc=3,
+                           grayscale="error")
+    with pytest.raises(ValueError, match=r"y\.png: its A half is colour"):
+        mixed[1]
+    (tmp_path / "test" / "y.png").unlink()
     # A JPEG of the same file: its colour half bleeds across the seam into the gray half's first
     # column (a spread of ~60 there), which is no colour half: read, not refused.
     (tmp_path / "test" / "x.png").unlink()

@@ -270,7 +270,8 @@ class AlignedDataset(_PairDataset):
         input_nc / output_nc: channels of the input / target, 1 (grayscale) or 3 (RGB). A file
             is expected to be RGB if either side is RGB (each half is then converted to its
             side's channels without a report; with ``grayscale="error"`` a colour half on a
-            1-channel side is refused when it is read), grayscale if both are.
+            1-channel side is refused: the first file's when the data set is built, any other's
+            when it is read), grayscale if both are.
         keep_size: evaluation only: no resize, each image at its own size (``predict``).
         preprocess: ``resize_and_crop`` (default), ``crop``, ``scale_width``,
             ``scale_width_and_crop`` or ``none``, the reference pix2pix's ``--preprocess``
@@ -303,6 +304,10 @@ class AlignedDataset(_PairDataset):
                 self._check_min_size(p, w // 2, h, "each half (A or B)")
                 self.sizes.append((w // 2, h))
             self._note_upscaled()
+            if self.grayscale == "error" and self.files and self.file_nc == 3 and 1 in (self.a_nc, self.b_nc):
+                # The first file's halves now: a direction the wrong way round shows in every file, and
+                # decoding them all would make every start-up read the whole data set.
+                self._load(0)
 
     def __len__(self) -> int:
         return len(self.files)
