@@ -399,11 +399,18 @@ class Pix2PixModule(pl.LightningModule):
         # "0 Total Flops". Only where every image has the crop's size.
         data = self._trainer.datamodule if self._trainer is not None else None
         crop, channels = getattr(data, "crop_size", None), getattr(self.generator, "in_channels", None)
-        if stage == "fit" and crop and channels and getattr(data, "preprocess", None) not in (None, *VARIABLE_SIZE):
+        if stage != "fit" or not crop or not channels:
+            return
+        summary = any(isinstance(c, ModelSummary) for c in self._trainer.callbacks)
+        preprocess = getattr(data, "preprocess", None)
+        if preprocess not in (None, *VARIABLE_SIZE):
             self.example_input_array = torch.zeros(1, channels, crop, crop)
-            if any(isinstance(c, ModelSummary) for c in self._trainer.callbacks):
+            if summary:
                 notice(f"model summary: sizes and FLOPs of the generator's forward pass on one {crop}x{crop} image "
                        "(the discriminator is not run there: its FLOPs read 0)")
+        elif summary and preprocess in VARIABLE_SIZE:  # its "0 Total Flops" would read as a measurement
+            notice(f"model summary: no sizes or FLOPs (they read 0): data.preprocess={preprocess} keeps each "
+                   "image's own size, so no one input stands for them")
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # The options the checkpoint was trained with, for on_train_start: a resume may change the

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import re
 from typing import Any, Optional
 
 import torch
@@ -364,6 +365,17 @@ def check_shift_term(hparams: Any, datamodule: Any, training: bool = True) -> No
             raise ValueError(problem)
 
 
+def _kernel_sizes(err: Exception) -> str:
+    """The sizes in PyTorch's "kernel larger than input" error, e.g. ``padded input 3x3, kernel 4x4``;
+    its whole first line where that wording is not found (a cut there ended mid-word)."""
+    text = " ".join(str(err).split())
+    found = re.search(r"input size per channel: \((\d+) x (\d+)\)\. Kernel size: \((\d+) x (\d+)\)", text)
+    if found is None:
+        return text
+    h, w, kh, kw = found.groups()
+    return f"padded input {h}x{w}, kernel {kh}x{kw}"
+
+
 def _discriminator_size_problem(discriminator: nn.Module, channels: int, crop: int) -> Optional[str]:
     """Why ``discriminator`` cannot train on ``crop`` x ``crop`` images at batch 1, or None."""
     small: list[str] = []
@@ -385,7 +397,7 @@ def _discriminator_size_problem(discriminator: nn.Module, channels: int, crop: i
     except (RuntimeError, ValueError) as err:
         if isinstance(err, ValueError) and small:  # instance norm refuses a 1x1 map itself
             return f"its {small[0]}"
-        return f"a layer's input would be smaller than its kernel ({' '.join(str(err).split())[:100]})"
+        return f"a layer's input would be smaller than its kernel ({_kernel_sizes(err)})"
     finally:
         for h in hooks:
             h.remove()

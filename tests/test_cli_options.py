@@ -761,7 +761,8 @@ def test_the_two_size_checks_suggest_a_crop_both_take():
     check(128)
     # A batch-norm discriminator whose conv meets a map smaller than its kernel: that is the cause
     # named (the batch norm at 1x1 it passed before was reported instead).
-    with pytest.raises(ValueError, match="a layer's input would be smaller than its kernel"):
+    with pytest.raises(ValueError,
+                       match=r"a layer.s input would be smaller than its kernel \(padded input 3x3, kernel 4x4\); use"):
         check_model_and_data(UNetGenerator(num_downs=5, ngf=4), PatchGANDiscriminator(ndf=4, n_layers=5),
                              SimpleNamespace(input_nc=3, output_nc=3, crop_size=32))
 
@@ -1325,6 +1326,12 @@ def test_the_model_summary_counts_the_generators_flops(fit, capsys):
     line = next(ln for ln in text.splitlines() if "Total Flops" in ln or "Total FLOPs" in ln)
     assert get_human_readable_count(flops) in line, line
     assert f"model summary: sizes and FLOPs of the generator's forward pass on one {crop}x{crop} image" in text
+    # Images at their own sizes: no one input stands for them, and the zeros are said to be no figure.
+    fit("summary_none", "--trainer.enable_model_summary", "true", "--trainer.max_steps", "1",
+        "--trainer.limit_val_batches", "0", "--data.preprocess", "none")
+    out = capsys.readouterr()
+    assert ("model summary: no sizes or FLOPs (they read 0): data.preprocess=none keeps each image's own size"
+            in out.out + out.err)
 
 
 def test_the_fit_writes_its_progress_to_train_log(fit, folder, monkeypatch):
