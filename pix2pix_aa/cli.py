@@ -73,7 +73,7 @@ from pix2pix_aa.compat import (
 from pix2pix_aa.console import count, notice, output_path_problem, worker_error_line
 from pix2pix_aa.data import Pix2PixDataModule
 from pix2pix_aa.data.writer import GenerationStopped
-from pix2pix_aa.locking import LockHeld, exclusive
+from pix2pix_aa.locking import LockHeld, exclusive, held
 from pix2pix_aa.module import (
     HIGHER_IS_BETTER,
     MONITORABLE,
@@ -802,7 +802,6 @@ class Pix2PixCLI(LightningCLI):
         #: it later (LightningCLI parses inside its own __init__, so this comes first).
         self.startup = StartupState()
         #: The run folder another live fit holds (the refusal must not remove it as its own).
-        self._another_fits: Optional[Path] = None
         super().__init__(*args, **kwargs)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
@@ -1081,7 +1080,8 @@ class Pix2PixCLI(LightningCLI):
             if created and self.trainer.is_global_zero and not (
                     subcommand == "fit" and batches_that_stepped(self.trainer) > self.startup.resumed_batches):
                 for log_dir, top in created:
-                    if not log_dir.is_dir() or any(log_dir.rglob("*.ckpt")) or log_dir == self._another_fits:
+                    # A folder whose lock another fit holds is that fit's (a second fit refused there).
+                    if not log_dir.is_dir() or any(log_dir.rglob("*.ckpt")) or held(log_dir / FIT_LOCK):
                         continue
                     shutil.rmtree(log_dir, ignore_errors=True)
                     # Its new parents (runs/<name>) only if empty: another run may be writing there.
@@ -1148,7 +1148,6 @@ class Pix2PixCLI(LightningCLI):
             with exclusive(Path(log_dir) / FIT_LOCK):
                 yield
         except LockHeld as e:
-            self._another_fits = Path(log_dir).absolute()
             # Without a logger the run folder is trainer.default_root_dir itself (checkpoints/, config.yaml).
             other = ("another --trainer.logger.init_args.version" if self.trainer.logger is not None
                      else "another --trainer.default_root_dir")

@@ -663,7 +663,7 @@ def test_a_new_fit_into_a_named_version_of_a_trained_run_is_refused(fit, folder,
     assert Path(cli.trainer.log_dir).name == "version_3"
 
 
-def test_a_second_fit_of_a_run_being_trained_is_refused(fit, folder, capsys):
+def test_a_second_fit_of_a_run_being_trained_is_refused(fit, folder, capsys, monkeypatch):
     """A job relaunched with ``--ckpt_path last`` while the first still trained (or two new fits
     into one version) each rewrote the other's last.ckpt, config.yaml and events without a word."""
     from pix2pix_aa.locking import exclusive
@@ -677,11 +677,19 @@ def test_a_second_fit_of_a_run_being_trained_is_refused(fit, folder, capsys):
         assert ("Wait for it to end (or stop it) and then resume with --ckpt_path last, or train in another "
                 "--trainer.logger.init_args.version") in err
         assert (run / "checkpoints" / "last.ckpt").read_bytes() == last
-        # A new fit into a version another fit has just made: refused, and that folder left alone.
+        # A new fit into a version another fit has just made: refused, and that folder left alone,
+        # also when it was made after this fit's start-up listed the folders it would create (the
+        # failed start-up's clean-up removes those).
+        import pix2pix_aa.cli as cli_module
+
+        made = cli_module._new_log_dirs
+        monkeypatch.setattr(cli_module, "_new_log_dirs", lambda trainer: [
+            (folder / "runs" / "busy" / "version_5", folder / "runs" / "busy" / "version_5")] + made(trainer))
         with exclusive(folder / "runs" / "busy" / "version_5" / ".fit.lock"):
             err = _error(capsys, lambda: fit("busy", "--trainer.logger.init_args.version", "5"))
             assert "is training this run, runs/busy/version_5" in err
         assert (folder / "runs" / "busy" / "version_5" / ".fit.lock").is_file()
+        monkeypatch.setattr(cli_module, "_new_log_dirs", made)
         # Without a logger the run folder is default_root_dir: another of those is the way out.
         with exclusive(folder / "nolog" / ".fit.lock"):
             err = _error(capsys, lambda: fit("busy", "--trainer.logger", "false",
