@@ -48,6 +48,7 @@ from pix2pix_aa.metrics import (
 )
 from pix2pix_aa.metrics.distribution import distribution_features, kid_from_features
 from pix2pix_aa.metrics.flicker import same_channels
+from pix2pix_aa.metrics.psnr import scale_known
 from pix2pix_aa.networks import PatchGANDiscriminator, UNetGenerator, init_weights
 
 __all__ = ["LR_POLICIES", "MONITORABLE", "Pix2PixModule", "linear_decay_factor", "load_weights"]
@@ -658,6 +659,9 @@ class Pix2PixModule(pl.LightningModule):
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, batch_idx, "test")
 
+    # The data module mapped the images to [-1, 1]: a batch of bright ones (edge maps with no edge)
+    # is not [0, 1] data, which the metrics would otherwise warn about.
+    @scale_known()
     def _evaluate(self, batch: dict[str, Any], batch_idx: int, stage: str) -> None:
         real_a, real_b = batch["input"], batch["target"]
         fake_b = self.generator(real_a)

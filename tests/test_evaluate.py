@@ -266,3 +266,23 @@ def test_progress_lines_come_per_model_then_at_most_every_interval(monkeypatch):
                      "[evaluate] evaluating a: 5/8 images (62%), 30s elapsed, about 18s left",
                      "[evaluate] evaluating b: 6/8 images (75%), 31s elapsed, about 10s left",
                      "[evaluate] evaluating b: 8/8 images (100%), 1m35s elapsed"]
+
+
+def test_a_bright_input_of_the_evaluated_data_is_no_scale_warning(trained_run, monkeypatch, tmp_path, recwarn):
+    """An edge -> photo test image with no edge (a white input) made evaluate.py print three
+    raw "source has no negative value: images in [0, 1]?" warnings with their source lines,
+    though evaluate.py maps its data to [-1, 1] itself."""
+    import numpy as np
+    from PIL import Image
+
+    folder, bin5_run = trained_run
+    monkeypatch.chdir(folder)
+    test = tmp_path / "white" / "test"
+    test.mkdir(parents=True)
+    photo = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    white = np.full((64, 64, 3), 255, np.uint8)
+    Image.fromarray(np.concatenate([photo, white], axis=1)).save(test / "1.png")  # direction BtoA: B is the input
+    code = evaluate_main([str(bin5_run), "--data-dir", str(tmp_path / "white"), "--dataset", "aligned",
+                          "--split", "test", "--out", str(tmp_path / "eval"), *FAST, "--max-images", "1"])
+    assert code == 0
+    assert not [str(w.message) for w in recwarn if "no negative value" in str(w.message)]

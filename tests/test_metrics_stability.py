@@ -254,3 +254,37 @@ def test_quality_and_noise_robustness_check_the_scale_too():
         noise_robustness(G, (t + 1) * 127.5, [0.1])
     with pytest.raises(ValueError, match="x must be a float tensor"):
         noise_robustness(G, ((t + 1) * 127.5).to(torch.uint8), [0.1])
+
+
+def test_a_bright_chunk_of_mapped_data_is_no_warning_and_scale_known_carries_into_pool_workers(recwarn):
+    """evaluate.py warned "images in [0, 1]?" (as raw Python warnings) on every chunk of an edge
+    -> photo set whose input had no edge (pure white, +1 everywhere), though it maps its data to
+    [-1, 1] itself; validation did the same on such a batch. The whole-set check of the Python API
+    stays, and ``scale_known`` (what evaluate.py and validation run in) reaches the pool's workers."""
+    import warnings
+
+    from pix2pix_aa.evaluation import parallel
+    from pix2pix_aa.evaluation.runner import EvalOptions, evaluate_chunks
+    from pix2pix_aa.metrics.psnr import scale_known
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 3, 16, 16, generator=g) * 2 - 1
+    x[1] = 1.0  # an edge map with no edge
+    G = torch.nn.Conv2d(3, 3, 3, padding=1).eval()
+    opts = EvalOptions(max_shift=2, layers=None, noise=(0.1,), chunk=1, flicker_frames=2, flicker_images=3, samples=0)
+    bright = "no negative value"
+    with torch.no_grad():
+        evaluate_chunks(G, x, x, opts)  # the set has dark pixels: its white chunk is no [0, 1] set
+        assert not [w for w in recwarn if bright in str(w.message)]
+        with pytest.warns(UserWarning, match=r"inputs has no negative value: images in \[0, 1\]\?"):
+            evaluate_chunks(G, (x + 1) / 2, x, opts)  # a whole set in [0, 1]: still said
+        with scale_known(), warnings.catch_warnings():
+            warnings.simplefilter("error")
+            evaluate_chunks(G, x[1:2], x[1:2], opts)  # evaluate.py's own data, one white image
+        # a spawned pool worker gets the parent's setting through its initializer
+        for known in (True, False):
+            recwarn.clear()
+            parallel._init_worker([G], x[1:2], x[1:2], opts, "cpu", 1, known_scale=known)
+            *_, error, _ = parallel._run_chunk((0, 0))
+            assert error is None
+            assert bool([w for w in recwarn if bright in str(w.message)]) is not known

@@ -236,3 +236,22 @@ def test_validate_flags_near_black_outputs_on_dark_sparse_data(tmp_path, cpu_tra
     assert metrics["val/tv_ratio"] > 0.1 and metrics["val/content_lost"] == 1.0
     assert "warning: val: the outputs lost their targets' content on 100% of the images" in out
     assert "val/stability_psnr is no result" in out
+
+
+def test_a_bright_validation_batch_is_no_scale_warning(tmp_path, cpu_trainer, tiny_module, recwarn):
+    """A validation batch of white inputs and targets (edge maps with no edge, snow) made every
+    validation warn "images in [0, 1]?", though the data module maps its images to [-1, 1]."""
+    import numpy as np
+    from PIL import Image
+
+    from pix2pix_aa.data import Pix2PixDataModule
+
+    (tmp_path / "val").mkdir()
+    white = np.full((32, 64, 3), 255, np.uint8)
+    for i in range(2):
+        Image.fromarray(white).save(tmp_path / "val" / f"{i}.png")
+    dm = Pix2PixDataModule(data_dir=str(tmp_path), dataset="aligned", direction="AtoB", load_size=32, crop_size=32,
+                           batch_size=2, num_workers=0)
+    model = tiny_module(seed=0, log_images_every_n_batches=0)
+    cpu_trainer().validate(model, datamodule=dm, verbose=False)
+    assert not [str(w.message) for w in recwarn if "no negative value" in str(w.message)]

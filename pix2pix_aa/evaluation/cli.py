@@ -63,6 +63,7 @@ from pix2pix_aa.evaluation.speed import default_threads, keep_freed_memory
 from pix2pix_aa.evaluation.table import slug
 from pix2pix_aa.metrics.bandwidth import LOWPASS_CHOICES
 from pix2pix_aa.metrics.pretrained import FID_WEIGHTS_ENV, LPIPS_WEIGHTS_ENV, OFFLINE_ENV, offline, resolve_weights
+from pix2pix_aa.metrics.psnr import scale_known
 
 EXIT_USAGE = 2
 
@@ -335,14 +336,17 @@ def _evaluate_all(loaded: list[LoadedGenerator], inputs: torch.Tensor, targets: 
         progress.update(task, description=f"evaluating {loaded[g].label}{of}", advance=k)
 
     generators = [i.generator for i in loaded]
-    if world_size > 1:
-        outcomes = evaluate_distributed(generators, inputs, targets, opts, device, advance)
-        progress.update(task, completed=len(loaded) * inputs.shape[0])  # the other ranks' chunks are done too
-    elif num_processes > 1:
-        outcomes = evaluate_in_pool(generators, inputs, targets, opts, num_processes, device,
-                                    advance, threads=threads, keep_memory=keep_memory)
-    else:
-        outcomes = evaluate_in_process(generators, inputs, targets, opts, device, advance)
+    # The data module mapped the images to [-1, 1]: a set of bright ones (edge maps with no edge)
+    # is not [0, 1] data, which the metrics would otherwise warn about.
+    with scale_known():
+        if world_size > 1:
+            outcomes = evaluate_distributed(generators, inputs, targets, opts, device, advance)
+            progress.update(task, completed=len(loaded) * inputs.shape[0])  # the other ranks' chunks are done too
+        elif num_processes > 1:
+            outcomes = evaluate_in_pool(generators, inputs, targets, opts, num_processes, device,
+                                        advance, threads=threads, keep_memory=keep_memory)
+        else:
+            outcomes = evaluate_in_process(generators, inputs, targets, opts, device, advance)
     results, errors = [], {}
     for item, outcome in zip(loaded, outcomes):
         parts, error, seconds = outcome.parts, outcome.error, outcome.seconds

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Optional
 
@@ -26,6 +27,7 @@ from torch import nn
 
 from pix2pix_aa.evaluation.runner import EvalOptions, ModelResult, chunk_starts, evaluate_chunks
 from pix2pix_aa.evaluation.speed import keep_freed_memory
+from pix2pix_aa.metrics.psnr import scale_is_known, scale_known
 
 __all__ = ["JobOutcome", "distributed_env", "evaluate_distributed", "evaluate_in_pool", "evaluate_in_process"]
 
@@ -67,7 +69,8 @@ _WORKER: dict = {}
 
 
 def _init_worker(generators: Sequence[nn.Module], inputs: torch.Tensor, targets: torch.Tensor,
-                 opts: EvalOptions, device: str, threads: int, keep_memory: bool = False) -> None:
+                 opts: EvalOptions, device: str, threads: int, keep_memory: bool = False,
+                 known_scale: bool = False) -> None:
     import multiprocessing
 
     if keep_memory:
@@ -78,7 +81,7 @@ def _init_worker(generators: Sequence[nn.Module], inputs: torch.Tensor, targets:
         worker = multiprocessing.current_process()._identity[0] - 1  # 1-based pool index
         dev = torch.device("cuda", worker % torch.cuda.device_count())
     _WORKER.update(generators=[g.to(dev).eval() for g in generators], inputs=inputs, targets=targets,
-                   opts=opts, device=dev)
+                   opts=opts, device=dev, known_scale=known_scale)
 
 
 def _run_chunk(task: tuple[int, int]) -> tuple[int, int, Optional[ModelResult], Optional[str], float]:
@@ -86,8 +89,9 @@ def _run_chunk(task: tuple[int, int]) -> tuple[int, int, Optional[ModelResult], 
     w = _WORKER
     t0 = time.perf_counter()
     try:
-        part = evaluate_chunks(w["generators"][g], w["inputs"], w["targets"], w["opts"], starts=[start],
-                               device=w["device"])[0]
+        with scale_known() if w["known_scale"] else nullcontext():  # the parent's, which spawn does not carry
+            part = evaluate_chunks(w["generators"][g], w["inputs"], w["targets"], w["opts"], starts=[start],
+                                   device=w["device"])[0]
     except ValueError as e:  # e.g. an image size this generator does not take: reported per model
         return g, start, None, str(e), time.perf_counter() - t0
     return g, start, part, None, time.perf_counter() - t0
@@ -108,7 +112,8 @@ def evaluate_in_pool(generators: Sequence[nn.Module], inputs: torch.Tensor, targ
     outcomes = [JobOutcome([], None, 0.0) for _ in generators]
     ctx = torch.multiprocessing.get_context("spawn")  # fork is unsafe with OpenMP / CUDA state
     with ctx.Pool(num_processes, initializer=_init_worker,
-                  initargs=(list(generators), inputs, targets, opts, str(device), threads, keep_memory)) as pool:
+                  initargs=(list(generators), inputs, targets, opts, str(device), threads, keep_memory,
+                            scale_is_known())) as pool:
         for g, lo, part, error, seconds in pool.imap_unordered(_run_chunk, tasks):
             out = outcomes[g]
             if error is not None:

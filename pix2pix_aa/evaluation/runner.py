@@ -36,6 +36,7 @@ from pix2pix_aa.metrics.bandwidth import resolve_lowpass
 from pix2pix_aa.metrics.distribution import DistributionResult, distribution_features, lpips
 from pix2pix_aa.metrics.flicker import FlickerResult, merge_flicker, panning_flicker, same_channels, to_uint8_frames
 from pix2pix_aa.metrics.merge import merge_feature_distance, merge_stability
+from pix2pix_aa.metrics.psnr import check_image_scale, scale_known
 
 __all__ = ["COLLAPSE_CONTENT_RATIO", "COLLAPSE_IMAGE_FRACTION", "COLLAPSE_TV_RATIO",
            "EvalOptions", "ModelResult", "chunk_starts", "evaluate_chunks", "inference_generator",
@@ -393,44 +394,50 @@ def evaluate_chunks(generator: nn.Module, inputs: torch.Tensor, targets: torch.T
     fid_net, lpips_fn = quality_networks(opts, device)
     if starts is None:
         starts = chunk_starts(inputs.shape[0], opts.chunk)
+    # The [0, 1] look-alike check once over the whole set: a chunk of bright images (an edge map
+    # with no edge is white) has no negative value either, and is on the right scale.
+    check_image_scale(inputs, "inputs", stacklevel=2)
+    check_image_scale(targets, "targets", stacklevel=2)
     out = []
-    for lo in starts:
-        x = inputs[lo:lo + opts.chunk].to(device)
-        y = targets[lo:lo + opts.chunk].to(device)
-        fake = generator(x)
-        part = ModelResult(start=lo, num_images=x.shape[0], quality={**quality(fake, y), **sharpness(fake, y)})
-        if lpips_fn is not None:
-            part.quality["lpips"] = float(lpips(fake, y, lpips_fn))
-        if fid_net is not None:  # scored over all images once merged (FID / KID are no means)
-            part.distribution_features = (distribution_features(fake, fid_net), _target_features(y, fid_net))
-        if opts.protocol in ("crop", "both"):
-            source = reflect_pad_source(x, opts.max_shift)
-            part.crop = stability_crop(generator, source, (h, w), shifts, margin=opts.margin,
-                                       batch_size=opts.batch_size, lowpass=opts.lowpass, spectrum=opts.spectrum)
-        if opts.protocol in ("circular", "both"):
-            part.circular = stability_circular(generator, x, shifts, batch_size=opts.batch_size,
-                                               grid_size=opts.max_shift, lowpass=opts.lowpass,
-                                               spectrum=opts.spectrum)
-        if features_of is not None:
-            part.features = feature_distance(features_of, x, shifts, max_shift=opts.max_shift,
-                                             batch_size=opts.batch_size)
-        n_flicker = min(x.shape[0], opts.flicker_images - lo) if opts.flicker_frames else 0
-        if n_flicker > 0:
-            if opts.flicker_frames - 1 >= min(h, w):
-                raise ValueError(f"a panning path of {opts.flicker_frames} frames needs images larger than "
-                                 f"{opts.flicker_frames - 1} px (reflect padding); got {h}x{w}: lower --flicker-frames")
-            part.flicker = panning_flicker(generator, reflect_pad_source(x[:n_flicker], opts.flicker_frames - 1),
-                                           (h, w), opts.flicker_frames, batch_size=opts.batch_size,
-                                           keep_frames=lo == 0)
-        n_samples = min(x.shape[0], opts.samples - lo)
-        if n_samples > 0:  # input | output | target side by side, (k, H, 3W, C) uint8
-            part.samples = to_uint8_frames(torch.cat(same_channels(x[:n_samples], fake[:n_samples], y[:n_samples]),
-                                                     dim=-1))
-        if opts.noise:
-            part.noise = noise_robustness(generator, x, opts.noise, seed=opts.seed + lo, batch_size=opts.batch_size)
-        out.append(part)
-        if on_images_done is not None:
-            on_images_done(x.shape[0])
+    with scale_known():
+        for lo in starts:
+            x = inputs[lo:lo + opts.chunk].to(device)
+            y = targets[lo:lo + opts.chunk].to(device)
+            fake = generator(x)
+            part = ModelResult(start=lo, num_images=x.shape[0], quality={**quality(fake, y), **sharpness(fake, y)})
+            if lpips_fn is not None:
+                part.quality["lpips"] = float(lpips(fake, y, lpips_fn))
+            if fid_net is not None:  # scored over all images once merged (FID / KID are no means)
+                part.distribution_features = (distribution_features(fake, fid_net), _target_features(y, fid_net))
+            if opts.protocol in ("crop", "both"):
+                source = reflect_pad_source(x, opts.max_shift)
+                part.crop = stability_crop(generator, source, (h, w), shifts, margin=opts.margin,
+                                           batch_size=opts.batch_size, lowpass=opts.lowpass, spectrum=opts.spectrum)
+            if opts.protocol in ("circular", "both"):
+                part.circular = stability_circular(generator, x, shifts, batch_size=opts.batch_size,
+                                                   grid_size=opts.max_shift, lowpass=opts.lowpass,
+                                                   spectrum=opts.spectrum)
+            if features_of is not None:
+                part.features = feature_distance(features_of, x, shifts, max_shift=opts.max_shift,
+                                                 batch_size=opts.batch_size)
+            n_flicker = min(x.shape[0], opts.flicker_images - lo) if opts.flicker_frames else 0
+            if n_flicker > 0:
+                if opts.flicker_frames - 1 >= min(h, w):
+                    raise ValueError(f"a panning path of {opts.flicker_frames} frames needs images larger than "
+                                     f"{opts.flicker_frames - 1} px (reflect padding); got {h}x{w}: lower "
+                                     "--flicker-frames")
+                part.flicker = panning_flicker(generator, reflect_pad_source(x[:n_flicker], opts.flicker_frames - 1),
+                                               (h, w), opts.flicker_frames, batch_size=opts.batch_size,
+                                               keep_frames=lo == 0)
+            n_samples = min(x.shape[0], opts.samples - lo)
+            if n_samples > 0:  # input | output | target side by side, (k, H, 3W, C) uint8
+                part.samples = to_uint8_frames(torch.cat(same_channels(x[:n_samples], fake[:n_samples], y[:n_samples]),
+                                                         dim=-1))
+            if opts.noise:
+                part.noise = noise_robustness(generator, x, opts.noise, seed=opts.seed + lo, batch_size=opts.batch_size)
+            out.append(part)
+            if on_images_done is not None:
+                on_images_done(x.shape[0])
     return out
 
 

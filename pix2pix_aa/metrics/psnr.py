@@ -7,14 +7,17 @@ stability metrics need the per-image MSE as well (for pooling), which library PS
 
 from __future__ import annotations
 
+import contextvars
 import math
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 import torch
 
 __all__ = ["DATA_RANGE", "MAX_PSNR_DB", "check_image_scale", "check_images", "mse_per_image", "psnr", "psnr_from_mse",
-           "pooled_psnr"]
+           "pooled_psnr", "scale_is_known", "scale_known"]
 
 #: Images live in [-1, 1], so the peak-to-peak range is 2 (== range 1 for images in [0, 1]).
 DATA_RANGE: float = 2.0
@@ -23,6 +26,27 @@ DATA_RANGE: float = 2.0
 #: as 200 dB. float32 round-off alone gives roughly 130-160 dB on 256x256 images, so 200 dB
 #: means "equal to float precision"; a finite cap keeps means, JSON and tables well defined.
 MAX_PSNR_DB: float = 200.0
+
+
+_SCALE_KNOWN: contextvars.ContextVar[bool] = contextvars.ContextVar("scale_known", default=False)
+
+
+@contextmanager
+def scale_known() -> Iterator[None]:
+    """Within it, :func:`check_image_scale` does not guess at [0, 1] images from a batch without
+    a negative value: for callers whose images this project's data sets mapped to [-1, 1] (train.py's
+    validation, evaluate.py), where such a batch is a bright one (an edge map with no edge: white),
+    not another scale. Values beyond the range are still refused."""
+    token = _SCALE_KNOWN.set(True)
+    try:
+        yield
+    finally:
+        _SCALE_KNOWN.reset(token)
+
+
+def scale_is_known() -> bool:
+    """Whether this runs within :func:`scale_known` (for worker processes to carry it over)."""
+    return _SCALE_KNOWN.get()
 
 
 def check_images(x: torch.Tensor, name: str, data_range: float = DATA_RANGE, stacklevel: int = 2) -> None:
@@ -66,7 +90,7 @@ def check_image_scale(x: torch.Tensor, name: str, data_range: float = DATA_RANGE
             if not outputs:
                 raise ValueError(message)
             warnings.warn(message, stacklevel=stacklevel)
-        if lo >= 0 and hi > 0.5:  # no dark pixel at all, but bright ones: the look of [0, 1] images
+        if lo >= 0 and hi > 0.5 and not _SCALE_KNOWN.get():  # no dark pixel, but bright ones: the look of [0, 1]
             warnings.warn(f"{name} has no negative value: images in [0, 1]? The PSNR assumes [-1, 1] (data range "
                           f"{DATA_RANGE:g}), which reads [0, 1] images 6 dB too stable; map them with x * 2 - 1",
                           stacklevel=stacklevel)
