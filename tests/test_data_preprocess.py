@@ -283,3 +283,21 @@ def test_sizes_a_preprocess_never_reads_are_named(capsys):
         "scale)",
         "[pix2pix_aa] data.preprocess=none: data.load_size=64, data.crop_size=64 not used (each image at its own "
         "size; crop_size still sizes predict_resize)"]
+
+
+@pytest.mark.parametrize("preprocess", ["crop", "none", "scale_width"])
+def test_a_load_size_below_the_crop_is_refused_only_where_the_crop_is_taken_from_the_resize(tmp_path, preprocess,
+                                                                                           capsys):
+    """`--data.preprocess crop --data.crop_size 64 --data.load_size 32` was refused ("the crop is
+    taken from the resized image"), while the notice beside it said load_size is not used."""
+    from pix2pix_aa.data import Pix2PixDataModule
+
+    _write_pair(tmp_path / "train" / "x.png", 80, 96)
+    Pix2PixDataModule(data_dir=str(tmp_path), dataset="aligned", preprocess=preprocess, crop_size=64, load_size=32)
+    item = _ds(tmp_path, preprocess=preprocess, crop_size=64, load_size=32)[0]
+    assert tuple(item["input"].shape[-2:]) == {"crop": (64, 64), "none": (80, 96), "scale_width": (64, 32)}[preprocess]
+    for refused in ("resize_and_crop", "scale_width_and_crop"):
+        with pytest.raises(ValueError, match=rf"crop_size \(64\) must not exceed load_size \(32\): the crop is taken "
+                                             rf"from the image resized to load_size \(preprocess {refused}\)"):
+            Pix2PixDataModule(data_dir=str(tmp_path), dataset="aligned", preprocess=refused, crop_size=64,
+                              load_size=32)

@@ -124,7 +124,8 @@ def _check_module_options(*, preprocess: str, tile: int | None, tile_overlap: in
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-    check_options(direction, load_size, crop_size, grayscale, input_nc=input_nc, output_nc=output_nc)
+    check_options(direction, load_size, crop_size, grayscale, input_nc=input_nc, output_nc=output_nc,
+                  preprocess=preprocess)
     for name, v in (("no_flip", no_flip), ("predict_resize", predict_resize)):
         if not isinstance(v, bool):
             raise ValueError(f"{name} must be true or false, got {v!r}")

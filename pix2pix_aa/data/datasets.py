@@ -90,9 +90,11 @@ def check_options(
     for name, v in (("load_size", load_size), ("crop_size", crop_size)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    if crop_size > load_size:
-        raise ValueError(f"crop_size ({crop_size}) must not exceed load_size ({load_size}): "
-                         "the crop is taken from the resized image")
+    if crop_size > load_size and preprocess in ("resize_and_crop", "scale_width_and_crop"):
+        # crop and none never resize (load_size unused), scale_width never crops (crop_size is a
+        # floor on the height): there the two sizes need no order.
+        raise ValueError(f"crop_size ({crop_size}) must not exceed load_size ({load_size}): the crop is taken "
+                         f"from the image resized to load_size (preprocess {preprocess})")
     if grayscale not in GRAYSCALE_POLICIES:
         raise ValueError(f"grayscale must be one of {GRAYSCALE_POLICIES}, got {grayscale!r}")
     if interpolation not in INTERPOLATIONS:
