@@ -25,6 +25,7 @@ import shlex
 import shutil
 import sys
 import textwrap
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -1121,11 +1122,20 @@ class Pix2PixCLI(LightningCLI):
         if self.startup.finished:
             notice(self.startup.finished)
             return
+        started = time.time()
         with self._one_fit_of_the_run():
             self.trainer.fit(model, **kwargs)
         last = next((Path(c.dirpath) / "last.ckpt" for c in self.trainer.callbacks
                      if isinstance(c, LastCheckpoint) and c.dirpath), None)
-        if self.trainer.state.finished and not self.trainer.interrupted and last is not None and last.is_file():
+        # Written by this fit (2 s: coarse file-system clocks): a fast_dev_run saves nothing, and
+        # the file there may be an earlier run's.
+        written = last is not None and last.is_file() and last.stat().st_mtime >= started - 2
+        if not self.trainer.state.finished or self.trainer.interrupted:
+            return
+        if self.trainer.fast_dev_run:
+            notice(f"fast_dev_run done ({count(batches_that_stepped(self.trainer), 'iteration')}): a check of the "
+                   "loop; Lightning writes no checkpoint or log in it")
+        elif written:
             # The run folder; without a logger that is trainer.default_root_dir (often the working
             # folder), where evaluate.py would score every run beneath: the file itself then.
             target = last.parent.parent if self.trainer.logger is not None else last

@@ -1421,3 +1421,21 @@ def test_train_log_tells_a_worker_error_by_its_own_message(tmp_path):
     log.on_exception(trainer, None, error)
     line = log.path.read_text().strip().split(" ", 1)[1]
     assert line == "fit stopped at iteration 7 by ValueError: data/train/3.jpg: is 1 pixel wide"
+
+
+def test_a_fast_dev_run_never_names_an_earlier_runs_checkpoint_as_its_own(fit, capsys):
+    """`fit --trainer.fast_dev_run true` into a folder holding an earlier fit's last.ckpt ended with
+    "fit done (1 epoch, 1 iteration): .../last.ckpt; score it with ...": that file was the earlier
+    fit's (fast_dev_run saves nothing)."""
+    args = ["--trainer.logger", "false", "--trainer.default_root_dir", "devrun", "--trainer.limit_val_batches", "0"]
+    fit("dev", *args, "--trainer.max_steps", "1")
+    last = Path("devrun") / "checkpoints" / "last.ckpt"
+    before = last.stat().st_mtime_ns
+    capsys.readouterr()
+    # (with its logger on: fast_dev_run swaps it for a dummy, so the checkpoint folder is that one)
+    fit("dev", *args[2:], "--trainer.fast_dev_run", "true")
+    err = capsys.readouterr().err
+    assert last.stat().st_mtime_ns == before  # the earlier fit's file, untouched
+    assert "fit done" not in err and "score it with" not in err
+    assert ("[pix2pix_aa] fast_dev_run done (1 iteration): a check of the loop; Lightning writes no checkpoint or "
+            "log in it") in err
