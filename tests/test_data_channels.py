@@ -102,6 +102,15 @@ def test_aligned_grayscale_input_rgb_target(tmp_path, capsys):
                                          r"BtoA\)\. Check the direction \(--data\.direction\)"):
         AlignedDataset(tmp_path, "test", "BtoA", load_size=32, crop_size=32, input_nc=1, output_nc=3,
                        grayscale="error")
+    # grayscale="convert" (the default): converted as asked, with one line from the first file
+    # (before: trained colour -> colour-as-gray without a word)
+    capsys.readouterr()
+    wrong_way = AlignedDataset(tmp_path, "test", "BtoA", load_size=32, crop_size=32, input_nc=1, output_nc=3)
+    assert wrong_way[0]["input"].shape == (1, 32, 32)
+    assert re.fullmatch(r"\[pix2pix_aa\] split 'test' of aligned data set .*: x\.png's B half is colour \(R, G and B "
+                        r"differ by [\d.]+ levels on average\) on the 1-channel input side \(direction BtoA\): "
+                        r"converted to grayscale\. If the direction is the wrong way round, pass --data\.direction "
+                        r"AtoB; --data\.grayscale error refuses such files\n", capsys.readouterr().err)
     # a later file's colour half, when that file is read
     Image.fromarray(np.concatenate([b, b], axis=1)).save(tmp_path / "test" / "y.png")
     mixed = AlignedDataset(tmp_path, "test", "AtoB", load_size=32, crop_size=32, input_nc=1, output_nc=3,

@@ -295,3 +295,17 @@ def test_shipped_facades_configs_say_btoa_explicitly():
         data = data.get("init_args", data)
         if data.get("dataset", "facades") in ("facades", "photos"):
             assert data.get("direction") == "BtoA", path
+
+
+def test_a_generated_set_at_the_default_direction_says_it_trains_the_task_backwards(tmp_path, capsys):
+    """`--data.dataset colorize` at the default direction (AtoB) trained photo -> grayscale without
+    a word: the generated sets hold A = photo, B = the input."""
+    dm = _dm(tmp_path, direction="AtoB")
+    dm.prepare_data()
+    capsys.readouterr()
+    dm.setup("fit")
+    assert ("[pix2pix_aa] data.dataset facades with data.direction AtoB trains photo -> label map (its files hold "
+            "A = photo, B = label map); --data.direction BtoA is its label map -> photo task") in capsys.readouterr().err
+    dm = _dm(tmp_path)  # BtoA: nothing said
+    dm.setup("fit")
+    assert "data.direction" not in capsys.readouterr().err

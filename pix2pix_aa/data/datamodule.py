@@ -450,6 +450,12 @@ class Pix2PixDataModule(pl.LightningDataModule):
         :meth:`val_dataloader` raises if validation runs anyway.
         """
         if stage in (None, "fit") and self.train_set is None:
+            if self.dataset in GENERATED_KINDS and self.direction == "AtoB":
+                # The generated sets hold A = photo, B = the task's input (as the reference's facades),
+                # and AtoB is the default: most likely the task the wrong way round.
+                task = {"facades": "label map", "photos": "edge map", "colorize": "grayscale"}[self.dataset]
+                notice(f"data.dataset {self.dataset} with data.direction AtoB trains photo -> {task} (its files "
+                       f"hold A = photo, B = {task}); --data.direction BtoA is its {task} -> photo task")
             self.train_set = self._make("train")
         if stage in (None, "fit", "validate") and self.val_set is None:
             missing = self.missing_validation() if stage == "fit" else None

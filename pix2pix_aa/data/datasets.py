@@ -306,10 +306,16 @@ class AlignedDataset(_PairDataset):
                 self._check_min_size(p, w // 2, h, "each half (A or B)")
                 self.sizes.append((w // 2, h))
             self._note_upscaled()
-            if self.grayscale == "error" and self.files and self.file_nc == 3 and 1 in (self.a_nc, self.b_nc):
+            if self.files and self.file_nc == 3 and 1 in (self.a_nc, self.b_nc):
                 # The first file's halves now: a direction the wrong way round shows in every file, and
-                # decoding them all would make every start-up read the whole data set.
-                self._load(0)
+                # decoding them all would make every start-up read the whole data set. Refused with
+                # grayscale="error"; said with "convert" (converted to luma as asked, but most likely a
+                # colour photo taken for the gray side).
+                im = to_mode(open_oriented(self.files[0])[0], 3)
+                w, h = im.size
+                self._refuse_colour_half(self.files[0], {"A": im.crop((0, 0, w // 2, h)),
+                                                         "B": im.crop((w // 2, 0, w, h))},
+                                         refuse=self.grayscale == "error")
 
     def __len__(self) -> int:
         return len(self.files)
@@ -337,9 +343,10 @@ class AlignedDataset(_PairDataset):
         return a, b, path.stem
 
 
-    def _refuse_colour_half(self, path: Path, halves: dict[str, Image.Image]) -> None:
+    def _refuse_colour_half(self, path: Path, halves: dict[str, Image.Image], refuse: bool = True) -> None:
         """``grayscale="error"``: the half of a 1-channel side must be gray. An RGB file with a colour
         half there (the direction the wrong way round) was converted to luma without a word.
+        ``refuse=False`` (``grayscale="convert"``, the first file only): one line instead.
 
         Gray means a mean channel spread (max - min of R, G, B per pixel) of at most
         :data:`GRAY_SPREAD` levels: a JPEG's chroma bleeds across the A|B seam into the gray half's
@@ -353,6 +360,13 @@ class AlignedDataset(_PairDataset):
             spread = (rgb.amax(0) - rgb.amin(0)).float().mean().item()
             if spread > GRAY_SPREAD:
                 role = "input" if (side == "A") == (self.direction == "AtoB") else "target"
+                if not refuse:
+                    other = "BtoA" if self.direction == "AtoB" else "AtoB"
+                    notice(f"{self.what}: {path.name}'s {side} half is colour (R, G and B differ by {spread:.1f} "
+                           f"levels on average) on the 1-channel {role} side (direction {self.direction}): "
+                           f"converted to grayscale. If the direction is the wrong way round, pass "
+                           f"--data.direction {other}; --data.grayscale error refuses such files")
+                    return
                 raise ValueError(f"{path}: its {side} half is colour (R, G and B differ by {spread:.1f} levels on "
                                  f"average); expected 1-channel grayscale (the {role} side, direction "
                                  f"{self.direction}). Check the direction (--data.direction), or convert such files "
