@@ -304,8 +304,9 @@ def test_a_generated_set_at_the_default_direction_says_it_trains_the_task_backwa
     dm.prepare_data()
     capsys.readouterr()
     dm.setup("fit")
+    err = capsys.readouterr().err
     assert ("[pix2pix_aa] data.dataset facades with data.direction AtoB trains photo -> label map (its files hold "
-            "A = photo, B = label map); --data.direction BtoA is its label map -> photo task") in capsys.readouterr().err
+            "A = photo, B = label map); --data.direction BtoA is its label map -> photo task") in err
     dm = _dm(tmp_path)  # BtoA: nothing said
     dm.setup("fit")
     assert "data.direction" not in capsys.readouterr().err
