@@ -7,8 +7,10 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import pix2pix_aa
 from pix2pix_aa.evaluation.cli import main as evaluate_main
@@ -121,7 +123,20 @@ def test_a_missing_data_dir_flag_is_an_error_not_freshly_generated_data(two_dire
     assert evaluate_main([str(atob), "--data-dir", str(typo), "--out", str(tmp_path / "typo"), *FAST]) == 2
     err = capsys.readouterr().err
     assert f"--data-dir {typo} does not exist" in err and "Traceback" not in err
+    assert f"facades sets are generated only at a checkpoint's own data_dir: make one there first (python -m " \
+           f"pix2pix_aa.data.facades --out {typo})" in err
     assert not typo.exists() and not (tmp_path / "typo" / "results.json").exists()
+    # A set of the user's own: no generator suggested (it said to make procedural facades there)
+    assert evaluate_main([str(atob), "--data-dir", str(typo), "--dataset", "aligned", *FAST]) == 2
+    err = capsys.readouterr().err
+    assert f"--data-dir {typo} does not exist" in err and "generated" not in err
+    # The data module's hints in evaluate.py's options (it said "pass --data.dataset aligned")
+    own = tmp_path / "own_pairs"
+    (own / "test").mkdir(parents=True)
+    Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(own / "test" / "1.png")
+    assert evaluate_main([str(atob), "--data-dir", str(own), "--dataset", "paired", *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "A|B files side by side are the aligned layout; pass --dataset aligned" in err and "--data." not in err
     # The checkpoint's own data_dir is still regenerated from its recorded settings when missing.
     recorded = folder / "data" / "tiny"
     shutil.move(recorded, tmp_path / "kept")

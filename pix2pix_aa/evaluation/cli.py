@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import difflib
 import hashlib
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -556,6 +557,17 @@ def _group_by_data(run: _Invocation, loaded: list[LoadedGenerator]
 
 Batch = tuple[DataSettings, list[LoadedGenerator], torch.Tensor, torch.Tensor]
 
+#: The data module's messages name train.py's options; evaluate.py's own for the same setting.
+_EVALUATE_FLAGS = {"--data.dataset": "--dataset", "--data.data_dir": "--data-dir", "--data.direction": "--direction",
+                   "--data.input_nc": "--input-nc", "--data.output_nc": "--output-nc"}
+
+
+def _in_evaluate_terms(message: str) -> str:
+    """``message`` with train.py's data options named as evaluate.py's (``--data.dataset aligned``
+    -> ``--dataset aligned``): a user of evaluate.py cannot pass the former."""
+    return re.sub("|".join(re.escape(k) + r"\b" for k in _EVALUATE_FLAGS), lambda m: _EVALUATE_FLAGS[m.group(0)],
+                  message)
+
 
 def _load_batches(run: _Invocation, groups: dict[str, tuple[DataSettings, list[LoadedGenerator]]]) -> list[Batch]:
     """The images of every data group, with the checkpoints that can take their size; a group
@@ -567,7 +579,7 @@ def _load_batches(run: _Invocation, groups: dict[str, tuple[DataSettings, list[L
         except (ValueError, FileNotFoundError) as e:
             if run.args.debug:
                 raise
-            message = f"data {settings.describe()}: {e}"
+            message = f"data {settings.describe()}: {_in_evaluate_terms(str(e))}"
             for item in items:
                 run.fail(item.label, message, f"{item.label}: {message}")
             continue

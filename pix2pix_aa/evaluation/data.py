@@ -149,10 +149,14 @@ def load_data(settings: DataSettings, max_images: Optional[int]) -> tuple[torch.
 
     data_dir = Path(settings.kwargs["data_dir"])
     if "--data-dir" in settings.overridden and not data_dir.exists():
+        kind = settings.kwargs.get("dataset")
+        make = {"facades": f"python -m pix2pix_aa.data.facades --out {data_dir}",
+                "photos": f"python -m pix2pix_aa.data.photos --task edges --out {data_dir}",
+                "colorize": f"python -m pix2pix_aa.data.photos --task colorize --out {data_dir}"}.get(kind)
         raise FileNotFoundError(
-            f"--data-dir {data_dir} does not exist (resolved: {data_dir.resolve()}); procedural data are "
-            f"generated only at a checkpoint's own data_dir. Check the path, or make the set first "
-            f"(python -m pix2pix_aa.data.facades --out {data_dir})")
+            f"--data-dir {data_dir} does not exist (resolved: {data_dir.resolve()}). Check the path"
+            + (f"; {kind} sets are generated only at a checkpoint's own data_dir: make one there first ({make})"
+               if make else ""))
     if not data_dir.exists() and settings.source.endswith(".json"):  # a reference generator's record
         from pix2pix_aa.download import DATASETS
 
