@@ -64,9 +64,12 @@ def resolve_overlap(tile: int, overlap: Optional[int], multiple: int) -> int:
     """
     if tile % multiple or tile < multiple:
         lo, hi = max(multiple, tile // multiple * multiple), -(-tile // multiple) * multiple
+        sizes = [v for v in dict.fromkeys((lo, hi)) if v > 0]
+        if sizes[-1] < 2 * multiple:  # the grid's own size leaves no overlap: offer the first that has one
+            sizes.append(2 * multiple)
         raise ValueError(f"data.tile={tile} is not a multiple of the generator's size multiple {multiple} "
-                         f"(2**num_downs: tile offsets must lie on its grid); use {lo}"
-                         + (f" or {hi}" if hi > 0 and hi != lo else ""))
+                         f"(2**num_downs: tile offsets must lie on its grid); use "
+                         + " or ".join(f"{v} (no overlap: hard seams)" if v == multiple else str(v) for v in sizes))
     if overlap is None:
         return tile // 2 // multiple * multiple
     if overlap < 0:

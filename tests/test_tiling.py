@@ -46,8 +46,14 @@ def test_overlap_default_and_options_off_the_grid_are_refused():
     assert resolve_overlap(512, None, 256) == 256 and resolve_overlap(256, None, 256) == 0
     assert resolve_overlap(64, None, 8) == 32
     with pytest.raises(ValueError, match=r"data\.tile=300 is not a multiple of the generator's size multiple 256 "
-                                         r"\(2\*\*num_downs: tile offsets must lie on its grid\); use 256 or 512"):
+                                         r"\(2\*\*num_downs: tile offsets must lie on its grid\); use 256 \(no "
+                                         r"overlap: hard seams\) or 512$"):
         resolve_overlap(300, None, 256)
+    # it advised "use 128" alone: a tile with no overlap (hard seams), said nowhere
+    with pytest.raises(ValueError, match=r"data\.tile=100 .*; use 128 \(no overlap: hard seams\) or 256$"):
+        resolve_overlap(100, None, 128)
+    with pytest.raises(ValueError, match=r"data\.tile=600 .*; use 512 or 768$"):
+        resolve_overlap(600, None, 256)
     with pytest.raises(ValueError, match=r"data\.tile_overlap=100 is not a multiple .* 256 .*; use 0 or 256"):
         resolve_overlap(512, 100, 256)
     with pytest.raises(ValueError, match=r"data\.tile_overlap=64 is not a multiple .* 128 .*; use 0$"):
@@ -60,7 +66,7 @@ def test_overlap_default_and_options_off_the_grid_are_refused():
     # sign"); tile 0 was advised "use 16 or 0".
     with pytest.raises(ValueError, match=r"data\.tile_overlap=-16 must be 0 or more"):
         tiled_generate(nn.Identity(), torch.zeros(1, 3, 64, 64), 32, -16, multiple=16)
-    with pytest.raises(ValueError, match=r"data\.tile=0 is not a multiple .* 16 .*; use 16$"):
+    with pytest.raises(ValueError, match=r"data\.tile=0 is not a multiple .* 16 .*; use 16 \(no overlap: hard seams\) or 32$"):
         resolve_overlap(0, None, 16)
 
 
@@ -261,3 +267,17 @@ def test_instance_norm_tiles_would_differ_everywhere_so_tiling_is_refused(tmp_pa
     with pytest.raises(ValueError, match=r"data\.tile: the generator normalises with instance norm"):
         trainer.predict(tiny_module({"norm": "instance"}, seed=0), datamodule=dm, return_predictions=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_tile_of_one_grid_step_says_its_tiles_meet_at_hard_seams(tmp_path, predict, capsys):
+    """A tile of one grid step (`--data.tile 128` on a 128-px grid, what the refusal of 100
+    suggested) defaulted to no overlap, hard seams, without a word."""
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "in" / "x.png")
+    capsys.readouterr()
+    predict(tmp_path, tmp_path / "out", tile=8)
+    assert ("[pix2pix_aa] data.tile=8: no overlap (half a tile, rounded down to the generator's grid of 8 px, is 0): "
+            "neighbouring tiles meet at hard seams; --data.tile 16 or more blends them") in capsys.readouterr().err
+    predict(tmp_path, tmp_path / "out16", tile=16)  # an overlap of 8: nothing to say
+    predict(tmp_path, tmp_path / "out0", tile=8, tile_overlap=0)  # asked for: nothing to say
+    assert "hard seams" not in capsys.readouterr().err

@@ -541,7 +541,11 @@ class Pix2PixDataModule(pl.LightningDataModule):
         if stage == "predict" and self.tile is not None and multiple:
             from pix2pix_aa.tiling import resolve_overlap, tiling_problem
 
-            resolve_overlap(self.tile, self.tile_overlap, int(multiple))  # raises naming data.tile(_overlap)
+            overlap = resolve_overlap(self.tile, self.tile_overlap, int(multiple))  # raises naming the option
+            if overlap == 0 and self.tile_overlap is None:  # half a tile rounds down to 0 on the grid
+                notice(f"data.tile={self.tile}: no overlap (half a tile, rounded down to the generator's grid of "
+                       f"{int(multiple)} px, is 0): neighbouring tiles meet at hard seams; --data.tile "
+                       f"{2 * int(multiple)} or more blends them")
             problem = tiling_problem(generator)  # instance norm: each tile its own statistics
             if problem:
                 raise ValueError(problem)
