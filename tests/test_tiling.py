@@ -66,7 +66,8 @@ def test_overlap_default_and_options_off_the_grid_are_refused():
     # sign"); tile 0 was advised "use 16 or 0".
     with pytest.raises(ValueError, match=r"data\.tile_overlap=-16 must be 0 or more"):
         tiled_generate(nn.Identity(), torch.zeros(1, 3, 64, 64), 32, -16, multiple=16)
-    with pytest.raises(ValueError, match=r"data\.tile=0 is not a multiple .* 16 .*; use 16 \(no overlap: hard seams\) or 32$"):
+    with pytest.raises(ValueError,
+                       match=r"data\.tile=0 is not a multiple .* 16 .*; use 16 \(no overlap: hard seams\) or 32$"):
         resolve_overlap(0, None, 16)
 
 
