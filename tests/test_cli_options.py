@@ -1439,3 +1439,28 @@ def test_a_fast_dev_run_never_names_an_earlier_runs_checkpoint_as_its_own(fit, c
     assert "fit done" not in err and "score it with" not in err
     assert ("[pix2pix_aa] fast_dev_run done (1 iteration): a check of the loop; Lightning writes no checkpoint or "
             "log in it") in err
+
+
+def test_generate_counts_without_val_are_refused_before_the_set_is_made(fit, folder, capsys):
+    """`--data.generate_counts '{train: 4}'` wrote the set, then stopped: "has no val/ folder ... or
+    add data/x/val", where a generated set is never regenerated in place."""
+    args = ["--data.data_dir", "data/noval", "--data.generate_counts", "{train: 2}"]
+    err = _error(capsys, lambda: fit("noval", *args))
+    assert ("no validation data: data.generate_counts={'train': 2} makes no val split in data/noval; add val (e.g. "
+            "{train: 2, val: 2}), or train without validation with --trainer.limit_val_batches 0") in err
+    assert not (folder / "data" / "noval").exists()
+    fit("noval", *args, "--trainer.limit_val_batches", "0", "--trainer.max_steps", "1")  # as said: trains
+    err = _error(capsys, lambda: fit("noval", *args[:2]))  # the set made so: its own way out
+    assert "data/noval was generated without a val split, and a set is never regenerated in place" in err
+
+
+def test_an_empty_val_folder_names_the_ways_out_as_a_missing_one_does(fit, folder, capsys):
+    """An empty val/ stopped with "no image files ... (it is empty)" and no fix; a missing val/
+    named both (--trainer.limit_val_batches 0, or add it)."""
+    fit("made", "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0")
+    own = folder / "own"
+    shutil.copytree(folder / "data" / "train", own / "train")
+    (own / "val").mkdir()
+    err = _error(capsys, lambda: fit("emptyval", "--data.dataset", "aligned", "--data.data_dir", "own"))
+    assert ("no validation data: own/val holds no image files; train without validation with "
+            "--trainer.limit_val_batches 0, or put the validation pairs there") in err

@@ -420,10 +420,28 @@ class Pix2PixDataModule(pl.LightningDataModule):
         without a ``val/`` folder, else None (the CLI raises it at start-up when validation is on).
         None too when ``train/`` is missing as well: the training set's error, which names the
         folders found, is the one to read first."""
-        if not self.data_dir.is_dir() or (self.data_dir / "val").is_dir() or not (self.data_dir / "train").is_dir():
+        off = "train without validation with --trainer.limit_val_batches 0"
+        counts = self.generate_counts
+        if (self.dataset in GENERATED_KINDS and not self.data_dir.exists() and counts is not None
+                and not counts.get("val")):  # checked before the set is made, which would lack val/
+            return (f"no validation data: data.generate_counts={counts} makes no val split in {self.data_dir}; add "
+                    f"val (e.g. {{{', '.join(f'{k}: {v}' for k, v in counts.items())}, val: 2}}), or {off}")
+        val = self.data_dir / "val"
+        if val.is_dir():  # an empty one (or paired, an empty val/A) stopped with no way out named
+            from pix2pix_aa.data.image_io import is_image_file
+
+            folder = val / "A" if self.dataset == "paired" else val
+            if folder.is_dir() and not any(p.is_file() and is_image_file(p) and not p.name.startswith(".")
+                                           for p in folder.iterdir()) and not any(p.is_dir() for p in folder.iterdir()):
+                return f"no validation data: {folder} holds no image files; {off}, or put the validation pairs there"
             return None
-        return (f"no validation data: {self.data_dir} has no val/ folder; train without validation with "
-                f"--trainer.limit_val_batches 0, or add {self.data_dir / 'val'}")
+        if not self.data_dir.is_dir() or not (self.data_dir / "train").is_dir():
+            return None
+        if self.dataset in GENERATED_KINDS and (self.data_dir / "generation.json").is_file():
+            return (f"no validation data: {self.data_dir} was generated without a val split, and a set is never "
+                    f"regenerated in place; {off}, or generate one with val in data.generate_counts into another "
+                    "--data.data_dir")
+        return f"no validation data: {self.data_dir} has no val/ folder; {off}, or add {self.data_dir / 'val'}"
 
     def val_image_count(self) -> int | None:
         """How many validation images a fit scores before the trainer's limits: ``val/``'s images
