@@ -1031,8 +1031,18 @@ class Pix2PixCLI(LightningCLI):
             raise ValueError("trainer.precision bf16-true: bfloat16 weights round Adam's small updates away (a "
                              "weight near 1, as every batch-norm scale, never moves at lr 2e-4); use bf16-mixed "
                              "(autocast, float32 weights) or 32-true")
-        trainer = super().instantiate_trainer(**kwargs)
-        if str(config.trainer.get("precision")) in ("16", "16-mixed") and str(trainer.precision) == "bf16-mixed":
+        # On the CPU Lightning swaps 16-mixed for bf16 and says "Using bfloat16 Automatic Mixed
+        # Precision" before the refusal below: a line that read as if the run went on in bf16.
+        swap_line = _DropLines(r"Using bfloat16 Automatic Mixed Precision") if precision in ("16", "16-mixed") else None
+        rank_zero_log = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+        if swap_line:
+            rank_zero_log.addFilter(swap_line)
+        try:
+            trainer = super().instantiate_trainer(**kwargs)
+        finally:
+            if swap_line:
+                rank_zero_log.removeFilter(swap_line)
+        if precision in ("16", "16-mixed") and str(trainer.precision) == "bf16-mixed":
             # Lightning swaps float16 autocast for bfloat16 on the CPU with a warning, while the run's
             # config.yaml (and a later --config of it) keeps saying 16-mixed.
             raise ValueError(f"trainer.precision {config.trainer.get('precision')}: float16 autocast needs a GPU; "
@@ -1231,6 +1241,17 @@ class Pix2PixCLI(LightningCLI):
         if problem:
             raise ValueError(problem)
         self.trainer.callbacks.append(ImageWriter(output_dir))
+
+
+class _DropLines(logging.Filter):
+    """A logging filter dropping the records whose message matches ``pattern`` (re.match)."""
+
+    def __init__(self, pattern: str) -> None:
+        super().__init__()
+        self.pattern = re.compile(pattern)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.pattern.match(record.getMessage())
 
 
 def _new_log_dirs(trainer: Trainer) -> list[tuple[Path, Path]]:

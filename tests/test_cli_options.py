@@ -813,10 +813,27 @@ def test_a_data_folder_without_val_is_refused_before_training(fit, folder, tmp_p
 def test_float16_autocast_on_the_cpu_is_refused_not_swapped_for_bf16(fit, folder, capsys, flag):
     """Lightning trained ``--trainer.precision 16-mixed`` on the CPU in bf16 (one warning among the
     start-up lines), while the run's config.yaml went on saying 16-mixed."""
-    err = _error(capsys, lambda: fit(f"fp16_{flag}", "--trainer.precision", flag))
+    import logging
+
+    class Lines(logging.Handler):
+        def __init__(self):
+            super().__init__()
+            self.lines = []
+
+        def emit(self, record):
+            self.lines.append(record.getMessage())
+
+    lightning_log, said = logging.getLogger("pytorch_lightning.utilities.rank_zero"), Lines()
+    lightning_log.addHandler(said)
+    try:
+        err = _error(capsys, lambda: fit(f"fp16_{flag}", "--trainer.precision", flag))
+    finally:
+        lightning_log.removeHandler(said)
     assert f"trainer.precision {flag}: float16 autocast needs a GPU" in err
     assert "Pass --trainer.precision bf16-mixed (CPUs with AMX) or 32-true" in err
     assert "Traceback" not in err and "You passed `Trainer(" not in err
+    # nor Lightning's "Using bfloat16 Automatic Mixed Precision (AMP)" before the refusal
+    assert not [line for line in said.lines if "Automatic Mixed Precision" in line], said.lines
     assert not (folder / "runs" / f"fp16_{flag}").exists()
 
 
