@@ -201,9 +201,17 @@ def _refused_objects(e: Exception) -> Optional[str]:
     return f"objects that are not plain weights{f' ({detail})' if detail else ''}"
 
 
+def _torch_file_head(head: bytes) -> bool:
+    """Whether a file's first bytes are torch.save's: a zip archive (PK..) or, in the legacy
+    format, a pickle (protocol byte 0x80)."""
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+
+
 def load_error_reason(e: Exception, head: bytes) -> str:
     """Why ``torch.load`` failed on a file that starts with ``head``, in a few words: torch's own
     message is pages long, coloured, and does not say that a zip without its end is truncated."""
+    if not _torch_file_head(head):
+        return f"it starts with bytes {head!r}, not the zip archive or pickle that torch.save writes"
     if head.startswith(b"PK") and ("central directory" in str(e) or "not a ZIP archive" in str(e)):
         return ("the file is truncated (its zip archive has no end record): an interrupted copy or download? copy it "
                 "again")
@@ -234,12 +242,10 @@ def read_checkpoint(path: str | os.PathLike, trust: bool = False, lightning: boo
         raise CheckpointError(f"{path}: is a folder, expected a .ckpt file")
     with open(path, "rb") as f:
         head = f.read(4)
-    # torch.save writes a zip archive (PK..) or, in the legacy format, a pickle (protocol byte
-    # 0x80). Anything else (an image, random bytes) is no checkpoint at all: say so, rather than
-    # let weights_only's unpickler call it an unsafe one that the user might "trust".
-    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (it starts with bytes {head!r}, not the zip "
-                              "archive or pickle that torch.save writes)")
+    # Anything but torch.save's formats (an image, random bytes) is no checkpoint at all: say so,
+    # rather than let weights_only's unpickler call it an unsafe one that the user might "trust".
+    if not _torch_file_head(head):
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({load_error_reason(ValueError(), head)})")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as e:
