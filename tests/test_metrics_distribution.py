@@ -418,7 +418,8 @@ def test_a_weights_file_of_another_network_or_untrained_is_one_line_at_start_up(
     (tmp_path / "cut.pth").write_bytes(he_random.read_bytes()[:100_000])
     (tmp_path / "script.py").write_text("import torch\n")  # it said "pickled objects ... (Unsupported operand 105)"
     cases = [("--fid-weights", tmp_path / "script.py", "not a PyTorch weights file (it starts with bytes b'impo', "
-              "not the zip archive or pickle that torch.save writes)"),("--fid-weights", tmp_path / "module.pth", "not a PyTorch weights file (it holds pickled objects that "
+              "not the zip archive or pickle that torch.save writes)"),
+             ("--fid-weights", tmp_path / "module.pth", "not a PyTorch weights file (it holds pickled objects that "
               "are not plain weights (Unsupported global: GLOBAL torch.nn.modules.linear.Linear"),
              ("--fid-weights", tmp_path / "cut.pth", "not a PyTorch weights file (the file is truncated (its zip "
               "archive has no end record): an interrupted copy or download? copy it again)"),
