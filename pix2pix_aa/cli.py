@@ -1121,6 +1121,7 @@ class Pix2PixCLI(LightningCLI):
         self._check_checkpoint()
         self._check_validation_data()
         self._check_val_kid_images()
+        self._note_val_stability_images()
         if self.config[self.subcommand].get("ckpt_path") is not None and not self.startup.finished:
             for line in resume_process_notes(self.trainer.world_size, self.startup.resumed_world_size):
                 notice(line)
@@ -1183,22 +1184,40 @@ class Pix2PixCLI(LightningCLI):
         if missing and self.trainer.limit_val_batches != 0:
             raise FileNotFoundError(missing)
 
-    def _check_val_kid_images(self) -> None:
-        """``model.val_kid`` with a validation of fewer than 2 images: refused at start-up. KID
-        compares two sets and needs 2 images each; the fit trained its first epoch, logged no
-        val/kid, and stopped at the best checkpoint's monitor without writing any checkpoint."""
-        if not self.model.hparams.get("val_kid") or self.startup.kid_skipped or self.trainer.limit_val_batches == 0:
-            return
-        if not isinstance(self.datamodule, Pix2PixDataModule):
-            return
+    def _val_images_scored(self) -> Optional[tuple[int, int]]:
+        """(validation images, those a validation epoch scores under ``limit_val_batches``), or
+        None where validation is off or the count is not known before the set is read."""
+        if self.trainer.limit_val_batches == 0 or not isinstance(self.datamodule, Pix2PixDataModule):
+            return None
         count = self.datamodule.val_image_count()
         if count is None:
-            return
+            return None
         limit, batch = self.trainer.limit_val_batches, self.datamodule.batch_size
         batches = math.ceil(count / batch)
         # Lightning's reading of the limit: a number of batches, or a fraction of them rounded down.
         batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
-        scored = min(count, batches * batch)
+        return count, min(count, batches * batch)
+
+    def _note_val_stability_images(self) -> None:
+        """``model.val_stability_images`` above the images a validation scores: said, since the
+        curve's figure is then over fewer images than the option reads."""
+        asked = self.model.hparams.get("val_stability_images") or 0
+        counts = self._val_images_scored() if asked and self.model.hparams.get("val_stability_shifts") else None
+        if counts is not None and 0 < counts[1] < asked:
+            notice(f"model.val_stability_images={asked}: a validation epoch scores {counts[1]} image(s), so "
+                   f"val/stability_psnr is over {counts[1]}")
+
+    def _check_val_kid_images(self) -> None:
+        """``model.val_kid`` with a validation of fewer than 2 images: refused at start-up. KID
+        compares two sets and needs 2 images each; the fit trained its first epoch, logged no
+        val/kid, and stopped at the best checkpoint's monitor without writing any checkpoint."""
+        if not self.model.hparams.get("val_kid") or self.startup.kid_skipped:
+            return
+        counts = self._val_images_scored()
+        if counts is None:
+            return
+        count, scored = counts
+        limit, batch = self.trainer.limit_val_batches, self.datamodule.batch_size
         if scored < 2:
             limited = f", --trainer.limit_val_batches {limit} of batch size {batch}" if scored < count else ""
             raise ValueError(f"model.val_kid: KID needs at least 2 validation images, and this fit's validation scores "

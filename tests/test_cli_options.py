@@ -1481,3 +1481,14 @@ def test_an_empty_val_folder_names_the_ways_out_as_a_missing_one_does(fit, folde
     err = _error(capsys, lambda: fit("emptyval", "--data.dataset", "aligned", "--data.data_dir", "own"))
     assert ("no validation data: own/val holds no image files; train without validation with "
             "--trainer.limit_val_batches 0, or put the validation pairs there") in err
+
+
+def test_more_stability_images_than_the_validation_scores_is_said(fit, capsys):
+    """`--model.val_stability_images 5` with 1 validation image was accepted and used 1, without
+    a word (val/stability_psnr read as over 5)."""
+    fit("stab", "--model.val_stability_images", "5", "--trainer.max_steps", "1")
+    err = capsys.readouterr().err
+    assert ("[pix2pix_aa] model.val_stability_images=5: a validation epoch scores 1 image(s), so val/stability_psnr "
+            "is over 1") in err
+    fit("stab1", "--model.val_stability_images", "1", "--trainer.max_steps", "1")
+    assert "model.val_stability_images" not in capsys.readouterr().err
