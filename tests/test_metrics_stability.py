@@ -288,3 +288,22 @@ def test_a_bright_chunk_of_mapped_data_is_no_warning_and_scale_known_carries_int
             *_, error, _ = parallel._run_chunk((0, 0))
             assert error is None
             assert bool([w for w in recwarn if bright in str(w.message)]) is not known
+
+
+def test_a_generator_with_a_0_1_head_is_still_warned_about_through_evaluate_generator():
+    """scale_known (what evaluate_chunks runs its chunks in) switched the check of G's outputs off
+    too: a sigmoid-style head's stability read 6 dB high through evaluate_generator, silently."""
+    from pix2pix_aa.evaluation.runner import EvalOptions, evaluate_generator
+
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    class Sigmoid01(torch.nn.Module):  # a [0, 1] head
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+
+        def forward(self, t):
+            return torch.sigmoid(self.conv(t))
+
+    opts = EvalOptions(max_shift=2, layers=None, noise=(), chunk=1, flicker_frames=0, samples=0)
+    with torch.no_grad(), pytest.warns(UserWarning, match=r"has no negative value: images in \[0, 1\]\?"):
+        evaluate_generator(Sigmoid01().eval(), x, x, opts)

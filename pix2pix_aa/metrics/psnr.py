@@ -33,10 +33,11 @@ _SCALE_KNOWN: contextvars.ContextVar[bool] = contextvars.ContextVar("scale_known
 
 @contextmanager
 def scale_known() -> Iterator[None]:
-    """Within it, :func:`check_image_scale` does not guess at [0, 1] images from a batch without
-    a negative value: for callers whose images this project's data sets mapped to [-1, 1] (train.py's
-    validation, evaluate.py), where such a batch is a bright one (an edge map with no edge: white),
-    not another scale. Values beyond the range are still refused."""
+    """Within it, :func:`check_image_scale` does not guess at [0, 1] images from a batch of data
+    without a negative value: for callers whose images this project's data sets mapped to [-1, 1]
+    (train.py's validation, evaluate.py), where such a batch is a bright one (an edge map with no
+    edge: white), not another scale. Values beyond the range are still refused, and a generator's
+    outputs still checked."""
     token = _SCALE_KNOWN.set(True)
     try:
         yield
@@ -90,7 +91,9 @@ def check_image_scale(x: torch.Tensor, name: str, data_range: float = DATA_RANGE
             if not outputs:
                 raise ValueError(message)
             warnings.warn(message, stacklevel=stacklevel)
-        if lo >= 0 and hi > 0.5 and not _SCALE_KNOWN.get():  # no dark pixel, but bright ones: the look of [0, 1]
+        # No dark pixel, but bright ones: the look of [0, 1]. Data mapped by this project are
+        # exempt within scale_known(); a generator's outputs never (a [0, 1] head reads 6 dB high).
+        if lo >= 0 and hi > 0.5 and (outputs or not _SCALE_KNOWN.get()):
             warnings.warn(f"{name} has no negative value: images in [0, 1]? The PSNR assumes [-1, 1] (data range "
                           f"{DATA_RANGE:g}), which reads [0, 1] images 6 dB too stable; map them with x * 2 - 1",
                           stacklevel=stacklevel)
