@@ -410,8 +410,9 @@ class Pix2PixModule(pl.LightningModule):
                 notice(f"model summary: sizes and FLOPs of the generator's forward pass on one {crop}x{crop} image "
                        "(the discriminator is not run there: its FLOPs read 0)")
         elif summary and preprocess in VARIABLE_SIZE:  # its "0 Total Flops" would read as a measurement
-            notice(f"model summary: no sizes or FLOPs (they read 0): data.preprocess={preprocess} keeps each "
-                   "image's own size, so no one input stands for them")
+            sized = "keeps each image's own size" if preprocess == "none" else "keeps each image's aspect ratio"
+            notice(f"model summary: no sizes or FLOPs (they read 0): data.preprocess={preprocess} {sized}, so no "
+                   "one input stands for them")
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # The options the checkpoint was trained with, for on_train_start: a resume may change the

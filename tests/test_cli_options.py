@@ -1467,6 +1467,9 @@ def test_generate_counts_without_val_are_refused_before_the_set_is_made(fit, fol
             "{train: 2, val: 2}), or train without validation with --trainer.limit_val_batches 0") in err
     assert not (folder / "data" / "noval").exists()
     fit("noval", *args, "--trainer.limit_val_batches", "0", "--trainer.max_steps", "1")  # as said: trains
+    err = _error(capsys, lambda: fit("noval0", "--data.data_dir", "data/noval0", "--data.generate_counts",
+                                     "{train: 2, val: 0}"))
+    assert "add val (e.g. {train: 2, val: 2})" in err  # it suggested {train: 2, val: 0, val: 2}
     err = _error(capsys, lambda: fit("noval", *args[:2]))  # the set made so: its own way out
     assert "data/noval was generated without a val split, and a set is never regenerated in place" in err
 

@@ -124,7 +124,7 @@ def test_a_missing_data_dir_flag_is_an_error_not_freshly_generated_data(two_dire
     err = capsys.readouterr().err
     assert f"--data-dir {typo} does not exist" in err and "Traceback" not in err
     assert f"facades sets are generated only at a checkpoint's own data_dir: make one there first (python -m " \
-           f"pix2pix_aa.data.facades --out {typo})" in err
+           f"pix2pix_aa.data.facades --out {typo} --size 64)" in err  # the checkpoint's size: its images
     assert not typo.exists() and not (tmp_path / "typo" / "results.json").exists()
     # A set of the user's own: no generator suggested (it said to make procedural facades there)
     assert evaluate_main([str(atob), "--data-dir", str(typo), "--dataset", "aligned", *FAST]) == 2

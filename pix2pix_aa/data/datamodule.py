@@ -425,7 +425,7 @@ class Pix2PixDataModule(pl.LightningDataModule):
         if (self.dataset in GENERATED_KINDS and not self.data_dir.exists() and counts is not None
                 and not counts.get("val")):  # checked before the set is made, which would lack val/
             return (f"no validation data: data.generate_counts={counts} makes no val split in {self.data_dir}; add "
-                    f"val (e.g. {{{', '.join(f'{k}: {v}' for k, v in counts.items())}, val: 2}}), or {off}")
+                    f"val (e.g. {{{', '.join(f'{k}: {v}' for k, v in {**counts, 'val': 2}.items())}}}), or {off}")
         val = self.data_dir / "val"
         if val.is_dir():  # an empty one (or paired, an empty val/A) stopped with no way out named
             from pix2pix_aa.data.image_io import is_image_file

@@ -150,9 +150,12 @@ def load_data(settings: DataSettings, max_images: Optional[int]) -> tuple[torch.
     data_dir = Path(settings.kwargs["data_dir"])
     if "--data-dir" in settings.overridden and not data_dir.exists():
         kind = settings.kwargs.get("dataset")
+        size = settings.kwargs.get("generate_size")  # the checkpoint's: other sizes make other images
         make = {"facades": f"python -m pix2pix_aa.data.facades --out {data_dir}",
                 "photos": f"python -m pix2pix_aa.data.photos --task edges --out {data_dir}",
                 "colorize": f"python -m pix2pix_aa.data.photos --task colorize --out {data_dir}"}.get(kind)
+        seed = settings.kwargs.get("seed")
+        make = make and make + (f" --size {size}" if size else "") + (f" --seed {seed}" if seed else "")
         raise FileNotFoundError(
             f"--data-dir {data_dir} does not exist (resolved: {data_dir.resolve()}). Check the path"
             + (f"; {kind} sets are generated only at a checkpoint's own data_dir: make one there first ({make})"
