@@ -376,7 +376,7 @@ def _kernel_sizes(err: Exception) -> str:
     return f"padded input {h}x{w}, kernel {kh}x{kw}"
 
 
-def _discriminator_size_problem(discriminator: nn.Module, channels: int, crop: int) -> Optional[str]:
+def discriminator_size_problem(discriminator: nn.Module, channels: int, crop: int) -> Optional[str]:
     """Why ``discriminator`` cannot train on ``crop`` x ``crop`` images at batch 1, or None."""
     small: list[str] = []
 
@@ -412,7 +412,7 @@ def _smallest_crop(discriminator: nn.Module, channels: int, start: int, step: in
     """The smallest multiple of ``step`` from ``start`` on (up to 4096) that the discriminator
     takes, or None."""
     first = -(-start // step) * step
-    return next((c for c in range(first, 4097, step) if _discriminator_size_problem(discriminator, channels, c)
+    return next((c for c in range(first, 4097, step) if discriminator_size_problem(discriminator, channels, c)
                  is None), None)
 
 
@@ -420,7 +420,7 @@ def _check_discriminator_size(discriminator: nn.Module, channels: int, crop: int
     """Raises ValueError: the discriminator cannot train at ``crop``; names the smallest crop above
     it that is a multiple of ``step`` (the generator's size multiple: a size that one takes and the
     generator refuses sent the user back and forth between the two messages)."""
-    problem = _discriminator_size_problem(discriminator, channels, crop)
+    problem = discriminator_size_problem(discriminator, channels, crop)
     if problem is None:
         return
     smallest = _smallest_crop(discriminator, channels, crop + 1, step)

@@ -5,6 +5,7 @@ start-up checks of the image size and channels against the networks."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -1495,3 +1496,15 @@ def test_more_stability_images_than_the_validation_scores_is_said(fit, capsys):
             "is over 1") in err
     fit("stab1", "--model.val_stability_images", "1", "--trainer.max_steps", "1")
     assert "model.val_stability_images" not in capsys.readouterr().err
+
+
+def test_a_discriminator_too_deep_for_images_at_their_own_size_is_refused_at_start_up(fit, capsys):
+    """With `--data.preprocess none` (or scale_width) the crop-size check is skipped, and a
+    discriminator too deep for the 64 px images stopped the first step with PyTorch's traceback
+    ("Calculated padded input size per channel: (3 x 3). Kernel size: (4 x 4) ...")."""
+    err = _error(capsys, lambda: fit("deepd", "--data.preprocess", "none",
+                                     "--model.discriminator.init_args.n_layers", "5"))
+    assert re.search(r"error: data\.preprocess=none: \S+\.png reaches the discriminator as 64x64 \(WxH\), too small "
+                     r"for it: a layer's input would be smaller than its kernel \(padded input 3x3, kernel 4x4\); use "
+                     r"larger images, --data\.preprocess resize_and_crop, or fewer model\.discriminator", err), err
+    assert "Traceback" not in err

@@ -586,6 +586,22 @@ class Pix2PixDataModule(pl.LightningDataModule):
                     self._one_per_batch[loader_stage] = split
                     notice(f"{split}: batch size 1, not {self.batch_size}: preprocess {self.preprocess} keeps each "
                            f"image's size and {split}/ holds {len(distinct)} sizes ({found})")
+        discriminator = getattr(getattr(self._trainer_or_none(), "lightning_module", None), "discriminator", None)
+        if stage in (None, "fit") and self.preprocess in VARIABLE_SIZE and discriminator is not None:
+            # train.py's crop-size check cannot see these sizes; the smallest side binds (each of the
+            # discriminator's output sides depends on that input side alone).
+            sized = self._sized(self.train_set) if self.train_set is not None else []
+            if sized:
+                from pix2pix_aa.options import discriminator_size_problem
+
+                path, (w, h) = min(sized, key=lambda item: min(item[1]))
+                channels = getattr(discriminator, "in_channels", self.input_nc + self.output_nc)
+                problem = discriminator_size_problem(discriminator, channels, min(w, h))
+                if problem:
+                    raise ValueError(
+                        f"data.preprocess={self.preprocess}: {path} reaches the discriminator as {w}x{h} (WxH), "
+                        f"too small for it: {problem}; use larger images, --data.preprocess resize_and_crop, or "
+                        "fewer model.discriminator.init_args.n_layers")
         if not multiple or getattr(generator, "pad_input", False):
             return
         m = int(multiple)
