@@ -834,7 +834,9 @@ class Pix2PixCLI(LightningCLI):
             resolve_best_checkpoint(config, subcommand)
         elif subcommand == "fit" and config.get("ckpt_path") is None and _on_slurm():
             _take_requeue_checkpoint(config)
-        if subcommand == "fit" and config.get("ckpt_path") is None and not from_last:
+        # A fast_dev_run writes no checkpoint: it overwrites nothing.
+        if (subcommand == "fit" and config.get("ckpt_path") is None and not from_last
+                and not config.get("trainer", {}).get("fast_dev_run")):
             _refuse_overwriting_a_run(config)
         path = config.get("ckpt_path")
         if path and subcommand == "fit":
@@ -1144,8 +1146,9 @@ class Pix2PixCLI(LightningCLI):
         if not self.trainer.state.finished or self.trainer.interrupted:
             return
         if self.trainer.fast_dev_run:
-            notice(f"fast_dev_run done ({count(batches_that_stepped(self.trainer), 'iteration')}): a check of the "
-                   "loop; Lightning writes no checkpoint or log in it")
+            trained = batches_that_stepped(self.trainer) - self.startup.resumed_batches  # this fit's own
+            notice(f"fast_dev_run done ({count(trained, 'iteration')}): a check of the loop; Lightning writes no "
+                   "checkpoint or log in it")
         elif written:
             # The run folder; without a logger that is trainer.default_root_dir (often the working
             # folder), where evaluate.py would score every run beneath: the file itself then.

@@ -1457,6 +1457,10 @@ def test_a_fast_dev_run_never_names_an_earlier_runs_checkpoint_as_its_own(fit, c
     assert "fit done" not in err and "score it with" not in err
     assert ("[pix2pix_aa] fast_dev_run done (1 iteration): a check of the loop; Lightning writes no checkpoint or "
             "log in it") in err
+    # without version folders too: not refused as "would overwrite last.ckpt" (it writes none)
+    fit("dev", *args, "--trainer.fast_dev_run", "true")
+    assert "fast_dev_run done (1 iteration)" in capsys.readouterr().err
+    assert last.stat().st_mtime_ns == before
 
 
 def test_generate_counts_without_val_are_refused_before_the_set_is_made(fit, folder, capsys):
