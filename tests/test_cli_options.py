@@ -1512,3 +1512,15 @@ def test_a_discriminator_too_deep_for_images_at_their_own_size_is_refused_at_sta
                      r"for it: a layer's input would be smaller than its kernel \(padded input 3x3, kernel 4x4\); use "
                      r"larger images, --data\.preprocess resize_and_crop, or fewer model\.discriminator", err), err
     assert "Traceback" not in err
+
+
+def test_a_val_folder_in_the_paired_layout_gets_the_data_sets_own_error(fit, folder, capsys):
+    """An aligned set whose val/ holds A/ and B/ folders: the start-up count of validation images
+    raised list_images' bare "validation: no image files ... (it holds 2 other entries)"."""
+    fit("made2", "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0")
+    own = folder / "own_paired_val"
+    shutil.copytree(folder / "data" / "train", own / "train")
+    for side in ("A", "B"):
+        shutil.copytree(folder / "data" / "val", own / "val" / side)
+    err = _error(capsys, lambda: fit("pairedval", "--data.dataset", "aligned", "--data.data_dir", "own_paired_val"))
+    assert "holds A/ and B/ folders, not A|B image files: that is the paired layout; pass --data.dataset paired" in err

@@ -453,7 +453,10 @@ class Pix2PixDataModule(pl.LightningDataModule):
         val = self.data_dir / "val"
         if val.is_dir():
             folder = val / "A" if self.dataset == "paired" else val
-            count = len(list_images(folder, "validation")) if folder.is_dir() else 0
+            try:
+                count = len(list_images(folder, "validation")) if folder.is_dir() else 0
+            except FileNotFoundError:  # no image there: the data set's own error, when it is built, says why
+                return None
         elif self.dataset in GENERATED_KINDS and not self.data_dir.exists() and "val" in (self.generate_counts or {}):
             count = self.generate_counts["val"]
         else:
