@@ -53,6 +53,7 @@ from pix2pix_aa.callbacks import (
     ResumeRNGState,
     StopAfterIterations,
     TrainingLog,
+    fit_end_state,
 )
 from pix2pix_aa.checkpoints import (
     AtomicCheckpointIO,
@@ -1154,7 +1155,9 @@ class Pix2PixCLI(LightningCLI):
             # folder), where evaluate.py would score every run beneath: the file itself then.
             target = last.parent.parent if self.trainer.logger is not None else last
             # The end said nothing: where the model is, and the next step (README's quick start).
-            notice(f"fit done ({count(self.trainer.current_epoch, 'epoch')}, "
+            log = next((c for c in self.trainer.callbacks if isinstance(c, TrainingLog)), None)
+            state = fit_end_state(self.trainer, cut=log is not None and log.last_epoch_cut)
+            notice(f"fit {state} ({count(self.trainer.current_epoch, 'epoch')}, "
                    f"{count(batches_that_stepped(self.trainer), 'iteration')}): "
                    f"{last}; score it with: python evaluate.py {shlex.quote(str(target))}")
 

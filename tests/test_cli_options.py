@@ -1385,7 +1385,7 @@ def test_the_fit_writes_its_progress_to_train_log(fit, folder, monkeypatch):
     assert f"fit started at iteration {2 * batches}, epoch 2 (epochs 0 to 2), resumed from " in more[0]
 
 
-def test_train_log_names_a_max_steps_stop_and_counts_the_time_left_to_it(fit, monkeypatch):
+def test_train_log_names_a_max_steps_stop_and_counts_the_time_left_to_it(fit, monkeypatch, capsys):
     """A max_steps stop inside an epoch was logged as "epoch N done" with a time left, the time
     left counted max_epochs alone (49 epochs left of a fit stopping in 1), and the end said
     "done" when the stop came in the last epoch."""
@@ -1413,6 +1413,11 @@ def test_train_log_names_a_max_steps_stop_and_counts_the_time_left_to_it(fit, mo
     assert "left" not in cut
     assert lines[-1].split(" ", 1)[1].startswith(f"fit stopped by trainer.max_steps={batches + 2}: "
                                                   f"{batches + 2} iterations, 2 epochs, ")
+    # the console's last line says the same (it said "fit done (2 epochs, 6 iterations)")
+    err = capsys.readouterr().err
+    assert f"[pix2pix_aa] fit stopped by trainer.max_steps={batches + 2} (2 epochs, {batches + 2} iterations): " in err
+    assert "fit done" not in err
+    assert f"and the other {batches - 2} batches of epoch 1 are not trained" in err
 
 
 def test_train_log_figures_keep_their_digits_and_counts_their_nouns():
@@ -1421,6 +1426,8 @@ def test_train_log_figures_keep_their_digits_and_counts_their_nouns():
     from pix2pix_aa.console import count
 
     assert [_figure(v) for v in (39.9953, 0.70514, 41.3249, 1.5e-5)] == ["40.00", "0.7051", "41.32", "1.500e-05"]
+    from pix2pix_aa.callbacks.training import _cut_epoch  # "the other 1 batches of epoch 1 are"
+    assert _cut_epoch(1, 3, 4).endswith("and the other batch of epoch 1 is not trained")
     assert (count(1, "epoch"), count(0, "epoch"), count(4, "iteration")) == ("1 epoch", "0 epochs", "4 iterations")
 
 

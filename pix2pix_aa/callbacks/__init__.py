@@ -7,7 +7,14 @@ from pix2pix_aa.callbacks.checkpoint import FiniteModelCheckpoint, LastCheckpoin
 from pix2pix_aa.callbacks.hparams import HparamsAtFitEnd
 from pix2pix_aa.callbacks.prediction import ImageWriter, output_file_name
 from pix2pix_aa.callbacks.rng import ResumeRNGState
-from pix2pix_aa.callbacks.training import MaxTimeNotice, QuietProgressBar, StopAfterIterations, TrainingLog
+from pix2pix_aa.callbacks.training import (
+    MaxTimeNotice,
+    QuietProgressBar,
+    StopAfterIterations,
+    TrainingLog,
+    fit_end_state,
+)
 
 __all__ = ["FiniteModelCheckpoint", "HparamsAtFitEnd", "ImageWriter", "LastCheckpoint", "MaxTimeNotice",
-           "QuietProgressBar", "ResumeRNGState", "StopAfterIterations", "TrainingLog", "output_file_name"]
+           "QuietProgressBar", "ResumeRNGState", "StopAfterIterations", "TrainingLog", "fit_end_state",
+           "output_file_name"]

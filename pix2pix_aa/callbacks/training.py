@@ -59,8 +59,9 @@ class StopAfterIterations(Callback):
 def _cut_epoch(epoch: int, done: int, total: int) -> str:
     # Lightning ends the epoch at the stop, and last.ckpt records it as finished.
     return (f"{done} of epoch {epoch}'s {total} batches: last.ckpt counts epoch {epoch} as finished, so a resume "
-            f"(--ckpt_path last) goes on with epoch {epoch + 1}, and the other {total - done} batches of epoch {epoch} "
-            "are not trained")
+            f"(--ckpt_path last) goes on with epoch {epoch + 1}, and the other "
+            f"{'batch' if total - done == 1 else f'{total - done} batches'} of epoch {epoch} "
+            f"{'is' if total - done == 1 else 'are'} not trained")
 
 
 class MaxTimeNotice(Callback):
@@ -203,20 +204,13 @@ class TrainingLog(Callback):
         soonest = min(left)
         return soonest if math.isfinite(soonest) else None
 
+    @property
+    def last_epoch_cut(self) -> bool:
+        """Whether the fit's last epoch was stopped part-way (max_steps / max_time)."""
+        return bool(self._cut)
+
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        # What ended it: the console names a max_steps / max_time stop too.
-        stop = next((c for c in trainer.callbacks if isinstance(c, StopAfterIterations)), None)
-        timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
-        if trainer.interrupted:
-            state = "interrupted"
-        elif trainer.current_epoch >= (trainer.max_epochs or 0) and not self._cut:
-            state = "done"
-        elif stop is not None and stop.stopped:
-            state = f"stopped by trainer.max_steps={stop.iterations}"
-        elif timer is not None and (timer.time_remaining() or 1) <= 0:
-            state = "stopped by trainer.max_time"
-        else:
-            state = "stopped before its last epoch"
+        state = fit_end_state(trainer, self._cut)
         self._write(f"fit {state}: {count(batches_that_stepped(trainer), 'iteration')}, "
                     f"{count(trainer.current_epoch, 'epoch')}, "
                     f"{_minutes(time.monotonic() - self._fit_start)} in this process")
@@ -226,6 +220,24 @@ class TrainingLog(Callback):
         first = (worker_error_line(exception).strip().splitlines() or [""])[0][:200]
         self._write(f"fit stopped at iteration {batches_that_stepped(trainer)} by {type(exception).__name__}"
                     + (f": {first}" if first else ""))
+
+
+def fit_end_state(trainer: Trainer, cut: bool = False) -> str:
+    """What ended a fit, for train.log's and the console's last line: ``done``, ``stopped by
+    trainer.max_steps=N``, ``stopped by trainer.max_time``, ``stopped before its last epoch`` or
+    ``interrupted``. ``cut``: the last epoch was stopped part-way (max_epochs reached by a cut
+    epoch is no finished schedule)."""
+    stop = next((c for c in trainer.callbacks if isinstance(c, StopAfterIterations)), None)
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    if trainer.interrupted:
+        return "interrupted"
+    if trainer.current_epoch >= (trainer.max_epochs or 0) and not cut:
+        return "done"
+    if stop is not None and stop.stopped:
+        return f"stopped by trainer.max_steps={stop.iterations}"
+    if timer is not None and (timer.time_remaining() or 1) <= 0:
+        return "stopped by trainer.max_time"
+    return "stopped before its last epoch"
 
 
 def _figure(value: float) -> str:
