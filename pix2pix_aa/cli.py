@@ -516,8 +516,8 @@ def _refuse_fit_options(subcommand: str, explicit: set[str]) -> None:
     given = [k for k in FIT_ONLY if k in explicit] if subcommand != "fit" else []
     if given:
         it = "it" if len(given) == 1 else "them"
-        raise ValueError(f"--{', --'.join(given)}: used by fit only ({subcommand} scores the generator's outputs "
-                         f"without {it}); drop {it}")
+        does = "writes the generator's outputs" if subcommand == "predict" else "scores the generator's outputs"
+        raise ValueError(f"--{', --'.join(given)}: used by fit only ({subcommand} {does} without {it}); drop {it}")
 
 
 def _refuse_predict_options(config, subcommand: str, explicit: set[str]) -> None:

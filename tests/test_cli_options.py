@@ -1531,3 +1531,24 @@ def test_a_val_folder_in_the_paired_layout_gets_the_data_sets_own_error(fit, fol
         shutil.copytree(folder / "data" / "val", own / "val" / side)
     err = _error(capsys, lambda: fit("pairedval", "--data.dataset", "aligned", "--data.data_dir", "own_paired_val"))
     assert "holds A/ and B/ folders, not A|B image files: that is the paired layout; pass --data.dataset paired" in err
+
+
+def test_fit_only_options_outside_a_fit_and_a_missing_test_split_say_what_they_would_do(fit, folder, capsys,
+                                                                                      tmp_path):
+    """predict's refusal of a fit-only option said it "scores the generator's outputs" (it writes
+    them); evaluate.py's hint for a set with train/ alone suggested `--split train` without saying
+    that those are the training images."""
+    from pix2pix_aa.data import Pix2PixDataModule
+
+    fit("fitonly", "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0")
+    (tmp_path / "in").mkdir()
+    args = ["--ckpt_path", "last", "--model.lambda_l1", "10", "--data.predict_dir", str(tmp_path / "in")]
+    err = _error(capsys, lambda: fit("fitonly", *args, subcommand="predict"))
+    assert "--model.lambda_l1: used by fit only (predict writes the generator's outputs without it); drop it" in err
+    err = _error(capsys, lambda: fit("fitonly", *args[:4], subcommand="test"))
+    assert "(test scores the generator's outputs without it)" in err
+    only_train = tmp_path / "only_train"
+    shutil.copytree(folder / "data" / "train", only_train / "train")
+    with pytest.raises(FileNotFoundError, match=r"choose a split that exists \(evaluate\.py --split train\), though "
+                                                r"scores on the training images measure fitting, not generalisation"):
+        Pix2PixDataModule(data_dir=str(only_train), dataset="aligned", load_size=64, crop_size=64).eval_dataset("test")

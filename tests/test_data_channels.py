@@ -205,3 +205,15 @@ def test_a_colourisation_trains_validates_tests_and_is_evaluated_with_its_input_
     assert strip.shape[1] == 3 * 64  # input | output | target
     gray = np.asarray(Image.fromarray(_rgb(64, 64, seed=0)).convert("L"))
     assert np.abs(strip[:64, :64].astype(int) - gray[..., None]).max() <= 1  # the input, in grey
+
+
+def test_the_colour_half_notice_is_said_once_per_data_set_not_per_split(tmp_path, capsys):
+    """The wrong-way-round colourisation notice came once for train/ and again for val/."""
+    b = _rgb()
+    a = np.asarray(Image.fromarray(b).convert("L"))
+    for split in ("train", "val"):
+        (tmp_path / split).mkdir()
+        Image.fromarray(np.concatenate([np.stack([a] * 3, -1), b], axis=1)).save(tmp_path / split / "x.png")
+    for split in ("train", "val"):
+        AlignedDataset(tmp_path, split, "BtoA", load_size=32, crop_size=32, input_nc=1, output_nc=3)
+    assert capsys.readouterr().err.count("B half is colour") == 1

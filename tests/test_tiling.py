@@ -213,7 +213,7 @@ def test_tile_options_are_checked_when_the_data_module_is_built():
         Pix2PixDataModule(tile_overlap=8)
     with pytest.raises(ValueError, match=r"tile_overlap \(64\) must be smaller than tile \(64\)"):
         Pix2PixDataModule(tile=64, tile_overlap=64)
-    with pytest.raises(ValueError, match=r"tile must be None or an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"data\.tile must be an integer >= 1 \(or unset\), got 0"):
         Pix2PixDataModule(tile=0)
 
 

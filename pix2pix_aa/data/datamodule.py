@@ -115,7 +115,7 @@ def _check_module_options(*, preprocess: str, tile: int | None, tile_overlap: in
                          f"got {preprocess!r}")
     for name, v, lo in (("tile", tile, 1), ("tile_overlap", tile_overlap, 0)):
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < lo):
-            raise ValueError(f"{name} must be None or an integer >= {lo}, got {v!r}")
+            raise ValueError(f"data.{name} must be an integer >= {lo} (or unset), got {v!r}")
     if tile is None and tile_overlap is not None:
         raise ValueError(f"tile_overlap={tile_overlap} needs tile (--data.tile N): the overlap of what?")
     if tile is not None and tile_overlap is not None and tile_overlap >= tile:
@@ -413,6 +413,8 @@ class Pix2PixDataModule(pl.LightningDataModule):
         # The closest name first (a typo: --split tset -> test), else the first split present.
         others = difflib.get_close_matches(split, others, n=1, cutoff=0.5) or others
         hint = f"choose a split that exists (evaluate.py --split {others[0]})" if others else ""
+        if others and others[0] == "train":  # the only one there: its figures are no held-out result
+            hint += ", though scores on the training images measure fitting, not generalisation"
         return self._make(split, train=False, hint=hint)
 
     def missing_validation(self) -> str | None:

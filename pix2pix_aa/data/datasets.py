@@ -248,6 +248,9 @@ def _holds_image_files(folder: Path) -> bool:
     return folder.is_dir() and any(p.is_file() and is_image_file(p) for p in folder.iterdir())
 
 
+#: (data root, direction) whose colour half on a 1-channel side was said: once per data set, not per split.
+_COLOUR_HALF_SAID: set[tuple[Path, str]] = set()
+
 #: The most a gray half of an RGB A|B file may differ between its channels, on average (0..255
 #: levels): see :meth:`AlignedDataset._refuse_colour_half`.
 GRAY_SPREAD = 2.0
@@ -361,6 +364,9 @@ class AlignedDataset(_PairDataset):
             if spread > GRAY_SPREAD:
                 role = "input" if (side == "A") == (self.direction == "AtoB") else "target"
                 if not refuse:
+                    if (path.parent.parent, self.direction) in _COLOUR_HALF_SAID:  # train/ said it for val/ too
+                        return
+                    _COLOUR_HALF_SAID.add((path.parent.parent, self.direction))
                     other = "BtoA" if self.direction == "AtoB" else "AtoB"
                     notice(f"{self.what}: {path.name}'s {side} half is colour (R, G and B differ by {spread:.1f} "
                            f"levels on average) on the 1-channel {role} side (direction {self.direction}): "
