@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -417,7 +419,18 @@ def test_a_weights_file_of_another_network_or_untrained_is_one_line_at_start_up(
     torch.save(nn.Linear(2, 2), tmp_path / "module.pth")  # a pickled module: torch's refusal is coloured, pages long
     (tmp_path / "cut.pth").write_bytes(he_random.read_bytes()[:100_000])
     (tmp_path / "script.py").write_text("import torch\n")  # it said "pickled objects ... (Unsupported operand 105)"
-    cases = [("--fid-weights", tmp_path / "script.py", "not a PyTorch weights file (it starts with bytes b'impo', "
+    (tmp_path / "empty.pth").write_bytes(b"")  # it said "starts with bytes b''"
+    (tmp_path / "plain.pkl").write_bytes(pickle.dumps({"a": [1, 2]}, protocol=4))  # "Unsupported operand 149"
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as archive:  # it showed torch's C++ "enforce fail" line
+        archive.writestr("x.txt", "not weights")
+    (tmp_path / "folder.pth").mkdir()  # it said "no such file"
+    cases = [("--fid-weights", tmp_path / "empty.pth", "not a PyTorch weights file (the file is empty)"),
+             ("--fid-weights", tmp_path / "plain.pkl", "not a PyTorch weights file (a pickle, but not one torch.save "
+              "wrote (pickle.dump of other data?))"),
+             ("--lpips-weights", tmp_path / "other.zip", "not a PyTorch weights file (a zip archive, but not one "
+              "torch.save wrote (no data.pkl in it))"),
+             ("--fid-weights", tmp_path / "folder.pth", "is a folder; give the FID"),
+             ("--fid-weights", tmp_path / "script.py", "not a PyTorch weights file (it starts with bytes b'impo', "
               "not the zip archive or pickle that torch.save writes)"),
              ("--fid-weights", tmp_path / "module.pth", "not a PyTorch weights file (it holds pickled objects that "
               "are not plain weights (Unsupported global: GLOBAL torch.nn.modules.linear.Linear"),

@@ -210,11 +210,17 @@ def _torch_file_head(head: bytes) -> bool:
 def load_error_reason(e: Exception, head: bytes) -> str:
     """Why ``torch.load`` failed on a file that starts with ``head``, in a few words: torch's own
     message is pages long, coloured, and does not say that a zip without its end is truncated."""
+    if not head:
+        return "the file is empty"
     if not _torch_file_head(head):
         return f"it starts with bytes {head!r}, not the zip archive or pickle that torch.save writes"
     if head.startswith(b"PK") and ("central directory" in str(e) or "not a ZIP archive" in str(e)):
         return ("the file is truncated (its zip archive has no end record): an interrupted copy or download? copy it "
                 "again")
+    if head.startswith(b"PK") and ("PytorchStreamReader" in str(e) or "inline_container" in str(e)):
+        return "a zip archive, but not one torch.save wrote (no data.pkl in it)"
+    if "Unsupported operand" in str(e):  # an opcode torch.save never writes: pickle.dump's own file
+        return "a pickle, but not one torch.save wrote (pickle.dump of other data?)"
     refused = _refused_objects(e)
     return f"it holds pickled {refused}" if refused else _first_line(e)
 

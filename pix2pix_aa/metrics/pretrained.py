@@ -161,7 +161,8 @@ def check_weights(name: str, path: str, origin: str = "weights file") -> str:
     w = WEIGHTS[name]
     p = Path(path).expanduser()
     if not p.is_file():
-        raise ValueError(f"{origin} {path}: no such file; give the {w.metrics} weights file (a copy of {w.url})")
+        what = "is a folder" if p.is_dir() else "no such file"
+        raise ValueError(f"{origin} {path}: {what}; give the {w.metrics} weights file (a copy of {w.url})")
     stat = p.stat()
     key = (name, str(p.resolve()), stat.st_size, stat.st_mtime_ns)
     if key in _CHECKED:
