@@ -1440,12 +1440,19 @@ def test_train_log_tells_a_worker_error_by_its_own_message(tmp_path):
 
     log = TrainingLog()
     log.path = tmp_path / "train.log"
-    trainer = SimpleNamespace(fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(_batches_that_stepped=7)))
+    trainer = SimpleNamespace(fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(_batches_that_stepped=7)),
+                              validating=False, sanity_checking=False)
     error = ValueError("Caught ValueError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
                        "last):\n  File \"x.py\", line 1, in f\nValueError: data/train/3.jpg: is 1 pixel wide")
     log.on_exception(trainer, None, error)
     line = log.path.read_text().strip().split(" ", 1)[1]
     assert line == "fit stopped at iteration 7 by ValueError: data/train/3.jpg: is 1 pixel wide"
+    # In a validation inside the fit Lightning has not counted the batch it follows yet: 8 were done
+    # (it said 7, one fewer than the max_steps lines count).
+    trainer.validating = True
+    log.on_exception(trainer, None, ValueError("data/val/1.png: truncated"))
+    assert log.path.read_text().strip().splitlines()[-1].endswith("fit stopped at iteration 8 by ValueError: "
+                                                                   "data/val/1.png: truncated")
 
 
 def test_a_fast_dev_run_never_names_an_earlier_runs_checkpoint_as_its_own(fit, capsys):

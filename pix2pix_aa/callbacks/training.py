@@ -218,7 +218,9 @@ class TrainingLog(Callback):
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         # The console's rule: a DataLoader worker's error by its own message, not torch's wrapper line.
         first = (worker_error_line(exception).strip().splitlines() or [""])[0][:200]
-        self._write(f"fit stopped at iteration {batches_that_stepped(trainer)} by {type(exception).__name__}"
+        # A validation inside the fit runs before Lightning counts the batch it follows.
+        done = batches_that_stepped(trainer) + int(trainer.validating and not trainer.sanity_checking)
+        self._write(f"fit stopped at iteration {done} by {type(exception).__name__}"
                     + (f": {first}" if first else ""))
 
 
