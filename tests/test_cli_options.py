@@ -288,7 +288,7 @@ def test_a_max_time_stop_inside_an_epoch_is_named(fit, capsys, monkeypatch):
     monkeypatch.setattr(Timer, "time_elapsed", elapsed)
     fit("timed", "--trainer.max_time", "00:00:00:01")
     assert ("stopped by trainer.max_time after 1 of epoch 0's 2 batches: last.ckpt counts epoch 0 as finished, so a "
-            "resume (--ckpt_path last) goes on with epoch 1, and the other 1 batches of epoch 0 are not trained"
+            "resume (--ckpt_path last) goes on with epoch 1, and the other batch of epoch 0 is not trained"
             ) in capsys.readouterr().err
 
 
@@ -390,7 +390,7 @@ def test_max_steps_counts_training_iterations(fit, capsys):
     assert "stopped after 3 training iterations (trainer.max_steps=3)" in err
     # Stopped inside an epoch, which last.ckpt records as finished: a resume skipped its rest unsaid.
     assert ("3 of epoch 0's 4 batches: last.ckpt counts epoch 0 as finished, so a resume (--ckpt_path last) goes on "
-            "with epoch 1, and the other 1 batches of epoch 0 are not trained") in err
+            "with epoch 1, and the other batch of epoch 0 is not trained") in err
     saved = yaml.safe_load((Path(cli.trainer.log_dir) / "config.yaml").read_text())
     assert saved["trainer"]["max_steps"] == 3  # the user's value, not the -1 handed to Lightning
 
