@@ -803,7 +803,6 @@ class Pix2PixCLI(LightningCLI):
         #: What parse_arguments decided about weights and checkpoints, for the hooks that act on
         #: it later (LightningCLI parses inside its own __init__, so this comes first).
         self.startup = StartupState()
-        #: The run folder another live fit holds (the refusal must not remove it as its own).
         super().__init__(*args, **kwargs)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
@@ -1036,7 +1035,8 @@ class Pix2PixCLI(LightningCLI):
                              "(autocast, float32 weights) or 32-true")
         # On the CPU Lightning swaps 16-mixed for bf16 and says "Using bfloat16 Automatic Mixed
         # Precision" before the refusal below: a line that read as if the run went on in bf16.
-        swap_line = _DropLines(r"Using bfloat16 Automatic Mixed Precision") if precision in ("16", "16-mixed") else None
+        swap_line = (_DropLines(r"^Using bfloat16 Automatic Mixed Precision") if precision in ("16", "16-mixed")
+                     else None)
         rank_zero_log = logging.getLogger("pytorch_lightning.utilities.rank_zero")
         if swap_line:
             rank_zero_log.addFilter(swap_line)
@@ -1269,14 +1269,14 @@ class Pix2PixCLI(LightningCLI):
 
 
 class _DropLines(logging.Filter):
-    """A logging filter dropping the records whose message matches ``pattern`` (re.match)."""
+    """A logging filter dropping the records whose message holds ``pattern`` (re.search)."""
 
     def __init__(self, pattern: str) -> None:
         super().__init__()
         self.pattern = re.compile(pattern)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not self.pattern.match(record.getMessage())
+        return not self.pattern.search(record.getMessage())
 
 
 def _new_log_dirs(trainer: Trainer) -> list[tuple[Path, Path]]:
@@ -1418,9 +1418,11 @@ def explain_instantiation_error(error: ValueError, config) -> str:
     return message
 
 
-class _NoTips(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "Tip: For seamless cloud logging" not in str(record.msg)
+class _NoTips(_DropLines):
+    """Lightning 2.6's advertisement for a cloud logger (a class of its own: added once per logger)."""
+
+    def __init__(self) -> None:
+        super().__init__(r"Tip: For seamless cloud logging")
 
 
 def main(args: Optional[list[str]] = None, run: bool = True) -> Pix2PixCLI:

@@ -433,8 +433,10 @@ class Pix2PixDataModule(pl.LightningDataModule):
             from pix2pix_aa.data.image_io import is_image_file
 
             folder = val / "A" if self.dataset == "paired" else val
-            if folder.is_dir() and not any(p.is_file() and is_image_file(p) and not p.name.startswith(".")
-                                           for p in folder.iterdir()) and not any(p.is_dir() for p in folder.iterdir()):
+            entries = list(folder.iterdir()) if folder.is_dir() else None
+            # (subfolders: the data set's own error names the layout they suggest)
+            if entries is not None and not any(
+                    p.is_dir() or (p.is_file() and is_image_file(p) and not p.name.startswith(".")) for p in entries):
                 return f"no validation data: {folder} holds no image files; {off}, or put the validation pairs there"
             return None
         if not self.data_dir.is_dir() or not (self.data_dir / "train").is_dir():

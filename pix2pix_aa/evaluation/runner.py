@@ -36,7 +36,7 @@ from pix2pix_aa.metrics.bandwidth import resolve_lowpass
 from pix2pix_aa.metrics.distribution import DistributionResult, distribution_features, lpips
 from pix2pix_aa.metrics.flicker import FlickerResult, merge_flicker, panning_flicker, same_channels, to_uint8_frames
 from pix2pix_aa.metrics.merge import merge_feature_distance, merge_stability
-from pix2pix_aa.metrics.psnr import check_image_scale, scale_known
+from pix2pix_aa.metrics.psnr import check_image_scale, scale_is_known, scale_known
 
 __all__ = ["COLLAPSE_CONTENT_RATIO", "COLLAPSE_IMAGE_FRACTION", "COLLAPSE_TV_RATIO",
            "EvalOptions", "ModelResult", "chunk_starts", "evaluate_chunks", "inference_generator",
@@ -395,9 +395,11 @@ def evaluate_chunks(generator: nn.Module, inputs: torch.Tensor, targets: torch.T
     if starts is None:
         starts = chunk_starts(inputs.shape[0], opts.chunk)
     # The [0, 1] look-alike check once over the whole set: a chunk of bright images (an edge map
-    # with no edge is white) has no negative value either, and is on the right scale.
-    check_image_scale(inputs, "inputs", stacklevel=2)
-    check_image_scale(targets, "targets", stacklevel=2)
+    # with no edge is white) has no negative value either, and is on the right scale. Skipped
+    # where the caller knows the scale (evaluate.py): it copies the whole set, in a pool per chunk.
+    if not scale_is_known():
+        check_image_scale(inputs, "inputs", stacklevel=2)
+        check_image_scale(targets, "targets", stacklevel=2)
     out = []
     with scale_known():
         for lo in starts:
